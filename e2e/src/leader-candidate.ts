@@ -1,0 +1,22 @@
+// A minimal leader-elected process, used by the leader-election test: prints one JSON line per
+// transition and holds the lease until killed. Usage: leader-candidate.ts <kubeconfig> <ns> <lease> <identity> <leaseSeconds>
+import { KubeClient, LeaderElector, onShutdown } from '@kdc/shared';
+
+const [kubeconfig, namespace, name, identity, leaseSeconds] = process.argv.slice(2);
+if (!kubeconfig || !namespace || !name || !identity) {
+  console.error('usage: leader-candidate.ts <kubeconfig> <namespace> <lease> <identity> [leaseSeconds]');
+  process.exit(2);
+}
+const lease = Number(leaseSeconds ?? 15);
+const elector = new LeaderElector(KubeClient.fromFile(kubeconfig), {
+  namespace,
+  name,
+  identity,
+  leaseDurationSeconds: lease,
+  renewDeadlineSeconds: Math.max(2, Math.floor((lease * 2) / 3)),
+  retryPeriodSeconds: 1,
+  onStartedLeading: () => console.log(JSON.stringify({ event: 'leading', identity, at: Date.now() })),
+  onStoppedLeading: () => console.log(JSON.stringify({ event: 'stopped', identity, at: Date.now() })),
+});
+elector.start();
+onShutdown(() => elector.stop());

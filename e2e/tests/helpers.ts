@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { CORE, KubeClient, OpenBaoClient } from '@kdc/shared';
+import { s3Client } from '../src/s3.ts';
+
+export const platform = () => inject('platform');
+
+export const management = () => KubeClient.fromFile(platform().management.kubeconfig);
+
+export const openBaoRoot = () => {
+  const { url, caPem, rootToken } = platform().openbao;
+  return new OpenBaoClient({ endpoint: url, caBundle: caPem, token: rootToken, timeoutMs: 10_000 });
+};
+
+export const openBaoAnonymous = () => {
+  const { url, caPem } = platform().openbao;
+  return new OpenBaoClient({ endpoint: url, caBundle: caPem, timeoutMs: 10_000 });
+};
+
+export const s3 = () => s3Client(platform().s3);
+
+export const unique = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
+
+export async function createNamespace(kube: KubeClient, prefix: string, labels: Record<string, string> = {}): Promise<string> {
+  const name = unique(prefix);
+  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  return name;
+}
+
+/** A ServiceAccount token from the TokenRequest API, as kubelet would project it. */
+export async function serviceAccountToken(kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[], expirationSeconds = 600): Promise<string> {
+  const response = await kube.post<{ status: { token: string } }>(
+    { ...CORE('serviceaccounts', namespace, serviceAccount), subresource: 'token' },
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences, expirationSeconds } },
+  );
+  return response.status.token;
+}

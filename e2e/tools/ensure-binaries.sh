@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Makes the real servers the platform runs available, each from the first place that has it:
+#   1. $KDC_BIN_DIR/<binary>          (operator-provided)
+#   2. the cache $KDC_CACHE_DIR/<tool>-<version>/<binary> (default ~/.cache/kdc-platform)
+#   3. a build from the Go module proxy through the wrapper module in e2e/tools/<tool>/
+# Prints one line per binary, "<binary>=<absolute path>", on stdout; progress goes to stderr.
+# Usage: ensure-binaries.sh [tool ...]   (default: every tool)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${KDC_CACHE_DIR:-$HOME/.cache/kdc-platform}
+
+# tool | version | binaries (name=go package, space separated) | extra ldflags
+manifest() {
+  cat <<'EOF'
+etcd|v3.6.16|etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3|
+kubernetes|v1.36.3|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl|-X k8s.io/component-base/version.gitVersion=v1.36.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean
+vault|v1.21.4|vault=github.com/hashicorp/vault|
+minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|
+helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
+EOF
+}
+
+log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
+
+build_tool() {
+  local tool=$1 version=$2 bins=$3 ldflags=$4 dir=$5
+  command -v go >/dev/null || { log "go is not installed: cannot build $tool"; return 1; }
+  local tmp="$dir.tmp.$$" start=$SECONDS
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  log "building $tool $version from the Go module proxy (first build on this machine; later runs use $dir)"
+  local pair name pkg
+  for pair in $bins; do
+    name=${pair%%=*} pkg=${pair#*=}
+    log "  go build $pkg -> $name"
+    (cd "$here/$tool" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -v -trimpath \
+        -ldflags "-s -w $ldflags" -o "$tmp/$name" "$pkg" 2>&1) |
+      awk -v t="$name" '/^go: downloading/ {next} {n++; if (n % 100 == 0) { printf("[ensure-binaries]   %s: %d packages compiled\n", t, n) > "/dev/stderr" }} /error|cannot|undefined/ {print > "/dev/stderr"}'
+    [ -x "$tmp/$name" ] || { log "build of $name failed"; rm -rf "$tmp"; return 1; }
+  done
+  echo "$version" > "$tmp/VERSION"
+  rm -rf "$dir" && mv "$tmp" "$dir"
+  log "built $tool in $((SECONDS - start))s"
+}
+
+wanted=("$@")
+while IFS='|' read -r tool version bins ldflags; do
+  [ -n "$tool" ] || continue
+  if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $tool " ]]; then continue; fi
+  dir="$cache/$tool-$version"
+  missing=0
+  for pair in $bins; do
+    name=${pair%%=*}
+    if [ -n "${KDC_BIN_DIR:-}" ] && [ -x "$KDC_BIN_DIR/$name" ]; then continue; fi
+    [ -x "$dir/$name" ] || missing=1
+  done
+  if [ $missing = 1 ]; then
+    mkdir -p "$cache"
+    # One builder at a time per tool, even when several test processes start together.
+    exec 9>"$cache/$tool.lock"
+    flock 9
+    all=1; for pair in $bins; do [ -x "$dir/${pair%%=*}" ] || all=0; done
+    [ $all = 1 ] || build_tool "$tool" "$version" "$bins" "$ldflags" "$dir"
+    flock -u 9
+  fi
+  for pair in $bins; do
+    name=${pair%%=*}
+    if [ -n "${KDC_BIN_DIR:-}" ] && [ -x "$KDC_BIN_DIR/$name" ]; then
+      echo "$name=$KDC_BIN_DIR/$name"
+    else
+      echo "$name=$dir/$name"
+    fi
+  done
+done < <(manifest)

@@ -1,0 +1,47 @@
+// Platform prerequisites for encryption (SPEC 7): environment first, then the `master-config`
+// Secret. A missing prerequisite is an EncryptionConfigError for every cluster that asks for
+// encryption, never a crash and never a silent fallback to plaintext.
+
+export interface PlatformConfig {
+  kmsPluginImage: string;
+  openBaoUrl: string;
+  openBaoCaBundle?: string;
+  s3Endpoint?: string;
+}
+
+export interface Prerequisite {
+  reason: 'OpenBaoDisabled' | 'OpenBaoURLMissing' | 'KMSPluginImageMissing' | 'OpenBaoURLInvalid';
+  message: string;
+}
+
+export type PlatformConfigResult = { ok: true; config: PlatformConfig } | { ok: false; missing: Prerequisite[] };
+
+const truthy = (value: string | undefined) => value !== undefined && ['true', '1', 'yes'].includes(value.trim().toLowerCase());
+
+export function resolvePlatformConfig(env: Record<string, string | undefined>, masterConfig: Record<string, string> = {}): PlatformConfigResult {
+  const missing: Prerequisite[] = [];
+  const openBaoEnabled = env.OPENBAO_URL ? true : masterConfig.enable_openbao === undefined ? true : truthy(masterConfig.enable_openbao);
+  const openBaoUrl = (env.OPENBAO_URL ?? masterConfig.openbao_url ?? '').trim();
+  const kmsPluginImage = (env.KMS_PLUGIN_IMAGE ?? '').trim();
+  if (!openBaoEnabled) {
+    missing.push({ reason: 'OpenBaoDisabled', message: 'OpenBao is disabled on this platform (master-config enable_openbao=false): ask the platform operator to enable it (chart value openBao.enabled=true)' });
+  } else if (!openBaoUrl) {
+    missing.push({ reason: 'OpenBaoURLMissing', message: 'no OpenBao URL is configured: set OPENBAO_URL on k8-manager or openbao_url in master-config (chart value k8Manager.openBaoUrl)' });
+  } else if (!/^https?:\/\/[^\s/]+/.test(openBaoUrl)) {
+    missing.push({ reason: 'OpenBaoURLInvalid', message: `OpenBao URL "${openBaoUrl}" is not an http(s) URL: fix OPENBAO_URL or master-config openbao_url` });
+  }
+  if (!kmsPluginImage) {
+    missing.push({ reason: 'KMSPluginImageMissing', message: 'no KMS plugin image is configured: set KMS_PLUGIN_IMAGE on k8-manager (chart value k8Manager.kmsPluginImage)' });
+  }
+  if (missing.length) return { ok: false, missing };
+  const caBundle = env.OPENBAO_CA_BUNDLE ?? masterConfig.openbao_ca_bundle;
+  return {
+    ok: true,
+    config: {
+      kmsPluginImage,
+      openBaoUrl,
+      ...(caBundle ? { openBaoCaBundle: caBundle } : {}),
+      ...(env.S3_ENDPOINT ? { s3Endpoint: env.S3_ENDPOINT } : {}),
+    },
+  };
+}

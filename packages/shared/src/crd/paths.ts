@@ -1,0 +1,3 @@
+import { fileURLToPath } from 'node:url';
+
+export const CHART_CRD_DIR = fileURLToPath(new URL('../../../../charts/kdc-encryption/crds/', import.meta.url));

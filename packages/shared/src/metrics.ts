@@ -1,0 +1,62 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// Labels carry only bounded, non-secret values: controller names and result classes. Never key
+// ids, error texts or object names of tenants' secrets.
+
+export function createRegistry(defaults = true): Registry {
+  const registry = new Registry();
+  if (defaults) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export interface ControllerMetrics {
+  reconciles: Counter<'controller' | 'result'>;
+  reconcileDuration: Histogram<'controller'>;
+  queueDepth: Gauge<'controller'>;
+  isLeader: Gauge<'lease'>;
+}
+
+const cache = new WeakMap<Registry, ControllerMetrics>();
+
+export function controllerMetrics(registry: Registry): ControllerMetrics {
+  const existing = cache.get(registry);
+  if (existing) return existing;
+  const metrics: ControllerMetrics = {
+    reconciles: new Counter({ name: 'kdc_reconcile_total', help: 'Reconciles by controller and result (success, error, requeue)', labelNames: ['controller', 'result'], registers: [registry] }),
+    reconcileDuration: new Histogram({
+      name: 'kdc_reconcile_duration_seconds',
+      help: 'Reconcile duration',
+      labelNames: ['controller'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({ name: 'kdc_workqueue_depth', help: 'Keys waiting in the work queue', labelNames: ['controller'], registers: [registry] }),
+    isLeader: new Gauge({ name: 'kdc_leader', help: '1 while this instance holds the lease', labelNames: ['lease'], registers: [registry] }),
+  };
+  cache.set(registry, metrics);
+  return metrics;
+}
+
+/** Serves /metrics, /healthz and /readyz on a (loopback by default) port. */
+export function serveMetrics(registry: Registry, options: { port: number; host?: string; ready?: () => boolean }): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    if (req.url === '/metrics') {
+      res.setHeader('Content-Type', registry.contentType);
+      res.end(await registry.metrics());
+    } else if (req.url === '/healthz') {
+      res.end('ok');
+    } else if (req.url === '/readyz') {
+      const ready = options.ready ? options.ready() : true;
+      res.statusCode = ready ? 200 : 503;
+      res.end(ready ? 'ok' : 'not ready');
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve(server));
+  });
+}

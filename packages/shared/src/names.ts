@@ -1,0 +1,83 @@
+// Every name the platform gives to a thing lives here, so that controllers, the CLI, the chart
+// and the tests agree on them (SPEC 3.1-3.5).
+
+export const KDC_GROUP = 'k8s.kube-dc.com';
+export const SECURITY_GROUP = 'security.kube-dc.com';
+export const API_VERSION = 'v1alpha1';
+export const KDC_API_VERSION = `${KDC_GROUP}/${API_VERSION}`;
+export const KMSKEY_API_VERSION = `${SECURITY_GROUP}/${API_VERSION}`;
+export const KAMAJI_GROUP = 'kamaji.clastix.io';
+export const KAMAJI_API_VERSION = `${KAMAJI_GROUP}/v1alpha1`;
+
+export const KDC_CLUSTER = { kind: 'KdcCluster', plural: 'kdcclusters', singular: 'kdccluster', shortNames: ['kdc-cl'] } as const;
+export const KMS_KEY = { kind: 'KMSKey', plural: 'kmskeys', singular: 'kmskey', shortNames: ['kkey'] } as const;
+export const TENANT_CONTROL_PLANE = { kind: 'TenantControlPlane', plural: 'tenantcontrolplanes' } as const;
+
+export const LABELS = {
+  organization: 'kube-dc.com/organization',
+  kdcCluster: 'k8s.kube-dc.com/kdccluster',
+  managedBy: 'security.kube-dc.com/managed-by',
+  kamajiName: 'kamaji.clastix.io/name',
+} as const;
+export const MANAGED_BY_KDCCLUSTER = 'kdccluster';
+
+export const ANNOTATIONS = {
+  forceDisableConfirmed: 'security.kube-dc.com/encryption-force-disable-confirmed',
+  allowSharedEtcdKey: 'security.kube-dc.com/allow-shared-etcd-key',
+  restoreFrom: 'kube-dc.com/restore-from',
+  restoreState: 'kube-dc.com/restore-state',
+  encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
+} as const;
+
+export const FINALIZERS = {
+  kmsKey: 'security.kube-dc.com/kmskey',
+} as const;
+
+/** The OpenBao Kubernetes-auth mount the platform configures against the management cluster. */
+export const OPENBAO_K8S_AUTH_MOUNT = 'k8s-host';
+export const OPENBAO_TRANSIT_MOUNT = 'transit';
+export const OPENBAO_AUDIENCE = 'openbao';
+
+export const KMS_PROVIDER_NAME = 'kube-dc-kms-plugin';
+export const KMS_SOCKET_DIR = '/var/run/kmsplugin';
+export const KMS_SOCKET_PATH = `${KMS_SOCKET_DIR}/kms.sock`;
+export const KMS_ENDPOINT = `unix://${KMS_SOCKET_PATH}`;
+export const KMS_STORED_PREFIX = `k8s:enc:kms:v2:${KMS_PROVIDER_NAME}:`;
+export const KMS_PLUGIN_CONTAINER = 'kms-plugin';
+export const DEFAULT_BACKUP_CREDENTIAL_SECRET = 'managed-k8s-backups';
+
+/** Names of the objects the platform creates for one KdcCluster (SPEC 3.3). */
+export function clusterNames(cluster: string) {
+  return {
+    tenantControlPlane: `${cluster}-cp`,
+    autoEtcdKey: `${cluster}-etcd`,
+    kmsPluginServiceAccount: `${cluster}-kms-plugin`,
+    encryptionConfigSecret: `${cluster}-encryption-config`,
+    openBaoPolicy: `tcp-${cluster}`,
+    openBaoRole: `tcp-${cluster}`,
+    backupCronJob: `${cluster}-etcd-backup`,
+    backupOpenBaoPolicy: `backup-${cluster}`,
+    backupOpenBaoRole: `backup-${cluster}`,
+    backupServiceAccount: `${cluster}-etcd-backup`,
+    restoreJob: `${cluster}-etcd-restore`,
+  };
+}
+
+/** The Transit key that backs a KMSKey: `<projectNS>-<kmskey>` (SPEC 3.2). */
+export function transitKeyName(projectNamespace: string, kmsKey: string): string {
+  return `${projectNamespace}-${kmsKey}`;
+}
+
+/** `status.keyId` of a KMSKey: `<org>/transit/keys/<name>`; the root namespace has no org prefix. */
+export function kmsKeyId(organization: string | undefined, transitKey: string): string {
+  const path = `${OPENBAO_TRANSIT_MOUNT}/keys/${transitKey}`;
+  return organization ? `${organization}/${path}` : path;
+}
+
+export function defaultBackupBucket(projectNamespace: string): string {
+  return `${projectNamespace}-managed-k8s-backups`;
+}
+
+export function defaultBackupDestination(projectNamespace: string, cluster: string): string {
+  return `s3://${defaultBackupBucket(projectNamespace)}/${cluster}/`;
+}

@@ -1,0 +1,114 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
+import { type Informer, objectKey } from './informer.ts';
+import type { KubeObject } from './kube.ts';
+import { WorkQueue, type BackoffOptions } from './workqueue.ts';
+
+export interface ReconcileResult {
+  /** Reconcile again after this long even if nothing changes (e.g. the next rotation). */
+  requeueAfterMs?: number;
+}
+
+export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: Reconciler;
+  workers?: number;
+  logger: Logger;
+  registry: Registry;
+  backoff?: BackoffOptions;
+  /** Re-queue every known object this often (a safety net against missed events). */
+  resyncMs?: number;
+}
+
+/**
+ * A thin reconcile loop: informers feed keys into a work queue; workers call the reconciler;
+ * errors back off per key; results may ask for a timed requeue. Only runs while started, so a
+ * leader-elected process starts it on election and stops it on loss.
+ */
+export class Controller {
+  readonly name: string;
+  readonly queue: WorkQueue<string>;
+  private readonly options: ControllerOptions;
+  private readonly metrics: ControllerMetrics;
+  private readonly primaries: Informer<KubeObject>[] = [];
+  private running: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(options: ControllerOptions) {
+    this.options = options;
+    this.name = options.name;
+    this.queue = new WorkQueue<string>(options.backoff);
+    this.metrics = controllerMetrics(options.registry);
+  }
+
+  /** Every event of the primary resource enqueues its own key. */
+  watchPrimary<T extends KubeObject>(informer: Informer<T>): this {
+    this.primaries.push(informer as unknown as Informer<KubeObject>);
+    informer.on((_event, object) => this.enqueue(objectKey(object)));
+    return this;
+  }
+
+  /** Events of a secondary resource enqueue the primary keys it maps to. */
+  watchSecondary<T extends KubeObject>(informer: Informer<T>, toKeys: (object: T) => string[]): this {
+    informer.on((_event, object) => toKeys(object).forEach((key) => this.enqueue(key)));
+    return this;
+  }
+
+  enqueue(key: string): void {
+    if (!this.started) return;
+    this.queue.add(key);
+    this.metrics.queueDepth.set({ controller: this.name }, this.queue.length);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const informer of this.primaries) for (const object of informer.list()) this.queue.add(objectKey(object));
+    const workers = this.options.workers ?? 2;
+    this.running = Array.from({ length: workers }, () => this.worker());
+    if (this.options.resyncMs) {
+      this.resyncTimer = setInterval(() => {
+        for (const informer of this.primaries) for (const object of informer.list()) this.enqueue(objectKey(object));
+      }, this.options.resyncMs);
+      this.resyncTimer.unref?.();
+    }
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === null) return;
+      this.metrics.queueDepth.set({ controller: this.name }, this.queue.length);
+      const end = this.metrics.reconcileDuration.startTimer({ controller: this.name });
+      try {
+        const result = await this.options.reconcile(key);
+        this.queue.forget(key);
+        if (result?.requeueAfterMs !== undefined) {
+          this.queue.addAfter(key, result.requeueAfterMs);
+          this.metrics.reconciles.inc({ controller: this.name, result: 'requeue' });
+        } else {
+          this.metrics.reconciles.inc({ controller: this.name, result: 'success' });
+        }
+      } catch (error) {
+        const delay = this.queue.addRateLimited(key);
+        this.metrics.reconciles.inc({ controller: this.name, result: 'error' });
+        this.options.logger.warn({ controller: this.name, key, retryInMs: delay, err: (error as Error).message }, 'reconcile failed');
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Stops taking work and waits for in-flight reconciles to finish. */
+  async stop(): Promise<void> {
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.queue.shutDown();
+    await Promise.all(this.running);
+    this.started = false;
+  }
+}

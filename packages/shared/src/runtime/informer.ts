@@ -1,0 +1,101 @@
+import { ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { type KubeClient, type KubeObject, type ResourceRef, resourcePath } from './kube.ts';
+import { backoffDelay } from './workqueue.ts';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
+
+/**
+ * An informer-backed cache of one resource: list, then watch from the list's resourceVersion,
+ * with client-node's ListWatch doing the bookkeeping. ListWatch stops on errors; we restart it
+ * with exponential backoff so a temporarily unreachable apiserver never kills a controller.
+ */
+export class Informer<T extends KubeObject> {
+  private readonly listWatch: ListWatch<KubernetesObject>;
+  private readonly handlers: InformerHandler<T>[] = [];
+  private failures = 0;
+  private stopped = false;
+  private synced = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly syncWaiters: (() => void)[] = [];
+  readonly ref: ResourceRef;
+
+  constructor(client: KubeClient, ref: ResourceRef, options: { labelSelector?: string; logger?: Logger } = {}) {
+    this.ref = ref;
+    const path = resourcePath(ref);
+    const listFn = async () => {
+      const list = await client.list<KubeObject>(ref, options.labelSelector ? { labelSelector: options.labelSelector } : {});
+      return list as unknown as { metadata: { resourceVersion?: string }; items: KubernetesObject[] };
+    };
+    this.listWatch = new ListWatch<KubernetesObject>(path, new Watch(client.config), listFn as never, false, options.labelSelector);
+    this.listWatch.on('add', (o) => this.emit('add', o as T));
+    this.listWatch.on('update', (o) => this.emit('update', o as T));
+    this.listWatch.on('delete', (o) => this.emit('delete', o as T));
+    this.listWatch.on('error', (err) => {
+      if (this.stopped) return;
+      const delay = backoffDelay(this.failures++, { baseDelayMs: 500, maxDelayMs: 30_000 });
+      options.logger?.warn({ resource: path, retryInMs: delay, err: String(err?.message ?? err) }, 'watch failed; restarting');
+      this.restartTimer = setTimeout(() => void this.run(), delay);
+    });
+  }
+
+  on(handler: InformerHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  private emit(event: InformerEvent, object: T): void {
+    for (const handler of this.handlers) handler(event, object);
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    await this.listWatch.start();
+    // start() returns after the list and watch are established (or after an error was emitted).
+    if (this.listWatch.latestResourceVersion()) {
+      this.failures = 0;
+      if (!this.synced) {
+        this.synced = true;
+        for (const waiter of this.syncWaiters.splice(0)) waiter();
+      }
+    }
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  /** Resolves once the first list has landed in the cache. */
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.listWatch.get(name, namespace) as T | undefined;
+  }
+
+  list(namespace?: string): T[] {
+    return this.listWatch.list(namespace) as T[];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.listWatch.stop();
+  }
+}
+
+export function objectKey(object: KubeObject): string {
+  const { namespace, name } = object.metadata ?? {};
+  return namespace ? `${namespace}/${name}` : `${name}`;
+}
+
+export function splitKey(key: string): { namespace?: string; name: string } {
+  const index = key.indexOf('/');
+  return index < 0 ? { name: key } : { namespace: key.slice(0, index), name: key.slice(index + 1) };
+}

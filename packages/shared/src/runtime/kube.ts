@@ -1,0 +1,194 @@
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+
+// A small JSON client over the kubeconfig's transport. client-node's generated APIs turn
+// objects into model classes (and MicroTime into Date with millisecond precision); controllers
+// here work on plain JSON objects, exactly as the apiserver sends them.
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    creationTimestamp?: string;
+    ownerReferences?: unknown[];
+    generateName?: string;
+  };
+  [key: string]: unknown;
+}
+
+export interface KubeList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+export interface ResourceRef {
+  group: string; // '' for core
+  version: string;
+  plural: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+export function resourcePath(ref: ResourceRef): string {
+  const base = ref.group === '' ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
+  const ns = ref.namespace ? `/namespaces/${encodeURIComponent(ref.namespace)}` : '';
+  const name = ref.name ? `/${encodeURIComponent(ref.name)}` : '';
+  const sub = ref.subresource ? `/${ref.subresource}` : '';
+  return `${base}${ns}/${ref.plural}${name}${sub}`;
+}
+
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly body: unknown;
+  constructor(status: number, reason: string, message: string, body: unknown) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+    this.body = body;
+  }
+}
+
+export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status === 404;
+export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
+export const isAlreadyExists = (e: unknown) => e instanceof KubeApiError && e.status === 409 && e.reason === 'AlreadyExists';
+
+export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+export interface RequestInput {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  /** e.g. `application/json;as=Table;v=v1;g=meta.k8s.io` for server-side printing. */
+  accept?: string;
+  timeoutMs?: number;
+}
+
+export class KubeClient {
+  readonly config: KubeConfig;
+  private readonly server: URL;
+
+  constructor(config: KubeConfig) {
+    this.config = config;
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster: set current-context');
+    this.server = new URL(cluster.server);
+  }
+
+  static fromFile(path: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return new KubeClient(kc);
+  }
+
+  static fromDefault(): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    return new KubeClient(kc);
+  }
+
+  async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
+    const url = new URL(this.server.pathname.replace(/\/$/, '') + path, this.server);
+    for (const [k, v] of Object.entries(input.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' } };
+    await this.config.applyToHTTPSOptions(options);
+    const payload = input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
+    if (payload !== undefined) {
+      options.headers = { ...options.headers, 'Content-Type': input.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
+    }
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = text;
+          try {
+            body = text ? JSON.parse(text) : {};
+          } catch {
+            // non-JSON answers (e.g. /readyz) stay text
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(body as T);
+          const s = body as { reason?: string; message?: string };
+          reject(new KubeApiError(status, s?.reason ?? '', `${method} ${path}: ${status} ${s?.message ?? text.slice(0, 300)}`, body));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      if (input.timeoutMs) req.setTimeout(input.timeoutMs, () => req.destroy(new Error(`${method} ${path}: timed out after ${input.timeoutMs}ms`)));
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  get<T extends KubeObject>(ref: ResourceRef): Promise<T> {
+    return this.request<T>('GET', resourcePath(ref));
+  }
+
+  async getOrNull<T extends KubeObject>(ref: ResourceRef): Promise<T | null> {
+    try {
+      return await this.get<T>(ref);
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  list<T extends KubeObject>(ref: ResourceRef, query: RequestInput['query'] = {}): Promise<KubeList<T>> {
+    return this.request<KubeList<T>>('GET', resourcePath(ref), { query });
+  }
+
+  create<T extends KubeObject>(ref: ResourceRef, body: KubeObject, query: RequestInput['query'] = {}): Promise<T> {
+    return this.request<T>('POST', resourcePath({ ...ref, name: undefined }), { body, query });
+  }
+
+  /** POST to the exact path of `ref`, e.g. a subresource such as serviceaccounts/<sa>/token. */
+  post<T>(ref: ResourceRef, body: unknown): Promise<T> {
+    return this.request<T>('POST', resourcePath(ref), { body });
+  }
+
+  replace<T extends KubeObject>(ref: ResourceRef, body: KubeObject): Promise<T> {
+    return this.request<T>('PUT', resourcePath(ref), { body });
+  }
+
+  patch<T extends KubeObject>(ref: ResourceRef, patch: unknown, type: PatchType = 'merge', query: RequestInput['query'] = {}): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(ref), { body: patch, contentType: PATCH_CONTENT_TYPE[type], query });
+  }
+
+  /** Server-side apply with our field manager. */
+  apply<T extends KubeObject>(ref: ResourceRef, body: KubeObject, fieldManager: string, force = true): Promise<T> {
+    return this.patch<T>(ref, body, 'apply', { fieldManager, force });
+  }
+
+  async delete(ref: ResourceRef, query: RequestInput['query'] = {}): Promise<void> {
+    try {
+      await this.request('DELETE', resourcePath(ref), { query });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+}
+
+export const CORE = (plural: string, namespace?: string, name?: string): ResourceRef => ({ group: '', version: 'v1', plural, namespace, name });
