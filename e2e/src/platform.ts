@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
+import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
 import { ensureBinaries, type BinaryName } from './binaries.ts';
 import { applyCrds, kamajiCrds, platformCrds } from './crds.ts';
 import { startEtcd, type EtcdServer } from './etcd.ts';

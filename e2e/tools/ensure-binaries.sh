@@ -35,7 +35,10 @@ build_tool() {
     log "  go build $pkg -> $name"
     (cd "$here/$tool" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -v -trimpath \
         -ldflags "-s -w $ldflags" -o "$tmp/$name" "$pkg" 2>&1) |
-      awk -v t="$name" '/^go: downloading/ {next} {n++; if (n % 100 == 0) { printf("[ensure-binaries]   %s: %d packages compiled\n", t, n) > "/dev/stderr" }} /error|cannot|undefined/ {print > "/dev/stderr"}'
+      awk -v t="$name" '
+        /^go: downloading/ { next }
+        /^#|\.go:[0-9]+|^go: / { print > "/dev/stderr"; next }   # compiler and module errors
+        { n++; if (n % 100 == 0) printf("[ensure-binaries]   %s: %d packages compiled\n", t, n) > "/dev/stderr" }'
     [ -x "$tmp/$name" ] || { log "build of $name failed"; rm -rf "$tmp"; return 1; }
   done
   echo "$version" > "$tmp/VERSION"

@@ -1,0 +1,43 @@
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from './log.ts';
+import { createRegistry, serveMetrics } from './metrics.ts';
+import { Controller } from './runtime/controller.ts';
+
+describe('controller metrics', () => {
+  it('counts reconciles by result and serves them with health endpoints', async () => {
+    const registry = createRegistry(false);
+    let badAttempts = 0;
+    const controller = new Controller({
+      name: 'metrics-test',
+      logger: createLogger('t', { level: 'silent' }),
+      registry,
+      backoff: { baseDelayMs: 1, maxDelayMs: 5 },
+      reconcile: async (key) => {
+        if (key === 'bad' && ++badAttempts < 3) throw new Error('boom');
+        return key === 'later' ? { requeueAfterMs: 60_000 } : undefined;
+      },
+    });
+    controller.start();
+    controller.enqueue('good');
+    controller.enqueue('later');
+    controller.enqueue('bad');
+    await new Promise((r) => setTimeout(r, 200));
+    await controller.stop();
+
+    let ready = false;
+    const server = await serveMetrics(registry, { port: 0, ready: () => ready });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/kdc_reconcile_total\{controller="metrics-test",result="success"\} 2/);
+    expect(text).toMatch(/kdc_reconcile_total\{controller="metrics-test",result="requeue"\} 1/);
+    expect(text).toMatch(/kdc_reconcile_total\{controller="metrics-test",result="error"\} 2/);
+    expect(text).toContain('kdc_reconcile_duration_seconds_bucket');
+    expect(text).toContain('kdc_workqueue_depth');
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    ready = true;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok');
+    server.close();
+  });
+});
