@@ -3,11 +3,12 @@ import { defineConfig } from 'vitest/config';
 
 const project = basename(process.cwd());
 
-// Workspace packages resolve to their TypeScript sources (the "source" export condition), so
-// tests never depend on a stale build.
+// Workspace packages resolve to their TypeScript sources, so tests never depend on a stale build
+// (the same thing the "source" export condition does for `node --conditions=source`).
 export const base = defineConfig({
-  resolve: { conditions: ['source'] },
-  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  resolve: {
+    alias: [{ find: /^@kdc\/([a-z0-9-]+)$/, replacement: `${import.meta.dirname}/packages/$1/src/index.ts` }],
+  },
   test: {
     include: ['src/**/*.test.ts', 'tests/**/*.test.ts'],
     // The JSON report feeds the one closing line of `npm test` (scripts/test-summary.ts).

@@ -77,6 +77,7 @@ describe('CRDs on the real management apiserver', () => {
           },
           service: { serviceType: 'ClusterIP' },
         },
+        networkProfile: { port: 6443 },
         kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
       },
     });

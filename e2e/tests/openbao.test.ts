@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoError, renderPolicy, ciphertextVersion } from '@kdc/shared';
 import { createNamespace, management, openBaoAnonymous, openBaoRoot, serviceAccountToken, unique } from './helpers.ts';
 import { platform } from './helpers.ts';
+import { waitFor } from '../src/wait.ts';
 
 describe('OpenBao Transit through the typed client', () => {
   it('creates a key, encrypts, decrypts, rotates, rewraps and issues data keys', async () => {
@@ -101,8 +102,12 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
     await expect(openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, intruder)).rejects.toMatchObject({ status: 403 });
 
     // The TokenReview is real: a token of a deleted ServiceAccount no longer logs in.
+    // (The apiserver checks the ServiceAccount through its informer cache: allow it to catch up.)
     await kube.delete(CORE('serviceaccounts', ns, 'plugin'));
-    await expect(openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, jwt)).rejects.toMatchObject({ status: 403 });
+    await waitFor('a deleted ServiceAccount\'s token to be refused', async () => {
+      const outcome = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, jwt).then(() => 'accepted', (e: OpenBaoError) => e.status);
+      return outcome === 403;
+    }, { timeoutMs: 20_000, intervalMs: 500 });
 
     await root.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, policy);
     await root.deletePolicy(policy);

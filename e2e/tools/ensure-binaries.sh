@@ -15,7 +15,7 @@ manifest() {
   cat <<'EOF'
 etcd|v3.6.16|etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3|
 kubernetes|v1.36.3|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl|-X k8s.io/component-base/version.gitVersion=v1.36.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean
-vault|v1.21.4|vault=github.com/hashicorp/vault|
+vault|v1.21.0|vault=github.com/hashicorp/vault|
 minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|
 helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
 EOF
