@@ -16,7 +16,7 @@ manifest() {
 etcd|v3.6.16|etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3|
 kubernetes|v1.36.3|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl|-X k8s.io/component-base/version.gitVersion=v1.36.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean
 vault|v1.21.0|vault=github.com/hashicorp/vault|
-minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|
+minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|-X github.com/minio/minio/cmd.Version=2026-02-12T20:18:48Z -X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.2026-02-12T20-18-48Z -X github.com/minio/minio/cmd.CommitID=7aac2a2c5b7c -X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c
 helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
 EOF
 }
@@ -24,7 +24,7 @@ EOF
 log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
 
 build_tool() {
-  local tool=$1 version=$2 bins=$3 ldflags=$4 dir=$5
+  local tool=$1 version=$2 bins=$3 ldflags=$4 dir=$5 build_id=$6
   command -v go >/dev/null || { log "go is not installed: cannot build $tool"; return 1; }
   local tmp="$dir.tmp.$$" start=$SECONDS
   rm -rf "$tmp" && mkdir -p "$tmp"
@@ -42,6 +42,7 @@ build_tool() {
     [ -x "$tmp/$name" ] || { log "build of $name failed"; rm -rf "$tmp"; return 1; }
   done
   echo "$version" > "$tmp/VERSION"
+  echo "$build_id" > "$tmp/BUILD_ID"
   rm -rf "$dir" && mv "$tmp" "$dir"
   log "built $tool in $((SECONDS - start))s"
 }
@@ -51,19 +52,24 @@ while IFS='|' read -r tool version bins ldflags; do
   [ -n "$tool" ] || continue
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $tool " ]]; then continue; fi
   dir="$cache/$tool-$version"
+  # A cached build is reused only if it came from this exact manifest line and wrapper module.
+  build_id=$({ printf '%s|%s|%s\n' "$version" "$bins" "$ldflags"; cat "$here/$tool/go.mod" "$here/$tool/go.sum"; } | sha256sum | cut -c1-16)
+  cached() {
+    [ "$(cat "$dir/BUILD_ID" 2>/dev/null)" = "$build_id" ] || return 1
+    local pair; for pair in $bins; do [ -x "$dir/${pair%%=*}" ] || return 1; done
+  }
   missing=0
   for pair in $bins; do
     name=${pair%%=*}
     if [ -n "${KDC_BIN_DIR:-}" ] && [ -x "$KDC_BIN_DIR/$name" ]; then continue; fi
-    [ -x "$dir/$name" ] || missing=1
+    cached || missing=1
   done
   if [ $missing = 1 ]; then
     mkdir -p "$cache"
     # One builder at a time per tool, even when several test processes start together.
     exec 9>"$cache/$tool.lock"
     flock 9
-    all=1; for pair in $bins; do [ -x "$dir/${pair%%=*}" ] || all=0; done
-    [ $all = 1 ] || build_tool "$tool" "$version" "$bins" "$ldflags" "$dir"
+    cached || build_tool "$tool" "$version" "$bins" "$ldflags" "$dir" "$build_id"
     flock -u 9
   fi
   for pair in $bins; do
