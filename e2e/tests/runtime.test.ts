@@ -89,8 +89,13 @@ describe('controller runtime against the real apiserver', () => {
 
     await kube.patch(ref(ns, 'b'), { spec: { version: 'v1.35.2' } });
     await waitFor('generation 2 observed', async () => (await kube.get<Cluster>(ref(ns, 'b'))).status?.observedGeneration === 2);
-    const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(CORE('events', ns));
-    expect(events.items.filter((e) => e.involvedObject.name === 'b').map((e) => e.message).sort()).toEqual(['saw v1.35.0', 'saw v1.35.2']);
+    // The event follows the status write it reports.
+    const messages = async () => {
+      const events = await kube.list<KubeObject & { message: string; involvedObject: { name: string } }>(CORE('events', ns));
+      return events.items.filter((e) => e.involvedObject.name === 'b').map((e) => e.message).sort();
+    };
+    await waitFor('the second event', async () => (await messages()).length >= 2);
+    expect(await messages()).toEqual(['saw v1.35.0', 'saw v1.35.2']);
   });
 
   it('backs off and retries a failing reconcile until it succeeds', async () => {
