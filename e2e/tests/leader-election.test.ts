@@ -66,7 +66,8 @@ describe('leader election on a Lease', () => {
     a.child.kill('SIGTERM');
     const stoppedAt = Date.now();
     await waitFor('graceful-b to take over', async () => b.events.some((e) => e.event === 'leading'), { timeoutMs: 30_000 });
-    // Far below the 15 s lease: the released lease is free at once (next 1 s retry, plus its 1 s expiry).
-    expect(b.events.find((e) => e.event === 'leading')!.at - stoppedAt).toBeLessThan(5_000);
+    // Without the release graceful-b would wait out the 15 s lease (renewed < 1 s before the
+    // signal); released, it is free at graceful-b's next 1 s retry. The margin absorbs a loaded CI.
+    expect(b.events.find((e) => e.event === 'leading')!.at - stoppedAt).toBeLessThan(10_000);
   });
 });
