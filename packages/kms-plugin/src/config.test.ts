@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from './config.ts';
+
+const base = ['--openbao-addr=https://bao:8200', '--transit-key=ns-prod-etcd', '--auth-role=tcp-prod'];
+
+describe('parseConfig', () => {
+  it('applies defaults for a Kubernetes-auth sidecar', () => {
+    const result = parseConfig(base);
+    expect(result).toMatchObject({
+      ok: true,
+      config: {
+        socket: '/var/run/kmsplugin/kms.sock',
+        openBaoAddr: 'https://bao:8200',
+        transitMount: 'transit',
+        auth: { method: 'kubernetes', mount: 'k8s-host', role: 'tcp-prod', tokenFile: '/var/run/secrets/openbao/token' },
+        metricsHost: '127.0.0.1',
+        metricsPort: 8095,
+        healthIntervalMs: 10_000,
+        healthStaleAfterMs: 30_000,
+        requestTimeoutMs: 2_500,
+      },
+    });
+  });
+
+  it('reads env fallbacks', () => {
+    const result = parseConfig(['--auth-method=token'], { OPENBAO_ADDR: 'http://127.0.0.1:8200', TRANSIT_KEY: 'k', OPENBAO_TOKEN: 't' });
+    expect(result).toMatchObject({ ok: true, config: { auth: { method: 'token', token: 't' } } });
+  });
+
+  it.each([
+    [[], ['--openbao-addr: required', '--transit-key: required', '--auth-role: required']],
+    [[...base, '--auth-method=ldap'], ['--auth-method: "ldap" is not one of']],
+    [[...base, '--socket=relative.sock'], ['--socket: "relative.sock" must be an absolute path']],
+    [[...base, '--socket-group=wheel'], ['--socket-group: "wheel" is not a numeric gid']],
+    [[...base, '--metrics-addr=8095'], ['--metrics-addr: "8095" is not host:port']],
+    [[...base, '--health-interval=1w'], ['--health-interval: unit "w"']],
+    [[...base, '--health-interval=40s'], ['--health-stale-after: must be longer than --health-interval']],
+    [[...base, '--openbao-addr=bao:8200'], ['--openbao-addr: "bao:8200" is not an http(s) URL']],
+    [[...base, '--auth-method=approle'], ['--approle-role-id: required', '--approle-secret-id-file: required']],
+    [[...base, '--bogus=1'], ['unknown flag --bogus']],
+  ])('%j names the flag to fix', (argv, messages) => {
+    const result = parseConfig(argv);
+    expect(result.ok).toBe(false);
+    if (!result.ok) for (const message of messages) expect(result.errors.join('\n')).toContain(message);
+  });
+});

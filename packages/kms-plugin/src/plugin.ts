@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises';
+import type { Server as HttpServer } from 'node:http';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { createLogger, OpenBaoClient, serveMetrics, type Logger } from '@kdc/shared';
+import type { PluginConfig } from './config.ts';
+import { KeyState } from './key-state.ts';
+import { pluginMetrics } from './metrics.ts';
+import { KMS_LIMITS, loadKmsV2 } from './proto.ts';
+import { kmsService } from './service.ts';
+import { OpenBaoSession } from './session.ts';
+import { prepareSocket, removeSocket, restrictSocket } from './socket.ts';
+
+export interface RunningPlugin {
+  logger: Logger;
+  state: KeyState;
+  metricsServer: HttpServer;
+  /** Drains in-flight calls (up to graceMs), removes the socket, stops background work. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startPlugin(config: PluginConfig, logger: Logger = createLogger('kms-plugin', { level: config.logLevel })): Promise<RunningPlugin> {
+  const caBundle = config.openBaoCaFile ? await readFile(config.openBaoCaFile, 'utf8') : undefined;
+  const base = new OpenBaoClient({ endpoint: config.openBaoAddr, namespace: config.openBaoNamespace, caBundle, timeoutMs: config.requestTimeoutMs });
+  const metrics = pluginMetrics();
+  const session = new OpenBaoSession(base, config.auth, logger, metrics);
+  const identity = { server: config.openBaoAddr, namespace: config.openBaoNamespace ?? '', mount: config.transitMount, key: config.transitKey };
+  const state = new KeyState({ session, identity, logger, metrics, staleAfterMs: config.healthStaleAfterMs });
+
+  // A first check before serving, so the apiserver's start-up probe usually finds a key_id.
+  // If OpenBao is not reachable yet we serve anyway: Status says why, and the loop retries.
+  await state.check();
+  state.start(config.healthIntervalMs);
+
+  const metricsServer = await serveMetrics(metrics.registry, { port: config.metricsPort, host: config.metricsHost, ready: () => state.healthz() === 'ok' });
+
+  const removed = await prepareSocket(config.socket);
+  if (removed === 'stale-removed') logger.warn({ socket: config.socket }, 'removed a stale socket left by a previous instance');
+  const server = new Server({
+    'grpc.max_receive_message_length': KMS_LIMITS.maxGrpcMessageBytes,
+    'grpc.max_send_message_length': KMS_LIMITS.maxGrpcMessageBytes,
+  });
+  const inFlight = { count: 0 };
+  server.addService(loadKmsV2().service, kmsService({ state, session, mount: config.transitMount, key: config.transitKey, logger, metrics, inFlight }));
+  // The socket is created with the process umask: tighten it first so it is never world-open.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<number>((resolve, reject) => server.bindAsync(`unix:${config.socket}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  } finally {
+    process.umask(umask);
+  }
+  await restrictSocket(config.socket, config.socketGroup);
+  logger.info({ socket: config.socket, healthz: state.healthz() }, 'kms-plugin listening');
+
+  return {
+    logger,
+    state,
+    metricsServer,
+    stop: async (graceMs = 20_000) => {
+      state.stop();
+      session.stop();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          logger.warn({ inFlight: inFlight.count }, 'drain timed out; closing remaining calls');
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await removeSocket(config.socket);
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      logger.info('kms-plugin stopped');
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { isOpenBaoError, type Logger } from '@kdc/shared';
+import type { KeyState } from './key-state.ts';
+import { classify } from './key-state.ts';
+import type { PluginMetrics } from './metrics.ts';
+import type { OpenBaoSession } from './session.ts';
+import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, RequestError } from './validate.ts';
+
+interface StatusResponse { version: string; healthz: string; key_id: string }
+interface EncryptRequest { plaintext?: Buffer; uid?: string }
+interface EncryptResponse { ciphertext: Buffer; key_id: string; annotations: Record<string, Buffer> }
+interface DecryptRequest { ciphertext?: Buffer; uid?: string; key_id?: string; annotations?: Record<string, Buffer> }
+interface DecryptResponse { plaintext: Buffer }
+
+class ServiceError extends Error {
+  readonly code: GrpcStatus;
+  constructor(code: GrpcStatus, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const CODE_NAMES: Partial<Record<GrpcStatus, string>> = {
+  [GrpcStatus.OK]: 'OK',
+  [GrpcStatus.INVALID_ARGUMENT]: 'InvalidArgument',
+  [GrpcStatus.UNAVAILABLE]: 'Unavailable',
+  [GrpcStatus.INTERNAL]: 'Internal',
+  [GrpcStatus.FAILED_PRECONDITION]: 'FailedPrecondition',
+};
+
+/** Maps an OpenBao failure to the gRPC code the apiserver should see (no raw error text). */
+function fromOpenBao(error: unknown, operation: string): ServiceError {
+  if (error instanceof ServiceError) return error;
+  if (isOpenBaoError(error, 'invalid')) return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data (${classify(error)})`);
+  return new ServiceError(GrpcStatus.UNAVAILABLE, `${operation}: OpenBao call failed (${classify(error)})`);
+}
+
+export interface ServiceDeps {
+  state: KeyState;
+  session: OpenBaoSession;
+  mount: string;
+  key: string;
+  logger: Logger;
+  metrics: PluginMetrics;
+  /** Counts in-flight calls so shutdown can drain them. */
+  inFlight: { count: number };
+}
+
+export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
+  const { state, session, mount, key, metrics, logger } = deps;
+
+  function unary<Req, Res>(operation: string, handler: (request: Req) => Promise<Res> | Res) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const end = metrics.requestDuration.startTimer({ operation });
+      deps.inFlight.count++;
+      Promise.resolve()
+        .then(() => handler(call.request))
+        .then(
+          (response) => {
+            end({ code: 'OK' });
+            callback(null, response);
+          },
+          (error: unknown) => {
+            const failure = error instanceof RequestError
+              ? new ServiceError(GrpcStatus.INVALID_ARGUMENT, error.message)
+              : error instanceof ServiceError ? error : fromOpenBao(error, operation);
+            if (failure.code === GrpcStatus.INVALID_ARGUMENT) metrics.errors.inc({ class: error instanceof RequestError && /key_id/.test(error.message) ? 'key_id_unknown' : 'protocol_limit' });
+            end({ code: CODE_NAMES[failure.code] ?? String(failure.code) });
+            logger.debug({ operation, uid: (call.request as { uid?: string })?.uid?.slice(0, 64), code: failure.code, detail: failure.message }, 'request refused');
+            callback({ code: failure.code, details: failure.message });
+          },
+        )
+        .finally(() => deps.inFlight.count--);
+    };
+  }
+
+  return {
+    Status: unary<Record<string, never>, StatusResponse>('status', () => {
+      const current = state.current;
+      // An empty key_id would make the apiserver discard us; before the first good check we
+      // answer with an error instead.
+      if (!current) throw new ServiceError(GrpcStatus.UNAVAILABLE, `no key_id yet: ${state.healthz()}`);
+      return { version: 'v2', healthz: state.healthz(), key_id: current.keyId };
+    }),
+
+    Encrypt: unary<EncryptRequest, EncryptResponse>('encrypt', async (request) => {
+      const plaintext = checkPlaintext(request.plaintext);
+      const published = state.current;
+      if (!published) throw new ServiceError(GrpcStatus.UNAVAILABLE, `no key_id yet: ${state.healthz()}`);
+      const endBao = metrics.openBaoDuration.startTimer({ operation: 'encrypt' });
+      const result = await session.call((c) => c.transit(mount).encrypt(key, plaintext, { keyVersion: published.version })).finally(endBao);
+      if (result.keyVersion !== published.version) {
+        throw new ServiceError(GrpcStatus.INTERNAL, `OpenBao encrypted with version ${result.keyVersion}, not the published ${published.version}`);
+      }
+      return { ciphertext: Buffer.from(result.ciphertext, 'latin1'), key_id: published.keyId, annotations: {} };
+    }),
+
+    Decrypt: unary<DecryptRequest, DecryptResponse>('decrypt', async (request) => {
+      const keyId = checkKeyId(request.key_id);
+      checkAnnotations(request.annotations);
+      const { text, version } = checkCiphertext(request.ciphertext);
+      const expected = state.versionOf(keyId);
+      if (expected === undefined) throw new RequestError('key_id', 'is not a key_id this plugin produced for its Transit key');
+      if (expected !== version) throw new RequestError('ciphertext', `was made with key version ${version}, but key_id names version ${expected}`);
+      const endBao = metrics.openBaoDuration.startTimer({ operation: 'decrypt' });
+      const plaintext = await session.call((c) => c.transit(mount).decrypt(key, text)).finally(endBao);
+      return { plaintext };
+    }),
+  };
+}
