@@ -52,7 +52,7 @@ function versionOf(binary: string, args: string[], pattern: RegExp): string {
 }
 
 /** The ServiceAccount whose token OpenBao uses for TokenReviews against the management cluster. */
-async function reviewerToken(kube: KubeClient): Promise<string> {
+export async function reviewerToken(kube: KubeClient): Promise<string> {
   const sa = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'openbao-auth', namespace: 'kube-system' } };
   await kube.apply(CORE('serviceaccounts', 'kube-system', 'openbao-auth'), sa, 'kdc-platform');
   await kube.apply(
