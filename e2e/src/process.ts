@@ -58,6 +58,11 @@ export class ManagedProcess {
     return managed;
   }
 
+  /** Exit code once exited (null when killed by a signal), undefined while running. */
+  get code(): number | null | undefined {
+    return this.exitCode;
+  }
+
   get running(): boolean {
     return this.exitCode === undefined;
   }
