@@ -64,6 +64,8 @@ export class OpenBaoClient {
       nodeVault({
         endpoint: this.endpoint,
         requestOptions: {
+          // node-vault builds its own https.Agent, which would open a TLS connection per call.
+          agentOptions: { keepAlive: true, maxSockets: 64 },
           ...(options.caBundle ? { ca: options.caBundle } : {}),
           ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
         },

@@ -1,0 +1,26 @@
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function median(values: number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+export const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** Runs `op` with `concurrency` workers for `durationMs`; returns per-op latencies (ms) and ops/s. */
+export async function load(op: () => Promise<unknown>, concurrency: number, durationMs: number): Promise<{ latencies: number[]; opsPerSecond: number }> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + durationMs;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      await op();
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  return { latencies: latencies.sort((a, b) => a - b), opsPerSecond: latencies.length / elapsed };
+}
