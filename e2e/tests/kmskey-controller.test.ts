@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KMSKEY_API_VERSION, SECURITY_GROUP, transitKeyName, type KubeObject } from '@kdc/shared';
+import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
+import { sleep, waitFor } from '../src/wait.ts';
+import { createNamespace, management, openBaoRoot, platform } from './helpers.ts';
+
+type Key = KubeObject & { spec: Record<string, any>; status?: Record<string, any> };
+const ref = (namespace: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace, name });
+const condition = (k: Key | null, type: string) => k?.status?.conditions?.find((c: { type: string }) => c.type === type);
+
+describe('KMSKey controller (encryption-reconciler) on the real platform', () => {
+  let controller: ReconcilerProcess;
+  let leaseNs: string;
+  const kube = management();
+  const bao = openBaoRoot().transit();
+  beforeAll(async () => {
+    leaseNs = await createNamespace(kube, 'er-lease');
+    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-a', leaseNamespace: leaseNs, env: { KMSKEY_DELETION_COUNTDOWN: '20s' } });
+  });
+  afterAll(async () => {
+    await controller?.stop();
+  });
+
+  const createKey = async (ns: string, name: string, spec: Record<string, unknown>) =>
+    kube.create(ref(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name }, spec });
+  const get = (ns: string, name: string) => kube.getOrNull<Key>(ref(ns, name));
+  const ready = (ns: string, name: string) => waitFor(`${ns}/${name} Ready`, async () => {
+    const k = await get(ns, name);
+    return condition(k, 'Ready')?.status === 'True' ? k! : undefined;
+  }, { timeoutMs: 30_000 });
+
+  it.concurrent('rotates every 30 s: exactly one new version per interval, across a controller restart', async () => {
+    const ns = await createNamespace(kube, 'rot');
+    await createKey(ns, 'etcd', { purpose: 'etcd', rotation: { enabled: true, interval: '30s' } });
+    const key = await ready(ns, 'etcd');
+    expect(key.status).toMatchObject({ currentVersion: 1, keyId: `transit/keys/${ns}-etcd`, minDecryptionVersion: 1, observedGeneration: 1 });
+    expect(condition(key, 'RotationScheduled')).toMatchObject({ status: 'True', reason: 'Scheduled' });
+    expect(condition(key, 'OpenBaoMounted')).toMatchObject({ status: 'True' });
+    const transit = (await bao.readKey(transitKeyName(ns, 'etcd')))!;
+    expect(transit).toMatchObject({ exportable: false, deletionAllowed: false, type: 'aes256-gcm96' });
+    const v1 = transit.versions[1]!;
+
+    // Restart the controller between the first and second rotation (graceful: the lease hands over).
+    await waitFor('version 2', async () => ((await bao.readKey(transitKeyName(ns, 'etcd')))!.latestVersion >= 2), { timeoutMs: 45_000, intervalMs: 1000 });
+    await controller.stop();
+    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-b', leaseNamespace: leaseNs, env: { KMSKEY_DELETION_COUNTDOWN: '20s' } });
+
+    const deadline = v1 * 1000 + 3 * 30_000 + 8_000;
+    await sleep(Math.max(0, deadline - Date.now()));
+    const after = (await bao.readKey(transitKeyName(ns, 'etcd')))!;
+    expect(after.latestVersion).toBe(4);
+    const times = [1, 2, 3, 4].map((v) => after.versions[v]!);
+    for (let i = 1; i < times.length; i++) {
+      const gap = times[i]! - times[i - 1]!;
+      expect(gap).toBeGreaterThanOrEqual(30); // never early, never twice
+      expect(gap).toBeLessThanOrEqual(38); // never skipped
+    }
+    await waitFor('status to show version 4', async () => (await get(ns, 'etcd'))?.status?.currentVersion === 4, { timeoutMs: 15_000 });
+    const latest = (await get(ns, 'etcd'))!;
+    expect(Date.parse(latest.status!.lastRotatedTime)).toBe(times[3]! * 1000);
+    expect(Date.parse(latest.status!.nextRotationTime)).toBe((times[3]! + 30) * 1000);
+    const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>({ group: '', version: 'v1', plural: 'events', namespace: ns });
+    expect(events.items.filter((e) => e.reason === 'KeyRotated').length).toBeGreaterThanOrEqual(1);
+  }, 240_000);
+
+  it.concurrent('an invalid spec gets Ready=False with a reason and creates nothing in OpenBao', async () => {
+    const ns = await createNamespace(kube, 'bad');
+    await createKey(ns, 'weekly', { rotation: { enabled: true, interval: '2w' } });
+    await createKey(ns, 'open', { exportable: true });
+    const weekly = await waitFor('weekly refused', async () => {
+      const k = await get(ns, 'weekly');
+      return condition(k, 'Ready')?.status === 'False' ? k : undefined;
+    });
+    expect(condition(weekly, 'Ready')).toMatchObject({ reason: 'InvalidRotationInterval', message: expect.stringMatching(/unit "w"/) });
+    const open = await waitFor('exportable refused', async () => condition(await get(ns, 'open'), 'Ready'));
+    expect(open).toMatchObject({ status: 'False', reason: 'ExportableNotAllowed' });
+    expect(await bao.readKey(transitKeyName(ns, 'weekly'))).toBeNull();
+    expect(await bao.readKey(transitKeyName(ns, 'open'))).toBeNull();
+  });
+
+  it.concurrent('deletion: retain keeps the Transit key; schedule counts down then destroys; switching back to retain cancels', async () => {
+    const ns = await createNamespace(kube, 'del');
+    await createKey(ns, 'kept', {});
+    await createKey(ns, 'doomed', { deletionPolicy: 'schedule' });
+    await createKey(ns, 'reprieved', { deletionPolicy: 'schedule' });
+    await Promise.all(['kept', 'doomed', 'reprieved'].map((n) => ready(ns, n)));
+
+    await kube.delete(ref(ns, 'kept'));
+    await waitFor('kept released', async () => (await get(ns, 'kept')) === null);
+    expect(await bao.readKey(transitKeyName(ns, 'kept'))).not.toBeNull();
+
+    await kube.delete(ref(ns, 'doomed'));
+    await kube.delete(ref(ns, 'reprieved'));
+    const scheduled = await waitFor('countdown started', async () => (await get(ns, 'doomed'))?.status?.scheduledDeletion as string | undefined);
+    expect(condition(await get(ns, 'doomed'), 'Ready')).toMatchObject({ status: 'False', reason: 'DeletionScheduled' });
+    expect(await bao.readKey(transitKeyName(ns, 'doomed'))).not.toBeNull();
+    await waitFor('reprieved countdown', async () => (await get(ns, 'reprieved'))?.status?.scheduledDeletion);
+    await kube.patch(ref(ns, 'reprieved'), { spec: { deletionPolicy: 'retain' } });
+    await waitFor('reprieved released', async () => (await get(ns, 'reprieved')) === null);
+    expect(await bao.readKey(transitKeyName(ns, 'reprieved'))).not.toBeNull();
+
+    await waitFor('doomed destroyed', async () => (await get(ns, 'doomed')) === null && (await bao.readKey(transitKeyName(ns, 'doomed'))) === null, { timeoutMs: 60_000, intervalMs: 1000 });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(scheduled) - 1000);
+  });
+});
