@@ -35,3 +35,10 @@ export async function serviceAccountToken(kube: KubeClient, namespace: string, s
   );
   return response.status.token;
 }
+
+/** The one lease namespace every encryption-reconciler in a test run shares, so only one leads. */
+export async function controllerNamespace(kube: KubeClient): Promise<string> {
+  const name = 'kube-dc-system';
+  await kube.apply(CORE('namespaces', undefined, name), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, 'kdc-e2e');
+  return name;
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KMSKEY_API_VERSION, SECURITY_GROUP, transitKeyName, type KubeObject } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { createNamespace, management, openBaoRoot, platform } from './helpers.ts';
+import { controllerNamespace, createNamespace, management, openBaoRoot, platform } from './helpers.ts';
 
 type Key = KubeObject & { spec: Record<string, any>; status?: Record<string, any> };
 const ref = (namespace: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace, name });
@@ -14,7 +14,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
   const kube = management();
   const bao = openBaoRoot().transit();
   beforeAll(async () => {
-    leaseNs = await createNamespace(kube, 'er-lease');
+    leaseNs = await controllerNamespace(kube);
     controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-a', leaseNamespace: leaseNs, env: { KMSKEY_DELETION_COUNTDOWN: '20s' } });
   });
   afterAll(async () => {

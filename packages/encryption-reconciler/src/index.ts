@@ -1,1 +1,4 @@
 export * from './policy.ts';
+export * from './kmskey/plan.ts';
+export * from './cluster/access.ts';
+export * from './cluster/preflight.ts';

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// encryption-reconciler: the KMSKey controller, leader-elected. Configuration from the
+// encryption-reconciler: the KMSKey controller and the per-cluster OpenBao access reconciler, leader-elected. Configuration from the
 // environment: KUBECONFIG (or in-cluster), OPENBAO_URL, OPENBAO_TOKEN or OPENBAO_TOKEN_FILE,
-// OPENBAO_CA_BUNDLE (PEM file), POD_NAMESPACE, POD_NAME, METRICS_ADDR, KMSKEY_DELETION_COUNTDOWN.
+// OPENBAO_CA_BUNDLE (PEM file), POD_NAMESPACE, POD_NAME, METRICS_ADDR, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD, WORKERS.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
   controllerMetrics, onShutdown, parseKmsKeyInterval, serveMetrics,
 } from '@kdc/shared';
+import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF } from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
 
 const logger = createLogger('encryption-reconciler');
@@ -22,26 +23,36 @@ const token = env.OPENBAO_TOKEN ?? (env.OPENBAO_TOKEN_FILE ? readFileSync(env.OP
 const countdown = parseKmsKeyInterval(env.KMSKEY_DELETION_COUNTDOWN ?? '30d');
 if (!countdown.ok) fail(`KMSKEY_DELETION_COUNTDOWN: ${countdown.error}`);
 const [metricsHost, metricsPort] = (env.METRICS_ADDR ?? '127.0.0.1:8080').split(':');
+const resync = parseKmsKeyInterval(env.RESYNC_PERIOD ?? '10m');
+if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
+const resyncMs = resync.ok ? resync.seconds * 1000 : 600_000;
 
 const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
 const openbao = new OpenBaoClient({ endpoint: openBaoUrl, token, caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined, timeoutMs: 10_000 });
 const registry = createRegistry();
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
+const recorder = new EventRecorder(kube, 'encryption-reconciler', identity);
 const keys = new Informer(kube, KMSKEY_REF, { logger });
-const controller = new Controller({
-  name: 'kmskey',
-  logger,
-  registry,
-  workers: Number(env.WORKERS ?? 4),
-  resyncMs: 10 * 60_000,
-  reconcile: kmsKeyReconciler({
-    kube, openbao, keys, logger,
-    recorder: new EventRecorder(kube, 'encryption-reconciler', identity),
-    metrics: kmsKeyMetrics(registry),
-    deletionCountdownSeconds: countdown.ok ? countdown.seconds : 0,
-  }),
-});
-controller.watchPrimary(keys);
+const clusters = new Informer(kube, KDCCLUSTER_REF, { logger });
+const workers = Number(env.WORKERS ?? 4);
+const controllers = [
+  new Controller({
+    name: 'kmskey',
+    logger,
+    registry,
+    workers,
+    resyncMs,
+    reconcile: kmsKeyReconciler({ kube, openbao, keys, logger, recorder, metrics: kmsKeyMetrics(registry), deletionCountdownSeconds: countdown.ok ? countdown.seconds : 0 }),
+  }).watchPrimary(keys),
+  new Controller({
+    name: 'kdccluster-openbao',
+    logger,
+    registry,
+    workers,
+    resyncMs,
+    reconcile: clusterAccessReconciler({ kube, openbao, clusters, logger, recorder, metrics: clusterAccessMetrics(registry) }),
+  }).watchPrimary(clusters),
+];
 const leaderGauge = controllerMetrics(registry).isLeader;
 const elector = new LeaderElector(kube, {
   namespace: env.POD_NAMESPACE ?? 'kube-dc-system',
@@ -50,24 +61,25 @@ const elector = new LeaderElector(kube, {
   logger,
   onStartedLeading: () => {
     leaderGauge.set({ lease: 'encryption-reconciler' }, 1);
-    controller.start();
+    for (const c of controllers) c.start();
   },
   onStoppedLeading: () => {
     leaderGauge.set({ lease: 'encryption-reconciler' }, 0);
     // Another instance leads now: stop at once rather than act on a lease we no longer hold.
-    void controller.stop().then(() => process.exit(1));
+    void Promise.all(controllers.map((c) => c.stop())).then(() => process.exit(1));
   },
 });
 
-const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => keys.hasSynced });
+const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => keys.hasSynced && clusters.hasSynced });
 keys.start();
-await keys.waitForSync();
+clusters.start();
+await Promise.all([keys.waitForSync(), clusters.waitForSync()]);
 elector.start();
 logger.info({ identity }, 'encryption-reconciler started');
 
 onShutdown(async () => {
-  await controller.stop();
+  await Promise.all(controllers.map((c) => c.stop()));
   await elector.stop();
-  await keys.stop();
+  await Promise.all([keys.stop(), clusters.stop()]);
   server.close();
 }, { logger });

@@ -31,6 +31,8 @@ export const ANNOTATIONS = {
 
 export const FINALIZERS = {
   kmsKey: 'security.kube-dc.com/kmskey',
+  /** On a KdcCluster: its OpenBao policies and roles are removed before it goes. */
+  openBaoAccess: 'security.kube-dc.com/openbao-access',
 } as const;
 
 /** The OpenBao Kubernetes-auth mount the platform configures against the management cluster. */

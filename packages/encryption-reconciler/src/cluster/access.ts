@@ -1,0 +1,83 @@
+import { clusterNames, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
+import { backupWriterPolicyRules, kmsPluginPolicyRules } from '../policy.ts';
+
+// Desired OpenBao access for one KdcCluster (SPEC 3.3) as pure data: which policies and
+// Kubernetes-auth roles must exist, with exactly which content.
+
+export interface DesiredRole {
+  name: string;
+  body: {
+    bound_service_account_names: string[];
+    bound_service_account_namespaces: string[];
+    audience: string;
+    token_policies: string[];
+    token_ttl: number;
+    token_max_ttl: number;
+  };
+}
+
+export interface DesiredAccess {
+  policies: { name: string; rules: PolicyRule[] }[];
+  roles: DesiredRole[];
+  etcdKeyRef: string;
+  backupKeyRef: string;
+}
+
+/** The KMSKey names a cluster uses: explicit keyRef or the auto key; backup defaults to it. */
+export function resolveKeyRefs(cluster: string, spec: KdcClusterSpec): { etcd: string; backup: string } {
+  const etcd = spec.encryption?.etcd.keyRef || clusterNames(cluster).autoEtcdKey;
+  return { etcd, backup: spec.encryption?.etcd.backup?.keyRef || etcd };
+}
+
+export const TOKEN_TTL_SECONDS = 3600;
+export const TOKEN_MAX_TTL_SECONDS = 86_400;
+
+function role(name: string, serviceAccount: string, namespace: string, policy: string): DesiredRole {
+  return {
+    name,
+    body: {
+      bound_service_account_names: [serviceAccount],
+      bound_service_account_namespaces: [namespace],
+      audience: OPENBAO_AUDIENCE,
+      token_policies: [policy],
+      token_ttl: TOKEN_TTL_SECONDS,
+      token_max_ttl: TOKEN_MAX_TTL_SECONDS,
+    },
+  };
+}
+
+export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec): DesiredAccess {
+  const names = clusterNames(cluster);
+  const keys = resolveKeyRefs(cluster, spec);
+  const backupEnabled = spec.backup?.enabled ?? true;
+  return {
+    etcdKeyRef: keys.etcd,
+    backupKeyRef: keys.backup,
+    policies: [
+      { name: names.openBaoPolicy, rules: kmsPluginPolicyRules(namespace, keys.etcd) },
+      ...(backupEnabled ? [{ name: names.backupOpenBaoPolicy, rules: backupWriterPolicyRules(namespace, keys.backup) }] : []),
+    ],
+    roles: [
+      role(names.openBaoRole, names.kmsPluginServiceAccount, namespace, names.openBaoPolicy),
+      ...(backupEnabled ? [role(names.backupOpenBaoRole, names.backupServiceAccount, namespace, names.backupOpenBaoPolicy)] : []),
+    ],
+  };
+}
+
+/**
+ * Whether a role as OpenBao returns it matches what we want. OpenBao echoes more fields than we
+ * set (defaults); only ours are compared, and list order does not matter.
+ */
+export function roleMatches(actual: Record<string, unknown> | null, desired: DesiredRole['body']): boolean {
+  if (!actual) return false;
+  const sameSet = (a: unknown, b: string[]) => Array.isArray(a) && a.length === b.length && [...a].map(String).sort().join('\n') === [...b].sort().join('\n');
+  const audience = Array.isArray(actual.audience) ? actual.audience.join(',') : String(actual.audience ?? '');
+  return (
+    sameSet(actual.bound_service_account_names, desired.bound_service_account_names) &&
+    sameSet(actual.bound_service_account_namespaces, desired.bound_service_account_namespaces) &&
+    sameSet(actual.token_policies, desired.token_policies) &&
+    audience === desired.audience &&
+    Number(actual.token_ttl) === desired.token_ttl &&
+    Number(actual.token_max_ttl) === desired.token_max_ttl
+  );
+}

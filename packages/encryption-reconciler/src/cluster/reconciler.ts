@@ -1,0 +1,126 @@
+import {
+  CORE, FINALIZERS, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, isOpenBaoError,
+  kdcClusterSpecSchema, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged,
+  type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
+} from '@kdc/shared';
+import { Counter, type Registry } from 'prom-client';
+import { desiredAccess, roleMatches } from './access.ts';
+import { accessFingerprint, runPreflight } from './preflight.ts';
+
+export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters' };
+
+export function clusterAccessMetrics(registry: Registry) {
+  return {
+    writes: new Counter({ name: 'kdc_openbao_access_writes_total', help: 'Policy and role writes by kind (create, drift, delete)', labelNames: ['object', 'kind'], registers: [registry] }),
+    preflights: new Counter({ name: 'kdc_kms_preflight_total', help: 'KMS pre-flight runs by result', labelNames: ['result'], registers: [registry] }),
+  };
+}
+
+export interface ClusterAccessDeps {
+  kube: KubeClient;
+  openbao: OpenBaoClient;
+  clusters: Informer<KubeObject>;
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics: ReturnType<typeof clusterAccessMetrics>;
+  now?: () => Date;
+}
+
+type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
+
+/**
+ * KdcClusterEncryptionReconciler: the OpenBao policy and Kubernetes-auth role of every encrypted
+ * cluster (and its backup writer), re-asserted on every reconcile but written only when they
+ * differ; a pre-flight with the plugin's real credentials; removal when encryption goes away.
+ */
+export function clusterAccessReconciler(deps: ClusterAccessDeps) {
+  const now = deps.now ?? (() => new Date());
+
+  async function removeAccess(bao: OpenBaoClient, cluster: string): Promise<void> {
+    const names = clusterNames(cluster);
+    for (const role of [names.openBaoRole, names.backupOpenBaoRole]) {
+      if (await bao.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role)) {
+        await bao.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, role);
+        deps.metrics.writes.inc({ object: 'role', kind: 'delete' });
+      }
+    }
+    for (const policy of [names.openBaoPolicy, names.backupOpenBaoPolicy]) {
+      if ((await bao.readPolicy(policy)) !== null) {
+        await bao.deletePolicy(policy);
+        deps.metrics.writes.inc({ object: 'policy', kind: 'delete' });
+      }
+    }
+  }
+
+  return async function reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const object = deps.clusters.get(name, namespace) as Cluster | undefined;
+    if (!object || !namespace) return {};
+    const ref = { ...KDCCLUSTER_REF, namespace, name };
+    const finalizers = object.metadata?.finalizers ?? [];
+    const hasFinalizer = finalizers.includes(FINALIZERS.openBaoAccess);
+    const parsed = kdcClusterSpecSchema.safeParse(object.spec);
+    // An unreadable spec is k8-manager's to report; we change nothing for it.
+    if (!parsed.success) return {};
+    const spec = parsed.data;
+    const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
+    const bao = deps.openbao.withNamespace(ns?.metadata?.labels?.[LABELS.organization] || undefined);
+    const wanted = Boolean(spec.encryption?.etcd.enabled) && !object.metadata?.deletionTimestamp;
+
+    if (!wanted) {
+      if (!hasFinalizer) return {};
+      await removeAccess(bao, name);
+      await deps.kube.patch(ref, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess), resourceVersion: object.metadata?.resourceVersion } });
+      await deps.recorder.record(object, 'Normal', 'OpenBaoAccessRemoved', `OpenBao policy and role for ${name} removed (the Transit key is kept)`);
+      return {};
+    }
+    if (!hasFinalizer) {
+      await deps.kube.patch(ref, { metadata: { finalizers: [...finalizers, FINALIZERS.openBaoAccess], resourceVersion: object.metadata?.resourceVersion } });
+      return { requeueAfterMs: 0 };
+    }
+
+    const access = desiredAccess(namespace, name, spec);
+    const repaired: string[] = [];
+    for (const policy of access.policies) {
+      const current = await bao.readPolicy(policy.name);
+      const text = renderPolicy(policy.rules);
+      if (current !== null && policiesEquivalent(current, text)) continue;
+      await bao.writePolicy(policy.name, text);
+      deps.metrics.writes.inc({ object: 'policy', kind: current === null ? 'create' : 'drift' });
+      if (current !== null) repaired.push(`policy ${policy.name}`);
+    }
+    for (const role of access.roles) {
+      const current = await bao.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name);
+      if (roleMatches(current, role.body)) continue;
+      await bao.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name, role.body);
+      deps.metrics.writes.inc({ object: 'role', kind: current === null ? 'create' : 'drift' });
+      if (current !== null) repaired.push(`role ${role.name}`);
+    }
+    if (repaired.length) {
+      deps.logger.warn({ cluster: key, repaired }, 'repaired OpenBao drift');
+      await deps.recorder.record(object, 'Warning', 'OpenBaoDriftRepaired', `restored ${repaired.join(', ')} to the desired content`);
+    }
+
+    // The pre-flight runs when what it proved may have changed, never at steady state.
+    const fingerprint = accessFingerprint(namespace, name, access);
+    const previous = findCondition(object.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight);
+    const proven = previous?.status === 'True' && previous.message.includes(`(access ${fingerprint})`) && repaired.length === 0;
+    if (proven) return {};
+    let result;
+    try {
+      result = await runPreflight({ kube: deps.kube, anonymous: bao.withToken(undefined), namespace, cluster: name, access, fingerprint });
+    } catch (error) {
+      if (!isOpenBaoError(error)) throw error;
+      result = { ok: false, reason: 'OpenBaoUnavailable', message: `pre-flight could not reach OpenBao: ${error.kind}` };
+    }
+    deps.metrics.preflights.inc({ result: result.ok ? 'ok' : 'failed' });
+    const status = {
+      ...object.status,
+      conditions: setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: result.ok ? 'True' : 'False', reason: result.reason, message: result.message, observedGeneration: object.metadata?.generation }], now()),
+    };
+    await updateStatusIfChanged(deps.kube, ref, object, status);
+    if (!result.ok && previous?.reason !== result.reason) await deps.recorder.record(object, 'Warning', 'KMSPreflightFailed', result.message);
+    // Until it succeeds, look again (the ServiceAccount may appear, the key may be created).
+    return result.ok ? {} : { requeueAfterMs: 10_000 };
+  };
+}
