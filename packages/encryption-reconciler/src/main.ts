@@ -35,6 +35,8 @@ const recorder = new EventRecorder(kube, 'encryption-reconciler', identity);
 const keys = new Informer(kube, KMSKEY_REF, { logger });
 const clusters = new Informer(kube, KDCCLUSTER_REF, { logger });
 const workers = Number(env.WORKERS ?? 4);
+// Failures here are mostly OpenBao being away: retry after 0.5 s, 1 s, 2 s ... at most a minute.
+const backoff = { baseDelayMs: 500, maxDelayMs: 60_000 };
 const controllers = [
   new Controller({
     name: 'kmskey',
@@ -42,6 +44,7 @@ const controllers = [
     registry,
     workers,
     resyncMs,
+    backoff,
     reconcile: kmsKeyReconciler({ kube, openbao, keys, logger, recorder, metrics: kmsKeyMetrics(registry), deletionCountdownSeconds: countdown.ok ? countdown.seconds : 0 }),
   }).watchPrimary(keys),
   new Controller({
@@ -50,6 +53,7 @@ const controllers = [
     registry,
     workers,
     resyncMs,
+    backoff,
     reconcile: clusterAccessReconciler({ kube, openbao, clusters, logger, recorder, metrics: clusterAccessMetrics(registry) }),
   }).watchPrimary(clusters),
 ];

@@ -1,0 +1,73 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CORE, KMSKEY_API_VERSION, KubeClient, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import { applyCrds, platformCrds } from '../src/crds.ts';
+import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
+import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
+import { startOpenBao, type OpenBaoServer } from '../src/openbao.ts';
+import { createCA } from '../src/pki.ts';
+import { sleep, waitFor } from '../src/wait.ts';
+import { platform, unique } from './helpers.ts';
+
+type Key = KubeObject & { status?: { currentVersion?: number; conditions?: { type: string; status: string; reason: string; message: string }[] } };
+const ref = (name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: 'default', name });
+const ready = (k: Key | null) => k?.status?.conditions?.find((c) => c.type === 'Ready');
+const errorCount = async (url: string) => Number(/kdc_reconcile_total\{controller="kmskey",result="error"\} (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+
+describe('encryption-reconciler while OpenBao is unreachable', () => {
+  // Its own management apiserver and OpenBao, so the outage and this controller disturb no other test.
+  let api: KubeApiserver;
+  let bao: OpenBaoServer;
+  let controller: ReconcilerProcess;
+  let kube: KubeClient;
+  beforeAll(async () => {
+    const p = platform();
+    const dir = join(p.dir, unique('er-outage'));
+    mkdirSync(dir, { recursive: true });
+    const logDir = join(p.logDir, 'er-outage');
+    mkdirSync(logDir, { recursive: true });
+    [api, bao] = await Promise.all([
+      startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir, logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${unique('mgmt')}`, name: 'outage-management' }),
+      startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), 'er-outage') }),
+    ]);
+    kube = KubeClient.fromFile(api.kubeconfig);
+    await applyCrds(kube, platformCrds());
+    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
+    controller = await startEncryptionReconciler({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig }, openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken } }, {
+      name: 'encryption-reconciler-outage', leaseNamespace: 'kube-dc-system',
+    });
+  });
+  afterAll(async () => {
+    await controller?.stop();
+    await api?.stop();
+    await bao?.stop();
+  });
+
+  it('says so in conditions, backs off, does not crash, and converges when OpenBao returns', async () => {
+    await kube.create(ref(), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: 'before' }, spec: {} });
+    await waitFor('before Ready', async () => ready(await kube.getOrNull<Key>(ref('before')))?.status === 'True', { timeoutMs: 30_000 });
+
+    await bao.process.kill();
+    await kube.create(ref(), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: 'during' }, spec: {} });
+    const refused = await waitFor('during to report the outage', async () => {
+      const c = ready(await kube.getOrNull<Key>(ref('during')));
+      return c?.reason === 'OpenBaoUnavailable' ? c : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(refused).toMatchObject({ status: 'False', message: expect.stringMatching(/unreachable.*retrying with backoff/) });
+    const errorsAt = await errorCount(controller.metricsUrl);
+    await sleep(15_000);
+    const errorsIn15s = (await errorCount(controller.metricsUrl)) - errorsAt;
+    // Exponential backoff per key: a handful of attempts in 15 s, not a hot loop.
+    expect(errorsIn15s).toBeGreaterThan(0);
+    expect(errorsIn15s).toBeLessThan(12);
+    expect(controller.process.running).toBe(true);
+
+    await bao.restart();
+    await waitFor('both keys Ready after OpenBao returns', async () => {
+      const [a, b] = await Promise.all([kube.getOrNull<Key>(ref('before')), kube.getOrNull<Key>(ref('during'))]);
+      return ready(a)?.status === 'True' && ready(b)?.status === 'True';
+    }, { timeoutMs: 90_000, intervalMs: 1000 });
+    expect((await bao.client().transit().readKey('default-during'))?.latestVersion).toBe(1);
+  }, 200_000);
+});
