@@ -76,6 +76,19 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     expect(open).toMatchObject({ status: 'False', reason: 'ExportableNotAllowed' });
     expect(await bao.readKey(transitKeyName(ns, 'weekly'))).toBeNull();
     expect(await bao.readKey(transitKeyName(ns, 'open'))).toBeNull();
+
+    // A key in use keeps its purpose.
+    await createKey(ns, 'fixed', { purpose: 'etcd' });
+    const fixed = await ready(ns, 'fixed');
+    expect(fixed.metadata?.annotations?.['security.kube-dc.com/purpose']).toBe('etcd');
+    const before = await bao.readKey(transitKeyName(ns, 'fixed'));
+    await kube.patch(ref(ns, 'fixed'), { spec: { purpose: 'application' } });
+    const refused = await waitFor('purpose change refused', async () => {
+      const c = condition(await get(ns, 'fixed'), 'Ready');
+      return c?.reason === 'PurposeChangeRefused' ? c : undefined;
+    });
+    expect(refused).toMatchObject({ status: 'False', message: expect.stringMatching(/created for purpose etcd/) });
+    expect(await bao.readKey(transitKeyName(ns, 'fixed'))).toEqual(before);
   });
 
   it.concurrent('deletion: retain keeps the Transit key; schedule counts down then destroys; switching back to retain cancels', async () => {

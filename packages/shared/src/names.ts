@@ -27,6 +27,8 @@ export const ANNOTATIONS = {
   restoreFrom: 'kube-dc.com/restore-from',
   restoreState: 'kube-dc.com/restore-state',
   encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
+  /** On a KMSKey: the purpose its Transit key was created for (a purpose never changes). */
+  boundPurpose: 'security.kube-dc.com/purpose',
 } as const;
 
 export const FINALIZERS = {

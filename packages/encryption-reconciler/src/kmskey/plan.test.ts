@@ -11,7 +11,7 @@ const key = (latest = 1, extra: Partial<TransitKey> = {}): TransitKey => ({
 const spec = (s: Partial<KmsKeySpec> = {}): KmsKeySpec => ({ purpose: 'etcd', algorithm: 'aes256-gcm96', deletionPolicy: 'retain', exportable: false, ...s });
 const obs = (o: Partial<KmsKeyObservation> = {}): KmsKeyObservation => ({
   name: 'k', namespace: 'ns', generation: 1, spec: spec(), status: { currentVersion: 1 }, deleting: false, hasFinalizer: true,
-  organization: 'acme', transitKeyName: 'ns-k', transit: key(), mountReady: true, now: new Date((t0 + 10) * 1000), deletionCountdownSeconds: 30 * 86_400, ...o,
+  organization: 'acme', transitKeyName: 'ns-k', boundPurpose: 'etcd', transit: key(), mountReady: true, now: new Date((t0 + 10) * 1000), deletionCountdownSeconds: 30 * 86_400, ...o,
 });
 const rotating = spec({ rotation: { enabled: true, interval: '30s' } });
 
@@ -45,6 +45,15 @@ describe('planKmsKey: creation and readiness', () => {
     const plan = planKmsKey(obs({ spec: spec({ algorithm: 'chacha20-poly1305' }) }));
     expect(plan.action.kind).toBe('none');
     expect(plan.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'AlgorithmMismatch' });
+  });
+});
+
+describe('planKmsKey: purpose', () => {
+  it('records the purpose of an existing key once', () => expect(planKmsKey(obs({ boundPurpose: undefined })).action).toEqual({ kind: 'recordPurpose', purpose: 'etcd' }));
+  it('refuses a purpose change and changes nothing', () => {
+    const plan = planKmsKey(obs({ spec: spec({ purpose: 'application' }) }));
+    expect(plan.action).toEqual({ kind: 'none' });
+    expect(plan.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'PurposeChangeRefused' });
   });
 });
 

@@ -16,6 +16,8 @@ export interface KmsKeyObservation {
   hasFinalizer: boolean;
   organization: string | undefined;
   transitKeyName: string;
+  /** The purpose recorded when the Transit key was created (annotation), if any. */
+  boundPurpose: string | undefined;
   /** null: OpenBao answered that the key does not exist. */
   transit: TransitKey | null;
   mountReady: boolean;
@@ -26,6 +28,7 @@ export interface KmsKeyObservation {
 
 export type KmsKeyAction =
   | { kind: 'addFinalizer' }
+  | { kind: 'recordPurpose'; purpose: string }
   | { kind: 'removeFinalizer' }
   | { kind: 'ensureMount' }
   | { kind: 'createKey'; type: string }
@@ -102,6 +105,13 @@ export function planKmsKey(o: KmsKeyObservation): KmsKeyPlan {
       event: { type: 'Normal', reason: 'KeyCreated', message: `Transit key ${o.transitKeyName} (${o.spec.algorithm}) created` },
     };
   }
+  if (o.boundPurpose && o.boundPurpose !== o.spec.purpose) {
+    return {
+      action: { kind: 'none' },
+      status: withConditions(status, o.now, [cond(KMSKEY_CONDITIONS.ready, 'False', 'PurposeChangeRefused', `this key was created for purpose ${o.boundPurpose}; a purpose cannot change once the key exists: set spec.purpose back to ${o.boundPurpose} or create a new KMSKey`)]),
+    };
+  }
+  if (!o.boundPurpose) return { action: { kind: 'recordPurpose', purpose: o.spec.purpose }, status };
   if (o.transit.type !== o.spec.algorithm) {
     return {
       action: { kind: 'none' },

@@ -1,5 +1,5 @@
 import {
-  CORE, FINALIZERS, LABELS, SECURITY_GROUP, type EventRecorder, type Informer, type KmsKey, type KubeClient, type KubeObject,
+  ANNOTATIONS, CORE, FINALIZERS, LABELS, SECURITY_GROUP, type EventRecorder, type Informer, type KmsKey, type KubeClient, type KubeObject,
   type Logger, type OpenBaoClient, type ReconcileResult, isOpenBaoError, kmsKeySpecSchema, setConditions, splitKey,
   transitKeyName, updateStatusIfChanged, KMSKEY_CONDITIONS,
 } from '@kdc/shared';
@@ -46,6 +46,9 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };
     const finalizers = object.metadata?.finalizers ?? [];
     switch (action.kind) {
+      case 'recordPurpose':
+        await deps.kube.patch(ref, { metadata: { annotations: { [ANNOTATIONS.boundPurpose]: action.purpose }, resourceVersion: object.metadata!.resourceVersion } });
+        return;
       case 'addFinalizer':
         await deps.kube.patch(ref, { metadata: { finalizers: [...finalizers, FINALIZERS.kmsKey], resourceVersion: object.metadata!.resourceVersion } });
         return;
@@ -95,10 +98,10 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       const plan = planKmsKey({
         name, namespace, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
         deleting: Boolean(object.metadata?.deletionTimestamp), hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey),
-        organization, transitKeyName: transitKey, transit, mountReady: Boolean(mounts['transit/']), now: now(),
+        organization, transitKeyName: transitKey, transit, boundPurpose: object.metadata?.annotations?.[ANNOTATIONS.boundPurpose], mountReady: Boolean(mounts['transit/']), now: now(),
         deletionCountdownSeconds: deps.deletionCountdownSeconds,
       });
-      if (plan.action.kind !== 'addFinalizer' && plan.action.kind !== 'removeFinalizer') {
+      if (!['addFinalizer', 'removeFinalizer', 'recordPurpose'].includes(plan.action.kind)) {
         await updateStatusIfChanged(deps.kube, ref, object, plan.status);
       }
       if (plan.status.nextRotationTime) deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
