@@ -24,7 +24,7 @@ export async function startKmsPlugin(input: { dir: string; logDir: string; name:
   const process = ManagedProcess.start({
     name: input.name,
     binary: globalThis.process.execPath,
-    args: ['--conditions=source', '--max-old-space-size=64', PLUGIN_MAIN, `--socket=${socket}`, `--metrics-addr=127.0.0.1:${metricsPort}`, ...input.args],
+    args: ['--conditions=source', ...(globalThis.process.env.KDC_PLUGIN_NODE_OPTIONS ?? '--max-old-space-size=64').split(' ').filter(Boolean), PLUGIN_MAIN, `--socket=${socket}`, `--metrics-addr=127.0.0.1:${metricsPort}`, ...input.args],
     logFile: join(input.logDir, `${input.name}.log`),
     env: input.env,
   });
