@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
@@ -29,9 +29,10 @@ export async function startKmsPlugin(input: { dir: string; logDir: string; name:
     env: input.env,
   });
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  // The socket path may already exist (a stale one the plugin will replace): its log line is the signal.
   await waitFor(`${input.name} to listen`, async () => {
     if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
-    return existsSync(socket);
+    return existsSync(socket) && readFileSync(process.logFile, 'utf8').includes('"msg":"kms-plugin listening"');
   }, { timeoutMs: 60_000 });
   if (input.waitHealthy ?? true) {
     await waitFor(`${input.name} to be ready`, async () => (await fetch(`${metricsUrl}/readyz`)).status === 200, { timeoutMs: 30_000 });
