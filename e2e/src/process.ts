@@ -9,6 +9,14 @@ const live = new Set<ManagedProcess>();
 process.once('exit', () => {
   for (const p of live) p.killNow();
 });
+// A signal ends the process without 'exit' handlers running (vitest stops its workers that way,
+// and people press Ctrl-C): kill what we started, then die of the same signal.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const p of live) p.killNow();
+    process.kill(process.pid, signal);
+  });
+}
 
 export interface StartOptions {
   name: string;

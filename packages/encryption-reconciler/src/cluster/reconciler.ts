@@ -76,7 +76,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     }
     if (!hasFinalizer) {
       await deps.kube.patch(ref, { metadata: { finalizers: [...finalizers, FINALIZERS.openBaoAccess], resourceVersion: object.metadata?.resourceVersion } });
-      return { requeueAfterMs: 0 };
+      return {}; // the watch event of this patch brings us back with a fresh copy
     }
 
     const access = desiredAccess(namespace, name, spec);

@@ -110,7 +110,10 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       await execute(plan.action, object, bao, transitKey);
       if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
       deps.logger.info({ kmskey: key, action: plan.action.kind }, 'KMSKey action');
-      // Look again with fresh state: the next step (or the final status) follows at once.
+      // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
+      // to that event (not requeueing now) avoids planning from a stale copy and a 409.
+      if (['addFinalizer', 'removeFinalizer', 'recordPurpose'].includes(plan.action.kind)) return {};
+      // OpenBao changed: look again with fresh state, the next step follows at once.
       return { requeueAfterMs: 0 };
     } catch (error) {
       if (isOpenBaoError(error)) {
