@@ -63,7 +63,7 @@ try {
   await sleep(RESYNC_S * 1000 * 2);
   const steadyWrites = (writes() - before) / 2;
   const metrics = await (await fetch(`${controller.metricsUrl}/metrics`)).text();
-  const rss = Number(/process_resident_memory_bytes (\S+)/.exec(metrics)?.[1] ?? 0) / 2 ** 20;
+  const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
   await controller.stop();
   console.log(JSON.stringify({
     bench: 'reconcile',
