@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, KubeClient, OpenBaoClient, clusterNames, transitKeyName, renderPolicy } from '@kdc/shared';
+import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, KubeClient, OpenBaoClient, clusterNames, transitKeyName, renderPolicy, requestServiceAccountToken } from '@kdc/shared';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
 import { startKmsPlugin, writeKmsEncryptionConfig, type KmsPluginProcess } from './kms.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
@@ -40,14 +40,6 @@ export interface KmsTenant {
  */
 const unique = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 
-async function serviceAccountToken(kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[], expirationSeconds: number): Promise<string> {
-  const response = await kube.post<{ status: { token: string } }>(
-    { ...CORE('serviceaccounts', namespace, serviceAccount), subresource: 'token' },
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences, expirationSeconds } },
-  );
-  return response.status.token;
-}
-
 export async function kmsTenant(p: PlatformState, input: { prefix: string; openbao?: OpenBaoTarget; pluginArgs?: string[]; role?: string; startApiserver?: boolean }): Promise<KmsTenant> {
   const bao = input.openbao ?? { url: p.openbao.url, caPem: p.openbao.caPem, rootToken: p.openbao.rootToken };
   const root = new OpenBaoClient({ endpoint: bao.url, caBundle: bao.caPem, token: bao.rootToken, timeoutMs: 10_000 });
@@ -73,7 +65,7 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
   const tokenFile = join(dir, 'openbao-token');
   const caFile = join(dir, 'openbao-ca.pem');
   writeFileSync(caFile, bao.caPem);
-  const refreshToken = async () => writeFileSync(tokenFile, await serviceAccountToken(kube, namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
+  const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
   await refreshToken();
 
   const role = input.role ?? names.openBaoRole;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
+import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT, requestServiceAccountToken } from '@kdc/shared';
 import { ensureBinaries, type BinaryName } from './binaries.ts';
 import { applyCrds, kamajiCrds, platformCrds } from './crds.ts';
 import { startEtcd, type EtcdServer } from './etcd.ts';
@@ -66,11 +66,7 @@ export async function reviewerToken(kube: KubeClient): Promise<string> {
     },
     'kdc-platform',
   );
-  const review = await kube.post<{ status: { token: string } }>(
-    { ...CORE('serviceaccounts', 'kube-system', 'openbao-auth'), subresource: 'token' },
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 7 * 86_400 } },
-  );
-  return review.status.token;
+  return requestServiceAccountToken(kube, 'kube-system', 'openbao-auth', undefined, 7 * 86_400);
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {

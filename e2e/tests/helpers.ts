@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { CORE, KubeClient, OpenBaoClient } from '@kdc/shared';
+import { CORE, KubeClient, OpenBaoClient, requestServiceAccountToken } from '@kdc/shared';
 import { s3Client } from '../src/s3.ts';
 
 export const platform = () => inject('platform');
@@ -28,13 +28,8 @@ export async function createNamespace(kube: KubeClient, prefix: string, labels: 
 }
 
 /** A ServiceAccount token from the TokenRequest API, as kubelet would project it. */
-export async function serviceAccountToken(kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[], expirationSeconds = 600): Promise<string> {
-  const response = await kube.post<{ status: { token: string } }>(
-    { ...CORE('serviceaccounts', namespace, serviceAccount), subresource: 'token' },
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences, expirationSeconds } },
-  );
-  return response.status.token;
-}
+export const serviceAccountToken = (kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[], expirationSeconds = 600) =>
+  requestServiceAccountToken(kube, namespace, serviceAccount, audiences, expirationSeconds);
 
 /** The one lease namespace every encryption-reconciler in a test run shares, so only one leads. */
 export async function controllerNamespace(kube: KubeClient): Promise<string> {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, clusterNames, isOpenBaoError, transitKeyName, type KubeClient, type OpenBaoClient } from '@kdc/shared';
+import { CORE, OPENBAO_AUDIENCE, requestServiceAccountToken, OPENBAO_K8S_AUTH_MOUNT, clusterNames, isOpenBaoError, transitKeyName, type KubeClient, type OpenBaoClient } from '@kdc/shared';
 import type { DesiredAccess } from './access.ts';
 
 export interface PreflightResult {
@@ -24,13 +24,10 @@ export async function runPreflight(input: { kube: KubeClient; anonymous: OpenBao
   const key = transitKeyName(input.namespace, input.access.etcdKeyRef);
   const sa = await input.kube.getOrNull(CORE('serviceaccounts', input.namespace, names.kmsPluginServiceAccount));
   if (!sa) return { ok: false, reason: 'ServiceAccountMissing', message: `ServiceAccount ${names.kmsPluginServiceAccount} does not exist yet (k8-manager creates it)` };
-  const review = await input.kube.post<{ status: { token: string } }>(
-    { ...CORE('serviceaccounts', input.namespace, names.kmsPluginServiceAccount), subresource: 'token' },
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: [OPENBAO_AUDIENCE], expirationSeconds: 600 } },
-  );
+  const jwt = await requestServiceAccountToken(input.kube, input.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 600);
   let client: OpenBaoClient;
   try {
-    const login = await input.anonymous.loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, review.status.token);
+    const login = await input.anonymous.loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, jwt);
     client = input.anonymous.withToken(login.clientToken);
   } catch (error) {
     return { ok: false, reason: 'LoginFailed', message: `login to ${OPENBAO_K8S_AUTH_MOUNT} role ${names.openBaoRole} as ${names.kmsPluginServiceAccount} failed: ${statusOf(error)}` };

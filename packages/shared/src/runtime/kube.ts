@@ -192,3 +192,12 @@ export class KubeClient {
 }
 
 export const CORE = (plural: string, namespace?: string, name?: string): ResourceRef => ({ group: '', version: 'v1', plural, namespace, name });
+
+/** A ServiceAccount token from the TokenRequest API (what kubelet projects into a pod). */
+export async function requestServiceAccountToken(kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[] | undefined, expirationSeconds: number): Promise<string> {
+  const response = await kube.post<{ status: { token: string } }>(
+    { ...CORE('serviceaccounts', namespace, serviceAccount), subresource: 'token' },
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { ...(audiences ? { audiences } : {}), expirationSeconds } },
+  );
+  return response.status.token;
+}
