@@ -32,6 +32,8 @@ export async function startEncryptionReconciler(p: PlatformState, input: { name:
       POD_NAMESPACE: input.leaseNamespace,
       POD_NAME: input.name,
       METRICS_ADDR: `127.0.0.1:${port}`,
+      // Test processes share one Lease, so whichever leads must re-check (drift repair) quickly.
+      RESYNC_PERIOD: '5s',
       ...input.env,
     },
   });
