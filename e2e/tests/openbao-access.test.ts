@@ -20,7 +20,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
   const kube = management();
   const root = openBaoRoot();
   beforeAll(async () => {
-    controller = await startEncryptionReconciler(platform(), { name: unique('encryption-reconciler-access'), leaseNamespace: await controllerNamespace(kube), });
+    controller = await startEncryptionReconciler(platform(), { name: unique('encryption-reconciler-access'), leaseNamespace: await controllerNamespace(kube) });
   });
   afterAll(async () => {
     await controller?.stop();
