@@ -35,7 +35,7 @@ describe('encryption-reconciler while OpenBao is unreachable', () => {
     await applyCrds(kube, platformCrds());
     await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
     controller = await startEncryptionReconciler({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig }, openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken } }, {
-      name: 'encryption-reconciler-outage', leaseNamespace: 'kube-dc-system',
+      name: 'encryption-reconciler-outage', leaseNamespace: 'kube-dc-system', env: { RESYNC_PERIOD: '1h' },
     });
   });
   afterAll(async () => {

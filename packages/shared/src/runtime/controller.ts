@@ -72,7 +72,13 @@ export class Controller {
     this.running = Array.from({ length: workers }, () => this.worker());
     if (this.options.resyncMs) {
       this.resyncTimer = setInterval(() => {
-        for (const informer of this.primaries) for (const object of informer.list()) this.enqueue(objectKey(object));
+        for (const informer of this.primaries) {
+          for (const object of informer.list()) {
+            const key = objectKey(object);
+            // A key backing off after failures keeps its backoff: a resync must not defeat it.
+            if (this.queue.numRequeues(key) === 0) this.enqueue(key);
+          }
+        }
       }, this.options.resyncMs);
       this.resyncTimer.unref?.();
     }
