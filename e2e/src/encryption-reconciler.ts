@@ -32,8 +32,9 @@ export async function startEncryptionReconciler(p: PlatformState, input: { name:
       POD_NAMESPACE: input.leaseNamespace,
       POD_NAME: input.name,
       METRICS_ADDR: `127.0.0.1:${port}`,
-      // Test processes share one Lease, so whichever leads must re-check (drift repair) quickly.
+      // Test processes share one Lease: whichever leads must behave the same, with test timings.
       RESYNC_PERIOD: '5s',
+      KMSKEY_DELETION_COUNTDOWN: '20s',
       ...input.env,
     },
   });

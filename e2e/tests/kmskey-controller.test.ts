@@ -15,7 +15,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
   const bao = openBaoRoot().transit();
   beforeAll(async () => {
     leaseNs = await controllerNamespace(kube);
-    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-a', leaseNamespace: leaseNs, env: { KMSKEY_DELETION_COUNTDOWN: '20s' } });
+    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-a', leaseNamespace: leaseNs });
   });
   afterAll(async () => {
     await controller?.stop();
@@ -43,7 +43,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     // Restart the controller between the first and second rotation (graceful: the lease hands over).
     await waitFor('version 2', async () => ((await bao.readKey(transitKeyName(ns, 'etcd')))!.latestVersion >= 2), { timeoutMs: 45_000, intervalMs: 1000 });
     await controller.stop();
-    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-b', leaseNamespace: leaseNs, env: { KMSKEY_DELETION_COUNTDOWN: '20s' } });
+    controller = await startEncryptionReconciler(platform(), { name: 'encryption-reconciler-b', leaseNamespace: leaseNs });
 
     // Three intervals after version 1 there must be exactly three rotations.
     await waitFor('version 4', async () => ((await bao.readKey(transitKeyName(ns, 'etcd')))!.latestVersion >= 4), { timeoutMs: 150_000, intervalMs: 1000 });
