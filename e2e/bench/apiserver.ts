@@ -5,19 +5,10 @@ import { CORE, KubeClient } from '@kdc/shared';
 import { kmsTenant } from '../src/kms-tenant.ts';
 import { startKubeApiserver } from '../src/kube-apiserver.ts';
 import { startPlatform } from '../src/platform.ts';
-import { round } from './stats.ts';
+import { inParallel, round } from './stats.ts';
 
 const N = Number(process.env.BENCH_N ?? 1_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-
-async function inParallel(count: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < count) await op(next++);
-  }));
-  return performance.now() - t0;
-}
 
 const decryptCalls = async (metricsUrl: string) => {
   const text = await (await fetch(`${metricsUrl}/metrics`)).text();
@@ -35,8 +26,8 @@ try {
   const times: Record<string, { create: number; get: number; list: number }> = {};
   for (const [side, client] of Object.entries(sides)) {
     const c = client();
-    const create = await inParallel(N, (i) => c.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}` }, stringData: { v: `value-${i}` } }));
-    const get = await inParallel(N, (i) => c.get(CORE('secrets', 'default', `s-${i}`)));
+    const create = await inParallel(N, CONCURRENCY, (i) => c.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}` }, stringData: { v: `value-${i}` } }));
+    const get = await inParallel(N, CONCURRENCY, (i) => c.get(CORE('secrets', 'default', `s-${i}`)));
     times[side] = { create, get, list: 0 };
     console.error(`${side}: create ${N} in ${Math.round(create)} ms, get in ${Math.round(get)} ms`);
   }

@@ -6,18 +6,11 @@ import { CORE, KDC_API_VERSION, KDC_GROUP, KMSKEY_API_VERSION, KubeClient, OpenB
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
-import { round } from './stats.ts';
+import { inParallel, round } from './stats.ts';
 
 const N = Number(process.env.BENCH_N ?? 1_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const RESYNC_S = 10;
-
-async function inParallel(count: number, op: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < count) await op(next++);
-  }));
-}
 
 type Obj = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
 const countTrue = (items: Obj[], type: string) => items.filter((o) => o.status?.conditions?.some((c) => c.type === type && c.status === 'True')).length;
@@ -28,14 +21,14 @@ try {
   const kube = KubeClient.fromFile(p.management.kubeconfig);
   const bao = new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: p.openbao.rootToken, timeoutMs: 30_000 }).transit();
   let t0 = performance.now();
-  await inParallel(N, (i) => bao.createKey(`baseline-${i}`));
+  await inParallel(N, CONCURRENCY, (i) => bao.createKey(`baseline-${i}`));
   const directS = (performance.now() - t0) / 1000;
 
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
   const controller = await startEncryptionReconciler(p, { name: 'encryption-reconciler-bench', leaseNamespace: 'kube-dc-system', env: { RESYNC_PERIOD: `${RESYNC_S}s`, LOG_LEVEL: 'warn', WORKERS: '8' } });
   t0 = performance.now();
-  await inParallel(N, async (i) => {
+  await inParallel(N, CONCURRENCY, async (i) => {
     const names = clusterNames(`c${i}`);
     await kube.create({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: 'bench' }, { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: names.autoEtcdKey }, spec: { purpose: 'etcd' } });
     await kube.create(CORE('serviceaccounts', 'bench'), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });

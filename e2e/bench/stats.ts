@@ -24,3 +24,13 @@ export async function load(op: () => Promise<unknown>, concurrency: number, dura
   const elapsed = (performance.now() - started) / 1000;
   return { latencies: latencies.sort((a, b) => a - b), opsPerSecond: latencies.length / elapsed };
 }
+
+/** Runs op(0..count-1) with `concurrency` workers; returns the elapsed milliseconds. */
+export async function inParallel(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count) await op(next++);
+  }));
+  return performance.now() - t0;
+}
