@@ -2,7 +2,8 @@
 // encryption-reconciler; baseline: the same 1,000 Transit keys created directly, same run.
 // Prints one JSON line last.
 import { readFileSync } from 'node:fs';
-import { CORE, KDC_API_VERSION, KDC_GROUP, KMSKEY_API_VERSION, KubeClient, OpenBaoClient, SECURITY_GROUP, clusterNames, type KubeObject } from '@kdc/shared';
+import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, OpenBaoClient, SECURITY_GROUP, clusterNames, kdcClusterSpecSchema, type KubeObject } from '@kdc/shared';
+import { buildAutoKey } from '@kdc/k8-manager';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
@@ -30,7 +31,7 @@ try {
   t0 = performance.now();
   await inParallel(N, CONCURRENCY, async (i) => {
     const names = clusterNames(`c${i}`);
-    await kube.create({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: 'bench' }, { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: names.autoEtcdKey }, spec: { purpose: 'etcd' } });
+    await kube.create({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: 'bench' }, buildAutoKey('bench', `c${i}`, kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } })));
     await kube.create(CORE('serviceaccounts', 'bench'), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
     await kube.create({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: 'bench' }, { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: `c${i}` }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } } });
   });

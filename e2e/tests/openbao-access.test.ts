@@ -5,6 +5,7 @@ import {
   kdcClusterSpecSchema, parsePolicy, renderPolicy, transitKeyName, type KubeObject,
 } from '@kdc/shared';
 import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
+import { buildAutoKey } from '@kdc/k8-manager';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { controllerNamespace, createNamespace, management, openBaoAnonymous, openBaoRoot, platform, unique } from './helpers.ts';
@@ -28,7 +29,8 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
 
   async function encryptedCluster(ns: string, cluster: string, withSa = true) {
     const names = clusterNames(cluster);
-    await kube.create(keyRef(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: names.autoEtcdKey }, spec: { purpose: 'etcd' } });
+    // The auto key as k8-manager makes it (labels tie it to the cluster; validation checks them).
+    await kube.create(keyRef(ns), buildAutoKey(ns, cluster, kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } })));
     if (withSa) await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
     await kube.create(kdcRef(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } } });
   }

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // encryption-reconciler: the KMSKey controller and the per-cluster OpenBao access reconciler, leader-elected. Configuration from the
 // environment: KUBECONFIG (or in-cluster), OPENBAO_URL, OPENBAO_TOKEN or OPENBAO_TOKEN_FILE,
-// OPENBAO_CA_BUNDLE (PEM file), POD_NAMESPACE, POD_NAME, METRICS_ADDR, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD, WORKERS.
+// OPENBAO_CA_BUNDLE (PEM file), KMS_PLUGIN_IMAGE (checked like k8-manager does), POD_NAMESPACE, POD_NAME, METRICS_ADDR, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD, WORKERS,
+// CLUSTER_SELECTOR (label selector for KdcClusters), CONTROLLERS (default kmskey,kdccluster-openbao).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
-  controllerMetrics, onShutdown, parseKmsKeyInterval, serveMetrics,
+  CORE, controllerMetrics, onShutdown, parseKmsKeyInterval, resolvePlatformConfig, serveMetrics, type KubeObject, type PlatformConfigResult,
 } from '@kdc/shared';
 import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF } from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
@@ -33,10 +34,21 @@ const registry = createRegistry();
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
 const recorder = new EventRecorder(kube, 'encryption-reconciler', identity);
 const keys = new Informer(kube, KMSKEY_REF, { logger });
-const clusters = new Informer(kube, KDCCLUSTER_REF, { logger });
+const clusters = new Informer(kube, KDCCLUSTER_REF, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
 const workers = Number(env.WORKERS ?? 4);
+const controllerNamespace = env.POD_NAMESPACE ?? 'kube-dc-system';
+let platformCache: { at: number; value: PlatformConfigResult } | undefined;
+// Re-read every 30 s: the master-config Secret may change while we run.
+const platformConfig = async (): Promise<PlatformConfigResult> => {
+  if (platformCache && Date.now() - platformCache.at < 30_000) return platformCache.value;
+  const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', controllerNamespace, 'master-config'));
+  const data = Object.fromEntries(Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  platformCache = { at: Date.now(), value: resolvePlatformConfig(env, data) };
+  return platformCache.value;
+};
 // Failures here are mostly OpenBao being away: retry after 0.5 s, 1 s, 2 s ... at most a minute.
 const backoff = { baseDelayMs: 500, maxDelayMs: 60_000 };
+const enabledControllers = new Set((env.CONTROLLERS ?? 'kmskey,kdccluster-openbao').split(',').map((c) => c.trim()));
 const controllers = [
   new Controller({
     name: 'kmskey',
@@ -54,12 +66,12 @@ const controllers = [
     workers,
     resyncMs,
     backoff,
-    reconcile: clusterAccessReconciler({ kube, openbao, clusters, logger, recorder, metrics: clusterAccessMetrics(registry) }),
+    reconcile: clusterAccessReconciler({ kube, openbao, clusters, keys, platformConfig, logger, recorder, metrics: clusterAccessMetrics(registry) }),
   }).watchPrimary(clusters),
-];
+].filter((c) => enabledControllers.has(c.name));
 const leaderGauge = controllerMetrics(registry).isLeader;
 const elector = new LeaderElector(kube, {
-  namespace: env.POD_NAMESPACE ?? 'kube-dc-system',
+  namespace: controllerNamespace,
   name: 'encryption-reconciler',
   identity,
   logger,

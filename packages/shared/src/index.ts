@@ -10,3 +10,6 @@ export * from './runtime/index.ts';
 export * from './log.ts';
 export * from './metrics.ts';
 export * from './crd/generate.ts';
+export * from './cluster/platform-config.ts';
+export * from './cluster/validate.ts';
+export * from './cluster/attachment.ts';

@@ -85,3 +85,27 @@ export function defaultBackupBucket(projectNamespace: string): string {
 export function defaultBackupDestination(projectNamespace: string, cluster: string): string {
   return `s3://${defaultBackupBucket(projectNamespace)}/${cluster}/`;
 }
+
+/**
+ * What the TenantControlPlane patch adds (SPEC 3.5). Every name carries a `kdc-` prefix so it
+ * can never collide with Kamaji's own containers, volumes or paths, and so the merge can tell
+ * ours from everybody else's.
+ */
+export const TCP_PATCH = {
+  socketInitContainer: 'kdc-kms-socket-init',
+  pluginContainer: KMS_PLUGIN_CONTAINER,
+  socketVolume: 'kdc-kms-socket',
+  encryptionConfigVolume: 'kdc-encryption-config',
+  tokenVolume: 'kdc-openbao-token',
+  caVolume: 'kdc-openbao-ca',
+  encryptionConfigDir: '/etc/kubernetes/kdc-encryption',
+  encryptionConfigKey: 'encryption-config.yaml',
+  caKey: 'openbao-ca.crt',
+  tokenDir: '/var/run/secrets/openbao',
+  tokenFile: 'token',
+  caDir: '/etc/kdc/openbao-ca',
+  pluginUid: 65532,
+  pluginMetricsPort: 8095,
+  encryptionProviderFlag: '--encryption-provider-config',
+} as const;
+export const ENCRYPTION_CONFIG_PATH = `${TCP_PATCH.encryptionConfigDir}/${TCP_PATCH.encryptionConfigKey}`;

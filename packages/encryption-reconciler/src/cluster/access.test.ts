@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { kdcClusterSpecSchema } from '@kdc/shared';
-import { desiredAccess, resolveKeyRefs, roleMatches } from './access.ts';
+import { resolveKeyRefs } from '@kdc/shared';
+import { desiredAccess, roleMatches } from './access.ts';
 
 const spec = (etcd: Record<string, unknown>, backup?: Record<string, unknown>) => kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true, ...etcd } }, ...(backup ? { backup } : {}) });
 

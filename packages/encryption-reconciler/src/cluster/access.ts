@@ -1,4 +1,4 @@
-import { clusterNames, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
+import { clusterNames, resolveKeyRefs, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
 import { backupWriterPolicyRules, kmsPluginPolicyRules } from '../policy.ts';
 
 // Desired OpenBao access for one KdcCluster (SPEC 3.3) as pure data: which policies and
@@ -23,11 +23,6 @@ export interface DesiredAccess {
   backupKeyRef: string;
 }
 
-/** The KMSKey names a cluster uses: explicit keyRef or the auto key; backup defaults to it. */
-export function resolveKeyRefs(cluster: string, spec: KdcClusterSpec): { etcd: string; backup: string } {
-  const etcd = spec.encryption?.etcd.keyRef || clusterNames(cluster).autoEtcdKey;
-  return { etcd, backup: spec.encryption?.etcd.backup?.keyRef || etcd };
-}
 
 export const TOKEN_TTL_SECONDS = 3600;
 export const TOKEN_MAX_TTL_SECONDS = 86_400;

@@ -1,6 +1,7 @@
 import {
   CORE, FINALIZERS, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, isOpenBaoError,
-  kdcClusterSpecSchema, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged,
+  kdcClusterSpecSchema, policiesEquivalent, resolveKeyRefs, validateCluster, isAttached, kamajiControlPlaneOwner, KAMAJI_GROUP,
+  type KmsKeyView, type PlatformConfigResult, type TenantControlPlane, renderPolicy, setConditions, splitKey, updateStatusIfChanged,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
@@ -8,6 +9,7 @@ import { desiredAccess, roleMatches } from './access.ts';
 import { accessFingerprint, runPreflight } from './preflight.ts';
 
 export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters' };
+const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'tenantcontrolplanes' };
 
 export function clusterAccessMetrics(registry: Registry) {
   return {
@@ -20,6 +22,9 @@ export interface ClusterAccessDeps {
   kube: KubeClient;
   openbao: OpenBaoClient;
   clusters: Informer<KubeObject>;
+  keys: Informer<KubeObject>;
+  /** Platform prerequisites (SPEC 7), as k8-manager sees them: the same env and master-config. */
+  platformConfig: () => Promise<PlatformConfigResult>;
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof clusterAccessMetrics>;
@@ -59,8 +64,21 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const ref = { ...KDCCLUSTER_REF, namespace, name };
     const finalizers = object.metadata?.finalizers ?? [];
     const hasFinalizer = finalizers.includes(FINALIZERS.openBaoAccess);
+    // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
+    // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
+    const tcp = object.metadata?.deletionTimestamp ? null : await deps.kube.getOrNull<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: clusterNames(name).tenantControlPlane });
+    const validation = object.metadata?.deletionTimestamp ? null : validateCluster({
+      namespace, name, spec: object.spec, annotations: object.metadata?.annotations ?? {}, platform: await deps.platformConfig(),
+      kmsKeys: deps.keys.list(namespace) as unknown as KmsKeyView[],
+      otherClusters: deps.clusters.list(namespace).flatMap((c) => {
+        const other = kdcClusterSpecSchema.safeParse(c.spec);
+        return c.metadata?.name !== name && other.success && other.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, other.data).etcd }] : [];
+      }),
+      kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
+      attached: isAttached(tcp),
+    });
+    if (validation && !validation.ok) return {};
     const parsed = kdcClusterSpecSchema.safeParse(object.spec);
-    // An unreadable spec is k8-manager's to report; we change nothing for it.
     if (!parsed.success) return {};
     const spec = parsed.data;
     const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
@@ -105,7 +123,13 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const fingerprint = accessFingerprint(namespace, name, access);
     const previous = findCondition(object.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight);
     const proven = previous?.status === 'True' && previous.message.includes(`(access ${fingerprint})`) && repaired.length === 0;
-    if (proven) return {};
+    if (proven) {
+      // Same access, newer spec: what was proven still holds; say it holds for this generation.
+      if (previous.observedGeneration === object.metadata?.generation) return {};
+      const conditions = setConditions(object.status?.conditions, [{ ...previous, observedGeneration: object.metadata?.generation }], now());
+      await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
+      return {};
+    }
     let result;
     try {
       result = await runPreflight({ kube: deps.kube, anonymous: bao.withToken(undefined), namespace, cluster: name, access, fingerprint });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_BACKUP_CREDENTIAL_SECRET } from '../names.ts';
+import { DEFAULT_BACKUP_CREDENTIAL_SECRET, clusterNames } from '../names.ts';
 import { conditionSchema, dateTime, objectMetaSchema } from './common.ts';
 
 // The schema is structural only: types, enums, defaults and simple bounds. Rules that need
@@ -123,3 +123,9 @@ export const RESTORE_STATES = [
   'Failed',
 ] as const;
 export type RestoreState = (typeof RESTORE_STATES)[number];
+
+/** The KMSKey names a cluster uses: explicit keyRef or the auto key; backup defaults to it. */
+export function resolveKeyRefs(cluster: string, spec: KdcClusterSpec): { etcd: string; backup: string } {
+  const etcd = spec.encryption?.etcd.keyRef || clusterNames(cluster).autoEtcdKey;
+  return { etcd, backup: spec.encryption?.etcd.backup?.keyRef || etcd };
+}

@@ -101,6 +101,13 @@ export class KubeClient {
     return new KubeClient(kc);
   }
 
+  /** From kubeconfig text, e.g. a tenant's admin kubeconfig Secret. */
+  static fromString(text: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromString(text);
+    return new KubeClient(kc);
+  }
+
   static fromDefault(): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromDefault();

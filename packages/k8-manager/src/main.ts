@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// k8-manager: reconciles KdcClusters into encrypted tenant control planes, leader-elected.
+// Environment: KUBECONFIG (or in-cluster), KMS_PLUGIN_IMAGE, KMS_SOCKET_INIT_IMAGE, OPENBAO_URL,
+// OPENBAO_CA_BUNDLE, S3_ENDPOINT (SPEC 7; or the master-config Secret), POD_NAMESPACE, POD_NAME,
+// METRICS_ADDR, RESYNC_PERIOD, WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import {
+  Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
+  controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, type KubeObject,
+} from '@kdc/shared';
+import { tenantObserver } from './observe-tenant.ts';
+import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
+
+const logger = createLogger('k8-manager');
+// OPENBAO_CA_BUNDLE holds the PEM itself or names a file with it (a mounted ConfigMap).
+const caSetting = process.env.OPENBAO_CA_BUNDLE?.trim();
+const env = { ...process.env, OPENBAO_CA_BUNDLE: caSetting && !caSetting.startsWith('-----BEGIN') ? readFileSync(caSetting, 'utf8') : caSetting };
+const fail = (message: string): never => {
+  logger.error(message);
+  process.exit(2);
+};
+
+const resync = parseKmsKeyInterval(env.RESYNC_PERIOD ?? '10m');
+if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
+const [metricsHost, metricsPort] = (env.METRICS_ADDR ?? '127.0.0.1:8081').split(':');
+const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
+const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
+const registry = createRegistry();
+const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
+const recorder = new EventRecorder(kube, 'k8-manager', identity);
+const clusters = new Informer(kube, KDCCLUSTER_REF, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
+const keys = new Informer(kube, KMSKEY_REF, { logger });
+const tcps = new Informer(kube, TCP_REF, { logger });
+const informers = [clusters, keys, tcps];
+
+const clusterOf = (object: KubeObject): string[] => {
+  const ns = object.metadata?.namespace;
+  const owner = object.metadata?.labels?.[LABELS.kdcCluster];
+  return ns && owner ? [`${ns}/${owner}`] : [];
+};
+// A KMSKey change may matter to any cluster of its namespace that names it (explicit keyRef).
+const clustersUsingKey = (key: KubeObject): string[] => {
+  const ns = key.metadata?.namespace;
+  const users = clusters.list(ns).filter((c) => {
+    const spec = kdcClusterSpecSchema.safeParse((c as { spec?: unknown }).spec);
+    return spec.success && Object.values(resolveKeyRefs(c.metadata!.name!, spec.data)).includes(key.metadata!.name!);
+  });
+  return [...new Set([...clusterOf(key), ...users.map((c) => `${ns}/${c.metadata?.name}`)])];
+};
+const controller = new Controller({
+  name: 'kdccluster',
+  logger,
+  registry,
+  workers: Number(env.WORKERS ?? 4),
+  resyncMs: resync.ok ? resync.seconds * 1000 : 600_000,
+  backoff: { baseDelayMs: 500, maxDelayMs: 60_000 },
+  reconcile: kdcClusterReconciler({
+    kube, clusters, keys, tcps, recorder, logger, env, controllerNamespace: namespace,
+    metrics: k8ManagerMetrics(registry),
+    observeTenant: tenantObserver(kube),
+  }),
+})
+  .watchPrimary(clusters)
+  .watchSecondary(keys, clustersUsingKey)
+  .watchSecondary(tcps, (tcp) => {
+    const ns = tcp.metadata?.namespace;
+    const name = tcp.metadata?.name ?? '';
+    return clusterOf(tcp).length ? clusterOf(tcp) : name.endsWith('-cp') && ns ? [`${ns}/${name.slice(0, -3)}`] : [];
+  });
+
+const leaderGauge = controllerMetrics(registry).isLeader;
+const lease = env.LEASE_NAME ?? 'k8-manager';
+const elector = new LeaderElector(kube, {
+  namespace,
+  name: lease,
+  identity,
+  logger,
+  onStartedLeading: () => {
+    leaderGauge.set({ lease }, 1);
+    controller.start();
+  },
+  onStoppedLeading: () => {
+    leaderGauge.set({ lease }, 0);
+    void controller.stop().then(() => process.exit(1));
+  },
+});
+
+const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => informers.every((i) => i.hasSynced) });
+for (const informer of informers) informer.start();
+await Promise.all(informers.map((i) => i.waitForSync()));
+elector.start();
+logger.info({ identity, lease, selector: env.CLUSTER_SELECTOR ?? '' }, 'k8-manager started');
+
+onShutdown(async () => {
+  await controller.stop();
+  await elector.stop();
+  await Promise.all(informers.map((i) => i.stop()));
+  server.close();
+}, { logger });

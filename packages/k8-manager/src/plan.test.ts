@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { isAttached, validateCluster } from '@kdc/shared';
+import { planCluster, type ObservedCluster } from './plan.ts';
+import { buildTenantControlPlane } from './resources/tenant-control-plane.ts';
+import { desiredSecretData } from './resources/encryption-config-secret.ts';
+import { clusterStatus } from './status.ts';
+
+const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
+const spec = (etcd: object | null = {}) => ({ version: 'v1.35.0', ...(etcd ? { encryption: { etcd: { enabled: true, ...etcd } } } : {}) });
+const ownKey = { metadata: { name: 'c1-etcd', labels: { 'k8s.kube-dc.com/kdccluster': 'c1', 'security.kube-dc.com/managed-by': 'kdccluster' } }, spec: { purpose: 'etcd', rotation: { enabled: false } } };
+const preflightOk = { type: 'KMSPreflight', status: 'True' as const, reason: 'Passed', message: 'ok', lastTransitionTime: 't', observedGeneration: 1 };
+
+function observed(rawSpec: object, more: Partial<ObservedCluster> = {}): ObservedCluster {
+  const validation = validateCluster({ namespace: 'ns', name: 'c1', spec: rawSpec, annotations: {}, platform, kmsKeys: [ownKey], otherClusters: [], attached: false });
+  return {
+    namespace: 'ns', name: 'c1', generation: 1, validation,
+    tcp: buildTenantControlPlane('ns', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 } } as any),
+    autoKey: ownKey, serviceAccountExists: true, secretData: desiredSecretData(['secrets'], 'encrypt', undefined), preflight: preflightOk,
+    ...more,
+  };
+}
+
+describe('planCluster: one change at a time, in order', () => {
+  it('walks from nothing to an attached TCP, then stays done', () => {
+    let o = observed(spec(), { tcp: null, autoKey: null, serviceAccountExists: false, secretData: undefined, preflight: undefined });
+    const steps: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const action = planCluster(o);
+      steps.push(action.kind);
+      if (action.kind === 'done' || action.kind === 'waitForPreflight') {
+        if (action.kind === 'done') break;
+        o = { ...o, preflight: preflightOk };
+        continue;
+      }
+      if (action.kind === 'createTenantControlPlane') o = { ...o, tcp: action.object };
+      if (action.kind === 'createKmsKey') o = { ...o, autoKey: action.object };
+      if (action.kind === 'createServiceAccount') o = { ...o, serviceAccountExists: true };
+      if (action.kind === 'writeEncryptionConfig') o = { ...o, secretData: desiredSecretData(['secrets'], 'encrypt', undefined) };
+      if (action.kind === 'patchTenantControlPlane') o = { ...o, tcp: { ...o.tcp!, spec: { ...o.tcp!.spec, controlPlane: { ...o.tcp!.spec.controlPlane, deployment: action.deployment } } } };
+    }
+    expect(steps).toEqual(['createTenantControlPlane', 'createKmsKey', 'createServiceAccount', 'writeEncryptionConfig', 'waitForPreflight', 'patchTenantControlPlane', 'done']);
+    expect(isAttached(o.tcp)).toBe(true);
+  });
+
+  it('changes nothing for an invalid spec', () => {
+    expect(planCluster(observed(spec({ kekRotation: { enabled: true, interval: '2w' } }), { tcp: null, autoKey: null }))).toEqual({ kind: 'invalid' });
+  });
+
+  it('waits for a pre-flight of this generation', () => {
+    expect(planCluster(observed(spec(), { generation: 2 })).kind).toBe('waitForPreflight');
+    const failed = planCluster(observed(spec(), { preflight: { ...preflightOk, status: 'False', message: 'rotate granted' } }));
+    expect(failed).toEqual({ kind: 'waitForPreflight', message: 'KMS pre-flight failed: rotate granted' });
+  });
+
+  it('steers only the rotation of its own auto key', () => {
+    expect(planCluster(observed(spec({ kekRotation: { enabled: true, interval: '30d' } })))).toEqual({ kind: 'updateKmsKeySpec', spec: expect.objectContaining({ rotation: { enabled: true, interval: '30d' } }) });
+  });
+
+  it('rewrites the config Secret when the resources change', () => {
+    const action = planCluster(observed(spec({ resources: ['secrets', 'configmaps'] })));
+    expect(action).toMatchObject({ kind: 'writeEncryptionConfig', exists: true });
+  });
+
+  it('leaves an unencrypted cluster alone and detaches only on break-glass', () => {
+    expect(planCluster(observed(spec(null))).kind).toBe('done');
+  });
+});
+
+describe('clusterStatus', () => {
+  const now = new Date('2026-11-22T10:00:00Z');
+  it('reports an invalid spec without touching the rest', () => {
+    const o = observed(spec({ keyRef: 'missing' }));
+    const status = clusterStatus({ generation: 3, previous: { phase: 'Ready', encryption: { resolvedKeyRef: 'c1-etcd' } }, validation: o.validation, outcome: { kind: 'invalid' }, now });
+    expect(status.phase).toBe('Invalid');
+    expect(status.encryption).toEqual({ resolvedKeyRef: 'c1-etcd' });
+    expect(status.conditions!.find((c) => c.type === 'EncryptionConfigError')).toMatchObject({ status: 'True', reason: 'KeyRefNotFound', observedGeneration: 3 });
+  });
+  it('is Ready once the tenant reports KMS healthy, and mirrors the key', () => {
+    const o = observed(spec());
+    const status = clusterStatus({
+      generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now,
+      etcdKey: { spec: { rotation: { enabled: true } }, status: { currentVersion: 2, lastRotatedTime: 't1', nextRotationTime: 't2' } },
+      tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true, keyVersion: 2 },
+    });
+    expect(status).toMatchObject({ phase: 'Ready', encryption: { resolvedKeyRef: 'c1-etcd', resolvedBackupKeyRef: 'c1-etcd', kmsPluginReady: true, currentKeyVersion: 2, kekRotation: { enabled: true, currentVersion: 2 } } });
+    expect(status.conditions!.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['Encrypted', 'EncryptionAvailable', 'Ready']);
+  });
+  it('is not Ready while the sidecar is not', () => {
+    const o = observed(spec());
+    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: false, problem: 'kms-plugin not ready' } });
+    expect(status.conditions!.find((c) => c.type === 'EncryptionAvailable')).toMatchObject({ status: 'False', reason: 'KMSPluginNotReady', message: 'kms-plugin not ready' });
+  });
+  it('keeps lastTransitionTime when nothing changed', () => {
+    const o = observed(spec());
+    const input = { generation: 1, validation: o.validation, outcome: { kind: 'done' } as const, tenant: { controlPlaneReady: false } };
+    const first = clusterStatus({ ...input, previous: undefined, now });
+    const second = clusterStatus({ ...input, previous: first, now: new Date('2026-11-22T11:00:00Z') });
+    expect(second).toEqual(first);
+  });
+});

@@ -1,0 +1,83 @@
+import {
+  clusterNames, transitKeyName,
+  type Condition, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane,
+  type Validation, isAttached,
+} from '@kdc/shared';
+import { isDeepStrictEqual } from 'node:util';
+import { contentHash } from './resources/encryption-config.ts';
+import { desiredSecretData } from './resources/encryption-config-secret.ts';
+import { autoKeyRotationDrift, buildAutoKey, desiredAutoKeySpec } from './resources/kms-key.ts';
+import { buildPluginServiceAccount } from './resources/service-account.ts';
+import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
+import { buildEncryptionConfigSecret } from './resources/encryption-config-secret.ts';
+
+// The next single change for one KdcCluster, as a pure function of what was observed. The
+// reconciler executes it, folds the result into its observation and asks again until `done`
+// (or `wait`/`invalid`), so each rule here is read and tested on its own.
+
+export interface ObservedCluster {
+  namespace: string;
+  name: string;
+  generation: number;
+  validation: Validation;
+  organization?: string;
+  tcp: TenantControlPlane | null;
+  /** The KMSKey named `<cluster>-etcd`, if any. */
+  autoKey: { spec?: { rotation?: { enabled?: boolean; interval?: string } } } | null;
+  serviceAccountExists: boolean;
+  /** Decoded data of `<cluster>-encryption-config`, undefined when absent. */
+  secretData: Record<string, string> | undefined;
+  preflight: Condition | undefined;
+}
+
+export type ClusterAction =
+  | { kind: 'invalid' }
+  | { kind: 'createTenantControlPlane'; object: TenantControlPlane }
+  | { kind: 'createKmsKey'; object: ReturnType<typeof buildAutoKey> }
+  | { kind: 'updateKmsKeySpec'; spec: KmsKeySpecInput }
+  | { kind: 'createServiceAccount'; object: ReturnType<typeof buildPluginServiceAccount> }
+  | { kind: 'writeEncryptionConfig'; object: ReturnType<typeof buildEncryptionConfigSecret>; exists: boolean }
+  | { kind: 'waitForPreflight'; message: string }
+  | { kind: 'patchTenantControlPlane'; deployment: TcpDeployment; change: 'attach' | 'update' | 'detach' }
+  | { kind: 'done' };
+
+export function planCluster(o: ObservedCluster): ClusterAction {
+  const v = o.validation;
+  if (!v.ok) return { kind: 'invalid' };
+  if (!o.tcp) return { kind: 'createTenantControlPlane', object: buildTenantControlPlane(o.namespace, o.name, v.spec) };
+  const current = o.tcp.spec.controlPlane.deployment;
+
+  if (!v.spec.encryption?.etcd.enabled) {
+    if (isAttached(o.tcp) && v.forceDisable) return { kind: 'patchTenantControlPlane', deployment: mergeEncryptionFields(current, null, o.name), change: 'detach' };
+    return { kind: 'done' };
+  }
+
+  const names = clusterNames(o.name);
+  if (v.etcdKeyRef === names.autoEtcdKey) {
+    if (!o.autoKey) return { kind: 'createKmsKey', object: buildAutoKey(o.namespace, o.name, v.spec) };
+    if (autoKeyRotationDrift(o.autoKey.spec, v.spec)) return { kind: 'updateKmsKeySpec', spec: desiredAutoKeySpec(v.spec) };
+  }
+  if (!o.serviceAccountExists) return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
+  const platform = v.platform!;
+  const data = desiredSecretData(v.spec.encryption.etcd.resources, 'encrypt', platform.openBaoCaBundle);
+  if (!isDeepStrictEqual(o.secretData, data)) {
+    return { kind: 'writeEncryptionConfig', object: buildEncryptionConfigSecret(o.namespace, o.name, data), exists: o.secretData !== undefined };
+  }
+  if (o.preflight?.status !== 'True' || o.preflight.observedGeneration !== o.generation) {
+    return { kind: 'waitForPreflight', message: o.preflight?.status === 'False' ? `KMS pre-flight failed: ${o.preflight.message}` : 'waiting for the KMS pre-flight of the OpenBao policy and role' };
+  }
+  const fields = buildEncryptionFields({
+    cluster: o.name,
+    pluginImage: platform.kmsPluginImage,
+    socketInitImage: platform.socketInitImage,
+    openBaoUrl: platform.openBaoUrl,
+    openBaoNamespace: o.organization,
+    hasCaBundle: Boolean(platform.openBaoCaBundle),
+    transitKey: transitKeyName(o.namespace, v.etcdKeyRef!),
+    configHash: contentHash(data),
+  });
+  const next = mergeEncryptionFields(current, fields, o.name);
+  if (!isDeepStrictEqual(next, current ?? {})) return { kind: 'patchTenantControlPlane', deployment: next, change: isAttached(o.tcp) ? 'update' : 'attach' };
+  return { kind: 'done' };
+}
+

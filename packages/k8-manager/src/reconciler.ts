@@ -1,0 +1,184 @@
+import {
+  ANNOTATIONS, CORE, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, SECURITY_GROUP, TENANT_CONTROL_PLANE,
+  clusterNames, findCondition, resolveKeyRefs, isAlreadyExists, kdcClusterSpecSchema, splitKey, updateStatusIfChanged,
+  type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
+  type TenantControlPlane,
+  resolvePlatformConfig, validateCluster, type PlatformConfigResult, type KmsKeyView, isAttached, kamajiControlPlaneOwner,
+} from '@kdc/shared';
+import { Counter, type Registry } from 'prom-client';
+import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
+import { decodeSecretData } from './resources/encryption-config-secret.ts';
+import { clusterStatus, type TenantObservation } from './status.ts';
+
+export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: KDC_CLUSTER.plural };
+export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
+export const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: TENANT_CONTROL_PLANE.plural };
+
+export function k8ManagerMetrics(registry: Registry) {
+  return {
+    writes: new Counter({ name: 'kdc_k8manager_writes_total', help: 'Writes made to reach the desired state, by action', labelNames: ['action'], registers: [registry] }),
+    invalid: new Counter({ name: 'kdc_k8manager_invalid_specs_total', help: 'Reconciles that refused a spec, by reason', labelNames: ['reason'], registers: [registry] }),
+  };
+}
+
+export interface KdcClusterReconcilerDeps {
+  kube: KubeClient;
+  clusters: Informer<KubeObject>;
+  keys: Informer<KubeObject>;
+  tcps: Informer<KubeObject>;
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics: ReturnType<typeof k8ManagerMetrics>;
+  env: Record<string, string | undefined>;
+  /** Namespace of the `master-config` Secret. */
+  controllerNamespace: string;
+  observeTenant: (namespace: string, cluster: string, tcp: TenantControlPlane) => Promise<TenantObservation>;
+  now?: () => Date;
+}
+
+type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
+const MAX_STEPS = 10;
+const READY_RESYNC_MS = 30_000;
+const PENDING_RESYNC_MS = 5_000;
+
+/** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
+export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
+  const now = deps.now ?? (() => new Date());
+  const cache = new Map<string, { value: unknown; at: number }>();
+  async function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key);
+    if (hit && Date.now() - hit.at < 30_000) return hit.value as T;
+    const value = await load();
+    cache.set(key, { value, at: Date.now() });
+    return value;
+  }
+  const platformConfig = () => cached<PlatformConfigResult>('platform', async () => {
+    const secret = await deps.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', deps.controllerNamespace, 'master-config'));
+    return resolvePlatformConfig(deps.env, decodeSecretData(secret) ?? {});
+  });
+  const organizationOf = (namespace: string) => cached<string | undefined>(`ns/${namespace}`, async () => {
+    const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
+    return ns?.metadata?.labels?.[LABELS.organization] || undefined;
+  });
+
+  async function execute(action: ClusterAction, cluster: Cluster, o: ObservedCluster): Promise<ObservedCluster> {
+    const { namespace, name } = o;
+    const names = clusterNames(name);
+    deps.metrics.writes.inc({ action: action.kind });
+    switch (action.kind) {
+      case 'createTenantControlPlane': {
+        const owner = { apiVersion: KDC_API_VERSION, kind: KDC_CLUSTER.kind, name, uid: cluster.metadata!.uid!, controller: true, blockOwnerDeletion: true };
+        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [owner] } };
+        const created = await createOrGet(TCP_REF, namespace, object);
+        await deps.recorder.record(cluster, 'Normal', 'TenantControlPlaneCreated', `created TenantControlPlane ${names.tenantControlPlane}`);
+        return { ...o, tcp: created as TenantControlPlane };
+      }
+      case 'createKmsKey':
+        await createOrGet(KMSKEY_REF, namespace, action.object);
+        await deps.recorder.record(cluster, 'Normal', 'KMSKeyCreated', `created KMSKey ${names.autoEtcdKey} (purpose etcd, retained)`);
+        return { ...o, autoKey: action.object };
+      case 'updateKmsKeySpec':
+        await deps.kube.patch({ ...KMSKEY_REF, namespace, name: names.autoEtcdKey }, { spec: { rotation: action.spec.rotation } });
+        return { ...o, autoKey: { spec: action.spec } };
+      case 'createServiceAccount':
+        await createOrGet(CORE('serviceaccounts'), namespace, action.object);
+        return { ...o, serviceAccountExists: true };
+      case 'writeEncryptionConfig': {
+        const ref = CORE('secrets', namespace, names.encryptionConfigSecret);
+        if (action.exists) await deps.kube.replace(ref, action.object);
+        else await createOrGet(CORE('secrets'), namespace, action.object);
+        return { ...o, secretData: decodeSecretData(action.object) };
+      }
+      case 'patchTenantControlPlane': {
+        const tcp = o.tcp!;
+        // The lists have no merge keys: write the whole deployment, guarded by resourceVersion.
+        const updated = await deps.kube.replace<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: tcp.metadata.name }, {
+          ...tcp,
+          spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
+        } as KubeObject);
+        const verb = { attach: 'attached the KMS plugin to', update: 'updated the KMS fields of', detach: 'detached KMS from' }[action.change];
+        await deps.recorder.record(cluster, action.change === 'detach' ? 'Warning' : 'Normal', 'TenantControlPlanePatched', `${verb} TenantControlPlane ${tcp.metadata.name}`);
+        return { ...o, tcp: updated };
+      }
+      default:
+        return o;
+    }
+  }
+
+  async function createOrGet(ref: { group: string; version: string; plural: string }, namespace: string, object: KubeObject): Promise<KubeObject> {
+    try {
+      return await deps.kube.create({ ...ref, namespace }, object);
+    } catch (error) {
+      // The cache lagged behind an earlier pass of ours: the object is there, read it.
+      if (!isAlreadyExists(error)) throw error;
+      return deps.kube.get({ ...ref, namespace, name: object.metadata!.name });
+    }
+  }
+
+  return async function reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const cluster = deps.clusters.get(name, namespace) as Cluster | undefined;
+    if (!cluster || !namespace || cluster.metadata?.deletionTimestamp) return {};
+    const names = clusterNames(name);
+    const generation = cluster.metadata?.generation ?? 0;
+    const annotations = cluster.metadata?.annotations ?? {};
+    const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
+    const kmsKeys = deps.keys.list().filter((k) => k.metadata?.namespace === namespace) as unknown as KmsKeyView[];
+    const otherClusters = deps.clusters.list()
+      .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
+      .flatMap((c) => {
+        const spec = kdcClusterSpecSchema.safeParse(c.spec);
+        return spec.success && spec.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }] : [];
+      });
+    const validation = validateCluster({
+      namespace, name, spec: cluster.spec, annotations, platform: await platformConfig(), kmsKeys, otherClusters,
+      kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
+      attached: isAttached(tcp),
+    });
+    const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
+
+    let observed: ObservedCluster = {
+      namespace, name, generation, validation, tcp,
+      organization: await organizationOf(namespace),
+      autoKey: (kmsKeys.find((k) => k.metadata.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
+      serviceAccountExists: false,
+      secretData: undefined,
+      preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
+    };
+    let action: ClusterAction = planCluster(observed);
+    if (validation.ok && validation.spec.encryption?.etcd.enabled && action.kind !== 'createTenantControlPlane') {
+      // Only read what the plan needs: an unencrypted cluster costs no extra reads.
+      observed = {
+        ...observed,
+        serviceAccountExists: (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.kmsPluginServiceAccount))) !== null,
+        secretData: decodeSecretData(await deps.kube.getOrNull(CORE('secrets', namespace, names.encryptionConfigSecret))),
+      };
+      action = planCluster(observed);
+    }
+    for (let step = 0; step < MAX_STEPS && !['done', 'invalid', 'waitForPreflight'].includes(action.kind); step++) {
+      deps.logger.info({ cluster: key, action: action.kind }, 'reconcile step');
+      observed = await execute(action, cluster, observed);
+      action = planCluster(observed);
+    }
+
+    if (!validation.ok) {
+      const first = validation.errors[0]!;
+      deps.metrics.invalid.inc({ reason: first.reason });
+      if (previousError?.status !== 'True' || previousError.reason !== first.reason || previousError.observedGeneration !== generation) {
+        await deps.recorder.record(cluster, 'Warning', 'EncryptionConfigError', validation.errors.map((e) => e.message).join('; '));
+      }
+    } else if (validation.forceDisable && isAttached(tcp)) {
+      await deps.recorder.record(cluster, 'Warning', 'ForceDisableHonoured', `${ANNOTATIONS.forceDisableConfirmed} detached KMS without the disable migration: rows still encrypted cannot be read`);
+    }
+
+    const enabled = validation.ok && validation.spec.encryption?.etcd.enabled === true;
+    const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
+    const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
+    const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
+    const status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, now: now() });
+    // Written against the copy we read: if the other controller wrote meanwhile, this conflicts and retries.
+    await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, cluster, status);
+    if (!enabled) return {};
+    return { requeueAfterMs: status.encryption?.kmsPluginReady ? READY_RESYNC_MS : PENDING_RESYNC_MS };
+  };
+}

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { ANNOTATIONS, kamajiControlPlaneOwner, type TcpDeployment } from '@kdc/shared';
+import { buildEncryptionFields, buildTenantControlPlane, contains, mergeByName, mergeEncryptionFields } from './tenant-control-plane.ts';
+
+const input = {
+  cluster: 'c1',
+  pluginImage: 'registry.local/kdc/kms-plugin:1.0.0',
+  socketInitImage: 'busybox:1.37',
+  openBaoUrl: 'https://openbao.openbao.svc:8200',
+  hasCaBundle: true,
+  transitKey: 'acme-dev-c1-etcd',
+  configHash: 'h1',
+};
+const fields = buildEncryptionFields(input);
+const others: TcpDeployment = {
+  additionalInitContainers: [{ name: 'vendor-init', image: 'vendor:1' }],
+  additionalVolumes: [{ name: 'vendor-vol', emptyDir: {} }],
+  additionalVolumeMounts: { apiServer: [{ name: 'vendor-vol', mountPath: '/vendor' }], scheduler: [{ name: 'vendor-vol', mountPath: '/vendor' }] },
+  extraArgs: { apiServer: ['--audit-log-maxage=7'], controllerManager: ['--v=2'] },
+  podAdditionalMetadata: { annotations: { 'vendor/a': 'b' }, labels: { team: 'x' } },
+  replicas: 2,
+};
+
+describe('buildEncryptionFields', () => {
+  it('runs the plugin as a native sidecar after the socket-dir init', () => {
+    expect(fields.initContainers.map((c) => [c.name, c.restartPolicy])).toEqual([['kdc-kms-socket-init', undefined], ['kms-plugin', 'Always']]);
+    const plugin = fields.initContainers[1]!;
+    expect(plugin.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(plugin.args).toContain('--transit-key=acme-dev-c1-etcd');
+    expect(plugin.args).toContain('--auth-role=tcp-c1');
+    expect(plugin.args).toContain('--openbao-ca-file=/etc/kdc/openbao-ca/openbao-ca.crt');
+    expect(plugin.readinessProbe).toBeDefined();
+  });
+
+  it('mounts a projected token with audience openbao and no CA volume without a CA bundle', () => {
+    const noCa = buildEncryptionFields({ ...input, hasCaBundle: false });
+    expect(noCa.volumes.map((v) => v.name)).toEqual(['kdc-kms-socket', 'kdc-encryption-config', 'kdc-openbao-token']);
+    expect(JSON.stringify(noCa.volumes[2])).toContain('"audience":"openbao"');
+    expect(noCa.initContainers[1]!.args!.some((a) => a.startsWith('--openbao-ca-file'))).toBe(false);
+  });
+
+  it('passes the organisation namespace only when there is one', () => {
+    expect(buildEncryptionFields({ ...input, openBaoNamespace: 'acme' }).initContainers[1]!.args).toContain('--openbao-namespace=acme');
+    expect(fields.initContainers[1]!.args!.some((a) => a.startsWith('--openbao-namespace'))).toBe(false);
+  });
+});
+
+describe('mergeEncryptionFields', () => {
+  const merged = mergeEncryptionFields(others, fields, 'c1');
+
+  it('keeps every entry another controller put there, in place', () => {
+    expect(merged.additionalInitContainers!.map((c) => c.name)).toEqual(['vendor-init', 'kdc-kms-socket-init', 'kms-plugin']);
+    expect(merged.additionalVolumes!.map((v) => v.name)).toEqual(['vendor-vol', 'kdc-kms-socket', 'kdc-encryption-config', 'kdc-openbao-token', 'kdc-openbao-ca']);
+    expect(merged.additionalVolumeMounts!.apiServer!.map((m) => m.name)).toEqual(['vendor-vol', 'kdc-kms-socket', 'kdc-encryption-config']);
+    expect(merged.additionalVolumeMounts!.scheduler).toEqual(others.additionalVolumeMounts!.scheduler);
+    expect(merged.extraArgs).toEqual({ apiServer: ['--audit-log-maxage=7', '--encryption-provider-config=/etc/kubernetes/kdc-encryption/encryption-config.yaml'], controllerManager: ['--v=2'] });
+    expect(merged.podAdditionalMetadata).toEqual({ annotations: { 'vendor/a': 'b', [ANNOTATIONS.encryptionConfigHash]: 'h1' }, labels: { team: 'x' } });
+    expect(merged.serviceAccountName).toBe('c1-kms-plugin');
+    expect(merged.replicas).toBe(2);
+  });
+
+  it('is a fixed point: merging again changes nothing', () => {
+    expect(mergeEncryptionFields(merged, fields, 'c1')).toEqual(merged);
+  });
+
+  it('keeps apiserver defaults on our entries when they already match', () => {
+    const defaulted = structuredClone(merged);
+    (defaulted.additionalInitContainers![2] as any).ports[0].hostPort = undefined;
+    (defaulted.additionalInitContainers![2] as any).terminationMessagePolicy = 'File';
+    expect(mergeEncryptionFields(defaulted, fields, 'c1')).toEqual(defaulted);
+  });
+
+  it('keeps entries others add after ours, and ours after theirs', () => {
+    const later = structuredClone(merged);
+    later.additionalInitContainers!.push({ name: 'vendor-late', image: 'v:2' });
+    later.extraArgs!.apiServer!.push('--vendor=1');
+    const again = mergeEncryptionFields(later, fields, 'c1');
+    expect(again).toEqual(later);
+  });
+
+  it('replaces a changed entry of ours in place and drops an owned volume no longer wanted', () => {
+    const next = mergeEncryptionFields(merged, buildEncryptionFields({ ...input, hasCaBundle: false, configHash: 'h2', pluginImage: 'kms:2' }), 'c1');
+    expect(next.additionalInitContainers!.map((c) => c.name)).toEqual(['vendor-init', 'kdc-kms-socket-init', 'kms-plugin']);
+    expect(next.additionalInitContainers![2]!.image).toBe('kms:2');
+    expect(next.additionalVolumes!.map((v) => v.name)).not.toContain('kdc-openbao-ca');
+    expect(next.podAdditionalMetadata!.annotations![ANNOTATIONS.encryptionConfigHash]).toBe('h2');
+  });
+
+  it('restores our order when someone moved the plugin before its init container', () => {
+    const swapped = structuredClone(merged);
+    swapped.additionalInitContainers = [swapped.additionalInitContainers![0]!, swapped.additionalInitContainers![2]!, swapped.additionalInitContainers![1]!];
+    expect(mergeEncryptionFields(swapped, fields, 'c1').additionalInitContainers!.map((c) => c.name)).toEqual(['vendor-init', 'kdc-kms-socket-init', 'kms-plugin']);
+  });
+
+  it('replaces a foreign --encryption-provider-config flag: there can be only one', () => {
+    const foreign = { ...others, extraArgs: { apiServer: ['--encryption-provider-config=/elsewhere.yaml', '--v=2'] } };
+    expect(mergeEncryptionFields(foreign, fields, 'c1').extraArgs!.apiServer).toEqual(['--v=2', '--encryption-provider-config=/etc/kubernetes/kdc-encryption/encryption-config.yaml']);
+  });
+
+  it('detaches: removes exactly ours and leaves the rest as it was', () => {
+    expect(mergeEncryptionFields(merged, null, 'c1')).toEqual(others);
+    expect(mergeEncryptionFields(undefined, null, 'c1')).toEqual({});
+  });
+
+  it('leaves a foreign serviceAccountName alone on detach', () => {
+    expect(mergeEncryptionFields({ serviceAccountName: 'theirs' }, null, 'c1').serviceAccountName).toBe('theirs');
+  });
+});
+
+describe('helpers', () => {
+  it('contains() treats extra fields in actual as defaults', () => {
+    expect(contains({ a: 1, b: { c: 2, d: 3 } }, { b: { c: 2 } })).toBe(true);
+    expect(contains({ a: [1, 2] }, { a: [1] })).toBe(false);
+    expect(contains({ a: 1 }, { a: '1' })).toBe(false);
+  });
+  it('mergeByName appends ours to an empty list', () => {
+    expect(mergeByName(undefined, [{ name: 'x' }], ['x'])).toEqual([{ name: 'x' }]);
+  });
+  it('builds a TCP Kamaji accepts: service type and kubelet cgroupfs are required', () => {
+    const tcp = buildTenantControlPlane('acme-dev', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 }, dataStore: 'etcd-a' } as any);
+    expect(tcp.metadata.name).toBe('c1-cp');
+    expect(tcp.spec).toMatchObject({ dataStore: 'etcd-a', controlPlane: { service: { serviceType: 'ClusterIP' } }, kubernetes: { version: 'v1.35.0' } });
+  });
+  it('sees a KamajiControlPlane owner', () => {
+    const tcp = buildTenantControlPlane('ns', 'c', { version: 'v1', controlPlane: { replicas: 1 } } as any);
+    expect(kamajiControlPlaneOwner(tcp)).toBeUndefined();
+    (tcp.metadata as any).ownerReferences = [{ kind: 'KamajiControlPlane', name: 'kcp-1' }];
+    expect(kamajiControlPlaneOwner(tcp)).toBe('kcp-1');
+  });
+});

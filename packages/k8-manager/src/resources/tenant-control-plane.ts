@@ -1,0 +1,203 @@
+import {
+  ANNOTATIONS, ENCRYPTION_CONFIG_PATH, KAMAJI_API_VERSION, KMS_SOCKET_DIR, KMS_SOCKET_PATH, LABELS, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT,
+  OPENBAO_TRANSIT_MOUNT, TCP_PATCH, TENANT_CONTROL_PLANE, clusterNames,
+  type KdcClusterSpec, type TcpContainer, type TcpDeployment, type TcpVolume, type TenantControlPlane,
+} from '@kdc/shared';
+
+// The TenantControlPlane of one cluster (SPEC 3.5): the object we create when there is none, and
+// the encryption fields we merge into whatever is there. Kamaji's lists have no merge keys, so
+// the merge is ours: by name, keeping every entry somebody else put there, in place.
+
+export function buildTenantControlPlane(namespace: string, cluster: string, spec: KdcClusterSpec): TenantControlPlane {
+  return {
+    apiVersion: KAMAJI_API_VERSION,
+    kind: TENANT_CONTROL_PLANE.kind,
+    metadata: { name: clusterNames(cluster).tenantControlPlane, namespace, labels: { [LABELS.kdcCluster]: cluster } },
+    spec: {
+      ...(spec.dataStore ? { dataStore: spec.dataStore } : {}),
+      controlPlane: { deployment: { replicas: spec.controlPlane.replicas }, service: { serviceType: 'ClusterIP' } },
+      kubernetes: { version: spec.version, kubelet: { cgroupfs: 'systemd' } },
+      // Kamaji's CEL rules read networkProfile, so it must exist; its fields have defaults.
+      networkProfile: { port: 6443 },
+    },
+  };
+}
+
+export interface EncryptionFieldsInput {
+  cluster: string;
+  pluginImage: string;
+  socketInitImage: string;
+  openBaoUrl: string;
+  /** The organisation's OpenBao namespace; absent = root. */
+  openBaoNamespace?: string;
+  hasCaBundle: boolean;
+  transitKey: string;
+  /** contentHash of the encryption-config Secret: a change rolls the control-plane pods. */
+  configHash: string;
+}
+
+export interface EncryptionFields {
+  initContainers: TcpContainer[];
+  volumes: TcpVolume[];
+  apiServerMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  apiServerArgs: string[];
+  serviceAccountName: string;
+  podAnnotations: Record<string, string>;
+}
+
+const dropAll = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+
+export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionFields {
+  const names = clusterNames(input.cluster);
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path, port: TCP_PATCH.pluginMetricsPort },
+    periodSeconds,
+    failureThreshold,
+    timeoutSeconds: 2,
+  });
+  const socketInit: TcpContainer = {
+    name: TCP_PATCH.socketInitContainer,
+    image: input.socketInitImage,
+    // The plugin runs as non-root; the apiserver (root) still reaches the 0700 socket dir.
+    command: ['chown', `${TCP_PATCH.pluginUid}:${TCP_PATCH.pluginUid}`, KMS_SOCKET_DIR],
+    securityContext: { ...dropAll, runAsUser: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['CHOWN'] } },
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+    volumeMounts: [{ name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR }],
+  };
+  const plugin: TcpContainer = {
+    name: TCP_PATCH.pluginContainer,
+    image: input.pluginImage,
+    restartPolicy: 'Always',
+    args: [
+      `--socket=${KMS_SOCKET_PATH}`,
+      `--openbao-addr=${input.openBaoUrl}`,
+      ...(input.hasCaBundle ? [`--openbao-ca-file=${TCP_PATCH.caDir}/${TCP_PATCH.caKey}`] : []),
+      ...(input.openBaoNamespace ? [`--openbao-namespace=${input.openBaoNamespace}`] : []),
+      `--transit-mount=${OPENBAO_TRANSIT_MOUNT}`,
+      `--transit-key=${input.transitKey}`,
+      '--auth-method=kubernetes',
+      `--auth-mount=${OPENBAO_K8S_AUTH_MOUNT}`,
+      `--auth-role=${names.openBaoRole}`,
+      `--token-file=${TCP_PATCH.tokenDir}/${TCP_PATCH.tokenFile}`,
+      // Probes come from outside the container, so not loopback; /metrics carries no secrets.
+      `--metrics-addr=0.0.0.0:${TCP_PATCH.pluginMetricsPort}`,
+    ],
+    ports: [{ name: 'kms-metrics', containerPort: TCP_PATCH.pluginMetricsPort, protocol: 'TCP' }],
+    startupProbe: probe('/healthz', 1, 30),
+    readinessProbe: probe('/readyz', 5, 3),
+    livenessProbe: probe('/healthz', 10, 3),
+    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } },
+    securityContext: {
+      ...dropAll,
+      runAsNonRoot: true,
+      runAsUser: TCP_PATCH.pluginUid,
+      runAsGroup: TCP_PATCH.pluginUid,
+      readOnlyRootFilesystem: true,
+    },
+    volumeMounts: [
+      { name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR },
+      { name: TCP_PATCH.tokenVolume, mountPath: TCP_PATCH.tokenDir, readOnly: true },
+      ...(input.hasCaBundle ? [{ name: TCP_PATCH.caVolume, mountPath: TCP_PATCH.caDir, readOnly: true }] : []),
+    ],
+  };
+  const secretVolume = (name: string, key: string) => ({ name, secret: { secretName: names.encryptionConfigSecret, items: [{ key, path: key }], defaultMode: 0o440 } });
+  return {
+    initContainers: [socketInit, plugin],
+    volumes: [
+      { name: TCP_PATCH.socketVolume, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+      secretVolume(TCP_PATCH.encryptionConfigVolume, TCP_PATCH.encryptionConfigKey),
+      {
+        name: TCP_PATCH.tokenVolume,
+        projected: { sources: [{ serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } }], defaultMode: 0o440 },
+      },
+      ...(input.hasCaBundle ? [secretVolume(TCP_PATCH.caVolume, TCP_PATCH.caKey)] : []),
+    ],
+    apiServerMounts: [
+      { name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR },
+      { name: TCP_PATCH.encryptionConfigVolume, mountPath: TCP_PATCH.encryptionConfigDir, readOnly: true },
+    ],
+    apiServerArgs: [`${TCP_PATCH.encryptionProviderFlag}=${ENCRYPTION_CONFIG_PATH}`],
+    serviceAccountName: names.kmsPluginServiceAccount,
+    podAnnotations: { [ANNOTATIONS.encryptionConfigHash]: input.configHash },
+  };
+}
+
+const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, TCP_PATCH.pluginContainer];
+const OUR_VOLUMES: readonly string[] = [TCP_PATCH.socketVolume, TCP_PATCH.encryptionConfigVolume, TCP_PATCH.tokenVolume, TCP_PATCH.caVolume];
+const isOurFlag = (arg: string) => arg === TCP_PATCH.encryptionProviderFlag || arg.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`);
+
+/** `actual` has every field `wanted` has, with equal values (the apiserver may add defaults). */
+export function contains(actual: unknown, wanted: unknown): boolean {
+  if (Array.isArray(wanted)) return Array.isArray(actual) && actual.length === wanted.length && wanted.every((w, i) => contains(actual[i], w));
+  if (wanted !== null && typeof wanted === 'object') {
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return false;
+    return Object.entries(wanted).every(([k, v]) => v === undefined || contains((actual as Record<string, unknown>)[k], v));
+  }
+  return actual === wanted;
+}
+
+/**
+ * Merges `ours` into a list by name. Entries of others stay where they are; ours are kept as
+ * they are when they already say what we want (so a reconcile of an unchanged object changes
+ * nothing), replaced in place when they differ, and appended in our order when missing or out
+ * of order. `ownedNames` lists every name we may own, so stale ones (e.g. the CA volume after a
+ * CA is removed) are dropped.
+ */
+export function mergeByName<T extends { name: string }>(current: readonly T[] | undefined, ours: readonly T[], ownedNames: readonly string[]): T[] {
+  const list = current ?? [];
+  const wanted = new Map(ours.map((o) => [o.name, o]));
+  const present = list.filter((item) => wanted.has(item.name)).map((item) => item.name);
+  const inOrder = present.length === ours.length && present.every((name, i) => name === ours[i]!.name);
+  if (inOrder) {
+    return list
+      .filter((item) => !ownedNames.includes(item.name) || wanted.has(item.name))
+      .map((item) => (wanted.has(item.name) ? (contains(item, wanted.get(item.name)) ? item : wanted.get(item.name)!) : item));
+  }
+  const others = list.filter((item) => !ownedNames.includes(item.name));
+  return [...others, ...ours.map((o) => list.find((item) => item.name === o.name && contains(item, o)) ?? o)];
+}
+
+/** Kamaji's deployment with our encryption fields merged in, or taken out when `fields` is null. */
+export function mergeEncryptionFields(deployment: TcpDeployment | undefined, fields: EncryptionFields | null, cluster: string): TcpDeployment {
+  const current = deployment ?? {};
+  const none = { initContainers: [], volumes: [], apiServerMounts: [], apiServerArgs: [], podAnnotations: {} };
+  const f = fields ?? none;
+  const annotations = { ...(current.podAdditionalMetadata?.annotations ?? {}) };
+  delete annotations[ANNOTATIONS.encryptionConfigHash];
+  const next: TcpDeployment = {
+    ...current,
+    additionalInitContainers: mergeByName(current.additionalInitContainers, f.initContainers, OUR_CONTAINERS),
+    additionalVolumes: mergeByName(current.additionalVolumes, f.volumes, OUR_VOLUMES),
+    additionalVolumeMounts: {
+      ...current.additionalVolumeMounts,
+      apiServer: mergeByName(current.additionalVolumeMounts?.apiServer, f.apiServerMounts, OUR_VOLUMES),
+    },
+    extraArgs: { ...current.extraArgs, apiServer: mergeArgs(current.extraArgs?.apiServer, f.apiServerArgs) },
+    podAdditionalMetadata: { ...current.podAdditionalMetadata, annotations: { ...annotations, ...f.podAnnotations } },
+  };
+  if (fields) next.serviceAccountName = fields.serviceAccountName;
+  else if (current.serviceAccountName === clusterNames(cluster).kmsPluginServiceAccount) delete next.serviceAccountName;
+  return pruneEmpty(next);
+}
+
+function mergeArgs(current: readonly string[] | undefined, ours: readonly string[]): string[] {
+  const list = current ?? [];
+  const kept = list.filter((a) => !isOurFlag(a));
+  if (kept.length + ours.length === list.length && ours.every((a) => list.includes(a))) return [...list];
+  return [...kept, ...ours];
+}
+
+/** Empty lists and maps we would otherwise add to an object that never had them. */
+function pruneEmpty(deployment: TcpDeployment): TcpDeployment {
+  const out: Record<string, unknown> = { ...deployment };
+  const emptyObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => x === undefined || emptyValue(x));
+  const emptyValue = (v: unknown): boolean => (Array.isArray(v) ? v.length === 0 : emptyObject(v));
+  for (const key of ['additionalInitContainers', 'additionalVolumes', 'additionalVolumeMounts', 'extraArgs', 'podAdditionalMetadata']) {
+    const value = out[key];
+    if (value !== undefined && emptyValue(value)) delete out[key];
+    else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      out[key] = Object.fromEntries(Object.entries(value).filter(([, v]) => !emptyValue(v)));
+    }
+  }
+  return out as TcpDeployment;
+}

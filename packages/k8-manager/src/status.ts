@@ -1,0 +1,101 @@
+import {
+  ENCRYPTED_REASONS, KDC_CLUSTER_CONDITIONS as C, setConditions,
+  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus,
+  type Validation,
+} from '@kdc/shared';
+import type { ClusterAction } from './plan.ts';
+
+// The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
+
+export interface TenantObservation {
+  /** TCP reports its control plane Ready. */
+  controlPlaneReady: boolean;
+  /** The tenant apiserver's /readyz/kms-providers answered ok. */
+  kmsProvidersHealthy?: boolean;
+  /** Every control-plane pod reports the kms-plugin sidecar ready. */
+  sidecarReady?: boolean;
+  /** Transit version behind the plugin's key_id (kms_plugin_key_version). */
+  keyVersion?: number;
+  /** Why the tenant side could not be observed, for the condition message. */
+  problem?: string;
+}
+
+export interface StatusInput {
+  generation: number;
+  previous: KdcClusterStatus | undefined;
+  validation: Validation;
+  /** The last action of the pass: `done`, `waitForPreflight` or `invalid`. */
+  outcome: ClusterAction;
+  etcdKey?: { spec?: { rotation?: { enabled?: boolean } }; status?: KmsKeyStatus };
+  tenant?: TenantObservation;
+  now: Date;
+}
+
+export function clusterStatus(input: StatusInput): KdcClusterStatus {
+  const { validation: v, generation, previous } = input;
+  const g = { observedGeneration: generation };
+  const conditions: ConditionInput[] = [];
+  const warning = v.warnings.find((w) => w.reason === 'KEKRotationManagedExternally');
+  conditions.push(warning ? { type: C.kekRotationManagedExternally, status: 'True', ...warning, ...g } : { type: C.kekRotationManagedExternally, status: 'False', reason: 'NotApplicable', message: 'rotation follows the cluster spec or is off', ...g });
+
+  if (!v.ok) {
+    const [first] = v.errors;
+    conditions.push({ type: C.encryptionConfigError, status: 'True', reason: first!.reason, message: v.errors.map((e) => e.message).join('; '), ...g });
+    conditions.push({ type: C.ready, status: 'False', reason: first!.reason, message: `the spec is refused and nothing was changed: ${first!.message}`, ...g });
+    // Everything else keeps describing the cluster as it still runs.
+    return { ...previous, phase: 'Invalid', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+  }
+  conditions.push({ type: C.encryptionConfigError, status: 'False', reason: 'Valid', message: 'the encryption spec is valid and the platform prerequisites are met', ...g });
+
+  const enabled = v.spec.encryption?.etcd.enabled === true;
+  if (!enabled) {
+    conditions.push({ type: C.encryptionAvailable, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
+    conditions.push({ type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
+    conditions.push(v.forceDisable
+      ? { type: C.ready, status: 'True', reason: 'ForceDisabled', message: 'KMS was detached by break-glass without the disable migration: rows still encrypted are unreadable', ...g }
+      : { type: C.ready, status: 'True', reason: 'Reconciled', message: 'the control plane is configured (no etcd encryption)', ...g });
+    const { encryption: _dropped, ...rest } = previous ?? {};
+    return { ...rest, phase: 'Unencrypted', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+  }
+
+  const tenant = input.tenant;
+  const pluginReady = Boolean(tenant?.controlPlaneReady && tenant.kmsProvidersHealthy && tenant.sidecarReady !== false);
+  const waiting = input.outcome.kind === 'waitForPreflight' ? input.outcome.message : undefined;
+  const availability: ConditionInput = waiting
+    ? { type: C.encryptionAvailable, status: 'False', reason: 'WaitingForPreflight', message: waiting, ...g }
+    : pluginReady
+      ? { type: C.encryptionAvailable, status: 'True', reason: 'KMSPluginReady', message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready', ...g }
+      : { type: C.encryptionAvailable, status: 'False', reason: tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane', message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
+  conditions.push(availability);
+  conditions.push(pluginReady
+    ? { type: C.encrypted, status: 'True', reason: ENCRYPTED_REASONS.inProgress, message: `new writes of ${v.spec.encryption!.etcd.resources.join(', ')} are encrypted; rows written before stay readable until re-written`, ...g }
+    : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'waiting for the KMS plugin before rows are encrypted', ...g });
+  conditions.push(pluginReady
+    ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
+    : { type: C.ready, status: 'False', reason: availability.reason, message: availability.message, ...g });
+
+  const key = input.etcdKey;
+  const rotation = key?.status
+    ? {
+        enabled: Boolean(key.spec?.rotation?.enabled),
+        currentVersion: key.status.currentVersion,
+        lastRotatedTime: key.status.lastRotatedTime,
+        nextRotationTime: key.status.nextRotationTime,
+        minDecryptionVersion: key.status.minDecryptionVersion,
+      }
+    : previous?.encryption?.kekRotation;
+  return {
+    ...previous,
+    phase: waiting ? 'WaitingForPreflight' : pluginReady ? 'Ready' : 'Provisioning',
+    observedGeneration: generation,
+    conditions: setConditions(previous?.conditions, conditions, input.now),
+    encryption: {
+      ...previous?.encryption,
+      resolvedKeyRef: v.etcdKeyRef,
+      resolvedBackupKeyRef: v.backupKeyRef,
+      kmsPluginReady: pluginReady,
+      ...(tenant?.keyVersion !== undefined ? { currentKeyVersion: tenant.keyVersion } : {}),
+      ...(rotation ? { kekRotation: rotation } : {}),
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
+
+const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
+const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }];
+const key = (name: string, purpose: string, extra: Partial<KmsKeyView> = {}): KmsKeyView => ({ metadata: { name }, spec: { purpose }, status: { conditions: ready }, ...extra });
+const enabled = (etcd: object = {}, rest: object = {}) => ({ version: 'v1.35.0', encryption: { etcd: { enabled: true, ...etcd } }, ...rest });
+const facts = (spec: unknown, more: Partial<ClusterFacts> = {}): ClusterFacts => ({
+  namespace: 'acme-dev', name: 'c1', spec, annotations: {}, platform, kmsKeys: [key('shared', 'etcd'), key('app', 'application'), key('bk', 'backup')], otherClusters: [], attached: false, ...more,
+});
+const reasons = (f: ClusterFacts) => {
+  const v = validateCluster(f);
+  return v.ok ? [] : v.errors.map((e) => e.reason);
+};
+
+describe('validateCluster: refused specs', () => {
+  it.each<[string, ClusterFacts, string]>([
+    ['unreadable spec', facts({ version: 3 }), 'InvalidSpec'],
+    ['version', facts(enabled({}, { version: '1.35' })), 'VersionInvalid'],
+    ['rotation without interval', facts(enabled({ kekRotation: { enabled: true } })), 'KEKRotationIntervalMissing'],
+    ['weeks', facts(enabled({ kekRotation: { enabled: true, interval: '2w' } })), 'KEKRotationIntervalInvalid'],
+    ['garbage interval', facts(enabled({ kekRotation: { enabled: true, interval: 'soon' } })), 'KEKRotationIntervalInvalid'],
+    ['below 7d', facts(enabled({ kekRotation: { enabled: true, interval: '6d23h' } })), 'KEKRotationIntervalOutOfRange'],
+    ['above 730d', facts(enabled({ kekRotation: { enabled: true, interval: '731d' } })), 'KEKRotationIntervalOutOfRange'],
+    ['below retention', facts(enabled({ kekRotation: { enabled: true, interval: '8d' } }, { backup: { retentionDays: 10 } })), 'KEKRotationIntervalBelowRetention'],
+    ['keyRef missing', facts(enabled({ keyRef: 'nope' })), 'KeyRefNotFound'],
+    ['keyRef cross-namespace', facts(enabled({ keyRef: 'other/shared' })), 'KeyRefInvalid'],
+    ['keyRef purpose', facts(enabled({ keyRef: 'app' })), 'KeyRefWrongPurpose'],
+    ['keyRef not ready', facts(enabled({ keyRef: 'k' }), { kmsKeys: [key('k', 'etcd', { status: {} })] }), 'KeyRefNotReady'],
+    ['keyRef deleting', facts(enabled({ keyRef: 'k' }), { kmsKeys: [key('k', 'etcd', { status: { conditions: ready, scheduledDeletion: '2026-02-01T00:00:00Z' } })] }), 'KeyRefScheduledForDeletion'],
+    ['keyRef shared', facts(enabled({ keyRef: 'shared' }), { otherClusters: [{ name: 'c2', etcdKeyRef: 'shared' }] }), 'KeyRefInUse'],
+    ['backup keyRef missing', facts(enabled({ backup: { keyRef: 'nope' } })), 'BackupKeyRefNotFound'],
+    ['backup keyRef purpose', facts(enabled({ backup: { keyRef: 'app' } })), 'BackupKeyRefWrongPurpose'],
+    ['auto key taken', facts(enabled(), { kmsKeys: [key('c1-etcd', 'etcd')] }), 'AutoKeyConflict'],
+    ['no plugin image', facts(enabled(), { platform: { ok: false, missing: [{ reason: 'KMSPluginImageMissing', message: 'prerequisite missing: ask the operator' }] } }), 'KMSPluginImageMissing'],
+    ['OpenBao off', facts(enabled(), { platform: { ok: false, missing: [{ reason: 'OpenBaoDisabled', message: 'prerequisite missing: ask the operator' }] } }), 'OpenBaoDisabled'],
+    ['cron', facts(enabled({}, { backup: { schedule: '0 2 * *' } })), 'BackupScheduleInvalid'],
+    ['destination', facts(enabled({}, { backup: { destinationPath: 'https://bucket/x' } })), 'BackupDestinationInvalid'],
+    ['KamajiControlPlane owner', facts(enabled(), { kamajiControlPlaneOwner: 'kcp' }), 'ManagedByKamajiControlPlane'],
+    ['disable without migration', facts({ version: 'v1.35.0', encryption: { etcd: { enabled: false } } }, { attached: true }), 'DisableRequiresMigration'],
+    ['bad break-glass', facts({ version: 'v1.35.0' }, { attached: true, annotations: { 'security.kube-dc.com/encryption-force-disable-confirmed': 'yes' } }), 'ForceDisableAnnotationInvalid'],
+  ])('%s -> %s', (_name, input, reason) => {
+    expect(reasons(input)).toContain(reason);
+    const v = validateCluster(input);
+    expect(v.ok).toBe(false);
+    if (!v.ok) for (const e of v.errors) expect(e.message.length).toBeGreaterThan(20);
+  });
+});
+
+describe('validateCluster: accepted specs', () => {
+  it('resolves the auto key and the backup key default', () => {
+    expect(validateCluster(facts(enabled()))).toMatchObject({ ok: true, etcdKeyRef: 'c1-etcd', backupKeyRef: 'c1-etcd', warnings: [] });
+  });
+  it('accepts its own auto key and combined intervals', () => {
+    const own = key('c1-etcd', 'etcd', { metadata: { name: 'c1-etcd', labels: { 'k8s.kube-dc.com/kdccluster': 'c1', 'security.kube-dc.com/managed-by': 'kdccluster' } } });
+    expect(validateCluster(facts(enabled({ kekRotation: { enabled: true, interval: '7d12h' } }), { kmsKeys: [own] })).ok).toBe(true);
+  });
+  it('warns, not fails, when kekRotation comes with an explicit key', () => {
+    const v = validateCluster(facts(enabled({ keyRef: 'shared', kekRotation: { enabled: true, interval: '1s' }, backup: { keyRef: 'bk' } })));
+    expect(v).toMatchObject({ ok: true, etcdKeyRef: 'shared', backupKeyRef: 'bk', warnings: [{ reason: 'KEKRotationManagedExternally' }] });
+  });
+  it('shares a key when the cluster says so', () => {
+    const v = validateCluster(facts(enabled({ keyRef: 'shared' }), { otherClusters: [{ name: 'c2', etcdKeyRef: 'shared' }], annotations: { 'security.kube-dc.com/allow-shared-etcd-key': '' } }));
+    expect(v.ok).toBe(true);
+  });
+  it('does not check prerequisites or keys when encryption is off', () => {
+    expect(validateCluster(facts({ version: 'v1.35.0' }, { platform: { ok: false, missing: [{ reason: 'KMSPluginImageMissing', message: 'prerequisite missing: ask the operator' }] } })).ok).toBe(true);
+  });
+  it('honours a valid break-glass annotation', () => {
+    const v = validateCluster(facts({ version: 'v1.35.0' }, { attached: true, annotations: { 'security.kube-dc.com/encryption-force-disable-confirmed': '2026-11-22T10:00:00Z' } }));
+    expect(v).toMatchObject({ ok: true, forceDisable: true });
+  });
+  it('reports every problem at once', () => {
+    expect(reasons(facts(enabled({ keyRef: 'nope', backup: { keyRef: 'app' } }, { version: 'x' })))).toEqual(['VersionInvalid', 'KeyRefNotFound', 'BackupKeyRefWrongPurpose']);
+  });
+});
