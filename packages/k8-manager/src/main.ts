@@ -2,7 +2,7 @@
 // k8-manager: reconciles KdcClusters into encrypted tenant control planes, leader-elected.
 // Environment: KUBECONFIG (or in-cluster), KMS_PLUGIN_IMAGE, KMS_SOCKET_INIT_IMAGE, OPENBAO_URL,
 // OPENBAO_CA_BUNDLE, S3_ENDPOINT (SPEC 7; or the master-config Secret), POD_NAMESPACE, POD_NAME,
-// METRICS_ADDR, RESYNC_PERIOD, WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters).
+// METRICS_ADDR, RESYNC_PERIOD, OBSERVE_PERIOD (how often a Ready tenant is looked at), WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
@@ -15,7 +15,7 @@ import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconc
 const logger = createLogger('k8-manager');
 // OPENBAO_CA_BUNDLE holds the PEM itself or names a file with it (a mounted ConfigMap).
 const caSetting = process.env.OPENBAO_CA_BUNDLE?.trim();
-const env = { ...process.env, OPENBAO_CA_BUNDLE: caSetting && !caSetting.startsWith('-----BEGIN') ? readFileSync(caSetting, 'utf8') : caSetting };
+const env: Record<string, string | undefined> = { ...process.env, OPENBAO_CA_BUNDLE: caSetting && !caSetting.startsWith('-----BEGIN') ? readFileSync(caSetting, 'utf8') : caSetting };
 const fail = (message: string): never => {
   logger.error(message);
   process.exit(2);
@@ -23,6 +23,8 @@ const fail = (message: string): never => {
 
 const resync = parseKmsKeyInterval(env.RESYNC_PERIOD ?? '10m');
 if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
+const observe = parseKmsKeyInterval(env.OBSERVE_PERIOD ?? '30s');
+if (!observe.ok) fail(`OBSERVE_PERIOD: ${observe.error}`);
 const [metricsHost, metricsPort] = (env.METRICS_ADDR ?? '127.0.0.1:8081').split(':');
 const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
 const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
@@ -59,6 +61,7 @@ const controller = new Controller({
     kube, clusters, keys, tcps, recorder, logger, env, controllerNamespace: namespace,
     metrics: k8ManagerMetrics(registry),
     observeTenant: tenantObserver(kube),
+    observePeriodMs: observe.ok ? observe.seconds * 1000 : 30_000,
   }),
 })
   .watchPrimary(clusters)

@@ -33,12 +33,13 @@ export interface KdcClusterReconcilerDeps {
   /** Namespace of the `master-config` Secret. */
   controllerNamespace: string;
   observeTenant: (namespace: string, cluster: string, tcp: TenantControlPlane) => Promise<TenantObservation>;
+  /** How often an encrypted, Ready cluster's tenant side is looked at again (key version, health). */
+  observePeriodMs?: number;
   now?: () => Date;
 }
 
 type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
 const MAX_STEPS = 10;
-const READY_RESYNC_MS = 30_000;
 const PENDING_RESYNC_MS = 5_000;
 
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
@@ -179,6 +180,6 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     // Written against the copy we read: if the other controller wrote meanwhile, this conflicts and retries.
     await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, cluster, status);
     if (!enabled) return {};
-    return { requeueAfterMs: status.encryption?.kmsPluginReady ? READY_RESYNC_MS : PENDING_RESYNC_MS };
+    return { requeueAfterMs: status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS };
   };
 }

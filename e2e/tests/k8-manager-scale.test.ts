@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KDC_API_VERSION, KDC_GROUP, clusterNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
+import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
+import { sleep, waitFor } from '../src/wait.ts';
+import { controllerNamespace, createNamespace, management, platform, unique } from './helpers.ts';
+
+const N = Number(process.env.KDC_K8M_STEADY_STATE_N ?? 200);
+const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
+const tcpRef = (ns: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns });
+
+describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`, () => {
+  const kube = management();
+  const id = unique('k8s');
+  const stops: (() => Promise<void>)[] = [];
+  let manager: K8ManagerProcess;
+  let ns: string;
+  beforeAll(async () => {
+    const lease = await controllerNamespace(kube);
+    ns = await createNamespace(kube, 'scale');
+    stops.push((await startEncryptionReconciler(platform(), { name: unique('er-scale'), leaseNamespace: lease })).stop);
+    manager = await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: lease, selector: `kdc-e2e/k8m=${id}` });
+    stops.push(manager.stop);
+  }, 120_000);
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+  });
+
+  it('configures every cluster, then writes nothing over two resyncs (Kubernetes and OpenBao)', async () => {
+    const clusters = Array.from({ length: N }, (_, i) => `s${i}`);
+    for (let i = 0; i < N; i += 20) {
+      await Promise.all(clusters.slice(i, i + 20).map((name) => kube.create(kdc(ns), {
+        apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels: { 'kdc-e2e/k8m': id } }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
+      })));
+    }
+    const started = Date.now();
+    await waitFor('every TCP attached', async () => {
+      const tcps = await kube.list<TenantControlPlane & KubeObject>(tcpRef(ns));
+      return tcps.items.filter((t) => isAttached(t)).length === N;
+    }, { timeoutMs: 300_000, intervalMs: 3_000 });
+    console.log(JSON.stringify({ clusters: N, attachedSeconds: (Date.now() - started) / 1000 }));
+    await sleep(8_000); // let the last status writes and their watch events settle
+
+    const snapshot = async () => {
+      const [c, t] = await Promise.all([kube.list<KubeObject>(kdc(ns)), kube.list<KubeObject>(tcpRef(ns))]);
+      return [...c.items, ...t.items].map((o) => `${o.kind}/${o.metadata?.name}@${o.metadata?.resourceVersion}`).sort();
+    };
+    const writes = async () => {
+      const text = await (await fetch(`${manager.metricsUrl}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('kdc_k8manager_writes_total')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+    };
+    const openBaoWrites = () => readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((line) => {
+      if (!line.includes('"type":"request"')) return false;
+      const req = JSON.parse(line).request as { operation: string; path: string };
+      return req.path.includes(`${ns}-`) || clusters.some((c) => req.path.endsWith(`/${clusterNames(c).openBaoPolicy}`)) ? !['read', 'list'].includes(req.operation) : false;
+    }).length;
+    const before = { objects: await snapshot(), writes: await writes(), bao: openBaoWrites() };
+    expect(before.objects.length).toBe(2 * N);
+    await sleep(2 * 5_000 + 2_000); // two resync periods (RESYNC_PERIOD=5s)
+    expect(await snapshot()).toEqual(before.objects);
+    expect(await writes()).toBe(before.writes);
+    expect(openBaoWrites()).toBe(before.bao);
+  }, 420_000);
+});
