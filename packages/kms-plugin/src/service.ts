@@ -1,9 +1,10 @@
 import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { isOpenBaoError, type Logger } from '@kdc/shared';
+import { isOpenBaoError, type BatchItemResult, type Ciphertext, type Logger } from '@kdc/shared';
 import type { KeyState } from './key-state.ts';
 import { classify } from './key-state.ts';
 import type { PluginMetrics } from './metrics.ts';
 import type { OpenBaoSession } from './session.ts';
+import { BatchItemError, GroupCommit } from './group-commit.ts';
 import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, RequestError } from './validate.ts';
 
 interface StatusResponse { version: string; healthz: string; key_id: string }
@@ -31,6 +32,7 @@ const CODE_NAMES: Partial<Record<GrpcStatus, string>> = {
 /** Maps an OpenBao failure to the gRPC code the apiserver should see (no raw error text). */
 function fromOpenBao(error: unknown, operation: string): ServiceError {
   if (error instanceof ServiceError) return error;
+  if (error instanceof BatchItemError) return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data`);
   if (isOpenBaoError(error, 'invalid')) return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data (${classify(error)})`);
   return new ServiceError(GrpcStatus.UNAVAILABLE, `${operation}: OpenBao call failed (${classify(error)})`);
 }
@@ -46,8 +48,31 @@ export interface ServiceDeps {
   inFlight: { count: number };
 }
 
+/** Batches at most this many items, with at most this many Transit calls in flight. */
+export const GROUP_COMMIT = { maxBatch: 128, maxInFlight: 4 };
+
 export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
   const { state, session, mount, key, metrics, logger } = deps;
+  const timed = <T>(operation: string, call: () => Promise<T>) => {
+    const end = metrics.openBaoDuration.startTimer({ operation });
+    return call().finally(end);
+  };
+  const encrypts = new GroupCommit<{ plaintext: Buffer; version: number }, Ciphertext>(async (items) => {
+    // One Transit batch per key version (a batch names one version); almost always one.
+    const versions = [...new Set(items.map((i) => i.version))];
+    const results = new Map<number, BatchItemResult<Ciphertext>[]>();
+    await Promise.all(versions.map(async (version) => {
+      const batch = items.filter((i) => i.version === version).map((i) => i.plaintext);
+      results.set(version, await timed('encrypt', () => session.call((client) => client.transit(mount).encryptBatch(key, batch, { keyVersion: version }))));
+    }));
+    const cursor = new Map<number, number>();
+    return items.map((i) => {
+      const index = cursor.get(i.version) ?? 0;
+      cursor.set(i.version, index + 1);
+      return results.get(i.version)![index]!;
+    });
+  }, GROUP_COMMIT);
+  const decrypts = new GroupCommit<string, Buffer>((texts) => timed('decrypt', () => session.call((client) => client.transit(mount).decryptBatch(key, texts))), GROUP_COMMIT);
 
   function unary<Req, Res>(operation: string, handler: (request: Req) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -87,8 +112,7 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
       const plaintext = checkPlaintext(request.plaintext);
       const published = state.current;
       if (!published) throw new ServiceError(GrpcStatus.UNAVAILABLE, `no key_id yet: ${state.healthz()}`);
-      const endBao = metrics.openBaoDuration.startTimer({ operation: 'encrypt' });
-      const result = await session.call((c) => c.transit(mount).encrypt(key, plaintext, { keyVersion: published.version })).finally(endBao);
+      const result = await encrypts.submit({ plaintext, version: published.version });
       if (result.keyVersion !== published.version) {
         throw new ServiceError(GrpcStatus.INTERNAL, `OpenBao encrypted with version ${result.keyVersion}, not the published ${published.version}`);
       }
@@ -102,9 +126,7 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
       const expected = state.versionOf(keyId);
       if (expected === undefined) throw new RequestError('key_id', 'is not a key_id this plugin produced for its Transit key');
       if (expected !== version) throw new RequestError('ciphertext', `was made with key version ${version}, but key_id names version ${expected}`);
-      const endBao = metrics.openBaoDuration.startTimer({ operation: 'decrypt' });
-      const plaintext = await session.call((c) => c.transit(mount).decrypt(key, text)).finally(endBao);
-      return { plaintext };
+      return { plaintext: await decrypts.submit(text) };
     }),
   };
 }
