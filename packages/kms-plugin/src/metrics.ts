@@ -40,6 +40,7 @@ export function pluginMetrics(registry: Registry = createRegistry()) {
     }),
     tokenTtl: new Gauge({ name: 'kms_plugin_token_ttl_seconds', help: 'Remaining TTL of the OpenBao token at its last login or renewal', registers: [registry] }),
     keyIdInfo: new Gauge({ name: 'kms_plugin_key_id_info', help: 'The published key_id, as a hash', labelNames: ['key_id_hash'], registers: [registry] }),
+    batchSize: new Histogram({ name: 'kms_plugin_transit_batch_size', help: 'Items per Transit batch request (group commit)', labelNames: ['operation'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] }),
     keyVersion: new Gauge({ name: 'kms_plugin_key_version', help: 'Transit key version behind the published key_id', registers: [registry] }),
     checkAge: new Gauge({
       name: 'kms_plugin_status_cache_age_seconds',

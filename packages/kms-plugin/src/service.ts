@@ -73,6 +73,8 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
     });
   }, GROUP_COMMIT);
   const decrypts = new GroupCommit<string, Buffer>((texts) => timed('decrypt', () => session.call((client) => client.transit(mount).decryptBatch(key, texts))), GROUP_COMMIT);
+  encrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'encrypt' }, size);
+  decrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'decrypt' }, size);
 
   function unary<Req, Res>(operation: string, handler: (request: Req) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
