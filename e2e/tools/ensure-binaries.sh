@@ -3,6 +3,7 @@
 #   1. $KDC_BIN_DIR/<binary>          (operator-provided)
 #   2. the cache $KDC_CACHE_DIR/<tool>-<version>/<binary> (default ~/.cache/kdc-platform)
 #   3. a build from the Go module proxy through the wrapper module in e2e/tools/<tool>/
+# Fails first if a required host tool (openssl, bwrap, nsenter, setpriv) is missing.
 # Prints one line per binary, "<binary>=<absolute path>", on stdout; progress goes to stderr.
 # Usage: ensure-binaries.sh [tool ...]   (default: every tool)
 set -euo pipefail
@@ -22,6 +23,27 @@ EOF
 }
 
 log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
+
+# Host tools the platform needs besides the binaries below: openssl (PKI) and, for the local
+# Kamaji runner's pods, bwrap, nsenter and setpriv. A missing one fails here, loudly, never a skip.
+missing_tools=()
+for entry in openssl:openssl bwrap:bubblewrap nsenter:util-linux setpriv:util-linux; do
+  command -v "${entry%%:*}" >/dev/null || missing_tools+=("${entry%%:*} (apt package ${entry#*:})")
+done
+if [ ${#missing_tools[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # A fresh Debian machine: install them from its package mirror (root, no prompt).
+  packages=$(printf '%s\n' "${missing_tools[@]}" | sed -n 's/.*(apt package \(.*\))/\1/p' | sort -u | tr '\n' ' ')
+  log "installing host tools: $packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $packages >&2 || true
+  missing_tools=()
+  for entry in openssl:openssl bwrap:bubblewrap nsenter:util-linux setpriv:util-linux; do
+    command -v "${entry%%:*}" >/dev/null || missing_tools+=("${entry%%:*} (apt package ${entry#*:})")
+  done
+fi
+if [ ${#missing_tools[@]} -gt 0 ]; then
+  log "missing host tools: ${missing_tools[*]}; install them, e.g. apt-get install -y bubblewrap util-linux openssl"
+  exit 1
+fi
 
 build_tool() {
   local tool=$1 version=$2 bins=$3 ldflags=$4 dir=$5 build_id=$6

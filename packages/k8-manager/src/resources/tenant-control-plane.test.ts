@@ -97,6 +97,15 @@ describe('mergeEncryptionFields', () => {
     expect(mergeEncryptionFields(foreign, fields, 'c1').extraArgs!.apiServer).toEqual(['--v=2', '--encryption-provider-config=/etc/kubernetes/kdc-encryption/encryption-config.yaml']);
   });
 
+  it('sets fsGroup so the non-root plugin can read its token and CA, and keeps a foreign one', () => {
+    expect(merged.podSecurityContext).toEqual({ fsGroup: 65532 });
+    const foreign = mergeEncryptionFields({ ...others, podSecurityContext: { fsGroup: 2000, runAsNonRoot: true } }, fields, 'c1');
+    expect(foreign.podSecurityContext).toEqual({ fsGroup: 2000, runAsNonRoot: true });
+    expect((foreign.additionalInitContainers![2]!.securityContext as any).runAsGroup).toBe(2000);
+    expect(mergeEncryptionFields(foreign, fields, 'c1')).toEqual(foreign);
+    expect(mergeEncryptionFields(foreign, null, 'c1').podSecurityContext).toEqual({ fsGroup: 2000, runAsNonRoot: true });
+  });
+
   it('detaches: removes exactly ours and leaves the rest as it was', () => {
     expect(mergeEncryptionFields(merged, null, 'c1')).toEqual(others);
     expect(mergeEncryptionFields(undefined, null, 'c1')).toEqual({});

@@ -177,6 +177,19 @@ export function mergeEncryptionFields(deployment: TcpDeployment | undefined, fie
   };
   if (fields) next.serviceAccountName = fields.serviceAccountName;
   else if (current.serviceAccountName === clusterNames(cluster).kmsPluginServiceAccount) delete next.serviceAccountName;
+  // Secret and projected volumes are group-owned by the pod's fsGroup (0440): without one the
+  // non-root plugin could not read its token or CA. Someone else's fsGroup is kept, and the
+  // plugin then runs with that group instead.
+  const fsGroup = current.podSecurityContext?.fsGroup;
+  if (fields && fsGroup === undefined) {
+    next.podSecurityContext = { ...current.podSecurityContext, fsGroup: TCP_PATCH.pluginUid };
+  } else if (fields && fsGroup !== TCP_PATCH.pluginUid) {
+    next.additionalInitContainers = next.additionalInitContainers!.map((c) =>
+      c.name === TCP_PATCH.pluginContainer ? { ...c, securityContext: { ...(c.securityContext as object), runAsGroup: fsGroup } } : c);
+  } else if (!fields && fsGroup === TCP_PATCH.pluginUid) {
+    const { fsGroup: _ours, ...rest } = current.podSecurityContext!;
+    next.podSecurityContext = rest;
+  }
   return pruneEmpty(next);
 }
 
@@ -192,7 +205,7 @@ function pruneEmpty(deployment: TcpDeployment): TcpDeployment {
   const out: Record<string, unknown> = { ...deployment };
   const emptyObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => x === undefined || emptyValue(x));
   const emptyValue = (v: unknown): boolean => (Array.isArray(v) ? v.length === 0 : emptyObject(v));
-  for (const key of ['additionalInitContainers', 'additionalVolumes', 'additionalVolumeMounts', 'extraArgs', 'podAdditionalMetadata']) {
+  for (const key of ['additionalInitContainers', 'additionalVolumes', 'additionalVolumeMounts', 'extraArgs', 'podAdditionalMetadata', 'podSecurityContext']) {
     const value = out[key];
     if (value !== undefined && emptyValue(value)) delete out[key];
     else if (value && typeof value === 'object' && !Array.isArray(value)) {

@@ -22,6 +22,7 @@ export const volumeSchema = z.looseObject({ name: z.string() });
 export const tcpDeploymentSchema = z.looseObject({
   replicas: z.int().optional(),
   serviceAccountName: z.string().optional(),
+  podSecurityContext: z.looseObject({ fsGroup: z.int().optional() }).optional(),
   additionalInitContainers: z.array(containerSchema).optional(),
   additionalContainers: z.array(containerSchema).optional(),
   additionalVolumes: z.array(volumeSchema).optional(),

@@ -1,0 +1,938 @@
+// The local Kamaji runner. Kamaji needs a kubelet, which cannot run here; this plays Kamaji's
+// part with real processes: it watches TenantControlPlanes (kamaji.clastix.io/v1alpha1) on the
+// management kube-apiserver and, for each, does what Kamaji + a kubelet would do:
+//   Kamaji half (this file): per-TCP PKI and admin kubeconfig Secrets, the control-plane pod
+//     template (additional init containers / containers / volumes / mounts / extraArgs merged the
+//     way Kamaji merges them, plus the kube-apiserver container), a Pod object in the TCP
+//     namespace, the TCP status, and a stable endpoint (a host port, like the TCP Service).
+//   kubelet half (kamaji-pod.ts): runs the admitted Pod spec generically in a network-namespace
+//     sandbox, with volumes, probes, restart policy and security context.
+// It never looks at what the containers are: any init container, sidecar or volume runs as the
+// Pod spec says. Only the kube-apiserver container is Kamaji's own.
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
+import type { PlatformState } from './platform.ts';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+export type { ContainerInfo } from './kamaji-pod.ts';
+
+/** spec.nodeName of every Pod object the runner reports. */
+export const LOCAL_NODE_NAME = 'kamaji-local-runner';
+
+/** A random address in 127.64.0.0-127.250.255.255: distinct pods (and runners in other test processes) do not collide. */
+function randomLoopbackIp(): string {
+  const [a, b, c] = randomBytes(3);
+  return `127.${64 + (a! % 187)}.${b}.${1 + (c! % 254)}`;
+}
+const FIELD_MANAGER = 'kamaji-local-runner';
+const NAME_LABEL = 'kamaji.clastix.io/name';
+const TCP = (namespace?: string, name?: string): ResourceRef => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name });
+
+export interface KamajiRunnerOptions {
+  /**
+   * Image reference -> its entrypoint argv on this host. A key without a tag matches every tag of
+   * that repository. Kubernetes semantics: `command` replaces the entrypoint (a command named like
+   * the entrypoint binary resolves to it), `args` are appended. An image not in the table runs its
+   * `command` from the host filesystem (like a busybox base image); without a command the
+   * container fails with ErrImagePull. Kamaji's kube-apiserver image is built in.
+   */
+  images: Record<string, string[]>;
+  /** Working dir (PKI, volumes, sandbox configs). Default: `<platform dir>/kamaji-runner`. */
+  dir?: string;
+  /** Container logs `<ns>_<tcp>_<container>.log` and `kamaji-runner.log`. Default: the platform's logDir. */
+  logDir?: string;
+  /** Watch only these namespaces (several runners on one platform must not share a namespace). Default: all. */
+  namespaces?: string[];
+  /** Probes run at most this many seconds apart; the failure window (period x threshold) is kept. Default 1. */
+  probePeriodCapSeconds?: number;
+  /** Container restart backoff: first restart immediate, then initialMs doubling to maxMs. Default 10 s / 300 s (kubelet). */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** How often Secret/ConfigMap volume contents are re-read (the kubelet syncs them too). Default 5000 ms. */
+  volumeResyncMs?: number;
+  /** 'kubelet' (default): ownership and modes exactly as a kubelet sets them. 'world-readable': also a+r. */
+  volumeOwnership?: 'kubelet' | 'world-readable';
+  /** Delete the tenant's etcd keys when its TCP is deleted, as Kamaji's datastore cleanup does. Default true. */
+  deleteDataOnDelete?: boolean;
+  /** Seconds a container gets between SIGTERM and SIGKILL when stopped (default: the Pod's terminationGracePeriodSeconds). */
+  terminationGraceSeconds?: number;
+}
+
+export interface PodInfo {
+  namespace: string;
+  tcpName: string;
+  podName: string;
+  /** Pod template hash (kubernetes.version + controlPlane.deployment + networkProfile). */
+  hash: string;
+  phase: string;
+  ready: boolean;
+  /** The tenant apiserver on the host: https://127.0.0.1:<hostPort> (stable for the TCP's lifetime in this runner). */
+  hostPort: number;
+  endpoint: string;
+  /** Admin kubeconfig file (the content of the `<tcp>-admin-kubeconfig` Secret). */
+  adminKubeconfig: string;
+  caPem: string;
+  /** containerPort -> host port on 127.0.0.1, for every container and probe port of the pod. */
+  ports: Record<number, number>;
+  /** Epoch ms when the pod was started, and when it was first Ready. */
+  startedAt: number;
+  readyAt?: number;
+  sandboxPid?: number;
+  /** The pod's working dir; volume contents are under `volumes/<name>`. */
+  dir: string;
+  containers: ContainerInfo[];
+  message?: string;
+}
+
+export interface KamajiRunner {
+  dir: string;
+  logFile: string;
+  pod(namespace: string, tcpName: string): PodInfo | undefined;
+  /** Waits for a pod of the TCP: ready (default true), with hash / other than notHash. */
+  waitForPod(namespace: string, tcpName: string, options?: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number }): Promise<PodInfo>;
+  /** Waits until the TCP has no pod (deleted, or never started) and, after a deletion, its objects are cleaned up. */
+  waitForNoPod(namespace: string, tcpName: string, timeoutMs?: number): Promise<void>;
+  /** The last reconcile error for the TCP (e.g. the Pod object was refused), if any. */
+  lastError(namespace: string, tcpName: string): string | undefined;
+  /** A volume's host dir in the TCP's running pod. */
+  volumePath(namespace: string, tcpName: string, volume: string): string | undefined;
+  stop(): Promise<void>;
+}
+
+// ---- the TenantControlPlane subset we read ------------------------------------------------------
+
+interface TcpDeployment {
+  replicas?: number;
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  podSecurityContext?: Record<string, unknown>;
+  containerSecurityContexts?: { apiServer?: Record<string, unknown> };
+  resources?: { apiServer?: Record<string, unknown> };
+  additionalInitContainers?: ContainerSpec[];
+  additionalContainers?: ContainerSpec[];
+  additionalVolumes?: VolumeSpec[];
+  additionalVolumeMounts?: { apiServer?: VolumeMountSpec[] };
+  extraArgs?: { apiServer?: string[] };
+  podAdditionalMetadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  registrySettings?: { registry?: string; apiServerImage?: string; tagSuffix?: string };
+  probes?: Record<string, Record<string, Record<string, number> | undefined> | Record<string, number> | undefined>;
+}
+
+interface TenantControlPlane extends KubeObject {
+  metadata: { name: string; namespace: string; uid?: string; deletionTimestamp?: string };
+  spec: {
+    dataStore?: string;
+    dataStoreSchema?: string;
+    controlPlane?: { deployment?: TcpDeployment };
+    kubernetes?: { version?: string; admissionControllers?: string[]; kubelet?: { preferredAddressTypes?: string[] } };
+    networkProfile?: { port?: number; address?: string; advertiseAddress?: string; certSANs?: string[]; serviceCidr?: string; serviceCidrs?: string[] };
+  };
+  status?: Record<string, unknown>;
+}
+
+// ---- Kamaji's pod template ----------------------------------------------------------------------
+
+/** Hash of what rolls Kamaji's deployment: version, deployment (incl. podAdditionalMetadata), networkProfile. */
+export function templateHash(tcp: TenantControlPlane): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  const input = JSON.stringify(canonical({ version: tcp.spec.kubernetes?.version, deployment: tcp.spec.controlPlane?.deployment ?? {}, networkProfile: tcp.spec.networkProfile ?? {} }));
+  return createHash('sha256').update(input).digest('hex').slice(0, 10);
+}
+
+const apiServerPort = (tcp: TenantControlPlane) => tcp.spec.networkProfile?.port ?? 6443;
+const etcdPrefix = (tcp: TenantControlPlane) => `/${tcp.spec.dataStoreSchema ?? `${tcp.metadata.namespace}_${tcp.metadata.name}`}`;
+
+export function apiServerImage(tcp: TenantControlPlane): string {
+  const r = tcp.spec.controlPlane?.deployment?.registrySettings ?? {};
+  return `${r.registry ?? 'registry.k8s.io'}/${r.apiServerImage ?? 'kube-apiserver'}:${tcp.spec.kubernetes?.version ?? 'v1.36.3'}${r.tagSuffix ?? ''}`;
+}
+
+export const PKI_SECRETS = (tcp: string) => ({
+  ca: `${tcp}-ca`,
+  apiServer: `${tcp}-api-server-certificate`,
+  apiServerKubeletClient: `${tcp}-api-server-kubelet-client-certificate`,
+  frontProxyCA: `${tcp}-front-proxy-ca-certificate`,
+  frontProxyClient: `${tcp}-front-proxy-client-certificate`,
+  sa: `${tcp}-sa-certificate`,
+  adminKubeconfig: `${tcp}-admin-kubeconfig`,
+});
+
+/**
+ * Kamaji's mergeAPIServerArgs: Kamaji-managed flags always win (user duplicates dropped), safe
+ * defaults apply only where the user did not set the flag, user extraArgs follow verbatim.
+ */
+export function mergeApiServerArgs(userExtras: string[], safeDefaults: Record<string, string>, managed: Record<string, string>): string[] {
+  const flagOf = (arg: string) => arg.split('=')[0]!;
+  const extras = userExtras.filter((a) => !(flagOf(a) in managed));
+  const userFlags = new Set(extras.map(flagOf));
+  const format = (flag: string, value: string) => (value === '' ? flag : `${flag}=${value}`);
+  const owned = [
+    ...Object.entries(safeDefaults).filter(([flag]) => !userFlags.has(flag)).map(([f, v]) => format(f, v)),
+    ...Object.entries(managed).map(([f, v]) => format(f, v)),
+  ].sort();
+  return [...owned, ...extras];
+}
+
+function firstServiceIp(cidr: string): string | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!m) return undefined;
+  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  const ip = (n + 1) >>> 0;
+  return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
+}
+
+const pkiPaths = {
+  ca: ['ca.crt', 'ca.key'],
+  apiServer: ['apiserver.crt', 'apiserver.key'],
+  apiServerKubeletClient: ['apiserver-kubelet-client.crt', 'apiserver-kubelet-client.key'],
+  frontProxyCA: ['front-proxy-ca.crt', 'front-proxy-ca.key'],
+  frontProxyClient: ['front-proxy-client.crt', 'front-proxy-client.key'],
+  sa: ['sa.pub', 'sa.key'],
+} as const;
+
+/** The Pod Kamaji's Deployment would create for this TCP (minus controller-manager and scheduler). */
+export function buildPod(tcp: TenantControlPlane, hash: string, etcdEndpoint: string): PodObject {
+  const d = tcp.spec.controlPlane?.deployment ?? {};
+  const np = tcp.spec.networkProfile ?? {};
+  const name = tcp.metadata.name;
+  const port = apiServerPort(tcp);
+  const pki = '/etc/kubernetes/pki';
+  const serviceCidrs = np.serviceCidrs?.length ? np.serviceCidrs : [np.serviceCidr ?? '10.96.0.0/16'];
+  const safeDefaults: Record<string, string> = {
+    '--allow-privileged': 'true',
+    '--authorization-mode': 'Node,RBAC',
+    '--enable-bootstrap-token-auth': 'true',
+    '--requestheader-extra-headers-prefix': 'X-Remote-Extra-',
+    '--requestheader-group-headers': 'X-Remote-Group',
+    '--requestheader-username-headers': 'X-Remote-User',
+    '--service-account-issuer': 'https://kubernetes.default.svc.cluster.local',
+    // Local additions (not Kamaji's): loopback endpoints are refused by the endpoints API, and
+    // priority-and-fairness costs start-up time on a small machine.
+    '--endpoint-reconciler-type': 'none',
+    '--enable-priority-and-fairness': 'false',
+  };
+  const managed: Record<string, string> = {
+    '--advertise-address': np.advertiseAddress ?? np.address ?? '127.0.0.1',
+    '--client-ca-file': `${pki}/ca.crt`,
+    '--enable-admission-plugins': (tcp.spec.kubernetes?.admissionControllers ?? []).join(','),
+    '--service-cluster-ip-range': serviceCidrs.join(','),
+    '--kubelet-client-certificate': `${pki}/apiserver-kubelet-client.crt`,
+    '--kubelet-client-key': `${pki}/apiserver-kubelet-client.key`,
+    '--kubelet-preferred-address-types': (tcp.spec.kubernetes?.kubelet?.preferredAddressTypes ?? ['InternalIP', 'ExternalIP', 'Hostname']).join(','),
+    '--proxy-client-cert-file': `${pki}/front-proxy-client.crt`,
+    '--proxy-client-key-file': `${pki}/front-proxy-client.key`,
+    '--requestheader-allowed-names': 'front-proxy-client',
+    '--requestheader-client-ca-file': `${pki}/front-proxy-ca.crt`,
+    '--secure-port': String(port),
+    '--service-account-key-file': `${pki}/sa.pub`,
+    '--service-account-signing-key-file': `${pki}/sa.key`,
+    '--tls-cert-file': `${pki}/apiserver.crt`,
+    '--tls-private-key-file': `${pki}/apiserver.key`,
+    // The platform's etcd (plain HTTP on loopback) instead of a DataStore's TLS endpoints.
+    '--etcd-servers': etcdEndpoint,
+    '--etcd-prefix': etcdPrefix(tcp),
+    '--etcd-compaction-interval': '0',
+  };
+  const probes = (d.probes ?? {}) as Record<string, Record<string, number> | undefined> & { apiServer?: Record<string, Record<string, number> | undefined> };
+  const probe = (path: string, kind: 'liveness' | 'readiness' | 'startup'): ProbeSpec => ({
+    httpGet: { path, port, scheme: 'HTTPS' },
+    initialDelaySeconds: 0,
+    timeoutSeconds: 1,
+    periodSeconds: 10,
+    successThreshold: 1,
+    failureThreshold: 3,
+    ...(probes[kind] ?? {}),
+    ...(probes.apiServer?.[kind] ?? {}),
+  });
+  const secrets = PKI_SECRETS(name);
+  const secretProjection = (secretName: string, [cert, key]: readonly [string, string]) => ({ secret: { name: secretName, items: [{ key: cert, path: cert }, { key, path: key }] } });
+  const apiServer: ContainerSpec & Record<string, unknown> = {
+    name: 'kube-apiserver',
+    image: apiServerImage(tcp),
+    imagePullPolicy: 'Always',
+    command: ['kube-apiserver'],
+    args: mergeApiServerArgs(d.extraArgs?.apiServer ?? [], safeDefaults, managed),
+    livenessProbe: probe('/livez', 'liveness'),
+    readinessProbe: probe('/readyz', 'readiness'),
+    startupProbe: probe('/livez', 'startup'),
+    volumeMounts: [
+      ...(d.additionalVolumeMounts?.apiServer ?? []),
+      { name: 'etc-kubernetes-pki', readOnly: true, mountPath: pki },
+      { name: 'etc-ca-certificates', readOnly: true, mountPath: '/etc/ca-certificates' },
+      { name: 'usr-share-ca-certificates', readOnly: true, mountPath: '/usr/share/ca-certificates' },
+      { name: 'usr-local-share-ca-certificates', readOnly: true, mountPath: '/usr/local/share/ca-certificates' },
+    ],
+    ...(d.containerSecurityContexts?.apiServer ? { securityContext: d.containerSecurityContexts.apiServer } : {}),
+    ...(d.resources?.apiServer ? { resources: d.resources.apiServer } : {}),
+  };
+  const caSecret = { secretName: secrets.ca, defaultMode: 0o644 };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `${name}-${hash}-local`,
+      namespace: tcp.metadata.namespace,
+      labels: { ...(d.podAdditionalMetadata?.labels ?? {}), [NAME_LABEL]: name, 'kamaji.clastix.io/component': 'deployment', 'pod-template-hash': hash },
+      annotations: { ...(d.podAdditionalMetadata?.annotations ?? {}) },
+      ...(tcp.metadata.uid ? { ownerReferences: [{ apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'TenantControlPlane', name, uid: tcp.metadata.uid, controller: false }] } : {}),
+    },
+    spec: {
+      nodeName: LOCAL_NODE_NAME,
+      restartPolicy: 'Always',
+      terminationGracePeriodSeconds: 30,
+      ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : {}),
+      ...(d.automountServiceAccountToken !== undefined ? { automountServiceAccountToken: d.automountServiceAccountToken } : {}),
+      ...(d.podSecurityContext ? { securityContext: d.podSecurityContext } : {}),
+      initContainers: d.additionalInitContainers ?? [],
+      containers: [...(d.additionalContainers ?? []), apiServer],
+      volumes: [
+        ...(d.additionalVolumes ?? []),
+        {
+          name: 'etc-kubernetes-pki',
+          projected: {
+            defaultMode: 0o644,
+            sources: [
+              secretProjection(secrets.apiServer, pkiPaths.apiServer),
+              secretProjection(secrets.ca, pkiPaths.ca),
+              secretProjection(secrets.apiServerKubeletClient, pkiPaths.apiServerKubeletClient),
+              secretProjection(secrets.frontProxyCA, pkiPaths.frontProxyCA),
+              secretProjection(secrets.frontProxyClient, pkiPaths.frontProxyClient),
+              secretProjection(secrets.sa, pkiPaths.sa),
+            ],
+          },
+        },
+        { name: 'etc-ca-certificates', secret: caSecret },
+        { name: 'usr-share-ca-certificates', secret: caSecret },
+        { name: 'usr-local-share-ca-certificates', secret: caSecret },
+      ],
+    } as PodObject['spec'],
+  };
+}
+
+// ---- PKI: ECDSA P-256 (kube-apiserver accepts it; RSA key generation costs seconds on a small machine)
+
+interface Issued {
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+  keyPem: string;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function ecCA(dir: string, name: string): Issued {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.crt`);
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '365', '-subj', `/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'], dir);
+  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+}
+
+function ecCert(ca: Issued, dir: string, input: { name: string; commonName: string; organization?: string; dnsNames?: string[]; ips?: string[]; usage: 'server' | 'client' }): Issued {
+  const keyFile = join(dir, `${input.name}.key`);
+  const csrFile = join(dir, `${input.name}.csr`);
+  const certFile = join(dir, `${input.name}.crt`);
+  const extFile = join(dir, `${input.name}.ext`);
+  const sans = [...(input.dnsNames ?? []).map((d) => `DNS:${d}`), ...(input.ips ?? []).map((ip) => `IP:${ip}`)];
+  writeFileSync(extFile, [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    `extendedKeyUsage=${input.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
+    ...(sans.length ? [`subjectAltName=${sans.join(',')}`] : []),
+  ].join('\n'));
+  const subject = `/CN=${input.commonName}${input.organization ? `/O=${input.organization}` : ''}`;
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject], dir);
+  openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile, '-days', '365', '-extfile', extFile], dir);
+  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+}
+
+// ---- the runner ---------------------------------------------------------------------------------
+
+interface TcpPki {
+  caPem: string;
+  adminCertPem: string;
+  adminKeyPem: string;
+}
+
+interface TcpState {
+  namespace: string;
+  name: string;
+  dir: string;
+  hostPort: number;
+  server: Server;
+  connections: Set<Socket>;
+  pki?: TcpPki;
+  adminKubeconfig: string;
+  pod?: PodRuntime;
+  hash?: string;
+  everReady: boolean;
+  error?: string;
+  chain: Promise<void>;
+  queued: boolean;
+  failures: number;
+  retry?: NodeJS.Timeout;
+  lastPodStatus?: string;
+  conditionTimes: Map<string, { status: string; time: string }>;
+  flushTimer?: NodeJS.Timeout;
+  deleted: boolean;
+  tearingDown: boolean;
+}
+
+const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+
+class Runner implements KamajiRunner {
+  readonly dir: string;
+  readonly logFile: string;
+  private readonly state: PlatformState;
+  private readonly kube: KubeClient;
+  private readonly options: KamajiRunnerOptions;
+  private readonly images: Record<string, string[]>;
+  private readonly informers: Informer<TenantControlPlane>[] = [];
+  private readonly tcps = new Map<string, TcpState>();
+  private readonly logDir: string;
+  private readonly sockRoot: string;
+  private readonly outboundPorts: number[];
+  private stopping = false;
+  private podSeq = 0;
+
+  constructor(state: PlatformState, options: KamajiRunnerOptions) {
+    this.state = state;
+    this.options = options;
+    this.dir = options.dir ?? join(state.dir, 'kamaji-runner');
+    this.logDir = options.logDir ?? state.logDir;
+    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.logDir, { recursive: true });
+    this.logFile = join(this.logDir, 'kamaji-runner.log');
+    // Unix socket paths are limited to 108 bytes: keep them short, whatever `dir` is.
+    this.sockRoot = mkdtempSync(join(tmpdir(), 'kdc-kr-'));
+    this.kube = KubeClient.fromFile(state.management.kubeconfig);
+    this.images = { 'registry.k8s.io/kube-apiserver': [state.binaries['kube-apiserver']], ...options.images };
+    const ports = [state.etcd.endpoint, state.management.url, state.openbao.url, state.s3.endpoint].map((u) => Number(new URL(u).port)).filter((p) => p > 0);
+    this.outboundPorts = [...new Set(ports)];
+  }
+
+  log(message: string, fields: Record<string, unknown> = {}): void {
+    appendFileSync(this.logFile, `${JSON.stringify({ time: new Date().toISOString(), msg: message, ...fields })}\n`);
+  }
+
+  async start(): Promise<void> {
+    const namespaces = this.options.namespaces ?? [undefined];
+    for (const ns of namespaces) {
+      const informer = new Informer<TenantControlPlane>(this.kube, TCP(ns));
+      informer.on((_event, tcp) => this.enqueue(`${tcp.metadata.namespace}/${tcp.metadata.name}`));
+      this.informers.push(informer);
+      informer.start();
+    }
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.log('runner started', { namespaces: this.options.namespaces ?? 'all', outboundPorts: this.outboundPorts });
+  }
+
+  private get(key: string): TenantControlPlane | undefined {
+    const [namespace, name] = key.split('/') as [string, string];
+    for (const informer of this.informers) {
+      const tcp = informer.get(name, namespace);
+      if (tcp) return tcp;
+    }
+    return undefined;
+  }
+
+  private enqueue(key: string, delayMs = 0): void {
+    if (this.stopping) return;
+    const existing = this.tcps.get(key);
+    if (delayMs > 0) {
+      if (existing?.retry) return;
+      const timer = setTimeout(() => {
+        if (existing) existing.retry = undefined;
+        this.enqueue(key);
+      }, delayMs);
+      if (existing) existing.retry = timer;
+      return;
+    }
+    this.stateFor(key).then((s) => {
+      if (s.queued) return;
+      s.queued = true;
+      s.chain = s.chain.then(async () => {
+        s.queued = false;
+        if (this.stopping) return;
+        try {
+          await this.reconcile(key, s);
+          s.failures = 0;
+          s.error = undefined;
+        } catch (error) {
+          s.error = String((error as Error)?.message ?? error);
+          const delay = Math.min(500 * 2 ** s.failures++, 10_000);
+          this.log('reconcile failed; retrying', { tcp: key, retryInMs: delay, error: s.error });
+          this.enqueue(key, delay);
+        }
+      });
+    }).catch((error: unknown) => this.log('cannot track TCP', { tcp: key, error: String((error as Error)?.message ?? error) }));
+  }
+
+  private stateCreating = new Map<string, Promise<TcpState>>();
+
+  private stateFor(key: string): Promise<TcpState> {
+    const existing = this.tcps.get(key);
+    if (existing) return Promise.resolve(existing);
+    let creating = this.stateCreating.get(key);
+    if (!creating) {
+      creating = (async () => {
+        const [namespace, name] = key.split('/') as [string, string];
+        const hostPort = await freePort();
+        const s: TcpState = {
+          namespace, name, hostPort, dir: join(this.dir, 'tcp', `${namespace}_${name}`), server: undefined as unknown as Server, connections: new Set(),
+          adminKubeconfig: '', everReady: false, chain: Promise.resolve(), queued: false, failures: 0, conditionTimes: new Map(), deleted: false, tearingDown: false,
+        };
+        s.adminKubeconfig = join(s.dir, 'admin.kubeconfig');
+        mkdirSync(s.dir, { recursive: true });
+        // The TCP "Service": a stable host port forwarded to whichever pod runs now.
+        const sockets = new Set<Socket>();
+        s.server = createServer((client) => {
+          const tcp = this.get(key);
+          const pod = s.pod;
+          if (!pod || !tcp) return client.destroy();
+          const upstream = createConnection(pod.inboundSocket(apiServerPort(tcp)));
+          for (const sock of [client, upstream]) {
+            sockets.add(sock);
+            sock.on('close', () => sockets.delete(sock));
+          }
+          client.pipe(upstream);
+          upstream.pipe(client);
+          client.on('error', () => upstream.destroy());
+          upstream.on('error', () => client.destroy());
+        });
+        s.connections = sockets;
+        await new Promise<void>((resolve, reject) => {
+          s.server.once('error', reject);
+          s.server.listen(hostPort, '127.0.0.1', resolve);
+        });
+        this.tcps.set(key, s);
+        this.stateCreating.delete(key);
+        return s;
+      })();
+      this.stateCreating.set(key, creating);
+    }
+    return creating;
+  }
+
+  private async reconcile(key: string, s: TcpState): Promise<void> {
+    const tcp = this.get(key);
+    if (!tcp || tcp.metadata.deletionTimestamp) {
+      if (!s.deleted) await this.teardown(s, tcp);
+      return;
+    }
+    s.deleted = false;
+    await this.ensurePki(tcp, s);
+    const hash = templateHash(tcp);
+    if (s.pod && s.hash === hash && s.pod.phase !== 'Failed') {
+      await this.syncStatus(s);
+      return;
+    }
+    if (s.pod) {
+      const failed = s.pod.phase === 'Failed';
+      this.log(failed ? 'pod failed; replacing it' : 'pod template changed; replacing the pod', { tcp: key, from: s.hash, to: hash, message: s.pod.podMessage });
+      // Without its sandbox the pod has no network: graceful shutdowns would only time out.
+      await this.stopPod(s, failed ? 2000 : undefined);
+    }
+    const pod = await this.createPodObject(tcp, hash);
+    const seq = ++this.podSeq;
+    const podDir = join(this.dir, 'pods', `${s.namespace}_${s.name}_${hash}`);
+    rmSync(podDir, { recursive: true, force: true });
+    const runtime = new PodRuntime({
+      kube: this.kube,
+      pod,
+      // Kamaji's kube-apiserver image, wherever registrySettings point, is the platform's binary.
+      images: { ...this.images, [apiServerImage(tcp).replace(/:[^:/]*$/, '')]: [this.state.binaries['kube-apiserver']] },
+      dir: podDir,
+      sockDir: join(this.sockRoot, String(seq)),
+      logDir: this.logDir,
+      logPrefix: `${s.namespace}_${s.name}`,
+      podIP: randomLoopbackIp(),
+      outboundPorts: this.outboundPorts,
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(this.state.management.url).port, KUBERNETES_SERVICE_PORT_HTTPS: new URL(this.state.management.url).port },
+      probePeriodCapSeconds: this.options.probePeriodCapSeconds ?? 1,
+      backoff: { initialMs: this.options.backoff?.initialMs ?? 10_000, maxMs: this.options.backoff?.maxMs ?? 300_000 },
+      volumeResyncMs: this.options.volumeResyncMs ?? 5000,
+      volumeOwnership: this.options.volumeOwnership ?? 'kubelet',
+      onChange: () => this.scheduleFlush(s),
+      log: (message, fields) => this.log(message, { tcp: key, ...fields }),
+    });
+    s.pod = runtime;
+    s.hash = hash;
+    s.lastPodStatus = undefined;
+    s.conditionTimes.clear();
+    this.log('starting pod', { tcp: key, pod: pod.metadata.name, hash });
+    runtime.start();
+    await this.syncStatus(s);
+  }
+
+  /** PKI Secrets like Kamaji's (reused when they exist, so restarts keep tokens and kubeconfigs valid). */
+  private async ensurePki(tcp: TenantControlPlane, s: TcpState): Promise<void> {
+    const ns = tcp.metadata.namespace;
+    const names = PKI_SECRETS(tcp.metadata.name);
+    if (!s.pki) {
+      const existing = await Promise.all(Object.keys(pkiPaths).map((k) => this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names[k as keyof typeof pkiPaths]))));
+      const admin = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names.adminKubeconfig));
+      const adminPemFile = join(s.dir, 'admin-client.json');
+      let adminPem: { cert: string; key: string } | undefined;
+      try {
+        adminPem = JSON.parse(readFileSync(adminPemFile, 'utf8')) as { cert: string; key: string };
+      } catch {
+        adminPem = undefined;
+      }
+      const ca = existing[0]?.data?.['ca.crt'];
+      if (existing.every(Boolean) && ca && admin && adminPem) {
+        s.pki = { caPem: Buffer.from(ca, 'base64').toString(), adminCertPem: adminPem.cert, adminKeyPem: adminPem.key };
+      } else {
+        s.pki = await this.generatePki(tcp, s);
+        writeFileSync(adminPemFile, JSON.stringify({ cert: s.pki.adminCertPem, key: s.pki.adminKeyPem }), { mode: 0o600 });
+      }
+    }
+    const server = `https://127.0.0.1:${s.hostPort}`;
+    const kubeconfig = stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: tcp.metadata.name, cluster: { server, 'certificate-authority-data': b64(s.pki.caPem) } }],
+      users: [{ name: 'kubernetes-admin', user: { 'client-certificate-data': b64(s.pki.adminCertPem), 'client-key-data': b64(s.pki.adminKeyPem) } }],
+      contexts: [{ name: `kubernetes-admin@${tcp.metadata.name}`, context: { cluster: tcp.metadata.name, user: 'kubernetes-admin' } }],
+      'current-context': `kubernetes-admin@${tcp.metadata.name}`,
+    });
+    writeFileSync(s.adminKubeconfig, kubeconfig, { mode: 0o600 });
+    const live = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names.adminKubeconfig));
+    if (live?.data?.['admin.conf'] !== b64(kubeconfig)) {
+      await this.kube.apply(CORE('secrets', ns, names.adminKubeconfig), this.secret(tcp, names.adminKubeconfig, { 'admin.conf': kubeconfig }), FIELD_MANAGER);
+    }
+  }
+
+  private secret(tcp: TenantControlPlane, name: string, data: Record<string, string>): KubeObject {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: tcp.metadata.namespace, labels: { [NAME_LABEL]: tcp.metadata.name, 'kamaji.clastix.io/managed-by': FIELD_MANAGER } },
+      type: 'Opaque',
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+    } as KubeObject;
+  }
+
+  private async generatePki(tcp: TenantControlPlane, s: TcpState): Promise<TcpPki> {
+    const started = Date.now();
+    const dir = join(s.dir, 'pki');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const np = tcp.spec.networkProfile ?? {};
+    const isIp = (x: string) => /^[\d.]+$/.test(x) || x.includes(':');
+    const sans = [...(np.certSANs ?? []), ...(np.address ? [np.address] : [])];
+    const serviceIp = firstServiceIp(np.serviceCidrs?.[0] ?? np.serviceCidr ?? '10.96.0.0/16');
+    const ca = ecCA(dir, 'kubernetes');
+    const serving = ecCert(ca, dir, {
+      name: 'apiserver',
+      commonName: 'kube-apiserver',
+      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', tcp.metadata.name, `${tcp.metadata.name}.${tcp.metadata.namespace}.svc`, ...sans.filter((x) => !isIp(x))],
+      ips: ['127.0.0.1', ...(serviceIp ? [serviceIp] : []), ...sans.filter(isIp)],
+      usage: 'server',
+    });
+    const kubeletClient = ecCert(ca, dir, { name: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organization: 'kubeadm:cluster-admins', usage: 'client' });
+    const frontProxyCa = ecCA(dir, 'front-proxy-ca');
+    const frontProxyClient = ecCert(frontProxyCa, dir, { name: 'front-proxy-client', commonName: 'front-proxy-client', usage: 'client' });
+    const sa = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const admin = ecCert(ca, dir, { name: 'admin', commonName: 'kubernetes-admin', organization: 'system:masters', usage: 'client' });
+    const names = PKI_SECRETS(tcp.metadata.name);
+    const contents: Record<keyof typeof pkiPaths, [string, string]> = {
+      ca: [ca.certPem, ca.keyPem],
+      apiServer: [serving.certPem, serving.keyPem],
+      apiServerKubeletClient: [kubeletClient.certPem, kubeletClient.keyPem],
+      frontProxyCA: [frontProxyCa.certPem, frontProxyCa.keyPem],
+      frontProxyClient: [frontProxyClient.certPem, frontProxyClient.keyPem],
+      sa: [sa.publicKey.export({ type: 'spki', format: 'pem' }).toString(), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    };
+    for (const [k, [cert, key]] of Object.entries(contents) as [keyof typeof pkiPaths, [string, string]][]) {
+      const [certName, keyName] = pkiPaths[k];
+      await this.kube.apply(CORE('secrets', tcp.metadata.namespace, names[k]), this.secret(tcp, names[k], { [certName]: cert, [keyName]: key }), FIELD_MANAGER);
+    }
+    this.log('generated PKI', { tcp: `${s.namespace}/${s.name}`, ms: Date.now() - started });
+    return { caPem: ca.certPem, adminCertPem: admin.certPem, adminKeyPem: admin.keyPem };
+  }
+
+  /** Creates the Pod object; the runner runs what the apiserver admitted (with defaults and the SA token volume). */
+  private async createPodObject(tcp: TenantControlPlane, hash: string): Promise<PodObject> {
+    const ns = tcp.metadata.namespace;
+    const wanted = buildPod(tcp, hash, this.state.etcd.endpoint);
+    await this.deletePodObjects(ns, tcp.metadata.name);
+    // What kube-controller-manager would have done in this namespace (it does not run here).
+    if (!wanted.spec.serviceAccountName || wanted.spec.serviceAccountName === 'default') {
+      await this.createIfMissing(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+    }
+    await this.createIfMissing(CORE('configmaps', ns), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': this.state.management.caPem } } as KubeObject);
+    return this.kube.create<PodObject>(CORE('pods', ns), wanted);
+  }
+
+  private async createIfMissing(ref: ResourceRef, body: KubeObject): Promise<void> {
+    try {
+      await this.kube.create(ref, body);
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+    }
+  }
+
+  private async deletePodObjects(namespace: string, tcpName: string): Promise<void> {
+    const pods = await this.kube.list<PodObject>(CORE('pods', namespace), { labelSelector: `${NAME_LABEL}=${tcpName}`, fieldSelector: `spec.nodeName=${LOCAL_NODE_NAME}` });
+    for (const p of pods.items) await this.kube.delete(CORE('pods', namespace, p.metadata.name), { gracePeriodSeconds: 0 });
+  }
+
+  private async stopPod(s: TcpState, graceMs?: number): Promise<void> {
+    const pod = s.pod;
+    if (!pod) return;
+    const grace = this.options.terminationGraceSeconds;
+    await pod.stop(graceMs ?? (grace === undefined ? undefined : grace * 1000));
+    s.pod = undefined;
+    s.hash = undefined;
+    await this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }).catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
+  }
+
+  private async teardown(s: TcpState, tcp: TenantControlPlane | undefined): Promise<void> {
+    const key = `${s.namespace}/${s.name}`;
+    this.log('TCP deleted; stopping its pod', { tcp: key });
+    s.tearingDown = true;
+    try {
+      await this.cleanup(s, tcp);
+    } finally {
+      s.tearingDown = false;
+    }
+    this.log('TCP cleaned up', { tcp: key });
+  }
+
+  private async cleanup(s: TcpState, tcp: TenantControlPlane | undefined): Promise<void> {
+    await this.stopPod(s);
+    await this.deletePodObjects(s.namespace, s.name).catch(() => undefined);
+    for (const secret of Object.values(PKI_SECRETS(s.name))) await this.kube.delete(CORE('secrets', s.namespace, secret));
+    if (this.options.deleteDataOnDelete ?? true) {
+      const prefix = tcp ? etcdPrefix(tcp) : `/${s.namespace}_${s.name}`;
+      await deleteEtcdPrefix(this.state.etcd.endpoint, `${prefix}/`);
+    }
+    s.deleted = true;
+    s.pki = undefined;
+    s.everReady = false;
+    rmSync(s.dir, { recursive: true, force: true });
+    mkdirSync(s.dir, { recursive: true });
+  }
+
+  // ---- status ----
+
+  private scheduleFlush(s: TcpState): void {
+    if (s.flushTimer || this.stopping) return;
+    s.flushTimer = setTimeout(() => {
+      s.flushTimer = undefined;
+      const key = `${s.namespace}/${s.name}`;
+      s.chain = s.chain.then(() => this.syncStatus(s)).catch((error: unknown) => {
+        if (isNotFound(error)) return; // the TCP is being deleted
+        this.log('status update failed', { tcp: key, error: String((error as Error)?.message ?? error) });
+        this.scheduleFlush(s);
+      });
+    }, 100);
+  }
+
+  private async syncStatus(s: TcpState): Promise<void> {
+    const pod = s.pod;
+    const tcp = this.get(`${s.namespace}/${s.name}`);
+    if (!pod || !tcp || this.stopping) return;
+    // Pod status (the kubelet's part): only when something changed.
+    const status = pod.status() as { conditions: { type: string; status: string; lastTransitionTime: string }[] };
+    const comparable = JSON.stringify({ ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: undefined })) });
+    if (comparable !== s.lastPodStatus) {
+      for (const c of status.conditions) {
+        const prev = s.conditionTimes.get(c.type);
+        if (prev && prev.status === c.status) c.lastTransitionTime = prev.time;
+        else s.conditionTimes.set(c.type, { status: c.status, time: c.lastTransitionTime });
+      }
+      try {
+        await this.kube.patch({ ...CORE('pods', s.namespace, pod.name), subresource: 'status' }, { status }, 'merge');
+        s.lastPodStatus = comparable;
+        this.log('pod status', { pod: pod.name, phase: pod.phase, ready: pod.ready, containers: pod.containers.map((c) => `${c.spec.name}:${c.running ? 'running' : c.reason ?? 'stopped'}${c.started ? ',started' : ''}${c.ready ? ',ready' : ''}${c.restartCount ? `,restarts=${c.restartCount}` : ''}`).join(' ') });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        // Somebody deleted the Pod object: like a ReplicaSet, replace the pod.
+        if (s.pod === pod) {
+          this.log('pod object deleted; replacing the pod', { pod: pod.name });
+          await this.stopPod(s);
+          this.enqueue(`${s.namespace}/${s.name}`);
+        }
+        return;
+      }
+    }
+    if (pod.phase === 'Failed') this.enqueue(`${s.namespace}/${s.name}`, 2000);
+    // TenantControlPlane status (Kamaji's part), through the status subresource, written only
+    // when it differs from what is there.
+    if (pod.ready) s.everReady = true;
+    const versionStatus = pod.ready ? 'Ready' : s.everReady ? 'NotReady' : 'Provisioning';
+    const names = PKI_SECRETS(s.name);
+    const readyReplicas = pod.ready ? 1 : 0;
+    const wanted = {
+      controlPlaneEndpoint: `127.0.0.1:${s.hostPort}`,
+      kubeconfig: { admin: { secretName: names.adminKubeconfig } },
+      certificates: {
+        ca: { secretName: names.ca },
+        apiServer: { secretName: names.apiServer },
+        apiServerKubeletClient: { secretName: names.apiServerKubeletClient },
+        frontProxyCA: { secretName: names.frontProxyCA },
+        frontProxyClient: { secretName: names.frontProxyClient },
+        sa: { secretName: names.sa },
+      },
+      storage: { driver: 'etcd', dataStoreName: tcp.spec.dataStore ?? 'local-platform-etcd', setup: { schema: etcdPrefix(tcp).slice(1) } },
+      kubernetesResources: {
+        version: { version: tcp.spec.kubernetes?.version ?? '', status: versionStatus },
+        deployment: { name: s.name, namespace: s.namespace, replicas: 1, readyReplicas, availableReplicas: readyReplicas, updatedReplicas: 1, selector: `${NAME_LABEL}=${s.name}` },
+      },
+    };
+    if (!contains(tcp.status ?? {}, wanted)) {
+      await this.patchTcpStatus(s, wanted);
+      this.log('TCP status', { tcp: `${s.namespace}/${s.name}`, version: wanted.kubernetesResources.version });
+    }
+  }
+
+  private async patchTcpStatus(s: TcpState, status: unknown): Promise<void> {
+    await this.kube.patch({ ...TCP(s.namespace, s.name), subresource: 'status' }, { status }, 'merge');
+  }
+
+  // ---- API ----
+
+  pod(namespace: string, tcpName: string): PodInfo | undefined {
+    const s = this.tcps.get(`${namespace}/${tcpName}`);
+    const pod = s?.pod;
+    if (!s || !pod || !s.pki || !s.hash) return undefined;
+    return {
+      namespace,
+      tcpName,
+      podName: pod.name,
+      hash: s.hash,
+      phase: pod.phase,
+      ready: pod.ready,
+      hostPort: s.hostPort,
+      endpoint: `https://127.0.0.1:${s.hostPort}`,
+      adminKubeconfig: s.adminKubeconfig,
+      caPem: s.pki.caPem,
+      ports: Object.fromEntries(pod.hostPorts),
+      startedAt: pod.startedAt,
+      readyAt: pod.readyAt,
+      sandboxPid: pod.sandboxPid,
+      dir: join(this.dir, 'pods', `${namespace}_${tcpName}_${s.hash}`),
+      containers: pod.containers.map((c) => c.info()),
+      message: pod.podMessage,
+    };
+  }
+
+  volumePath(namespace: string, tcpName: string, volume: string): string | undefined {
+    return this.tcps.get(`${namespace}/${tcpName}`)?.pod?.volumePath(volume);
+  }
+
+  lastError(namespace: string, tcpName: string): string | undefined {
+    return this.tcps.get(`${namespace}/${tcpName}`)?.error;
+  }
+
+  waitForPod(namespace: string, tcpName: string, options: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number } = {}): Promise<PodInfo> {
+    const ready = options.ready ?? true;
+    return waitFor(`pod of TenantControlPlane ${namespace}/${tcpName}${ready ? ' to be Ready' : ''}`, async () => {
+      const info = this.pod(namespace, tcpName);
+      if (!info) {
+        const error = this.lastError(namespace, tcpName);
+        if (error) throw new Error(error);
+        return undefined;
+      }
+      if (options.hash && info.hash !== options.hash) return undefined;
+      if (options.notHash && info.hash === options.notHash) return undefined;
+      if (ready && !info.ready) {
+        const waiting = info.containers.filter((c) => !c.ready && c.kind !== 'init').map((c) => `${c.name}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`);
+        throw new Error(`not ready: ${waiting.join(', ')}${info.message ? `; ${info.message}` : ''}`);
+      }
+      return info;
+    }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100 });
+  }
+
+  waitForNoPod(namespace: string, tcpName: string, timeoutMs = 30_000): Promise<void> {
+    return waitFor(`no pod for TenantControlPlane ${namespace}/${tcpName}`, async () => {
+      const s = this.tcps.get(`${namespace}/${tcpName}`);
+      return !s || (!s.pod && !s.tearingDown);
+    }, { timeoutMs, intervalMs: 100 }).then(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.all(this.informers.map((i) => i.stop()));
+    const states = [...this.tcps.values()];
+    for (const s of states) {
+      if (s.retry) clearTimeout(s.retry);
+      if (s.flushTimer) clearTimeout(s.flushTimer);
+    }
+    await Promise.all(states.map(async (s) => {
+      await s.chain.catch(() => undefined);
+      const pod = s.pod;
+      s.pod = undefined;
+      if (pod) {
+        const grace = this.options.terminationGraceSeconds;
+        await pod.stop(grace === undefined ? 10_000 : grace * 1000);
+        // Best effort: a stopped node's pods are gone, and the TCP is no longer served.
+        await withTimeout(this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }), 3000).catch(() => undefined);
+        await withTimeout(this.patchTcpStatus(s, { kubernetesResources: { version: { status: 'NotReady' } } }), 3000).catch(() => undefined);
+      }
+      // close() waits for open connections (clients keep them alive): end them first.
+      for (const c of s.connections) c.destroy();
+      await new Promise((r) => s.server.close(r));
+    }));
+    rmSync(this.sockRoot, { recursive: true, force: true });
+    this.log('runner stopped');
+  }
+
+  killNow(): void {
+    for (const s of this.tcps.values()) s.pod?.killNow();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms))]);
+}
+
+/** `actual` has every field of `wanted` with equal values. */
+function contains(actual: unknown, wanted: unknown): boolean {
+  if (wanted !== null && typeof wanted === 'object' && !Array.isArray(wanted)) {
+    if (!actual || typeof actual !== 'object') return false;
+    return Object.entries(wanted).every(([k, v]) => contains((actual as Record<string, unknown>)[k], v));
+  }
+  return JSON.stringify(actual) === JSON.stringify(wanted);
+}
+
+/** Kamaji's datastore cleanup for an etcd DataStore: every key under the tenant's prefix. */
+async function deleteEtcdPrefix(endpoint: string, prefix: string): Promise<void> {
+  const bytes = Buffer.from(prefix);
+  const end = Buffer.from(bytes);
+  end[end.length - 1]! += 1;
+  const response = await fetch(`${endpoint}/v3/kv/deleterange`, { method: 'POST', body: JSON.stringify({ key: bytes.toString('base64'), range_end: end.toString('base64') }) });
+  if (!response.ok) throw new Error(`etcd deleterange ${prefix}: HTTP ${response.status} ${await response.text()}`);
+}
+
+/**
+ * Starts the runner: watches TenantControlPlanes on the platform's management apiserver and runs
+ * one pod per TCP (replicas is ignored: one pod serves, like a Deployment scaled to 1). Fails
+ * loudly when bwrap, nsenter or setpriv are missing.
+ */
+export async function startKamajiRunner(state: PlatformState, options: KamajiRunnerOptions): Promise<KamajiRunner> {
+  checkSandboxTools();
+  const runner = new Runner(state, options);
+  try {
+    await runner.start();
+  } catch (error) {
+    runner.killNow();
+    await runner.stop().catch(() => undefined);
+    throw error;
+  }
+  return runner;
+}
