@@ -58,6 +58,8 @@ try {
   stops.length = 0;
   await platform.stop({ keepLogs: false });
   console.log(JSON.stringify(result));
+  // Keep-alive sockets to servers that are gone would hold the event loop open for minutes.
+  process.exit(0);
 } catch (error) {
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
   await platform.stop({ keepLogs: true });
