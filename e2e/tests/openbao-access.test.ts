@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, FINALIZERS, KDC_API_VERSION, KDC_GROUP, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames,
+  CORE, FINALIZERS, KDC_API_VERSION, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames,
   kdcClusterSpecSchema, parsePolicy, renderPolicy, transitKeyName, type KubeObject,
 } from '@kdc/shared';
 import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
