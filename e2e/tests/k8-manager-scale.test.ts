@@ -28,7 +28,8 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
   });
 
   it('configures every cluster, then writes nothing over two resyncs (Kubernetes and OpenBao)', async () => {
-    const clusters = Array.from({ length: N }, (_, i) => `s${i}`);
+    // Names unlike other tests': OpenBao policy names are per organisation, a namesake would be refused.
+    const clusters = Array.from({ length: N }, (_, i) => `k${i}`);
     for (let i = 0; i < N; i += 20) {
       await Promise.all(clusters.slice(i, i + 20).map((name) => kube.create(kdc(ns), {
         apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels: { 'kdc-e2e/k8m': id } }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },

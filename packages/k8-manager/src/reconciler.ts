@@ -3,7 +3,7 @@ import {
   clusterNames, findCondition, resolveKeyRefs, isAlreadyExists, kdcClusterSpecSchema, splitKey, updateStatusIfChanged,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
-  resolvePlatformConfig, validateCluster, type PlatformConfigResult, type KmsKeyView, isAttached, kamajiControlPlaneOwner,
+  resolvePlatformConfig, validateCluster, type PlatformConfigResult, type KmsKeyView, isAttached, kamajiControlPlaneOwner, nameTakenBy,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
@@ -134,6 +134,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const validation = validateCluster({
       namespace, name, spec: cluster.spec, annotations, platform: await platformConfig(), kmsKeys, otherClusters,
       kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
+      nameTakenBy: await nameTakenBy(cluster, deps.clusters.list(), organizationOf),
       attached: isAttached(tcp),
     });
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);

@@ -1,6 +1,6 @@
 import {
   CORE, FINALIZERS, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, isOpenBaoError,
-  kdcClusterSpecSchema, policiesEquivalent, resolveKeyRefs, validateCluster, isAttached, kamajiControlPlaneOwner, KAMAJI_GROUP,
+  kdcClusterSpecSchema, policiesEquivalent, resolveKeyRefs, validateCluster, isAttached, kamajiControlPlaneOwner, nameTakenBy, KAMAJI_GROUP,
   type KmsKeyView, type PlatformConfigResult, type TenantControlPlane, renderPolicy, setConditions, splitKey, updateStatusIfChanged,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
@@ -75,6 +75,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
         return c.metadata?.name !== name && other.success && other.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, other.data).etcd }] : [];
       }),
       kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
+      nameTakenBy: await nameTakenBy(object, deps.clusters.list(), async (n) => (await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, n)))?.metadata?.labels?.[LABELS.organization] || undefined),
       attached: isAttached(tcp),
     });
     if (validation && !validation.ok) return {};

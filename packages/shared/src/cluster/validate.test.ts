@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
+import { olderNamesake, validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
 
 const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }];
@@ -38,6 +38,7 @@ describe('validateCluster: refused specs', () => {
     ['destination', facts(enabled({}, { backup: { destinationPath: 'https://bucket/x' } })), 'BackupDestinationInvalid'],
     ['KamajiControlPlane owner', facts(enabled(), { kamajiControlPlaneOwner: 'kcp' }), 'ManagedByKamajiControlPlane'],
     ['disable without migration', facts({ version: 'v1.35.0', encryption: { etcd: { enabled: false } } }, { attached: true }), 'DisableRequiresMigration'],
+    ['same name, same organisation', facts(enabled(), { nameTakenBy: 'acme-prod' }), 'ClusterNameConflict'],
     ['bad break-glass', facts({ version: 'v1.35.0' }, { attached: true, annotations: { 'security.kube-dc.com/encryption-force-disable-confirmed': 'yes' } }), 'ForceDisableAnnotationInvalid'],
   ])('%s -> %s', (_name, input, reason) => {
     expect(reasons(input)).toContain(reason);
@@ -72,5 +73,20 @@ describe('validateCluster: accepted specs', () => {
   });
   it('reports every problem at once', () => {
     expect(reasons(facts(enabled({ keyRef: 'nope', backup: { keyRef: 'app' } }, { version: 'x' })))).toEqual(['VersionInvalid', 'KeyRefNotFound', 'BackupKeyRefWrongPurpose']);
+  });
+});
+
+describe('olderNamesake', () => {
+  const org = (ns: string) => (ns.startsWith('acme-') ? 'acme' : undefined);
+  const c = (namespace: string, name: string, creationTimestamp: string, encrypted = true) => ({ namespace, name, creationTimestamp, encrypted });
+  it('names the older encrypted cluster of the same organisation', () => {
+    const all = [c('acme-a', 'prod', '2026-01-01T00:00:00Z'), c('acme-b', 'prod', '2026-02-01T00:00:00Z'), c('other', 'prod', '2025-01-01T00:00:00Z')];
+    expect(olderNamesake({ namespace: 'acme-b', name: 'prod', creationTimestamp: '2026-02-01T00:00:00Z' }, org, all)).toBe('acme-a');
+    expect(olderNamesake({ namespace: 'acme-a', name: 'prod', creationTimestamp: '2026-01-01T00:00:00Z' }, org, all)).toBeUndefined();
+  });
+  it('breaks a tie by namespace and ignores unencrypted namesakes', () => {
+    const all = [c('acme-a', 'prod', 't'), c('acme-b', 'prod', 't'), c('acme-0', 'prod', 's', false)];
+    expect(olderNamesake({ namespace: 'acme-b', name: 'prod', creationTimestamp: 't' }, org, all)).toBe('acme-a');
+    expect(olderNamesake({ namespace: 'acme-a', name: 'prod', creationTimestamp: 't' }, org, all)).toBeUndefined();
   });
 });

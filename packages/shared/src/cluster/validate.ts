@@ -30,6 +30,11 @@ export interface ClusterFacts {
   kmsKeys: readonly KmsKeyView[];
   /** Other encrypted KdcClusters of the namespace and the etcd key each one uses. */
   otherClusters: readonly { name: string; etcdKeyRef: string }[];
+  /**
+   * Namespace of an older encrypted KdcCluster with the same name in the same OpenBao namespace
+   * (organisation): OpenBao policy and role names (`tcp-<cluster>`) would collide.
+   */
+  nameTakenBy?: string;
   /** Name of the KamajiControlPlane owning the TCP, if any. */
   kamajiControlPlaneOwner?: string;
   /** The TCP carries our encryption fields right now. */
@@ -84,6 +89,12 @@ export function validateCluster(facts: ClusterFacts): Validation {
   if (!enabled) return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable };
 
   if (!facts.platform.ok) errors.push(...facts.platform.missing);
+  if (facts.nameTakenBy) {
+    errors.push({
+      reason: 'ClusterNameConflict',
+      message: `an encrypted cluster named ${facts.name} already exists in namespace ${facts.nameTakenBy} of the same organisation, and OpenBao policy and role names (tcp-${facts.name}) are per organisation: give this cluster another name`,
+    });
+  }
   const keys = new Map(facts.kmsKeys.map((k) => [k.metadata.name, k]));
   const explicit = etcd!.keyRef;
   const etcdKeyRef = explicit || clusterNames(facts.name).autoEtcdKey;
@@ -170,4 +181,17 @@ function backupProblems(spec: KdcClusterSpec): Problem[] {
     problems.push({ reason: 'BackupDestinationInvalid', message: `backup.destinationPath "${backup.destinationPath}" is not s3://<bucket>/<prefix>/: fix it or remove it for the default` });
   }
   return problems;
+}
+
+/** The namespace of the older encrypted cluster with this name in the same organisation, if any. */
+export function olderNamesake(
+  self: { namespace: string; name: string; creationTimestamp?: string },
+  organizationOf: (namespace: string) => string | undefined,
+  clusters: readonly { namespace: string; name: string; creationTimestamp?: string; encrypted: boolean }[],
+): string | undefined {
+  const org = organizationOf(self.namespace);
+  const key = (c: { namespace: string; creationTimestamp?: string }) => `${c.creationTimestamp ?? '9999'}/${c.namespace}`;
+  return clusters
+    .filter((c) => c.name === self.name && c.namespace !== self.namespace && c.encrypted && organizationOf(c.namespace) === org && key(c) < key(self))
+    .sort((a, b) => key(a).localeCompare(key(b)))[0]?.namespace;
 }
