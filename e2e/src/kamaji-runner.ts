@@ -10,7 +10,6 @@
 // It never looks at what the containers are: any init container, sidecar or volume runs as the
 // Pod spec says. Only the kube-apiserver container is Kamaji's own.
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -18,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
 import type { PlatformState } from './platform.ts';
 import { freePort } from './ports.ts';
@@ -318,45 +318,6 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcdEndpoint: st
   };
 }
 
-// ---- PKI: ECDSA P-256 (kube-apiserver accepts it; RSA key generation costs seconds on a small machine)
-
-interface Issued {
-  certFile: string;
-  keyFile: string;
-  certPem: string;
-  keyPem: string;
-}
-
-function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function ecCA(dir: string, name: string): Issued {
-  const keyFile = join(dir, `${name}.key`);
-  const certFile = join(dir, `${name}.crt`);
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '365', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'], dir);
-  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
-}
-
-function ecCert(ca: Issued, dir: string, input: { name: string; commonName: string; organization?: string; dnsNames?: string[]; ips?: string[]; usage: 'server' | 'client' }): Issued {
-  const keyFile = join(dir, `${input.name}.key`);
-  const csrFile = join(dir, `${input.name}.csr`);
-  const certFile = join(dir, `${input.name}.crt`);
-  const extFile = join(dir, `${input.name}.ext`);
-  const sans = [...(input.dnsNames ?? []).map((d) => `DNS:${d}`), ...(input.ips ?? []).map((ip) => `IP:${ip}`)];
-  writeFileSync(extFile, [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    `extendedKeyUsage=${input.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
-    ...(sans.length ? [`subjectAltName=${sans.join(',')}`] : []),
-  ].join('\n'));
-  const subject = `/CN=${input.commonName}${input.organization ? `/O=${input.organization}` : ''}`;
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject], dir);
-  openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile, '-days', '365', '-extfile', extFile], dir);
-  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
-}
-
 // ---- the runner ---------------------------------------------------------------------------------
 
 interface TcpPki {
@@ -633,19 +594,19 @@ class Runner implements KamajiRunner {
     const isIp = (x: string) => /^[\d.]+$/.test(x) || x.includes(':');
     const sans = [...(np.certSANs ?? []), ...(np.address ? [np.address] : [])];
     const serviceIp = firstServiceIp(np.serviceCidrs?.[0] ?? np.serviceCidr ?? '10.96.0.0/16');
-    const ca = ecCA(dir, 'kubernetes');
-    const serving = ecCert(ca, dir, {
+    const ca = createCA(dir, 'kubernetes');
+    const serving = issueCert(ca, dir, {
       name: 'apiserver',
       commonName: 'kube-apiserver',
       dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', tcp.metadata.name, `${tcp.metadata.name}.${tcp.metadata.namespace}.svc`, ...sans.filter((x) => !isIp(x))],
       ips: ['127.0.0.1', ...(serviceIp ? [serviceIp] : []), ...sans.filter(isIp)],
       usage: 'server',
     });
-    const kubeletClient = ecCert(ca, dir, { name: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organization: 'kubeadm:cluster-admins', usage: 'client' });
-    const frontProxyCa = ecCA(dir, 'front-proxy-ca');
-    const frontProxyClient = ecCert(frontProxyCa, dir, { name: 'front-proxy-client', commonName: 'front-proxy-client', usage: 'client' });
+    const kubeletClient = issueCert(ca, dir, { name: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organization: 'kubeadm:cluster-admins', usage: 'client' });
+    const frontProxyCa = createCA(dir, 'front-proxy');
+    const frontProxyClient = issueCert(frontProxyCa, dir, { name: 'front-proxy-client', commonName: 'front-proxy-client', usage: 'client' });
     const sa = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const admin = ecCert(ca, dir, { name: 'admin', commonName: 'kubernetes-admin', organization: 'system:masters', usage: 'client' });
+    const admin = issueCert(ca, dir, { name: 'admin', commonName: 'kubernetes-admin', organization: 'system:masters', usage: 'client' });
     const names = PKI_SECRETS(tcp.metadata.name);
     const contents: Record<keyof typeof pkiPaths, [string, string]> = {
       ca: [ca.certPem, ca.keyPem],

@@ -6,12 +6,6 @@ import { join } from 'node:path';
 // Certificates for the local servers, made with the openssl CLI (node:crypto cannot issue
 // X.509). Everything is short-lived test material in the platform's temp dir.
 
-export interface CertificateAuthority {
-  certFile: string;
-  keyFile: string;
-  certPem: string;
-}
-
 export interface IssuedCert {
   certFile: string;
   keyFile: string;
@@ -19,17 +13,23 @@ export interface IssuedCert {
   keyPem: string;
 }
 
+export type CertificateAuthority = IssuedCert;
+
 function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
+
+// ECDSA P-256 everywhere: every component accepts it, and an RSA key costs seconds on a small
+// loaded machine (0.4 s for a whole tenant PKI with EC).
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
 
 export function createCA(dir: string, name: string): CertificateAuthority {
   mkdirSync(dir, { recursive: true });
   const keyFile = join(dir, `${name}-ca.key`);
   const certFile = join(dir, `${name}-ca.crt`);
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '30', '-subj', `/CN=${name}-ca`,
+  openssl(['req', '-x509', ...EC_KEY, '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '30', '-subj', `/CN=${name}-ca`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'], dir);
-  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8') };
+  return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }
 
 export function issueCert(ca: CertificateAuthority, dir: string, input: { name: string; commonName: string; organization?: string; dnsNames?: string[]; ips?: string[]; usage: 'server' | 'client' }): IssuedCert {
@@ -48,7 +48,7 @@ export function issueCert(ca: CertificateAuthority, dir: string, input: { name: 
       ...(sans.length ? [`subjectAltName=${sans.join(',')}`] : []),
     ].join('\n'),
   );
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject], dir);
+  openssl(['req', ...EC_KEY, '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject], dir);
   openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile, '-days', '30', '-extfile', extFile], dir);
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }

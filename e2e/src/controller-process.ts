@@ -1,0 +1,29 @@
+import { join } from 'node:path';
+import { freePort } from './ports.ts';
+import { ManagedProcess } from './process.ts';
+import type { PlatformState } from './platform.ts';
+import { waitFor } from './wait.ts';
+
+export interface ControllerProcess {
+  process: ManagedProcess;
+  metricsUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Runs one of our controller programs (a main.ts) against the platform, ready once its /readyz says so. */
+export async function startControllerProcess(p: PlatformState, input: { name: string; main: string; env: Record<string, string> }): Promise<ControllerProcess> {
+  const port = await freePort();
+  const process = ManagedProcess.start({
+    name: input.name,
+    binary: globalThis.process.execPath,
+    args: ['--conditions=source', input.main],
+    logFile: join(p.logDir, `${input.name}.log`),
+    env: { KUBECONFIG: p.management.kubeconfig, POD_NAME: input.name, METRICS_ADDR: `127.0.0.1:${port}`, ...input.env },
+  });
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`${input.name} to be ready`, async () => {
+    if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
+    return (await fetch(`${metricsUrl}/readyz`)).status === 200;
+  }, { timeoutMs: 60_000 });
+  return { process, metricsUrl, stop: () => process.stop() };
+}
