@@ -1,0 +1,292 @@
+// The job CLI's flags and environment, parsed into a typed configuration (pure, unit-tested).
+// Flags win over environment variables; every error names the flag and what to do.
+import { parseArgs } from 'node:util';
+import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, clusterNames, parseKmsKeyInterval } from '@kdc/shared';
+import type { AuthSettings } from './auth.ts';
+import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './backup.ts';
+import { DEFAULT_SEGMENT_SIZE } from './format.ts';
+
+export const COMMANDS = ['backup', 'restore', 'rewrap', 'list'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export const DEFAULT_TOKEN_FILE = '/var/run/secrets/openbao/token';
+export const MIN_CLI_SEGMENT_SIZE = 4 * 1024;
+export const MAX_CLI_SEGMENT_SIZE = 64 * 1024 * 1024;
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
+
+type Flag = { type: 'string' | 'boolean'; help: string; env?: readonly string[]; default?: string; commands: readonly Command[] };
+const ALL = COMMANDS;
+const BAO: readonly Command[] = ['backup', 'restore', 'rewrap'];
+
+export const FLAGS = {
+  cluster: { type: 'string', env: ['KDC_CLUSTER'], help: 'KdcCluster name; backups live under <cluster>/ (required)', commands: ALL },
+  namespace: { type: 'string', env: ['KDC_NAMESPACE', 'POD_NAMESPACE'], help: 'project namespace of the cluster, recorded and bound in the backup (required)', commands: ['backup'] },
+  's3-endpoint': { type: 'string', env: ['S3_ENDPOINT'], help: 'S3 endpoint URL, e.g. https://s3.example:9000 (empty = AWS)', commands: ALL },
+  's3-bucket': { type: 'string', env: ['S3_BUCKET'], help: 'bucket (required)', commands: ALL },
+  's3-region': { type: 'string', env: ['S3_REGION', 'AWS_REGION'], default: 'us-east-1', help: 'S3 region', commands: ALL },
+  's3-ca-file': { type: 'string', env: ['S3_CA_FILE'], help: 'PEM bundle to verify an https S3 endpoint', commands: ALL },
+  'openbao-addr': { type: 'string', env: ['OPENBAO_ADDR', 'VAULT_ADDR'], help: 'OpenBao URL (required)', commands: BAO },
+  'openbao-ca-file': { type: 'string', env: ['OPENBAO_CACERT', 'VAULT_CACERT'], help: 'PEM bundle to verify OpenBao', commands: BAO },
+  'openbao-namespace': { type: 'string', env: ['OPENBAO_NAMESPACE'], help: 'OpenBao namespace (X-Vault-Namespace); empty = root', commands: BAO },
+  'transit-mount': { type: 'string', default: OPENBAO_TRANSIT_MOUNT, help: 'Transit mount path', commands: BAO },
+  'transit-key': { type: 'string', env: ['TRANSIT_KEY'], help: 'backup: the Transit key for new data keys (required); restore/rewrap: only accept/touch backups of this key', commands: BAO },
+  'auth-method': { type: 'string', default: 'kubernetes', help: 'kubernetes or token (token: OPENBAO_TOKEN or --token-file)', commands: BAO },
+  'auth-mount': { type: 'string', default: OPENBAO_K8S_AUTH_MOUNT, help: 'Kubernetes auth mount', commands: BAO },
+  'auth-role': { type: 'string', help: 'Kubernetes auth role (default backup-<cluster>)', commands: BAO },
+  'token-file': { type: 'string', help: `kubernetes: projected ServiceAccount token (default ${DEFAULT_TOKEN_FILE}); token: file holding the OpenBao token`, commands: BAO },
+  'etcd-endpoint': { type: 'string', env: ['ETCD_ENDPOINT'], help: 'etcd client URL to snapshot, http(s)://host:port', commands: ['backup'] },
+  'etcd-ca-file': { type: 'string', env: ['ETCD_CA_FILE'], help: 'PEM CA of etcd', commands: ['backup'] },
+  'etcd-cert-file': { type: 'string', env: ['ETCD_CERT_FILE'], help: 'client certificate for etcd', commands: ['backup'] },
+  'etcd-key-file': { type: 'string', env: ['ETCD_KEY_FILE'], help: 'client key for etcd', commands: ['backup'] },
+  'snapshot-file': { type: 'string', help: 'back up an existing snapshot file instead of streaming one from etcd', commands: ['backup'] },
+  'segment-size': { type: 'string', default: `${DEFAULT_SEGMENT_SIZE / 2 ** 20}Mi`, help: 'AEAD segment size, 4Ki..64Mi', commands: ['backup'] },
+  'part-size': { type: 'string', default: `${DEFAULT_PART_SIZE / 2 ** 20}Mi`, help: 'multipart part size, 5Mi..5Gi (memory ~ part size x (concurrency + 1))', commands: ['backup'] },
+  'upload-concurrency': { type: 'string', default: String(DEFAULT_QUEUE_SIZE), help: 'parts uploaded in parallel, 1..16', commands: ['backup'] },
+  'retention-days': { type: 'string', help: 'after a successful backup, delete backups older than this many days (never the newest), 1..365', commands: ['backup'] },
+  'stale-upload-age': { type: 'string', default: '24h', help: 'abort multipart uploads under <cluster>/ older than this (crashed runs)', commands: ['backup'] },
+  backup: { type: 'string', help: 'backup to restore: <cluster>/<cluster>-<timestamp>/ (or .db), or "latest" (required)', commands: ['restore'] },
+  'data-dir': { type: 'string', help: 'restore into this fresh etcd data dir (absent or empty) with etcdutl', commands: ['restore'] },
+  output: { type: 'string', help: 'write the verified plaintext snapshot file here instead (must not exist)', commands: ['restore'] },
+  etcdutl: { type: 'string', env: ['ETCDUTL'], default: 'etcdutl', help: 'etcdutl binary', commands: ['restore'] },
+  'etcd-name': { type: 'string', help: 'etcdutl --name of the restored member', commands: ['restore'] },
+  'initial-cluster': { type: 'string', help: 'etcdutl --initial-cluster', commands: ['restore'] },
+  'initial-advertise-peer-urls': { type: 'string', help: 'etcdutl --initial-advertise-peer-urls', commands: ['restore'] },
+  'bump-revision': { type: 'string', help: 'etcdutl --bump-revision (implies --mark-compacted), so watchers resync', commands: ['restore'] },
+  'dry-run': { type: 'boolean', help: 'rewrap: only report what would change', commands: ['rewrap'] },
+  json: { type: 'boolean', help: 'list: JSON lines instead of a table', commands: ['list'] },
+  'log-level': { type: 'string', default: 'info', help: 'pino level (logs go to stderr)', commands: ALL },
+} as const satisfies Record<string, Flag>;
+
+type FlagName = keyof typeof FLAGS;
+
+export interface CommonConfig {
+  cluster: string;
+  s3: { endpoint?: string; bucket: string; region: string; caFile?: string; accessKeyId?: string; secretAccessKey?: string };
+  logLevel: string;
+}
+
+export interface OpenBaoConfig {
+  addr: string;
+  caFile?: string;
+  namespace?: string;
+  transitMount: string;
+  auth: AuthSettings;
+}
+
+export type CliConfig =
+  | (CommonConfig & {
+      command: 'backup';
+      namespace: string;
+      openbao: OpenBaoConfig;
+      transitKey: string;
+      source: { kind: 'etcd'; endpoint: string; caFile?: string; certFile?: string; keyFile?: string } | { kind: 'file'; path: string };
+      segmentSize: number;
+      partSize: number;
+      queueSize: number;
+      retentionDays?: number;
+      staleUploadAgeMs: number;
+    })
+  | (CommonConfig & {
+      command: 'restore';
+      openbao: OpenBaoConfig;
+      transitKey?: string;
+      backup: string;
+      destination: { kind: 'data-dir'; path: string; etcdutl: string; name?: string; initialCluster?: string; initialAdvertisePeerUrls?: string; bumpRevision?: number } | { kind: 'file'; path: string };
+    })
+  | (CommonConfig & { command: 'rewrap'; openbao: OpenBaoConfig; transitKey?: string; dryRun: boolean })
+  | (CommonConfig & { command: 'list'; json: boolean });
+
+export type ParseResult = { ok: true; config: CliConfig } | { ok: false; errors: string[] };
+
+/** "16Mi", "1048576", "64KiB", "1G" (binary units). */
+export function parseSize(text: string): number | null {
+  const match = /^(\d+)\s*(k|ki|kib|m|mi|mib|g|gi|gib)?$/i.exec(text.trim());
+  if (!match) return null;
+  const unit = (match[2] ?? '').toLowerCase()[0];
+  const factor = unit === 'k' ? 2 ** 10 : unit === 'm' ? 2 ** 20 : unit === 'g' ? 2 ** 30 : 1;
+  const value = Number(match[1]) * factor;
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function parseCli(argv: string[], env: Record<string, string | undefined> = {}): ParseResult {
+  const [command, ...rest] = argv;
+  if (!command || !(COMMANDS as readonly string[]).includes(command)) {
+    return { ok: false, errors: [`${command ? `unknown command "${command}"` : 'missing command'}: use one of ${COMMANDS.join(', ')} (--help for flags)`] };
+  }
+  const cmd = command as Command;
+  const mine = Object.entries(FLAGS).filter(([, f]) => (f.commands as readonly Command[]).includes(cmd));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(mine.map(([name, f]) => [name, { type: f.type }]));
+    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    const message = (error as Error).message;
+    const unknown = /Unknown option '(.+?)'/.exec(message);
+    return { ok: false, errors: [unknown ? `unknown flag ${unknown[1]} for "${cmd}": run with --help for the list of flags` : message.split('\n')[0]!] };
+  }
+  // Flag, else the first environment variable set, else the default.
+  for (const [name, f] of mine) {
+    if (values[name] !== undefined) continue;
+    const variable = ('env' in f ? f.env : []).find((v) => env[v]);
+    if (variable) values[name] = env[variable];
+    else if ('default' in f) values[name] = f.default;
+  }
+  const errors: string[] = [];
+  const get = (flag: FlagName) => (typeof values[flag] === 'string' ? (values[flag] as string).trim() || undefined : undefined);
+  const required = (flag: FlagName, why = '') => {
+    const value = get(flag);
+    if (!value) {
+      const f = FLAGS[flag] as Flag;
+      errors.push(`--${flag}: required${why}${f.env ? ` (or set ${f.env.join(' or ')})` : ''}`);
+    }
+    return value ?? '';
+  };
+  const size = (flag: FlagName, min: number, max: number) => {
+    const text = get(flag)!;
+    const value = parseSize(text);
+    if (value === null || value < min || value > max) errors.push(`--${flag}: "${text}" must be a size between ${min} and ${max} bytes (e.g. 1Mi, 16Mi)`);
+    return value ?? 0;
+  };
+  const integer = (flag: FlagName, min: number, max: number) => {
+    const text = get(flag);
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) errors.push(`--${flag}: "${text}" must be an integer in ${min}..${max}`);
+    return value;
+  };
+
+  const cluster = required('cluster');
+  if (cluster && !DNS_LABEL.test(cluster)) errors.push(`--cluster: "${cluster}" is not a DNS label (lowercase letters, digits, "-")`);
+  const s3Endpoint = get('s3-endpoint');
+  if (s3Endpoint && !/^https?:\/\/[^/\s]+/.test(s3Endpoint)) errors.push(`--s3-endpoint: "${s3Endpoint}" is not an http(s) URL`);
+  const accessKeyId = env.S3_ACCESS_KEY_ID;
+  const secretAccessKey = env.S3_SECRET_ACCESS_KEY;
+  if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) errors.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)');
+  const common: CommonConfig = {
+    cluster,
+    s3: {
+      ...(s3Endpoint ? { endpoint: s3Endpoint.replace(/\/$/, '') } : {}),
+      bucket: required('s3-bucket'),
+      region: get('s3-region')!,
+      ...(get('s3-ca-file') ? { caFile: get('s3-ca-file') } : {}),
+      ...(accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : {}),
+    },
+    logLevel: get('log-level')!,
+  };
+
+  const openbao = (): OpenBaoConfig => {
+    const addr = required('openbao-addr');
+    if (addr && !/^https?:\/\/[^/\s]+/.test(addr)) errors.push(`--openbao-addr: "${addr}" is not an http(s) URL`);
+    const method = get('auth-method');
+    let auth: AuthSettings;
+    if (method === 'kubernetes') {
+      auth = { method, mount: get('auth-mount')!, role: get('auth-role') ?? (cluster ? clusterNames(cluster).backupOpenBaoRole : ''), tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
+    } else if (method === 'token') {
+      const token = env.OPENBAO_TOKEN || env.VAULT_TOKEN;
+      const tokenFile = get('token-file');
+      if (!token && !tokenFile) errors.push('--token-file: required with --auth-method=token (or set OPENBAO_TOKEN)');
+      auth = tokenFile ? { method, tokenFile } : { method, ...(token ? { token } : {}) };
+    } else {
+      errors.push(`--auth-method: "${method}" is not kubernetes or token`);
+      auth = { method: 'token' };
+    }
+    return {
+      addr: addr.replace(/\/$/, ''),
+      ...(get('openbao-ca-file') ? { caFile: get('openbao-ca-file') } : {}),
+      ...(get('openbao-namespace') ? { namespace: get('openbao-namespace') } : {}),
+      transitMount: get('transit-mount')!,
+      auth,
+    };
+  };
+
+  let config: CliConfig | undefined;
+  switch (cmd) {
+    case 'backup': {
+      const namespace = required('namespace');
+      const transitKey = required('transit-key', ' (the Transit key that wraps the data keys)');
+      const endpoint = get('etcd-endpoint');
+      const file = get('snapshot-file');
+      if (Boolean(endpoint) === Boolean(file)) errors.push('give exactly one of --etcd-endpoint (stream from etcd) or --snapshot-file');
+      if (endpoint && !/^(https?:\/\/)?[^/\s]+:\d+\/?$/.test(endpoint)) errors.push(`--etcd-endpoint: "${endpoint}" is not http(s)://host:port`);
+      const retentionDays = integer('retention-days', 1, 365);
+      const stale = parseKmsKeyInterval(get('stale-upload-age')!);
+      if (!stale.ok || stale.seconds < 3600) errors.push(`--stale-upload-age: "${get('stale-upload-age')}" must be a duration of at least 1h (e.g. 24h)`);
+      config = {
+        ...common,
+        command: 'backup',
+        namespace,
+        openbao: openbao(),
+        transitKey,
+        source: file
+          ? { kind: 'file', path: file }
+          : { kind: 'etcd', endpoint: endpoint ?? '', ...(get('etcd-ca-file') ? { caFile: get('etcd-ca-file') } : {}), ...(get('etcd-cert-file') ? { certFile: get('etcd-cert-file') } : {}), ...(get('etcd-key-file') ? { keyFile: get('etcd-key-file') } : {}) },
+        segmentSize: size('segment-size', MIN_CLI_SEGMENT_SIZE, MAX_CLI_SEGMENT_SIZE),
+        partSize: size('part-size', MIN_PART_SIZE, MAX_PART_SIZE),
+        queueSize: integer('upload-concurrency', 1, 16) ?? DEFAULT_QUEUE_SIZE,
+        ...(retentionDays !== undefined ? { retentionDays } : {}),
+        staleUploadAgeMs: stale.ok ? stale.seconds * 1000 : 0,
+      };
+      if (Boolean(get('etcd-cert-file')) !== Boolean(get('etcd-key-file'))) errors.push('--etcd-cert-file and --etcd-key-file go together');
+      break;
+    }
+    case 'restore': {
+      const backup = required('backup', ' (a backup key from "list", or "latest")');
+      const dataDir = get('data-dir');
+      const output = get('output');
+      if (Boolean(dataDir) === Boolean(output)) errors.push('give exactly one of --data-dir (an etcd data dir, via etcdutl) or --output (the snapshot file)');
+      const bump = integer('bump-revision', 1, Number.MAX_SAFE_INTEGER);
+      config = {
+        ...common,
+        command: 'restore',
+        openbao: openbao(),
+        ...(get('transit-key') ? { transitKey: get('transit-key') } : {}),
+        backup,
+        destination: output
+          ? { kind: 'file', path: output }
+          : {
+              kind: 'data-dir',
+              path: dataDir ?? '',
+              etcdutl: get('etcdutl')!,
+              ...(get('etcd-name') ? { name: get('etcd-name') } : {}),
+              ...(get('initial-cluster') ? { initialCluster: get('initial-cluster') } : {}),
+              ...(get('initial-advertise-peer-urls') ? { initialAdvertisePeerUrls: get('initial-advertise-peer-urls') } : {}),
+              ...(bump !== undefined ? { bumpRevision: bump } : {}),
+            },
+      };
+      break;
+    }
+    case 'rewrap':
+      config = { ...common, command: 'rewrap', openbao: openbao(), ...(get('transit-key') ? { transitKey: get('transit-key') } : {}), dryRun: values['dry-run'] === true };
+      break;
+    case 'list':
+      config = { ...common, command: 'list', json: values.json === true };
+      break;
+  }
+  if (errors.length || !config) return { ok: false, errors };
+  return { ok: true, config };
+}
+
+export function helpText(): string {
+  const lines = [
+    'kdc-backup: envelope-encrypted etcd snapshots in S3 (docs/backup-format.md)',
+    '',
+    'Usage: kdc-backup <backup|restore|rewrap|list> [flags]',
+    '  backup   stream a snapshot from etcd, encrypt it with a fresh Transit data key, upload it',
+    '  restore  download, verify and decrypt a backup into a fresh etcd data dir (or a file)',
+    '  rewrap   rewrap every backup data key of the cluster to the latest Transit key version',
+    '  list     list the cluster\'s backups with key versions and sizes',
+    '',
+    'Flags:',
+    ...Object.entries(FLAGS).map(([name, f]) => {
+      const extra = [('default' in f ? `default ${f.default}` : ''), ('env' in f ? `env ${f.env.join('|')}` : ''), `for ${f.commands.length === COMMANDS.length ? 'all' : f.commands.join(',')}`].filter(Boolean).join('; ');
+      return `  --${name.padEnd(28)} ${f.help} [${extra}]`;
+    }),
+    '',
+    'S3 credentials: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY, else the AWS SDK chain (AWS_ACCESS_KEY_ID, ...).',
+    'Exit codes: 0 done, 1 failed (the message says why), 2 bad flags.',
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ALGORITHM, KDF_NAME, SCHEMA_VERSION, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
+import { parseMetadata, serializeMetadata, withWrappedDek, wrappedVersion, type MetadataV2 } from './metadata.ts';
+
+const bound: BoundMetadata = { schemaVersion: SCHEMA_VERSION, algorithm: ALGORITHM, transitKey: 'ns-prod-etcd', createdAt: '2026-03-04T05:06:07.890Z', source: { cluster: 'prod', namespace: 'ns' }, segmentSize: 1 << 20 };
+const valid: MetadataV2 = {
+  schemaVersion: 2,
+  algorithm: ALGORITHM,
+  transitKey: bound.transitKey,
+  transitKeyVersion: 2,
+  wrappedDek: 'vault:v2:QUJD',
+  createdAt: bound.createdAt,
+  source: bound.source,
+  etcdSnapshotSha256: 'a'.repeat(64),
+  segmentSize: bound.segmentSize,
+  plaintextSize: 5_000_000,
+  ciphertextSize: ciphertextSizeFor(5_000_000, bound.segmentSize),
+  kdf: { name: KDF_NAME, salt: 'b'.repeat(64), info: kdfInfo(bound) },
+};
+const edit = (change: Record<string, unknown>) => serializeMetadata({ ...valid, ...change } as MetadataV2);
+const code = (text: string) => {
+  try {
+    parseMetadata(text, 'prod/prod-20260304T050607Z/');
+    return 'ok';
+  } catch (error) {
+    return `${(error as { code: string }).code}: ${(error as Error).message}`;
+  }
+};
+
+describe('metadata.json', () => {
+  it('round-trips a valid schemaVersion 2 document', () => {
+    expect(parseMetadata(serializeMetadata(valid))).toEqual(valid);
+    expect(wrappedVersion(valid)).toBe(2);
+  });
+
+  it('rewrap replaces only wrappedDek and transitKeyVersion, and the result still parses', () => {
+    const next = withWrappedDek(valid, 'vault:v5:WFla', 5);
+    expect(parseMetadata(serializeMetadata(next))).toEqual({ ...valid, wrappedDek: 'vault:v5:WFla', transitKeyVersion: 5 });
+  });
+
+  it.each([
+    ['not JSON', '{', /INVALID_METADATA: .*not valid JSON/],
+    ['unknown schema', edit({ schemaVersion: 3 }), /UNSUPPORTED_FORMAT/],
+    ['unknown algorithm', edit({ algorithm: 'ROT13' }), /UNSUPPORTED_FORMAT/],
+    ['version disagrees with the wrapped key', edit({ transitKeyVersion: 3 }), /INVALID_METADATA: .*transitKeyVersion/],
+    ['not a Transit ciphertext', edit({ wrappedDek: 'abc' }), /INVALID_METADATA: .*wrappedDek/],
+    ['inconsistent sizes', edit({ ciphertextSize: 1 }), /INVALID_METADATA: .*ciphertextSize/],
+    ['segment size out of range', edit({ segmentSize: 3 }), /INVALID_METADATA: .*segmentSize/],
+    ['bad hash', edit({ etcdSnapshotSha256: 'xyz' }), /INVALID_METADATA/],
+    ['missing source', edit({ source: undefined }), /INVALID_METADATA: .*source/],
+    ['edited cluster', edit({ source: { cluster: 'other', namespace: 'ns' } }), /METADATA_ALTERED: .*source\.cluster/],
+    ['edited createdAt', edit({ createdAt: '2026-03-04T05:06:08.890Z' }), /METADATA_ALTERED: .*createdAt/],
+    ['edited transitKey', edit({ transitKey: 'other' }), /METADATA_ALTERED: .*transitKey/],
+    ['edited kdf.info', edit({ kdf: { ...valid.kdf, info: 'x' } }), /METADATA_ALTERED: .*kdf\.info/],
+  ])('refuses %s', (_name, text, expected) => {
+    expect(code(text)).toMatch(expected);
+  });
+
+  it('reads the single-seal schemaVersion 1 document', () => {
+    const v1 = { schemaVersion: 1, algorithm: 'AES-256-GCM', transitKey: 'k', wrappedDek: 'vault:v1:QUJD', createdAt: '2025-01-01T00:00:00Z', source: { cluster: 'prod' }, etcdSnapshotSha256: 'C'.repeat(64) };
+    expect(parseMetadata(JSON.stringify(v1))).toMatchObject({ schemaVersion: 1, transitKeyVersion: 1, etcdSnapshotSha256: 'c'.repeat(64) });
+    expect(code(JSON.stringify({ ...v1, algorithm: 'AES-128-CBC' }))).toMatch(/UNSUPPORTED_FORMAT/);
+  });
+});
