@@ -107,7 +107,7 @@ export function kdcClusterCrd() {
       { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: 'Encryption', type: 'string', jsonPath: '.status.encryption.resolvedKeyRef' },
       { name: 'KEK', type: 'integer', jsonPath: '.status.encryption.currentKeyVersion' },
-      { name: 'Plugin', type: 'boolean', jsonPath: '.status.encryption.kmsPluginReady', priority: 1 },
+      { name: 'Plugin-Ready', type: 'boolean', jsonPath: '.status.encryption.kmsPluginReady' },
       { name: 'Latest-Backup', type: 'date', jsonPath: '.status.latestBackupTime', priority: 1 },
       AGE,
     ],
