@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KMS_PLUGIN_IMAGE } from './images.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import type { PlatformState } from './platform.ts';
@@ -10,15 +12,18 @@ export interface ControllerProcess {
   stop(): Promise<void>;
 }
 
-/** Runs one of our controller programs (a main.ts) against the platform, ready once its /readyz says so. */
+/** Runs one of our controller programs (a main.ts) against the platform's apiserver and OpenBao, ready once its /readyz says so. */
 export async function startControllerProcess(p: PlatformState, input: { name: string; main: string; env: Record<string, string> }): Promise<ControllerProcess> {
   const port = await freePort();
+  // One CA file per process: tests start controllers against other OpenBao servers in parallel.
+  const caFile = join(p.dir, `${input.name}-openbao-ca.pem`);
+  writeFileSync(caFile, p.openbao.caPem);
   const process = ManagedProcess.start({
     name: input.name,
     binary: globalThis.process.execPath,
     args: ['--conditions=source', input.main],
     logFile: join(p.logDir, `${input.name}.log`),
-    env: { KUBECONFIG: p.management.kubeconfig, POD_NAME: input.name, METRICS_ADDR: `127.0.0.1:${port}`, ...input.env },
+    env: { KUBECONFIG: p.management.kubeconfig, POD_NAME: input.name, METRICS_ADDR: `127.0.0.1:${port}`, OPENBAO_URL: p.openbao.url, OPENBAO_CA_BUNDLE: caFile, KMS_PLUGIN_IMAGE, ...input.env },
   });
   const metricsUrl = `http://127.0.0.1:${port}`;
   await waitFor(`${input.name} to be ready`, async () => {

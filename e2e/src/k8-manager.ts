@@ -1,8 +1,5 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControllerProcess, type ControllerProcess } from './controller-process.ts';
-import { KMS_PLUGIN_IMAGE } from './images.ts';
 import type { PlatformState } from './platform.ts';
 
 const MAIN = fileURLToPath(new URL('../../packages/k8-manager/src/main.ts', import.meta.url));
@@ -14,15 +11,10 @@ export type K8ManagerProcess = ControllerProcess;
  * its own Lease keeps its leader election apart from other test instances.
  */
 export async function startK8Manager(p: PlatformState, input: { name: string; leaseNamespace: string; selector: string; env?: Record<string, string> }): Promise<K8ManagerProcess> {
-  const caFile = join(p.dir, 'openbao-ca.pem');
-  writeFileSync(caFile, p.openbao.caPem);
   return startControllerProcess(p, {
     name: input.name,
     main: MAIN,
     env: {
-      OPENBAO_URL: p.openbao.url,
-      OPENBAO_CA_BUNDLE: caFile,
-      KMS_PLUGIN_IMAGE,
       POD_NAMESPACE: input.leaseNamespace,
       LEASE_NAME: input.name,
       CLUSTER_SELECTOR: input.selector,
