@@ -20,6 +20,9 @@ export async function startEncryptionReconciler(p: PlatformState, input: { name:
       // Test processes share one Lease: whichever leads must behave the same, with test timings.
       RESYNC_PERIOD: '5s',
       KMSKEY_DELETION_COUNTDOWN: '20s',
+      // The leader serves every test file's objects at once (hundreds in the steady-state tests);
+      // the work is OpenBao round trips, so more workers keep one file from queueing behind another.
+      WORKERS: '12',
       // Tests that need controllers with another configuration label their clusters isolated.
       CLUSTER_SELECTOR: `!${ISOLATED_LABEL}`,
       ...input.env,
