@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { BackupStore } from '@kdc/backup-envelope';
-import { backupWriterPolicyRules } from '@kdc/encryption-reconciler';
-import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, renderPolicy, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
+import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
+import { writeClusterAccess } from './cluster-access.ts';
 import type { PlatformState } from './platform.ts';
 
 export const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));
@@ -101,14 +101,7 @@ export async function backupAccess(p: PlatformState, dir: string, prefix: string
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   await kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.backupServiceAccount } });
   await root.transit().createKey(transitKey);
-  await root.writePolicy(names.backupOpenBaoPolicy, renderPolicy(backupWriterPolicyRules(namespace, names.autoEtcdKey)));
-  await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.backupOpenBaoRole, {
-    bound_service_account_names: [names.backupServiceAccount],
-    bound_service_account_namespaces: [namespace],
-    audience: OPENBAO_AUDIENCE,
-    token_policies: [names.backupOpenBaoPolicy],
-    token_ttl: '1h',
-  });
+  await writeClusterAccess(root, namespace, cluster, 'backup');
   mkdirSync(dir, { recursive: true });
   const tokenFile = join(dir, `${cluster}-sa-token`);
   const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.backupServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });

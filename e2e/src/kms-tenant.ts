@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, KubeClient, OpenBaoClient, clusterNames, transitKeyName, renderPolicy, requestServiceAccountToken } from '@kdc/shared';
-import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
+import { CORE, OPENBAO_AUDIENCE, KubeClient, OpenBaoClient, clusterNames, transitKeyName, requestServiceAccountToken } from '@kdc/shared';
+import { writeClusterAccess } from './cluster-access.ts';
 import { startKmsPlugin, writeKmsEncryptionConfig, type KmsPluginProcess } from './kms.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
 import { randomBytes } from 'node:crypto';
@@ -50,14 +50,7 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
   const names = clusterNames(cluster);
   const transitKey = transitKeyName(namespace, names.autoEtcdKey);
   await root.transit().createKey(transitKey, { type: 'aes256-gcm96', exportable: false });
-  await root.writePolicy(names.openBaoPolicy, renderPolicy(kmsPluginPolicyRules(namespace, names.autoEtcdKey)));
-  await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, {
-    bound_service_account_names: [names.kmsPluginServiceAccount],
-    bound_service_account_namespaces: [namespace],
-    audience: OPENBAO_AUDIENCE,
-    token_policies: [names.openBaoPolicy],
-    token_ttl: '1h',
-  });
+  await writeClusterAccess(root, namespace, cluster, 'plugin');
   await kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
 
   const dir = join(p.dir, cluster);
