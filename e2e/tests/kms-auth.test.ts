@@ -1,28 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CORE, clusterNames, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
-import { kmsClient, startKmsPlugin, type KmsClient } from '../src/kms.ts';
+import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { sleep } from '../src/wait.ts';
 import { openBaoRoot, platform } from './helpers.ts';
-import { kmsTenant, type KmsTenant } from './kms-fixture.ts';
+import { useKmsTenant } from './kms-fixture.ts';
 
 const logins = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"msg":"OpenBao login ok"')).length;
 
 describe('plugin authentication through Kubernetes auth', () => {
-  let t: KmsTenant;
-  let client: KmsClient;
-  beforeAll(async () => {
-    t = await kmsTenant({ prefix: 'auth' });
-    client = kmsClient(t.plugin.socket);
-  });
-  afterAll(async () => {
-    client?.close();
-    await t?.stop();
-  });
+  const kms = useKmsTenant('auth');
 
   it('logs in again by itself when its token is revoked mid-run, and keeps serving', async () => {
-    await t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'a' }, stringData: { v: 'a' } });
-    const loginsBefore = logins(t.plugin.process.logFile);
+    await kms.t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'a' }, stringData: { v: 'a' } });
+    const loginsBefore = logins(kms.t.plugin.process.logFile);
     const root = openBaoRoot();
     // Find the plugin's token by its role and revoke it, as an operator (or an incident) would.
     const { data } = await root.request<{ data: { keys: string[] } }>('LIST', 'auth/token/accessors');
@@ -31,7 +22,7 @@ describe('plugin authentication through Kubernetes auth', () => {
       // Other tests revoke their tokens concurrently: an accessor may be gone by the time we look.
       const info = await root.request<{ data: { meta?: Record<string, string> | null; path?: string } }>('POST', 'auth/token/lookup-accessor', { accessor }).catch(() => null);
       if (!info) continue;
-      if (info.data.meta?.role === t.role && info.data.path?.startsWith(`auth/${OPENBAO_K8S_AUTH_MOUNT}/login`)) {
+      if (info.data.meta?.role === kms.t.role && info.data.path?.startsWith(`auth/${OPENBAO_K8S_AUTH_MOUNT}/login`)) {
         await root.request('POST', 'auth/token/revoke-accessor', { accessor });
         revoked++;
       }
@@ -39,28 +30,28 @@ describe('plugin authentication through Kubernetes auth', () => {
     expect(revoked).toBeGreaterThanOrEqual(1);
     // The next calls hit 403, the plugin logs in again and retries: nothing fails.
     for (let i = 0; i < 5; i++) {
-      const { ciphertext, key_id } = await client.encrypt(Buffer.alloc(32, i));
-      expect((await client.decrypt({ ciphertext, key_id })).plaintext).toEqual(Buffer.alloc(32, i));
+      const { ciphertext, key_id } = await kms.client.encrypt(Buffer.alloc(32, i));
+      expect((await kms.client.decrypt({ ciphertext, key_id })).plaintext).toEqual(Buffer.alloc(32, i));
     }
-    await t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'b' }, stringData: { v: 'b' } });
-    expect(logins(t.plugin.process.logFile)).toBeGreaterThan(loginsBefore);
-    expect((await client.status()).healthz).toBe('ok');
+    await kms.t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'b' }, stringData: { v: 'b' } });
+    expect(logins(kms.t.plugin.process.logFile)).toBeGreaterThan(loginsBefore);
+    expect((await kms.client.status()).healthz).toBe('ok');
   });
 
   it('with a role it is not bound to: logs the exact 403 line, reports unhealthy, backs off, does not crash', async () => {
     const other = clusterNames('someone-else').openBaoRole;
     const root = openBaoRoot();
     // A role that exists but is bound to another ServiceAccount: OpenBao answers 403.
-    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, `${other}-${t.cluster}`, {
+    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, `${other}-${kms.t.cluster}`, {
       bound_service_account_names: ['someone-else-kms-plugin'],
-      bound_service_account_namespaces: [t.namespace],
+      bound_service_account_namespaces: [kms.t.namespace],
       audience: 'openbao',
       token_policies: ['default'],
     });
-    const role = `${other}-${t.cluster}`;
+    const role = `${other}-${kms.t.cluster}`;
     const wrong = await startKmsPlugin({
-      dir: t.dir, logDir: platform().logDir, name: `${t.cluster}-wrong-role`, waitHealthy: false,
-      args: t.pluginArgs.map((a) => (a.startsWith('--auth-role=') ? `--auth-role=${role}` : a)),
+      dir: kms.t.dir, logDir: platform().logDir, name: `${kms.t.cluster}-wrong-role`, waitHealthy: false,
+      args: kms.t.pluginArgs.map((a) => (a.startsWith('--auth-role=') ? `--auth-role=${role}` : a)),
     });
     try {
       const wrongClient = kmsClient(wrong.socket);

@@ -1,41 +1,32 @@
 import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CORE, KMS_STORED_PREFIX, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, clusterNames } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
-import { kmsClient, parseStoredValue, type KmsClient } from '../src/kms.ts';
+import { parseStoredValue } from '../src/kms.ts';
 import { platform, openBaoAnonymous, management, serviceAccountToken } from './helpers.ts';
-import { etcdKey, kmsTenant, type KmsTenant } from './kms-fixture.ts';
+import { etcdKey, useKmsTenant } from './kms-fixture.ts';
 
 const secretValue = (i: number) => `kms-e2e-plaintext-${i}-${randomBytes(6).toString('hex')}`;
 
 describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
-  let t: KmsTenant;
-  let client: KmsClient;
+  const kms = useKmsTenant('kms');
   const written = new Map<string, string>();
-  beforeAll(async () => {
-    t = await kmsTenant({ prefix: 'kms' });
-    client = kmsClient(t.plugin.socket);
-  });
-  afterAll(async () => {
-    client?.close();
-    await t?.stop();
-  });
 
   it('stores every Secret as k8s:enc:kms:v2:kube-dc-kms-plugin:<EncryptedObject> keyed by the published key_id, and reads it back byte-equal', async () => {
     for (let i = 0; i < 20; i++) {
       const name = `s-${i}`;
       const value = secretValue(i);
       written.set(name, value);
-      await t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { value } });
+      await kms.t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { value } });
     }
-    const status = await client.status();
+    const status = await kms.client.status();
     expect(status).toMatchObject({ version: 'v2', healthz: 'ok' });
     expect(status.key_id.length).toBeGreaterThan(0);
     expect(Buffer.byteLength(status.key_id)).toBeLessThanOrEqual(1024);
     for (const [name, value] of written) {
-      const raw = (await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', name)))!;
+      const raw = (await readRaw(platform().etcd.endpoint, etcdKey(kms.t, 'secrets', 'default', name)))!;
       expect(raw.toString('latin1').startsWith(KMS_STORED_PREFIX)).toBe(true);
       expect(raw.includes(Buffer.from(value))).toBe(false);
       const envelope = parseStoredValue(raw);
@@ -44,18 +35,18 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       expect(envelope.encryptedDEKSource.toString('latin1')).toMatch(/^vault:v1:/);
       expect(envelope.encryptedDEKSource.length).toBeLessThanOrEqual(1024);
       expect(envelope.encryptedDEKSourceType).toBe(1); // HKDF_SHA256_XNONCE_AES_GCM_SEED
-      const read = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', name));
+      const read = await kms.t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', name));
       expect(Buffer.from(read.data.value!, 'base64').toString()).toBe(value);
     }
   });
 
   it('answers Status from memory: a burst of Status calls makes no OpenBao request', async () => {
-    const audit = () => readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((l) => l.includes(`"transit/keys/${t.transitKey}"`)).length;
+    const audit = () => readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((l) => l.includes(`"transit/keys/${kms.t.transitKey}"`)).length;
     // Wait for a quiet moment between two background checks (every 2 s).
     const before = audit();
     const started = Date.now();
     // (Status latency is measured by npm run bench:kms, not asserted here.)
-    for (let i = 0; i < 500; i++) await client.status();
+    for (let i = 0; i < 500; i++) await kms.client.status();
     const elapsedS = (Date.now() - started) / 1000;
     const after = audit();
     // Background reads happen every 2 s (request + response lines); 500 Status calls add none.
@@ -63,22 +54,22 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
   });
 
   it('refuses 5,000 random and malformed requests with the right codes, without crashing or growing', async () => {
-    const rss = async () => Number(/process_resident_memory_bytes (\d+(\.\d+)?(e\+\d+)?)/.exec(await (await fetch(`${t.plugin.metricsUrl}/metrics`)).text())![1]);
-    const { key_id } = await client.status();
-    const good = await client.encrypt(randomBytes(32));
+    const rss = async () => Number(/process_resident_memory_bytes (\d+(\.\d+)?(e\+\d+)?)/.exec(await (await fetch(`${kms.t.plugin.metricsUrl}/metrics`)).text())![1]);
+    const { key_id } = await kms.client.status();
+    const good = await kms.client.encrypt(randomBytes(32));
     let rssAfterWarmUp = 0;
     const codes = new Map<number, number>();
     const cases: (() => Promise<unknown>)[] = [
-      () => client.decrypt({ ciphertext: randomBytes(1 + Math.floor(Math.random() * 200)), key_id }),
-      () => client.decrypt({ ciphertext: good.ciphertext, key_id: `foreign-${randomBytes(4).toString('hex')}` }),
-      () => client.decrypt({ ciphertext: Buffer.alloc(2000, 65), key_id }),
-      () => client.decrypt({ ciphertext: good.ciphertext, key_id: 'x'.repeat(1500) }),
-      () => client.decrypt({ ciphertext: good.ciphertext, key_id, annotations: { 'Not_A_Domain': Buffer.from('x') } }),
-      () => client.decrypt({ ciphertext: Buffer.from(`vault:v1:${randomBytes(60).toString('base64')}`), key_id }),
-      () => client.decrypt({ ciphertext: Buffer.from(`vault:v7:${randomBytes(60).toString('base64')}`), key_id }),
-      () => client.decrypt({ ciphertext: Buffer.alloc(0), key_id }),
-      () => client.encrypt(Buffer.alloc(0)),
-      () => client.encrypt(randomBytes(4096)),
+      () => kms.client.decrypt({ ciphertext: randomBytes(1 + Math.floor(Math.random() * 200)), key_id }),
+      () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id: `foreign-${randomBytes(4).toString('hex')}` }),
+      () => kms.client.decrypt({ ciphertext: Buffer.alloc(2000, 65), key_id }),
+      () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id: 'x'.repeat(1500) }),
+      () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id, annotations: { 'Not_A_Domain': Buffer.from('x') } }),
+      () => kms.client.decrypt({ ciphertext: Buffer.from(`vault:v1:${randomBytes(60).toString('base64')}`), key_id }),
+      () => kms.client.decrypt({ ciphertext: Buffer.from(`vault:v7:${randomBytes(60).toString('base64')}`), key_id }),
+      () => kms.client.decrypt({ ciphertext: Buffer.alloc(0), key_id }),
+      () => kms.client.encrypt(Buffer.alloc(0)),
+      () => kms.client.encrypt(randomBytes(4096)),
     ];
     const expected = [GrpcStatus.INVALID_ARGUMENT];
     for (let i = 0; i < 5000; i += 50) {
@@ -93,34 +84,34 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
     expect([...codes.keys()].every((c) => expected.includes(c))).toBe(true);
     expect([...codes.values()].reduce((a, b) => a + b, 0)).toBe(5000);
     // Still serving, still healthy.
-    expect((await client.status()).healthz).toBe('ok');
-    expect((await client.decrypt({ ciphertext: good.ciphertext, key_id })).plaintext).toHaveLength(32);
+    expect((await kms.client.status()).healthz).toBe('ok');
+    expect((await kms.client.decrypt({ ciphertext: good.ciphertext, key_id })).plaintext).toHaveLength(32);
     const growthMb = ((await rss()) - rssAfterWarmUp) / 2 ** 20;
     console.log(`kms-plugin RSS growth over 4,000 bad requests after warm-up: ${growthMb.toFixed(1)} MiB`);
     expect(growthMb).toBeLessThan(32);
-    expect(t.plugin.process.running).toBe(true);
+    expect(kms.t.plugin.process.running).toBe(true);
   });
 
   it('with the plugin\'s own token, OpenBao refuses rotate and every other key', async () => {
-    const names = clusterNames(t.cluster);
-    const jwt = await serviceAccountToken(management(), t.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE]);
+    const names = clusterNames(kms.t.cluster);
+    const jwt = await serviceAccountToken(management(), kms.t.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE]);
     const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, jwt);
     const plugin = openBaoAnonymous().withToken(login.clientToken);
-    await expect(plugin.transit().rotate(t.transitKey)).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().configure(t.transitKey, { min_decryption_version: 1 })).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().createKey(`${t.transitKey}-x`)).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().encrypt(`${t.transitKey}-other`, Buffer.from('x'))).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().datakey(t.transitKey, 'plaintext')).rejects.toMatchObject({ status: 403 });
-    expect((await plugin.transit().readKey(t.transitKey))?.latestVersion).toBeGreaterThanOrEqual(1);
+    await expect(plugin.transit().rotate(kms.t.transitKey)).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().configure(kms.t.transitKey, { min_decryption_version: 1 })).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().createKey(`${kms.t.transitKey}-x`)).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().encrypt(`${kms.t.transitKey}-other`, Buffer.from('x'))).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().datakey(kms.t.transitKey, 'plaintext')).rejects.toMatchObject({ status: 403 });
+    expect((await plugin.transit().readKey(kms.t.transitKey))?.latestVersion).toBeGreaterThanOrEqual(1);
     await plugin.revokeSelf();
   });
 
   it('keeps its socket private and its logs free of tokens and plaintext', async () => {
-    expect(statSync(t.plugin.socket).mode & 0o777).toBe(0o600);
-    const log = readFileSync(t.plugin.process.logFile, 'utf8');
+    expect(statSync(kms.t.plugin.socket).mode & 0o777).toBe(0o600);
+    const log = readFileSync(kms.t.plugin.process.logFile, 'utf8');
     expect(log).toContain('"msg":"OpenBao login ok"');
     expect(log).toContain('"msg":"kms-plugin listening"');
-    const token = readFileSync(t.tokenFile, 'utf8').trim();
+    const token = readFileSync(kms.t.tokenFile, 'utf8').trim();
     const audit = readFileSync(platform().openbao.auditLog, 'utf8');
     for (const text of [log, audit]) {
       expect(text).not.toContain(token);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
-  CORE, controllerMetrics, onShutdown, parseKmsKeyInterval, resolvePlatformConfig, serveMetrics, type KubeObject, type PlatformConfigResult,
+  controllerMetrics, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics,
 } from '@kdc/shared';
 import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF } from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
@@ -37,15 +37,8 @@ const keys = new Informer(kube, KMSKEY_REF, { logger });
 const clusters = new Informer(kube, KDCCLUSTER_REF, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
 const workers = Number(env.WORKERS ?? 4);
 const controllerNamespace = env.POD_NAMESPACE ?? 'kube-dc-system';
-let platformCache: { at: number; value: PlatformConfigResult } | undefined;
-// Re-read every 30 s: the master-config Secret may change while we run.
-const platformConfig = async (): Promise<PlatformConfigResult> => {
-  if (platformCache && Date.now() - platformCache.at < 30_000) return platformCache.value;
-  const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', controllerNamespace, 'master-config'));
-  const data = Object.fromEntries(Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-  platformCache = { at: Date.now(), value: resolvePlatformConfig(env, data) };
-  return platformCache.value;
-};
+// The master-config Secret may change while we run: re-read every 30 s.
+const platformConfig = platformConfigLookup(kube, controllerNamespace, env);
 // Failures here are mostly OpenBao being away: retry after 0.5 s, 1 s, 2 s ... at most a minute.
 const backoff = { baseDelayMs: 500, maxDelayMs: 60_000 };
 const enabledControllers = new Set((env.CONTROLLERS ?? 'kmskey,kdccluster-openbao').split(',').map((c) => c.trim()));

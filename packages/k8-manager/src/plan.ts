@@ -1,15 +1,13 @@
-import {
-  clusterNames, transitKeyName,
-  type Condition, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane,
-  type Validation, isAttached,
-} from '@kdc/shared';
 import { isDeepStrictEqual } from 'node:util';
+import {
+  clusterNames, isAttached, transitKeyName,
+  type Condition, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane, type Validation,
+} from '@kdc/shared';
 import { contentHash } from './resources/encryption-config.ts';
-import { desiredSecretData } from './resources/encryption-config-secret.ts';
+import { buildEncryptionConfigSecret, desiredSecretData } from './resources/encryption-config-secret.ts';
 import { autoKeyRotationDrift, buildAutoKey, desiredAutoKeySpec } from './resources/kms-key.ts';
 import { buildPluginServiceAccount } from './resources/service-account.ts';
 import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
-import { buildEncryptionConfigSecret } from './resources/encryption-config-secret.ts';
 
 // The next single change for one KdcCluster, as a pure function of what was observed. The
 // reconciler executes it, folds the result into its observation and asks again until `done`

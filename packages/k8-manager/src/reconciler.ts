@@ -1,13 +1,12 @@
 import {
-  ANNOTATIONS, CORE, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, SECURITY_GROUP, TENANT_CONTROL_PLANE,
-  clusterNames, findCondition, resolveKeyRefs, isAlreadyExists, kdcClusterSpecSchema, splitKey, updateStatusIfChanged,
+  ANNOTATIONS, CORE, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, KDC_CLUSTER_CONDITIONS, KDC_GROUP, SECURITY_GROUP, TENANT_CONTROL_PLANE,
+  clusterNames, decodeSecretData, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
+  splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
-  resolvePlatformConfig, validateCluster, type PlatformConfigResult, type KmsKeyView, isAttached, kamajiControlPlaneOwner, nameTakenBy,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
-import { decodeSecretData } from './resources/encryption-config-secret.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 
 export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: KDC_CLUSTER.plural };
@@ -45,22 +44,8 @@ const PENDING_RESYNC_MS = 5_000;
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
-  const cache = new Map<string, { value: unknown; at: number }>();
-  async function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = cache.get(key);
-    if (hit && Date.now() - hit.at < 30_000) return hit.value as T;
-    const value = await load();
-    cache.set(key, { value, at: Date.now() });
-    return value;
-  }
-  const platformConfig = () => cached<PlatformConfigResult>('platform', async () => {
-    const secret = await deps.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', deps.controllerNamespace, 'master-config'));
-    return resolvePlatformConfig(deps.env, decodeSecretData(secret) ?? {});
-  });
-  const organizationOf = (namespace: string) => cached<string | undefined>(`ns/${namespace}`, async () => {
-    const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
-    return ns?.metadata?.labels?.[LABELS.organization] || undefined;
-  });
+  const platformConfig = platformConfigLookup(deps.kube, deps.controllerNamespace, deps.env);
+  const organizationOf = organizationLookup(deps.kube);
 
   async function execute(action: ClusterAction, cluster: Cluster, o: ObservedCluster): Promise<ObservedCluster> {
     const { namespace, name } = o;
@@ -122,27 +107,15 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     if (!cluster || !namespace || cluster.metadata?.deletionTimestamp) return {};
     const names = clusterNames(name);
     const generation = cluster.metadata?.generation ?? 0;
-    const annotations = cluster.metadata?.annotations ?? {};
     const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
-    const kmsKeys = deps.keys.list().filter((k) => k.metadata?.namespace === namespace) as unknown as KmsKeyView[];
-    const otherClusters = deps.clusters.list()
-      .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
-      .flatMap((c) => {
-        const spec = kdcClusterSpecSchema.safeParse(c.spec);
-        return spec.success && spec.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }] : [];
-      });
-    const validation = validateCluster({
-      namespace, name, spec: cluster.spec, annotations, platform: await platformConfig(), kmsKeys, otherClusters,
-      kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
-      nameTakenBy: await nameTakenBy(cluster, deps.clusters.list(), organizationOf),
-      attached: isAttached(tcp),
-    });
+    const kmsKeys = deps.keys.list(namespace);
+    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), organizationOf }));
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
 
     let observed: ObservedCluster = {
       namespace, name, generation, validation, tcp,
       organization: await organizationOf(namespace),
-      autoKey: (kmsKeys.find((k) => k.metadata.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
+      autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
       serviceAccountExists: false,
       secretData: undefined,
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),

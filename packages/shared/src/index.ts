@@ -13,4 +13,4 @@ export * from './crd/generate.ts';
 export * from './cluster/platform-config.ts';
 export * from './cluster/validate.ts';
 export * from './cluster/attachment.ts';
-export * from './cluster/namesake.ts';
+export * from './cluster/facts.ts';

@@ -1,7 +1,7 @@
 import {
-  CORE, FINALIZERS, KDC_CLUSTER_CONDITIONS, KDC_GROUP, LABELS, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, isOpenBaoError,
-  kdcClusterSpecSchema, policiesEquivalent, resolveKeyRefs, validateCluster, isAttached, kamajiControlPlaneOwner, nameTakenBy, KAMAJI_GROUP,
-  type KmsKeyView, type PlatformConfigResult, type TenantControlPlane, renderPolicy, setConditions, splitKey, updateStatusIfChanged,
+  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, gatherClusterFacts, isOpenBaoError,
+  kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
+  type PlatformConfigResult, type TenantControlPlane,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
@@ -40,6 +40,7 @@ type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
  */
 export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   const now = deps.now ?? (() => new Date());
+  const organizationOf = organizationLookup(deps.kube);
 
   async function removeAccess(bao: OpenBaoClient, cluster: string): Promise<void> {
     const names = clusterNames(cluster);
@@ -67,23 +68,14 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
     // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
     const tcp = object.metadata?.deletionTimestamp ? null : await deps.kube.getOrNull<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: clusterNames(name).tenantControlPlane });
-    const validation = object.metadata?.deletionTimestamp ? null : validateCluster({
-      namespace, name, spec: object.spec, annotations: object.metadata?.annotations ?? {}, platform: await deps.platformConfig(),
-      kmsKeys: deps.keys.list(namespace) as unknown as KmsKeyView[],
-      otherClusters: deps.clusters.list(namespace).flatMap((c) => {
-        const other = kdcClusterSpecSchema.safeParse(c.spec);
-        return c.metadata?.name !== name && other.success && other.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, other.data).etcd }] : [];
-      }),
-      kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
-      nameTakenBy: await nameTakenBy(object, deps.clusters.list(), async (n) => (await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, n)))?.metadata?.labels?.[LABELS.organization] || undefined),
-      attached: isAttached(tcp),
-    });
+    const validation = object.metadata?.deletionTimestamp ? null : validateCluster(await gatherClusterFacts({
+      cluster: object, clusters: deps.clusters.list(), kmsKeys: deps.keys.list(namespace), tcp, platform: await deps.platformConfig(), organizationOf,
+    }));
     if (validation && !validation.ok) return {};
     const parsed = kdcClusterSpecSchema.safeParse(object.spec);
     if (!parsed.success) return {};
     const spec = parsed.data;
-    const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
-    const bao = deps.openbao.withNamespace(ns?.metadata?.labels?.[LABELS.organization] || undefined);
+    const bao = deps.openbao.withNamespace(await organizationOf(namespace));
     const wanted = Boolean(spec.encryption?.etcd.enabled) && !object.metadata?.deletionTimestamp;
 
     if (!wanted) {

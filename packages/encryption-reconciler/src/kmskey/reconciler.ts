@@ -1,6 +1,6 @@
 import {
-  ANNOTATIONS, CORE, FINALIZERS, LABELS, SECURITY_GROUP, type EventRecorder, type Informer, type KmsKey, type KubeClient, type KubeObject,
-  type Logger, type OpenBaoClient, type ReconcileResult, isOpenBaoError, kmsKeySpecSchema, setConditions, splitKey,
+  ANNOTATIONS, FINALIZERS, SECURITY_GROUP, type EventRecorder, type Informer, type KmsKey, type KubeClient, type KubeObject,
+  type Logger, type OpenBaoClient, type ReconcileResult, isOpenBaoError, organizationLookup, kmsKeySpecSchema, setConditions, splitKey,
   transitKeyName, updateStatusIfChanged, KMSKEY_CONDITIONS,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -31,16 +31,7 @@ export interface KmsKeyReconcilerDeps {
 /** Reads, plans (pure), executes one action, writes status only when it changed. */
 export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
-  const organizations = new Map<string, { org: string | undefined; at: number }>();
-
-  async function organizationOf(namespace: string): Promise<string | undefined> {
-    const cached = organizations.get(namespace);
-    if (cached && Date.now() - cached.at < 60_000) return cached.org;
-    const ns = await deps.kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
-    const org = ns?.metadata?.labels?.[LABELS.organization] || undefined;
-    organizations.set(namespace, { org, at: Date.now() });
-    return org;
-  }
+  const organizationOf = organizationLookup(deps.kube);
 
   async function execute(action: KmsKeyAction, object: KubeObject, bao: OpenBaoClient, transitKey: string): Promise<void> {
     const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };

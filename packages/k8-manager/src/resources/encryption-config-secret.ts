@@ -1,5 +1,5 @@
 import { LABELS, TCP_PATCH, clusterNames } from '@kdc/shared';
-import { contentHash, renderEncryptionConfiguration, type EncryptionMode } from './encryption-config.ts';
+import { renderEncryptionConfiguration, type EncryptionMode } from './encryption-config.ts';
 
 /** `<cluster>-encryption-config`: the EncryptionConfiguration file, and the OpenBao CA bundle if any. */
 export function desiredSecretData(resources: readonly string[], mode: EncryptionMode, caBundle: string | undefined): Record<string, string> {
@@ -18,10 +18,3 @@ export function buildEncryptionConfigSecret(namespace: string, cluster: string, 
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
   };
 }
-
-export function decodeSecretData(secret: { data?: Record<string, string> } | null | undefined): Record<string, string> | undefined {
-  if (!secret) return undefined;
-  return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-}
-
-export const secretDataHash = contentHash;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { autoKeyRotationDrift, buildAutoKey } from './kms-key.ts';
-import { buildEncryptionConfigSecret, decodeSecretData, desiredSecretData } from './encryption-config-secret.ts';
+import { decodeSecretData } from '@kdc/shared';
+import { buildEncryptionConfigSecret, desiredSecretData } from './encryption-config-secret.ts';
 import { buildPluginServiceAccount } from './service-account.ts';
 
 const spec = (rotation?: object) => ({ version: 'v1.35.0', controlPlane: { replicas: 2 }, encryption: { etcd: { enabled: true, resources: ['secrets'], kekRotation: rotation } } }) as any;
