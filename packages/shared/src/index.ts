@@ -14,3 +14,4 @@ export * from './cluster/platform-config.ts';
 export * from './cluster/validate.ts';
 export * from './cluster/attachment.ts';
 export * from './cluster/facts.ts';
+export * from './cluster/backup-settings.ts';

@@ -2,6 +2,7 @@ import { kdcClusterSpecSchema, type KdcClusterSpec } from '../api/kdccluster.ts'
 import { KMSKEY_CONDITIONS } from '../api/kmskey.ts';
 import { isConditionTrue, type Condition } from '../conditions.ts';
 import { DAY_SECONDS, formatDuration, parseDuration } from '../duration.ts';
+import { resolveBackupSettings } from './backup-settings.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY_KDCCLUSTER, clusterNames } from '../names.ts';
 import type { PlatformConfig, PlatformConfigResult } from './platform-config.ts';
 
@@ -64,7 +65,7 @@ export function validateCluster(facts: ClusterFacts): Validation {
   const enabled = etcd?.enabled === true;
 
   if (!VERSION.test(spec.version)) errors.push({ reason: 'VersionInvalid', message: `spec.version "${spec.version}" is not a Kubernetes version: write it as vMAJOR.MINOR.PATCH, e.g. v1.35.0` });
-  errors.push(...backupProblems(spec));
+  errors.push(...backupProblems(facts.namespace, facts.name, spec));
 
   let forceDisable = false;
   if (!enabled && facts.attached) {
@@ -169,7 +170,7 @@ function rotationProblems(spec: KdcClusterSpec): Problem[] {
   return [];
 }
 
-function backupProblems(spec: KdcClusterSpec): Problem[] {
+function backupProblems(namespace: string, cluster: string, spec: KdcClusterSpec): Problem[] {
   const backup = spec.backup;
   if (!backup || backup.enabled === false) return [];
   const problems: Problem[] = [];
@@ -177,9 +178,8 @@ function backupProblems(spec: KdcClusterSpec): Problem[] {
   if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
     problems.push({ reason: 'BackupScheduleInvalid', message: `backup.schedule "${backup.schedule}" is not a 5-field cron expression: write minute hour day month weekday, e.g. "0 2 * * *"` });
   }
-  if (backup.destinationPath !== undefined && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(backup.destinationPath)) {
-    problems.push({ reason: 'BackupDestinationInvalid', message: `backup.destinationPath "${backup.destinationPath}" is not s3://<bucket>/<prefix>/: fix it or remove it for the default` });
-  }
+  const settings = resolveBackupSettings(namespace, cluster, spec);
+  if (settings && !settings.ok) problems.push({ reason: settings.reason, message: settings.message });
   return problems;
 }
 
