@@ -1,15 +1,38 @@
 // kubectl-kdc: operator commands (kubectl finds it on PATH as the plugin `kubectl kdc`).
+import { commandHelp, parseArgs, type CommandSpec, type ParsedArgs } from './args.ts';
+import * as backupsList from './backups-list.ts';
+import * as backupsRestore from './backups-restore.ts';
+import * as backupsRewrap from './backups-rewrap.ts';
+import type { CommandContext, Io } from './context.ts';
+import { CliError, EXIT } from './errors.ts';
+import * as keysMinDecryption from './keys-min-decryption.ts';
+
 export const USAGE = `kubectl kdc - per-tenant etcd encryption for KdcClusters
 
 Usage:
   kubectl kdc status <cluster> [-n namespace]
   kubectl kdc rewrap-etcd <cluster> [-n namespace]
   kubectl kdc backups list|restore|rewrap <cluster> [-n namespace]
-  kubectl kdc keys min-decryption <kmskey> --to N [--confirm]
+      backups list <cluster> [--json]
+      backups rewrap <cluster> [--dry-run]
+      backups restore <cluster> <key|latest> [--wait] [--timeout 30m]
+  kubectl kdc keys min-decryption <kmskey> --to N [--confirm] [-n namespace] [--etcd-endpoint URL]
   kubectl kdc version
+
+Run "kubectl kdc <command> --help" for a command's flags.
 `;
 
 export const COMMANDS = ['status', 'rewrap-etcd', 'backups', 'keys', 'version', 'help'] as const;
+
+interface Command {
+  spec: CommandSpec;
+  execute(args: ParsedArgs, ctx: CommandContext): Promise<number>;
+}
+
+const SUBCOMMANDS: Record<string, Record<string, Command>> = {
+  backups: { list: backupsList, rewrap: backupsRewrap, restore: backupsRestore },
+  keys: { 'min-decryption': keysMinDecryption },
+};
 
 export interface CliResult {
   code: number;
@@ -17,12 +40,88 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function run(argv: string[]): Promise<CliResult> {
-  const [command] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') return { code: 0, stdout: USAGE, stderr: '' };
-  if (command === 'version') return { code: 0, stdout: 'kubectl-kdc 0.1.0\n', stderr: '' };
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    return { code: 2, stdout: '', stderr: `unknown command "${command}": run "kubectl kdc help" for the list of commands\n` };
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  /** Streams output as it is produced (the result still carries all of it). */
+  io?: Partial<Io>;
+  now?: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export async function run(argv: string[], options: RunOptions = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const io: Io = {
+    out: (text) => {
+      stdout += text;
+      options.io?.out?.(text);
+    },
+    err: (text) => {
+      stderr += text;
+      options.io?.err?.(text);
+    },
+  };
+  const ctx: CommandContext = {
+    env: options.env ?? process.env,
+    io,
+    now: options.now ?? (() => new Date()),
+    sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+  };
+  const code = await dispatch(argv, ctx);
+  return { code, stdout, stderr };
+}
+
+async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    ctx.io.out(USAGE);
+    return EXIT.ok;
   }
-  return { code: 1, stderr: `"${command}" is not available in this build yet\n`, stdout: '' };
+  if (command === 'version' || command === '--version') {
+    ctx.io.out('kubectl-kdc 0.1.0\n');
+    return EXIT.ok;
+  }
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    ctx.io.err(`unknown command "${command}": run "kubectl kdc help" for the list of commands\n`);
+    return EXIT.usage;
+  }
+  const group = SUBCOMMANDS[command];
+  if (!group) {
+    ctx.io.err(`"${command}" is not available in this build yet\n`);
+    return EXIT.failure;
+  }
+  const names = Object.keys(group).join(', ');
+  if (!sub || sub === '--help' || sub === '-h') {
+    if (sub) {
+      ctx.io.out(`Usage: kubectl kdc ${command} ${Object.keys(group).join('|')} ...\n\n${Object.values(group).map((c) => commandHelp(c.spec)).join('\n')}`);
+      return EXIT.ok;
+    }
+    ctx.io.err(`"kubectl kdc ${command}" needs a subcommand: ${names}\n`);
+    return EXIT.usage;
+  }
+  const cmd = group[sub];
+  if (!cmd) {
+    ctx.io.err(`unknown subcommand "${command} ${sub}": use one of ${names}\n`);
+    return EXIT.usage;
+  }
+  const parsed = parseArgs(rest, cmd.spec);
+  if (!parsed.ok) {
+    ctx.io.err(`error: ${parsed.error}\n`);
+    return EXIT.usage;
+  }
+  if (parsed.args.help) {
+    ctx.io.out(commandHelp(cmd.spec));
+    return EXIT.ok;
+  }
+  try {
+    return await cmd.execute(parsed.args, ctx);
+  } catch (error) {
+    if (error instanceof CliError) {
+      ctx.io.err(`error: ${error.message}\n`);
+      return error.code;
+    }
+    // Unexpected: say what it was without a stack (run with NODE_DEBUG or report it).
+    ctx.io.err(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.failure;
+  }
 }

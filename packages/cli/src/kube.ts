@@ -1,0 +1,83 @@
+// The user's kubeconfig (as kubectl would use it) and the objects the commands read.
+import { API_VERSION, CORE, KDC_CLUSTER, KDC_GROUP, KMS_KEY, KubeApiError, KubeClient, LABELS, SECURITY_GROUP, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import type { FlagSpecs } from './args.ts';
+import { str } from './args.ts';
+import { failure, usageError } from './errors.ts';
+
+export const KUBE_FLAGS: FlagSpecs = {
+  namespace: { type: 'string', short: 'n', value: 'ns', help: 'project namespace (default: the kubeconfig context namespace, else "default")' },
+  kubeconfig: { type: 'string', value: 'file', help: 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' },
+  context: { type: 'string', value: 'name', help: 'kubeconfig context (default: current-context)' },
+};
+
+export interface KubeAccess {
+  kube: KubeClient;
+  namespace: string;
+}
+
+export function kubeAccess(flags: Record<string, string | boolean>, env: Record<string, string | undefined>): KubeAccess {
+  const file = str(flags, 'kubeconfig') ?? env.KUBECONFIG;
+  let kube: KubeClient;
+  try {
+    // KUBECONFIG may list several files (merged by loadFromDefault, like kubectl).
+    if (file && !file.includes(':')) {
+      kube = KubeClient.fromFile(file);
+    } else {
+      if (file) process.env.KUBECONFIG = file;
+      kube = KubeClient.fromDefault();
+    }
+    const context = str(flags, 'context');
+    if (context) {
+      if (!kube.config.getContextObject(context)) throw usageError(`kubeconfig has no context "${context}": pick one of ${kube.config.getContexts().map((c) => c.name).join(', ') || '(none)'}`);
+      kube.config.setCurrentContext(context);
+      kube = new KubeClient(kube.config);
+    }
+  } catch (error) {
+    if (error instanceof Error && error.name === 'CliError') throw error;
+    throw usageError(`cannot use kubeconfig ${file ?? '(default)'}: ${error instanceof Error ? error.message : String(error)}; pass --kubeconfig <file> or set KUBECONFIG`);
+  }
+  const namespace = str(flags, 'namespace') ?? (kube.config.getContextObject(kube.config.getCurrentContext())?.namespace || 'default');
+  return { kube, namespace };
+}
+
+export const kdcClusterRef = (namespace: string, name?: string): ResourceRef => ({ group: KDC_GROUP, version: API_VERSION, plural: KDC_CLUSTER.plural, namespace, ...(name ? { name } : {}) });
+export const kmsKeyRef = (namespace: string, name?: string): ResourceRef => ({ group: SECURITY_GROUP, version: API_VERSION, plural: KMS_KEY.plural, namespace, ...(name ? { name } : {}) });
+
+/** Kubernetes API failures as CLI failures that say what was being done. */
+export function kubeFailure(what: string, error: unknown): Error {
+  if (error instanceof KubeApiError) {
+    if (error.status === 401) return failure(`${what}: the kubeconfig's credentials were refused (401); log in again`);
+    if (error.status === 403) return failure(`${what}: forbidden (403): your user needs RBAC for it`);
+    return failure(`${what}: ${error.message}`);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return failure(`${what}: cannot reach the Kubernetes API (${message})`);
+}
+
+export async function getKdcCluster(kube: KubeClient, namespace: string, name: string): Promise<KubeObject> {
+  try {
+    return await kube.get<KubeObject>(kdcClusterRef(namespace, name));
+  } catch (error) {
+    if (isNotFound(error)) throw failure(`KdcCluster "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kdc-cl -n ${namespace})`);
+    throw kubeFailure(`reading KdcCluster ${namespace}/${name}`, error);
+  }
+}
+
+export async function getKmsKey(kube: KubeClient, namespace: string, name: string): Promise<KubeObject> {
+  try {
+    return await kube.get<KubeObject>(kmsKeyRef(namespace, name));
+  } catch (error) {
+    if (isNotFound(error)) throw failure(`KMSKey "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kkey -n ${namespace})`);
+    throw kubeFailure(`reading KMSKey ${namespace}/${name}`, error);
+  }
+}
+
+/** The organisation (OpenBao namespace) of a project namespace; undefined = root namespace. */
+export async function organizationOf(kube: KubeClient, namespace: string): Promise<string | undefined> {
+  try {
+    const ns = await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
+    return ns?.metadata?.labels?.[LABELS.organization] || undefined;
+  } catch (error) {
+    throw kubeFailure(`reading Namespace ${namespace} for its ${LABELS.organization} label (or pass --openbao-namespace)`, error);
+  }
+}
