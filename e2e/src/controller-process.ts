@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KMS_PLUGIN_IMAGE } from './images.ts';
+import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from './images.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import type { PlatformState } from './platform.ts';
@@ -23,7 +23,7 @@ export async function startControllerProcess(p: PlatformState, input: { name: st
     binary: globalThis.process.execPath,
     args: ['--conditions=source', input.main],
     logFile: join(p.logDir, `${input.name}.log`),
-    env: { KUBECONFIG: p.management.kubeconfig, POD_NAME: input.name, METRICS_ADDR: `127.0.0.1:${port}`, OPENBAO_URL: p.openbao.url, OPENBAO_CA_BUNDLE: caFile, KMS_PLUGIN_IMAGE, ...input.env },
+    env: { KUBECONFIG: p.management.kubeconfig, POD_NAME: input.name, METRICS_ADDR: `127.0.0.1:${port}`, OPENBAO_URL: p.openbao.url, OPENBAO_CA_BUNDLE: caFile, KMS_PLUGIN_IMAGE, KDC_BACKUP_IMAGE: BACKUP_IMAGE, S3_ENDPOINT: p.s3.endpoint, ...input.env },
   });
   const metricsUrl = `http://127.0.0.1:${port}`;
   await waitFor(`${input.name} to be ready`, async () => {

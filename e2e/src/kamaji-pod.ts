@@ -116,6 +116,8 @@ export interface PodSpecLite {
   volumes?: VolumeSpec[];
   securityContext?: PodSecurityContextSpec;
   terminationGracePeriodSeconds?: number;
+  /** Always (default): main containers are restarted; Never / OnFailure: the pod runs to completion (Jobs). */
+  restartPolicy?: 'Always' | 'OnFailure' | 'Never';
 }
 
 export interface PodObject extends KubeObject {
@@ -282,7 +284,7 @@ export class PodRuntime {
   sandboxPid?: number;
   /** Container port -> host port (127.0.0.1). */
   readonly hostPorts = new Map<number, number>();
-  phase: 'Pending' | 'Running' | 'Failed' = 'Pending';
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' = 'Pending';
   podMessage?: string;
   private readonly options: PodRuntimeOptions;
   private readonly volumes = new Map<string, MaterializedVolume>();
@@ -371,8 +373,36 @@ export class PodRuntime {
     if (this.stopping) return;
     this.initialized = true;
     this.phase = 'Running';
-    for (const c of this.containers.filter((x) => x.kind === 'container')) this.supervise(c);
+    const main = this.containers.filter((x) => x.kind === 'container');
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
+    if (policy === 'Always') {
+      for (const c of main) this.supervise(c);
+      this.options.onChange();
+      return;
+    }
     this.options.onChange();
+    // A Job's pod: every main container runs to completion; the pod's phase is the outcome.
+    const results = await Promise.all(main.map((c) => this.runToCompletion(c, policy)));
+    if (this.stopping) return;
+    this.phase = results.every((code) => code === 0) ? 'Succeeded' : 'Failed';
+    if (this.phase === 'Failed') this.podMessage = `containers exited with ${main.map((c, i) => `${c.spec.name}=${results[i]}`).join(', ')}`;
+    // Sidecars end with the pod, as a kubelet stops them after the main containers completed.
+    for (const c of this.containers.filter((x) => x.kind === 'sidecar')) c.process?.killNow();
+    this.options.onChange();
+  }
+
+  private async runToCompletion(c: ContainerState, policy: 'OnFailure' | 'Never'): Promise<number | null> {
+    while (!this.stopping) {
+      await this.backoff(c);
+      if (this.stopping) break;
+      const result = await this.runOnce(c);
+      if (result === 'not-started') continue;
+      if (result === 0 || policy === 'Never') return result;
+      c.restartCount++;
+      c.reason = 'CrashLoopBackOff';
+      this.options.onChange();
+    }
+    return null;
   }
 
   private async until(condition: () => boolean): Promise<void> {
@@ -1069,8 +1099,8 @@ export class PodRuntime {
       const image = c.spec.image ?? '';
       const state = c.running
         ? { running: { startedAt: c.startedAt } }
-        : c.kind === 'init' && c.lastExitCode === 0
-          ? { terminated: { exitCode: 0, reason: 'Completed', startedAt: c.startedAt, finishedAt: c.finishedAt, containerID: `local://${c.pid}` } }
+        : (c.kind === 'init' && c.lastExitCode === 0) || (c.kind === 'container' && c.lastTerminated && (this.phase === 'Succeeded' || this.phase === 'Failed'))
+          ? { terminated: { ...(c.lastTerminated ?? { exitCode: 0, reason: 'Completed', startedAt: c.startedAt, finishedAt: c.finishedAt }), containerID: `local://${c.pid}` } }
           : { waiting: { reason: c.reason ?? (this.sandboxReady ? 'PodInitializing' : 'ContainerCreating'), ...(c.message ? { message: c.message } : {}) } };
       return {
         name: c.spec.name,

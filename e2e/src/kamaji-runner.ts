@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { LocalJobRunner } from './kamaji-jobs.ts';
 import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
 import type { PlatformState } from './platform.ts';
@@ -35,6 +36,11 @@ function randomLoopbackIp(): string {
 }
 const FIELD_MANAGER = 'kamaji-local-runner';
 const NAME_LABEL = 'kamaji.clastix.io/name';
+const DATASTORE = (name?: string): ResourceRef => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
+type DataStoreContent = { content?: string; secretReference?: { name?: string; namespace?: string; keyPath: string } };
+interface DataStore extends KubeObject {
+  spec: { driver: string; endpoints: string[]; tlsConfig?: { certificateAuthority?: { certificate?: DataStoreContent; privateKey?: DataStoreContent }; clientCertificate?: { certificate?: DataStoreContent; privateKey?: DataStoreContent } } };
+}
 const TCP = (namespace?: string, name?: string): ResourceRef => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name });
 
 export interface KamajiRunnerOptions {
@@ -64,6 +70,10 @@ export interface KamajiRunnerOptions {
   deleteDataOnDelete?: boolean;
   /** Seconds a container gets between SIGTERM and SIGKILL when stopped (default: the Pod's terminationGracePeriodSeconds). */
   terminationGraceSeconds?: number;
+  /** More host ports pods may reach besides the platform's servers (e.g. a dedicated DataStore etcd). */
+  extraOutboundPorts?: number[];
+  /** Also run batch/v1 Jobs in the watched namespaces (kamaji-jobs.ts). Default true. */
+  jobs?: boolean;
 }
 
 export interface PodInfo {
@@ -200,7 +210,16 @@ const pkiPaths = {
 } as const;
 
 /** The Pod Kamaji's Deployment would create for this TCP (minus controller-manager and scheduler). */
-export function buildPod(tcp: TenantControlPlane, hash: string, etcdEndpoint: string): PodObject {
+/** Where the tenant apiserver keeps its data: the platform's etcd, or a DataStore over TLS. */
+export interface EtcdTarget {
+  servers: string;
+  /** The `<tcp>-datastore-certs` Secret (ca.crt, server.crt, server.key) for a TLS DataStore. */
+  certsSecret?: string;
+}
+
+export const datastoreCertsSecret = (tcp: string) => `${tcp}-datastore-certs`;
+
+export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget): PodObject {
   const d = tcp.spec.controlPlane?.deployment ?? {};
   const np = tcp.spec.networkProfile ?? {};
   const name = tcp.metadata.name;
@@ -237,8 +256,9 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcdEndpoint: st
     '--service-account-signing-key-file': `${pki}/sa.key`,
     '--tls-cert-file': `${pki}/apiserver.crt`,
     '--tls-private-key-file': `${pki}/apiserver.key`,
-    // The platform's etcd (plain HTTP on loopback) instead of a DataStore's TLS endpoints.
-    '--etcd-servers': etcdEndpoint,
+    // The platform's etcd (plain HTTP on loopback) unless the TCP names a DataStore.
+    '--etcd-servers': etcd.servers,
+    ...(etcd.certsSecret ? { '--etcd-cafile': `${pki}/etcd/ca.crt`, '--etcd-certfile': `${pki}/etcd/server.crt`, '--etcd-keyfile': `${pki}/etcd/server.key` } : {}),
     '--etcd-prefix': etcdPrefix(tcp),
     '--etcd-compaction-interval': '0',
   };
@@ -307,6 +327,7 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcdEndpoint: st
               secretProjection(secrets.frontProxyCA, pkiPaths.frontProxyCA),
               secretProjection(secrets.frontProxyClient, pkiPaths.frontProxyClient),
               secretProjection(secrets.sa, pkiPaths.sa),
+              ...(etcd.certsSecret ? [{ secret: { name: etcd.certsSecret, items: ['ca.crt', 'server.crt', 'server.key'].map((k) => ({ key: k, path: `etcd/${k}` })) } }] : []),
             ],
           },
         },
@@ -366,6 +387,7 @@ class Runner implements KamajiRunner {
   private readonly outboundPorts: number[];
   private stopping = false;
   private podSeq = 0;
+  private jobs?: LocalJobRunner;
 
   constructor(state: PlatformState, options: KamajiRunnerOptions) {
     this.state = state;
@@ -380,7 +402,7 @@ class Runner implements KamajiRunner {
     this.kube = KubeClient.fromFile(state.management.kubeconfig);
     this.images = { 'registry.k8s.io/kube-apiserver': [state.binaries['kube-apiserver']], ...options.images };
     const ports = [state.etcd.endpoint, state.management.url, state.openbao.url, state.s3.endpoint].map((u) => Number(new URL(u).port)).filter((p) => p > 0);
-    this.outboundPorts = [...new Set(ports)];
+    this.outboundPorts = [...new Set([...ports, ...(options.extraOutboundPorts ?? [])])];
   }
 
   log(message: string, fields: Record<string, unknown> = {}): void {
@@ -396,6 +418,20 @@ class Runner implements KamajiRunner {
       informer.start();
     }
     await Promise.all(this.informers.map((i) => i.waitForSync()));
+    if (this.options.jobs ?? true) {
+      let jobSeq = 0;
+      this.jobs = new LocalJobRunner({
+        kube: this.kube,
+        namespaces,
+        nodeName: LOCAL_NODE_NAME,
+        runtime: (pod, logPrefix, onChange) => {
+          const seq = `j${++jobSeq}`;
+          return this.newRuntime(pod, { dir: join(this.dir, 'jobs', pod.metadata.name), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
+        },
+        log: (message, fields) => this.log(message, fields),
+      });
+      await this.jobs.start();
+    }
     this.log('runner started', { namespaces: this.options.namespaces ?? 'all', outboundPorts: this.outboundPorts });
   }
 
@@ -509,22 +545,12 @@ class Runner implements KamajiRunner {
     const seq = ++this.podSeq;
     const podDir = join(this.dir, 'pods', `${s.namespace}_${s.name}_${hash}`);
     rmSync(podDir, { recursive: true, force: true });
-    const runtime = new PodRuntime({
-      kube: this.kube,
-      pod,
+    const runtime = this.newRuntime(pod, {
       // Kamaji's kube-apiserver image, wherever registrySettings point, is the platform's binary.
       images: { ...this.images, [apiServerImage(tcp).replace(/:[^:/]*$/, '')]: [this.state.binaries['kube-apiserver']] },
       dir: podDir,
       sockDir: join(this.sockRoot, String(seq)),
-      logDir: this.logDir,
       logPrefix: `${s.namespace}_${s.name}`,
-      podIP: randomLoopbackIp(),
-      outboundPorts: this.outboundPorts,
-      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(this.state.management.url).port, KUBERNETES_SERVICE_PORT_HTTPS: new URL(this.state.management.url).port },
-      probePeriodCapSeconds: this.options.probePeriodCapSeconds ?? 1,
-      backoff: { initialMs: this.options.backoff?.initialMs ?? 10_000, maxMs: this.options.backoff?.maxMs ?? 300_000 },
-      volumeResyncMs: this.options.volumeResyncMs ?? 5000,
-      volumeOwnership: this.options.volumeOwnership ?? 'kubelet',
       onChange: () => this.scheduleFlush(s),
       log: (message, fields) => this.log(message, { tcp: key, ...fields }),
     });
@@ -535,6 +561,29 @@ class Runner implements KamajiRunner {
     this.log('starting pod', { tcp: key, pod: pod.metadata.name, hash });
     runtime.start();
     await this.syncStatus(s);
+  }
+
+  /** A pod sandbox runtime with this runner's settings (TCP pods and Job pods alike). */
+  newRuntime(pod: PodObject, o: { images?: Record<string, string[]>; dir: string; sockDir: string; logPrefix: string; onChange: () => void; log: (message: string, fields?: Record<string, unknown>) => void }): PodRuntime {
+    const apiPort = new URL(this.state.management.url).port;
+    return new PodRuntime({
+      kube: this.kube,
+      pod,
+      images: o.images ?? this.images,
+      dir: o.dir,
+      sockDir: o.sockDir,
+      logDir: this.logDir,
+      logPrefix: o.logPrefix,
+      podIP: randomLoopbackIp(),
+      outboundPorts: this.outboundPorts,
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: apiPort, KUBERNETES_SERVICE_PORT_HTTPS: apiPort },
+      probePeriodCapSeconds: this.options.probePeriodCapSeconds ?? 1,
+      backoff: { initialMs: this.options.backoff?.initialMs ?? 10_000, maxMs: this.options.backoff?.maxMs ?? 300_000 },
+      volumeResyncMs: this.options.volumeResyncMs ?? 5000,
+      volumeOwnership: this.options.volumeOwnership ?? 'kubelet',
+      onChange: o.onChange,
+      log: o.log,
+    });
   }
 
   /** PKI Secrets like Kamaji's (reused when they exist, so restarts keep tokens and kubeconfigs valid). */
@@ -627,7 +676,7 @@ class Runner implements KamajiRunner {
   /** Creates the Pod object; the runner runs what the apiserver admitted (with defaults and the SA token volume). */
   private async createPodObject(tcp: TenantControlPlane, hash: string): Promise<PodObject> {
     const ns = tcp.metadata.namespace;
-    const wanted = buildPod(tcp, hash, this.state.etcd.endpoint);
+    const wanted = buildPod(tcp, hash, await this.etcdTarget(tcp));
     await this.deletePodObjects(ns, tcp.metadata.name);
     // What kube-controller-manager would have done in this namespace (it does not run here).
     if (!wanted.spec.serviceAccountName || wanted.spec.serviceAccountName === 'default') {
@@ -635,6 +684,42 @@ class Runner implements KamajiRunner {
     }
     await this.createIfMissing(CORE('configmaps', ns), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': this.state.management.caPem } } as KubeObject);
     return this.kube.create<PodObject>(CORE('pods', ns), wanted);
+  }
+
+  /**
+   * Kamaji's DataStore handling for an etcd DataStore named by the TCP: its endpoints over TLS,
+   * and a client certificate signed by the DataStore CA in `<tcp>-datastore-certs`.
+   */
+  private async etcdTarget(tcp: TenantControlPlane): Promise<EtcdTarget> {
+    if (!tcp.spec.dataStore) return { servers: this.state.etcd.endpoint };
+    const ds = await this.kube.getOrNull<DataStore>(DATASTORE(tcp.spec.dataStore));
+    if (!ds) throw new Error(`DataStore ${tcp.spec.dataStore} not found`);
+    if (ds.spec.driver !== 'etcd') throw new Error(`DataStore ${tcp.spec.dataStore}: driver ${ds.spec.driver} is not supported by the local runner`);
+    const secretName = datastoreCertsSecret(tcp.metadata.name);
+    const existing = await this.kube.getOrNull(CORE('secrets', tcp.metadata.namespace, secretName));
+    if (!existing) {
+      const ca = ds.spec.tlsConfig?.certificateAuthority;
+      const caCert = await this.contentOf(ca?.certificate);
+      const caKey = await this.contentOf(ca?.privateKey);
+      const dir = join(this.dir, 'datastore', `${tcp.metadata.namespace}_${tcp.metadata.name}`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, 'ca.crt'), caCert);
+      writeFileSync(join(dir, 'ca.key'), caKey, { mode: 0o600 });
+      const client = issueCert({ certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), certPem: caCert, keyPem: caKey }, dir, { name: 'client', commonName: `${tcp.metadata.namespace}_${tcp.metadata.name}`, usage: 'client' });
+      await this.kube.apply(CORE('secrets', tcp.metadata.namespace, secretName), this.secret(tcp, secretName, { 'ca.crt': caCert, 'server.crt': client.certPem, 'server.key': client.keyPem }), FIELD_MANAGER);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return { servers: ds.spec.endpoints.map((e) => `https://${e}`).join(','), certsSecret: secretName };
+  }
+
+  private async contentOf(ref: DataStoreContent | undefined): Promise<string> {
+    if (ref?.content) return Buffer.from(ref.content, 'base64').toString();
+    const secretRef = ref?.secretReference;
+    if (!secretRef?.name || !secretRef.namespace) throw new Error('DataStore tlsConfig: a certificate or key has neither content nor a secretReference with name and namespace');
+    const secret = await this.kube.get<KubeObject & { data?: Record<string, string> }>(CORE('secrets', secretRef.namespace, secretRef.name));
+    const value = secret.data?.[secretRef.keyPath];
+    if (!value) throw new Error(`DataStore tlsConfig: Secret ${secretRef.namespace}/${secretRef.name} has no key ${secretRef.keyPath}`);
+    return Buffer.from(value, 'base64').toString();
   }
 
   private async createIfMissing(ref: ResourceRef, body: KubeObject): Promise<void> {
@@ -676,7 +761,10 @@ class Runner implements KamajiRunner {
     await this.stopPod(s);
     await this.deletePodObjects(s.namespace, s.name).catch(() => undefined);
     for (const secret of Object.values(PKI_SECRETS(s.name))) await this.kube.delete(CORE('secrets', s.namespace, secret));
-    if (this.options.deleteDataOnDelete ?? true) {
+    if (tcp?.spec.dataStore) {
+      await this.kube.delete(CORE('secrets', s.namespace, datastoreCertsSecret(s.name))).catch(() => undefined);
+      this.log('TCP on a DataStore: its data stays in that etcd', { tcp: `${s.namespace}/${s.name}`, dataStore: tcp.spec.dataStore });
+    } else if (this.options.deleteDataOnDelete ?? true) {
       const prefix = tcp ? etcdPrefix(tcp) : `/${s.namespace}_${s.name}`;
       await deleteEtcdPrefix(this.state.etcd.endpoint, `${prefix}/`);
     }
@@ -829,6 +917,7 @@ class Runner implements KamajiRunner {
     if (this.stopping) return;
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.jobs?.stop();
     const states = [...this.tcps.values()];
     for (const s of states) {
       if (s.retry) clearTimeout(s.retry);

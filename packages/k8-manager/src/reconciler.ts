@@ -1,11 +1,12 @@
 import {
   ANNOTATIONS, CORE, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, KDC_CLUSTER_CONDITIONS, KDC_GROUP, SECURITY_GROUP, TENANT_CONTROL_PLANE,
   clusterNames, decodeSecretData, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
-  splitKey, updateStatusIfChanged, validateCluster,
+  setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
+import { backupReconciler, s3LatestBackup, type LatestBackupLookup } from './backup-reconcile.ts';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 
@@ -35,6 +36,8 @@ export interface KdcClusterReconcilerDeps {
   /** How often an encrypted, Ready cluster's tenant side is looked at again (key version, health). */
   observePeriodMs?: number;
   now?: () => Date;
+  /** Newest backup in a cluster's bucket (default: the S3 listing). */
+  latestBackup?: LatestBackupLookup;
 }
 
 type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
@@ -46,6 +49,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const platformConfig = platformConfigLookup(deps.kube, deps.controllerNamespace, deps.env);
   const organizationOf = organizationLookup(deps.kube);
+  const reconcileBackup = backupReconciler({
+    kube: deps.kube, tcps: deps.tcps, keys: deps.keys, recorder: deps.recorder, logger: deps.logger,
+    latestBackup: deps.latestBackup ?? s3LatestBackup,
+    countWrite: (action) => deps.metrics.writes.inc({ action }),
+  });
 
   async function execute(action: ClusterAction, cluster: Cluster, o: ObservedCluster): Promise<ObservedCluster> {
     const { namespace, name } = o;
@@ -150,7 +158,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
     const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
     const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
-    const status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, now: now() });
+    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, now: now() });
+    if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
+      const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp });
+      status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
+    }
     // Written against the copy we read: if the other controller wrote meanwhile, this conflicts and retries.
     await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, cluster, status);
     if (!enabled) return {};

@@ -27,6 +27,8 @@ export const ANNOTATIONS = {
   restoreFrom: 'kube-dc.com/restore-from',
   restoreState: 'kube-dc.com/restore-state',
   encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
+  /** On objects k8-manager replaces whole (the backup CronJob): a hash of what it wrote, so apiserver defaults never cause a rewrite. */
+  specHash: 'kube-dc.com/spec-hash',
   /** On a KMSKey: the purpose its Transit key was created for (a purpose never changes). */
   boundPurpose: 'security.kube-dc.com/purpose',
 } as const;
@@ -49,6 +51,20 @@ export const KMS_ENDPOINT = `unix://${KMS_SOCKET_PATH}`;
 export const KMS_STORED_PREFIX = `k8s:enc:kms:v2:${KMS_PROVIDER_NAME}:`;
 export const KMS_PLUGIN_CONTAINER = 'kms-plugin';
 export const DEFAULT_BACKUP_CREDENTIAL_SECRET = 'managed-k8s-backups';
+
+/** The etcd backup CronJob's pod (SPEC 3.3, 6). */
+export const BACKUP_JOB = {
+  container: 'etcd-backup',
+  componentLabel: 'kube-dc.com/component',
+  component: 'etcd-backup',
+  /** The Kamaji per-TCP Secret with the DataStore client certificate (ca.crt, server.crt, server.key). */
+  datastoreCertsSecret: (tenantControlPlane: string) => `${tenantControlPlane}-datastore-certs`,
+  etcdCertsVolume: 'etcd-client',
+  etcdCertsDir: '/etc/kdc/etcd',
+  tokenVolume: 'openbao-token',
+  caVolume: 'openbao-ca',
+  uid: 65532,
+} as const;
 
 /** Names of the objects the platform creates for one KdcCluster (SPEC 3.3). */
 export function clusterNames(cluster: string) {

@@ -11,6 +11,8 @@ export interface PlatformConfig {
   openBaoUrl: string;
   openBaoCaBundle?: string;
   s3Endpoint?: string;
+  /** The kdc-backup job image (KDC_BACKUP_IMAGE); without it no backup CronJob is made (BackupReady says so). */
+  backupImage?: string;
 }
 
 export interface Prerequisite {
@@ -47,6 +49,7 @@ export function resolvePlatformConfig(env: Record<string, string | undefined>, m
       openBaoUrl,
       ...(caBundle ? { openBaoCaBundle: caBundle } : {}),
       ...(env.S3_ENDPOINT ? { s3Endpoint: env.S3_ENDPOINT } : {}),
+      ...(env.KDC_BACKUP_IMAGE?.trim() ? { backupImage: env.KDC_BACKUP_IMAGE.trim() } : {}),
     },
   };
 }

@@ -1,0 +1,125 @@
+import {
+  BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, KDC_CLUSTER_CONDITIONS, clusterNames,
+  type BackupSettings, type ConditionInput,
+} from '@kdc/shared';
+import { buildBackupCronJob, buildBackupServiceAccount, type BackupCronJob } from './resources/backup-cronjob.ts';
+
+// The backup half of a KdcCluster (SPEC 3.3, 6) as pure functions: the next single change
+// (ServiceAccount, CronJob, or removing the CronJob) and the BackupReady condition. Runs only for
+// a valid, encrypted cluster whose TenantControlPlane exists.
+
+export interface JobOutcome {
+  name: string;
+  /** Complete or Failed; undefined while it runs. */
+  result?: 'Succeeded' | 'Failed';
+  reason?: string;
+  message?: string;
+  completionTime?: string;
+}
+
+export interface ObservedBackup {
+  namespace: string;
+  cluster: string;
+  /** null: spec.backup.enabled is false. */
+  settings: BackupSettings | null;
+  image?: string;
+  openBaoUrl: string;
+  openBaoNamespace?: string;
+  hasCaBundle: boolean;
+  /** The Transit key behind the backup KMSKey, and whether that KMSKey is Ready. */
+  backupKey: { name: string; transitKey: string; ready: boolean; message?: string };
+  /** TCP status.storage.dataStoreName. */
+  dataStoreName?: string;
+  /** The DataStore object (null: not found). Undefined when not looked up. */
+  dataStore?: { driver: string; endpoints: string[] } | null;
+  /** Other TenantControlPlanes (namespace/name) on the same DataStore. */
+  dataStoreNeighbours: string[];
+  datastoreCertsExists: boolean;
+  /** Missing keys of the credential Secret; null: the Secret does not exist. */
+  credentialsMissingKeys: string[] | null;
+  serviceAccountExists: boolean;
+  /** The spec hash annotation of the live CronJob; null: no CronJob. */
+  cronJobHash: string | null;
+  /** The newest Job of the CronJob, if any. */
+  latestJob?: JobOutcome;
+  latestBackup?: { key: string; time: string };
+}
+
+export type BackupAction =
+  | { kind: 'createServiceAccount'; object: ReturnType<typeof buildBackupServiceAccount> }
+  | { kind: 'writeCronJob'; object: BackupCronJob; exists: boolean }
+  | { kind: 'deleteCronJob' }
+  | { kind: 'done' };
+
+export interface BackupPlan {
+  action: BackupAction;
+  condition: Omit<ConditionInput, 'observedGeneration'>;
+}
+
+const notReady = (reason: string, message: string) => ({ type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'False' as const, reason, message });
+
+/** Why backups cannot be taken yet, or null when everything they need is there. */
+function blocker(o: ObservedBackup): BackupPlan['condition'] | null {
+  const names = clusterNames(o.cluster);
+  const settings = o.settings!;
+  if (!o.image) return notReady('BackupImageMissing', 'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)');
+  if (!o.dataStoreName) return notReady('DataStoreUnknown', `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`);
+  if (o.dataStore === null || o.dataStore === undefined) return notReady('DataStoreUnknown', `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`);
+  if (o.dataStore.driver !== 'etcd' || o.dataStore.endpoints.length === 0) {
+    return notReady('DataStoreUnsupported', `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`);
+  }
+  if (o.dataStoreNeighbours.length) {
+    const shown = o.dataStoreNeighbours.slice(0, 3).join(', ') + (o.dataStoreNeighbours.length > 3 ? ', ...' : '');
+    return notReady('SharedDataStore', `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`);
+  }
+  if (!o.datastoreCertsExists) return notReady('DataStoreUnknown', `Secret ${BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`);
+  if (!o.backupKey.ready) return notReady('BackupKeyNotReady', `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`);
+  if (o.credentialsMissingKeys === null) {
+    return notReady('S3NotAvailable', `Secret ${o.namespace}/${settings.credentialSecret} does not exist: create it with keys ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} for bucket ${settings.bucket}`);
+  }
+  if (o.credentialsMissingKeys.length) {
+    return notReady('S3NotAvailable', `Secret ${o.namespace}/${settings.credentialSecret} lacks ${o.credentialsMissingKeys.join(', ')}: add them (the credentials for bucket ${settings.bucket})`);
+  }
+  return null;
+}
+
+function readyCondition(o: ObservedBackup): BackupPlan['condition'] {
+  const names = clusterNames(o.cluster);
+  const settings = o.settings!;
+  const job = o.latestJob;
+  if (job?.result === 'Failed') {
+    return notReady('BackupFailed', `Job ${job.name} failed${job.reason ? ` (${job.reason})` : ''}: see kubectl logs -n ${o.namespace} job/${job.name}; the next run follows the schedule "${settings.schedule}"`);
+  }
+  if (o.latestBackup) {
+    return { type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'True', reason: 'BackupSucceeded', message: `latest backup s3://${settings.bucket}/${o.latestBackup.key} at ${o.latestBackup.time}` };
+  }
+  return { type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'True', reason: 'Scheduled', message: `CronJob ${names.backupCronJob} runs on "${settings.schedule}" (UTC) into ${settings.destinationPath}; no backup yet` };
+}
+
+export function planBackup(o: ObservedBackup): BackupPlan {
+  if (!o.settings) {
+    return {
+      action: o.cronJobHash !== null ? { kind: 'deleteCronJob' } : { kind: 'done' },
+      condition: notReady('BackupDisabled', 'spec.backup.enabled is false: no etcd backups are taken (existing backups are kept)'),
+    };
+  }
+  const blocked = blocker(o);
+  // A CronJob that can no longer work is left as it is: its next run fails loudly, and the
+  // condition says why; deleting it would hide that backups stopped.
+  if (blocked) return { action: { kind: 'done' }, condition: blocked };
+  if (!o.serviceAccountExists) return { action: { kind: 'createServiceAccount', object: buildBackupServiceAccount(o.namespace, o.cluster) }, condition: readyCondition(o) };
+  const cronJob = buildBackupCronJob({
+    namespace: o.namespace,
+    cluster: o.cluster,
+    settings: o.settings,
+    image: o.image!,
+    openBaoUrl: o.openBaoUrl,
+    ...(o.openBaoNamespace ? { openBaoNamespace: o.openBaoNamespace } : {}),
+    hasCaBundle: o.hasCaBundle,
+    transitKey: o.backupKey.transitKey,
+    etcdEndpoints: o.dataStore!.endpoints,
+  });
+  const hash = cronJob.metadata.annotations['kube-dc.com/spec-hash'];
+  if (o.cronJobHash !== hash) return { action: { kind: 'writeCronJob', object: cronJob, exists: o.cronJobHash !== null }, condition: readyCondition(o) };
+  return { action: { kind: 'done' }, condition: readyCondition(o) };
+}

@@ -1,0 +1,210 @@
+import {
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, CORE, DEFAULT_BACKUP_REGION, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, LABELS,
+  clusterNames, decodeSecretData, findCondition, isAlreadyExists, resolveBackupSettings, resolveKeyRefs, transitKeyName,
+  type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
+  type Logger, type PlatformConfig, type ResourceRef, type TenantControlPlane,
+} from '@kdc/shared';
+import { planBackup, type BackupAction, type BackupPlan, type JobOutcome, type ObservedBackup } from './backup-plan.ts';
+
+// The imperative shell of the backup half: reads what planBackup needs (stopping at the first
+// blocker, so a cluster that cannot take backups costs one or two reads), executes its changes,
+// and finds the newest backup in the bucket once per finished Job.
+
+export const CRONJOB_REF = { group: 'batch', version: 'v1', plural: 'cronjobs' };
+export const JOB_REF = { group: 'batch', version: 'v1', plural: 'jobs' };
+export const DATASTORE_REF = (name: string): ResourceRef => ({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name });
+
+type Job = KubeObject & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[]; completionTime?: string } };
+type DataStore = KubeObject & { spec?: { driver?: string; endpoints?: string[] } };
+
+/** Lists a cluster's backups; returns the newest complete one (k8-manager never reads backup contents). */
+export type LatestBackupLookup = (input: { namespace: string; cluster: string; bucket: string; endpoint: string; credentials: Record<string, string> }) => Promise<{ key: string; time: string } | null>;
+
+export interface BackupReconcilerDeps {
+  kube: KubeClient;
+  tcps: Informer<KubeObject>;
+  keys: Informer<KubeObject>;
+  recorder: EventRecorder;
+  logger: Logger;
+  latestBackup: LatestBackupLookup;
+  countWrite: (action: string) => void;
+}
+
+export interface BackupInput {
+  cluster: KubeObject & { status?: KdcClusterStatus };
+  namespace: string;
+  name: string;
+  spec: KdcClusterSpec;
+  platform: PlatformConfig;
+  organization?: string;
+  tcp: TenantControlPlane;
+}
+
+export interface BackupResult {
+  condition: BackupPlan['condition'];
+  fields: Pick<KdcClusterStatus, 'backupBucket' | 'backupDestinationPath' | 'latestBackupKey' | 'latestBackupTime'>;
+}
+
+function jobOutcome(job: Job): JobOutcome {
+  const done = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+  return {
+    name: job.metadata!.name!,
+    ...(done ? { result: done.type === 'Complete' ? 'Succeeded' as const : 'Failed' as const, ...(done.reason ? { reason: done.reason } : {}), ...(done.message ? { message: done.message } : {}) } : {}),
+    ...(job.status?.completionTime ? { completionTime: job.status.completionTime } : {}),
+  };
+}
+
+const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: string } => {
+  const ready = findCondition((key as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions, 'Ready');
+  return ready?.status === 'True' ? { ready: true } : { ready: false, ...(ready?.message ? { message: ready.message } : key ? {} : { message: 'it does not exist' }) };
+};
+
+export function backupReconciler(deps: BackupReconcilerDeps) {
+  /** Per cluster: the Job whose completion the newest listing already reflects. */
+  const listedFor = new Map<string, string>();
+
+  async function observe(input: BackupInput, settingsResult: ReturnType<typeof resolveBackupSettings>): Promise<{ o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> }> {
+    const { namespace, name, platform } = input;
+    const names = clusterNames(name);
+    const keyRefs = resolveKeyRefs(name, input.spec);
+    const backupKeyObject = deps.keys.get(keyRefs.backup, namespace);
+    const o: ObservedBackup = {
+      namespace, cluster: name,
+      settings: settingsResult?.ok ? settingsResult.settings : null,
+      ...(platform.backupImage ? { image: platform.backupImage } : {}),
+      openBaoUrl: platform.openBaoUrl,
+      ...(input.organization ? { openBaoNamespace: input.organization } : {}),
+      hasCaBundle: Boolean(platform.openBaoCaBundle),
+      backupKey: { name: keyRefs.backup, transitKey: transitKeyName(namespace, keyRefs.backup), ...keyReady(backupKeyObject) },
+      dataStoreNeighbours: [],
+      datastoreCertsExists: false,
+      credentialsMissingKeys: null,
+      serviceAccountExists: false,
+      cronJobHash: null,
+    };
+    const cronJobRef = { ...CRONJOB_REF, namespace, name: names.backupCronJob };
+    if (!o.settings) {
+      const cronJob = await deps.kube.getOrNull(cronJobRef);
+      return { o: { ...o, cronJobHash: cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null }, cronJob };
+    }
+    if (!o.image) return { o, cronJob: null };
+    const storage = (input.tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage;
+    if (!storage?.dataStoreName) return { o, cronJob: null };
+    o.dataStoreName = storage.dataStoreName;
+    const ds = await deps.kube.getOrNull<DataStore>(DATASTORE_REF(storage.dataStoreName));
+    o.dataStore = ds ? { driver: ds.spec?.driver ?? '', endpoints: ds.spec?.endpoints ?? [] } : null;
+    if (!ds) return { o, cronJob: null };
+    o.dataStoreNeighbours = deps.tcps.list()
+      .filter((t) => (t.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName === storage.dataStoreName)
+      .map((t) => `${t.metadata!.namespace}/${t.metadata!.name}`)
+      .filter((key) => key !== `${namespace}/${names.tenantControlPlane}`)
+      .sort();
+    if (o.dataStoreNeighbours.length) return { o, cronJob: null };
+    o.datastoreCertsExists = (await deps.kube.getOrNull(CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)))) !== null;
+    if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
+    const secret = await deps.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, o.settings.credentialSecret));
+    const credentials = secret ? decodeSecretData(secret) ?? {} : undefined;
+    o.credentialsMissingKeys = credentials ? [BACKUP_CREDENTIAL_KEYS.accessKeyId, BACKUP_CREDENTIAL_KEYS.secretAccessKey].filter((k) => !credentials[k]) : null;
+    if (!credentials || o.credentialsMissingKeys!.length) return { o, cronJob: null };
+    o.serviceAccountExists = (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
+    const cronJob = await deps.kube.getOrNull(cronJobRef);
+    o.cronJobHash = cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null;
+    if (cronJob) {
+      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: `${LABELS.kdcCluster}=${name},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}` });
+      const newest = jobs.items.sort((a, b) => (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? '') || a.metadata!.name!.localeCompare(b.metadata!.name!)).at(-1);
+      if (newest) o.latestJob = jobOutcome(newest);
+    }
+    return { o, cronJob, credentials };
+  }
+
+  async function latest(input: BackupInput, o: ObservedBackup, credentials: Record<string, string> | undefined): Promise<{ key: string; time: string } | undefined> {
+    const previous = input.cluster.status?.latestBackupKey && input.cluster.status.latestBackupTime ? { key: input.cluster.status.latestBackupKey, time: input.cluster.status.latestBackupTime } : undefined;
+    const job = o.latestJob;
+    const key = `${o.namespace}/${o.cluster}`;
+    if (!credentials || !o.settings || !job?.result || (previous && listedFor.get(key) === job.name)) return previous;
+    // A finished Job we have not accounted for: the bucket is the truth (a Job can fail after uploading).
+    try {
+      const found = await deps.latestBackup({ namespace: o.namespace, cluster: o.cluster, bucket: o.settings.bucket, endpoint: o.settings.s3Endpoint, credentials });
+      listedFor.set(key, job.name);
+      return found ?? previous;
+    } catch (error) {
+      deps.logger.warn({ cluster: key, bucket: o.settings.bucket, err: (error as Error).message }, 'cannot list backups; keeping the last known one');
+      return previous;
+    }
+  }
+
+  async function execute(action: BackupAction, input: BackupInput, cronJob: KubeObject | null): Promise<void> {
+    const { namespace, name } = input;
+    const names = clusterNames(name);
+    deps.countWrite(`backup:${action.kind}`);
+    switch (action.kind) {
+      case 'createServiceAccount':
+        try {
+          await deps.kube.create(CORE('serviceaccounts', namespace), action.object);
+        } catch (error) {
+          if (!isAlreadyExists(error)) throw error;
+        }
+        return;
+      case 'writeCronJob': {
+        const owner = { apiVersion: KDC_API_VERSION, kind: KDC_CLUSTER.kind, name, uid: input.cluster.metadata!.uid!, controller: true, blockOwnerDeletion: true };
+        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [owner] } } as KubeObject;
+        if (cronJob) {
+          await deps.kube.replace({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { ...object, metadata: { ...object.metadata, resourceVersion: cronJob.metadata!.resourceVersion! } });
+          await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobUpdated', `updated CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}")`);
+        } else {
+          await deps.kube.create({ ...CRONJOB_REF, namespace }, object);
+          await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobCreated', `created CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}" UTC)`);
+        }
+        return;
+      }
+      case 'deleteCronJob':
+        await deps.kube.delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' });
+        await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobDeleted', `backups are disabled: deleted CronJob ${names.backupCronJob}; existing backups are kept`);
+        return;
+      default:
+    }
+  }
+
+  return async function reconcileBackup(input: BackupInput): Promise<BackupResult> {
+    const settingsResult = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
+    let plan: BackupPlan | undefined;
+    let observed: Awaited<ReturnType<typeof observe>> | undefined;
+    for (let step = 0; step < 4; step++) {
+      observed = await observe(input, settingsResult);
+      plan = planBackup(observed.o);
+      if (plan.action.kind === 'done') break;
+      deps.logger.info({ cluster: `${input.namespace}/${input.name}`, action: plan.action.kind }, 'backup reconcile step');
+      await execute(plan.action, input, observed.cronJob);
+    }
+    const { o, credentials } = observed!;
+    const latestBackup = await latest(input, o, credentials);
+    const condition = planBackup({ ...o, ...(latestBackup ? { latestBackup } : {}) }).condition;
+    const settings = o.settings;
+    return {
+      condition,
+      fields: {
+        ...(settings ? { backupBucket: settings.bucket, backupDestinationPath: settings.destinationPath } : {}),
+        ...(latestBackup ? { latestBackupKey: latestBackup.key, latestBackupTime: latestBackup.time } : {}),
+      },
+    };
+  };
+}
+
+/** The production lookup: the bucket listing through @kdc/backup-envelope's inventory. */
+export async function s3LatestBackup(input: Parameters<LatestBackupLookup>[0]): Promise<{ key: string; time: string } | null> {
+  const { BackupStore, listBackups } = await import('@kdc/backup-envelope');
+  const store = BackupStore.fromSettings({
+    ...(input.endpoint ? { endpoint: input.endpoint } : {}),
+    region: input.credentials[BACKUP_CREDENTIAL_KEYS.region] || DEFAULT_BACKUP_REGION,
+    bucket: input.bucket,
+    accessKeyId: input.credentials[BACKUP_CREDENTIAL_KEYS.accessKeyId]!,
+    secretAccessKey: input.credentials[BACKUP_CREDENTIAL_KEYS.secretAccessKey]!,
+    maxAttempts: 2,
+  });
+  try {
+    const newest = (await listBackups(store, input.cluster)).backups.at(-1);
+    return newest ? { key: newest.key, time: newest.createdAt.toISOString().replace(/\.\d{3}Z$/, 'Z') } : null;
+  } finally {
+    store.destroy();
+  }
+}

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import {
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, LABELS, OPENBAO_AUDIENCE, TCP_PATCH, clusterNames,
+  type BackupSettings,
+} from '@kdc/shared';
+
+// `<cluster>-etcd-backup` (SPEC 3.3): the kdc-backup job on the cluster's schedule. It streams a
+// snapshot from the cluster's own DataStore etcd, envelope-encrypts it with a fresh Transit data
+// key of the backup KMSKey, uploads it, then applies retention. It authenticates to OpenBao with
+// its own projected token (role backup-<cluster>), never the plugin's.
+
+export interface BackupCronJobInput {
+  namespace: string;
+  cluster: string;
+  settings: BackupSettings;
+  image: string;
+  openBaoUrl: string;
+  /** The organisation's OpenBao namespace; none = root. */
+  openBaoNamespace?: string;
+  /** The CA bundle is in `<cluster>-encryption-config` under TCP_PATCH.caKey. */
+  hasCaBundle: boolean;
+  transitKey: string;
+  /** Client endpoints of the cluster's dedicated etcd DataStore (host:port). */
+  etcdEndpoints: string[];
+}
+
+const SIX_HOURS = 6 * 3600;
+
+export function buildBackupCronJob(input: BackupCronJobInput) {
+  const names = clusterNames(input.cluster);
+  const { settings } = input;
+  const labels = { [LABELS.kdcCluster]: input.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component };
+  const secretKey = (key: string, optional = false) => ({ valueFrom: { secretKeyRef: { name: settings.credentialSecret, key, ...(optional ? { optional: true } : {}) } } });
+  const certs = `${BACKUP_JOB.etcdCertsDir}`;
+  const env = [
+    { name: 'KDC_CLUSTER', value: input.cluster },
+    { name: 'KDC_NAMESPACE', value: input.namespace },
+    { name: 'S3_BUCKET', value: settings.bucket },
+    ...(settings.s3Endpoint ? [{ name: 'S3_ENDPOINT', value: settings.s3Endpoint }] : []),
+    { name: 'AWS_ACCESS_KEY_ID', ...secretKey(BACKUP_CREDENTIAL_KEYS.accessKeyId) },
+    { name: 'AWS_SECRET_ACCESS_KEY', ...secretKey(BACKUP_CREDENTIAL_KEYS.secretAccessKey) },
+    { name: 'AWS_REGION', ...secretKey(BACKUP_CREDENTIAL_KEYS.region, true) },
+    { name: 'OPENBAO_ADDR', value: input.openBaoUrl },
+    ...(input.openBaoNamespace ? [{ name: 'OPENBAO_NAMESPACE', value: input.openBaoNamespace }] : []),
+    ...(input.hasCaBundle ? [{ name: 'OPENBAO_CACERT', value: `${TCP_PATCH.caDir}/${TCP_PATCH.caKey}` }] : []),
+    { name: 'TRANSIT_KEY', value: input.transitKey },
+    // One member is enough: a snapshot is a consistent copy of the whole keyspace.
+    { name: 'ETCD_ENDPOINT', value: `https://${input.etcdEndpoints[0]}` },
+    { name: 'ETCD_CA_FILE', value: `${certs}/ca.crt` },
+    { name: 'ETCD_CERT_FILE', value: `${certs}/server.crt` },
+    { name: 'ETCD_KEY_FILE', value: `${certs}/server.key` },
+  ];
+  const podSpec = {
+    serviceAccountName: names.backupServiceAccount,
+    automountServiceAccountToken: false,
+    restartPolicy: 'Never',
+    securityContext: { runAsNonRoot: true, runAsUser: BACKUP_JOB.uid, runAsGroup: BACKUP_JOB.uid, fsGroup: BACKUP_JOB.uid, seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [{
+      name: BACKUP_JOB.container,
+      image: input.image,
+      args: ['backup', `--retention-days=${settings.retentionDays}`],
+      env,
+      resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+      volumeMounts: [
+        { name: BACKUP_JOB.tokenVolume, mountPath: TCP_PATCH.tokenDir, readOnly: true },
+        { name: BACKUP_JOB.etcdCertsVolume, mountPath: certs, readOnly: true },
+        ...(input.hasCaBundle ? [{ name: BACKUP_JOB.caVolume, mountPath: TCP_PATCH.caDir, readOnly: true }] : []),
+      ],
+    }],
+    volumes: [
+      { name: BACKUP_JOB.tokenVolume, projected: { defaultMode: 0o440, sources: [{ serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } }] } },
+      { name: BACKUP_JOB.etcdCertsVolume, secret: { secretName: BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane), defaultMode: 0o440, items: ['ca.crt', 'server.crt', 'server.key'].map((key) => ({ key, path: key })) } },
+      ...(input.hasCaBundle ? [{ name: BACKUP_JOB.caVolume, secret: { secretName: names.encryptionConfigSecret, defaultMode: 0o440, items: [{ key: TCP_PATCH.caKey, path: TCP_PATCH.caKey }] } }] : []),
+    ],
+  };
+  const spec = {
+    schedule: settings.schedule,
+    timeZone: 'Etc/UTC',
+    // Two snapshots of one etcd at once only double the load; a missed run waits for the next.
+    concurrencyPolicy: 'Forbid',
+    startingDeadlineSeconds: 3600,
+    successfulJobsHistoryLimit: 3,
+    failedJobsHistoryLimit: 3,
+    jobTemplate: {
+      metadata: { labels },
+      spec: { backoffLimit: 1, activeDeadlineSeconds: SIX_HOURS, template: { metadata: { labels }, spec: podSpec } },
+    },
+  };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: names.backupCronJob, namespace: input.namespace, labels, annotations: { [ANNOTATIONS.specHash]: specHash(spec) } },
+    spec,
+  };
+}
+
+export type BackupCronJob = ReturnType<typeof buildBackupCronJob>;
+
+/** What we wrote, hashed: the apiserver's defaults on the live object never look like drift. */
+export function specHash(spec: unknown): string {
+  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 32);
+}
+
+/** `<cluster>-etcd-backup`: the job's identity towards OpenBao (role backup-<cluster>). */
+export function buildBackupServiceAccount(namespace: string, cluster: string) {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: clusterNames(cluster).backupServiceAccount, namespace, labels: { [LABELS.kdcCluster]: cluster } },
+    // The job needs no Kubernetes API access; its token is only presented to OpenBao.
+    automountServiceAccountToken: false,
+  };
+}
