@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Inventory } from '@kdc/backup-envelope';
-import { chooseBackup, normaliseBackupKey, restoreBlocker, restorePatch } from './backups-restore.ts';
+import type { KubeObject } from '@kdc/shared';
+import { chooseBackup, normaliseBackupKey, restoreBlocker, restorePatch, waitForRestore } from './backups-restore.ts';
 
 const K1 = 'c1/c1-20260101T000000Z/';
 const K2 = 'c1/c1-20260102T000000Z/';
@@ -64,5 +65,52 @@ describe('restorePatch', () => {
   it('sets restore-from, guards the resourceVersion, and drops a finished state', () => {
     expect(restorePatch(K1, '42', { 'kube-dc.com/restore-state': 'Succeeded' })).toEqual({ metadata: { resourceVersion: '42', annotations: { 'kube-dc.com/restore-from': K1, 'kube-dc.com/restore-state': null } } });
     expect(restorePatch(K1, undefined, {})).toEqual({ metadata: { annotations: { 'kube-dc.com/restore-from': K1 } } });
+  });
+});
+
+describe('waitForRestore', () => {
+  const fakeContext = () => {
+    let now = 0;
+    let out = '';
+    let err = '';
+    return {
+      ctx: { env: {}, io: { out: (t: string) => (out += t), err: (t: string) => (err += t) }, now: () => new Date(now), sleep: async (ms: number) => void (now += ms) },
+      output: () => ({ out, err }),
+    };
+  };
+  const object = (state?: string, status?: Record<string, unknown>): KubeObject => ({ metadata: { annotations: state ? { 'kube-dc.com/restore-state': state } : {} }, ...(status ? { status } : {}) });
+
+  it('prints each state change once and ends at Succeeded', async () => {
+    const states = [undefined, 'Validating', 'Validating', 'StoppingEtcd', 'Succeeded'];
+    const { ctx, output } = fakeContext();
+    const code = await waitForRestore(ctx, async () => object(states.shift(), { latestRestoreKey: K1 }), 'c1', 'ns', 60);
+    expect(code).toBe(0);
+    expect(output().out.match(/restore-state: \S+/g)).toEqual(['restore-state: (not', 'restore-state: Validating', 'restore-state: StoppingEtcd', 'restore-state: Succeeded']);
+    expect(output().out).toContain(`restore succeeded: ${K1}`);
+  });
+
+  it('ends at Failed with the RestoreReady message', async () => {
+    const { ctx, output } = fakeContext();
+    const code = await waitForRestore(ctx, async () => object('Failed', { conditions: [{ type: 'RestoreReady', status: 'False', reason: 'WrongKey', message: 'transit cannot unwrap' }] }), 'c1', 'ns', 60);
+    expect(code).toBe(1);
+    expect(output().err).toBe('restore failed: WrongKey: transit cannot unwrap\n');
+  });
+
+  it('gives up after the timeout, saying the restore goes on', async () => {
+    const { ctx, output } = fakeContext();
+    const code = await waitForRestore(ctx, async () => object('RestoringSnapshot'), 'c1', 'ns', 10);
+    expect(code).toBe(1);
+    expect(output().err).toContain('gave up waiting after 10s; restore-state is RestoringSnapshot');
+  });
+
+  it('rides out a transient API error', async () => {
+    const { ctx, output } = fakeContext();
+    let calls = 0;
+    const code = await waitForRestore(ctx, async () => {
+      if (calls++ === 0) throw new Error('connection reset');
+      return object('Succeeded');
+    }, 'c1', 'ns', 60);
+    expect(code).toBe(0);
+    expect(output().err).toContain('warning: connection reset; retrying');
   });
 });

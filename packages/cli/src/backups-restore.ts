@@ -119,19 +119,21 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   }
   ctx.io.out(`restore of ${namespace}/${name} from s3://${settings.bucket}/${choice.key} requested (${ANNOTATIONS.restoreFrom}); k8-manager runs it\n`);
   if (!bool(args.flags, 'wait')) {
-    ctx.io.out(`follow it with: kubectl kdc backups restore ... --wait, or kubectl get kdc-cl ${name} -n ${namespace} -o jsonpath='{.metadata.annotations.kube-dc\\.com/restore-state}'\n`);
+    ctx.io.out(`follow it with: kubectl get kdc-cl ${name} -n ${namespace} -o jsonpath='{.metadata.annotations.kube-dc\\.com/restore-state}' (or pass --wait next time)\n`);
     return 0;
   }
-  return waitForRestore(ctx, kube, namespace, name, timeoutSeconds);
+  return waitForRestore(ctx, () => getKdcCluster(kube, namespace, name), name, namespace, timeoutSeconds);
 }
 
-async function waitForRestore(ctx: CommandContext, kube: ReturnType<typeof kubeAccess>['kube'], namespace: string, name: string, timeoutSeconds: number): Promise<number> {
+/** Polls the cluster until restore-state is final or the timeout passes; exit code. */
+export async function waitForRestore(ctx: CommandContext, read: () => Promise<KubeObject>, name: string, namespace: string, timeoutSeconds: number): Promise<number> {
   const deadline = ctx.now().getTime() + timeoutSeconds * 1000;
-  let last: string | undefined;
+  // null: nothing printed yet, so the first state (also "not started") is shown.
+  let last: string | undefined | null = null;
   for (;;) {
     let cluster: KubeObject;
     try {
-      cluster = await getKdcCluster(kube, namespace, name);
+      cluster = await read();
     } catch (error) {
       // A transient API error while waiting is not the restore failing.
       if (ctx.now().getTime() > deadline) throw error;

@@ -111,6 +111,10 @@ async function etcdInventory(kube: KubeClient, namespace: string, facts: Cluster
   } catch (error) {
     return { status: 'unprovable', reason: `cannot read etcd at ${etcd.endpoint} (prefix ${prefix}): ${describe(error)}; check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file` };
   }
+  if (counts.rows === 0 && facts.encryptionEnabled) {
+    // A running apiserver always has rows; none means the wrong etcd (or prefix), not safety.
+    return { status: 'unprovable', reason: `no rows at all under ${prefix} in etcd ${etcd.endpoint}, although encryption is enabled: is that the cluster's DataStore? pass the --etcd-endpoint of the etcd that holds ${prefix}` };
+  }
   return { status: 'read', prefix, counts };
 }
 
