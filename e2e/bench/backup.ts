@@ -184,7 +184,7 @@ try {
     segment_size: DEFAULT_SEGMENT_SIZE,
     part_size: DEFAULT_PART_SIZE,
     upload_concurrency: DEFAULT_QUEUE_SIZE,
-    baseline: 'the same snapshot file uploaded unencrypted (same lib-storage Upload, part size and concurrency) and downloaded to a file, same run',
+    baseline: 'the same snapshot file uploaded unencrypted (same BackupStore multipart upload, part size and concurrency) and downloaded to a file with one GET, same run',
     timing: 'ratios compare the job\'s own duration (its result line: Transit datakey, stream, upload, metadata / unwrap, download, verify, fsync) with the baseline; *_wall_ms add process start and OpenBao login',
     backup_ms: Math.round(median(ours.upload)),
     backup_wall_ms: Math.round(median(ours.uploadWall)),

@@ -2,7 +2,7 @@
 // backup-<cluster> on mount k8s-host), or a plain token (tests, break-glass). The token is
 // used for a few Transit calls and revoked at the end; it is never logged.
 import { readFile } from 'node:fs/promises';
-import { isOpenBaoError, type OpenBaoClient } from '@kdc/shared';
+import { isOpenBaoError, type OpenBaoClient } from '@kdc/shared/openbao';
 import { BackupError, describeError } from './errors.ts';
 
 export type AuthSettings =

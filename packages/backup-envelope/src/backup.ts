@@ -1,10 +1,10 @@
 // One backup: a fresh Transit data key, the snapshot streamed from its source through the
 // segmented AEAD into a multipart upload, then dek.wrapped, then metadata.json LAST (its
 // presence is what makes a prefix a backup). No plaintext on disk; memory ~ parts in flight.
-import { Readable } from 'node:stream';
-import { isOpenBaoError, type Logger, type TransitClient } from '@kdc/shared';
+import { isOpenBaoError } from '@kdc/shared/openbao';
+import type { Logger, TransitClient } from '@kdc/shared';
 import { BackupError, describeError } from './errors.ts';
-import { ALGORITHM, DEFAULT_SEGMENT_SIZE, KDF_NAME, PlaintextHasher, SCHEMA_VERSION, StreamEncryptor, checkSegmentSize, kdfInfo, type BoundMetadata } from './format.ts';
+import { ALGORITHM, DEFAULT_SEGMENT_SIZE, KDF_NAME, ParallelEncryptor, SCHEMA_VERSION, checkSegmentSize, kdfInfo, type BoundMetadata } from './format.ts';
 import { sweepStaleUploads } from './inventory.ts';
 import { ENVELOPE_OBJECTS, envelopePrefix } from './layout.ts';
 import { serializeMetadata, type MetadataV2 } from './metadata.ts';
@@ -126,31 +126,32 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     source: { cluster: options.cluster, namespace: options.namespace },
     segmentSize,
   };
-  const hasher = new PlaintextHasher();
-  let encryptor: StreamEncryptor;
+  let encryptor: ParallelEncryptor;
   try {
-    encryptor = new StreamEncryptor({ dek: datakey.plaintext!, bound, hasher });
+    encryptor = new ParallelEncryptor({ dek: datakey.plaintext!, bound });
   } finally {
     datakey.plaintext?.fill(0);
   }
 
-  const source = options.source(hasher);
+  const source = options.source(encryptor);
   logger?.info({ key: store.url(prefix), source: source.info.description, transitKey: options.transitKey, transitKeyVersion: datakey.keyVersion, segmentSize }, 'backup started');
   let pipelineError: unknown;
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
   async function* guarded(): AsyncGenerator<Buffer> {
     try {
-      yield* encryptor.encrypt(source.chunks);
+      yield* source.chunks;
     } catch (error) {
-      // An AbortError here is the upload giving up on its body (after an S3 failure), not the cause.
-      if (!(error instanceof Error && error.name === 'AbortError')) pipelineError ??= error;
+      pipelineError ??= error;
       throw error;
     }
   }
-  const body = Readable.from(guarded(), { objectMode: false, highWaterMark: 1 });
+  // The parts in flight and the one being filled: (queue + 1) x part size.
+  const parts = encryptor.parts(guarded(), { partSize, parts: queueSize + 1 });
   const cancel = () => {
     pipelineError ??= new BackupError('IO_FAILED', 'backup cancelled (signal): nothing was kept');
     source.close();
-    body.destroy(pipelineError as Error);
+    parts.stop(pipelineError);
   };
   if (options.signal?.aborted) cancel();
   options.signal?.addEventListener('abort', cancel, { once: true });
@@ -167,11 +168,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   let stage = 'upload snapshot.db.enc';
   let wroteSnapshot = false;
   try {
-    await store.upload(snapshotKey, body, {
-      partSize: options.partSize ?? DEFAULT_PART_SIZE,
-      queueSize: options.queueSize ?? DEFAULT_QUEUE_SIZE,
-      onProgress: (bytes) => (uploaded = bytes),
-    });
+    await store.uploadParts(snapshotKey, parts, { queueSize, onProgress: (bytes) => (uploaded = bytes) });
     wroteSnapshot = true;
     const result = encryptor.result;
     stage = 'verify the stored size';
@@ -205,7 +202,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     return { key: prefix, metadata, durationMs };
   } catch (error) {
     source.close();
-    body.destroy();
+    parts.stop(error);
     const cause = pipelineError ?? error;
     logger?.error({ key: store.url(prefix), stage, err: describeError(cause) }, 'backup failed; cleaning up');
     if (!wroteSnapshot) await abortLeftovers(store, snapshotKey, options.abortRetryMs ?? 30_000, logger);
@@ -222,5 +219,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   } finally {
     clearInterval(progress);
     options.signal?.removeEventListener('abort', cancel);
+    await encryptor.close();
   }
 }

@@ -14,6 +14,7 @@
 // 1..segmentSize (0 only when the whole plaintext is empty). The wrapped DEK is outside
 // everything keyed by the DEK, so Transit rewrap replaces it without touching this file.
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { BackupError } from './errors.ts';
 
 export const SCHEMA_VERSION = 2;
@@ -176,16 +177,24 @@ export class PlaintextHasher {
 
   /** The digest and size; throws SNAPSHOT_CORRUPT when an expected etcd trailer is wrong. */
   finish(): { sha256: Buffer; size: number } {
-    if (this.trailerAt !== undefined) {
-      if (this.databaseDigest === undefined || this.trailerLength !== 32) {
-        throw new BackupError('SNAPSHOT_CORRUPT', `the etcd snapshot stream announced a ${this.trailerAt}-byte database followed by its 32-byte SHA-256, but delivered ${this.size} bytes in total`, { databaseSize: this.trailerAt, size: this.size });
-      }
-      if (!Buffer.concat(this.trailer).equals(this.databaseDigest)) {
-        throw new BackupError('SNAPSHOT_CORRUPT', 'the etcd snapshot stream ends with a SHA-256 that does not match the database it sent: the snapshot is corrupt, nothing was kept', { databaseSize: this.trailerAt });
-      }
-    }
+    checkTrailer(this.trailerAt, this.size, this.databaseDigest, this.trailer, this.trailerLength);
     return { sha256: this.hash.digest(), size: this.size };
   }
+}
+
+function checkTrailer(trailerAt: number | undefined, size: number, databaseDigest: Buffer | undefined, trailer: Buffer[], trailerLength: number): void {
+  if (trailerAt === undefined) return;
+  if (databaseDigest === undefined || trailerLength !== 32) {
+    throw new BackupError('SNAPSHOT_CORRUPT', `the etcd snapshot stream announced a ${trailerAt}-byte database followed by its 32-byte SHA-256, but delivered ${size} bytes in total`, { databaseSize: trailerAt, size });
+  }
+  if (!Buffer.concat(trailer).equals(databaseDigest)) {
+    throw new BackupError('SNAPSHOT_CORRUPT', 'the etcd snapshot stream ends with a SHA-256 that does not match the database it sent: the snapshot is corrupt, nothing was kept', { databaseSize: trailerAt });
+  }
+}
+
+/** What a snapshot source needs of the hasher: where etcd's SHA-256 trailer starts. */
+export interface TrailerListener {
+  expectTrailerAt(databaseSize: number): void;
 }
 
 export interface EncryptorOptions {
@@ -352,6 +361,14 @@ export class StreamDecryptor {
     } finally {
       dek.fill(0);
     }
+  }
+
+  /** Parses and checks the header against metadata.json, then unwraps and derives the key. */
+  async openHeader(bytes: Buffer): Promise<{ header: Header; key: KeyObject }> {
+    checkSegmentSize(this.options.expect.bound.segmentSize);
+    const header = parseHeader(Buffer.from(bytes.subarray(0, HEADER_LENGTH)));
+    this.checkHeader(header);
+    return { header, key: await this.openKey(header) };
   }
 
   private open(key: KeyObject, header: Header, parts: Buffer[], index: number, last: boolean, aad: Buffer): Opened {
@@ -533,3 +550,385 @@ export class StreamDecryptor {
     }
   }
 }
+
+/** A fixed set of equal buffers handed out and back: memory stays at `count x size`. */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: ((buffer: Buffer) => void)[] = [];
+
+  /** `shared`: backed by SharedArrayBuffers, so the crypto worker reads and writes them in place. */
+  constructor(size: number, count: number, shared = false) {
+    for (let i = 0; i < count; i++) this.free.push(shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size));
+  }
+
+  take(): Promise<Buffer> {
+    const buffer = this.free.pop();
+    return buffer ? Promise.resolve(buffer) : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(buffer);
+    else this.free.push(buffer);
+  }
+
+  /** Zeroes the buffers that are back (after they held plaintext). */
+  wipe(): void {
+    for (const buffer of this.free) if (buffer.buffer.byteLength) buffer.fill(0);
+  }
+}
+
+// The AEAD and the plaintext SHA-256 run on a worker thread, on shared buffers: the main thread
+// keeps doing the I/O (source, S3, file) meanwhile, and the worker's garbage (one output buffer
+// per segment) is collected in its own small heap. Plain JS, evaluated: it has no imports.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createCipheriv, createDecipheriv, createHash } = require('node:crypto');
+// Each segment leaves a 1 MiB output buffer behind; collecting this tiny heap every few MiB keeps
+// that garbage (otherwise up to V8's 64 MiB external-memory slack) out of the job's RSS.
+if (typeof globalThis.gc !== 'function') require('node:v8').setFlagsFromString('--expose-gc');
+const collectGarbage = typeof globalThis.gc === 'function' ? globalThis.gc : require('node:vm').runInNewContext('gc');
+let garbage = 0;
+const collect = (n) => { garbage += n; if (garbage >= 8388608) { garbage = 0; collectGarbage({ type: 'minor' }); } };
+let key, prefix, header, hash = createHash('sha256'), hashed = 0, mark = -1, markDigest;
+const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+function nonce(i, last) { const n = Buffer.alloc(12); prefix.copy(n, 0); n.writeUInt32BE(i, 7); n[11] = last ? 1 : 0; return n; }
+function hashUpdate(b) {
+  if (mark >= 0 && markDigest === undefined && hashed + b.length >= mark) {
+    const cut = mark - hashed;
+    hash.update(b.subarray(0, cut));
+    markDigest = hash.copy().digest();
+    hash.update(b.subarray(cut));
+  } else hash.update(b);
+  hashed += b.length;
+}
+function finalAad(sha, size) { const s = Buffer.alloc(8); s.writeBigUInt64BE(BigInt(size)); return Buffer.concat([header, sha, s]); }
+const ops = {
+  init(m) { key = m.key; prefix = Buffer.from(m.noncePrefix); header = Buffer.from(m.header); return {}; },
+  mark(m) { mark = m.at; return {}; },
+  seal(m) {
+    const plain = view(m.plain);
+    hashUpdate(plain);
+    let sha, aad = header;
+    if (m.last) { sha = hash.digest(); aad = finalAad(sha, hashed); }
+    const c = createCipheriv('aes-256-gcm', key, nonce(m.index, m.last), { authTagLength: 16 });
+    c.setAAD(aad);
+    const out = c.update(plain);
+    c.final();
+    const sealed = [out, c.getAuthTag()];
+    collect(out.length);
+    let piece = 0, at = 0;
+    for (const target of m.out) {
+      const t = view(target);
+      let filled = 0;
+      while (filled < t.length) {
+        const src = sealed[piece];
+        const n = src.copy(t, filled, at);
+        filled += n; at += n;
+        if (at === src.length) { piece++; at = 0; }
+      }
+    }
+    return m.last ? { sha256: sha, size: hashed, databaseDigest: markDigest } : {};
+  },
+  open(m) {
+    const buf = Buffer.from(m.buf, m.offset, m.length);
+    const finalAad = m.finalAad ? Buffer.from(m.finalAad) : undefined;
+    let r = 0, w = 0;
+    for (let k = 0; k < m.count; k++) {
+      const len = Math.min(m.segmentBytes, buf.length - r);
+      const last = finalAad !== undefined && k === m.count - 1;
+      const d = createDecipheriv('aes-256-gcm', key, nonce(m.index + k, last), { authTagLength: 16 });
+      d.setAAD(last ? finalAad : header);
+      const p = d.update(buf.subarray(r, r + len - 16));
+      d.setAuthTag(buf.subarray(r + len - 16, r + len));
+      try { d.final(); } catch { p.fill(0); return { failed: m.index + k, buf: m.buf }; }
+      hash.update(p);
+      hashed += p.length;
+      p.copy(buf, w);
+      collect(p.length);
+      w += p.length; r += len;
+    }
+    return finalAad ? { plainLength: w, sha256: hash.digest(), size: hashed, buf: m.buf } : { plainLength: w, buf: m.buf };
+  },
+};
+parentPort.on('message', (m) => {
+  try { const reply = ops[m.op](m); parentPort.postMessage({ id: m.id, ...reply }, reply.buf ? [reply.buf] : []); }
+  catch (e) { parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) }); }
+});
+`;
+
+interface WorkerReply {
+  id: number;
+  error?: string;
+  sha256?: Uint8Array;
+  databaseDigest?: Uint8Array;
+  size?: number;
+  failed?: number;
+  plainLength?: number;
+  /** The ArrayBuffer an `open` request transferred, handed back. */
+  buf?: ArrayBuffer;
+}
+
+/** One crypto worker: requests are answered in order. */
+export class CryptoWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(key: KeyObject, noncePrefix: Buffer, header: Buffer) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.unref();
+    this.worker.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.error !== undefined) waiter?.reject(new Error(`crypto worker: ${reply.error}`));
+      else waiter?.resolve(reply);
+    });
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', () => this.fail(new Error('the crypto worker exited')));
+    this.request('init', { key, noncePrefix, header }).catch(() => undefined);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const waiter of this.pending.values()) waiter.reject(this.failure);
+    this.pending.clear();
+  }
+
+  request(op: 'init' | 'mark' | 'seal' | 'open', message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, op, id }, transfer);
+    });
+  }
+
+  close(): Promise<number> {
+    this.failure ??= new Error('the crypto worker was closed');
+    return this.worker.terminate();
+  }
+}
+
+/** A queue of items produced ahead of a consumer; `fail` makes the consumer throw. */
+class AsyncQueue<T> {
+  private readonly items: T[] = [];
+  private readonly waiters: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }[] = [];
+  private ended = false;
+  private error: unknown;
+
+  push(item: T): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  end(): void {
+    this.ended = true;
+    for (const w of this.waiters.splice(0)) w.resolve({ value: undefined, done: true });
+  }
+
+  fail(error: unknown): void {
+    if (this.ended || this.error !== undefined) return;
+    this.error = error;
+    for (const w of this.waiters.splice(0)) w.reject(error);
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.error !== undefined) return Promise.reject(this.error);
+    const item = this.items.shift();
+    if (item !== undefined) return Promise.resolve({ value: item, done: false });
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+export interface SealedPart {
+  data: Buffer;
+  release: () => void;
+}
+
+/**
+ * The same bytes as StreamEncryptor, produced for a multipart upload: segments are sealed by a
+ * worker thread straight into reused part buffers (`parts` buffers of `partSize`), which are
+ * handed out in order as they fill. The plaintext passes through `STAGING_SEGMENTS` reused
+ * segment buffers. Memory: (parts + staging) buffers, whatever the snapshot size.
+ */
+export class ParallelEncryptor implements TrailerListener {
+  readonly header: Buffer;
+  readonly salt: Buffer;
+  readonly info: string;
+  readonly segmentSize: number;
+  private readonly worker: CryptoWorker;
+  private done: EncryptResult | undefined;
+  private trailerAt: number | undefined;
+  private trailer: Buffer[] = [];
+  private trailerLength = 0;
+  private seenTrailerStart = false;
+  bytesIn = 0;
+  segments = 0;
+
+  constructor(options: Omit<EncryptorOptions, 'hasher'>) {
+    checkSegmentSize(options.bound.segmentSize);
+    this.segmentSize = options.bound.segmentSize;
+    this.salt = options.salt ?? randomBytes(SALT_LENGTH);
+    const noncePrefix = options.noncePrefix ?? randomBytes(NONCE_PREFIX_LENGTH);
+    if (this.salt.length !== SALT_LENGTH || noncePrefix.length !== NONCE_PREFIX_LENGTH) throw new RangeError('salt must be 32 bytes and the nonce prefix 7');
+    this.info = kdfInfo(options.bound);
+    const { key, keyCheck } = deriveKeys(options.dek, this.salt, this.info);
+    this.header = encodeHeader({ segmentSize: this.segmentSize, salt: this.salt, noncePrefix, keyCheck });
+    this.worker = new CryptoWorker(key, noncePrefix, this.header);
+  }
+
+  get result(): EncryptResult {
+    if (!this.done) throw new Error('the encryption has not finished');
+    return this.done;
+  }
+
+  expectTrailerAt(databaseSize: number): void {
+    if (this.bytesIn > databaseSize) throw new Error('expectTrailerAt after the database end went by');
+    this.trailerAt = databaseSize;
+    void this.worker.request('mark', { at: databaseSize }).catch(() => undefined);
+  }
+
+  private track(chunk: Buffer): void {
+    if (this.trailerAt !== undefined) {
+      const start = this.seenTrailerStart ? 0 : this.bytesIn + chunk.length >= this.trailerAt ? this.trailerAt - this.bytesIn : -1;
+      if (start >= 0) {
+        this.seenTrailerStart = true;
+        if (this.trailerLength < 64) this.trailer.push(Buffer.from(chunk.subarray(start, start + 64)));
+        this.trailerLength += chunk.length - start;
+      }
+    }
+    this.bytesIn += chunk.length;
+  }
+
+  close(): Promise<number> {
+    return this.worker.close();
+  }
+
+  /** Encrypts `source` into parts; every input chunk is copied before the next is requested. */
+  parts(source: AsyncIterable<Uint8Array>, options: { partSize: number; parts: number }): AsyncIterable<SealedPart> & { stop(error: unknown): void } {
+    const { partSize } = options;
+    if (partSize < HEADER_LENGTH) throw new RangeError('part size below the header size');
+    const segmentSize = this.segmentSize;
+    const pool = new BufferPool(partSize, Math.max(2, options.parts), true);
+    const staging = new BufferPool(segmentSize, STAGING_SEGMENTS, true);
+    const queue = new AsyncQueue<SealedPart>();
+    const open = new Map<number, { buffer: Buffer; written: number; length: number }>();
+    let nextOut = 0;
+    let position = 0;
+    let stopped: unknown;
+    const flush = () => {
+      for (let part = open.get(nextOut); part && part.written === part.length; part = open.get(nextOut)) {
+        open.delete(nextOut++);
+        const buffer = part.buffer;
+        queue.push({ data: part.length === partSize ? buffer : buffer.subarray(0, part.length), release: () => pool.give(buffer) });
+      }
+    };
+    const reserve = async (length: number) => {
+      const pieces: { part: number; view: Buffer }[] = [];
+      while (length > 0) {
+        const index = Math.floor(position / partSize);
+        const offset = position % partSize;
+        let part = open.get(index);
+        if (!part) {
+          part = { buffer: await pool.take(), written: 0, length: partSize };
+          if (stopped !== undefined) throw stopped;
+          open.set(index, part);
+        }
+        const n = Math.min(length, partSize - offset);
+        pieces.push({ part: index, view: part.buffer.subarray(offset, offset + n) });
+        position += n;
+        length -= n;
+      }
+      return pieces;
+    };
+    const written = (pieces: { part: number; view: Buffer }[]) => {
+      for (const piece of pieces) open.get(piece.part)!.written += piece.view.length;
+      flush();
+    };
+    const produce = async () => {
+      written(await reserve(HEADER_LENGTH).then((pieces) => {
+        let at = 0;
+        for (const piece of pieces) at += this.header.copy(piece.view, 0, at);
+        return pieces;
+      }));
+      let slot = await staging.take();
+      let filled = 0;
+      let index = 0;
+      let inflight: Promise<void> = Promise.resolve();
+      const seal = async (plain: Buffer, last: boolean) => {
+        if (index >= MAX_SEGMENTS) throw new RangeError('more than 2^32 segments: use a larger segment size');
+        const pieces = await reserve(plain.length + TAG_LENGTH);
+        const i = index++;
+        const reply = this.worker.request('seal', { plain, index: i, last, out: pieces.map((p) => p.view) });
+        const buffer = slot;
+        inflight = reply.then((r) => {
+          staging.give(buffer);
+          this.segments = i + 1;
+          if (last) {
+            checkTrailer(this.trailerAt, r.size!, r.databaseDigest ? Buffer.from(r.databaseDigest) : undefined, this.trailer, this.trailerLength);
+            this.done = { sha256: Buffer.from(r.sha256!), plaintextSize: r.size!, ciphertextSize: position, segments: i + 1 };
+            open.get(Math.floor((position - 1) / partSize))!.length = ((position - 1) % partSize) + 1;
+          }
+          written(pieces);
+        });
+        inflight.catch((error: unknown) => queue.fail(error));
+      };
+      for await (const input of source) {
+        if (stopped !== undefined) throw stopped;
+        const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+        if (chunk.length === 0) continue;
+        this.track(chunk);
+        let at = 0;
+        while (at < chunk.length) {
+          // A full segment is sealed as non-final only once we know more bytes follow it.
+          if (filled === segmentSize) {
+            await seal(slot, false);
+            slot = await staging.take();
+            filled = 0;
+          }
+          const n = chunk.copy(slot, filled, at);
+          filled += n;
+          at += n;
+        }
+      }
+      await seal(slot.subarray(0, filled), true);
+      await inflight;
+      if (!this.done) throw new Error('the final segment was not sealed');
+      staging.wipe();
+      queue.end();
+    };
+    let started = false;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          if (!started) {
+            started = true;
+            produce().catch((error: unknown) => {
+              staging.wipe();
+              queue.fail(error);
+            });
+          }
+          return queue.next();
+        },
+        return: async () => {
+          stopped ??= new Error('the upload stopped');
+          queue.fail(stopped);
+          return { value: undefined, done: true };
+        },
+      }),
+      stop: (error: unknown) => {
+        stopped ??= error;
+        queue.fail(error);
+        // Unblock a producer waiting for a buffer.
+        pool.give(Buffer.alloc(partSize));
+        staging.give(Buffer.alloc(segmentSize));
+      },
+    };
+  }
+}
+
+const STAGING_SEGMENTS = 3;

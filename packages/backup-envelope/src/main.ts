@@ -3,7 +3,8 @@
 // Results go to stdout (JSON, or a table for `list`); logs go to stderr. Never logs tokens,
 // data keys, plaintext or ciphertext. Exit 0 done, 1 failed, 2 bad flags.
 import { readFileSync } from 'node:fs';
-import { createLogger, OpenBaoClient, type Logger } from '@kdc/shared';
+import { createLogger, type Logger } from '@kdc/shared/log';
+import { OpenBaoClient } from '@kdc/shared/openbao';
 import { openBaoSession, type Session } from './auth.ts';
 import { runBackup } from './backup.ts';
 import { parseCli, helpText, type CliConfig, type OpenBaoConfig } from './config.ts';

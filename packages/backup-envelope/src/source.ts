@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type * as GrpcModule from '@grpc/grpc-js';
 import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
 import { BackupError } from './errors.ts';
-import type { PlaintextHasher } from './format.ts';
+import type { TrailerListener } from './format.ts';
 
 export interface SourceInfo {
   /** What is being read, for logs and errors. */
@@ -25,7 +25,7 @@ export interface SnapshotSource {
 }
 
 /** A source is opened with the hasher, so it can announce where etcd's SHA-256 trailer starts. */
-export type SourceFactory = (hasher: PlaintextHasher) => SnapshotSource;
+export type SourceFactory = (hasher: TrailerListener) => SnapshotSource;
 
 export interface EtcdSettings {
   /** http://host:port, https://host:port or host:port */

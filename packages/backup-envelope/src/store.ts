@@ -5,6 +5,8 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -12,9 +14,10 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { BackupError, describeError } from './errors.ts';
+import { BufferPool } from './format.ts';
 
 export interface S3Settings {
   /** http(s)://host:port; undefined = AWS. */
@@ -76,6 +79,12 @@ export interface ObjectStream {
   etag: string | undefined;
 }
 
+/** One part of a multipart upload; `release` hands its buffer back once S3 has it. */
+export interface UploadPart {
+  data: Buffer;
+  release?: () => void;
+}
+
 export interface ListedObject {
   key: string;
   size: number;
@@ -125,6 +134,22 @@ export class BackupStore {
     }
   }
 
+  /** Reads bytes `start..end-1` of `key` into `into` (which must hold exactly that many). */
+  async getRange(key: string, start: number, end: number, into: Buffer, signal?: AbortSignal): Promise<void> {
+    let filled = 0;
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }), signal ? { abortSignal: signal } : {});
+      for await (const chunk of response.Body as Readable) {
+        const bytes = chunk as Buffer;
+        if (filled + bytes.length > into.length) throw new Error(`range ${start}-${end - 1} returned more than ${into.length} bytes`);
+        filled += bytes.copy(into, filled);
+      }
+    } catch (error) {
+      throw this.failure('GetObject', key, error);
+    }
+    if (filled !== into.length) throw this.failure('GetObject', key, new Error(`range ${start}-${end - 1} returned ${filled} of ${into.length} bytes`));
+  }
+
   async head(key: string): Promise<{ size: number | undefined; etag: string | undefined } | null> {
     try {
       const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -154,20 +179,97 @@ export class BackupStore {
     }
   }
 
-  /** Streams `body` to `key` with a multipart upload of fixed part size (memory ~ parts in flight). */
+  /**
+   * Streams `body` to `key` with a multipart upload of fixed part size: the bytes are copied
+   * into `queueSize + 1` reused part buffers (memory ~ parts in flight), then `uploadParts`.
+   */
   async upload(key: string, body: Readable, options: { partSize: number; queueSize: number; contentType?: string; onProgress?: (bytes: number) => void }): Promise<string | undefined> {
-    const upload = new Upload({
-      client: this.client,
-      partSize: options.partSize,
-      queueSize: options.queueSize,
-      leavePartsOnError: false,
-      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: options.contentType ?? 'application/octet-stream' },
-    });
-    if (options.onProgress) upload.on('httpUploadProgress', (p) => options.onProgress!(p.loaded ?? 0));
+    const pool = new BufferPool(options.partSize, options.queueSize + 1);
+    async function* parts(): AsyncGenerator<UploadPart> {
+      let part = await pool.take();
+      let filled = 0;
+      try {
+        for await (const input of body) {
+          const chunk = input as Buffer;
+          let at = 0;
+          while (at < chunk.length) {
+            if (filled === part.length) {
+              const full = part;
+              yield { data: full, release: () => pool.give(full) };
+              part = await pool.take();
+              filled = 0;
+            }
+            const n = chunk.copy(part, filled, at);
+            filled += n;
+            at += n;
+          }
+        }
+        const last = part;
+        yield { data: last.subarray(0, filled), release: () => pool.give(last) };
+      } finally {
+        body.destroy();
+      }
+    }
+    return this.uploadParts(key, parts(), options);
+  }
+
+  /**
+   * A multipart upload of the given parts (every part but the last at least 5 MiB), `queueSize`
+   * parts in flight; a single PUT when there is only one part. On a failure the multipart
+   * upload is aborted (best effort: the caller retries the abort while S3 is away).
+   */
+  async uploadParts(key: string, parts: AsyncIterable<UploadPart>, options: { queueSize: number; contentType?: string; onProgress?: (bytes: number) => void }): Promise<string | undefined> {
+    const iterator = parts[Symbol.asyncIterator]();
+    const contentType = options.contentType ?? 'application/octet-stream';
+    let uploadId: string | undefined;
+    let failed = false;
     try {
-      const result = await upload.done();
-      return result.ETag;
+      const first = await iterator.next();
+      const second = first.done ? first : await iterator.next();
+      if (second.done) {
+        const data = first.done ? Buffer.alloc(0) : first.value.data;
+        const response = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentLength: data.length, ContentType: contentType }));
+        if (!first.done) first.value.release?.();
+        options.onProgress?.(data.length);
+        return response.ETag;
+      }
+      uploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }))).UploadId;
+      if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+      const ready: UploadPart[] = [first.value, second.value];
+      let nextNumber = 1;
+      let uploaded = 0;
+      const done: { PartNumber: number; ETag: string }[] = [];
+      const take = async (): Promise<{ part: UploadPart; number: number } | undefined> => {
+        const number = nextNumber++;
+        const part = ready.shift() ?? (await iterator.next().then((r) => (r.done ? undefined : r.value)));
+        return part && !failed ? { part, number } : undefined;
+      };
+      const worker = async () => {
+        for (let item = await take(); item; item = await take()) {
+          const { part, number } = item;
+          const response = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: number, Body: part.data, ContentLength: part.data.length }));
+          if (!response.ETag) throw new Error(`part ${number} is missing its ETag in the UploadPart response`);
+          done.push({ PartNumber: number, ETag: response.ETag });
+          uploaded += part.data.length;
+          part.release?.();
+          options.onProgress?.(uploaded);
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: Math.max(1, options.queueSize) }, () => worker().catch((error: unknown) => {
+        failed = true;
+        throw error;
+      })));
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+      done.sort((a, b) => a.PartNumber - b.PartNumber);
+      const response = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
+      uploadId = undefined;
+      return response.ETag;
     } catch (error) {
+      failed = true;
+      // Not awaited: a producer waiting for a buffer that a failed part still holds never resumes.
+      void Promise.resolve(iterator.return?.(undefined)).catch(() => undefined);
+      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
       throw this.failure('upload', key, error);
     }
   }
@@ -267,3 +369,4 @@ export class BackupStore {
     this.client.destroy();
   }
 }
+
