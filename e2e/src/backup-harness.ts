@@ -5,14 +5,15 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { BackupStore } from '@kdc/backup-envelope';
 import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
+import { BACKUP_MAIN } from './images.ts';
+
+export { BACKUP_MAIN };
 import type { PlatformState } from './platform.ts';
 
-export const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));
 
 export const uniqueName = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 

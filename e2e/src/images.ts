@@ -7,7 +7,7 @@ export const KMS_PLUGIN_IMAGE = 'kdc.local/kms-plugin:dev';
 const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
 
 export const BACKUP_IMAGE = 'kdc.local/kdc-backup:dev';
-const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));
+export const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));
 
 export const LOCAL_IMAGES: Record<string, string[]> = {
   [KMS_PLUGIN_IMAGE]: [process.execPath, '--conditions=source', '--max-old-space-size=96', PLUGIN_MAIN],

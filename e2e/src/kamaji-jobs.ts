@@ -6,7 +6,7 @@
 // FailureTarget+Failed). It never looks at what the containers are. CronJob scheduling is not
 // played: a run is started like `kubectl create job --from=cronjob/<name>` (createJobFromCronJob).
 import { randomBytes } from 'node:crypto';
-import { CORE, Informer, isAlreadyExists, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { CORE, Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 
 export const JOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'jobs', namespace, name });
@@ -23,6 +23,8 @@ export interface JobRunnerDeps {
   kube: KubeClient;
   namespaces: (string | undefined)[];
   nodeName: string;
+  /** What kube-controller-manager would have made in the namespace (default ServiceAccount, kube-root-ca.crt). */
+  prepareNamespace(namespace: string, serviceAccount: string | undefined): Promise<void>;
   /** A PodRuntime for this admitted Pod object (not started). */
   runtime(pod: PodObject, logPrefix: string, onChange: () => void): PodRuntime;
   log(message: string, fields?: Record<string, unknown>): void;
@@ -156,7 +158,7 @@ export class LocalJobRunner {
     const template = job.spec.template;
     const uid = job.metadata.uid!;
     const name = `${job.metadata.name.slice(0, 50)}-${randomBytes(3).toString('hex')}`;
-    await this.ensureDefaultServiceAccount(ns, template.spec.serviceAccountName);
+    await this.deps.prepareNamespace(ns, template.spec.serviceAccountName);
     return this.deps.kube.create<PodObject>(CORE('pods', ns), {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -169,15 +171,6 @@ export class LocalJobRunner {
       },
       spec: { ...template.spec, nodeName: this.deps.nodeName },
     } as PodObject);
-  }
-
-  private async ensureDefaultServiceAccount(namespace: string, serviceAccount: string | undefined): Promise<void> {
-    if (serviceAccount && serviceAccount !== 'default') return;
-    try {
-      await this.deps.kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
   }
 
   private async patchStatus(job: JobObject, status: Record<string, unknown>): Promise<void> {

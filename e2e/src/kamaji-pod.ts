@@ -93,6 +93,7 @@ export interface VolumeSpec {
   name: string;
   emptyDir?: { medium?: string; sizeLimit?: string };
   hostPath?: { path: string; type?: string };
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
   secret?: { secretName?: string; items?: KeyToPath[]; defaultMode?: number; optional?: boolean };
   configMap?: { name?: string; items?: KeyToPath[]; defaultMode?: number; optional?: boolean };
   downwardAPI?: { items?: DownwardItem[]; defaultMode?: number };
@@ -171,6 +172,8 @@ export interface PodRuntimeOptions {
   volumeOwnership: 'kubelet' | 'world-readable';
   onChange: () => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
+  /** The host dir behind a PersistentVolumeClaim of the pod's namespace (the runner's local volumes). */
+  claimPath?: (claimName: string) => string;
 }
 
 const DEFAULT_CAPS = ['chown', 'dac_override', 'fowner', 'fsetid', 'kill', 'setgid', 'setuid', 'setpcap', 'net_bind_service', 'net_raw', 'sys_chroot', 'mknod', 'audit_write', 'setfcap'];
@@ -773,7 +776,7 @@ export class PodRuntime {
     for (const v of this.pod.spec.volumes ?? []) {
       const existing = this.volumes.get(v.name);
       if (existing) {
-        if (existing.spec.emptyDir || existing.spec.hostPath) continue;
+        if (existing.spec.emptyDir || existing.spec.hostPath || existing.spec.persistentVolumeClaim) continue;
         await this.writeProjection(existing, fsGroup);
         continue;
       }
@@ -794,6 +797,17 @@ export class PodRuntime {
           else if (type) throw new Error(`hostPath ${v.hostPath.path} does not exist (type ${type})`);
         }
         this.volumes.set(v.name, { spec: v, path: v.hostPath.path, tokens: new Map(), readOnly: false });
+      } else if (v.persistentVolumeClaim) {
+        if (!this.options.claimPath) throw new Error(`volume ${v.name}: PersistentVolumeClaims are not provided to this pod`);
+        const claimDir = this.options.claimPath(v.persistentVolumeClaim.claimName);
+        if (!existsSync(claimDir)) {
+          mkdirSync(claimDir, { recursive: true, mode: 0o755 });
+          if (fsGroup !== undefined) {
+            chownSync(claimDir, 0, fsGroup);
+            chmodSync(claimDir, 0o2775);
+          }
+        }
+        this.volumes.set(v.name, { spec: v, path: claimDir, tokens: new Map(), readOnly: Boolean(v.persistentVolumeClaim.readOnly) });
       } else if (v.secret || v.configMap || v.projected || v.downwardAPI) {
         mkdirSync(path, { recursive: true, mode: 0o755 });
         const volume: MaterializedVolume = { spec: v, path, tokens: new Map(), readOnly: true };

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
 import { LocalJobRunner } from './kamaji-jobs.ts';
+import { LocalStatefulSetRunner } from './kamaji-statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
 import type { PlatformState } from './platform.ts';
@@ -72,7 +73,7 @@ export interface KamajiRunnerOptions {
   terminationGraceSeconds?: number;
   /** More host ports pods may reach besides the platform's servers (e.g. a dedicated DataStore etcd). */
   extraOutboundPorts?: number[];
-  /** Also run batch/v1 Jobs in the watched namespaces (kamaji-jobs.ts). Default true. */
+  /** Also run batch/v1 Jobs and single-replica apps/v1 StatefulSets in the watched namespaces (kamaji-jobs.ts, kamaji-statefulsets.ts). Default true. */
   jobs?: boolean;
 }
 
@@ -114,6 +115,10 @@ export interface KamajiRunner {
   lastError(namespace: string, tcpName: string): string | undefined;
   /** A volume's host dir in the TCP's running pod. */
   volumePath(namespace: string, tcpName: string, volume: string): string | undefined;
+  /** The stable host port in front of a StatefulSet pod's container port (its "Service"). */
+  statefulSetPort(namespace: string, name: string, containerPort: number): number | undefined;
+  /** The host dir behind a PersistentVolumeClaim (a StatefulSet's volumeClaimTemplate: `<template>-<sts>-<ordinal>`). */
+  claimPath(namespace: string, claim: string): string;
   stop(): Promise<void>;
 }
 
@@ -384,10 +389,11 @@ class Runner implements KamajiRunner {
   private readonly tcps = new Map<string, TcpState>();
   private readonly logDir: string;
   private readonly sockRoot: string;
-  private readonly outboundPorts: number[];
+  private outboundPorts: number[];
   private stopping = false;
   private podSeq = 0;
   private jobs?: LocalJobRunner;
+  private statefulSets?: LocalStatefulSetRunner;
 
   constructor(state: PlatformState, options: KamajiRunnerOptions) {
     this.state = state;
@@ -424,6 +430,7 @@ class Runner implements KamajiRunner {
         kube: this.kube,
         namespaces,
         nodeName: LOCAL_NODE_NAME,
+        prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
         runtime: (pod, logPrefix, onChange) => {
           const seq = `j${++jobSeq}`;
           return this.newRuntime(pod, { dir: join(this.dir, 'jobs', pod.metadata.name), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
@@ -431,6 +438,20 @@ class Runner implements KamajiRunner {
         log: (message, fields) => this.log(message, fields),
       });
       await this.jobs.start();
+      let stsSeq = 0;
+      this.statefulSets = new LocalStatefulSetRunner({
+        kube: this.kube,
+        namespaces,
+        nodeName: LOCAL_NODE_NAME,
+        prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
+        runtime: (pod, logPrefix, onChange) => {
+          const seq = `s${++stsSeq}`;
+          return this.newRuntime(pod, { dir: join(this.dir, 'statefulsets', `${pod.metadata.namespace}_${pod.metadata.name}_${seq}`), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
+        },
+        onServicePort: (port) => (this.outboundPorts = [...new Set([...this.outboundPorts, port])]),
+        log: (message, fields) => this.log(message, fields),
+      });
+      await this.statefulSets.start();
     }
     this.log('runner started', { namespaces: this.options.namespaces ?? 'all', outboundPorts: this.outboundPorts });
   }
@@ -530,6 +551,15 @@ class Runner implements KamajiRunner {
     }
     s.deleted = false;
     await this.ensurePki(tcp, s);
+    if (tcp.spec.controlPlane?.deployment?.replicas === 0) {
+      // Scaled to zero: Kamaji's Deployment has no pods and the TCP reports Sleeping.
+      if (s.pod) {
+        this.log('replicas 0; stopping the pod', { tcp: key });
+        await this.stopPod(s);
+      }
+      await this.syncSleepingStatus(s, tcp);
+      return;
+    }
     const hash = templateHash(tcp);
     if (s.pod && s.hash === hash && s.pod.phase !== 'Failed') {
       await this.syncStatus(s);
@@ -583,7 +613,16 @@ class Runner implements KamajiRunner {
       volumeOwnership: this.options.volumeOwnership ?? 'kubelet',
       onChange: o.onChange,
       log: o.log,
+      claimPath: (claim) => this.claimPath(pod.metadata.namespace, claim),
     });
+  }
+
+  claimPath(namespace: string, claim: string): string {
+    return join(this.dir, 'volumes', namespace, claim);
+  }
+
+  statefulSetPort(namespace: string, name: string, containerPort: number): number | undefined {
+    return this.statefulSets?.servicePort(namespace, name, containerPort);
   }
 
   /** PKI Secrets like Kamaji's (reused when they exist, so restarts keep tokens and kubeconfigs valid). */
@@ -678,11 +717,7 @@ class Runner implements KamajiRunner {
     const ns = tcp.metadata.namespace;
     const wanted = buildPod(tcp, hash, await this.etcdTarget(tcp));
     await this.deletePodObjects(ns, tcp.metadata.name);
-    // What kube-controller-manager would have done in this namespace (it does not run here).
-    if (!wanted.spec.serviceAccountName || wanted.spec.serviceAccountName === 'default') {
-      await this.createIfMissing(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
-    }
-    await this.createIfMissing(CORE('configmaps', ns), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': this.state.management.caPem } } as KubeObject);
+    await this.prepareNamespace(ns, wanted.spec.serviceAccountName);
     return this.kube.create<PodObject>(CORE('pods', ns), wanted);
   }
 
@@ -720,6 +755,14 @@ class Runner implements KamajiRunner {
     const value = secret.data?.[secretRef.keyPath];
     if (!value) throw new Error(`DataStore tlsConfig: Secret ${secretRef.namespace}/${secretRef.name} has no key ${secretRef.keyPath}`);
     return Buffer.from(value, 'base64').toString();
+  }
+
+  /** What kube-controller-manager would have done in this namespace (it does not run here). */
+  async prepareNamespace(ns: string, serviceAccount: string | undefined): Promise<void> {
+    if (!serviceAccount || serviceAccount === 'default') {
+      await this.createIfMissing(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+    }
+    await this.createIfMissing(CORE('configmaps', ns), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': this.state.management.caPem } } as KubeObject);
   }
 
   private async createIfMissing(ref: ResourceRef, body: KubeObject): Promise<void> {
@@ -848,6 +891,19 @@ class Runner implements KamajiRunner {
     }
   }
 
+  private async syncSleepingStatus(s: TcpState, tcp: TenantControlPlane): Promise<void> {
+    const wanted = {
+      kubernetesResources: {
+        version: { version: tcp.spec.kubernetes?.version ?? '', status: 'Sleeping' },
+        deployment: { name: s.name, namespace: s.namespace, replicas: 0, readyReplicas: 0, availableReplicas: 0, updatedReplicas: 0, selector: `${NAME_LABEL}=${s.name}` },
+      },
+    };
+    if (!contains(tcp.status ?? {}, wanted)) {
+      await this.patchTcpStatus(s, wanted);
+      this.log('TCP status', { tcp: `${s.namespace}/${s.name}`, version: wanted.kubernetesResources.version });
+    }
+  }
+
   private async patchTcpStatus(s: TcpState, status: unknown): Promise<void> {
     await this.kube.patch({ ...TCP(s.namespace, s.name), subresource: 'status' }, { status }, 'merge');
   }
@@ -918,6 +974,7 @@ class Runner implements KamajiRunner {
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.jobs?.stop();
+    await this.statefulSets?.stop();
     const states = [...this.tcps.values()];
     for (const s of states) {
       if (s.retry) clearTimeout(s.retry);

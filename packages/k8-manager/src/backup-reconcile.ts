@@ -1,24 +1,21 @@
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, CORE, DEFAULT_BACKUP_REGION, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, LABELS,
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, CORE, KDC_API_VERSION, KDC_CLUSTER, LABELS,
   clusterNames, decodeSecretData, findCondition, isAlreadyExists, resolveBackupSettings, resolveKeyRefs, transitKeyName,
   type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
-  type Logger, type PlatformConfig, type ResourceRef, type TenantControlPlane,
+  type Logger, type PlatformConfig, type TenantControlPlane,
 } from '@kdc/shared';
-import { planBackup, type BackupAction, type BackupPlan, type JobOutcome, type ObservedBackup } from './backup-plan.ts';
+import type { LatestBackupLookup } from './bucket.ts';
+import { dataStoreFacts } from './datastore.ts';
+import { planBackup, type BackupAction, type BackupPlan, type ObservedBackup } from './backup-plan.ts';
+import { JOB_REF, jobOutcome, type Job } from './jobs.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs (stopping at the first
 // blocker, so a cluster that cannot take backups costs one or two reads), executes its changes,
 // and finds the newest backup in the bucket once per finished Job.
 
 export const CRONJOB_REF = { group: 'batch', version: 'v1', plural: 'cronjobs' };
-export const JOB_REF = { group: 'batch', version: 'v1', plural: 'jobs' };
-export const DATASTORE_REF = (name: string): ResourceRef => ({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name });
 
-type Job = KubeObject & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[]; completionTime?: string } };
-type DataStore = KubeObject & { spec?: { driver?: string; endpoints?: string[] } };
 
-/** Lists a cluster's backups; returns the newest complete one (k8-manager never reads backup contents). */
-export type LatestBackupLookup = (input: { namespace: string; cluster: string; bucket: string; endpoint: string; credentials: Record<string, string> }) => Promise<{ key: string; time: string } | null>;
 
 export interface BackupReconcilerDeps {
   kube: KubeClient;
@@ -43,15 +40,6 @@ export interface BackupInput {
 export interface BackupResult {
   condition: BackupPlan['condition'];
   fields: Pick<KdcClusterStatus, 'backupBucket' | 'backupDestinationPath' | 'latestBackupKey' | 'latestBackupTime'>;
-}
-
-function jobOutcome(job: Job): JobOutcome {
-  const done = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-  return {
-    name: job.metadata!.name!,
-    ...(done ? { result: done.type === 'Complete' ? 'Succeeded' as const : 'Failed' as const, ...(done.reason ? { reason: done.reason } : {}), ...(done.message ? { message: done.message } : {}) } : {}),
-    ...(job.status?.completionTime ? { completionTime: job.status.completionTime } : {}),
-  };
 }
 
 const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: string } => {
@@ -88,17 +76,12 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       return { o: { ...o, cronJobHash: cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null }, cronJob };
     }
     if (!o.image) return { o, cronJob: null };
-    const storage = (input.tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage;
-    if (!storage?.dataStoreName) return { o, cronJob: null };
-    o.dataStoreName = storage.dataStoreName;
-    const ds = await deps.kube.getOrNull<DataStore>(DATASTORE_REF(storage.dataStoreName));
-    o.dataStore = ds ? { driver: ds.spec?.driver ?? '', endpoints: ds.spec?.endpoints ?? [] } : null;
-    if (!ds) return { o, cronJob: null };
-    o.dataStoreNeighbours = deps.tcps.list()
-      .filter((t) => (t.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName === storage.dataStoreName)
-      .map((t) => `${t.metadata!.namespace}/${t.metadata!.name}`)
-      .filter((key) => key !== `${namespace}/${names.tenantControlPlane}`)
-      .sort();
+    const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
+    if (!ds.name) return { o, cronJob: null };
+    o.dataStoreName = ds.name;
+    o.dataStore = ds.object ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] } : null;
+    if (!ds.object) return { o, cronJob: null };
+    o.dataStoreNeighbours = ds.neighbours;
     if (o.dataStoreNeighbours.length) return { o, cronJob: null };
     o.datastoreCertsExists = (await deps.kube.getOrNull(CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)))) !== null;
     if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
@@ -188,23 +171,4 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       },
     };
   };
-}
-
-/** The production lookup: the bucket listing through @kdc/backup-envelope's inventory. */
-export async function s3LatestBackup(input: Parameters<LatestBackupLookup>[0]): Promise<{ key: string; time: string } | null> {
-  const { BackupStore, listBackups } = await import('@kdc/backup-envelope');
-  const store = BackupStore.fromSettings({
-    ...(input.endpoint ? { endpoint: input.endpoint } : {}),
-    region: input.credentials[BACKUP_CREDENTIAL_KEYS.region] || DEFAULT_BACKUP_REGION,
-    bucket: input.bucket,
-    accessKeyId: input.credentials[BACKUP_CREDENTIAL_KEYS.accessKeyId]!,
-    secretAccessKey: input.credentials[BACKUP_CREDENTIAL_KEYS.secretAccessKey]!,
-    maxAttempts: 2,
-  });
-  try {
-    const newest = (await listBackups(store, input.cluster)).backups.at(-1);
-    return newest ? { key: newest.key, time: newest.createdAt.toISOString().replace(/\.\d{3}Z$/, 'Z') } : null;
-  } finally {
-    store.destroy();
-  }
 }

@@ -6,7 +6,9 @@ import {
   type TenantControlPlane,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
-import { backupReconciler, s3LatestBackup, type LatestBackupLookup } from './backup-reconcile.ts';
+import { backupReconciler } from './backup-reconcile.ts';
+import { restoreReconciler } from './restore-reconcile.ts';
+import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './bucket.ts';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 
@@ -38,11 +40,15 @@ export interface KdcClusterReconcilerDeps {
   now?: () => Date;
   /** Newest backup in a cluster's bucket (default: the S3 listing). */
   latestBackup?: LatestBackupLookup;
+  /** What a restore-from key names in the bucket (default: read through S3). */
+  inspectBackup?: BackupInspector;
 }
 
 type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
 const MAX_STEPS = 10;
 const PENDING_RESYNC_MS = 5_000;
+/** A running restore is looked at this often (StatefulSets and Jobs are not watched). */
+const RESTORE_RESYNC_MS = 2_000;
 
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
@@ -53,6 +59,12 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     kube: deps.kube, tcps: deps.tcps, keys: deps.keys, recorder: deps.recorder, logger: deps.logger,
     latestBackup: deps.latestBackup ?? s3LatestBackup,
     countWrite: (action) => deps.metrics.writes.inc({ action }),
+  });
+  const reconcileRestore = restoreReconciler({
+    kube: deps.kube, tcps: deps.tcps, recorder: deps.recorder, logger: deps.logger,
+    inspectBackup: deps.inspectBackup ?? s3InspectBackup,
+    countWrite: (action) => deps.metrics.writes.inc({ action }),
+    now,
   });
 
   async function execute(action: ClusterAction, cluster: Cluster, o: ObservedCluster): Promise<ObservedCluster> {
@@ -163,8 +175,15 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
     }
+    let restoring = false;
+    if (validation.ok && validation.platform && observed.tcp) {
+      const restore = await reconcileRestore({ cluster, namespace, name, spec: validation.spec, platform: validation.platform, organization: observed.organization, tcp: observed.tcp });
+      restoring = restore.active;
+      status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
+    }
     // Written against the copy we read: if the other controller wrote meanwhile, this conflicts and retries.
     await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, cluster, status);
+    if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
     if (!enabled) return {};
     return { requeueAfterMs: status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS };
   };

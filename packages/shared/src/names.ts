@@ -26,6 +26,10 @@ export const ANNOTATIONS = {
   allowSharedEtcdKey: 'security.kube-dc.com/allow-shared-etcd-key',
   restoreFrom: 'kube-dc.com/restore-from',
   restoreState: 'kube-dc.com/restore-state',
+  /** Why a running restore will end Failed (`<Reason>: <detail>`), kept while it brings the tenant back up. */
+  restoreFailure: 'kube-dc.com/restore-failure',
+  /** On a DataStore: the StatefulSet (in the cluster's namespace) that runs its etcd; restore stops and starts it. */
+  etcdStatefulSet: 'kube-dc.com/etcd-statefulset',
   encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
   /** On objects k8-manager replaces whole (the backup CronJob): a hash of what it wrote, so apiserver defaults never cause a rewrite. */
   specHash: 'kube-dc.com/spec-hash',
@@ -57,6 +61,7 @@ export const BACKUP_JOB = {
   container: 'etcd-backup',
   componentLabel: 'kube-dc.com/component',
   component: 'etcd-backup',
+  restoreComponent: 'etcd-restore',
   /** The Kamaji per-TCP Secret with the DataStore client certificate (ca.crt, server.crt, server.key). */
   datastoreCertsSecret: (tenantControlPlane: string) => `${tenantControlPlane}-datastore-certs`,
   etcdCertsVolume: 'etcd-client',
