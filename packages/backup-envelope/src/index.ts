@@ -1,6 +1,7 @@
 export * from './layout.ts';
 export * from './errors.ts';
 export * from './format.ts';
+export * from './parallel.ts';
 export * from './legacy.ts';
 export * from './metadata.ts';
 export * from './store.ts';

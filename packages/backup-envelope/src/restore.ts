@@ -18,7 +18,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger, TransitClient } from '@kdc/shared';
 import { transitFailure } from './backup.ts';
 import { BackupError, describeError } from './errors.ts';
-import { BufferPool, CryptoWorker, HEADER_LENGTH, StreamDecryptor, TAG_LENGTH, finalAad, segmentCount } from './format.ts';
+import { HEADER_LENGTH, StreamDecryptor, TAG_LENGTH, finalAad, segmentCount } from './format.ts';
+import { BufferPool, CryptoWorker } from './parallel.ts';
 import { ENVELOPE_OBJECTS, parseBackupKey } from './layout.ts';
 import { V1Decryptor } from './legacy.ts';
 import { boundOf, parseMetadata, type BackupMetadata, type MetadataV2 } from './metadata.ts';
@@ -173,8 +174,8 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
         skip = HEADER_LENGTH;
       }
       const last = j === ranges - 1;
-      const request = { buf: view.buffer, offset: skip, length: view.length - skip, count: r.n, index: r.first, segmentBytes, ...(last ? { finalAad: finalAad(header!, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}) };
-      const reply = await worker.request('open', request, [view.buffer as ArrayBuffer]);
+      const request = { buf: view.buffer as ArrayBuffer, offset: skip, length: view.length - skip, count: r.n, index: r.first, segmentBytes, ...(last ? { finalAad: finalAad(header!, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}) };
+      const reply = await worker.request('open', request, [request.buf]);
       const buffer = Buffer.from(reply.buf!);
       const body = buffer.subarray(skip);
       if (reply.failed !== undefined) {

@@ -17,7 +17,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { BackupError, describeError } from './errors.ts';
-import { BufferPool } from './format.ts';
+import { BufferPool } from './parallel.ts';
 
 export interface S3Settings {
   /** http(s)://host:port; undefined = AWS. */
