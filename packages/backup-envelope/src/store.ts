@@ -180,7 +180,9 @@ export class BackupStore {
   }
 
   /**
-   * Streams `body` to `key` with a multipart upload of fixed part size: the bytes are copied
+   * Streams `body` to `key` with a multipart upload of fixed part size (our own, not lib-storage:
+   * its Upload cannot tell when a part has been sent, so a pool of part buffers could not be
+   * reused and every part would be a fresh allocation). The bytes are copied
    * into `queueSize + 1` reused part buffers (memory ~ parts in flight), then `uploadParts`.
    */
   async upload(key: string, body: Readable, options: { partSize: number; queueSize: number; contentType?: string; onProgress?: (bytes: number) => void }): Promise<string | undefined> {
