@@ -1,7 +1,8 @@
 // The job CLI's flags and environment, parsed into a typed configuration (pure, unit-tested).
 // Flags win over environment variables; every error names the flag and what to do.
 import { parseArgs } from 'node:util';
-import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, clusterNames, parseKmsKeyInterval } from '@kdc/shared';
+import { parseKmsKeyInterval } from '@kdc/shared/duration';
+import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, clusterNames } from '@kdc/shared/names';
 import type { AuthSettings } from './auth.ts';
 import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './backup.ts';
 import { DEFAULT_SEGMENT_SIZE } from './format.ts';

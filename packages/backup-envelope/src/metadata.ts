@@ -1,6 +1,6 @@
 // metadata.json: what a restore needs besides snapshot.db.enc (SPEC 6). Parsed strictly; any
 // field the key derivation binds is checked against kdf.info so an edit is named, not guessed.
-import { ciphertextVersion } from '@kdc/shared';
+import { ciphertextVersion } from '@kdc/shared/openbao';
 import { BackupError } from './errors.ts';
 import { ALGORITHM, KDF_INFO_PREFIX, KDF_NAME, SCHEMA_VERSION, checkSegmentSize, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
 import { V1_ALGORITHM } from './legacy.ts';
