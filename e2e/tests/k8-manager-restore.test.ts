@@ -7,7 +7,7 @@ import {
 } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, BACKUP_MAIN, LOCAL_IMAGES } from '../src/images.ts';
-import { JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
+import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
@@ -97,6 +97,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
       .sort((a, b) => (a.firstTimestamp ?? '').localeCompare(b.firstTimestamp ?? '') || a.metadata!.creationTimestamp!.localeCompare(b.metadata!.creationTimestamp!))
       .map((e) => e.message.slice(`restore from "${key}": `.length).split(' ')[0]);
   };
+  const cronJobEvents = async () => (await kube.list<KubeObject & { reason: string }>(CORE('events', ns), { fieldSelector: `involvedObject.name=${cluster}` })).items.map((e) => e.reason).filter((r) => r.startsWith('BackupCronJob'));
   const ORDER = ['Validating', 'DrainingControlPlane', 'StoppingEtcd', 'RestoringSnapshot', 'StartingEtcd', 'StartingControlPlane', 'Succeeded'];
 
   beforeAll(async () => {
@@ -186,6 +187,9 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     expect(c.status?.latestRestoreKey).toBe(backedUp);
 
     await waitFor('cluster Ready again', async () => condition(await get(), 'Ready')?.status === 'True', { timeoutMs: 120_000, intervalMs: 1000 });
+    // The backup CronJob was suspended for the restore (no snapshot of an etcd being replaced) and runs again.
+    await waitFor('backup CronJob resumed', async () => (await kube.get<KubeObject & { spec: { suspend?: boolean } }>(CRONJOB(ns, names.backupCronJob))).spec.suspend !== true, { timeoutMs: 30_000, intervalMs: 500 });
+    expect(await cronJobEvents()).toEqual(expect.arrayContaining(['BackupCronJobUpdated']));
     const after = await tenant();
     const values = await waitFor('tenant API answers', async () => Promise.all(Array.from({ length: 20 }, (_, i) => secretValue(after, `s-${i}`))), { timeoutMs: 60_000, intervalMs: 500 });
     expect(values).toEqual(Array.from({ length: 20 }, (_, i) => `before-${i}`));

@@ -54,6 +54,8 @@ describe('planBackup: the next single change', () => {
     expect(planBackup(o({ cronJobHash: current, settings: { ...settings, retentionDays: 30 } })).action).toMatchObject({ kind: 'writeCronJob', exists: true });
     expect(planBackup(o({ cronJobHash: current, backupKey: { ...base.backupKey, transitKey: 'acme-web-other' } })).action).toMatchObject({ kind: 'writeCronJob' });
     expect(planBackup(o({ cronJobHash: current, latestJob: { name: 'j', result: 'Failed' } })).action).toEqual({ kind: 'done' });
+    const suspended = planBackup(o({ cronJobHash: current, restoring: true })).action;
+    expect(suspended).toMatchObject({ kind: 'writeCronJob', exists: true, object: { spec: { suspend: true } } });
   });
   it('disabled: removes the CronJob (backups in the bucket stay) and says so', () => {
     expect(planBackup(o({ settings: null, cronJobHash: 'x' }))).toMatchObject({ action: { kind: 'deleteCronJob' }, condition: { status: 'False', reason: 'BackupDisabled' } });

@@ -43,6 +43,8 @@ export interface ObservedBackup {
   /** The newest Job of the CronJob, if any. */
   latestJob?: JobOutcome;
   latestBackup?: { key: string; time: string };
+  /** A restore of this cluster is running: the CronJob is suspended meanwhile. */
+  restoring?: boolean;
 }
 
 export type BackupAction =
@@ -118,6 +120,7 @@ export function planBackup(o: ObservedBackup): BackupPlan {
     hasCaBundle: o.hasCaBundle,
     transitKey: o.backupKey.transitKey,
     etcdEndpoints: o.dataStore!.endpoints,
+    ...(o.restoring ? { suspend: true } : {}),
   });
   const hash = cronJob.metadata.annotations['kube-dc.com/spec-hash'];
   if (o.cronJobHash !== hash) return { action: { kind: 'writeCronJob', object: cronJob, exists: o.cronJobHash !== null }, condition: readyCondition(o) };

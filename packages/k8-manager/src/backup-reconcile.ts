@@ -35,6 +35,8 @@ export interface BackupInput {
   platform: PlatformConfig;
   organization?: string;
   tcp: TenantControlPlane;
+  /** A restore is running (the CronJob is suspended meanwhile). */
+  restoring: boolean;
 }
 
 export interface BackupResult {
@@ -69,6 +71,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       credentialsMissingKeys: null,
       serviceAccountExists: false,
       cronJobHash: null,
+      restoring: input.restoring,
     };
     const cronJobRef = { ...CRONJOB_REF, namespace, name: names.backupCronJob };
     if (!o.settings) {

@@ -50,6 +50,12 @@ const PENDING_RESYNC_MS = 5_000;
 /** A running restore is looked at this often (StatefulSets and Jobs are not watched). */
 const RESTORE_RESYNC_MS = 2_000;
 
+/** A restore was requested and has not ended (its state annotation is not terminal). */
+function restoreRunning(cluster: KubeObject): boolean {
+  const annotations = cluster.metadata?.annotations ?? {};
+  return Boolean(annotations[ANNOTATIONS.restoreFrom]) && !['Succeeded', 'Failed'].includes(annotations[ANNOTATIONS.restoreState] ?? '');
+}
+
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -172,7 +178,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
     let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, now: now() });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
-      const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp });
+      const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
     }
     let restoring = false;

@@ -22,6 +22,8 @@ export interface BackupCronJobInput {
   transitKey: string;
   /** Client endpoints of the cluster's dedicated etcd DataStore (host:port). */
   etcdEndpoints: string[];
+  /** A restore is running: no snapshot of an etcd that is being stopped and replaced. */
+  suspend?: boolean;
 }
 
 const SIX_HOURS = 6 * 3600;
@@ -77,6 +79,7 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
   const spec = {
     schedule: settings.schedule,
     timeZone: 'Etc/UTC',
+    ...(input.suspend ? { suspend: true } : {}),
     // Two snapshots of one etcd at once only double the load; a missed run waits for the next.
     concurrencyPolicy: 'Forbid',
     startingDeadlineSeconds: 3600,
