@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { backoffDelay, WorkQueue } from './workqueue.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { MAX_TIMER_MS, backoffDelay, WorkQueue } from './workqueue.ts';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,6 +36,23 @@ describe('WorkQueue', () => {
     const started = Date.now();
     expect(await q.get()).toBe('a');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('a delay beyond setTimeout\'s 24.8-day limit waits, instead of firing at once (a 30-day rotation)', () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      const thirtyDays = 30 * 86_400_000;
+      q.addAfter('key', thirtyDays);
+      vi.advanceTimersByTime(60_000);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(MAX_TIMER_MS);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(thirtyDays - MAX_TIMER_MS - 60_000 + 1);
+      expect(q.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('backs off exponentially per key and forget resets', () => {

@@ -14,6 +14,9 @@ export function backoffDelay(failures: number, options: BackoffOptions = DEFAULT
   return Math.min(options.baseDelayMs * 2 ** Math.min(failures, 40), options.maxDelayMs);
 }
 
+/** The longest delay setTimeout honours. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class WorkQueue<K = string> {
   private readonly queue: K[] = [];
   private readonly dirty = new Set<K>();
@@ -49,10 +52,13 @@ export class WorkQueue<K = string> {
     const existing = this.timers.get(key);
     if (existing && existing.due <= due) return;
     if (existing) clearTimeout(existing.timer);
+    // setTimeout fires after 1 ms for anything above 2^31-1 ms (24.8 days): a 30-day rotation
+    // would become a hot loop. Far deadlines wake up at the cap and are asked again.
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      this.add(key);
-    }, delayMs);
+      if (due > Date.now() + 1000) this.addAfter(key, due - Date.now());
+      else this.add(key);
+    }, Math.min(delayMs, MAX_TIMER_MS));
     timer.unref?.();
     this.timers.set(key, { due, timer });
   }
