@@ -130,7 +130,8 @@ export class OpenBaoSession {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.stopped || ttlSeconds <= 0) return; // 0 = a token that never expires
     const client = this.authed;
-    const inMs = Math.max(1000, (ttlSeconds * 1000 * 2) / 3);
+    // Capped below setTimeout's 2^31-1 ms limit (beyond it fires at once): renewing early is harmless.
+    const inMs = Math.min(Math.max(1000, (ttlSeconds * 1000 * 2) / 3), 2 ** 31 - 1);
     this.renewTimer = setTimeout(() => void this.renew(client!, renewable, originalTtl), inMs);
     this.renewTimer.unref();
   }
