@@ -26,7 +26,9 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
   const kube = management();
   const id = unique('bk');
   const labels = { 'kdc-e2e/k8m': id };
-  const cluster = 'prod';
+  // Cluster names are unique per organisation (their OpenBao policy and role are tcp-<cluster>),
+  // and other test files run clusters named prod at the same time.
+  const cluster = unique('bk');
   const names = clusterNames(cluster);
   const dataStore = `ds-${id}`;
   const processes: { stop(): Promise<void> }[] = [];

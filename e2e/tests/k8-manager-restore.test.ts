@@ -63,9 +63,10 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
   const kube = management();
   const id = unique('rs');
   const labels = { 'kdc-e2e/k8m': id };
-  const cluster = 'prod';
+  // Unique per organisation (OpenBao policy and role tcp-<cluster>); other files run a cluster prod.
+  const cluster = unique('rs');
   const names = clusterNames(cluster);
-  const sts = 'prod-etcd';
+  const sts = `${cluster}-etcd-members`;
   const dataStore = `ds-${id}`;
   const processes: { stop(): Promise<void> }[] = [];
   let ns: string;
@@ -154,7 +155,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     const c = await waitEnd([], 60_000);
     expect(c.metadata?.annotations?.[ANNOTATIONS.restoreState]).toBe('Failed');
     expect(await stateEvents('other/other-20260101T000000Z/')).toEqual(['Failed', 'Validating']);
-    expect(condition(c, 'RestoreReady')).toMatchObject({ status: 'False', reason: 'Failed', message: 'Restore from "other/other-20260101T000000Z/" failed (ForeignKey): "other/other-20260101T000000Z/" is a backup of cluster other, not of prod' });
+    expect(condition(c, 'RestoreReady')).toMatchObject({ status: 'False', reason: 'Failed', message: `Restore from "other/other-20260101T000000Z/" failed (ForeignKey): "other/other-20260101T000000Z/" is a backup of cluster other, not of ${cluster}` });
     const tcp = await kube.get<KubeObject & { spec: { controlPlane: { deployment?: { replicas?: number } } } }>(tcpRef(ns, names.tenantControlPlane));
     expect(tcp.spec.controlPlane.deployment?.replicas).toBe(1);
     expect((await kube.get<KubeObject & { spec: { replicas: number } }>(STATEFULSET(ns, sts))).spec.replicas).toBe(1);
