@@ -1,25 +1,15 @@
 import { createHash } from 'node:crypto';
-import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, LABELS, OPENBAO_AUDIENCE, TCP_PATCH, clusterNames,
-  type BackupSettings,
-} from '@kdc/shared';
+import { ANNOTATIONS, BACKUP_JOB, LABELS, clusterNames } from '@kdc/shared';
+import { backupJobEnv, backupJobMounts, backupJobVolumes, type BackupJobAccess } from './backup-job-access.ts';
 
 // `<cluster>-etcd-backup` (SPEC 3.3): the kdc-backup job on the cluster's schedule. It streams a
 // snapshot from the cluster's own DataStore etcd, envelope-encrypts it with a fresh Transit data
 // key of the backup KMSKey, uploads it, then applies retention. It authenticates to OpenBao with
 // its own projected token (role backup-<cluster>), never the plugin's.
 
-export interface BackupCronJobInput {
+export interface BackupCronJobInput extends BackupJobAccess {
   namespace: string;
-  cluster: string;
-  settings: BackupSettings;
   image: string;
-  openBaoUrl: string;
-  /** The organisation's OpenBao namespace; none = root. */
-  openBaoNamespace?: string;
-  /** The CA bundle is in `<cluster>-encryption-config` under TCP_PATCH.caKey. */
-  hasCaBundle: boolean;
-  transitKey: string;
   /** Client endpoints of the cluster's dedicated etcd DataStore (host:port). */
   etcdEndpoints: string[];
   /** A restore is running: no snapshot of an etcd that is being stopped and replaced. */
@@ -32,20 +22,10 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
   const names = clusterNames(input.cluster);
   const { settings } = input;
   const labels = { [LABELS.kdcCluster]: input.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component };
-  const secretKey = (key: string, optional = false) => ({ valueFrom: { secretKeyRef: { name: settings.credentialSecret, key, ...(optional ? { optional: true } : {}) } } });
   const certs = `${BACKUP_JOB.etcdCertsDir}`;
   const env = [
-    { name: 'KDC_CLUSTER', value: input.cluster },
+    ...backupJobEnv(input),
     { name: 'KDC_NAMESPACE', value: input.namespace },
-    { name: 'S3_BUCKET', value: settings.bucket },
-    ...(settings.s3Endpoint ? [{ name: 'S3_ENDPOINT', value: settings.s3Endpoint }] : []),
-    { name: 'AWS_ACCESS_KEY_ID', ...secretKey(BACKUP_CREDENTIAL_KEYS.accessKeyId) },
-    { name: 'AWS_SECRET_ACCESS_KEY', ...secretKey(BACKUP_CREDENTIAL_KEYS.secretAccessKey) },
-    { name: 'AWS_REGION', ...secretKey(BACKUP_CREDENTIAL_KEYS.region, true) },
-    { name: 'OPENBAO_ADDR', value: input.openBaoUrl },
-    ...(input.openBaoNamespace ? [{ name: 'OPENBAO_NAMESPACE', value: input.openBaoNamespace }] : []),
-    ...(input.hasCaBundle ? [{ name: 'OPENBAO_CACERT', value: `${TCP_PATCH.caDir}/${TCP_PATCH.caKey}` }] : []),
-    { name: 'TRANSIT_KEY', value: input.transitKey },
     // One member is enough: a snapshot is a consistent copy of the whole keyspace.
     { name: 'ETCD_ENDPOINT', value: `https://${input.etcdEndpoints[0]}` },
     { name: 'ETCD_CA_FILE', value: `${certs}/ca.crt` },
@@ -64,16 +44,11 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
       env,
       resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
       securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-      volumeMounts: [
-        { name: BACKUP_JOB.tokenVolume, mountPath: TCP_PATCH.tokenDir, readOnly: true },
-        { name: BACKUP_JOB.etcdCertsVolume, mountPath: certs, readOnly: true },
-        ...(input.hasCaBundle ? [{ name: BACKUP_JOB.caVolume, mountPath: TCP_PATCH.caDir, readOnly: true }] : []),
-      ],
+      volumeMounts: [...backupJobMounts(input), { name: BACKUP_JOB.etcdCertsVolume, mountPath: certs, readOnly: true }],
     }],
     volumes: [
-      { name: BACKUP_JOB.tokenVolume, projected: { defaultMode: 0o440, sources: [{ serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } }] } },
+      ...backupJobVolumes(input),
       { name: BACKUP_JOB.etcdCertsVolume, secret: { secretName: BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane), defaultMode: 0o440, items: ['ca.crt', 'server.crt', 'server.key'].map((key) => ({ key, path: key })) } },
-      ...(input.hasCaBundle ? [{ name: BACKUP_JOB.caVolume, secret: { secretName: names.encryptionConfigSecret, defaultMode: 0o440, items: [{ key: TCP_PATCH.caKey, path: TCP_PATCH.caKey }] } }] : []),
     ],
   };
   const spec = {
