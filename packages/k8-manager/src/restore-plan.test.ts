@@ -41,6 +41,9 @@ describe('planRestore: the next single change', () => {
     ['scale the TCP back to the spec', o({ state: 'StartingControlPlane', tcpReplicas: 0, tcpReadyReplicas: 0, tcpReady: false }), { kind: 'scaleControlPlane', replicas: 2 }],
     ['wait for Ready', o({ state: 'StartingControlPlane', tcpReady: false }), { kind: 'wait', message: expect.stringContaining('Ready') }],
     ['Ready -> Succeeded', o({ state: 'StartingControlPlane' }), { kind: 'setState', state: 'Succeeded' }],
+    ['etcd never comes back -> Failed', o({ state: 'StartingEtcd', etcd: etcd(1, 1, 0), stateAgeMs: 10 * 60_000 + 1 }), { kind: 'setState', state: 'Failed', failure: expect.stringMatching(/^EtcdStartFailed: .*pre-restore/) }],
+    ['the control plane never comes back -> Failed', o({ state: 'StartingControlPlane', tcpReady: false, stateAgeMs: 10 * 60_000 + 1 }), { kind: 'setState', state: 'Failed', failure: expect.stringMatching(/^ControlPlaneStartFailed: /) }],
+    ['slow but within the limit: wait', o({ state: 'StartingControlPlane', tcpReady: false, stateAgeMs: 9 * 60_000 }), { kind: 'wait', message: expect.any(String) }],
     ['Ready after a failure -> Failed', o({ state: 'StartingControlPlane', failure: 'RestoreJobFailed: x' }), { kind: 'setState', state: 'Failed' }],
   ])('%s', (_, observed, expected) => {
     expect(planRestore(observed)).toEqual(expected);

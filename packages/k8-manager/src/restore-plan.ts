@@ -26,7 +26,12 @@ export interface ObservedRestore {
   tcpReady: boolean;
   /** `<cluster>-etcd-restore`; null: none. */
   restoreJob: JobOutcome | null;
+  /** How long the current state has lasted (ms), when known. */
+  stateAgeMs?: number;
 }
+
+/** How long etcd and then the control plane may take to come back before the restore is Failed. */
+export const START_TIMEOUT_MS = 10 * 60_000;
 
 export type RestoreAction =
   | { kind: 'idle' }
@@ -70,11 +75,17 @@ export function planRestore(o: ObservedRestore): RestoreAction {
     case 'StartingEtcd':
       if (!o.etcd) return { kind: 'wait', message: 'reading the etcd StatefulSet' };
       if (o.etcd.specReplicas !== 1) return { kind: 'scaleEtcd', replicas: 1 };
-      if (o.etcd.readyReplicas < 1) return { kind: 'wait', message: 'waiting for etcd to be ready' };
+      if (o.etcd.readyReplicas < 1) {
+        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS) return { kind: 'setState', state: 'Failed', failure: `EtcdStartFailed: the etcd StatefulSet is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pod; the data from before the restore is in <data-dir>.pre-restore` };
+        return { kind: 'wait', message: 'waiting for etcd to be ready' };
+      }
       return { kind: 'setState', state: 'StartingControlPlane' };
     case 'StartingControlPlane':
       if (o.tcpReplicas !== o.desiredReplicas) return { kind: 'scaleControlPlane', replicas: o.desiredReplicas };
-      if (!o.tcpReady) return { kind: 'wait', message: 'waiting for the control plane to be Ready' };
+      if (!o.tcpReady) {
+        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS) return { kind: 'setState', state: 'Failed', failure: `ControlPlaneStartFailed: the TenantControlPlane is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pods (kube-apiserver and kms-plugin logs)` };
+        return { kind: 'wait', message: 'waiting for the control plane to be Ready' };
+      }
       return { kind: 'setState', state: o.failure ? 'Failed' : 'Succeeded' };
     default:
       return { kind: 'setState', state: 'Failed', failure: `UnknownState: restore-state "${o.state as string}" is not a state of this controller` };

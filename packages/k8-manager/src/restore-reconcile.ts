@@ -101,11 +101,11 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     switch (action.kind) {
       case 'setState': {
         const failure = action.failure ?? (action.state === 'Validating' ? undefined : o.failure);
-        await setAnnotations(input, { [ANNOTATIONS.restoreState]: action.state, [ANNOTATIONS.restoreFailure]: failure ?? null });
+        await setAnnotations(input, { [ANNOTATIONS.restoreState]: action.state, [ANNOTATIONS.restoreFailure]: failure ?? null, [ANNOTATIONS.restoreStateSince]: rfc3339(deps.now()) });
         const warning = action.state === 'Failed' || (action.failure !== undefined && !o.failure);
         await deps.recorder.record(input.cluster, warning ? 'Warning' : 'Normal', action.state === 'Failed' ? 'RestoreFailed' : action.state === 'Succeeded' ? 'RestoreSucceeded' : 'RestoreProgress',
           `restore from "${key}": ${action.state}${action.failure ? ` (${action.failure})` : ''}`);
-        return { ...o, state: action.state, ...(failure ? { failure } : { failure: undefined }) };
+        return { ...o, state: action.state, stateAgeMs: 0, ...(failure ? { failure } : { failure: undefined }) };
       }
       case 'scaleControlPlane':
         await deps.kube.patch({ ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane }, { spec: { controlPlane: { deployment: { replicas: action.replicas } } } }, 'merge');
@@ -153,6 +153,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
       tcpReadyReplicas: tcpStatus?.deployment?.readyReplicas ?? 0,
       tcpReady: tcpStatus?.version?.status === 'Ready',
       restoreJob: null,
+      ...(Number.isFinite(Date.parse(annotations[ANNOTATIONS.restoreStateSince] ?? '')) ? { stateAgeMs: deps.now().getTime() - Date.parse(annotations[ANNOTATIONS.restoreStateSince]!) } : {}),
     };
     if (rawState && !isState(rawState)) {
       o = await execute({ kind: 'setState', state: 'Failed', failure: `UnknownState: ${ANNOTATIONS.restoreState} "${rawState}" is not a restore state; remove it and set ${ANNOTATIONS.restoreFrom} again` }, input, o, null, key);

@@ -28,6 +28,8 @@ export const ANNOTATIONS = {
   restoreState: 'kube-dc.com/restore-state',
   /** Why a running restore will end Failed (`<Reason>: <detail>`), kept while it brings the tenant back up. */
   restoreFailure: 'kube-dc.com/restore-failure',
+  /** When the current restore state was entered (RFC 3339): start-up steps time out from it. */
+  restoreStateSince: 'kube-dc.com/restore-state-since',
   /** On a DataStore: the StatefulSet (in the cluster's namespace) that runs its etcd; restore stops and starts it. */
   etcdStatefulSet: 'kube-dc.com/etcd-statefulset',
   encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
