@@ -8,6 +8,9 @@ import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
 import { accessFingerprint, runPreflight } from './preflight.ts';
 
+/** Refusals that depend on clusters outside a k8-manager shard (it may not see them itself). */
+const CROSS_SHARD_REASONS = new Set(['ClusterNameConflict']);
+
 export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters' };
 const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'tenantcontrolplanes' };
 
@@ -71,7 +74,16 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const validation = object.metadata?.deletionTimestamp ? null : validateCluster(await gatherClusterFacts({
       cluster: object, clusters: deps.clusters.list(), kmsKeys: deps.keys.list(namespace), tcp, platform: await deps.platformConfig(), organizationOf,
     }));
-    if (validation && !validation.ok) return {};
+    if (validation && !validation.ok) {
+      // A sharded k8-manager sees only its shard and cannot find a namesake elsewhere: say why
+      // the pre-flight does not run, where k8-manager shows it (EncryptionAvailable).
+      const conflict = validation.errors.find((e) => CROSS_SHARD_REASONS.has(e.reason));
+      if (conflict) {
+        const conditions = setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: 'False', reason: conflict.reason, message: conflict.message, observedGeneration: object.metadata?.generation }], now());
+        await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
+      }
+      return {};
+    }
     const parsed = kdcClusterSpecSchema.safeParse(object.spec);
     if (!parsed.success) return {};
     const spec = parsed.data;
