@@ -11,6 +11,7 @@ import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaj
 import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
+import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
 import { controllerNamespace, createNamespace, management, platform, unique } from './helpers.ts';
@@ -195,6 +196,11 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     const values = await waitFor('tenant API answers', async () => Promise.all(Array.from({ length: 20 }, (_, i) => secretValue(after, `s-${i}`))), { timeoutMs: 60_000, intervalMs: 500 });
     expect(values).toEqual(Array.from({ length: 20 }, (_, i) => `before-${i}`));
     expect(await secretValue(after, 'after-backup')).toBeNull();
+    // What an operator sees.
+    const shown = await runKdc(['status', cluster, '-n', ns], kdcEnv(platform(), join(platform().dir, id)));
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`Restored:    ${backedUp} at `);
+    expect(shown.stdout).toMatch(/RestoreReady\s+True\s+Succeeded/);
     // The data dir etcd ran on before the restore is kept beside the restored one.
     expect(existsSync(join(runner.claimPath(ns, `data-${sts}-0`), 'data.pre-restore', 'member'))).toBe(true);
   }, 420_000);

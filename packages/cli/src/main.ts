@@ -6,6 +6,7 @@ import * as backupsRewrap from './backups-rewrap.ts';
 import type { CommandContext, Io } from './context.ts';
 import { CliError, EXIT } from './errors.ts';
 import * as keysMinDecryption from './keys-min-decryption.ts';
+import * as status from './status.ts';
 
 export const USAGE = `kubectl kdc - per-tenant etcd encryption for KdcClusters
 
@@ -28,6 +29,9 @@ interface Command {
   spec: CommandSpec;
   execute(args: ParsedArgs, ctx: CommandContext): Promise<number>;
 }
+
+/** Commands without a subcommand. */
+const TOP_LEVEL: Record<string, Command> = { status };
 
 const SUBCOMMANDS: Record<string, Record<string, Command>> = {
   backups: { list: backupsList, rewrap: backupsRewrap, restore: backupsRestore },
@@ -85,6 +89,8 @@ async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
     ctx.io.err(`unknown command "${command}": run "kubectl kdc help" for the list of commands\n`);
     return EXIT.usage;
   }
+  const single = TOP_LEVEL[command];
+  if (single) return execute(single, [sub, ...rest].filter((a): a is string => a !== undefined), ctx);
   const group = SUBCOMMANDS[command];
   if (!group) {
     ctx.io.err(`"${command}" is not available in this build yet\n`);
@@ -104,7 +110,11 @@ async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
     ctx.io.err(`unknown subcommand "${command} ${sub}": use one of ${names}\n`);
     return EXIT.usage;
   }
-  const parsed = parseArgs(rest, cmd.spec);
+  return execute(cmd, rest, ctx);
+}
+
+async function execute(cmd: Command, argv: string[], ctx: CommandContext): Promise<number> {
+  const parsed = parseArgs(argv, cmd.spec);
   if (!parsed.ok) {
     ctx.io.err(`error: ${parsed.error}\n`);
     return EXIT.usage;
