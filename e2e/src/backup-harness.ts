@@ -24,9 +24,15 @@ export function backupStore(p: PlatformState, endpoint = p.s3.endpoint, maxAttem
 export const rootOpenBao = (p: PlatformState) => new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: p.openbao.rootToken, timeoutMs: 10_000 });
 
 /** Environment for the job CLI: S3 from the platform, OpenBao address and CA. */
-export function cliEnv(p: PlatformState, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+/** The platform's OpenBao CA as a file in `dir` (what OPENBAO_CACERT names). */
+export function openBaoCaFile(p: PlatformState, dir: string): string {
   const caFile = join(dir, 'openbao-ca.pem');
   writeFileSync(caFile, p.openbao.caPem);
+  return caFile;
+}
+
+export function cliEnv(p: PlatformState, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  const caFile = openBaoCaFile(p, dir);
   return {
     S3_ENDPOINT: p.s3.endpoint,
     S3_BUCKET: p.s3.bucket,

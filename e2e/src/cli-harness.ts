@@ -1,9 +1,8 @@
 // Helpers for the kubectl-kdc e2e tests: the plugin as a child process (as kubectl would run
 // it), and raw etcd writes through the JSON gateway to plant rows the pre-flight must find.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openBaoCaFile } from './backup-harness.ts';
 import type { PlatformState } from './platform.ts';
 
 export const KDC_BIN = fileURLToPath(new URL('../../packages/cli/src/bin.ts', import.meta.url));
@@ -16,8 +15,7 @@ export interface KdcRun {
 
 /** The environment an operator would have: kubeconfig, OpenBao (root token here), S3 endpoint. */
 export function kdcEnv(p: PlatformState, dir: string, extra: Record<string, string> = {}): Record<string, string> {
-  const caFile = join(dir, 'openbao-ca.pem');
-  writeFileSync(caFile, p.openbao.caPem);
+  const caFile = openBaoCaFile(p, dir);
   return {
     KUBECONFIG: p.management.kubeconfig,
     OPENBAO_ADDR: p.openbao.url,

@@ -6,8 +6,9 @@
 // FailureTarget+Failed). It never looks at what the containers are. CronJob scheduling is not
 // played: a run is started like `kubectl create job --from=cronjob/<name>` (createJobFromCronJob).
 import { randomBytes } from 'node:crypto';
-import { CORE, Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { CORE, isNotFound, rfc3339, type Informer, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
+import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
 export const JOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'jobs', namespace, name });
 export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'cronjobs', namespace, name });
@@ -19,19 +20,10 @@ export interface JobObject extends KubeObject {
   status?: { conditions?: JobCondition[]; startTime?: string; completionTime?: string; active?: number; succeeded?: number; failed?: number };
 }
 
-export interface JobRunnerDeps {
-  kube: KubeClient;
-  namespaces: (string | undefined)[];
-  nodeName: string;
-  /** What kube-controller-manager would have made in the namespace (default ServiceAccount, kube-root-ca.crt). */
-  prepareNamespace(namespace: string, serviceAccount: string | undefined): Promise<void>;
-  /** A PodRuntime for this admitted Pod object (not started). */
-  runtime(pod: PodObject, logPrefix: string, onChange: () => void): PodRuntime;
-  log(message: string, fields?: Record<string, unknown>): void;
-}
+export type JobRunnerDeps = WorkloadRunnerDeps;
 
 /** Job status times have second precision; the apiserver refuses a changed startTime. */
-const seconds = (date = new Date()) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const seconds = () => rfc3339(new Date());
 const finished = (job: JobObject) => job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True') ?? false;
 
 /** What `kubectl create job --from=cronjob/<name>` does: a Job from the CronJob's jobTemplate. */
@@ -54,7 +46,7 @@ export async function createJobFromCronJob(kube: KubeClient, namespace: string, 
 
 export class LocalJobRunner {
   private readonly deps: JobRunnerDeps;
-  private readonly informers: Informer<JobObject>[] = [];
+  private informers: Informer<JobObject>[] = [];
   private readonly running = new Map<string, { runtime?: PodRuntime; done: Promise<void> }>();
   private stopping = false;
 
@@ -63,13 +55,7 @@ export class LocalJobRunner {
   }
 
   async start(): Promise<void> {
-    for (const ns of this.deps.namespaces) {
-      const informer = new Informer<JobObject>(this.deps.kube, JOB(ns));
-      informer.on((_event, job) => this.consider(job));
-      this.informers.push(informer);
-      informer.start();
-    }
-    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.informers = await watchAll<JobObject>(this.deps.kube, JOB, this.deps.namespaces, (job) => this.consider(job));
   }
 
   private consider(job: JobObject): void {

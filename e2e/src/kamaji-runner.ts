@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
 import { LocalJobRunner } from './kamaji-jobs.ts';
+import type { WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { LocalStatefulSetRunner } from './kamaji-statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
@@ -425,31 +426,11 @@ class Runner implements KamajiRunner {
     }
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     if (this.options.jobs ?? true) {
-      let jobSeq = 0;
-      this.jobs = new LocalJobRunner({
-        kube: this.kube,
-        namespaces,
-        nodeName: LOCAL_NODE_NAME,
-        prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
-        runtime: (pod, logPrefix, onChange) => {
-          const seq = `j${++jobSeq}`;
-          return this.newRuntime(pod, { dir: join(this.dir, 'jobs', pod.metadata.name), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
-        },
-        log: (message, fields) => this.log(message, fields),
-      });
+      this.jobs = new LocalJobRunner(this.workloadDeps('jobs', namespaces));
       await this.jobs.start();
-      let stsSeq = 0;
       this.statefulSets = new LocalStatefulSetRunner({
-        kube: this.kube,
-        namespaces,
-        nodeName: LOCAL_NODE_NAME,
-        prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
-        runtime: (pod, logPrefix, onChange) => {
-          const seq = `s${++stsSeq}`;
-          return this.newRuntime(pod, { dir: join(this.dir, 'statefulsets', `${pod.metadata.namespace}_${pod.metadata.name}_${seq}`), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
-        },
+        ...this.workloadDeps('statefulsets', namespaces),
         onServicePort: (port) => (this.outboundPorts = [...new Set([...this.outboundPorts, port])]),
-        log: (message, fields) => this.log(message, fields),
       });
       await this.statefulSets.start();
     }
@@ -591,6 +572,21 @@ class Runner implements KamajiRunner {
     this.log('starting pod', { tcp: key, pod: pod.metadata.name, hash });
     runtime.start();
     await this.syncStatus(s);
+  }
+
+  /** What the Job and StatefulSet halves run their pods with; each pod gets its own dir and socket dir. */
+  private workloadDeps(kind: string, namespaces: (string | undefined)[]): WorkloadRunnerDeps {
+    return {
+      kube: this.kube,
+      namespaces,
+      nodeName: LOCAL_NODE_NAME,
+      prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
+      runtime: (pod, logPrefix, onChange) => {
+        const seq = `w${++this.podSeq}`;
+        return this.newRuntime(pod, { dir: join(this.dir, kind, `${pod.metadata.namespace}_${pod.metadata.name}_${seq}`), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
+      },
+      log: (message, fields) => this.log(message, fields),
+    };
   }
 
   /** A pod sandbox runtime with this runner's settings (TCP pods and Job pods alike). */

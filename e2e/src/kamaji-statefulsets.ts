@@ -7,8 +7,9 @@
 // pod's readiness.
 import { createHash } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { CORE, Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { CORE, isNotFound, type Informer, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
+import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { freePort } from './ports.ts';
 
 export const STATEFULSET = (namespace?: string, name?: string): ResourceRef => ({ group: 'apps', version: 'v1', plural: 'statefulsets', namespace, name });
@@ -22,15 +23,9 @@ export interface StatefulSetObject extends KubeObject {
   };
 }
 
-export interface StatefulSetRunnerDeps {
-  kube: KubeClient;
-  namespaces: (string | undefined)[];
-  nodeName: string;
-  prepareNamespace(namespace: string, serviceAccount: string | undefined): Promise<void>;
-  runtime(pod: PodObject, logPrefix: string, onChange: () => void): PodRuntime;
+export interface StatefulSetRunnerDeps extends WorkloadRunnerDeps {
   /** A stable host port was allocated (the runner lets later pods reach it). */
   onServicePort(port: number): void;
-  log(message: string, fields?: Record<string, unknown>): void;
 }
 
 interface SetState {
@@ -47,7 +42,7 @@ const templateHash = (sts: StatefulSetObject) => createHash('sha256').update(JSO
 
 export class LocalStatefulSetRunner {
   private readonly deps: StatefulSetRunnerDeps;
-  private readonly informers: Informer<StatefulSetObject>[] = [];
+  private informers: Informer<StatefulSetObject>[] = [];
   private readonly sets = new Map<string, SetState>();
   private stopping = false;
 
@@ -56,13 +51,7 @@ export class LocalStatefulSetRunner {
   }
 
   async start(): Promise<void> {
-    for (const ns of this.deps.namespaces) {
-      const informer = new Informer<StatefulSetObject>(this.deps.kube, STATEFULSET(ns));
-      informer.on((_event, sts) => this.enqueue(`${sts.metadata.namespace}/${sts.metadata.name}`));
-      this.informers.push(informer);
-      informer.start();
-    }
-    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.informers = await watchAll<StatefulSetObject>(this.deps.kube, STATEFULSET, this.deps.namespaces, (sts) => this.enqueue(`${sts.metadata.namespace}/${sts.metadata.name}`));
   }
 
   /** The stable host port in front of a container port of the StatefulSet's pod. */

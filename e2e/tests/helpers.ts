@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { CORE, KubeClient, OpenBaoClient, requestServiceAccountToken } from '@kdc/shared';
+import { CORE, KDC_GROUP, KubeClient, OpenBaoClient, requestServiceAccountToken } from '@kdc/shared';
 import { s3Client } from '../src/s3.ts';
 
 export const platform = () => inject('platform');
@@ -37,3 +37,14 @@ export async function controllerNamespace(kube: KubeClient): Promise<string> {
   await kube.apply(CORE('namespaces', undefined, name), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, 'kdc-e2e');
   return name;
 }
+
+/** A KdcCluster (or the collection) on the management apiserver. */
+export const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
+
+/** A Kamaji DataStore (cluster-scoped). */
+export const DATASTORE = (name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
+
+export interface TestCondition { type: string; status: string; reason: string; message: string }
+
+/** The condition `type` of an object's status, if any. */
+export const condition = (object: { status?: { conditions?: TestCondition[] } } | null | undefined, type: string) => object?.status?.conditions?.find((x) => x.type === type);

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupStore, ENVELOPE_OBJECTS, listBackups, restoreBackup, runBackup, fileSnapshotSource } from '@kdc/backup-envelope';
 import {
-  BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KDC_GROUP, KMS_STORED_PREFIX, KubeClient, clusterNames, transitKeyName,
+  BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, clusterNames, transitKeyName,
   type KubeObject,
 } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
@@ -14,12 +14,9 @@ import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, controllerNamespace, createNamespace, DATASTORE, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { latestBackupKey?: string; latestBackupTime?: string; backupBucket?: string; backupDestinationPath?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
-const DATASTORE = (name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
-const condition = (c: Cluster | null, type: string) => c?.status?.conditions?.find((x) => x.type === type);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own DataStore', () => {

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, type KubeObject } from '@kdc/shared';
+import { KDC_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, clusterNames, type KubeObject } from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
-const condition = (c: Cluster | null, type: string) => c?.status?.conditions?.find((x) => x.type === type);
 
 describe('a namesake in another shard: the younger cluster says why it waits', () => {
   const kube = management();

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, clusterNames,
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KubeClient, clusterNames,
   type KubeObject,
 } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
@@ -14,13 +14,10 @@ import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, platform, unique } from './helpers.ts';
+import { condition, controllerNamespace, createNamespace, DATASTORE, kdc, management, platform, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { latestBackupKey?: string; latestRestoreKey?: string; latestRestoreTime?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
 const tcpRef = (ns: string, name: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name });
-const DATASTORE = (name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
-const condition = (c: Cluster | null, type: string) => c?.status?.conditions?.find((x) => x.type === type);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const ETCD_IMAGE = 'kdc.local/etcd:3.6';
 

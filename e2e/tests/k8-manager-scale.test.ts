@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, KDC_GROUP, clusterNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { KDC_API_VERSION, clusterNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, platform, unique } from './helpers.ts';
+import { controllerNamespace, createNamespace, kdc, management, platform, unique } from './helpers.ts';
 
 const N = Number(process.env.KDC_K8M_STEADY_STATE_N ?? 200);
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
 const tcpRef = (ns: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns });
 
 describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`, () => {

@@ -1,19 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, KDC_API_VERSION, KDC_GROUP, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, type KubeObject,
+  CORE, KDC_API_VERSION, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, type KubeObject,
 } from '@kdc/shared';
 import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from '@kdc/k8-manager';
 import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
 
 // SPEC 3.1: an invalid spec is accepted by the apiserver, and then changes nothing at all: no
 // TCP change, no KMSKey, no ServiceAccount, no Secret, no OpenBao policy or role. Every case runs
 // against the real controllers; the absence of side effects is checked after two resyncs.
 
 type Cluster = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
 const kkey = (ns: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name });
 const tcpRef = (ns: string, name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name });
 const configError = (c: Cluster | null) => c?.status?.conditions?.find((x) => x.type === 'EncryptionConfigError');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ANNOTATIONS, CORE, KDC_API_VERSION, KDC_GROUP, KMS_STORED_PREFIX, KubeClient, SECURITY_GROUP, TCP_PATCH, clusterNames, transitKeyName,
+  ANNOTATIONS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, SECURITY_GROUP, TCP_PATCH, clusterNames, transitKeyName,
   type KubeObject, type TenantControlPlane,
 } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
@@ -9,13 +9,11 @@ import { LOCAL_IMAGES } from '../src/images.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { spec: Record<string, any>; status?: { phase?: string; encryption?: Record<string, any>; conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdc = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
 const kkey = (ns: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name });
 const tcpRef = (ns: string, name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name });
-const condition = (c: Cluster | null, type: string) => c?.status?.conditions?.find((x) => x.type === type);
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();

@@ -20,6 +20,6 @@ export function humanSize(bytes: number | undefined): string {
 }
 
 /** 2026-01-02T03:04:05Z (seconds precision, UTC). */
-export const isoSeconds = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+export { rfc3339 as isoSeconds } from '@kdc/shared';
 
 export const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;

@@ -1,19 +1,19 @@
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, CORE, KDC_API_VERSION, KDC_CLUSTER, LABELS,
-  clusterNames, decodeSecretData, findCondition, isAlreadyExists, resolveBackupSettings, resolveKeyRefs, transitKeyName,
+  ANNOTATIONS, BACKUP_JOB, CORE, LABELS,
+  clusterNames, findCondition, isAlreadyExists, resolveBackupSettings, resolveKeyRefs, transitKeyName,
   type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
   type Logger, type PlatformConfig, type TenantControlPlane,
 } from '@kdc/shared';
-import type { LatestBackupLookup } from './bucket.ts';
+import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
 import { planBackup, type BackupAction, type BackupPlan, type ObservedBackup } from './backup-plan.ts';
-import { JOB_REF, jobOutcome, type Job } from './jobs.ts';
+import { jobOutcome, type Job } from './jobs.ts';
+import { CRONJOB_REF, JOB_REF, clusterOwner } from './refs.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs (stopping at the first
 // blocker, so a cluster that cannot take backups costs one or two reads), executes its changes,
 // and finds the newest backup in the bucket once per finished Job.
 
-export const CRONJOB_REF = { group: 'batch', version: 'v1', plural: 'cronjobs' };
 
 
 
@@ -88,10 +88,10 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     if (o.dataStoreNeighbours.length) return { o, cronJob: null };
     o.datastoreCertsExists = (await deps.kube.getOrNull(CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)))) !== null;
     if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
-    const secret = await deps.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, o.settings.credentialSecret));
-    const credentials = secret ? decodeSecretData(secret) ?? {} : undefined;
-    o.credentialsMissingKeys = credentials ? [BACKUP_CREDENTIAL_KEYS.accessKeyId, BACKUP_CREDENTIAL_KEYS.secretAccessKey].filter((k) => !credentials[k]) : null;
-    if (!credentials || o.credentialsMissingKeys!.length) return { o, cronJob: null };
+    const bucket = await readBucketCredentials(deps.kube, namespace, o.settings.credentialSecret);
+    o.credentialsMissingKeys = bucket?.missing ?? null;
+    if (!bucket || bucket.missing.length) return { o, cronJob: null };
+    const credentials = bucket.credentials;
     o.serviceAccountExists = (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
     const cronJob = await deps.kube.getOrNull(cronJobRef);
     o.cronJobHash = cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null;
@@ -132,8 +132,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
         }
         return;
       case 'writeCronJob': {
-        const owner = { apiVersion: KDC_API_VERSION, kind: KDC_CLUSTER.kind, name, uid: input.cluster.metadata!.uid!, controller: true, blockOwnerDeletion: true };
-        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [owner] } } as KubeObject;
+        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(input.cluster)] } } as KubeObject;
         if (cronJob) {
           await deps.kube.replace({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { ...object, metadata: { ...object.metadata, resourceVersion: cronJob.metadata!.resourceVersion! } });
           await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobUpdated', `updated CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}")`);

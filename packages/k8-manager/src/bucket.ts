@@ -2,13 +2,21 @@
 // the newest complete backup (status.latestBackupKey) and, before a restore, what a backup key
 // names. It never reads backup contents.
 import type * as Envelope from '@kdc/backup-envelope';
-import { BACKUP_CREDENTIAL_KEYS, DEFAULT_BACKUP_REGION } from '@kdc/shared';
+import { BACKUP_CREDENTIAL_KEYS, CORE, DEFAULT_BACKUP_REGION, decodeSecretData, rfc3339, type KubeClient, type KubeObject } from '@kdc/shared';
 
 export interface BucketAccess {
   cluster: string;
   bucket: string;
   endpoint: string;
   credentials: Record<string, string>;
+}
+
+/** The cluster's `s3CredentialSecret`: its data and the required keys it lacks; null when it does not exist. */
+export async function readBucketCredentials(kube: KubeClient, namespace: string, secretName: string): Promise<{ credentials: Record<string, string>; missing: string[] } | null> {
+  const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, secretName));
+  if (!secret) return null;
+  const credentials = decodeSecretData(secret) ?? {};
+  return { credentials, missing: [BACKUP_CREDENTIAL_KEYS.accessKeyId, BACKUP_CREDENTIAL_KEYS.secretAccessKey].filter((k) => !credentials[k]) };
 }
 
 export type LatestBackupLookup = (input: BucketAccess & { namespace: string }) => Promise<{ key: string; time: string } | null>;
@@ -39,7 +47,7 @@ async function withStore<T>(input: BucketAccess, fn: (m: typeof Envelope, store:
 
 export const s3LatestBackup: LatestBackupLookup = (input) => withStore(input, async (m, store) => {
   const newest = (await m.listBackups(store, input.cluster)).backups.at(-1);
-  return newest ? { key: newest.key, time: newest.createdAt.toISOString().replace(/\.\d{3}Z$/, 'Z') } : null;
+  return newest ? { key: newest.key, time: rfc3339(newest.createdAt) } : null;
 });
 
 export const s3InspectBackup: BackupInspector = (input) => withStore(input, async (m, store) => {

@@ -1,9 +1,8 @@
 // The cluster's Kamaji DataStore as backup and restore need it: which one the TCP reports, the
 // object, and which other control planes live on it (a snapshot or a restore of a shared etcd
 // would touch their data too).
-import { KAMAJI_GROUP, type Informer, type KubeClient, type KubeObject, type ResourceRef, type TenantControlPlane } from '@kdc/shared';
-
-export const DATASTORE_REF = (name: string): ResourceRef => ({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name });
+import type { Informer, KubeClient, KubeObject, TenantControlPlane } from '@kdc/shared';
+import { DATASTORE_REF } from './refs.ts';
 
 export type DataStore = KubeObject & { spec?: { driver?: string; endpoints?: string[] } };
 

@@ -1,8 +1,6 @@
 import type { KubeObject } from '@kdc/shared';
 import type { JobOutcome } from './backup-plan.ts';
 
-export const JOB_REF = { group: 'batch', version: 'v1', plural: 'jobs' };
-
 export type Job = KubeObject & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[]; completionTime?: string } };
 
 /** A Job's result from its Complete / Failed condition (none while it runs). */

@@ -1,5 +1,5 @@
 import {
-  ANNOTATIONS, CORE, KAMAJI_GROUP, KDC_API_VERSION, KDC_CLUSTER, KDC_CLUSTER_CONDITIONS, KDC_GROUP, SECURITY_GROUP, TENANT_CONTROL_PLANE,
+  ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
   clusterNames, decodeSecretData, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
   setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
@@ -9,12 +9,11 @@ import { Counter, type Registry } from 'prom-client';
 import { backupReconciler } from './backup-reconcile.ts';
 import { restoreReconciler } from './restore-reconcile.ts';
 import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './bucket.ts';
+import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, clusterOwner } from './refs.ts';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 
-export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: KDC_CLUSTER.plural };
-export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
-export const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: TENANT_CONTROL_PLANE.plural };
+export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
 
 export function k8ManagerMetrics(registry: Registry) {
   return {
@@ -79,8 +78,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     deps.metrics.writes.inc({ action: action.kind });
     switch (action.kind) {
       case 'createTenantControlPlane': {
-        const owner = { apiVersion: KDC_API_VERSION, kind: KDC_CLUSTER.kind, name, uid: cluster.metadata!.uid!, controller: true, blockOwnerDeletion: true };
-        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [owner] } };
+        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(cluster)] } };
         const created = await createOrGet(TCP_REF, namespace, object);
         await deps.recorder.record(cluster, 'Normal', 'TenantControlPlaneCreated', `created TenantControlPlane ${names.tenantControlPlane}`);
         return { ...o, tcp: created as TenantControlPlane };

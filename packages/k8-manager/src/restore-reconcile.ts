@@ -1,22 +1,20 @@
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, RESTORE_STATES,
-  clusterNames, decodeSecretData, rfc3339, resolveBackupSettings, resolveKeyRefs, transitKeyName,
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, RESTORE_STATES,
+  clusterNames, rfc3339, resolveBackupSettings, resolveKeyRefs, transitKeyName,
   type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger,
   type PlatformConfig, type RestoreState, type TenantControlPlane,
 } from '@kdc/shared';
-import type { BackupInspector } from './bucket.ts';
+import { readBucketCredentials, type BackupInspector } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
 import { etcdLayout, type EtcdStatefulSet } from './etcd-layout.ts';
-import { JOB_REF, jobOutcome, type Job } from './jobs.ts';
+import { jobOutcome, type Job } from './jobs.ts';
+import { JOB_REF, KDCCLUSTER_REF, STATEFULSET_REF, TCP_REF, clusterOwner } from './refs.ts';
 import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction } from './restore-plan.ts';
 import { buildRestoreJob } from './resources/restore-job.ts';
 
 // The imperative shell of the restore state machine: reads what planRestore needs, applies its
 // one change, records the state in the KdcCluster's annotations and reports RestoreReady.
 
-const STATEFULSET_REF = { group: 'apps', version: 'v1', plural: 'statefulsets' };
-const TCP_REF = { group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes' };
-const KDCCLUSTER_REF = { group: 'k8s.kube-dc.com', version: 'v1alpha1', plural: 'kdcclusters' };
 
 export interface RestoreReconcilerDeps {
   kube: KubeClient;
@@ -57,14 +55,13 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     if (parsed.cluster !== input.name) return refuse('ForeignKey', `"${key}" is a backup of cluster ${parsed.cluster}, not of ${input.name}`);
     const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
     if (!settings?.ok) return refuse('BackupDisabled', 'spec.backup is disabled or invalid: the bucket to restore from is unknown');
-    const secret = await deps.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', input.namespace, settings.settings.credentialSecret));
-    const credentials = secret ? decodeSecretData(secret) ?? {} : {};
-    if (!credentials[BACKUP_CREDENTIAL_KEYS.accessKeyId] || !credentials[BACKUP_CREDENTIAL_KEYS.secretAccessKey]) {
+    const bucket = await readBucketCredentials(deps.kube, input.namespace, settings.settings.credentialSecret);
+    if (!bucket || bucket.missing.length) {
       return refuse('S3NotAvailable', `Secret ${input.namespace}/${settings.settings.credentialSecret} with ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} is needed to read the backup`);
     }
     let found;
     try {
-      found = await deps.inspectBackup({ cluster: input.name, bucket: settings.settings.bucket, endpoint: settings.settings.s3Endpoint, credentials, key });
+      found = await deps.inspectBackup({ cluster: input.name, bucket: settings.settings.bucket, endpoint: settings.settings.s3Endpoint, credentials: bucket.credentials, key });
     } catch (error) {
       return refuse('BackupUnreadable', `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message}`);
     }
@@ -124,8 +121,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
           hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: transitKeyName(input.namespace, resolveKeyRefs(input.name, input.spec).backup),
           layout: o.etcd.layout, shellImage: input.platform.socketInitImage,
         });
-        const owner = { apiVersion: 'k8s.kube-dc.com/v1alpha1', kind: 'KdcCluster', name: input.name, uid: input.cluster.metadata!.uid!, controller: true };
-        await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [owner] } } as KubeObject);
+        await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(input.cluster)] } } as KubeObject);
         return { ...o, restoreJob: { name: names.restoreJob } };
       }
       case 'deleteRestoreJob':

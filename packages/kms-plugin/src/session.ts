@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isOpenBaoError, type AuthResult, type Logger, type OpenBaoClient } from '@kdc/shared';
+import { MAX_TIMER_MS, isOpenBaoError, type AuthResult, type Logger, type OpenBaoClient } from '@kdc/shared';
 import type { PluginConfig } from './config.ts';
 import type { PluginMetrics } from './metrics.ts';
 
@@ -130,8 +130,8 @@ export class OpenBaoSession {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.stopped || ttlSeconds <= 0) return; // 0 = a token that never expires
     const client = this.authed;
-    // Capped below setTimeout's 2^31-1 ms limit (beyond it fires at once): renewing early is harmless.
-    const inMs = Math.min(Math.max(1000, (ttlSeconds * 1000 * 2) / 3), 2 ** 31 - 1);
+    // Capped at setTimeout's limit (beyond it fires at once): renewing early is harmless.
+    const inMs = Math.min(Math.max(1000, (ttlSeconds * 1000 * 2) / 3), MAX_TIMER_MS);
     this.renewTimer = setTimeout(() => void this.renew(client!, renewable, originalTtl), inMs);
     this.renewTimer.unref();
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rfc3339 } from '../conditions.ts';
 import { CORE, type KubeClient, type KubeObject } from './kube.ts';
 
 export type EventType = 'Normal' | 'Warning';
@@ -24,7 +25,7 @@ export class EventRecorder {
     const namespace = md.namespace ?? 'default';
     const key = `${object.kind}/${namespace}/${md.name}/${type}/${reason}/${message}`;
     const now = new Date();
-    const timestamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const timestamp = rfc3339(now);
     const seen = this.recent.get(key);
     try {
       if (seen && now.getTime() - seen.at < 600_000) {
