@@ -46,6 +46,8 @@ export async function startOpenBao(options: OpenBaoOptions): Promise<OpenBaoServ
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const port = await freePort();
+  // Named explicitly: left out, OpenBao binds its cluster listener on port + 1, which nobody reserved.
+  const clusterPort = await freePort();
   const cert = issueCert(options.ca, dir, { name: 'openbao', commonName: 'openbao', dnsNames: ['localhost', 'openbao'], ips: ['127.0.0.1'], usage: 'server' });
   const url = `https://127.0.0.1:${port}`;
   const configFile = join(dir, 'config.hcl');
@@ -53,8 +55,9 @@ export async function startOpenBao(options: OpenBaoOptions): Promise<OpenBaoServ
     configFile,
     [
       `storage "file" {\n  path = "${dataDir}"\n}`,
-      `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_cert_file = "${cert.certFile}"\n  tls_key_file = "${cert.keyFile}"\n}`,
+      `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_cert_file = "${cert.certFile}"\n  tls_key_file = "${cert.keyFile}"\n  cluster_address = "127.0.0.1:${clusterPort}"\n}`,
       `api_addr = "${url}"`,
+      `cluster_addr = "https://127.0.0.1:${clusterPort}"`,
       'disable_mlock = true',
       'ui = false',
       'log_level = "info"',

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort, portSlice } from './ports.ts';
+import { canListen, freePort, pickPort, portSlice } from './ports.ts';
 
 describe('test ports', () => {
   it('gives every worker its own slice, all below the ephemeral range', () => {
@@ -21,12 +21,17 @@ describe('test ports', () => {
     server.close();
   });
 
-  it('skips a port that something else already holds', async () => {
+  it('skips a port that something else holds or that was already handed out', async () => {
     const held = createServer();
-    const port = await freePort();
-    await new Promise<void>((resolve) => held.listen(port + 1, '127.0.0.1', resolve));
+    const heldPort = await freePort();
+    await new Promise<void>((resolve) => held.listen(heldPort, '127.0.0.1', resolve));
     try {
-      expect(await freePort()).not.toBe(port + 1);
+      const handed = await freePort();
+      const candidates = [heldPort, handed, heldPort];
+      const other = await freePort();
+      const picked = await pickPort(() => candidates.shift() ?? other, 5, new Set([handed]), canListen);
+      expect(picked).toBe(other);
+      expect(await pickPort(() => heldPort, 3, new Set(), canListen)).toBeUndefined();
     } finally {
       held.close();
     }

@@ -31,11 +31,9 @@ export function portSlice(slot: number, ephemeralLowPort: number): PortSlice {
 }
 
 const slice = portSlice(Number(process.env.VITEST_POOL_ID ?? 0) || 0, ephemeralLow());
-// Random start: two runs on one machine (another session's CI) rarely walk the same ports.
-let cursor = Math.floor(Math.random() * slice.size);
 const handedOut = new Set<number>();
 
-function canListen(port: number): Promise<boolean> {
+export function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
@@ -43,15 +41,21 @@ function canListen(port: number): Promise<boolean> {
   });
 }
 
+/** The first candidate that nobody has been handed and that a listener can bind; `candidate` is called at most `tries` times. */
+export async function pickPort(candidate: () => number, tries: number, taken: Set<number>, isFree: (port: number) => Promise<boolean>): Promise<number | undefined> {
+  for (let tried = 0; tried < tries; tried++) {
+    const port = candidate();
+    if (!taken.has(port) && (await isFree(port))) return port;
+  }
+  return undefined;
+}
+
 /** A free TCP port on 127.0.0.1 outside the ephemeral range, never the same twice within this process. */
 export async function freePort(): Promise<number> {
-  for (let tried = 0; tried < slice.size; tried++) {
-    const port = slice.first + (cursor++ % slice.size);
-    if (handedOut.has(port)) continue;
-    if (await canListen(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error(`no free port in ${slice.first}-${slice.first + slice.size - 1}`);
+  // Random, not sequential: some servers quietly bind the port after theirs (OpenBao's cluster
+  // listener does), and two runs on one machine rarely pick the same ports.
+  const port = await pickPort(() => slice.first + Math.floor(Math.random() * slice.size), slice.size, handedOut, canListen);
+  if (port === undefined) throw new Error(`no free port in ${slice.first}-${slice.first + slice.size - 1}`);
+  handedOut.add(port);
+  return port;
 }
