@@ -5,7 +5,8 @@
 #   3. a build from the Go module proxy through the wrapper module in e2e/tools/<tool>/
 # Fails first if a required host tool (openssl, bwrap, nsenter, setpriv) is missing.
 # Prints one line per binary, "<binary>=<absolute path>", on stdout; progress goes to stderr.
-# Usage: ensure-binaries.sh [tool ...]   (default: every tool)
+# Usage: ensure-binaries.sh [tool ...]   (default: every tool the platform and tests need; bench-only
+# tools such as kms-load are built only when named)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,8 +20,12 @@ kubernetes|v1.36.3|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k
 vault|v1.21.0|vault=github.com/hashicorp/vault|
 minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|-X github.com/minio/minio/cmd.Version=2026-02-12T20:18:48Z -X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.2026-02-12T20-18-48Z -X github.com/minio/minio/cmd.CommitID=7aac2a2c5b7c -X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c
 helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
+kms-load|v1|kms-load=kdc.local/tools/kms-load|
 EOF
 }
+
+# Load generators for `npm run bench:*`: never part of the default set, so tests never wait for them.
+bench_only=" kms-load "
 
 log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
 
@@ -73,9 +78,10 @@ wanted=("$@")
 while IFS='|' read -r tool version bins ldflags; do
   [ -n "$tool" ] || continue
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $tool " ]]; then continue; fi
+  if [ ${#wanted[@]} -eq 0 ] && [[ $bench_only =~ " $tool " ]]; then continue; fi
   dir="$cache/$tool-$version"
   # A cached build is reused only if it came from this exact manifest line and wrapper module.
-  build_id=$({ printf '%s|%s|%s\n' "$version" "$bins" "$ldflags"; cat "$here/$tool/go.mod" "$here/$tool/go.sum"; } | sha256sum | cut -c1-16)
+  build_id=$({ printf '%s|%s|%s\n' "$version" "$bins" "$ldflags"; cat "$here/$tool/go.mod" "$here/$tool/go.sum"; cat "$here/$tool/"*.go 2>/dev/null || true; } | sha256sum | cut -c1-16)
   cached() {
     [ "$(cat "$dir/BUILD_ID" 2>/dev/null)" = "$build_id" ] || return 1
     local pair; for pair in $bins; do [ -x "$dir/${pair%%=*}" ] || return 1; done

@@ -8,7 +8,13 @@ const deferred = () => {
 };
 
 describe('GroupCommit', () => {
-  it('sends a lone call at once, and batches what arrives while the pipe is full', async () => {
+  const turn = () => new Promise((r) => setImmediate(r));
+  // Lets promise callbacks and the scheduled send run.
+  const settle = async () => {
+    for (let i = 0; i < 3; i++) await turn();
+  };
+
+  it('sends the calls of one event-loop turn as one batch, and batches what arrives while the pipe is full', async () => {
     const gates: ReturnType<typeof deferred>[] = [];
     const batches: number[][] = [];
     const gc = new GroupCommit<number, number>(async (items) => {
@@ -18,18 +24,32 @@ describe('GroupCommit', () => {
       await gate.promise;
       return items.map((i) => ({ ok: true as const, value: i * 10 }));
     }, { maxBatch: 3, maxInFlight: 1 });
-    const first = gc.submit(1);
+    const lone = gc.submit(1);
+    expect(batches).toEqual([]);
+    await turn();
+    expect(batches).toEqual([[1]]);
     const rest = [2, 3, 4, 5].map((i) => gc.submit(i));
+    await turn();
     expect(batches).toEqual([[1]]);
     gates[0]!.resolve();
-    expect(await first).toBe(10);
-    await Promise.resolve();
+    expect(await lone).toBe(10);
+    await settle();
     expect(batches).toEqual([[1], [2, 3, 4]]);
     gates[1]!.resolve();
-    await new Promise((r) => setTimeout(r, 0));
+    await settle();
     expect(batches).toEqual([[1], [2, 3, 4], [5]]);
     gates[2]!.resolve();
     expect(await Promise.all(rest)).toEqual([20, 30, 40, 50]);
+  });
+
+  it('sends calls that arrive in the same turn together even when the pipe has room', async () => {
+    const batches: number[][] = [];
+    const gc = new GroupCommit<number, number>(async (items) => {
+      batches.push(items);
+      return items.map((i) => ({ ok: true as const, value: i }));
+    }, { maxBatch: 128, maxInFlight: 4 });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => gc.submit(i)));
+    expect(batches).toEqual([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
   });
 
   it('fails one item without failing its neighbours, and a whole batch on a call error', async () => {

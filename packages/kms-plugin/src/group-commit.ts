@@ -1,8 +1,9 @@
 import type { BatchItemResult } from '@kdc/shared';
 
-// Group commit for Transit calls. A call that arrives while fewer than `maxInFlight` batches are
-// running leaves at once (alone: no added latency when the load is light); calls that arrive
-// while the pipe is full wait and leave together as one Transit batch request. Under load this
+// Group commit for Transit calls. Calls leave at the end of the event-loop turn in which they
+// arrived (setImmediate runs after the I/O poll phase), so every request the gRPC server parsed
+// in that turn goes in one Transit batch; a lone call waits only for that turn (microseconds).
+// While `maxInFlight` batches are running, later calls wait and leave together. Under load this
 // turns N HTTP round trips, N token lookups and 2N audit records into one of each.
 
 export class BatchItemError extends Error {}
@@ -21,6 +22,7 @@ export interface GroupCommitOptions {
 export class GroupCommit<In, Out> {
   private readonly queue: Waiter<In, Out>[] = [];
   private inFlight = 0;
+  private scheduled = false;
   private readonly run: (items: In[]) => Promise<BatchItemResult<Out>[]>;
   private readonly options: GroupCommitOptions;
   /** Sizes of the batches sent, for metrics. */
@@ -34,6 +36,15 @@ export class GroupCommit<In, Out> {
   submit(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       this.pump();
     });
   }
@@ -53,7 +64,7 @@ export class GroupCommit<In, Out> {
         (error: unknown) => batch.forEach((w) => w.reject(error)),
       ).finally(() => {
         this.inFlight--;
-        this.pump();
+        this.schedule();
       });
     }
   }

@@ -1,5 +1,5 @@
-import nodeVault from 'node-vault';
 import { OpenBaoError } from './errors.ts';
+import { httpTransport, TransportError, type HttpSend } from './http.ts';
 import { TransitClient } from './transit.ts';
 
 export interface OpenBaoClientOptions {
@@ -43,41 +43,31 @@ interface RawAuth {
 }
 
 /**
- * A typed OpenBao (or Vault) client over node-vault's request primitive. node-vault's own helpers
- * hard-code mounts (transit/, kubernetes/) and a global namespace; we address every path
- * explicitly and pass the namespace and token per client instance.
+ * A typed OpenBao (or Vault) client. Every path is explicit (mounts are configurable) and the
+ * namespace and token belong to the client instance; copies made with withToken/withNamespace
+ * share one keep-alive transport (http.ts).
  */
 export class OpenBaoClient {
   readonly endpoint: string;
   readonly namespace: string | undefined;
   private readonly token: string | undefined;
-  private readonly vault: nodeVault.client;
+  private readonly send: HttpSend;
   private readonly options: OpenBaoClientOptions;
 
-  constructor(options: OpenBaoClientOptions, shared?: nodeVault.client) {
+  constructor(options: OpenBaoClientOptions, shared?: HttpSend) {
     this.options = options;
     this.endpoint = options.endpoint.replace(/\/$/, '');
     this.namespace = normaliseNamespace(options.namespace);
     this.token = options.token;
-    this.vault =
-      shared ??
-      nodeVault({
-        endpoint: this.endpoint,
-        requestOptions: {
-          // node-vault builds its own https.Agent, which would open a TLS connection per call.
-          agentOptions: { keepAlive: true, maxSockets: 64 },
-          ...(options.caBundle ? { ca: options.caBundle } : {}),
-          ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
-        },
-      });
+    this.send = shared ?? httpTransport(this.endpoint, options.caBundle);
   }
 
   withToken(token: string | undefined): OpenBaoClient {
-    return new OpenBaoClient({ ...this.options, token }, this.vault);
+    return new OpenBaoClient({ ...this.options, token }, this.send);
   }
 
   withNamespace(namespace: string | undefined): OpenBaoClient {
-    return new OpenBaoClient({ ...this.options, namespace }, this.vault);
+    return new OpenBaoClient({ ...this.options, namespace }, this.send);
   }
 
   get hasToken(): boolean {
@@ -93,18 +83,21 @@ export class OpenBaoClient {
     if (this.token) headers['X-Vault-Token'] = this.token;
     if (this.namespace) headers['X-Vault-Namespace'] = this.namespace;
     const cleanPath = path.replace(/^\/+/, '');
+    const errorPath = cleanPath.split('?')[0]!;
+    let response;
     try {
-      const response = await this.vault.request({
-        path: `/${cleanPath}`,
-        method,
-        headers,
-        ...(body !== undefined ? { json: body } : {}),
-        ...(this.options.timeoutMs ? { timeout: this.options.timeoutMs } : {}),
-      });
-      return (response ?? {}) as T;
+      response = await this.send({ method, path: `/v1/${cleanPath}`, headers, json: body, timeoutMs: this.options.timeoutMs });
     } catch (error) {
-      throw toOpenBaoError(error, method, cleanPath);
+      // Only the error code: a network error message can quote the request.
+      const code = error instanceof TransportError ? error.code : 'ECONNRESET';
+      throw new OpenBaoError({ status: 0, errors: [code], path: errorPath, method });
     }
+    const { status, body: answer } = response;
+    // sys/health answers standby, sealed and uninitialised servers with other codes, and a body.
+    if (status === 200 || status === 204 || (errorPath === 'sys/health' && isObject(answer))) return (answer ?? {}) as T;
+    const rawErrors = isObject(answer) ? answer.errors : undefined;
+    const errors = Array.isArray(rawErrors) ? rawErrors.map(String) : [];
+    throw new OpenBaoError({ status, errors, path: errorPath, method, body: answer });
   }
 
   /** GET that maps 404 to null (a missing key, policy or role is an answer, not a failure). */
@@ -249,20 +242,6 @@ function fromRawAuth(auth: RawAuth): AuthResult {
   };
 }
 
-interface NodeVaultError {
-  message?: string;
-  code?: string;
-  response?: { statusCode?: number; body?: { errors?: unknown } };
-}
-
-function toOpenBaoError(error: unknown, method: string, path: string): OpenBaoError {
-  const e = error as NodeVaultError;
-  const status = e.response?.statusCode ?? 0;
-  const rawErrors = e.response?.body?.errors;
-  const errors = Array.isArray(rawErrors) ? rawErrors.map(String) : status === 0 && e.message ? [sanitiseNetworkMessage(e)] : [];
-  return new OpenBaoError({ status, errors, path: path.split('?')[0]!, method, body: e.response?.body, cause: error });
-}
-
-function sanitiseNetworkMessage(e: NodeVaultError): string {
-  return e.code ? `${e.code}` : String(e.message).slice(0, 200);
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
