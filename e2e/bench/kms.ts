@@ -8,6 +8,7 @@
 // are queueing for the machine's cores, for the plugin and raw Transit alike).
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
@@ -54,6 +55,31 @@ async function grpcFloor(dir: string): Promise<Run> {
   }
 }
 
+/** Below grpc-js: node:http2 answering every stream with one precomputed Status response. */
+async function http2Floor(dir: string): Promise<Run> {
+  const socket = join(dir, 'floor-h2.sock');
+  rmSync(socket, { force: true });
+  const message = loadKmsV2().service.Status!.responseSerialize({ version: 'v2', healthz: 'ok', key_id: 'k'.repeat(64) });
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  const frame = Buffer.concat([prefix, message]);
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.resume();
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(frame);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  try {
+    return await drive('status', ['-socket', socket, '-n', String(STATUS_CALLS)]);
+  } finally {
+    server.close();
+  }
+}
+
 const platform = await startPlatform({ installCrds: false });
 try {
   const tenant = await kmsTenant(platform.state, { prefix: 'bench', startApiserver: false });
@@ -70,6 +96,7 @@ try {
   const half = `${ROUND_MS / 2}ms`;
 
   const floor = await grpcFloor(tenant.dir);
+  const h2Floor = await http2Floor(tenant.dir);
   const status = await drive('status', [...plugin, '-n', String(STATUS_CALLS)]);
 
   const encSeq: Run[] = [], decSeq: Run[] = [], rawEncSeq: Run[] = [], rawDecSeq: Run[] = [];
@@ -106,6 +133,8 @@ try {
     status_p99_ms: p([status], 99),
     status_grpc_js_floor_p50_ms: p([floor], 50),
     status_grpc_js_floor_p99_ms: p([floor], 99),
+    status_node_http2_floor_p50_ms: p([h2Floor], 50),
+    status_node_http2_floor_p99_ms: p([h2Floor], 99),
     latency_concurrency: 1,
     encrypt_p50_ms: p(encSeq, 50),
     encrypt_p99_ms: p(encSeq, 99),
