@@ -14,9 +14,10 @@ export async function startEncryptionReconciler(p: PlatformState, input: { name:
   return startControllerProcess(p, {
     name: input.name,
     main: MAIN,
+    identity: 'encryption-reconciler',
+    leaseNamespace: input.leaseNamespace,
     env: {
       OPENBAO_TOKEN: p.openbao.rootToken,
-      POD_NAMESPACE: input.leaseNamespace,
       // Test processes share one Lease: whichever leads must behave the same, with test timings.
       RESYNC_PERIOD: '5s',
       KMSKEY_DELETION_COUNTDOWN: '20s',

@@ -14,8 +14,9 @@ export async function startK8Manager(p: PlatformState, input: { name: string; le
   return startControllerProcess(p, {
     name: input.name,
     main: MAIN,
+    identity: 'k8-manager',
+    leaseNamespace: input.leaseNamespace,
     env: {
-      POD_NAMESPACE: input.leaseNamespace,
       LEASE_NAME: input.name,
       CLUSTER_SELECTOR: input.selector,
       RESYNC_PERIOD: '5s',

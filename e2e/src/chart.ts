@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { KubeClient, requestServiceAccountToken, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { ensureBinaries } from './binaries.ts';
+import type { PlatformState } from './platform.ts';
+
+export const CHART_DIR = fileURLToPath(new URL('../../charts/kdc-encryption', import.meta.url));
+export const CHART_CI_VALUES = join(CHART_DIR, 'ci/test-values.yaml');
+
+/** The controllers run as the chart's ServiceAccounts, installed as release `kdc` here. */
+export const CONTROLLER_RELEASE = { name: 'kdc', namespace: 'kube-dc-system' };
+export type ControllerIdentity = 'k8-manager' | 'encryption-reconciler';
+
+/** `helm template` of our chart: the objects it would install. */
+export async function renderChart(input: { release: string; namespace: string; valuesFile?: string; set?: Record<string, string> }): Promise<KubeObject[]> {
+  const { helm } = await ensureBinaries(['helm']);
+  const args = ['template', input.release, CHART_DIR, '--namespace', input.namespace, '-f', input.valuesFile ?? CHART_CI_VALUES];
+  for (const [key, value] of Object.entries(input.set ?? {})) args.push('--set', `${key}=${value}`);
+  const { stdout } = await promisify(execFile)(helm, args, { maxBuffer: 1 << 24 });
+  return parseAllDocuments(stdout).map((d) => d.toJS() as KubeObject | null).filter((o): o is KubeObject => Boolean(o?.kind));
+}
+
+/** Where an object of the rendered chart lives on the API. */
+export function refOf(object: KubeObject): ResourceRef {
+  const [group, version] = object.apiVersion!.includes('/') ? object.apiVersion!.split('/') : ['', object.apiVersion!];
+  // Every kind the chart renders pluralises regularly.
+  return { group: group!, version: version!, plural: `${object.kind!.toLowerCase()}s`, namespace: object.metadata?.namespace, name: object.metadata?.name };
+}
+
+const IDENTITY_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'RoleBinding']);
+let installed: Promise<Record<ControllerIdentity, string>> | undefined;
+
+/**
+ * The chart's ServiceAccounts and RBAC on the management apiserver, and a kubeconfig per
+ * controller that authenticates as its ServiceAccount: every e2e test then runs the controllers
+ * with exactly the permissions the chart grants. Once per test process (apply is idempotent).
+ */
+export function controllerKubeconfigs(p: PlatformState): Promise<Record<ControllerIdentity, string>> {
+  installed ??= (async () => {
+    const admin = KubeClient.fromFile(p.management.kubeconfig);
+    const objects = await renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace });
+    await admin.apply({ group: '', version: 'v1', plural: 'namespaces', name: CONTROLLER_RELEASE.namespace }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CONTROLLER_RELEASE.namespace } }, 'kdc-e2e');
+    for (const object of objects.filter((o) => IDENTITY_KINDS.has(o.kind!))) await admin.apply(refOf(object), object, 'kdc-e2e');
+    const kubeconfigs = {} as Record<ControllerIdentity, string>;
+    for (const identity of ['k8-manager', 'encryption-reconciler'] as const) {
+      const token = await requestServiceAccountToken(admin, CONTROLLER_RELEASE.namespace, identity, undefined, 6 * 3600);
+      const file = join(p.dir, `kubeconfig-${identity}-${process.pid}.yaml`);
+      writeFileSync(file, kubeconfig(p, identity, token), { mode: 0o600 });
+      kubeconfigs[identity] = file;
+    }
+    return kubeconfigs;
+  })();
+  return installed;
+}
+
+/** Grants a controller its own-namespace rules (Lease, master-config) in another namespace, as a sharded release there would. */
+export async function bindControllerNamespace(p: PlatformState, identity: ControllerIdentity, namespace: string): Promise<void> {
+  if (namespace === CONTROLLER_RELEASE.namespace) return;
+  const admin = KubeClient.fromFile(p.management.kubeconfig);
+  const name = `${CONTROLLER_RELEASE.name}-${identity}-controller-namespace`;
+  await admin.apply({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace, name }, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name, namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${CONTROLLER_RELEASE.name}-controller-namespace` },
+    subjects: [{ kind: 'ServiceAccount', name: identity, namespace: CONTROLLER_RELEASE.namespace }],
+  } as KubeObject, 'kdc-e2e');
+}
+
+function kubeconfig(p: PlatformState, user: string, token: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'management', cluster: { server: p.management.url, 'certificate-authority-data': Buffer.from(p.management.caPem).toString('base64') } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: user, context: { cluster: 'management', user } }],
+    'current-context': user,
+  });
+}
