@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { KubeClient, requestServiceAccountToken, type KubeObject, type ResourceRef } from '@kdc/shared';
 import { ensureBinaries } from './binaries.ts';
 import type { PlatformState } from './platform.ts';
@@ -32,7 +32,8 @@ export function refOf(object: KubeObject): ResourceRef {
 }
 
 const IDENTITY_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'RoleBinding']);
-let installed: Promise<Record<ControllerIdentity, string>> | undefined;
+// Per management apiserver (some tests run their own), once per test process.
+const installed = new Map<string, Promise<Record<ControllerIdentity, string>>>();
 
 /**
  * The chart's ServiceAccounts and RBAC on the management apiserver, and a kubeconfig per
@@ -40,21 +41,24 @@ let installed: Promise<Record<ControllerIdentity, string>> | undefined;
  * with exactly the permissions the chart grants. Once per test process (apply is idempotent).
  */
 export function controllerKubeconfigs(p: PlatformState): Promise<Record<ControllerIdentity, string>> {
-  installed ??= (async () => {
-    const admin = KubeClient.fromFile(p.management.kubeconfig);
-    const objects = await renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace });
-    await admin.apply({ group: '', version: 'v1', plural: 'namespaces', name: CONTROLLER_RELEASE.namespace }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CONTROLLER_RELEASE.namespace } }, 'kdc-e2e');
-    for (const object of objects.filter((o) => IDENTITY_KINDS.has(o.kind!))) await admin.apply(refOf(object), object, 'kdc-e2e');
-    const kubeconfigs = {} as Record<ControllerIdentity, string>;
-    for (const identity of ['k8-manager', 'encryption-reconciler'] as const) {
-      const token = await requestServiceAccountToken(admin, CONTROLLER_RELEASE.namespace, identity, undefined, 6 * 3600);
-      const file = join(p.dir, `kubeconfig-${identity}-${process.pid}.yaml`);
-      writeFileSync(file, kubeconfig(p, identity, token), { mode: 0o600 });
-      kubeconfigs[identity] = file;
-    }
-    return kubeconfigs;
-  })();
-  return installed;
+  const adminKubeconfig = p.management.kubeconfig;
+  if (!installed.has(adminKubeconfig)) installed.set(adminKubeconfig, install(p, adminKubeconfig));
+  return installed.get(adminKubeconfig)!;
+}
+
+async function install(p: PlatformState, adminKubeconfig: string): Promise<Record<ControllerIdentity, string>> {
+  const admin = KubeClient.fromFile(adminKubeconfig);
+  const objects = await renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace });
+  await admin.apply({ group: '', version: 'v1', plural: 'namespaces', name: CONTROLLER_RELEASE.namespace }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CONTROLLER_RELEASE.namespace } }, 'kdc-e2e');
+  for (const object of objects.filter((o) => IDENTITY_KINDS.has(o.kind!))) await admin.apply(refOf(object), object, 'kdc-e2e');
+  const kubeconfigs = {} as Record<ControllerIdentity, string>;
+  for (const identity of ['k8-manager', 'encryption-reconciler'] as const) {
+    const token = await requestServiceAccountToken(admin, CONTROLLER_RELEASE.namespace, identity, undefined, 6 * 3600);
+    const file = join(p.dir, `kubeconfig-${identity}-${process.pid}-${installed.size}.yaml`);
+    writeFileSync(file, kubeconfig(adminKubeconfig, identity, token), { mode: 0o600 });
+    kubeconfigs[identity] = file;
+  }
+  return kubeconfigs;
 }
 
 /** Grants a controller its own-namespace rules (Lease, master-config) in another namespace, as a sharded release there would. */
@@ -71,11 +75,14 @@ export async function bindControllerNamespace(p: PlatformState, identity: Contro
   } as KubeObject, 'kdc-e2e');
 }
 
-function kubeconfig(p: PlatformState, user: string, token: string): string {
+/** A token kubeconfig for the same apiserver (server and CA) as the admin one. */
+function kubeconfig(adminKubeconfig: string, user: string, token: string): string {
+  const admin = parse(readFileSync(adminKubeconfig, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[] };
+  const { server, 'certificate-authority-data': ca } = admin.clusters[0]!.cluster;
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'management', cluster: { server: p.management.url, 'certificate-authority-data': Buffer.from(p.management.caPem).toString('base64') } }],
+    clusters: [{ name: 'management', cluster: { server, 'certificate-authority-data': ca } }],
     users: [{ name: user, user: { token } }],
     contexts: [{ name: user, context: { cluster: 'management', user } }],
     'current-context': user,
