@@ -5,7 +5,7 @@ import type { PlatformState } from './platform.ts';
 /** KdcClusters with this label are handled only by the instances their test starts. */
 export const ISOLATED_LABEL = 'kdc-e2e/isolated';
 
-const MAIN = fileURLToPath(new URL('../../packages/encryption-reconciler/src/main.ts', import.meta.url));
+export const ENCRYPTION_RECONCILER_MAIN = fileURLToPath(new URL('../../packages/encryption-reconciler/src/main.ts', import.meta.url));
 
 export type ReconcilerProcess = ControllerProcess;
 
@@ -13,7 +13,7 @@ export type ReconcilerProcess = ControllerProcess;
 export async function startEncryptionReconciler(p: PlatformState, input: { name: string; leaseNamespace: string; env?: Record<string, string> }): Promise<ReconcilerProcess> {
   return startControllerProcess(p, {
     name: input.name,
-    main: MAIN,
+    main: ENCRYPTION_RECONCILER_MAIN,
     identity: 'encryption-reconciler',
     leaseNamespace: input.leaseNamespace,
     env: {

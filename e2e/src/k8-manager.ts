@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { startControllerProcess, type ControllerProcess } from './controller-process.ts';
 import type { PlatformState } from './platform.ts';
 
-const MAIN = fileURLToPath(new URL('../../packages/k8-manager/src/main.ts', import.meta.url));
+export const K8_MANAGER_MAIN = fileURLToPath(new URL('../../packages/k8-manager/src/main.ts', import.meta.url));
 
 export type K8ManagerProcess = ControllerProcess;
 
@@ -13,7 +13,7 @@ export type K8ManagerProcess = ControllerProcess;
 export async function startK8Manager(p: PlatformState, input: { name: string; leaseNamespace: string; selector: string; env?: Record<string, string> }): Promise<K8ManagerProcess> {
   return startControllerProcess(p, {
     name: input.name,
-    main: MAIN,
+    main: K8_MANAGER_MAIN,
     identity: 'k8-manager',
     leaseNamespace: input.leaseNamespace,
     env: {

@@ -1,8 +1,14 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, type KubeObject } from '@kdc/shared';
-import { CONTROLLER_RELEASE, controllerKubeconfigs, refOf, renderChart, type ControllerIdentity } from '../src/chart.ts';
-import { ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
-import { startK8Manager } from '../src/k8-manager.ts';
+import { bindControllerNamespace, CONTROLLER_RELEASE, controllerKubeconfigs, refOf, renderChart, type ControllerIdentity } from '../src/chart.ts';
+import { ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
+import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from '../src/images.ts';
+import { K8_MANAGER_MAIN, startK8Manager } from '../src/k8-manager.ts';
+import { freePort } from '../src/ports.ts';
+import { ManagedProcess } from '../src/process.ts';
+import { waitFor } from '../src/wait.ts';
 import { createNamespace, management, platform, unique } from './helpers.ts';
 
 type Container = { name: string; env: { name: string }[]; securityContext: Record<string, unknown>; livenessProbe?: unknown; readinessProbe?: unknown };
@@ -128,5 +134,88 @@ describe('Helm chart kdc-encryption', () => {
         for (const name of used) expect(metricNames.has(name), `${alert} uses ${name}`).toBe(true);
       }
     });
+  });
+});
+
+type PodSpec = {
+  containers: (Container & { env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; volumeMounts?: { name: string; mountPath: string }[] })[];
+  volumes?: { name: string; configMap?: { name: string }; secret?: { secretName: string; items?: { key: string; path: string }[] } }[];
+};
+
+describe('the Deployments run the controller programs', () => {
+  const kube = management();
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+  });
+
+  it('each controller becomes ready and leads with exactly its Deployment\'s environment and mounted files', async () => {
+    const p = platform();
+    const id = unique('chart-run');
+    const ns = await createNamespace(kube, 'release');
+    const dir = join(p.dir, id);
+    mkdirSync(dir, { recursive: true });
+    const caFile = join(dir, 'openbao-ca.pem');
+    writeFileSync(caFile, p.openbao.caPem);
+    // Isolated: its own shard and Lease, and no KMSKey controller (KMSKeys cannot be sharded).
+    const objects = await renderChart({
+      release: 'kdc', namespace: ns,
+      set: {
+        'openBao.url': p.openbao.url, 'openBao.tokenSecret.name': 'kdc-openbao-token', 's3Endpoint': p.s3.endpoint,
+        'k8Manager.kmsPluginImage': KMS_PLUGIN_IMAGE, 'k8Manager.backupImage': BACKUP_IMAGE,
+        'k8Manager.clusterSelector': `kdc-e2e/k8m=${id}`, 'k8Manager.leaseName': `k8m-${id}`,
+        'encryptionReconciler.clusterSelector': `${ISOLATED_LABEL}=${id}`, 'encryptionReconciler.controllers': 'kdccluster-openbao',
+      },
+      setFile: { 'openBao.caBundle': caFile },
+    });
+    // What the kubelet would provide: the Secret the operator created, and the chart's ConfigMap.
+    const secrets: Record<string, Record<string, string>> = { 'kdc-openbao-token': { token: p.openbao.rootToken } };
+    const configMaps = Object.fromEntries(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name!, (o as KubeObject & { data: Record<string, string> }).data]));
+    const kubeconfigs = await controllerKubeconfigs(p);
+    const mains: Record<ControllerIdentity, string> = { 'k8-manager': K8_MANAGER_MAIN, 'encryption-reconciler': ENCRYPTION_RECONCILER_MAIN };
+
+    for (const deployment of objects.filter((o): o is Deployment => o.kind === 'Deployment')) {
+      const identity = deployment.spec.template.spec.serviceAccountName as ControllerIdentity;
+      await bindControllerNamespace(p, identity, ns);
+      const pod = deployment.spec.template.spec as unknown as PodSpec;
+      const container = pod.containers[0]!;
+      const podName = `${identity}-${id}`;
+      // Volumes become directories; paths in the environment follow their mount points.
+      const mounts = new Map<string, string>();
+      for (const mount of container.volumeMounts ?? []) {
+        const volume = pod.volumes!.find((v) => v.name === mount.name)!;
+        const local = join(dir, identity, mount.name);
+        mkdirSync(local, { recursive: true });
+        if (volume.configMap) for (const [key, value] of Object.entries(configMaps[volume.configMap.name]!)) writeFileSync(join(local, key), value);
+        if (volume.secret) for (const item of volume.secret.items!) writeFileSync(join(local, item.path), secrets[volume.secret.secretName]![item.key]!, { mode: 0o400 });
+        mounts.set(mount.mountPath, local);
+      }
+      const env: Record<string, string> = {};
+      for (const e of container.env) {
+        const field = e.valueFrom?.fieldRef?.fieldPath;
+        let value = field === 'metadata.name' ? podName : field === 'metadata.namespace' ? ns : e.value!;
+        for (const [mountPath, local] of mounts) if (value.startsWith(`${mountPath}/`)) value = local + value.slice(mountPath.length);
+        env[e.name] = value;
+      }
+      expect(env.METRICS_ADDR).toBe('0.0.0.0:8080');
+      // Only the network differs from a pod: loopback and a free port instead of the pod's own IP,
+      // and the ServiceAccount's kubeconfig instead of the in-cluster files.
+      const port = await freePort();
+      const proc = ManagedProcess.start({
+        name: podName,
+        binary: process.execPath,
+        args: ['--conditions=source', mains[identity]],
+        logFile: join(p.logDir, `${podName}.log`),
+        env: { ...env, METRICS_ADDR: `127.0.0.1:${port}`, KUBECONFIG: kubeconfigs[identity] },
+      });
+      stops.push(() => proc.stop());
+      const lease = identity === 'k8-manager' ? `k8m-${id}` : 'encryption-reconciler';
+      await waitFor(`${podName} to lead`, async () => {
+        if (!proc.running) throw new Error(`${podName} exited:\n${proc.tail()}`);
+        const ready = (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return ready && metrics.includes(`kdc_leader{lease="${lease}"} 1`);
+      }, { timeoutMs: 60_000 });
+    }
   });
 });
