@@ -57,11 +57,13 @@ describe('Helm chart kdc-encryption', () => {
     await expect(render({ 'k8Manager.image': 'k8m:1' })).rejects.toThrow(/encryptionReconciler\.image is required/);
     await expect(render({ 'k8Manager.image': 'k8m:1', 'encryptionReconciler.image': 'er:1' })).rejects.toThrow(/openBao\.url is required/);
     await expect(render({ 'k8Manager.image': 'k8m:1', 'encryptionReconciler.image': 'er:1', 'openBao.url': 'https://bao:8200' })).rejects.toThrow(/openBao\.tokenSecret\.name is required/);
-    // OpenBao off: no encryption-reconciler, and k8-manager gets no OPENBAO_URL (it then reports EncryptionConfigError).
+    // OpenBao off: no encryption-reconciler, and k8-manager is told so (clusters asking for encryption get OpenBaoDisabled).
     const objects = await render({ 'k8Manager.image': 'k8m:1', 'openBao.enabled': 'false' });
     const deployments = objects.filter((o): o is Deployment => o.kind === 'Deployment');
     expect(deployments.map((d) => d.metadata!.name)).toEqual(['k8-manager']);
-    expect(deployments[0]!.spec.template.spec.containers[0]!.env.map((e) => e.name)).not.toContain('OPENBAO_URL');
+    const env = deployments[0]!.spec.template.spec.containers[0]!.env as { name: string; value?: string }[];
+    expect(env.map((e) => e.name)).not.toContain('OPENBAO_URL');
+    expect(env).toContainEqual({ name: 'OPENBAO_ENABLED', value: 'false' });
   });
 
   it('the controllers authenticate as the chart\'s ServiceAccounts', async () => {

@@ -14,9 +14,15 @@ describe('resolvePlatformConfig (SPEC 7)', () => {
     expect(result).toEqual({ ok: true, config: { kmsPluginImage: 'reg/kms:1', socketInitImage: 'busybox:1.37', openBaoUrl: 'https://bao', openBaoCaBundle: 'PEM' } });
   });
 
+  it('takes an empty OPENBAO_URL as unset, so master-config still applies', () => {
+    expect(resolvePlatformConfig({ KMS_PLUGIN_IMAGE: 'i', OPENBAO_URL: '' }, { openbao_url: 'https://bao' })).toMatchObject({ ok: true, config: { openBaoUrl: 'https://bao' } });
+  });
+
   it.each([
     [{}, {}, ['OpenBaoURLMissing', 'KMSPluginImageMissing']],
     [{ KMS_PLUGIN_IMAGE: 'i' }, { enable_openbao: 'false', openbao_url: 'https://bao' }, ['OpenBaoDisabled']],
+    [{ KMS_PLUGIN_IMAGE: 'i', OPENBAO_ENABLED: 'false' }, { enable_openbao: 'true', openbao_url: 'https://bao' }, ['OpenBaoDisabled']],
+    [{ KMS_PLUGIN_IMAGE: 'i', OPENBAO_URL: '' }, {}, ['OpenBaoURLMissing']],
     [{ KMS_PLUGIN_IMAGE: '  ' , OPENBAO_URL: 'https://bao' }, {}, ['KMSPluginImageMissing']],
     [{ KMS_PLUGIN_IMAGE: 'i', OPENBAO_URL: 'bao:8200' }, {}, ['OpenBaoURLInvalid']],
   ])('env %j + master-config %j -> %j', (env, master, reasons) => {

@@ -26,11 +26,12 @@ const truthy = (value: string | undefined) => value !== undefined && ['true', '1
 
 export function resolvePlatformConfig(env: Record<string, string | undefined>, masterConfig: Record<string, string> = {}): PlatformConfigResult {
   const missing: Prerequisite[] = [];
-  const openBaoEnabled = env.OPENBAO_URL ? true : masterConfig.enable_openbao === undefined ? true : truthy(masterConfig.enable_openbao);
-  const openBaoUrl = (env.OPENBAO_URL ?? masterConfig.openbao_url ?? '').trim();
+  // OPENBAO_ENABLED is the chart's openBao.enabled; without it, the master-config decides.
+  const openBaoEnabled = env.OPENBAO_ENABLED !== undefined ? truthy(env.OPENBAO_ENABLED) : env.OPENBAO_URL ? true : masterConfig.enable_openbao === undefined ? true : truthy(masterConfig.enable_openbao);
+  const openBaoUrl = (env.OPENBAO_URL || masterConfig.openbao_url || '').trim();
   const kmsPluginImage = (env.KMS_PLUGIN_IMAGE ?? '').trim();
   if (!openBaoEnabled) {
-    missing.push({ reason: 'OpenBaoDisabled', message: 'OpenBao is disabled on this platform (master-config enable_openbao=false): ask the platform operator to enable it (chart value openBao.enabled=true)' });
+    missing.push({ reason: 'OpenBaoDisabled', message: 'OpenBao is disabled on this platform (chart value openBao.enabled=false, or master-config enable_openbao=false): ask the platform operator to enable it' });
   } else if (!openBaoUrl) {
     missing.push({ reason: 'OpenBaoURLMissing', message: 'no OpenBao URL is configured: set OPENBAO_URL on k8-manager or openbao_url in master-config (chart value k8Manager.openBaoUrl)' });
   } else if (!/^https?:\/\/[^\s/]+/.test(openBaoUrl)) {
