@@ -15,13 +15,15 @@ export const CHART_CI_VALUES = join(CHART_DIR, 'ci/test-values.yaml');
 export const CONTROLLER_RELEASE = { name: 'kdc', namespace: 'kube-dc-system' };
 export type ControllerIdentity = 'k8-manager' | 'encryption-reconciler';
 
+let helm: Promise<string> | undefined;
+
 /** `helm template` of our chart: the objects it would install. */
 export async function renderChart(input: { release: string; namespace: string; valuesFile?: string; set?: Record<string, string>; setFile?: Record<string, string> }): Promise<KubeObject[]> {
-  const { helm } = await ensureBinaries(['helm']);
+  helm ??= ensureBinaries(['helm']).then((b) => b.helm);
   const args = ['template', input.release, CHART_DIR, '--namespace', input.namespace, '-f', input.valuesFile ?? CHART_CI_VALUES];
   for (const [key, value] of Object.entries(input.set ?? {})) args.push('--set', `${key}=${value}`);
   for (const [key, file] of Object.entries(input.setFile ?? {})) args.push('--set-file', `${key}=${file}`);
-  const { stdout } = await promisify(execFile)(helm, args, { maxBuffer: 1 << 24 });
+  const { stdout } = await promisify(execFile)(await helm, args, { maxBuffer: 1 << 24 });
   return parseAllDocuments(stdout).map((d) => d.toJS() as KubeObject | null).filter((o): o is KubeObject => Boolean(o?.kind));
 }
 

@@ -19,17 +19,13 @@ type Deployment = KubeObject & { spec: { template: { spec: { serviceAccountName:
 // grants suffice; this file proves they go no further.
 describe('Helm chart kdc-encryption', () => {
   const kube = management();
-  let accessReview: (user: string, attributes: Record<string, string>) => Promise<boolean>;
-
-  beforeAll(() => {
-    accessReview = async (user, attributes) => {
-      const review = await kube.post<{ status: { allowed: boolean } }>(
-        { group: 'authorization.k8s.io', version: 'v1', plural: 'subjectaccessreviews' },
-        { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${CONTROLLER_RELEASE.namespace}`, 'system:authenticated'], resourceAttributes: attributes } },
-      );
-      return review.status.allowed;
-    };
-  });
+  const accessReview = async (user: string, attributes: Record<string, string>) => {
+    const review = await kube.post<{ status: { allowed: boolean } }>(
+      { group: 'authorization.k8s.io', version: 'v1', plural: 'subjectaccessreviews' },
+      { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${CONTROLLER_RELEASE.namespace}`, 'system:authenticated'], resourceAttributes: attributes } },
+    );
+    return review.status.allowed;
+  };
 
   it('renders Deployments, Services, PDBs, RBAC and the CA ConfigMap that the apiserver accepts (server-side dry run)', async () => {
     const release = unique('chart');

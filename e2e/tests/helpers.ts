@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { CORE, KDC_GROUP, KubeClient, OpenBaoClient, requestServiceAccountToken } from '@kdc/shared';
+import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
+import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { s3Client } from '../src/s3.ts';
 
 export const platform = () => inject('platform');
@@ -48,3 +50,14 @@ export interface TestCondition { type: string; status: string; reason: string; m
 
 /** The condition `type` of an object's status, if any. */
 export const condition = (object: { status?: { conditions?: TestCondition[] } } | null | undefined, type: string) => object?.status?.conditions?.find((x) => x.type === type);
+
+/**
+ * The controllers a k8-manager test needs: an encryption-reconciler on the shared Lease, and a
+ * k8-manager sharded to the KdcClusters labelled `kdc-e2e/k8m=<id>` (started in that order).
+ */
+export async function shardControllers(id: string, k8ManagerEnv: Record<string, string> = {}): Promise<[ReconcilerProcess, K8ManagerProcess]> {
+  const lease = await controllerNamespace(management());
+  const reconciler = await startEncryptionReconciler(platform(), { name: unique(`er-${id}`), leaseNamespace: lease });
+  const manager = await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: lease, selector: `kdc-e2e/k8m=${id}`, env: k8ManagerEnv });
+  return [reconciler, manager];
+}

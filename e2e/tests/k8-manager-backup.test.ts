@@ -6,15 +6,13 @@ import {
   BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, clusterNames, transitKeyName,
   type KubeObject,
 } from '@kdc/shared';
-import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
 import { BACKUP_IMAGE, LOCAL_IMAGES } from '../src/images.ts';
 import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
-import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
-import { condition, controllerNamespace, createNamespace, DATASTORE, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, createNamespace, DATASTORE, kdc, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { latestBackupKey?: string; latestBackupTime?: string; backupBucket?: string; backupDestinationPath?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -68,11 +66,9 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
         },
       },
     });
-    const leaseNs = await controllerNamespace(kube);
     ns = await createNamespace(kube, 'tenant-bk');
     await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'managed-k8s-backups' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId, [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey } } as KubeObject);
-    processes.push(await startEncryptionReconciler(p, { name: unique('er-bk'), leaseNamespace: leaseNs }) as ReconcilerProcess);
-    processes.push(await startK8Manager(p, { name: `k8m-${id}`, leaseNamespace: leaseNs, selector: `kdc-e2e/k8m=${id}`, env: { OBSERVE_PERIOD: '3s' } }));
+    processes.push(...await shardControllers(id, { OBSERVE_PERIOD: '3s' }));
     runner = await startKamajiRunner(p, { images: LOCAL_IMAGES, namespaces: [ns], extraOutboundPorts: [Number(new URL(etcd.endpoint).port)] });
     processes.push(runner);
     store = BackupStore.fromSettings({ endpoint: p.s3.endpoint, region: p.s3.region, bucket: p.s3.bucket, accessKeyId: p.s3.accessKeyId, secretAccessKey: p.s3.secretAccessKey });

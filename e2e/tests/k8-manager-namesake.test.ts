@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KDC_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, clusterNames, type KubeObject } from '@kdc/shared';
-import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
-import { startK8Manager } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, createNamespace, kdc, management, openBaoRoot, shardControllers, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
 
@@ -16,10 +14,8 @@ describe('a namesake in another shard: the younger cluster says why it waits', (
   let younger: string;
 
   beforeAll(async () => {
-    const lease = await controllerNamespace(kube);
-    stops.push((await startEncryptionReconciler(platform(), { name: unique('er-namesake'), leaseNamespace: lease })).stop);
     // This k8-manager's shard holds only the younger cluster: it cannot see the namesake itself.
-    stops.push((await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: lease, selector: `kdc-e2e/k8m=${id}` })).stop);
+    stops.push(...(await shardControllers(id)).map((c) => c.stop));
     older = await createNamespace(kube, 'shard-a');
     younger = await createNamespace(kube, 'shard-b');
   }, 120_000);

@@ -5,16 +5,14 @@ import {
   ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KubeClient, clusterNames,
   type KubeObject,
 } from '@kdc/shared';
-import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, BACKUP_MAIN, LOCAL_IMAGES } from '../src/images.ts';
 import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
-import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
-import { condition, controllerNamespace, createNamespace, DATASTORE, kdc, management, platform, unique } from './helpers.ts';
+import { condition, createNamespace, DATASTORE, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { status?: { latestBackupKey?: string; latestRestoreKey?: string; latestRestoreTime?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
 const tcpRef = (ns: string, name: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name });
@@ -131,9 +129,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
         },
       },
     });
-    const leaseNs = await controllerNamespace(kube);
-    processes.push(await startEncryptionReconciler(p, { name: unique('er-rs'), leaseNamespace: leaseNs }) as ReconcilerProcess);
-    processes.push(await startK8Manager(p, { name: `k8m-${id}`, leaseNamespace: leaseNs, selector: `kdc-e2e/k8m=${id}`, env: { OBSERVE_PERIOD: '3s' } }));
+    processes.push(...await shardControllers(id, { OBSERVE_PERIOD: '3s' }));
     await kube.create(kdc(ns), {
       apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels },
       spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, encryption: { etcd: { enabled: true } }, backup: { destinationPath: `s3://${p.s3.bucket}/` } },

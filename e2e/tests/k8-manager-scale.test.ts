@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KDC_API_VERSION, clusterNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
-import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
+import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, kdc, management, platform, unique } from './helpers.ts';
+import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
 const N = Number(process.env.KDC_K8M_STEADY_STATE_N ?? 200);
 const tcpRef = (ns: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns });
@@ -16,11 +15,10 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
   let manager: K8ManagerProcess;
   let ns: string;
   beforeAll(async () => {
-    const lease = await controllerNamespace(kube);
     ns = await createNamespace(kube, 'scale');
-    stops.push((await startEncryptionReconciler(platform(), { name: unique('er-scale'), leaseNamespace: lease })).stop);
-    manager = await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: lease, selector: `kdc-e2e/k8m=${id}` });
-    stops.push(manager.stop);
+    const controllers = await shardControllers(id);
+    manager = controllers[1];
+    stops.push(...controllers.map((c) => c.stop));
   }, 120_000);
   afterAll(async () => {
     for (const stop of stops) await stop();

@@ -6,7 +6,7 @@ import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields }
 import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { createNamespace, kdc, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
 
 // SPEC 3.1: an invalid spec is accepted by the apiserver, and then changes nothing at all: no
 // TCP change, no KMSKey, no ServiceAccount, no Secret, no OpenBao policy or role. Every case runs
@@ -80,11 +80,9 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
   ];
 
   beforeAll(async () => {
-    const leaseNs = await controllerNamespace(kube);
     ns = await createNamespace(kube, 'invalid');
     const isolatedLease = await createNamespace(kube, 'lease');
-    processes.push(await startEncryptionReconciler(platform(), { name: unique('er-validation'), leaseNamespace: leaseNs }));
-    processes.push(await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: leaseNs, selector: `kdc-e2e/k8m=${id}` }));
+    processes.push(...await shardControllers(id));
     // A platform without a plugin image: both controllers configured alike, for these clusters only.
     const noImage = { KMS_PLUGIN_IMAGE: '' };
     processes.push(await startK8Manager(platform(), { name: `k8m-noimage-${id}`, leaseNamespace: isolatedLease, selector: `${ISOLATED_LABEL}=${id}`, env: noImage }));

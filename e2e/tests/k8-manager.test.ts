@@ -3,13 +3,12 @@ import {
   ANNOTATIONS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, SECURITY_GROUP, TCP_PATCH, clusterNames, transitKeyName,
   type KubeObject, type TenantControlPlane,
 } from '@kdc/shared';
-import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { readRaw } from '../src/etcd-raw.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
-import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
+import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, unique } from './helpers.ts';
+import { condition, createNamespace, kdc, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
 
 type Cluster = KubeObject & { spec: Record<string, any>; status?: { phase?: string; encryption?: Record<string, any>; conditions?: { type: string; status: string; reason: string; message: string }[] } };
 const kkey = (ns: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name });
@@ -33,11 +32,10 @@ describe('k8-manager: an encrypted tenant control plane, end to end', () => {
   const names = clusterNames(cluster);
 
   beforeAll(async () => {
-    const leaseNs = await controllerNamespace(kube);
     ns = await createNamespace(kube, 'tenant');
-    processes.push(await startEncryptionReconciler(platform(), { name: unique('er-k8m'), leaseNamespace: leaseNs }) as ReconcilerProcess);
-    manager = await startK8Manager(platform(), { name: `k8m-${id}`, leaseNamespace: leaseNs, selector: `kdc-e2e/k8m=${id}`, env: { OBSERVE_PERIOD: '3s' } });
-    processes.push(manager);
+    const controllers = await shardControllers(id, { OBSERVE_PERIOD: '3s' });
+    manager = controllers[1];
+    processes.push(...controllers);
     runner = await startKamajiRunner(platform(), { images: LOCAL_IMAGES, namespaces: [ns] });
     processes.push(runner);
   }, 120_000);

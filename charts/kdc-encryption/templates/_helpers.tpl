@@ -20,3 +20,46 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- define "kdc.encryptionReconcilerEnabled" -}}
 {{- if and .Values.encryptionReconciler.enabled .Values.openBao.enabled -}}true{{- end -}}
 {{- end -}}
+
+{{/* Pod-level settings both controller Deployments share. */}}
+{{- define "kdc.podCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
+# Leader election hands over within a lease duration; SIGTERM releases the lease at once.
+terminationGracePeriodSeconds: 30
+{{- end -}}
+
+{{- define "kdc.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The environment every controller reads the same way. */}}
+{{- define "kdc.baseEnv" -}}
+- { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+- { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }
+- { name: METRICS_ADDR, value: "0.0.0.0:{{ .Values.metricsPort }}" }
+- { name: NODE_OPTIONS, value: {{ .Values.nodeOptions | quote }} }
+{{- end -}}
+
+{{/* Metrics port, probes on it, and the restricted container security context. */}}
+{{- define "kdc.containerCommon" -}}
+ports:
+  - { name: metrics, containerPort: {{ .Values.metricsPort }} }
+livenessProbe:
+  httpGet: { path: /healthz, port: metrics }
+  periodSeconds: 20
+readinessProbe:
+  httpGet: { path: /readyz, port: metrics }
+  periodSeconds: 10
+securityContext: {{- toYaml .Values.securityContext | nindent 2 }}
+{{- end -}}

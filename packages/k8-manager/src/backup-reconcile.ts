@@ -14,9 +14,6 @@ import { CRONJOB_REF, JOB_REF, clusterOwner } from './refs.ts';
 // blocker, so a cluster that cannot take backups costs one or two reads), executes its changes,
 // and finds the newest backup in the bucket once per finished Job.
 
-
-
-
 export interface BackupReconcilerDeps {
   kube: KubeClient;
   tcps: Informer<KubeObject>;

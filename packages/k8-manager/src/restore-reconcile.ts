@@ -15,7 +15,6 @@ import { buildRestoreJob } from './resources/restore-job.ts';
 // The imperative shell of the restore state machine: reads what planRestore needs, applies its
 // one change, records the state in the KdcCluster's annotations and reports RestoreReady.
 
-
 export interface RestoreReconcilerDeps {
   kube: KubeClient;
   tcps: Informer<KubeObject>;

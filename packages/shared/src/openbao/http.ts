@@ -53,23 +53,25 @@ export function httpTransport(endpoint: string, caBundle?: string): HttpSend {
         headers['Content-Type'] = 'application/json';
         headers['Content-Length'] = payload.length;
       }
+      let timer: NodeJS.Timeout | undefined;
+      const fail = (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(error instanceof TransportError ? error : new TransportError(error.code ?? 'ECONNRESET', error.message));
+      };
       const req = request(
         { agent, protocol: base.protocol, hostname: base.hostname, port: base.port, method: input.method, path: `${prefix}${input.path}`, headers },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error: NodeJS.ErrnoException) => reject(new TransportError(error.code ?? 'ECONNRESET', error.message)));
+          res.on('error', fail);
           res.on('end', () => {
             clearTimeout(timer);
             resolve({ status: res.statusCode ?? 0, body: parseBody(Buffer.concat(chunks).toString('utf8')) });
           });
         },
       );
-      const timer = input.timeoutMs ? setTimeout(() => req.destroy(new TransportError('ETIMEDOUT', `no answer within ${input.timeoutMs} ms`)), input.timeoutMs) : undefined;
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(error instanceof TransportError ? error : new TransportError(error.code ?? 'ECONNRESET', error.message));
-      });
+      if (input.timeoutMs) timer = setTimeout(() => req.destroy(new TransportError('ETIMEDOUT', `no answer within ${input.timeoutMs} ms`)), input.timeoutMs);
+      req.on('error', fail);
       req.end(payload);
     });
 }
