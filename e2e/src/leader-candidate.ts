@@ -1,4 +1,4 @@
-// A minimal leader-elected process, used by the leader-election test: prints one JSON line per
+// A minimal leader-elected process, used by the leader-election tests: prints one JSON line per
 // transition and holds the lease until killed. Usage: leader-candidate.ts <kubeconfig> <ns> <lease> <identity> <leaseSeconds>
 import { KubeClient, LeaderElector, onShutdown } from '@kdc/shared';
 
@@ -8,6 +8,8 @@ if (!kubeconfig || !namespace || !name || !identity) {
   process.exit(2);
 }
 const lease = Number(leaseSeconds ?? 15);
+// Real time even when a test skews this process's Date (skewed-clock.ts).
+const now = () => Math.round(performance.timeOrigin + performance.now());
 const elector = new LeaderElector(KubeClient.fromFile(kubeconfig), {
   namespace,
   name,
@@ -15,8 +17,8 @@ const elector = new LeaderElector(KubeClient.fromFile(kubeconfig), {
   leaseDurationSeconds: lease,
   renewDeadlineSeconds: Math.max(2, Math.floor((lease * 2) / 3)),
   retryPeriodSeconds: 1,
-  onStartedLeading: () => console.log(JSON.stringify({ event: 'leading', identity, at: Date.now() })),
-  onStoppedLeading: () => console.log(JSON.stringify({ event: 'stopped', identity, at: Date.now() })),
+  onStartedLeading: () => console.log(JSON.stringify({ event: 'leading', identity, at: now() })),
+  onStoppedLeading: () => console.log(JSON.stringify({ event: 'stopped', identity, at: now() })),
 });
 elector.start();
 onShutdown(() => elector.stop());

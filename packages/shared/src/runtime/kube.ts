@@ -82,6 +82,8 @@ export interface RequestInput {
   /** e.g. `application/json;as=Table;v=v1;g=meta.k8s.io` for server-side printing. */
   accept?: string;
   timeoutMs?: number;
+  /** Ends the request wherever it is (connect, send or body): a total deadline, unlike the idle `timeoutMs`. */
+  signal?: AbortSignal;
 }
 
 export class KubeClient {
@@ -117,7 +119,7 @@ export class KubeClient {
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
     const url = new URL(this.server.pathname.replace(/\/$/, '') + path, this.server);
     for (const [k, v] of Object.entries(input.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' } };
+    const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal: input.signal };
     await this.config.applyToHTTPSOptions(options);
     const payload = input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (payload !== undefined) {
