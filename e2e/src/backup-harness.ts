@@ -7,7 +7,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BackupStore } from '@kdc/backup-envelope';
-import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
+import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, openBaoAccessNames, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { BACKUP_MAIN } from './images.ts';
 
@@ -95,7 +95,7 @@ export interface BackupAccess {
 
 /**
  * What the platform sets up for a cluster's backup job (SPEC 3.3): a Transit key, the backup
- * writer policy, the Kubernetes-auth role backup-<cluster> bound to the job's ServiceAccount
+ * writer policy, the Kubernetes-auth role backup-<namespace>.<cluster> bound to the job's ServiceAccount
  * (audience openbao), and that ServiceAccount's token in a file.
  */
 export async function backupAccess(p: PlatformState, dir: string, prefix: string): Promise<BackupAccess> {
@@ -113,7 +113,7 @@ export async function backupAccess(p: PlatformState, dir: string, prefix: string
   const tokenFile = join(dir, `${cluster}-sa-token`);
   const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.backupServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
   await refreshToken();
-  return { cluster, namespace, transitKey, role: names.backupOpenBaoRole, tokenFile, refreshToken };
+  return { cluster, namespace, transitKey, role: openBaoAccessNames(namespace, cluster).backupRole, tokenFile, refreshToken };
 }
 
 /** A token limited to the backup writer policy of `access` (for library calls in tests). */

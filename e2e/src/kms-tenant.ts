@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, OPENBAO_AUDIENCE, KubeClient, OpenBaoClient, clusterNames, transitKeyName, requestServiceAccountToken } from '@kdc/shared';
+import { CORE, OPENBAO_AUDIENCE, KubeClient, OpenBaoClient, clusterNames, openBaoAccessNames, transitKeyName, requestServiceAccountToken } from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { startKmsPlugin, writeKmsEncryptionConfig, type KmsPluginProcess } from './kms.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
@@ -61,7 +61,7 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
   const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
   await refreshToken();
 
-  const role = input.role ?? names.openBaoRole;
+  const role = input.role ?? openBaoAccessNames(namespace, cluster).pluginRole;
   const pluginArgs = [
     `--openbao-addr=${bao.url}`,
     `--openbao-ca-file=${caFile}`,
@@ -73,7 +73,7 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
     '--health-stale-after=6s',
     ...(input.pluginArgs ?? []),
   ];
-  let plugin = await startKmsPlugin({ dir, logDir: p.logDir, name: `${cluster}-kms-plugin`, args: pluginArgs, waitHealthy: role === names.openBaoRole });
+  let plugin = await startKmsPlugin({ dir, logDir: p.logDir, name: `${cluster}-kms-plugin`, args: pluginArgs, waitHealthy: role === openBaoAccessNames(namespace, cluster).pluginRole });
 
   let apiserver: KubeApiserver | undefined;
   if (input.startApiserver ?? true) {

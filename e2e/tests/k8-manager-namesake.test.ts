@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, clusterNames, type KubeObject } from '@kdc/shared';
+import { KDC_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, clusterNames, openBaoAccessNames, type KubeObject } from '@kdc/shared';
 import { sleep, waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, openBaoRoot, shardControllers, unique } from './helpers.ts';
 
@@ -26,7 +26,7 @@ describe('a namesake in another shard: the younger cluster says why it waits', (
   it('KMSPreflight and EncryptionAvailable carry ClusterNameConflict; the OpenBao role stays the older cluster\'s', async () => {
     const spec = { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } };
     await kube.create(kdc(older), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels: { 'kdc-e2e/k8m': `other-${id}` } }, spec });
-    const role = clusterNames(name).openBaoRole;
+    const role = openBaoAccessNames(older, name).pluginRole;
     await waitFor('the older cluster\'s role', async () => (await openBaoRoot().readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role)) ?? undefined, { timeoutMs: 90_000, intervalMs: 500 });
     await sleep(1100); // creationTimestamp has 1 s resolution: the younger one must be younger
     await kube.create(kdc(younger), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels: { 'kdc-e2e/k8m': id } }, spec });

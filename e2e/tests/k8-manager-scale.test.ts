@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, clusterNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { KDC_API_VERSION, clusterNames, openBaoAccessNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
@@ -51,7 +51,7 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
     const openBaoWrites = () => readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((line) => {
       if (!line.includes('"type":"request"')) return false;
       const req = JSON.parse(line).request as { operation: string; path: string };
-      return req.path.includes(`${ns}-`) || clusters.some((c) => req.path.endsWith(`/${clusterNames(c).openBaoPolicy}`)) ? !['read', 'list'].includes(req.operation) : false;
+      return req.path.includes(`${ns}.`) || clusters.some((c) => req.path.endsWith(`/${openBaoAccessNames(ns, c).pluginPolicy}`)) ? !['read', 'list'].includes(req.operation) : false;
     }).length;
     const before = { objects: await snapshot(), writes: await writes(), bao: openBaoWrites() };
     expect(before.objects.length).toBe(2 * N);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, KDC_API_VERSION, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, type KubeObject,
+  CORE, KDC_API_VERSION, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames, type KubeObject,
 } from '@kdc/shared';
 import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from '@kdc/k8-manager';
 import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
@@ -46,7 +46,7 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
     const object = buildTenantControlPlane(ns, cluster, { version: 'v1.35.0', controlPlane: { replicas: 1 } } as never);
     if (attached) {
       object.spec.controlPlane.deployment = mergeEncryptionFields(object.spec.controlPlane.deployment, buildEncryptionFields({
-        cluster, pluginImage: 'kdc.local/kms-plugin:dev', socketInitImage: 'busybox:1.37', openBaoUrl: platform().openbao.url, hasCaBundle: false, transitKey: `${ns}-${cluster}-etcd`, configHash: 'h',
+        namespace: ns, cluster, pluginImage: 'kdc.local/kms-plugin:dev', socketInitImage: 'busybox:1.37', openBaoUrl: platform().openbao.url, hasCaBundle: false, transitKey: `${ns}.${cluster}-etcd`, configHash: 'h',
       }), cluster);
     }
     const ownerReferences = owner ? [{ apiVersion: 'controlplane.cluster.x-k8s.io/v1alpha1', kind: 'KamajiControlPlane', name: `${cluster}-kcp`, uid: '0b6f2a52-0000-4000-8000-000000000001' }] : undefined;
@@ -132,8 +132,8 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
       if (c.reason !== 'AutoKeyConflict') expect(await kube.getOrNull(kkey(ns, names.autoEtcdKey)), `${c.cluster} no KMSKey`).toBeNull();
       expect(await kube.getOrNull(CORE('serviceaccounts', ns, names.kmsPluginServiceAccount)), `${c.cluster} no SA`).toBeNull();
       expect(await kube.getOrNull(CORE('secrets', ns, names.encryptionConfigSecret)), `${c.cluster} no Secret`).toBeNull();
-      expect(await root.readPolicy(names.openBaoPolicy), `${c.cluster} no policy`).toBeNull();
-      expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole), `${c.cluster} no role`).toBeNull();
+      expect(await root.readPolicy(openBaoAccessNames(ns, c.cluster).pluginPolicy), `${c.cluster} no policy`).toBeNull();
+      expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames(ns, c.cluster).pluginRole), `${c.cluster} no role`).toBeNull();
       expect((await kube.get(kdc(ns, c.cluster))).metadata?.finalizers ?? [], `${c.cluster} no finalizer`).toEqual([]);
     }
     const events = await kube.list<KubeObject & { reason: string; type: string; involvedObject: { name: string } }>(CORE('events', ns));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CORE, clusterNames, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
+import { CORE, OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames } from '@kdc/shared';
 import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { sleep } from '../src/wait.ts';
 import { openBaoRoot, platform } from './helpers.ts';
@@ -39,7 +39,7 @@ describe('plugin authentication through Kubernetes auth', () => {
   });
 
   it('with a role it is not bound to: logs the exact 403 line, reports unhealthy, backs off, does not crash', async () => {
-    const other = clusterNames('someone-else').openBaoRole;
+    const other = openBaoAccessNames(kms.t.namespace, 'someone-else').pluginRole;
     const root = openBaoRoot();
     // A role that exists but is bound to another ServiceAccount: OpenBao answers 403.
     await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, `${other}-${kms.t.cluster}`, {

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { CORE, KMS_STORED_PREFIX, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, clusterNames } from '@kdc/shared';
+import { CORE, KMS_STORED_PREFIX, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, clusterNames, openBaoAccessNames } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
 import { parseStoredValue } from '../src/kms.ts';
 import { platform, openBaoAnonymous, management, serviceAccountToken } from './helpers.ts';
@@ -95,7 +95,7 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
   it('with the plugin\'s own token, OpenBao refuses rotate and every other key', async () => {
     const names = clusterNames(kms.t.cluster);
     const jwt = await serviceAccountToken(management(), kms.t.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE]);
-    const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, jwt);
+    const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames(kms.t.namespace, kms.t.cluster).pluginRole, jwt);
     const plugin = openBaoAnonymous().withToken(login.clientToken);
     await expect(plugin.transit().rotate(kms.t.transitKey)).rejects.toMatchObject({ status: 403 });
     await expect(plugin.transit().configure(kms.t.transitKey, { min_decryption_version: 1 })).rejects.toMatchObject({ status: 403 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, FINALIZERS, KDC_API_VERSION, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames,
+  CORE, FINALIZERS, KDC_API_VERSION, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
   kdcClusterSpecSchema, parsePolicy, renderPolicy, transitKeyName, type KubeObject,
 } from '@kdc/shared';
 import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
@@ -43,26 +43,27 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const ns = await createNamespace(kube, 'access');
     const cluster = unique('c');
     const names = clusterNames(cluster);
+    const bao = openBaoAccessNames(ns, cluster);
     await encryptedCluster(ns, cluster);
     const ready = await preflightOk(ns, cluster);
     expect(preflight(ready)).toMatchObject({ reason: 'PreflightSucceeded', message: expect.stringMatching(/rotate is denied/) });
     expect(ready!.metadata?.finalizers).toContain(FINALIZERS.openBaoAccess);
     const key = transitKeyName(ns, names.autoEtcdKey);
-    expect(parsePolicy((await root.readPolicy(names.openBaoPolicy))!).map((r) => r.path)).toEqual([`transit/encrypt/${key}`, `transit/decrypt/${key}`, `transit/keys/${key}`, 'auth/token/lookup-self']);
-    expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole)).toMatchObject({ bound_service_account_names: [names.kmsPluginServiceAccount], bound_service_account_namespaces: [ns], token_policies: [names.openBaoPolicy] });
+    expect(parsePolicy((await root.readPolicy(bao.pluginPolicy))!).map((r) => r.path)).toEqual([`transit/encrypt/${key}`, `transit/decrypt/${key}`, `transit/keys/${key}`, 'auth/token/lookup-self']);
+    expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)).toMatchObject({ bound_service_account_names: [names.kmsPluginServiceAccount], bound_service_account_namespaces: [ns], token_policies: [bao.pluginPolicy] });
 
     // Out-of-band deletion heals.
-    await root.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole);
-    await root.deletePolicy(names.openBaoPolicy);
-    await waitFor('role and policy restored', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole)) !== null && (await root.readPolicy(names.openBaoPolicy)) !== null, { timeoutMs: 30_000, intervalMs: 500 });
+    await root.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole);
+    await root.deletePolicy(bao.pluginPolicy);
+    await waitFor('role and policy restored', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) !== null && (await root.readPolicy(bao.pluginPolicy)) !== null, { timeoutMs: 30_000, intervalMs: 500 });
     // A widened policy is narrowed again.
-    await root.writePolicy(names.openBaoPolicy, renderPolicy([...parsePolicy((await root.readPolicy(names.openBaoPolicy))!), { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
-    await waitFor('policy narrowed again', async () => !(await root.readPolicy(names.openBaoPolicy))!.includes('/rotate'), { timeoutMs: 30_000, intervalMs: 500 });
+    await root.writePolicy(bao.pluginPolicy, renderPolicy([...parsePolicy((await root.readPolicy(bao.pluginPolicy))!), { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
+    await waitFor('policy narrowed again', async () => !(await root.readPolicy(bao.pluginPolicy))!.includes('/rotate'), { timeoutMs: 30_000, intervalMs: 500 });
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
     expect(events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster)).toBe(true);
 
     await kube.patch(kdcRef(ns, cluster), { spec: { encryption: { etcd: { enabled: false } } } });
-    await waitFor('access removed', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole)) === null && (await root.readPolicy(names.openBaoPolicy)) === null, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor('access removed', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) === null && (await root.readPolicy(bao.pluginPolicy)) === null, { timeoutMs: 30_000, intervalMs: 500 });
     await waitFor('finalizer released', async () => !(await kube.get<Cluster>(kdcRef(ns, cluster))).metadata?.finalizers?.includes(FINALIZERS.openBaoAccess));
     expect(await root.transit().readKey(key)).not.toBeNull();
   });
@@ -71,25 +72,26 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const ns = await createNamespace(kube, 'pf');
     const cluster = unique('c');
     const names = clusterNames(cluster);
+    const bao = openBaoAccessNames(ns, cluster);
     const spec = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
-    const access = desiredAccess(ns, cluster, spec);
-    const key = transitKeyName(ns, access.etcdKeyRef);
+    const key = transitKeyName(ns, names.autoEtcdKey);
+    const access = desiredAccess(ns, cluster, spec, { etcd: key, backup: key });
     await root.transit().createKey(key);
     const run = () => runPreflight({ kube, anonymous: openBaoAnonymous(), namespace: ns, cluster, access, fingerprint: accessFingerprint(ns, cluster, access) });
     // Not through the reconciler (it would repair these at once): the pre-flight judged alone.
-    await root.writePolicy(names.openBaoPolicy, renderPolicy(access.policies[0]!.rules));
-    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, access.roles[0]!.body);
+    await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules));
+    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, access.roles[0]!.body);
     expect(await run()).toMatchObject({ ok: false, reason: 'ServiceAccountMissing' });
     await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
     expect(await run()).toMatchObject({ ok: true, reason: 'PreflightSucceeded' });
 
-    await root.writePolicy(names.openBaoPolicy, renderPolicy(access.policies[0]!.rules.filter((r) => !r.path.startsWith('transit/decrypt/'))));
+    await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules.filter((r) => !r.path.startsWith('transit/decrypt/'))));
     expect(await run()).toMatchObject({ ok: false, reason: 'CapabilityMissing', message: expect.stringMatching(/decrypt on transit key .* 403/) });
-    await root.writePolicy(names.openBaoPolicy, renderPolicy([...access.policies[0]!.rules, { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
+    await root.writePolicy(bao.pluginPolicy, renderPolicy([...access.policies[0]!.rules, { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
     expect(await run()).toMatchObject({ ok: false, reason: 'RotateAllowed' });
     expect((await root.transit().readKey(key))!.latestVersion).toBe(1); // asked, never rotated
-    await root.writePolicy(names.openBaoPolicy, renderPolicy(access.policies[0]!.rules));
-    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, { ...access.roles[0]!.body, audience: 'not-openbao' });
+    await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules));
+    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, { ...access.roles[0]!.body, audience: 'not-openbao' });
     expect(await run()).toMatchObject({ ok: false, reason: 'LoginFailed', message: expect.stringMatching(/403/) });
   });
 
@@ -105,14 +107,14 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const writesFor = (log: string) => log.split('\n').filter((line) => {
       if (!line.includes('"type":"request"')) return false;
       const req = JSON.parse(line).request as { operation: string; path: string };
-      const ours = req.path.includes(`transit/keys/${ns}-`) || clusters.some((c) => req.path.endsWith(`/tcp-${c}`) || req.path.endsWith(`/backup-${c}`));
+      const ours = req.path.includes(`transit/keys/${ns}.`) || clusters.some((c) => req.path.endsWith(`/tcp-${ns}.${c}`) || req.path.endsWith(`/backup-${ns}.${c}`));
       return ours && req.operation !== 'read' && req.operation !== 'list';
     }).length;
     const before = writesFor(readFileSync(platform().openbao.auditLog, 'utf8'));
     await sleep(2 * 5_000 + 2_000); // two resync periods (RESYNC_PERIOD=5s)
     const after = writesFor(readFileSync(platform().openbao.auditLog, 'utf8'));
     expect(after - before).toBe(0);
-    const reads = readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((l) => l.includes('"type":"request"') && l.includes(`/tcp-s0"`)).length;
+    const reads = readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter((l) => l.includes('"type":"request"') && l.includes(`/tcp-${ns}.s0"`)).length;
     expect(reads).toBeGreaterThan(0); // it did look
   }, 400_000);
 });

@@ -2,7 +2,7 @@
 // Flags win over environment variables; every error names the flag and what to do.
 import { parseArgs } from 'node:util';
 import { parseKmsKeyInterval } from '@kdc/shared/duration';
-import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, clusterNames } from '@kdc/shared/names';
+import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, openBaoAccessNames } from '@kdc/shared/names';
 import type { AuthSettings } from './auth.ts';
 import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './backup.ts';
 import { DEFAULT_SEGMENT_SIZE } from './format.ts';
@@ -34,7 +34,7 @@ export const FLAGS = {
   'transit-key': { type: 'string', env: ['TRANSIT_KEY'], help: 'backup: the Transit key for new data keys (required); restore/rewrap: only accept/touch backups of this key', commands: BAO },
   'auth-method': { type: 'string', default: 'kubernetes', help: 'kubernetes or token (token: OPENBAO_TOKEN or --token-file)', commands: BAO },
   'auth-mount': { type: 'string', default: OPENBAO_K8S_AUTH_MOUNT, help: 'Kubernetes auth mount', commands: BAO },
-  'auth-role': { type: 'string', help: 'Kubernetes auth role (default backup-<cluster>)', commands: BAO },
+  'auth-role': { type: 'string', env: ['OPENBAO_AUTH_ROLE'], help: 'Kubernetes auth role (default backup-<namespace>.<cluster>)', commands: BAO },
   'token-file': { type: 'string', help: `kubernetes: projected ServiceAccount token (default ${DEFAULT_TOKEN_FILE}); token: file holding the OpenBao token`, commands: BAO },
   'etcd-endpoint': { type: 'string', env: ['ETCD_ENDPOINT'], help: 'etcd client URL to snapshot, http(s)://host:port', commands: ['backup'] },
   'etcd-ca-file': { type: 'string', env: ['ETCD_CA_FILE'], help: 'PEM CA of etcd', commands: ['backup'] },
@@ -184,7 +184,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     const method = get('auth-method');
     let auth: AuthSettings;
     if (method === 'kubernetes') {
-      auth = { method, mount: get('auth-mount')!, role: get('auth-role') ?? (cluster ? clusterNames(cluster).backupOpenBaoRole : ''), tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
+      auth = { method, mount: get('auth-mount')!, role: get('auth-role') ?? (cluster && get('namespace') ? openBaoAccessNames(get('namespace')!, cluster).backupRole : ''), tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
     } else if (method === 'token') {
       const token = env.OPENBAO_TOKEN || env.VAULT_TOKEN;
       const tokenFile = get('token-file');

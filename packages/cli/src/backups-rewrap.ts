@@ -1,13 +1,13 @@
 // kubectl kdc backups rewrap <cluster>: re-wrap every backup's data key to the latest version
 // of the cluster's backup Transit key (the data never moves; see @kdc/backup-envelope rewrap).
 import { rewrapBackups, type RewrapOutcome, type RewrapResult } from '@kdc/backup-envelope';
-import { resolveKeyRefs, transitKeyName } from '@kdc/shared';
+import { kmsKeyTransitName, resolveKeyRefs, type KubeObject } from '@kdc/shared';
 import { bool, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
 import { describe, failure } from './errors.ts';
 import { plural } from './format.ts';
-import { KUBE_FLAGS, getKdcCluster, kubeAccess } from './kube.ts';
+import { KUBE_FLAGS, getKdcCluster, kmsKeyRef, kubeAccess } from './kube.ts';
 import { OPENBAO_FLAGS, openBaoFor, openBaoSettings } from './openbao.ts';
 
 export const spec: CommandSpec = {
@@ -44,7 +44,8 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const name = args.positionals.cluster!;
   const cluster = await getKdcCluster(kube, namespace, name);
   const kmsKey = resolveKeyRefs(name, clusterSpec(cluster)).backup;
-  const transitKey = transitKeyName(namespace, kmsKey);
+  const keyObject = await kube.getOrNull<KubeObject>(kmsKeyRef(namespace, kmsKey));
+  const transitKey = kmsKeyTransitName(namespace, kmsKey, (keyObject?.status as { keyId?: string } | undefined)?.keyId);
   const { client, namespaceLabel } = await openBaoFor(kube, namespace, bao);
   const { store, settings } = await clusterBackups(kube, namespace, cluster, args.flags, ctx.env);
   const dryRun = bool(args.flags, 'dry-run');

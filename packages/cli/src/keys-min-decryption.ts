@@ -1,7 +1,7 @@
 // kubectl kdc keys min-decryption <kmskey> --to N [--confirm]: the only path in the product that
 // advances a Transit key's min_decryption_version (SPEC 5). Dry run unless --confirm.
 import { listBackups } from '@kdc/backup-envelope';
-import { API_VERSION, KAMAJI_GROUP, TENANT_CONTROL_PLANE, clusterNames, resolveKeyRefs, transitKeyName, type KubeClient, type KubeObject, type TransitKey } from '@kdc/shared';
+import { API_VERSION, KAMAJI_GROUP, TENANT_CONTROL_PLANE, clusterNames, kmsKeyTransitName, resolveKeyRefs, type KubeClient, type KubeObject, type TransitKey } from '@kdc/shared';
 import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
@@ -127,8 +127,8 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const etcd = etcdSettings(args.flags, ctx.env);
   const { kube, namespace } = kubeAccess(args.flags, ctx.env);
   const kmsKey = args.positionals.kmskey!;
-  await getKmsKey(kube, namespace, kmsKey);
-  const transitKey = transitKeyName(namespace, kmsKey);
+  const kmsKeyObject = await getKmsKey(kube, namespace, kmsKey);
+  const transitKey = kmsKeyTransitName(namespace, kmsKey, (kmsKeyObject.status as { keyId?: string } | undefined)?.keyId);
   const { client, namespaceLabel } = await openBaoFor(kube, namespace, bao);
   const transit = client.transit();
   let raw: TransitKey | null;

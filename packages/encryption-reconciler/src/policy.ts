@@ -1,30 +1,29 @@
-import { type PolicyRule, renderPolicy, transitKeyName, OPENBAO_TRANSIT_MOUNT } from '@kdc/shared';
+import { type PolicyRule, renderPolicy, OPENBAO_TRANSIT_MOUNT } from '@kdc/shared';
 
 // The OpenBao ACL policies the platform writes per encrypted cluster (SPEC 3.3), as pure
-// functions of the cluster's resolved keys. Least privilege: the plugin may only encrypt and
-// decrypt with its own key, read that key and look itself up; never rotate or configure.
+// functions of the Transit keys the cluster was proven to own. Least privilege: the plugin may
+// only encrypt and decrypt with its own key, read that key and look itself up; never rotate or
+// configure.
 
-export function kmsPluginPolicyRules(projectNamespace: string, kmsKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
-  const key = transitKeyName(projectNamespace, kmsKey);
+export function kmsPluginPolicyRules(transitKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
   return [
-    { path: `${mount}/encrypt/${key}`, capabilities: ['update'] },
-    { path: `${mount}/decrypt/${key}`, capabilities: ['update'] },
-    { path: `${mount}/keys/${key}`, capabilities: ['read'] },
+    { path: `${mount}/encrypt/${transitKey}`, capabilities: ['update'] },
+    { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
+    { path: `${mount}/keys/${transitKey}`, capabilities: ['read'] },
     { path: 'auth/token/lookup-self', capabilities: ['read'] },
   ];
 }
 
 /** The backup writer: fresh data keys, unwrap for restore, rewrap after rotation. */
-export function backupWriterPolicyRules(projectNamespace: string, kmsKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
-  const key = transitKeyName(projectNamespace, kmsKey);
+export function backupWriterPolicyRules(transitKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
   return [
-    { path: `${mount}/datakey/plaintext/${key}`, capabilities: ['update'] },
-    { path: `${mount}/decrypt/${key}`, capabilities: ['update'] },
-    { path: `${mount}/rewrap/${key}`, capabilities: ['update'] },
-    { path: `${mount}/keys/${key}`, capabilities: ['read'] },
+    { path: `${mount}/datakey/plaintext/${transitKey}`, capabilities: ['update'] },
+    { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
+    { path: `${mount}/rewrap/${transitKey}`, capabilities: ['update'] },
+    { path: `${mount}/keys/${transitKey}`, capabilities: ['read'] },
     { path: 'auth/token/lookup-self', capabilities: ['read'] },
   ];
 }
 
-export const kmsPluginPolicy = (projectNamespace: string, kmsKey: string) => renderPolicy(kmsPluginPolicyRules(projectNamespace, kmsKey));
-export const backupWriterPolicy = (projectNamespace: string, kmsKey: string) => renderPolicy(backupWriterPolicyRules(projectNamespace, kmsKey));
+export const kmsPluginPolicy = (transitKey: string) => renderPolicy(kmsPluginPolicyRules(transitKey));
+export const backupWriterPolicy = (transitKey: string) => renderPolicy(backupWriterPolicyRules(transitKey));

@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, BACKUP_JOB, CORE, LABELS,
-  clusterNames, findCondition, isAlreadyExists, resolveBackupSettings, resolveKeyRefs, transitKeyName,
+  clusterNames, findCondition, isAlreadyExists, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs,
   type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
   type Logger, type PlatformConfig, type TenantControlPlane,
 } from '@kdc/shared';
@@ -62,7 +62,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       openBaoUrl: platform.openBaoUrl,
       ...(input.organization ? { openBaoNamespace: input.organization } : {}),
       hasCaBundle: Boolean(platform.openBaoCaBundle),
-      backupKey: { name: keyRefs.backup, transitKey: transitKeyName(namespace, keyRefs.backup), ...keyReady(backupKeyObject) },
+      backupKey: { name: keyRefs.backup, transitKey: kmsKeyTransitName(namespace, keyRefs.backup, (backupKeyObject?.status as { keyId?: string } | undefined)?.keyId), ...keyReady(backupKeyObject) },
       dataStoreNeighbours: [],
       datastoreCertsExists: false,
       credentialsMissingKeys: null,

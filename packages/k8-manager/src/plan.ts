@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
-  clusterNames, isAttached, transitKeyName,
+  clusterNames, isAttached, kmsKeyTransitName,
   type Condition, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane, type Validation,
 } from '@kdc/shared';
 import { contentHash } from './resources/encryption-config.ts';
@@ -20,6 +20,8 @@ export interface ObservedCluster {
   validation: Validation;
   organization?: string;
   tcp: TenantControlPlane | null;
+  /** `status.keyId` of the etcd KMSKey: the Transit key its controller resolved (a migrated key keeps a legacy name). */
+  etcdKeyId?: string;
   /** The KMSKey named `<cluster>-etcd`, if any. */
   autoKey: { spec?: { rotation?: { enabled?: boolean; interval?: string } } } | null;
   serviceAccountExists: boolean;
@@ -65,13 +67,14 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     return { kind: 'waitForPreflight', message: o.preflight?.status === 'False' ? `KMS pre-flight failed: ${o.preflight.message}` : 'waiting for the KMS pre-flight of the OpenBao policy and role' };
   }
   const fields = buildEncryptionFields({
+    namespace: o.namespace,
     cluster: o.name,
     pluginImage: platform.kmsPluginImage,
     socketInitImage: platform.socketInitImage,
     openBaoUrl: platform.openBaoUrl,
     openBaoNamespace: o.organization,
     hasCaBundle: Boolean(platform.openBaoCaBundle),
-    transitKey: transitKeyName(o.namespace, v.etcdKeyRef!),
+    transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId),
     configHash: contentHash(data),
   });
   const next = mergeEncryptionFields(current, fields, o.name);

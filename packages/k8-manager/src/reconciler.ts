@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
-  clusterNames, decodeSecretData, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
+  clusterNames, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
   setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
@@ -48,6 +48,8 @@ const MAX_STEPS = 10;
 const PENDING_RESYNC_MS = 5_000;
 /** A running restore is looked at this often (StatefulSets and Jobs are not watched). */
 const RESTORE_RESYNC_MS = 2_000;
+
+const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: string } | undefined)?.keyId;
 
 /** A restore was requested and has not ended (its state annotation is not terminal). */
 function restoreRunning(cluster: KubeObject): boolean {
@@ -140,6 +142,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       namespace, name, generation, validation, tcp,
       organization: await organizationOf(namespace),
       autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
+      etcdKeyId: validation.ok && validation.etcdKeyRef ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef)) : undefined,
       serviceAccountExists: false,
       secretData: undefined,
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
@@ -181,7 +184,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     }
     let restoring = false;
     if (validation.ok && validation.platform && observed.tcp) {
-      const restore = await reconcileRestore({ cluster, namespace, name, spec: validation.spec, platform: validation.platform, organization: observed.organization, tcp: observed.tcp });
+      const backupKeyRef = validation.backupKeyRef ?? resolveKeyRefs(name, validation.spec).backup;
+      const backupTransitKey = kmsKeyTransitName(namespace, backupKeyRef, keyIdOf(deps.keys.get(backupKeyRef, namespace)));
+      const restore = await reconcileRestore({
+        cluster, namespace, name, spec: validation.spec, platform: validation.platform, organization: observed.organization, tcp: observed.tcp, backupTransitKey,
+      });
       restoring = restore.active;
       status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
     }

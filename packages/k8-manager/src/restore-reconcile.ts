@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, RESTORE_STATES,
-  clusterNames, rfc3339, resolveBackupSettings, resolveKeyRefs, transitKeyName,
+  clusterNames, rfc3339, resolveBackupSettings,
   type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger,
   type PlatformConfig, type RestoreState, type TenantControlPlane,
 } from '@kdc/shared';
@@ -33,6 +33,8 @@ export interface RestoreInput {
   platform: PlatformConfig;
   organization?: string;
   tcp: TenantControlPlane;
+  /** The Transit key of the cluster's backup KMSKey: only backups wrapped by it are restored. */
+  backupTransitKey: string;
 }
 
 export interface RestoreResult {
@@ -65,7 +67,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
       return refuse('BackupUnreadable', `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message}`);
     }
     if (!found.found) return refuse('BackupNotFound', `s3://${settings.settings.bucket}/${key} does not exist or is incomplete (no metadata.json)`);
-    const expected = transitKeyName(input.namespace, resolveKeyRefs(input.name, input.spec).backup);
+    const expected = input.backupTransitKey;
     if (found.kind === 'envelope' && found.transitKey !== expected) {
       return refuse('ForeignKey', `the backup's data key is wrapped by Transit key ${found.transitKey}, not by this cluster's backup key ${expected}`);
     }
@@ -117,7 +119,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         const job = buildRestoreJob({
           namespace: input.namespace, cluster: input.name, key, settings: settings.settings, image: input.platform.backupImage,
           openBaoUrl: input.platform.openBaoUrl, ...(input.organization ? { openBaoNamespace: input.organization } : {}),
-          hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: transitKeyName(input.namespace, resolveKeyRefs(input.name, input.spec).backup),
+          hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: input.backupTransitKey,
           layout: o.etcd.layout, shellImage: input.platform.socketInitImage,
         });
         await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(input.cluster)] } } as KubeObject);

@@ -80,19 +80,53 @@ export function clusterNames(cluster: string) {
     autoEtcdKey: `${cluster}-etcd`,
     kmsPluginServiceAccount: `${cluster}-kms-plugin`,
     encryptionConfigSecret: `${cluster}-encryption-config`,
-    openBaoPolicy: `tcp-${cluster}`,
-    openBaoRole: `tcp-${cluster}`,
     backupCronJob: `${cluster}-etcd-backup`,
-    backupOpenBaoPolicy: `backup-${cluster}`,
-    backupOpenBaoRole: `backup-${cluster}`,
     backupServiceAccount: `${cluster}-etcd-backup`,
     restoreJob: `${cluster}-etcd-restore`,
   };
 }
 
-/** The Transit key that backs a KMSKey: `<projectNS>-<kmskey>` (SPEC 3.2). */
+// Names in OpenBao are shared by every project of an organisation (one OpenBao namespace), so each
+// must be producible by exactly one (project namespace, object) pair. A namespace is a DNS label and
+// never holds a dot, so `<namespace>.<name>` is injective; the first scheme, `<namespace>-<name>`,
+// gave acme-shop/prod-web-etcd and acme-shop-prod/web-etcd one Transit key. The legacy names are
+// only read: the controllers migrate what they find under them (docs/formats.md).
+
+/** The Transit key created for a KMSKey: `<projectNS>.<kmskey>`. */
 export function transitKeyName(projectNamespace: string, kmsKey: string): string {
+  return `${projectNamespace}.${kmsKey}`;
+}
+
+/** The first scheme, `<projectNS>-<kmskey>`: not injective; existing keys keep it once their owner is proven. */
+export function legacyTransitKeyName(projectNamespace: string, kmsKey: string): string {
   return `${projectNamespace}-${kmsKey}`;
+}
+
+/** The Transit key a KMSKey resolved to, from its `status.keyId` (`[<org>/]transit/keys/<name>`). */
+export function transitKeyFromKeyId(keyId: string | undefined): string | undefined {
+  const marker = `${OPENBAO_TRANSIT_MOUNT}/keys/`;
+  const at = keyId?.lastIndexOf(marker) ?? -1;
+  return at >= 0 ? keyId!.slice(at + marker.length) || undefined : undefined;
+}
+
+/**
+ * The Transit key behind a KMSKey as k8-manager and the CLI use it: what the KMSKey controller
+ * resolved (a migrated key keeps its legacy name), else the name it would create. Status is only
+ * a hint here: the OpenBao policies that grant a key come from the ownership registry.
+ */
+export function kmsKeyTransitName(projectNamespace: string, kmsKey: string, keyId?: string): string {
+  return transitKeyFromKeyId(keyId) ?? transitKeyName(projectNamespace, kmsKey);
+}
+
+/** The OpenBao ACL policies and Kubernetes-auth roles of one cluster (SPEC 3.3, scoped by namespace). */
+export function openBaoAccessNames(projectNamespace: string, cluster: string) {
+  const scoped = `${projectNamespace}.${cluster}`;
+  return { pluginPolicy: `tcp-${scoped}`, pluginRole: `tcp-${scoped}`, backupPolicy: `backup-${scoped}`, backupRole: `backup-${scoped}` };
+}
+
+/** The first, per-organisation names (`tcp-<cluster>`): deleted during migration when bound to this namespace. */
+export function legacyOpenBaoAccessNames(cluster: string): ReturnType<typeof openBaoAccessNames> {
+  return { pluginPolicy: `tcp-${cluster}`, pluginRole: `tcp-${cluster}`, backupPolicy: `backup-${cluster}`, backupRole: `backup-${cluster}` };
 }
 
 /** `status.keyId` of a KMSKey: `<org>/transit/keys/<name>`; the root namespace has no org prefix. */
@@ -128,7 +162,10 @@ export const TCP_PATCH = {
   tokenFile: 'token',
   caDir: '/etc/kdc/openbao-ca',
   pluginUid: 65532,
+  /** Loopback only: the plugin's full metrics. */
   pluginMetricsPort: 8095,
+  /** On the pod network: health, readiness and the key version, for kubelet and k8-manager. */
+  pluginProbePort: 8096,
   encryptionProviderFlag: '--encryption-provider-config',
 } as const;
 export const ENCRYPTION_CONFIG_PATH = `${TCP_PATCH.encryptionConfigDir}/${TCP_PATCH.encryptionConfigKey}`;

@@ -1,4 +1,4 @@
-import { clusterNames, resolveKeyRefs, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
+import { clusterNames, openBaoAccessNames, resolveKeyRefs, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
 import { backupWriterPolicyRules, kmsPluginPolicyRules } from '../policy.ts';
 
 // Desired OpenBao access for one KdcCluster (SPEC 3.3) as pure data: which policies and
@@ -21,8 +21,10 @@ export interface DesiredAccess {
   roles: DesiredRole[];
   etcdKeyRef: string;
   backupKeyRef: string;
+  /** The Transit keys those KMSKeys own (proven by the ownership registry). */
+  etcdTransitKey: string;
+  backupTransitKey: string;
 }
-
 
 export const TOKEN_TTL_SECONDS = 3600;
 export const TOKEN_MAX_TTL_SECONDS = 86_400;
@@ -41,20 +43,23 @@ function role(name: string, serviceAccount: string, namespace: string, policy: s
   };
 }
 
-export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec): DesiredAccess {
+export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec, transitKeys: { etcd: string; backup: string }): DesiredAccess {
   const names = clusterNames(cluster);
+  const access = openBaoAccessNames(namespace, cluster);
   const keys = resolveKeyRefs(cluster, spec);
   const backupEnabled = spec.backup?.enabled ?? true;
   return {
     etcdKeyRef: keys.etcd,
     backupKeyRef: keys.backup,
+    etcdTransitKey: transitKeys.etcd,
+    backupTransitKey: transitKeys.backup,
     policies: [
-      { name: names.openBaoPolicy, rules: kmsPluginPolicyRules(namespace, keys.etcd) },
-      ...(backupEnabled ? [{ name: names.backupOpenBaoPolicy, rules: backupWriterPolicyRules(namespace, keys.backup) }] : []),
+      { name: access.pluginPolicy, rules: kmsPluginPolicyRules(transitKeys.etcd) },
+      ...(backupEnabled ? [{ name: access.backupPolicy, rules: backupWriterPolicyRules(transitKeys.backup) }] : []),
     ],
     roles: [
-      role(names.openBaoRole, names.kmsPluginServiceAccount, namespace, names.openBaoPolicy),
-      ...(backupEnabled ? [role(names.backupOpenBaoRole, names.backupServiceAccount, namespace, names.backupOpenBaoPolicy)] : []),
+      role(access.pluginRole, names.kmsPluginServiceAccount, namespace, access.pluginPolicy),
+      ...(backupEnabled ? [role(access.backupRole, names.backupServiceAccount, namespace, access.backupPolicy)] : []),
     ],
   };
 }

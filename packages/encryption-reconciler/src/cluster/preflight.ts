@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { CORE, OPENBAO_AUDIENCE, requestServiceAccountToken, OPENBAO_K8S_AUTH_MOUNT, clusterNames, isOpenBaoError, transitKeyName, type KubeClient, type OpenBaoClient } from '@kdc/shared';
+import { CORE, OPENBAO_AUDIENCE, requestServiceAccountToken, OPENBAO_K8S_AUTH_MOUNT, clusterNames, isOpenBaoError, openBaoAccessNames, type KubeClient, type OpenBaoClient } from '@kdc/shared';
 import type { DesiredAccess } from './access.ts';
 
 export interface PreflightResult {
@@ -21,16 +21,17 @@ export function accessFingerprint(namespace: string, cluster: string, access: De
  */
 export async function runPreflight(input: { kube: KubeClient; anonymous: OpenBaoClient; namespace: string; cluster: string; access: DesiredAccess; fingerprint: string }): Promise<PreflightResult> {
   const names = clusterNames(input.cluster);
-  const key = transitKeyName(input.namespace, input.access.etcdKeyRef);
+  const key = input.access.etcdTransitKey;
+  const role = openBaoAccessNames(input.namespace, input.cluster).pluginRole;
   const sa = await input.kube.getOrNull(CORE('serviceaccounts', input.namespace, names.kmsPluginServiceAccount));
   if (!sa) return { ok: false, reason: 'ServiceAccountMissing', message: `ServiceAccount ${names.kmsPluginServiceAccount} does not exist yet (k8-manager creates it)` };
   const jwt = await requestServiceAccountToken(input.kube, input.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 600);
   let client: OpenBaoClient;
   try {
-    const login = await input.anonymous.loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, names.openBaoRole, jwt);
+    const login = await input.anonymous.loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, role, jwt);
     client = input.anonymous.withToken(login.clientToken);
   } catch (error) {
-    return { ok: false, reason: 'LoginFailed', message: `login to ${OPENBAO_K8S_AUTH_MOUNT} role ${names.openBaoRole} as ${names.kmsPluginServiceAccount} failed: ${statusOf(error)}` };
+    return { ok: false, reason: 'LoginFailed', message: `login to ${OPENBAO_K8S_AUTH_MOUNT} role ${role} as ${names.kmsPluginServiceAccount} failed: ${statusOf(error)}` };
   }
   try {
     const probe = randomBytes(32);

@@ -1,11 +1,12 @@
 import {
-  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, gatherClusterFacts, isOpenBaoError,
+  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, kmsKeyTransitName, resolveKeyRefs, gatherClusterFacts, isOpenBaoError,
   kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type PlatformConfigResult, type TenantControlPlane,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
+import { removeClusterAccess } from './remove.ts';
 import { accessFingerprint, runPreflight } from './preflight.ts';
 
 /** Refusals that depend on clusters outside a k8-manager shard (it may not see them itself). */
@@ -45,20 +46,9 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   const now = deps.now ?? (() => new Date());
   const organizationOf = organizationLookup(deps.kube);
 
-  async function removeAccess(bao: OpenBaoClient, cluster: string): Promise<void> {
-    const names = clusterNames(cluster);
-    for (const role of [names.openBaoRole, names.backupOpenBaoRole]) {
-      if (await bao.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role)) {
-        await bao.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, role);
-        deps.metrics.writes.inc({ object: 'role', kind: 'delete' });
-      }
-    }
-    for (const policy of [names.openBaoPolicy, names.backupOpenBaoPolicy]) {
-      if ((await bao.readPolicy(policy)) !== null) {
-        await bao.deletePolicy(policy);
-        deps.metrics.writes.inc({ object: 'policy', kind: 'delete' });
-      }
-    }
+  async function removeAccess(bao: OpenBaoClient, namespace: string, cluster: string): Promise<void> {
+    const count = (object: 'role' | 'policy') => deps.metrics.writes.inc({ object, kind: 'delete' });
+    await removeClusterAccess(bao, namespace, cluster, count);
   }
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
@@ -92,7 +82,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
 
     if (!wanted) {
       if (!hasFinalizer) return {};
-      await removeAccess(bao, name);
+      await removeAccess(bao, namespace, name);
       await deps.kube.patch(ref, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess), resourceVersion: object.metadata?.resourceVersion } });
       await deps.recorder.record(object, 'Normal', 'OpenBaoAccessRemoved', `OpenBao policy and role for ${name} removed (the Transit key is kept)`);
       return {};
@@ -102,7 +92,9 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       return {}; // the watch event of this patch brings us back with a fresh copy
     }
 
-    const access = desiredAccess(namespace, name, spec);
+    const keyRefs = resolveKeyRefs(name, spec);
+    const transitOf = (ref: string) => kmsKeyTransitName(namespace, ref, (deps.keys.get(ref, namespace)?.status as { keyId?: string } | undefined)?.keyId);
+    const access = desiredAccess(namespace, name, spec, { etcd: transitOf(keyRefs.etcd), backup: transitOf(keyRefs.backup) });
     const repaired: string[] = [];
     for (const policy of access.policies) {
       const current = await bao.readPolicy(policy.name);

@@ -5,10 +5,9 @@ import { backupJobEnv, backupJobMounts, backupJobVolumes, type BackupJobAccess }
 // `<cluster>-etcd-backup` (SPEC 3.3): the kdc-backup job on the cluster's schedule. It streams a
 // snapshot from the cluster's own DataStore etcd, envelope-encrypts it with a fresh Transit data
 // key of the backup KMSKey, uploads it, then applies retention. It authenticates to OpenBao with
-// its own projected token (role backup-<cluster>), never the plugin's.
+// its own projected token (role backup-<namespace>.<cluster>), never the plugin's.
 
 export interface BackupCronJobInput extends BackupJobAccess {
-  namespace: string;
   image: string;
   /** Client endpoints of the cluster's dedicated etcd DataStore (host:port). */
   etcdEndpoints: string[];
@@ -80,7 +79,7 @@ export function specHash(spec: unknown): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 32);
 }
 
-/** `<cluster>-etcd-backup`: the job's identity towards OpenBao (role backup-<cluster>). */
+/** `<cluster>-etcd-backup`: the job's identity towards OpenBao (role backup-<namespace>.<cluster>). */
 export function buildBackupServiceAccount(namespace: string, cluster: string) {
   return {
     apiVersion: 'v1',

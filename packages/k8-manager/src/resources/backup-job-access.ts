@@ -1,10 +1,11 @@
-import { BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, OPENBAO_AUDIENCE, TCP_PATCH, clusterNames, type BackupSettings } from '@kdc/shared';
+import { BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, OPENBAO_AUDIENCE, TCP_PATCH, clusterNames, openBaoAccessNames, type BackupSettings } from '@kdc/shared';
 
 // What every kdc-backup pod (backup CronJob, restore Job) needs to reach the bucket and OpenBao:
 // S3 credentials by secretKeyRef (never by value), the OpenBao address, namespace and CA, its own
-// projected token (audience openbao, role backup-<cluster>) and the Transit key it may use.
+// projected token (audience openbao, role backup-<namespace>.<cluster>) and the Transit key it may use.
 
 export interface BackupJobAccess {
+  namespace: string;
   cluster: string;
   settings: BackupSettings;
   openBaoUrl: string;
@@ -27,6 +28,7 @@ export function backupJobEnv(a: BackupJobAccess) {
     ...(a.openBaoNamespace ? [{ name: 'OPENBAO_NAMESPACE', value: a.openBaoNamespace }] : []),
     ...(a.hasCaBundle ? [{ name: 'OPENBAO_CACERT', value: `${TCP_PATCH.caDir}/${TCP_PATCH.caKey}` }] : []),
     { name: 'TRANSIT_KEY', value: a.transitKey },
+    { name: 'OPENBAO_AUTH_ROLE', value: openBaoAccessNames(a.namespace, a.cluster).backupRole },
   ];
 }
 

@@ -9,12 +9,11 @@ import type { EtcdLayout } from '../etcd-layout.ts';
 //      SHA-256 before writing anything, then `etcdutl snapshot restore` into `<data-dir>.restoring`;
 //   3. `swap` (shell image): keeps the current data dir as `<data-dir>.pre-restore` and moves the
 //      restored one into place. Nothing touches the live data dir before step 3.
-// It runs as the backup writer (role backup-<cluster>, which may decrypt data keys) and as the
+// It runs as the backup writer (role backup-<namespace>.<cluster>, which may decrypt data keys) and as the
 // etcd pod's user, so etcd can open the files.
 
 /** `transitKey`: only backups wrapped by it are accepted (a foreign backup is refused). */
 export interface RestoreJobInput extends BackupJobAccess {
-  namespace: string;
   key: string;
   image: string;
   layout: EtcdLayout;

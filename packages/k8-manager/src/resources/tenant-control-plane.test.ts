@@ -3,12 +3,13 @@ import { ANNOTATIONS, kamajiControlPlaneOwner, type TcpDeployment } from '@kdc/s
 import { buildEncryptionFields, buildTenantControlPlane, contains, mergeByName, mergeEncryptionFields } from './tenant-control-plane.ts';
 
 const input = {
+  namespace: 'acme-dev',
   cluster: 'c1',
   pluginImage: 'registry.local/kdc/kms-plugin:1.0.0',
   socketInitImage: 'busybox:1.37',
   openBaoUrl: 'https://openbao.openbao.svc:8200',
   hasCaBundle: true,
-  transitKey: 'acme-dev-c1-etcd',
+  transitKey: 'acme-dev.c1-etcd',
   configHash: 'h1',
 };
 const fields = buildEncryptionFields(input);
@@ -26,10 +27,19 @@ describe('buildEncryptionFields', () => {
     expect(fields.initContainers.map((c) => [c.name, c.restartPolicy])).toEqual([['kdc-kms-socket-init', undefined], ['kms-plugin', 'Always']]);
     const plugin = fields.initContainers[1]!;
     expect(plugin.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-    expect(plugin.args).toContain('--transit-key=acme-dev-c1-etcd');
-    expect(plugin.args).toContain('--auth-role=tcp-c1');
+    expect(plugin.args).toContain('--transit-key=acme-dev.c1-etcd');
+    expect(plugin.args).toContain('--auth-role=tcp-acme-dev.c1');
     expect(plugin.args).toContain('--openbao-ca-file=/etc/kdc/openbao-ca/openbao-ca.crt');
     expect(plugin.readinessProbe).toBeDefined();
+  });
+
+  it('keeps metrics on loopback and gives probes a port of their own on the pod network', () => {
+    const plugin = fields.initContainers[1]!;
+    expect(plugin.args).toContain('--metrics-addr=127.0.0.1:8095');
+    expect(plugin.args).toContain('--probe-addr=0.0.0.0:8096');
+    expect(plugin.args!.filter((a) => a.startsWith('--metrics-addr=0.0.0.0'))).toEqual([]);
+    expect(plugin.ports).toEqual([{ name: 'kms-probes', containerPort: 8096, protocol: 'TCP' }]);
+    for (const p of [plugin.startupProbe, plugin.readinessProbe, plugin.livenessProbe] as { httpGet: { port: number } }[]) expect(p.httpGet.port).toBe(8096);
   });
 
   it('mounts a projected token with audience openbao and no CA volume without a CA bundle', () => {

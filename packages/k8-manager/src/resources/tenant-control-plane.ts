@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, ENCRYPTION_CONFIG_PATH, KAMAJI_API_VERSION, KMS_SOCKET_DIR, KMS_SOCKET_PATH, LABELS, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT,
-  OPENBAO_TRANSIT_MOUNT, TCP_PATCH, TENANT_CONTROL_PLANE, clusterNames,
+  OPENBAO_TRANSIT_MOUNT, TCP_PATCH, TENANT_CONTROL_PLANE, clusterNames, openBaoAccessNames,
   type KdcClusterSpec, type TcpContainer, type TcpDeployment, type TcpVolume, type TenantControlPlane,
 } from '@kdc/shared';
 
@@ -24,6 +24,7 @@ export function buildTenantControlPlane(namespace: string, cluster: string, spec
 }
 
 export interface EncryptionFieldsInput {
+  namespace: string;
   cluster: string;
   pluginImage: string;
   socketInitImage: string;
@@ -50,7 +51,7 @@ const dropAll = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL']
 export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionFields {
   const names = clusterNames(input.cluster);
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
-    httpGet: { path, port: TCP_PATCH.pluginMetricsPort },
+    httpGet: { path, port: TCP_PATCH.pluginProbePort },
     periodSeconds,
     failureThreshold,
     timeoutSeconds: 2,
@@ -77,12 +78,14 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
       `--transit-key=${input.transitKey}`,
       '--auth-method=kubernetes',
       `--auth-mount=${OPENBAO_K8S_AUTH_MOUNT}`,
-      `--auth-role=${names.openBaoRole}`,
+      `--auth-role=${openBaoAccessNames(input.namespace, input.cluster).pluginRole}`,
       `--token-file=${TCP_PATCH.tokenDir}/${TCP_PATCH.tokenFile}`,
-      // Probes come from outside the container, so not loopback; /metrics carries no secrets.
-      `--metrics-addr=0.0.0.0:${TCP_PATCH.pluginMetricsPort}`,
+      // Metrics stay on loopback (SPEC 4). kubelet probes and k8-manager come over the pod
+      // network, to a listener that serves health, readiness and the key version only.
+      `--metrics-addr=127.0.0.1:${TCP_PATCH.pluginMetricsPort}`,
+      `--probe-addr=0.0.0.0:${TCP_PATCH.pluginProbePort}`,
     ],
-    ports: [{ name: 'kms-metrics', containerPort: TCP_PATCH.pluginMetricsPort, protocol: 'TCP' }],
+    ports: [{ name: 'kms-probes', containerPort: TCP_PATCH.pluginProbePort, protocol: 'TCP' }],
     startupProbe: probe('/healthz', 1, 30),
     readinessProbe: probe('/readyz', 5, 3),
     livenessProbe: probe('/healthz', 10, 3),
