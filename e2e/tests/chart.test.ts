@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, type KubeObject } from '@kdc/shared';
 import { bindControllerNamespace, CONTROLLER_RELEASE, controllerKubeconfigs, refOf, renderChart, type ControllerIdentity } from '../src/chart.ts';
-import { ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
+import { controllerOpenBaoToken, ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from '../src/images.ts';
 import { K8_MANAGER_MAIN, startK8Manager } from '../src/k8-manager.ts';
 import { freePort } from '../src/ports.ts';
@@ -166,8 +166,8 @@ describe('the Deployments run the controller programs', () => {
       },
       setFile: { 'openBao.caBundle': caFile },
     });
-    // What the kubelet would provide: the Secret the operator created, and the chart's ConfigMap.
-    const secrets: Record<string, Record<string, string>> = { 'kdc-openbao-token': { token: p.openbao.rootToken } };
+    // What the kubelet would provide: the Secret the operator created (a token with the shipped policy), and the chart's ConfigMaps.
+    const secrets: Record<string, Record<string, string>> = { 'kdc-openbao-token': { token: await controllerOpenBaoToken(p) } };
     const configMaps = Object.fromEntries(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name!, (o as KubeObject & { data: Record<string, string> }).data]));
     const kubeconfigs = await controllerKubeconfigs(p);
     const mains: Record<ControllerIdentity, string> = { 'k8-manager': K8_MANAGER_MAIN, 'encryption-reconciler': ENCRYPTION_RECONCILER_MAIN };

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // encryption-reconciler: the KMSKey controller and the per-cluster OpenBao access reconciler, leader-elected. Configuration from the
-// environment: KUBECONFIG (or in-cluster), OPENBAO_URL, OPENBAO_TOKEN or OPENBAO_TOKEN_FILE,
+// environment: KUBECONFIG (or in-cluster), OPENBAO_URL, OPENBAO_TOKEN_FILE (re-read: rotate the Secret) or OPENBAO_TOKEN, OPENBAO_TOKEN_SECRET (named in conditions),
 // OPENBAO_CA_BUNDLE (PEM file), KMS_PLUGIN_IMAGE (checked like k8-manager does), POD_NAMESPACE, POD_NAME, METRICS_ADDR, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD, WORKERS,
 // CLUSTER_SELECTOR (label selector for KdcClusters), CONTROLLERS (default kmskey,kdccluster-openbao).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
-  controllerMetrics, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics,
+  controllerMetrics, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics, splitHostPort, tokenKeeperFromEnv,
 } from '@kdc/shared';
 import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF } from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
@@ -20,17 +20,25 @@ const fail = (message: string): never => {
 };
 
 const openBaoUrl = env.OPENBAO_URL ?? fail('OPENBAO_URL is not set: point it at OpenBao, e.g. https://openbao.openbao.svc:8200');
-const token = env.OPENBAO_TOKEN ?? (env.OPENBAO_TOKEN_FILE ? readFileSync(env.OPENBAO_TOKEN_FILE, 'utf8').trim() : fail('set OPENBAO_TOKEN or OPENBAO_TOKEN_FILE'));
 const countdown = parseKmsKeyInterval(env.KMSKEY_DELETION_COUNTDOWN ?? '30d');
 if (!countdown.ok) fail(`KMSKEY_DELETION_COUNTDOWN: ${countdown.error}`);
-const [metricsHost, metricsPort] = (env.METRICS_ADDR ?? '127.0.0.1:8080').split(':');
+const { host: metricsHost, port: metricsPort } = splitHostPort(env.METRICS_ADDR ?? '127.0.0.1:8080');
 const resync = parseKmsKeyInterval(env.RESYNC_PERIOD ?? '10m');
 if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
 const resyncMs = resync.ok ? resync.seconds * 1000 : 600_000;
 
 const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
-const openbao = new OpenBaoClient({ endpoint: openBaoUrl, token, caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined, timeoutMs: 10_000 });
 const registry = createRegistry();
+const openBaoBase = { endpoint: openBaoUrl, caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined, timeoutMs: 10_000 };
+// The token is renewed and re-read from its file while we run (token-keeper.ts).
+const openBaoToken = (() => {
+  try {
+    return tokenKeeperFromEnv(env, { base: new OpenBaoClient(openBaoBase), logger, registry });
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+})();
+const openbao = new OpenBaoClient({ ...openBaoBase, credentials: openBaoToken });
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
 const recorder = new EventRecorder(kube, 'encryption-reconciler', identity);
 const keys = new Informer(kube, KMSKEY_REF, { logger });
@@ -80,6 +88,7 @@ const elector = new LeaderElector(kube, {
 });
 
 const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => keys.hasSynced && clusters.hasSynced });
+await openBaoToken.start().catch((error: Error) => fail(error.message));
 keys.start();
 clusters.start();
 await Promise.all([keys.waitForSync(), clusters.waitForSync()]);
@@ -89,6 +98,7 @@ logger.info({ identity }, 'encryption-reconciler started');
 onShutdown(async () => {
   await Promise.all(controllers.map((c) => c.stop()));
   await elector.stop();
+  openBaoToken.stop();
   await Promise.all([keys.stop(), clusters.stop()]);
   server.close();
 }, { logger });

@@ -8,6 +8,7 @@ import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
 import { removeClusterAccess } from './remove.ts';
 import { accessFingerprint, runPreflight } from './preflight.ts';
+import { credentialFailureReporter } from '../openbao-failure.ts';
 
 /** Refusals that depend on clusters outside a k8-manager shard (it may not see them itself). */
 const CROSS_SHARD_REASONS = new Set(['ClusterNameConflict']);
@@ -51,7 +52,19 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     await removeClusterAccess(bao, namespace, cluster, count);
   }
 
+  // A refused controller token (or a policy without the capability) is the operator's to fix:
+  // the cluster says so in KMSPreflight; an outage only backs off.
+  const reportCredentials = credentialFailureReporter({ kube: deps.kube, objects: deps.clusters, ref: KDCCLUSTER_REF, type: KDC_CLUSTER_CONDITIONS.kmsPreflight, now });
   return async function reconcile(key: string): Promise<ReconcileResult> {
+    try {
+      return await reconcileAccess(key);
+    } catch (error) {
+      await reportCredentials(key, error);
+      throw error;
+    }
+  };
+
+  async function reconcileAccess(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = deps.clusters.get(name, namespace) as Cluster | undefined;
     if (!object || !namespace) return {};

@@ -4,6 +4,7 @@ import {
   transitKeyName, updateStatusIfChanged, KMSKEY_CONDITIONS,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { openBaoFailure } from '@kdc/shared';
 import { planKmsKey, type KmsKeyAction } from './plan.ts';
 
 export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
@@ -109,10 +110,9 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     } catch (error) {
       if (isOpenBaoError(error)) {
         deps.metrics.openBaoErrors.inc({ kind: error.kind });
-        const reason = error.kind === 'unavailable' ? 'OpenBaoUnavailable' : error.kind === 'sealed' ? 'OpenBaoSealed' : 'OpenBaoError';
-        // No timestamp in the message: a repeated failure must not rewrite status (and re-trigger us).
-        const message = `${error.kind === 'unavailable' ? 'OpenBao is unreachable' : error.message}; retrying with backoff`;
-        const status = { ...object.status, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason, message: message.slice(0, 1000), observedGeneration: object.metadata?.generation }], now()) };
+        // Says what to do: wait out an outage, or replace the controller's refused token (failure.ts).
+        const { reason, message } = openBaoFailure(error);
+        const status = { ...object.status, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason, message, observedGeneration: object.metadata?.generation }], now()) };
         await updateStatusIfChanged(deps.kube, ref, object, status).catch(() => undefined);
       }
       throw error;

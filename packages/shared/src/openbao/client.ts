@@ -1,4 +1,5 @@
 import { OpenBaoError } from './errors.ts';
+import { OpenBaoTokenRejectedError, type TokenProvider } from './failure.ts';
 import { httpTransport, TransportError, type HttpSend } from './http.ts';
 import { TransitClient } from './transit.ts';
 
@@ -11,6 +12,8 @@ export interface OpenBaoClientOptions {
   /** PEM CA bundle used to verify the server certificate. */
   caBundle?: string;
   timeoutMs?: number;
+  /** A token that may change while we run (renewed, rotated); wins over `token`. withToken drops it. */
+  credentials?: TokenProvider;
 }
 
 export interface AuthResult {
@@ -63,7 +66,7 @@ export class OpenBaoClient {
   }
 
   withToken(token: string | undefined): OpenBaoClient {
-    return new OpenBaoClient({ ...this.options, token }, this.send);
+    return new OpenBaoClient({ ...this.options, token, credentials: undefined }, this.send);
   }
 
   withNamespace(namespace: string | undefined): OpenBaoClient {
@@ -71,7 +74,12 @@ export class OpenBaoClient {
   }
 
   get hasToken(): boolean {
-    return typeof this.token === 'string' && this.token.length > 0;
+    const token = this.currentToken();
+    return typeof token === 'string' && token.length > 0;
+  }
+
+  private currentToken(): string | undefined {
+    return this.options.credentials ? this.options.credentials.token() : this.token;
   }
 
   transit(mount = 'transit'): TransitClient {
@@ -80,7 +88,8 @@ export class OpenBaoClient {
 
   async request<T = Record<string, unknown>>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = {};
-    if (this.token) headers['X-Vault-Token'] = this.token;
+    const token = this.currentToken();
+    if (token) headers['X-Vault-Token'] = token;
     if (this.namespace) headers['X-Vault-Namespace'] = this.namespace;
     const cleanPath = path.replace(/^\/+/, '');
     const errorPath = cleanPath.split('?')[0]!;
@@ -97,6 +106,9 @@ export class OpenBaoClient {
     if (status === 200 || status === 204 || (errorPath === 'sys/health' && isObject(answer))) return (answer ?? {}) as T;
     const rawErrors = isObject(answer) ? answer.errors : undefined;
     const errors = Array.isArray(rawErrors) ? rawErrors.map(String) : [];
+    // A refusal may be the token itself (expired, revoked): the provider checks, and the error says which.
+    const rejection = (status === 401 || status === 403) && this.options.credentials ? await this.options.credentials.refused() : undefined;
+    if (rejection) throw new OpenBaoTokenRejectedError({ status, errors, path: errorPath, method, body: answer, rejection });
     throw new OpenBaoError({ status, errors, path: errorPath, method, body: answer });
   }
 

@@ -2,3 +2,5 @@ export * from './client.ts';
 export * from './errors.ts';
 export * from './transit.ts';
 export * from './policy.ts';
+export * from './failure.ts';
+export * from './token-keeper.ts';
