@@ -47,7 +47,9 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- define "kdc.baseEnv" -}}
 - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
 - { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }
-- { name: METRICS_ADDR, value: "0.0.0.0:{{ .Values.metricsPort }}" }
+{{- /* Metrics name no tenant, yet only the scraper needs them: bound to the pod IP by default, not every interface. */}}
+- { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+- { name: METRICS_ADDR, value: "{{ .Values.metricsBindAddress | default "$(POD_IP)" }}:{{ .Values.metricsPort }}" }
 - { name: NODE_OPTIONS, value: {{ .Values.nodeOptions | quote }} }
 {{- end -}}
 

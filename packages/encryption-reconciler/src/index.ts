@@ -2,3 +2,4 @@ export * from './policy.ts';
 export * from './kmskey/plan.ts';
 export * from './cluster/access.ts';
 export * from './cluster/preflight.ts';
+export { kmsKeyMetrics } from './kmskey/reconciler.ts';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
-  controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, type KubeObject,
+  controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
 } from '@kdc/shared';
 import { tenantObserver } from './observe-tenant.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
@@ -25,7 +25,7 @@ const resync = parseKmsKeyInterval(env.RESYNC_PERIOD ?? '10m');
 if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
 const observe = parseKmsKeyInterval(env.OBSERVE_PERIOD ?? '30s');
 if (!observe.ok) fail(`OBSERVE_PERIOD: ${observe.error}`);
-const [metricsHost, metricsPort] = (env.METRICS_ADDR ?? '127.0.0.1:8081').split(':');
+const { host: metricsHost, port: metricsPort } = splitHostPort(env.METRICS_ADDR ?? '127.0.0.1:8081');
 const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
 const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
 const registry = createRegistry();

@@ -1,59 +1,96 @@
-import { CORE, KubeClient, LABELS, TCP_PATCH, clusterNames, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import {
+  CORE, LABELS, TCP_PATCH, TenantApiClient, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
+  type KubeClient, type KubeObject, type TenantControlPlane,
+} from '@kdc/shared';
 import type { TenantObservation } from './status.ts';
 
 // The tenant side of a cluster, read the way an operator would check it: the TCP's status, the
-// tenant apiserver's own KMS health check through the admin kubeconfig, the sidecar's readiness
-// on the control-plane pods, and the key version the plugin publishes on its metrics port.
+// tenant apiserver's own KMS health check, the sidecar's readiness on the control-plane pods, and
+// the key version the plugin publishes on its probe port.
+//
+// The admin kubeconfig Secret sits in the tenant's namespace, where the tenant can rewrite it, so
+// only its inline CA and credentials are used (parseTenantKubeconfig: no exec, no files), and
+// only towards the address Kamaji reports in the TCP status (which the tenant cannot write). What
+// a tenant endpoint answers is never copied into status: only a status code or an error class.
 
 const ADMIN_KUBECONFIG_KEY = 'admin.conf';
+const MAX_READYZ_BYTES = 16 * 1024;
+const MAX_KEY_VERSION_BYTES = 32;
 
 interface Pod extends KubeObject {
   status?: { podIP?: string; initContainerStatuses?: { name: string; ready?: boolean }[] };
 }
 
+type TcpStatus = {
+  controlPlaneEndpoint?: string;
+  kubernetesResources?: { version?: { status?: string } };
+  kubeconfig?: { admin?: { secretName?: string } };
+};
+
 export interface TenantObserverOptions {
-  /** Reads plugin metrics; the default fetches http://<podIP>:<port>/metrics. */
-  fetchMetrics?: (podIP: string, port: number) => Promise<string>;
+  /** Reads the plugin's key version; the default asks http://<podIP>:<probe port>/key-version. */
+  fetchKeyVersion?: (podIP: string, port: number) => Promise<number | undefined>;
   timeoutMs?: number;
+}
+
+type Client = { client: TenantApiClient } | { refused: string };
+
+async function keyVersionFromProbePort(podIP: string, port: number, timeoutMs: number): Promise<number | undefined> {
+  const host = podIP.includes(':') ? `[${podIP}]` : podIP;
+  const answer = await podGet(new URL(`http://${host}:${port}/key-version`), { timeoutMs, maxBytes: MAX_KEY_VERSION_BYTES });
+  const match = answer.status === 200 ? /^(\d{1,9})\n?$/.exec(answer.body) : null;
+  return match ? Number(match[1]) : undefined;
 }
 
 export function tenantObserver(management: KubeClient, options: TenantObserverOptions = {}) {
   const timeoutMs = options.timeoutMs ?? 3000;
-  const clients = new Map<string, { version: string; client: KubeClient }>();
-  const fetchMetrics = options.fetchMetrics ?? (async (ip: string, port: number) => {
-    const res = await fetch(`http://${ip}:${port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`metrics answered ${res.status}`);
-    return res.text();
-  });
+  const clients = new Map<string, { version: string; client: Client }>();
+  const fetchKeyVersion = options.fetchKeyVersion ?? ((ip: string, port: number) => keyVersionFromProbePort(ip, port, timeoutMs));
 
-  async function tenantClient(namespace: string, secretName: string): Promise<KubeClient | undefined> {
+  async function tenantClient(namespace: string, secretName: string, server: URL): Promise<Client | undefined> {
     const secret = await management.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, secretName));
     const encoded = secret?.data?.[ADMIN_KUBECONFIG_KEY];
     if (!secret || !encoded) return undefined;
     const key = `${namespace}/${secretName}`;
+    const version = `${secret.metadata?.resourceVersion ?? ''}@${server.host}`;
     const cached = clients.get(key);
-    if (cached && cached.version === secret.metadata?.resourceVersion) return cached.client;
-    const client = KubeClient.fromString(Buffer.from(encoded, 'base64').toString('utf8'));
-    clients.set(key, { version: secret.metadata?.resourceVersion ?? '', client });
+    if (cached?.version === version) return cached.client;
+    let client: Client;
+    try {
+      client = { client: new TenantApiClient(server, parseTenantKubeconfig(Buffer.from(encoded, 'base64').toString('utf8'))) };
+    } catch (error) {
+      if (!(error instanceof TenantKubeconfigError)) throw error;
+      client = { refused: `the admin kubeconfig Secret ${secretName} is refused: ${error.message}` };
+    }
+    clients.set(key, { version, client });
     return client;
   }
 
+  async function kmsProviders(client: TenantApiClient): Promise<Pick<TenantObservation, 'kmsProvidersHealthy' | 'problem' | 'reason'>> {
+    try {
+      const answer = await client.get('/readyz/kms-providers', { accept: 'text/plain', timeoutMs, maxBytes: MAX_READYZ_BYTES });
+      if (answer.status === 200 && answer.body.trim() === 'ok') return { kmsProvidersHealthy: true };
+      return { kmsProvidersHealthy: false, problem: `the tenant apiserver reports its KMS provider unhealthy (/readyz/kms-providers answered HTTP ${answer.status})` };
+    } catch (error) {
+      if (!(error instanceof TenantRequestError)) throw error;
+      return { kmsProvidersHealthy: false, reason: 'TenantApiserverUnreachable', problem: `the tenant apiserver at ${client.server.host} could not be asked for its KMS health: ${error.message}` };
+    }
+  }
+
   return async function observe(namespace: string, cluster: string, tcp: TenantControlPlane): Promise<TenantObservation> {
-    const status = tcp.status as { kubernetesResources?: { version?: { status?: string } }; kubeconfig?: { admin?: { secretName?: string } } } | undefined;
+    const status = tcp.status as TcpStatus | undefined;
     if (status?.kubernetesResources?.version?.status !== 'Ready') {
       return { controlPlaneReady: false, problem: `TenantControlPlane ${tcp.metadata.name} is ${status?.kubernetesResources?.version?.status ?? 'not reporting yet'}` };
     }
     const observation: TenantObservation = { controlPlaneReady: true };
+    const server = controlPlaneUrl(status.controlPlaneEndpoint);
+    if (!server) return { ...observation, problem: `TenantControlPlane ${tcp.metadata.name} reports no usable status.controlPlaneEndpoint yet` };
     const secretName = status.kubeconfig?.admin?.secretName;
-    const client = secretName ? await tenantClient(namespace, secretName) : undefined;
+    const client = secretName ? await tenantClient(namespace, secretName, server) : undefined;
     if (!client) return { ...observation, problem: 'the admin kubeconfig of the control plane is not available yet' };
-    try {
-      const answer = await client.request<string>('GET', '/readyz/kms-providers', { accept: 'text/plain', timeoutMs });
-      observation.kmsProvidersHealthy = String(answer).trim() === 'ok';
-    } catch (error) {
-      observation.kmsProvidersHealthy = false;
-      observation.problem = `the tenant apiserver reports its KMS provider unhealthy: ${(error as Error).message.slice(0, 200)}`;
-    }
+    if ('refused' in client) return { ...observation, kmsProvidersHealthy: false, reason: 'TenantKubeconfigRefused', problem: client.refused };
+    Object.assign(observation, await kmsProviders(client.client));
+
     const pods = await management.list<Pod>(CORE('pods', namespace), { labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}` });
     if (pods.items.length) {
       const sidecars = pods.items.map((p) => p.status?.initContainerStatuses?.find((c) => c.name === TCP_PATCH.pluginContainer));
@@ -62,8 +99,7 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
       const ip = pods.items.find((p, i) => sidecars[i]?.ready && p.status?.podIP)?.status?.podIP;
       if (ip) {
         try {
-          const match = /^kms_plugin_key_version (\d+)/m.exec(await fetchMetrics(ip, TCP_PATCH.pluginMetricsPort));
-          if (match) observation.keyVersion = Number(match[1]);
+          observation.keyVersion = await fetchKeyVersion(ip, TCP_PATCH.pluginProbePort);
         } catch {
           // The version is informative; readiness already says whether the plugin works.
         }

@@ -18,6 +18,8 @@ export interface TenantObservation {
   keyVersion?: number;
   /** Why the tenant side could not be observed, for the condition message. */
   problem?: string;
+  /** The condition reason for `problem` when a more precise one than KMSPluginNotReady applies. */
+  reason?: string;
 }
 
 export interface StatusInput {
@@ -65,7 +67,7 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     ? { type: C.encryptionAvailable, status: 'False', reason: 'WaitingForPreflight', message: waiting, ...g }
     : pluginReady
       ? { type: C.encryptionAvailable, status: 'True', reason: 'KMSPluginReady', message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready', ...g }
-      : { type: C.encryptionAvailable, status: 'False', reason: tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane', message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
+      : { type: C.encryptionAvailable, status: 'False', reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'), message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
   conditions.push(availability);
   conditions.push(pluginReady
     ? { type: C.encrypted, status: 'True', reason: ENCRYPTED_REASONS.inProgress, message: `new writes of ${v.spec.encryption!.etcd.resources.join(', ')} are encrypted; rows written before stay readable until re-written`, ...g }

@@ -18,8 +18,15 @@ describe('parseConfig', () => {
         healthIntervalMs: 10_000,
         healthStaleAfterMs: 30_000,
         requestTimeoutMs: 2_500,
+        maxQueuedCalls: 1024,
       },
     });
+    expect(result.ok && result.config.probe).toBeUndefined();
+  });
+
+  it('serves probes on their own address when asked', () => {
+    expect(parseConfig([...base, '--probe-addr=0.0.0.0:8096', '--max-queued-calls=10'])).toMatchObject({ ok: true, config: { probe: { host: '0.0.0.0', port: 8096 }, metricsHost: '127.0.0.1', maxQueuedCalls: 10 } });
+    expect(parseConfig([...base, '--probe-addr=[::]:8096'])).toMatchObject({ ok: true, config: { probe: { host: '::', port: 8096 } } });
   });
 
   it('reads env fallbacks', () => {
@@ -33,6 +40,9 @@ describe('parseConfig', () => {
     [[...base, '--socket=relative.sock'], ['--socket: "relative.sock" must be an absolute path']],
     [[...base, '--socket-group=wheel'], ['--socket-group: "wheel" is not a numeric gid']],
     [[...base, '--metrics-addr=8095'], ['--metrics-addr: "8095" is not host:port']],
+    [[...base, '--probe-addr=0.0.0.0'], ['--probe-addr: "0.0.0.0" is not host:port']],
+    [[...base, '--probe-addr=0.0.0.0:8095'], ['--probe-addr: must use another port than --metrics-addr']],
+    [[...base, '--max-queued-calls=0'], ['--max-queued-calls: "0" is not a positive integer']],
     [[...base, '--health-interval=1w'], ['--health-interval: unit "w"']],
     [[...base, '--health-interval=40s'], ['--health-stale-after: must be longer than --health-interval']],
     [[...base, '--openbao-addr=bao:8200'], ['--openbao-addr: "bao:8200" is not an http(s) URL']],

@@ -19,6 +19,10 @@ export interface PluginConfig {
     | { method: 'userpass'; mount: string; username: string; passwordFile: string };
   metricsHost: string;
   metricsPort: number;
+  /** The probe listener (health, readiness, key version) for kubelet and k8-manager; absent = off. */
+  probe?: { host: string; port: number };
+  /** Calls that may wait for OpenBao; beyond this they fail with RESOURCE_EXHAUSTED. */
+  maxQueuedCalls: number;
   healthIntervalMs: number;
   healthStaleAfterMs: number;
   requestTimeoutMs: number;
@@ -42,6 +46,8 @@ export const FLAGS = {
   'userpass-username': { type: 'string', help: 'userpass user name' },
   'userpass-password-file': { type: 'string', help: 'file holding the userpass password' },
   'metrics-addr': { type: 'string', default: '127.0.0.1:8095', help: 'host:port for /metrics, /healthz, /readyz (loopback by default)' },
+  'probe-addr': { type: 'string', help: 'host:port for /healthz, /readyz and /key-version only (no metrics), for probes from outside the pod; off by default' },
+  'max-queued-calls': { type: 'string', default: '1024', help: 'Encrypt/Decrypt calls that may wait for OpenBao; more fail at once with RESOURCE_EXHAUSTED' },
   'health-interval': { type: 'string', default: '10s', help: 'how often the background loop reads the key and probes encrypt/decrypt' },
   'health-stale-after': { type: 'string', default: '30s', help: 'Status reports unhealthy when the last good check is older than this' },
   'request-timeout': { type: 'string', default: '2500ms', help: 'timeout of one OpenBao call (below the apiserver provider timeout)' },
@@ -50,6 +56,13 @@ export const FLAGS = {
 
 type FlagName = keyof typeof FLAGS;
 export const DEFAULT_TOKEN_FILE = '/var/run/secrets/openbao/token';
+
+/** `host:port` or `[v6]:port` (the port after the last colon). */
+function hostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|(.+)):(\d{1,5})$/.exec(value);
+  if (!match || Number(match[3]) > 65535) return undefined;
+  return { host: match[1] ?? match[2]!, port: Number(match[3]) };
+}
 
 export type ConfigResult = { ok: true; config: PluginConfig } | { ok: false; errors: string[] };
 
@@ -92,8 +105,14 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     if (!Number.isInteger(socketGroup) || socketGroup < 0) errors.push(`--socket-group: "${get('socket-group')}" is not a numeric gid`);
   }
   const metricsAddr = get('metrics-addr')!;
-  const metricsMatch = /^(.+):(\d{1,5})$/.exec(metricsAddr);
-  if (!metricsMatch || Number(metricsMatch[2]) > 65535) errors.push(`--metrics-addr: "${metricsAddr}" is not host:port`);
+  const metricsMatch = hostPort(metricsAddr);
+  if (!metricsMatch) errors.push(`--metrics-addr: "${metricsAddr}" is not host:port`);
+  const probeAddr = get('probe-addr');
+  const probe = probeAddr ? hostPort(probeAddr) : undefined;
+  if (probeAddr && !probe) errors.push(`--probe-addr: "${probeAddr}" is not host:port`);
+  if (probe && metricsMatch && probe.port === metricsMatch.port) errors.push('--probe-addr: must use another port than --metrics-addr');
+  const maxQueuedCalls = Number(get('max-queued-calls'));
+  if (!Number.isInteger(maxQueuedCalls) || maxQueuedCalls < 1) errors.push(`--max-queued-calls: "${get('max-queued-calls')}" is not a positive integer`);
 
   const method = get('auth-method') as AuthMethod;
   let auth: PluginConfig['auth'] | undefined;
@@ -137,8 +156,10 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       transitMount: get('transit-mount')!,
       transitKey,
       auth,
-      metricsHost: metricsMatch![1]!,
-      metricsPort: Number(metricsMatch![2]),
+      metricsHost: metricsMatch!.host,
+      metricsPort: metricsMatch!.port,
+      ...(probe ? { probe } : {}),
+      maxQueuedCalls,
       healthIntervalMs,
       healthStaleAfterMs,
       requestTimeoutMs,

@@ -15,6 +15,8 @@ export type ErrorClass =
   | 'key_id_unknown'
   | 'probe_mismatch'
   | 'protocol_limit'
+  | 'queue_full'
+  | 'deadline_exceeded'
   | 'status_stale';
 
 export function pluginMetrics(registry: Registry = createRegistry()) {

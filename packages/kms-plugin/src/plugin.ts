@@ -5,6 +5,7 @@ import { createLogger, OpenBaoClient, serveMetrics, type Logger } from '@kdc/sha
 import type { PluginConfig } from './config.ts';
 import { KeyState } from './key-state.ts';
 import { pluginMetrics } from './metrics.ts';
+import { serveProbes } from './probes.ts';
 import { KMS_LIMITS, loadKmsV2 } from './proto.ts';
 import { kmsService } from './service.ts';
 import { OpenBaoSession } from './session.ts';
@@ -14,6 +15,7 @@ export interface RunningPlugin {
   logger: Logger;
   state: KeyState;
   metricsServer: HttpServer;
+  probeServer?: HttpServer;
   /** Drains in-flight calls (up to graceMs), removes the socket, stops background work. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -32,6 +34,7 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
   state.start(config.healthIntervalMs);
 
   const metricsServer = await serveMetrics(metrics.registry, { port: config.metricsPort, host: config.metricsHost, ready: () => state.healthz() === 'ok' });
+  const probeServer = config.probe ? await serveProbes(state, config.probe) : undefined;
 
   const removed = await prepareSocket(config.socket);
   if (removed === 'stale-removed') logger.warn({ socket: config.socket }, 'removed a stale socket left by a previous instance');
@@ -40,7 +43,7 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
     'grpc.max_send_message_length': KMS_LIMITS.maxGrpcMessageBytes,
   });
   const inFlight = { count: 0 };
-  server.addService(loadKmsV2().service, kmsService({ state, session, mount: config.transitMount, key: config.transitKey, logger, metrics, inFlight }));
+  server.addService(loadKmsV2().service, kmsService({ state, session, mount: config.transitMount, key: config.transitKey, logger, metrics, inFlight, maxQueuedCalls: config.maxQueuedCalls }));
   // The socket is created with the process umask: tighten it first so it is never world-open.
   const umask = process.umask(0o177);
   try {
@@ -55,6 +58,7 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
     logger,
     state,
     metricsServer,
+    ...(probeServer ? { probeServer } : {}),
     stop: async (graceMs = 20_000) => {
       state.stop();
       session.stop();
@@ -71,6 +75,7 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
       });
       await removeSocket(config.socket);
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      if (probeServer) await new Promise<void>((resolve) => probeServer.close(() => resolve()));
       logger.info('kms-plugin stopped');
     },
   };

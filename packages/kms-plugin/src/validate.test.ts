@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, RequestError } from './validate.ts';
+import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, checkPlaintextSize, maxPlaintextBytes, RequestError } from './validate.ts';
 
 describe('request validation', () => {
   it('accepts our own ciphertext shape', () => {
@@ -18,10 +18,26 @@ describe('request validation', () => {
     expect(() => checkCiphertext(input)).toThrow(message);
   });
 
-  it('refuses empty and oversized plaintext', () => {
+  it('refuses empty plaintext', () => {
     expect(() => checkPlaintext(Buffer.alloc(0))).toThrow(RequestError);
-    expect(() => checkPlaintext(Buffer.alloc(4096))).toThrow(/at most 1024/);
     expect(checkPlaintext(Buffer.alloc(32))).toHaveLength(32);
+  });
+
+  it.each([
+    // version, largest plaintext: its ciphertext is at most 1024 bytes, one byte more is not
+    [1, 731],
+    [9_999, 731],
+    [10_000, 728],
+    [99_999_999, 728],
+    [123_456_789, 725],
+  ])('at key version %i the largest plaintext is %i bytes, and its ciphertext fits', (version, max) => {
+    expect(maxPlaintextBytes(version)).toBe(max);
+    const ciphertextOf = (n: number) => `vault:v${version}:${Buffer.alloc(12 + n + 16).toString('base64')}`;
+    expect(ciphertextOf(max).length).toBeLessThanOrEqual(1024);
+    expect(ciphertextOf(max + 1).length).toBeGreaterThan(1024);
+    expect(() => checkCiphertext(Buffer.from(ciphertextOf(max)))).not.toThrow();
+    expect(() => checkPlaintextSize(Buffer.alloc(max), version)).not.toThrow();
+    expect(() => checkPlaintextSize(Buffer.alloc(max + 1), version)).toThrow(`plaintext: is ${max + 1} bytes; at most ${max} bytes, so that its ciphertext stays within the 1024 bytes Decrypt accepts`);
   });
 
   it('refuses empty or oversized key ids', () => {

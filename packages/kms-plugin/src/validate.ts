@@ -16,11 +16,30 @@ const CIPHERTEXT = /^vault:v(\d{1,9}):[A-Za-z0-9+/]+={0,2}$/;
 // Lowercase RFC 1123 DNS subdomain with at least two labels, as upstream requires of keys.
 const FQDN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
 
+// Transit's AES-GCM and ChaCha20-Poly1305 ciphertext: `vault:v<N>:` + base64(12-byte nonce ||
+// ciphertext || 16-byte tag).
+const AEAD_OVERHEAD_BYTES = 28;
+
+/** The largest plaintext whose ciphertext under `keyVersion` still fits what Decrypt accepts. */
+export function maxPlaintextBytes(keyVersion: number): number {
+  const prefix = `vault:v${keyVersion}:`.length;
+  return Math.floor((KMS_LIMITS.maxCiphertextBytes - prefix) / 4) * 3 - AEAD_OVERHEAD_BYTES;
+}
+
 export function checkPlaintext(plaintext: Buffer | undefined): Buffer {
   if (!plaintext || plaintext.length === 0) throw new RequestError('plaintext', 'must not be empty');
-  // kube-apiserver sends a 32-byte seed; anything far larger is not a DEK.
-  if (plaintext.length > 1024) throw new RequestError('plaintext', `is ${plaintext.length} bytes; at most 1024 (a data key seed) is accepted`);
   return plaintext;
+}
+
+/**
+ * kube-apiserver sends a 32-byte seed. A plaintext whose ciphertext Decrypt would refuse is
+ * refused here, before OpenBao sees it: encrypting it would store data nobody can read back.
+ */
+export function checkPlaintextSize(plaintext: Buffer, keyVersion: number): void {
+  const max = maxPlaintextBytes(keyVersion);
+  if (plaintext.length > max) {
+    throw new RequestError('plaintext', `is ${plaintext.length} bytes; at most ${max} bytes, so that its ciphertext stays within the ${KMS_LIMITS.maxCiphertextBytes} bytes Decrypt accepts`);
+  }
 }
 
 /** Parses our own Transit ciphertext; returns the key version it was made with. */

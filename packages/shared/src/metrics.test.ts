@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from './log.ts';
-import { createRegistry, serveMetrics } from './metrics.ts';
+import { createRegistry, serveMetrics, splitHostPort } from './metrics.ts';
 import { Controller } from './runtime/controller.ts';
 
 describe('controller metrics', () => {
@@ -40,4 +40,16 @@ describe('controller metrics', () => {
     expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok');
     server.close();
   });
+});
+
+describe('splitHostPort', () => {
+  it.each([
+    ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
+    ['10.244.1.7:8080', { host: '10.244.1.7', port: 8080 }],
+    ['fd00:10:244::7:8080', { host: 'fd00:10:244::7', port: 8080 }],
+    ['[fd00::7]:8080', { host: 'fd00::7', port: 8080 }],
+    ['0.0.0.0:0', { host: '0.0.0.0', port: 0 }],
+  ])('%s', (address, expected) => expect(splitHostPort(address)).toEqual(expected));
+
+  it.each(['8080', ':8080', '$(POD_IP):', 'host:http', 'host:70000'])('refuses %j', (address) => expect(() => splitHostPort(address)).toThrow(/is not host:port/));
 });

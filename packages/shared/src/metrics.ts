@@ -60,3 +60,15 @@ export function serveMetrics(registry: Registry, options: { port: number; host?:
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve(server));
   });
 }
+
+/**
+ * `host:port`, `[v6]:port`, or `v6:port` as the chart writes it from the pod IP (`$(POD_IP):8080`):
+ * the port is what follows the last colon.
+ */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(at + 1));
+  if (at <= 0 || !host || !/^\d{1,5}$/.test(address.slice(at + 1)) || port > 65535) throw new Error(`"${address}" is not host:port`);
+  return { host, port };
+}

@@ -10,9 +10,24 @@ import { planKmsKey, type KmsKeyAction } from './plan.ts';
 export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
 
 export function kmsKeyMetrics(registry: Registry) {
+  // Next rotation per KMSKey, kept here: the exported gauge is one number, so the metrics name no
+  // tenant namespace or key (docs/security-model.md, Metrics). Status and events name the key.
+  const nextRotations = new Map<string, number>();
+  new Gauge({
+    name: 'kdc_kmskey_rotation_overdue_seconds',
+    help: 'How far the most overdue KMSKey is past its rotation time (0: none is overdue)',
+    registers: [registry],
+    collect() {
+      const now = Date.now() / 1000;
+      this.set(Math.max(0, ...[...nextRotations.values()].map((t) => now - t)));
+    },
+  });
   return {
     rotations: new Counter({ name: 'kdc_kmskey_rotations_total', help: 'Transit rotations made by the KMSKey controller', registers: [registry] }),
-    nextRotation: new Gauge({ name: 'kdc_kmskey_next_rotation_timestamp_seconds', help: 'When each KMSKey rotates next', labelNames: ['namespace', 'name'], registers: [registry] }),
+    nextRotation: {
+      set: (key: { namespace: string; name: string }, epochSeconds: number) => void nextRotations.set(`${key.namespace}/${key.name}`, epochSeconds),
+      remove: (key: { namespace: string; name: string }) => void nextRotations.delete(`${key.namespace}/${key.name}`),
+    },
     openBaoErrors: new Counter({ name: 'kdc_openbao_errors_total', help: 'OpenBao errors by kind', labelNames: ['kind'], registers: [registry] }),
   };
 }

@@ -6,3 +6,5 @@ export * from './leader.ts';
 export * from './events.ts';
 export * from './status.ts';
 export * from './shutdown.ts';
+export * from './tenant-kubeconfig.ts';
+export * from './tenant-client.ts';
