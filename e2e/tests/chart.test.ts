@@ -6,6 +6,7 @@ import { bindControllerNamespace, CONTROLLER_RELEASE, controllerKubeconfigs, ref
 import { controllerOpenBaoToken, ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from '../src/images.ts';
 import { K8_MANAGER_MAIN, startK8Manager } from '../src/k8-manager.ts';
+import { expandVars } from '../src/kamaji-pod.ts';
 import { freePort } from '../src/ports.ts';
 import { ManagedProcess } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
@@ -191,11 +192,12 @@ describe('the Deployments run the controller programs', () => {
       const env: Record<string, string> = {};
       for (const e of container.env) {
         const field = e.valueFrom?.fieldRef?.fieldPath;
-        let value = field === 'metadata.name' ? podName : field === 'metadata.namespace' ? ns : e.value!;
+        // The pod IP is loopback here; $(VAR) expands from earlier variables, as the kubelet does.
+        let value = field === 'metadata.name' ? podName : field === 'metadata.namespace' ? ns : field === 'status.podIP' ? '127.0.0.1' : expandVars(e.value!, env);
         for (const [mountPath, local] of mounts) if (value.startsWith(`${mountPath}/`)) value = local + value.slice(mountPath.length);
         env[e.name] = value;
       }
-      expect(env.METRICS_ADDR).toBe('0.0.0.0:8080');
+      expect(env.METRICS_ADDR).toBe('127.0.0.1:8080');
       // Only the network differs from a pod: loopback and a free port instead of the pod's own IP,
       // and the ServiceAccount's kubeconfig instead of the in-cluster files.
       const port = await freePort();
