@@ -5,14 +5,12 @@ import { parseKmsKeyInterval } from '@kdc/shared/duration';
 import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, openBaoAccessNames } from '@kdc/shared/names';
 import type { AuthSettings } from './auth.ts';
 import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './backup.ts';
-import { DEFAULT_SEGMENT_SIZE } from './format.ts';
+import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from './format.ts';
 
 export const COMMANDS = ['backup', 'restore', 'rewrap', 'list'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export const DEFAULT_TOKEN_FILE = '/var/run/secrets/openbao/token';
-export const MIN_CLI_SEGMENT_SIZE = 4 * 1024;
-export const MAX_CLI_SEGMENT_SIZE = 64 * 1024 * 1024;
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 
@@ -22,7 +20,7 @@ const BAO: readonly Command[] = ['backup', 'restore', 'rewrap'];
 
 export const FLAGS = {
   cluster: { type: 'string', env: ['KDC_CLUSTER'], help: 'KdcCluster name; backups live under <cluster>/ (required)', commands: ALL },
-  namespace: { type: 'string', env: ['KDC_NAMESPACE', 'POD_NAMESPACE'], help: 'project namespace of the cluster, recorded and bound in the backup (required)', commands: ['backup'] },
+  namespace: { type: 'string', env: ['KDC_NAMESPACE', 'POD_NAMESPACE'], help: 'project namespace of the cluster: bound in a backup; a restore refuses a backup of another namespace (required)', commands: ['backup', 'restore'] },
   's3-endpoint': { type: 'string', env: ['S3_ENDPOINT'], help: 'S3 endpoint URL, e.g. https://s3.example:9000 (empty = AWS)', commands: ALL },
   's3-bucket': { type: 'string', env: ['S3_BUCKET'], help: 'bucket (required)', commands: ALL },
   's3-region': { type: 'string', env: ['S3_REGION', 'AWS_REGION'], default: 'us-east-1', help: 'S3 region', commands: ALL },
@@ -41,12 +39,13 @@ export const FLAGS = {
   'etcd-cert-file': { type: 'string', env: ['ETCD_CERT_FILE'], help: 'client certificate for etcd', commands: ['backup'] },
   'etcd-key-file': { type: 'string', env: ['ETCD_KEY_FILE'], help: 'client key for etcd', commands: ['backup'] },
   'snapshot-file': { type: 'string', help: 'back up an existing snapshot file instead of streaming one from etcd', commands: ['backup'] },
-  'segment-size': { type: 'string', default: `${DEFAULT_SEGMENT_SIZE / 2 ** 20}Mi`, help: 'AEAD segment size, 4Ki..64Mi', commands: ['backup'] },
+  'segment-size': { type: 'string', default: `${DEFAULT_SEGMENT_SIZE / 2 ** 20}Mi`, help: `AEAD segment size, ${MIN_SEGMENT_SIZE}..64Mi (the bounds every reader checks)`, commands: ['backup'] },
   'part-size': { type: 'string', default: `${DEFAULT_PART_SIZE / 2 ** 20}Mi`, help: 'multipart part size, 5Mi..5Gi (memory ~ part size x (concurrency + 1))', commands: ['backup'] },
   'upload-concurrency': { type: 'string', default: String(DEFAULT_QUEUE_SIZE), help: 'parts uploaded in parallel, 1..16', commands: ['backup'] },
   'retention-days': { type: 'string', help: 'after a successful backup, delete backups older than this many days (never the newest), 1..365', commands: ['backup'] },
   'stale-upload-age': { type: 'string', default: '24h', help: 'abort multipart uploads under <cluster>/ older than this (crashed runs)', commands: ['backup'] },
-  backup: { type: 'string', help: 'backup to restore: <cluster>/<cluster>-<timestamp>/ (or .db), or "latest" (required)', commands: ['restore'] },
+  backup: { type: 'string', help: 'backup to restore: <cluster>/<cluster>-<timestamp>/ (or .db), or "latest": the newest envelope backup whose data key verifies (required)', commands: ['restore'] },
+  'allow-unauthenticated': { type: 'boolean', help: 'restore a plaintext <cluster>-<timestamp>.db named by --backup: nothing authenticates it, anyone who can write to the bucket could have put it there', commands: ['restore'] },
   'data-dir': { type: 'string', help: 'restore into this fresh etcd data dir (absent or empty) with etcdutl', commands: ['restore'] },
   output: { type: 'string', help: 'write the verified plaintext snapshot file here instead (must not exist)', commands: ['restore'] },
   etcdutl: { type: 'string', env: ['ETCDUTL'], default: 'etcdutl', help: 'etcdutl binary', commands: ['restore'] },
@@ -90,9 +89,11 @@ export type CliConfig =
     })
   | (CommonConfig & {
       command: 'restore';
+      namespace: string;
       openbao: OpenBaoConfig;
       transitKey?: string;
       backup: string;
+      allowUnauthenticated: boolean;
       destination: { kind: 'data-dir'; path: string; etcdutl: string; name?: string; initialCluster?: string; initialAdvertisePeerUrls?: string; bumpRevision?: number } | { kind: 'file'; path: string };
     })
   | (CommonConfig & { command: 'rewrap'; openbao: OpenBaoConfig; transitKey?: string; dryRun: boolean })
@@ -224,7 +225,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         source: file
           ? { kind: 'file', path: file }
           : { kind: 'etcd', endpoint: endpoint ?? '', ...(get('etcd-ca-file') ? { caFile: get('etcd-ca-file') } : {}), ...(get('etcd-cert-file') ? { certFile: get('etcd-cert-file') } : {}), ...(get('etcd-key-file') ? { keyFile: get('etcd-key-file') } : {}) },
-        segmentSize: size('segment-size', MIN_CLI_SEGMENT_SIZE, MAX_CLI_SEGMENT_SIZE),
+        segmentSize: size('segment-size', MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE),
         partSize: size('part-size', MIN_PART_SIZE, MAX_PART_SIZE),
         queueSize: integer('upload-concurrency', 1, 16) ?? DEFAULT_QUEUE_SIZE,
         ...(retentionDays !== undefined ? { retentionDays } : {}),
@@ -234,7 +235,10 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       break;
     }
     case 'restore': {
+      const namespace = required('namespace', ' (a backup of another namespace\'s cluster is refused)');
       const backup = required('backup', ' (a backup key from "list", or "latest")');
+      const allowUnauthenticated = values['allow-unauthenticated'] === true;
+      if (allowUnauthenticated && !backup.endsWith('.db')) errors.push('--allow-unauthenticated only applies to a plaintext backup named by --backup (<cluster>/<cluster>-<timestamp>.db)');
       const dataDir = get('data-dir');
       const output = get('output');
       if (Boolean(dataDir) === Boolean(output)) errors.push('give exactly one of --data-dir (an etcd data dir, via etcdutl) or --output (the snapshot file)');
@@ -242,9 +246,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       config = {
         ...common,
         command: 'restore',
+        namespace,
         openbao: openbao(),
         ...(get('transit-key') ? { transitKey: get('transit-key') } : {}),
         backup,
+        allowUnauthenticated,
         destination: output
           ? { kind: 'file', path: output }
           : {

@@ -37,6 +37,10 @@ export type BackupErrorCode =
   | 'BACKUP_EXISTS'
   /** The backup named does not exist. */
   | 'NOT_FOUND'
+  /** A plaintext `.db` file: nothing authenticates it, so it is restored only when a person confirms. */
+  | 'UNAUTHENTICATED_BACKUP'
+  /** The bucket answered more than a read may take (object size, response size, listing pages). */
+  | 'LIMIT_EXCEEDED'
   /** S3, etcd or etcdutl failed. */
   | 'IO_FAILED';
 

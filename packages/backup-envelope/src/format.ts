@@ -29,11 +29,16 @@ export const SALT_LENGTH = 32;
 export const KEY_CHECK_LENGTH = 32;
 export const TAG_LENGTH = 16;
 export const HEADER_LENGTH = MAGIC.length + 1 + 1 + 4 + SALT_LENGTH + NONCE_PREFIX_LENGTH + KEY_CHECK_LENGTH;
+// One set of bounds for every writer (the job's --segment-size, both encryptors) and every reader
+// (metadata.json, both decryptors), checked before anything is allocated from them: a reader never
+// accepts what no writer can produce. 16 bytes is the test vector's segment size.
 export const MIN_SEGMENT_SIZE = 16;
-export const MAX_SEGMENT_SIZE = 1 << 30;
+export const MAX_SEGMENT_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_SEGMENT_SIZE = 1 << 20;
 /** The segment counter is 32 bits. */
 export const MAX_SEGMENTS = 2 ** 32;
+/** 1 TiB: far above any etcd database (its quota tops out at 8 GiB), and every size a safe integer. */
+export const MAX_PLAINTEXT_SIZE = 2 ** 40;
 
 /** The backup metadata that must never change: the key derivation binds it. */
 export interface BoundMetadata {
@@ -65,6 +70,15 @@ export function checkSegmentSize(segmentSize: number): void {
 
 export function segmentCount(plaintextSize: number, segmentSize: number): number {
   return Math.max(1, Math.ceil(plaintextSize / segmentSize));
+}
+
+/** The plaintext size and the segment count it implies are within the format's bounds. */
+export function checkPlaintextSize(plaintextSize: number, segmentSize: number): void {
+  if (!Number.isSafeInteger(plaintextSize) || plaintextSize < 0 || plaintextSize > MAX_PLAINTEXT_SIZE) {
+    throw new RangeError(`plaintext size ${plaintextSize} is outside 0..${MAX_PLAINTEXT_SIZE} bytes`);
+  }
+  const count = segmentCount(plaintextSize, segmentSize);
+  if (count > MAX_SEGMENTS) throw new RangeError(`${count} segments of ${segmentSize} bytes exceed the ${MAX_SEGMENTS} segments the 32-bit counter allows`);
 }
 
 /** Exact size of snapshot.db.enc for a plaintext of `plaintextSize` bytes. */
@@ -259,6 +273,7 @@ export class StreamEncryptor {
         if (chunk.length === 0) continue;
         this.hasher.update(chunk);
         this.bytesIn += chunk.length;
+        if (this.bytesIn > MAX_PLAINTEXT_SIZE) throw new RangeError(`the snapshot is larger than ${MAX_PLAINTEXT_SIZE} bytes, the format's limit`);
         let at = 0;
         while (at < chunk.length) {
           // A full segment is sealed as non-final only once we know more bytes follow it.
@@ -460,6 +475,7 @@ export class StreamDecryptor {
   async *decrypt(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Buffer> {
     const expect = this.options.expect;
     checkSegmentSize(expect.bound.segmentSize);
+    checkPlaintextSize(expect.plaintextSize, expect.bound.segmentSize);
     const running = createHash('sha256');
     let header: Header | undefined;
     let key: KeyObject | undefined;
@@ -469,9 +485,10 @@ export class StreamDecryptor {
     const segmentBytes = expect.bound.segmentSize + TAG_LENGTH;
     // Chunks are copied into one reused segment buffer, so each segment is one decipher call
     // with one output buffer, whatever size the network hands us (far less garbage to collect).
+    // It is allocated once the key check authenticated the segment size, not before.
     const headerBytes = Buffer.alloc(HEADER_LENGTH);
     let headerFilled = 0;
-    const segment = Buffer.allocUnsafe(segmentBytes);
+    let segment = Buffer.alloc(0);
     let filled = 0;
 
     const openOrFail = (parts: Buffer[], last: boolean): Buffer[] => {
@@ -499,6 +516,7 @@ export class StreamDecryptor {
           header = parseHeader(headerBytes);
           this.checkHeader(header);
           key = await this.openKey(header);
+          segment = Buffer.allocUnsafe(segmentBytes);
         }
         while (at < chunk.length) {
           // A full segment with more bytes after it cannot be the last one.

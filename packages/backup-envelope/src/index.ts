@@ -9,6 +9,7 @@ export * from './source.ts';
 export * from './inventory.ts';
 export * from './backup.ts';
 export * from './restore.ts';
+export * from './verify.ts';
 export * from './rewrap.ts';
 export * from './auth.ts';
 export * from './config.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backupsToDelete, minKeyVersion, type BackupInfo } from './inventory.ts';
+import { backupTime, backupsToDelete, latestCandidates, minKeyVersion, type BackupInfo } from './inventory.ts';
 
 const day = 86_400_000;
 const now = new Date('2026-05-10T02:00:00Z');
@@ -33,6 +33,37 @@ describe('retention', () => {
 
   it('refuses a negative retention', () => {
     expect(() => backupsToDelete([backup(1)], -1, now)).toThrow(RangeError);
+  });
+});
+
+describe('what a bucket writer can claim (finding 9)', () => {
+  const stored = (daysAgo: number) => new Date(now.getTime() - daysAgo * day);
+  const planted = (key: string, kind: BackupInfo['kind'], storedDaysAgo: number): BackupInfo => ({ key, kind, cluster: 'prod', createdAt: new Date('9999-12-31T23:59:59Z'), storedAt: stored(storedDaysAgo), ...(kind === 'envelope' ? { schemaVersion: 2 as const } : {}) });
+
+  it.each([
+    ['a real backup: its claim, made before the upload ended', { createdAt: stored(1), storedAt: stored(0.99) }, stored(1)],
+    ['a far-future claim: when the server stored it', { createdAt: new Date('9999-12-31T23:59:59Z'), storedAt: stored(3) }, stored(3)],
+    ['nothing stored known: the claim', { createdAt: stored(2) }, stored(2)],
+  ])('backupTime: %s', (_, b, expected) => expect(backupTime(b)).toEqual(expected));
+
+  it('"latest" is the newest schemaVersion 2 envelope by backupTime, never a plaintext or version-1 file', () => {
+    const real = { ...backup(1), schemaVersion: 2 as const, storedAt: stored(1) };
+    const older = { ...backup(2), schemaVersion: 2 as const, storedAt: stored(2) };
+    const v1 = { ...backup(0.5), schemaVersion: 1 as const, storedAt: stored(0) };
+    const db = planted('prod/prod-99991231T235959Z.db', 'plaintext', 0);
+    expect(latestCandidates([db, older, v1, real]).map((b) => b.key)).toEqual([real.key, older.key]);
+    // An envelope planted after the last real backup is a candidate: the job verifies it and skips it.
+    const envelope = planted('prod/prod-99991230T000000Z/', 'envelope', 0.1);
+    expect(latestCandidates([real, envelope])[0]!.key).toBe(envelope.key);
+  });
+
+  it('retention ages planted files from their upload and keeps the backup the run wrote', () => {
+    const db = planted('prod/prod-99991231T235959Z.db', 'plaintext', 10);
+    const envelope = planted('prod/prod-99991230T000000Z/', 'envelope', 9);
+    const written = { ...backup(0), schemaVersion: 2 as const, storedAt: stored(0) };
+    expect(backupsToDelete([db, envelope, backup(8), written], 7, now, written.key).map((b) => b.key)).toEqual([db.key, envelope.key, 'prod/prod-8/']);
+    // Without the run's key the newest candidate stays, however old: a plaintext file never does.
+    expect(backupsToDelete([db, backup(30)], 7, now).map((b) => b.key)).toEqual([db.key]);
   });
 });
 

@@ -1,5 +1,10 @@
 // What backups a cluster has: for the CLI's `backups list`, the min_decryption_version
 // pre-flight (minKeyVersion) and retention. A prefix without metadata.json is not a backup.
+//
+// Anyone who can write to the bucket can add files that claim any date. What orders backups
+// ("latest", retention) is therefore only what such a writer cannot choose: the time the server
+// recorded when the object was stored caps every claimed creation time (backupTime), plaintext
+// files are never "latest", and a restore of "latest" by the job also checks the data key (verify.ts).
 import { BackupError, isBackupError } from './errors.ts';
 import { ENVELOPE_OBJECTS, parseBackupKey } from './layout.ts';
 import { parseMetadata, wrappedVersion, type BackupMetadata } from './metadata.ts';
@@ -19,6 +24,8 @@ export interface BackupInfo {
   plaintextSize?: number;
   /** Stored size of snapshot.db.enc (or of the .db file). */
   storedSize?: number;
+  /** When the server stored snapshot.db.enc (or the .db file, or metadata.json when the snapshot is missing). */
+  storedAt?: Date;
   metadata?: BackupMetadata;
   metadataETag?: string;
 }
@@ -52,7 +59,7 @@ export async function listBackups(store: BackupStore, cluster: string): Promise<
   for (const object of objects) {
     const parsed = parseBackupKey(object.key);
     if (parsed?.kind === 'plaintext' && parsed.cluster === cluster) {
-      backups.push({ key: object.key, kind: 'plaintext', cluster, createdAt: parsed.createdAt, storedSize: object.size });
+      backups.push({ key: object.key, kind: 'plaintext', cluster, createdAt: parsed.createdAt, storedSize: object.size, ...(object.lastModified ? { storedAt: object.lastModified } : {}) });
     }
   }
   const envelopes = prefixes.map((p) => ({ prefix: p, parsed: parseBackupKey(p) })).filter((p) => p.parsed?.kind === 'envelope' && p.parsed.cluster === cluster);
@@ -67,6 +74,7 @@ export async function listBackups(store: BackupStore, cluster: string): Promise<
     }
     try {
       const m = parseMetadata(metadata.text, prefix);
+      const storedAt = snapshot?.lastModified ?? metadata.lastModified;
       backups.push({
         key: prefix,
         kind: 'envelope',
@@ -78,6 +86,7 @@ export async function listBackups(store: BackupStore, cluster: string): Promise<
         transitKeyVersion: wrappedVersion(m),
         ...(m.schemaVersion === 2 ? { plaintextSize: m.plaintextSize } : {}),
         ...(snapshot?.size !== undefined ? { storedSize: snapshot.size } : {}),
+        ...(storedAt ? { storedAt } : {}),
         metadata: m,
         ...(metadata.etag ? { metadataETag: metadata.etag } : {}),
       });
@@ -86,8 +95,28 @@ export async function listBackups(store: BackupStore, cluster: string): Promise<
       invalid.push({ key: prefix, error: error.message });
     }
   }
-  backups.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.key.localeCompare(b.key));
+  backups.sort((a, b) => backupTime(a).getTime() - backupTime(b).getTime() || a.key.localeCompare(b.key));
   return { backups, incomplete: incomplete.sort(), invalid };
+}
+
+/**
+ * The time a backup is ordered and aged by: its claimed creation time, but never later than when
+ * the server stored it. A far-future claim counts from its upload; a real backup's claim, made
+ * before its upload finished, stands. Pure.
+ */
+export function backupTime(b: Pick<BackupInfo, 'createdAt' | 'storedAt'>): Date {
+  return b.storedAt && b.storedAt.getTime() < b.createdAt.getTime() ? b.storedAt : b.createdAt;
+}
+
+/**
+ * What "latest" may be, newest first: schemaVersion 2 envelopes only. A plaintext .db is not
+ * authenticated at all, and a version-1 metadata.json does not bind its createdAt, so a bucket
+ * writer could re-date an old one. Pure.
+ */
+export function latestCandidates<T extends Pick<BackupInfo, 'key' | 'kind' | 'schemaVersion' | 'createdAt' | 'storedAt'>>(backups: readonly T[]): T[] {
+  return backups
+    .filter((b) => b.kind === 'envelope' && b.schemaVersion !== 1)
+    .sort((a, b) => backupTime(b).getTime() - backupTime(a).getTime() || b.key.localeCompare(a.key));
 }
 
 /**
@@ -105,15 +134,39 @@ export function minKeyVersion(backups: readonly Pick<BackupInfo, 'kind' | 'trans
 }
 
 /**
- * Retention: backups created more than `retentionDays` days before `now`, but never the newest
- * one (a cluster whose backups stopped keeps its last good backup). Pure.
+ * Retention: backups whose backupTime is more than `retentionDays` days before `now`, but never
+ * `keep` (the backup the job just wrote), nor, without it, the newest candidate for "latest" (a
+ * cluster whose backups stopped keeps its last good backup; a planted file is never that). Pure.
  */
-export function backupsToDelete<T extends { key: string; createdAt: Date }>(backups: readonly T[], retentionDays: number, now: Date): T[] {
+export function backupsToDelete<T extends Pick<BackupInfo, 'key' | 'kind' | 'createdAt' | 'storedAt' | 'schemaVersion'>>(backups: readonly T[], retentionDays: number, now: Date, keep?: string): T[] {
   if (!Number.isFinite(retentionDays) || retentionDays < 0) throw new RangeError(`retentionDays must be >= 0, got ${retentionDays}`);
-  if (backups.length === 0) return [];
-  const newest = backups.reduce((a, b) => (b.createdAt.getTime() > a.createdAt.getTime() ? b : a));
+  const kept = keep ?? latestCandidates(backups)[0]?.key;
   const cutoff = now.getTime() - retentionDays * 86_400_000;
-  return backups.filter((b) => b !== newest && b.createdAt.getTime() < cutoff);
+  return backups.filter((b) => b.key !== kept && backupTime(b).getTime() < cutoff);
+}
+
+/**
+ * Applies retention after a successful backup `keep`: deletes the backups backupsToDelete names,
+ * and unfinished prefixes past retention (aged by the server's time of their newest object, so a
+ * far-future name is no shelter). Returns the keys deleted.
+ */
+export async function applyRetention(store: BackupStore, cluster: string, options: { retentionDays: number; now: Date; keep: string }): Promise<string[]> {
+  const inventory = await listBackups(store, cluster);
+  const deleted: string[] = [];
+  for (const old of backupsToDelete(inventory.backups, options.retentionDays, options.now, options.keep)) {
+    await deleteBackup(store, old.key);
+    deleted.push(old.key);
+  }
+  const cutoff = options.now.getTime() - options.retentionDays * 86_400_000;
+  for (const prefix of inventory.incomplete) {
+    const claimed = parseBackupKey(prefix)?.createdAt;
+    const stored = (await store.list(prefix)).reduce<Date | undefined>((a, o) => (o.lastModified && (!a || o.lastModified > a) ? o.lastModified : a), undefined);
+    if (claimed && backupTime({ createdAt: claimed, ...(stored ? { storedAt: stored } : {}) }).getTime() < cutoff) {
+      await deleteBackup(store, prefix);
+      deleted.push(prefix);
+    }
+  }
+  return deleted;
 }
 
 /** Deletes one backup: metadata.json first, so a half-deleted backup is never listed as complete. */

@@ -9,12 +9,12 @@ import { openBaoSession, type Session } from './auth.ts';
 import { runBackup } from './backup.ts';
 import { parseCli, helpText, type CliConfig, type OpenBaoConfig } from './config.ts';
 import { BackupError, describeError } from './errors.ts';
-import { backupsToDelete, deleteBackup, listBackups, minKeyVersion } from './inventory.ts';
-import { parseBackupKey } from './layout.ts';
+import { applyRetention, listBackups, minKeyVersion } from './inventory.ts';
 import { restoreBackup } from './restore.ts';
 import { rewrapBackups } from './rewrap.ts';
 import { etcdSnapshotSource, fileSnapshotSource } from './source.ts';
 import { BackupStore } from './store.ts';
+import { latestVerified } from './verify.ts';
 
 function readConfigFile(path: string, flag: string): string {
   try {
@@ -90,22 +90,10 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
         staleUploadAgeMs: config.staleUploadAgeMs, logger, signal,
       });
       const m = result.metadata;
-      const deleted: string[] = [];
+      let deleted: string[] = [];
       if (config.retentionDays !== undefined) {
-        const inventory = await listBackups(store, config.cluster);
-        const now = new Date();
-        for (const old of backupsToDelete(inventory.backups, config.retentionDays, now)) {
-          await deleteBackup(store, old.key);
-          deleted.push(old.key);
-        }
-        // Leftovers of failed runs (no metadata.json) go once they are past retention too.
-        for (const prefix of inventory.incomplete) {
-          const created = parseBackupKey(prefix)?.createdAt;
-          if (created && created.getTime() < now.getTime() - config.retentionDays * 86_400_000) {
-            await deleteBackup(store, prefix);
-            deleted.push(prefix);
-          }
-        }
+        // The backup just written is the newest authentic one: it is what retention keeps.
+        deleted = await applyRetention(store, config.cluster, { retentionDays: config.retentionDays, now: new Date(), keep: result.key });
         if (deleted.length) logger.info({ deleted }, 'retention: deleted old backups');
       }
       print({ key: result.key, bucket: store.bucket, createdAt: m.createdAt, transitKey: m.transitKey, transitKeyVersion: m.transitKeyVersion, plaintextSize: m.plaintextSize, ciphertextSize: m.ciphertextSize, etcdSnapshotSha256: m.etcdSnapshotSha256, durationMs: result.durationMs, deleted });
@@ -117,12 +105,13 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
       if (key === 'latest') {
         const { backups } = await listBackups(store, config.cluster);
         if (!backups.length) throw new BackupError('NOT_FOUND', `no backups of cluster ${config.cluster} in s3://${store.bucket}/${config.cluster}/`);
-        key = backups.at(-1)!.key;
+        key = (await latestVerified(store, transit, backups, { cluster: config.cluster, namespace: config.namespace, ...(config.transitKey ? { transitKey: config.transitKey } : {}) }, logger)).key;
         logger.info({ key: store.url(key) }, 'restoring the latest backup');
       }
       const result = await restoreBackup({
-        store, transit, cluster: config.cluster, key,
+        store, transit, cluster: config.cluster, namespace: config.namespace, key,
         ...(config.transitKey ? { expectedTransitKey: config.transitKey } : {}),
+        allowUnauthenticated: config.allowUnauthenticated,
         destination: config.destination, logger, signal,
       });
       print(result);

@@ -2,7 +2,7 @@
 // field the key derivation binds is checked against kdf.info so an edit is named, not guessed.
 import { ciphertextVersion } from '@kdc/shared/openbao';
 import { BackupError } from './errors.ts';
-import { ALGORITHM, KDF_INFO_PREFIX, KDF_NAME, SCHEMA_VERSION, checkSegmentSize, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
+import { ALGORITHM, KDF_INFO_PREFIX, KDF_NAME, SCHEMA_VERSION, checkPlaintextSize, checkSegmentSize, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
 import { V1_ALGORITHM } from './legacy.ts';
 
 export interface MetadataV2 {
@@ -130,6 +130,12 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
   }
   const plaintextSize = raw.plaintextSize as number;
   const ciphertextSize = raw.ciphertextSize as number;
+  // Before anything is sized from them: the same bounds the writers keep.
+  try {
+    checkPlaintextSize(plaintextSize, segmentSize);
+  } catch (error) {
+    fail(`"plaintextSize": ${(error as Error).message}`, where);
+  }
   if (ciphertextSizeFor(plaintextSize, segmentSize) !== ciphertextSize) {
     fail(`"ciphertextSize" ${ciphertextSize} does not follow from plaintextSize ${plaintextSize} and segmentSize ${segmentSize} (expected ${ciphertextSizeFor(plaintextSize, segmentSize)}): the sizes were edited`, where);
   }

@@ -45,6 +45,13 @@ export interface RestoreOptions {
   transit?: TransitClient;
   /** The cluster being restored; the backup must be one of its own. */
   cluster: string;
+  /** The cluster's project namespace: a backup recorded for another namespace is refused. */
+  namespace?: string;
+  /**
+   * Restore a plaintext `.db` file. Nothing authenticates one (anyone who can write to the
+   * bucket can put it there), so it is refused unless a person named it and confirmed.
+   */
+  allowUnauthenticated?: boolean;
   /** `<cluster>/<cluster>-<timestamp>/` (envelope) or `...<timestamp>.db` (plaintext). */
   key: string;
   /** When given, the backup's transitKey must be this one. */
@@ -97,20 +104,29 @@ function runEtcdutl(binary: string, args: string[], signal?: AbortSignal): Promi
   });
 }
 
-/** Checks metadata.json against the restore request (before any download or Transit call). */
-export function checkRestoreTarget(metadata: BackupMetadata, key: string, cluster: string, expectedTransitKey?: string): void {
+/**
+ * Checks metadata.json against the restore request (before any download or Transit call). For
+ * schemaVersion 2 the source is bound into the key derivation, so the key check that follows
+ * proves it; a version-1 source is only compared when recorded.
+ */
+export function checkRestoreTarget(metadata: BackupMetadata, key: string, cluster: string, expectedTransitKey?: string, expectedNamespace?: string): void {
   const recorded = metadata.schemaVersion === 2 ? metadata.source.cluster : metadata.source?.cluster;
   if (recorded !== undefined && recorded !== cluster) {
     throw new BackupError('WRONG_CLUSTER', `${key} is a backup of cluster "${recorded}" (metadata.json source.cluster), not of "${cluster}": refusing a cross-cluster restore`, { recorded, cluster });
+  }
+  const namespace = metadata.schemaVersion === 2 ? metadata.source.namespace : metadata.source?.namespace;
+  if (expectedNamespace !== undefined && namespace !== undefined && namespace !== expectedNamespace) {
+    throw new BackupError('WRONG_CLUSTER', `${key} is a backup of cluster "${cluster}" in namespace "${namespace}" (metadata.json source.namespace), not in "${expectedNamespace}": a same-named cluster of another project; refusing it`, { recorded: namespace, namespace: expectedNamespace });
   }
   if (expectedTransitKey !== undefined && metadata.transitKey !== expectedTransitKey) {
     throw new BackupError('WRONG_KEY', `${key} is wrapped with Transit key "${metadata.transitKey}", but this cluster's backup key is "${expectedTransitKey}": refusing it`, { recorded: metadata.transitKey, expected: expectedTransitKey });
   }
 }
 
-/** Ciphertext per ranged GET (whole segments) and how many GETs run at once. */
+/** Ciphertext per ranged GET (whole segments), how many GETs run at once, and the memory they may hold. */
 const RANGE_BYTES = 8 * 1024 * 1024;
 const DOWNLOAD_CONCURRENCY = 4;
+const RANGE_MEMORY = 48 * 1024 * 1024;
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
@@ -120,29 +136,49 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
+/** How the ranged path cuts a file: whole segments per range and how many range buffers exist. Pure. */
+export function rangePlan(segmentSize: number, plaintextSize: number): { segmentBytes: number; count: number; perRange: number; ranges: number; buffers: number; bufferBytes: number } {
+  const segmentBytes = segmentSize + TAG_LENGTH;
+  const count = segmentCount(plaintextSize, segmentSize);
+  const perRange = Math.max(1, Math.floor(RANGE_BYTES / segmentBytes));
+  const bufferBytes = Math.min(perRange, count) * segmentBytes;
+  // Large segments: fewer buffers, never fewer than two (one downloading while one decrypts).
+  const buffers = Math.max(2, Math.min(DOWNLOAD_CONCURRENCY + 2, Math.floor(RANGE_MEMORY / bufferBytes)));
+  return { segmentBytes, count, perRange, ranges: Math.ceil(count / perRange), buffers, bufferBytes };
+}
+
 /**
- * The schemaVersion 2 fast path, for a stored object of exactly the size metadata.json names:
- * ranged GETs of whole segments run in parallel into reused buffers; a worker thread verifies,
- * decrypts and hashes them in order; each range's verified plaintext is written with one
+ * The schemaVersion 2 fast path, for a stored object of exactly the size metadata.json names.
+ * First the 85-byte header alone: it is checked against metadata.json and the data key is
+ * unwrapped and checked, so nothing is sized from metadata.json before the key authenticated it.
+ * Then ranged GETs of whole segments run in parallel into a few reused buffers; a worker thread
+ * verifies, decrypts and hashes them in order; each range's verified plaintext is written with one
  * positional write. The last range is written only after the final segment's tag (which covers
  * the whole-plaintext hash) and the hash itself verified. Returns false at the first segment
  * that fails, with nothing of it written: the caller then names the problem.
  */
 async function restoreRanged(args: { store: BackupStore; key: string; metadata: MetadataV2; decryptor: StreamDecryptor; handle: FileHandle; signal?: AbortSignal }): Promise<{ sha256: Buffer; plaintextSize: number } | false> {
   const { store, key, metadata: m, decryptor, handle } = args;
-  const segmentSize = m.segmentSize;
-  const segmentBytes = segmentSize + TAG_LENGTH;
-  const count = segmentCount(m.plaintextSize, segmentSize);
-  const perRange = Math.max(1, Math.floor(RANGE_BYTES / segmentSize));
-  const ranges = Math.ceil(count / perRange);
+  const headerBytes = Buffer.alloc(HEADER_LENGTH);
+  await store.getRange(key, 0, HEADER_LENGTH, headerBytes, args.signal);
+  const opened = await decryptor.openHeader(headerBytes);
+  const header = opened.header.bytes;
+  const plan = rangePlan(m.segmentSize, m.plaintextSize);
+  const { segmentBytes, count, perRange, ranges } = plan;
   const rangeOf = (j: number) => {
     const first = j * perRange;
     const n = Math.min(perRange, count - first);
-    return { first, n, start: j === 0 ? 0 : HEADER_LENGTH + first * segmentBytes, end: Math.min(HEADER_LENGTH + (first + n) * segmentBytes, m.ciphertextSize) };
+    return { first, n, start: HEADER_LENGTH + first * segmentBytes, end: Math.min(HEADER_LENGTH + (first + n) * segmentBytes, m.ciphertextSize) };
   };
   // Plain (not shared) buffers: each is handed to the worker and back (transferred, not copied).
-  const pool = new BufferPool(HEADER_LENGTH + Math.min(perRange, count) * segmentBytes, DOWNLOAD_CONCURRENCY + 2);
-  const ready = Array.from({ length: ranges }, () => deferred<{ buffer: Buffer; view: Buffer }>());
+  const pool = new BufferPool(plan.bufferBytes, plan.buffers);
+  // Only the ranges in flight have a slot: the window is as large as the pool.
+  const ready = new Map<number, ReturnType<typeof deferred<{ buffer: Buffer; view: Buffer }>>>();
+  const slot = (j: number) => {
+    let d = ready.get(j);
+    if (!d) ready.set(j, (d = deferred()));
+    return d;
+  };
   const controller = new AbortController();
   const onAbort = () => controller.abort();
   args.signal?.addEventListener('abort', onAbort, { once: true });
@@ -153,31 +189,23 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
       if (stopped) return;
       const r = rangeOf(j);
       const view = buffer.subarray(0, r.end - r.start);
-      const slot = ready[j]!;
-      store.getRange(key, r.start, r.end, view, controller.signal).then(() => slot.resolve({ buffer, view }), slot.reject);
+      const d = slot(j);
+      store.getRange(key, r.start, r.end, view, controller.signal).then(() => d.resolve({ buffer, view }), d.reject);
     }
   })();
-  let worker: CryptoWorker | undefined;
+  const worker = new CryptoWorker(opened.key, opened.header.noncePrefix, header);
   let writing: Promise<unknown> = Promise.resolve();
   try {
-    let header: Buffer | undefined;
     let position = 0;
     for (let j = 0; j < ranges; j++) {
       if (args.signal?.aborted) throw new BackupError('IO_FAILED', 'restore cancelled (signal)');
-      const { view } = await ready[j]!.promise;
+      const { view } = await slot(j).promise;
+      ready.delete(j);
       const r = rangeOf(j);
-      let skip = 0;
-      if (!worker) {
-        const opened = await decryptor.openHeader(view);
-        header = opened.header.bytes;
-        worker = new CryptoWorker(opened.key, opened.header.noncePrefix, header);
-        skip = HEADER_LENGTH;
-      }
       const last = j === ranges - 1;
-      const request = { buf: view.buffer as ArrayBuffer, offset: skip, length: view.length - skip, count: r.n, index: r.first, segmentBytes, ...(last ? { finalAad: finalAad(header!, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}) };
+      const request = { buf: view.buffer as ArrayBuffer, offset: 0, length: view.length, count: r.n, index: r.first, segmentBytes, ...(last ? { finalAad: finalAad(header, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}) };
       const reply = await worker.request('open', request, [request.buf]);
       const buffer = Buffer.from(reply.buf!);
-      const body = buffer.subarray(skip);
       if (reply.failed !== undefined) {
         pool.give(buffer);
         return false;
@@ -186,14 +214,14 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
       decryptor.plaintextSize += length;
       decryptor.segments = r.first + r.n;
       if (last && (!Buffer.from(reply.sha256!).equals(Buffer.from(m.etcdSnapshotSha256, 'hex')) || reply.size !== m.plaintextSize)) {
-        body.fill(0);
+        buffer.fill(0);
         throw new BackupError('SNAPSHOT_CORRUPT', 'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty');
       }
       const at = position;
       position += length;
       await writing;
       writing = (async () => {
-        for (let done = 0; done < length;) done += (await handle.write(body, done, length - done, at + done)).bytesWritten;
+        for (let done = 0; done < length;) done += (await handle.write(buffer, done, length - done, at + done)).bytesWritten;
         pool.give(buffer);
       })();
     }
@@ -204,11 +232,16 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
     controller.abort();
     args.signal?.removeEventListener('abort', onAbort);
     await writing.catch(() => undefined);
-    await worker?.close();
+    await worker.close();
     pool.give(Buffer.alloc(0));
     await launcher.catch(() => undefined);
     pool.wipe();
   }
+}
+
+/** The refusal of a plaintext file nobody confirmed. */
+export function unauthenticated(url: string): BackupError {
+  return new BackupError('UNAUTHENTICATED_BACKUP', `${url} is a plaintext snapshot: nothing authenticates it, anyone who can write to the bucket could have put it there. Restore it only when you know where it came from, and say so (kdc-backup restore --allow-unauthenticated; docs/runbook.md)`, { key: url });
 }
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
@@ -219,6 +252,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   if (parsed.cluster !== options.cluster) {
     throw new BackupError('WRONG_CLUSTER', `${options.key} is a backup of cluster "${parsed.cluster}", not of "${options.cluster}": refusing a cross-cluster restore`, { recorded: parsed.cluster, cluster: options.cluster });
   }
+  if (parsed.kind === 'plaintext' && !options.allowUnauthenticated) throw unauthenticated(store.url(options.key));
 
   // The destination must be absent (or an empty directory, for a data dir).
   const target = resolve(destination.path);
@@ -237,7 +271,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       throw new BackupError('NOT_FOUND', `${store.url(options.key)} does not exist`, { key: options.key });
     }
     metadata = parseMetadata(text.text, options.key);
-    checkRestoreTarget(metadata, options.key, options.cluster, options.expectedTransitKey);
+    checkRestoreTarget(metadata, options.key, options.cluster, options.expectedTransitKey, options.namespace);
     snapshotKey = options.key + ENVELOPE_OBJECTS.snapshot;
   } else {
     snapshotKey = options.key;
