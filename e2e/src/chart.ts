@@ -64,18 +64,21 @@ async function install(p: PlatformState, adminKubeconfig: string): Promise<Recor
   return kubeconfigs;
 }
 
-/** Grants a controller its own-namespace rules (Lease, master-config) in another namespace, as a sharded release there would. */
+/** Grants a controller its own-namespace rules (Lease, master-config, cleanup tasks) in another namespace, as a sharded release there would. */
 export async function bindControllerNamespace(p: PlatformState, identity: ControllerIdentity, namespace: string): Promise<void> {
   if (namespace === CONTROLLER_RELEASE.namespace) return;
   const admin = KubeClient.fromFile(p.management.kubeconfig);
-  const name = `${CONTROLLER_RELEASE.name}-${identity}-controller-namespace`;
-  await admin.apply({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace, name }, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name, namespace },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${CONTROLLER_RELEASE.name}-controller-namespace` },
-    subjects: [{ kind: 'ServiceAccount', name: identity, namespace: CONTROLLER_RELEASE.namespace }],
-  } as KubeObject, 'kdc-e2e');
+  const roles = [`${CONTROLLER_RELEASE.name}-controller-namespace`, ...(identity === 'encryption-reconciler' ? [`${CONTROLLER_RELEASE.name}-encryption-reconciler-cleanup`] : [])];
+  for (const role of roles) {
+    const name = `${role}-${identity}`;
+    await admin.apply({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace, name }, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ kind: 'ServiceAccount', name: identity, namespace: CONTROLLER_RELEASE.namespace }],
+    } as KubeObject, 'kdc-e2e');
+  }
 }
 
 /** A token kubeconfig for the same apiserver (server and CA) as the admin one. */

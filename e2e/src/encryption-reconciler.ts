@@ -68,6 +68,10 @@ export async function startEncryptionReconciler(p: PlatformState, input: { name:
       // Test processes share one Lease: whichever leads must behave the same, with test timings.
       RESYNC_PERIOD: '5s',
       KMSKEY_DELETION_COUNTDOWN: '20s',
+      // Rotation tests rotate every 30 s; the production floors (1h, 7d for etcd keys) are the
+      // subject of attacks/07, which still finds a 1 s interval refused here.
+      KMSKEY_MIN_ROTATION: '20s',
+      KMSKEY_MIN_ROTATION_ETCD: '20s',
       // The leader serves every test file's objects at once (hundreds in the steady-state tests);
       // the work is OpenBao round trips, so more workers keep one file from queueing behind another.
       WORKERS: '12',

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KMSKEY_API_VERSION, SECURITY_GROUP, transitKeyName, type KubeObject } from '@kdc/shared';
+import { CORE, KMSKEY_API_VERSION, OwnershipRegistry, SECURITY_GROUP, transitKeyName, type KubeObject } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { controllerNamespace, createNamespace, management, openBaoRoot, platform } from './helpers.ts';
@@ -33,7 +33,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     const ns = await createNamespace(kube, 'rot');
     await createKey(ns, 'etcd', { purpose: 'etcd', rotation: { enabled: true, interval: '30s' } });
     const key = await ready(ns, 'etcd');
-    expect(key.status).toMatchObject({ currentVersion: 1, keyId: `transit/keys/${ns}-etcd`, minDecryptionVersion: 1, observedGeneration: 1 });
+    expect(key.status).toMatchObject({ currentVersion: 1, keyId: `transit/keys/${ns}.etcd`, minDecryptionVersion: 1, observedGeneration: 1 });
     expect(condition(key, 'RotationScheduled')).toMatchObject({ status: 'True', reason: 'Scheduled' });
     expect(condition(key, 'OpenBaoMounted')).toMatchObject({ status: 'True' });
     const transit = (await bao.readKey(transitKeyName(ns, 'etcd')))!;
@@ -83,7 +83,8 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     // A key in use keeps its purpose.
     await createKey(ns, 'fixed', { purpose: 'etcd' });
     const fixed = await ready(ns, 'fixed');
-    expect(fixed.metadata?.annotations?.['security.kube-dc.com/purpose']).toBe('etcd');
+    // The purpose lock lives in OpenBao, beside the key, not on the tenant-editable object.
+    expect((await new OwnershipRegistry(openBaoRoot()).read(transitKeyName(ns, 'fixed')))?.owner).toMatchObject({ namespace: ns, kmsKey: 'fixed', uid: fixed.metadata?.uid, purpose: 'etcd', origin: 'created' });
     const before = await bao.readKey(transitKeyName(ns, 'fixed'));
     await kube.patch(ref(ns, 'fixed'), { spec: { purpose: 'application' } });
     const refused = await waitFor('purpose change refused', async () => {
@@ -94,28 +95,34 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     expect(await bao.readKey(transitKeyName(ns, 'fixed'))).toEqual(before);
   });
 
-  it.concurrent('deletion: retain keeps the Transit key; schedule counts down then destroys; switching back to retain cancels', async () => {
+  it.concurrent('deletion never waits: retain keeps the key; schedule records a countdown that destroys it later; deleting the task cancels it', async () => {
     const ns = await createNamespace(kube, 'del');
     await createKey(ns, 'kept', {});
     await createKey(ns, 'doomed', { deletionPolicy: 'schedule' });
     await createKey(ns, 'reprieved', { deletionPolicy: 'schedule' });
-    await Promise.all(['kept', 'doomed', 'reprieved'].map((n) => ready(ns, n)));
+    const uids = Object.fromEntries(await Promise.all(['kept', 'doomed', 'reprieved'].map(async (n) => [n, (await ready(ns, n)).metadata!.uid!] as const)));
 
     await kube.delete(ref(ns, 'kept'));
     await waitFor('kept released', async () => (await get(ns, 'kept')) === null);
     expect(await bao.readKey(transitKeyName(ns, 'kept'))).not.toBeNull();
 
+    const deletedAt = Date.now();
     await kube.delete(ref(ns, 'doomed'));
     await kube.delete(ref(ns, 'reprieved'));
-    const scheduled = await waitFor('countdown started', async () => (await get(ns, 'doomed'))?.status?.scheduledDeletion as string | undefined);
-    expect(condition(await get(ns, 'doomed'), 'Ready')).toMatchObject({ status: 'False', reason: 'DeletionScheduled' });
+    // Both objects go at once; the countdowns live in the controllers' namespace.
+    await waitFor('scheduled keys released', async () => (await get(ns, 'doomed')) === null && (await get(ns, 'reprieved')) === null);
+    const task = (n: string) => kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids[n]}`));
+    expect(JSON.parse((await task('doomed'))!.data['task.json']!)).toMatchObject({ kind: 'destroyTransitKey', namespace: ns, kmsKey: 'doomed', uid: uids.doomed, candidates: [transitKeyName(ns, 'doomed'), `${ns}-doomed`] });
     expect(await bao.readKey(transitKeyName(ns, 'doomed'))).not.toBeNull();
-    await waitFor('reprieved countdown', async () => (await get(ns, 'reprieved'))?.status?.scheduledDeletion);
-    await kube.patch(ref(ns, 'reprieved'), { spec: { deletionPolicy: 'retain' } });
-    await waitFor('reprieved released', async () => (await get(ns, 'reprieved')) === null);
-    expect(await bao.readKey(transitKeyName(ns, 'reprieved'))).not.toBeNull();
+    const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(CORE('events', ns));
+    expect(events.items.find((e) => e.reason === 'DeletionScheduled' && e.involvedObject.name === 'doomed')?.message).toMatch(/delete configmap kdc-cleanup-key-/);
+    await kube.delete(CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids.reprieved}`));
 
-    await waitFor('doomed destroyed', async () => (await get(ns, 'doomed')) === null && (await bao.readKey(transitKeyName(ns, 'doomed'))) === null, { timeoutMs: 60_000, intervalMs: 1000 });
-    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(scheduled) - 1000);
+    await waitFor('doomed destroyed', async () => (await bao.readKey(transitKeyName(ns, 'doomed'))) === null, { timeoutMs: 60_000, intervalMs: 1000 });
+    expect(Date.now()).toBeGreaterThanOrEqual(deletedAt + 19_000);
+    await waitFor('its task done', async () => (await task('doomed')) === null);
+    expect(await new OwnershipRegistry(openBaoRoot()).read(transitKeyName(ns, 'doomed'))).toBeNull();
+    expect(await bao.readKey(transitKeyName(ns, 'reprieved'))).not.toBeNull();
+    expect(await new OwnershipRegistry(openBaoRoot()).read(transitKeyName(ns, 'reprieved'))).toMatchObject({ owner: { uid: uids.reprieved } });
   });
 });

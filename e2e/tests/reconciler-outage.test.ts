@@ -68,6 +68,6 @@ describe('encryption-reconciler while OpenBao is unreachable', () => {
       const [a, b] = await Promise.all([kube.getOrNull<Key>(ref('before')), kube.getOrNull<Key>(ref('during'))]);
       return ready(a)?.status === 'True' && ready(b)?.status === 'True';
     }, { timeoutMs: 90_000, intervalMs: 1000 });
-    expect((await bao.client().transit().readKey('default-during'))?.latestVersion).toBe(1);
+    expect((await bao.client().transit().readKey('default.during'))?.latestVersion).toBe(1);
   }, 200_000);
 });

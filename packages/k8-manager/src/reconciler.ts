@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
-  clusterNames, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
+  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
   setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
@@ -62,6 +62,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const platformConfig = platformConfigLookup(deps.kube, deps.controllerNamespace, deps.env);
   const organizationOf = organizationLookup(deps.kube);
+  const dataStoreOf = dataStoreLookup(deps.kube);
   const reconcileBackup = backupReconciler({
     kube: deps.kube, tcps: deps.tcps, keys: deps.keys, recorder: deps.recorder, logger: deps.logger,
     latestBackup: deps.latestBackup ?? s3LatestBackup,
@@ -135,7 +136,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const generation = cluster.metadata?.generation ?? 0;
     const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
     const kmsKeys = deps.keys.list(namespace);
-    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), organizationOf }));
+    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), dataStoreOf }));
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
 
     let observed: ObservedCluster = {

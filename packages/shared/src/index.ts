@@ -6,6 +6,7 @@ export * from './api/kdccluster.ts';
 export * from './api/kmskey.ts';
 export * from './api/tenantcontrolplane.ts';
 export * from './openbao/index.ts';
+export * from './openbao/ownership.ts';
 export * from './runtime/index.ts';
 export * from './log.ts';
 export * from './metrics.ts';

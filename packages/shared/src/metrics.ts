@@ -14,6 +14,9 @@ export interface ControllerMetrics {
   reconciles: Counter<'controller' | 'result'>;
   reconcileDuration: Histogram<'controller'>;
   queueDepth: Gauge<'controller'>;
+  /** Fairness: namespaces with keys waiting, and the most keys one namespace has waiting (no names: tenants stay private). */
+  queueNamespaces: Gauge<'controller'>;
+  queueLargestNamespace: Gauge<'controller'>;
   isLeader: Gauge<'lease'>;
 }
 
@@ -32,6 +35,13 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       registers: [registry],
     }),
     queueDepth: new Gauge({ name: 'kdc_workqueue_depth', help: 'Keys waiting in the work queue', labelNames: ['controller'], registers: [registry] }),
+    queueNamespaces: new Gauge({ name: 'kdc_workqueue_waiting_namespaces', help: 'Namespaces with keys waiting (served round-robin)', labelNames: ['controller'], registers: [registry] }),
+    queueLargestNamespace: new Gauge({
+      name: 'kdc_workqueue_largest_namespace_depth',
+      help: 'Keys waiting from the namespace with the most: one tenant that keeps the queue busy shows here',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
     isLeader: new Gauge({ name: 'kdc_leader', help: '1 while this instance holds the lease', labelNames: ['lease'], registers: [registry] }),
   };
   cache.set(registry, metrics);

@@ -33,6 +33,9 @@ describe('names (SPEC 3.3)', () => {
     ['transit/keys/acme-shop-prod-etcd', 'acme-shop-prod-etcd'],
     ['transit/keys/', undefined],
     ['something else', undefined],
+    ['transit/keys/x/../../../sys/policies/acl/root', undefined],
+    ['transit/keys/a..b', undefined],
+    ['transit/keys/Victim', undefined],
     [undefined, undefined],
   ])('reads the Transit key of keyId %s', (keyId, name) => expect(transitKeyFromKeyId(keyId)).toBe(name));
   it('uses the resolved key of a KMSKey, else the name the controller would create', () => {

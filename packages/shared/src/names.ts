@@ -28,8 +28,12 @@ export const ANNOTATIONS = {
   restoreState: 'kube-dc.com/restore-state',
   /** Why a running restore will end Failed (`<Reason>: <detail>`), kept while it brings the tenant back up. */
   restoreFailure: 'kube-dc.com/restore-failure',
-  /** When the current restore state was entered (RFC 3339): start-up steps time out from it. */
+  /** When the current restore state was entered (RFC 3339), shown; the controller keeps its own in status.restore. */
   restoreStateSince: 'kube-dc.com/restore-state-since',
+  /** Set to the same key as restore-from: a person confirms restoring a plaintext `.db` that nothing authenticates. */
+  restoreUnauthenticatedConfirmed: 'kube-dc.com/restore-unauthenticated-confirmed',
+  /** On a DataStore (platform-owned): the project namespaces that may use it, comma-separated, or `*`. */
+  allowedNamespaces: 'kube-dc.com/allowed-namespaces',
   /** On a DataStore: the StatefulSet (in the cluster's namespace) that runs its etcd; restore stops and starts it. */
   etcdStatefulSet: 'kube-dc.com/etcd-statefulset',
   encryptionConfigHash: 'security.kube-dc.com/encryption-config-hash',
@@ -102,11 +106,19 @@ export function legacyTransitKeyName(projectNamespace: string, kmsKey: string): 
   return `${projectNamespace}-${kmsKey}`;
 }
 
-/** The Transit key a KMSKey resolved to, from its `status.keyId` (`[<org>/]transit/keys/<name>`). */
+/** What either naming scheme can produce: lowercase DNS characters, no path separators, no `..`. */
+const TRANSIT_KEY_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
+
+/**
+ * The Transit key a KMSKey resolved to, from its `status.keyId` (`[<org>/]transit/keys/<name>`).
+ * Status is tenant-writable: anything that is not a name one of our schemes produces (a path,
+ * `..`, another mount) is no answer at all.
+ */
 export function transitKeyFromKeyId(keyId: string | undefined): string | undefined {
   const marker = `${OPENBAO_TRANSIT_MOUNT}/keys/`;
   const at = keyId?.lastIndexOf(marker) ?? -1;
-  return at >= 0 ? keyId!.slice(at + marker.length) || undefined : undefined;
+  const name = at >= 0 ? keyId!.slice(at + marker.length) : '';
+  return TRANSIT_KEY_NAME.test(name) && !name.includes('..') && name.length <= 512 ? name : undefined;
 }
 
 /**

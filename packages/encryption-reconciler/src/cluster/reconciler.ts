@@ -1,6 +1,6 @@
 import {
-  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, kmsKeyTransitName, resolveKeyRefs, gatherClusterFacts, isOpenBaoError,
-  kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
+  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, dataStoreLookup, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, resolveKeyRefs, gatherClusterFacts, isAlreadyExists,
+  isOpenBaoError, kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type PlatformConfigResult, type TenantControlPlane,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
@@ -8,10 +8,9 @@ import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
 import { removeClusterAccess } from './remove.ts';
 import { accessFingerprint, runPreflight } from './preflight.ts';
-import { credentialFailureReporter } from '../openbao-failure.ts';
-
-/** Refusals that depend on clusters outside a k8-manager shard (it may not see them itself). */
-const CROSS_SHARD_REASONS = new Set(['ClusterNameConflict']);
+import { transitKeyLookup, type TransitKeyLookup } from './transit-keys.ts';
+import { openBaoCredentialsGuard } from '../openbao-failure.ts';
+import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
 
 export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters' };
 const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'tenantcontrolplanes' };
@@ -28,6 +27,11 @@ export interface ClusterAccessDeps {
   openbao: OpenBaoClient;
   clusters: Informer<KubeObject>;
   keys: Informer<KubeObject>;
+  /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
+  tasks: Informer<KubeObject>;
+  controllerNamespace: string;
+  /** The Transit key a KMSKey owns (default: the ownership registry through `openbao`). */
+  transitKeyOf?: TransitKeyLookup;
   /** Platform prerequisites (SPEC 7), as k8-manager sees them: the same env and master-config. */
   platformConfig: () => Promise<PlatformConfigResult>;
   recorder: EventRecorder;
@@ -38,6 +42,18 @@ export interface ClusterAccessDeps {
 
 type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
 
+/** Keys of the clusters in a KMSKey's namespace that use it (its ownership decides their policies). */
+export function clustersUsingKey(clusters: Informer<KubeObject>, key: KubeObject): string[] {
+  const namespace = key.metadata?.namespace;
+  return clusters.list().filter((c) => {
+    if (c.metadata?.namespace !== namespace) return false;
+    const spec = kdcClusterSpecSchema.safeParse(c.spec);
+    if (!spec.success || !spec.data.encryption?.etcd.enabled) return false;
+    const refs = resolveKeyRefs(c.metadata!.name!, spec.data);
+    return refs.etcd === key.metadata?.name || refs.backup === key.metadata?.name;
+  }).map((c) => `${namespace}/${c.metadata!.name}`);
+}
+
 /**
  * KdcClusterEncryptionReconciler: the OpenBao policy and Kubernetes-auth role of every encrypted
  * cluster (and its backup writer), re-asserted on every reconcile but written only when they
@@ -46,22 +62,38 @@ type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
 export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   const now = deps.now ?? (() => new Date());
   const organizationOf = organizationLookup(deps.kube);
+  const dataStoreOf = dataStoreLookup(deps.kube);
+  const transitKeyOf = deps.transitKeyOf ?? transitKeyLookup(deps.openbao);
 
   async function removeAccess(bao: OpenBaoClient, namespace: string, cluster: string): Promise<void> {
     const count = (object: 'role' | 'policy') => deps.metrics.writes.inc({ object, kind: 'delete' });
     await removeClusterAccess(bao, namespace, cluster, count);
   }
 
+  /**
+   * A deleted cluster's access is removed by the cleanup controller, from a task recorded here:
+   * the finalizer goes as soon as the task exists, whether OpenBao answers or not.
+   */
+  async function releaseDeleted(object: Cluster, finalizers: string[]): Promise<ReconcileResult> {
+    const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
+    if (!deps.tasks.get(cleanupTaskName('removeClusterAccess', uid), deps.controllerNamespace)) {
+      const task = buildCleanupTask({ kind: 'removeClusterAccess', organization: await organizationOf(namespace), namespace, cluster: name, uid });
+      try {
+        await deps.kube.create(CONFIGMAPS(deps.controllerNamespace), task);
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+      }
+    }
+    await deps.kube.patch({ ...KDCCLUSTER_REF, namespace, name }, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess), resourceVersion: object.metadata?.resourceVersion } });
+    await deps.recorder.record(object, 'Normal', 'OpenBaoAccessRemovalRecorded', `OpenBao policy and role for ${name} will be removed by the cleanup controller (the Transit key is kept)`);
+    return {};
+  }
+
   // A refused controller token (or a policy without the capability) is the operator's to fix:
   // the cluster says so in KMSPreflight; an outage only backs off.
-  const reportCredentials = credentialFailureReporter({ kube: deps.kube, objects: deps.clusters, ref: KDCCLUSTER_REF, type: KDC_CLUSTER_CONDITIONS.kmsPreflight, now });
+  const guardCredentials = openBaoCredentialsGuard({ kube: deps.kube, openbao: deps.openbao, objects: deps.clusters, ref: KDCCLUSTER_REF, type: KDC_CLUSTER_CONDITIONS.kmsPreflight, now });
   return async function reconcile(key: string): Promise<ReconcileResult> {
-    try {
-      return await reconcileAccess(key);
-    } catch (error) {
-      await reportCredentials(key, error);
-      throw error;
-    }
+    return guardCredentials(key, () => reconcileAccess(key));
   };
 
   async function reconcileAccess(key: string): Promise<ReconcileResult> {
@@ -71,27 +103,18 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const ref = { ...KDCCLUSTER_REF, namespace, name };
     const finalizers = object.metadata?.finalizers ?? [];
     const hasFinalizer = finalizers.includes(FINALIZERS.openBaoAccess);
+    if (object.metadata?.deletionTimestamp) return hasFinalizer ? releaseDeleted(object, finalizers) : {};
     // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
     // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
-    const tcp = object.metadata?.deletionTimestamp ? null : await deps.kube.getOrNull<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: clusterNames(name).tenantControlPlane });
-    const validation = object.metadata?.deletionTimestamp ? null : validateCluster(await gatherClusterFacts({
-      cluster: object, clusters: deps.clusters.list(), kmsKeys: deps.keys.list(namespace), tcp, platform: await deps.platformConfig(), organizationOf,
+    const tcp = await deps.kube.getOrNull<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: clusterNames(name).tenantControlPlane });
+    const validation = validateCluster(await gatherClusterFacts({
+      cluster: object, clusters: deps.clusters.list(), kmsKeys: deps.keys.list(namespace), tcp, platform: await deps.platformConfig(), dataStoreOf,
     }));
-    if (validation && !validation.ok) {
-      // A sharded k8-manager sees only its shard and cannot find a namesake elsewhere: say why
-      // the pre-flight does not run, where k8-manager shows it (EncryptionAvailable).
-      const conflict = validation.errors.find((e) => CROSS_SHARD_REASONS.has(e.reason));
-      if (conflict) {
-        const conditions = setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: 'False', reason: conflict.reason, message: conflict.message, observedGeneration: object.metadata?.generation }], now());
-        await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
-      }
-      return {};
-    }
-    const parsed = kdcClusterSpecSchema.safeParse(object.spec);
-    if (!parsed.success) return {};
-    const spec = parsed.data;
-    const bao = deps.openbao.withNamespace(await organizationOf(namespace));
-    const wanted = Boolean(spec.encryption?.etcd.enabled) && !object.metadata?.deletionTimestamp;
+    if (!validation.ok) return {};
+    const spec = validation.spec;
+    const organization = await organizationOf(namespace);
+    const bao = deps.openbao.withNamespace(organization);
+    const wanted = Boolean(spec.encryption?.etcd.enabled);
 
     if (!wanted) {
       if (!hasFinalizer) return {};
@@ -105,9 +128,21 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       return {}; // the watch event of this patch brings us back with a fresh copy
     }
 
+    // A policy grants only a Transit key the registry gives to that very KMSKey (by uid).
     const keyRefs = resolveKeyRefs(name, spec);
-    const transitOf = (ref: string) => kmsKeyTransitName(namespace, ref, (deps.keys.get(ref, namespace)?.status as { keyId?: string } | undefined)?.keyId);
-    const access = desiredAccess(namespace, name, spec, { etcd: transitOf(keyRefs.etcd), backup: transitOf(keyRefs.backup) });
+    const owned = async (kmsKey: string) => {
+      const object = deps.keys.get(kmsKey, namespace);
+      return object ? transitKeyOf(organization, object) : null;
+    };
+    const [etcdKey, backupKey] = [await owned(keyRefs.etcd), await owned(keyRefs.backup)];
+    if (!etcdKey || !backupKey) {
+      const missing = !etcdKey ? keyRefs.etcd : keyRefs.backup;
+      const message = `KMSKey ${missing} has no Transit key of its own yet (see kubectl get kkey ${missing} -n ${namespace}): the policy is written once it has`;
+      const conditions = setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: 'False', reason: 'WaitingForKey', message, observedGeneration: object.metadata?.generation }], now());
+      await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
+      return { requeueAfterMs: 10_000 };
+    }
+    const access = desiredAccess(namespace, name, spec, { etcd: etcdKey, backup: backupKey });
     const repaired: string[] = [];
     for (const policy of access.policies) {
       const current = await bao.readPolicy(policy.name);

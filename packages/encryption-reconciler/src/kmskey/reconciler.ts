@@ -1,10 +1,12 @@
 import {
-  ANNOTATIONS, FINALIZERS, SECURITY_GROUP, type EventRecorder, type Informer, type KmsKey, type KubeClient, type KubeObject,
-  type Logger, type OpenBaoClient, type ReconcileResult, isOpenBaoError, organizationLookup, kmsKeySpecSchema, setConditions, splitKey,
-  transitKeyName, updateStatusIfChanged, KMSKEY_CONDITIONS,
+  FINALIZERS, KMSKEY_CONDITIONS, SECURITY_GROUP, OwnershipRegistry, enableOwnershipMount, isAlreadyExists, isOpenBaoError, kmsKeySpecSchema,
+  legacyTransitKeyName, openBaoFailure, organizationLookup, ownershipMountReady, setConditions, splitKey, transitKeyFromKeyId, transitKeyName, updateStatusIfChanged,
+  type EventRecorder, type Informer, type KmsKey, type KmsKeySpec, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { openBaoFailure } from '@kdc/shared';
+import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
+import { planKmsKeyDeletion } from './deletion.ts';
+import { resolveOwnership } from './ownership.ts';
 import { planKmsKey, type KmsKeyAction } from './plan.ts';
 
 export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
@@ -29,6 +31,7 @@ export function kmsKeyMetrics(registry: Registry) {
       remove: (key: { namespace: string; name: string }) => void nextRotations.delete(`${key.namespace}/${key.name}`),
     },
     openBaoErrors: new Counter({ name: 'kdc_openbao_errors_total', help: 'OpenBao errors by kind', labelNames: ['kind'], registers: [registry] }),
+    refused: new Counter({ name: 'kdc_kmskey_refusals_total', help: 'KMSKey reconciles that refused the spec or the key, by reason', labelNames: ['reason'], registers: [registry] }),
   };
 }
 
@@ -37,34 +40,42 @@ export interface KmsKeyReconcilerDeps {
   /** A client with the controller's OpenBao token, root namespace. */
   openbao: OpenBaoClient;
   keys: Informer<KubeObject>;
+  /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
+  tasks: Informer<KubeObject>;
+  controllerNamespace: string;
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof kmsKeyMetrics>;
   deletionCountdownSeconds: number;
+  /** The platform's shortest rotation interval for a purpose (seconds). */
+  rotationFloor: (purpose: KmsKeySpec['purpose']) => number;
   now?: () => Date;
 }
+
+type KeyObject = KubeObject & Pick<KmsKey, 'spec' | 'status'>;
+const OBJECT_ACTIONS = new Set<KmsKeyAction['kind']>(['addFinalizer']);
 
 /** Reads, plans (pure), executes one action, writes status only when it changed. */
 export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const organizationOf = organizationLookup(deps.kube);
 
-  async function execute(action: KmsKeyAction, object: KubeObject, bao: OpenBaoClient, transitKey: string): Promise<void> {
+  async function execute(action: KmsKeyAction, object: KeyObject, bao: OpenBaoClient, transitKey: string): Promise<void> {
     const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };
-    const finalizers = object.metadata?.finalizers ?? [];
     switch (action.kind) {
-      case 'recordPurpose':
-        await deps.kube.patch(ref, { metadata: { annotations: { [ANNOTATIONS.boundPurpose]: action.purpose }, resourceVersion: object.metadata!.resourceVersion } });
-        return;
       case 'addFinalizer':
-        await deps.kube.patch(ref, { metadata: { finalizers: [...finalizers, FINALIZERS.kmsKey], resourceVersion: object.metadata!.resourceVersion } });
-        return;
-      case 'removeFinalizer':
-        await deps.kube.patch(ref, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.kmsKey), resourceVersion: object.metadata!.resourceVersion } });
+        await deps.kube.patch(ref, { metadata: { finalizers: [...(object.metadata?.finalizers ?? []), FINALIZERS.kmsKey], resourceVersion: object.metadata!.resourceVersion } });
         return;
       case 'ensureMount':
-        await bao.enableSecretsEngine('transit', 'transit');
+        if (action.mount === 'transit') await bao.enableSecretsEngine('transit', 'transit');
+        else await enableOwnershipMount(bao);
         return;
+      case 'claim': {
+        const result = await new OwnershipRegistry(bao).claim(transitKey, action.owner);
+        // Lost a race: the next pass reads the winner's record and says so.
+        if (!result.claimed) deps.logger.warn({ transitKey, kmsKey: `${ref.namespace}/${ref.name}` }, 'Transit key name claimed by another KMSKey first');
+        return;
+      }
       case 'createKey':
         await bao.transit().createKey(transitKey, { type: action.type, exportable: false, derived: false });
         return;
@@ -72,54 +83,79 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
         await bao.transit().rotate(transitKey);
         deps.metrics.rotations.inc();
         return;
-      case 'enableDeletion':
-        await bao.transit().configure(transitKey, { deletion_allowed: true });
-        return;
-      case 'deleteKey':
-        await bao.transit().deleteKey(transitKey);
-        return;
       case 'none':
         return;
     }
   }
 
+  /** Deletion needs the Kubernetes API only (F11): no OpenBao call before the finalizer goes. */
+  async function reconcileDeletion(object: KeyObject, spec: KmsKeySpec | undefined): Promise<ReconcileResult> {
+    const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
+    const taskName = cleanupTaskName('destroyTransitKey', uid);
+    const due = new Date(Date.parse(object.metadata?.deletionTimestamp ?? '') + deps.deletionCountdownSeconds * 1000);
+    const plan = planKmsKeyDeletion({
+      hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey),
+      deletionPolicy: spec?.deletionPolicy ?? 'retain',
+      destructionRecorded: Boolean(deps.tasks.get(taskName, deps.controllerNamespace)),
+      taskName, due,
+    }, deps.controllerNamespace);
+    const ref = { ...KMSKEY_REF, namespace, name };
+    if (plan.action.kind === 'recordDestruction') {
+      const candidates = [...new Set([transitKeyFromKeyId(object.status?.keyId), transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string => Boolean(n)))];
+      const task = buildCleanupTask({ kind: 'destroyTransitKey', organization: await organizationOf(namespace), namespace, kmsKey: name, uid, candidates, due: due.toISOString() });
+      try {
+        await deps.kube.create(CONFIGMAPS(deps.controllerNamespace), task);
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+      }
+      return { requeueAfterMs: 0 };
+    }
+    if (plan.action.kind === 'removeFinalizer') {
+      await deps.kube.patch(ref, { metadata: { finalizers: (object.metadata?.finalizers ?? []).filter((f) => f !== FINALIZERS.kmsKey), resourceVersion: object.metadata!.resourceVersion } });
+    }
+    if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
+    deps.metrics.nextRotation.remove({ namespace, name });
+    return {};
+  }
+
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const object = deps.keys.get(name, namespace) as (KubeObject & Pick<KmsKey, 'spec' | 'status'>) | undefined;
+    const object = deps.keys.get(name, namespace) as KeyObject | undefined;
     if (!object || !namespace) return {};
     const ref = { ...KMSKEY_REF, namespace, name };
     const parsedSpec = kmsKeySpecSchema.safeParse(object.spec ?? {});
-    const transitKey = transitKeyName(namespace, name);
+    if (object.metadata?.deletionTimestamp) return reconcileDeletion(object, parsedSpec.success ? parsedSpec.data : undefined);
+    if (!parsedSpec.success) {
+      const message = parsedSpec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
+      const status = { ...object.status, observedGeneration: object.metadata?.generation, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason: 'InvalidSpec', message, observedGeneration: object.metadata?.generation }], now()) };
+      await updateStatusIfChanged(deps.kube, ref, object, status);
+      return {};
+    }
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
     try {
       if (organization && !(await deps.openbao.readNamespace(organization))) await deps.openbao.createNamespace(organization);
-      const mounts = await bao.secretMounts();
-      const transit = mounts['transit/'] ? await bao.transit().readKey(transitKey) : null;
-      if (!parsedSpec.success) {
-        const message = parsedSpec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
-        const status = { ...object.status, observedGeneration: object.metadata?.generation, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason: 'InvalidSpec', message, observedGeneration: object.metadata?.generation }], now()) };
-        await updateStatusIfChanged(deps.kube, ref, object, status);
-        return {};
-      }
+      const mounts = (await bao.secretMounts()) as Parameters<typeof ownershipMountReady>[0];
+      const mounted = { transit: Boolean(mounts['transit/']), registry: ownershipMountReady(mounts) };
+      const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
+      const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
       const plan = planKmsKey({
-        name, namespace, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
-        deleting: Boolean(object.metadata?.deletionTimestamp), hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey),
-        organization, transitKeyName: transitKey, transit, boundPurpose: object.metadata?.annotations?.[ANNOTATIONS.boundPurpose], mountReady: Boolean(mounts['transit/']), now: now(),
-        deletionCountdownSeconds: deps.deletionCountdownSeconds,
+        name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
+        hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey), organization, mounts: mounted,
+        transitKeyName: resolved.transitKeyName, ownership: resolved.ownership, transit, now: now(), minRotationSeconds: deps.rotationFloor(parsedSpec.data.purpose),
       });
-      if (!['addFinalizer', 'removeFinalizer', 'recordPurpose'].includes(plan.action.kind)) {
-        await updateStatusIfChanged(deps.kube, ref, object, plan.status);
-      }
+      const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
+      if (ready?.status === 'False' && plan.action.kind === 'none') deps.metrics.refused.inc({ reason: ready.reason });
+      if (!OBJECT_ACTIONS.has(plan.action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
       if (plan.status.nextRotationTime) deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
       else deps.metrics.nextRotation.remove({ namespace, name });
       if (plan.action.kind === 'none') return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
-      await execute(plan.action, object, bao, transitKey);
+      await execute(plan.action, object, bao, resolved.transitKeyName);
       if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
       deps.logger.info({ kmskey: key, action: plan.action.kind }, 'KMSKey action');
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
-      if (['addFinalizer', 'removeFinalizer', 'recordPurpose'].includes(plan.action.kind)) return {};
+      if (OBJECT_ACTIONS.has(plan.action.kind)) return {};
       // OpenBao changed: look again with fresh state, the next step follows at once.
       return { requeueAfterMs: 0 };
     } catch (error) {
@@ -133,4 +169,21 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       throw error;
     }
   };
+
+  /** Reads the ownership records (and, only when needed, the legacy key) and resolves the name. */
+  async function resolve(bao: OpenBaoClient, object: KeyObject) {
+    const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
+    const registry = new OwnershipRegistry(bao);
+    const current = await registry.read(transitKeyName(namespace, name));
+    const base = { namespace, name, uid, keyIdHint: object.status?.keyId, current, legacy: null, legacyKey: null, legacyNamesakes: [] };
+    if (current) return resolveOwnership(base);
+    const legacyName = legacyTransitKeyName(namespace, name);
+    const legacy = await registry.read(legacyName);
+    const legacyKey = legacy ? null : await bao.transit().readKey(legacyName);
+    const legacyNamesakes = legacyKey
+      ? deps.keys.list().filter((k) => legacyTransitKeyName(k.metadata!.namespace!, k.metadata!.name!) === legacyName)
+        .map((k) => ({ uid: k.metadata!.uid!, namespace: k.metadata!.namespace!, name: k.metadata!.name!, creationTimestamp: k.metadata?.creationTimestamp }))
+      : [];
+    return resolveOwnership({ ...base, legacy, legacyKey, legacyNamesakes });
+  }
 }

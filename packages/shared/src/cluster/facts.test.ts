@@ -1,21 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { gatherClusterFacts } from './facts.ts';
 
-const cluster = (namespace: string, name: string, enabled: boolean, keyRef?: string, creationTimestamp = '2026-01-01T00:00:00Z') => ({
-  metadata: { namespace, name, creationTimestamp },
-  spec: { version: 'v1.35.0', encryption: { etcd: { enabled, ...(keyRef ? { keyRef } : {}) } } },
+const cluster = (namespace: string, name: string, enabled: boolean, keyRef?: string, extra: Record<string, unknown> = {}) => ({
+  metadata: { namespace, name, creationTimestamp: '2026-01-01T00:00:00Z' },
+  spec: { version: 'v1.35.0', encryption: { etcd: { enabled, ...(keyRef ? { keyRef } : {}) } }, ...extra },
 });
+const noDataStores = async () => null;
 
 describe('gatherClusterFacts', () => {
-  it('finds encrypted neighbours with their keys, and an older namesake of the same organisation', async () => {
-    const self = cluster('acme-b', 'prod', true, undefined, '2026-02-01T00:00:00Z');
-    const clusters = [self, cluster('acme-b', 'dev', true, 'shared'), cluster('acme-b', 'off', false), cluster('acme-a', 'prod', true), cluster('other', 'prod', true), cluster('acme-c', 'x', true)];
-    const facts = await gatherClusterFacts({
-      cluster: self, clusters, kmsKeys: [], tcp: null, platform: { ok: false, missing: [] },
-      organizationOf: async (ns) => (ns.startsWith('acme-') ? 'acme' : undefined),
-    });
+  it('finds encrypted neighbours with their keys; namesakes elsewhere do not matter', async () => {
+    const self = cluster('acme-b', 'prod', true);
+    const clusters = [self, cluster('acme-b', 'dev', true, 'shared'), cluster('acme-b', 'off', false), cluster('acme-a', 'prod', true), cluster('other', 'prod', true)];
+    const facts = await gatherClusterFacts({ cluster: self, clusters, kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores });
     expect(facts.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: 'shared' }]);
-    expect(facts.nameTakenBy).toBe('acme-a');
     expect(facts.attached).toBe(false);
+    expect(facts.dataStore).toBeUndefined();
+  });
+  it('reads the DataStore the spec names, with the platform\'s grant', async () => {
+    const self = cluster('acme-b', 'prod', false, undefined, { dataStore: 'etcd-gold' });
+    const dataStoreOf = async (name: string) => (name === 'etcd-gold' ? { metadata: { name, annotations: { 'kube-dc.com/allowed-namespaces': 'acme-a,acme-b' } } } : null);
+    const facts = await gatherClusterFacts({ cluster: self, clusters: [self], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf });
+    expect(facts.dataStore).toEqual({ name: 'etcd-gold', found: true, allowedNamespaces: 'acme-a,acme-b' });
+    const missing = await gatherClusterFacts({ cluster: cluster('acme-b', 'x', false, undefined, { dataStore: 'nope' }), clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf });
+    expect(missing.dataStore).toEqual({ name: 'nope', found: false, allowedNamespaces: undefined });
   });
 });

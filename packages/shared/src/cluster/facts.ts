@@ -1,10 +1,10 @@
 import { kdcClusterSpecSchema, resolveKeyRefs } from '../api/kdccluster.ts';
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
-import { LABELS } from '../names.ts';
+import { ANNOTATIONS, KAMAJI_GROUP, LABELS } from '../names.ts';
 import { CORE, type KubeClient, type KubeObject } from '../runtime/kube.ts';
 import { isAttached, kamajiControlPlaneOwner } from './attachment.ts';
 import { resolvePlatformConfig, type PlatformConfigResult } from './platform-config.ts';
-import { olderNamesake, type ClusterFacts, type KmsKeyView } from './validate.ts';
+import type { ClusterFacts, KmsKeyView } from './validate.ts';
 
 // What validateCluster needs, gathered from the informer caches the same way in both
 // controllers that act on a KdcCluster, so they can never disagree about a spec.
@@ -19,18 +19,23 @@ export async function gatherClusterFacts(input: {
   kmsKeys: readonly KubeObject[];
   tcp: TenantControlPlane | null;
   platform: PlatformConfigResult;
-  organizationOf: OrganizationOf;
+  /** A Kamaji DataStore by name (cluster-scoped; null when it does not exist). */
+  dataStoreOf: (name: string) => Promise<KubeObject | null>;
 }): Promise<ClusterFacts> {
   const { cluster, tcp } = input;
   const namespace = cluster.metadata!.namespace!;
   const name = cluster.metadata!.name!;
-  // Only neighbours (same namespace) and namesakes (same name) matter: filter before parsing,
-  // this runs for every cluster on every resync.
-  const relevant = input.clusters.filter((c) => (c.metadata?.namespace === namespace) !== (c.metadata?.name === name));
-  const encrypted = relevant.flatMap((c) => {
-    const spec = kdcClusterSpecSchema.safeParse(c.spec);
-    return spec.success && spec.data.encryption?.etcd.enabled ? [{ object: c, namespace: c.metadata!.namespace!, name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }] : [];
-  });
+  // Only neighbours (same namespace) matter: OpenBao names are scoped by namespace, so a
+  // namesake elsewhere can never collide (names.ts). Filter before parsing: this runs for every
+  // cluster on every resync.
+  const otherClusters = input.clusters
+    .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
+    .flatMap((c) => {
+      const spec = kdcClusterSpecSchema.safeParse(c.spec);
+      return spec.success && spec.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }] : [];
+    });
+  const dataStoreName = (cluster.spec as { dataStore?: unknown } | undefined)?.dataStore;
+  const dataStore = typeof dataStoreName === 'string' && dataStoreName ? await input.dataStoreOf(dataStoreName) : undefined;
   return {
     namespace,
     name,
@@ -38,21 +43,13 @@ export async function gatherClusterFacts(input: {
     annotations: cluster.metadata?.annotations ?? {},
     platform: input.platform,
     kmsKeys: input.kmsKeys as unknown as KmsKeyView[],
-    otherClusters: encrypted.filter((c) => c.namespace === namespace && c.name !== name).map(({ name: n, etcdKeyRef }) => ({ name: n, etcdKeyRef })),
+    otherClusters,
     kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
-    nameTakenBy: await nameTakenBy(cluster, encrypted.filter((c) => c.name === name && c.namespace !== namespace), input.organizationOf),
+    ...(typeof dataStoreName === 'string' && dataStoreName
+      ? { dataStore: { name: dataStoreName, found: Boolean(dataStore), allowedNamespaces: dataStore?.metadata?.annotations?.[ANNOTATIONS.allowedNamespaces] } }
+      : {}),
     attached: isAttached(tcp),
   };
-}
-
-/** `ClusterFacts.nameTakenBy`: the older encrypted namesake in the same organisation, if any. */
-async function nameTakenBy(self: KubeObject, namesakes: readonly { object: KubeObject; namespace: string; name: string }[], organizationOf: OrganizationOf): Promise<string | undefined> {
-  if (!namesakes.length) return undefined;
-  const namespace = self.metadata!.namespace!;
-  const orgs = new Map<string, string | undefined>();
-  for (const ns of [namespace, ...namesakes.map((c) => c.namespace)]) orgs.set(ns, await organizationOf(ns));
-  const candidates = namesakes.map((c) => ({ namespace: c.namespace, name: c.name, creationTimestamp: c.object.metadata?.creationTimestamp, encrypted: true }));
-  return olderNamesake({ namespace, name: self.metadata!.name!, creationTimestamp: self.metadata?.creationTimestamp }, (ns) => orgs.get(ns), candidates);
 }
 
 /** A read through a small time-based cache (namespace labels and master-config change rarely). */
@@ -65,6 +62,11 @@ export function cachedLookup<T>(load: (key: string) => Promise<T>, ttlMs: number
     cache.set(key, { value, at: Date.now() });
     return value;
   };
+}
+
+/** A Kamaji DataStore by name, read through a short cache (DataStores are the platform's, and change rarely). */
+export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string) => Promise<KubeObject | null> {
+  return cachedLookup((name) => kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name }), ttlMs);
 }
 
 /** The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label. */

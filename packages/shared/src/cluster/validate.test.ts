@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { olderNamesake, validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
+import { dataStoreGranted, validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
 
 const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }];
@@ -27,7 +27,7 @@ describe('validateCluster: refused specs', () => {
     ['keyRef cross-namespace', facts(enabled({ keyRef: 'other/shared' })), 'KeyRefInvalid'],
     ['keyRef purpose', facts(enabled({ keyRef: 'app' })), 'KeyRefWrongPurpose'],
     ['keyRef not ready', facts(enabled({ keyRef: 'k' }), { kmsKeys: [key('k', 'etcd', { status: {} })] }), 'KeyRefNotReady'],
-    ['keyRef deleting', facts(enabled({ keyRef: 'k' }), { kmsKeys: [key('k', 'etcd', { status: { conditions: ready, scheduledDeletion: '2026-02-01T00:00:00Z' } })] }), 'KeyRefScheduledForDeletion'],
+    ['keyRef deleting', facts(enabled({ keyRef: 'k' }), { kmsKeys: [key('k', 'etcd', { metadata: { name: 'k', deletionTimestamp: '2026-02-01T00:00:00Z' } })] }), 'KeyRefScheduledForDeletion'],
     ['keyRef shared', facts(enabled({ keyRef: 'shared' }), { otherClusters: [{ name: 'c2', etcdKeyRef: 'shared' }] }), 'KeyRefInUse'],
     ['backup keyRef missing', facts(enabled({ backup: { keyRef: 'nope' } })), 'BackupKeyRefNotFound'],
     ['backup keyRef purpose', facts(enabled({ backup: { keyRef: 'app' } })), 'BackupKeyRefWrongPurpose'],
@@ -35,10 +35,16 @@ describe('validateCluster: refused specs', () => {
     ['no plugin image', facts(enabled(), { platform: { ok: false, missing: [{ reason: 'KMSPluginImageMissing', message: 'prerequisite missing: ask the operator' }] } }), 'KMSPluginImageMissing'],
     ['OpenBao off', facts(enabled(), { platform: { ok: false, missing: [{ reason: 'OpenBaoDisabled', message: 'prerequisite missing: ask the operator' }] } }), 'OpenBaoDisabled'],
     ['cron', facts(enabled({}, { backup: { schedule: '0 2 * *' } })), 'BackupScheduleInvalid'],
+    ['cron out of range', facts(enabled({}, { backup: { schedule: '99 99 99 99 99' } })), 'BackupScheduleInvalid'],
+    ['name starts with a digit', facts({ version: 'v1.35.0' }, { name: '9lives' }), 'ClusterNameInvalid'],
+    ['name too long for its CronJob', facts({ version: 'v1.35.0' }, { name: 'a'.repeat(41) }), 'ClusterNameInvalid'],
+    ['name with a dot', facts({ version: 'v1.35.0' }, { name: 'web.prod' }), 'ClusterNameInvalid'],
+    ['DataStore missing', facts({ version: 'v1.35.0' }, { dataStore: { name: 'gold', found: false } }), 'DataStoreNotFound'],
+    ['DataStore of another tenant', facts({ version: 'v1.35.0' }, { dataStore: { name: 'victim-etcd', found: true, allowedNamespaces: 'victim-ns' } }), 'DataStoreNotAllowed'],
+    ['DataStore granted to nobody', facts({ version: 'v1.35.0' }, { dataStore: { name: 'victim-etcd', found: true } }), 'DataStoreNotAllowed'],
     ['destination', facts(enabled({}, { backup: { destinationPath: 'https://bucket/x' } })), 'BackupDestinationInvalid'],
     ['KamajiControlPlane owner', facts(enabled(), { kamajiControlPlaneOwner: 'kcp' }), 'ManagedByKamajiControlPlane'],
     ['disable without migration', facts({ version: 'v1.35.0', encryption: { etcd: { enabled: false } } }, { attached: true }), 'DisableRequiresMigration'],
-    ['same name, same organisation', facts(enabled(), { nameTakenBy: 'acme-prod' }), 'ClusterNameConflict'],
     ['bad break-glass', facts({ version: 'v1.35.0' }, { attached: true, annotations: { 'security.kube-dc.com/encryption-force-disable-confirmed': 'yes' } }), 'ForceDisableAnnotationInvalid'],
   ])('%s -> %s', (_name, input, reason) => {
     expect(reasons(input)).toContain(reason);
@@ -76,17 +82,21 @@ describe('validateCluster: accepted specs', () => {
   });
 });
 
-describe('olderNamesake', () => {
-  const org = (ns: string) => (ns.startsWith('acme-') ? 'acme' : undefined);
-  const c = (namespace: string, name: string, creationTimestamp: string, encrypted = true) => ({ namespace, name, creationTimestamp, encrypted });
-  it('names the older encrypted cluster of the same organisation', () => {
-    const all = [c('acme-a', 'prod', '2026-01-01T00:00:00Z'), c('acme-b', 'prod', '2026-02-01T00:00:00Z'), c('other', 'prod', '2025-01-01T00:00:00Z')];
-    expect(olderNamesake({ namespace: 'acme-b', name: 'prod', creationTimestamp: '2026-02-01T00:00:00Z' }, org, all)).toBe('acme-a');
-    expect(olderNamesake({ namespace: 'acme-a', name: 'prod', creationTimestamp: '2026-01-01T00:00:00Z' }, org, all)).toBeUndefined();
+describe('dataStoreGranted', () => {
+  it.each<[string | undefined, string, boolean]>([
+    ['acme-dev', 'acme-dev', true],
+    ['a, acme-dev ,b', 'acme-dev', true],
+    ['*', 'anyone', true],
+    ['acme-dev-2', 'acme-dev', false],
+    ['acme', 'acme-dev', false],
+    ['', 'acme-dev', false],
+    [undefined, 'acme-dev', false],
+  ])('%s grants %s: %s', (allowed, ns, granted) => expect(dataStoreGranted(allowed, ns)).toBe(granted));
+});
+
+describe('validateCluster: names and DataStores', () => {
+  it('accepts a 40-character name and a granted DataStore', () => {
+    expect(validateCluster(facts({ version: 'v1.35.0' }, { name: `a${'b'.repeat(38)}c`, dataStore: { name: 'gold', found: true, allowedNamespaces: 'acme-dev' } })).ok).toBe(true);
   });
-  it('breaks a tie by namespace and ignores unencrypted namesakes', () => {
-    const all = [c('acme-a', 'prod', 't'), c('acme-b', 'prod', 't'), c('acme-0', 'prod', 's', false)];
-    expect(olderNamesake({ namespace: 'acme-b', name: 'prod', creationTimestamp: 't' }, org, all)).toBe('acme-a');
-    expect(olderNamesake({ namespace: 'acme-a', name: 'prod', creationTimestamp: 't' }, org, all)).toBeUndefined();
-  });
+  it('accepts the default DataStore (none named)', () => expect(validateCluster(facts({ version: 'v1.35.0' })).ok).toBe(true));
 });

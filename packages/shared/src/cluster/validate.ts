@@ -3,6 +3,7 @@ import { KMSKEY_CONDITIONS } from '../api/kmskey.ts';
 import { isConditionTrue, type Condition } from '../conditions.ts';
 import { DAY_SECONDS, formatDuration, parseDuration } from '../duration.ts';
 import { resolveBackupSettings } from './backup-settings.ts';
+import { checkCronSchedule } from './cron.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY_KDCCLUSTER, clusterNames } from '../names.ts';
 import type { PlatformConfig, PlatformConfigResult } from './platform-config.ts';
 
@@ -18,7 +19,15 @@ export interface Problem {
 export interface KmsKeyView {
   metadata: { name: string; labels?: Record<string, string>; deletionTimestamp?: string };
   spec?: { purpose?: string };
-  status?: { conditions?: Condition[]; scheduledDeletion?: string };
+  status?: { conditions?: Condition[] };
+}
+
+/** The Kamaji DataStore `spec.dataStore` names: whether it exists and which namespaces the platform granted it to. */
+export interface DataStoreFact {
+  name: string;
+  found: boolean;
+  /** The DataStore's `kube-dc.com/allowed-namespaces` annotation (comma-separated names, or `*`). */
+  allowedNamespaces?: string;
 }
 
 export interface ClusterFacts {
@@ -31,11 +40,8 @@ export interface ClusterFacts {
   kmsKeys: readonly KmsKeyView[];
   /** Other encrypted KdcClusters of the namespace and the etcd key each one uses. */
   otherClusters: readonly { name: string; etcdKeyRef: string }[];
-  /**
-   * Namespace of an older encrypted KdcCluster with the same name in the same OpenBao namespace
-   * (organisation): OpenBao policy and role names (`tcp-<cluster>`) would collide.
-   */
-  nameTakenBy?: string;
+  /** Undefined when the spec names no DataStore (Kamaji's default DataStore is used). */
+  dataStore?: DataStoreFact;
   /** Name of the KamajiControlPlane owning the TCP, if any. */
   kamajiControlPlaneOwner?: string;
   /** The TCP carries our encryption fields right now. */
@@ -50,7 +56,13 @@ export const MIN_KEK_ROTATION_SECONDS = 7 * DAY_SECONDS;
 export const MAX_KEK_ROTATION_SECONDS = 730 * DAY_SECONDS;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const VERSION = /^v\d+\.\d+\.\d+$/;
-const CRON_FIELD = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+/**
+ * Every name derived from a cluster must be valid: `<cluster>-cp` becomes Kamaji's Service (a
+ * DNS-1035 label: starts with a letter), `<cluster>-etcd-backup` a CronJob (at most 52
+ * characters), and kdc-backup stores backups under `<cluster>/`.
+ */
+export const MAX_CLUSTER_NAME_LENGTH = 40;
+const CLUSTER_NAME = new RegExp(`^[a-z]([-a-z0-9]{0,${MAX_CLUSTER_NAME_LENGTH - 2}}[a-z0-9])?$`);
 
 export function validateCluster(facts: ClusterFacts): Validation {
   const parsed = kdcClusterSpecSchema.safeParse(facts.spec);
@@ -64,6 +76,13 @@ export function validateCluster(facts: ClusterFacts): Validation {
   const etcd = spec.encryption?.etcd;
   const enabled = etcd?.enabled === true;
 
+  if (!CLUSTER_NAME.test(facts.name)) {
+    errors.push({
+      reason: 'ClusterNameInvalid',
+      message: `cluster name "${facts.name}" cannot be used: the objects made for it need a name of at most ${MAX_CLUSTER_NAME_LENGTH} lowercase letters, digits and '-', starting with a letter and ending with a letter or digit; re-create the cluster under such a name`,
+    });
+  }
+  errors.push(...dataStoreProblems(facts));
   if (!VERSION.test(spec.version)) errors.push({ reason: 'VersionInvalid', message: `spec.version "${spec.version}" is not a Kubernetes version: write it as vMAJOR.MINOR.PATCH, e.g. v1.35.0` });
   errors.push(...backupProblems(facts.namespace, facts.name, spec));
 
@@ -90,12 +109,6 @@ export function validateCluster(facts: ClusterFacts): Validation {
   if (!enabled) return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable };
 
   if (!facts.platform.ok) errors.push(...facts.platform.missing);
-  if (facts.nameTakenBy) {
-    errors.push({
-      reason: 'ClusterNameConflict',
-      message: `an encrypted cluster named ${facts.name} already exists in namespace ${facts.nameTakenBy} of the same organisation, and OpenBao policy and role names (tcp-${facts.name}) are per organisation: give this cluster another name`,
-    });
-  }
   const keys = new Map(facts.kmsKeys.map((k) => [k.metadata.name, k]));
   const explicit = etcd!.keyRef;
   const etcdKeyRef = explicit || clusterNames(facts.name).autoEtcdKey;
@@ -137,7 +150,7 @@ function keyProblems(field: string, ref: string, key: KmsKeyView | undefined, pu
     return [{ reason: `${prefix}Invalid`, message: `${field} "${ref}" is not a KMSKey name: name a KMSKey in this namespace (keys in other namespaces cannot be used)` }];
   }
   if (!key) return [{ reason: `${prefix}NotFound`, message: `${field}: KMSKey ${ref} does not exist in this namespace: create it (purpose ${purposes.join(' or ')}) or fix the name` }];
-  if (key.metadata.deletionTimestamp || key.status?.scheduledDeletion) {
+  if (key.metadata.deletionTimestamp) {
     return [{ reason: `${prefix}ScheduledForDeletion`, message: `${field}: KMSKey ${ref} is scheduled for deletion: cancel it (deletionPolicy: retain) or choose another key` }];
   }
   const purpose = key.spec?.purpose ?? 'application';
@@ -174,24 +187,30 @@ function backupProblems(namespace: string, cluster: string, spec: KdcClusterSpec
   const backup = spec.backup;
   if (!backup || backup.enabled === false) return [];
   const problems: Problem[] = [];
-  const fields = backup.schedule.trim().split(/\s+/);
-  if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
-    problems.push({ reason: 'BackupScheduleInvalid', message: `backup.schedule "${backup.schedule}" is not a 5-field cron expression: write minute hour day month weekday, e.g. "0 2 * * *"` });
+  const cron = checkCronSchedule(backup.schedule);
+  if (!cron.ok) {
+    problems.push({ reason: 'BackupScheduleInvalid', message: `backup.schedule "${backup.schedule.slice(0, 100)}" is not a schedule a CronJob accepts (${cron.error}): write minute hour day month weekday, e.g. "0 2 * * *"` });
   }
   const settings = resolveBackupSettings(namespace, cluster, spec);
   if (settings && !settings.ok) problems.push({ reason: settings.reason, message: settings.message });
   return problems;
 }
 
-/** The namespace of the older encrypted cluster with this name in the same organisation, if any. */
-export function olderNamesake(
-  self: { namespace: string; name: string; creationTimestamp?: string },
-  organizationOf: (namespace: string) => string | undefined,
-  clusters: readonly { namespace: string; name: string; creationTimestamp?: string; encrypted: boolean }[],
-): string | undefined {
-  const org = organizationOf(self.namespace);
-  const key = (c: { namespace: string; creationTimestamp?: string }) => `${c.creationTimestamp ?? '9999'}/${c.namespace}`;
-  return clusters
-    .filter((c) => c.name === self.name && c.namespace !== self.namespace && c.encrypted && organizationOf(c.namespace) === org && key(c) < key(self))
-    .sort((a, b) => key(a).localeCompare(key(b)))[0]?.namespace;
+/**
+ * A tenant may only put its control plane on a DataStore the platform granted to its namespace:
+ * another tenant's dedicated etcd would mix both tenants' rows and block the victim's restores.
+ */
+function dataStoreProblems(facts: ClusterFacts): Problem[] {
+  const ds = facts.dataStore;
+  if (!ds) return [];
+  const grant = `annotate it ${ANNOTATIONS.allowedNamespaces}=${facts.namespace} (or "*" for a shared pool)`;
+  if (!ds.found) return [{ reason: 'DataStoreNotFound', message: `spec.dataStore: DataStore ${ds.name} does not exist: remove spec.dataStore for the platform's default, or ask the platform operator for one` }];
+  if (!dataStoreGranted(ds.allowedNamespaces, facts.namespace)) {
+    return [{ reason: 'DataStoreNotAllowed', message: `spec.dataStore: DataStore ${ds.name} is not granted to namespace ${facts.namespace}: remove spec.dataStore for the platform's default, or ask the platform operator to ${grant}` }];
+  }
+  return [];
+}
+
+export function dataStoreGranted(allowed: string | undefined, namespace: string): boolean {
+  return (allowed ?? '').split(',').map((n) => n.trim()).some((n) => n === '*' || n === namespace);
 }

@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
 import { type Informer, objectKey } from './informer.ts';
 import type { KubeObject } from './kube.ts';
-import { WorkQueue, type BackoffOptions } from './workqueue.ts';
+import { WorkQueue, namespaceOfKey, type BackoffOptions } from './workqueue.ts';
 
 export interface ReconcileResult {
   /** Reconcile again after this long even if nothing changes (e.g. the next rotation). */
@@ -41,7 +41,8 @@ export class Controller {
   constructor(options: ControllerOptions) {
     this.options = options;
     this.name = options.name;
-    this.queue = new WorkQueue<string>(options.backoff);
+    // Round-robin over namespaces: a tenant with hundreds of busy objects cannot starve the others.
+    this.queue = new WorkQueue<string>(options.backoff, namespaceOfKey);
     this.metrics = controllerMetrics(options.registry);
   }
 
@@ -61,7 +62,15 @@ export class Controller {
   enqueue(key: string): void {
     if (!this.started) return;
     this.queue.add(key);
-    this.metrics.queueDepth.set({ controller: this.name }, this.queue.length);
+    this.updateQueueGauges();
+  }
+
+  private updateQueueGauges(): void {
+    const labels = { controller: this.name };
+    this.metrics.queueDepth.set(labels, this.queue.length);
+    const groups = this.queue.waitingGroups;
+    this.metrics.queueNamespaces.set(labels, groups.waiting);
+    this.metrics.queueLargestNamespace.set(labels, groups.largest);
   }
 
   start(): void {
@@ -88,7 +97,7 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === null) return;
-      this.metrics.queueDepth.set({ controller: this.name }, this.queue.length);
+      this.updateQueueGauges();
       const end = this.metrics.reconcileDuration.startTimer({ controller: this.name });
       try {
         const result = await this.options.reconcile(key);

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_TIMER_MS, backoffDelay, WorkQueue } from './workqueue.ts';
+import { MAX_TIMER_MS, backoffDelay, WorkQueue, FairKeys, namespaceOfKey } from './workqueue.ts';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,5 +75,53 @@ describe('WorkQueue', () => {
     expect(await waiting).toBeNull();
     q.add('x');
     expect(await q.get()).toBeNull();
+  });
+});
+
+describe('WorkQueue with fair order (per namespace)', () => {
+  const drain = async (q: WorkQueue<string>, n: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const key = (await q.get())!;
+      out.push(key);
+      q.done(key);
+    }
+    return out;
+  };
+
+  it('a namespace with many keys gets one turn in each round, not the whole queue', async () => {
+    const q = new WorkQueue<string>(undefined, namespaceOfKey);
+    for (let i = 0; i < 200; i++) q.add(`noisy/k${i}`);
+    q.add('quiet/a');
+    q.add('other/b');
+    expect(q.waitingGroups).toEqual({ waiting: 3, largest: 200 });
+    // FIFO would hand out 200 noisy keys before quiet/a.
+    expect(await drain(q, 3)).toEqual(['noisy/k0', 'quiet/a', 'other/b']);
+    expect(await drain(q, 2)).toEqual(['noisy/k1', 'noisy/k2']);
+    expect(q.waitingGroups).toEqual({ waiting: 1, largest: 197 });
+    q.shutDown();
+  });
+
+  it('keeps the client-go rules: one entry per key, never a key to two workers', async () => {
+    const q = new WorkQueue<string>(undefined, namespaceOfKey);
+    q.add('a/x');
+    q.add('a/x');
+    q.add('b/y');
+    const first = (await q.get())!;
+    q.add(first); // re-added while processing: waits until done
+    expect(await q.get()).toBe('b/y');
+    expect(q.length).toBe(0);
+    q.done(first);
+    expect(await q.get()).toBe('a/x');
+    q.shutDown();
+  });
+
+  it('FairKeys alone: round robin, FIFO within a group', () => {
+    const keys = new FairKeys<string>(namespaceOfKey);
+    for (const k of ['a/1', 'a/2', 'b/1', 'a/3', 'c/1', 'b/2']) keys.push(k);
+    const order: string[] = [];
+    for (let k = keys.shift(); k !== undefined; k = keys.shift()) order.push(k);
+    expect(order).toEqual(['a/1', 'b/1', 'c/1', 'a/2', 'b/2', 'a/3']);
+    expect(keys.length).toBe(0);
   });
 });

@@ -1,6 +1,8 @@
 // A work queue in the shape of client-go's: a key is queued at most once, a key being processed
 // is never handed to a second worker (re-adds wait until done), failures back off
-// exponentially per key, and delayed adds keep only the earliest due time.
+// exponentially per key, and delayed adds keep only the earliest due time. Unlike client-go's
+// FIFO, ready keys may be served round-robin across groups (tenant namespaces): one tenant with
+// hundreds of busy objects then delays every other tenant by at most one key per turn.
 
 export interface BackoffOptions {
   baseDelayMs: number;
@@ -17,8 +19,95 @@ export function backoffDelay(failures: number, options: BackoffOptions = DEFAULT
 /** The longest delay setTimeout honours. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Ready keys, in the order workers get them. */
+interface ReadyKeys<K> {
+  push(key: K): void;
+  shift(): K | undefined;
+  clear(): void;
+  readonly length: number;
+  /** Groups with keys waiting, and the most keys one group has waiting (fair order only). */
+  readonly groups: { waiting: number; largest: number };
+}
+
+class FifoKeys<K> implements ReadyKeys<K> {
+  private readonly keys: K[] = [];
+  push(key: K): void {
+    this.keys.push(key);
+  }
+  shift(): K | undefined {
+    return this.keys.shift();
+  }
+  clear(): void {
+    this.keys.length = 0;
+  }
+  get length(): number {
+    return this.keys.length;
+  }
+  get groups() {
+    return { waiting: this.keys.length ? 1 : 0, largest: this.keys.length };
+  }
+}
+
+/** Round-robin over groups, FIFO within a group. */
+export class FairKeys<K> implements ReadyKeys<K> {
+  private readonly byGroup = new Map<string, K[]>();
+  /** Groups with waiting keys, in turn order. */
+  private readonly turns: string[] = [];
+  private size = 0;
+  private readonly groupOf: (key: K) => string;
+
+  constructor(groupOf: (key: K) => string) {
+    this.groupOf = groupOf;
+  }
+
+  push(key: K): void {
+    const group = this.groupOf(key);
+    let keys = this.byGroup.get(group);
+    if (!keys) {
+      keys = [];
+      this.byGroup.set(group, keys);
+      this.turns.push(group);
+    }
+    keys.push(key);
+    this.size++;
+  }
+
+  shift(): K | undefined {
+    const group = this.turns.shift();
+    if (group === undefined) return undefined;
+    const keys = this.byGroup.get(group)!;
+    const key = keys.shift()!;
+    if (keys.length) this.turns.push(group);
+    else this.byGroup.delete(group);
+    this.size--;
+    return key;
+  }
+
+  clear(): void {
+    this.byGroup.clear();
+    this.turns.length = 0;
+    this.size = 0;
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  get groups() {
+    let largest = 0;
+    for (const keys of this.byGroup.values()) largest = Math.max(largest, keys.length);
+    return { waiting: this.byGroup.size, largest };
+  }
+}
+
+/** The namespace part of a `namespace/name` key (cluster-scoped keys form one group). */
+export const namespaceOfKey = (key: string): string => {
+  const slash = key.indexOf('/');
+  return slash < 0 ? '' : key.slice(0, slash);
+};
+
 export class WorkQueue<K = string> {
-  private readonly queue: K[] = [];
+  private readonly queue: ReadyKeys<K>;
   private readonly dirty = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly waiters: ((key: K | null) => void)[] = [];
@@ -27,8 +116,10 @@ export class WorkQueue<K = string> {
   private shuttingDown = false;
   private readonly backoff: BackoffOptions;
 
-  constructor(backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  /** `fairBy`: serve ready keys round-robin across the groups it names (e.g. namespaceOfKey). */
+  constructor(backoff: BackoffOptions = DEFAULT_BACKOFF, fairBy?: (key: K) => string) {
     this.backoff = backoff;
+    this.queue = fairBy ? new FairKeys(fairBy) : new FifoKeys();
   }
 
   add(key: K): void {
@@ -107,11 +198,16 @@ export class WorkQueue<K = string> {
     return this.processing.size;
   }
 
+  /** How many groups have keys waiting, and the largest group's count (fair order). */
+  get waitingGroups(): { waiting: number; largest: number } {
+    return this.queue.groups;
+  }
+
   shutDown(): void {
     this.shuttingDown = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    this.queue.length = 0;
+    this.queue.clear();
     this.dirty.clear();
     for (const waiter of this.waiters.splice(0)) waiter(null);
   }

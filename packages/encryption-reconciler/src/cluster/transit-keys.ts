@@ -1,0 +1,29 @@
+import { OwnershipRegistry, legacyTransitKeyName, transitKeyFromKeyId, transitKeyName, type KubeObject, type OpenBaoClient } from '@kdc/shared';
+
+// The Transit key a cluster's policy may grant for one of its KMSKeys: the name the ownership
+// registry gives to that KMSKey's uid, never a name taken from the KMSKey's (tenant-writable)
+// status. Positive answers are cached a few minutes: a record changes hands only by an admin's
+// hand-over, and the cache keeps the steady-state resync of a thousand clusters cheap.
+
+export type TransitKeyLookup = (organization: string | undefined, kmsKey: KubeObject) => Promise<string | null>;
+
+export function transitKeyLookup(openbao: OpenBaoClient, ttlMs = 300_000, now: () => number = Date.now): TransitKeyLookup {
+  const owners = new Map<string, { uid: string; at: number }>();
+
+  async function ownerUid(organization: string | undefined, name: string): Promise<string | undefined> {
+    const cacheKey = `${organization ?? ''}\n${name}`;
+    const hit = owners.get(cacheKey);
+    if (hit && now() - hit.at < ttlMs) return hit.uid;
+    const record = await new OwnershipRegistry(openbao.withNamespace(organization)).read(name);
+    if (record) owners.set(cacheKey, { uid: record.owner.uid, at: now() });
+    return record?.owner.uid;
+  }
+
+  return async (organization, kmsKey) => {
+    const { namespace, name, uid } = kmsKey.metadata as { namespace: string; name: string; uid: string };
+    const hint = transitKeyFromKeyId((kmsKey.status as { keyId?: string } | undefined)?.keyId);
+    const candidates = [...new Set([hint, transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string => Boolean(n)))];
+    for (const candidate of candidates) if ((await ownerUid(organization, candidate)) === uid) return candidate;
+    return null;
+  };
+}
