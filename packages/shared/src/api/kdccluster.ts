@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_BACKUP_CREDENTIAL_SECRET, clusterNames } from '../names.ts';
+import { ANNOTATIONS, DEFAULT_BACKUP_CREDENTIAL_SECRET, clusterNames } from '../names.ts';
 import { conditionSchema, dateTime, objectMetaSchema } from './common.ts';
 
 // The schema is structural only: types, enums, defaults and simple bounds. Rules that need
@@ -53,6 +53,55 @@ export const kekRotationStatusSchema = z.object({
   minDecryptionVersion: z.int().optional(),
 });
 
+export const RESTORE_STATES = [
+  'Validating',
+  'DrainingControlPlane',
+  'StoppingEtcd',
+  'RestoringSnapshot',
+  'StartingEtcd',
+  'StartingControlPlane',
+  'Succeeded',
+  'Failed',
+] as const;
+export type RestoreState = (typeof RESTORE_STATES)[number];
+
+// The restore state machine's own record (SPEC 3.1 restore-from). It lives in status, which only
+// the controllers write: the kube-dc.com/restore-* annotations only show it.
+export const restoreStatusSchema = z.object({
+  key: z.string().optional().describe('The kube-dc.com/restore-from key this run restores'),
+  state: z.enum(RESTORE_STATES).optional(),
+  since: dateTime().optional().describe('When the run entered its state'),
+  failure: z.string().optional().describe('<Reason>: <detail> of a run that ends Failed once the tenant is back up'),
+});
+export type RestoreStatus = z.output<typeof restoreStatusSchema>;
+
+const isTerminal = (state: string | undefined) => state === 'Succeeded' || state === 'Failed';
+
+/** The restore a KdcCluster is in: `fresh` when a request has not been taken up yet (no state). */
+export type RestoreRun = RestoreStatus & { key: string; fresh: boolean };
+
+/**
+ * Which restore run a KdcCluster is in, from the tenant's request (kube-dc.com/restore-from) and
+ * the controller's record (status.restore). Pure. A run that has not ended goes on, whatever the
+ * annotations say; a request is a new run when it names another key, or the same key once the
+ * kube-dc.com/restore-state annotation of the finished run was removed (what `kubectl kdc backups
+ * restore` does). The annotation is never a state to resume: only a finished run recorded by a
+ * controller from before status.restore existed is read from it, so that it is not run again.
+ */
+export function restoreRun(annotations: Record<string, string> | undefined, status: { restore?: RestoreStatus } | undefined): RestoreRun | undefined {
+  const record = status?.restore;
+  if (record?.key && record.state && !isTerminal(record.state)) return { ...record, key: record.key, fresh: false };
+  const requested = annotations?.[ANNOTATIONS.restoreFrom]?.trim();
+  if (!requested) return undefined;
+  const shown = annotations?.[ANNOTATIONS.restoreState];
+  if (record?.key === requested && record.state && shown !== undefined) return { ...record, key: requested, fresh: false };
+  if (!record?.key && isTerminal(shown)) return { key: requested, state: shown as RestoreState, fresh: false };
+  return { key: requested, fresh: true };
+}
+
+/** A restore was requested and has not ended. */
+export const restoreActive = (run: RestoreRun | undefined) => run !== undefined && !isTerminal(run.state);
+
 export const kdcClusterStatusSchema = z.object({
   phase: z.string().optional(),
   observedGeneration: z.int().optional(),
@@ -75,6 +124,7 @@ export const kdcClusterStatusSchema = z.object({
   latestBackupTime: dateTime().optional(),
   latestRestoreKey: z.string().optional(),
   latestRestoreTime: dateTime().optional(),
+  restore: restoreStatusSchema.optional(),
 });
 
 export const kdcClusterSchema = z.object({
@@ -112,17 +162,6 @@ export const ENCRYPTED_REASONS = {
   rewrapInProgress: 'RewrapInProgress',
 } as const;
 
-export const RESTORE_STATES = [
-  'Validating',
-  'DrainingControlPlane',
-  'StoppingEtcd',
-  'RestoringSnapshot',
-  'StartingEtcd',
-  'StartingControlPlane',
-  'Succeeded',
-  'Failed',
-] as const;
-export type RestoreState = (typeof RESTORE_STATES)[number];
 
 /** The KMSKey names a cluster uses: explicit keyRef or the auto key; backup defaults to it. */
 export function resolveKeyRefs(cluster: string, spec: KdcClusterSpec): { etcd: string; backup: string } {

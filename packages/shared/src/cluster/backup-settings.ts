@@ -63,3 +63,38 @@ export function resolveBackupSettings(namespace: string, cluster: string, spec: 
     },
   };
 }
+
+export type S3EndpointCheck = { ok: true } | { ok: false; reason: 'S3EndpointNotAllowed'; message: string };
+
+/**
+ * `scheme://host[:port]` of an endpoint (lowercase host, default port dropped), or null when it
+ * is not a bare http(s) origin (a path, credentials, a query or a fragment).
+ */
+export function s3EndpointOrigin(endpoint: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(endpoint.trim());
+  } catch {
+    return null;
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return null;
+  return `${url.protocol}//${url.host}`;
+}
+
+/**
+ * Whether k8-manager and the jobs it makes may use `endpoint` (the resolved settings.s3Endpoint):
+ * the platform's own S3 endpoint (empty: AWS) or one in the platform's allow-list. Pure.
+ */
+export function checkS3Endpoint(endpoint: string, platform: { s3Endpoint?: string; s3EndpointAllowlist?: readonly string[] }): S3EndpointCheck {
+  const platformEndpoint = platform.s3Endpoint ?? '';
+  if (endpoint === platformEndpoint) return { ok: true };
+  const origin = s3EndpointOrigin(endpoint);
+  const allowed = [platformEndpoint, ...(platform.s3EndpointAllowlist ?? [])].map((e) => (e ? s3EndpointOrigin(e) : null)).filter((e): e is string => e !== null);
+  if (origin && allowed.includes(origin)) return { ok: true };
+  const shown = allowed.length ? allowed.join(', ') : 'none';
+  return {
+    ok: false,
+    reason: 'S3EndpointNotAllowed',
+    message: `spec.backup.s3Endpoint "${endpoint}" is ${origin ? 'not an S3 endpoint this platform allows' : 'not a bare http(s)://host[:port]'} (allowed: ${shown}; the platform operator sets S3_ENDPOINT_ALLOWLIST on k8-manager, chart value k8Manager.s3EndpointAllowlist): use an allowed endpoint or remove spec.backup.s3Endpoint for the platform's ${platformEndpoint || 'AWS'}`,
+  };
+}

@@ -9,6 +9,10 @@ describe('resolvePlatformConfig (SPEC 7)', () => {
     });
   });
 
+  it('reads the S3 endpoint allow-list', () => {
+    expect(resolvePlatformConfig({ KMS_PLUGIN_IMAGE: 'i', OPENBAO_URL: 'https://bao', S3_ENDPOINT_ALLOWLIST: ' https://a.example, http://b:9000 https://c ' })).toMatchObject({ ok: true, config: { s3EndpointAllowlist: ['https://a.example', 'http://b:9000', 'https://c'] } });
+  });
+
   it('falls back to master-config keys', () => {
     const result = resolvePlatformConfig({ KMS_PLUGIN_IMAGE: 'reg/kms:1' }, { enable_openbao: 'true', openbao_url: 'https://bao', openbao_ca_bundle: 'PEM' });
     expect(result).toEqual({ ok: true, config: { kmsPluginImage: 'reg/kms:1', socketInitImage: 'busybox:1.37', openBaoUrl: 'https://bao', openBaoCaBundle: 'PEM' } });

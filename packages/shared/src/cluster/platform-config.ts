@@ -11,6 +11,12 @@ export interface PlatformConfig {
   openBaoUrl: string;
   openBaoCaBundle?: string;
   s3Endpoint?: string;
+  /**
+   * S3 endpoints a tenant may name in spec.backup.s3Endpoint (S3_ENDPOINT_ALLOWLIST, origins
+   * separated by commas or spaces), besides s3Endpoint itself. k8-manager reads a tenant's bucket
+   * only there: a tenant's own endpoint could answer without end.
+   */
+  s3EndpointAllowlist?: string[];
   /** The kdc-backup job image (KDC_BACKUP_IMAGE); without it no backup CronJob is made (BackupReady says so). */
   backupImage?: string;
 }
@@ -50,6 +56,7 @@ export function resolvePlatformConfig(env: Record<string, string | undefined>, m
       openBaoUrl,
       ...(caBundle ? { openBaoCaBundle: caBundle } : {}),
       ...(env.S3_ENDPOINT ? { s3Endpoint: env.S3_ENDPOINT } : {}),
+      ...(env.S3_ENDPOINT_ALLOWLIST?.trim() ? { s3EndpointAllowlist: env.S3_ENDPOINT_ALLOWLIST.split(/[\s,]+/).filter(Boolean) } : {}),
       ...(env.KDC_BACKUP_IMAGE?.trim() ? { backupImage: env.KDC_BACKUP_IMAGE.trim() } : {}),
     },
   };
