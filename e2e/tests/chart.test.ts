@@ -97,6 +97,9 @@ describe('Helm chart kdc-encryption', () => {
       ['encryption-reconciler', { verb: 'create', group: 'kamaji.clastix.io', resource: 'tenantcontrolplanes', namespace: 'default' }],
       ['encryption-reconciler', { verb: 'create', group: 'security.kube-dc.com', resource: 'kmskeys', namespace: 'default' }],
       ['k8-manager', { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'default', name: 'x' }],
+      // Cleanup tasks live in the controllers' namespace only; k8-manager has none.
+      ['encryption-reconciler', { verb: 'create', resource: 'configmaps', namespace: 'default' }],
+      ['k8-manager', { verb: 'create', resource: 'configmaps', namespace: CONTROLLER_RELEASE.namespace }],
     );
     const allowedAnyway = [];
     for (const [identity, attributes] of denied) if (await accessReview(sa(identity), attributes)) allowedAnyway.push({ identity, ...attributes });
@@ -104,6 +107,7 @@ describe('Helm chart kdc-encryption', () => {
     // And the narrow grants are there: the own-namespace master-config Secret, nothing else by name.
     expect(await accessReview(sa('encryption-reconciler'), { verb: 'get', resource: 'secrets', namespace: CONTROLLER_RELEASE.namespace, name: 'master-config' })).toBe(true);
     expect(await accessReview(sa('encryption-reconciler'), { verb: 'get', resource: 'secrets', namespace: CONTROLLER_RELEASE.namespace, name: 'other' })).toBe(false);
+    expect(await accessReview(sa('encryption-reconciler'), { verb: 'create', resource: 'configmaps', namespace: CONTROLLER_RELEASE.namespace })).toBe(true);
   });
 
   describe('alerts', () => {

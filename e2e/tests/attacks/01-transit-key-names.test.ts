@@ -1,5 +1,8 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE, KMSKEY_API_VERSION, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import { kdcEnv, startKdc } from '../../src/cli-harness.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
 import { controllerNamespace, management, openBaoRoot, platform, unique } from '../helpers.ts';
@@ -86,6 +89,25 @@ describe('attack 1: a neighbour cannot reach another tenant\'s Transit key throu
       return k?.metadata?.uid !== first.metadata?.uid && readyOf(k)?.reason === 'TransitKeyOwnedElsewhere' ? k : undefined;
     }, { timeoutMs: 60_000, intervalMs: 500 });
     expect(readyOf(second)).toMatchObject({ status: 'False', message: expect.stringMatching(new RegExp(`uid ${first.metadata!.uid}`)) });
+
+    // Handing the retained key over is a platform admin's act, with an OpenBao token of their own.
+    const dir = join(platform().dir, unique('attack01-cli'));
+    mkdirSync(dir, { recursive: true });
+    const env = kdcEnv(platform(), dir);
+    const dry = await startKdc(['keys', 'adopt', 'reborn', '-n', ns, '--transit-key', `${ns}.reborn`], env).done;
+    expect(dry).toMatchObject({ code: 0, stdout: expect.stringMatching(/dry run: nothing written/) });
+    expect(readyOf(await get(ns, 'reborn'))?.reason).toBe('TransitKeyOwnedElsewhere');
+    const done = await startKdc(['keys', 'adopt', 'reborn', '-n', ns, '--transit-key', `${ns}.reborn`, '--confirm'], env).done;
+    expect(done, done.stderr).toMatchObject({ code: 0 });
+    const adopted = await waitFor('the re-created KMSKey uses the handed-over key', async () => {
+      const k = await get(ns, 'reborn');
+      return readyOf(k)?.status === 'True' ? k! : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(transitOf(adopted)).toBe(`${ns}.reborn`);
+    // Without an OpenBao token of the platform (a tenant has none), the same command changes nothing.
+    const tenant = await startKdc(['keys', 'adopt', 'planted', '-n', ns, '--transit-key', `${ns}.planted`, '--confirm'], { ...env, OPENBAO_TOKEN: 'not-a-token' }).done;
+    expect(tenant.code).toBe(1);
+    expect(readyOf(await get(ns, 'planted'))?.reason).toBe('TransitKeyNotOwned');
   }, 240_000);
 
   it('migration: a key of the first naming scheme stays with the KMSKey it was created for; the colliding neighbour gets a new one', async () => {

@@ -5,6 +5,7 @@ import * as backupsRestore from './backups-restore.ts';
 import * as backupsRewrap from './backups-rewrap.ts';
 import type { CommandContext, Io } from './context.ts';
 import { CliError, EXIT } from './errors.ts';
+import * as keysAdopt from './keys-adopt.ts';
 import * as keysMinDecryption from './keys-min-decryption.ts';
 import * as status from './status.ts';
 
@@ -18,6 +19,7 @@ Usage:
       backups rewrap <cluster> [--dry-run]
       backups restore <cluster> <key|latest> [--wait] [--timeout 30m]
   kubectl kdc keys min-decryption <kmskey> --to N [--confirm] [-n namespace] [--etcd-endpoint URL]
+  kubectl kdc keys adopt <kmskey> --transit-key <name> [--confirm] [-n namespace]   (platform admins)
   kubectl kdc version
 
 Run "kubectl kdc <command> --help" for a command's flags.
@@ -35,7 +37,7 @@ const TOP_LEVEL: Record<string, Command> = { status };
 
 const SUBCOMMANDS: Record<string, Record<string, Command>> = {
   backups: { list: backupsList, rewrap: backupsRewrap, restore: backupsRestore },
-  keys: { 'min-decryption': keysMinDecryption },
+  keys: { 'min-decryption': keysMinDecryption, adopt: keysAdopt },
 };
 
 export interface CliResult {
