@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupStore, ENVELOPE_OBJECTS, listBackups, restoreBackup, runBackup, fileSnapshotSource } from '@kdc/backup-envelope';
 import {
-  BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, clusterNames, transitKeyName,
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, clusterNames, transitKeyName,
   type KubeObject,
 } from '@kdc/shared';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
@@ -56,7 +56,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
     etcd = await startEtcd({ binary: p.binaries.etcd, dir, logDir: p.logDir, name: `etcd-${id}`, tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: ca.certFile, clientCertPem: probe.certPem, clientKeyPem: probe.keyPem, caPem: ca.certPem } });
     processes.push(etcd);
     await kube.create(DATASTORE(), {
-      apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore },
+      apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.allowedNamespaces]: '*' } },
       spec: {
         driver: 'etcd',
         endpoints: [new URL(etcd.endpoint).host],

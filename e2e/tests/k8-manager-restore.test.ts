@@ -119,7 +119,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
       return s.status?.readyReplicas === 1 ? runner.statefulSetPort(ns, sts, 2379) : undefined;
     }, { timeoutMs: 60_000, intervalMs: 250 });
     await kube.create(DATASTORE(), {
-      apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.etcdStatefulSet]: sts } },
+      apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.etcdStatefulSet]: sts, [ANNOTATIONS.allowedNamespaces]: '*' } },
       spec: {
         driver: 'etcd',
         endpoints: [`127.0.0.1:${port}`],
