@@ -41,6 +41,29 @@ describe('planBackup: why backups cannot run (no writes), each with a reason tha
   });
 });
 
+describe('planBackup: a CronJob that must not run goes, with its running Jobs (finding 5)', () => {
+  const live = { cronJobHash: 'h', activeJobs: ['prod-etcd-backup-1'] };
+  it.each([
+    ['the DataStore became shared', o({ ...live, dataStoreNeighbours: ['evil/x-cp'] }), 'SharedDataStore'],
+    ['the DataStore is gone', o({ ...live, dataStore: null }), 'DataStoreUnknown'],
+    ['the TCP no longer names a DataStore', o({ ...live, dataStoreName: undefined }), 'DataStoreUnknown'],
+    ['the DataStore is not etcd', o({ ...live, dataStore: { driver: 'PostgreSQL', endpoints: ['pg:5432'] } }), 'DataStoreUnsupported'],
+    ['the endpoint is not allowed', o({ ...live, endpointRefusal: 'spec.backup.s3Endpoint "http://evil" is not an S3 endpoint this platform allows' }), 'S3EndpointNotAllowed'],
+  ])('%s: the CronJob first, then the Jobs, then nothing', (_, observed, reason) => {
+    expect(planBackup(observed)).toMatchObject({ action: { kind: 'deleteCronJob', why: expect.stringMatching(new RegExp(`^${reason}: `)) }, condition: { status: 'False', reason } });
+    expect(planBackup({ ...observed, cronJobHash: null })).toMatchObject({ action: { kind: 'deleteJobs', names: ['prod-etcd-backup-1'] }, condition: { reason } });
+    expect(planBackup({ ...observed, cronJobHash: null, activeJobs: [] })).toMatchObject({ action: { kind: 'done' }, condition: { reason } });
+  });
+  it.each([
+    ['no image', o({ ...live, image: undefined })],
+    ['no client certificate', o({ ...live, datastoreCertsExists: false })],
+    ['key not ready', o({ ...live, backupKey: { ...base.backupKey, ready: false } })],
+    ['no credentials', o({ ...live, credentialsMissingKeys: null })],
+  ])('%s: the CronJob stays and fails loudly', (_, observed) => {
+    expect(planBackup(observed).action).toEqual({ kind: 'done' });
+  });
+});
+
 describe('planBackup: the next single change', () => {
   it('ServiceAccount first, then the CronJob, then nothing', () => {
     expect(planBackup(o({ serviceAccountExists: false })).action).toMatchObject({ kind: 'createServiceAccount', object: { metadata: { name: 'prod-etcd-backup' }, automountServiceAccountToken: false } });
@@ -58,7 +81,7 @@ describe('planBackup: the next single change', () => {
     expect(suspended).toMatchObject({ kind: 'writeCronJob', exists: true, object: { spec: { suspend: true } } });
   });
   it('disabled: removes the CronJob (backups in the bucket stay) and says so', () => {
-    expect(planBackup(o({ settings: null, cronJobHash: 'x' }))).toMatchObject({ action: { kind: 'deleteCronJob' }, condition: { status: 'False', reason: 'BackupDisabled' } });
+    expect(planBackup(o({ settings: null, cronJobHash: 'x' }))).toMatchObject({ action: { kind: 'deleteCronJob', why: 'backups are disabled' }, condition: { status: 'False', reason: 'BackupDisabled' } });
     expect(planBackup(o({ settings: null })).action).toEqual({ kind: 'done' });
   });
 });
@@ -70,6 +93,7 @@ describe('BackupReady once the CronJob is in place', () => {
     ['a run succeeded', { latestJob: { name: 'j1', result: 'Succeeded' as const }, latestBackup: { key: 'prod/prod-20261122T020000Z/', time: '2026-11-22T02:00:00Z' } }, 'True', 'BackupSucceeded', /s3:\/\/acme-web-managed-k8s-backups\/prod\/prod-20261122T020000Z\//],
     ['the newest run failed', { latestJob: { name: 'j2', result: 'Failed' as const, reason: 'BackoffLimitExceeded' }, latestBackup: { key: 'prod/prod-20261121T020000Z/', time: '2026-11-21T02:00:00Z' } }, 'False', 'BackupFailed', /Job j2 failed \(BackoffLimitExceeded\): see kubectl logs -n acme-web job\/j2/],
     ['a run in progress keeps the last result', { latestJob: { name: 'j3' }, latestBackup: { key: 'prod/prod-20261121T020000Z/', time: '2026-11-21T02:00:00Z' } }, 'True', 'BackupSucceeded', /prod-20261121T020000Z/],
+    ['the bucket cannot be listed', { latestJob: { name: 'j4', result: 'Succeeded' as const }, bucketError: 'LIMIT_EXCEEDED: listing s3://b/prod/ returned more than 10 pages' }, 'False', 'BucketUnreadable', /after Job j4, the backups in s3:\/\/acme-web-managed-k8s-backups\/prod\/ could not be listed: LIMIT_EXCEEDED/],
   ])('%s', (_, patch, status, reason, message) => {
     expect(ready(patch)).toMatchObject({ status, reason, message: expect.stringMatching(message) });
   });

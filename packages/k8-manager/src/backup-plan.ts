@@ -5,8 +5,8 @@ import {
 import { buildBackupCronJob, buildBackupServiceAccount, type BackupCronJob } from './resources/backup-cronjob.ts';
 
 // The backup half of a KdcCluster (SPEC 3.3, 6) as pure functions: the next single change
-// (ServiceAccount, CronJob, or removing the CronJob) and the BackupReady condition. Runs only for
-// a valid, encrypted cluster whose TenantControlPlane exists.
+// (ServiceAccount, CronJob, or removing the CronJob and its running Jobs) and the BackupReady
+// condition. Runs only for a valid, encrypted cluster whose TenantControlPlane exists.
 
 export interface JobOutcome {
   name: string;
@@ -42,7 +42,13 @@ export interface ObservedBackup {
   cronJobHash: string | null;
   /** The newest Job of the CronJob, if any. */
   latestJob?: JobOutcome;
+  /** Backup Jobs of this cluster that have not finished (read when the CronJob must go). */
+  activeJobs?: string[];
   latestBackup?: { key: string; time: string };
+  /** Why the bucket could not be listed after the newest Job (its limits, its deadline, S3 itself). */
+  bucketError?: string;
+  /** Why the endpoint of spec.backup is refused (the platform's allow-list); undefined: allowed. */
+  endpointRefusal?: string;
   /** A restore of this cluster is running: the CronJob is suspended meanwhile. */
   restoring?: boolean;
 }
@@ -50,7 +56,8 @@ export interface ObservedBackup {
 export type BackupAction =
   | { kind: 'createServiceAccount'; object: ReturnType<typeof buildBackupServiceAccount> }
   | { kind: 'writeCronJob'; object: BackupCronJob; exists: boolean }
-  | { kind: 'deleteCronJob' }
+  | { kind: 'deleteCronJob'; why: string }
+  | { kind: 'deleteJobs'; names: string[]; why: string }
   | { kind: 'done' };
 
 export interface BackupPlan {
@@ -60,19 +67,30 @@ export interface BackupPlan {
 
 const notReady = (reason: string, message: string) => ({ type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'False' as const, reason, message });
 
+type Blocker = BackupPlan['condition'] & {
+  /**
+   * A CronJob must not run at all (it would read a DataStore that is not, or no longer, this
+   * tenant's alone, or send the data to an endpoint the platform refuses): it and its running
+   * Jobs go. Otherwise it is left to fail loudly, and the condition says why.
+   */
+  unsafe?: boolean;
+};
+
 /** Why backups cannot be taken yet, or null when everything they need is there. */
-function blocker(o: ObservedBackup): BackupPlan['condition'] | null {
+function blocker(o: ObservedBackup): Blocker | null {
   const names = clusterNames(o.cluster);
   const settings = o.settings!;
+  const unsafe = (reason: string, message: string): Blocker => ({ ...notReady(reason, message), unsafe: true });
+  if (o.endpointRefusal) return unsafe('S3EndpointNotAllowed', o.endpointRefusal);
   if (!o.image) return notReady('BackupImageMissing', 'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)');
-  if (!o.dataStoreName) return notReady('DataStoreUnknown', `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`);
-  if (o.dataStore === null || o.dataStore === undefined) return notReady('DataStoreUnknown', `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`);
+  if (!o.dataStoreName) return unsafe('DataStoreUnknown', `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`);
+  if (o.dataStore === null || o.dataStore === undefined) return unsafe('DataStoreUnknown', `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`);
   if (o.dataStore.driver !== 'etcd' || o.dataStore.endpoints.length === 0) {
-    return notReady('DataStoreUnsupported', `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`);
+    return unsafe('DataStoreUnsupported', `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`);
   }
   if (o.dataStoreNeighbours.length) {
     const shown = o.dataStoreNeighbours.slice(0, 3).join(', ') + (o.dataStoreNeighbours.length > 3 ? ', ...' : '');
-    return notReady('SharedDataStore', `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`);
+    return unsafe('SharedDataStore', `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data, and the backup CronJob is removed. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`);
   }
   if (!o.datastoreCertsExists) return notReady('DataStoreUnknown', `Secret ${BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`);
   if (!o.backupKey.ready) return notReady('BackupKeyNotReady', `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`);
@@ -92,6 +110,7 @@ function readyCondition(o: ObservedBackup): BackupPlan['condition'] {
   if (job?.result === 'Failed') {
     return notReady('BackupFailed', `Job ${job.name} failed${job.reason ? ` (${job.reason})` : ''}: see kubectl logs -n ${o.namespace} job/${job.name}; the next run follows the schedule "${settings.schedule}"`);
   }
+  if (o.bucketError) return notReady('BucketUnreadable', `after Job ${job?.name ?? '(none)'}, the backups in ${settings.destinationPath} could not be listed: ${o.bucketError}`);
   if (o.latestBackup) {
     return { type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'True', reason: 'BackupSucceeded', message: `latest backup s3://${settings.bucket}/${o.latestBackup.key} at ${o.latestBackup.time}` };
   }
@@ -101,11 +120,18 @@ function readyCondition(o: ObservedBackup): BackupPlan['condition'] {
 export function planBackup(o: ObservedBackup): BackupPlan {
   if (!o.settings) {
     return {
-      action: o.cronJobHash !== null ? { kind: 'deleteCronJob' } : { kind: 'done' },
+      action: o.cronJobHash !== null ? { kind: 'deleteCronJob', why: 'backups are disabled' } : { kind: 'done' },
       condition: notReady('BackupDisabled', 'spec.backup.enabled is false: no etcd backups are taken (existing backups are kept)'),
     };
   }
   const blocked = blocker(o);
+  if (blocked?.unsafe) {
+    const { unsafe: _, ...condition } = blocked;
+    const why = `${condition.reason}: ${condition.message}`;
+    if (o.cronJobHash !== null) return { action: { kind: 'deleteCronJob', why }, condition };
+    if (o.activeJobs?.length) return { action: { kind: 'deleteJobs', names: o.activeJobs, why }, condition };
+    return { action: { kind: 'done' }, condition };
+  }
   // A CronJob that can no longer work is left as it is: its next run fails loudly, and the
   // condition says why; deleting it would hide that backups stopped.
   if (blocked) return { action: { kind: 'done' }, condition: blocked };

@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, BACKUP_JOB, CORE, LABELS,
-  clusterNames, findCondition, isAlreadyExists, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs,
+  checkS3Endpoint, clusterNames, findCondition, isAlreadyExists, isNotFound, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs,
   type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
   type Logger, type PlatformConfig, type TenantControlPlane,
 } from '@kdc/shared';
@@ -11,8 +11,9 @@ import { jobOutcome, type Job } from './jobs.ts';
 import { CRONJOB_REF, JOB_REF, clusterOwner } from './refs.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs (stopping at the first
-// blocker, so a cluster that cannot take backups costs one or two reads), executes its changes,
-// and finds the newest backup in the bucket once per finished Job.
+// blocker, so a cluster that cannot take backups costs a few reads), executes its changes, and
+// finds the newest backup in the bucket once per finished Job. Where the CronJob must not run
+// (planBackup's unsafe blockers) it also reads the CronJob and the running Jobs, to remove them.
 
 export interface BackupReconcilerDeps {
   kube: KubeClient;
@@ -46,9 +47,11 @@ const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: stri
   return ready?.status === 'True' ? { ready: true } : { ready: false, ...(ready?.message ? { message: ready.message } : key ? {} : { message: 'it does not exist' }) };
 };
 
+const jobSelector = (cluster: string) => `${LABELS.kdcCluster}=${cluster},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}`;
+
 export function backupReconciler(deps: BackupReconcilerDeps) {
-  /** Per cluster: the Job whose completion the newest listing already reflects. */
-  const listedFor = new Map<string, string>();
+  /** Per cluster: the Job whose completion the newest listing already reflects, or why it failed. */
+  const listedFor = new Map<string, { job: string; error?: string }>();
 
   async function observe(input: BackupInput, settingsResult: ReturnType<typeof resolveBackupSettings>): Promise<{ o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> }> {
     const { namespace, name, platform } = input;
@@ -71,18 +74,32 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       restoring: input.restoring,
     };
     const cronJobRef = { ...CRONJOB_REF, namespace, name: names.backupCronJob };
+    const hashOf = (cronJob: KubeObject | null) => (cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null);
     if (!o.settings) {
       const cronJob = await deps.kube.getOrNull(cronJobRef);
-      return { o: { ...o, cronJobHash: cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null }, cronJob };
+      return { o: { ...o, cronJobHash: hashOf(cronJob) }, cronJob };
+    }
+    // What must not run: the CronJob, if any, and Jobs still running.
+    const stop = async () => {
+      const cronJob = await deps.kube.getOrNull(cronJobRef);
+      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
+      o.cronJobHash = hashOf(cronJob);
+      o.activeJobs = jobs.items.filter((j) => !j.metadata?.deletionTimestamp && !jobOutcome(j).result).map((j) => j.metadata!.name!).sort();
+      return { o, cronJob };
+    };
+    const endpoint = checkS3Endpoint(o.settings.s3Endpoint, platform);
+    if (!endpoint.ok) {
+      o.endpointRefusal = endpoint.message;
+      return stop();
     }
     if (!o.image) return { o, cronJob: null };
     const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
-    if (!ds.name) return { o, cronJob: null };
+    if (!ds.name) return stop();
     o.dataStoreName = ds.name;
     o.dataStore = ds.object ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] } : null;
-    if (!ds.object) return { o, cronJob: null };
+    if (!ds.object) return stop();
     o.dataStoreNeighbours = ds.neighbours;
-    if (o.dataStoreNeighbours.length) return { o, cronJob: null };
+    if (o.dataStoreNeighbours.length || ds.object.spec?.driver !== 'etcd' || !ds.object.spec?.endpoints?.length) return stop();
     o.datastoreCertsExists = (await deps.kube.getOrNull(CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)))) !== null;
     if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
     const bucket = await readBucketCredentials(deps.kube, namespace, o.settings.credentialSecret);
@@ -91,28 +108,34 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     const credentials = bucket.credentials;
     o.serviceAccountExists = (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
     const cronJob = await deps.kube.getOrNull(cronJobRef);
-    o.cronJobHash = cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null;
+    o.cronJobHash = hashOf(cronJob);
     if (cronJob) {
-      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: `${LABELS.kdcCluster}=${name},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}` });
+      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
       const newest = jobs.items.sort((a, b) => (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? '') || a.metadata!.name!.localeCompare(b.metadata!.name!)).at(-1);
       if (newest) o.latestJob = jobOutcome(newest);
     }
     return { o, cronJob, credentials };
   }
 
-  async function latest(input: BackupInput, o: ObservedBackup, credentials: Record<string, string> | undefined): Promise<{ key: string; time: string } | undefined> {
+  async function latest(input: BackupInput, o: ObservedBackup, credentials: Record<string, string> | undefined): Promise<{ latest?: { key: string; time: string }; error?: string }> {
     const previous = input.cluster.status?.latestBackupKey && input.cluster.status.latestBackupTime ? { key: input.cluster.status.latestBackupKey, time: input.cluster.status.latestBackupTime } : undefined;
     const job = o.latestJob;
     const key = `${o.namespace}/${o.cluster}`;
-    if (!credentials || !o.settings || !job?.result || (previous && listedFor.get(key) === job.name)) return previous;
+    const listed = listedFor.get(key);
+    if (!credentials || !o.settings || !job?.result) return { ...(previous ? { latest: previous } : {}) };
+    // Once per finished Job, whatever came of it: a bucket that failed the listing is not asked again until the next Job.
+    if (listed?.job === job.name && (previous || listed.error)) return { ...(previous ? { latest: previous } : {}), ...(listed.error ? { error: listed.error } : {}) };
     // A finished Job we have not accounted for: the bucket is the truth (a Job can fail after uploading).
     try {
       const found = await deps.latestBackup({ namespace: o.namespace, cluster: o.cluster, bucket: o.settings.bucket, endpoint: o.settings.s3Endpoint, credentials });
-      listedFor.set(key, job.name);
-      return found ?? previous;
+      listedFor.set(key, { job: job.name });
+      const newest = found ?? previous;
+      return newest ? { latest: newest } : {};
     } catch (error) {
-      deps.logger.warn({ cluster: key, bucket: o.settings.bucket, err: (error as Error).message }, 'cannot list backups; keeping the last known one');
-      return previous;
+      const message = (error as Error).message.slice(0, 500);
+      deps.logger.warn({ cluster: key, bucket: o.settings.bucket, err: message }, 'cannot list backups; keeping the last known one');
+      listedFor.set(key, { job: job.name, error: message });
+      return { ...(previous ? { latest: previous } : {}), error: message };
     }
   }
 
@@ -140,8 +163,18 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
         return;
       }
       case 'deleteCronJob':
-        await deps.kube.delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' });
-        await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobDeleted', `backups are disabled: deleted CronJob ${names.backupCronJob}; existing backups are kept`);
+        await deps.kube.delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' }).catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        });
+        await deps.recorder.record(input.cluster, action.why === 'backups are disabled' ? 'Normal' : 'Warning', 'BackupCronJobDeleted', `deleted CronJob ${names.backupCronJob} (${action.why}); existing backups are kept`);
+        return;
+      case 'deleteJobs':
+        for (const job of action.names) {
+          await deps.kube.delete({ ...JOB_REF, namespace, name: job }, { propagationPolicy: 'Background' }).catch((error: unknown) => {
+            if (!isNotFound(error)) throw error;
+          });
+        }
+        await deps.recorder.record(input.cluster, 'Warning', 'BackupJobsDeleted', `stopped backup Job(s) ${action.names.join(', ')} (${action.why})`);
         return;
       default:
     }
@@ -159,8 +192,8 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       await execute(plan.action, input, observed.cronJob);
     }
     const { o, credentials } = observed!;
-    const latestBackup = await latest(input, o, credentials);
-    const condition = planBackup({ ...o, ...(latestBackup ? { latestBackup } : {}) }).condition;
+    const { latest: latestBackup, error: bucketError } = await latest(input, o, credentials);
+    const condition = planBackup({ ...o, ...(latestBackup ? { latestBackup } : {}), ...(bucketError ? { bucketError } : {}) }).condition;
     const settings = o.settings;
     return {
       condition,

@@ -9,6 +9,7 @@ import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
   controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
 } from '@kdc/shared';
+import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
 import { tenantObserver } from './observe-tenant.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 
@@ -66,11 +67,8 @@ const controller = new Controller({
 })
   .watchPrimary(clusters)
   .watchSecondary(keys, clustersUsingKey)
-  .watchSecondary(tcps, (tcp) => {
-    const ns = tcp.metadata?.namespace;
-    const name = tcp.metadata?.name ?? '';
-    return clusterOf(tcp).length ? clusterOf(tcp) : name.endsWith('-cp') && ns ? [`${ns}/${name.slice(0, -3)}`] : [];
-  });
+  // A control plane arriving on (or leaving) a DataStore changes the backups of every cluster on it.
+  .watchSecondary(tcps, (tcp) => [...new Set([...(clusterOfTcp(tcp) ? [clusterOfTcp(tcp)!] : []), ...clustersOnDataStore(tcps, tcp)])]);
 
 const leaderGauge = controllerMetrics(registry).isLeader;
 const lease = env.LEASE_NAME ?? 'k8-manager';

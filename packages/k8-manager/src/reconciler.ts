@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
-  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
+  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
   setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
@@ -51,11 +51,8 @@ const RESTORE_RESYNC_MS = 2_000;
 
 const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: string } | undefined)?.keyId;
 
-/** A restore was requested and has not ended (its state annotation is not terminal). */
-function restoreRunning(cluster: KubeObject): boolean {
-  const annotations = cluster.metadata?.annotations ?? {};
-  return Boolean(annotations[ANNOTATIONS.restoreFrom]) && !['Succeeded', 'Failed'].includes(annotations[ANNOTATIONS.restoreState] ?? '');
-}
+/** A restore was requested and has not ended (status.restore; the annotations only show it). */
+const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));
 
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
@@ -184,6 +181,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
     }
     let restoring = false;
+    let written: Cluster = cluster;
     if (validation.ok && validation.platform && observed.tcp) {
       const backupKeyRef = validation.backupKeyRef ?? resolveKeyRefs(name, validation.spec).backup;
       const backupTransitKey = kmsKeyTransitName(namespace, backupKeyRef, keyIdOf(deps.keys.get(backupKeyRef, namespace)));
@@ -191,10 +189,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
         cluster, namespace, name, spec: validation.spec, platform: validation.platform, organization: observed.organization, tcp: observed.tcp, backupTransitKey,
       });
       restoring = restore.active;
+      written = restore.cluster;
       status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
     }
-    // Written against the copy we read: if the other controller wrote meanwhile, this conflicts and retries.
-    await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, cluster, status);
+    // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
+    await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, written, status);
     if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
     if (!enabled) return {};
     return { requeueAfterMs: status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS };

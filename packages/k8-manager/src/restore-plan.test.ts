@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planRestore, restoreCondition, type ObservedRestore } from './restore-plan.ts';
 
-const layout = { ok: true as const, layout: { claimName: 'data-etcd-0', mountPath: '/var/lib/etcd', dataDir: '/var/lib/etcd/data' } };
+const layout = { ok: true as const, statefulSet: 'etcd', layout: { claimName: 'data-etcd-0', mountPath: '/var/lib/etcd', dataDir: '/var/lib/etcd/data' } };
 const base: ObservedRestore = {
   requestedKey: 'prod/prod-20261122T020000Z/',
   desiredReplicas: 2,
@@ -24,7 +24,7 @@ describe('planRestore: the next single change', () => {
     ['an old restore Job goes first', o({ restoreJob: { name: 'prod-etcd-restore', result: 'Succeeded' } }), { kind: 'deleteRestoreJob' }],
     ['valid -> drain', o({ state: 'Validating' }), { kind: 'setState', state: 'DrainingControlPlane' }],
     ['backup refused -> Failed, nothing touched', o({ state: 'Validating', backup: { ok: false, reason: 'ForeignKey', message: 'wrapped by another key' } }), { kind: 'setState', state: 'Failed', failure: 'ForeignKey: wrapped by another key' }],
-    ['multi-member etcd -> Failed', o({ state: 'Validating', etcd: { ok: false, reason: 'MultiReplicaUnsupported', message: '3 members', specReplicas: 3, runningReplicas: 3, readyReplicas: 3 } }), { kind: 'setState', state: 'Failed', failure: 'MultiReplicaUnsupported: 3 members' }],
+    ['multi-member etcd -> Failed', o({ state: 'Validating', etcd: { ok: false, reason: 'MultiReplicaUnsupported', message: '3 members', statefulSet: 'etcd', specReplicas: 3, runningReplicas: 3, readyReplicas: 3 } }), { kind: 'setState', state: 'Failed', failure: 'MultiReplicaUnsupported: 3 members' }],
     ['drain: scale the TCP to 0', o({ state: 'DrainingControlPlane' }), { kind: 'scaleControlPlane', replicas: 0 }],
     ['drain: wait for the pods', o({ state: 'DrainingControlPlane', tcpReplicas: 0, tcpReadyReplicas: 1 }), { kind: 'wait', message: expect.stringContaining('control plane') }],
     ['drained -> stop etcd', o({ state: 'DrainingControlPlane', tcpReplicas: 0, tcpReadyReplicas: 0 }), { kind: 'setState', state: 'StoppingEtcd' }],
@@ -47,6 +47,25 @@ describe('planRestore: the next single change', () => {
     ['Ready after a failure -> Failed', o({ state: 'StartingControlPlane', failure: 'RestoreJobFailed: x' }), { kind: 'setState', state: 'Failed' }],
   ])('%s', (_, observed, expected) => {
     expect(planRestore(observed)).toEqual(expected);
+  });
+});
+
+describe('planRestore: never acts on an etcd StatefulSet that is not there (finding 4)', () => {
+  const gone = { ok: false as const, reason: 'DataStoreUnmanaged', message: 'StatefulSet etcd (from DataStore ds) does not exist', statefulSet: null, missing: 'StatefulSet etcd (from DataStore ds) does not exist', specReplicas: 0, runningReplicas: 0, readyReplicas: 0 };
+  const failed = { kind: 'setState', state: 'Failed', failure: expect.stringMatching(/^EtcdStatefulSetMissing: StatefulSet etcd \(from DataStore ds\) does not exist; the control plane stays at 0 replicas: recreate the StatefulSet, then request the restore again \(or scale TenantControlPlane back to 2\)/) };
+  it.each<[string, ObservedRestore, unknown]>([
+    ['while stopping etcd', o({ state: 'StoppingEtcd', tcpReplicas: 0, etcd: gone }), failed],
+    ['before the restore Job', o({ state: 'RestoringSnapshot', tcpReplicas: 0, etcd: gone }), failed],
+    ['while the restore Job runs: wait for it', o({ state: 'RestoringSnapshot', tcpReplicas: 0, etcd: gone, restoreJob: { name: 'j' } }), { kind: 'wait', message: 'restore Job j is running' }],
+    ['while starting etcd', o({ state: 'StartingEtcd', tcpReplicas: 0, etcd: gone }), failed],
+    ['after an earlier failure, both are said', o({ state: 'StartingEtcd', tcpReplicas: 0, etcd: gone, failure: 'RestoreJobFailed: x' }), { kind: 'setState', state: 'Failed', failure: expect.stringContaining('(before: RestoreJobFailed: x)') }],
+  ])('%s', (_, observed, expected) => {
+    expect(planRestore(observed)).toEqual(expected);
+  });
+  it('a DataStore that stopped being this tenant\'s alone is not restored into: the tenant comes back on its old data', () => {
+    const shared = { ok: false as const, reason: 'SharedDataStore', message: 'DataStore ds also serves evil/x-cp', statefulSet: 'etcd', specReplicas: 0, runningReplicas: 0, readyReplicas: 0 };
+    expect(planRestore(o({ state: 'RestoringSnapshot', tcpReplicas: 0, etcd: shared }))).toEqual({ kind: 'setState', state: 'StartingEtcd', failure: 'SharedDataStore: DataStore ds also serves evil/x-cp; etcd keeps its previous data' });
+    expect(planRestore(o({ state: 'StartingEtcd', tcpReplicas: 0, etcd: shared, failure: 'SharedDataStore: x' }))).toEqual({ kind: 'scaleEtcd', replicas: 1 });
   });
 });
 

@@ -3,12 +3,15 @@ import type { JobOutcome } from './backup-plan.ts';
 import type { EtcdLayoutResult } from './etcd-layout.ts';
 
 // The restore of SPEC 3.1 (`kube-dc.com/restore-from`) as one pure function that returns the
-// next single change. States live in `kube-dc.com/restore-state`:
+// next single change. States live in status.restore (the kube-dc.com/restore-state annotation
+// only shows them: the tenant writes annotations, and a state it wrote is never resumed):
 //   Validating -> DrainingControlPlane -> StoppingEtcd -> RestoringSnapshot -> StartingEtcd
 //   -> StartingControlPlane -> Succeeded
 // Validating changes nothing, so a refusal there ends Failed at once. A failure after the tenant
-// was stopped (the restore Job failed) is recorded and the tenant is brought back up on its old
-// data first (the restore swaps the data dir only after verifying everything), then Failed.
+// was stopped (the restore Job failed, the DataStore stopped being this tenant's alone) is
+// recorded and the tenant is brought back up on its old data first (the restore swaps the data
+// dir only after verifying everything), then Failed. Nothing is ever done to an object that is
+// not there: a missing etcd StatefulSet ends the restore Failed, naming it.
 
 export interface ObservedRestore {
   /** `kube-dc.com/restore-from`; undefined: no restore requested. */
@@ -18,8 +21,11 @@ export interface ObservedRestore {
   failure?: string;
   /** What Validating found (undefined: not looked up yet). */
   backup?: { ok: true } | { ok: false; reason: string; message: string };
-  /** The DataStore's etcd (undefined: not looked up yet). */
-  etcd?: EtcdLayoutResult & { specReplicas: number; runningReplicas: number; readyReplicas: number };
+  /**
+   * The DataStore's etcd (undefined: not looked up yet). `ok: false` says why it cannot be
+   * restored into; `statefulSet` is null when there is no StatefulSet to scale (with the reason).
+   */
+  etcd?: EtcdLayoutResult & { statefulSet: string | null; missing?: string; specReplicas: number; runningReplicas: number; readyReplicas: number };
   desiredReplicas: number;
   tcpReplicas?: number;
   tcpReadyReplicas: number;
@@ -44,6 +50,13 @@ export type RestoreAction =
 
 const TERMINAL: readonly (RestoreState | undefined)[] = ['Succeeded', 'Failed'];
 
+/** Ends the restore: there is no StatefulSet to stop or start, and the tenant's control plane stays drained. */
+const missingEtcd = (o: ObservedRestore): RestoreAction => ({
+  kind: 'setState',
+  state: 'Failed',
+  failure: `EtcdStatefulSetMissing: ${o.etcd?.missing ?? 'the etcd StatefulSet of the DataStore is not known'}; the control plane stays at 0 replicas: recreate the StatefulSet, then request the restore again (or scale TenantControlPlane back to ${o.desiredReplicas})${o.failure ? ` (before: ${o.failure})` : ''}`,
+});
+
 export function planRestore(o: ObservedRestore): RestoreAction {
   if (!o.requestedKey || TERMINAL.includes(o.state)) return { kind: 'idle' };
   switch (o.state) {
@@ -62,11 +75,18 @@ export function planRestore(o: ObservedRestore): RestoreAction {
       return { kind: 'setState', state: 'StoppingEtcd' };
     case 'StoppingEtcd':
       if (!o.etcd) return { kind: 'wait', message: 'reading the etcd StatefulSet' };
+      if (!o.etcd.statefulSet) return missingEtcd(o);
       if (o.etcd.specReplicas !== 0) return { kind: 'scaleEtcd', replicas: 0 };
       if (o.etcd.runningReplicas > 0) return { kind: 'wait', message: 'waiting for etcd to stop' };
       return { kind: 'setState', state: 'RestoringSnapshot' };
     case 'RestoringSnapshot':
-      if (!o.restoreJob) return { kind: 'createRestoreJob' };
+      if (!o.restoreJob) {
+        if (!o.etcd) return { kind: 'wait', message: 'reading the etcd StatefulSet' };
+        if (!o.etcd.statefulSet) return missingEtcd(o);
+        // What Validating checked may have changed since (a neighbour on the DataStore, a new layout).
+        if (!o.etcd.ok) return { kind: 'setState', state: 'StartingEtcd', failure: `${o.etcd.reason}: ${o.etcd.message}; etcd keeps its previous data` };
+        return { kind: 'createRestoreJob' };
+      }
       if (!o.restoreJob.result) return { kind: 'wait', message: `restore Job ${o.restoreJob.name} is running` };
       if (o.restoreJob.result === 'Failed') {
         return { kind: 'setState', state: 'StartingEtcd', failure: `RestoreJobFailed: Job ${o.restoreJob.name} failed${o.restoreJob.reason ? ` (${o.restoreJob.reason})` : ''}; etcd keeps its previous data` };
@@ -74,6 +94,7 @@ export function planRestore(o: ObservedRestore): RestoreAction {
       return { kind: 'setState', state: 'StartingEtcd' };
     case 'StartingEtcd':
       if (!o.etcd) return { kind: 'wait', message: 'reading the etcd StatefulSet' };
+      if (!o.etcd.statefulSet) return missingEtcd(o);
       if (o.etcd.specReplicas !== 1) return { kind: 'scaleEtcd', replicas: 1 };
       if (o.etcd.readyReplicas < 1) {
         if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS) return { kind: 'setState', state: 'Failed', failure: `EtcdStartFailed: the etcd StatefulSet is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pod; the data from before the restore is in <data-dir>.pre-restore` };

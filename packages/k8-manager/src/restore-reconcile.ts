@@ -1,8 +1,8 @@
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, RESTORE_STATES,
-  clusterNames, rfc3339, resolveBackupSettings,
+  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS,
+  checkS3Endpoint, clusterNames, rfc3339, resolveBackupSettings, restoreRun,
   type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger,
-  type PlatformConfig, type RestoreState, type TenantControlPlane,
+  type PlatformConfig, type RestoreStatus, type TenantControlPlane,
 } from '@kdc/shared';
 import { readBucketCredentials, type BackupInspector } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
@@ -13,7 +13,10 @@ import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction
 import { buildRestoreJob } from './resources/restore-job.ts';
 
 // The imperative shell of the restore state machine: reads what planRestore needs, applies its
-// one change, records the state in the KdcCluster's annotations and reports RestoreReady.
+// one change, and records the state in status.restore, which the tenant cannot write (every state
+// change is a compare-and-swap on the resourceVersion it read). The kube-dc.com/restore-state,
+// -failure and -state-since annotations are written after it, to show progress, and never read
+// back as state: a request is kube-dc.com/restore-from alone, validated from scratch.
 
 export interface RestoreReconcilerDeps {
   kube: KubeClient;
@@ -40,12 +43,14 @@ export interface RestoreInput {
 export interface RestoreResult {
   /** Undefined: no restore was ever requested (the condition is left as it is). */
   condition?: ReturnType<typeof restoreCondition>;
-  fields: Pick<KdcClusterStatus, 'latestRestoreKey' | 'latestRestoreTime'>;
+  fields: Pick<KdcClusterStatus, 'latestRestoreKey' | 'latestRestoreTime' | 'restore'>;
   /** A restore is running: look again soon (StatefulSets and Jobs are not watched). */
   active: boolean;
+  /** The KdcCluster as this pass last wrote it: a later status write must start from its resourceVersion. */
+  cluster: KubeObject & { status?: KdcClusterStatus };
 }
 
-const isState = (value: string | undefined): value is RestoreState => (RESTORE_STATES as readonly string[]).includes(value ?? '');
+type Cluster = RestoreInput['cluster'];
 
 export function restoreReconciler(deps: RestoreReconcilerDeps) {
   async function validateBackup(input: RestoreInput, key: string): Promise<ObservedRestore['backup']> {
@@ -54,8 +59,13 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     const parsed = parseBackupKey(key);
     if (!parsed) return refuse('InvalidKey', `"${key}" is neither <cluster>/<cluster>-<timestamp>/ (an envelope backup) nor <cluster>/<cluster>-<timestamp>.db (a plaintext one)`);
     if (parsed.cluster !== input.name) return refuse('ForeignKey', `"${key}" is a backup of cluster ${parsed.cluster}, not of ${input.name}`);
+    if (parsed.kind === 'plaintext' && input.cluster.metadata?.annotations?.[ANNOTATIONS.restoreUnauthenticatedConfirmed] !== key) {
+      return refuse('UnauthenticatedBackup', `"${key}" is a plaintext snapshot: nothing authenticates it, and anyone who can write to the bucket could have put it there. Restore it only if you know where it came from: set the annotation ${ANNOTATIONS.restoreUnauthenticatedConfirmed}=${key} as well (kubectl kdc backups restore --confirm-unauthenticated)`);
+    }
     const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
     if (!settings?.ok) return refuse('BackupDisabled', 'spec.backup is disabled or invalid: the bucket to restore from is unknown');
+    const endpoint = checkS3Endpoint(settings.settings.s3Endpoint, input.platform);
+    if (!endpoint.ok) return refuse(endpoint.reason, endpoint.message);
     const bucket = await readBucketCredentials(deps.kube, input.namespace, settings.settings.credentialSecret);
     if (!bucket || bucket.missing.length) {
       return refuse('S3NotAvailable', `Secret ${input.namespace}/${settings.settings.credentialSecret} with ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} is needed to read the backup`);
@@ -64,107 +74,137 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     try {
       found = await deps.inspectBackup({ cluster: input.name, bucket: settings.settings.bucket, endpoint: settings.settings.s3Endpoint, credentials: bucket.credentials, key });
     } catch (error) {
-      return refuse('BackupUnreadable', `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message}`);
+      return refuse('BackupUnreadable', `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message.slice(0, 400)}`);
     }
-    if (!found.found) return refuse('BackupNotFound', `s3://${settings.settings.bucket}/${key} does not exist or is incomplete (no metadata.json)`);
-    const expected = input.backupTransitKey;
-    if (found.kind === 'envelope' && found.transitKey !== expected) {
-      return refuse('ForeignKey', `the backup's data key is wrapped by Transit key ${found.transitKey}, not by this cluster's backup key ${expected}`);
+    if (!found.found) return refuse('BackupNotFound', `s3://${settings.settings.bucket}/${key} does not exist or is incomplete (no metadata.json or no snapshot.db.enc)`);
+    if (found.kind === 'envelope') {
+      const expected = input.backupTransitKey;
+      if (found.transitKey !== expected) return refuse('ForeignKey', `the backup's data key is wrapped by Transit key ${found.transitKey}, not by this cluster's backup key ${expected}`);
+      if (found.source?.cluster !== undefined && found.source.cluster !== input.name) return refuse('ForeignKey', `the backup was taken of cluster ${found.source.cluster}, not of ${input.name}`);
+      if (found.source?.namespace !== undefined && found.source.namespace !== input.namespace) {
+        return refuse('ForeignBackup', `the backup was taken of cluster ${input.name} in namespace ${found.source.namespace}, not in ${input.namespace}`);
+      }
     }
     return { ok: true };
   }
 
-  async function observeEtcd(input: RestoreInput): Promise<{ etcd: NonNullable<ObservedRestore['etcd']>; sts: string | null }> {
-    const unmanaged = (reason: string, message: string) => ({ etcd: { ok: false as const, reason, message, specReplicas: 0, runningReplicas: 0, readyReplicas: 0 }, sts: null });
+  async function observeEtcd(input: RestoreInput): Promise<NonNullable<ObservedRestore['etcd']>> {
+    const none = (reason: string, message: string) => ({ ok: false as const, reason, message, statefulSet: null, missing: message, specReplicas: 0, runningReplicas: 0, readyReplicas: 0 });
     const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
-    if (!ds.name || !ds.object) return unmanaged('DataStoreUnknown', `the DataStore of TenantControlPlane ${input.tcp.metadata.name} is not known`);
-    if (ds.neighbours.length) return unmanaged('SharedDataStore', `DataStore ${ds.name} also serves ${ds.neighbours.join(', ')}: restoring its etcd would roll their data back too`);
+    if (!ds.name || !ds.object) return none('DataStoreUnknown', `the DataStore of TenantControlPlane ${input.tcp.metadata.name} is not known`);
     const ref = ds.object.metadata?.annotations?.[ANNOTATIONS.etcdStatefulSet];
-    if (!ref) return unmanaged('DataStoreUnmanaged', `DataStore ${ds.name} has no ${ANNOTATIONS.etcdStatefulSet} annotation naming the StatefulSet that runs its etcd`);
+    if (!ref) return none('DataStoreUnmanaged', `DataStore ${ds.name} has no ${ANNOTATIONS.etcdStatefulSet} annotation naming the StatefulSet that runs its etcd`);
     const [stsNamespace, stsName] = ref.includes('/') ? ref.split('/') as [string, string] : [input.namespace, ref];
-    if (stsNamespace !== input.namespace) return unmanaged('DataStoreUnmanaged', `the etcd StatefulSet ${ref} of DataStore ${ds.name} must run in the cluster's namespace ${input.namespace}`);
+    if (stsNamespace !== input.namespace) return none('DataStoreUnmanaged', `the etcd StatefulSet ${ref} of DataStore ${ds.name} must run in the cluster's namespace ${input.namespace}`);
     const sts = await deps.kube.getOrNull<KubeObject & EtcdStatefulSet>({ ...STATEFULSET_REF, namespace: stsNamespace, name: stsName });
-    if (!sts) return unmanaged('DataStoreUnmanaged', `StatefulSet ${ref} (from DataStore ${ds.name}) does not exist`);
-    const layout = etcdLayout(sts);
-    return { etcd: { ...layout, specReplicas: sts.spec?.replicas ?? 1, runningReplicas: sts.status?.replicas ?? 0, readyReplicas: sts.status?.readyReplicas ?? 0 }, sts: stsName };
-  }
-
-  async function setAnnotations(input: RestoreInput, annotations: Record<string, string | null>): Promise<void> {
-    await deps.kube.patch({ ...KDCCLUSTER_REF, namespace: input.namespace, name: input.name }, { metadata: { annotations } }, 'merge');
-  }
-
-  async function execute(action: RestoreAction, input: RestoreInput, o: ObservedRestore, sts: string | null, key: string): Promise<ObservedRestore> {
-    const names = clusterNames(input.name);
-    deps.countWrite(`restore:${action.kind}`);
-    switch (action.kind) {
-      case 'setState': {
-        const failure = action.failure ?? (action.state === 'Validating' ? undefined : o.failure);
-        await setAnnotations(input, { [ANNOTATIONS.restoreState]: action.state, [ANNOTATIONS.restoreFailure]: failure ?? null, [ANNOTATIONS.restoreStateSince]: rfc3339(deps.now()) });
-        const warning = action.state === 'Failed' || (action.failure !== undefined && !o.failure);
-        await deps.recorder.record(input.cluster, warning ? 'Warning' : 'Normal', action.state === 'Failed' ? 'RestoreFailed' : action.state === 'Succeeded' ? 'RestoreSucceeded' : 'RestoreProgress',
-          `restore from "${key}": ${action.state}${action.failure ? ` (${action.failure})` : ''}`);
-        return { ...o, state: action.state, stateAgeMs: 0, ...(failure ? { failure } : { failure: undefined }) };
-      }
-      case 'scaleControlPlane':
-        await deps.kube.patch({ ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane }, { spec: { controlPlane: { deployment: { replicas: action.replicas } } } }, 'merge');
-        return { ...o, tcpReplicas: action.replicas };
-      case 'scaleEtcd':
-        await deps.kube.patch({ ...STATEFULSET_REF, namespace: input.namespace, name: sts! }, { spec: { replicas: action.replicas } }, 'merge');
-        return { ...o, etcd: { ...o.etcd!, specReplicas: action.replicas } };
-      case 'createRestoreJob': {
-        const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
-        if (!settings?.ok || !o.etcd?.ok || !input.platform.backupImage) {
-          return execute({ kind: 'setState', state: 'StartingEtcd', failure: 'RestoreJobFailed: the restore Job cannot be built (backup settings, backup image or etcd layout missing)' }, input, o, sts, key);
-        }
-        const job = buildRestoreJob({
-          namespace: input.namespace, cluster: input.name, key, settings: settings.settings, image: input.platform.backupImage,
-          openBaoUrl: input.platform.openBaoUrl, ...(input.organization ? { openBaoNamespace: input.organization } : {}),
-          hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: input.backupTransitKey,
-          layout: o.etcd.layout, shellImage: input.platform.socketInitImage,
-        });
-        await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(input.cluster)] } } as KubeObject);
-        return { ...o, restoreJob: { name: names.restoreJob } };
-      }
-      case 'deleteRestoreJob':
-        await deps.kube.delete({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob }, { propagationPolicy: 'Background' });
-        return { ...o, restoreJob: null };
-      default:
-        return o;
-    }
+    if (!sts) return none('DataStoreUnmanaged', `StatefulSet ${ref} (from DataStore ${ds.name}) does not exist`);
+    const counts = { statefulSet: stsName, specReplicas: sts.spec?.replicas ?? 1, runningReplicas: sts.status?.replicas ?? 0, readyReplicas: sts.status?.readyReplicas ?? 0 };
+    // Read even when shared, so that a tenant stopped by an earlier step can be started again.
+    if (ds.neighbours.length) return { ok: false, reason: 'SharedDataStore', message: `DataStore ${ds.name} also serves ${ds.neighbours.join(', ')}: restoring its etcd would roll their data back too`, ...counts };
+    return { ...etcdLayout(sts), ...counts };
   }
 
   return async function reconcileRestore(input: RestoreInput): Promise<RestoreResult> {
-    const annotations = input.cluster.metadata?.annotations ?? {};
-    const key = annotations[ANNOTATIONS.restoreFrom]?.trim();
-    const previousFields = { ...(input.cluster.status?.latestRestoreKey ? { latestRestoreKey: input.cluster.status.latestRestoreKey } : {}), ...(input.cluster.status?.latestRestoreTime ? { latestRestoreTime: input.cluster.status.latestRestoreTime } : {}) };
-    if (!key) return { fields: previousFields, active: false };
-    const rawState = annotations[ANNOTATIONS.restoreState];
+    let current: Cluster = input.cluster;
+    const status = current.status;
+    const previousFields = {
+      ...(status?.latestRestoreKey ? { latestRestoreKey: status.latestRestoreKey } : {}),
+      ...(status?.latestRestoreTime ? { latestRestoreTime: status.latestRestoreTime } : {}),
+      ...(status?.restore ? { restore: status.restore } : {}),
+    };
+    const annotations = current.metadata?.annotations ?? {};
+    const run = restoreRun(annotations, status);
+    if (!run) return { fields: previousFields, active: false, cluster: current };
+    const key = run.key;
     const names = clusterNames(input.name);
+    const ref = { ...KDCCLUSTER_REF, namespace: input.namespace, name: input.name };
+    let record: RestoreStatus | undefined = run.fresh || !status?.restore ? undefined : status.restore;
+
+    /** Shows `r` in the annotations (only what differs). */
+    const show = async (r: RestoreStatus) => {
+      const shown = current.metadata?.annotations ?? {};
+      const want: Record<string, string | null> = { [ANNOTATIONS.restoreState]: r.state ?? null, [ANNOTATIONS.restoreFailure]: r.failure ?? null, [ANNOTATIONS.restoreStateSince]: r.since ?? null };
+      if (Object.entries(want).every(([k, v]) => (shown[k] ?? null) === v)) return;
+      current = await deps.kube.patch<Cluster>(ref, { metadata: { annotations: want } }, 'merge');
+    };
+    /** Records `r` in status.restore, compare-and-swap on what this pass last read or wrote. */
+    const save = async (r: RestoreStatus) => {
+      current = await deps.kube.replace<Cluster>({ ...ref, subresource: 'status' }, { ...current, status: { ...current.status, restore: r } } as KubeObject);
+      record = r;
+      await show(r);
+    };
+
     const tcpStatus = (input.tcp.status as { kubernetesResources?: { version?: { status?: string }; deployment?: { readyReplicas?: number } } } | undefined)?.kubernetesResources;
+    // A run finished by a controller from before status.restore: what the annotations show, for the condition only.
+    const legacyFailure = !run.fresh && !record ? annotations[ANNOTATIONS.restoreFailure] : undefined;
+    const since = Date.parse(record?.since ?? '');
     let o: ObservedRestore = {
       requestedKey: key,
-      ...(isState(rawState) ? { state: rawState } : {}),
-      ...(annotations[ANNOTATIONS.restoreFailure] ? { failure: annotations[ANNOTATIONS.restoreFailure] } : {}),
+      ...(!run.fresh && run.state ? { state: run.state } : {}),
+      ...(record?.failure ? { failure: record.failure } : legacyFailure ? { failure: legacyFailure } : {}),
       desiredReplicas: input.spec.controlPlane.replicas,
       tcpReplicas: input.tcp.spec.controlPlane.deployment?.replicas,
       tcpReadyReplicas: tcpStatus?.deployment?.readyReplicas ?? 0,
       tcpReady: tcpStatus?.version?.status === 'Ready',
       restoreJob: null,
-      ...(Number.isFinite(Date.parse(annotations[ANNOTATIONS.restoreStateSince] ?? '')) ? { stateAgeMs: deps.now().getTime() - Date.parse(annotations[ANNOTATIONS.restoreStateSince]!) } : {}),
+      ...(Number.isFinite(since) ? { stateAgeMs: deps.now().getTime() - since } : {}),
     };
-    if (rawState && !isState(rawState)) {
-      o = await execute({ kind: 'setState', state: 'Failed', failure: `UnknownState: ${ANNOTATIONS.restoreState} "${rawState}" is not a restore state; remove it and set ${ANNOTATIONS.restoreFrom} again` }, input, o, null, key);
+    // The annotations show the record, whatever was written into them since.
+    if (record) await show(record);
+    let succeeded: string | undefined;
+
+    async function execute(action: RestoreAction): Promise<ObservedRestore> {
+      deps.countWrite(`restore:${action.kind}`);
+      switch (action.kind) {
+        case 'setState': {
+          const failure = action.failure ?? (action.state === 'Validating' ? undefined : o.failure);
+          await save({ key, state: action.state, since: rfc3339(deps.now()), ...(failure ? { failure } : {}) });
+          if (action.state === 'Succeeded') succeeded = rfc3339(deps.now());
+          const warning = action.state === 'Failed' || (action.failure !== undefined && !o.failure);
+          await deps.recorder.record(current, warning ? 'Warning' : 'Normal', action.state === 'Failed' ? 'RestoreFailed' : action.state === 'Succeeded' ? 'RestoreSucceeded' : 'RestoreProgress',
+            `restore from "${key}": ${action.state}${action.failure ? ` (${action.failure})` : ''}`);
+          return { ...o, state: action.state, stateAgeMs: 0, ...(failure ? { failure } : { failure: undefined }) };
+        }
+        case 'scaleControlPlane':
+          await deps.kube.patch({ ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane }, { spec: { controlPlane: { deployment: { replicas: action.replicas } } } }, 'merge');
+          return { ...o, tcpReplicas: action.replicas };
+        case 'scaleEtcd': {
+          const sts = o.etcd?.statefulSet;
+          // planRestore never asks for this without a StatefulSet; if it did, end the run rather than write to a collection.
+          if (!sts) return execute({ kind: 'setState', state: 'Failed', failure: `EtcdStatefulSetMissing: ${o.etcd?.missing ?? 'no etcd StatefulSet to scale'}` });
+          await deps.kube.patch({ ...STATEFULSET_REF, namespace: input.namespace, name: sts }, { spec: { replicas: action.replicas } }, 'merge');
+          return { ...o, etcd: { ...o.etcd!, specReplicas: action.replicas } };
+        }
+        case 'createRestoreJob': {
+          const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
+          const allowed = settings?.ok && checkS3Endpoint(settings.settings.s3Endpoint, input.platform).ok;
+          if (!settings?.ok || !allowed || !o.etcd?.ok || !input.platform.backupImage) {
+            return execute({ kind: 'setState', state: 'StartingEtcd', failure: 'RestoreJobFailed: the restore Job cannot be built (backup settings or endpoint, backup image or etcd layout changed since Validating)' });
+          }
+          const job = buildRestoreJob({
+            namespace: input.namespace, cluster: input.name, key, settings: settings.settings, image: input.platform.backupImage,
+            openBaoUrl: input.platform.openBaoUrl, ...(input.organization ? { openBaoNamespace: input.organization } : {}),
+            hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: input.backupTransitKey,
+            // Validating let a plaintext key through only with the person's confirmation.
+            allowUnauthenticated: key.endsWith('.db'),
+            layout: o.etcd.layout, shellImage: input.platform.socketInitImage,
+          });
+          await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] } } as KubeObject);
+          return { ...o, restoreJob: { name: names.restoreJob } };
+        }
+        case 'deleteRestoreJob':
+          await deps.kube.delete({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob }, { propagationPolicy: 'Background' });
+          return { ...o, restoreJob: null };
+        default:
+          return o;
+      }
     }
-    let sts: string | null = null;
+
     for (let step = 0; step < 8; step++) {
       if (o.state === 'Succeeded' || o.state === 'Failed') break;
       const job = await deps.kube.getOrNull<Job>({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob });
       o = { ...o, restoreJob: job ? jobOutcome(job) : null };
-      if (o.state && o.state !== 'DrainingControlPlane') {
-        const etcd = await observeEtcd(input);
-        o = { ...o, etcd: etcd.etcd };
-        sts = etcd.sts;
-      }
+      if (o.state && o.state !== 'DrainingControlPlane') o = { ...o, etcd: await observeEtcd(input) };
       if (o.state === 'Validating') o = { ...o, backup: await validateBackup(input, key) };
       const action = planRestore(o);
       if (action.kind === 'idle' || action.kind === 'wait') {
@@ -172,15 +212,15 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         break;
       }
       deps.logger.info({ cluster: `${input.namespace}/${input.name}`, state: o.state, action: action.kind }, 'restore step');
-      o = await execute(action, input, o, sts, key);
+      o = await execute(action);
       // Scaling is observed on the next pass, from the objects' status.
       if (action.kind === 'scaleControlPlane' || action.kind === 'scaleEtcd') break;
     }
-    const done = o.state === 'Succeeded';
-    const fields = done && input.cluster.status?.latestRestoreKey !== key
-      ? { latestRestoreKey: key, latestRestoreTime: rfc3339(deps.now()) }
-      : previousFields;
-    return { condition: restoreCondition(key, o.state, o.failure), fields, active: o.state !== 'Succeeded' && o.state !== 'Failed' };
+    const fields = {
+      ...previousFields,
+      ...(succeeded ? { latestRestoreKey: key, latestRestoreTime: succeeded } : {}),
+      ...(record ? { restore: record } : {}),
+    };
+    return { condition: restoreCondition(key, o.state, o.failure), fields, active: o.state !== 'Succeeded' && o.state !== 'Failed', cluster: current };
   };
 }
-

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildRestoreJob } from './restore-job.ts';
 
-const job = buildRestoreJob({
+const input: Parameters<typeof buildRestoreJob>[0] = {
   namespace: 'acme-web',
   cluster: 'prod',
   key: 'prod/prod-20261122T020000Z/',
@@ -12,11 +12,18 @@ const job = buildRestoreJob({
   transitKey: 'acme-web-prod-etcd',
   layout: { claimName: 'data-prod-etcd-0', mountPath: '/var/lib/etcd', dataDir: '/var/lib/etcd/data', name: 'prod-etcd-0', initialCluster: 'prod-etcd-0=http://127.0.0.1:2380', runAsUser: 1000, podSecurityContext: { fsGroup: 1000 } },
   shellImage: 'busybox:1.37',
-});
+};
+const job = buildRestoreJob(input);
 const pod = job.spec.template.spec;
 const init = pod.initContainers as { name: string; command?: string[]; args?: string[]; env?: unknown[]; securityContext?: unknown }[];
 
 describe('buildRestoreJob', () => {
+  it('names the namespace the backup must have been taken in, and passes a confirmed plaintext key on', () => {
+    expect(init[1]!.env).toEqual(expect.arrayContaining([{ name: 'KDC_NAMESPACE', value: 'acme-web' }]));
+    expect(init[1]!.args).not.toContain('--allow-unauthenticated');
+    const plain = buildRestoreJob({ ...input, key: 'prod/prod-20261122T020000Z.db', allowUnauthenticated: true }).spec.template.spec.initContainers[1] as { args: string[] };
+    expect(plain.args).toContain('--allow-unauthenticated');
+  });
   it('prepares, restores beside the data dir, then swaps: nothing touches the live data before the last step', () => {
     expect(init.map((c) => c.name)).toEqual(['prepare', 'etcd-restore']);
     expect(init[0]!.command).toEqual(['sh', '-c', "rm -rf '/var/lib/etcd/data.restoring'"]);

@@ -12,9 +12,14 @@ import type { EtcdLayout } from '../etcd-layout.ts';
 // It runs as the backup writer (role backup-<namespace>.<cluster>, which may decrypt data keys) and as the
 // etcd pod's user, so etcd can open the files.
 
-/** `transitKey`: only backups wrapped by it are accepted (a foreign backup is refused). */
+/**
+ * `transitKey`: only backups wrapped by it are accepted (a foreign backup is refused), and only
+ * backups recorded for this namespace. `allowUnauthenticated`: the key is a plaintext `.db` a
+ * person confirmed (kube-dc.com/restore-unauthenticated-confirmed); otherwise the job refuses one.
+ */
 export interface RestoreJobInput extends BackupJobAccess {
   key: string;
+  allowUnauthenticated?: boolean;
   image: string;
   layout: EtcdLayout;
   /** An image with a POSIX shell, mv and rm (the platform's socket-init image). */
@@ -35,6 +40,7 @@ export function buildRestoreJob(input: RestoreJobInput) {
     `--backup=${input.key}`,
     `--data-dir=${restoring}`,
     `--bump-revision=${RESTORE_BUMP_REVISION}`,
+    ...(input.allowUnauthenticated ? ['--allow-unauthenticated'] : []),
     ...(layout.name ? [`--etcd-name=${layout.name}`] : []),
     ...(layout.initialCluster ? [`--initial-cluster=${layout.initialCluster}`] : []),
     ...(layout.initialAdvertisePeerUrls ? [`--initial-advertise-peer-urls=${layout.initialAdvertisePeerUrls}`] : []),
@@ -63,7 +69,7 @@ export function buildRestoreJob(input: RestoreJobInput) {
               name: BACKUP_JOB.restoreComponent,
               image: input.image,
               args,
-              env: backupJobEnv(input),
+              env: [...backupJobEnv(input), { name: 'KDC_NAMESPACE', value: input.namespace }],
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext,
               volumeMounts: [dataMount, ...backupJobMounts(input)],
