@@ -1,7 +1,11 @@
 // kubectl kdc backups restore <cluster> <key|latest>: checks the backup, then asks k8-manager to
-// restore it (annotation kube-dc.com/restore-from); --wait follows kube-dc.com/restore-state.
-import { listBackups, parseBackupKey, type Inventory } from '@kdc/backup-envelope';
-import { ANNOTATIONS, KDC_CLUSTER_CONDITIONS, RESTORE_STATES, isConflict, parseDuration, type Condition, type KubeObject } from '@kdc/shared';
+// restore it (annotation kube-dc.com/restore-from); --wait follows the run k8-manager records in
+// status.restore (shown in kube-dc.com/restore-state).
+import { latestCandidates, listBackups, parseBackupKey, type Inventory } from '@kdc/backup-envelope';
+import {
+  ANNOTATIONS, KDC_CLUSTER_CONDITIONS, RESTORE_STATES, isConflict, parseDuration, restoreRun,
+  type Condition, type KdcClusterStatus, type KubeObject,
+} from '@kdc/shared';
 import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
@@ -12,10 +16,11 @@ import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } fro
 export const spec: CommandSpec = {
   name: 'backups restore',
   positionals: ['cluster', 'key'],
-  summary: 'Restores the cluster\'s etcd from a backup: <key> as printed by "kubectl kdc backups list" (<cluster>/<cluster>-<timestamp>/ or .db), or "latest". Checks the backup is complete and belongs to this cluster, then sets the kube-dc.com/restore-from annotation; k8-manager runs the restore.',
+  summary: 'Restores the cluster\'s etcd from a backup: <key> as printed by "kubectl kdc backups list" (<cluster>/<cluster>-<timestamp>/ or .db), or "latest" (the newest envelope backup; never a plaintext .db). Checks the backup is complete and belongs to this cluster, then sets the kube-dc.com/restore-from annotation; k8-manager runs the restore.',
   flags: {
     ...KUBE_FLAGS,
     ...S3_FLAGS,
+    'confirm-unauthenticated': { type: 'boolean', help: 'restore a plaintext <cluster>-<timestamp>.db: nothing authenticates one (anyone who can write to the bucket could have put it there); only for a file you know the origin of' },
     wait: { type: 'boolean', help: 'follow kube-dc.com/restore-state until Succeeded (exit 0) or Failed (exit 1)' },
     timeout: { type: 'string', value: 'duration', help: 'with --wait: give up after this long, e.g. 30m, 1h (default 30m)' },
   },
@@ -37,12 +42,16 @@ export function normaliseBackupKey(input: string, bucket: string): string {
 
 export type Choice = { ok: true; key: string } | { ok: false; code: 1 | 2; message: string };
 
-/** Which backup `requested` names, checked against the inventory of `cluster`; pure. */
-export function chooseBackup(requested: string, cluster: string, bucket: string, inventory: Inventory): Choice {
+/**
+ * Which backup `requested` names, checked against the inventory of `cluster`; pure. "latest" is
+ * the newest schemaVersion 2 envelope as the server's times order them (the restore Job checks its
+ * data key before it writes anything); a plaintext file only when named and confirmed.
+ */
+export function chooseBackup(requested: string, cluster: string, bucket: string, inventory: Inventory, options: { confirmUnauthenticated?: boolean } = {}): Choice {
   const list = `run "kubectl kdc backups list ${cluster}" for the backups there are`;
   if (requested === 'latest') {
-    const newest = inventory.backups.at(-1);
-    return newest ? { ok: true, key: newest.key } : { ok: false, code: 1, message: `cluster ${cluster} has no complete backup in s3://${bucket}/${cluster}/ to restore` };
+    const newest = latestCandidates(inventory.backups)[0];
+    return newest ? { ok: true, key: newest.key } : { ok: false, code: 1, message: `cluster ${cluster} has no complete envelope backup in s3://${bucket}/${cluster}/ to restore as "latest"; name a backup instead (${list})` };
   }
   const key = normaliseBackupKey(requested, bucket);
   const parsed = parseBackupKey(key);
@@ -54,28 +63,43 @@ export function chooseBackup(requested: string, cluster: string, bucket: string,
   const invalid = inventory.invalid.find((i) => i.key === key);
   if (invalid) return { ok: false, code: 1, message: `backup ${key} cannot be restored: ${invalid.error}` };
   if (!inventory.backups.some((b) => b.key === key)) return { ok: false, code: 1, message: `backup ${key} does not exist in s3://${bucket}/; ${list}` };
+  if (parsed.kind === 'plaintext' && !options.confirmUnauthenticated) {
+    return { ok: false, code: 1, message: `backup ${key} is a plaintext snapshot: nothing authenticates it, and anyone who can write to s3://${bucket}/ could have put it there. If you know where it came from, run again with --confirm-unauthenticated` };
+  }
   return { ok: true, key };
 }
 
+type Cluster = KubeObject & { status?: KdcClusterStatus };
+
+/** The state of the run the cluster is in (status.restore), undefined until k8-manager took the request up; pure. */
+export function restoreStateOf(cluster: Cluster): string | undefined {
+  const run = restoreRun(cluster.metadata?.annotations, cluster.status);
+  return run && !run.fresh ? run.state : undefined;
+}
+
 /** Why a new restore must not start now (null = it may); pure. */
-export function restoreBlocker(annotations: Record<string, string> | undefined, cluster: string, namespace: string): string | null {
-  const state = annotations?.[ANNOTATIONS.restoreState];
-  const from = annotations?.[ANNOTATIONS.restoreFrom];
-  if (state !== undefined && !FINAL_STATES.has(state)) {
-    return `a restore${from ? ` from ${from}` : ''} is already running on ${namespace}/${cluster} (${ANNOTATIONS.restoreState}: ${state}): wait for it to reach Succeeded or Failed`;
+export function restoreBlocker(cluster: Cluster, name: string, namespace: string): string | null {
+  const run = restoreRun(cluster.metadata?.annotations, cluster.status);
+  if (!run) return null;
+  if (!run.fresh && !FINAL_STATES.has(run.state ?? '')) {
+    return `a restore from ${run.key} is already running on ${namespace}/${name} (${run.state}): wait for it to reach Succeeded or Failed`;
   }
-  if (state === undefined && from) {
-    return `a restore from ${from} was requested on ${namespace}/${cluster} and has not started (no ${ANNOTATIONS.restoreState} yet): wait for k8-manager, or if the request is stale remove it with "kubectl annotate kdc-cl ${cluster} -n ${namespace} ${ANNOTATIONS.restoreFrom}-"`;
+  if (run.fresh) {
+    return `a restore from ${run.key} was requested on ${namespace}/${name} and has not started: wait for k8-manager, or if the request is stale remove it with "kubectl annotate kdc-cl ${name} -n ${namespace} ${ANNOTATIONS.restoreFrom}-"`;
   }
   return null;
 }
 
-/** The merge patch that requests the restore; a finished run's state goes with it. */
-export function restorePatch(key: string, resourceVersion: string | undefined, annotations: Record<string, string> | undefined) {
+/**
+ * The merge patch that requests the restore: a finished run's shown state goes with it (so the
+ * same key runs again), and the confirmation of a plaintext file is set for this key or dropped.
+ */
+export function restorePatch(key: string, resourceVersion: string | undefined, annotations: Record<string, string> | undefined, confirmUnauthenticated = false) {
+  const confirmation = confirmUnauthenticated ? { [ANNOTATIONS.restoreUnauthenticatedConfirmed]: key } : annotations?.[ANNOTATIONS.restoreUnauthenticatedConfirmed] !== undefined ? { [ANNOTATIONS.restoreUnauthenticatedConfirmed]: null } : {};
   return {
     metadata: {
       ...(resourceVersion ? { resourceVersion } : {}),
-      annotations: { [ANNOTATIONS.restoreFrom]: key, ...(annotations?.[ANNOTATIONS.restoreState] !== undefined ? { [ANNOTATIONS.restoreState]: null } : {}) },
+      annotations: { [ANNOTATIONS.restoreFrom]: key, ...(annotations?.[ANNOTATIONS.restoreState] !== undefined ? { [ANNOTATIONS.restoreState]: null } : {}), ...confirmation },
     },
   };
 }
@@ -96,8 +120,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const name = args.positionals.cluster!;
   const cluster = await getKdcCluster(kube, namespace, name);
   const annotations = cluster.metadata?.annotations;
-  const blocker = restoreBlocker(annotations, name, namespace);
+  const blocker = restoreBlocker(cluster, name, namespace);
   if (blocker) throw failure(blocker);
+  const confirm = bool(args.flags, 'confirm-unauthenticated');
 
   const { store, settings } = await clusterBackups(kube, namespace, cluster, args.flags, ctx.env);
   let inventory: Inventory;
@@ -108,18 +133,18 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   } finally {
     store.destroy();
   }
-  const choice = chooseBackup(args.positionals.key!, name, settings.bucket, inventory);
+  const choice = chooseBackup(args.positionals.key!, name, settings.bucket, inventory, { confirmUnauthenticated: confirm });
   if (!choice.ok) throw choice.code === 2 ? usageError(choice.message) : failure(choice.message);
 
   try {
-    await kube.patch(kdcClusterRef(namespace, name), restorePatch(choice.key, cluster.metadata?.resourceVersion, annotations), 'merge');
+    await kube.patch(kdcClusterRef(namespace, name), restorePatch(choice.key, cluster.metadata?.resourceVersion, annotations, confirm && choice.key.endsWith('.db')), 'merge');
   } catch (error) {
     if (isConflict(error)) throw failure(`KdcCluster ${namespace}/${name} changed while the backup was checked: run the command again`);
     throw kubeFailure(`setting ${ANNOTATIONS.restoreFrom} on KdcCluster ${namespace}/${name}`, error);
   }
   ctx.io.out(`restore of ${namespace}/${name} from s3://${settings.bucket}/${choice.key} requested (${ANNOTATIONS.restoreFrom}); k8-manager runs it\n`);
   if (!bool(args.flags, 'wait')) {
-    ctx.io.out(`follow it with: kubectl get kdc-cl ${name} -n ${namespace} -o jsonpath='{.metadata.annotations.kube-dc\\.com/restore-state}' (or pass --wait next time)\n`);
+    ctx.io.out(`follow it with: kubectl get kdc-cl ${name} -n ${namespace} -o jsonpath='{.status.restore.state}' (or pass --wait next time)\n`);
     return 0;
   }
   return waitForRestore(ctx, () => getKdcCluster(kube, namespace, name), name, namespace, timeoutSeconds);
@@ -141,7 +166,7 @@ export async function waitForRestore(ctx: CommandContext, read: () => Promise<Ku
       await ctx.sleep(POLL_MS);
       continue;
     }
-    const state = cluster.metadata?.annotations?.[ANNOTATIONS.restoreState];
+    const state = restoreStateOf(cluster as Cluster);
     if (state !== last) {
       const known = state === undefined || (RESTORE_STATES as readonly string[]).includes(state);
       ctx.io.out(`${isoSeconds(ctx.now())}  restore-state: ${state ?? '(not started)'}${known ? '' : ' (unknown state)'}\n`);
