@@ -191,7 +191,8 @@ export class BackupStore {
 
   private failure(operation: string, key: string, error: unknown, signal?: AbortSignal): BackupError {
     const carried = carriedBackupError(error);
-    if (carried) return carried;
+    // The SDK appends a hint about the raw response to whatever its deserializer threw.
+    if (carried) return carried.message.includes('\n') ? new BackupError(carried.code, carried.message.split('\n')[0]!, carried.details) : carried;
     const reason = signal?.aborted ? (signal.reason as { name?: string } | undefined) : undefined;
     if (reason?.name === 'TimeoutError') {
       return new BackupError('IO_FAILED', `S3 ${operation} ${this.url(key)} did not finish within its deadline of ${this.limits.operationTimeoutMs} ms`, { operation, key }, { cause: error });
