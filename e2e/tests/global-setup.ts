@@ -1,5 +1,8 @@
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { KubeClient } from '@kdc/shared';
 import { startPlatform, type PlatformState } from '../src/platform.ts';
+import { dumpClusterState, filesUnder, scanFile, TEST_PLAINTEXTS } from '../src/secret-scan.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,9 +12,24 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject) {
   const platform = await startPlatform();
-  project.provide('platform', platform.state);
+  const { state } = platform;
+  project.provide('platform', state);
   console.log(`platform ready in ${platform.state.readyMs.total} ms; logs in ${platform.state.logDir}`);
   return async () => {
+    // What every test left behind: events and statuses join the logs, then all of it is scanned.
+    await dumpClusterState(KubeClient.fromFile(state.management.kubeconfig), join(state.logDir, 'cluster-state.jsonl')).catch((error: Error) => console.error(`cannot dump events and statuses: ${error.message}`));
     await platform.stop({ keepLogs: true });
+    const literals = [
+      { kind: 'the OpenBao root token', value: state.openbao.rootToken },
+      { kind: 'the S3 secret key', value: state.s3.secretAccessKey },
+      ...TEST_PLAINTEXTS.map((value) => ({ kind: 'a test plaintext', value })),
+    ];
+    const files = filesUnder(state.logDir);
+    const findings = (await Promise.all(files.map((f) => scanFile(f, literals)))).flat();
+    console.log(JSON.stringify({ secretScan: { files: files.length, findings: findings.length } }));
+    if (findings.length) {
+      const shown = findings.slice(0, 20).map((f) => `  ${f.file}:${f.line}: ${f.kind}`).join('\n');
+      throw new Error(`${findings.length} secret(s) in the logs, events or statuses of this run (values not shown):\n${shown}`);
+    }
   };
 }
