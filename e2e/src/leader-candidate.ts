@@ -1,10 +1,11 @@
 // A minimal leader-elected process, used by the leader-election tests: prints one JSON line per
-// transition and holds the lease until killed. Usage: leader-candidate.ts <kubeconfig> <ns> <lease> <identity> <leaseSeconds>
+// transition (and "started" once its elector runs) and holds the lease until killed.
+// Usage: leader-candidate.ts <kubeconfig> <ns> <lease> <identity> [leaseSeconds] [renewDeadlineSeconds]
 import { KubeClient, LeaderElector, onShutdown } from '@kdc/shared';
 
-const [kubeconfig, namespace, name, identity, leaseSeconds] = process.argv.slice(2);
+const [kubeconfig, namespace, name, identity, leaseSeconds, renewDeadlineSeconds] = process.argv.slice(2);
 if (!kubeconfig || !namespace || !name || !identity) {
-  console.error('usage: leader-candidate.ts <kubeconfig> <namespace> <lease> <identity> [leaseSeconds]');
+  console.error('usage: leader-candidate.ts <kubeconfig> <namespace> <lease> <identity> [leaseSeconds] [renewDeadlineSeconds]');
   process.exit(2);
 }
 const lease = Number(leaseSeconds ?? 15);
@@ -15,10 +16,11 @@ const elector = new LeaderElector(KubeClient.fromFile(kubeconfig), {
   name,
   identity,
   leaseDurationSeconds: lease,
-  renewDeadlineSeconds: Math.max(2, Math.floor((lease * 2) / 3)),
+  renewDeadlineSeconds: renewDeadlineSeconds ? Number(renewDeadlineSeconds) : Math.max(2, Math.floor((lease * 2) / 3)),
   retryPeriodSeconds: 1,
   onStartedLeading: () => console.log(JSON.stringify({ event: 'leading', identity, at: now() })),
   onStoppedLeading: () => console.log(JSON.stringify({ event: 'stopped', identity, at: now() })),
 });
 elector.start();
+console.log(JSON.stringify({ event: 'started', identity, at: now() }));
 onShutdown(() => elector.stop());

@@ -7,7 +7,7 @@ const CANDIDATE = fileURLToPath(new URL('./leader-candidate.ts', import.meta.url
 const SKEWED_CLOCK = fileURLToPath(new URL('./skewed-clock.ts', import.meta.url));
 
 export interface CandidateEvent {
-  event: 'leading' | 'stopped';
+  event: 'started' | 'leading' | 'stopped';
   identity: string;
   /** When this (the test) process read the line, on its own clock: comparable across candidates. */
   receivedAt: number;
@@ -26,9 +26,10 @@ export interface Candidate {
  * `clockSkewMs` its wall clock runs that far off (skewed-clock.ts), so every timestamp it writes
  * into the Lease is wrong by as much.
  */
-export function startCandidate(input: { kubeconfig: string; namespace: string; lease: string; identity: string; leaseSeconds: number; clockSkewMs?: number }): Candidate {
+export function startCandidate(input: { kubeconfig: string; namespace: string; lease: string; identity: string; leaseSeconds: number; renewDeadlineSeconds?: number; clockSkewMs?: number }): Candidate {
   const preload = input.clockSkewMs ? ['--import', SKEWED_CLOCK] : [];
-  const child = spawn(process.execPath, ['--conditions=source', ...preload, CANDIDATE, input.kubeconfig, input.namespace, input.lease, input.identity, String(input.leaseSeconds)], {
+  const timings = [String(input.leaseSeconds), ...(input.renewDeadlineSeconds ? [String(input.renewDeadlineSeconds)] : [])];
+  const child = spawn(process.execPath, ['--conditions=source', ...preload, CANDIDATE, input.kubeconfig, input.namespace, input.lease, input.identity, ...timings], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, KDC_CLOCK_SKEW_MS: String(input.clockSkewMs ?? 0) },
   });

@@ -21,8 +21,9 @@ describe('leader election on a Lease', () => {
     const a = start(ns, 'instance-a', leaseSeconds);
     await leads(a);
     const b = start(ns, 'instance-b', leaseSeconds);
+    await waitFor('instance-b to run', async () => b.first('started'), { timeoutMs: 30_000, intervalMs: 50 });
     await sleep(3_000);
-    expect(b.events).toEqual([]);
+    expect(b.first('leading')).toBeUndefined();
 
     a.child.kill('SIGKILL');
     const killedAt = Date.now();

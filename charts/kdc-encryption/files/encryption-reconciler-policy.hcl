@@ -19,7 +19,8 @@ path "sys/namespaces/+" {
   capabilities = ["create", "read", "update"]
 }
 
-# Secrets engines: the mount list, and enabling transit/ and the kdc/ ownership registry (KV v2).
+# Secrets engines: the mount list, and enabling transit/ and the kdc/ ownership registry (KV v2),
+# of exactly those types.
 path "sys/mounts" {
   capabilities = ["read"]
 }
@@ -28,22 +29,40 @@ path "+/sys/mounts" {
 }
 path "sys/mounts/transit" {
   capabilities = ["create", "update"]
+  allowed_parameters = {
+    "type" = ["transit"]
+  }
 }
 path "+/sys/mounts/transit" {
   capabilities = ["create", "update"]
+  allowed_parameters = {
+    "type" = ["transit"]
+  }
 }
 path "sys/mounts/kdc" {
   capabilities = ["create", "update"]
+  allowed_parameters = {
+    "type" = ["kv", "kv-v2"]
+    "options" = []
+    "description" = []
+    "config" = []
+  }
 }
 path "+/sys/mounts/kdc" {
   capabilities = ["create", "update"]
+  allowed_parameters = {
+    "type" = ["kv", "kv-v2"]
+    "options" = []
+    "description" = []
+    "config" = []
+  }
 }
 
-# Transit keys (<namespace>.<kmskey>, legacy <namespace>-<kmskey>): created never exportable,
-# read, rotated, marked deletable and deleted. Never: export, backup, restore, import, trim,
+# Transit keys (<namespace>.<kmskey>, legacy <namespace>-<kmskey>): created (Transit calls that
+# an update) never exportable or derived, read, rotated, marked deletable and deleted. Never: export, backup, restore, import, trim,
 # encrypt/decrypt/datakey, or any other key setting.
 path "transit/keys/+" {
-  capabilities = ["create", "read", "delete"]
+  capabilities = ["create", "read", "update", "delete"]
   allowed_parameters = {
     "type" = []
     "exportable" = [false]
@@ -51,7 +70,7 @@ path "transit/keys/+" {
   }
 }
 path "+/transit/keys/+" {
-  capabilities = ["create", "read", "delete"]
+  capabilities = ["create", "read", "update", "delete"]
   allowed_parameters = {
     "type" = []
     "exportable" = [false]
@@ -67,13 +86,13 @@ path "+/transit/keys/+/rotate" {
 path "transit/keys/+/config" {
   capabilities = ["update"]
   allowed_parameters = {
-    "deletion_allowed" = [true]
+    "deletion_allowed" = [true, false]
   }
 }
 path "+/transit/keys/+/config" {
   capabilities = ["update"]
   allowed_parameters = {
-    "deletion_allowed" = [true]
+    "deletion_allowed" = [true, false]
   }
 }
 

@@ -1,5 +1,5 @@
 import { OpenBaoError } from './errors.ts';
-import { OpenBaoTokenRejectedError, type TokenProvider } from './failure.ts';
+import { OpenBaoTokenRejectedError, type TokenProvider, type TokenRejection } from './failure.ts';
 import { httpTransport, TransportError, type HttpSend } from './http.ts';
 import { TransitClient } from './transit.ts';
 
@@ -76,6 +76,11 @@ export class OpenBaoClient {
   get hasToken(): boolean {
     const token = this.currentToken();
     return typeof token === 'string' && token.length > 0;
+  }
+
+  /** The rejection of this client's changing token, once OpenBao refused it (no call made). */
+  tokenRejection(): TokenRejection | undefined {
+    return this.options.credentials?.rejected();
   }
 
   private currentToken(): string | undefined {

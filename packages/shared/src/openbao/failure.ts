@@ -17,6 +17,8 @@ export interface TokenProvider {
   token(): string | undefined;
   /** After a 401/403: checks the token itself; a rejection when it is the token, not the policy. */
   refused(): Promise<TokenRejection | undefined>;
+  /** What is known now, without asking OpenBao: the token's rejection, if it was refused. */
+  rejected(): TokenRejection | undefined;
 }
 
 type OpenBaoErrorInput = ConstructorParameters<typeof OpenBaoError>[0];

@@ -14,7 +14,7 @@ import type { TokenProvider, TokenRejection } from './failure.ts';
 export function openBaoTokenMetrics(registry: Registry) {
   return {
     ttl: new Gauge({ name: 'kdc_openbao_token_ttl_seconds', help: "Seconds the controller's OpenBao token has left (+Inf: no expiry; 0: refused or unknown)", registers: [registry] }),
-    valid: new Gauge({ name: 'kdc_openbao_token_valid', help: "1 while OpenBao accepts the controller's token, 0 once it refused it", registers: [registry] }),
+    valid: new Gauge({ name: 'kdc_openbao_token_valid', help: "0 while OpenBao refuses the controller's token (expired, revoked), else 1", registers: [registry] }),
     renewals: new Counter({ name: 'kdc_openbao_token_renewals_total', help: 'Token renewals by result (ok; capped: max TTL reached; refused; error)', labelNames: ['result'], registers: [registry] }),
     reloads: new Counter({ name: 'kdc_openbao_token_reloads_total', help: 'New tokens read from the token file', registers: [registry] }),
   };
@@ -84,7 +84,8 @@ export class TokenKeeper implements TokenProvider {
     this.options = options;
     const metrics = options.metrics;
     if (metrics) {
-      metrics.ttl.set(0);
+      // Not known to be refused until OpenBao says so (an outage at start is not a bad token).
+      metrics.valid.set(1);
       // Computed at scrape time, so the gauge runs down between renewals.
       (metrics.ttl as unknown as { collect?: () => void }).collect = () => metrics.ttl.set(this.ttlSeconds());
     }
@@ -92,6 +93,10 @@ export class TokenKeeper implements TokenProvider {
 
   token(): string | undefined {
     return this.current;
+  }
+
+  rejected(): TokenRejection | undefined {
+    return this.rejection;
   }
 
   /** Reads the token and asks OpenBao about it. Throws only when there is no token to read. */

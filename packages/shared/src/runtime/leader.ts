@@ -133,7 +133,8 @@ export class LeaderElector {
     this.client = client;
     this.options = { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2, ...options };
     this.clock = clock;
-    const errors = validateLeaderTimings(this.options);
+    const { leaseDurationSeconds, renewDeadlineSeconds, retryPeriodSeconds } = this.options;
+    const errors = validateLeaderTimings({ leaseDurationSeconds, renewDeadlineSeconds, retryPeriodSeconds });
     if (errors.length) throw new Error(`leader election for ${options.name}: ${errors.join('; ')}`);
   }
 
