@@ -12,17 +12,20 @@ import { LOCAL_IMAGES } from '../../src/images.ts';
 import { startKamajiRunner, type KamajiRunner } from '../../src/kamaji-runner.ts';
 import { kmsClient, startKmsPlugin, type KmsClient, type KmsPluginProcess } from '../../src/kms.ts';
 import { freePort } from '../../src/ports.ts';
-import { sleep, waitFor } from '../../src/wait.ts';
+import { waitFor } from '../../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique, type TestCondition } from '../helpers.ts';
 import { kmsTenant, type KmsTenant } from '../kms-fixture.ts';
 
 // Finding 14, the smaller ones: one describe per item. More describes follow (cluster names, cron).
 
-/** OpenBao audit records of Transit encrypt batches on `key`: how many items OpenBao was asked for. */
+/**
+ * Items OpenBao was asked to encrypt with `key` in batches, from its audit log: what Encrypt calls
+ * sent (they always go as a batch; the plugin's background health probe is a single encrypt).
+ */
 function encryptItemsAudited(key: string): number {
-  return readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; request?: { path?: string; data?: { batch_input?: unknown[]; plaintext?: string } } })
+  return readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; request?: { path?: string; data?: { batch_input?: unknown[] } } })
     .filter((e) => e.type === 'request' && e.request?.path === `transit/encrypt/${key}`)
-    .reduce((sum, e) => sum + (e.request!.data?.batch_input?.length ?? (e.request!.data?.plaintext ? 1 : 0)), 0);
+    .reduce((sum, e) => sum + (e.request!.data?.batch_input?.length ?? 0), 0);
 }
 
 describe('attack 14.1: the plugin refuses at Encrypt a plaintext whose ciphertext Decrypt would refuse', () => {
@@ -127,14 +130,18 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
     await t?.stop();
   });
 
+  const batchesSent = async () => Number(/^kms_plugin_transit_batch_size_count\{operation="encrypt"\} (\d+)/m.exec(await (await fetch(`${plugin.metricsUrl}/metrics`)).text())?.[1] ?? 0);
+
   /** Fills the plugin's four in-flight Transit batches with one stalled call each. */
   async function stallPipe(): Promise<Promise<number>[]> {
     proxy.pause();
     const blockers: Promise<number>[] = [];
     for (let i = 0; i < 4; i++) {
+      const sent = await batchesSent();
       blockers.push(calls.encrypt(30_000));
-      // Each in an event-loop turn of its own on the plugin side, so each is its own batch.
-      await sleep(150);
+      // The next one only after this one left as a batch of its own (on a busy machine two calls
+      // 150 ms apart can still arrive in one event-loop turn and share a batch).
+      await waitFor(`blocker ${i + 1} to leave as its own batch`, async () => (await batchesSent()) === sent + 1, { timeoutMs: 10_000, intervalMs: 20 });
     }
     return blockers;
   }
