@@ -24,6 +24,7 @@ describe('leader election on a Lease', () => {
     await waitFor('instance-b to run', async () => b.first('started'), { timeoutMs: 30_000, intervalMs: 50 });
     await sleep(3_000);
     expect(b.first('leading')).toBeUndefined();
+    expect(a.first('stopped'), 'a healthy leader stopped leading').toBeUndefined();
 
     a.child.kill('SIGKILL');
     const killedAt = Date.now();

@@ -90,6 +90,7 @@ describe('attack 12: two leaders at once', () => {
     // take it now if the holder had stopped renewing.
     await sleep((LEASE_SECONDS + 3) * 1000);
     expect(fast.first('leading'), 'fast took over a live lease').toBeUndefined();
+    expect(holder.first('stopped'), 'holder lost a lease it renews').toBeUndefined();
 
     const killedAt = kill(holder);
     expect((await leads(fast)) - killedAt).toBeLessThanOrEqual(TAKEOVER_MS);
@@ -104,6 +105,7 @@ describe('attack 12: two leaders at once', () => {
     await started(standby);
     await sleep((LEASE_SECONDS + 3) * 1000);
     expect(standby.first('leading'), 'standby took over a live lease written by a slow clock').toBeUndefined();
+    expect(slow.first('stopped'), 'slow lost a lease it renews').toBeUndefined();
 
     const killedAt = kill(slow);
     expect((await leads(standby)) - killedAt).toBeLessThanOrEqual(TAKEOVER_MS);

@@ -28,6 +28,8 @@ describe('rejectionReason', () => {
   it.each([
     ['expired', { expiresAt: 1_000, renewalRefused: false, now: 2_000 }, /expired/],
     ['expired, even if the last renewal was refused', { expiresAt: 1_000, renewalRefused: true, now: 2_000 }, /expired/],
+    // Whole-second TTLs: an expiry we computed can be a second or so late.
+    ['refused a second before the expiry we computed', { expiresAt: 3_000, renewalRefused: false, now: 2_000 }, /expired/],
     ['renewal refused before expiry', { expiresAt: 9_000, renewalRefused: true, now: 2_000 }, /renewal was refused/],
     ['refused while valid for a while yet', { expiresAt: 9_000, renewalRefused: false, now: 2_000 }, /^it was revoked$/],
     ['never accepted since start or rotation', { expiresAt: undefined, renewalRefused: false, now: 2_000 }, /does not know it/],

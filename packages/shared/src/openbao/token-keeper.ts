@@ -33,9 +33,12 @@ export function renewalCapped(grantedSeconds: number, requestedSeconds: number):
   return requestedSeconds > 0 && grantedSeconds < requestedSeconds / 3;
 }
 
+/** OpenBao reports a TTL in whole seconds: an expiry we computed may be this much late. */
+const EXPIRY_SLACK_MS = 2_000;
+
 /** Pure: why OpenBao refuses a token, from what we knew of it. */
 export function rejectionReason(input: { expiresAt: number | null | undefined; renewalRefused: boolean; now: number }): string {
-  if (typeof input.expiresAt === 'number' && input.expiresAt <= input.now) return 'its TTL ran out (it expired)';
+  if (typeof input.expiresAt === 'number' && input.expiresAt <= input.now + EXPIRY_SLACK_MS) return 'its TTL ran out (it expired)';
   if (input.renewalRefused) return 'its renewal was refused (revoked, or past its max TTL)';
   if (input.expiresAt === undefined) return 'OpenBao does not know it (revoked, expired or never valid)';
   return 'it was revoked';

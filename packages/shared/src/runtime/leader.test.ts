@@ -45,8 +45,11 @@ describe('callBudgetMs', () => {
     ['a candidate gets one renew deadline', { leading: false, renewedAt: 0, now: 50_000, renewDeadlineMs: 10_000 }, 10_000],
     ['a leader that renewed 2 s ago has 8 s left', { leading: true, renewedAt: 1_000, now: 3_000, renewDeadlineMs: 10_000 }, 8_000],
     ['a leader past its deadline has none', { leading: true, renewedAt: 1_000, now: 12_000, renewDeadlineMs: 10_000 }, 0],
+    // Monotonic times are fractional; AbortSignal.timeout throws on a fraction.
+    ['whole milliseconds, rounded down', { leading: true, renewedAt: 1_000.75, now: 3_000.5, renewDeadlineMs: 10_000 }, 8_000],
   ])('%s', (_name, input, expected) => {
     expect(callBudgetMs(input)).toBe(expected);
+    expect(() => AbortSignal.timeout(callBudgetMs(input))).not.toThrow();
   });
 });
 

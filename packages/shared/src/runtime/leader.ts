@@ -88,12 +88,13 @@ export function decide(observation: Observation, identity: string, now: number, 
 }
 
 /**
- * Pure: how long one Lease call may take. A leader's call must end by its renew deadline (counted
- * from the send time of its last successful renewal); a candidate's within one renew deadline.
+ * Pure: how long one Lease call may take, in whole milliseconds (AbortSignal.timeout refuses
+ * fractions). A leader's call must end by its renew deadline (counted from the send time of its
+ * last successful renewal); a candidate's within one renew deadline.
  */
 export function callBudgetMs(input: { leading: boolean; renewedAt: number; now: number; renewDeadlineMs: number }): number {
-  if (!input.leading) return input.renewDeadlineMs;
-  return Math.max(0, input.renewedAt + input.renewDeadlineMs - input.now);
+  if (!input.leading) return Math.floor(input.renewDeadlineMs);
+  return Math.max(0, Math.floor(input.renewedAt + input.renewDeadlineMs - input.now));
 }
 
 /**
@@ -165,7 +166,8 @@ export class LeaderElector {
     const sentAt = this.clock.monotonic();
     const budget = callBudgetMs({ leading: this.leading, renewedAt: this.renewedAt, now: sentAt, renewDeadlineMs: this.renewDeadlineMs });
     try {
-      const held = budget > 0 && (await this.tryAcquireOrRenew(AbortSignal.timeout(budget)));
+      // AbortSignal.timeout takes whole milliseconds only (it throws on 7980.9).
+      const held = budget >= 1 && (await this.tryAcquireOrRenew(AbortSignal.timeout(Math.floor(budget))));
       if (this.stopped) return;
       if (held && writeStillFresh(sentAt, this.clock.monotonic(), this.renewDeadlineMs)) {
         this.renewedAt = sentAt;
