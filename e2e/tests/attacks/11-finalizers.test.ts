@@ -65,11 +65,14 @@ describe('attack 11: deletion never waits on OpenBao or on a countdown', () => {
     await kube.create(kkey(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: 'doomed' }, spec: { deletionPolicy: 'schedule' } });
     await kube.create(kdc(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'web' }, spec });
     const root = bao.client();
-    const role = `tcp-${ns}.web`;
+    // The cluster's role, under whichever naming scheme the controller uses (this attack also runs
+    // against the code before the fix, which named it tcp-<cluster>).
+    let role = '';
     await waitFor('keys Ready, the cluster\'s role written and its finalizer on', async () => {
       const keys = await Promise.all(['web-etcd', 'kept', 'doomed'].map((k) => kube.getOrNull<Obj>(kkey(ns, k))));
       const cluster = await kube.getOrNull<Obj>(kdc(ns, 'web'));
-      return keys.every(ready) && cluster?.metadata?.finalizers?.includes(FINALIZERS.openBaoAccess) && (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role)) !== null;
+      for (const name of [`tcp-${ns}.web`, 'tcp-web']) if ((await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, name)) !== null) role = name;
+      return keys.every(ready) && cluster?.metadata?.finalizers?.includes(FINALIZERS.openBaoAccess) && role !== '';
     }, { timeoutMs: 90_000, intervalMs: 500 });
     const uid = (await kube.get<Obj>(kdc(ns, 'web'))).metadata!.uid!;
 
@@ -97,7 +100,7 @@ describe('attack 11: deletion never waits on OpenBao or on a countdown', () => {
     await waitFor('the cluster\'s role and policy removed once OpenBao is back', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role)) === null && (await root.readPolicy(role)) === null, { timeoutMs: 90_000, intervalMs: 1000 });
     await waitFor('its task finished', async () => (await cleanupTasks(kube)).items.every((t) => !t.data['task.json']!.includes('removeClusterAccess')), { timeoutMs: 30_000 });
     // The keys themselves: kept, and doomed only after its countdown.
-    for (const name of [`${ns}.kept`, `${ns}.doomed`, `${ns}.${clusterNames('web').autoEtcdKey}`]) expect(await root.transit().readKey(name)).not.toBeNull();
+    for (const name of [`${ns}.kept`, `${ns}.doomed`, `${ns}.${clusterNames('web').autoEtcdKey}`]) expect(await root.transit().readKey(name), name).not.toBeNull();
     expect((await cleanupTasks(kube)).items.some((t) => t.data['task.json']!.includes('"destroyTransitKey"'))).toBe(true);
   }, 300_000);
 });

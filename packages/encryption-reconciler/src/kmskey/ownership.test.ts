@@ -43,7 +43,9 @@ describe('resolveOwnership', () => {
     const namesakes = [{ ...victim, creationTimestamp: at(v1 - 60) }, { ...neighbour, creationTimestamp: at(v1 - 30) }];
     expect(resolveOwnership(input({ legacyKey, legacyNamesakes: namesakes })).ownership).toMatchObject({ kind: 'refused', reason: 'LegacyKeyOwnershipUnproven', message: expect.stringMatching(/acme-shop-prod\/web-etcd/) });
   });
-  it('a legacy key created before its KMSKey (pre-created, or the KMSKey re-created) is not adopted', () => {
+  it('a legacy key created before its KMSKey (pre-created, or the KMSKey re-created) is not adopted, not even a second before', () => {
+    expect(resolveOwnership(input({ legacyKey, legacyNamesakes: [{ ...victim, creationTimestamp: at(v1 + 1) }] })).ownership.kind).toBe('unclaimed');
+    expect(resolveOwnership(input({ legacyKey, legacyNamesakes: [{ ...victim, creationTimestamp: at(v1) }] })).ownership.kind).toBe('legacyAdoptable');
     const namesakes = [{ ...victim, creationTimestamp: at(v1 + 3600) }];
     expect(resolveOwnership(input({ legacyKey, legacyNamesakes: namesakes })).transitKeyName).toBe('acme-shop.prod-web-etcd');
     expect(resolveOwnership(input({ keyIdHint: 'transit/keys/acme-shop-prod-web-etcd', legacyKey, legacyNamesakes: namesakes })).ownership.kind).toBe('refused');

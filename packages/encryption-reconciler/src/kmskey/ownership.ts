@@ -37,8 +37,6 @@ export interface ResolvedOwnership {
   ownership: Ownership;
 }
 
-/** Seconds of clock difference tolerated between the apiserver's creationTimestamp and OpenBao's version time. */
-const CLOCK_SLACK_SECONDS = 5;
 
 const who = (o: TransitKeyOwner) => `KMSKey ${o.namespace}/${o.kmsKey} (uid ${o.uid})`;
 const ADMIN_HINT = 'a platform admin can hand a key over with `kubectl kdc keys adopt`';
@@ -64,7 +62,10 @@ export function resolveOwnership(i: OwnershipInput): ResolvedOwnership {
   }
   if (i.legacyKey) {
     const v1 = i.legacyKey.versions[1];
-    const creators = i.legacyNamesakes.filter((k) => k.creationTimestamp !== undefined && v1 !== undefined && Date.parse(k.creationTimestamp) / 1000 <= v1 + CLOCK_SLACK_SECONDS);
+    // The key was created for a KMSKey that existed before it (both times in whole seconds). No
+    // slack for clock skew: a key planted a second before a KMSKey must not pass, and a true owner
+    // whose clocks disagree only gets a refusal an admin resolves, never the wrong key.
+    const creators = i.legacyNamesakes.filter((k) => k.creationTimestamp !== undefined && v1 !== undefined && Date.parse(k.creationTimestamp) / 1000 <= v1);
     if (creators.length === 1 && creators[0]!.uid === i.uid) return { transitKeyName: legacy, ownership: { kind: 'legacyAdoptable' } };
     if (wasUsingLegacy || creators.some((k) => k.uid === i.uid)) {
       const others = i.legacyNamesakes.filter((k) => k.uid !== i.uid).map((k) => `${k.namespace}/${k.name}`);

@@ -7,7 +7,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { planKmsKeyDeletion } from './deletion.ts';
 import { resolveOwnership } from './ownership.ts';
-import { planKmsKey, type KmsKeyAction } from './plan.ts';
+import { checkSpec, planKmsKey, type KmsKeyAction } from './plan.ts';
 
 export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
 
@@ -131,6 +131,25 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       await updateStatusIfChanged(deps.kube, ref, object, status);
       return {};
     }
+    // A missing finalizer and a refused spec need no OpenBao call: a tenant's invalid keys (a
+    // 1 s rotation, say) cost OpenBao nothing.
+    const hasFinalizer = (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey);
+    const refused = checkSpec(parsedSpec.data, deps.rotationFloor(parsedSpec.data.purpose));
+    if (!hasFinalizer || !refused.ok) {
+      const plan = planKmsKey({
+        name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status, hasFinalizer,
+        organization: undefined, mounts: { transit: false, registry: false }, transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' },
+        transit: null, now: now(), minRotationSeconds: deps.rotationFloor(parsedSpec.data.purpose),
+      });
+      if (plan.action.kind === 'addFinalizer') {
+        await execute(plan.action, object, deps.openbao, transitKeyName(namespace, name));
+        return {};
+      }
+      deps.metrics.refused.inc({ reason: refused.ok ? 'none' : refused.reason });
+      deps.metrics.nextRotation.remove({ namespace, name });
+      await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+      return {};
+    }
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
     try {
@@ -141,7 +160,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
       const plan = planKmsKey({
         name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
-        hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey), organization, mounts: mounted,
+        hasFinalizer, organization, mounts: mounted,
         transitKeyName: resolved.transitKeyName, ownership: resolved.ownership, transit, now: now(), minRotationSeconds: deps.rotationFloor(parsedSpec.data.purpose),
       });
       const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
