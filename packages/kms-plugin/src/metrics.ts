@@ -25,7 +25,8 @@ export function pluginMetrics(registry: Registry = createRegistry()) {
     registry,
     /** Set by the key state: refreshes the time-dependent gauges at scrape time. */
     hooks,
-    healthy: new Gauge({ name: 'kms_plugin_status_healthy', help: '1 when Status reports healthz=ok', registers: [registry] }),
+    // Collected first, so the scrape-time refresh (healthy, cache age) lands before either is written.
+    healthy: new Gauge({ name: 'kms_plugin_status_healthy', help: '1 when Status reports healthz=ok', registers: [registry], collect: () => hooks.beforeScrape?.() }),
     requestDuration: new Histogram({
       name: 'kms_plugin_request_duration_seconds',
       help: 'KMS v2 gRPC request duration',
@@ -48,7 +49,6 @@ export function pluginMetrics(registry: Registry = createRegistry()) {
       name: 'kms_plugin_status_cache_age_seconds',
       help: 'Seconds since the last successful background check (-1: none yet)',
       registers: [registry],
-      collect: () => hooks.beforeScrape?.(),
     }),
     errors: new Counter({ name: 'kms_plugin_errors_total', help: 'Errors by stable class', labelNames: ['class'], registers: [registry] }),
     logins: new Counter({ name: 'kms_plugin_openbao_logins_total', help: 'OpenBao logins by result', labelNames: ['result'], registers: [registry] }),
