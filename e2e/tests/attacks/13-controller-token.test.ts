@@ -141,19 +141,23 @@ describe('attack 13: the encryption-reconciler\'s OpenBao token', () => {
     it('a controller whose token has a 12 s TTL keeps working long after it (renewed at two thirds)', async () => {
       const token = await controllerToken({ ttl: '12s', renewable: true });
       const controller = await start(unique('er-ttl'), { OPENBAO_TOKEN: token });
-      const ns = await namespace('ttl');
-      await createKey(ns, 'before');
-      await ready(ns, 'before');
-      await sleep(30_000); // two and a half TTLs
-      await createKey(ns, 'after');
-      const after = await ready(ns, 'after').catch(async (error: Error) => {
-        throw new Error(`${error.message}; its Ready condition: ${JSON.stringify(await readyCondition(ns, 'after'))}`);
-      });
-      expect(after).toBeDefined();
-      expect(await metric(controller, /^kdc_openbao_token_renewals_total\{result="ok"\} (\d+)/m)).toBeGreaterThanOrEqual(2);
-      const { data } = await root().request<{ data: { ttl: number } }>('POST', 'auth/token/lookup', { token });
-      expect(data.ttl).toBeGreaterThan(0);
-      await controller.stop();
+      // Stopped (releasing the Lease) even when an assertion fails: the next test's controller must lead.
+      try {
+        const ns = await namespace('ttl');
+        await createKey(ns, 'before');
+        await ready(ns, 'before');
+        await sleep(30_000); // two and a half TTLs
+        await createKey(ns, 'after');
+        const after = await ready(ns, 'after').catch(async (error: Error) => {
+          throw new Error(`${error.message}; its Ready condition: ${JSON.stringify(await readyCondition(ns, 'after'))}`);
+        });
+        expect(after).toBeDefined();
+        expect(await metric(controller, /^kdc_openbao_token_renewals_total\{result="ok"\} (\d+)/m)).toBeGreaterThanOrEqual(2);
+        const { data } = await root().request<{ data: { ttl: number } }>('POST', 'auth/token/lookup', { token });
+        expect(data.ttl).toBeGreaterThan(0);
+      } finally {
+        await controller.stop();
+      }
     }, 120_000);
 
     it('a revoked or expired token shows on KMSKeys and KdcClusters and in the metrics; a rotated token file recovers without a restart', async () => {
