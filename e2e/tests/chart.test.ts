@@ -33,7 +33,12 @@ describe('Helm chart kdc-encryption', () => {
     const ns = await createNamespace(kube, 'chart');
     const objects = await renderChart({ release, namespace: ns });
     const kinds = objects.map((o) => o.kind).sort();
-    expect(kinds).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget', 'PrometheusRule', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'ServiceAccount']);
+    // ClusterRoles: two controllers, their own namespace, cleanup tasks, tenant edit and view.
+    // ConfigMaps: the OpenBao CA and the controller's OpenBao policy.
+    expect(kinds).toEqual([
+      ...Array(6).fill('ClusterRole'), 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget',
+      'PrometheusRule', 'RoleBinding', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'ServiceAccount',
+    ]);
     // The platform has no prometheus-operator CRD; everything else goes through admission and schema.
     for (const object of objects.filter((o) => o.kind !== 'PrometheusRule')) {
       await expect(kube.create(refOf(object), object, { dryRun: 'All' }), `${object.kind} ${object.metadata?.name}`).resolves.toMatchObject({ kind: object.kind });

@@ -114,8 +114,11 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
     const task = (n: string) => kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids[n]}`));
     expect(JSON.parse((await task('doomed'))!.data['task.json']!)).toMatchObject({ kind: 'destroyTransitKey', namespace: ns, kmsKey: 'doomed', uid: uids.doomed, candidates: [transitKeyName(ns, 'doomed'), `${ns}-doomed`] });
     expect(await bao.readKey(transitKeyName(ns, 'doomed'))).not.toBeNull();
-    const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(CORE('events', ns));
-    expect(events.items.find((e) => e.reason === 'DeletionScheduled' && e.involvedObject.name === 'doomed')?.message).toMatch(/delete configmap kdc-cleanup-key-/);
+    const scheduled = await waitFor('the DeletionScheduled event', async () => {
+      const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(CORE('events', ns));
+      return events.items.find((e) => e.reason === 'DeletionScheduled' && e.involvedObject.name === 'doomed');
+    });
+    expect(scheduled.message).toMatch(/delete configmap kdc-cleanup-key-/);
     await kube.delete(CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids.reprieved}`));
 
     await waitFor('doomed destroyed', async () => (await bao.readKey(transitKeyName(ns, 'doomed'))) === null, { timeoutMs: 60_000, intervalMs: 1000 });

@@ -59,8 +59,11 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     // A widened policy is narrowed again.
     await root.writePolicy(bao.pluginPolicy, renderPolicy([...parsePolicy((await root.readPolicy(bao.pluginPolicy))!), { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
     await waitFor('policy narrowed again', async () => !(await root.readPolicy(bao.pluginPolicy))!.includes('/rotate'), { timeoutMs: 30_000, intervalMs: 500 });
-    const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
-    expect(events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster)).toBe(true);
+    // The event follows the repair (the policy may be seen narrowed before it is recorded).
+    await waitFor('an OpenBaoDriftRepaired event', async () => {
+      const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
+      return events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster);
+    }, { timeoutMs: 30_000, intervalMs: 500 });
 
     await kube.patch(kdcRef(ns, cluster), { spec: { encryption: { etcd: { enabled: false } } } });
     await waitFor('access removed', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) === null && (await root.readPolicy(bao.pluginPolicy)) === null, { timeoutMs: 30_000, intervalMs: 500 });
