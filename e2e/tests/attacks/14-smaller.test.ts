@@ -16,7 +16,7 @@ import { waitFor } from '../../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique, type TestCondition } from '../helpers.ts';
 import { kmsTenant, type KmsTenant } from '../kms-fixture.ts';
 
-// Finding 14, the smaller ones: one describe per item. More describes follow (cluster names, cron).
+// Finding 14, the smaller ones: one describe per item.
 
 /**
  * Items OpenBao was asked to encrypt with `key` in batches, from its audit log: what Encrypt calls
@@ -281,4 +281,43 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
     expect(text).not.toContain('payments-etcd');
     expect(text).toMatch(/^kdc_kmskey_rotation_overdue_seconds 7\d{3}(\.\d+)?$/m);
   });
+});
+
+describe('attack 14.4: cluster names and backup schedules are checked for what the objects made from them need', () => {
+  const kube = management();
+  const id = unique('a14n');
+  const labels = { 'kdc-e2e/k8m': id };
+  const stops: (() => Promise<void>)[] = [];
+  let ns: string;
+  beforeAll(async () => {
+    stops.push(...(await shardControllers(id)).map((c) => c.stop));
+    ns = await createNamespace(kube, 'names');
+  }, 120_000);
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  type Cluster14 = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+  const tcp14 = (name: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: `${name}-cp` });
+  const create = (name: string, backup?: Record<string, unknown>) =>
+    kube.create(kdc(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, ...(backup ? { backup } : {}) } });
+  const configError = (name: string) => waitFor(`${name} judged`, async () => {
+    const c = await kube.getOrNull<Cluster14>(kdc(ns, name));
+    const error = condition(c, 'EncryptionConfigError');
+    return error && (error.status === 'True' || (await kube.getOrNull(tcp14(name)))) ? error : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+
+  it('names a Service, a CronJob or a backup path could not carry are refused; what a CronJob accepts is accepted', async () => {
+    const tooLong = `a${'b'.repeat(44)}`;
+    await create('9lives');
+    await create(tooLong);
+    await create('weekly', { schedule: '0 2 * * MON' });
+    await create('nonsense', { schedule: '99 99 99 99 99' });
+    expect(await configError('9lives')).toMatchObject({ status: 'True', reason: 'ClusterNameInvalid' });
+    expect(await configError(tooLong)).toMatchObject({ status: 'True', reason: 'ClusterNameInvalid', message: expect.stringMatching(/at most 40/) });
+    expect(await configError('nonsense')).toMatchObject({ status: 'True', reason: 'BackupScheduleInvalid', message: expect.stringMatching(/range 0-59/) });
+    expect((await configError('weekly')).status).toBe('False');
+    expect(await kube.getOrNull(tcp14('weekly'))).not.toBeNull();
+    for (const name of ['9lives', tooLong, 'nonsense']) expect(await kube.getOrNull(tcp14(name)), name).toBeNull();
+  }, 120_000);
 });
