@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE, KDC_API_VERSION, KMSKEY_API_VERSION, KubeClient, OpenBaoClient, SECURITY_GROUP, kdcClusterSpecSchema, type KubeObject } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
+import { controllerKubeconfigs } from '../../src/chart.ts';
 import { startControllerProcess, type ControllerProcess } from '../../src/controller-process.ts';
 import { applyCrds, platformCrds } from '../../src/crds.ts';
 import { ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../../src/encryption-reconciler.ts';
@@ -138,15 +139,19 @@ describe('attack 13: the encryption-reconciler\'s OpenBao token', () => {
       return name;
     };
 
-    it('a controller whose token has a 12 s TTL keeps working long after it (renewed at two thirds)', async () => {
-      const token = await controllerToken({ ttl: '12s', renewable: true });
+    it('a controller whose token has a 20 s TTL keeps working long after it (renewed at two thirds)', async () => {
+      // The controller identity first (a chart render, seconds on a loaded machine), so the TTL
+      // runs from just before the controller starts.
+      const p = platform();
+      await controllerKubeconfigs({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig } });
+      const token = await controllerToken({ ttl: '20s', renewable: true });
       const controller = await start(unique('er-ttl'), { OPENBAO_TOKEN: token });
       // Stopped (releasing the Lease) even when an assertion fails: the next test's controller must lead.
       try {
         const ns = await namespace('ttl');
         await createKey(ns, 'before');
         await ready(ns, 'before');
-        await sleep(30_000); // two and a half TTLs
+        await sleep(50_000); // two and a half TTLs
         await createKey(ns, 'after');
         const after = await ready(ns, 'after').catch(async (error: Error) => {
           throw new Error(`${error.message}; its Ready condition: ${JSON.stringify(await readyCondition(ns, 'after'))}`);
@@ -158,7 +163,7 @@ describe('attack 13: the encryption-reconciler\'s OpenBao token', () => {
       } finally {
         await controller.stop();
       }
-    }, 120_000);
+    }, 180_000);
 
     it('a revoked or expired token shows on KMSKeys and KdcClusters and in the metrics; a rotated token file recovers without a restart', async () => {
       const p = platform();
