@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, clusterNames, openBaoAccessNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { KDC_API_VERSION, openBaoAccessNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
