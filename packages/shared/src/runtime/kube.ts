@@ -103,7 +103,7 @@ export class KubeClient {
     return new KubeClient(kc);
   }
 
-  /** From kubeconfig text, e.g. a tenant's admin kubeconfig Secret. */
+  /** From kubeconfig text we trust: client-node runs its exec plugins and reads the files it names. A tenant's goes through parseTenantKubeconfig. */
   static fromString(text: string): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromString(text);
