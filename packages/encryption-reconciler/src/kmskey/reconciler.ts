@@ -1,5 +1,5 @@
 import {
-  FINALIZERS, KMSKEY_CONDITIONS, SECURITY_GROUP, OwnershipRegistry, enableOwnershipMount, isAlreadyExists, isOpenBaoError, kmsKeySpecSchema,
+  FINALIZERS, KMSKEY_CONDITIONS, SECURITY_GROUP, OwnershipError, OwnershipRegistry, enableOwnershipMount, isAlreadyExists, isOpenBaoError, kmsKeySpecSchema,
   legacyTransitKeyName, openBaoFailure, organizationLookup, ownershipMountReady, setConditions, splitKey, transitKeyFromKeyId, transitKeyName, updateStatusIfChanged,
   type EventRecorder, type Informer, type KmsKey, type KmsKeySpec, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
@@ -178,10 +178,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       // OpenBao changed: look again with fresh state, the next step follows at once.
       return { requeueAfterMs: 0 };
     } catch (error) {
-      if (isOpenBaoError(error)) {
-        deps.metrics.openBaoErrors.inc({ kind: error.kind });
-        // Says what to do: wait out an outage, or replace the controller's refused token (failure.ts).
-        const { reason, message } = openBaoFailure(error);
+      if (isOpenBaoError(error) || error instanceof OwnershipError) {
+        if (isOpenBaoError(error)) deps.metrics.openBaoErrors.inc({ kind: error.kind });
+        // Says what to do: wait out an outage, replace the controller's refused token (failure.ts),
+        // or have an admin repair an ownership record nobody may act on.
+        const { reason, message } = error instanceof OwnershipError ? { reason: 'OwnershipRecordMalformed', message: error.message } : openBaoFailure(error);
         const status = { ...object.status, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason, message, observedGeneration: object.metadata?.generation }], now()) };
         await updateStatusIfChanged(deps.kube, ref, object, status).catch(() => undefined);
       }
