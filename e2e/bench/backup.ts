@@ -119,7 +119,7 @@ try {
     return result.key;
   };
   const ourRestore = async (key: string, path: string) => {
-    const run = await runJob(['restore', '--cluster', cluster, '--backup', key, '--output', path, '--auth-method', 'token'], env);
+    const run = await runJob(['restore', '--cluster', cluster, '--namespace', 'bench', '--backup', key, '--output', path, '--auth-method', 'token'], env);
     if (run.code !== 0) throw new Error(`restore failed (${run.code}): ${run.stderr.slice(-2000)}`);
     const result = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { durationMs: number };
     ours.restore.push(result.durationMs);

@@ -70,14 +70,14 @@ describe('the single-seal layout (schemaVersion 1) still restores', () => {
     const env = cliEnv(p, dir);
     const auth = ['--auth-method', 'kubernetes', '--token-file', access.tokenFile];
     const refusedDir = join(dir, 'refused', 'etcd-data');
-    const refused = await runBackupCli(['restore', '--cluster', access.cluster, '--backup', bad, '--data-dir', refusedDir, ...auth], env);
+    const refused = await runBackupCli(['restore', '--cluster', access.cluster, '--namespace', access.namespace, '--backup', bad, '--data-dir', refusedDir, ...auth], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/SEGMENT_TAMPERED: snapshot\.db\.enc \(single-seal v1\) failed authentication/);
     expect(existsSync(refusedDir)).toBe(false);
     expect(readdirSync(join(dir, 'refused'))).toEqual([]);
 
     const dataDir = join(dir, 'restored', 'etcd-data');
-    const restore = await runBackupCli(['restore', '--cluster', access.cluster, '--backup', good, '--data-dir', dataDir, ...auth], env);
+    const restore = await runBackupCli(['restore', '--cluster', access.cluster, '--namespace', access.namespace, '--backup', good, '--data-dir', dataDir, ...auth], env);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.json.at(-1)).toMatchObject({ schemaVersion: 1, plaintextSize: plaintext.length, sha256: metadata.etcdSnapshotSha256 });
 

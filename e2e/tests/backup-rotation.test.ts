@@ -33,11 +33,11 @@ describe('KEK rotation: backups at v1, v2, v3 -> rewrap -> all at v3, data untou
 
     const env = cliEnv(p, dir);
     const auth = ['--auth-method', 'kubernetes', '--token-file', access.tokenFile];
-    const dry = await runBackupCli(['rewrap', '--cluster', access.cluster, '--dry-run', ...auth], env);
+    const dry = await runBackupCli(['rewrap', '--cluster', access.cluster, '--namespace', access.namespace, '--dry-run', ...auth], env);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.json.filter((o) => o.status === 'would-rewrap').map((o) => o.from).sort()).toEqual([1, 2]);
 
-    const rewrap = await runBackupCli(['rewrap', '--cluster', access.cluster, '--transit-key', access.transitKey, ...auth], env);
+    const rewrap = await runBackupCli(['rewrap', '--cluster', access.cluster, '--namespace', access.namespace, '--transit-key', access.transitKey, ...auth], env);
     expect(rewrap.code, rewrap.stderr).toBe(0);
     expect(rewrap.json.at(-1)).toMatchObject({ summary: true, backups: 3, rewrapped: 2, failed: 0, latestVersion: { [access.transitKey]: 3 } });
 
@@ -49,7 +49,7 @@ describe('KEK rotation: backups at v1, v2, v3 -> rewrap -> all at v3, data untou
     }
     expect(await etags()).toEqual(snapshotETags);
     // A second run has nothing left to do.
-    const again = await runBackupCli(['rewrap', '--cluster', access.cluster, ...auth], env);
+    const again = await runBackupCli(['rewrap', '--cluster', access.cluster, '--namespace', access.namespace, ...auth], env);
     expect(again.json.at(-1)).toMatchObject({ rewrapped: 0, failed: 0 });
 
     // Every backup still restores, also once versions 1 and 2 can no longer decrypt.

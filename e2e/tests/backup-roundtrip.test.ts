@@ -102,7 +102,7 @@ describe('backup round trip: tenant apiserver -> etcd snapshot -> S3 -> restore 
     const restoreParent = join(dir, 'restored');
     const dataDir = join(restoreParent, 'etcd-data');
     // --bump-revision (with --mark-compacted) is what a platform restore uses so clients' watches resync.
-    const restore = await runBackupCli(['restore', '--cluster', access.cluster, '--backup', 'latest', '--data-dir', dataDir, '--transit-key', access.transitKey, '--bump-revision', '1000000', ...auth], env);
+    const restore = await runBackupCli(['restore', '--cluster', access.cluster, '--namespace', access.namespace, '--backup', 'latest', '--data-dir', dataDir, '--transit-key', access.transitKey, '--bump-revision', '1000000', ...auth], env);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.json.at(-1)).toMatchObject({ key, schemaVersion: 2, plaintextSize: metadata.plaintextSize, sha256: metadata.etcdSnapshotSha256 });
     expect(readdirSync(restoreParent)).toEqual(['etcd-data']); // no temp files left behind

@@ -34,7 +34,7 @@ describe('kdc-backup flags', () => {
       ok: true,
       config: { command: 'restore', namespace: 'acme', backup: 'latest', allowUnauthenticated: false, openbao: { auth: { method: 'token', token: 't' } }, destination: { kind: 'data-dir', path: '/var/lib/etcd', etcdutl: 'etcdutl', bumpRevision: 1_000_000_000 } },
     });
-    expect(parseCli(['rewrap', '--cluster', 'prod', '--dry-run'], env)).toMatchObject({ ok: true, config: { command: 'rewrap', dryRun: true } });
+    expect(parseCli(['rewrap', '--cluster', 'prod', '--namespace', 'acme', '--dry-run'], env)).toMatchObject({ ok: true, config: { command: 'rewrap', dryRun: true, openbao: { auth: { role: 'backup-acme.prod' } } } });
   });
 
   it.each([
@@ -55,6 +55,7 @@ describe('kdc-backup flags', () => {
     [['restore', '--cluster', 'p', '--backup', 'latest', '--output', 'f'], /--namespace: required .*another namespace/],
     [['restore', '--cluster', 'p', '--namespace', 'n', '--backup', 'latest', '--output', 'f', '--allow-unauthenticated'], /--allow-unauthenticated only applies to a plaintext backup/],
     [['restore', '--cluster', 'p', '--namespace', 'n', '--backup', 'latest', '--output', 'f', '--auth-method', 'ldap'], /--auth-method: "ldap"/],
+    [['rewrap', '--cluster', 'p'], /--auth-role: required with --auth-method=kubernetes unless --namespace/],
     [['restore', '--cluster', 'p', '--namespace', 'n', '--backup', 'latest', '--output', 'f', '--auth-method', 'token'], /--token-file: required with --auth-method=token/],
   ])('refuses %j', (argv, message) => {
     const result = parseCli(argv as string[], env);

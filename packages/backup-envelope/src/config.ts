@@ -20,7 +20,7 @@ const BAO: readonly Command[] = ['backup', 'restore', 'rewrap'];
 
 export const FLAGS = {
   cluster: { type: 'string', env: ['KDC_CLUSTER'], help: 'KdcCluster name; backups live under <cluster>/ (required)', commands: ALL },
-  namespace: { type: 'string', env: ['KDC_NAMESPACE', 'POD_NAMESPACE'], help: 'project namespace of the cluster: bound in a backup; a restore refuses a backup of another namespace (required)', commands: ['backup', 'restore'] },
+  namespace: { type: 'string', env: ['KDC_NAMESPACE', 'POD_NAMESPACE'], help: 'project namespace of the cluster: bound in a backup; a restore refuses a backup of another namespace (required by both); names the default --auth-role', commands: ['backup', 'restore', 'rewrap'] },
   's3-endpoint': { type: 'string', env: ['S3_ENDPOINT'], help: 'S3 endpoint URL, e.g. https://s3.example:9000 (empty = AWS)', commands: ALL },
   's3-bucket': { type: 'string', env: ['S3_BUCKET'], help: 'bucket (required)', commands: ALL },
   's3-region': { type: 'string', env: ['S3_REGION', 'AWS_REGION'], default: 'us-east-1', help: 'S3 region', commands: ALL },
@@ -185,7 +185,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     const method = get('auth-method');
     let auth: AuthSettings;
     if (method === 'kubernetes') {
-      auth = { method, mount: get('auth-mount')!, role: get('auth-role') ?? (cluster && get('namespace') ? openBaoAccessNames(get('namespace')!, cluster).backupRole : ''), tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
+      const role = get('auth-role') ?? (cluster && get('namespace') ? openBaoAccessNames(get('namespace')!, cluster).backupRole : '');
+      if (!role) errors.push('--auth-role: required with --auth-method=kubernetes unless --namespace names the default role backup-<namespace>.<cluster> (or set OPENBAO_AUTH_ROLE)');
+      auth = { method, mount: get('auth-mount')!, role, tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
     } else if (method === 'token') {
       const token = env.OPENBAO_TOKEN || env.VAULT_TOKEN;
       const tokenFile = get('token-file');
