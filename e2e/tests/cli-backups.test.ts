@@ -51,8 +51,12 @@ describe('kubectl kdc backups and keys min-decryption', () => {
   const keys: string[] = [];
   const kdc = (...args: string[]) => runKdc([...args, '-n', namespace], env);
   const annotations = async () => (await kube.get<KubeObject>(clusterRef(namespace, cluster))).metadata?.annotations ?? {};
-  const setState = (state: string | null, from?: string) =>
-    kube.patch(clusterRef(namespace, cluster), { metadata: { annotations: { [ANNOTATIONS.restoreState]: state, ...(from ? { [ANNOTATIONS.restoreFrom]: from } : {}) } } }, 'merge');
+  /** What k8-manager does as a restore runs: its record in status.restore, then the annotation showing it. */
+  const setState = async (state: string | null, from?: string) => {
+    const key = from ?? (await annotations())[ANNOTATIONS.restoreFrom];
+    await kube.patch({ ...clusterRef(namespace, cluster), subresource: 'status' }, { status: { restore: state && key ? { key, state } : null } }, 'merge');
+    await kube.patch(clusterRef(namespace, cluster), { metadata: { annotations: { [ANNOTATIONS.restoreState]: state, ...(from ? { [ANNOTATIONS.restoreFrom]: from } : {}) } } }, 'merge');
+  };
 
   beforeAll(async () => {
     mkdirSync(dir, { recursive: true });
