@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderPolicy } from '@kdc/shared';
+import { renderPolicy, transitKeyName } from '@kdc/shared';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
 import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { openBaoRoot, platform, unique } from './helpers.ts';
@@ -15,7 +15,7 @@ const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts
 describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () => {
   const ns = unique('proc');
   const kmskey = 'etcd';
-  const key = `${ns}-${kmskey}`;
+  const key = transitKeyName(ns, kmskey);
   const policy = unique('kms-proc');
   const dir = join(platform().dir, ns);
   const caFile = join(dir, 'ca.pem');
@@ -26,7 +26,7 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
     writeFileSync(caFile, platform().openbao.caPem);
     const root = openBaoRoot();
     await root.transit().createKey(key);
-    await root.writePolicy(policy, renderPolicy(kmsPluginPolicyRules(ns, kmskey)));
+    await root.writePolicy(policy, renderPolicy(kmsPluginPolicyRules(key)));
   });
   afterAll(async () => {
     await openBaoRoot().deletePolicy(policy);

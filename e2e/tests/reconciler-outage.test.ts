@@ -1,12 +1,8 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KMSKEY_API_VERSION, KubeClient, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
-import { applyCrds, platformCrds } from '../src/crds.ts';
+import { KMSKEY_API_VERSION, SECURITY_GROUP, type KubeClient, type KubeObject } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
-import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
-import { startOpenBao, type OpenBaoServer } from '../src/openbao.ts';
-import { createCA } from '../src/pki.ts';
+import { isolatedManagement, type IsolatedManagement } from '../src/isolated.ts';
+import type { OpenBaoServer } from '../src/openbao.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { platform, unique } from './helpers.ts';
 
@@ -17,31 +13,18 @@ const errorCount = async (url: string) => Number(/kdc_reconcile_total\{controlle
 
 describe('encryption-reconciler while OpenBao is unreachable', () => {
   // Its own management apiserver and OpenBao, so the outage and this controller disturb no other test.
-  let api: KubeApiserver;
+  let own: IsolatedManagement;
   let bao: OpenBaoServer;
   let controller: ReconcilerProcess;
   let kube: KubeClient;
   beforeAll(async () => {
-    const p = platform();
-    const dir = join(p.dir, unique('er-outage'));
-    mkdirSync(dir, { recursive: true });
-    const logDir = join(p.logDir, 'er-outage');
-    mkdirSync(logDir, { recursive: true });
-    [api, bao] = await Promise.all([
-      startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir, logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${unique('mgmt')}`, name: 'outage-management' }),
-      startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), 'er-outage') }),
-    ]);
-    kube = KubeClient.fromFile(api.kubeconfig);
-    await applyCrds(kube, platformCrds());
-    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-    controller = await startEncryptionReconciler({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig }, openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken } }, {
-      name: 'encryption-reconciler-outage', leaseNamespace: 'kube-dc-system', env: { RESYNC_PERIOD: '1h' },
-    });
+    own = await isolatedManagement(platform(), unique('er-outage'), { openbao: true });
+    ({ kube, bao } = own as Required<IsolatedManagement>);
+    controller = await startEncryptionReconciler(own.state, { name: 'encryption-reconciler-outage', leaseNamespace: 'kube-dc-system', env: { RESYNC_PERIOD: '1h' } });
   });
   afterAll(async () => {
     await controller?.stop();
-    await api?.stop();
-    await bao?.stop();
+    await own?.stop();
   });
 
   it('says so in conditions, backs off, does not crash, and converges when OpenBao returns', async () => {

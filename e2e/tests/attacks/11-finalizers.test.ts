@@ -1,16 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, FINALIZERS, KDC_API_VERSION, KMSKEY_API_VERSION, KubeClient, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, kdcClusterSpecSchema, type KubeObject,
+  CORE, FINALIZERS, KDC_API_VERSION, KMSKEY_API_VERSION, OPENBAO_K8S_AUTH_MOUNT, type KubeClient, SECURITY_GROUP, clusterNames, kdcClusterSpecSchema, type KubeObject,
 } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
-import { applyCrds, platformCrds } from '../../src/crds.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
-import { startKubeApiserver, type KubeApiserver } from '../../src/kube-apiserver.ts';
-import { configureKubernetesAuth, startOpenBao, type OpenBaoServer } from '../../src/openbao.ts';
-import { createCA } from '../../src/pki.ts';
-import { reviewerToken } from '../../src/platform.ts';
+import { isolatedManagement, type IsolatedManagement } from '../../src/isolated.ts';
+import type { OpenBaoServer } from '../../src/openbao.ts';
 import { waitFor } from '../../src/wait.ts';
 import { kdc, platform, unique } from '../helpers.ts';
 
@@ -27,35 +22,22 @@ const metric = async (url: string, name: string) => Number(new RegExp(`^${name.r
 
 describe('attack 11: deletion never waits on OpenBao or on a countdown', () => {
   // Its own management apiserver and OpenBao: the outage disturbs no other test.
-  let api: KubeApiserver;
+  let own: IsolatedManagement;
   let bao: OpenBaoServer;
   let controller: ReconcilerProcess;
   let kube: KubeClient;
   const ns = 'tenant';
 
   beforeAll(async () => {
-    const p = platform();
-    const dir = join(p.dir, unique('attack11'));
-    mkdirSync(dir, { recursive: true });
-    const logDir = join(p.logDir, 'attack11');
-    mkdirSync(logDir, { recursive: true });
-    [api, bao] = await Promise.all([
-      startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir, logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${unique('mgmt')}`, name: 'attack11-management' }),
-      startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), 'attack11') }),
-    ]);
-    kube = KubeClient.fromFile(api.kubeconfig);
-    await applyCrds(kube, platformCrds());
-    for (const name of ['kube-dc-system', ns]) await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    await configureKubernetesAuth(bao, { mount: OPENBAO_K8S_AUTH_MOUNT, kubernetesHost: api.url, caPem: api.ca.certPem, reviewerJwt: await reviewerToken(kube) });
-    controller = await startEncryptionReconciler({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig }, openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken } }, {
-      // A real 30-day countdown: the KMSKey must not wait for it.
-      name: 'er-attack11', leaseNamespace: 'kube-dc-system', env: { KMSKEY_DELETION_COUNTDOWN: '30d' },
-    });
+    own = await isolatedManagement(platform(), unique('attack11'), { openbao: true });
+    ({ kube, bao } = own as Required<IsolatedManagement>);
+    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    // A real 30-day countdown: the KMSKey must not wait for it.
+    controller = await startEncryptionReconciler(own.state, { name: 'er-attack11', leaseNamespace: 'kube-dc-system', env: { KMSKEY_DELETION_COUNTDOWN: '30d' } });
   }, 180_000);
   afterAll(async () => {
     await controller?.stop();
-    await api?.stop();
-    await bao?.stop();
+    await own?.stop();
   });
 
   it('a cluster, a retain key and a schedule key go while OpenBao is down; the OpenBao cleanup finishes when it returns', async () => {

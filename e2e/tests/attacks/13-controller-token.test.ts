@@ -1,14 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KMSKEY_API_VERSION, KubeClient, OpenBaoClient, SECURITY_GROUP, kdcClusterSpecSchema, type KubeObject } from '@kdc/shared';
+import { CORE, KDC_API_VERSION, KMSKEY_API_VERSION, OpenBaoClient, type KubeClient, SECURITY_GROUP, kdcClusterSpecSchema, type KubeObject } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { controllerKubeconfigs } from '../../src/chart.ts';
 import { startControllerProcess, type ControllerProcess } from '../../src/controller-process.ts';
-import { applyCrds, platformCrds } from '../../src/crds.ts';
 import { ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../../src/encryption-reconciler.ts';
-import { startKubeApiserver, type KubeApiserver } from '../../src/kube-apiserver.ts';
+import { isolatedManagement, type IsolatedManagement } from '../../src/isolated.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
 import { condition, createNamespace, kdc, management, openBaoRoot, platform, unique, type TestCondition } from '../helpers.ts';
 
@@ -105,22 +104,17 @@ describe('attack 13: the encryption-reconciler\'s OpenBao token', () => {
   });
 
   describe('with its own management apiserver (a KMSKey controller of its own)', () => {
-    let api: KubeApiserver;
+    let own: IsolatedManagement;
     let kube: KubeClient;
     beforeAll(async () => {
-      const p = platform();
-      const dir = join(p.dir, unique('a13-mgmt'));
-      mkdirSync(dir, { recursive: true });
-      api = await startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir, logDir: p.logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${unique('a13')}`, name: 'a13-management' });
-      stops.push(() => api.stop());
-      kube = KubeClient.fromFile(api.kubeconfig);
-      await applyCrds(kube, platformCrds());
-      await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
+      own = await isolatedManagement(platform(), unique('a13'));
+      stops.push(() => own.stop());
+      kube = own.kube;
     });
 
     const start = async (name: string, env: Record<string, string>) => {
       const p = platform();
-      const controller = await startControllerProcess({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig } }, {
+      const controller = await startControllerProcess({ ...own.state, openbao: p.openbao }, {
         name, main: ENCRYPTION_RECONCILER_MAIN, identity: 'encryption-reconciler', leaseNamespace: 'kube-dc-system',
         env: { RESYNC_PERIOD: '3s', KMSKEY_DELETION_COUNTDOWN: '20s', ...env },
       });
@@ -142,8 +136,7 @@ describe('attack 13: the encryption-reconciler\'s OpenBao token', () => {
     it('a controller whose token has a 20 s TTL keeps working long after it (renewed at two thirds)', async () => {
       // The controller identity first (a chart render, seconds on a loaded machine), so the TTL
       // runs from just before the controller starts.
-      const p = platform();
-      await controllerKubeconfigs({ ...p, management: { ...p.management, kubeconfig: api.kubeconfig } });
+      await controllerKubeconfigs(own.state);
       const token = await controllerToken({ ttl: '20s', renewable: true });
       const controller = await start(unique('er-ttl'), { OPENBAO_TOKEN: token });
       // Stopped (releasing the Lease) even when an assertion fails: the next test's controller must lead.

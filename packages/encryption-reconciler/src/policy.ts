@@ -5,7 +5,7 @@ import { type PolicyRule, renderPolicy, OPENBAO_TRANSIT_MOUNT } from '@kdc/share
 // only encrypt and decrypt with its own key, read that key and look itself up; never rotate or
 // configure.
 
-export function kmsPluginPolicyRules(transitKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
+export function kmsPluginPolicyRules(transitKey: string, { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
   return [
     { path: `${mount}/encrypt/${transitKey}`, capabilities: ['update'] },
     { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
@@ -15,7 +15,7 @@ export function kmsPluginPolicyRules(transitKey: string, mount = OPENBAO_TRANSIT
 }
 
 /** The backup writer: fresh data keys, unwrap for restore, rewrap after rotation. */
-export function backupWriterPolicyRules(transitKey: string, mount = OPENBAO_TRANSIT_MOUNT): PolicyRule[] {
+export function backupWriterPolicyRules(transitKey: string, { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
   return [
     { path: `${mount}/datakey/plaintext/${transitKey}`, capabilities: ['update'] },
     { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },

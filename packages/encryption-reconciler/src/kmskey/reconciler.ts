@@ -131,21 +131,23 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       await updateStatusIfChanged(deps.kube, ref, object, status);
       return {};
     }
+    const hasFinalizer = (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey);
+    const minRotationSeconds = deps.rotationFloor(parsedSpec.data.purpose);
+    const observed = {
+      name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
+      hasFinalizer, now: now(), minRotationSeconds,
+    };
     // A missing finalizer and a refused spec need no OpenBao call: a tenant's invalid keys (a
     // 1 s rotation, say) cost OpenBao nothing.
-    const hasFinalizer = (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey);
-    const refused = checkSpec(parsedSpec.data, deps.rotationFloor(parsedSpec.data.purpose));
+    const refused = checkSpec(parsedSpec.data, minRotationSeconds);
     if (!hasFinalizer || !refused.ok) {
-      const plan = planKmsKey({
-        name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status, hasFinalizer,
-        organization: undefined, mounts: { transit: false, registry: false }, transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' },
-        transit: null, now: now(), minRotationSeconds: deps.rotationFloor(parsedSpec.data.purpose),
-      });
+      const offline = { organization: undefined, mounts: { transit: false, registry: false }, transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const }, transit: null };
+      const plan = planKmsKey({ ...observed, ...offline });
       if (plan.action.kind === 'addFinalizer') {
-        await execute(plan.action, object, deps.openbao, transitKeyName(namespace, name));
+        await execute(plan.action, object, deps.openbao, offline.transitKeyName);
         return {};
       }
-      deps.metrics.refused.inc({ reason: refused.ok ? 'none' : refused.reason });
+      if (!refused.ok) deps.metrics.refused.inc({ reason: refused.reason });
       deps.metrics.nextRotation.remove({ namespace, name });
       await updateStatusIfChanged(deps.kube, ref, object, plan.status);
       return {};
@@ -158,11 +160,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       const mounted = { transit: Boolean(mounts['transit/']), registry: ownershipMountReady(mounts) };
       const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
       const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
-      const plan = planKmsKey({
-        name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
-        hasFinalizer, organization, mounts: mounted,
-        transitKeyName: resolved.transitKeyName, ownership: resolved.ownership, transit, now: now(), minRotationSeconds: deps.rotationFloor(parsedSpec.data.purpose),
-      });
+      const plan = planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit });
       const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
       if (ready?.status === 'False' && plan.action.kind === 'none') deps.metrics.refused.inc({ reason: ready.reason });
       if (!OBJECT_ACTIONS.has(plan.action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
