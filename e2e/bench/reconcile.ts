@@ -1,9 +1,9 @@
 // npm run bench:reconcile: 1,000 KMSKeys and 1,000 KdcClusters created at once against the real
 // encryption-reconciler; baseline: the same 1,000 Transit keys created directly, same run.
 // Prints one JSON line last.
-import { readFileSync } from 'node:fs';
 import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, OpenBaoClient, SECURITY_GROUP, clusterNames, kdcClusterSpecSchema, type KubeObject } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
+import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
@@ -48,14 +48,14 @@ try {
     if (elapsed > 1_800) throw new Error('did not converge within 30 minutes');
   }
   await sleep(RESYNC_S * 1000);
-  const writes = () => readFileSync(p.openbao.auditLog, 'utf8').split('\n').filter((l) => {
+  const writesSince = (mark: number) => auditLinesSince(p.openbao.auditLog, mark).filter((l) => {
     if (!l.includes('"type":"request"')) return false;
     const op = (JSON.parse(l) as { request: { operation: string } }).request.operation;
     return op !== 'read' && op !== 'list';
   }).length;
-  const before = writes();
+  const mark = auditMark(p.openbao.auditLog);
   await sleep(RESYNC_S * 1000 * 2);
-  const steadyWrites = (writes() - before) / 2;
+  const steadyWrites = writesSince(mark) / 2;
   const metrics = await (await fetch(`${controller.metricsUrl}/metrics`)).text();
   const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
   await controller.stop();

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoError, renderPolicy, ciphertextVersion } from '@kdc/shared';
 import { createNamespace, management, openBaoAnonymous, openBaoRoot, serviceAccountToken, unique } from './helpers.ts';
 import { platform } from './helpers.ts';
 import { waitFor } from '../src/wait.ts';
+import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 
 describe('OpenBao Transit through the typed client', () => {
   it('creates a key, encrypts, decrypts, rotates, rewraps and issues data keys', async () => {
@@ -118,10 +118,11 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
   it('writes an audit log that records requests without their plaintext', async () => {
     const transit = openBaoRoot().transit();
     const name = unique('audit-key');
+    const mark = auditMark(platform().openbao.auditLog);
     await transit.createKey(name);
     const marker = `audit-marker-${randomBytes(8).toString('hex')}`;
     await transit.encrypt(name, Buffer.from(marker));
-    const audit = readFileSync(platform().openbao.auditLog, 'utf8');
+    const audit = auditLinesSince(platform().openbao.auditLog, mark).join('\n');
     expect(audit).toContain(`transit/encrypt/${name}`);
     expect(audit).not.toContain(Buffer.from(marker).toString('base64'));
     expect(audit).not.toContain(platform().openbao.rootToken);

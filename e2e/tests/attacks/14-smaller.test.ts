@@ -13,6 +13,7 @@ import { startKamajiRunner, type KamajiRunner } from '../../src/kamaji-runner.ts
 import { kmsClient, startKmsPlugin, type KmsClient, type KmsPluginProcess } from '../../src/kms.ts';
 import { freePort } from '../../src/ports.ts';
 import { waitFor } from '../../src/wait.ts';
+import { forEachAuditLineSince } from '../../src/audit-log.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique, type TestCondition } from '../helpers.ts';
 import { kmsTenant, type KmsTenant } from '../kms-fixture.ts';
 
@@ -22,10 +23,17 @@ import { kmsTenant, type KmsTenant } from '../kms-fixture.ts';
  * Items OpenBao was asked to encrypt with `key` in batches, from its audit log: what Encrypt calls
  * sent (they always go as a batch; the plugin's background health probe is a single encrypt).
  */
+const encryptItems = new Map<string, number>();
+let auditScanned = 0;
 function encryptItemsAudited(key: string): number {
-  return readFileSync(platform().openbao.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; request?: { path?: string; data?: { batch_input?: unknown[] } } })
-    .filter((e) => e.type === 'request' && e.request?.path === `transit/encrypt/${key}`)
-    .reduce((sum, e) => sum + (e.request!.data?.batch_input?.length ?? 0), 0);
+  auditScanned = forEachAuditLineSince(platform().openbao.auditLog, auditScanned, (line) => {
+    if (!line.includes('"transit/encrypt/')) return;
+    const e = JSON.parse(line) as { type: string; request?: { path?: string; data?: { batch_input?: unknown[] } } };
+    if (e.type !== 'request' || !e.request?.path?.startsWith('transit/encrypt/')) return;
+    const name = e.request.path.slice('transit/encrypt/'.length);
+    encryptItems.set(name, (encryptItems.get(name) ?? 0) + (e.request.data?.batch_input?.length ?? 0));
+  });
+  return encryptItems.get(key) ?? 0;
 }
 
 describe('attack 14.1: the plugin refuses at Encrypt a plaintext whose ciphertext Decrypt would refuse', () => {

@@ -59,6 +59,8 @@ const OBJECT_ACTIONS = new Set<KmsKeyAction['kind']>(['addFinalizer']);
 export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const organizationOf = organizationLookup(deps.kube);
+  /** Organisation -> until when both mounts are known to exist (see mountsOf). */
+  const mountedUntil = new Map<string, number>();
 
   async function execute(action: KmsKeyAction, object: KeyObject, bao: OpenBaoClient, transitKey: string): Promise<void> {
     const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };
@@ -155,9 +157,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
     try {
-      if (organization && !(await deps.openbao.readNamespace(organization))) await deps.openbao.createNamespace(organization);
-      const mounts = (await bao.secretMounts()) as Parameters<typeof ownershipMountReady>[0];
-      const mounted = { transit: Boolean(mounts['transit/']), registry: ownershipMountReady(mounts) };
+      const mounted = await mountsOf(organization, bao);
       const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
       const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
       const plan = planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit });
@@ -187,6 +187,21 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       throw error;
     }
   };
+
+  /**
+   * Whether `transit/` and the registry are mounted in an organisation's OpenBao namespace (and
+   * the namespace exists). Once both are, that is remembered for a minute: a resync of a thousand
+   * keys then reads each key and its record, not the mount table a thousand times.
+   */
+  async function mountsOf(organization: string | undefined, bao: OpenBaoClient): Promise<{ transit: boolean; registry: boolean }> {
+    const cacheKey = organization ?? '';
+    if ((mountedUntil.get(cacheKey) ?? 0) > Date.now()) return { transit: true, registry: true };
+    if (organization && !(await deps.openbao.readNamespace(organization))) await deps.openbao.createNamespace(organization);
+    const mounts = (await bao.secretMounts()) as Parameters<typeof ownershipMountReady>[0];
+    const mounted = { transit: Boolean(mounts['transit/']), registry: ownershipMountReady(mounts) };
+    if (mounted.transit && mounted.registry) mountedUntil.set(cacheKey, Date.now() + 60_000);
+    return mounted;
+  }
 
   /** Reads the ownership records (and, only when needed, the legacy key) and resolves the name. */
   async function resolve(bao: OpenBaoClient, object: KeyObject) {

@@ -172,7 +172,7 @@ export class TokenKeeper implements TokenProvider {
     try {
       const info = await this.options.base.withToken(token).lookupSelf();
       if (token !== this.current) return;
-      this.accept(info.ttlSeconds, info.renewable, info.creationTtlSeconds);
+      this.accept(info.ttlSeconds, info.renewable, info.creationTtlSeconds, info.expireTime);
     } catch (error) {
       if (token !== this.current) return;
       if (isOpenBaoError(error, 'denied')) this.reject();
@@ -185,11 +185,17 @@ export class TokenKeeper implements TokenProvider {
     }
   }
 
-  private accept(ttlSeconds: number, renewable: boolean, requestSeconds: number): void {
+  /**
+   * `expireTime`: OpenBao's own expiry when it gave one. Counting the TTL from when the answer
+   * arrived would put the expiry late by the answer's latency, and a refusal right at expiry would
+   * then read as a revocation.
+   */
+  private accept(ttlSeconds: number, renewable: boolean, requestSeconds: number, expireTime?: string | null): void {
     if (this.rejection) this.options.logger.info('OpenBao accepts the token again');
     this.rejection = undefined;
     this.renewalRefused = false;
-    this.terms = { expiresAt: ttlSeconds > 0 ? Date.now() + ttlSeconds * 1000 : null, renewable, requestSeconds };
+    const stated = expireTime ? Date.parse(expireTime) : NaN;
+    this.terms = { expiresAt: ttlSeconds > 0 ? (Number.isFinite(stated) ? stated : Date.now() + ttlSeconds * 1000) : null, renewable, requestSeconds };
     this.options.metrics?.valid.set(1);
     const renewIn = renewalDelayMs(ttlSeconds);
     if (renewIn === undefined) return;
