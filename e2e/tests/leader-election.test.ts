@@ -45,6 +45,8 @@ describe('leader election on a Lease', () => {
     const a = start(ns, 'graceful-a', 15);
     await leads(a);
     const b = start(ns, 'graceful-b', 15);
+    // graceful-b must be running (a loaded CI takes seconds to start a process) and have seen the lease.
+    await waitFor('graceful-b to run', async () => b.first('started'), { timeoutMs: 30_000, intervalMs: 50 });
     await sleep(1_500);
     a.child.kill('SIGTERM');
     const stoppedAt = Date.now();
