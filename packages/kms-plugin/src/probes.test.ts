@@ -16,10 +16,11 @@ describe('serveProbes', () => {
     return { status: res.status, body: await res.text() };
   };
 
-  it('answers health, readiness and the key version', async () => {
+  it('answers health, readiness, the key version and the published key_id', async () => {
     expect(await get('/healthz')).toEqual({ status: 200, body: 'ok' });
     expect(await get('/readyz')).toEqual({ status: 200, body: 'ok' });
     expect(await get('/key-version')).toEqual({ status: 200, body: '3\n' });
+    expect(await get('/key-id')).toEqual({ status: 200, body: 'kdc1.v3.secret-looking-id\n' });
   });
 
   it('follows the key state', async () => {
@@ -30,8 +31,8 @@ describe('serveProbes', () => {
     expect(await get('/healthz')).toEqual({ status: 200, body: 'ok' });
   });
 
-  it('serves nothing else: no metrics, no key_id, no other method', async () => {
-    for (const path of ['/metrics', '/', '/key-id', '/healthz/../metrics']) expect((await get(path)).status, path).toBe(404);
+  it('serves nothing else: no metrics, no other method', async () => {
+    for (const path of ['/metrics', '/', '/keys', '/healthz/../metrics']) expect((await get(path)).status, path).toBe(404);
     expect((await get('/healthz', 'POST')).status).toBe(405);
   });
 });

@@ -37,8 +37,8 @@ function classify(error: unknown): TenantRequestError {
   return new TenantRequestError('other', code);
 }
 
-/** A GET whose answer is read up to maxBytes; never follows redirects. */
-function boundedGet(url: URL, options: RequestOptions, timeoutMs: number, maxBytes: number): Promise<TenantResponse> {
+/** A request whose answer is read up to maxBytes; never follows redirects. */
+function boundedRequest(url: URL, options: RequestOptions, timeoutMs: number, maxBytes: number, payload?: string): Promise<TenantResponse> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<TenantResponse>((resolve, reject) => {
     // One deadline for the whole exchange: an idle timeout would let a server drip bytes for ever.
@@ -47,7 +47,7 @@ function boundedGet(url: URL, options: RequestOptions, timeoutMs: number, maxByt
       clearTimeout(deadline);
       reject(classify(error));
     };
-    const req = send(url, { ...options, method: 'GET', agent: false }, (res: IncomingMessage) => {
+    const req = send(url, { method: 'GET', ...options, agent: false }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -63,7 +63,7 @@ function boundedGet(url: URL, options: RequestOptions, timeoutMs: number, maxByt
       res.on('error', fail);
     });
     req.on('error', fail);
-    req.end();
+    req.end(payload);
   });
 }
 
@@ -86,7 +86,11 @@ export class TenantApiClient {
   readonly server: URL;
   private readonly tls: RequestOptions;
 
-  constructor(server: URL, credentials: TenantCredentials) {
+  /**
+   * `servername`: the name the certificate must carry when `server` is one replica's pod address
+   * (the control plane's certificate names the platform's endpoint, not each pod).
+   */
+  constructor(server: URL, credentials: TenantCredentials, servername?: string) {
     if (server.protocol !== 'https:') throw new Error(`tenant apiserver address ${server.origin} is not https`);
     this.server = server;
     const auth = credentials.auth;
@@ -94,20 +98,28 @@ export class TenantApiClient {
       ca: credentials.caPem,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
+      ...(servername ? { servername } : {}),
       ...(auth.kind === 'clientCertificate' ? { cert: auth.certPem, key: auth.keyPem } : { headers: { Authorization: `Bearer ${auth.token}` } }),
     };
   }
 
   /** GET `path`; the answer is cut off (an error) beyond maxBytes. */
   get(path: string, input: { timeoutMs: number; accept?: string; maxBytes?: number }): Promise<TenantResponse> {
+    return this.request('GET', path, input);
+  }
+
+  /** Any verb, with an optional JSON body; the same bounds as get. */
+  request(method: 'GET' | 'PUT' | 'POST', path: string, input: { timeoutMs: number; accept?: string; maxBytes?: number; body?: unknown }): Promise<TenantResponse> {
     const url = new URL(path, this.server);
-    const headers = { ...(this.tls.headers as Record<string, string> | undefined), Accept: input.accept ?? 'application/json' };
-    return boundedGet(url, { ...this.tls, headers }, input.timeoutMs, input.maxBytes ?? 64 * 1024);
+    const payload = input.body === undefined ? undefined : JSON.stringify(input.body);
+    const headers: Record<string, string | number> = { ...(this.tls.headers as Record<string, string> | undefined), Accept: input.accept ?? 'application/json' };
+    if (payload !== undefined) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
+    return boundedRequest(url, { ...this.tls, method, headers }, input.timeoutMs, input.maxBytes ?? 64 * 1024, payload);
   }
 }
 
 /** A plain-HTTP GET into a pod (e.g. a probe port), bounded like the apiserver calls. */
 export function podGet(url: URL, input: { timeoutMs: number; maxBytes: number }): Promise<TenantResponse> {
   if (url.protocol !== 'http:') return Promise.reject(new Error(`${url.protocol} is not http:`));
-  return boundedGet(url, {}, input.timeoutMs, input.maxBytes);
+  return boundedRequest(url, {}, input.timeoutMs, input.maxBytes);
 }
