@@ -21,7 +21,7 @@ describe('KEK rotation seen by a real kube-apiserver', () => {
       const { key_id } = await kms.client.status();
       return key_id !== first ? key_id : undefined;
     }, { timeoutMs: 15_000 });
-    expect(second).toMatch(/^kdc1\.v2\./);
+    expect(second).toMatch(/^kdc2\.v2\./);
 
     // kube-apiserver polls Status once a minute while healthy; do not shorten it, wait for it.
     const started = Date.now();

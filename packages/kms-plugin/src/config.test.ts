@@ -29,6 +29,16 @@ describe('parseConfig', () => {
     expect(parseConfig([...base, '--probe-addr=[::]:8096'])).toMatchObject({ ok: true, config: { probe: { host: '::', port: 8096 } } });
   });
 
+  it('publishes kdc2 by default and keeps the legacy addresses kdc1 ids were made under', () => {
+    expect(parseConfig(base)).toMatchObject({ ok: true, config: { keyIdForm: 'kdc2', legacyKeyIdOpenBaoAddrs: [] } });
+    const result = parseConfig([
+      ...base, '--legacy-key-id-openbao-addr=https://127.0.0.1:8200/', '--legacy-key-id-openbao-addr=https://bao:8200',
+      '--legacy-key-id-openbao-addr=https://127.0.0.1:8200', '--key-id-form=kdc1',
+    ]);
+    // The current address is always accepted; duplicates and trailing slashes collapse.
+    expect(result).toMatchObject({ ok: true, config: { keyIdForm: 'kdc1', openBaoAddr: 'https://bao:8200', legacyKeyIdOpenBaoAddrs: ['https://127.0.0.1:8200'] } });
+  });
+
   it('reads env fallbacks', () => {
     const result = parseConfig(['--auth-method=token'], { OPENBAO_ADDR: 'http://127.0.0.1:8200', TRANSIT_KEY: 'k', OPENBAO_TOKEN: 't' });
     expect(result).toMatchObject({ ok: true, config: { auth: { method: 'token', token: 't' } } });
@@ -48,6 +58,8 @@ describe('parseConfig', () => {
     [[...base, '--openbao-addr=bao:8200'], ['--openbao-addr: "bao:8200" is not an http(s) URL']],
     [[...base, '--auth-method=approle'], ['--approle-role-id: required', '--approle-secret-id-file: required']],
     [[...base, '--bogus=1'], ['unknown flag --bogus']],
+    [[...base, '--legacy-key-id-openbao-addr=bao:8200'], ['--legacy-key-id-openbao-addr: "bao:8200" is not an http(s) URL']],
+    [[...base, '--key-id-form=kdc3'], ['--key-id-form: "kdc3" is not one of kdc2, kdc1']],
   ])('%j names the flag to fix', (argv, messages) => {
     const result = parseConfig(argv);
     expect(result.ok).toBe(false);

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { KMS_SOCKET_PATH, OPENBAO_K8S_AUTH_MOUNT, parseKmsKeyInterval } from '@kdc/shared';
+import { KEY_ID_FORMS, type KeyIdForm } from './keyid.ts';
 
 export type AuthMethod = 'kubernetes' | 'token' | 'approle' | 'userpass';
 export const AUTH_METHODS: readonly AuthMethod[] = ['kubernetes', 'token', 'approle', 'userpass'];
@@ -8,6 +9,10 @@ export interface PluginConfig {
   socket: string;
   socketGroup?: number;
   openBaoAddr: string;
+  /** URLs earlier plugins of this tenant reached OpenBao by: their kdc1 key_ids still decrypt. */
+  legacyKeyIdOpenBaoAddrs: string[];
+  /** The key_id form published and used for Encrypt. */
+  keyIdForm: KeyIdForm;
   openBaoCaFile?: string;
   openBaoNamespace?: string;
   transitMount: string;
@@ -33,6 +38,14 @@ export const FLAGS = {
   socket: { type: 'string', default: KMS_SOCKET_PATH, help: 'Unix socket the apiserver dials (unix:// endpoint path)' },
   'socket-group': { type: 'string', help: 'numeric gid allowed on the socket; the mode becomes 0660 (default 0600)' },
   'openbao-addr': { type: 'string', env: 'OPENBAO_ADDR', help: 'OpenBao URL, e.g. https://openbao.openbao.svc:8200 (required)' },
+  'legacy-key-id-openbao-addr': {
+    type: 'string', multiple: true,
+    help: 'repeatable: an OpenBao URL an earlier plugin of this tenant was given; kdc1 key_ids made under it still decrypt (--openbao-addr always does)',
+  },
+  'key-id-form': {
+    type: 'string', default: 'kdc2',
+    help: 'key_id form to publish: kdc2 (the OpenBao namespace, mount and key name, whatever URL reaches them) or kdc1 (the form before kdc2, which hashes --openbao-addr; only while a rollback to such a plugin must stay possible). Decrypt accepts both',
+  },
   'openbao-ca-file': { type: 'string', env: 'OPENBAO_CACERT', help: 'PEM bundle to verify OpenBao' },
   'openbao-namespace': { type: 'string', env: 'OPENBAO_NAMESPACE', help: 'OpenBao namespace (X-Vault-Namespace); empty = root' },
   'transit-mount': { type: 'string', default: 'transit', help: 'Transit mount path' },
@@ -64,6 +77,9 @@ function hostPort(value: string): { host: string; port: number } | undefined {
   return { host: match[1] ?? match[2]!, port: Number(match[3]) };
 }
 
+const HTTP_URL = /^https?:\/\/[^/\s]+/;
+const withoutSlash = (url: string) => url.replace(/\/$/, '');
+
 export type ConfigResult = { ok: true; config: PluginConfig } | { ok: false; errors: string[] };
 
 function durationMs(flag: FlagName, value: string, errors: string[]): number {
@@ -77,9 +93,14 @@ function durationMs(flag: FlagName, value: string, errors: string[]): number {
 
 export function parseConfig(argv: string[], env: Record<string, string | undefined> = {}): ConfigResult {
   let values: Record<string, string | undefined>;
+  let legacyAddrs: string[];
   try {
-    const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]) => [name, { type: 'string' as const, ...('default' in f ? { default: f.default } : {}) }]));
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]) => [name, {
+      type: 'string' as const, ...('default' in f ? { default: f.default } : {}), ...('multiple' in f ? { multiple: f.multiple } : {}),
+    }]));
+    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>;
+    legacyAddrs = (parsed['legacy-key-id-openbao-addr'] as string[] | undefined) ?? [];
+    values = Object.fromEntries(Object.entries(parsed).filter(([, v]) => !Array.isArray(v))) as Record<string, string | undefined>;
   } catch (error) {
     return { ok: false, errors: [(error as Error).message.replace(/^Unknown option '(.+?)'.*/s, "unknown flag $1: run with --help for the list of flags")] };
   }
@@ -95,7 +116,16 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   };
 
   const openBaoAddr = require('openbao-addr', '(the OpenBao URL)');
-  if (openBaoAddr && !/^https?:\/\/[^/\s]+/.test(openBaoAddr)) errors.push(`--openbao-addr: "${openBaoAddr}" is not an http(s) URL`);
+  if (openBaoAddr && !HTTP_URL.test(openBaoAddr)) errors.push(`--openbao-addr: "${openBaoAddr}" is not an http(s) URL`);
+  const legacyKeyIdOpenBaoAddrs: string[] = [];
+  for (const raw of legacyAddrs.map((a) => a.trim())) {
+    if (!HTTP_URL.test(raw)) errors.push(`--legacy-key-id-openbao-addr: "${raw}" is not an http(s) URL`);
+    // kdc1 hashed the address as the plugin stored it: without a trailing slash.
+    const addr = withoutSlash(raw);
+    if (addr !== withoutSlash(openBaoAddr) && !legacyKeyIdOpenBaoAddrs.includes(addr)) legacyKeyIdOpenBaoAddrs.push(addr);
+  }
+  const keyIdForm = get('key-id-form') as KeyIdForm;
+  if (!KEY_ID_FORMS.includes(keyIdForm)) errors.push(`--key-id-form: "${keyIdForm}" is not one of ${KEY_ID_FORMS.join(', ')}`);
   const transitKey = require('transit-key', '(the Transit key to use)');
   const socket = get('socket')!;
   if (!socket.startsWith('/')) errors.push(`--socket: "${socket}" must be an absolute path`);
@@ -150,7 +180,9 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     config: {
       socket,
       ...(socketGroup !== undefined ? { socketGroup } : {}),
-      openBaoAddr: openBaoAddr.replace(/\/$/, ''),
+      openBaoAddr: withoutSlash(openBaoAddr),
+      legacyKeyIdOpenBaoAddrs,
+      keyIdForm,
       ...(get('openbao-ca-file') ? { openBaoCaFile: get('openbao-ca-file') } : {}),
       ...(get('openbao-namespace') ? { openBaoNamespace: get('openbao-namespace') } : {}),
       transitMount: get('transit-mount')!,
@@ -169,6 +201,6 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 }
 
 export function helpText(): string {
-  const lines = Object.entries(FLAGS).map(([name, f]) => `  --${name.padEnd(24)} ${f.help}${'default' in f ? ` (default ${f.default})` : ''}${'env' in f ? ` [env ${f.env}]` : ''}`);
+  const lines = Object.entries(FLAGS).map(([name, f]) => `  --${name.padEnd(28)} ${f.help}${'default' in f ? ` (default ${f.default})` : ''}${'env' in f ? ` [env ${f.env}]` : ''}`);
   return `kms-plugin: KMS v2 plugin for OpenBao Transit\n\nFlags:\n${lines.join('\n')}\n`;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isOpenBaoError, type Logger, type TransitKey } from '@kdc/shared';
-import { keyIdFor, keyIdHash, type KeyIdentity } from './keyid.ts';
+import { keyIdFor, keyIdHash, legacyKeyIdFor, type KeyIdentity, type KeyIdForm } from './keyid.ts';
 import type { ErrorClass, PluginMetrics } from './metrics.ts';
 import type { OpenBaoSession } from './session.ts';
 
@@ -9,15 +9,29 @@ export interface PublishedKey {
   version: number;
 }
 
-/** Pure: the key_id of every version the key still holds, and the one to publish. */
-export function keyIdsOf(identity: KeyIdentity, key: TransitKey): { byKeyId: Map<string, number>; latest: PublishedKey } {
+/** How this plugin names its key versions: the identity, the form it publishes, and the URLs kdc1 ids were made under. */
+export interface KeyIdScheme {
+  identity: KeyIdentity;
+  /** Published and used for Encrypt. */
+  publish: KeyIdForm;
+  /** --openbao-addr first, then every --legacy-key-id-openbao-addr: a kdc1 id made under any of them decrypts. */
+  servers: readonly string[];
+}
+
+/**
+ * Pure: the key_ids Decrypt accepts for every version the key still holds (the kdc2 id and a kdc1
+ * id per known server), and the one to publish.
+ */
+export function keyIdsOf(scheme: KeyIdScheme, key: TransitKey): { byKeyId: Map<string, number>; latest: PublishedKey } {
   const byKeyId = new Map<string, number>();
   let latest: PublishedKey | undefined;
   for (const [version, created] of Object.entries(key.versions)) {
     const v = Number(version);
-    const keyId = keyIdFor(identity, v, created);
-    byKeyId.set(keyId, v);
-    if (v === key.latestVersion) latest = { keyId, version: v };
+    const current = keyIdFor(scheme.identity, v, created);
+    byKeyId.set(current, v);
+    const legacy = scheme.servers.map((server) => legacyKeyIdFor(server, scheme.identity, v, created));
+    for (const id of legacy) byKeyId.set(id, v);
+    if (v === key.latestVersion) latest = { keyId: scheme.publish === 'kdc1' ? legacy[0]! : current, version: v };
   }
   if (!latest) throw new Error(`Transit key ${key.name} lists no creation time for its latest version ${key.latestVersion}`);
   return { byKeyId, latest };
@@ -58,6 +72,7 @@ export function classify(error: unknown): ErrorClass {
 export class KeyState {
   private readonly session: OpenBaoSession;
   private readonly identity: KeyIdentity;
+  private readonly scheme: KeyIdScheme;
   private readonly logger: Logger;
   private readonly metrics: PluginMetrics;
   private readonly staleAfterMs: number;
@@ -68,9 +83,11 @@ export class KeyState {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(input: { session: OpenBaoSession; identity: KeyIdentity; logger: Logger; metrics: PluginMetrics; staleAfterMs: number }) {
+  constructor(input: { session: OpenBaoSession; scheme: KeyIdScheme; logger: Logger; metrics: PluginMetrics; staleAfterMs: number }) {
+    if (input.scheme.publish === 'kdc1' && input.scheme.servers.length === 0) throw new Error('publishing kdc1 key_ids needs the OpenBao address they hash');
     this.session = input.session;
-    this.identity = input.identity;
+    this.scheme = input.scheme;
+    this.identity = input.scheme.identity;
     this.logger = input.logger;
     this.metrics = input.metrics;
     this.staleAfterMs = input.staleAfterMs;
@@ -105,7 +122,7 @@ export class KeyState {
       const end = this.metrics.openBaoDuration.startTimer({ operation: 'read_key' });
       const key = await this.session.call((c) => c.transit(this.identity.mount).readKey(this.identity.key)).finally(end);
       if (!key) throw Object.assign(new Error(`Transit key ${this.identity.key} does not exist`), { class: 'key_missing' as const });
-      const { byKeyId, latest } = keyIdsOf(this.identity, key);
+      const { byKeyId, latest } = keyIdsOf(this.scheme, key);
       const { publish, rollback } = nextPublished(this.published, latest);
       if (rollback) {
         this.fail('key_rollback', 'Transit reports an older or different latest version than the one published; keeping the published key_id');

@@ -25,8 +25,13 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
   const base = new OpenBaoClient({ endpoint: config.openBaoAddr, namespace: config.openBaoNamespace, caBundle, timeoutMs: config.requestTimeoutMs });
   const metrics = pluginMetrics();
   const session = new OpenBaoSession(base, config.auth, logger, metrics);
-  const identity = { server: config.openBaoAddr, namespace: config.openBaoNamespace ?? '', mount: config.transitMount, key: config.transitKey };
-  const state = new KeyState({ session, identity, logger, metrics, staleAfterMs: config.healthStaleAfterMs });
+  const scheme = {
+    identity: { namespace: config.openBaoNamespace ?? '', mount: config.transitMount, key: config.transitKey },
+    publish: config.keyIdForm,
+    servers: [config.openBaoAddr, ...config.legacyKeyIdOpenBaoAddrs],
+  };
+  logger.info({ keyIdForm: scheme.publish, legacyAddrs: config.legacyKeyIdOpenBaoAddrs.length }, 'key_id scheme');
+  const state = new KeyState({ session, scheme, logger, metrics, staleAfterMs: config.healthStaleAfterMs });
 
   // A first check before serving, so the apiserver's start-up probe usually finds a key_id.
   // If OpenBao is not reachable yet we serve anyway: Status says why, and the loop retries.
