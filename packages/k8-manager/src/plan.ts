@@ -7,7 +7,7 @@ import { contentHash } from './resources/encryption-config.ts';
 import { buildEncryptionConfigSecret, desiredSecretData } from './resources/encryption-config-secret.ts';
 import { autoKeyRotationDrift, buildAutoKey, desiredAutoKeySpec } from './resources/kms-key.ts';
 import { buildPluginServiceAccount } from './resources/service-account.ts';
-import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
+import { buildEncryptionFields, buildTenantControlPlane, legacyOpenBaoUrls, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
 
 // The next single change for one KdcCluster, as a pure function of what was observed. The
 // reconciler executes it, folds the result into its observation and asks again until `done`
@@ -72,6 +72,7 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     pluginImage: platform.kmsPluginImage,
     socketInitImage: platform.socketInitImage,
     openBaoUrl: platform.openBaoUrl,
+    legacyOpenBaoUrls: legacyOpenBaoUrls(current, platform.openBaoUrl),
     openBaoNamespace: o.organization,
     hasCaBundle: Boolean(platform.openBaoCaBundle),
     transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ANNOTATIONS, kamajiControlPlaneOwner, type TcpDeployment } from '@kdc/shared';
-import { buildEncryptionFields, buildTenantControlPlane, contains, mergeByName, mergeEncryptionFields } from './tenant-control-plane.ts';
+import { buildEncryptionFields, buildTenantControlPlane, contains, legacyOpenBaoUrls, mergeByName, mergeEncryptionFields } from './tenant-control-plane.ts';
 
 const input = {
   namespace: 'acme-dev',
@@ -123,6 +123,35 @@ describe('mergeEncryptionFields', () => {
 
   it('leaves a foreign serviceAccountName alone on detach', () => {
     expect(mergeEncryptionFields({ serviceAccountName: 'theirs' }, null, 'c1').serviceAccountName).toBe('theirs');
+  });
+});
+
+describe('the OpenBao URL changes (kdc1 key_ids hash the URL the plugin was given)', () => {
+  const A = 'https://openbao.openbao.svc:8200';
+  const B = 'https://openbao.example.com';
+  const C = 'https://bao.internal:8200';
+  const attachedWith = (url: string, legacy: string[] = []) => mergeEncryptionFields(others, buildEncryptionFields({ ...input, openBaoUrl: url, legacyOpenBaoUrls: legacy }), 'c1');
+  const pluginArgs = (d: TcpDeployment) => d.additionalInitContainers!.find((c) => c.name === 'kms-plugin')!.args!;
+
+  it.each<[string, TcpDeployment | undefined, string, string[]]>([
+    ['nothing attached yet', others, A, []],
+    ['no TCP deployment at all', undefined, A, []],
+    ['same URL: nothing to carry', attachedWith(A), A, []],
+    ['a new URL carries the old one', attachedWith(A), B, [A]],
+    ['a trailing slash is the same URL', attachedWith(`${A}/`), A, []],
+    ['a third URL keeps every earlier one, oldest first', attachedWith(B, [A]), C, [A, B]],
+    ['back to an earlier URL: it is --openbao-addr again, the other stays', attachedWith(B, [A]), A, [B]],
+  ])('%s', (_name, deployment, url, legacy) => {
+    expect(legacyOpenBaoUrls(deployment, url)).toEqual(legacy);
+  });
+
+  it('passes them to the plugin, and an unchanged URL leaves the TCP as it is', () => {
+    const before = attachedWith(A);
+    const moved = mergeEncryptionFields(before, buildEncryptionFields({ ...input, openBaoUrl: B, legacyOpenBaoUrls: legacyOpenBaoUrls(before, B) }), 'c1');
+    expect(pluginArgs(moved)).toEqual(expect.arrayContaining([`--openbao-addr=${B}`, `--legacy-key-id-openbao-addr=${A}`]));
+    expect(pluginArgs(moved).filter((a) => a.startsWith('--openbao-addr='))).toEqual([`--openbao-addr=${B}`]);
+    const again = mergeEncryptionFields(moved, buildEncryptionFields({ ...input, openBaoUrl: B, legacyOpenBaoUrls: legacyOpenBaoUrls(moved, B) }), 'c1');
+    expect(again).toEqual(moved);
   });
 });
 

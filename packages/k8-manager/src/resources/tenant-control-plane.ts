@@ -29,6 +29,8 @@ export interface EncryptionFieldsInput {
   pluginImage: string;
   socketInitImage: string;
   openBaoUrl: string;
+  /** URLs earlier plugins of this TCP were given (legacyOpenBaoUrls): rows under their kdc1 key_ids must stay readable. */
+  legacyOpenBaoUrls?: readonly string[];
   /** The organisation's OpenBao namespace; absent = root. */
   openBaoNamespace?: string;
   hasCaBundle: boolean;
@@ -72,6 +74,7 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
     args: [
       `--socket=${KMS_SOCKET_PATH}`,
       `--openbao-addr=${input.openBaoUrl}`,
+      ...(input.legacyOpenBaoUrls ?? []).map((url) => `${LEGACY_ADDR_FLAG}=${url}`),
       ...(input.hasCaBundle ? [`--openbao-ca-file=${TCP_PATCH.caDir}/${TCP_PATCH.caKey}`] : []),
       ...(input.openBaoNamespace ? [`--openbao-namespace=${input.openBaoNamespace}`] : []),
       `--transit-mount=${OPENBAO_TRANSIT_MOUNT}`,
@@ -123,6 +126,28 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
     serviceAccountName: names.kmsPluginServiceAccount,
     podAnnotations: { [ANNOTATIONS.encryptionConfigHash]: input.configHash },
   };
+}
+
+const ADDR_FLAG = '--openbao-addr';
+const LEGACY_ADDR_FLAG = '--legacy-key-id-openbao-addr';
+const withoutSlash = (url: string) => url.replace(/\/$/, '');
+
+/**
+ * The URLs whose kdc1 key_ids the plugin must keep accepting once it reaches OpenBao by
+ * `openBaoUrl`: every URL the plugin now on the TCP was given (its --openbao-addr and its legacy
+ * ones), in the order they were added, except `openBaoUrl` itself. Rows written by plugins before
+ * kdc2 carry ids that hash the URL; forgetting one makes those rows unreadable. Unchanged URL,
+ * unchanged list, so a steady cluster is not rolled.
+ */
+export function legacyOpenBaoUrls(deployment: TcpDeployment | undefined, openBaoUrl: string): string[] {
+  const plugin = deployment?.additionalInitContainers?.find((c) => c.name === TCP_PATCH.pluginContainer);
+  const valueOf = (arg: string, flag: string) => (arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined);
+  const args = plugin?.args ?? [];
+  const given = [
+    ...args.flatMap((a) => valueOf(a, LEGACY_ADDR_FLAG) ?? []),
+    ...args.flatMap((a) => valueOf(a, ADDR_FLAG) ?? []),
+  ].filter((url) => /^https?:\/\/[^/\s]+/.test(url));
+  return [...new Set(given.map(withoutSlash))].filter((url) => url !== withoutSlash(openBaoUrl));
 }
 
 const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, TCP_PATCH.pluginContainer];
