@@ -15,10 +15,13 @@ import {
   KDC_API_VERSION,
   KDC_CLUSTER,
   KDC_GROUP,
+  KAMAJI_API_VERSION,
+  KAMAJI_GROUP,
   KMS_KEY,
   KMS_STORED_PREFIX,
   KMSKEY_API_VERSION,
   SECURITY_GROUP,
+  TENANT_CONTROL_PLANE,
   transitKeyName,
   type KubeObject,
   type ResourceRef,
@@ -78,6 +81,13 @@ describe('kubectl kdc backups and keys min-decryption', () => {
       spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true, keyRef: kmsKey } }, backup: { destinationPath: `s3://${p.s3.bucket}/` } },
     });
     await kube.create(kmsKeyRef(namespace), { apiVersion: KMSKEY_API_VERSION, kind: KMS_KEY.kind, metadata: { name: kmsKey }, spec: { purpose: 'etcd' } });
+    // Kamaji names the etcd prefix (status.storage.setup.schema); the CLI reads it from there.
+    const tcp = { group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace };
+    await kube.create(tcp, {
+      apiVersion: KAMAJI_API_VERSION, kind: TENANT_CONTROL_PLANE.kind, metadata: { name: `${cluster}-cp` },
+      spec: { dataStoreSchema: prefix.slice(1, -1), controlPlane: { deployment: { replicas: 1 }, service: { serviceType: 'ClusterIP' } }, kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } } },
+    } as KubeObject);
+    await kube.patch({ ...tcp, name: `${cluster}-cp`, subresource: 'status' }, { status: { storage: { driver: 'etcd', setup: { schema: prefix.slice(1, -1) } } } }, 'merge');
     // The KMSKey controller may or may not be running: create the Transit key either way.
     await root.createKey(transitKey);
     const store = backupStore(p);

@@ -1,15 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clusterFacts, etcdPrefixOf } from './keys-min-decryption.ts';
-
-describe('etcdPrefixOf', () => {
-  it.each([
-    [null, '/ns_c-cp/'],
-    [{ spec: {} }, '/ns_c-cp/'],
-    [{ spec: { dataStoreSchema: 'custom' } }, '/custom/'],
-    [{ spec: {}, status: { storage: { setup: { schema: 'fromstatus' } } } }, '/fromstatus/'],
-    [{ spec: { dataStoreSchema: 'custom' }, status: { storage: { setup: { schema: 'fromstatus' } } } }, '/custom/'],
-  ])('%j -> %j', (tcp, prefix) => expect(etcdPrefixOf('ns', 'c', tcp)).toBe(prefix));
-});
+import { clusterFacts } from './keys-min-decryption.ts';
 
 describe('clusterFacts', () => {
   const cluster = (spec: Record<string, unknown>, status?: Record<string, unknown>) => ({ metadata: { name: 'c' }, spec: { version: 'v1.35.0', ...spec }, ...(status ? { status } : {}) });

@@ -1,13 +1,14 @@
 // kubectl kdc keys min-decryption <kmskey> --to N [--confirm]: the only path in the product that
 // advances a Transit key's min_decryption_version (SPEC 5). Dry run unless --confirm.
 import { listBackups } from '@kdc/backup-envelope';
-import { API_VERSION, KAMAJI_GROUP, TENANT_CONTROL_PLANE, clusterNames, kmsKeyTransitName, resolveKeyRefs, type KubeClient, type KubeObject, type TransitKey } from '@kdc/shared';
+import { API_VERSION, ENCRYPTABLE_RESOURCES, KAMAJI_GROUP, TENANT_CONTROL_PLANE, clusterNames, kmsKeyTransitName, resolveKeyRefs, type KubeClient, type KubeObject, type TransitKey } from '@kdc/shared';
+import { scanCoverage, tenantEtcdPrefix, type EtcdConnection } from '@kdc/shared/etcd';
 import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
 import { describe, failure, usageError } from './errors.ts';
-import { ETCD_FLAGS, etcdSettings, scanPrefix, type EtcdSettings } from './etcd.ts';
-import { countRow, emptyCounts } from './etcd-rows.ts';
+import { ETCD_FLAGS, etcdSettings } from './etcd.ts';
+import { rowCountsOf } from './etcd-rows.ts';
 import { KUBE_FLAGS, getKmsKey, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
 import { keyStateDecision, minDecryptionDecision, renderInventory, type BackupInventory, type ClusterInventory, type EtcdInventory, type KeyState } from './min-decryption.ts';
 import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from './openbao.ts';
@@ -50,14 +51,6 @@ export function clusterFacts(object: KubeObject, kmsKey: string): ClusterFacts {
   };
 }
 
-/** Kamaji's etcd prefix of a cluster: `/<dataStoreSchema>/`, default `<ns>_<cluster>-cp`. */
-export function etcdPrefixOf(namespace: string, cluster: string, tcp: KubeObject | null): string {
-  const spec = tcp?.spec as { dataStoreSchema?: string } | undefined;
-  const status = tcp?.status as { storage?: { setup?: { schema?: string } } } | undefined;
-  const schema = spec?.dataStoreSchema || status?.storage?.setup?.schema || `${namespace}_${clusterNames(cluster).tenantControlPlane}`;
-  return `/${schema.replace(/^\/+|\/+$/g, '')}/`;
-}
-
 async function backupInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, transitKey: string, args: ParsedArgs, ctx: CommandContext): Promise<BackupInventory> {
   const required = facts.usesForEtcd || facts.usesForBackup;
   if (clusterSpec(facts.object).backup?.enabled === false) return { status: 'skipped', reason: 'backups disabled (spec.backup.enabled: false)' };
@@ -86,7 +79,7 @@ async function backupInventory(kube: KubeClient, namespace: string, facts: Clust
 
 const plural = (n: number) => (n === 1 ? '1 backup' : `${n} backups`);
 
-async function etcdInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, etcd: EtcdSettings | null, kmsKey: string): Promise<EtcdInventory> {
+async function etcdInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, etcd: EtcdConnection | null, kmsKey: string): Promise<EtcdInventory> {
   if (!facts.usesForEtcd) return { status: 'skipped', reason: `its etcd rows use another KMSKey, not ${kmsKey}` };
   if (!etcd) {
     if (facts.encryptionEnabled) {
@@ -99,23 +92,28 @@ async function etcdInventory(kube: KubeClient, namespace: string, facts: Cluster
   try {
     tcp = await kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace, name: tcpName });
   } catch (error) {
-    // A missing TCP (or Kamaji CRD) is a 404, i.e. null: the default prefix. Anything else must not be guessed around.
     return { status: 'unprovable', reason: `cannot read TenantControlPlane ${namespace}/${tcpName} for its etcd prefix: ${describe(error)}` };
   }
-  const prefix = etcdPrefixOf(namespace, facts.name, tcp);
-  const counts = emptyCounts();
-  try {
-    await scanPrefix(etcd, prefix, (rows) => {
-      for (const row of rows) countRow(counts, row.key.toString('utf8'), row.value);
-    });
-  } catch (error) {
-    return { status: 'unprovable', reason: `cannot read etcd at ${etcd.endpoint} (prefix ${prefix}): ${describe(error)}; check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file` };
+  // Kamaji names the prefix (the TCP's UID since 26.7.4): a guess from names would read nothing and prove nothing.
+  const prefix = tenantEtcdPrefix(tcp);
+  if (!prefix) {
+    const why = tcp ? `TenantControlPlane ${namespace}/${tcpName} has no spec.dataStoreSchema or status.storage.setup.schema yet` : `TenantControlPlane ${namespace}/${tcpName} does not exist`;
+    if (!facts.encryptionEnabled) return { status: 'skipped', reason: `${why}, so it has no etcd rows` };
+    return { status: 'unprovable', reason: `${why}: its etcd prefix is unknown, so no row's key version is proven` };
   }
-  if (counts.rows === 0 && facts.encryptionEnabled) {
+  let scan;
+  try {
+    // Every resource the platform can ever encrypt, not only the configured ones: a resource dropped
+    // from spec.encryption.etcd.resources can still hold rows under an old key version.
+    scan = await scanCoverage({ connection: etcd, prefix, resources: ENCRYPTABLE_RESOURCES, currentKeyIds: [] });
+  } catch (error) {
+    return { status: 'unprovable', reason: `cannot read the rows under ${prefix}: ${describe(error)} (check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file)` };
+  }
+  if (scan.prefixKeys === 0 && facts.encryptionEnabled) {
     // A running apiserver always has rows; none means the wrong etcd (or prefix), not safety.
     return { status: 'unprovable', reason: `no rows at all under ${prefix} in etcd ${etcd.endpoint}, although encryption is enabled: is that the cluster's DataStore? pass the --etcd-endpoint of the etcd that holds ${prefix}` };
   }
-  return { status: 'read', prefix, counts };
+  return { status: 'read', prefix, counts: rowCountsOf(scan) };
 }
 
 export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<number> {

@@ -116,6 +116,17 @@ export const kdcClusterStatusSchema = z.object({
       disableMigrationProgress: z.int().min(0).max(100).nullable().optional().describe('null none, 0 started, 1..99 running, 100 done'),
       rewrapInProgress: z.boolean().optional(),
       lastRewrapCompleted: dateTime().optional(),
+      coverage: z
+        .object({
+          total: z.int().min(0).describe('Rows of the configured resources under the tenant etcd prefix'),
+          current: z.int().min(0).describe('Rows under a key_id the tenant KMS plugins publish now'),
+          stale: z.int().min(0).describe('Encrypted rows under any other key_id (older version, other key or provider), or unreadable'),
+          plaintext: z.int().min(0),
+          scannedAt: dateTime().describe('When the scan read etcd (one revision)'),
+          keyIds: z.array(z.string().max(1024)).max(8).optional().describe('The key_ids counted as current: what every plugin replica published when the scan ran'),
+        })
+        .optional()
+        .describe('Counted from the raw store by a scan of the configured resources (SPEC 5)'),
     })
     .optional(),
   backupBucket: z.string().optional(),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEncryptedObject, encodeEncryptedObject } from './kms-proto.ts';
+import { decodeEncryptedObject, encodeEncryptedObject } from './encrypted-object.ts';
 
 const KEY_ID = 'kdc1.v2.ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef';
 
