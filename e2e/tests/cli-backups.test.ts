@@ -85,7 +85,7 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     const tcp = { group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace };
     await kube.create(tcp, {
       apiVersion: KAMAJI_API_VERSION, kind: TENANT_CONTROL_PLANE.kind, metadata: { name: `${cluster}-cp` },
-      spec: { dataStoreSchema: prefix.slice(1, -1), controlPlane: { deployment: { replicas: 1 }, service: { serviceType: 'ClusterIP' } }, kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } } },
+      spec: { dataStoreSchema: prefix.slice(1, -1), controlPlane: { deployment: { replicas: 1 }, service: { serviceType: 'ClusterIP' } }, kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } }, networkProfile: { port: 6443 } },
     } as KubeObject);
     await kube.patch({ ...tcp, name: `${cluster}-cp`, subresource: 'status' }, { status: { storage: { driver: 'etcd', setup: { schema: prefix.slice(1, -1) } } } }, 'merge');
     // The KMSKey controller may or may not be running: create the Transit key either way.
