@@ -17,8 +17,12 @@ export interface CoverageScanInput {
   currentKeyIds: Iterable<string>;
   /** KMS v2 provider names that are ours (default: the platform's one provider name). */
   providers?: readonly string[];
-  /** Called after every batch: rows classified so far of the rows counted at the start. */
-  onProgress?: (progress: { scanned: number; total: number }) => void;
+  /**
+   * Called after every batch with the rows classified so far and the rows counted at the start;
+   * a returned promise is awaited (e.g. to record progress). After a compaction restart, scanned
+   * starts again from 0.
+   */
+  onProgress?: (progress: { scanned: number; total: number; revision: number }) => void | Promise<void>;
   signal?: AbortSignal;
   /** Deadline of each call, ms (default 30 s). */
   callTimeoutMs?: number;
@@ -67,7 +71,7 @@ export async function scanCoverage(input: CoverageScanInput): Promise<CoverageSc
             for (const row of batch) {
               tallyRow(tally, resources[i]!, row.key.toString('utf8'), classifyRow(row.value, { current, providers: input.providers }));
             }
-            input.onProgress?.({ scanned: tally.total, total });
+            await input.onProgress?.({ scanned: tally.total, total, revision });
           }
         }
         if (tally.total !== total) {
