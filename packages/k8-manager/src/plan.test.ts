@@ -11,7 +11,7 @@ const ownKey = { metadata: { name: 'c1-etcd', labels: { 'k8s.kube-dc.com/kdcclus
 const preflightOk = { type: 'KMSPreflight', status: 'True' as const, reason: 'Passed', message: 'ok', lastTransitionTime: 't', observedGeneration: 1 };
 
 function observed(rawSpec: object, more: Partial<ObservedCluster> = {}): ObservedCluster {
-  const validation = validateCluster({ namespace: 'ns', name: 'c1', spec: rawSpec, annotations: {}, platform, kmsKeys: [ownKey], otherClusters: [], attached: false });
+  const validation = validateCluster({ namespace: 'ns', name: 'c1', spec: rawSpec, annotations: {}, platform, kmsKeys: [ownKey], otherClusters: [], attached: false, now: new Date() });
   return {
     namespace: 'ns', name: 'c1', generation: 1, validation,
     tcp: buildTenantControlPlane('ns', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 } } as any),

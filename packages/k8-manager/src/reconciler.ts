@@ -133,7 +133,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const generation = cluster.metadata?.generation ?? 0;
     const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
     const kmsKeys = deps.keys.list(namespace);
-    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), dataStoreOf }));
+    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), dataStoreOf, now: now() }));
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
 
     let observed: ObservedCluster = {
@@ -167,15 +167,18 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       if (previousError?.status !== 'True' || previousError.reason !== first.reason || previousError.observedGeneration !== generation) {
         await deps.recorder.record(cluster, 'Warning', 'EncryptionConfigError', validation.errors.map((e) => e.message).join('; '));
       }
-    } else if (validation.forceDisable && isAttached(tcp)) {
-      await deps.recorder.record(cluster, 'Warning', 'ForceDisableHonoured', `${ANNOTATIONS.forceDisableConfirmed} detached KMS without the disable migration: rows still encrypted cannot be read`);
+    }
+    // Said on every reconcile while the annotation stays, not once (SPEC 5): this pass detached, or an earlier one did.
+    const forceDisabled = validation.ok && (validation.forceDisabled || (validation.forceDisable && !isAttached(observed.tcp)));
+    if (forceDisabled) {
+      await deps.recorder.record(cluster, 'Warning', 'ForceDisabled', `KMS is detached by ${ANNOTATIONS.forceDisableConfirmed} without the disable migration: rows still encrypted cannot be read; remove the annotation to end this warning`);
     }
 
     const enabled = validation.ok && validation.spec.encryption?.etcd.enabled === true;
     const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
     const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
     const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
-    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, now: now() });
+    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, forceDisabled, now: now() });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
       const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
@@ -195,7 +198,8 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
     await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, written, status);
     if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
-    if (!enabled) return {};
+    // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
+    if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};
     return { requeueAfterMs: status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS };
   };
 }

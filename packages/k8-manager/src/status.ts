@@ -30,6 +30,8 @@ export interface StatusInput {
   outcome: ClusterAction;
   etcdKey?: { spec?: { rotation?: { enabled?: boolean } }; status?: KmsKeyStatus };
   tenant?: TenantObservation;
+  /** KMS is detached by break-glass (in this reconcile or before) and the annotation is still there. */
+  forceDisabled?: boolean;
   now: Date;
 }
 
@@ -48,12 +50,14 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     return { ...previous, phase: 'Invalid', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
   }
   conditions.push({ type: C.encryptionConfigError, status: 'False', reason: 'Valid', message: 'the encryption spec is valid and the platform prerequisites are met', ...g });
+  const breakGlass = forceDisabledCondition(input.forceDisabled === true, previous);
+  if (breakGlass) conditions.push({ ...breakGlass, ...g });
 
   const enabled = v.spec.encryption?.etcd.enabled === true;
   if (!enabled) {
     conditions.push({ type: C.encryptionAvailable, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
     conditions.push({ type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
-    conditions.push(v.forceDisable
+    conditions.push(input.forceDisabled
       ? { type: C.ready, status: 'True', reason: 'ForceDisabled', message: 'KMS was detached by break-glass without the disable migration: rows still encrypted are unreadable', ...g }
       : { type: C.ready, status: 'True', reason: 'Reconciled', message: 'the control plane is configured (no etcd encryption)', ...g });
     const { encryption: _dropped, ...rest } = previous ?? {};
@@ -100,4 +104,19 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       ...(rotation ? { kekRotation: rotation } : {}),
     },
   };
+}
+
+/**
+ * ForceDisabled (SPEC 3.1, 5): True on every reconcile while KMS is detached by break-glass and the
+ * annotation is still there. A cluster that never had it gets none; one that had it keeps a False.
+ */
+function forceDisabledCondition(forceDisabled: boolean, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'observedGeneration'> | undefined {
+  if (forceDisabled) {
+    return {
+      type: C.forceDisabled, status: 'True', reason: 'BreakGlassHonoured',
+      message: 'KMS was detached by the break-glass annotation without the disable migration: rows still encrypted are unreadable; remove the annotation to end this warning',
+    };
+  }
+  if (!previous?.conditions?.some((c) => c.type === C.forceDisabled)) return undefined;
+  return { type: C.forceDisabled, status: 'False', reason: 'NotForceDisabled', message: 'KMS is attached again, or the break-glass annotation was removed' };
 }

@@ -162,6 +162,8 @@ export const KDC_CLUSTER_CONDITIONS = {
   backupReady: 'BackupReady',
   restoreReady: 'RestoreReady',
   kmsPreflight: 'KMSPreflight',
+  /** True while KMS is detached by break-glass and its annotation is still there. */
+  forceDisabled: 'ForceDisabled',
 } as const;
 
 export const ENCRYPTED_REASONS = {

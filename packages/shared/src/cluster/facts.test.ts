@@ -24,4 +24,13 @@ describe('gatherClusterFacts', () => {
     const missing = await gatherClusterFacts({ cluster: cluster('acme-b', 'x', false, undefined, { dataStore: 'nope' }), clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf });
     expect(missing.dataStore).toEqual({ name: 'nope', found: false, allowedNamespaces: undefined });
   });
+  it('carries the controller clock (break-glass is judged against it), the wall clock by default', async () => {
+    const self = cluster('acme-b', 'prod', false);
+    const now = new Date('2026-11-22T10:00:00Z');
+    expect((await gatherClusterFacts({ cluster: self, clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores, now })).now).toBe(now);
+    const before = Date.now();
+    const wall = (await gatherClusterFacts({ cluster: self, clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores })).now.getTime();
+    expect(wall).toBeGreaterThanOrEqual(before);
+    expect(wall).toBeLessThanOrEqual(Date.now());
+  });
 });

@@ -21,6 +21,8 @@ export async function gatherClusterFacts(input: {
   platform: PlatformConfigResult;
   /** A Kamaji DataStore by name (cluster-scoped; null when it does not exist). */
   dataStoreOf: (name: string) => Promise<KubeObject | null>;
+  /** The controller's clock (default: the wall clock). */
+  now?: Date;
 }): Promise<ClusterFacts> {
   const { cluster, tcp } = input;
   const namespace = cluster.metadata!.namespace!;
@@ -49,6 +51,7 @@ export async function gatherClusterFacts(input: {
       ? { dataStore: { name: dataStoreName, found: Boolean(dataStore), allowedNamespaces: dataStore?.metadata?.annotations?.[ANNOTATIONS.allowedNamespaces] } }
       : {}),
     attached: isAttached(tcp),
+    now: input.now ?? new Date(),
   };
 }
 

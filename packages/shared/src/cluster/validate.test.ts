@@ -5,9 +5,14 @@ const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketI
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }];
 const key = (name: string, purpose: string, extra: Partial<KmsKeyView> = {}): KmsKeyView => ({ metadata: { name }, spec: { purpose }, status: { conditions: ready }, ...extra });
 const enabled = (etcd: object = {}, rest: object = {}) => ({ version: 'v1.35.0', encryption: { etcd: { enabled: true, ...etcd } }, ...rest });
+const NOW = new Date('2026-11-22T10:00:00Z');
 const facts = (spec: unknown, more: Partial<ClusterFacts> = {}): ClusterFacts => ({
-  namespace: 'acme-dev', name: 'c1', spec, annotations: {}, platform, kmsKeys: [key('shared', 'etcd'), key('app', 'application'), key('bk', 'backup')], otherClusters: [], attached: false, ...more,
+  namespace: 'acme-dev', name: 'c1', spec, annotations: {}, platform, kmsKeys: [key('shared', 'etcd'), key('app', 'application'), key('bk', 'backup')], otherClusters: [], attached: false,
+  now: NOW, ...more,
 });
+const BREAK_GLASS = 'security.kube-dc.com/encryption-force-disable-confirmed';
+const plain = { version: 'v1.35.0' };
+const disabled = { version: 'v1.35.0', encryption: { etcd: { enabled: false } } };
 const reasons = (f: ClusterFacts) => {
   const v = validateCluster(f);
   return v.ok ? [] : v.errors.map((e) => e.reason);
@@ -75,7 +80,7 @@ describe('validateCluster: accepted specs', () => {
   });
   it('honours a valid break-glass annotation', () => {
     const v = validateCluster(facts({ version: 'v1.35.0' }, { attached: true, annotations: { 'security.kube-dc.com/encryption-force-disable-confirmed': '2026-11-22T10:00:00Z' } }));
-    expect(v).toMatchObject({ ok: true, forceDisable: true });
+    expect(v).toMatchObject({ ok: true, forceDisable: true, forceDisabled: false });
   });
   it('reports every problem at once', () => {
     expect(reasons(facts(enabled({ keyRef: 'nope', backup: { keyRef: 'app' } }, { version: 'x' })))).toEqual(['VersionInvalid', 'KeyRefNotFound', 'BackupKeyRefWrongPurpose']);
@@ -99,4 +104,59 @@ describe('validateCluster: names and DataStores', () => {
     expect(validateCluster(facts({ version: 'v1.35.0' }, { name: `a${'b'.repeat(38)}c`, dataStore: { name: 'gold', found: true, allowedNamespaces: 'acme-dev' } })).ok).toBe(true);
   });
   it('accepts the default DataStore (none named)', () => expect(validateCluster(facts({ version: 'v1.35.0' })).ok).toBe(true));
+});
+
+describe('validateCluster: break-glass is honoured only while recent', () => {
+  const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const MIN = 60_000;
+  it.each<[string, string, boolean, string | undefined]>([
+    ['just now', at(0), true, undefined],
+    ['59 minutes old', at(-59 * MIN), true, undefined],
+    ['exactly 1 h old', at(-60 * MIN), true, undefined],
+    ['1 h 1 s old', at(-60 * MIN - 1000), false, 'ForceDisableAnnotationStale'],
+    ['2 h old', at(-120 * MIN), false, 'ForceDisableAnnotationStale'],
+    ['the leftover of 2001', '2001-01-01T00:00:00Z', false, 'ForceDisableAnnotationStale'],
+    ['4 minutes ahead (clock skew)', at(4 * MIN), true, undefined],
+    ['10 minutes ahead', at(10 * MIN), false, 'ForceDisableAnnotationInFuture'],
+    ['far future', '2099-01-01T00:00:00Z', false, 'ForceDisableAnnotationInFuture'],
+    ['with an offset, 30 minutes old', '2026-11-22T11:30:00+02:00', true, undefined],
+    ['with an offset, 3 h old', '2026-11-22T09:00:00+02:00', false, 'ForceDisableAnnotationStale'],
+    ['fractional seconds', '2026-11-22T09:59:59.123Z', true, undefined],
+    ['no zone (local time is ambiguous)', '2026-11-22T10:00:00', false, 'ForceDisableAnnotationInvalid'],
+    ['a date only', '2026-11-22', false, 'ForceDisableAnnotationInvalid'],
+    ['not a time', 'yes', false, 'ForceDisableAnnotationInvalid'],
+    ['empty', '', false, 'ForceDisableAnnotationInvalid'],
+  ])('%s (%s): detach %s', (_name, value, detach, reason) => {
+    const v = validateCluster(facts(disabled, { attached: true, annotations: { [BREAK_GLASS]: value } }));
+    if (detach) {
+      expect(v).toMatchObject({ ok: true, forceDisable: true });
+    } else {
+      expect(v.ok).toBe(false);
+      if (!v.ok) {
+        expect(v.errors.map((e) => e.reason)).toEqual([reason]);
+        expect(v.errors[0]!.message).toContain(BREAK_GLASS);
+      }
+    }
+  });
+
+  it('says how old a stale confirmation is and what to do', () => {
+    const v = validateCluster(facts(plain, { attached: true, annotations: { [BREAK_GLASS]: at(-120 * MIN) } }));
+    expect(v.ok ? '' : v.errors[0]!.message).toMatch(/is 2h old; break-glass is honoured only within 1h .*set it to the current time.*disableRequested: true/);
+  });
+
+  it('judges the time against the facts, not the wall clock', () => {
+    const confirmed = { [BREAK_GLASS]: '2026-11-22T10:00:00Z' };
+    expect(validateCluster(facts(plain, { attached: true, annotations: confirmed, now: new Date('2026-11-22T10:30:00Z') })).ok).toBe(true);
+    expect(validateCluster(facts(plain, { attached: true, annotations: confirmed, now: new Date('2026-11-22T12:00:00Z') })).ok).toBe(false);
+  });
+
+  it.each<[string, Partial<ClusterFacts>, object, boolean]>([
+    ['detached, annotation still there, long after', { attached: false, annotations: { [BREAK_GLASS]: '2001-01-01T00:00:00Z' } }, plain, true],
+    ['detached, no annotation', { attached: false }, plain, false],
+    ['still attached (the detach has not happened)', { attached: true, annotations: { [BREAK_GLASS]: at(0) } }, plain, false],
+    ['encryption back on', { attached: false, annotations: { [BREAK_GLASS]: at(0) } }, { version: 'v1.35.0', encryption: { etcd: { enabled: true } } }, false],
+  ])('forceDisabled: %s -> %s', (_name, more, spec, expected) => {
+    const v = validateCluster(facts(spec, { kmsKeys: [], ...more }));
+    expect(v).toMatchObject({ ok: true, forceDisabled: expected });
+  });
 });

@@ -46,11 +46,25 @@ export interface ClusterFacts {
   kamajiControlPlaneOwner?: string;
   /** The TCP carries our encryption fields right now. */
   attached: boolean;
+  /** The controller's clock: a break-glass confirmation counts only while it is recent. */
+  now: Date;
 }
 
 export type Validation =
-  | { ok: true; spec: KdcClusterSpec; platform?: PlatformConfig; etcdKeyRef?: string; backupKeyRef?: string; warnings: Problem[]; forceDisable: boolean }
+  | {
+    ok: true; spec: KdcClusterSpec; platform?: PlatformConfig; etcdKeyRef?: string; backupKeyRef?: string; warnings: Problem[];
+    /** Detach KMS now without the disable migration: a recent break-glass confirmation on an attached, disabled cluster. */
+    forceDisable: boolean;
+    /** KMS is not attached, encryption is off, and the break-glass annotation is still there: say so on every reconcile. */
+    forceDisabled: boolean;
+  }
   | { ok: false; errors: Problem[]; warnings: Problem[] };
+
+/** A break-glass confirmation is honoured this long after the time it names (SPEC 5). */
+export const FORCE_DISABLE_MAX_AGE_MS = 60 * 60 * 1000;
+/** Clocks differ: a confirmation up to this far ahead of the controller's clock counts as now. */
+export const FORCE_DISABLE_CLOCK_SKEW_MS = 5 * 60 * 1000;
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
 
 export const MIN_KEK_ROTATION_SECONDS = 7 * DAY_SECONDS;
 export const MAX_KEK_ROTATION_SECONDS = 730 * DAY_SECONDS;
@@ -86,27 +100,28 @@ export function validateCluster(facts: ClusterFacts): Validation {
   if (!VERSION.test(spec.version)) errors.push({ reason: 'VersionInvalid', message: `spec.version "${spec.version}" is not a Kubernetes version: write it as vMAJOR.MINOR.PATCH, e.g. v1.35.0` });
   errors.push(...backupProblems(facts.namespace, facts.name, spec));
 
+  const confirmed = facts.annotations[ANNOTATIONS.forceDisableConfirmed];
   let forceDisable = false;
   if (!enabled && facts.attached) {
-    const confirmed = facts.annotations[ANNOTATIONS.forceDisableConfirmed];
     if (confirmed === undefined) {
       errors.push({
         reason: 'DisableRequiresMigration',
         message: 'encryption.etcd.enabled=false would detach KMS while rows are still encrypted: set enabled back to true and use disableRequested: true for the safe disable migration',
       });
-    } else if (Number.isNaN(Date.parse(confirmed)) || !/^\d{4}-\d\d-\d\dT/.test(confirmed)) {
-      errors.push({ reason: 'ForceDisableAnnotationInvalid', message: `annotation ${ANNOTATIONS.forceDisableConfirmed}="${confirmed}" is not an RFC 3339 time: write the current time, e.g. 2026-01-31T12:00:00Z` });
     } else {
-      forceDisable = true;
+      const problem = forceDisableProblem(confirmed, facts.now);
+      if (problem) errors.push(problem);
+      else forceDisable = true;
     }
   }
+  const forceDisabled = !enabled && !facts.attached && confirmed !== undefined;
   if ((enabled || facts.attached) && facts.kamajiControlPlaneOwner) {
     errors.push({
       reason: 'ManagedByKamajiControlPlane',
       message: `the TenantControlPlane is owned by KamajiControlPlane ${facts.kamajiControlPlaneOwner}, which would overwrite the KMS fields: manage encryption without Cluster API or remove that owner`,
     });
   }
-  if (!enabled) return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable };
+  if (!enabled) return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable, forceDisabled };
 
   if (!facts.platform.ok) errors.push(...facts.platform.missing);
   const keys = new Map(facts.kmsKeys.map((k) => [k.metadata.name, k]));
@@ -141,7 +156,27 @@ export function validateCluster(facts: ClusterFacts): Validation {
   if (backupRef && backupRef !== etcdKeyRef) errors.push(...keyProblems('backup.keyRef', backupRef, keys.get(backupRef), ['etcd', 'backup']));
 
   if (errors.length) return { ok: false, errors, warnings };
-  return { ok: true, spec, platform: facts.platform.ok ? facts.platform.config : undefined, etcdKeyRef, backupKeyRef: backupRef || etcdKeyRef, warnings, forceDisable };
+  return { ok: true, spec, platform: facts.platform.ok ? facts.platform.config : undefined, etcdKeyRef, backupKeyRef: backupRef || etcdKeyRef, warnings, forceDisable, forceDisabled: false };
+}
+
+/**
+ * Why a break-glass confirmation does not count, or undefined when it does: an RFC 3339 time at
+ * most an hour old. A leftover annotation from an earlier incident must never allow a later
+ * detach, and a time in the future would keep it valid for ever.
+ */
+export function forceDisableProblem(confirmed: string, now: Date): Problem | undefined {
+  const annotation = `annotation ${ANNOTATIONS.forceDisableConfirmed}="${confirmed.slice(0, 64)}"`;
+  const fix = 'if the encrypted rows are known to be unrecoverable, set it to the current time (date -u +%Y-%m-%dT%H:%M:%SZ); otherwise set enabled back to true and use disableRequested: true';
+  const at = RFC3339.test(confirmed) ? Date.parse(confirmed) : Number.NaN;
+  if (Number.isNaN(at)) return { reason: 'ForceDisableAnnotationInvalid', message: `${annotation} is not an RFC 3339 time: write the current time, e.g. 2026-01-31T12:00:00Z` };
+  const age = now.getTime() - at;
+  if (age > FORCE_DISABLE_MAX_AGE_MS) {
+    return { reason: 'ForceDisableAnnotationStale', message: `${annotation} is ${formatDuration(Math.floor(age / 1000))} old; break-glass is honoured only within 1h of the time it names: ${fix}` };
+  }
+  if (-age > FORCE_DISABLE_CLOCK_SKEW_MS) {
+    return { reason: 'ForceDisableAnnotationInFuture', message: `${annotation} is ${formatDuration(Math.ceil(-age / 1000))} ahead of the controller's clock, so it would stay valid too long: ${fix}` };
+  }
+  return undefined;
 }
 
 function keyProblems(field: string, ref: string, key: KmsKeyView | undefined, purposes: readonly string[]): Problem[] {
