@@ -34,7 +34,7 @@ export interface EtcdReaderOptions {
 export interface EtcdRowsOptions {
   /** Keys listed per keys-only call (default 1000). */
   keysPerPage?: number;
-  /** Values fetched per call, at most (default 100); halved while an answer is too large. */
+  /** Values fetched per call, at most (default 250); halved while an answer is too large. */
   valuesPerBatch?: number;
 }
 
@@ -156,7 +156,7 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
   async function* rows(prefix: string | Uint8Array, revision: number, rowOptions: EtcdRowsOptions = {}): AsyncGenerator<EtcdRow[]> {
     if (!(revision > 0)) throw new EtcdReadError('config', `etcd ${endpoint}: rows() needs the revision to read at (from count())`);
     const keysPerPage = Math.max(1, rowOptions.keysPerPage ?? 1000);
-    const maxBatch = Math.max(1, rowOptions.valuesPerBatch ?? 100);
+    const maxBatch = Math.max(1, rowOptions.valuesPerBatch ?? 250);
     const start = toBytes(prefix);
     const end = prefixRangeEnd(start);
     const label = start.toString('utf8');
