@@ -25,6 +25,8 @@ export const ANNOTATIONS = {
   forceDisableConfirmed: 'security.kube-dc.com/encryption-force-disable-confirmed',
   allowSharedEtcdKey: 'security.kube-dc.com/allow-shared-etcd-key',
   restoreFrom: 'kube-dc.com/restore-from',
+  /** `kubectl kdc rewrap-etcd`: re-write every row now (RFC 3339 of the request). */
+  rewrapRequested: 'kube-dc.com/rewrap-requested',
   restoreState: 'kube-dc.com/restore-state',
   /** Why a running restore will end Failed (`<Reason>: <detail>`), kept while it brings the tenant back up. */
   restoreFailure: 'kube-dc.com/restore-failure',

@@ -8,6 +8,7 @@ import { conditionSchema, dateTime, objectMetaSchema } from './common.ts';
 // the apiserver with no side effects rather than refused.
 
 export const ENCRYPTABLE_RESOURCES = ['secrets', 'configmaps'] as const;
+export type EncryptableResource = (typeof ENCRYPTABLE_RESOURCES)[number];
 
 export const kekRotationSpecSchema = z.object({
   enabled: z.boolean().default(false),
@@ -26,6 +27,7 @@ export const etcdEncryptionSpecSchema = z.object({
   kekRotation: kekRotationSpecSchema.optional(),
   backup: z.object({ keyRef: z.string().optional() }).optional(),
   disableRequested: z.boolean().optional().describe('Start the safe disable migration'),
+  rewrapAfterRotation: z.boolean().default(true).describe('Re-write every row under the new key_id after a KEK rotation (kubectl kdc rewrap-etcd does it on demand)'),
 });
 
 export const backupSpecSchema = z.object({
@@ -102,6 +104,19 @@ export function restoreRun(annotations: Record<string, string> | undefined, stat
 /** A restore was requested and has not ended. */
 export const restoreActive = (run: RestoreRun | undefined) => run !== undefined && !isTerminal(run.state);
 
+// The migration's checkpoint (k8-manager src/migration): a restarted or newly elected controller
+// resumes the pass here. Written by the controller only (tenants never get */status).
+export const migrationStatusSchema = z.object({
+  reason: z.enum(['enable', 'rewrap']),
+  startedAt: dateTime(),
+  pass: z.int().min(1),
+  resource: z.enum(ENCRYPTABLE_RESOURCES).optional().describe('The resource being re-written; absent once the pass is done'),
+  continue: z.string().max(4096).optional().describe('The tenant list continue token of that resource'),
+  rewritten: z.int().min(0),
+  total: z.int().min(0).describe('Rows counted by the scan before the first pass'),
+  passEndedAt: dateTime().optional(),
+});
+
 export const kdcClusterStatusSchema = z.object({
   phase: z.string().optional(),
   observedGeneration: z.int().optional(),
@@ -127,6 +142,7 @@ export const kdcClusterStatusSchema = z.object({
         })
         .optional()
         .describe('Counted from the raw store by a scan of the configured resources (SPEC 5)'),
+      migration: migrationStatusSchema.optional(),
     })
     .optional(),
   backupBucket: z.string().optional(),

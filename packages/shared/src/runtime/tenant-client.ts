@@ -1,5 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { isIP } from 'node:net';
 import type { TenantCredentials } from './tenant-kubeconfig.ts';
 
@@ -47,7 +47,7 @@ function boundedRequest(url: URL, options: RequestOptions, timeoutMs: number, ma
       clearTimeout(deadline);
       reject(classify(error));
     };
-    const req = send(url, { method: 'GET', ...options, agent: false }, (res: IncomingMessage) => {
+    const req = send(url, { method: 'GET', agent: false, ...options }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -108,13 +108,17 @@ export class TenantApiClient {
     return this.request('GET', path, input);
   }
 
-  /** Any verb, with an optional JSON body; the same bounds as get. */
-  request(method: 'GET' | 'PUT' | 'POST', path: string, input: { timeoutMs: number; accept?: string; maxBytes?: number; body?: unknown }): Promise<TenantResponse> {
+  /**
+   * Any verb, with an optional JSON body; the same bounds as get. `agent`: a keep-alive agent the
+   * caller owns (and destroys) for a burst of requests; by default every request has its own
+   * connection.
+   */
+  request(method: 'GET' | 'PUT' | 'POST', path: string, input: { timeoutMs: number; accept?: string; maxBytes?: number; body?: unknown; agent?: HttpsAgent }): Promise<TenantResponse> {
     const url = new URL(path, this.server);
     const payload = input.body === undefined ? undefined : JSON.stringify(input.body);
     const headers: Record<string, string | number> = { ...(this.tls.headers as Record<string, string> | undefined), Accept: input.accept ?? 'application/json' };
     if (payload !== undefined) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
-    return boundedRequest(url, { ...this.tls, method, headers }, input.timeoutMs, input.maxBytes ?? 64 * 1024, payload);
+    return boundedRequest(url, { ...this.tls, method, headers, ...(input.agent ? { agent: input.agent } : {}) }, input.timeoutMs, input.maxBytes ?? 64 * 1024, payload);
   }
 }
 
