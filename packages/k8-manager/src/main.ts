@@ -2,7 +2,8 @@
 // k8-manager: reconciles KdcClusters into encrypted tenant control planes, leader-elected.
 // Environment: KUBECONFIG (or in-cluster), KMS_PLUGIN_IMAGE, KMS_SOCKET_INIT_IMAGE, OPENBAO_ENABLED (false: the chart turned OpenBao off), OPENBAO_URL,
 // OPENBAO_CA_BUNDLE, S3_ENDPOINT (SPEC 7; or the master-config Secret), KDC_BACKUP_IMAGE, POD_NAMESPACE, POD_NAME,
-// METRICS_ADDR, RESYNC_PERIOD, OBSERVE_PERIOD (how often a Ready tenant is looked at), WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters).
+// METRICS_ADDR, RESYNC_PERIOD, OBSERVE_PERIOD (how often a Ready tenant is looked at), WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters),
+// MIGRATION_PAGE_SIZE (objects re-written per step, default 200), MIGRATION_RATE (writes per second into one tenant apiserver, default 100).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
@@ -10,6 +11,8 @@ import {
   controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
 } from '@kdc/shared';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
+import { dataStoreRows } from './migration/etcd-access.ts';
+import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './observe-tenant.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 
@@ -27,6 +30,11 @@ if (!resync.ok) fail(`RESYNC_PERIOD: ${resync.error}`);
 const observe = parseKmsKeyInterval(env.OBSERVE_PERIOD ?? '30s');
 if (!observe.ok) fail(`OBSERVE_PERIOD: ${observe.error}`);
 const { host: metricsHost, port: metricsPort } = splitHostPort(env.METRICS_ADDR ?? '127.0.0.1:8081');
+const positive = (name: string, fallback: number) => {
+  const value = Number(env[name] ?? fallback);
+  return Number.isInteger(value) && value > 0 ? value : fail(`${name}: "${env[name]}" is not a whole number above 0`);
+};
+const migrationSettings = { pageSize: positive('MIGRATION_PAGE_SIZE', 200), ratePerSecond: positive('MIGRATION_RATE', 100) };
 const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
 const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
 const registry = createRegistry();
@@ -63,6 +71,7 @@ const controller = new Controller({
     metrics: k8ManagerMetrics(registry),
     observeTenant: tenantObserver(kube),
     observePeriodMs: observe.ok ? observe.seconds * 1000 : 30_000,
+    migration: { ...migrationSettings, rows: dataStoreRows(kube), metrics: migrationMetrics(registry) },
   }),
 })
   .watchPrimary(clusters)

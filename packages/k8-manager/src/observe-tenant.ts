@@ -1,5 +1,5 @@
 import {
-  CORE, LABELS, TCP_PATCH, TenantApiClient, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
+  ANNOTATIONS, CORE, LABELS, TCP_PATCH, TenantApiClient, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
   type KubeClient, type KubeObject, type TenantControlPlane,
 } from '@kdc/shared';
 import type { TenantObservation } from './status.ts';
@@ -16,6 +16,8 @@ import type { TenantObservation } from './status.ts';
 const ADMIN_KUBECONFIG_KEY = 'admin.conf';
 const MAX_READYZ_BYTES = 16 * 1024;
 const MAX_KEY_VERSION_BYTES = 32;
+/** A key_id is at most 1 KiB (SPEC 4); ours are 45 bytes. */
+const MAX_KEY_ID_BYTES = 1024;
 
 interface Pod extends KubeObject {
   status?: { podIP?: string; initContainerStatuses?: { name: string; ready?: boolean }[] };
@@ -30,6 +32,8 @@ type TcpStatus = {
 export interface TenantObserverOptions {
   /** Reads the plugin's key version; the default asks http://<podIP>:<probe port>/key-version. */
   fetchKeyVersion?: (podIP: string, port: number) => Promise<number | undefined>;
+  /** Reads the plugin's published key_id; the default asks http://<podIP>:<probe port>/key-id. */
+  fetchKeyId?: (podIP: string, port: number) => Promise<string | undefined>;
   timeoutMs?: number;
 }
 
@@ -42,10 +46,19 @@ async function keyVersionFromProbePort(podIP: string, port: number, timeoutMs: n
   return match ? Number(match[1]) : undefined;
 }
 
+async function keyIdFromProbePort(podIP: string, port: number, timeoutMs: number): Promise<string | undefined> {
+  const host = podIP.includes(':') ? `[${podIP}]` : podIP;
+  const answer = await podGet(new URL(`http://${host}:${port}/key-id`), { timeoutMs, maxBytes: MAX_KEY_ID_BYTES });
+  // Only a key_id of the shape kube-apiserver accepts is used (printable, no spaces).
+  const match = answer.status === 200 ? /^([\x21-\x7e]{1,1024})\n?$/.exec(answer.body) : null;
+  return match?.[1];
+}
+
 export function tenantObserver(management: KubeClient, options: TenantObserverOptions = {}) {
   const timeoutMs = options.timeoutMs ?? 3000;
   const clients = new Map<string, { version: string; client: Client }>();
   const fetchKeyVersion = options.fetchKeyVersion ?? ((ip: string, port: number) => keyVersionFromProbePort(ip, port, timeoutMs));
+  const fetchKeyId = options.fetchKeyId ?? ((ip: string, port: number) => keyIdFromProbePort(ip, port, timeoutMs));
 
   async function tenantClient(namespace: string, secretName: string, server: URL): Promise<Client | undefined> {
     const secret = await management.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, secretName));
@@ -89,7 +102,7 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
     const client = secretName ? await tenantClient(namespace, secretName, server) : undefined;
     if (!client) return { ...observation, problem: 'the admin kubeconfig of the control plane is not available yet' };
     if ('refused' in client) return { ...observation, kmsProvidersHealthy: false, reason: 'TenantKubeconfigRefused', problem: client.refused };
-    Object.assign(observation, await kmsProviders(client.client));
+    Object.assign(observation, await kmsProviders(client.client), { client: client.client });
 
     const pods = await management.list<Pod>(CORE('pods', namespace), { labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}` });
     if (pods.items.length) {
@@ -104,6 +117,13 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
           // The version is informative; readiness already says whether the plugin works.
         }
       }
+      // Each replica as the migration judges the rollout: its config hash, its sidecar, its key_id.
+      observation.replicas = await Promise.all(pods.items.map(async (pod, i) => {
+        const ready = sidecars[i]?.ready === true;
+        let keyId: string | undefined;
+        if (ready && pod.status?.podIP) keyId = await fetchKeyId(pod.status.podIP, TCP_PATCH.pluginProbePort).catch(() => undefined);
+        return { pod: pod.metadata?.name ?? '', configHash: pod.metadata?.annotations?.[ANNOTATIONS.encryptionConfigHash], sidecarReady: ready, ...(keyId ? { keyId } : {}) };
+      }));
     }
     return observation;
   };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { MigrationOutcome } from './migration/reconcile.ts';
 import { isAttached, validateCluster } from '@kdc/shared';
 import { planCluster, type ObservedCluster } from './plan.ts';
 import { buildTenantControlPlane } from './resources/tenant-control-plane.ts';
@@ -83,7 +84,22 @@ describe('clusterStatus', () => {
       tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true, keyVersion: 2 },
     });
     expect(status).toMatchObject({ phase: 'Ready', encryption: { resolvedKeyRef: 'c1-etcd', resolvedBackupKeyRef: 'c1-etcd', kmsPluginReady: true, currentKeyVersion: 2, kekRotation: { enabled: true, currentVersion: 2 } } });
-    expect(status.conditions!.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['Encrypted', 'EncryptionAvailable', 'Ready']);
+    // Encrypted waits for a scan of the stored rows.
+    expect(status.conditions!.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionAvailable', 'Ready']);
+    expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: 'False', reason: 'EncryptionInProgress' });
+  });
+  it.each<[string, MigrationOutcome, { status: string; reason: string; message: RegExp }]>([
+    ['a clean scan', { step: { kind: 'idle' }, coverage: { total: 20, current: 20, stale: 0, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'True', reason: 'EncryptionCompleted', message: /^All resources encrypted: secrets$/ }],
+    ['an enable migration', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'enable', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'EncryptionInProgress', message: /5\/20 objects/ }],
+    ['a rewrap, second pass', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'rewrap', startedAt: 't', pass: 2, rewritten: 25, total: 20 } }, { status: 'False', reason: 'RewrapInProgress', message: /25\/20 objects re-written \(pass 2\)/ }],
+    ['waiting for the replicas', { step: { kind: 'wait', message: '1 of 2 control-plane replicas run the current encryption config', retryMs: 5000 } }, { status: 'False', reason: 'EncryptionInProgress', message: /1 of 2/ }],
+    ['a scan that failed', { step: { kind: 'scan', why: 'no scan yet' }, problem: 'the coverage scan failed: DataStore x cannot be read' }, { status: 'False', reason: 'EncryptionInProgress', message: /counting the stored rows \(the coverage scan failed/ }],
+    ['stale rows, automatic rewrap off', { step: { kind: 'idle', stale: 3 }, coverage: { total: 20, current: 17, stale: 3, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'False', reason: 'EncryptionInProgress', message: /3 of 20 rows .* kubectl kdc rewrap-etcd/ }],
+  ])('Encrypted after %s', (_name, migration, condition) => {
+    const o = observed(spec());
+    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, migration, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
+    expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: condition.status, reason: condition.reason, message: expect.stringMatching(condition.message) });
+    expect(status.encryption?.rewrapInProgress).toBe(migration.record?.reason === 'rewrap');
   });
   it('is not Ready while the sidecar is not', () => {
     const o = observed(spec());

@@ -12,6 +12,8 @@ import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBacku
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, clusterOwner } from './refs.ts';
 import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
+import { migrationReconciler, type MigrationDeps, type MigrationInput } from './migration/reconcile.ts';
+import { judgeRollout } from './migration/rollout.ts';
 
 export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
 
@@ -41,6 +43,8 @@ export interface KdcClusterReconcilerDeps {
   latestBackup?: LatestBackupLookup;
   /** What a restore-from key names in the bucket (default: read through S3). */
   inspectBackup?: BackupInspector;
+  /** Re-writing rows until a scan proves them all current (absent: no migration runs). */
+  migration?: Omit<MigrationDeps, 'recorder' | 'logger' | 'now'>;
 }
 
 type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
@@ -51,6 +55,19 @@ const RESTORE_RESYNC_MS = 2_000;
 
 const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: string } | undefined)?.keyId;
 
+/** The EncryptionConfiguration hash k8-manager put on the TCP's pod template: every replica must carry it. */
+const configHashOf = (tcp: TenantControlPlane) => tcp.spec.controlPlane.deployment?.podAdditionalMetadata?.annotations?.[ANNOTATIONS.encryptionConfigHash] ?? '';
+
+/** What the migration reads back from status: the last scan, the checkpoint, the last completion. */
+function migrationState(status: KdcClusterStatus | undefined): Pick<MigrationInput, 'coverage' | 'record' | 'lastCompletedAt'> {
+  const e = status?.encryption;
+  return {
+    ...(e?.coverage?.keyIds ? { coverage: { ...e.coverage, keyIds: e.coverage.keyIds } } : {}),
+    ...(e?.migration ? { record: e.migration } : {}),
+    ...(e?.lastRewrapCompleted ? { lastCompletedAt: e.lastRewrapCompleted } : {}),
+  };
+}
+
 /** A restore was requested and has not ended (status.restore; the annotations only show it). */
 const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));
 
@@ -58,6 +75,7 @@ const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.me
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const platformConfig = platformConfigLookup(deps.kube, deps.controllerNamespace, deps.env);
+  const migrate = deps.migration ? migrationReconciler({ ...deps.migration, recorder: deps.recorder, logger: deps.logger, now }) : undefined;
   const organizationOf = organizationLookup(deps.kube);
   const dataStoreOf = dataStoreLookup(deps.kube);
   const reconcileBackup = backupReconciler({
@@ -178,7 +196,16 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
     const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
     const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
-    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, forceDisabled, now: now() });
+    // One migration step (a scan, or a page of re-writes) per reconcile, never during a restore.
+    const migration = validation.ok && tenant?.controlPlaneReady && observed.tcp && migrate && !restoreRunning(cluster)
+      ? await migrate({
+        cluster, namespace, spec: validation.spec, tcp: observed.tcp,
+        rollout: judgeRollout({ desiredHash: configHashOf(observed.tcp), replicas: tenant.replicas ?? [], kmsProvidersHealthy: tenant.kmsProvidersHealthy === true }),
+        ...(tenant.client ? { client: tenant.client } : {}),
+        ...migrationState(cluster.status),
+      })
+      : undefined;
+    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, forceDisabled, now: now() });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
       const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
@@ -196,10 +223,15 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
     }
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
-    await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, written, status);
+    const wrote = await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, written, status);
     if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
     // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
     if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};
-    return { requeueAfterMs: status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS };
+    const resync = status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS;
+    // The next migration step follows at once, but after a status write it waits for that write's
+    // watch event: planning from the cache before it arrived would start from the old checkpoint
+    // (and the next status write would conflict).
+    const next = migration?.requeueAfterMs === 0 && wrote ? resync : migration?.requeueAfterMs ?? resync;
+    return { requeueAfterMs: Math.min(resync, next) };
   };
 }

@@ -1,8 +1,10 @@
 import {
   ENCRYPTED_REASONS, KDC_CLUSTER_CONDITIONS as C, setConditions,
-  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus,
+  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus, type TenantApiClient,
   type Validation,
 } from '@kdc/shared';
+import type { MigrationOutcome } from './migration/reconcile.ts';
+import type { ReplicaView } from './migration/rollout.ts';
 import type { ClusterAction } from './plan.ts';
 
 // The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
@@ -20,6 +22,10 @@ export interface TenantObservation {
   problem?: string;
   /** The condition reason for `problem` when a more precise one than KMSPluginNotReady applies. */
   reason?: string;
+  /** Each control-plane replica (config hash, sidecar, key_id): the migration waits for all of them. */
+  replicas?: ReplicaView[];
+  /** The tenant apiserver at the platform's address, with the admin credentials (re-writes go through it). */
+  client?: TenantApiClient;
 }
 
 export interface StatusInput {
@@ -30,6 +36,8 @@ export interface StatusInput {
   outcome: ClusterAction;
   etcdKey?: { spec?: { rotation?: { enabled?: boolean } }; status?: KmsKeyStatus };
   tenant?: TenantObservation;
+  /** What the migration step of this reconcile saw and did (absent when it did not run). */
+  migration?: MigrationOutcome;
   /** KMS is detached by break-glass (in this reconcile or before) and the annotation is still there. */
   forceDisabled?: boolean;
   now: Date;
@@ -73,8 +81,10 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       ? { type: C.encryptionAvailable, status: 'True', reason: 'KMSPluginReady', message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready', ...g }
       : { type: C.encryptionAvailable, status: 'False', reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'), message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
   conditions.push(availability);
+  const resources = v.spec.encryption!.etcd.resources;
+  const migration = input.migration;
   conditions.push(pluginReady
-    ? { type: C.encrypted, status: 'True', reason: ENCRYPTED_REASONS.inProgress, message: `new writes of ${v.spec.encryption!.etcd.resources.join(', ')} are encrypted; rows written before stay readable until re-written`, ...g }
+    ? { type: C.encrypted, ...encryptedCondition(resources, migration, previous), ...g }
     : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'waiting for the KMS plugin before rows are encrypted', ...g });
   conditions.push(pluginReady
     ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
@@ -102,7 +112,44 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       kmsPluginReady: pluginReady,
       ...(tenant?.keyVersion !== undefined ? { currentKeyVersion: tenant.keyVersion } : {}),
       ...(rotation ? { kekRotation: rotation } : {}),
+      ...(migration ? migrationFields(migration, previous) : {}),
     },
+  };
+}
+
+/** Encrypted (SPEC 3.1, 5): True only when a scan of the stored rows shows none plaintext and none stale. */
+function encryptedCondition(resources: readonly string[], m: MigrationOutcome | undefined, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'type'> {
+  if (!m) {
+    // The migration did not run in this reconcile (a restore, say): what was proven last stands.
+    const last = previous?.conditions?.find((c) => c.type === C.encrypted);
+    return last ? { status: last.status, reason: last.reason, message: last.message } : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'rows are not counted yet' };
+  }
+  const problem = m.problem ? ` (${m.problem})` : '';
+  const r = m.record;
+  if (r) {
+    const progress = `${r.rewritten}/${r.total} objects re-written${r.pass > 1 ? ` (pass ${r.pass})` : ''}`;
+    return r.reason === 'rewrap'
+      ? { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `re-wrapping every row under the current key_id: ${progress}${problem}` }
+      : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `encrypting the rows written before: ${progress}${problem}` };
+  }
+  const c = m.coverage;
+  if (m.step.kind === 'wait') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `${m.step.message}${problem}` };
+  if (!c || m.step.kind === 'scan') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `counting the stored rows${problem}` };
+  if (c.plaintext === 0 && c.stale === 0) return { status: 'True', reason: ENCRYPTED_REASONS.completed, message: `All resources encrypted: ${resources.join(', ')}` };
+  return {
+    status: 'False',
+    reason: ENCRYPTED_REASONS.inProgress,
+    message: `${c.stale} of ${c.total} rows are under an older key_id and automatic re-wrap is off: run kubectl kdc rewrap-etcd${problem}`,
+  };
+}
+
+function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undefined): Partial<NonNullable<KdcClusterStatus['encryption']>> {
+  const { migration: _previous, ...kept } = previous?.encryption ?? {};
+  return {
+    ...(m.coverage ? { coverage: m.coverage } : {}),
+    ...(m.record ? { migration: m.record } : { migration: undefined }),
+    rewrapInProgress: m.record?.reason === 'rewrap',
+    ...(m.lastCompletedAt ? { lastRewrapCompleted: m.lastCompletedAt } : kept.lastRewrapCompleted ? { lastRewrapCompleted: kept.lastRewrapCompleted } : {}),
   };
 }
 

@@ -1,0 +1,146 @@
+import { ANNOTATIONS, type EventRecorder, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { nextRecord, planMigration, type Coverage, type MigrationObservation, type MigrationRecord, type MigrationStep, type Rollout } from './plan.ts';
+import { ContinueExpiredError, Pacer, rewritePage } from './rewrite.ts';
+
+// The driver of the migration planner: observe (status, the replicas, the last scan), ask
+// planMigration for one step, execute it, hand the new checkpoint to the status. One step per
+// reconcile (a page of at most `pageSize` objects, or one scan) keeps every reconcile bounded;
+// the checkpoint is written with the status at the end of each, so a restarted or newly elected
+// controller resumes where the last one stopped.
+
+export function migrationMetrics(registry: Registry) {
+  return {
+    objects: new Counter({ name: 'kdc_migration_objects_total', help: 'Objects re-written by migrations, by result (rewritten, skipped, failed)', labelNames: ['result'], registers: [registry] }),
+    completed: new Counter({ name: 'kdc_migrations_completed_total', help: 'Migrations proven complete by a scan, by reason (enable, rewrap)', labelNames: ['reason'], registers: [registry] }),
+    duration: new Histogram({ name: 'kdc_migration_duration_seconds', help: 'From the start of a migration to the scan that proved it', buckets: [10, 30, 60, 300, 900, 3600, 4 * 3600], registers: [registry] }),
+    failures: new Counter({ name: 'kdc_migration_failures_total', help: 'Migration steps that failed, by step', labelNames: ['step'], registers: [registry] }),
+    scans: new Counter({ name: 'kdc_coverage_scans_total', help: 'Coverage scans of tenant etcd rows, by result', labelNames: ['result'], registers: [registry] }),
+  };
+}
+
+/** The tenant's stored rows, read from its DataStore (etcd-access.ts). */
+export interface RowStore {
+  /** Counts the configured resources' rows under the tenant's etcd prefix (the coverage scan). */
+  scan(input: { namespace: string; tcp: TenantControlPlane; resources: readonly string[]; currentKeyIds: readonly string[]; signal: AbortSignal }): Promise<Omit<Coverage, 'scannedAt' | 'keyIds'>>;
+  /** Whether one object's row is stored under one of `currentKeyIds` now. */
+  isCurrent(input: { namespace: string; tcp: TenantControlPlane; resource: string; object: { namespace: string; name: string }; currentKeyIds: readonly string[] }): Promise<boolean>;
+}
+
+export interface MigrationInput {
+  cluster: KubeObject;
+  namespace: string;
+  spec: KdcClusterSpec;
+  tcp: TenantControlPlane;
+  rollout: Rollout;
+  /** The tenant apiserver, for re-writes; absent when it cannot be reached. */
+  client?: TenantApiClient;
+  coverage?: Coverage;
+  record?: MigrationRecord;
+  lastCompletedAt?: string;
+}
+
+export interface MigrationOutcome {
+  step: MigrationStep;
+  coverage?: Coverage;
+  record?: MigrationRecord;
+  lastCompletedAt?: string;
+  /** Why the step could not run (the scan or the apiserver), for the Encrypted condition. */
+  problem?: string;
+  requeueAfterMs?: number;
+}
+
+export interface MigrationDeps {
+  rows: RowStore;
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics: ReturnType<typeof migrationMetrics>;
+  /** Objects listed per page (and re-written per step). */
+  pageSize: number;
+  /** Writes per second into one tenant apiserver. */
+  ratePerSecond: number;
+  timeoutMs?: number;
+  now?: () => Date;
+}
+
+const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export function migrationReconciler(deps: MigrationDeps) {
+  const now = deps.now ?? (() => new Date());
+  const timeoutMs = deps.timeoutMs ?? 30_000;
+  const pacers = new Map<string, Pacer>();
+  const pacerFor = (key: string) => pacers.get(key) ?? pacers.set(key, new Pacer(deps.ratePerSecond)).get(key)!;
+
+  return async function migrate(input: MigrationInput): Promise<MigrationOutcome> {
+    const etcd = input.spec.encryption!.etcd;
+    const o: MigrationObservation = {
+      resources: etcd.resources,
+      rollout: input.rollout,
+      ...(input.coverage ? { coverage: input.coverage } : {}),
+      ...(input.record ? { record: input.record } : {}),
+      autoRewrap: etcd.rewrapAfterRotation ?? true,
+      ...(input.cluster.metadata?.annotations?.[ANNOTATIONS.rewrapRequested] ? { rewrapRequestedAt: input.cluster.metadata.annotations[ANNOTATIONS.rewrapRequested] } : {}),
+      ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}),
+      now: now(),
+    };
+    const step = planMigration(o);
+    const base: MigrationOutcome = { step, ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
+    const key = `${input.namespace}/${input.cluster.metadata?.name}`;
+    try {
+      switch (step.kind) {
+        case 'idle':
+          return base;
+        case 'wait':
+          return { ...base, requeueAfterMs: step.retryMs };
+        case 'scan': {
+          const keyIds = input.rollout.ready ? input.rollout.keyIds : [];
+          const counted = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources: etcd.resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
+          deps.metrics.scans.inc({ result: 'ok' });
+          return { ...base, coverage: { ...counted, scannedAt: rfc3339(now()), keyIds: [...keyIds] }, requeueAfterMs: 0 };
+        }
+        case 'start':
+          await deps.recorder.record(input.cluster, 'Normal', 'MigrationStarted', `re-writing every ${etcd.resources.join(' and ')} row (${step.reason}): ${input.coverage!.plaintext} plaintext and ${input.coverage!.stale} under an older key_id of ${input.coverage!.total}`);
+          return { ...base, record: nextRecord(step, o), requeueAfterMs: 0 };
+        case 'rewrite': {
+          if (!input.client) return { ...base, problem: 'the tenant apiserver cannot be reached to re-write rows', requeueAfterMs: 10_000 };
+          const currentKeyIds = input.rollout.ready ? input.rollout.keyIds : [];
+          const verifyFirst = (namespace: string, name: string) =>
+            deps.rows.isCurrent({ namespace: input.namespace, tcp: input.tcp, resource: step.resource, object: { namespace, name }, currentKeyIds });
+          let page;
+          try {
+            page = await rewritePage(input.client, step.resource, step.continue, { limit: deps.pageSize, timeoutMs, pacer: pacerFor(key), verifyFirst });
+          } catch (error) {
+            if (!(error instanceof ContinueExpiredError)) throw error;
+            // Walk this resource again from its start: rows written meanwhile are current anyway.
+            const { continue: _expired, ...rest } = input.record!;
+            return { ...base, record: rest, requeueAfterMs: 0 };
+          }
+          for (const result of ['rewritten', 'skipped', 'failed'] as const) deps.metrics.objects.inc({ result }, page[result]);
+          if (page.halted) {
+            // The checkpoint stays where it was: this page is walked again once the apiserver writes under the current key_id.
+            return { ...base, problem: `the tenant apiserver does not yet store rows under the key_id its plugins publish (${currentKeyIds.join(', ')}); it adopts a new key_id within about a minute`, requeueAfterMs: 10_000 };
+          }
+          return { ...base, record: nextRecord(step, o, { ...(page.continue ? { continue: page.continue } : {}), rewritten: page.rewritten }), requeueAfterMs: 0 };
+        }
+        case 'endPass':
+        case 'nextPass':
+          return { ...base, record: nextRecord(step, o), requeueAfterMs: 0 };
+        case 'finish': {
+          const r = input.record!;
+          const seconds = (now().getTime() - Date.parse(r.startedAt)) / 1000;
+          deps.metrics.completed.inc({ reason: r.reason });
+          deps.metrics.duration.observe(seconds);
+          await deps.recorder.record(input.cluster, 'Normal', 'MigrationCompleted', `every ${etcd.resources.join(' and ')} row is encrypted under the current key_id (${input.coverage!.total} rows, ${r.rewritten} re-written in ${r.pass} pass${r.pass === 1 ? '' : 'es'}, ${Math.round(seconds)} s)`);
+          const { record: _done, ...rest } = base;
+          return { ...rest, lastCompletedAt: rfc3339(now()) };
+        }
+      }
+    } catch (error) {
+      deps.metrics.failures.inc({ step: step.kind });
+      if (step.kind === 'scan') deps.metrics.scans.inc({ result: 'failed' });
+      const message = (error as Error).message.slice(0, 300);
+      deps.logger.warn({ cluster: key, step: step.kind, err: message }, 'migration step failed');
+      return { ...base, problem: `${step.kind === 'scan' ? 'the coverage scan' : `step ${step.kind}`} failed: ${message}`, requeueAfterMs: 15_000 };
+    }
+  };
+}
