@@ -11,8 +11,9 @@ describe('kubectl-kdc', () => {
   it('names an unknown command and how to find the right one', async () => {
     expect(await run(['rotate'])).toEqual({ code: 2, stdout: '', stderr: 'unknown command "rotate": run "kubectl kdc help" for the list of commands\n' });
   });
-  it('does not pretend unimplemented commands succeed', async () => {
-    expect(await run(['rewrap-etcd', 'prod'])).toMatchObject({ code: 1, stderr: expect.stringContaining('not available in this build yet') });
+  it('rewrap-etcd checks its flags before it touches anything', async () => {
+    expect(await run(['rewrap-etcd', 'prod', '--timeout', '5m'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout only applies with --wait') });
+    expect(await run(['rewrap-etcd'])).toMatchObject({ code: 2 });
   });
   it.each([
     [['backups'], 2, /needs a subcommand: list, rewrap, restore/],

@@ -7,13 +7,14 @@ import type { CommandContext, Io } from './context.ts';
 import { CliError, EXIT } from './errors.ts';
 import * as keysAdopt from './keys-adopt.ts';
 import * as keysMinDecryption from './keys-min-decryption.ts';
+import * as rewrapEtcd from './rewrap-etcd.ts';
 import * as status from './status.ts';
 
 export const USAGE = `kubectl kdc - per-tenant etcd encryption for KdcClusters
 
 Usage:
   kubectl kdc status <cluster> [-n namespace]
-  kubectl kdc rewrap-etcd <cluster> [-n namespace]
+  kubectl kdc rewrap-etcd <cluster> [--wait] [--timeout 1h] [-n namespace]
   kubectl kdc backups list|restore|rewrap <cluster> [-n namespace]
       backups list <cluster> [--json]
       backups rewrap <cluster> [--dry-run]
@@ -33,7 +34,7 @@ interface Command {
 }
 
 /** Commands without a subcommand. */
-const TOP_LEVEL: Record<string, Command> = { status };
+const TOP_LEVEL: Record<string, Command> = { status, 'rewrap-etcd': rewrapEtcd };
 
 const SUBCOMMANDS: Record<string, Record<string, Command>> = {
   backups: { list: backupsList, rewrap: backupsRewrap, restore: backupsRestore },
