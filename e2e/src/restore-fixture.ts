@@ -93,6 +93,36 @@ export interface RestoreFixture {
 }
 
 /**
+ * A tenant's dedicated DataStore as a platform runs it: a single-member etcd StatefulSet over
+ * mutual TLS (server certificate with server usage only) in `ns`, run by `runner`, and the
+ * DataStore object that names it, granted to every namespace. Returns the etcd client port.
+ */
+export async function dedicatedEtcdDataStore(input: { kube: KubeClient; runner: KamajiRunner; ns: string; dir: string; sts: string; dataStore: string }): Promise<number> {
+  const { kube, runner, ns, dir, sts, dataStore } = input;
+  const ca = createCA(dir, 'datastore');
+  const server = issueCert(ca, dir, { name: 'etcd-server', commonName: 'etcd', ips: ['127.0.0.1'], usage: 'server' });
+  const client = issueCert(ca, dir, { name: 'etcd-client', commonName: 'kamaji', usage: 'client' });
+  await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${sts}-tls` }, stringData: { 'ca.crt': ca.certPem, 'server.crt': server.certPem, 'server.key': server.keyPem } } as KubeObject);
+  await kube.create(STATEFULSET(ns), etcdStatefulSet(sts) as unknown as KubeObject);
+  const port = await waitFor('etcd StatefulSet ready', async () => {
+    const s = await kube.get<KubeObject & { status?: { readyReplicas?: number } }>(STATEFULSET(ns, sts));
+    return s.status?.readyReplicas === 1 ? runner.statefulSetPort(ns, sts, 2379) : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+  await kube.create(DATASTORE_REF(), {
+    apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.etcdStatefulSet]: sts, [ANNOTATIONS.allowedNamespaces]: '*' } },
+    spec: {
+      driver: 'etcd',
+      endpoints: [`127.0.0.1:${port}`],
+      tlsConfig: {
+        certificateAuthority: { certificate: { content: b64(ca.certPem) }, privateKey: { content: b64(ca.keyPem) } },
+        clientCertificate: { certificate: { content: b64(client.certPem) }, privateKey: { content: b64(client.keyPem) } },
+      },
+    },
+  });
+  return port;
+}
+
+/**
  * The state of the restore the cluster is in: k8-manager's record (status.restore), undefined
  * while a new request is not taken up; from a controller that kept no record, the annotation.
  */
@@ -120,10 +150,6 @@ export async function startRestoreFixture(p: PlatformState, input: {
   mkdirSync(dir, { recursive: true });
   const ns = `${input.prefix}-${id}`;
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  const ca = createCA(dir, 'datastore');
-  const server = issueCert(ca, dir, { name: 'etcd-server', commonName: 'etcd', ips: ['127.0.0.1'], usage: 'server' });
-  const client = issueCert(ca, dir, { name: 'etcd-client', commonName: 'kamaji', usage: 'client' });
-  await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${sts}-tls` }, stringData: { 'ca.crt': ca.certPem, 'server.crt': server.certPem, 'server.key': server.keyPem } } as KubeObject);
   await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'managed-k8s-backups' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId, [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey } } as KubeObject);
   const runner = await startKamajiRunner(p, {
     // The backup image ships etcdutl, as the product image does.
@@ -131,22 +157,7 @@ export async function startRestoreFixture(p: PlatformState, input: {
     namespaces: [ns],
   });
   stops.push(runner);
-  await kube.create(STATEFULSET(ns), etcdStatefulSet(sts) as unknown as KubeObject);
-  const port = await waitFor('etcd StatefulSet ready', async () => {
-    const s = await kube.get<KubeObject & { status?: { readyReplicas?: number } }>(STATEFULSET(ns, sts));
-    return s.status?.readyReplicas === 1 ? runner.statefulSetPort(ns, sts, 2379) : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
-  await kube.create(DATASTORE_REF(), {
-    apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.etcdStatefulSet]: sts, [ANNOTATIONS.allowedNamespaces]: '*' } },
-    spec: {
-      driver: 'etcd',
-      endpoints: [`127.0.0.1:${port}`],
-      tlsConfig: {
-        certificateAuthority: { certificate: { content: b64(ca.certPem) }, privateKey: { content: b64(ca.keyPem) } },
-        clientCertificate: { certificate: { content: b64(client.certPem) }, privateKey: { content: b64(client.keyPem) } },
-      },
-    },
-  });
+  await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts, dataStore });
   stops.push(...await input.controllers(id, { OBSERVE_PERIOD: '3s', ...input.k8ManagerEnv }));
   await kube.create(KDC(ns), {
     apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
