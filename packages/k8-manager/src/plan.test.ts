@@ -16,7 +16,7 @@ function observed(rawSpec: object, more: Partial<ObservedCluster> = {}): Observe
   return {
     namespace: 'ns', name: 'c1', generation: 1, validation,
     tcp: buildTenantControlPlane('ns', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 } } as any),
-    autoKey: ownKey, serviceAccountExists: true, secretData: desiredSecretData(['secrets'], 'encrypt', undefined), preflight: preflightOk,
+    autoKey: ownKey, serviceAccountExists: true, secretData: desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined), preflight: preflightOk,
     ...more,
   };
 }
@@ -36,7 +36,7 @@ describe('planCluster: one change at a time, in order', () => {
       if (action.kind === 'createTenantControlPlane') o = { ...o, tcp: action.object };
       if (action.kind === 'createKmsKey') o = { ...o, autoKey: action.object };
       if (action.kind === 'createServiceAccount') o = { ...o, serviceAccountExists: true };
-      if (action.kind === 'writeEncryptionConfig') o = { ...o, secretData: desiredSecretData(['secrets'], 'encrypt', undefined) };
+      if (action.kind === 'writeEncryptionConfig') o = { ...o, secretData: desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined) };
       if (action.kind === 'patchTenantControlPlane') o = { ...o, tcp: { ...o.tcp!, spec: { ...o.tcp!.spec, controlPlane: { ...o.tcp!.spec.controlPlane, deployment: action.deployment } } } };
     }
     expect(steps).toEqual(['createTenantControlPlane', 'createKmsKey', 'createServiceAccount', 'writeEncryptionConfig', 'waitForPreflight', 'patchTenantControlPlane', 'done']);
@@ -55,6 +55,27 @@ describe('planCluster: one change at a time, in order', () => {
 
   it('steers only the rotation of its own auto key', () => {
     expect(planCluster(observed(spec({ kekRotation: { enabled: true, interval: '30d' } })))).toEqual({ kind: 'updateKmsKeySpec', spec: expect.objectContaining({ rotation: { enabled: true, interval: '30d' } }) });
+  });
+
+  it('disable: decrypts first ([identity, kms]), detaches only once every row is proven plaintext, then stays done', () => {
+    const attachedTcp = () => {
+      let o = observed(spec());
+      for (let i = 0; i < 5 && planCluster(o).kind !== 'done'; i++) {
+        const a = planCluster(o);
+        if (a.kind === 'patchTenantControlPlane') o = { ...o, tcp: { ...o.tcp!, spec: { ...o.tcp!.spec, controlPlane: { ...o.tcp!.spec.controlPlane, deployment: a.deployment } } } };
+      }
+      return o.tcp!;
+    };
+    const tcp = attachedTcp();
+    expect(isAttached(tcp)).toBe(true);
+    const decrypting = planCluster(observed(spec({ disableRequested: true }), { tcp, providerState: { encryptedResources: ['secrets'] } }));
+    expect(decrypting).toEqual({ kind: 'writeEncryptionConfig', object: expect.anything(), exists: true });
+    expect(decrypting.kind === 'writeEncryptionConfig' && Buffer.from(decrypting.object.data['encryption-config.yaml']!, 'base64').toString()).toMatch(/- identity: \{\}\n\s+- kms:/);
+    const proven = planCluster(observed(spec({ disableRequested: true }), { tcp, providerState: { encryptedResources: [], decryptingResources: [] } }));
+    expect(proven).toMatchObject({ kind: 'patchTenantControlPlane', change: 'detach' });
+    const detached = proven.kind === 'patchTenantControlPlane' ? { ...tcp, spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: proven.deployment } } } : tcp;
+    expect(isAttached(detached)).toBe(false);
+    expect(planCluster(observed(spec({ disableRequested: true }), { tcp: detached, providerState: { encryptedResources: [], decryptingResources: [] } }))).toEqual({ kind: 'done' });
   });
 
   it('rewrites the config Secret when the resources change', () => {
@@ -88,16 +109,17 @@ describe('clusterStatus', () => {
     expect(status.conditions!.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionAvailable', 'Ready']);
     expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: 'False', reason: 'EncryptionInProgress' });
   });
-  it.each<[string, MigrationOutcome, { status: string; reason: string; message: RegExp }]>([
+  it.each<[string, Omit<MigrationOutcome, 'provenPlaintext'>, { status: string; reason: string; message: RegExp }]>([
     ['a clean scan', { step: { kind: 'idle' }, coverage: { total: 20, current: 20, stale: 0, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'True', reason: 'EncryptionCompleted', message: /^All resources encrypted: secrets$/ }],
     ['an enable migration', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'enable', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'EncryptionInProgress', message: /5\/20 objects/ }],
     ['a rewrap, second pass', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'rewrap', startedAt: 't', pass: 2, rewritten: 25, total: 20 } }, { status: 'False', reason: 'RewrapInProgress', message: /25\/20 objects re-written \(pass 2\)/ }],
     ['waiting for the replicas', { step: { kind: 'wait', message: '1 of 2 control-plane replicas run the current encryption config', retryMs: 5000 } }, { status: 'False', reason: 'EncryptionInProgress', message: /1 of 2/ }],
     ['a scan that failed', { step: { kind: 'scan', why: 'no scan yet' }, problem: 'the coverage scan failed: DataStore x cannot be read' }, { status: 'False', reason: 'EncryptionInProgress', message: /counting the stored rows \(the coverage scan failed/ }],
+    ['a decrypt pass', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'decrypt', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'DecryptionInProgress', message: /^decrypting every .* 5\/20 objects/ }],
     ['stale rows, automatic rewrap off', { step: { kind: 'idle', stale: 3 }, coverage: { total: 20, current: 17, stale: 3, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'False', reason: 'EncryptionInProgress', message: /3 of 20 rows .* kubectl kdc rewrap-etcd/ }],
   ])('Encrypted after %s', (_name, migration, condition) => {
     const o = observed(spec());
-    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, migration, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
+    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, migration: { provenPlaintext: [], ...migration }, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
     expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: condition.status, reason: condition.reason, message: expect.stringMatching(condition.message) });
     expect(status.encryption?.rewrapInProgress).toBe(migration.record?.reason === 'rewrap');
   });

@@ -7,6 +7,7 @@ import { contentHash } from './resources/encryption-config.ts';
 import { buildEncryptionConfigSecret, desiredSecretData } from './resources/encryption-config-secret.ts';
 import { autoKeyRotationDrift, buildAutoKey, desiredAutoKeySpec } from './resources/kms-key.ts';
 import { buildPluginServiceAccount } from './resources/service-account.ts';
+import { desiredProviders, disableComplete, type DesiredProviders, type ProviderState } from './migration/providers.ts';
 import { buildEncryptionFields, buildTenantControlPlane, legacyOpenBaoUrls, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
 
 // The next single change for one KdcCluster, as a pure function of what was observed. The
@@ -28,6 +29,8 @@ export interface ObservedCluster {
   /** Decoded data of `<cluster>-encryption-config`, undefined when absent. */
   secretData: Record<string, string> | undefined;
   preflight: Condition | undefined;
+  /** status.encryption's record of what the written config encrypts and decrypts. */
+  providerState?: ProviderState;
 }
 
 export type ClusterAction =
@@ -52,6 +55,13 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     return { kind: 'done' };
   }
 
+  const providers = providersOf(o)!;
+  if (disableComplete(providers, v.spec.encryption.etcd.disableRequested === true)) {
+    // Every row is proven plaintext: the plugin goes; enabled: false is accepted from then on.
+    if (isAttached(o.tcp)) return { kind: 'patchTenantControlPlane', deployment: mergeEncryptionFields(current, null, o.name), change: 'detach' };
+    return { kind: 'done' };
+  }
+
   const names = clusterNames(o.name);
   if (v.etcdKeyRef === names.autoEtcdKey) {
     if (!o.autoKey) return { kind: 'createKmsKey', object: buildAutoKey(o.namespace, o.name, v.spec) };
@@ -59,7 +69,7 @@ export function planCluster(o: ObservedCluster): ClusterAction {
   }
   if (!o.serviceAccountExists) return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
   const platform = v.platform!;
-  const data = desiredSecretData(v.spec.encryption.etcd.resources, 'encrypt', platform.openBaoCaBundle);
+  const data = desiredSecretData(providers, platform.openBaoCaBundle);
   if (!isDeepStrictEqual(o.secretData, data)) {
     return { kind: 'writeEncryptionConfig', object: buildEncryptionConfigSecret(o.namespace, o.name, data), exists: o.secretData !== undefined };
   }
@@ -83,3 +93,11 @@ export function planCluster(o: ObservedCluster): ClusterAction {
   return { kind: 'done' };
 }
 
+
+/** What the EncryptionConfiguration should encrypt and decrypt now (undefined: encryption is off or the spec refused). */
+export function providersOf(o: Pick<ObservedCluster, 'validation' | 'tcp' | 'providerState'>): DesiredProviders | undefined {
+  const v = o.validation;
+  if (!v.ok || !v.spec.encryption?.etcd.enabled) return undefined;
+  const etcd = v.spec.encryption.etcd;
+  return desiredProviders({ resources: etcd.resources, disableRequested: etcd.disableRequested === true, attached: o.tcp !== null && isAttached(o.tcp), state: o.providerState });
+}

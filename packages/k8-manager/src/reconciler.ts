@@ -10,7 +10,8 @@ import { backupReconciler } from './backup-reconcile.ts';
 import { restoreReconciler } from './restore-reconcile.ts';
 import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './bucket.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, clusterOwner } from './refs.ts';
-import { planCluster, type ClusterAction, type ObservedCluster } from './plan.ts';
+import { planCluster, providersOf, type ClusterAction, type ObservedCluster } from './plan.ts';
+import { disableComplete } from './migration/providers.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 import { migrationReconciler, type MigrationDeps, type MigrationInput } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
@@ -162,6 +163,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       serviceAccountExists: false,
       secretData: undefined,
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
+      providerState: cluster.status?.encryption,
     };
     let action: ClusterAction = planCluster(observed);
     if (validation.ok && validation.spec.encryption?.etcd.enabled && action.kind !== 'createTenantControlPlane') {
@@ -195,17 +197,21 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const enabled = validation.ok && validation.spec.encryption?.etcd.enabled === true;
     const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
     const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
-    const tenant = enabled && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
+    const providers = providersOf(observed);
+    const attached = observed.tcp !== null && isAttached(observed.tcp);
+    // After the disable migration KMS is detached: there is no plugin to look at and no row to move.
+    const decrypted = providers !== undefined && validation.ok && disableComplete(providers, validation.spec.encryption?.etcd.disableRequested === true) && !attached;
+    const tenant = enabled && !decrypted && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
     // One migration step (a scan, or a page of re-writes) per reconcile, never during a restore.
-    const migration = validation.ok && tenant?.controlPlaneReady && observed.tcp && migrate && !restoreRunning(cluster)
+    const migration = validation.ok && providers && tenant?.controlPlaneReady && observed.tcp && migrate && !restoreRunning(cluster)
       ? await migrate({
-        cluster, namespace, spec: validation.spec, tcp: observed.tcp,
+        cluster, namespace, spec: validation.spec, tcp: observed.tcp, providers, configHash: configHashOf(observed.tcp),
         rollout: judgeRollout({ desiredHash: configHashOf(observed.tcp), replicas: tenant.replicas ?? [], kmsProvidersHealthy: tenant.kmsProvidersHealthy === true }),
         ...(tenant.client ? { client: tenant.client } : {}),
         ...migrationState(cluster.status),
       })
       : undefined;
-    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, forceDisabled, now: now() });
+    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, providers, attached, forceDisabled, now: now() });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
       const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };

@@ -4,7 +4,9 @@ import {
   type Validation,
 } from '@kdc/shared';
 import type { MigrationOutcome } from './migration/reconcile.ts';
+import { remaining } from './migration/plan.ts';
 import type { ReplicaView } from './migration/rollout.ts';
+import { disableComplete, nextProviderState, type DesiredProviders } from './migration/providers.ts';
 import type { ClusterAction } from './plan.ts';
 
 // The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
@@ -38,6 +40,10 @@ export interface StatusInput {
   tenant?: TenantObservation;
   /** What the migration step of this reconcile saw and did (absent when it did not run). */
   migration?: MigrationOutcome;
+  /** What the written EncryptionConfiguration encrypts and decrypts (absent when encryption is off). */
+  providers?: DesiredProviders;
+  /** The TenantControlPlane runs the KMS plugin after this reconcile. */
+  attached?: boolean;
   /** KMS is detached by break-glass (in this reconcile or before) and the annotation is still there. */
   forceDisabled?: boolean;
   now: Date;
@@ -72,6 +78,25 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     return { ...rest, phase: 'Unencrypted', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
   }
 
+  const disableRequested = v.spec.encryption?.etcd.disableRequested === true;
+  const providers = input.providers;
+  const providerState = providers ? nextProviderState(providers, input.migration?.provenPlaintext ?? []) : undefined;
+  if (providers && disableComplete(providers, disableRequested) && !input.attached) {
+    // The disable migration proved every row plaintext and the plugin is gone: one edit left.
+    const done = 'every row is proven plaintext and KMS is detached: set spec.encryption.etcd.enabled: false to finish (or disableRequested: false to encrypt again)';
+    conditions.push({ type: C.encryptionAvailable, status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: 'KMS is detached after the disable migration', ...g });
+    conditions.push({ type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: done, ...g });
+    conditions.push({ type: C.ready, status: 'True', reason: ENCRYPTED_REASONS.decryptionCompleted, message: done, ...g });
+    const { migration: _gone, ...kept } = previous?.encryption ?? {};
+    return {
+      ...previous,
+      phase: 'Decrypted',
+      observedGeneration: generation,
+      conditions: setConditions(previous?.conditions, conditions, input.now),
+      encryption: { ...kept, resolvedKeyRef: v.etcdKeyRef, resolvedBackupKeyRef: v.backupKeyRef, kmsPluginReady: false, rewrapInProgress: false, disableMigrationProgress: 100, ...providerState },
+    };
+  }
+
   const tenant = input.tenant;
   const pluginReady = Boolean(tenant?.controlPlaneReady && tenant.kmsProvidersHealthy && tenant.sidecarReady !== false);
   const waiting = input.outcome.kind === 'waitForPreflight' ? input.outcome.message : undefined;
@@ -81,10 +106,9 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       ? { type: C.encryptionAvailable, status: 'True', reason: 'KMSPluginReady', message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready', ...g }
       : { type: C.encryptionAvailable, status: 'False', reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'), message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
   conditions.push(availability);
-  const resources = v.spec.encryption!.etcd.resources;
   const migration = input.migration;
   conditions.push(pluginReady
-    ? { type: C.encrypted, ...encryptedCondition(resources, migration, previous), ...g }
+    ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [] }, migration, previous), ...g }
     : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'waiting for the KMS plugin before rows are encrypted', ...g });
   conditions.push(pluginReady
     ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
@@ -113,12 +137,15 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       ...(tenant?.keyVersion !== undefined ? { currentKeyVersion: tenant.keyVersion } : {}),
       ...(rotation ? { kekRotation: rotation } : {}),
       ...(migration ? migrationFields(migration, previous) : {}),
+      ...providerState,
+      disableMigrationProgress: disableRequested ? disableProgress(migration?.record ?? previous?.encryption?.migration) : null,
     },
   };
 }
 
 /** Encrypted (SPEC 3.1, 5): True only when a scan of the stored rows shows none plaintext and none stale. */
-function encryptedCondition(resources: readonly string[], m: MigrationOutcome | undefined, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'type'> {
+function encryptedCondition(providers: Pick<DesiredProviders, 'encrypt' | 'decrypt' | 'retained'>, m: MigrationOutcome | undefined, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'type'> {
+  const resources = providers.encrypt;
   if (!m) {
     // The migration did not run in this reconcile (a restore, say): what was proven last stands.
     const last = previous?.conditions?.find((c) => c.type === C.encrypted);
@@ -128,6 +155,7 @@ function encryptedCondition(resources: readonly string[], m: MigrationOutcome | 
   const r = m.record;
   if (r) {
     const progress = `${r.rewritten}/${r.total} objects re-written${r.pass > 1 ? ` (pass ${r.pass})` : ''}`;
+    if (r.reason === 'decrypt') return { status: 'False', reason: ENCRYPTED_REASONS.decryptionInProgress, message: `decrypting every ${providers.decrypt.join(' and ')} row before KMS leaves them: ${progress}${problem}` };
     return r.reason === 'rewrap'
       ? { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `re-wrapping every row under the current key_id: ${progress}${problem}` }
       : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `encrypting the rows written before: ${progress}${problem}` };
@@ -135,12 +163,27 @@ function encryptedCondition(resources: readonly string[], m: MigrationOutcome | 
   const c = m.coverage;
   if (m.step.kind === 'wait') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `${m.step.message}${problem}` };
   if (!c || m.step.kind === 'scan') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `counting the stored rows${problem}` };
-  if (c.plaintext === 0 && c.stale === 0) return { status: 'True', reason: ENCRYPTED_REASONS.completed, message: `All resources encrypted: ${resources.join(', ')}` };
+  const decrypting = providers.decrypt.filter((r) => !m.provenPlaintext.includes(r));
+  if (decrypting.length) return { status: 'False', reason: ENCRYPTED_REASONS.decryptionInProgress, message: `counting the ${decrypting.join(' and ')} rows left to decrypt${problem}` };
+  if (!resources.length) return { status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: `every row is proven plaintext; KMS is being detached${problem}` };
+  const left = remaining(providers, c);
+  if (left.plaintext === 0 && left.stale === 0) {
+    const retained = providers.retained.length
+      ? ` (${providers.retained.join(', ')} stay${providers.retained.length === 1 ? 's' : ''} encrypted although dropped from spec.encryption.etcd.resources: their rows share the KMS provider, so they leave KMS only with the disable migration, disableRequested: true)`
+      : '';
+    return { status: 'True', reason: ENCRYPTED_REASONS.completed, message: `All resources encrypted: ${resources.join(', ')}${retained}` };
+  }
   return {
     status: 'False',
     reason: ENCRYPTED_REASONS.inProgress,
-    message: `${c.stale} of ${c.total} rows are under an older key_id and automatic re-wrap is off: run kubectl kdc rewrap-etcd${problem}`,
+    message: `${left.stale} of ${c.total} rows are under an older key_id and automatic re-wrap is off: run kubectl kdc rewrap-etcd${problem}`,
   };
+}
+
+/** disableMigrationProgress (SPEC 2): 0 when requested, 1..99 while the decrypt pass runs; 100 is set once KMS is detached. */
+function disableProgress(r: { reason: string; rewritten: number; total: number } | undefined): number {
+  if (r?.reason !== 'decrypt' || r.total === 0) return 0;
+  return Math.max(1, Math.min(99, Math.floor((r.rewritten / r.total) * 100)));
 }
 
 function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undefined): Partial<NonNullable<KdcClusterStatus['encryption']>> {

@@ -1,5 +1,5 @@
 import { BACKUP_JOB, CORE, decodeSecretData, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { classifyRow, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type EtcdConnection } from '@kdc/shared/etcd';
+import { classifyRow, emptyCounts, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection } from '@kdc/shared/etcd';
 import { DATASTORE_REF } from '../refs.ts';
 import type { RowStore } from './reconcile.ts';
 
@@ -47,16 +47,18 @@ export function dataStoreRows(kube: KubeClient): RowStore {
       const scan = await scanCoverage({ connection, prefix, resources: input.resources, currentKeyIds: input.currentKeyIds, signal: input.signal });
       if (scan.prefixKeys === 0) throw new CoverageUnavailableError(`no row at all under ${prefix} in the DataStore: it is not where this control plane stores its data`);
       // Rows under any other key_id, and rows that cannot be decoded, all still need a re-write.
-      return { total: scan.total, current: scan.current, stale: scan.stale + scan.foreign + scan.unreadable, plaintext: scan.plaintext };
+      const counts = (c: CoverageCounts) => ({ total: c.total, current: c.current, stale: c.stale + c.foreign + c.unreadable, plaintext: c.plaintext });
+      const byResource = Object.fromEntries(input.resources.map((r) => [r, counts(scan.byResource[r] ?? emptyCounts())]));
+      return { ...counts(scan), byResource };
     },
-    async isCurrent(input) {
+    async rowIs(input) {
       const key = `${resourcePrefix(prefixOf(input.tcp), input.resource)}${input.object.namespace}/${input.object.name}`;
       const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
       try {
         const { revision } = await reader.count(key);
         for await (const batch of reader.rows(key, revision)) {
           const row = batch.find((r) => r.key.toString('utf8') === key);
-          if (row) return classifyRow(row.value, { current: new Set(input.currentKeyIds) }).kind === 'current';
+          if (row) return classifyRow(row.value, { current: new Set(input.currentKeyIds) }).kind === input.want;
         }
         return false;
       } finally {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_PASSES, PASS_RETRY_MS, nextRecord, planMigration, type Coverage, type MigrationObservation, type MigrationRecord } from './plan.ts';
+import { MAX_PASSES, PASS_RETRY_MS, nextRecord, planMigration, provenPlaintext, type Coverage, type MigrationObservation, type MigrationRecord } from './plan.ts';
 
 const T0 = '2026-12-01T10:00:00Z';
 const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const K2 = 'kdc1.v2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 const K3 = 'kdc1.v3.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB';
-const coverage = (c: Partial<Coverage> = {}): Coverage => ({ total: 100, current: 100, stale: 0, plaintext: 0, scannedAt: at(0), keyIds: [K2], ...c });
+const coverage = (c: Partial<Coverage> = {}): Coverage => ({ total: 100, current: 100, stale: 0, plaintext: 0, scannedAt: at(0), keyIds: [K2], configHash: 'H1', ...c });
 const record = (r: Partial<MigrationRecord> = {}): MigrationRecord => ({ reason: 'enable', startedAt: at(0), pass: 1, rewritten: 0, total: 100, ...r });
 const obs = (o: Partial<MigrationObservation> = {}): MigrationObservation => ({
-  resources: ['secrets', 'configmaps'], rollout: { ready: true, keyIds: [K2] }, coverage: coverage(), autoRewrap: true, now: new Date(Date.parse(at(60))), ...o,
+  encrypt: ['secrets', 'configmaps'], decrypt: [], configHash: 'H1', rollout: { ready: true, keyIds: [K2] }, coverage: coverage(), autoRewrap: true, now: new Date(Date.parse(at(60))), ...o,
 });
 
 describe('planMigration: when nothing needs doing', () => {
@@ -71,5 +71,39 @@ describe('nextRecord: the checkpoint each step leaves', () => {
     expect(nextRecord({ kind: 'endPass' }, { ...o, record: record() })).toEqual({ ...record(), passEndedAt: at(60) });
     expect(nextRecord({ kind: 'nextPass' }, { ...o, record: record({ passEndedAt: at(10) }) })).toEqual({ ...record(), pass: 2, resource: 'secrets' });
     expect(nextRecord({ kind: 'finish' }, { ...o, record: record({ passEndedAt: at(10) }) })).toBeUndefined();
+  });
+});
+
+describe('planMigration: the disable (resources leaving KMS)', () => {
+  const counts = (total: number, plaintext: number) => ({ total, current: total - plaintext, stale: 0, plaintext });
+  const leaving = (byResource: Coverage['byResource'], c: Partial<Coverage> = {}) => coverage({ byResource, ...c });
+  it('a config change (new hash) makes the last scan worthless: scan again', () => {
+    expect(planMigration(obs({ configHash: 'H2' }))).toEqual({ kind: 'scan', why: 'the encryption config changed' });
+  });
+  it('a scan without counts for a decrypted resource proves nothing about it', () => {
+    expect(planMigration(obs({ encrypt: [], decrypt: ['configmaps', 'secrets'], coverage: leaving({ secrets: counts(10, 0) }) }))).toEqual({ kind: 'scan', why: 'the encryption config changed' });
+  });
+  it('KMS rows of a decrypted resource start a decrypt migration', () => {
+    const c = leaving({ secrets: counts(10, 10), configmaps: counts(5, 0) });
+    expect(planMigration(obs({ encrypt: [], decrypt: ['configmaps', 'secrets'], coverage: c }))).toEqual({ kind: 'start', reason: 'decrypt' });
+  });
+  it('all rows plaintext is what a disable wants: idle, and proven', () => {
+    const o = obs({ encrypt: [], decrypt: ['configmaps', 'secrets'], coverage: leaving({ secrets: counts(10, 10), configmaps: counts(5, 5) }) });
+    expect(planMigration(o)).toEqual({ kind: 'idle' });
+    expect(provenPlaintext(o)).toEqual(['configmaps', 'secrets']);
+  });
+  it('proof needs the replicas on the current config and a fresh scan', () => {
+    const c = leaving({ secrets: counts(10, 10) }, { plaintext: 10, current: 0 });
+    expect(provenPlaintext(obs({ encrypt: [], decrypt: ['secrets'], coverage: c }))).toEqual(['secrets']);
+    expect(provenPlaintext(obs({ encrypt: [], decrypt: ['secrets'], coverage: c, rollout: { ready: false, message: 'rolling' } }))).toEqual([]);
+    expect(provenPlaintext(obs({ encrypt: [], decrypt: ['secrets'], coverage: c, configHash: 'H2' }))).toEqual([]);
+    expect(provenPlaintext(obs({ encrypt: [], decrypt: ['secrets'], coverage: leaving({ secrets: counts(10, 9) }) }))).toEqual([]);
+  });
+  it('a disable pass walks the decrypted resources and ends when none is KMS-encrypted', () => {
+    const o = obs({ encrypt: [], decrypt: ['configmaps', 'secrets'], coverage: leaving({ secrets: counts(10, 0), configmaps: counts(5, 0) }) });
+    expect(nextRecord({ kind: 'start', reason: 'decrypt' }, o)).toMatchObject({ reason: 'decrypt', resource: 'configmaps' });
+    const ended = { record: record({ reason: 'decrypt', passEndedAt: at(10) }) };
+    expect(planMigration({ ...o, ...ended, coverage: leaving({ secrets: counts(10, 10), configmaps: counts(5, 5) }, { scannedAt: at(20) }) })).toEqual({ kind: 'finish' });
+    expect(planMigration({ ...o, ...ended, coverage: leaving({ secrets: counts(10, 9), configmaps: counts(5, 5) }, { scannedAt: at(20) }), now: new Date(Date.parse(at(40))) })).toEqual({ kind: 'nextPass' });
   });
 });

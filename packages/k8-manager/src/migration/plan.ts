@@ -15,11 +15,22 @@ export interface Coverage {
   scannedAt: string;
   /** The key_ids counted as current: the ones every plugin replica published when the scan ran. */
   keyIds: string[];
+  /** The EncryptionConfiguration hash every replica ran when the scan read etcd. */
+  configHash?: string;
+  byResource?: Partial<Record<EncryptableResource, Counts>>;
+}
+
+export interface Counts {
+  total: number;
+  current: number;
+  stale: number;
+  plaintext: number;
 }
 
 /** The migration's checkpoint (status.encryption.migration): a restarted controller resumes here. */
 export interface MigrationRecord {
-  reason: 'enable' | 'rewrap';
+  /** enable: plaintext rows to encrypt; rewrap: rows under an older key_id; decrypt: KMS rows of resources leaving KMS. */
+  reason: 'enable' | 'rewrap' | 'decrypt';
   startedAt: string;
   /** 1 for the first pass over every configured resource. */
   pass: number;
@@ -40,8 +51,12 @@ export type Rollout =
   | { ready: false; message: string };
 
 export interface MigrationObservation {
-  /** The configured resources, in the order passes walk them. */
-  resources: readonly EncryptableResource[];
+  /** Resources the config encrypts ([kms, identity]): every row must be under the current key_id. */
+  encrypt: readonly EncryptableResource[];
+  /** Resources it decrypts ([identity, kms]): every row must be plaintext. */
+  decrypt: readonly EncryptableResource[];
+  /** The EncryptionConfiguration hash every replica must run (a scan under another proves nothing now). */
+  configHash: string;
   rollout: Rollout;
   coverage?: Coverage;
   record?: MigrationRecord;
@@ -68,9 +83,36 @@ export type MigrationStep =
   | { kind: 'finish' }
   | { kind: 'idle'; stale?: number };
 
-const clean = (c: Coverage) => c.plaintext === 0 && c.stale === 0;
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 const after = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && Date.parse(a) > Date.parse(b);
+
+/** The resources a pass walks, in order. */
+export const walked = (o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>): EncryptableResource[] => [...o.encrypt, ...o.decrypt];
+
+/** What still needs a re-write: plaintext and stale rows of encrypted resources, KMS rows of decrypted ones. */
+export function remaining(o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>, c: Coverage): { plaintext: number; stale: number; encrypted: number } {
+  if (!c.byResource) return { plaintext: c.plaintext, stale: c.stale, encrypted: 0 };
+  const sum = (rs: readonly EncryptableResource[], f: (n: Counts) => number) => rs.reduce((acc, r) => acc + f(c.byResource![r] ?? { total: 0, current: 0, stale: 0, plaintext: 0 }), 0);
+  return { plaintext: sum(o.encrypt, (n) => n.plaintext), stale: sum(o.encrypt, (n) => n.stale), encrypted: sum(o.decrypt, (n) => n.total - n.plaintext) };
+}
+
+/** The last scan describes the store as the config stands now (same key_ids, same config, every resource counted). */
+function isFresh(o: MigrationObservation, c: Coverage, keyIds: readonly string[]): boolean {
+  const r = o.record;
+  return sameSet(c.keyIds, keyIds) && c.configHash === o.configHash && o.decrypt.every((res) => c.byResource?.[res] !== undefined)
+    && !after(o.rewrapRequestedAt, c.scannedAt) && !(r?.passEndedAt && !after(c.scannedAt, r.passEndedAt));
+}
+
+/**
+ * Decrypted resources a fresh scan proved plaintext: they can leave the EncryptionConfiguration.
+ * Only under the config every replica runs now ([identity, kms] for them), so nothing written
+ * after the scan is KMS-encrypted either.
+ */
+export function provenPlaintext(o: MigrationObservation): EncryptableResource[] {
+  const c = o.coverage;
+  if (!o.rollout.ready || !c || !isFresh(o, c, o.rollout.keyIds)) return [];
+  return o.decrypt.filter((r) => c.byResource?.[r] !== undefined && c.byResource[r]!.total === c.byResource[r]!.plaintext);
+}
 
 export function planMigration(o: MigrationObservation): MigrationStep {
   const r = o.record;
@@ -81,23 +123,25 @@ export function planMigration(o: MigrationObservation): MigrationStep {
   if (r?.resource) return { kind: 'rewrite', resource: r.resource, ...(r.continue ? { continue: r.continue } : {}) };
   if (r && !r.passEndedAt) return { kind: 'endPass' };
   const c = o.coverage;
-  const fresh = c && sameSet(c.keyIds, keyIds) && !after(o.rewrapRequestedAt, c.scannedAt) && !(r?.passEndedAt && !after(c.scannedAt, r.passEndedAt));
-  if (!c || !fresh) {
-    const why = !c ? 'no scan yet' : r?.passEndedAt ? 'verifying the pass' : !sameSet(c.keyIds, keyIds) ? 'the published key_id changed' : 'a rewrap was requested';
+  if (!c || !isFresh(o, c, keyIds)) {
+    const why = !c ? 'no scan yet' : r?.passEndedAt ? 'verifying the pass' : !sameSet(c.keyIds, keyIds) ? 'the published key_id changed' : c.configHash !== o.configHash || !o.decrypt.every((res) => c.byResource?.[res]) ? 'the encryption config changed' : 'a rewrap was requested';
     return { kind: 'scan', why };
   }
+  const left = remaining(o, c);
+  const rows = left.plaintext + left.stale + left.encrypted;
   if (r) {
-    if (clean(c)) return { kind: 'finish' };
+    if (rows === 0) return { kind: 'finish' };
     if (r.pass >= MAX_PASSES) {
-      return { kind: 'wait', message: `${c.plaintext + c.stale} rows are still plaintext or under an older key_id after ${r.pass} passes: the tenant apiserver may not use the new key_id yet; retrying`, retryMs: PASS_RETRY_MS };
+      return { kind: 'wait', message: `${rows} rows still need a re-write after ${r.pass} passes: the tenant apiserver may not use the current config or key_id yet; retrying`, retryMs: PASS_RETRY_MS };
     }
     const waited = o.now.getTime() - Date.parse(r.passEndedAt!);
-    if (waited < PASS_RETRY_MS) return { kind: 'wait', message: `${c.plaintext + c.stale} rows left after pass ${r.pass}; the next pass starts once the apiserver had time to adopt the current key_id`, retryMs: PASS_RETRY_MS - waited };
+    if (waited < PASS_RETRY_MS) return { kind: 'wait', message: `${rows} rows left after pass ${r.pass}; the next pass starts once the apiserver had time to adopt the current key_id`, retryMs: PASS_RETRY_MS - waited };
     return { kind: 'nextPass' };
   }
-  if (c.plaintext > 0) return { kind: 'start', reason: 'enable' };
+  if (left.encrypted > 0) return { kind: 'start', reason: 'decrypt' };
+  if (left.plaintext > 0) return { kind: 'start', reason: 'enable' };
   const requested = o.rewrapRequestedAt !== undefined && !after(o.lastCompletedAt, o.rewrapRequestedAt);
-  if (c.stale > 0) return o.autoRewrap || requested ? { kind: 'start', reason: 'rewrap' } : { kind: 'idle', stale: c.stale };
+  if (left.stale > 0) return o.autoRewrap || requested ? { kind: 'start', reason: 'rewrap' } : { kind: 'idle', stale: left.stale };
   return { kind: 'idle' };
 }
 
@@ -107,11 +151,12 @@ export function nextRecord(step: MigrationStep, o: MigrationObservation, outcome
   const stamp = o.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   switch (step.kind) {
     case 'start':
-      return { reason: step.reason, startedAt: stamp, pass: 1, resource: o.resources[0], rewritten: 0, total: o.coverage?.total ?? 0 };
+      return { reason: step.reason, startedAt: stamp, pass: 1, resource: walked(o)[0], rewritten: 0, total: o.coverage?.total ?? 0 };
     case 'rewrite': {
       const rewritten = (r?.rewritten ?? 0) + (outcome.rewritten ?? 0);
       if (outcome.continue) return { ...r!, continue: outcome.continue, rewritten };
-      const following = o.resources[o.resources.indexOf(step.resource) + 1];
+      const order = walked(o);
+      const following = order[order.indexOf(step.resource) + 1];
       const { continue: _done, ...rest } = r!;
       return following ? { ...rest, resource: following, rewritten } : { ...withoutCursor(rest), rewritten };
     }
@@ -119,7 +164,7 @@ export function nextRecord(step: MigrationStep, o: MigrationObservation, outcome
       return { ...withoutCursor(r!), passEndedAt: stamp };
     case 'nextPass': {
       const { passEndedAt: _ended, ...rest } = r!;
-      return { ...rest, pass: r!.pass + 1, resource: o.resources[0] };
+      return { ...rest, pass: r!.pass + 1, resource: walked(o)[0] };
     }
     case 'finish':
       return undefined;

@@ -1,6 +1,7 @@
-import { ANNOTATIONS, type EventRecorder, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
+import { ANNOTATIONS, type EncryptableResource, type EventRecorder, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { nextRecord, planMigration, type Coverage, type MigrationObservation, type MigrationRecord, type MigrationStep, type Rollout } from './plan.ts';
+import { nextRecord, planMigration, provenPlaintext, remaining, walked, type Coverage, type MigrationObservation, type MigrationRecord, type MigrationStep, type Rollout } from './plan.ts';
+import type { DesiredProviders } from './providers.ts';
 import { ContinueExpiredError, Pacer, rewritePage } from './rewrite.ts';
 
 // The driver of the migration planner: observe (status, the replicas, the last scan), ask
@@ -22,9 +23,9 @@ export function migrationMetrics(registry: Registry) {
 /** The tenant's stored rows, read from its DataStore (etcd-access.ts). */
 export interface RowStore {
   /** Counts the configured resources' rows under the tenant's etcd prefix (the coverage scan). */
-  scan(input: { namespace: string; tcp: TenantControlPlane; resources: readonly string[]; currentKeyIds: readonly string[]; signal: AbortSignal }): Promise<Omit<Coverage, 'scannedAt' | 'keyIds'>>;
-  /** Whether one object's row is stored under one of `currentKeyIds` now. */
-  isCurrent(input: { namespace: string; tcp: TenantControlPlane; resource: string; object: { namespace: string; name: string }; currentKeyIds: readonly string[] }): Promise<boolean>;
+  scan(input: { namespace: string; tcp: TenantControlPlane; resources: readonly EncryptableResource[]; currentKeyIds: readonly string[]; signal: AbortSignal }): Promise<Omit<Coverage, 'scannedAt' | 'keyIds' | 'configHash'>>;
+  /** Whether one object's row is stored as `want` now: under one of `currentKeyIds`, or plaintext. */
+  rowIs(input: { namespace: string; tcp: TenantControlPlane; resource: string; object: { namespace: string; name: string }; want: 'current' | 'plaintext'; currentKeyIds: readonly string[] }): Promise<boolean>;
 }
 
 export interface MigrationInput {
@@ -32,6 +33,10 @@ export interface MigrationInput {
   namespace: string;
   spec: KdcClusterSpec;
   tcp: TenantControlPlane;
+  /** What the config encrypts and decrypts (providers.ts). */
+  providers: DesiredProviders;
+  /** The config hash every replica must run. */
+  configHash: string;
   rollout: Rollout;
   /** The tenant apiserver, for re-writes; absent when it cannot be reached. */
   client?: TenantApiClient;
@@ -45,6 +50,8 @@ export interface MigrationOutcome {
   coverage?: Coverage;
   record?: MigrationRecord;
   lastCompletedAt?: string;
+  /** Decrypted resources a fresh scan proved plaintext (they leave the config). */
+  provenPlaintext: EncryptableResource[];
   /** Why the step could not run (the scan or the apiserver), for the Encrypted condition. */
   problem?: string;
   requeueAfterMs?: number;
@@ -74,7 +81,9 @@ export function migrationReconciler(deps: MigrationDeps) {
   return async function migrate(input: MigrationInput): Promise<MigrationOutcome> {
     const etcd = input.spec.encryption!.etcd;
     const o: MigrationObservation = {
-      resources: etcd.resources,
+      encrypt: input.providers.encrypt,
+      decrypt: input.providers.decrypt,
+      configHash: input.configHash,
       rollout: input.rollout,
       ...(input.coverage ? { coverage: input.coverage } : {}),
       ...(input.record ? { record: input.record } : {}),
@@ -84,7 +93,8 @@ export function migrationReconciler(deps: MigrationDeps) {
       now: now(),
     };
     const step = planMigration(o);
-    const base: MigrationOutcome = { step, ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
+    const resources = walked(o);
+    const base: MigrationOutcome = { step, provenPlaintext: provenPlaintext(o), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
     const key = `${input.namespace}/${input.cluster.metadata?.name}`;
     try {
       switch (step.kind) {
@@ -94,18 +104,20 @@ export function migrationReconciler(deps: MigrationDeps) {
           return { ...base, requeueAfterMs: step.retryMs };
         case 'scan': {
           const keyIds = input.rollout.ready ? input.rollout.keyIds : [];
-          const counted = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources: etcd.resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
+          const scannedAt = rfc3339(now());
+          const counted = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
           deps.metrics.scans.inc({ result: 'ok' });
-          return { ...base, coverage: { ...counted, scannedAt: rfc3339(now()), keyIds: [...keyIds] }, requeueAfterMs: 0 };
+          const coverage: Coverage = { ...counted, scannedAt, keyIds: [...keyIds], configHash: input.configHash };
+          return { ...base, coverage, provenPlaintext: provenPlaintext({ ...o, coverage }), requeueAfterMs: 0 };
         }
         case 'start':
-          await deps.recorder.record(input.cluster, 'Normal', 'MigrationStarted', `re-writing every ${etcd.resources.join(' and ')} row (${step.reason}): ${input.coverage!.plaintext} plaintext and ${input.coverage!.stale} under an older key_id of ${input.coverage!.total}`);
+          await deps.recorder.record(input.cluster, 'Normal', 'MigrationStarted', startMessage(step.reason, o, input.coverage!));
           return { ...base, record: nextRecord(step, o), requeueAfterMs: 0 };
         case 'rewrite': {
           if (!input.client) return { ...base, problem: 'the tenant apiserver cannot be reached to re-write rows', requeueAfterMs: 10_000 };
           const currentKeyIds = input.rollout.ready ? input.rollout.keyIds : [];
           const verifyFirst = (namespace: string, name: string) =>
-            deps.rows.isCurrent({ namespace: input.namespace, tcp: input.tcp, resource: step.resource, object: { namespace, name }, currentKeyIds });
+            deps.rows.rowIs({ namespace: input.namespace, tcp: input.tcp, resource: step.resource, object: { namespace, name }, want: o.decrypt.includes(step.resource) ? 'plaintext' : 'current', currentKeyIds });
           let page;
           try {
             page = await rewritePage(input.client, step.resource, step.continue, { limit: deps.pageSize, timeoutMs, pacer: pacerFor(key), verifyFirst });
@@ -118,7 +130,10 @@ export function migrationReconciler(deps: MigrationDeps) {
           for (const result of ['rewritten', 'skipped', 'failed'] as const) deps.metrics.objects.inc({ result }, page[result]);
           if (page.halted) {
             // The checkpoint stays where it was: this page is walked again once the apiserver writes under the current key_id.
-            return { ...base, problem: `the tenant apiserver does not yet store rows under the key_id its plugins publish (${currentKeyIds.join(', ')}); it adopts a new key_id within about a minute`, requeueAfterMs: 10_000 };
+            const problem = o.decrypt.includes(step.resource)
+              ? `the tenant apiserver still stores ${step.resource} through KMS after a re-write: it does not run the decrypting config yet`
+              : `the tenant apiserver does not yet store rows under the key_id its plugins publish (${currentKeyIds.join(', ')}); it adopts a new key_id within about a minute`;
+            return { ...base, problem, requeueAfterMs: 10_000 };
           }
           return { ...base, record: nextRecord(step, o, { ...(page.continue ? { continue: page.continue } : {}), rewritten: page.rewritten }), requeueAfterMs: 0 };
         }
@@ -130,7 +145,8 @@ export function migrationReconciler(deps: MigrationDeps) {
           const seconds = (now().getTime() - Date.parse(r.startedAt)) / 1000;
           deps.metrics.completed.inc({ reason: r.reason });
           deps.metrics.duration.observe(seconds);
-          await deps.recorder.record(input.cluster, 'Normal', 'MigrationCompleted', `every ${etcd.resources.join(' and ')} row is encrypted under the current key_id (${input.coverage!.total} rows, ${r.rewritten} re-written in ${r.pass} pass${r.pass === 1 ? '' : 'es'}, ${Math.round(seconds)} s)`);
+          const proven = [o.encrypt.length ? `every ${o.encrypt.join(' and ')} row is encrypted under the current key_id` : '', o.decrypt.length ? `every ${o.decrypt.join(' and ')} row is plaintext` : ''].filter(Boolean).join('; ');
+          await deps.recorder.record(input.cluster, 'Normal', 'MigrationCompleted', `${proven} (${input.coverage!.total} rows, ${r.rewritten} re-written in ${r.pass} pass${r.pass === 1 ? '' : 'es'}, ${Math.round(seconds)} s)`);
           const { record: _done, ...rest } = base;
           return { ...rest, lastCompletedAt: rfc3339(now()) };
         }
@@ -143,4 +159,10 @@ export function migrationReconciler(deps: MigrationDeps) {
       return { ...base, problem: `${step.kind === 'scan' ? 'the coverage scan' : `step ${step.kind}`} failed: ${message}`, requeueAfterMs: 15_000 };
     }
   };
+}
+
+function startMessage(reason: MigrationRecord['reason'], o: MigrationObservation, c: Coverage): string {
+  const left = remaining(o, c);
+  if (reason === 'decrypt') return `re-writing every ${o.decrypt.join(' and ')} row to plaintext before KMS leaves them: ${left.encrypted} of ${c.total} rows are KMS-encrypted`;
+  return `re-writing every ${o.encrypt.join(' and ')} row (${reason}): ${left.plaintext} plaintext and ${left.stale} under an older key_id of ${c.total}`;
 }

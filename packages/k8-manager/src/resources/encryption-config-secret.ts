@@ -1,10 +1,10 @@
 import { LABELS, TCP_PATCH, clusterNames } from '@kdc/shared';
-import { renderEncryptionConfiguration, type EncryptionMode } from './encryption-config.ts';
+import { renderEncryptionConfiguration, type Providers } from './encryption-config.ts';
 
 /** `<cluster>-encryption-config`: the EncryptionConfiguration file, and the OpenBao CA bundle if any. */
-export function desiredSecretData(resources: readonly string[], mode: EncryptionMode, caBundle: string | undefined): Record<string, string> {
+export function desiredSecretData(providers: Providers, caBundle: string | undefined): Record<string, string> {
   return {
-    [TCP_PATCH.encryptionConfigKey]: renderEncryptionConfiguration(resources, mode),
+    [TCP_PATCH.encryptionConfigKey]: renderEncryptionConfiguration(providers),
     ...(caBundle ? { [TCP_PATCH.caKey]: caBundle } : {}),
   };
 }

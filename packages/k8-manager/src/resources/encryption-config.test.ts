@@ -2,26 +2,31 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildEncryptionConfiguration, contentHash, renderEncryptionConfiguration } from './encryption-config.ts';
 
+const KMS = { kms: { apiVersion: 'v2', name: 'kube-dc-kms-plugin', endpoint: 'unix:///var/run/kmsplugin/kms.sock', timeout: '3s' } };
+
 describe('EncryptionConfiguration', () => {
   it('encrypts with kms v2 first and keeps identity to read old plaintext rows', () => {
-    const config = buildEncryptionConfiguration(['secrets'], 'encrypt');
-    expect(config.resources).toEqual([
-      {
-        resources: ['secrets'],
-        providers: [{ kms: { apiVersion: 'v2', name: 'kube-dc-kms-plugin', endpoint: 'unix:///var/run/kmsplugin/kms.sock', timeout: '3s' } }, { identity: {} }],
-      },
-    ]);
+    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] }).resources).toEqual([{ resources: ['secrets'], providers: [KMS, { identity: {} }] }]);
   });
 
   it('puts identity first while the disable migration runs', () => {
-    const providers = buildEncryptionConfiguration(['secrets', 'configmaps'], 'decrypt').resources[0]!.providers;
-    expect(Object.keys(providers[0]!)).toEqual(['identity']);
-    expect(Object.keys(providers[1]!)).toEqual(['kms']);
+    const config = buildEncryptionConfiguration({ encrypt: [], decrypt: ['secrets', 'configmaps'] });
+    expect(config.resources).toEqual([{ resources: ['configmaps', 'secrets'], providers: [{ identity: {} }, KMS] }]);
+  });
+
+  it('never encrypts some resources and decrypts others: kube-apiserver refuses one KMS v2 provider name in two entries', () => {
+    expect(() => buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] })).toThrow(/cannot both encrypt/);
+  });
+
+  it('renders an encrypt-only config byte for byte as before decrypting existed (no rollout on upgrade)', () => {
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).toBe(
+      'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - kms:\n          apiVersion: v2\n          name: kube-dc-kms-plugin\n          endpoint: unix:///var/run/kmsplugin/kms.sock\n          timeout: 3s\n      - identity: {}\n',
+    );
   });
 
   it('sorts resources so the same set renders the same bytes', () => {
-    expect(renderEncryptionConfiguration(['secrets', 'configmaps'], 'encrypt')).toBe(renderEncryptionConfiguration(['configmaps', 'secrets'], 'encrypt'));
-    expect(parse(renderEncryptionConfiguration(['secrets'], 'encrypt')).kind).toBe('EncryptionConfiguration');
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [] })).toBe(renderEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [] }));
+    expect(parse(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).kind).toBe('EncryptionConfiguration');
   });
 
   it('hashes content independent of key order and sensitive to any change', () => {

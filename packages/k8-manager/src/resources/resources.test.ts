@@ -26,12 +26,12 @@ describe('auto KMSKey', () => {
 
 describe('encryption-config Secret', () => {
   it('holds the configuration and the CA, base64 on the wire', () => {
-    const data = desiredSecretData(['secrets'], 'encrypt', 'PEM');
+    const data = desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, 'PEM');
     const secret = buildEncryptionConfigSecret('ns', 'c1', data);
     expect(secret.metadata.name).toBe('c1-encryption-config');
     expect(decodeSecretData(secret)).toEqual(data);
     expect(parse(data['encryption-config.yaml']!).resources[0].providers[0].kms.apiVersion).toBe('v2');
-    expect(Object.keys(desiredSecretData(['secrets'], 'encrypt', undefined))).toEqual(['encryption-config.yaml']);
+    expect(Object.keys(desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined))).toEqual(['encryption-config.yaml']);
   });
 });
 

@@ -107,7 +107,7 @@ export const restoreActive = (run: RestoreRun | undefined) => run !== undefined 
 // The migration's checkpoint (k8-manager src/migration): a restarted or newly elected controller
 // resumes the pass here. Written by the controller only (tenants never get */status).
 export const migrationStatusSchema = z.object({
-  reason: z.enum(['enable', 'rewrap']),
+  reason: z.enum(['enable', 'rewrap', 'decrypt']),
   startedAt: dateTime(),
   pass: z.int().min(1),
   resource: z.enum(ENCRYPTABLE_RESOURCES).optional().describe('The resource being re-written; absent once the pass is done'),
@@ -139,10 +139,20 @@ export const kdcClusterStatusSchema = z.object({
           plaintext: z.int().min(0),
           scannedAt: dateTime().describe('When the scan read etcd (one revision)'),
           keyIds: z.array(z.string().max(1024)).max(8).optional().describe('The key_ids counted as current: what every plugin replica published when the scan ran'),
+          configHash: z.string().max(64).optional().describe('The EncryptionConfiguration every replica ran when the scan read etcd'),
+          byResource: z
+            .partialRecord(z.enum(ENCRYPTABLE_RESOURCES), z.object({ total: z.int().min(0), current: z.int().min(0), stale: z.int().min(0), plaintext: z.int().min(0) }))
+            .optional()
+            .describe('The same counts per resource'),
         })
         .optional()
         .describe('Counted from the raw store by a scan of the configured resources (SPEC 5)'),
       migration: migrationStatusSchema.optional(),
+      encryptedResources: z.array(z.enum(ENCRYPTABLE_RESOURCES)).optional().describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
+      decryptingResources: z
+        .array(z.enum(ENCRYPTABLE_RESOURCES))
+        .optional()
+        .describe('Resources configured [identity, kms] until a scan proves none of their rows is KMS-encrypted (disable, or dropped from resources)'),
     })
     .optional(),
   backupBucket: z.string().optional(),
