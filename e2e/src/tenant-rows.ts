@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CORE, KMS_STORED_PREFIX, type KubeClient, type KubeObject } from '@kdc/shared';
+import { decodeEncryptedObject } from '@kdc/shared/etcd';
+import { DATASTORE_REF } from './restore-fixture.ts';
+
+// What the data-lifecycle tests judge by: a checksum ledger of a tenant's objects read through
+// its apiserver (nothing lost, nothing changed), and its rows read raw from its DataStore with
+// etcdctl, independently of the controller's own scanner.
+
+const exec = promisify(execFile);
+
+type DataStore = KubeObject & { spec: { tlsConfig: { certificateAuthority: { certificate: { content: string } }; clientCertificate: { certificate: { content: string }; privateKey: { content: string } } } } };
+type Listed = KubeObject & { data?: Record<string, string> };
+
+/** etcdctl as a platform operator runs it against a DataStore, with the DataStore's own client certificate. */
+export async function dataStoreEtcdctl(input: { kube: KubeClient; etcdctl: string; dataStore: string; port: number; dir: string }): Promise<(...args: string[]) => Promise<string>> {
+  const ds = await input.kube.get<DataStore>(DATASTORE_REF(input.dataStore));
+  mkdirSync(input.dir, { recursive: true });
+  const file = (name: string, b64: string) => {
+    const path = join(input.dir, name);
+    writeFileSync(path, Buffer.from(b64, 'base64'), { mode: 0o600 });
+    return path;
+  };
+  const tls = ds.spec.tlsConfig;
+  const flags = [
+    `--endpoints=https://127.0.0.1:${input.port}`,
+    `--cacert=${file('ca.pem', tls.certificateAuthority.certificate.content)}`,
+    `--cert=${file('client.pem', tls.clientCertificate.certificate.content)}`,
+    `--key=${file('client-key.pem', tls.clientCertificate.privateKey.content)}`,
+  ];
+  return async (...args) => (await exec(input.etcdctl, [...flags, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout;
+}
+
+export interface RawRows {
+  total: number;
+  plaintext: number;
+  /** KMS v2 rows per key_id. */
+  byKeyId: Map<string, number>;
+}
+
+/** Every row of `resource` under the tenant's prefix, read raw: plaintext, or KMS v2 with its key_id. */
+export async function rawRows(etcdctl: (...args: string[]) => Promise<string>, tenantPrefix: string, resource: string): Promise<RawRows> {
+  const answer = JSON.parse(await etcdctl('get', '--prefix', `${tenantPrefix}${resource}/`, '-w', 'json')) as { kvs?: { value: string }[] };
+  const byKeyId = new Map<string, number>();
+  let plaintext = 0;
+  for (const kv of answer.kvs ?? []) {
+    const value = Buffer.from(kv.value, 'base64');
+    if (!value.subarray(0, KMS_STORED_PREFIX.length).equals(Buffer.from(KMS_STORED_PREFIX))) {
+      plaintext++;
+      continue;
+    }
+    const keyId = decodeEncryptedObject(value.subarray(KMS_STORED_PREFIX.length)).keyID;
+    byKeyId.set(keyId, (byKeyId.get(keyId) ?? 0) + 1);
+  }
+  return { total: answer.kvs?.length ?? 0, plaintext, byKeyId };
+}
+
+/** The tenant's etcd prefix as Kamaji applied it (`/<schema>/`). */
+export async function tenantPrefix(kube: KubeClient, namespace: string, tcp: string): Promise<string> {
+  const object = await kube.get<KubeObject & { status?: { storage?: { setup?: { schema?: string } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name: tcp });
+  return `/${object.status!.storage!.setup!.schema}/`;
+}
+
+/** sha256 of every object's data of `resource` (secrets, configmaps), by namespace/name, read through the tenant apiserver. */
+export async function readLedger(tenant: KubeClient, resource: 'secrets' | 'configmaps', filter: (name: string) => boolean = () => true): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let token: string | undefined;
+  do {
+    const page = await tenant.list<Listed>(CORE(resource), { limit: 500, ...(token ? { continue: token } : {}) });
+    for (const o of page.items) {
+      if (filter(o.metadata!.name!)) out.set(`${o.metadata!.namespace}/${o.metadata!.name}`, createHash('sha256').update(JSON.stringify(o.data ?? {})).digest('hex'));
+    }
+    token = page.metadata.continue || undefined;
+  } while (token);
+  return out;
+}
