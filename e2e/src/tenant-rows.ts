@@ -16,8 +16,17 @@ const exec = promisify(execFile);
 type DataStore = KubeObject & { spec: { tlsConfig: { certificateAuthority: { certificate: { content: string } }; clientCertificate: { certificate: { content: string }; privateKey: { content: string } } } } };
 type Listed = KubeObject & { data?: Record<string, string> };
 
-/** etcdctl as a platform operator runs it against a DataStore, with the DataStore's own client certificate. */
-export async function dataStoreEtcdctl(input: { kube: KubeClient; etcdctl: string; dataStore: string; port: number; dir: string }): Promise<(...args: string[]) => Promise<string>> {
+export interface DataStoreAccess {
+  /** etcdctl as a platform operator runs it against the DataStore, with the DataStore's own client certificate. */
+  etcdctl: (...args: string[]) => Promise<string>;
+  /** The same access as files, for the CLI's --etcd-* flags. */
+  endpoint: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export async function dataStoreAccess(input: { kube: KubeClient; etcdctl: string; dataStore: string; port: number; dir: string }): Promise<DataStoreAccess> {
   const ds = await input.kube.get<DataStore>(DATASTORE_REF(input.dataStore));
   mkdirSync(input.dir, { recursive: true });
   const file = (name: string, b64: string) => {
@@ -26,13 +35,12 @@ export async function dataStoreEtcdctl(input: { kube: KubeClient; etcdctl: strin
     return path;
   };
   const tls = ds.spec.tlsConfig;
-  const flags = [
-    `--endpoints=https://127.0.0.1:${input.port}`,
-    `--cacert=${file('ca.pem', tls.certificateAuthority.certificate.content)}`,
-    `--cert=${file('client.pem', tls.clientCertificate.certificate.content)}`,
-    `--key=${file('client-key.pem', tls.clientCertificate.privateKey.content)}`,
-  ];
-  return async (...args) => (await exec(input.etcdctl, [...flags, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout;
+  const endpoint = `https://127.0.0.1:${input.port}`;
+  const ca = file('ca.pem', tls.certificateAuthority.certificate.content);
+  const cert = file('client.pem', tls.clientCertificate.certificate.content);
+  const key = file('client-key.pem', tls.clientCertificate.privateKey.content);
+  const flags = [`--endpoints=${endpoint}`, `--cacert=${ca}`, `--cert=${cert}`, `--key=${key}`];
+  return { etcdctl: async (...args) => (await exec(input.etcdctl, [...flags, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout, endpoint, ca, cert, key };
 }
 
 export interface RawRows {

@@ -5,7 +5,7 @@ import { CORE, KDC_API_VERSION, KubeClient, clusterNames, isAttached, type KdcCl
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
-import { dataStoreEtcdctl, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
@@ -62,7 +62,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
     stops.push(runner);
     const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
-    etcdctl = await dataStoreEtcdctl({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir });
+    etcdctl = (await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir })).etcdctl;
     stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' })));
     await kube.create(kdc(ns), {
       apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },

@@ -1,16 +1,15 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KMS_STORED_PREFIX, KubeClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
-import { decodeEncryptedObject, versionOfKeyId } from '@kdc/shared/etcd';
+import { CORE, KDC_API_VERSION, KubeClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
+import { versionOfKeyId } from '@kdc/shared/etcd';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { DATASTORE_REF, ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
+import { dataStoreAccess, rawRows as rawResourceRows, readLedger as readSecretsLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
 
@@ -31,8 +30,6 @@ const SEED = Number(process.env.KDC_MIGRATION_SEED ?? randomInt(2 ** 31));
 const ROTATIONS = 3;
 type Migration = NonNullable<NonNullable<KdcClusterStatus['encryption']>['migration']>;
 type Cluster = KubeObject & { status?: KdcClusterStatus & { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-type Secret = KubeObject & { data?: Record<string, string> };
-const exec = promisify(execFile);
 
 /** mulberry32: a small seeded generator, so the kill points replay from the printed seed. */
 function seeded(seed: number): () => number {
@@ -82,39 +79,9 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
   /** RFC 3339 in status has whole seconds: `t` at or after the second `since` falls in. */
   const notBefore = (t: string | undefined, since: number) => t !== undefined && Date.parse(t) >= Math.floor(since / 1000) * 1000;
 
-  /** sha256 of every Secret's data, by namespace/name, read through the tenant apiserver. */
-  async function readLedger(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    let token: string | undefined;
-    do {
-      const page = await tenant.list<Secret>(CORE('secrets'), { limit: 500, ...(token ? { continue: token } : {}) });
-      for (const s of page.items) out.set(`${s.metadata!.namespace}/${s.metadata!.name}`, createHash('sha256').update(JSON.stringify(s.data ?? {})).digest('hex'));
-      token = page.metadata.continue || undefined;
-    } while (token);
-    return out;
-  }
-
-  async function etcdPrefix(): Promise<string> {
-    const tcp = await kube.get<KubeObject & { status?: { storage?: { setup?: { schema?: string } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
-    return `/${tcp.status!.storage!.setup!.schema}/`;
-  }
-
+  const readLedger = () => readSecretsLedger(tenant, 'secrets');
   /** Every Secret row of the tenant, read raw: plaintext, or KMS v2 with its key_id. */
-  async function rawRows(): Promise<{ plaintext: number; byKeyId: Map<string, number>; total: number }> {
-    const answer = JSON.parse(await etcdctl('get', '--prefix', `${await etcdPrefix()}secrets/`, '-w', 'json')) as { kvs?: { value: string }[] };
-    const byKeyId = new Map<string, number>();
-    let plaintext = 0;
-    for (const kv of answer.kvs ?? []) {
-      const value = Buffer.from(kv.value, 'base64');
-      if (!value.subarray(0, KMS_STORED_PREFIX.length).equals(Buffer.from(KMS_STORED_PREFIX))) {
-        plaintext++;
-        continue;
-      }
-      const keyId = decodeEncryptedObject(value.subarray(KMS_STORED_PREFIX.length)).keyID;
-      byKeyId.set(keyId, (byKeyId.get(keyId) ?? 0) + 1);
-    }
-    return { plaintext, byKeyId, total: answer.kvs?.length ?? 0 };
-  }
+  const rawRows = async () => rawResourceRows(etcdctl, await tenantPrefix(kube, ns, names.tenantControlPlane), 'secrets');
 
   /** Encrypted=True/EncryptionCompleted under Transit `version`, proven by a scan and a finished migration newer than `since`. */
   const completed = (since: number, version: number) => waitFor(`Encrypted=True/EncryptionCompleted under Transit v${version}, proven by a scan newer than the change`, async () => {
@@ -193,17 +160,9 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     stops.push(runner);
     const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
     // etcdctl as a platform operator would run it, with the DataStore's own client certificate.
-    const ds = await kube.get<KubeObject & { spec: { tlsConfig: { certificateAuthority: { certificate: { content: string } }; clientCertificate: { certificate: { content: string }; privateKey: { content: string } } } } }>(DATASTORE_REF(dataStore));
-    const file = (name: string, b64: string) => {
-      const path = join(dir, name);
-      writeFileSync(path, Buffer.from(b64, 'base64'), { mode: 0o600 });
-      return path;
-    };
-    const tls = ds.spec.tlsConfig;
-    const endpoint = `https://127.0.0.1:${port}`;
-    const [ca, cert, key] = [file('ca.pem', tls.certificateAuthority.certificate.content), file('client.pem', tls.clientCertificate.certificate.content), file('client-key.pem', tls.clientCertificate.privateKey.content)];
-    etcdctl = async (...args) => (await exec(p.binaries.etcdctl, [`--endpoints=${endpoint}`, `--cacert=${ca}`, `--cert=${cert}`, `--key=${key}`, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout;
-    etcdFlags = ['--etcd-endpoint', endpoint, '--etcd-ca-file', ca, '--etcd-cert-file', cert, '--etcd-key-file', key];
+    const access = await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir });
+    etcdctl = access.etcdctl;
+    etcdFlags = ['--etcd-endpoint', access.endpoint, '--etcd-ca-file', access.ca, '--etcd-cert-file', access.cert, '--etcd-key-file', access.key];
     cliEnv = kdcEnv(p, dir);
     const [reconciler, k8m] = await shardControllers(id, k8ManagerEnv);
     stops.push(reconciler);
@@ -275,7 +234,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
         const refused = await refusal;
         expect(refused.code, refused.stdout + refused.stderr).toBe(1);
         expect(refused.stderr).toContain(`refused: min_decryption_version of ${transitKey} stays 1; it cannot become ${version} while:`);
-        expect(refused.stderr).toMatch(new RegExp(`etcd rows of cluster ${cluster} under ${await etcdPrefix()} still use v${version - 1} \\(\\d+ rows?\\): run "kubectl kdc rewrap-etcd ${cluster} -n ${ns}"`));
+        expect(refused.stderr).toMatch(new RegExp(`etcd rows of cluster ${cluster} under ${await tenantPrefix(kube, ns, names.tenantControlPlane)} still use v${version - 1} \\(\\d+ rows?\\): run "kubectl kdc rewrap-etcd ${cluster} -n ${ns}"`));
       }
       const done = await completed(started, version);
       const checkpoints = expectCheckpointNeverWentBack(started);
@@ -289,7 +248,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
   it(`kubectl kdc keys min-decryption --to ${ROTATIONS + 1} finds no row below v${ROTATIONS + 1} and allows the advance`, async () => {
     const started = Date.now();
     const to = ROTATIONS + 1;
-    const prefix = await etcdPrefix();
+    const prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
     const raw = await rawRows();
     const dry = await minDecryption(to);
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
