@@ -13,7 +13,7 @@ import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, clusterOwner } from './refs.ts';
 import { planCluster, providersOf, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { disableComplete } from './migration/providers.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
-import { migrationReconciler, type MigrationDeps, type MigrationInput } from './migration/reconcile.ts';
+import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 
 export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
@@ -58,16 +58,6 @@ const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: strin
 
 /** The EncryptionConfiguration hash k8-manager put on the TCP's pod template: every replica must carry it. */
 const configHashOf = (tcp: TenantControlPlane) => tcp.spec.controlPlane.deployment?.podAdditionalMetadata?.annotations?.[ANNOTATIONS.encryptionConfigHash] ?? '';
-
-/** What the migration reads back from status: the last scan, the checkpoint, the last completion. */
-function migrationState(status: KdcClusterStatus | undefined): Pick<MigrationInput, 'coverage' | 'record' | 'lastCompletedAt'> {
-  const e = status?.encryption;
-  return {
-    ...(e?.coverage?.keyIds ? { coverage: { ...e.coverage, keyIds: e.coverage.keyIds } } : {}),
-    ...(e?.migration ? { record: e.migration } : {}),
-    ...(e?.lastRewrapCompleted ? { lastCompletedAt: e.lastRewrapCompleted } : {}),
-  };
-}
 
 /** A restore was requested and has not ended (status.restore; the annotations only show it). */
 const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));

@@ -1,4 +1,4 @@
-import { ANNOTATIONS, type EncryptableResource, type EventRecorder, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
+import { ANNOTATIONS, type EncryptableResource, type EventRecorder, type KdcClusterStatus, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nextRecord, planMigration, provenPlaintext, remaining, walked, type Coverage, type MigrationObservation, type MigrationRecord, type MigrationStep, type Rollout } from './plan.ts';
 import type { DesiredProviders } from './providers.ts';
@@ -43,6 +43,23 @@ export interface MigrationInput {
   coverage?: Coverage;
   record?: MigrationRecord;
   lastCompletedAt?: string;
+}
+
+/**
+ * What the migration reads back from status: the last scan, the checkpoint, the last completion.
+ * A scan older than the last state change of a restore describes rows that are gone (the restore
+ * put a snapshot's rows back): it is dropped, so the next step scans again.
+ */
+export function migrationState(status: KdcClusterStatus | undefined): Pick<MigrationInput, 'coverage' | 'record' | 'lastCompletedAt'> {
+  const e = status?.encryption;
+  const restored = status?.restore?.since;
+  const c = e?.coverage;
+  const current = c?.keyIds && !(restored && Date.parse(restored) >= Date.parse(c.scannedAt));
+  return {
+    ...(current ? { coverage: { ...c, keyIds: c.keyIds! } } : {}),
+    ...(e?.migration ? { record: e.migration } : {}),
+    ...(e?.lastRewrapCompleted ? { lastCompletedAt: e.lastRewrapCompleted } : {}),
+  };
 }
 
 export interface MigrationOutcome {
