@@ -118,6 +118,21 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     expect(await ledgers()).toEqual(ledger);
   }, 400_000);
 
+  it('the plaintext revisions the migration left behind are named in status until etcd compacts past them', async () => {
+    const history = (await get()).status!.encryption!.history!;
+    expect(history.untilRevision).toBeGreaterThan(0);
+    // Positive control: etcd's history still holds the row as it was written, in plaintext.
+    const now = JSON.parse(await etcdctl('get', `${prefix}configmaps/default/c-0`, '-w', 'json')) as { kvs: { create_revision: number; value: string }[] };
+    const created = now.kvs[0]!.create_revision;
+    expect(Buffer.from(now.kvs[0]!.value, 'base64').toString('latin1')).toMatch(/^k8s:enc:kms:v2:/);
+    const old = JSON.parse(await etcdctl('get', `${prefix}configmaps/default/c-0`, `--rev=${created}`, '-w', 'json')) as { kvs: { value: string }[] };
+    expect(Buffer.from(old.kvs[0]!.value, 'base64').toString('latin1')).not.toMatch(/^k8s:enc:/);
+
+    await etcdctl('compact', String(history.untilRevision));
+    await expect(etcdctl('get', `${prefix}configmaps/default/c-0`, `--rev=${created}`)).rejects.toThrow(/compacted/);
+    await waitFor('status.encryption.history cleared after the compaction', async () => ((await get()).status?.encryption?.history ? undefined : true), { timeoutMs: 60_000, intervalMs: 500 });
+  }, 120_000);
+
   it('configmaps dropped: they stay encrypted and readable, and Encrypted says how they leave KMS', async () => {
     // kube-apiserver refuses one KMS v2 provider name in two config entries, and every row names
     // its provider: configmaps cannot be decrypted alone while secrets stay encrypted.

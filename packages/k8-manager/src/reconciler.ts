@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
-  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, organizationLookup, platformConfigLookup,
+  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, isConflict, organizationLookup, platformConfigLookup,
   setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
@@ -134,6 +134,27 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     }
   }
 
+  /**
+   * The status write, against the copy this reconcile read. The encryption-reconciler writes its
+   * KMSPreflight condition on the same object: when that conflicts, ours is written once over
+   * the newest copy keeping its condition, so a migration step's checkpoint is not thrown away
+   * with the conflict (the page would be re-written). A changed spec is planned again instead.
+   */
+  async function writeStatus(object: Cluster, status: KdcClusterStatus): Promise<boolean> {
+    const ref = { ...KDCCLUSTER_REF, namespace: object.metadata!.namespace!, name: object.metadata!.name! };
+    try {
+      return await updateStatusIfChanged(deps.kube, ref, object, status);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      const fresh = await deps.kube.get<Cluster>(ref);
+      if (fresh.metadata?.generation !== object.metadata?.generation) throw error;
+      const theirs = new Map((fresh.status?.conditions ?? []).filter((c) => c.type === KDC_CLUSTER_CONDITIONS.kmsPreflight).map((c) => [c.type, c]));
+      const conditions = (status.conditions ?? []).map((c) => theirs.get(c.type) ?? c);
+      for (const c of theirs.values()) if (!conditions.some((x) => x.type === c.type)) conditions.push(c);
+      return updateStatusIfChanged(deps.kube, ref, fresh, { ...status, conditions });
+    }
+  }
+
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const cluster = deps.clusters.get(name, namespace) as Cluster | undefined;
@@ -219,7 +240,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
     }
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
-    const wrote = await updateStatusIfChanged(deps.kube, { ...KDCCLUSTER_REF, namespace, name }, written, status);
+    const wrote = await writeStatus(written, status);
     if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
     // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
     if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};

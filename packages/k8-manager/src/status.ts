@@ -192,6 +192,7 @@ function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undef
     ...(m.coverage ? { coverage: m.coverage } : {}),
     ...(m.record ? { migration: m.record } : { migration: undefined }),
     rewrapInProgress: m.record?.reason === 'rewrap',
+    history: m.history,
     ...(m.lastCompletedAt ? { lastRewrapCompleted: m.lastCompletedAt } : kept.lastRewrapCompleted ? { lastRewrapCompleted: kept.lastRewrapCompleted } : {}),
   };
 }

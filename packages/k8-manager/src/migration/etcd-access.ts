@@ -1,5 +1,5 @@
 import { BACKUP_JOB, CORE, decodeSecretData, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { classifyRow, emptyCounts, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection } from '@kdc/shared/etcd';
+import { classifyRow, emptyCounts, isEtcdReadError, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection } from '@kdc/shared/etcd';
 import { DATASTORE_REF } from '../refs.ts';
 import type { RowStore } from './reconcile.ts';
 
@@ -49,7 +49,19 @@ export function dataStoreRows(kube: KubeClient): RowStore {
       // Rows under any other key_id, and rows that cannot be decoded, all still need a re-write.
       const counts = (c: CoverageCounts) => ({ total: c.total, current: c.current, stale: c.stale + c.foreign + c.unreadable, plaintext: c.plaintext });
       const byResource = Object.fromEntries(input.resources.map((r) => [r, counts(scan.byResource[r] ?? emptyCounts())]));
-      return { ...counts(scan), byResource };
+      return { ...counts(scan), byResource, revision: scan.revision };
+    },
+    async compactedBefore(input) {
+      const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
+      try {
+        await reader.count(prefixOf(input.tcp), input.revision - 1);
+        return false;
+      } catch (error) {
+        if (isEtcdReadError(error) && error.kind === 'compacted') return true;
+        throw error;
+      } finally {
+        reader.close();
+      }
     },
     async rowIs(input) {
       const key = `${resourcePrefix(prefixOf(input.tcp), input.resource)}${input.object.namespace}/${input.object.name}`;

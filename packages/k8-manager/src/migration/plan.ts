@@ -17,6 +17,8 @@ export interface Coverage {
   keyIds: string[];
   /** The EncryptionConfiguration hash every replica ran when the scan read etcd. */
   configHash?: string;
+  /** The etcd revision the scan read. */
+  revision?: number;
   byResource?: Partial<Record<EncryptableResource, Counts>>;
 }
 

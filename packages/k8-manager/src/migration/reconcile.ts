@@ -24,6 +24,8 @@ export function migrationMetrics(registry: Registry) {
 export interface RowStore {
   /** Counts the configured resources' rows under the tenant's etcd prefix (the coverage scan). */
   scan(input: { namespace: string; tcp: TenantControlPlane; resources: readonly EncryptableResource[]; currentKeyIds: readonly string[]; signal: AbortSignal }): Promise<Omit<Coverage, 'scannedAt' | 'keyIds' | 'configHash'>>;
+  /** Whether etcd has compacted every revision before `revision` (the old rows of a migration are gone then). */
+  compactedBefore(input: { namespace: string; tcp: TenantControlPlane; revision: number }): Promise<boolean>;
   /** Whether one object's row is stored as `want` now: under one of `currentKeyIds`, or plaintext. */
   rowIs(input: { namespace: string; tcp: TenantControlPlane; resource: string; object: { namespace: string; name: string }; want: 'current' | 'plaintext'; currentKeyIds: readonly string[] }): Promise<boolean>;
 }
@@ -43,6 +45,13 @@ export interface MigrationInput {
   coverage?: Coverage;
   record?: MigrationRecord;
   lastCompletedAt?: string;
+  /** status.encryption.history: a finished migration whose old revisions etcd still keeps. */
+  history?: History;
+}
+
+export interface History {
+  untilRevision: number;
+  migrationEnded: string;
 }
 
 /**
@@ -50,7 +59,7 @@ export interface MigrationInput {
  * A scan older than the last state change of a restore describes rows that are gone (the restore
  * put a snapshot's rows back): it is dropped, so the next step scans again.
  */
-export function migrationState(status: KdcClusterStatus | undefined): Pick<MigrationInput, 'coverage' | 'record' | 'lastCompletedAt'> {
+export function migrationState(status: KdcClusterStatus | undefined): Pick<MigrationInput, 'coverage' | 'record' | 'lastCompletedAt' | 'history'> {
   const e = status?.encryption;
   const restored = status?.restore?.since;
   const c = e?.coverage;
@@ -59,6 +68,7 @@ export function migrationState(status: KdcClusterStatus | undefined): Pick<Migra
     ...(current ? { coverage: { ...c, keyIds: c.keyIds! } } : {}),
     ...(e?.migration ? { record: e.migration } : {}),
     ...(e?.lastRewrapCompleted ? { lastCompletedAt: e.lastRewrapCompleted } : {}),
+    ...(e?.history ? { history: e.history } : {}),
   };
 }
 
@@ -69,6 +79,8 @@ export interface MigrationOutcome {
   lastCompletedAt?: string;
   /** Decrypted resources a fresh scan proved plaintext (they leave the config). */
   provenPlaintext: EncryptableResource[];
+  /** What status.encryption.history becomes (undefined: nothing old is known to be kept). */
+  history?: History;
   /** Why the step could not run (the scan or the apiserver), for the Encrypted condition. */
   problem?: string;
   requeueAfterMs?: number;
@@ -111,18 +123,22 @@ export function migrationReconciler(deps: MigrationDeps) {
     };
     const step = planMigration(o);
     const resources = walked(o);
-    const base: MigrationOutcome = { step, provenPlaintext: provenPlaintext(o), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
+    const base: MigrationOutcome = { step, provenPlaintext: provenPlaintext(o), ...(input.history ? { history: input.history } : {}), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
     const key = `${input.namespace}/${input.cluster.metadata?.name}`;
     try {
       switch (step.kind) {
-        case 'idle':
-          return base;
+        case 'idle': {
+          // Between migrations: has etcd compacted away the old revisions of the last one yet?
+          if (!input.history || !(await deps.rows.compactedBefore({ namespace: input.namespace, tcp: input.tcp, revision: input.history.untilRevision }))) return base;
+          const { history: _gone, ...rest } = base;
+          return rest;
+        }
         case 'wait':
           return { ...base, requeueAfterMs: step.retryMs };
         case 'scan': {
           const keyIds = input.rollout.ready ? input.rollout.keyIds : [];
           const scannedAt = rfc3339(now());
-          const counted = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
+          const counted: Omit<Coverage, 'scannedAt' | 'keyIds' | 'configHash'> = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
           deps.metrics.scans.inc({ result: 'ok' });
           const coverage: Coverage = { ...counted, scannedAt, keyIds: [...keyIds], configHash: input.configHash };
           return { ...base, coverage, provenPlaintext: provenPlaintext({ ...o, coverage }), requeueAfterMs: 0 };
@@ -165,7 +181,10 @@ export function migrationReconciler(deps: MigrationDeps) {
           const proven = [o.encrypt.length ? `every ${o.encrypt.join(' and ')} row is encrypted under the current key_id` : '', o.decrypt.length ? `every ${o.decrypt.join(' and ')} row is plaintext` : ''].filter(Boolean).join('; ');
           await deps.recorder.record(input.cluster, 'Normal', 'MigrationCompleted', `${proven} (${input.coverage!.total} rows, ${r.rewritten} re-written in ${r.pass} pass${r.pass === 1 ? '' : 'es'}, ${Math.round(seconds)} s)`);
           const { record: _done, ...rest } = base;
-          return { ...rest, lastCompletedAt: rfc3339(now()) };
+          const ended = rfc3339(now());
+          // Every row re-written before the proving scan has an older revision below its revision.
+          const revision = input.coverage!.revision;
+          return { ...rest, lastCompletedAt: ended, ...(revision ? { history: { untilRevision: revision, migrationEnded: ended } } : {}) };
         }
       }
     } catch (error) {

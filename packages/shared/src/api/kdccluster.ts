@@ -140,6 +140,7 @@ export const kdcClusterStatusSchema = z.object({
           scannedAt: dateTime().describe('When the scan read etcd (one revision)'),
           keyIds: z.array(z.string().max(1024)).max(8).optional().describe('The key_ids counted as current: what every plugin replica published when the scan ran'),
           configHash: z.string().max(64).optional().describe('The EncryptionConfiguration every replica ran when the scan read etcd'),
+          revision: z.int().min(0).optional().describe('The etcd revision the scan read'),
           byResource: z
             .partialRecord(z.enum(ENCRYPTABLE_RESOURCES), z.object({ total: z.int().min(0), current: z.int().min(0), stale: z.int().min(0), plaintext: z.int().min(0) }))
             .optional()
@@ -148,6 +149,13 @@ export const kdcClusterStatusSchema = z.object({
         .optional()
         .describe('Counted from the raw store by a scan of the configured resources (SPEC 5)'),
       migration: migrationStatusSchema.optional(),
+      history: z
+        .object({
+          untilRevision: z.int().min(1).describe('etcd keeps the older revisions of the re-written rows until it compacts past this revision'),
+          migrationEnded: dateTime(),
+        })
+        .optional()
+        .describe('Set when a migration ends, cleared once etcd compacted its old revisions (then defragment, docs/runbook.md)'),
       encryptedResources: z.array(z.enum(ENCRYPTABLE_RESOURCES)).optional().describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
       decryptingResources: z
         .array(z.enum(ENCRYPTABLE_RESOURCES))
