@@ -1,5 +1,7 @@
 // A small, pure argv parser for the plugin's commands: `--flag value`, `--flag=value`, short
 // aliases (`-n ns`), booleans, `--` to end flags, and errors that name the flag to fix.
+import { parseDuration } from '@kdc/shared';
+import { usageError } from './errors.ts';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -139,4 +141,14 @@ export function parsePositiveInt(text: string): number | null {
   if (!/^\d{1,10}$/.test(text)) return null;
   const n = Number(text);
   return n >= 1 && n <= 2 ** 31 - 1 ? n : null;
+}
+
+/** `--timeout` of a command that waits: a positive duration, and only together with --wait. */
+export function waitTimeoutSeconds(flags: Record<string, string | boolean>, defaultSeconds: number): number {
+  const text = str(flags, 'timeout');
+  if (text === undefined) return defaultSeconds;
+  const parsed = parseDuration(text);
+  if (!parsed.ok || parsed.seconds <= 0) throw usageError(`--timeout "${text}": ${parsed.ok ? 'must be more than 0' : parsed.error}`);
+  if (!bool(flags, 'wait')) throw usageError('--timeout only applies with --wait');
+  return parsed.seconds;
 }

@@ -3,10 +3,10 @@
 // status.restore (shown in kube-dc.com/restore-state).
 import { latestCandidates, listBackups, parseBackupKey, type Inventory } from '@kdc/backup-envelope';
 import {
-  ANNOTATIONS, KDC_CLUSTER_CONDITIONS, RESTORE_STATES, isConflict, parseDuration, restoreRun,
+  ANNOTATIONS, KDC_CLUSTER_CONDITIONS, RESTORE_STATES, isConflict, restoreRun,
   type Condition, type KdcClusterStatus, type KubeObject,
 } from '@kdc/shared';
-import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
+import { bool, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
 import { describe, failure, usageError } from './errors.ts';
@@ -108,14 +108,7 @@ const conditionOf = (cluster: KubeObject, type: string) =>
   ((cluster.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
 
 export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<number> {
-  const timeoutText = str(args.flags, 'timeout');
-  let timeoutSeconds = DEFAULT_TIMEOUT_SECONDS;
-  if (timeoutText !== undefined) {
-    const parsed = parseDuration(timeoutText);
-    if (!parsed.ok || parsed.seconds <= 0) throw usageError(`--timeout "${timeoutText}": ${parsed.ok ? 'must be more than 0' : parsed.error}`);
-    if (!bool(args.flags, 'wait')) throw usageError('--timeout only applies with --wait');
-    timeoutSeconds = parsed.seconds;
-  }
+  const timeoutSeconds = waitTimeoutSeconds(args.flags, DEFAULT_TIMEOUT_SECONDS);
   const { kube, namespace } = kubeAccess(args.flags, ctx.env);
   const name = args.positionals.cluster!;
   const cluster = await getKdcCluster(kube, namespace, name);

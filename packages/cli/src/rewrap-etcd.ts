@@ -3,10 +3,10 @@
 // and with --wait follows it until a scan of the stored rows, newer than the request, shows none
 // plaintext and none under an older key_id. k8-manager re-writes only after every control-plane
 // replica runs the current config and publishes the same key_id; the proof is the scan.
-import { ANNOTATIONS, KDC_CLUSTER_CONDITIONS, parseDuration, rfc3339, type Condition, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
-import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
+import { ANNOTATIONS, KDC_CLUSTER_CONDITIONS, rfc3339, type Condition, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
+import { bool, str, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
 import type { CommandContext } from './context.ts';
-import { failure, usageError } from './errors.ts';
+import { failure } from './errors.ts';
 import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
 
 export const spec: CommandSpec = {
@@ -46,14 +46,7 @@ export function rewrapProgress(status: KdcClusterStatus | undefined, requestedAt
 }
 
 export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<number> {
-  const timeoutText = str(args.flags, 'timeout');
-  let timeoutSeconds = DEFAULT_TIMEOUT_SECONDS;
-  if (timeoutText !== undefined) {
-    const parsed = parseDuration(timeoutText);
-    if (!parsed.ok || parsed.seconds <= 0) throw usageError(`--timeout "${timeoutText}": ${parsed.ok ? 'must be more than 0' : parsed.error}`);
-    if (!bool(args.flags, 'wait')) throw usageError('--timeout only applies with --wait');
-    timeoutSeconds = parsed.seconds;
-  }
+  const timeoutSeconds = waitTimeoutSeconds(args.flags, DEFAULT_TIMEOUT_SECONDS);
   const { kube, namespace } = kubeAccess(args.flags, ctx.env);
   const name = args.positionals.cluster!;
   const cluster = await getKdcCluster(kube, namespace, name);
@@ -78,7 +71,7 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     shown = progress.line;
     if (progress.done) return 0;
     if (ctx.now().getTime() > deadline) {
-      ctx.io.err(`error: the rewrap of ${namespace}/${name} did not finish within ${timeoutText ?? '1h'}; it goes on: run the command again with --wait to follow it\n`);
+      ctx.io.err(`error: the rewrap of ${namespace}/${name} did not finish within ${str(args.flags, 'timeout') ?? '1h'}; it goes on: run the command again with --wait to follow it\n`);
       return 1;
     }
     await ctx.sleep(POLL_MS);
