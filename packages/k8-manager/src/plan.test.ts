@@ -50,7 +50,7 @@ describe('planCluster: one change at a time, in order', () => {
   it('waits for a pre-flight of this generation', () => {
     expect(planCluster(observed(spec(), { generation: 2 })).kind).toBe('waitForPreflight');
     const failed = planCluster(observed(spec(), { preflight: { ...preflightOk, status: 'False', message: 'rotate granted' } }));
-    expect(failed).toEqual({ kind: 'waitForPreflight', message: 'KMS pre-flight failed: rotate granted' });
+    expect(failed).toEqual({ kind: 'waitForPreflight', failed: true, message: 'KMS pre-flight failed: rotate granted' });
   });
 
   it('steers only the rotation of its own auto key', () => {
@@ -127,6 +127,18 @@ describe('clusterStatus', () => {
     const o = observed(spec());
     const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: false, problem: 'kms-plugin not ready' } });
     expect(status.conditions!.find((c) => c.type === 'EncryptionAvailable')).toMatchObject({ status: 'False', reason: 'KMSPluginNotReady', message: 'kms-plugin not ready' });
+  });
+  it('a generation bump waiting for the pre-flight is not a failure: the attached, healthy control plane stays Ready', () => {
+    const o = observed(spec());
+    const ready = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
+    const waiting = { kind: 'waitForPreflight', failed: false, message: 'waiting for the KMS pre-flight of the OpenBao policy and role' } as const;
+    const bumped = clusterStatus({ generation: 2, previous: ready, validation: o.validation, outcome: waiting, attached: true, now });
+    expect(bumped.phase).toBe('Ready');
+    expect(bumped.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'EncryptionAvailable', observedGeneration: 2, message: expect.stringContaining('generation 2 is applied once the KMS pre-flight') });
+    expect(bumped.conditions!.find((c) => c.type === 'EncryptionAvailable')).toMatchObject({ status: 'True', reason: 'KMSPluginReady', observedGeneration: 2 });
+    // A failed pre-flight is one, and a control plane not attached yet has nothing running to keep.
+    expect(clusterStatus({ generation: 2, previous: ready, validation: o.validation, outcome: { ...waiting, failed: true, message: 'KMS pre-flight failed: x' }, attached: true, now }).conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForPreflight' });
+    expect(clusterStatus({ generation: 2, previous: ready, validation: o.validation, outcome: waiting, attached: false, now }).phase).toBe('WaitingForPreflight');
   });
   it('keeps lastTransitionTime when nothing changed', () => {
     const o = observed(spec());

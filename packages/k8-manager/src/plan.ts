@@ -40,7 +40,7 @@ export type ClusterAction =
   | { kind: 'updateKmsKeySpec'; spec: KmsKeySpecInput }
   | { kind: 'createServiceAccount'; object: ReturnType<typeof buildPluginServiceAccount> }
   | { kind: 'writeEncryptionConfig'; object: ReturnType<typeof buildEncryptionConfigSecret>; exists: boolean }
-  | { kind: 'waitForPreflight'; message: string }
+  | { kind: 'waitForPreflight'; message: string; failed: boolean }
   | { kind: 'patchTenantControlPlane'; deployment: TcpDeployment; change: 'attach' | 'update' | 'detach' }
   | { kind: 'done' };
 
@@ -74,7 +74,8 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     return { kind: 'writeEncryptionConfig', object: buildEncryptionConfigSecret(o.namespace, o.name, data), exists: o.secretData !== undefined };
   }
   if (o.preflight?.status !== 'True' || o.preflight.observedGeneration !== o.generation) {
-    return { kind: 'waitForPreflight', message: o.preflight?.status === 'False' ? `KMS pre-flight failed: ${o.preflight.message}` : 'waiting for the KMS pre-flight of the OpenBao policy and role' };
+    const failed = o.preflight?.status === 'False';
+    return { kind: 'waitForPreflight', failed, message: failed ? `KMS pre-flight failed: ${o.preflight!.message}` : 'waiting for the KMS pre-flight of the OpenBao policy and role' };
   }
   const fields = buildEncryptionFields({
     namespace: o.namespace,

@@ -1,7 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
   clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, isConflict, organizationLookup, platformConfigLookup,
-  setConditions, splitKey, updateStatusIfChanged, validateCluster,
+  setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
   type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
 } from '@kdc/shared';
@@ -136,9 +137,10 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
 
   /**
    * The status write, against the copy this reconcile read. The encryption-reconciler writes its
-   * KMSPreflight condition on the same object: when that conflicts, ours is written once over
+   * KMSPreflight condition on the same object: when only that conflicts, ours is written once over
    * the newest copy keeping its condition, so a migration step's checkpoint is not thrown away
-   * with the conflict (the page would be re-written). A changed spec is planned again instead.
+   * with the conflict (the page would be re-written). A changed spec, or a checkpoint another
+   * reconcile moved meanwhile, is planned again instead.
    */
   async function writeStatus(object: Cluster, status: KdcClusterStatus): Promise<boolean> {
     const ref = { ...KDCCLUSTER_REF, namespace: object.metadata!.namespace!, name: object.metadata!.name! };
@@ -147,7 +149,9 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     } catch (error) {
       if (!isConflict(error)) throw error;
       const fresh = await deps.kube.get<Cluster>(ref);
-      if (fresh.metadata?.generation !== object.metadata?.generation) throw error;
+      // Only a foreign write is written over: if our own fields moved, this reconcile planned from
+      // a stale copy (another reconcile's write not seen yet) and its step is thrown away.
+      if (fresh.metadata?.generation !== object.metadata?.generation || !isDeepStrictEqual(stripUndefined(fresh.status?.encryption), stripUndefined(object.status?.encryption))) throw error;
       const theirs = new Map((fresh.status?.conditions ?? []).filter((c) => c.type === KDC_CLUSTER_CONDITIONS.kmsPreflight).map((c) => [c.type, c]));
       const conditions = (status.conditions ?? []).map((c) => theirs.get(c.type) ?? c);
       for (const c of theirs.values()) if (!conditions.some((x) => x.type === c.type)) conditions.push(c);

@@ -97,6 +97,17 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     };
   }
 
+  const previousAvailable = previous?.conditions?.find((c) => c.type === C.encryptionAvailable);
+  if (input.outcome.kind === 'waitForPreflight' && !input.outcome.failed && input.attached && previousAvailable?.status === 'True') {
+    // A new generation waits for the KMS pre-flight before it is applied; the running control
+    // plane still encrypts as it did, so this is not a failure.
+    const previousEncrypted = previous?.conditions?.find((c) => c.type === C.encrypted);
+    conditions.push({ type: C.encryptionAvailable, status: 'True', reason: previousAvailable.reason, message: previousAvailable.message, ...g });
+    if (previousEncrypted) conditions.push({ type: C.encrypted, status: previousEncrypted.status, reason: previousEncrypted.reason, message: previousEncrypted.message, ...g });
+    conditions.push({ type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: `the control plane encrypts etcd through the KMS plugin; generation ${generation} is applied once the KMS pre-flight of the OpenBao policy and role passed`, ...g });
+    return { ...previous, phase: 'Ready', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+  }
+
   const tenant = input.tenant;
   const pluginReady = Boolean(tenant?.controlPlaneReady && tenant.kmsProvidersHealthy && tenant.sidecarReady !== false);
   const waiting = input.outcome.kind === 'waitForPreflight' ? input.outcome.message : undefined;
