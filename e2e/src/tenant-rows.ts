@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CORE, KMS_STORED_PREFIX, type KubeClient, type KubeObject } from '@kdc/shared';
+import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
 import { decodeEncryptedObject } from '@kdc/shared/etcd';
 import { DATASTORE_REF } from './restore-fixture.ts';
 
@@ -48,23 +48,33 @@ export interface RawRows {
   plaintext: number;
   /** KMS v2 rows per key_id. */
   byKeyId: Map<string, number>;
+  /** KMS v2 rows per provider name (kube-dc-kms-plugin, kube-dc-kms-plugin-configmaps). */
+  providers: Map<string, number>;
 }
+
+const KMS_V2 = Buffer.from('k8s:enc:kms:v2:');
 
 /** Every row of `resource` under the tenant's prefix, read raw: plaintext, or KMS v2 with its key_id. */
 export async function rawRows(etcdctl: (...args: string[]) => Promise<string>, tenantPrefix: string, resource: string): Promise<RawRows> {
   const answer = JSON.parse(await etcdctl('get', '--prefix', `${tenantPrefix}${resource}/`, '-w', 'json')) as { kvs?: { value: string }[] };
   const byKeyId = new Map<string, number>();
+  const providers = new Map<string, number>();
   let plaintext = 0;
   for (const kv of answer.kvs ?? []) {
     const value = Buffer.from(kv.value, 'base64');
-    if (!value.subarray(0, KMS_STORED_PREFIX.length).equals(Buffer.from(KMS_STORED_PREFIX))) {
+    if (!value.subarray(0, KMS_V2.length).equals(KMS_V2)) {
+      if (value.subarray(0, 8).toString('latin1') === 'k8s:enc:') throw new Error(`a ${resource} row is encrypted by a provider that is not KMS v2`);
       plaintext++;
       continue;
     }
-    const keyId = decodeEncryptedObject(value.subarray(KMS_STORED_PREFIX.length)).keyID;
+    // k8s:enc:kms:v2:<provider name>:<EncryptedObject>
+    const name = value.indexOf(':', KMS_V2.length);
+    const provider = value.subarray(KMS_V2.length, name).toString('latin1');
+    providers.set(provider, (providers.get(provider) ?? 0) + 1);
+    const keyId = decodeEncryptedObject(value.subarray(name + 1)).keyID;
     byKeyId.set(keyId, (byKeyId.get(keyId) ?? 0) + 1);
   }
-  return { total: answer.kvs?.length ?? 0, plaintext, byKeyId };
+  return { total: answer.kvs?.length ?? 0, plaintext, byKeyId, providers };
 }
 
 /** The tenant's etcd prefix as Kamaji applied it (`/<schema>/`). */

@@ -10,10 +10,11 @@ import { waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
 // Issue 12, operations 3 and 6 on the real platform, raw etcd as the judge: configmaps added to
-// the resources are migrated to KMS; dropped again they stay encrypted and readable (one KMS
-// provider cannot decrypt some resources and encrypt others) and Encrypted says so;
-// enabled: false alone is refused and changes nothing; disableRequested decrypts every row of
-// both, proves it, detaches the plugin, and then enabled: false is accepted. A reader lists Secrets and ConfigMaps through
+// the resources are migrated to KMS under a provider name of their own; dropped again they are
+// decrypted first ([identity, kms] for them alone), proven by a scan, and only then leave the
+// config, while secrets stay encrypted; enabled: false alone is refused and changes nothing;
+// disableRequested decrypts every row of both, proves it, detaches the plugin, and then
+// enabled: false is accepted. A reader lists Secrets and ConfigMaps through
 // the tenant apiserver all along: no answer may be an error (the one replica restarting for a
 // new config is counted apart: nothing answers then).
 
@@ -133,23 +134,37 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     await waitFor('status.encryption.history cleared after the compaction', async () => ((await get()).status?.encryption?.history ? undefined : true), { timeoutMs: 60_000, intervalMs: 500 });
   }, 120_000);
 
-  it('configmaps dropped: they stay encrypted and readable, and Encrypted says how they leave KMS', async () => {
-    // kube-apiserver refuses one KMS v2 provider name in two config entries, and every row names
-    // its provider: configmaps cannot be decrypted alone while secrets stay encrypted.
+  it('configmaps dropped: decrypted to plaintext and proven before KMS leaves them; secrets stay encrypted', async () => {
+    const at = new Date().toISOString();
     await timed('dropConfigmaps', async () => {
       await patch({ resources: ['secrets'] });
-      await waitFor('the retained configmaps named in Encrypted', async () => {
-        const c = await get();
-        const e = condition(c, 'Encrypted');
-        return e?.status === 'True' && /configmaps stays encrypted although dropped .* disableRequested: true/.test(e.message) && condition(c, 'Ready')?.status === 'True' ? c : undefined;
-      }, { timeoutMs: 120_000, intervalMs: 1000 });
+      // The decrypt step is visible: configmaps are configured [identity, kms] until proven plaintext.
+      await waitFor('configmaps decrypting', async () => (await get()).status?.encryption?.decryptingResources?.includes('configmaps') || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+      await encrypted(at, 'All resources encrypted: secrets');
     });
     const c = await get();
-    expect(c.status!.encryption).toMatchObject({ encryptedResources: ['configmaps', 'secrets'] });
+    expect(c.status!.encryption).toMatchObject({ encryptedResources: ['secrets'], decryptingResources: [] });
+    const raw = await rawRows(etcdctl, prefix, 'configmaps');
+    expect(raw).toMatchObject({ plaintext: raw.total, byKeyId: new Map() });
+    const secrets = await rawRows(etcdctl, prefix, 'secrets');
+    expect(secrets.plaintext).toBe(0);
+    expect([...secrets.providers.keys()]).toEqual(['kube-dc-kms-plugin']);
+    const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(CORE('events', ns));
+    expect(events.items.some((e) => e.involvedObject.name === cluster && e.reason === 'MigrationStarted' && /configmaps row to plaintext/.test(e.message))).toBe(true);
+    expect(await ledgers()).toEqual(ledger);
+  }, 400_000);
+
+  it('configmaps added again, under their own provider name', async () => {
+    const at = new Date().toISOString();
+    await timed('addConfigmapsAgain', async () => {
+      await patch({ resources: ['secrets', 'configmaps'] });
+      await encrypted(at, 'All resources encrypted: configmaps, secrets');
+    });
     const raw = await rawRows(etcdctl, prefix, 'configmaps');
     expect(raw.plaintext).toBe(0);
+    expect([...raw.providers.keys()]).toEqual(['kube-dc-kms-plugin-configmaps']);
     expect(await ledgers()).toEqual(ledger);
-  }, 200_000);
+  }, 400_000);
 
   it('enabled: false alone is refused and changes nothing (positive control: the TCP is still attached, the rows still KMS)', async () => {
     const before = await kube.get<TenantControlPlane & KubeObject>(TCP(ns, names.tenantControlPlane));

@@ -119,7 +119,7 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   conditions.push(availability);
   const migration = input.migration;
   conditions.push(pluginReady
-    ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [] }, migration, previous), ...g }
+    ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] }, migration, previous), ...g }
     : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'waiting for the KMS plugin before rows are encrypted', ...g });
   conditions.push(pluginReady
     ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }

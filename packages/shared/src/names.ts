@@ -57,6 +57,13 @@ export const OPENBAO_TRANSIT_MOUNT = 'transit';
 export const OPENBAO_AUDIENCE = 'openbao';
 
 export const KMS_PROVIDER_NAME = 'kube-dc-kms-plugin';
+/**
+ * The KMS v2 provider name a resource's rows are written under (it is in every stored row's
+ * prefix). One per resource, all on the one plugin socket: kube-apiserver refuses a name in two
+ * entries of its EncryptionConfiguration, and only a resource in an entry of its own can be
+ * decrypted while the others stay encrypted. Secrets keep the original name.
+ */
+export const kmsProviderNameFor = (resource: string) => (resource === 'secrets' ? KMS_PROVIDER_NAME : `${KMS_PROVIDER_NAME}-${resource}`);
 export const KMS_SOCKET_DIR = '/var/run/kmsplugin';
 export const KMS_SOCKET_PATH = `${KMS_SOCKET_DIR}/kms.sock`;
 export const KMS_ENDPOINT = `unix://${KMS_SOCKET_PATH}`;

@@ -24,7 +24,7 @@ const input = (more: Partial<MigrationInput>): MigrationInput => ({
   namespace: 'ns',
   spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true, resources: ['secrets'], rewrapAfterRotation: true } } } as KdcClusterSpec,
   tcp: {} as TenantControlPlane,
-  providers: { encrypt: ['secrets'], decrypt: [], retained: [] },
+  providers: { encrypt: ['secrets'], decrypt: [], retained: [], shared: [] },
   configHash: 'H',
   rollout: { ready: true, keyIds: [K] },
   ...more,

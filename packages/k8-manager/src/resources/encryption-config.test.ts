@@ -10,12 +10,21 @@ describe('EncryptionConfiguration', () => {
   });
 
   it('puts identity first while the disable migration runs', () => {
-    const config = buildEncryptionConfiguration({ encrypt: [], decrypt: ['secrets', 'configmaps'] });
-    expect(config.resources).toEqual([{ resources: ['configmaps', 'secrets'], providers: [{ identity: {} }, KMS] }]);
+    const config = buildEncryptionConfiguration({ encrypt: [], decrypt: ['secrets'] });
+    expect(config.resources).toEqual([{ resources: ['secrets'], providers: [{ identity: {} }, KMS] }]);
   });
 
-  it('never encrypts some resources and decrypts others: kube-apiserver refuses one KMS v2 provider name in two entries', () => {
-    expect(() => buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] })).toThrow(/cannot both encrypt/);
+  it('a provider name per resource: one dropped from the spec is decrypted while the others stay encrypted', () => {
+    const cm = { kms: { ...KMS.kms, name: 'kube-dc-kms-plugin-configmaps' } };
+    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }).resources).toEqual([
+      { resources: ['secrets'], providers: [KMS, { identity: {} }] },
+      { resources: ['configmaps'], providers: [{ identity: {} }, cm] },
+    ]);
+  });
+
+  it('resources encrypted under one shared name stay in one entry, and never in two (kube-apiserver refuses a name twice)', () => {
+    expect(buildEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [], shared: ['configmaps', 'secrets'] }).resources).toEqual([{ resources: ['configmaps', 'secrets'], providers: [KMS, { identity: {} }] }]);
+    expect(() => buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'], shared: ['configmaps', 'secrets'] })).toThrow(/named in two entries/);
   });
 
   it('renders an encrypt-only config byte for byte as before decrypting existed (no rollout on upgrade)', () => {

@@ -1,32 +1,42 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { KMS_ENDPOINT, KMS_PROVIDER_NAME } from '@kdc/shared';
+import { KMS_ENDPOINT, KMS_PROVIDER_NAME, kmsProviderNameFor } from '@kdc/shared';
 
 // The EncryptionConfiguration file of one cluster (SPEC 3.4).
 
 /**
  * Which resources are written through KMS and which are being decrypted. `encrypt`: `[kms,
  * identity]` (identity keeps rows written before readable). `decrypt`: `[identity, kms]` while
- * their rows are re-written to plaintext (the disable migration); kms stays second so rows not
- * re-written yet stay readable. Never both: kube-apiserver refuses a config naming one KMS v2
- * provider in two entries, and every row names the provider that wrote it.
+ * their rows are re-written to plaintext (the disable migration, or a resource dropped from the
+ * spec); kms stays second so rows not re-written yet stay readable. Each resource has an entry and
+ * a provider name of its own (kmsProviderNameFor), except `shared` ones: clusters configured before
+ * names per resource wrote them all under the one name, so they stay in one entry.
  */
 export interface Providers {
   encrypt: readonly string[];
   decrypt: readonly string[];
+  shared?: readonly string[];
 }
 
 /** Above the plugin's own OpenBao timeout (2.5 s), so a slow OpenBao fails in the plugin first. */
 export const KMS_PROVIDER_TIMEOUT = '3s';
 
 export function buildEncryptionConfiguration(providers: Providers) {
-  if (providers.encrypt.length && providers.decrypt.length) throw new Error('one KMS provider cannot both encrypt some resources and decrypt others');
-  const kms = { kms: { apiVersion: 'v2', name: KMS_PROVIDER_NAME, endpoint: KMS_ENDPOINT, timeout: KMS_PROVIDER_TIMEOUT } };
+  const kms = (name: string) => ({ kms: { apiVersion: 'v2', name, endpoint: KMS_ENDPOINT, timeout: KMS_PROVIDER_TIMEOUT } });
   const identity = { identity: {} };
-  const entries = [
-    ...(providers.encrypt.length ? [{ resources: [...providers.encrypt].sort(), providers: [kms, identity] }] : []),
-    ...(providers.decrypt.length ? [{ resources: [...providers.decrypt].sort(), providers: [identity, kms] }] : []),
-  ];
+  const entries: { resources: string[]; providers: object[] }[] = [];
+  const names = new Set<string>();
+  const add = (resources: string[], name: string, mode: 'encrypt' | 'decrypt') => {
+    // kube-apiserver refuses the whole file otherwise (duplicate KMS provider name), so never render it.
+    if (names.has(name)) throw new Error(`KMS provider ${name} would be named in two entries`);
+    names.add(name);
+    entries.push({ resources, providers: mode === 'encrypt' ? [kms(name), identity] : [identity, kms(name)] });
+  };
+  for (const [mode, list] of [['encrypt', providers.encrypt], ['decrypt', providers.decrypt]] as const) {
+    const shared = list.filter((r) => providers.shared?.includes(r)).sort();
+    if (shared.length) add(shared, KMS_PROVIDER_NAME, mode);
+    for (const r of list.filter((x) => !providers.shared?.includes(x)).sort()) add([r], kmsProviderNameFor(r), mode);
+  }
   return { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: entries };
 }
 

@@ -156,6 +156,10 @@ export const kdcClusterStatusSchema = z.object({
         })
         .optional()
         .describe('Set when a migration ends, cleared once etcd compacted its old revisions (then defragment, docs/runbook.md)'),
+      sharedProviderResources: z
+        .array(z.enum(ENCRYPTABLE_RESOURCES))
+        .optional()
+        .describe('Resources encrypted together under one KMS provider name (configured before names per resource): they leave KMS only together'),
       encryptedResources: z.array(z.enum(ENCRYPTABLE_RESOURCES)).optional().describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
       decryptingResources: z
         .array(z.enum(ENCRYPTABLE_RESOURCES))
