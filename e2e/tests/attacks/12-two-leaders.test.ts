@@ -45,9 +45,11 @@ describe('attack 12: two leaders at once', () => {
     candidates.push(candidate);
     return candidate;
   };
-  const leads = (c: Candidate, timeoutMs = 30_000) => waitFor(`${c.identity} to lead`, async () => c.first('leading'), { timeoutMs, intervalMs: 50 });
+  // Start-up on a loaded CI machine (4 suites beside this one on 2 cores) has taken over 30 s: the
+  // first lead is only waited for; what is asserted is measured from it and from "started".
+  const leads = (c: Candidate, timeoutMs = 90_000) => waitFor(`${c.identity} to lead`, async () => c.first('leading'), { timeoutMs, intervalMs: 50 });
   // Process start-up takes seconds on a loaded machine: windows are counted from "started".
-  const started = (c: Candidate) => waitFor(`${c.identity} to run`, async () => c.first('started'), { timeoutMs: 30_000, intervalMs: 50 });
+  const started = (c: Candidate) => waitFor(`${c.identity} to run`, async () => c.first('started'), { timeoutMs: 90_000, intervalMs: 50 });
   const kill = (c: Candidate) => {
     c.child.kill('SIGKILL');
     killed.set(c, Date.now());
@@ -78,7 +80,7 @@ describe('attack 12: two leaders at once', () => {
     // At most a renew deadline after its last renewal, which was at most a retry before the stall.
     expect(stopped! - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE_SECONDS * 1000 + 2_000);
     expect(together(hung, standby)).toEqual([]);
-  });
+  }, 240_000);
 
   it.concurrent('a candidate whose clock runs an hour ahead does not take a lease its holder renews', async () => {
     const namespace = await createNamespace(management(), 'lease-fast');
@@ -95,7 +97,7 @@ describe('attack 12: two leaders at once', () => {
     const killedAt = kill(holder);
     expect((await leads(fast)) - killedAt).toBeLessThanOrEqual(TAKEOVER_MS);
     expect(together(holder, fast)).toEqual([]);
-  });
+  }, 240_000);
 
   it.concurrent('a holder whose clock runs an hour behind keeps its lease while it renews', async () => {
     const namespace = await createNamespace(management(), 'lease-slow');
@@ -110,7 +112,7 @@ describe('attack 12: two leaders at once', () => {
     const killedAt = kill(slow);
     expect((await leads(standby)) - killedAt).toBeLessThanOrEqual(TAKEOVER_MS);
     expect(together(slow, standby)).toEqual([]);
-  });
+  }, 240_000);
 
   it.concurrent('a dead holder whose clock ran an hour ahead blocks the lease for one lease duration, not an hour', async () => {
     const namespace = await createNamespace(management(), 'lease-ahead');
@@ -124,5 +126,5 @@ describe('attack 12: two leaders at once', () => {
     const killedAt = kill(ahead);
     expect((await leads(standby, TAKEOVER_MS + 10_000)) - killedAt).toBeLessThanOrEqual(TAKEOVER_MS);
     expect(together(ahead, standby)).toEqual([]);
-  });
+  }, 240_000);
 });
