@@ -40,6 +40,15 @@ describe('migration driver: the old revisions a migration leaves in etcd', () =>
     expect(out.record).toBeUndefined();
     expect(events).toContain('MigrationCompleted');
   });
+  it('a finished decrypt leaves only encrypted rows behind: no history to scrub, no rewrap date', async () => {
+    const record = { reason: 'decrypt' as const, startedAt: '2026-12-01T10:00:00Z', pass: 1, rewritten: 5, total: 5, passEndedAt: '2026-12-01T10:04:00Z' };
+    const plain = { ...clean, current: 0, plaintext: 5, byResource: { secrets: { total: 5, current: 0, stale: 0, plaintext: 5 } } };
+    const out = await driver({})(input({ record, coverage: plain, providers: { encrypt: [], decrypt: ['secrets'], retained: [], shared: [] }, lastCompletedAt: '2026-11-30T00:00:00Z' }));
+    expect(out.step.kind).toBe('finish');
+    expect(out.history).toBeUndefined();
+    expect(out.lastCompletedAt).toBe('2026-11-30T00:00:00Z');
+    expect(out.provenPlaintext).toEqual(['secrets']);
+  });
   it('idle: kept while etcd still holds them, dropped once it compacted past the revision', async () => {
     const history = { untilRevision: 812, migrationEnded: '2026-12-01T10:06:00Z' };
     const asked: number[] = [];

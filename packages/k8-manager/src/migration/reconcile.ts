@@ -181,8 +181,11 @@ export function migrationReconciler(deps: MigrationDeps) {
           const proven = [o.encrypt.length ? `every ${o.encrypt.join(' and ')} row is encrypted under the current key_id` : '', o.decrypt.length ? `every ${o.decrypt.join(' and ')} row is plaintext` : ''].filter(Boolean).join('; ');
           await deps.recorder.record(input.cluster, 'Normal', 'MigrationCompleted', `${proven} (${input.coverage!.total} rows, ${r.rewritten} re-written in ${r.pass} pass${r.pass === 1 ? '' : 'es'}, ${Math.round(seconds)} s)`);
           const { record: _done, ...rest } = base;
+          // A decrypt leaves only encrypted rows behind (in history and older backups): nothing to
+          // scrub, and no rewrap to date. After an enable or a rewrap, every row re-written before
+          // the proving scan has an older revision (plaintext or an older key_id) below its revision.
+          if (r.reason === 'decrypt') return rest;
           const ended = rfc3339(now());
-          // Every row re-written before the proving scan has an older revision below its revision.
           const revision = input.coverage!.revision;
           return { ...rest, lastCompletedAt: ended, ...(revision ? { history: { untilRevision: revision, migrationEnded: ended } } : {}) };
         }
