@@ -1,5 +1,5 @@
 import { BACKUP_JOB, CORE, decodeSecretData, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { classifyRow, emptyCounts, isEtcdReadError, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection } from '@kdc/shared/etcd';
+import { classifyRow, emptyCounts, isEtcdReadError, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection, type EtcdKvReader } from '@kdc/shared/etcd';
 import { DATASTORE_REF } from '../refs.ts';
 import type { RowStore } from './reconcile.ts';
 
@@ -40,6 +40,15 @@ export function dataStoreRows(kube: KubeClient): RowStore {
     if (!prefix) throw new CoverageUnavailableError('Kamaji has not set the control plane\'s etcd prefix yet');
     return prefix;
   };
+  /** One short read of the tenant's DataStore on a reader of its own, closed afterwards. */
+  const withReader = async <T>(input: { namespace: string; tcp: TenantControlPlane }, read: (reader: EtcdKvReader) => Promise<T>): Promise<T> => {
+    const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
+    try {
+      return await read(reader);
+    } finally {
+      reader.close();
+    }
+  };
   return {
     async scan(input) {
       const prefix = prefixOf(input.tcp);
@@ -51,31 +60,26 @@ export function dataStoreRows(kube: KubeClient): RowStore {
       const byResource = Object.fromEntries(input.resources.map((r) => [r, counts(scan.byResource[r] ?? emptyCounts())]));
       return { ...counts(scan), byResource, revision: scan.revision };
     },
-    async compactedBefore(input) {
-      const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
-      try {
-        await reader.count(prefixOf(input.tcp), input.revision - 1);
-        return false;
-      } catch (error) {
-        if (isEtcdReadError(error) && error.kind === 'compacted') return true;
-        throw error;
-      } finally {
-        reader.close();
-      }
-    },
-    async rowIs(input) {
+    compactedBefore: (input) =>
+      withReader(input, async (reader) => {
+        try {
+          await reader.count(prefixOf(input.tcp), input.revision - 1);
+          return false;
+        } catch (error) {
+          if (isEtcdReadError(error) && error.kind === 'compacted') return true;
+          throw error;
+        }
+      }),
+    rowIs: (input) => {
       const key = `${resourcePrefix(prefixOf(input.tcp), input.resource)}${input.object.namespace}/${input.object.name}`;
-      const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
-      try {
+      return withReader(input, async (reader) => {
         const { revision } = await reader.count(key);
         for await (const batch of reader.rows(key, revision)) {
           const row = batch.find((r) => r.key.toString('utf8') === key);
           if (row) return classifyRow(row.value, { current: new Set(input.currentKeyIds) }).kind === input.want;
         }
         return false;
-      } finally {
-        reader.close();
-      }
+      });
     },
   };
 }

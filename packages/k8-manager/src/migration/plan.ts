@@ -85,7 +85,7 @@ export type MigrationStep =
   | { kind: 'finish' }
   | { kind: 'idle'; stale?: number };
 
-const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 const after = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && Date.parse(a) > Date.parse(b);
 
 /** The resources a pass walks, in order. */
