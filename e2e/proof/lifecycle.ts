@@ -1,5 +1,5 @@
 // npm run proof:lifecycle: the data lifecycle on a fresh local platform with the real controllers
-// and the local Kamaji runner. 200 plaintext Secrets -> enable -> rotate -> (keyRef switch) ->
+// and the local Kamaji runner. 200 plaintext Secrets -> enable -> rotate -> keyRef switch ->
 // disable, with a reader listing the Secrets through the tenant apiserver all along and a checksum
 // ledger compared after every step. Every value of the last line is read from live objects and
 // from the tenant's raw rows in its DataStore (etcdctl with the DataStore's client certificate).
@@ -102,6 +102,30 @@ try {
   }, { timeoutMs: 420_000, intervalMs: 1000 }));
   await checkLedger();
 
+  // keyRef switch to a second KMSKey: two plugins side by side until a scan proves every row moved.
+  since = Date.now();
+  const kkeys = { group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys', namespace: ns };
+  await kube.create(kkeys, { apiVersion: 'security.kube-dc.com/v1alpha1', kind: 'KMSKey', metadata: { name: 'lifecycle-next' }, spec: { purpose: 'etcd' } });
+  await waitFor('KMSKey lifecycle-next Ready', async () => {
+    const k = await kube.get<KubeObject & { status?: { conditions?: Condition[] } }>({ ...kkeys, name: 'lifecycle-next' });
+    return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') || undefined;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await patchEtcd({ keyRef: 'lifecycle-next' });
+  const switched = await waitFor('the key switch proven and finished', async () => {
+    const c = await get();
+    const keys = c.status?.encryption?.pluginKeys ?? [];
+    return condition(c, 'KeySwitch')?.reason === 'KeySwitchCompleted' && keys.length === 1 && keys[0]!.keyRef === 'lifecycle-next' ? c : undefined;
+  }, { timeoutMs: 600_000, intervalMs: 1000 });
+  const afterSwitchRows = await judge(await completed(since));
+  const tcpAfterSwitch = await kube.get<KubeObject & { spec: { controlPlane: { deployment?: { additionalInitContainers?: { name: string }[] } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
+  const afterSwitch = {
+    ...afterSwitchRows,
+    keyRef: switched.status!.encryption!.resolvedKeyRef,
+    providers: [...(await rawRows(etcdctl, prefix, 'secrets')).providers.keys()],
+    sidecars: (tcpAfterSwitch.spec.controlPlane.deployment?.additionalInitContainers ?? []).map((c) => c.name).filter((n) => n.startsWith('kms-plugin')),
+  };
+  await checkLedger();
+
   await patchEtcd({ disableRequested: true });
   await waitFor('the disable migration to detach KMS', async () => ((await get()).status?.phase === 'Decrypted' ? true : undefined), { timeoutMs: 420_000, intervalMs: 1000 });
   await patchEtcd({ enabled: false, disableRequested: false });
@@ -118,8 +142,7 @@ try {
     secrets: N,
     afterEnable,
     afterRotate,
-    // The keyRef switch (two plugins side by side, issue 12 operation 4) is not built yet.
-    afterSwitch: 'not implemented',
+    afterSwitch,
     afterDisable: { kms: rawOff.total - rawOff.plaintext, plaintext: rawOff.plaintext, encryptedReason: condition(off, 'Encrypted')!.reason },
     readErrors: reads.errors,
     readsAnswered: reads.answered,
@@ -131,7 +154,7 @@ try {
   stops.length = 0;
   await platform.stop({ keepLogs: false });
   console.log(JSON.stringify(result));
-  process.exit(result.readErrors === 0 && ledgerEqual && afterEnable.plaintext === 0 && afterRotate.stale === 0 && result.afterDisable.kms === 0 ? 0 : 1);
+  process.exit(result.readErrors === 0 && ledgerEqual && afterEnable.plaintext === 0 && afterRotate.stale === 0 && afterSwitch.stale === 0 && afterSwitch.plaintext === 0 && result.afterDisable.kms === 0 ? 0 : 1);
 } catch (error) {
   reads.running = false;
   for (const stop of stops.reverse()) await stop().catch(() => undefined);

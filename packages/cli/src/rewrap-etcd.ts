@@ -34,7 +34,7 @@ export function rewrapProgress(status: KdcClusterStatus | undefined, requestedAt
   const m = e?.migration;
   if (m) {
     const percent = m.total > 0 ? Math.min(100, Math.floor((100 * m.rewritten) / m.total)) : 0;
-    return { done: false, line: `${({ rewrap: 'rewrapping', enable: 'encrypting', decrypt: 'decrypting' } as const)[m.reason]}: ${m.rewritten}/${m.total} objects (${percent}%)${m.pass > 1 ? `, pass ${m.pass}` : ''}${m.resource ? `, ${m.resource}` : ', verifying'}` };
+    return { done: false, line: `${({ rewrap: 'rewrapping', enable: 'encrypting', decrypt: 'decrypting', switch: 'moving to the new key' } as const)[m.reason]}: ${m.rewritten}/${m.total} objects (${percent}%)${m.pass > 1 ? `, pass ${m.pass}` : ''}${m.resource ? `, ${m.resource}` : ', verifying'}` };
   }
   const c = e?.coverage;
   if (c && Date.parse(c.scannedAt) >= Date.parse(requestedAt)) {

@@ -5,11 +5,15 @@ import { type PolicyRule, renderPolicy, OPENBAO_TRANSIT_MOUNT } from '@kdc/share
 // only encrypt and decrypt with its own key, read that key and look itself up; never rotate or
 // configure.
 
-export function kmsPluginPolicyRules(transitKey: string, { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
+/** `transitKeys`: one key; two while a key switch runs both plugin instances (plugin-keys.ts). */
+export function kmsPluginPolicyRules(transitKeys: string | readonly string[], { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
+  const keys = typeof transitKeys === 'string' ? [transitKeys] : transitKeys;
   return [
-    { path: `${mount}/encrypt/${transitKey}`, capabilities: ['update'] },
-    { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
-    { path: `${mount}/keys/${transitKey}`, capabilities: ['read'] },
+    ...keys.flatMap((transitKey): PolicyRule[] => [
+      { path: `${mount}/encrypt/${transitKey}`, capabilities: ['update'] },
+      { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
+      { path: `${mount}/keys/${transitKey}`, capabilities: ['read'] },
+    ]),
     { path: 'auth/token/lookup-self', capabilities: ['read'] },
   ];
 }
@@ -25,5 +29,5 @@ export function backupWriterPolicyRules(transitKey: string, { mount = OPENBAO_TR
   ];
 }
 
-export const kmsPluginPolicy = (transitKey: string) => renderPolicy(kmsPluginPolicyRules(transitKey));
+export const kmsPluginPolicy = (transitKeys: string | readonly string[]) => renderPolicy(kmsPluginPolicyRules(transitKeys));
 export const backupWriterPolicy = (transitKey: string) => renderPolicy(backupWriterPolicyRules(transitKey));

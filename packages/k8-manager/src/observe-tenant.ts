@@ -1,6 +1,6 @@
 import {
-  ANNOTATIONS, CORE, LABELS, TCP_PATCH, TenantApiClient, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
-  type KubeClient, type KubeObject, type TenantControlPlane,
+  ANNOTATIONS, CORE, KMS_PLUGIN_CONTAINERS, LABELS, TenantApiClient, kmsPluginSlot, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
+  type KubeClient, type KubeObject, type PluginSlot, type TenantControlPlane,
 } from '@kdc/shared';
 import type { TenantObservation } from './status.ts';
 
@@ -90,7 +90,9 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
     }
   }
 
-  return async function observe(namespace: string, cluster: string, tcp: TenantControlPlane): Promise<TenantObservation> {
+  /** `writer`: the slot of the plugin instance that encrypts (a key switch runs two; plugin-keys.ts). */
+  return async function observe(namespace: string, cluster: string, tcp: TenantControlPlane, writer: PluginSlot = 'a'): Promise<TenantObservation> {
+    const writerPlugin = kmsPluginSlot(writer);
     const status = tcp.status as TcpStatus | undefined;
     if (status?.kubernetesResources?.version?.status !== 'Ready') {
       return { controlPlaneReady: false, problem: `TenantControlPlane ${tcp.metadata.name} is ${status?.kubernetesResources?.version?.status ?? 'not reporting yet'}` };
@@ -106,13 +108,17 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
 
     const pods = await management.list<Pod>(CORE('pods', namespace), { labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}` });
     if (pods.items.length) {
-      const sidecars = pods.items.map((p) => p.status?.initContainerStatuses?.find((c) => c.name === TCP_PATCH.pluginContainer));
-      observation.sidecarReady = sidecars.every((s) => s?.ready === true);
-      if (!observation.sidecarReady) observation.problem ??= `the ${TCP_PATCH.pluginContainer} sidecar is not ready on every control-plane pod`;
+      // Ready: the writer's sidecar, and every other plugin instance the pod runs (a key switch's reader).
+      const sidecars = pods.items.map((p) => {
+        const ours = p.status?.initContainerStatuses?.filter((c) => KMS_PLUGIN_CONTAINERS.includes(c.name)) ?? [];
+        return { ready: ours.some((c) => c.name === writerPlugin.container) && ours.every((c) => c.ready === true) };
+      });
+      observation.sidecarReady = sidecars.every((s) => s.ready);
+      if (!observation.sidecarReady) observation.problem ??= `the ${writerPlugin.container} sidecar is not ready on every control-plane pod`;
       const ip = pods.items.find((p, i) => sidecars[i]?.ready && p.status?.podIP)?.status?.podIP;
       if (ip) {
         try {
-          observation.keyVersion = await fetchKeyVersion(ip, TCP_PATCH.pluginProbePort);
+          observation.keyVersion = await fetchKeyVersion(ip, writerPlugin.probePort);
         } catch {
           // The version is informative; readiness already says whether the plugin works.
         }
@@ -121,7 +127,7 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
       observation.replicas = await Promise.all(pods.items.map(async (pod, i) => {
         const ready = sidecars[i]?.ready === true;
         let keyId: string | undefined;
-        if (ready && pod.status?.podIP) keyId = await fetchKeyId(pod.status.podIP, TCP_PATCH.pluginProbePort).catch(() => undefined);
+        if (ready && pod.status?.podIP) keyId = await fetchKeyId(pod.status.podIP, writerPlugin.probePort).catch(() => undefined);
         return { pod: pod.metadata?.name ?? '', configHash: pod.metadata?.annotations?.[ANNOTATIONS.encryptionConfigHash], sidecarReady: ready, ...(keyId ? { keyId } : {}) };
       }));
     }

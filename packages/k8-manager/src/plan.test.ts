@@ -109,19 +109,20 @@ describe('clusterStatus', () => {
     expect(status.conditions!.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionAvailable', 'Ready']);
     expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: 'False', reason: 'EncryptionInProgress' });
   });
-  it.each<[string, Omit<MigrationOutcome, 'provenPlaintext'>, { status: string; reason: string; message: RegExp }]>([
+  it.each<[string, Omit<MigrationOutcome, 'provenPlaintext' | 'settled'>, { status: string; reason: string; message: RegExp }]>([
     ['a clean scan', { step: { kind: 'idle' }, coverage: { total: 20, current: 20, stale: 0, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'True', reason: 'EncryptionCompleted', message: /^All resources encrypted: secrets$/ }],
     ['an enable migration', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'enable', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'EncryptionInProgress', message: /5\/20 objects/ }],
     ['a rewrap, second pass', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'rewrap', startedAt: 't', pass: 2, rewritten: 25, total: 20 } }, { status: 'False', reason: 'RewrapInProgress', message: /25\/20 objects re-written \(pass 2\)/ }],
     ['waiting for the replicas', { step: { kind: 'wait', message: '1 of 2 control-plane replicas run the current encryption config', retryMs: 5000 } }, { status: 'False', reason: 'EncryptionInProgress', message: /1 of 2/ }],
     ['a scan that failed', { step: { kind: 'scan', why: 'no scan yet' }, problem: 'the coverage scan failed: DataStore x cannot be read' }, { status: 'False', reason: 'EncryptionInProgress', message: /counting the stored rows \(the coverage scan failed/ }],
+    ['a key switch moving the rows', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'switch', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'RewrapInProgress', message: /^moving every row to the new key \(key switch\): 5\/20 objects/ }],
     ['a decrypt pass', { step: { kind: 'rewrite', resource: 'secrets' }, record: { reason: 'decrypt', startedAt: 't', pass: 1, rewritten: 5, total: 20 } }, { status: 'False', reason: 'DecryptionInProgress', message: /^decrypting every .* 5\/20 objects/ }],
     ['stale rows, automatic rewrap off', { step: { kind: 'idle', stale: 3 }, coverage: { total: 20, current: 17, stale: 3, plaintext: 0, scannedAt: 't', keyIds: ['k'] } }, { status: 'False', reason: 'EncryptionInProgress', message: /3 of 20 rows .* kubectl kdc rewrap-etcd/ }],
   ])('Encrypted after %s', (_name, migration, condition) => {
     const o = observed(spec());
-    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, migration: { provenPlaintext: [], ...migration }, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
+    const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, migration: { provenPlaintext: [], settled: false, ...migration }, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: true } });
     expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: condition.status, reason: condition.reason, message: expect.stringMatching(condition.message) });
-    expect(status.encryption?.rewrapInProgress).toBe(migration.record?.reason === 'rewrap');
+    expect(status.encryption?.rewrapInProgress).toBe(migration.record?.reason === 'rewrap' || migration.record?.reason === 'switch');
   });
   it('is not Ready while the sidecar is not', () => {
     const o = observed(spec());

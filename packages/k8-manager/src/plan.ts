@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
-  clusterNames, isAttached, kmsKeyTransitName,
-  type Condition, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane, type Validation,
+  clusterNames, configuredKeys, isAttached, kmsKeyTransitName,
+  type Condition, type PluginKey, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane, type Validation,
 } from '@kdc/shared';
 import { contentHash } from './resources/encryption-config.ts';
 import { buildEncryptionConfigSecret, desiredSecretData } from './resources/encryption-config-secret.ts';
@@ -31,6 +31,8 @@ export interface ObservedCluster {
   preflight: Condition | undefined;
   /** status.encryption's record of what the written config encrypts and decrypts. */
   providerState?: ProviderState;
+  /** The plugin instances and their Transit keys (status.encryption.pluginKeys, see plugin-keys.ts); empty: the spec's key alone. */
+  pluginKeys?: readonly PluginKey[];
 }
 
 export type ClusterAction =
@@ -69,7 +71,9 @@ export function planCluster(o: ObservedCluster): ClusterAction {
   }
   if (!o.serviceAccountExists) return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
   const platform = v.platform!;
-  const data = desiredSecretData(providers, platform.openBaoCaBundle);
+  const plugins = configuredKeys(o.pluginKeys ?? []);
+  const instances = plugins.length ? plugins : [{ slot: 'a' as const, transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId) }];
+  const data = desiredSecretData(providers, platform.openBaoCaBundle, instances.map((p) => p.slot));
   if (!isDeepStrictEqual(o.secretData, data)) {
     return { kind: 'writeEncryptionConfig', object: buildEncryptionConfigSecret(o.namespace, o.name, data), exists: o.secretData !== undefined };
   }
@@ -86,7 +90,7 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     legacyOpenBaoUrls: legacyOpenBaoUrls(current, platform.openBaoUrl),
     openBaoNamespace: o.organization,
     hasCaBundle: Boolean(platform.openBaoCaBundle),
-    transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId),
+    plugins: instances.map(({ slot, transitKey }) => ({ slot, transitKey })),
     configHash: contentHash(data),
   });
   const next = mergeEncryptionFields(current, fields, o.name);

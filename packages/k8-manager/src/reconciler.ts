@@ -2,8 +2,8 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
   clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, isConflict, organizationLookup, platformConfigLookup,
-  setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
-  type EventRecorder, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
+  keySwitchPhase, nextPluginKeys, refusedKeyChange, setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
+  type EventRecorder, type KeyChangeInput, type PluginSlot, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
@@ -16,6 +16,7 @@ import { disableComplete } from './migration/providers.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
+import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
 
 export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
 
@@ -37,7 +38,7 @@ export interface KdcClusterReconcilerDeps {
   env: Record<string, string | undefined>;
   /** Namespace of the `master-config` Secret. */
   controllerNamespace: string;
-  observeTenant: (namespace: string, cluster: string, tcp: TenantControlPlane) => Promise<TenantObservation>;
+  observeTenant: (namespace: string, cluster: string, tcp: TenantControlPlane, writer?: PluginSlot) => Promise<TenantObservation>;
   /** How often an encrypted, Ready cluster's tenant side is looked at again (key version, health). */
   observePeriodMs?: number;
   now?: () => Date;
@@ -170,11 +171,23 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), dataStoreOf, now: now() }));
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
 
+    // The plugin instances and their keys (plugin-keys.ts): a new keyRef is switched to through
+    // two instances side by side, or refused while rows are being migrated.
+    const enabledNow = validation.ok && validation.spec.encryption?.etcd.enabled === true;
+    const desiredEtcdKeyId = validation.ok && validation.etcdKeyRef ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef)) : undefined;
+    const keyChange: KeyChangeInput = {
+      keys: recordedPluginKeys(cluster.status, tcp, tcp !== null && isAttached(tcp)),
+      desired: enabledNow && validation.ok && validation.etcdKeyRef ? { keyRef: validation.etcdKeyRef, transitKey: kmsKeyTransitName(namespace, validation.etcdKeyRef, desiredEtcdKeyId) } : undefined,
+      migrating: cluster.status?.encryption?.migration !== undefined,
+    };
+    const pluginKeys = keyChange.keys.length ? keyChange.keys : nextPluginKeys({ ...keyChange, rolledOut: false, proven: false });
+    const refusedKey = refusedKeyChange(keyChange);
+
     let observed: ObservedCluster = {
-      namespace, name, generation, validation, tcp,
+      namespace, name, generation, validation, tcp, pluginKeys,
       organization: await organizationOf(namespace),
       autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
-      etcdKeyId: validation.ok && validation.etcdKeyRef ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef)) : undefined,
+      etcdKeyId: desiredEtcdKeyId,
       serviceAccountExists: false,
       secretData: undefined,
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
@@ -209,24 +222,37 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       await deps.recorder.record(cluster, 'Warning', 'ForceDisabled', `KMS is detached by ${ANNOTATIONS.forceDisableConfirmed} without the disable migration: rows still encrypted cannot be read; remove the annotation to end this warning`);
     }
 
-    const enabled = validation.ok && validation.spec.encryption?.etcd.enabled === true;
-    const etcdKeyRef = validation.ok ? validation.etcdKeyRef : undefined;
+    const enabled = enabledNow;
+    const writer = pluginKeys.find((k) => k.mode === 'write');
+    // What the cluster encrypts with now (the spec's keyRef once a switch to it is through).
+    const etcdKeyRef = writer?.keyRef ?? (validation.ok ? validation.etcdKeyRef : undefined);
     const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
     const providers = providersOf(observed);
     const attached = observed.tcp !== null && isAttached(observed.tcp);
     // After the disable migration KMS is detached: there is no plugin to look at and no row to move.
     const decrypted = providers !== undefined && validation.ok && disableComplete(providers, validation.spec.encryption?.etcd.disableRequested === true) && !attached;
-    const tenant = enabled && !decrypted && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp) : undefined;
+    const tenant = enabled && !decrypted && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp, writer?.slot) : undefined;
+    const rollout = tenant?.controlPlaneReady && observed.tcp
+      ? judgeRollout({ desiredHash: configHashOf(observed.tcp), replicas: tenant.replicas ?? [], kmsProvidersHealthy: tenant.kmsProvidersHealthy === true })
+      : undefined;
     // One migration step (a scan, or a page of re-writes) per reconcile, never during a restore.
-    const migration = validation.ok && providers && tenant?.controlPlaneReady && observed.tcp && migrate && !restoreRunning(cluster)
+    const migration = validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning(cluster)
       ? await migrate({
-        cluster, namespace, spec: validation.spec, tcp: observed.tcp, providers, configHash: configHashOf(observed.tcp),
-        rollout: judgeRollout({ desiredHash: configHashOf(observed.tcp), replicas: tenant.replicas ?? [], kmsProvidersHealthy: tenant.kmsProvidersHealthy === true }),
-        ...(tenant.client ? { client: tenant.client } : {}),
+        cluster, namespace, spec: validation.spec, tcp: observed.tcp, providers, configHash: configHashOf(observed.tcp), rollout,
+        switching: keySwitchPhase(pluginKeys) === 'promoted',
+        ...(tenant?.client ? { client: tenant.client } : {}),
         ...migrationState(cluster.status),
       })
       : undefined;
-    let status = clusterStatus({ generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, providers, attached, forceDisabled, now: now() });
+    // The next phase of a key switch, from what this reconcile saw: the config it wrote rolled out, a scan proved the rows.
+    const nextKeys = enabled && !decrypted
+      ? nextPluginKeys({ ...keyChange, keys: pluginKeys, rolledOut: action.kind === 'done' && rollout?.ready === true, proven: migration?.settled === true && !restoreRunning(cluster) })
+      : [];
+    for (const event of enabled ? keySwitchEvents(pluginKeys, nextKeys, refusedKey, cluster.status) : []) await deps.recorder.record(cluster, event.type, event.reason, event.message);
+    let status = clusterStatus({
+      generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, providers, attached, forceDisabled, now: now(),
+      keys: { current: nextKeys, ...(refusedKey ? { refused: refusedKey } : {}) },
+    });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
       const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
       status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };

@@ -1,6 +1,6 @@
 import {
   ENCRYPTED_REASONS, KDC_CLUSTER_CONDITIONS as C, setConditions,
-  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus, type TenantApiClient,
+  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus, type PluginKey, type TenantApiClient,
   type Validation,
 } from '@kdc/shared';
 import type { MigrationOutcome } from './migration/reconcile.ts';
@@ -8,6 +8,7 @@ import { remaining } from './migration/plan.ts';
 import type { ReplicaView } from './migration/rollout.ts';
 import { disableComplete, nextProviderState, type DesiredProviders } from './migration/providers.ts';
 import type { ClusterAction } from './plan.ts';
+import { keySwitchCondition } from './key-switch/keys.ts';
 
 // The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
 
@@ -46,6 +47,8 @@ export interface StatusInput {
   attached?: boolean;
   /** KMS is detached by break-glass (in this reconcile or before) and the annotation is still there. */
   forceDisabled?: boolean;
+  /** The plugin instances after this reconcile (plugin-keys.ts), and why the spec's key is not applied, if it is not. */
+  keys?: { current: readonly PluginKey[]; refused?: string };
   now: Date;
 }
 
@@ -66,6 +69,11 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   conditions.push({ type: C.encryptionConfigError, status: 'False', reason: 'Valid', message: 'the encryption spec is valid and the platform prerequisites are met', ...g });
   const breakGlass = forceDisabledCondition(input.forceDisabled === true, previous);
   if (breakGlass) conditions.push({ ...breakGlass, ...g });
+  const keySwitch = input.keys ? keySwitchCondition(input.keys.current, input.keys.refused, previous) : undefined;
+  if (keySwitch) conditions.push({ ...keySwitch, ...g });
+  const pluginKeys = input.keys?.current.length ? { pluginKeys: input.keys.current.map((k) => ({ ...k })) } : { pluginKeys: undefined };
+  const writerKeyRef = input.keys?.current.find((k) => k.mode === 'write')?.keyRef;
+  const resolvedKeyRef = v.ok ? writerKeyRef ?? v.etcdKeyRef : undefined;
 
   const enabled = v.spec.encryption?.etcd.enabled === true;
   if (!enabled) {
@@ -93,7 +101,7 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       phase: 'Decrypted',
       observedGeneration: generation,
       conditions: setConditions(previous?.conditions, conditions, input.now),
-      encryption: { ...kept, resolvedKeyRef: v.etcdKeyRef, resolvedBackupKeyRef: v.backupKeyRef, kmsPluginReady: false, rewrapInProgress: false, disableMigrationProgress: 100, ...providerState },
+      encryption: { ...kept, resolvedKeyRef, resolvedBackupKeyRef: v.backupKeyRef, kmsPluginReady: false, rewrapInProgress: false, disableMigrationProgress: 100, ...providerState, pluginKeys: undefined },
     };
   }
 
@@ -105,7 +113,7 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     conditions.push({ type: C.encryptionAvailable, status: 'True', reason: previousAvailable.reason, message: previousAvailable.message, ...g });
     if (previousEncrypted) conditions.push({ type: C.encrypted, status: previousEncrypted.status, reason: previousEncrypted.reason, message: previousEncrypted.message, ...g });
     conditions.push({ type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: `the control plane encrypts etcd through the KMS plugin; generation ${generation} is applied once the KMS pre-flight of the OpenBao policy and role passed`, ...g });
-    return { ...previous, phase: 'Ready', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+    return { ...previous, phase: 'Ready', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now), ...(previous?.encryption ? { encryption: { ...previous.encryption, ...pluginKeys } } : {}) };
   }
 
   const tenant = input.tenant;
@@ -142,9 +150,10 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
     conditions: setConditions(previous?.conditions, conditions, input.now),
     encryption: {
       ...previous?.encryption,
-      resolvedKeyRef: v.etcdKeyRef,
+      resolvedKeyRef,
       resolvedBackupKeyRef: v.backupKeyRef,
       kmsPluginReady: pluginReady,
+      ...pluginKeys,
       ...(tenant?.keyVersion !== undefined ? { currentKeyVersion: tenant.keyVersion } : {}),
       ...(rotation ? { kekRotation: rotation } : {}),
       ...(migration ? migrationFields(migration, previous) : {}),
@@ -167,6 +176,7 @@ function encryptedCondition(providers: Pick<DesiredProviders, 'encrypt' | 'decry
   if (r) {
     const progress = `${r.rewritten}/${r.total} objects re-written${r.pass > 1 ? ` (pass ${r.pass})` : ''}`;
     if (r.reason === 'decrypt') return { status: 'False', reason: ENCRYPTED_REASONS.decryptionInProgress, message: `decrypting every ${providers.decrypt.join(' and ')} row before KMS leaves them: ${progress}${problem}` };
+    if (r.reason === 'switch') return { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `moving every row to the new key (key switch): ${progress}${problem}` };
     return r.reason === 'rewrap'
       ? { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `re-wrapping every row under the current key_id: ${progress}${problem}` }
       : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `encrypting the rows written before: ${progress}${problem}` };
@@ -202,7 +212,7 @@ function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undef
   return {
     ...(m.coverage ? { coverage: m.coverage } : {}),
     ...(m.record ? { migration: m.record } : { migration: undefined }),
-    rewrapInProgress: m.record?.reason === 'rewrap',
+    rewrapInProgress: m.record?.reason === 'rewrap' || m.record?.reason === 'switch',
     history: m.history,
     ...(m.lastCompletedAt ? { lastRewrapCompleted: m.lastCompletedAt } : kept.lastRewrapCompleted ? { lastRewrapCompleted: kept.lastRewrapCompleted } : {}),
   };

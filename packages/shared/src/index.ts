@@ -16,3 +16,4 @@ export * from './cluster/validate.ts';
 export * from './cluster/attachment.ts';
 export * from './cluster/facts.ts';
 export * from './cluster/backup-settings.ts';
+export * from './cluster/plugin-keys.ts';

@@ -63,12 +63,44 @@ export const KMS_PROVIDER_NAME = 'kube-dc-kms-plugin';
  * entries of its EncryptionConfiguration, and only a resource in an entry of its own can be
  * decrypted while the others stay encrypted. Secrets keep the original name.
  */
-export const kmsProviderNameFor = (resource: string) => (resource === 'secrets' ? KMS_PROVIDER_NAME : `${KMS_PROVIDER_NAME}-${resource}`);
+export const kmsProviderNameFor = (resource: string, slot: PluginSlot = 'a') => {
+  const base = kmsPluginSlot(slot).sharedProviderName;
+  return resource === 'secrets' ? base : `${base}-${resource}`;
+};
 export const KMS_SOCKET_DIR = '/var/run/kmsplugin';
 export const KMS_SOCKET_PATH = `${KMS_SOCKET_DIR}/kms.sock`;
 export const KMS_ENDPOINT = `unix://${KMS_SOCKET_PATH}`;
 export const KMS_STORED_PREFIX = `k8s:enc:kms:v2:${KMS_PROVIDER_NAME}:`;
 export const KMS_PLUGIN_CONTAINER = 'kms-plugin';
+
+/**
+ * A key change runs two plugin instances side by side (SPEC 5), each with its own Transit key,
+ * socket, ports and provider names: slot `a` is the original one (its names are unchanged), `b`
+ * the second. A cluster alternates between them from one key change to the next.
+ */
+export const PLUGIN_SLOTS = ['a', 'b'] as const;
+export type PluginSlot = (typeof PLUGIN_SLOTS)[number];
+
+export function kmsPluginSlot(slot: PluginSlot) {
+  const suffix = slot === 'a' ? '' : `-${slot}`;
+  const socketPath = `${KMS_SOCKET_DIR}/kms${suffix}.sock`;
+  return {
+    slot,
+    container: `${KMS_PLUGIN_CONTAINER}${suffix}`,
+    socketPath,
+    endpoint: `unix://${socketPath}`,
+    /** Loopback only: the plugin's full metrics. */
+    metricsPort: slot === 'a' ? 8095 : 8097,
+    /** On the pod network: health, readiness and the key version, for kubelet and k8-manager. */
+    probePort: slot === 'a' ? 8096 : 8098,
+    /** The name of an entry holding several resources (clusters configured before names per resource). */
+    sharedProviderName: `${KMS_PROVIDER_NAME}${suffix}`,
+  };
+}
+
+/** Every KMS v2 provider name the platform may write rows under (both slots, every resource). */
+export const allKmsProviderNames = (resources: readonly string[]) => PLUGIN_SLOTS.flatMap((slot) => resources.map((r) => kmsProviderNameFor(r, slot)));
+export const KMS_PLUGIN_CONTAINERS: readonly string[] = PLUGIN_SLOTS.map((slot) => kmsPluginSlot(slot).container);
 export const DEFAULT_BACKUP_CREDENTIAL_SECRET = 'managed-k8s-backups';
 
 /** The etcd backup CronJob's pod (SPEC 3.3, 6). */

@@ -25,6 +25,13 @@ describe('desiredAccess', () => {
       'transit/encrypt/acme-shop.prod-etcd', 'transit/decrypt/acme-shop.prod-etcd', 'transit/keys/acme-shop.prod-etcd', 'auth/token/lookup-self',
     ]);
   });
+  it('grants both keys while a key switch runs both plugin instances, and proves the one that will write', () => {
+    const access = desiredAccess('ns', 'c', spec({ keyRef: 'k2' }), { etcd: 'ns.k2', etcdGrants: ['ns.k1', 'ns.k2'], backup: 'ns.k2' });
+    expect(access.etcdTransitKey).toBe('ns.k2');
+    expect(access.policies[0]!.rules.map((r) => r.path)).toEqual([
+      'transit/encrypt/ns.k1', 'transit/decrypt/ns.k1', 'transit/keys/ns.k1', 'transit/encrypt/ns.k2', 'transit/decrypt/ns.k2', 'transit/keys/ns.k2', 'auth/token/lookup-self',
+    ]);
+  });
   it('has no backup writer when backups are off', () => {
     expect(desiredAccess('ns', 'c', spec({}, { enabled: false }), { etcd: 'ns.c-etcd', backup: 'ns.c-etcd' }).roles.map((r) => r.name)).toEqual(['tcp-ns.c']);
   });

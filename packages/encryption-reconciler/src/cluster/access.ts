@@ -21,8 +21,10 @@ export interface DesiredAccess {
   roles: DesiredRole[];
   etcdKeyRef: string;
   backupKeyRef: string;
-  /** The Transit keys those KMSKeys own (proven by the ownership registry). */
+  /** The Transit key the plugin writes with once the current work is through (what the pre-flight proves). */
   etcdTransitKey: string;
+  /** Every Transit key the plugin policy grants (two during a key switch), each proven this namespace's. */
+  etcdGrants: string[];
   backupTransitKey: string;
 }
 
@@ -43,7 +45,8 @@ function role(name: string, serviceAccount: string, namespace: string, policy: s
   };
 }
 
-export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec, transitKeys: { etcd: string; backup: string }): DesiredAccess {
+export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec, transitKeys: { etcd: string; backup: string; etcdGrants?: readonly string[] }): DesiredAccess {
+  const grants = [...new Set([...(transitKeys.etcdGrants ?? []), transitKeys.etcd])];
   const names = clusterNames(cluster);
   const access = openBaoAccessNames(namespace, cluster);
   const keys = resolveKeyRefs(cluster, spec);
@@ -52,9 +55,10 @@ export function desiredAccess(namespace: string, cluster: string, spec: KdcClust
     etcdKeyRef: keys.etcd,
     backupKeyRef: keys.backup,
     etcdTransitKey: transitKeys.etcd,
+    etcdGrants: grants,
     backupTransitKey: transitKeys.backup,
     policies: [
-      { name: access.pluginPolicy, rules: kmsPluginPolicyRules(transitKeys.etcd) },
+      { name: access.pluginPolicy, rules: kmsPluginPolicyRules(grants) },
       ...(backupEnabled ? [{ name: access.backupPolicy, rules: backupWriterPolicyRules(transitKeys.backup) }] : []),
     ],
     roles: [

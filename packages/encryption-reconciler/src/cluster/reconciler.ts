@@ -1,5 +1,5 @@
 import {
-  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, dataStoreLookup, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, resolveKeyRefs, gatherClusterFacts, isAlreadyExists,
+  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, grantedTransitKeys, preflightKey, dataStoreLookup, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, resolveKeyRefs, gatherClusterFacts, isAlreadyExists,
   isOpenBaoError, kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
   type PlatformConfigResult, type TenantControlPlane,
   type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
@@ -142,7 +142,17 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
       return { requeueAfterMs: 10_000 };
     }
-    const access = desiredAccess(namespace, name, spec, { etcd: etcdKey, backup: backupKey });
+    // A key switch runs two plugin instances (plugin-keys.ts): the policy grants the key of each
+    // one k8-manager recorded, each checked against the registry, and the spec's key unless that
+    // change is refused (a refused change is granted nothing).
+    const keyChange = { keys: object.status?.encryption?.pluginKeys ?? [], desired: { keyRef: keyRefs.etcd, transitKey: etcdKey }, migrating: object.status?.encryption?.migration !== undefined };
+    const grants: string[] = [];
+    for (const transitKey of grantedTransitKeys(keyChange)) {
+      const owned = transitKey === etcdKey || (transitKeyOf.ownedByNamespace ? await transitKeyOf.ownedByNamespace(organization, transitKey, namespace) : false);
+      if (owned) grants.push(transitKey);
+      else deps.logger.warn({ cluster: key, transitKey }, 'a plugin key in status is not owned by this namespace: not granted');
+    }
+    const access = desiredAccess(namespace, name, spec, { etcd: preflightKey(keyChange)?.transitKey ?? etcdKey, etcdGrants: grants, backup: backupKey });
     const repaired: string[] = [];
     for (const policy of access.policies) {
       const current = await bao.readPolicy(policy.name);

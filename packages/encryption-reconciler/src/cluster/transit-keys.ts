@@ -5,25 +5,34 @@ import { OwnershipRegistry, legacyTransitKeyName, transitKeyFromKeyId, transitKe
 // status. Positive answers are cached a few minutes: a record changes hands only by an admin's
 // hand-over, and the cache keeps the steady-state resync of a thousand clusters cheap.
 
-export type TransitKeyLookup = (organization: string | undefined, kmsKey: KubeObject) => Promise<string | null>;
+export type TransitKeyLookup = ((organization: string | undefined, kmsKey: KubeObject) => Promise<string | null>) & {
+  /**
+   * Whether a Transit key belongs to a KMSKey of `namespace` (that KMSKey may be gone): a key a
+   * cluster's plugin still uses after a key switch is granted only then, whatever status says.
+   */
+  ownedByNamespace?: (organization: string | undefined, transitKey: string, namespace: string) => Promise<boolean>;
+};
 
 export function transitKeyLookup(openbao: OpenBaoClient, ttlMs = 300_000, now: () => number = Date.now): TransitKeyLookup {
-  const owners = new Map<string, { uid: string; at: number }>();
+  const owners = new Map<string, { uid: string; namespace: string; at: number }>();
 
-  async function ownerUid(organization: string | undefined, name: string): Promise<string | undefined> {
+  async function owner(organization: string | undefined, name: string): Promise<{ uid: string; namespace: string } | undefined> {
     const cacheKey = `${organization ?? ''}\n${name}`;
     const hit = owners.get(cacheKey);
-    if (hit && now() - hit.at < ttlMs) return hit.uid;
+    if (hit && now() - hit.at < ttlMs) return hit;
     const record = await new OwnershipRegistry(openbao.withNamespace(organization)).read(name);
-    if (record) owners.set(cacheKey, { uid: record.owner.uid, at: now() });
-    return record?.owner.uid;
+    if (record) owners.set(cacheKey, { uid: record.owner.uid, namespace: record.owner.namespace, at: now() });
+    return record?.owner;
   }
+  const ownerUid = async (organization: string | undefined, name: string) => (await owner(organization, name))?.uid;
 
-  return async (organization, kmsKey) => {
+  const lookup: TransitKeyLookup = async (organization, kmsKey) => {
     const { namespace, name, uid } = kmsKey.metadata as { namespace: string; name: string; uid: string };
     const hint = transitKeyFromKeyId((kmsKey.status as { keyId?: string } | undefined)?.keyId);
     const candidates = [...new Set([hint, transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string => Boolean(n)))];
     for (const candidate of candidates) if ((await ownerUid(organization, candidate)) === uid) return candidate;
     return null;
   };
+  lookup.ownedByNamespace = async (organization, transitKey, namespace) => (await owner(organization, transitKey))?.namespace === namespace;
+  return lookup;
 }

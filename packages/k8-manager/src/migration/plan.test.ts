@@ -34,6 +34,10 @@ describe('planMigration: proving coverage', () => {
 
 describe('planMigration: the passes', () => {
   it('plaintext rows start an enable migration', () => expect(planMigration(obs({ coverage: coverage({ plaintext: 20, current: 80 }) }))).toEqual({ kind: 'start', reason: 'enable' }));
+  it('after a key switch promoted the new key, rows under the old one are moved even with automatic rewrap off', () => {
+    expect(planMigration(obs({ autoRewrap: false, switching: true, coverage: coverage({ stale: 7 }) }))).toEqual({ kind: 'start', reason: 'switch' });
+    expect(planMigration(obs({ autoRewrap: false, switching: true }))).toEqual({ kind: 'idle' });
+  });
   it('stale rows start a rewrap (automatic, or asked for)', () => {
     expect(planMigration(obs({ coverage: coverage({ stale: 7 }) }))).toEqual({ kind: 'start', reason: 'rewrap' });
     expect(planMigration(obs({ autoRewrap: false, coverage: coverage({ stale: 7, scannedAt: at(40) }), rewrapRequestedAt: at(30) }))).toEqual({ kind: 'start', reason: 'rewrap' });

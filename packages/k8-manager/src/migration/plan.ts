@@ -31,8 +31,8 @@ export interface Counts {
 
 /** The migration's checkpoint (status.encryption.migration): a restarted controller resumes here. */
 export interface MigrationRecord {
-  /** enable: plaintext rows to encrypt; rewrap: rows under an older key_id; decrypt: KMS rows of resources leaving KMS. */
-  reason: 'enable' | 'rewrap' | 'decrypt';
+  /** enable: plaintext rows to encrypt; rewrap: rows under an older key_id; decrypt: KMS rows of resources leaving KMS; switch: rows under the key a key switch leaves. */
+  reason: 'enable' | 'rewrap' | 'decrypt' | 'switch';
   startedAt: string;
   /** 1 for the first pass over every configured resource. */
   pass: number;
@@ -68,6 +68,8 @@ export interface MigrationObservation {
   rewrapRequestedAt?: string;
   /** When the last migration finished (status.encryption.lastRewrapCompleted). */
   lastCompletedAt?: string;
+  /** A key switch has promoted the new key: rows under the old one are moved whatever autoRewrap says. */
+  switching?: boolean;
   now: Date;
 }
 
@@ -143,6 +145,7 @@ export function planMigration(o: MigrationObservation): MigrationStep {
   if (left.encrypted > 0) return { kind: 'start', reason: 'decrypt' };
   if (left.plaintext > 0) return { kind: 'start', reason: 'enable' };
   const requested = o.rewrapRequestedAt !== undefined && !after(o.lastCompletedAt, o.rewrapRequestedAt);
+  if (left.stale > 0 && o.switching) return { kind: 'start', reason: 'switch' };
   if (left.stale > 0) return o.autoRewrap || requested ? { kind: 'start', reason: 'rewrap' } : { kind: 'idle', stale: left.stale };
   return { kind: 'idle' };
 }

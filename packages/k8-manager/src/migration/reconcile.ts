@@ -47,6 +47,8 @@ export interface MigrationInput {
   lastCompletedAt?: string;
   /** status.encryption.history: a finished migration whose old revisions etcd still keeps. */
   history?: History;
+  /** A key switch promoted the new key: rows under the old one must move (plugin-keys.ts). */
+  switching?: boolean;
 }
 
 export interface History {
@@ -81,6 +83,8 @@ export interface MigrationOutcome {
   provenPlaintext: EncryptableResource[];
   /** What status.encryption.history becomes (undefined: nothing old is known to be kept). */
   history?: History;
+  /** A scan under the config every replica runs proved no row needs a re-write, and no migration runs. */
+  settled: boolean;
   /** Why the step could not run (the scan or the apiserver), for the Encrypted condition. */
   problem?: string;
   requeueAfterMs?: number;
@@ -119,11 +123,13 @@ export function migrationReconciler(deps: MigrationDeps) {
       autoRewrap: etcd.rewrapAfterRotation ?? true,
       ...(input.cluster.metadata?.annotations?.[ANNOTATIONS.rewrapRequested] ? { rewrapRequestedAt: input.cluster.metadata.annotations[ANNOTATIONS.rewrapRequested] } : {}),
       ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}),
+      ...(input.switching ? { switching: true } : {}),
       now: now(),
     };
     const step = planMigration(o);
     const resources = walked(o);
-    const base: MigrationOutcome = { step, provenPlaintext: provenPlaintext(o), ...(input.history ? { history: input.history } : {}), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
+    const settled = (step.kind === 'idle' && !step.stale) || step.kind === 'finish';
+    const base: MigrationOutcome = { step, settled, provenPlaintext: provenPlaintext(o), ...(input.history ? { history: input.history } : {}), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
     const key = `${input.namespace}/${input.cluster.metadata?.name}`;
     try {
       switch (step.kind) {
@@ -141,7 +147,7 @@ export function migrationReconciler(deps: MigrationDeps) {
           const counted: Omit<Coverage, 'scannedAt' | 'keyIds' | 'configHash'> = await deps.rows.scan({ namespace: input.namespace, tcp: input.tcp, resources, currentKeyIds: keyIds, signal: AbortSignal.timeout(5 * 60_000) });
           deps.metrics.scans.inc({ result: 'ok' });
           const coverage: Coverage = { ...counted, scannedAt, keyIds: [...keyIds], configHash: input.configHash };
-          return { ...base, coverage, provenPlaintext: provenPlaintext({ ...o, coverage }), requeueAfterMs: 0 };
+          return { ...base, coverage, provenPlaintext: provenPlaintext({ ...o, coverage }), settled: false, requeueAfterMs: 0 };
         }
         case 'start':
           await deps.recorder.record(input.cluster, 'Normal', 'MigrationStarted', startMessage(step.reason, o, input.coverage!));
@@ -203,5 +209,6 @@ export function migrationReconciler(deps: MigrationDeps) {
 function startMessage(reason: MigrationRecord['reason'], o: MigrationObservation, c: Coverage): string {
   const left = remaining(o, c);
   if (reason === 'decrypt') return `re-writing every ${o.decrypt.join(' and ')} row to plaintext before KMS leaves them: ${left.encrypted} of ${c.total} rows are KMS-encrypted`;
+  if (reason === 'switch') return `re-writing every ${o.encrypt.join(' and ')} row under the new key (key switch): ${left.stale} of ${c.total} rows are under the old key`;
   return `re-writing every ${o.encrypt.join(' and ')} row (${reason}): ${left.plaintext} plaintext and ${left.stale} under an older key_id of ${c.total}`;
 }

@@ -1,10 +1,10 @@
-import { LABELS, TCP_PATCH, clusterNames } from '@kdc/shared';
+import { LABELS, TCP_PATCH, clusterNames, type PluginSlot } from '@kdc/shared';
 import { renderEncryptionConfiguration, type Providers } from './encryption-config.ts';
 
 /** `<cluster>-encryption-config`: the EncryptionConfiguration file, and the OpenBao CA bundle if any. */
-export function desiredSecretData(providers: Providers, caBundle: string | undefined): Record<string, string> {
+export function desiredSecretData(providers: Providers, caBundle: string | undefined, slots?: readonly PluginSlot[]): Record<string, string> {
   return {
-    [TCP_PATCH.encryptionConfigKey]: renderEncryptionConfiguration(providers),
+    [TCP_PATCH.encryptionConfigKey]: renderEncryptionConfiguration(providers, slots),
     ...(caBundle ? { [TCP_PATCH.caKey]: caBundle } : {}),
   };
 }

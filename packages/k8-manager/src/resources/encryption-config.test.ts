@@ -33,6 +33,18 @@ describe('EncryptionConfiguration', () => {
     );
   });
 
+  it('a key switch: both plugin instances in every entry, the writer first, each under its own socket and names', () => {
+    const b = (name: string) => ({ kms: { ...KMS.kms, name, endpoint: 'unix:///var/run/kmsplugin/kms-b.sock' } });
+    const a = (name: string) => ({ kms: { ...KMS.kms, name } });
+    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['b', 'a']).resources).toEqual([
+      { resources: ['secrets'], providers: [b('kube-dc-kms-plugin-b'), a('kube-dc-kms-plugin'), { identity: {} }] },
+      { resources: ['configmaps'], providers: [{ identity: {} }, b('kube-dc-kms-plugin-b-configmaps'), a('kube-dc-kms-plugin-configmaps')] },
+    ]);
+    expect(buildEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [], shared: ['configmaps', 'secrets'] }, ['a', 'b']).resources).toEqual([
+      { resources: ['configmaps', 'secrets'], providers: [a('kube-dc-kms-plugin'), b('kube-dc-kms-plugin-b'), { identity: {} }] },
+    ]);
+  });
+
   it('sorts resources so the same set renders the same bytes', () => {
     expect(renderEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [] })).toBe(renderEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [] }));
     expect(parse(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).kind).toBe('EncryptionConfiguration');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { KMS_ENDPOINT, KMS_PROVIDER_NAME, kmsProviderNameFor } from '@kdc/shared';
+import { kmsPluginSlot, kmsProviderNameFor, type PluginSlot } from '@kdc/shared';
 
 // The EncryptionConfiguration file of one cluster (SPEC 3.4).
 
@@ -21,27 +21,35 @@ export interface Providers {
 /** Above the plugin's own OpenBao timeout (2.5 s), so a slow OpenBao fails in the plugin first. */
 export const KMS_PROVIDER_TIMEOUT = '3s';
 
-export function buildEncryptionConfiguration(providers: Providers) {
-  const kms = (name: string) => ({ kms: { apiVersion: 'v2', name, endpoint: KMS_ENDPOINT, timeout: KMS_PROVIDER_TIMEOUT } });
+/**
+ * `slots`: the plugin instances the control plane runs, writer first (plugin-keys.ts). During a
+ * key switch the second one only reads: its provider follows the writer's in every entry, so rows
+ * under either key stay readable while only the first writes.
+ */
+export function buildEncryptionConfiguration(providers: Providers, slots: readonly PluginSlot[] = ['a']) {
+  const kms = (name: string, slot: PluginSlot) => ({ kms: { apiVersion: 'v2', name, endpoint: kmsPluginSlot(slot).endpoint, timeout: KMS_PROVIDER_TIMEOUT } });
   const identity = { identity: {} };
   const entries: { resources: string[]; providers: object[] }[] = [];
   const names = new Set<string>();
-  const add = (resources: string[], name: string, mode: 'encrypt' | 'decrypt') => {
-    // kube-apiserver refuses the whole file otherwise (duplicate KMS provider name), so never render it.
-    if (names.has(name)) throw new Error(`KMS provider ${name} would be named in two entries`);
-    names.add(name);
-    entries.push({ resources, providers: mode === 'encrypt' ? [kms(name), identity] : [identity, kms(name)] });
+  const add = (resources: string[], nameIn: (slot: PluginSlot) => string, mode: 'encrypt' | 'decrypt') => {
+    const plugins = slots.map((slot) => kms(nameIn(slot), slot));
+    for (const { kms: { name } } of plugins) {
+      // kube-apiserver refuses the whole file otherwise (duplicate KMS provider name), so never render it.
+      if (names.has(name)) throw new Error(`KMS provider ${name} would be named in two entries`);
+      names.add(name);
+    }
+    entries.push({ resources, providers: mode === 'encrypt' ? [...plugins, identity] : [identity, ...plugins] });
   };
   for (const [mode, list] of [['encrypt', providers.encrypt], ['decrypt', providers.decrypt]] as const) {
     const shared = list.filter((r) => providers.shared?.includes(r)).sort();
-    if (shared.length) add(shared, KMS_PROVIDER_NAME, mode);
-    for (const r of list.filter((x) => !providers.shared?.includes(x)).sort()) add([r], kmsProviderNameFor(r), mode);
+    if (shared.length) add(shared, (slot) => kmsPluginSlot(slot).sharedProviderName, mode);
+    for (const r of list.filter((x) => !providers.shared?.includes(x)).sort()) add([r], (slot) => kmsProviderNameFor(r, slot), mode);
   }
   return { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: entries };
 }
 
-export function renderEncryptionConfiguration(providers: Providers): string {
-  return stringify(buildEncryptionConfiguration(providers));
+export function renderEncryptionConfiguration(providers: Providers, slots?: readonly PluginSlot[]): string {
+  return stringify(buildEncryptionConfiguration(providers, slots));
 }
 
 /** A stable digest of a Secret's data: key order does not matter. */

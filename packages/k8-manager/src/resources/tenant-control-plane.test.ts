@@ -9,7 +9,7 @@ const input = {
   socketInitImage: 'busybox:1.37',
   openBaoUrl: 'https://openbao.openbao.svc:8200',
   hasCaBundle: true,
-  transitKey: 'acme-dev.c1-etcd',
+  plugins: [{ slot: 'a' as const, transitKey: 'acme-dev.c1-etcd' }],
   configHash: 'h1',
 };
 const fields = buildEncryptionFields(input);
@@ -23,6 +23,19 @@ const others: TcpDeployment = {
 };
 
 describe('buildEncryptionFields', () => {
+  it('a key switch runs two plugin instances, each with its own key, socket and ports; the merge keeps them in order and drops the one that left', () => {
+    const two = buildEncryptionFields({ ...input, plugins: [{ slot: 'b', transitKey: 'acme-dev.k2' }, { slot: 'a', transitKey: 'acme-dev.k1' }] });
+    expect(two.initContainers.map((c) => c.name)).toEqual(['kdc-kms-socket-init', 'kms-plugin-b', 'kms-plugin']);
+    const [b, a] = [two.initContainers[1]!, two.initContainers[2]!];
+    expect(b.args).toEqual(expect.arrayContaining(['--socket=/var/run/kmsplugin/kms-b.sock', '--transit-key=acme-dev.k2', '--metrics-addr=127.0.0.1:8097', '--probe-addr=0.0.0.0:8098']));
+    expect(a.args).toEqual(expect.arrayContaining(['--socket=/var/run/kmsplugin/kms.sock', '--transit-key=acme-dev.k1', '--metrics-addr=127.0.0.1:8095', '--probe-addr=0.0.0.0:8096']));
+    expect(b.readinessProbe).toMatchObject({ httpGet: { port: 8098 } });
+    const merged = mergeEncryptionFields(others, two, 'c1');
+    const after = mergeEncryptionFields(merged, buildEncryptionFields({ ...input, plugins: [{ slot: 'b', transitKey: 'acme-dev.k2' }] }), 'c1');
+    expect(after.additionalInitContainers!.map((c) => c.name)).toEqual(['vendor-init', 'kdc-kms-socket-init', 'kms-plugin-b']);
+    expect(mergeEncryptionFields(after, null, 'c1').additionalInitContainers!.map((c) => c.name)).toEqual(['vendor-init']);
+  });
+
   it('runs the plugin as a native sidecar after the socket-dir init', () => {
     expect(fields.initContainers.map((c) => [c.name, c.restartPolicy])).toEqual([['kdc-kms-socket-init', undefined], ['kms-plugin', 'Always']]);
     const plugin = fields.initContainers[1]!;

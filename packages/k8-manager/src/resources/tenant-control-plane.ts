@@ -1,7 +1,7 @@
 import {
-  ANNOTATIONS, ENCRYPTION_CONFIG_PATH, KAMAJI_API_VERSION, KMS_SOCKET_DIR, KMS_SOCKET_PATH, LABELS, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT,
+  ANNOTATIONS, ENCRYPTION_CONFIG_PATH, KAMAJI_API_VERSION, KMS_PLUGIN_CONTAINERS, KMS_SOCKET_DIR, LABELS, kmsPluginSlot, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT,
   OPENBAO_TRANSIT_MOUNT, TCP_PATCH, TENANT_CONTROL_PLANE, clusterNames, openBaoAccessNames,
-  type KdcClusterSpec, type TcpContainer, type TcpDeployment, type TcpVolume, type TenantControlPlane,
+  type KdcClusterSpec, type PluginSlot, type TcpContainer, type TcpDeployment, type TcpVolume, type TenantControlPlane,
 } from '@kdc/shared';
 
 // The TenantControlPlane of one cluster (SPEC 3.5): the object we create when there is none, and
@@ -34,7 +34,8 @@ export interface EncryptionFieldsInput {
   /** The organisation's OpenBao namespace; absent = root. */
   openBaoNamespace?: string;
   hasCaBundle: boolean;
-  transitKey: string;
+  /** The plugin instances, writer first (one; two during a key switch), each with its Transit key. */
+  plugins: readonly { slot: PluginSlot; transitKey: string }[];
   /** contentHash of the encryption-config Secret: a change rolls the control-plane pods. */
   configHash: string;
 }
@@ -52,12 +53,6 @@ const dropAll = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL']
 
 export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionFields {
   const names = clusterNames(input.cluster);
-  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
-    httpGet: { path, port: TCP_PATCH.pluginProbePort },
-    periodSeconds,
-    failureThreshold,
-    timeoutSeconds: 2,
-  });
   const socketInit: TcpContainer = {
     name: TCP_PATCH.socketInitContainer,
     image: input.socketInitImage,
@@ -67,48 +62,57 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
     volumeMounts: [{ name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR }],
   };
-  const plugin: TcpContainer = {
-    name: TCP_PATCH.pluginContainer,
-    image: input.pluginImage,
-    restartPolicy: 'Always',
-    args: [
-      `--socket=${KMS_SOCKET_PATH}`,
-      `--openbao-addr=${input.openBaoUrl}`,
-      ...(input.legacyOpenBaoUrls ?? []).map((url) => `${LEGACY_ADDR_FLAG}=${url}`),
-      ...(input.hasCaBundle ? [`--openbao-ca-file=${TCP_PATCH.caDir}/${TCP_PATCH.caKey}`] : []),
-      ...(input.openBaoNamespace ? [`--openbao-namespace=${input.openBaoNamespace}`] : []),
-      `--transit-mount=${OPENBAO_TRANSIT_MOUNT}`,
-      `--transit-key=${input.transitKey}`,
-      '--auth-method=kubernetes',
-      `--auth-mount=${OPENBAO_K8S_AUTH_MOUNT}`,
-      `--auth-role=${openBaoAccessNames(input.namespace, input.cluster).pluginRole}`,
-      `--token-file=${TCP_PATCH.tokenDir}/${TCP_PATCH.tokenFile}`,
-      // Metrics stay on loopback (SPEC 4). kubelet probes and k8-manager come over the pod
-      // network, to a listener that serves health, readiness and the key version only.
-      `--metrics-addr=127.0.0.1:${TCP_PATCH.pluginMetricsPort}`,
-      `--probe-addr=0.0.0.0:${TCP_PATCH.pluginProbePort}`,
-    ],
-    ports: [{ name: 'kms-probes', containerPort: TCP_PATCH.pluginProbePort, protocol: 'TCP' }],
-    startupProbe: probe('/healthz', 1, 30),
-    readinessProbe: probe('/readyz', 5, 3),
-    livenessProbe: probe('/healthz', 10, 3),
-    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } },
-    securityContext: {
-      ...dropAll,
-      runAsNonRoot: true,
-      runAsUser: TCP_PATCH.pluginUid,
-      runAsGroup: TCP_PATCH.pluginUid,
-      readOnlyRootFilesystem: true,
-    },
-    volumeMounts: [
-      { name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR },
-      { name: TCP_PATCH.tokenVolume, mountPath: TCP_PATCH.tokenDir, readOnly: true },
-      ...(input.hasCaBundle ? [{ name: TCP_PATCH.caVolume, mountPath: TCP_PATCH.caDir, readOnly: true }] : []),
-    ],
+  const plugin = ({ slot, transitKey }: { slot: PluginSlot; transitKey: string }): TcpContainer => {
+    const instance = kmsPluginSlot(slot);
+    const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+      httpGet: { path, port: instance.probePort },
+      periodSeconds,
+      failureThreshold,
+      timeoutSeconds: 2,
+    });
+    return {
+      name: instance.container,
+      image: input.pluginImage,
+      restartPolicy: 'Always',
+      args: [
+        `--socket=${instance.socketPath}`,
+        `--openbao-addr=${input.openBaoUrl}`,
+        ...(input.legacyOpenBaoUrls ?? []).map((url) => `${LEGACY_ADDR_FLAG}=${url}`),
+        ...(input.hasCaBundle ? [`--openbao-ca-file=${TCP_PATCH.caDir}/${TCP_PATCH.caKey}`] : []),
+        ...(input.openBaoNamespace ? [`--openbao-namespace=${input.openBaoNamespace}`] : []),
+        `--transit-mount=${OPENBAO_TRANSIT_MOUNT}`,
+        `--transit-key=${transitKey}`,
+        '--auth-method=kubernetes',
+        `--auth-mount=${OPENBAO_K8S_AUTH_MOUNT}`,
+        `--auth-role=${openBaoAccessNames(input.namespace, input.cluster).pluginRole}`,
+        `--token-file=${TCP_PATCH.tokenDir}/${TCP_PATCH.tokenFile}`,
+        // Metrics stay on loopback (SPEC 4). kubelet probes and k8-manager come over the pod
+        // network, to a listener that serves health, readiness and the key version only.
+        `--metrics-addr=127.0.0.1:${instance.metricsPort}`,
+        `--probe-addr=0.0.0.0:${instance.probePort}`,
+      ],
+      ports: [{ name: slot === 'a' ? 'kms-probes' : `kms-probes-${slot}`, containerPort: instance.probePort, protocol: 'TCP' }],
+      startupProbe: probe('/healthz', 1, 30),
+      readinessProbe: probe('/readyz', 5, 3),
+      livenessProbe: probe('/healthz', 10, 3),
+      resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } },
+      securityContext: {
+        ...dropAll,
+        runAsNonRoot: true,
+        runAsUser: TCP_PATCH.pluginUid,
+        runAsGroup: TCP_PATCH.pluginUid,
+        readOnlyRootFilesystem: true,
+      },
+      volumeMounts: [
+        { name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR },
+        { name: TCP_PATCH.tokenVolume, mountPath: TCP_PATCH.tokenDir, readOnly: true },
+        ...(input.hasCaBundle ? [{ name: TCP_PATCH.caVolume, mountPath: TCP_PATCH.caDir, readOnly: true }] : []),
+      ],
+    };
   };
   const secretVolume = (name: string, key: string) => ({ name, secret: { secretName: names.encryptionConfigSecret, items: [{ key, path: key }], defaultMode: 0o440 } });
   return {
-    initContainers: [socketInit, plugin],
+    initContainers: [socketInit, ...input.plugins.map(plugin)],
     volumes: [
       { name: TCP_PATCH.socketVolume, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
       secretVolume(TCP_PATCH.encryptionConfigVolume, TCP_PATCH.encryptionConfigKey),
@@ -134,15 +138,15 @@ const withoutSlash = (url: string) => url.replace(/\/$/, '');
 
 /**
  * The URLs whose kdc1 key_ids the plugin must keep accepting once it reaches OpenBao by
- * `openBaoUrl`: every URL the plugin now on the TCP was given (its --openbao-addr and its legacy
+ * `openBaoUrl`: every URL the plugins now on the TCP were given (its --openbao-addr and its legacy
  * ones), in the order they were added, except `openBaoUrl` itself. Rows written by plugins before
  * kdc2 carry ids that hash the URL; forgetting one makes those rows unreadable. Unchanged URL,
  * unchanged list, so a steady cluster is not rolled.
  */
 export function legacyOpenBaoUrls(deployment: TcpDeployment | undefined, openBaoUrl: string): string[] {
-  const plugin = deployment?.additionalInitContainers?.find((c) => c.name === TCP_PATCH.pluginContainer);
+  const plugins = deployment?.additionalInitContainers?.filter((c) => KMS_PLUGIN_CONTAINERS.includes(c.name)) ?? [];
   const valueOf = (arg: string, flag: string) => (arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined);
-  const args = plugin?.args ?? [];
+  const args = plugins.flatMap((p) => p.args ?? []);
   const given = [
     ...args.flatMap((a) => valueOf(a, LEGACY_ADDR_FLAG) ?? []),
     ...args.flatMap((a) => valueOf(a, ADDR_FLAG) ?? []),
@@ -150,7 +154,7 @@ export function legacyOpenBaoUrls(deployment: TcpDeployment | undefined, openBao
   return [...new Set(given.map(withoutSlash))].filter((url) => url !== withoutSlash(openBaoUrl));
 }
 
-const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, TCP_PATCH.pluginContainer];
+const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, ...KMS_PLUGIN_CONTAINERS];
 const OUR_VOLUMES: readonly string[] = [TCP_PATCH.socketVolume, TCP_PATCH.encryptionConfigVolume, TCP_PATCH.tokenVolume, TCP_PATCH.caVolume];
 const isOurFlag = (arg: string) => arg === TCP_PATCH.encryptionProviderFlag || arg.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`);
 
@@ -213,7 +217,7 @@ export function mergeEncryptionFields(deployment: TcpDeployment | undefined, fie
     next.podSecurityContext = { ...current.podSecurityContext, fsGroup: TCP_PATCH.pluginUid };
   } else if (fields && fsGroup !== TCP_PATCH.pluginUid) {
     next.additionalInitContainers = next.additionalInitContainers!.map((c) =>
-      c.name === TCP_PATCH.pluginContainer ? { ...c, securityContext: { ...(c.securityContext as object), runAsGroup: fsGroup } } : c);
+      KMS_PLUGIN_CONTAINERS.includes(c.name) ? { ...c, securityContext: { ...(c.securityContext as object), runAsGroup: fsGroup } } : c);
   } else if (!fields && fsGroup === TCP_PATCH.pluginUid) {
     const { fsGroup: _ours, ...rest } = current.podSecurityContext!;
     next.podSecurityContext = rest;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ANNOTATIONS, DEFAULT_BACKUP_CREDENTIAL_SECRET, clusterNames } from '../names.ts';
+import { ANNOTATIONS, DEFAULT_BACKUP_CREDENTIAL_SECRET, PLUGIN_SLOTS, clusterNames } from '../names.ts';
+import { PLUGIN_KEY_MODES } from '../cluster/plugin-keys.ts';
 import { conditionSchema, dateTime, objectMetaSchema } from './common.ts';
 
 // The schema is structural only: types, enums, defaults and simple bounds. Rules that need
@@ -107,7 +108,7 @@ export const restoreActive = (run: RestoreRun | undefined) => run !== undefined 
 // The migration's checkpoint (k8-manager src/migration): a restarted or newly elected controller
 // resumes the pass here. Written by the controller only (tenants never get */status).
 export const migrationStatusSchema = z.object({
-  reason: z.enum(['enable', 'rewrap', 'decrypt']),
+  reason: z.enum(['enable', 'rewrap', 'decrypt', 'switch']),
   startedAt: dateTime(),
   pass: z.int().min(1),
   resource: z.enum(ENCRYPTABLE_RESOURCES).optional().describe('The resource being re-written; absent once the pass is done'),
@@ -160,6 +161,16 @@ export const kdcClusterStatusSchema = z.object({
         .array(z.enum(ENCRYPTABLE_RESOURCES))
         .optional()
         .describe('Resources encrypted together under one KMS provider name (configured before names per resource): they leave KMS only together'),
+      pluginKeys: z
+        .array(z.object({
+          slot: z.enum(PLUGIN_SLOTS),
+          keyRef: z.string().max(253),
+          transitKey: z.string().max(512),
+          mode: z.enum(PLUGIN_KEY_MODES).describe('write: encrypts new rows; incoming/outgoing: read-only during a key switch; retiring: out of the config, still granted'),
+        }))
+        .max(2)
+        .optional()
+        .describe('The KMS plugin instances the control plane runs, writer first, and the Transit key of each (a key switch runs two)'),
       encryptedResources: z.array(z.enum(ENCRYPTABLE_RESOURCES)).optional().describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
       decryptingResources: z
         .array(z.enum(ENCRYPTABLE_RESOURCES))
@@ -202,6 +213,8 @@ export const KDC_CLUSTER_CONDITIONS = {
   kmsPreflight: 'KMSPreflight',
   /** True while KMS is detached by break-glass and its annotation is still there. */
   forceDisabled: 'ForceDisabled',
+  /** A key change: True while one runs, False with KeyChangeRefused when the spec asks for another meanwhile. */
+  keySwitch: 'KeySwitch',
 } as const;
 
 export const ENCRYPTED_REASONS = {

@@ -1,11 +1,11 @@
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
-import { TCP_PATCH } from '../names.ts';
+import { KMS_PLUGIN_CONTAINERS, TCP_PATCH } from '../names.ts';
 
-/** Our flag or our sidecar is on the TCP: the tenant is attached to KMS right now. */
+/** Our flag or one of our sidecars is on the TCP: the tenant is attached to KMS right now. */
 export function isAttached(tcp: TenantControlPlane | null | undefined): boolean {
   const deployment = tcp?.spec.controlPlane.deployment;
   return (deployment?.extraArgs?.apiServer ?? []).some((a) => a.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`)) ||
-    (deployment?.additionalInitContainers ?? []).some((c) => c.name === TCP_PATCH.pluginContainer);
+    (deployment?.additionalInitContainers ?? []).some((c) => KMS_PLUGIN_CONTAINERS.includes(c.name));
 }
 
 /** A Cluster API KamajiControlPlane owns this TCP and would overwrite our fields. */

@@ -3,7 +3,7 @@
 // a Transit version alone cannot tell our key from another key (or another plugin) at the same
 // version, so a row counts as current only when its exact key_id is one of the current ones.
 import { ENCRYPTABLE_RESOURCES } from '../api/kdccluster.ts';
-import { kmsProviderNameFor } from '../names.ts';
+import { allKmsProviderNames } from '../names.ts';
 import { decodeEncryptedObject } from './encrypted-object.ts';
 
 export type RowClass =
@@ -23,7 +23,7 @@ export type RowKind = RowClass['kind'];
 export interface ClassifyOptions {
   /** The key_ids the tenant's plugins publish now: a set, since two replicas mid-rotation may publish two. */
   current: ReadonlySet<string>;
-  /** KMS v2 provider names that are ours (default: the one provider name the platform configures). */
+  /** KMS v2 provider names that are ours (default: every name the platform configures, both plugin slots). */
   providers?: readonly string[];
 }
 
@@ -32,7 +32,7 @@ const KMS_V2 = Buffer.from('k8s:enc:kms:v2:');
 const COLON = 0x3a;
 /** apiserver provider names are short; a name longer than this is not a prefix we wrote. */
 const MAX_PROVIDER_NAME = 253;
-const DEFAULT_PROVIDERS: readonly string[] = ENCRYPTABLE_RESOURCES.map(kmsProviderNameFor);
+const DEFAULT_PROVIDERS: readonly string[] = allKmsProviderNames(ENCRYPTABLE_RESOURCES);
 
 /** Same rule as the plugin's keyid.ts KEY_ID_PATTERN: `kdc2` (or the earlier `kdc1`) `.v<N>.<32 base64url chars>`. */
 export const OUR_KEY_ID = /^kdc([12])\.v(\d{1,9})\.[A-Za-z0-9_-]{32}$/;

@@ -1,0 +1,180 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CORE, KDC_API_VERSION, KMSKEY_API_VERSION, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
+  type KdcClusterStatus, type KubeObject, type PluginKey, type TenantControlPlane,
+} from '@kdc/shared';
+import { LOCAL_IMAGES } from '../src/images.ts';
+import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
+import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
+import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import { waitFor } from '../src/wait.ts';
+import { condition, createNamespace, kdc, management, openBaoAnonymous, openBaoRoot, platform, serviceAccountToken, shardControllers, unique } from './helpers.ts';
+
+// Issue 12, operation 4 (SPEC 5 "Provider or key change") on the real platform, raw etcd as the
+// judge: a new keyRef runs a second plugin instance (own socket, own provider names) read-only
+// beside the first, promotes it to write once every replica can read it, re-writes every row,
+// proves by a scan that none is left under the old key, and only then drops the old sidecar,
+// provider and policy grant. A third keyRef asked for meanwhile is refused with a condition and
+// granted nothing. A reader lists and gets Secrets through the tenant apiserver all along: no
+// answer may be an error (the one replica restarting for a new config is counted apart).
+
+const SECRETS = Number(process.env.KDC_SWITCH_SECRETS ?? 200);
+type Cluster = KubeObject & { status?: KdcClusterStatus & { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+const kkey = (ns: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name });
+
+describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () => {
+  const kube = management();
+  const id = unique('ksw');
+  const cluster = 'shop';
+  const names = clusterNames(cluster);
+  const stops: { stop(): Promise<void> }[] = [];
+  const dataStore = `ds-${id}`;
+  let ns: string;
+  let runner: KamajiRunner;
+  let tenant: KubeClient;
+  let etcdctl: (...args: string[]) => Promise<string>;
+  let prefix: string;
+  let ledger: Map<string, string>;
+  const transit: Record<string, string> = {};
+  const reads = { answered: 0, errors: [] as string[], unreachable: 0, running: true };
+  let reader: Promise<void>;
+
+  const get = () => kube.get<Cluster>(kdc(ns, cluster));
+  const tcp = () => kube.get<TenantControlPlane & KubeObject>(TCP(ns, names.tenantControlPlane));
+  const ours = (name: string) => name.startsWith('s-');
+  const keyRef = (ref: string) => kube.patch(kdc(ns, cluster), { spec: { encryption: { etcd: { keyRef: ref } } } });
+  const pluginKeys = async () => (await get()).status?.encryption?.pluginKeys ?? [];
+  const policy = async () => (await openBaoRoot().readPolicy(openBaoAccessNames(ns, cluster).pluginPolicy)) ?? '';
+  const containers = async () => (await tcp()).spec.controlPlane.deployment?.additionalInitContainers?.map((c) => c.name) ?? [];
+  const completed = (after: string) => waitFor('Encrypted=True from a scan newer than the change', async () => {
+    const c = await get();
+    const scanned = c.status?.encryption?.coverage?.scannedAt;
+    return condition(c, 'Encrypted')?.reason === 'EncryptionCompleted' && scanned && Date.parse(scanned) >= Date.parse(after) && !c.status?.encryption?.migration ? c : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+
+  beforeAll(async () => {
+    const p = platform();
+    ns = await createNamespace(kube, 'ksw');
+    const dir = join(p.dir, id);
+    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
+    stops.push(runner);
+    const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
+    etcdctl = (await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir })).etcdctl;
+    stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' })));
+    for (const name of ['k1', 'k2', 'k3']) await kube.create(kkey(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name }, spec: { purpose: 'etcd' } });
+    for (const name of ['k1', 'k2', 'k3']) {
+      transit[name] = await waitFor(`KMSKey ${name} Ready`, async () => {
+        const k = await kube.get<KubeObject & { status?: { keyId?: string; conditions?: { type: string; status: string }[] } }>(kkey(ns, name));
+        return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? k.status.keyId?.split('/').pop() : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500 });
+    }
+    await kube.create(kdc(ns), {
+      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, backup: { enabled: false }, encryption: { etcd: { enabled: true, keyRef: 'k1' } } },
+    });
+    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
+    await waitFor('the tenant apiserver answering', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    for (let i = 0; i < SECRETS; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, SECRETS - i) }, (_, j) => tenant.create(CORE('secrets', 'default'), {
+        apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i + j}` }, data: { v: Buffer.from(`switch-${i + j}`).toString('base64') },
+      })));
+    }
+    await completed(new Date().toISOString());
+    ledger = await readLedger(tenant, 'secrets', ours);
+    expect(ledger.size).toBe(SECRETS);
+    prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
+    expect((await rawRows(etcdctl, prefix, 'secrets')).providers).toEqual(new Map([['kube-dc-kms-plugin', expect.any(Number)]]));
+
+    reader = (async () => {
+      let i = 0;
+      while (reads.running) {
+        try {
+          await tenant.list(CORE('secrets', 'default'), { limit: 500 });
+          await tenant.get(CORE('secrets', 'default', `s-${i++ % SECRETS}`));
+          reads.answered++;
+        } catch (error) {
+          const status = (error as { status?: number }).status;
+          if (status) reads.errors.push(`HTTP ${status}`);
+          else reads.unreachable++;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+  }, 600_000);
+
+  afterAll(async () => {
+    reads.running = false;
+    await reader;
+    console.log(JSON.stringify({ test: 'key-switch', reads: { answered: reads.answered, errors: reads.errors.length, unreachable: reads.unreachable } }));
+    for (const s of stops.reverse()) await s.stop();
+    await kube.delete(DATASTORE_REF(dataStore)).catch(() => undefined);
+  });
+
+  it('keyRef k1 -> k2: read-only beside, promoted, rows moved and proven, then the old plugin and grant go; k3 meanwhile is refused', async () => {
+    const at = new Date().toISOString();
+    const phases = new Set<string>();
+    const seen = (keys: readonly PluginKey[]) => phases.add(keys.map((k) => `${k.slot}:${k.keyRef}:${k.mode}`).join(','));
+    await keyRef('k2');
+    const adding = await waitFor('k2 added read-only in slot b', async () => {
+      const keys = await pluginKeys();
+      seen(keys);
+      return keys.some((k) => k.keyRef === 'k2') ? keys : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    expect(adding).toEqual([{ slot: 'a', keyRef: 'k1', transitKey: transit.k1, mode: 'write' }, { slot: 'b', keyRef: 'k2', transitKey: transit.k2, mode: 'incoming' }]);
+
+    // A third key while the switch runs: refused with a condition, granted nothing, run nowhere.
+    await keyRef('k3');
+    const refused = await waitFor('KeyChangeRefused', async () => {
+      const c = await get();
+      seen(c.status?.encryption?.pluginKeys ?? []);
+      return condition(c, 'KeySwitch')?.reason === 'KeyChangeRefused' ? c : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 300 });
+    expect(condition(refused, 'KeySwitch')!.message).toMatch(/keyRef k3 is refused while the switch from KMSKey k1 to k2 runs.*set keyRef back to k2/);
+    // Positive control for "nothing": the policy grants k1 and k2 (the switch goes on), never k3.
+    const during = await policy();
+    expect(during).toContain(`transit/encrypt/${transit.k2}`);
+    expect(during).not.toContain(transit.k3);
+    expect(JSON.stringify((await tcp()).spec)).not.toContain(transit.k3);
+    await keyRef('k2');
+
+    const done = await waitFor('the switch completed', async () => {
+      const c = await get();
+      seen(c.status?.encryption?.pluginKeys ?? []);
+      return condition(c, 'KeySwitch')?.reason === 'KeySwitchCompleted' ? c : undefined;
+    }, { timeoutMs: 480_000, intervalMs: 300 });
+    expect(done.status!.encryption!.pluginKeys).toEqual([{ slot: 'b', keyRef: 'k2', transitKey: transit.k2, mode: 'write' }]);
+    expect(done.status!.encryption!.resolvedKeyRef).toBe('k2');
+    // Every phase was visited in order (a sample may miss none of the four, they each take a rollout).
+    expect([...phases].filter((p) => p.includes(','))).toEqual(expect.arrayContaining([
+      'a:k1:write,b:k2:incoming', 'b:k2:write,a:k1:outgoing', 'b:k2:write,a:k1:retiring',
+    ]));
+    await completed(at);
+
+    // Raw etcd: every row under the second plugin's provider and one key_id, the one the scan calls current.
+    const raw = await rawRows(etcdctl, prefix, 'secrets');
+    expect(raw.plaintext).toBe(0);
+    expect([...raw.providers.keys()]).toEqual(['kube-dc-kms-plugin-b']);
+    const current = (await get()).status!.encryption!.coverage!.keyIds;
+    expect([...raw.byKeyId.keys()]).toEqual(current);
+    // The old sidecar, its provider and its grant are gone; the plugin's own login proves the grant.
+    expect(await containers()).toEqual(['kdc-kms-socket-init', 'kms-plugin-b']);
+    const after = await policy();
+    expect(after).toContain(`transit/encrypt/${transit.k2}`);
+    expect(after).not.toContain(transit.k1);
+    const jwt = await serviceAccountToken(kube, ns, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE]);
+    const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames(ns, cluster).pluginRole, jwt);
+    const plugin = openBaoAnonymous().withToken(login.clientToken);
+    await expect(plugin.transit().encrypt(transit.k2!, Buffer.from('probe'))).resolves.toMatchObject({ ciphertext: expect.stringMatching(/^vault:v1:/) });
+    await expect(plugin.transit().encrypt(transit.k1!, Buffer.from('probe'))).rejects.toMatchObject({ status: 403 });
+    await plugin.revokeSelf();
+
+    const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
+    const reasons = events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['KeySwitchStarted', 'KeyChangeRefused', 'KeySwitchCompleted', 'MigrationStarted', 'MigrationCompleted']));
+    expect(await readLedger(tenant, 'secrets', ours)).toEqual(ledger);
+    expect(reads.errors).toEqual([]);
+    expect(reads.answered).toBeGreaterThan(10);
+  }, 600_000);
+});
