@@ -24,6 +24,7 @@ import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type ContainerSpec, type PodObject, type ProbeSpec, type VolumeMountSpec, type VolumeSpec } from './kamaji-pod.ts';
 import type { PlatformState } from './platform.ts';
 import { freePort } from './ports.ts';
+import { nextRolloutStep } from './kamaji-rollout.ts';
 import { waitFor } from './wait.ts';
 
 export type { ContainerInfo } from './kamaji-pod.ts';
@@ -107,7 +108,15 @@ export interface PodInfo {
 export interface KamajiRunner {
   dir: string;
   logFile: string;
+  /** The TCP's newest pod (the only one at one replica, outside a rollout). */
   pod(namespace: string, tcpName: string): PodInfo | undefined;
+  /** Every pod of the TCP, in start order. */
+  pods(namespace: string, tcpName: string): PodInfo[];
+  /**
+   * Keeps `count` pods of an older template running beside the new ones during a rollout (as a
+   * stuck or slow Kamaji rollout would); 0 lifts it and the rollout finishes.
+   */
+  holdBack(namespace: string, tcpName: string, count: number): void;
   /** Waits for a pod of the TCP: ready (default true), with hash / other than notHash. */
   waitForPod(namespace: string, tcpName: string, options?: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number }): Promise<PodInfo>;
   /** Waits until the TCP has no pod (deleted, or never started) and, after a deletion, its objects are cleaned up. */
@@ -362,19 +371,29 @@ interface TcpState {
   connections: Set<Socket>;
   pki?: TcpPki;
   adminKubeconfig: string;
-  pod?: PodRuntime;
-  hash?: string;
+  /** The control-plane pods, in start order (kamaji-rollout.ts decides the next change). */
+  replicas: Replica[];
+  holdBack: number;
+  /** Round-robin over the ready pods, like the TCP's Service. */
+  nextConnection: number;
   everReady: boolean;
   error?: string;
   chain: Promise<void>;
   queued: boolean;
   failures: number;
   retry?: NodeJS.Timeout;
-  lastPodStatus?: string;
-  conditionTimes: Map<string, { status: string; time: string }>;
   flushTimer?: NodeJS.Timeout;
   deleted: boolean;
   tearingDown: boolean;
+}
+
+interface Replica {
+  runtime: PodRuntime;
+  hash: string;
+  dir: string;
+  lastPodStatus?: string;
+  conditionTimes: Map<string, { status: string; time: string }>;
+  wasReady: boolean;
 }
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
@@ -490,15 +509,17 @@ class Runner implements KamajiRunner {
         const hostPort = await freePort();
         const s: TcpState = {
           namespace, name, hostPort, dir: join(this.dir, 'tcp', `${namespace}_${name}`), server: undefined as unknown as Server, connections: new Set(),
-          adminKubeconfig: '', everReady: false, chain: Promise.resolve(), queued: false, failures: 0, conditionTimes: new Map(), deleted: false, tearingDown: false,
+          adminKubeconfig: '', replicas: [], holdBack: 0, nextConnection: 0, everReady: false, chain: Promise.resolve(), queued: false, failures: 0, deleted: false, tearingDown: false,
         };
         s.adminKubeconfig = join(s.dir, 'admin.kubeconfig');
         mkdirSync(s.dir, { recursive: true });
-        // The TCP "Service": a stable host port forwarded to whichever pod runs now.
+        // The TCP "Service": a stable host port forwarded to the ready pods in turn (to any pod while none is ready).
         const sockets = new Set<Socket>();
         s.server = createServer((client) => {
           const tcp = this.get(key);
-          const pod = s.pod;
+          const ready = s.replicas.filter((r) => r.runtime.ready);
+          const pool = ready.length ? ready : s.replicas;
+          const pod = pool[s.nextConnection++ % Math.max(1, pool.length)]?.runtime;
           if (!pod || !tcp) return client.destroy();
           const upstream = createConnection(pod.inboundSocket(apiServerPort(tcp)));
           for (const sock of [client, upstream]) {
@@ -532,46 +553,59 @@ class Runner implements KamajiRunner {
     }
     s.deleted = false;
     await this.ensurePki(tcp, s);
-    if (tcp.spec.controlPlane?.deployment?.replicas === 0) {
+    const replicas = tcp.spec.controlPlane?.deployment?.replicas;
+    if (replicas === 0) {
       // Scaled to zero: Kamaji's Deployment has no pods and the TCP reports Sleeping.
-      if (s.pod) {
+      if (s.replicas.length) {
         this.log('replicas 0; stopping the pod', { tcp: key });
-        await this.stopPod(s);
+        await this.stopPods(s);
       }
       await this.syncSleepingStatus(s, tcp);
       return;
     }
     const hash = templateHash(tcp);
-    if (s.pod && s.hash === hash && s.pod.phase !== 'Failed') {
-      await this.syncStatus(s);
-      return;
+    const want = replicas ?? 1;
+    // A few changes per reconcile: a started pod must become ready before the rollout goes on
+    // (its readiness change brings the next reconcile).
+    for (let i = 0; i < 2 * want + 4; i++) {
+      const step = nextRolloutStep({ want, hash, holdBack: s.holdBack, replicas: s.replicas.map((r) => ({ hash: r.hash, phase: r.runtime.phase, ready: r.runtime.ready })) });
+      if (step.kind === 'none') break;
+      if (step.kind === 'stop') {
+        const r = s.replicas[step.index]!;
+        const message = { failed: 'pod failed; replacing it', replaced: 'pod template changed; replacing the pod', surplus: 'scaled down; stopping a pod' }[step.why];
+        this.log(message, { tcp: key, pod: r.runtime.name, from: r.hash, to: hash, message: r.runtime.podMessage });
+        // Without its sandbox the pod has no network: graceful shutdowns would only time out.
+        await this.stopReplica(s, r, step.why === 'failed' ? 2000 : undefined);
+        continue;
+      }
+      for (let n = 0; n < step.count; n++) await this.startReplica(key, s, tcp, hash);
+      break;
     }
-    if (s.pod) {
-      const failed = s.pod.phase === 'Failed';
-      this.log(failed ? 'pod failed; replacing it' : 'pod template changed; replacing the pod', { tcp: key, from: s.hash, to: hash, message: s.pod.podMessage });
-      // Without its sandbox the pod has no network: graceful shutdowns would only time out.
-      await this.stopPod(s, failed ? 2000 : undefined);
-    }
-    const pod = await this.createPodObject(tcp, hash);
+    await this.syncStatus(s);
+  }
+
+  private async startReplica(key: string, s: TcpState, tcp: TenantControlPlane, hash: string): Promise<void> {
+    // The first pod of a template keeps the name it always had; more of the same template are numbered.
+    const taken = new Set(s.replicas.map((r) => r.runtime.name));
+    const base = `${s.name}-${hash}-local`;
+    let name = base;
+    for (let n = 1; taken.has(name); n++) name = `${base}-${n}`;
+    const pod = await this.createPodObject(tcp, hash, name, s.replicas.length === 0);
     const seq = ++this.podSeq;
-    const podDir = join(this.dir, 'pods', `${s.namespace}_${s.name}_${hash}`);
+    const podDir = join(this.dir, 'pods', `${s.namespace}_${s.name}_${hash}${name === base ? '' : name.slice(base.length)}`);
     rmSync(podDir, { recursive: true, force: true });
     const runtime = this.newRuntime(pod, {
       // Kamaji's kube-apiserver image, wherever registrySettings point, is the platform's binary.
       images: { ...this.images, [apiServerImage(tcp).replace(/:[^:/]*$/, '')]: [this.state.binaries['kube-apiserver']] },
       dir: podDir,
       sockDir: join(this.sockRoot, String(seq)),
-      logPrefix: `${s.namespace}_${s.name}`,
+      logPrefix: name === base ? `${s.namespace}_${s.name}` : `${s.namespace}_${s.name}${name.slice(base.length)}`,
       onChange: () => this.scheduleFlush(s),
       log: (message, fields) => this.log(message, { tcp: key, ...fields }),
     });
-    s.pod = runtime;
-    s.hash = hash;
-    s.lastPodStatus = undefined;
-    s.conditionTimes.clear();
+    s.replicas.push({ runtime, hash, dir: podDir, conditionTimes: new Map(), wasReady: false });
     this.log('starting pod', { tcp: key, pod: pod.metadata.name, hash });
     runtime.start();
-    await this.syncStatus(s);
   }
 
   /** What the Job and StatefulSet halves run their pods with; each pod gets its own dir and socket dir. */
@@ -709,10 +743,12 @@ class Runner implements KamajiRunner {
   }
 
   /** Creates the Pod object; the runner runs what the apiserver admitted (with defaults and the SA token volume). */
-  private async createPodObject(tcp: TenantControlPlane, hash: string): Promise<PodObject> {
+  private async createPodObject(tcp: TenantControlPlane, hash: string, name: string, first: boolean): Promise<PodObject> {
     const ns = tcp.metadata.namespace;
-    const wanted = buildPod(tcp, hash, await this.etcdTarget(tcp));
-    await this.deletePodObjects(ns, tcp.metadata.name);
+    const built = buildPod(tcp, hash, await this.etcdTarget(tcp));
+    const wanted = { ...built, metadata: { ...built.metadata, name } };
+    // Objects left by a runner that stopped without cleaning up; never those of pods running now.
+    if (first) await this.deletePodObjects(ns, tcp.metadata.name);
     await this.prepareNamespace(ns, wanted.spec.serviceAccountName);
     return this.kube.create<PodObject>(CORE('pods', ns), wanted);
   }
@@ -774,14 +810,15 @@ class Runner implements KamajiRunner {
     for (const p of pods.items) await this.kube.delete(CORE('pods', namespace, p.metadata.name), { gracePeriodSeconds: 0 });
   }
 
-  private async stopPod(s: TcpState, graceMs?: number): Promise<void> {
-    const pod = s.pod;
-    if (!pod) return;
+  private async stopReplica(s: TcpState, r: Replica, graceMs?: number): Promise<void> {
     const grace = this.options.terminationGraceSeconds;
-    await pod.stop(graceMs ?? (grace === undefined ? undefined : grace * 1000));
-    s.pod = undefined;
-    s.hash = undefined;
-    await this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }).catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
+    s.replicas = s.replicas.filter((x) => x !== r);
+    await r.runtime.stop(graceMs ?? (grace === undefined ? undefined : grace * 1000));
+    await this.kube.delete(CORE('pods', s.namespace, r.runtime.name), { gracePeriodSeconds: 0 }).catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
+  }
+
+  private async stopPods(s: TcpState, graceMs?: number): Promise<void> {
+    for (const r of [...s.replicas]) await this.stopReplica(s, r, graceMs);
   }
 
   private async teardown(s: TcpState, tcp: TenantControlPlane | undefined): Promise<void> {
@@ -797,7 +834,7 @@ class Runner implements KamajiRunner {
   }
 
   private async cleanup(s: TcpState, tcp: TenantControlPlane | undefined): Promise<void> {
-    await this.stopPod(s);
+    await this.stopPods(s);
     await this.deletePodObjects(s.namespace, s.name).catch(() => undefined);
     for (const secret of Object.values(PKI_SECRETS(s.name))) await this.kube.delete(CORE('secrets', s.namespace, secret));
     if (tcp?.spec.dataStore) {
@@ -830,40 +867,28 @@ class Runner implements KamajiRunner {
   }
 
   private async syncStatus(s: TcpState): Promise<void> {
-    const pod = s.pod;
     const tcp = this.get(`${s.namespace}/${s.name}`);
-    if (!pod || !tcp || this.stopping) return;
-    // Pod status (the kubelet's part): only when something changed.
-    const status = pod.status() as { conditions: { type: string; status: string; lastTransitionTime: string }[] };
-    const comparable = JSON.stringify({ ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: undefined })) });
-    if (comparable !== s.lastPodStatus) {
-      for (const c of status.conditions) {
-        const prev = s.conditionTimes.get(c.type);
-        if (prev && prev.status === c.status) c.lastTransitionTime = prev.time;
-        else s.conditionTimes.set(c.type, { status: c.status, time: c.lastTransitionTime });
-      }
-      try {
-        await this.kube.patch({ ...CORE('pods', s.namespace, pod.name), subresource: 'status' }, { status }, 'merge');
-        s.lastPodStatus = comparable;
-        this.log('pod status', { pod: pod.name, phase: pod.phase, ready: pod.ready, containers: pod.containers.map((c) => `${c.spec.name}:${c.running ? 'running' : c.reason ?? 'stopped'}${c.started ? ',started' : ''}${c.ready ? ',ready' : ''}${c.restartCount ? `,restarts=${c.restartCount}` : ''}`).join(' ') });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-        // Somebody deleted the Pod object: like a ReplicaSet, replace the pod.
-        if (s.pod === pod) {
-          this.log('pod object deleted; replacing the pod', { pod: pod.name });
-          await this.stopPod(s);
-          this.enqueue(`${s.namespace}/${s.name}`);
-        }
-        return;
+    if (!s.replicas.length || !tcp || this.stopping) return;
+    let readinessChanged = false;
+    for (const r of [...s.replicas]) {
+      if (!(await this.syncPodStatus(s, r))) return;
+      if (r.runtime.phase === 'Failed') this.enqueue(`${s.namespace}/${s.name}`, 2000);
+      if (r.runtime.ready !== r.wasReady) {
+        r.wasReady = r.runtime.ready;
+        readinessChanged = true;
       }
     }
-    if (pod.phase === 'Failed') this.enqueue(`${s.namespace}/${s.name}`, 2000);
+    // A pod that became ready (or stopped being) may let the rollout go on.
+    if (readinessChanged) this.enqueue(`${s.namespace}/${s.name}`);
     // TenantControlPlane status (Kamaji's part), through the status subresource, written only
     // when it differs from what is there.
-    if (pod.ready) s.everReady = true;
-    const versionStatus = pod.ready ? 'Ready' : s.everReady ? 'NotReady' : 'Provisioning';
+    const readyReplicas = s.replicas.filter((r) => r.runtime.ready).length;
+    if (readyReplicas) s.everReady = true;
+    const versionStatus = readyReplicas ? 'Ready' : s.everReady ? 'NotReady' : 'Provisioning';
     const names = PKI_SECRETS(s.name);
-    const readyReplicas = pod.ready ? 1 : 0;
+    const hash = templateHash(tcp);
+    const replicas = tcp.spec.controlPlane?.deployment?.replicas ?? 1;
+    const updatedReplicas = s.replicas.filter((r) => r.hash === hash).length;
     const wanted = {
       controlPlaneEndpoint: `127.0.0.1:${s.hostPort}`,
       kubeconfig: { admin: { secretName: names.adminKubeconfig } },
@@ -878,12 +903,40 @@ class Runner implements KamajiRunner {
       storage: { driver: 'etcd', dataStoreName: tcp.spec.dataStore ?? 'local-platform-etcd', setup: { schema: etcdPrefix(tcp).slice(1) } },
       kubernetesResources: {
         version: { version: tcp.spec.kubernetes?.version ?? '', status: versionStatus },
-        deployment: { name: s.name, namespace: s.namespace, replicas: 1, readyReplicas, availableReplicas: readyReplicas, updatedReplicas: 1, selector: `${NAME_LABEL}=${s.name}` },
+        deployment: { name: s.name, namespace: s.namespace, replicas, readyReplicas, availableReplicas: readyReplicas, updatedReplicas, selector: `${NAME_LABEL}=${s.name}` },
       },
     };
     if (!contains(tcp.status ?? {}, wanted)) {
       await this.patchTcpStatus(s, wanted);
       this.log('TCP status', { tcp: `${s.namespace}/${s.name}`, version: wanted.kubernetesResources.version });
+    }
+  }
+
+  /** One pod's status (the kubelet's part), written only when something changed; false when its object is gone. */
+  private async syncPodStatus(s: TcpState, r: Replica): Promise<boolean> {
+    const pod = r.runtime;
+    const status = pod.status() as { conditions: { type: string; status: string; lastTransitionTime: string }[] };
+    const comparable = JSON.stringify({ ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: undefined })) });
+    if (comparable === r.lastPodStatus) return true;
+    for (const c of status.conditions) {
+      const prev = r.conditionTimes.get(c.type);
+      if (prev && prev.status === c.status) c.lastTransitionTime = prev.time;
+      else r.conditionTimes.set(c.type, { status: c.status, time: c.lastTransitionTime });
+    }
+    try {
+      await this.kube.patch({ ...CORE('pods', s.namespace, pod.name), subresource: 'status' }, { status }, 'merge');
+      r.lastPodStatus = comparable;
+      this.log('pod status', { pod: pod.name, phase: pod.phase, ready: pod.ready, containers: pod.containers.map((c) => `${c.spec.name}:${c.running ? 'running' : c.reason ?? 'stopped'}${c.started ? ',started' : ''}${c.ready ? ',ready' : ''}${c.restartCount ? `,restarts=${c.restartCount}` : ''}`).join(' ') });
+      return true;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // Somebody deleted the Pod object: like a ReplicaSet, replace the pod.
+      if (s.replicas.includes(r)) {
+        this.log('pod object deleted; replacing the pod', { pod: pod.name });
+        await this.stopReplica(s, r);
+        this.enqueue(`${s.namespace}/${s.name}`);
+      }
+      return false;
     }
   }
 
@@ -907,32 +960,45 @@ class Runner implements KamajiRunner {
   // ---- API ----
 
   pod(namespace: string, tcpName: string): PodInfo | undefined {
+    return this.pods(namespace, tcpName).at(-1);
+  }
+
+  pods(namespace: string, tcpName: string): PodInfo[] {
     const s = this.tcps.get(`${namespace}/${tcpName}`);
-    const pod = s?.pod;
-    if (!s || !pod || !s.pki || !s.hash) return undefined;
-    return {
+    if (!s?.pki) return [];
+    const pki = s.pki;
+    return s.replicas.map(({ runtime: pod, hash, dir }) => ({
       namespace,
       tcpName,
       podName: pod.name,
-      hash: s.hash,
+      hash,
       phase: pod.phase,
       ready: pod.ready,
       hostPort: s.hostPort,
       endpoint: `https://127.0.0.1:${s.hostPort}`,
       adminKubeconfig: s.adminKubeconfig,
-      caPem: s.pki.caPem,
+      caPem: pki.caPem,
       ports: Object.fromEntries(pod.hostPorts),
       startedAt: pod.startedAt,
       readyAt: pod.readyAt,
       sandboxPid: pod.sandboxPid,
-      dir: join(this.dir, 'pods', `${namespace}_${tcpName}_${s.hash}`),
+      dir,
       containers: pod.containers.map((c) => c.info()),
       message: pod.podMessage,
-    };
+    }));
+  }
+
+  holdBack(namespace: string, tcpName: string, count: number): void {
+    const key = `${namespace}/${tcpName}`;
+    this.stateFor(key).then((s) => {
+      s.holdBack = count;
+      this.log('rollout hold-back', { tcp: key, count });
+      this.enqueue(key);
+    }).catch((error: unknown) => this.log('cannot track TCP', { tcp: key, error: String(error) }));
   }
 
   volumePath(namespace: string, tcpName: string, volume: string): string | undefined {
-    return this.tcps.get(`${namespace}/${tcpName}`)?.pod?.volumePath(volume);
+    return this.tcps.get(`${namespace}/${tcpName}`)?.replicas.at(-1)?.runtime.volumePath(volume);
   }
 
   lastError(namespace: string, tcpName: string): string | undefined {
@@ -961,7 +1027,7 @@ class Runner implements KamajiRunner {
   waitForNoPod(namespace: string, tcpName: string, timeoutMs = 30_000): Promise<void> {
     return waitFor(`no pod for TenantControlPlane ${namespace}/${tcpName}`, async () => {
       const s = this.tcps.get(`${namespace}/${tcpName}`);
-      return !s || (!s.pod && !s.tearingDown);
+      return !s || (!s.replicas.length && !s.tearingDown);
     }, { timeoutMs, intervalMs: 100 }).then(() => undefined);
   }
 
@@ -978,15 +1044,15 @@ class Runner implements KamajiRunner {
     }
     await Promise.all(states.map(async (s) => {
       await s.chain.catch(() => undefined);
-      const pod = s.pod;
-      s.pod = undefined;
-      if (pod) {
-        const grace = this.options.terminationGraceSeconds;
+      const pods = s.replicas.map((r) => r.runtime);
+      s.replicas = [];
+      const grace = this.options.terminationGraceSeconds;
+      await Promise.all(pods.map(async (pod) => {
         await pod.stop(grace === undefined ? 10_000 : grace * 1000);
         // Best effort: a stopped node's pods are gone, and the TCP is no longer served.
         await withTimeout(this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }), 3000).catch(() => undefined);
-        await withTimeout(this.patchTcpStatus(s, { kubernetesResources: { version: { status: 'NotReady' } } }), 3000).catch(() => undefined);
-      }
+      }));
+      if (pods.length) await withTimeout(this.patchTcpStatus(s, { kubernetesResources: { version: { status: 'NotReady' } } }), 3000).catch(() => undefined);
       // close() waits for open connections (clients keep them alive): end them first.
       for (const c of s.connections) c.destroy();
       await new Promise((r) => s.server.close(r));
@@ -996,7 +1062,7 @@ class Runner implements KamajiRunner {
   }
 
   killNow(): void {
-    for (const s of this.tcps.values()) s.pod?.killNow();
+    for (const s of this.tcps.values()) for (const r of s.replicas) r.runtime.killNow();
   }
 }
 
@@ -1024,7 +1090,7 @@ async function deleteEtcdPrefix(endpoint: string, prefix: string): Promise<void>
 
 /**
  * Starts the runner: watches TenantControlPlanes on the platform's management apiserver and runs
- * one pod per TCP (replicas is ignored: one pod serves, like a Deployment scaled to 1). Fails
+ * `replicas` pods per TCP, rolled like Kamaji's Deployment (kamaji-rollout.ts). Fails
  * loudly when bwrap, nsenter or setpriv are missing.
  */
 export async function startKamajiRunner(state: PlatformState, options: KamajiRunnerOptions): Promise<KamajiRunner> {

@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, BACKUP_JOB, CORE, LABELS,
-  checkS3Endpoint, clusterNames, findCondition, isAlreadyExists, isNotFound, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs,
+  checkS3Endpoint, clusterNames, findCondition, isAlreadyExists, isNotFound, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs, runPass,
   type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
   type Logger, type PlatformConfig, type TenantControlPlane,
 } from '@kdc/shared';
@@ -47,13 +47,15 @@ const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: stri
   return ready?.status === 'True' ? { ready: true } : { ready: false, ...(ready?.message ? { message: ready.message } : key ? {} : { message: 'it does not exist' }) };
 };
 
+type Observation = { o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> };
+
 const jobSelector = (cluster: string) => `${LABELS.kdcCluster}=${cluster},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}`;
 
 export function backupReconciler(deps: BackupReconcilerDeps) {
   /** Per cluster: the Job whose completion the newest listing already reflects, or why it failed. */
   const listedFor = new Map<string, { job: string; error?: string }>();
 
-  async function observe(input: BackupInput, settingsResult: ReturnType<typeof resolveBackupSettings>): Promise<{ o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> }> {
+  async function observe(input: BackupInput, settingsResult: ReturnType<typeof resolveBackupSettings>): Promise<Observation> {
     const { namespace, name, platform } = input;
     const names = clusterNames(name);
     const keyRefs = resolveKeyRefs(name, input.spec);
@@ -182,16 +184,18 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
 
   return async function reconcileBackup(input: BackupInput): Promise<BackupResult> {
     const settingsResult = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
-    let plan: BackupPlan | undefined;
-    let observed: Awaited<ReturnType<typeof observe>> | undefined;
-    for (let step = 0; step < 4; step++) {
-      observed = await observe(input, settingsResult);
-      plan = planBackup(observed.o);
-      if (plan.action.kind === 'done') break;
-      deps.logger.info({ cluster: `${input.namespace}/${input.name}`, action: plan.action.kind }, 'backup reconcile step');
-      await execute(plan.action, input, observed.cronJob);
-    }
-    const { o, credentials } = observed!;
+    // Each change is observed again from the API (the CronJob's new hash, the Jobs left).
+    const { observed } = await runPass<Observation, BackupAction>({
+      observe: () => observe(input, settingsResult),
+      plan: (observation) => planBackup(observation.o).action,
+      stops: (action) => action.kind === 'done',
+      execute: async (action, observation) => {
+        await execute(action, input, observation.cronJob);
+        return undefined;
+      },
+      maxSteps: 4,
+    }, { onStep: (action) => deps.logger.info({ cluster: `${input.namespace}/${input.name}`, action: action.kind }, 'backup reconcile step') });
+    const { o, credentials } = observed;
     const { latest: latestBackup, error: bucketError } = await latest(input, o, credentials);
     const condition = planBackup({ ...o, ...(latestBackup ? { latestBackup } : {}), ...(bucketError ? { bucketError } : {}) }).condition;
     const settings = o.settings;

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
   clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, isConflict, organizationLookup, platformConfigLookup,
-  keySwitchPhase, nextPluginKeys, refusedKeyChange, setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
+  keySwitchPhase, nextPluginKeys, refusedKeyChange, runPass, setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
   type EventRecorder, type KeyChangeInput, type PluginSlot, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
   type TenantControlPlane,
 } from '@kdc/shared';
@@ -183,7 +183,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const pluginKeys = keyChange.keys.length ? keyChange.keys : nextPluginKeys({ ...keyChange, rolledOut: false, proven: false });
     const refusedKey = refusedKeyChange(keyChange);
 
-    let observed: ObservedCluster = {
+    const base: ObservedCluster = {
       namespace, name, generation, validation, tcp, pluginKeys,
       organization: await organizationOf(namespace),
       autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
@@ -193,21 +193,19 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
       providerState: cluster.status?.encryption,
     };
-    let action: ClusterAction = planCluster(observed);
-    if (validation.ok && validation.spec.encryption?.etcd.enabled && action.kind !== 'createTenantControlPlane') {
+    const pass = await runPass<ObservedCluster, ClusterAction>({
       // Only read what the plan needs: an unencrypted cluster costs no extra reads.
-      observed = {
-        ...observed,
+      observe: async () => (!enabledNow || planCluster(base).kind === 'createTenantControlPlane' ? base : {
+        ...base,
         serviceAccountExists: (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.kmsPluginServiceAccount))) !== null,
         secretData: decodeSecretData(await deps.kube.getOrNull(CORE('secrets', namespace, names.encryptionConfigSecret))),
-      };
-      action = planCluster(observed);
-    }
-    for (let step = 0; step < MAX_STEPS && !['done', 'invalid', 'waitForPreflight'].includes(action.kind); step++) {
-      deps.logger.info({ cluster: key, action: action.kind }, 'reconcile step');
-      observed = await execute(action, cluster, observed);
-      action = planCluster(observed);
-    }
+      }),
+      plan: planCluster,
+      stops: (a) => a.kind === 'done' || a.kind === 'invalid' || a.kind === 'waitForPreflight',
+      execute: (a, o) => execute(a, cluster, o),
+      maxSteps: MAX_STEPS,
+    }, { onStep: (a) => deps.logger.info({ cluster: key, action: a.kind }, 'reconcile step') });
+    const { observed, step: action } = pass;
 
     if (!validation.ok) {
       const first = validation.errors[0]!;

@@ -1,6 +1,6 @@
 import {
   ANNOTATIONS, BACKUP_CREDENTIAL_KEYS,
-  checkS3Endpoint, clusterNames, rfc3339, resolveBackupSettings, restoreRun,
+  checkS3Endpoint, clusterNames, rfc3339, resolveBackupSettings, restoreRun, runPass,
   type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger,
   type PlatformConfig, type RestoreStatus, type TenantControlPlane,
 } from '@kdc/shared';
@@ -200,22 +200,28 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
       }
     }
 
-    for (let step = 0; step < 8; step++) {
-      if (o.state === 'Succeeded' || o.state === 'Failed') break;
-      const job = await deps.kube.getOrNull<Job>({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob });
-      o = { ...o, restoreJob: job ? jobOutcome(job) : null };
-      if (o.state && o.state !== 'DrainingControlPlane') o = { ...o, etcd: await observeEtcd(input) };
-      if (o.state === 'Validating') o = { ...o, backup: await validateBackup(input, key) };
-      const action = planRestore(o);
-      if (action.kind === 'idle' || action.kind === 'wait') {
-        if (action.kind === 'wait') deps.logger.debug({ cluster: `${input.namespace}/${input.name}`, state: o.state, wait: action.message }, 'restore waiting');
-        break;
-      }
-      deps.logger.info({ cluster: `${input.namespace}/${input.name}`, state: o.state, action: action.kind }, 'restore step');
-      o = await execute(action);
+    const pass = await runPass<ObservedRestore, RestoreAction>({
+      // Before every step: the Job, the etcd StatefulSet and the backup as they are now (neither is
+      // watched), over what the steps of this pass changed. An ended run reads nothing.
+      observe: async () => {
+        if (o.state === 'Succeeded' || o.state === 'Failed') return o;
+        const job = await deps.kube.getOrNull<Job>({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob });
+        o = { ...o, restoreJob: job ? jobOutcome(job) : null };
+        if (o.state && o.state !== 'DrainingControlPlane') o = { ...o, etcd: await observeEtcd(input) };
+        if (o.state === 'Validating') o = { ...o, backup: await validateBackup(input, key) };
+        return o;
+      },
+      plan: planRestore,
+      stops: (action) => action.kind === 'idle' || action.kind === 'wait',
+      execute: async (action) => {
+        o = await execute(action);
+        return undefined;
+      },
       // Scaling is observed on the next pass, from the objects' status.
-      if (action.kind === 'scaleControlPlane' || action.kind === 'scaleEtcd') break;
-    }
+      endsPass: (action) => action.kind === 'scaleControlPlane' || action.kind === 'scaleEtcd',
+      maxSteps: 8,
+    }, { onStep: (action) => deps.logger.info({ cluster: `${input.namespace}/${input.name}`, state: o.state, action: action.kind }, 'restore step') });
+    if (pass.step.kind === 'wait') deps.logger.debug({ cluster: `${input.namespace}/${input.name}`, state: o.state, wait: pass.step.message }, 'restore waiting');
     const fields = {
       ...previousFields,
       ...(succeeded ? { latestRestoreKey: key, latestRestoreTime: succeeded } : {}),

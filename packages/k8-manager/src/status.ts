@@ -128,7 +128,7 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   const migration = input.migration;
   conditions.push(pluginReady
     ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] }, migration, previous), ...g }
-    : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'waiting for the KMS plugin before rows are encrypted', ...g });
+    : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `waiting for the KMS plugin before rows are encrypted${migration?.step.kind === 'wait' ? `: ${migration.step.message}` : ''}`, ...g });
   conditions.push(pluginReady
     ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
     : { type: C.ready, status: 'False', reason: availability.reason, message: availability.message, ...g });

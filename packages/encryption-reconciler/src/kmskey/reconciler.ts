@@ -1,6 +1,6 @@
 import {
   FINALIZERS, KMSKEY_CONDITIONS, SECURITY_GROUP, OwnershipError, OwnershipRegistry, enableOwnershipMount, isAlreadyExists, isOpenBaoError, kmsKeySpecSchema,
-  legacyTransitKeyName, openBaoFailure, organizationLookup, ownershipMountReady, setConditions, splitKey, transitKeyFromKeyId, transitKeyName, updateStatusIfChanged,
+  legacyTransitKeyName, openBaoFailure, organizationLookup, ownershipMountReady, runPass, setConditions, splitKey, transitKeyFromKeyId, transitKeyName, updateStatusIfChanged,
   type EventRecorder, type Informer, type KmsKey, type KmsKeySpec, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -157,22 +157,38 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
     try {
-      const mounted = await mountsOf(organization, bao);
-      const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
-      const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
-      const plan = planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit });
-      const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
-      if (ready?.status === 'False' && plan.action.kind === 'none') deps.metrics.refused.inc({ reason: ready.reason });
-      if (!OBJECT_ACTIONS.has(plan.action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+      // One step per reconcile: its status is written against the copy this reconcile read, and
+      // the next step is planned from a fresh one.
+      const pass = await runPass({
+        observe: async () => {
+          const mounted = await mountsOf(organization, bao);
+          const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
+          const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
+          return { transitKey: resolved.transitKeyName, plan: planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit }) };
+        },
+        plan: ({ plan }) => plan.action,
+        stops: (action: KmsKeyAction) => action.kind === 'none',
+        execute: async (action, { plan, transitKey }) => {
+          if (!OBJECT_ACTIONS.has(action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+          await execute(action, object, bao, transitKey);
+          if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
+          return undefined;
+        },
+        endsPass: () => true,
+        maxSteps: 1,
+      }, { onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') });
+      const plan = pass.observed.plan;
       if (plan.status.nextRotationTime) deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
       else deps.metrics.nextRotation.remove({ namespace, name });
-      if (plan.action.kind === 'none') return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
-      await execute(plan.action, object, bao, resolved.transitKeyName);
-      if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
-      deps.logger.info({ kmskey: key, action: plan.action.kind }, 'KMSKey action');
+      if (pass.step.kind === 'none') {
+        const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
+        if (ready?.status === 'False') deps.metrics.refused.inc({ reason: ready.reason });
+        await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+        return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+      }
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
-      if (OBJECT_ACTIONS.has(plan.action.kind)) return {};
+      if (OBJECT_ACTIONS.has(pass.step.kind)) return {};
       // OpenBao changed: look again with fresh state, the next step follows at once.
       return { requeueAfterMs: 0 };
     } catch (error) {

@@ -1,4 +1,4 @@
-import { ANNOTATIONS, type EncryptableResource, type EventRecorder, type KdcClusterStatus, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
+import { ANNOTATIONS, runPass, type EncryptableResource, type EventRecorder, type KdcClusterStatus, type KdcClusterSpec, type KubeObject, type Logger, type TenantApiClient, type TenantControlPlane } from '@kdc/shared';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nextRecord, planMigration, provenPlaintext, remaining, walked, type Coverage, type MigrationObservation, type MigrationRecord, type MigrationStep, type Rollout } from './plan.ts';
 import type { DesiredProviders } from './providers.ts';
@@ -111,7 +111,20 @@ export function migrationReconciler(deps: MigrationDeps) {
   const pacers = new Map<string, Pacer>();
   const pacerFor = (key: string) => pacers.get(key) ?? pacers.set(key, new Pacer(deps.ratePerSecond)).get(key)!;
 
+  /** One step per reconcile: its checkpoint is written with the status before the next is planned. */
   return async function migrate(input: MigrationInput): Promise<MigrationOutcome> {
+    const pass = await runPass<{ o: MigrationObservation; outcome?: MigrationOutcome }, MigrationStep>({
+      observe: async () => ({ o: observation(input) }),
+      plan: ({ o }) => planMigration(o),
+      stops: () => false,
+      execute: async (step, { o }) => ({ o, outcome: await executeStep(step, input, o) }),
+      endsPass: () => true,
+      maxSteps: 1,
+    });
+    return pass.observed.outcome!;
+  };
+
+  function observation(input: MigrationInput): MigrationObservation {
     const etcd = input.spec.encryption!.etcd;
     const o: MigrationObservation = {
       encrypt: input.providers.encrypt,
@@ -126,7 +139,10 @@ export function migrationReconciler(deps: MigrationDeps) {
       ...(input.switching ? { switching: true } : {}),
       now: now(),
     };
-    const step = planMigration(o);
+    return o;
+  }
+
+  async function executeStep(step: MigrationStep, input: MigrationInput, o: MigrationObservation): Promise<MigrationOutcome> {
     const resources = walked(o);
     const settled = (step.kind === 'idle' && !step.stale) || step.kind === 'finish';
     const base: MigrationOutcome = { step, settled, provenPlaintext: provenPlaintext(o), ...(input.history ? { history: input.history } : {}), ...(input.coverage ? { coverage: input.coverage } : {}), ...(input.record ? { record: input.record } : {}), ...(input.lastCompletedAt ? { lastCompletedAt: input.lastCompletedAt } : {}) };
@@ -203,7 +219,7 @@ export function migrationReconciler(deps: MigrationDeps) {
       deps.logger.warn({ cluster: key, step: step.kind, err: message }, 'migration step failed');
       return { ...base, problem: `${step.kind === 'scan' ? 'the coverage scan' : `step ${step.kind}`} failed: ${message}`, requeueAfterMs: 15_000 };
     }
-  };
+  }
 }
 
 function startMessage(reason: MigrationRecord['reason'], o: MigrationObservation, c: Coverage): string {

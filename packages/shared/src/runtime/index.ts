@@ -8,3 +8,4 @@ export * from './status.ts';
 export * from './shutdown.ts';
 export * from './tenant-kubeconfig.ts';
 export * from './tenant-client.ts';
+export * from './steps.ts';
