@@ -1,7 +1,8 @@
 // npm run proof:lifecycle: the data lifecycle on a fresh local platform with the real controllers
 // and the local Kamaji runner. 200 plaintext Secrets -> enable -> rotate -> keyRef switch ->
 // disable, with a reader listing the Secrets through the tenant apiserver all along and a checksum
-// ledger compared after every step. Every value of the last line is read from live objects and
+// ledger compared after every step. Two apiserver replicas, rolled one at a time like Kamaji does,
+// so the reader always has one to ask. Every value of the last line is read from live objects and
 // from the tenant's raw rows in its DataStore (etcdctl with the DataStore's client certificate).
 import { join } from 'node:path';
 import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, OpenBaoClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
@@ -43,7 +44,7 @@ try {
 
   const started = Date.now();
   await kube.create({ ...ref, name: undefined }, {
-    apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, backup: { enabled: false } },
+    apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 2 }, dataStore, backup: { enabled: false } },
   });
   const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
   const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));

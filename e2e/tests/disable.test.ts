@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KubeClient, clusterNames, isAttached, type KdcClusterStatus, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { LOCAL_IMAGES } from '../src/images.ts';
-import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
-import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
-import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import { CORE, clusterNames, isAttached, type KdcClusterStatus, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { startLifecycleTenant, startReader, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { TCP } from '../src/restore-fixture.ts';
+import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
@@ -27,17 +25,14 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
   const id = unique('dis');
   const cluster = 'shop';
   const names = clusterNames(cluster);
-  const stops: { stop(): Promise<void> }[] = [];
-  const dataStore = `ds-${id}`;
   const seconds: Record<string, number> = {};
+  let stage: LifecycleTenant;
   let ns: string;
-  let runner: KamajiRunner;
   let tenant: KubeClient;
   let etcdctl: (...args: string[]) => Promise<string>;
   let prefix: string;
   let ledger: { secrets: Map<string, string>; configmaps: Map<string, string> };
-  const reads = { answered: 0, errors: [] as string[], unreachable: 0, running: true };
-  let reader: Promise<void>;
+  let reader: ReturnType<typeof startReader>;
 
   const get = () => kube.get<Cluster>(kdc(ns, cluster));
   const ours = (name: string) => name.startsWith('s-') || name.startsWith('c-');
@@ -57,20 +52,13 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
   };
 
   beforeAll(async () => {
-    const p = platform();
     ns = await createNamespace(kube, 'dis');
-    const dir = join(p.dir, id);
-    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
-    stops.push(runner);
-    const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
-    etcdctl = (await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir })).etcdctl;
-    stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' })));
-    await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
-      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, backup: { enabled: false }, encryption: { etcd: { enabled: true } } },
+    stage = await startLifecycleTenant({
+      state: platform(), kube, id, namespace: ns, cluster,
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
+      controllers: () => shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' }),
     });
-    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
-    tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
+    ({ tenant, etcdctl } = stage);
     await encrypted(new Date(0).toISOString(), 'All resources encrypted: secrets');
     const write = (resource: 'secrets' | 'configmaps', kind: string, name: string, i: number) => tenant.create(CORE(resource, 'default'), {
       apiVersion: 'v1', kind, metadata: { name }, data: resource === 'secrets' ? { v: Buffer.from(`lifecycle-${i}`).toString('base64') } : { v: createHash('sha1').update(String(i)).digest('hex') },
@@ -82,29 +70,15 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
     expect(await rawRows(etcdctl, prefix, 'configmaps')).toMatchObject({ total: expect.any(Number), byKeyId: new Map() });
 
-    reader = (async () => {
-      while (reads.running) {
-        for (const resource of ['secrets', 'configmaps'] as const) {
-          try {
-            await tenant.list(CORE(resource, 'default'), { limit: 500 });
-            reads.answered++;
-          } catch (error) {
-            const status = (error as { status?: number }).status;
-            if (status) reads.errors.push(`${resource}: HTTP ${status}`);
-            else reads.unreachable++;
-          }
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+    reader = startReader(async () => {
+      for (const resource of ['secrets', 'configmaps'] as const) await tenant.list(CORE(resource, 'default'), { limit: 500 });
+    });
   }, 600_000);
 
   afterAll(async () => {
-    reads.running = false;
-    await reader;
-    console.log(JSON.stringify({ test: 'disable', seconds, reads: { answered: reads.answered, errors: reads.errors.length, unreachable: reads.unreachable } }));
-    for (const s of stops.reverse()) await s.stop();
-    await kube.delete(DATASTORE_REF(dataStore)).catch(() => undefined);
+    const reads = await reader?.stop();
+    console.log(JSON.stringify({ test: 'disable', seconds, reads: { answered: reads?.answered, errors: reads?.errors.length, unreachable: reads?.unreachable } }));
+    await stage?.stop();
   });
 
   it('configmaps added: their plaintext rows are migrated to KMS', async () => {
@@ -214,9 +188,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     expect(condition(off, 'Ready')).toMatchObject({ status: 'True', reason: 'Reconciled' });
     expect(condition(off, 'EncryptionConfigError')).toMatchObject({ status: 'False' });
     expect(await ledgers()).toEqual(ledger);
-    reads.running = false;
-    await reader;
-    expect(reads.errors).toEqual([]);
-    expect(reads.answered).toBeGreaterThan(50);
+    expect(reader.stats.errors).toEqual([]);
+    expect(reader.stats.answered).toBeGreaterThan(25);
   }, 600_000);
 });

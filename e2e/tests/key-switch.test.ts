@@ -1,13 +1,11 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, KDC_API_VERSION, KMSKEY_API_VERSION, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
-  type KdcClusterStatus, type KubeObject, type PluginKey, type TenantControlPlane,
+  CORE, KMSKEY_API_VERSION, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
+  type KdcClusterStatus, type KubeClient, type KubeObject, type PluginKey, type TenantControlPlane,
 } from '@kdc/shared';
-import { LOCAL_IMAGES } from '../src/images.ts';
-import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
-import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
-import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import { startLifecycleTenant, startReader, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { TCP } from '../src/restore-fixture.ts';
+import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, openBaoAnonymous, openBaoRoot, platform, serviceAccountToken, shardControllers, unique } from './helpers.ts';
 
@@ -28,17 +26,14 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
   const id = unique('ksw');
   const cluster = 'shop';
   const names = clusterNames(cluster);
-  const stops: { stop(): Promise<void> }[] = [];
-  const dataStore = `ds-${id}`;
+  let stage: LifecycleTenant;
   let ns: string;
-  let runner: KamajiRunner;
   let tenant: KubeClient;
   let etcdctl: (...args: string[]) => Promise<string>;
   let prefix: string;
   let ledger: Map<string, string>;
   const transit: Record<string, string> = {};
-  const reads = { answered: 0, errors: [] as string[], unreachable: 0, running: true };
-  let reader: Promise<void>;
+  let reader: ReturnType<typeof startReader>;
 
   const get = () => kube.get<Cluster>(kdc(ns, cluster));
   const tcp = () => kube.get<TenantControlPlane & KubeObject>(TCP(ns, names.tenantControlPlane));
@@ -54,62 +49,38 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
   }, { timeoutMs: 300_000, intervalMs: 1000 });
 
   beforeAll(async () => {
-    const p = platform();
     ns = await createNamespace(kube, 'ksw');
-    const dir = join(p.dir, id);
-    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
-    stops.push(runner);
-    const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
-    etcdctl = (await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir })).etcdctl;
-    stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' })));
-    for (const name of ['k1', 'k2', 'k3']) await kube.create(kkey(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name }, spec: { purpose: 'etcd' } });
-    for (const name of ['k1', 'k2', 'k3']) {
-      transit[name] = await waitFor(`KMSKey ${name} Ready`, async () => {
-        const k = await kube.get<KubeObject & { status?: { keyId?: string; conditions?: { type: string; status: string }[] } }>(kkey(ns, name));
-        return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? k.status.keyId?.split('/').pop() : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
-    }
-    await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
-      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, backup: { enabled: false }, encryption: { etcd: { enabled: true, keyRef: 'k1' } } },
+    stage = await startLifecycleTenant({
+      state: platform(), kube, id, namespace: ns, cluster,
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true, keyRef: 'k1' } } },
+      controllers: () => shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' }),
+      before: async () => {
+        for (const name of ['k1', 'k2', 'k3']) await kube.create(kkey(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name }, spec: { purpose: 'etcd' } });
+        for (const name of ['k1', 'k2', 'k3']) {
+          transit[name] = await waitFor(`KMSKey ${name} Ready`, async () => {
+            const k = await kube.get<KubeObject & { status?: { keyId?: string; conditions?: { type: string; status: string }[] } }>(kkey(ns, name));
+            return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? k.status.keyId?.split('/').pop() : undefined;
+          }, { timeoutMs: 60_000, intervalMs: 500 });
+        }
+      },
     });
-    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
-    tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-    await waitFor('the tenant apiserver answering', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined, { timeoutMs: 180_000, intervalMs: 1000 });
-    for (let i = 0; i < SECRETS; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, SECRETS - i) }, (_, j) => tenant.create(CORE('secrets', 'default'), {
-        apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i + j}` }, data: { v: Buffer.from(`switch-${i + j}`).toString('base64') },
-      })));
-    }
+    ({ tenant, etcdctl } = stage);
+    await writeSecrets(tenant, SECRETS, (i) => `switch-${i}`);
     await completed(new Date().toISOString());
     ledger = await readLedger(tenant, 'secrets', ours);
     expect(ledger.size).toBe(SECRETS);
     prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
     expect((await rawRows(etcdctl, prefix, 'secrets')).providers).toEqual(new Map([['kube-dc-kms-plugin', expect.any(Number)]]));
-
-    reader = (async () => {
-      let i = 0;
-      while (reads.running) {
-        try {
-          await tenant.list(CORE('secrets', 'default'), { limit: 500 });
-          await tenant.get(CORE('secrets', 'default', `s-${i++ % SECRETS}`));
-          reads.answered++;
-        } catch (error) {
-          const status = (error as { status?: number }).status;
-          if (status) reads.errors.push(`HTTP ${status}`);
-          else reads.unreachable++;
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+    reader = startReader(async (i) => {
+      await tenant.list(CORE('secrets', 'default'), { limit: 500 });
+      await tenant.get(CORE('secrets', 'default', `s-${i % SECRETS}`));
+    });
   }, 600_000);
 
   afterAll(async () => {
-    reads.running = false;
-    await reader;
-    console.log(JSON.stringify({ test: 'key-switch', reads: { answered: reads.answered, errors: reads.errors.length, unreachable: reads.unreachable } }));
-    for (const s of stops.reverse()) await s.stop();
-    await kube.delete(DATASTORE_REF(dataStore)).catch(() => undefined);
+    const reads = await reader?.stop();
+    console.log(JSON.stringify({ test: 'key-switch', reads: { answered: reads?.answered, errors: reads?.errors.length, unreachable: reads?.unreachable } }));
+    await stage?.stop();
   });
 
   it('keyRef k1 -> k2: read-only beside, promoted, rows moved and proven, then the old plugin and grant go; k3 meanwhile is refused', async () => {
@@ -174,7 +145,7 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
     const reasons = events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['KeySwitchStarted', 'KeyChangeRefused', 'KeySwitchCompleted', 'MigrationStarted', 'MigrationCompleted']));
     expect(await readLedger(tenant, 'secrets', ours)).toEqual(ledger);
-    expect(reads.errors).toEqual([]);
-    expect(reads.answered).toBeGreaterThan(10);
+    expect(reader.stats.errors).toEqual([]);
+    expect(reader.stats.answered).toBeGreaterThan(10);
   }, 600_000);
 });

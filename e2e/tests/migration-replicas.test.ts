@@ -1,10 +1,8 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KubeClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
-import { LOCAL_IMAGES } from '../src/images.ts';
-import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
-import { DATASTORE_REF, ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
-import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import { CORE, clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject } from '@kdc/shared';
+import type { KamajiRunner } from '../src/kamaji-runner.ts';
+import { startLifecycleTenant, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
@@ -22,8 +20,7 @@ describe('a migration waits for every replica: 2 apiserver replicas, one held ba
   const id = unique('rep');
   const cluster = 'shop';
   const names = clusterNames(cluster);
-  const stops: { stop(): Promise<void> }[] = [];
-  const dataStore = `ds-${id}`;
+  let stage: LifecycleTenant;
   let ns: string;
   let runner: KamajiRunner;
   let tenant: KubeClient;
@@ -34,34 +31,21 @@ describe('a migration waits for every replica: 2 apiserver replicas, one held ba
   const get = () => kube.get<Cluster>(kdc(ns, cluster));
 
   beforeAll(async () => {
-    const p = platform();
     ns = await createNamespace(kube, 'rep');
-    const dir = join(p.dir, id);
-    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
-    stops.push(runner);
-    const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
-    etcdctl = (await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir })).etcdctl;
-    stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' })));
-    await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
-      spec: { version: 'v1.35.0', controlPlane: { replicas: 2 }, dataStore, backup: { enabled: false } },
+    stage = await startLifecycleTenant({
+      state: platform(), kube, id, namespace: ns, cluster,
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 2 } },
+      controllers: () => shardControllers(id, { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' }),
     });
-    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
-    tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
+    ({ runner, tenant, etcdctl } = stage);
     await waitFor('two ready replicas', async () => (runner.pods(ns, names.tenantControlPlane).filter((pod) => pod.ready).length === 2 ? true : undefined), { timeoutMs: 180_000, intervalMs: 500 });
-    await waitFor('the tenant apiserver answering', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined, { timeoutMs: 120_000, intervalMs: 1000 });
-    for (let i = 0; i < SECRETS; i += 30) {
-      await Promise.all(Array.from({ length: Math.min(30, SECRETS - i) }, (_, j) => tenant.create(CORE('secrets', 'default'), {
-        apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i + j}` }, data: { v: Buffer.from(`replica-${i + j}`).toString('base64') },
-      })));
-    }
+    await writeSecrets(tenant, SECRETS, (i) => `replica-${i}`);
     ledger = await readLedger(tenant, 'secrets', ours);
     prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
   }, 600_000);
 
   afterAll(async () => {
-    for (const s of stops.reverse()) await s.stop();
-    await kube.delete(DATASTORE_REF(dataStore)).catch(() => undefined);
+    await stage?.stop();
   });
 
   it('enable with an old replica held back: nothing is re-written until every replica runs the new config', async () => {
