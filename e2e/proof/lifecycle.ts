@@ -21,7 +21,7 @@ type Cluster = KubeObject & { status?: KdcClusterStatus & { conditions?: Conditi
 
 const platform = await startPlatform();
 const stops: (() => Promise<void>)[] = [];
-const reads = { answered: 0, errors: 0, unreachable: 0, running: true };
+const reads = { answered: 0, errors: 0, unreachable: 0, running: true, why: [] as string[] };
 try {
   const p = platform.state;
   const kube = KubeClient.fromFile(p.management.kubeconfig);
@@ -68,6 +68,8 @@ try {
       } catch (error) {
         if ((error as { status?: number }).status) reads.errors++;
         else reads.unreachable++;
+        // What a person needs to tell a restarting replica from anything else (never a body).
+        if (reads.why.length < 5) reads.why.push(`${new Date().toISOString()} ${(error as { status?: number }).status ?? ''} ${(error as Error).message.slice(0, 120)}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -148,6 +150,7 @@ try {
     readErrors: reads.errors,
     readsAnswered: reads.answered,
     readsUnreachable: reads.unreachable,
+    ...(reads.why.length ? { readsNotAnswered: reads.why } : {}),
     ledgerEqual,
     seconds: Math.round((Date.now() - started) / 1000),
   };

@@ -124,6 +124,18 @@ describe('clusterStatus', () => {
     expect(status.conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: condition.status, reason: condition.reason, message: expect.stringMatching(condition.message) });
     expect(status.encryption?.rewrapInProgress).toBe(migration.record?.reason === 'rewrap' || migration.record?.reason === 'switch');
   });
+  it('a rollout that leaves the config as it was (plugin image, OpenBao URL) keeps what the last scan proved', () => {
+    const o = observed(spec());
+    const previous = {
+      conditions: [{ type: 'Encrypted', status: 'True' as const, reason: 'EncryptionCompleted', message: 'All resources encrypted: secrets', lastTransitionTime: 't0' }],
+      encryption: { coverage: { total: 20, current: 20, stale: 0, plaintext: 0, scannedAt: 't', keyIds: ['k'], configHash: 'H1' } },
+    };
+    const rolling = (configHash: string) => clusterStatus({ generation: 1, previous, validation: o.validation, outcome: { kind: 'done' }, now, configHash, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: false, problem: 'kms-plugin not ready' } });
+    expect(rolling('H1').conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: 'True', reason: 'EncryptionCompleted' });
+    expect(rolling('H1').conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
+    // A new config needs a new proof.
+    expect(rolling('H2').conditions!.find((c) => c.type === 'Encrypted')).toMatchObject({ status: 'False', reason: 'EncryptionInProgress' });
+  });
   it('is not Ready while the sidecar is not', () => {
     const o = observed(spec());
     const status = clusterStatus({ generation: 1, previous: undefined, validation: o.validation, outcome: { kind: 'done' }, now, tenant: { controlPlaneReady: true, kmsProvidersHealthy: true, sidecarReady: false, problem: 'kms-plugin not ready' } });

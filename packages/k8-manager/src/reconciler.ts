@@ -249,6 +249,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     for (const event of enabled ? keySwitchEvents(pluginKeys, nextKeys, refusedKey, cluster.status) : []) await deps.recorder.record(cluster, event.type, event.reason, event.message);
     let status = clusterStatus({
       generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, providers, attached, forceDisabled, now: now(),
+      ...(observed.tcp ? { configHash: configHashOf(observed.tcp) } : {}),
       keys: { current: nextKeys, ...(refusedKey ? { refused: refusedKey } : {}) },
     });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {

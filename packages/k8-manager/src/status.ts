@@ -47,6 +47,8 @@ export interface StatusInput {
   attached?: boolean;
   /** KMS is detached by break-glass (in this reconcile or before) and the annotation is still there. */
   forceDisabled?: boolean;
+  /** The EncryptionConfiguration hash on the TCP's pod template (what every replica must run). */
+  configHash?: string;
   /** The plugin instances after this reconcile (plugin-keys.ts), and why the spec's key is not applied, if it is not. */
   keys?: { current: readonly PluginKey[]; refused?: string };
   now: Date;
@@ -126,9 +128,18 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       : { type: C.encryptionAvailable, status: 'False', reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'), message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
   conditions.push(availability);
   const migration = input.migration;
-  conditions.push(pluginReady
-    ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] }, migration, previous), ...g }
-    : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `waiting for the KMS plugin before rows are encrypted${migration?.step.kind === 'wait' ? `: ${migration.step.message}` : ''}`, ...g });
+  // Encrypted describes the stored rows. Pods rolling for a change that leaves the config as it
+  // was (a new plugin image or OpenBao URL) or a plugin not ready change no row: what the last
+  // scan proved under this very config still holds until a scan says otherwise.
+  const lastEncrypted = previous?.conditions?.find((c) => c.type === C.encrypted);
+  const lastScan = migration?.coverage ?? previous?.encryption?.coverage;
+  const proofHolds = lastEncrypted?.status === 'True' && lastEncrypted.reason === ENCRYPTED_REASONS.completed && input.configHash !== undefined
+    && lastScan?.configHash === input.configHash && !migration?.record && (!pluginReady || migration?.step.kind === 'wait');
+  conditions.push(proofHolds
+    ? { type: C.encrypted, status: 'True', reason: lastEncrypted!.reason, message: lastEncrypted!.message, ...g }
+    : pluginReady
+      ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] }, migration, previous), ...g }
+      : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `waiting for the KMS plugin before rows are encrypted${migration?.step.kind === 'wait' ? `: ${migration.step.message}` : ''}`, ...g });
   conditions.push(pluginReady
     ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
     : { type: C.ready, status: 'False', reason: availability.reason, message: availability.message, ...g });
