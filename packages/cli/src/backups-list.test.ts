@@ -42,7 +42,7 @@ describe('backups list output', () => {
 describe('PRE-MIGRATION flag', () => {
   const at = (iso: string, storedAt?: string) => ({ createdAt: new Date(iso), ...(storedAt ? { storedAt: new Date(storedAt) } : {}) });
   const completed: MigrationHistory = { lastCompleted: new Date('2026-03-01T12:00:00Z') };
-  const running = (reason: 'enable' | 'rewrap', extra: MigrationHistory = {}): MigrationHistory => ({ ...extra, running: { reason, startedAt: new Date('2026-03-05T08:00:00Z') } });
+  const running = (reason: 'enable' | 'rewrap' | 'switch', extra: MigrationHistory = {}): MigrationHistory => ({ ...extra, running: { reason, startedAt: new Date('2026-03-05T08:00:00Z') } });
 
   it.each([
     ['no migration ever', {}, at('2026-01-01T00:00:00Z'), undefined],
@@ -65,6 +65,7 @@ describe('PRE-MIGRATION flag', () => {
       time: '2026-03-01T12:00:00Z',
       note: 'taken before the rows were re-written on 2026-03-01T12:00:00Z: it holds plaintext or rows under an older key_id; delete it once newer backups exist (docs/runbook.md#scrub-after-a-migration)',
     });
+    expect(preMigration(at('2026-03-05T09:00:00Z'), running('switch'))?.note).toMatch(/^taken while the rows were being re-written \(switch, .*: it holds rows under the key the switch leaves;/);
     expect(preMigration(at('2026-03-05T09:00:00Z'), running('enable'))?.note).toBe('taken while the rows were being re-written (enable, running since 2026-03-05T08:00:00Z): it holds rows in plaintext; delete it once a backup taken after the re-write completed exists (docs/runbook.md#scrub-after-a-migration)');
     expect(preMigration(at('2026-03-04T00:00:00Z'), running('rewrap'))?.note).toMatch(/^taken before the rows were re-written \(rewrap, running since 2026-03-05T08:00:00Z\): it holds rows under an older key_id;/);
   });

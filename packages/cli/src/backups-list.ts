@@ -39,13 +39,15 @@ export function lowestVersions(backups: readonly BackupInfo[]): Record<string, n
 }
 
 export const SCRUB_DOC = 'docs/runbook.md#scrub-after-a-migration';
+/** What a backup taken before a running migration of each kind still holds. */
+const HOLDS = { enable: 'rows in plaintext', rewrap: 'rows under an older key_id', switch: 'rows under the key the switch leaves' } as const;
 
 /** What the cluster's status says about migrations (re-writes of every row), as backups are judged by it. */
 export interface MigrationHistory {
   /** status.encryption.lastRewrapCompleted: when a scan last proved a migration (enable or rewrap) complete. */
   lastCompleted?: Date;
   /** status.encryption.migration: a migration that has not been proven complete yet. */
-  running?: { reason: 'enable' | 'rewrap'; startedAt: Date };
+  running?: { reason: 'enable' | 'rewrap' | 'switch'; startedAt: Date };
 }
 
 const parseTime = (value: unknown): Date | undefined => {
@@ -62,7 +64,7 @@ export function migrationHistory(status: Pick<KdcClusterStatus, 'encryption'> | 
   const reason = e?.migration?.reason;
   return {
     ...(lastCompleted ? { lastCompleted } : {}),
-    ...(startedAt && (reason === 'enable' || reason === 'rewrap') ? { running: { reason, startedAt } } : {}),
+    ...(startedAt && (reason === 'enable' || reason === 'rewrap' || reason === 'switch') ? { running: { reason, startedAt } } : {}),
   };
 }
 
@@ -72,7 +74,7 @@ export interface PreMigration {
   migration: 'completed' | 'running';
   /** lastRewrapCompleted, or the running migration's startedAt. */
   time: string;
-  reason?: 'enable' | 'rewrap';
+  reason?: 'enable' | 'rewrap' | 'switch';
   note: string;
 }
 
@@ -87,7 +89,7 @@ export function preMigration(backup: Pick<BackupInfo, 'createdAt' | 'storedAt'>,
   const running = history.running;
   if (running) {
     const since = isoSeconds(running.startedAt);
-    const holds = running.reason === 'enable' ? 'rows in plaintext' : 'rows under an older key_id';
+    const holds = HOLDS[running.reason];
     const when = taken >= running.startedAt.getTime()
       ? `taken while the rows were being re-written (${running.reason}, running since ${since})`
       : `taken before the rows were re-written (${running.reason}, running since ${since})`;
@@ -110,7 +112,7 @@ export function preMigrationSummary(backups: readonly BackupInfo[], history: Mig
   const them = one ? 'it' : 'them';
   if (history.running) {
     const { reason, startedAt } = history.running;
-    return `note: rows are being re-written (${reason}, since ${isoSeconds(startedAt)}): ${marked} ${one ? 'holds' : 'hold'} ${reason === 'enable' ? 'rows in plaintext' : 'rows under an older key_id'}; delete ${them} once the re-write completed and a newer backup exists (${SCRUB_DOC})\n`;
+    return `note: rows are being re-written (${reason}, since ${isoSeconds(startedAt)}): ${marked} ${one ? 'holds' : 'hold'} ${HOLDS[reason]}; delete ${them} once the re-write completed and a newer backup exists (${SCRUB_DOC})\n`;
   }
   const newer = latestCandidates(backups.filter((b) => !preMigration(b, history)))[0];
   const what = `${marked} ${one ? 'was' : 'were'} taken before the rows were re-written on ${isoSeconds(history.lastCompleted!)} and ${one ? 'holds' : 'hold'} plaintext or rows under an older key_id`;
