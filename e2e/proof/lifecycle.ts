@@ -60,6 +60,12 @@ try {
     const now = await waitFor('the tenant apiserver answering', async () => readLedger(tenant, 'secrets', ours).catch(() => undefined), { timeoutMs: 180_000, intervalMs: 1000 });
     ledgerEqual &&= now.size === ledger.size && [...ledger].every(([k, v]) => now.get(k) === v);
   };
+  // The reader runs through the lifecycle, from a control plane that is up: both replicas ready
+  // (as a Service, the runner's port has no ready endpoint to offer before that).
+  await waitFor('both control-plane replicas ready', async () => {
+    const tcp = await kube.get<KubeObject & { status?: { kubernetesResources?: { deployment?: { readyReplicas?: number } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
+    return (tcp.status?.kubernetesResources?.deployment?.readyReplicas ?? 0) >= 2 || undefined;
+  }, { timeoutMs: 120_000, intervalMs: 500 });
   const reader = (async () => {
     while (reads.running) {
       try {
