@@ -12,6 +12,7 @@ import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner } from '../src/kamaji-runner.ts';
 import { startPlatform } from '../src/platform.ts';
 import { ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
+import { startReader } from '../src/lifecycle-tenant.ts';
 import { dataStoreAccess, rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 
@@ -21,7 +22,7 @@ type Cluster = KubeObject & { status?: KdcClusterStatus & { conditions?: Conditi
 
 const platform = await startPlatform();
 const stops: (() => Promise<void>)[] = [];
-const reads = { answered: 0, errors: 0, unreachable: 0, running: true, why: [] as string[] };
+let reader: ReturnType<typeof startReader> | undefined;
 try {
   const p = platform.state;
   const kube = KubeClient.fromFile(p.management.kubeconfig);
@@ -66,20 +67,9 @@ try {
     const tcp = await kube.get<KubeObject & { status?: { kubernetesResources?: { deployment?: { readyReplicas?: number } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
     return (tcp.status?.kubernetesResources?.deployment?.readyReplicas ?? 0) >= 2 || undefined;
   }, { timeoutMs: 120_000, intervalMs: 500 });
-  const reader = (async () => {
-    while (reads.running) {
-      try {
-        await tenant.list(CORE('secrets', 'default'), { limit: 500 });
-        reads.answered++;
-      } catch (error) {
-        if ((error as { status?: number }).status) reads.errors++;
-        else reads.unreachable++;
-        // What a person needs to tell a restarting replica from anything else (never a body).
-        if (reads.why.length < 5) reads.why.push(`${new Date().toISOString()} ${(error as { status?: number }).status ?? ''} ${(error as Error).message.slice(0, 120)}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
+  reader = startReader(async () => {
+    await tenant.list(CORE('secrets', 'default'), { limit: 500 });
+  });
 
   /** Encrypted=True/EncryptionCompleted from a scan newer than `since`, with no migration running. */
   const completed = (since: number) => waitFor('EncryptionCompleted from a scan newer than the change', async () => {
@@ -144,8 +134,7 @@ try {
   }, { timeoutMs: 120_000, intervalMs: 1000 });
   await checkLedger();
   const rawOff = await rawRows(etcdctl, prefix, 'secrets');
-  reads.running = false;
-  await reader;
+  const reads = await reader.stop();
 
   const result = {
     secrets: N,
@@ -153,10 +142,10 @@ try {
     afterRotate,
     afterSwitch,
     afterDisable: { kms: rawOff.total - rawOff.plaintext, plaintext: rawOff.plaintext, encryptedReason: condition(off, 'Encrypted')!.reason },
-    readErrors: reads.errors,
+    readErrors: reads.errors.length,
     readsAnswered: reads.answered,
     readsUnreachable: reads.unreachable,
-    ...(reads.why.length ? { readsNotAnswered: reads.why } : {}),
+    ...(reads.unanswered.length ? { readsNotAnswered: reads.unanswered } : {}),
     ledgerEqual,
     seconds: Math.round((Date.now() - started) / 1000),
   };
@@ -166,7 +155,7 @@ try {
   console.log(JSON.stringify(result));
   process.exit(result.readErrors === 0 && ledgerEqual && afterEnable.plaintext === 0 && afterRotate.stale === 0 && afterSwitch.stale === 0 && afterSwitch.plaintext === 0 && result.afterDisable.kms === 0 ? 0 : 1);
 } catch (error) {
-  reads.running = false;
+  await reader?.stop();
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
   await platform.stop({ keepLogs: true });
   console.error(`proof failed: ${(error as Error).message}\nlogs: ${platform.state.logDir}`);

@@ -79,11 +79,13 @@ export interface ReadStats {
   errors: string[];
   /** No answer at all: nothing listened (the one replica restarting for a new config). */
   unreachable: number;
+  /** When and why the first few requests got no answer (the error class and message, never a body). */
+  unanswered: string[];
 }
 
 /** Runs `read` every 200 ms until stopped, counting answers, HTTP errors and unanswered requests apart. */
 export function startReader(read: (round: number) => Promise<void>): { stats: ReadStats; stop(): Promise<ReadStats> } {
-  const stats: ReadStats = { answered: 0, errors: [], unreachable: 0 };
+  const stats: ReadStats = { answered: 0, errors: [], unreachable: 0, unanswered: [] };
   let running = true;
   const loop = (async () => {
     for (let round = 0; running; round++) {
@@ -93,7 +95,10 @@ export function startReader(read: (round: number) => Promise<void>): { stats: Re
       } catch (error) {
         const status = (error as { status?: number }).status;
         if (status) stats.errors.push(`HTTP ${status}: ${(error as Error).message.slice(0, 200)}`);
-        else stats.unreachable++;
+        else {
+          stats.unreachable++;
+          if (stats.unanswered.length < 5) stats.unanswered.push(`${new Date().toISOString()} ${(error as Error).message.slice(0, 120)}`);
+        }
       }
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -2,6 +2,7 @@ import {
   KDC_CLUSTER_CONDITIONS as C, kmsPluginSlot, keySwitchPhase, switchTarget,
   type ConditionInput, type KdcClusterStatus, type PluginKey, type TenantControlPlane,
 } from '@kdc/shared';
+import { pluginFlagValues } from '../resources/tenant-control-plane.ts';
 
 // The k8-manager side of a key switch (shared/src/cluster/plugin-keys.ts has the rules): which
 // plugin instances a cluster runs now, and what its KeySwitch condition says.
@@ -14,11 +15,10 @@ export function recordedPluginKeys(status: KdcClusterStatus | undefined, tcp: Te
   const recorded = status?.encryption?.pluginKeys;
   if (recorded?.length) return recorded.map((k) => ({ ...k }));
   if (!attached) return [];
-  const container = tcp?.spec.controlPlane.deployment?.additionalInitContainers?.find((c) => c.name === kmsPluginSlot('a').container);
-  const flag = container?.args?.find((a) => a.startsWith('--transit-key='));
+  const [transitKey] = pluginFlagValues(tcp?.spec.controlPlane.deployment, [kmsPluginSlot('a').container], '--transit-key');
   const keyRef = status?.encryption?.resolvedKeyRef;
-  if (!flag || !keyRef) return [];
-  return [{ slot: 'a', keyRef, transitKey: flag.slice('--transit-key='.length), mode: 'write' }];
+  if (!transitKey || !keyRef) return [];
+  return [{ slot: 'a', keyRef, transitKey, mode: 'write' }];
 }
 
 export type KeySwitchEvent = { type: 'Normal' | 'Warning'; reason: string; message: string };

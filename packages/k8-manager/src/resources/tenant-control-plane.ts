@@ -144,14 +144,17 @@ const withoutSlash = (url: string) => url.replace(/\/$/, '');
  * unchanged list, so a steady cluster is not rolled.
  */
 export function legacyOpenBaoUrls(deployment: TcpDeployment | undefined, openBaoUrl: string): string[] {
-  const plugins = deployment?.additionalInitContainers?.filter((c) => KMS_PLUGIN_CONTAINERS.includes(c.name)) ?? [];
-  const valueOf = (arg: string, flag: string) => (arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined);
-  const args = plugins.flatMap((p) => p.args ?? []);
   const given = [
-    ...args.flatMap((a) => valueOf(a, LEGACY_ADDR_FLAG) ?? []),
-    ...args.flatMap((a) => valueOf(a, ADDR_FLAG) ?? []),
+    ...pluginFlagValues(deployment, KMS_PLUGIN_CONTAINERS, LEGACY_ADDR_FLAG),
+    ...pluginFlagValues(deployment, KMS_PLUGIN_CONTAINERS, ADDR_FLAG),
   ].filter((url) => /^https?:\/\/[^/\s]+/.test(url));
   return [...new Set(given.map(withoutSlash))].filter((url) => url !== withoutSlash(openBaoUrl));
+}
+
+/** The values of `--flag=value` on the named plugin containers now on the TCP, in container order. */
+export function pluginFlagValues(deployment: TcpDeployment | undefined, containers: readonly string[], flag: string): string[] {
+  const args = deployment?.additionalInitContainers?.filter((c) => containers.includes(c.name)).flatMap((c) => c.args ?? []) ?? [];
+  return args.filter((a) => a.startsWith(`${flag}=`)).map((a) => a.slice(flag.length + 1));
 }
 
 const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, ...KMS_PLUGIN_CONTAINERS];
