@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
+import { CORE, KDC_API_VERSION, KDC_GROUP, KMS_PLUGIN_CONTAINERS, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
-import { startKamajiRunner, type KamajiRunner } from './kamaji-runner.ts';
+import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
+import type { TenantControlPlane } from './kamaji-template.ts';
 import type { PlatformState } from './platform.ts';
-import { DATASTORE_REF, ETCD_IMAGE, dedicatedEtcdDataStore } from './restore-fixture.ts';
+import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from './restore-fixture.ts';
 import { dataStoreAccess } from './tenant-rows.ts';
 import { waitFor } from './wait.ts';
 
@@ -57,11 +58,31 @@ export async function startLifecycleTenant(input: {
     const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', namespace, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
     const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
     await waitFor('the tenant apiserver answering', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    await settled({ kube, runner, namespace, tcpName: names.tenantControlPlane, spec: input.spec });
     return { namespace, runner, tenant, etcdctl, stop };
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Waits out the rollout that attaching the plugin starts: the TCP is created first and patched
+ * once the key is proven, so the tenant answers on a pod that is about to go. A test that wrote
+ * then would race that replacement (a connection to a stopping apiserver fails before TLS); the
+ * stage is ready once every replica runs the TCP's current template and is Ready.
+ */
+async function settled(input: { kube: KubeClient; runner: KamajiRunner; namespace: string; tcpName: string; spec: Record<string, unknown> }): Promise<void> {
+  const spec = input.spec as { controlPlane?: { replicas?: number }; encryption?: { etcd?: { enabled?: boolean } } };
+  const replicas = spec.controlPlane?.replicas ?? 1;
+  await waitFor('every control-plane replica Ready on the current template', async () => {
+    const tcp = await input.kube.get<TenantControlPlane>(TCP(input.namespace, input.tcpName));
+    const attached = (tcp.spec.controlPlane?.deployment?.additionalInitContainers ?? []).some((c) => KMS_PLUGIN_CONTAINERS.includes(c.name));
+    if (spec.encryption?.etcd?.enabled && !attached) return undefined;
+    const hash = templateHash(tcp);
+    const pods = input.runner.pods(input.namespace, input.tcpName);
+    return pods.length === replicas && pods.every((pod) => pod.ready && pod.hash === hash) || undefined;
+  }, { timeoutMs: 300_000, intervalMs: 500 });
 }
 
 /** Writes `count` Secrets `s-<i>` into the tenant's default namespace, 50 at a time. */
