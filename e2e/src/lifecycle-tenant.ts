@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CORE, KDC_API_VERSION, KDC_GROUP, KMS_PLUGIN_CONTAINERS, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
+import { ANNOTATIONS, CORE, KDC_API_VERSION, KDC_GROUP, KMS_PLUGIN_CONTAINERS, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
 import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
 import type { TenantControlPlane } from './kamaji-template.ts';
@@ -83,6 +83,18 @@ async function settled(input: { kube: KubeClient; runner: KamajiRunner; namespac
     const pods = input.runner.pods(input.namespace, input.tcpName);
     return pods.length === replicas && pods.every((pod) => pod.ready && pod.hash === hash) || undefined;
   }, { timeoutMs: 300_000, intervalMs: 500 });
+}
+
+/**
+ * Asks k8-manager for a coverage scan now (the rewrap annotation: with no stale row it scans and
+ * re-writes nothing). A steady cluster scans only when something changed, so a test that wrote
+ * rows after the enable migration ended asks for the scan that counts them. Returns the time
+ * asked, in the seconds `scannedAt` has.
+ */
+export async function requestScan(kube: KubeClient, namespace: string, cluster: string): Promise<string> {
+  const asked = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  await kube.patch({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name: cluster }, { metadata: { annotations: { [ANNOTATIONS.rewrapRequested]: asked } } });
+  return asked;
 }
 
 /** Writes `count` Secrets `s-<i>` into the tenant's default namespace, 50 at a time. */

@@ -3,7 +3,7 @@ import {
   CORE, KMSKEY_API_VERSION, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
   type KdcClusterStatus, type KubeClient, type KubeObject, type PluginKey, type TenantControlPlane,
 } from '@kdc/shared';
-import { startLifecycleTenant, startReader, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { requestScan, startLifecycleTenant, startReader, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
 import { TCP } from '../src/restore-fixture.ts';
 import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
@@ -68,7 +68,7 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
     });
     ({ tenant, etcdctl } = stage);
     await writeSecrets(tenant, SECRETS, (i) => `switch-${i}`);
-    await completed(new Date().toISOString());
+    await completed(await requestScan(kube, ns, cluster));
     ledger = await readLedger(tenant, 'secrets', ours);
     expect(ledger.size).toBe(SECRETS);
     prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANNOTATIONS, CORE, clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject } from '@kdc/shared';
+import { CORE, clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject } from '@kdc/shared';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
-import { startLifecycleTenant, startReader, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { requestScan, startLifecycleTenant, startReader, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
 import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, controllerNamespace, createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
@@ -51,7 +51,7 @@ describe('the platform moves to another hostname of the same OpenBao: nothing re
     });
     tenant = stage.tenant;
     await writeSecrets(tenant, SECRETS, (i) => `url-${i}`);
-    await completed(new Date().toISOString());
+    await completed(await requestScan(kube, ns, cluster));
     ledger = await readLedger(tenant, 'secrets', ours);
     prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
   }, 600_000);
@@ -87,8 +87,7 @@ describe('the platform moves to another hostname of the same OpenBao: nothing re
     expect(tcp.spec.controlPlane.deployment.additionalInitContainers.find((c) => c.name === 'kms-plugin')!.args).toContain(`--openbao-addr=${second}`);
 
     // A scan asked for now proves the coverage, under the key_ids published before the move.
-    const asked = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    await kube.patch(kdc(ns, cluster), { metadata: { annotations: { [ANNOTATIONS.rewrapRequested]: asked } } });
+    const asked = await requestScan(kube, ns, cluster);
     const after = await completed(asked);
     reasons.add(condition(after, 'Encrypted')!.reason);
     const stats = await reader.stop();
