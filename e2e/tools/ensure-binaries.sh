@@ -31,22 +31,25 @@ log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
 
 # Host tools the platform needs besides the binaries below: openssl (PKI) and, for the local
 # Kamaji runner's pods, bwrap, nsenter and setpriv. A missing one fails here, loudly, never a skip.
+# The image build (packages/images, `npm run images`, e2e/tests/images.test.ts): buildah, skopeo
+# and umoci, and binutils (readelf, strip) and dpkg-deb for the base image's parts.
+host_tools="openssl:openssl bwrap:bubblewrap nsenter:util-linux setpriv:util-linux buildah:buildah skopeo:skopeo umoci:umoci readelf:binutils strip:binutils dpkg-deb:dpkg"
 missing_tools=()
-for entry in openssl:openssl bwrap:bubblewrap nsenter:util-linux setpriv:util-linux; do
+for entry in $host_tools; do
   command -v "${entry%%:*}" >/dev/null || missing_tools+=("${entry%%:*} (apt package ${entry#*:})")
 done
 if [ ${#missing_tools[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # A fresh Debian machine: install them from its package mirror (root, no prompt).
   packages=$(printf '%s\n' "${missing_tools[@]}" | sed -n 's/.*(apt package \(.*\))/\1/p' | sort -u | tr '\n' ' ')
   log "installing host tools: $packages"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $packages >&2 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >&2 || true
   missing_tools=()
-  for entry in openssl:openssl bwrap:bubblewrap nsenter:util-linux setpriv:util-linux; do
+  for entry in $host_tools; do
     command -v "${entry%%:*}" >/dev/null || missing_tools+=("${entry%%:*} (apt package ${entry#*:})")
   done
 fi
 if [ ${#missing_tools[@]} -gt 0 ]; then
-  log "missing host tools: ${missing_tools[*]}; install them, e.g. apt-get install -y bubblewrap util-linux openssl"
+  log "missing host tools: ${missing_tools[*]}; install them, e.g. apt-get install -y --no-install-recommends bubblewrap util-linux openssl buildah skopeo umoci binutils"
   exit 1
 fi
 

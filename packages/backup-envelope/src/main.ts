@@ -4,6 +4,7 @@
 // data keys, plaintext or ciphertext. Exit 0 done, 1 failed, 2 bad flags.
 import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '@kdc/shared/log';
+import { exitOnVersionFlag } from '@kdc/shared/version';
 import { OpenBaoClient } from '@kdc/shared/openbao';
 import { openBaoSession, type Session } from './auth.ts';
 import { runBackup } from './backup.ts';
@@ -129,6 +130,7 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
 }
 
 const argv = process.argv.slice(2);
+exitOnVersionFlag('kdc-backup', argv);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(helpText());
   process.exit(0);

@@ -8,13 +8,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
-  controllerMetrics, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics, splitHostPort, tokenKeeperFromEnv,
+  controllerMetrics, exitOnVersionFlag, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics, splitHostPort, tokenKeeperFromEnv,
 } from '@kdc/shared';
 import { cleanupMetrics, cleanupReconciler } from './cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from './cleanup/tasks.ts';
 import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF, clustersUsingKey } from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
 
+exitOnVersionFlag('encryption-reconciler');
 const logger = createLogger('encryption-reconciler');
 const env = process.env;
 const fail = (message: string): never => {

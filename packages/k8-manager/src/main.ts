@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
-  controllerMetrics, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
+  controllerMetrics, exitOnVersionFlag, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
 } from '@kdc/shared';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
@@ -16,6 +16,7 @@ import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './observe-tenant.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 
+exitOnVersionFlag('k8-manager');
 const logger = createLogger('k8-manager');
 // OPENBAO_CA_BUNDLE holds the PEM itself or names a file with it (a mounted ConfigMap).
 const caSetting = process.env.OPENBAO_CA_BUNDLE?.trim();

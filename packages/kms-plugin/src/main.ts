@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // kms-plugin entry point: flags -> config -> plugin; SIGTERM drains and removes the socket.
-import { createLogger, onShutdown } from '@kdc/shared';
+import { createLogger, exitOnVersionFlag, onShutdown } from '@kdc/shared';
 import { helpText, parseConfig } from './config.ts';
 import { startPlugin } from './plugin.ts';
 
 const argv = process.argv.slice(2);
+exitOnVersionFlag('kms-plugin', argv);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(helpText());
   process.exit(0);

@@ -17,3 +17,4 @@ export * from './cluster/attachment.ts';
 export * from './cluster/facts.ts';
 export * from './cluster/backup-settings.ts';
 export * from './cluster/plugin-keys.ts';
+export * from './version.ts';

@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImages, imagesCacheDir, projectVersion, sandboxArgs, unpackImage, type BuiltImage } from '@kdc/images';
+import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
+import { renderPolicy, transitKeyName } from '@kdc/shared';
+import { kmsClient } from '../src/kms.ts';
+import { ManagedProcess } from '../src/process.ts';
+import { freePort } from '../src/ports.ts';
+import { waitFor } from '../src/wait.ts';
+import { openBaoRoot, platform, unique } from './helpers.ts';
+
+// Issue 13: the images we ship, built here from real parts (our Node 24 base from the npm node
+// binary and Debian's glibc, then one bundled program each), run from their own unpacked root
+// filesystems: the root read-only, as the image's user, with only the image's env. The kms-plugin
+// image serves a real kube-apiserver's calls against the real OpenBao from there.
+
+const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+  const child = spawn('bwrap', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.on('error', reject);
+  child.on('close', (code) => resolve({ code, out }));
+});
+
+describe('the shipped images', () => {
+  let images: BuiltImage[];
+  let base: BuiltImage;
+  let version: string;
+  const rootfs = new Map<string, string>();
+
+  beforeAll(async () => {
+    version = await projectVersion();
+    ({ base, images } = await buildImages({ log: (line) => process.stderr.write(`[images] ${line}\n`) }));
+    for (const image of images) rootfs.set(image.name, await unpackImage(image.layout, image.tag, image.digest, join(imagesCacheDir(), 'unpacked')));
+  }, 1_800_000);
+
+  it('are four programs on our base: non-root 65532, the program as entrypoint, no shell, no node_modules', () => {
+    expect(images.map((i) => i.name)).toEqual(['k8-manager', 'encryption-reconciler', 'kms-plugin', 'kdc-backup']);
+    for (const image of images) {
+      expect(image.ref).toBe(`kdc.local/${image.name}:${version}`);
+      expect(image.config).toMatchObject({ User: '65532:65532', Entrypoint: ['/nodejs/bin/node', '/app/main.js'], WorkingDir: '/app' });
+      expect(image.config.Labels?.['org.opencontainers.image.version']).toBe(version);
+      const root = rootfs.get(image.name)!;
+      for (const shell of ['bin/sh', 'usr/bin/sh', 'bin/busybox', 'usr/bin/apt']) expect(existsSync(join(root, shell)), `${image.name}: /${shell}`).toBe(false);
+      expect(readdirSync(join(root, 'app'))).not.toContain('node_modules');
+      expect(statSync(join(root, 'app/main.js')).uid).toBe(0);
+      // The program adds a few MB on the shared base layer.
+      expect(image.compressedBytes - base.compressedBytes).toBeGreaterThan(0);
+      expect(image.compressedBytes - base.compressedBytes).toBeLessThan(8e6);
+    }
+  });
+
+  it('each runs from its root filesystem, read-only, as 65532 with the image env only, and names its release', async () => {
+    for (const image of images) {
+      const root = rootfs.get(image.name)!;
+      const { code, out } = await run(sandboxArgs(root, image.config, { args: ['--version'] }));
+      expect({ code, out }).toEqual({ code: 0, out: `${image.name} ${version}\n` });
+      // The positive control for "read-only, as 65532": the same sandbox shows both.
+      const probe = await run(sandboxArgs(root, { ...image.config, Entrypoint: ['/nodejs/bin/node', '-e'] }, {
+        args: ["const fs = require('fs'); let w = 'writable'; try { fs.writeFileSync('/app/x', '') } catch (e) { w = e.code } console.log(process.getuid(), w, Object.keys(process.env).sort().join(','))"],
+      }));
+      // The image's env, and PWD (bwrap sets it with the working dir).
+      expect(probe).toEqual({ code: 0, out: '65532 EROFS NODE_ENV,PATH,PWD\n' });
+    }
+  });
+
+  it('builds the same digest again from the same inputs (reproducible)', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'images-again-'));
+    try {
+      const again = await buildImages({ cacheDir, only: ['kdc-backup'] });
+      expect(again.images[0]!.built).toBe(true);
+      expect({ base: again.base.digest, backup: again.images[0]!.digest }).toEqual({ base: base.digest, backup: images.find((i) => i.name === 'kdc-backup')!.digest });
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  }, 900_000);
+
+  describe('kms-plugin from its image', () => {
+    const ns = unique('img');
+    const key = transitKeyName(ns, 'etcd');
+    const policy = unique('kms-img');
+    let dir: string;
+    let plugin: ManagedProcess | undefined;
+    afterAll(async () => {
+      await plugin?.stop();
+      await openBaoRoot().deletePolicy(policy).catch(() => undefined);
+    });
+
+    it('serves Status, Encrypt and Decrypt on its socket against OpenBao, with a token of the least-privilege policy', async () => {
+      dir = join(platform().dir, ns);
+      mkdirSync(join(dir, 'sock'), { recursive: true });
+      const root = openBaoRoot();
+      await root.transit().createKey(key);
+      await root.writePolicy(policy, renderPolicy(kmsPluginPolicyRules(key)));
+      const token = await root.createToken({ policies: [policy], ttl: '1h', no_default_policy: true });
+      writeFileSync(join(dir, 'token'), token.clientToken, { mode: 0o600 });
+      writeFileSync(join(dir, 'ca.pem'), platform().openbao.caPem);
+      const metrics = await freePort();
+      const image = images.find((i) => i.name === 'kms-plugin')!;
+      plugin = ManagedProcess.start({
+        name: `${ns}-kms-plugin-image`, binary: 'bwrap', logFile: join(platform().logDir, `${ns}-kms-plugin-image.log`),
+        args: sandboxArgs(rootfs.get('kms-plugin')!, image.config, {
+          binds: [{ host: join(dir, 'sock'), path: '/var/run/kmsplugin' }, { host: join(dir, 'token'), path: '/var/run/secrets/openbao/token', readOnly: true }, { host: join(dir, 'ca.pem'), path: '/etc/kdc/ca.pem', readOnly: true }],
+          args: [`--openbao-addr=${platform().openbao.url}`, '--openbao-ca-file=/etc/kdc/ca.pem', `--transit-key=${key}`, '--auth-method=token', '--token-file=/var/run/secrets/openbao/token', '--socket=/var/run/kmsplugin/kms.sock', `--metrics-addr=127.0.0.1:${metrics}`],
+        }),
+      });
+      await waitFor('the plugin from its image to be ready', async () => {
+        if (!plugin!.running) throw new Error(`exited:\n${plugin!.tail()}`);
+        return (await fetch(`http://127.0.0.1:${metrics}/readyz`).catch(() => null))?.status === 200 || undefined;
+      }, { timeoutMs: 60_000, intervalMs: 250 });
+      const client = kmsClient(join(dir, 'sock/kms.sock'));
+      try {
+        const status = await client.status();
+        expect(status).toMatchObject({ version: 'v2', healthz: 'ok' });
+        const { ciphertext, key_id } = await client.encrypt(Buffer.from('from the image'));
+        expect(key_id).toBe(status.key_id);
+        expect((await client.decrypt({ ciphertext, key_id })).plaintext.toString()).toBe('from the image');
+      } finally {
+        client.close();
+      }
+    }, 120_000);
+  });
+});
