@@ -1,10 +1,11 @@
 // npm run proof:encryption: the whole path on a fresh local platform. One encrypted KdcCluster
 // goes through the real controllers and the local Kamaji runner; a tenant Secret is written and
-// read back raw from etcd. Every value of the last line is read from the live objects.
+// read back raw from etcd. The tenant's KMS plugin runs from the kms-plugin image we ship (built
+// or reused by `npm run images`' code). Every value of the last line is read from the live objects.
 import { CORE, KDC_API_VERSION, KDC_GROUP, KMS_PROVIDER_NAME, KubeClient, TCP_PATCH, clusterNames, type KubeObject, type TenantControlPlane } from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { readRaw } from '../src/etcd-raw.ts';
-import { LOCAL_IMAGES } from '../src/images.ts';
+import { LOCAL_IMAGES, shippedImages } from '../src/images.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
 import { startKamajiRunner } from '../src/kamaji-runner.ts';
 import { startPlatform } from '../src/platform.ts';
@@ -12,6 +13,8 @@ import { waitFor } from '../src/wait.ts';
 
 type Cluster = KubeObject & { status?: { encryption?: { resolvedKeyRef?: string; kekRotation?: { currentVersion?: number } }; conditions?: { type: string; status: string }[] } };
 
+const shipped = await shippedImages((line) => process.stderr.write(`[images] ${line}\n`));
+const plugin = shipped.built['kms-plugin']!;
 const platform = await startPlatform();
 const stops: (() => Promise<void>)[] = [];
 try {
@@ -22,8 +25,8 @@ try {
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   stops.push((await startEncryptionReconciler(platform.state, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop);
-  stops.push((await startK8Manager(platform.state, { name: 'k8-manager', leaseNamespace: 'kube-dc-system', selector: '', env: { OBSERVE_PERIOD: '3s' } })).stop);
-  const runner = await startKamajiRunner(platform.state, { images: LOCAL_IMAGES });
+  stops.push((await startK8Manager(platform.state, { name: 'k8-manager', leaseNamespace: 'kube-dc-system', selector: '', env: { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref } })).stop);
+  const runner = await startKamajiRunner(platform.state, { images: { ...LOCAL_IMAGES, ...shipped.table } });
   stops.push(() => runner.stop());
 
   const started = Date.now();
@@ -52,6 +55,8 @@ try {
     kekVersion: ready.status?.encryption?.kekRotation?.currentVersion,
     etcdPrefix: prefix,
     sidecarRestartPolicy: sidecar?.restartPolicy,
+    sidecarImage: sidecar?.image,
+    sidecarImageDigest: sidecar?.image === plugin.ref ? plugin.digest : undefined,
     seconds,
   };
   for (const stop of stops.reverse()) await stop();

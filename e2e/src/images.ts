@@ -1,7 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { buildImages, unpackImage, unpackedImagesDir, type BuiltImage } from '@kdc/images';
+import type { OciImage } from './kamaji-image.ts';
 
-// The "registry" of the local Kamaji runner: image references -> entrypoints on this machine.
-// The plugin image runs our built package exactly as its container image would.
+// The "registry" of the local Kamaji runner: image references -> what runs for them on this
+// machine. Most tests map our images to the programs' sources (fast, no build); shippedImages()
+// gives the images we ship instead, unpacked, for the tests and proofs that run those.
 
 export const KMS_PLUGIN_IMAGE = 'kdc.local/kms-plugin:dev';
 const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
@@ -13,3 +16,23 @@ export const LOCAL_IMAGES: Record<string, string[]> = {
   [KMS_PLUGIN_IMAGE]: [process.execPath, '--conditions=source', '--max-old-space-size=96', PLUGIN_MAIN],
   [BACKUP_IMAGE]: [process.execPath, '--conditions=source', BACKUP_MAIN],
 };
+
+export interface ShippedImages {
+  base: BuiltImage;
+  /** Program name (`kms-plugin`, ...) -> what was built: its ref (`kdc.local/kms-plugin:0.1.0`), digest, layout. */
+  built: Record<string, BuiltImage>;
+  /** Ref -> the unpacked image, for the runner's image table. */
+  table: Record<string, OciImage>;
+}
+
+/** Builds (or reuses, from the binary cache) the images we ship and unpacks them for the runner. */
+export async function shippedImages(log: (line: string) => void = () => undefined): Promise<ShippedImages> {
+  const { base, images } = await buildImages({ log });
+  const built: Record<string, BuiltImage> = {};
+  const table: Record<string, OciImage> = {};
+  for (const image of images) {
+    built[image.name] = image;
+    table[image.ref] = { rootfs: await unpackImage(image.layout, image.tag, image.digest, unpackedImagesDir()), config: image.config };
+  }
+  return { base, built, table };
+}

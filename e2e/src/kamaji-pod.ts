@@ -20,6 +20,7 @@ import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
 import { freePort } from './ports.ts';
 import { ManagedProcess, tailFile } from './process.ts';
 import { sleep } from './wait.ts';
+import { isOciImage, ociArgv, ociEnv, ociRootArgs, ociSetpriv, ociUser, rootfsFor, writeHostsFile, type LocalImage } from './kamaji-image.ts';
 
 const SANDBOX_MAIN = fileURLToPath(new URL('./kamaji-sandbox.ts', import.meta.url));
 
@@ -150,8 +151,8 @@ export interface ContainerInfo {
 export interface PodRuntimeOptions {
   kube: KubeClient;
   pod: PodObject;
-  /** Image reference (exact, or repository without tag matching every tag) -> entrypoint argv on this host. */
-  images: Record<string, string[]>;
+  /** Image reference (exact, or repository without tag matching every tag) -> entrypoint argv on this host, or an unpacked image. */
+  images: Record<string, LocalImage>;
   dir: string;
   sockDir: string;
   logDir: string;
@@ -204,7 +205,7 @@ export function ensureMountPoint(dest: string, directory: boolean): void {
   if (!directory) writeFileSync(dest, '', { mode: 0o644 });
 }
 
-export function imageEntrypoint(images: Record<string, string[]>, image: string | undefined): string[] | undefined {
+export function imageEntrypoint(images: Record<string, LocalImage>, image: string | undefined): LocalImage | undefined {
   if (!image) return undefined;
   if (images[image]) return images[image];
   const repository = image.replace(/@.*$/, '').replace(/:[^:/]*$/, '');
@@ -540,9 +541,12 @@ export class PodRuntime {
   private securityOf(c: ContainerState) {
     const pod = this.pod.spec.securityContext ?? {};
     const sc = c.spec.securityContext ?? {};
+    // Unset in the pod spec: the image's USER, as a kubelet takes it.
+    const image = imageEntrypoint(this.options.images, c.spec.image);
+    const fromImage = isOciImage(image) ? ociUser(image) : {};
     return {
-      uid: sc.runAsUser ?? pod.runAsUser,
-      gid: sc.runAsGroup ?? pod.runAsGroup,
+      uid: sc.runAsUser ?? pod.runAsUser ?? fromImage.uid,
+      gid: sc.runAsGroup ?? pod.runAsGroup ?? fromImage.gid,
       runAsNonRoot: sc.runAsNonRoot ?? pod.runAsNonRoot,
       groups: [...new Set([...(pod.fsGroup !== undefined ? [pod.fsGroup] : []), ...(pod.supplementalGroups ?? [])])],
       sc,
@@ -551,7 +555,7 @@ export class PodRuntime {
 
   private setprivArgs(c: ContainerState): string[] {
     const { uid, gid, groups, sc } = this.securityOf(c);
-    const args = ['setpriv'];
+    const args = isOciImage(imageEntrypoint(this.options.images, c.spec.image)) ? ociSetpriv() : ['setpriv'];
     if (uid !== undefined) args.push(`--reuid=${uid}`);
     if (uid !== undefined || gid !== undefined) args.push(`--regid=${gid ?? 0}`);
     args.push(groups.length ? `--groups=${groups.join(',')}` : '--clear-groups');
@@ -566,8 +570,20 @@ export class PodRuntime {
     return args;
   }
 
+  /**
+   * The container's root and its mounts. On the host's `/` (a host-mapped image) mount points are
+   * made on the host first, as an image would have them; on an image's own root (kamaji-image.ts)
+   * bwrap makes them inside it while the root is still writable, and remounts it read-only after
+   * when the container asks.
+   */
   private bwrapArgs(c: ContainerState): string[] {
-    const args = ['--bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
+    const image = imageEntrypoint(this.options.images, c.spec.image);
+    const oci = isOciImage(image) ? image : undefined;
+    const readOnly = c.spec.securityContext?.readOnlyRootFilesystem === true;
+    const root = oci ? rootfsFor(oci, readOnly, join(this.options.dir, 'containers', c.spec.name)) : '/';
+    const args = oci
+      ? ociRootArgs(root, writeHostsFile(join(this.options.dir, 'etc-hosts'), this.name, this.options.podIP), ensureMountPoint)
+      : ['--bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
     const mounts = [...(c.spec.volumeMounts ?? [])].sort((a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length);
     for (const m of mounts) {
       const volume = this.volumes.get(m.name);
@@ -578,13 +594,14 @@ export class PodRuntime {
         if (!existsSync(source)) mkdirSync(source, { recursive: true });
         source = realpathSync(source);
       }
-      const readOnly = m.readOnly || volume.readOnly;
-      const dest = resolveHostPath(m.mountPath);
-      ensureMountPoint(dest, statSync(source).isDirectory());
-      args.push(readOnly ? '--ro-bind' : '--bind', source, dest);
+      // The mount point, 0755 like an image's own dirs (bwrap would make some 0700), on the host or in the image's root.
+      const dest = oci ? m.mountPath : resolveHostPath(m.mountPath);
+      ensureMountPoint(oci ? join(root, m.mountPath) : dest, statSync(source).isDirectory());
+      args.push(m.readOnly || volume.readOnly ? '--ro-bind' : '--bind', source, dest);
     }
-    if (c.spec.securityContext?.readOnlyRootFilesystem) args.push('--remount-ro', '/');
-    if (c.spec.workingDir) args.push('--chdir', c.spec.workingDir);
+    if (readOnly) args.push('--remount-ro', '/');
+    const workingDir = c.spec.workingDir ?? (oci ? oci.config.WorkingDir ?? '/' : undefined);
+    if (workingDir) args.push('--chdir', workingDir);
     args.push('--die-with-parent', '--', ...this.setprivArgs(c));
     return args;
   }
@@ -594,13 +611,16 @@ export class PodRuntime {
     if (runAsNonRoot && !uid) {
       throw Object.assign(new Error(uid === 0 ? 'container\'s runAsUser breaks non-root policy' : 'container has runAsNonRoot and image will run as root'), { reason: 'CreateContainerConfigError' });
     }
-    const env = await this.containerEnv(c, uid);
+    const entrypoint = imageEntrypoint(this.options.images, c.spec.image);
+    const env = await this.containerEnv(c, uid, isOciImage(entrypoint) ? ociEnv(entrypoint) : undefined);
     const expand = (s: string) => expandVars(s, env);
     const command = (c.spec.command ?? []).map(expand);
     const args = (c.spec.args ?? []).map(expand);
-    const entrypoint = imageEntrypoint(this.options.images, c.spec.image);
     let argv: string[];
-    if (entrypoint) {
+    if (isOciImage(entrypoint)) {
+      argv = ociArgv(entrypoint, command, args);
+      if (!argv.length) throw Object.assign(new Error(`image "${c.spec.image}" has no entrypoint or cmd and the container no command`), { reason: 'CreateContainerError' });
+    } else if (entrypoint) {
       if (command.length) {
         const [first, ...rest] = command;
         argv = [!first!.includes('/') && basename(entrypoint[0]!) === first ? entrypoint[0]! : first!, ...rest, ...args];
@@ -649,10 +669,11 @@ export class PodRuntime {
     }
   }
 
-  private async containerEnv(c: ContainerState, uid: number | undefined): Promise<Record<string, string>> {
+  /** imageEnv: the image's env (an image container), else the host's PATH (a host-mapped one). */
+  private async containerEnv(c: ContainerState, uid: number | undefined, imageEnv?: Record<string, string>): Promise<Record<string, string>> {
     this.cache.clear();
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      ...(imageEnv ?? { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }),
       HOME: uid ? '/' : '/root',
       HOSTNAME: this.name,
       ...this.options.env,

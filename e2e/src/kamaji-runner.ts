@@ -18,6 +18,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import type { LocalImage } from './kamaji-image.ts';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
 import { LocalJobRunner } from './kamaji-jobs.ts';
 import type { WorkloadRunnerDeps } from './kamaji-workloads.ts';
@@ -52,13 +53,14 @@ const TCP = (namespace?: string, name?: string): ResourceRef => ({ group: 'kamaj
 
 export interface KamajiRunnerOptions {
   /**
-   * Image reference -> its entrypoint argv on this host. A key without a tag matches every tag of
-   * that repository. Kubernetes semantics: `command` replaces the entrypoint (a command named like
+   * Image reference -> its entrypoint argv on this host, or an unpacked image (kamaji-image.ts:
+   * the container then runs from the image's root filesystem and config). A key without a tag
+   * matches every tag of that repository. Kubernetes semantics: `command` replaces the entrypoint (a command named like
    * the entrypoint binary resolves to it), `args` are appended. An image not in the table runs its
    * `command` from the host filesystem (like a busybox base image); without a command the
    * container fails with ErrImagePull. Kamaji's kube-apiserver image is built in.
    */
-  images: Record<string, string[]>;
+  images: Record<string, LocalImage>;
   /** Working dir (PKI, volumes, sandbox configs). Default: `<platform dir>/kamaji-runner`. */
   dir?: string;
   /** Container logs `<ns>_<tcp>_<container>.log` and `kamaji-runner.log`. Default: the platform's logDir. */
@@ -184,7 +186,7 @@ class Runner implements KamajiRunner {
   private readonly state: PlatformState;
   private readonly kube: KubeClient;
   private readonly options: KamajiRunnerOptions;
-  private readonly images: Record<string, string[]>;
+  private readonly images: Record<string, LocalImage>;
   private readonly informers: Informer<TenantControlPlane>[] = [];
   private readonly tcps = new Map<string, TcpState>();
   private readonly logDir: string;
@@ -404,7 +406,7 @@ class Runner implements KamajiRunner {
   }
 
   /** A pod sandbox runtime with this runner's settings (TCP pods and Job pods alike). */
-  newRuntime(pod: PodObject, o: { images?: Record<string, string[]>; dir: string; sockDir: string; logPrefix: string; onChange: () => void; log: (message: string, fields?: Record<string, unknown>) => void }): PodRuntime {
+  newRuntime(pod: PodObject, o: { images?: Record<string, LocalImage>; dir: string; sockDir: string; logPrefix: string; onChange: () => void; log: (message: string, fields?: Record<string, unknown>) => void }): PodRuntime {
     const apiPort = new URL(this.state.management.url).port;
     return new PodRuntime({
       kube: this.kube,

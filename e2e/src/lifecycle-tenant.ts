@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { ANNOTATIONS, CORE, KDC_API_VERSION, KDC_GROUP, KMS_PLUGIN_CONTAINERS, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
 import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
+import type { LocalImage } from './kamaji-image.ts';
 import type { TenantControlPlane } from './kamaji-template.ts';
 import type { PlatformState } from './platform.ts';
 import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from './restore-fixture.ts';
@@ -35,6 +36,8 @@ export async function startLifecycleTenant(input: {
   controllers: () => Promise<{ stop(): Promise<void> }[]>;
   /** Runs before the KdcCluster is created (KMSKeys it names, say). */
   before?: () => Promise<void>;
+  /** More entries for the runner's image table (the shipped images, say). */
+  images?: Record<string, LocalImage>;
 }): Promise<LifecycleTenant> {
   const { state, kube, id, namespace } = input;
   const stops: (() => Promise<void>)[] = [];
@@ -44,7 +47,7 @@ export async function startLifecycleTenant(input: {
   try {
     const dir = join(state.dir, id);
     const dataStore = `ds-${id}`;
-    const runner = await startKamajiRunner(state, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [state.binaries.etcd] }, namespaces: [namespace] });
+    const runner = await startKamajiRunner(state, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [state.binaries.etcd], ...input.images }, namespaces: [namespace] });
     stops.push(() => runner.stop(), () => kube.delete(DATASTORE_REF(dataStore)).then(() => undefined, () => undefined));
     const port = await dedicatedEtcdDataStore({ kube, runner, ns: namespace, dir, sts: `${id}-etcd`, dataStore });
     const { etcdctl } = await dataStoreAccess({ kube, etcdctl: state.binaries.etcdctl, dataStore, port, dir });

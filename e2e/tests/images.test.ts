@@ -1,16 +1,19 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImages, imagesCacheDir, projectVersion, sandboxArgs, unpackImage, type BuiltImage } from '@kdc/images';
+import { buildImages, projectVersion, sandboxArgs, type BuiltImage } from '@kdc/images';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
-import { renderPolicy, transitKeyName } from '@kdc/shared';
+import { CORE, KMS_PROVIDER_NAME, clusterNames, renderPolicy, transitKeyName } from '@kdc/shared';
+import { shippedImages, type ShippedImages } from '../src/images.ts';
+import { startLifecycleTenant, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
+import { rawRows, tenantPrefix } from '../src/tenant-rows.ts';
 import { kmsClient } from '../src/kms.ts';
 import { ManagedProcess } from '../src/process.ts';
 import { freePort } from '../src/ports.ts';
 import { waitFor } from '../src/wait.ts';
-import { openBaoRoot, platform, unique } from './helpers.ts';
+import { createNamespace, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
 
 // Issue 13: the images we ship, built here from real parts (our Node 24 base from the npm node
 // binary and Debian's glibc, then one bundled program each), run from their own unpacked root
@@ -27,6 +30,7 @@ const run = (args: string[]) => new Promise<{ code: number | null; out: string }
 });
 
 describe('the shipped images', () => {
+  let shipped: ShippedImages;
   let images: BuiltImage[];
   let base: BuiltImage;
   let version: string;
@@ -34,8 +38,10 @@ describe('the shipped images', () => {
 
   beforeAll(async () => {
     version = await projectVersion();
-    ({ base, images } = await buildImages({ log: (line) => process.stderr.write(`[images] ${line}\n`) }));
-    for (const image of images) rootfs.set(image.name, await unpackImage(image.layout, image.tag, image.digest, join(imagesCacheDir(), 'unpacked')));
+    shipped = await shippedImages((line) => process.stderr.write(`[images] ${line}\n`));
+    ({ base } = shipped);
+    images = Object.values(shipped.built);
+    for (const image of images) rootfs.set(image.name, shipped.table[image.ref]!.rootfs);
   }, 1_800_000);
 
   it('are four programs on our base: non-root 65532, the program as entrypoint, no shell, no node_modules', () => {
@@ -104,8 +110,8 @@ describe('the shipped images', () => {
       plugin = ManagedProcess.start({
         name: `${ns}-kms-plugin-image`, binary: 'bwrap', logFile: join(platform().logDir, `${ns}-kms-plugin-image.log`),
         args: sandboxArgs(rootfs.get('kms-plugin')!, image.config, {
-          binds: [{ host: join(dir, 'sock'), path: '/var/run/kmsplugin' }, { host: join(dir, 'token'), path: '/var/run/secrets/openbao/token', readOnly: true }, { host: join(dir, 'ca.pem'), path: '/etc/kdc/ca.pem', readOnly: true }],
-          args: [`--openbao-addr=${platform().openbao.url}`, '--openbao-ca-file=/etc/kdc/ca.pem', `--transit-key=${key}`, '--auth-method=token', '--token-file=/var/run/secrets/openbao/token', '--socket=/var/run/kmsplugin/kms.sock', `--metrics-addr=127.0.0.1:${metrics}`],
+          binds: [{ host: join(dir, 'sock'), path: '/tmp/kmsplugin' }, { host: join(dir, 'token'), path: '/tmp/secrets/token', readOnly: true }, { host: join(dir, 'ca.pem'), path: '/tmp/ca.pem', readOnly: true }],
+          args: [`--openbao-addr=${platform().openbao.url}`, '--openbao-ca-file=/tmp/ca.pem', `--transit-key=${key}`, '--auth-method=token', '--token-file=/tmp/secrets/token', '--socket=/tmp/kmsplugin/kms.sock', `--metrics-addr=127.0.0.1:${metrics}`],
         }),
       });
       await waitFor('the plugin from its image to be ready', async () => {
@@ -123,5 +129,42 @@ describe('the shipped images', () => {
         client.close();
       }
     }, 120_000);
+  });
+
+  describe('a tenant control plane with the kms-plugin image as its sidecar', () => {
+    const kube = management();
+    const id = unique('imgtcp');
+    const cluster = 'shop';
+    const names = clusterNames(cluster);
+    let stage: LifecycleTenant;
+    afterAll(async () => {
+      await stage?.stop();
+    });
+
+    it('k8-manager patches the shipped image in; the runner runs it from its root as 65532; Secrets land in etcd under it', async () => {
+      const plugin = shipped.built['kms-plugin']!;
+      const ns = await createNamespace(kube, 'imgtcp');
+      stage = await startLifecycleTenant({
+        state: platform(), kube, id, namespace: ns, cluster,
+        spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
+        controllers: () => shardControllers(id, { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref }),
+        // Only the shipped image: the source mapping of the plugin is not in this runner's table.
+        images: shipped.table,
+      });
+      const pod = stage.runner.pod(ns, names.tenantControlPlane)!;
+      const sidecar = pod.containers.find((c) => c.name === 'kms-plugin')!;
+      expect(sidecar).toMatchObject({ kind: 'sidecar', running: true, ready: true });
+      // The process runs as 65532 with the image as its root: our bundle there, no shell.
+      const status = readFileSync(`/proc/${sidecar.pid}/status`, 'utf8');
+      expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe('65532');
+      expect(readFileSync(`/proc/${sidecar.pid}/cmdline`, 'utf8').split('\0').slice(0, 2)).toEqual(['/nodejs/bin/node', '/app/main.js']);
+      expect(existsSync(`/proc/${sidecar.pid}/root/app/main.js`)).toBe(true);
+      expect(existsSync(`/proc/${sidecar.pid}/root/bin/sh`)).toBe(false);
+
+      await stage.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's-image' }, stringData: { v: 'sealed by the shipped plugin' } });
+      const rows = await rawRows(stage.etcdctl, await tenantPrefix(kube, ns, names.tenantControlPlane), 'secrets');
+      expect(rows.plaintext).toBe(0);
+      expect([...rows.providers.keys()]).toEqual([KMS_PROVIDER_NAME]);
+    }, 600_000);
   });
 });

@@ -105,8 +105,14 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
       return condition(c, 'KeySwitch')?.reason === 'KeyChangeRefused' ? c : undefined;
     }, { timeoutMs: 60_000, intervalMs: 300 });
     expect(condition(refused, 'KeySwitch')!.message).toMatch(/keyRef k3 is refused while the switch from KMSKey k1 to k2 runs.*set keyRef back to k2/);
-    // Positive control for "nothing": the policy grants k1 and k2 (the switch goes on), never k3.
-    const during = await policy();
+    // Positive control for "nothing": the policy grants k1 and k2 (the switch goes on), never k3,
+    // read once the encryption-reconciler has reconciled the spec that names k3.
+    const askedK3 = refused.metadata!.generation!;
+    const during = await waitFor('the encryption-reconciler to reconcile the k3 spec', async () => {
+      const preflight = condition(await get(), 'KMSPreflight') as { observedGeneration?: number } | undefined;
+      return (preflight?.observedGeneration ?? 0) >= askedK3 ? policy() : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 300 });
+    expect(during).toContain(`transit/encrypt/${transit.k1}`);
     expect(during).toContain(`transit/encrypt/${transit.k2}`);
     expect(during).not.toContain(transit.k3);
     expect(JSON.stringify((await tcp()).spec)).not.toContain(transit.k3);

@@ -49,6 +49,8 @@ export interface BuildOptions {
 }
 
 export const imagesCacheDir = (cacheDir?: string) => join(cacheDir ?? process.env.KDC_CACHE_DIR ?? join(homedir(), '.cache/kdc-platform'), 'images');
+/** Where images are unpacked to run (unpack.ts): one root filesystem per digest. */
+export const unpackedImagesDir = (cacheDir?: string) => join(imagesCacheDir(cacheDir), 'rootfs');
 
 export async function projectVersion(): Promise<string> {
   return (JSON.parse(await readFile(repo('package.json'), 'utf8')) as { version: string }).version;

@@ -1,5 +1,5 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 import type { ImageSpec } from './catalogue.ts';
 
@@ -45,7 +45,8 @@ export async function bundle(spec: ImageSpec, dir: string, options: { version: s
     await copyFile(source, join(dir, target));
   }
   await assertFilesBeside(dir, Object.keys(entryPoints), Object.keys(spec.files ?? {}), Object.keys(spec.workers ?? {}));
-  const files = [...Object.keys(result.metafile.outputs).map((p) => p.slice(p.indexOf(dir) + dir.length + 1)), 'package.json', ...Object.keys(spec.files ?? {})];
+  // Metafile paths are relative to the working directory.
+  const files = [...Object.keys(result.metafile.outputs).map((p) => relative(dir, resolve(p))), 'package.json', ...Object.keys(spec.files ?? {})];
   return { dir, files: [...new Set(files)].sort() };
 }
 

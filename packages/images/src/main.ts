@@ -2,9 +2,8 @@
 // Node 24 base and the four program images into OCI layouts in the binary cache. Progress goes to
 // stderr; the last stdout line is one JSON object: every image's ref, digest, layout and sizes,
 // and with --cold-start each program's start-up from its image against the same from source.
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildImages, imagesCacheDir } from './build.ts';
+import { buildImages, unpackedImagesDir } from './build.ts';
 import { imageSpec } from './catalogue.ts';
 import { coldStart } from './cold-start.ts';
 import { unpackImage } from './unpack.ts';
@@ -31,7 +30,7 @@ for (const i of [result.base, ...result.images]) log(`${i.ref.padEnd(36)} ${i.di
 const coldStarts: Record<string, unknown> = {};
 if (values['cold-start']) {
   for (const image of result.images) {
-    const rootfs = await unpackImage(image.layout, image.tag, image.digest, join(imagesCacheDir(), 'unpacked'));
+    const rootfs = await unpackImage(image.layout, image.tag, image.digest, unpackedImagesDir());
     const measured = await coldStart({ program: image.name, rootfs, config: image.config, source: [process.execPath, '--conditions=source', imageSpec(image.name).entry] });
     log(`${image.name}: --version from the image ${measured.image.medianMs} ms (median of 5, ${measured.image.minMs}-${measured.image.maxMs}); from source ${measured.source.medianMs} ms`);
     coldStarts[image.name] = measured;

@@ -18,11 +18,13 @@ export interface SandboxRun {
  */
 export function sandboxArgs(rootfs: string, config: ImageConfig, run: SandboxRun = {}): string[] {
   const [uid, gid] = (config.User ?? '0:0').split(':');
-  const out = ['--bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-user', '--unshare-ipc', '--unshare-pid', '--die-with-parent', '--uid', uid!, '--gid', gid ?? uid!];
-  for (const b of run.binds ?? []) out.push(b.readOnly ? '--ro-bind' : '--bind', b.host, b.path);
-  // bwrap 0.8 has no overlay: the tree is bound writable only while bwrap makes the mount points
-  // (empty dirs and files, as a runtime makes them in a container's root), then read-only.
-  out.push('--remount-ro', '/', '--clearenv');
+  const out = ['--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-user', '--unshare-ipc', '--unshare-pid', '--die-with-parent', '--uid', uid!, '--gid', gid ?? uid!];
+  for (const b of run.binds ?? []) {
+    // The unpacked tree is shared and never written: mount points can only be made in the tmpfs.
+    if (!b.path.startsWith('/tmp/')) throw new Error(`bind ${b.path}: the sandbox mounts only under /tmp/ (a tmpfs), so the shared root filesystem is never written`);
+    out.push(b.readOnly ? '--ro-bind' : '--bind', b.host, b.path);
+  }
+  out.push('--clearenv');
   if (config.WorkingDir) out.push('--chdir', config.WorkingDir);
   for (const entry of config.Env ?? []) {
     const at = entry.indexOf('=');
