@@ -205,7 +205,7 @@ export function ensureMountPoint(dest: string, directory: boolean): void {
   if (!directory) writeFileSync(dest, '', { mode: 0o644 });
 }
 
-export function imageEntrypoint(images: Record<string, LocalImage>, image: string | undefined): LocalImage | undefined {
+export function localImage(images: Record<string, LocalImage>, image: string | undefined): LocalImage | undefined {
   if (!image) return undefined;
   if (images[image]) return images[image];
   const repository = image.replace(/@.*$/, '').replace(/:[^:/]*$/, '');
@@ -542,7 +542,7 @@ export class PodRuntime {
     const pod = this.pod.spec.securityContext ?? {};
     const sc = c.spec.securityContext ?? {};
     // Unset in the pod spec: the image's USER, as a kubelet takes it.
-    const image = imageEntrypoint(this.options.images, c.spec.image);
+    const image = localImage(this.options.images, c.spec.image);
     const fromImage = isOciImage(image) ? ociUser(image) : {};
     return {
       uid: sc.runAsUser ?? pod.runAsUser ?? fromImage.uid,
@@ -555,7 +555,7 @@ export class PodRuntime {
 
   private setprivArgs(c: ContainerState): string[] {
     const { uid, gid, groups, sc } = this.securityOf(c);
-    const args = isOciImage(imageEntrypoint(this.options.images, c.spec.image)) ? ociSetpriv() : ['setpriv'];
+    const args = isOciImage(localImage(this.options.images, c.spec.image)) ? ociSetpriv() : ['setpriv'];
     if (uid !== undefined) args.push(`--reuid=${uid}`);
     if (uid !== undefined || gid !== undefined) args.push(`--regid=${gid ?? 0}`);
     args.push(groups.length ? `--groups=${groups.join(',')}` : '--clear-groups');
@@ -571,13 +571,12 @@ export class PodRuntime {
   }
 
   /**
-   * The container's root and its mounts. On the host's `/` (a host-mapped image) mount points are
-   * made on the host first, as an image would have them; on an image's own root (kamaji-image.ts)
-   * bwrap makes them inside it while the root is still writable, and remounts it read-only after
-   * when the container asks.
+   * The container's root and its mounts: the host's `/` for a host-mapped image, the image's own
+   * root for an image (kamaji-image.ts). Mount points are made first, 0755 as an image's own dirs
+   * are (bwrap would make some 0700 and a non-root container could not pass them).
    */
   private bwrapArgs(c: ContainerState): string[] {
-    const image = imageEntrypoint(this.options.images, c.spec.image);
+    const image = localImage(this.options.images, c.spec.image);
     const oci = isOciImage(image) ? image : undefined;
     const readOnly = c.spec.securityContext?.readOnlyRootFilesystem === true;
     const root = oci ? rootfsFor(oci, readOnly, join(this.options.dir, 'containers', c.spec.name)) : '/';
@@ -594,7 +593,6 @@ export class PodRuntime {
         if (!existsSync(source)) mkdirSync(source, { recursive: true });
         source = realpathSync(source);
       }
-      // The mount point, 0755 like an image's own dirs (bwrap would make some 0700), on the host or in the image's root.
       const dest = oci ? m.mountPath : resolveHostPath(m.mountPath);
       ensureMountPoint(oci ? join(root, m.mountPath) : dest, statSync(source).isDirectory());
       args.push(m.readOnly || volume.readOnly ? '--ro-bind' : '--bind', source, dest);
@@ -611,7 +609,7 @@ export class PodRuntime {
     if (runAsNonRoot && !uid) {
       throw Object.assign(new Error(uid === 0 ? 'container\'s runAsUser breaks non-root policy' : 'container has runAsNonRoot and image will run as root'), { reason: 'CreateContainerConfigError' });
     }
-    const entrypoint = imageEntrypoint(this.options.images, c.spec.image);
+    const entrypoint = localImage(this.options.images, c.spec.image);
     const env = await this.containerEnv(c, uid, isOciImage(entrypoint) ? ociEnv(entrypoint) : undefined);
     const expand = (s: string) => expandVars(s, env);
     const command = (c.spec.command ?? []).map(expand);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE, KubeClient } from '@kdc/shared';
 import { listRaw } from '../src/etcd-raw.ts';
-import { imageEntrypoint } from '../src/kamaji-pod.ts';
+import { localImage } from '../src/kamaji-pod.ts';
 import { mergeApiServerArgs, startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { pidAlive } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
@@ -98,8 +98,8 @@ describe('local Kamaji runner', () => {
   });
 
   it('resolves images and merges apiserver flags like Kamaji', () => {
-    expect(imageEntrypoint({ 'r.io/a': ['/bin/a'] }, 'r.io/a:1.2')).toEqual(['/bin/a']);
-    expect(imageEntrypoint({ 'r.io/a:1.2': ['/bin/a'] }, 'r.io/a:1.3')).toBeUndefined();
+    expect(localImage({ 'r.io/a': ['/bin/a'] }, 'r.io/a:1.2')).toEqual(['/bin/a']);
+    expect(localImage({ 'r.io/a:1.2': ['/bin/a'] }, 'r.io/a:1.3')).toBeUndefined();
     const args = mergeApiServerArgs(['--secure-port=1', '--authorization-mode=RBAC', '--x=1'], { '--authorization-mode': 'Node,RBAC', '--y': '2' }, { '--secure-port': '6443' });
     expect(args).toEqual(['--secure-port=6443', '--y=2', '--authorization-mode=RBAC', '--x=1']);
   });
