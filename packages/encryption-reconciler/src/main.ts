@@ -36,7 +36,13 @@ const floor = (name: string, fallback: string) => {
 };
 const rotationFloor = { etcd: floor('KMSKEY_MIN_ROTATION_ETCD', '7d'), other: floor('KMSKEY_MIN_ROTATION', '1h') };
 
-const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
+const kube = (() => {
+  try {
+    return env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+})();
 const registry = createRegistry();
 const openBaoBase = { endpoint: openBaoUrl, caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined, timeoutMs: 10_000 };
 // The token is renewed and re-read from its file while we run (token-keeper.ts).

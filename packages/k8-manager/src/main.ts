@@ -37,7 +37,13 @@ const positive = (name: string, fallback: number) => {
 };
 const migrationSettings = { pageSize: positive('MIGRATION_PAGE_SIZE', 200), ratePerSecond: positive('MIGRATION_RATE', 100) };
 const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
-const kube = env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
+const kube = (() => {
+  try {
+    return env.KUBECONFIG ? KubeClient.fromFile(env.KUBECONFIG) : KubeClient.fromDefault();
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+})();
 const registry = createRegistry();
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
 const recorder = new EventRecorder(kube, 'k8-manager', identity);

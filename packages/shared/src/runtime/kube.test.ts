@@ -1,5 +1,8 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resourcePath } from './kube.ts';
+import { KubeClient, resourcePath } from './kube.ts';
 import { splitKey } from './informer.ts';
 
 describe('resourcePath', () => {
@@ -14,5 +17,17 @@ describe('splitKey', () => {
   it('splits namespaced and cluster keys', () => {
     expect(splitKey('ns/name')).toEqual({ namespace: 'ns', name: 'name' });
     expect(splitKey('name')).toEqual({ name: 'name' });
+  });
+});
+
+describe('KubeClient.fromDefault', () => {
+  it('refuses to start without KUBECONFIG, ~/.kube/config or a pod ServiceAccount, naming what to set', () => {
+    const home = mkdtempSync(join(tmpdir(), 'home-'));
+    expect(() => KubeClient.fromDefault({}, home)).toThrow(/no Kubernetes credentials: set KUBECONFIG.*or run in a pod/);
+  });
+
+  it('takes the kubeconfig KUBECONFIG names (the positive control)', () => {
+    const home = mkdtempSync(join(tmpdir(), 'home-'));
+    expect(() => KubeClient.fromDefault({ KUBECONFIG: '/nonexistent' }, home)).not.toThrow(/no Kubernetes credentials/);
   });
 });

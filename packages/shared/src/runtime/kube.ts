@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 
@@ -110,7 +113,14 @@ export class KubeClient {
     return new KubeClient(kc);
   }
 
-  static fromDefault(): KubeClient {
+  /**
+   * KUBECONFIG, else ~/.kube/config, else the pod's ServiceAccount. With none of them client-node
+   * would fall back to http://localhost and fail every request, forever: refuse at start instead.
+   */
+  static fromDefault(env: Record<string, string | undefined> = process.env, home: string = homedir()): KubeClient {
+    if (!env.KUBECONFIG && !existsSync(join(home, '.kube', 'config')) && !env.KUBERNETES_SERVICE_HOST) {
+      throw new Error('no Kubernetes credentials: set KUBECONFIG to a kubeconfig file, or run in a pod (KUBERNETES_SERVICE_HOST and its ServiceAccount token)');
+    }
     const kc = new KubeConfig();
     kc.loadFromDefault();
     return new KubeClient(kc);
