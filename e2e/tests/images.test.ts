@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImages, projectVersion, sandboxArgs, type BuiltImage } from '@kdc/images';
+import { buildImages, projectVersion, runTool, sandboxArgs, type BuiltImage } from '@kdc/images';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
 import { CORE, KMS_PROVIDER_NAME, clusterNames, renderPolicy, transitKeyName } from '@kdc/shared';
 import { shippedImages, type ShippedImages } from '../src/images.ts';
@@ -20,14 +19,10 @@ import { createNamespace, management, openBaoRoot, platform, shardControllers, u
 // filesystems: the root read-only, as the image's user, with only the image's env. The kms-plugin
 // image serves a real kube-apiserver's calls against the real OpenBao from there.
 
-const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-  const child = spawn('bwrap', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  child.on('error', reject);
-  child.on('close', (code) => resolve({ code, out }));
-});
+const run = async (args: string[]) => {
+  const { code, out } = await runTool('bwrap', args);
+  return { code, out };
+};
 
 describe('the shipped images', () => {
   let shipped: ShippedImages;

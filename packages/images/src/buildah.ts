@@ -1,7 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { lastLines, runTool } from './exec.ts';
 
 const run = promisify(execFile);
 
@@ -21,22 +22,11 @@ export interface Buildah {
 
 export function buildah(cacheDir: string): Buildah {
   const storage = ['--root', join(cacheDir, 'storage'), '--runroot', join(cacheDir, 'run'), '--storage-driver', 'vfs'];
-  const exec = (args: string[], log: (line: string) => void) => new Promise<void>((resolve, reject) => {
-    const child = spawn('buildah', [...storage, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const tail: string[] = [];
-    const take = (data: Buffer) => {
-      for (const line of data.toString('utf8').split('\n').filter(Boolean)) {
-        tail.push(line);
-        if (tail.length > 20) tail.shift();
-        // Progress: the Containerfile steps; the rest only if it fails.
-        if (line.startsWith('STEP ')) log(line);
-      }
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.on('error', (error) => reject(new Error(`buildah could not start (apt-get install buildah): ${error.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`buildah ${args[0]} exited ${code}:\n${tail.join('\n')}`))));
-  });
+  const exec = async (args: string[], log: (line: string) => void) => {
+    // Progress: the Containerfile steps; the rest only if it fails.
+    const ran = await runTool('buildah', [...storage, ...args], { aptPackage: 'buildah', onLine: (line) => line.startsWith('STEP ') && log(line) });
+    if (ran.code !== 0) throw new Error(`buildah ${args[0]} exited ${ran.code}:\n${lastLines(ran.out)}`);
+  };
   return {
     async version() {
       const { stdout } = await run('buildah', ['--version']);
@@ -55,15 +45,8 @@ export function buildah(cacheDir: string): Buildah {
       return digest;
     },
     async load(layout, layoutTag, name) {
-      const child = spawn('skopeo', ['copy', '--quiet', `oci:${layout}:${layoutTag}`, `containers-storage:[vfs@${join(cacheDir, 'storage')}+${join(cacheDir, 'run')}]${name}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const code = await new Promise<number | null>((resolve, reject) => {
-        child.on('error', (error) => reject(new Error(`skopeo could not start (apt-get install skopeo): ${error.message}`)));
-        child.on('close', resolve);
-      });
-      if (code !== 0) throw new Error(`skopeo copy of ${layout}:${layoutTag} into the build storage exited ${code}: ${out.slice(-500)}`);
+      const ran = await runTool('skopeo', ['copy', '--quiet', `oci:${layout}:${layoutTag}`, `containers-storage:[vfs@${join(cacheDir, 'storage')}+${join(cacheDir, 'run')}]${name}`], { aptPackage: 'skopeo' });
+      if (ran.code !== 0) throw new Error(`skopeo copy of ${layout}:${layoutTag} into the build storage exited ${ran.code}: ${lastLines(ran.out, 5)}`);
     },
     async prune(log) {
       await exec(['rmi', '--all', '--force'], log);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runTool } from './exec.ts';
 import { sandboxArgs } from './sandbox.ts';
 import type { ImageConfig } from './layout.ts';
 
@@ -12,20 +12,10 @@ export interface StartSample {
   maxMs: number;
 }
 
-function once(command: string, args: readonly string[], expect: RegExp): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (code !== 0 || !expect.test(out)) reject(new Error(`${[command, ...args].join(' ').slice(-200)} exited ${code}: ${out.slice(0, 300)}`));
-      else resolve(ms);
-    });
-  });
+async function once(command: string, args: readonly string[], expect: RegExp): Promise<number> {
+  const ran = await runTool(command, args);
+  if (ran.code !== 0 || !expect.test(ran.out)) throw new Error(`${[command, ...args].join(' ').slice(-200)} exited ${ran.code}: ${ran.out.slice(0, 300)}`);
+  return ran.ms;
 }
 
 const summary = (xs: number[]): StartSample => {

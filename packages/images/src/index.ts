@@ -3,3 +3,4 @@ export { BASE_NAME, REGISTRY, buildImages, imagesCacheDir, projectVersion, unpac
 export { readLayoutImage, type ImageConfig, type LayoutImage } from './layout.ts';
 export { sandboxArgs, type SandboxRun } from './sandbox.ts';
 export { unpackImage } from './unpack.ts';
+export { runTool, type Ran } from './exec.ts';
