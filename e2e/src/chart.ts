@@ -27,6 +27,32 @@ export async function renderChart(input: { release: string; namespace: string; v
   return parseAllDocuments(stdout).map((d) => d.toJS() as KubeObject | null).filter((o): o is KubeObject => Boolean(o?.kind));
 }
 
+/** Runs helm against the apiserver of `kubeconfig`; the output, or an error with helm's own message. */
+export async function helmRun(kubeconfig: string, args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+  helm ??= ensureBinaries(['helm']).then((b) => b.helm);
+  try {
+    const { stdout } = await promisify(execFile)(await helm, [...args, '--kubeconfig', kubeconfig], { maxBuffer: 1 << 24, timeout: options.timeoutMs ?? 600_000 });
+    return stdout;
+  } catch (error) {
+    const e = error as { stderr?: string; message: string };
+    throw new Error(`helm ${args.slice(0, 2).join(' ')} failed: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+/** The chart values that point each image at one we built (tag and digest): what an operator pinning digests sets. */
+export function imageValues(built: Record<string, { ref: string; digest: string }>): Record<string, string> {
+  const keys: Record<string, string> = { 'k8-manager': 'k8Manager.image', 'encryption-reconciler': 'encryptionReconciler.image', 'kms-plugin': 'k8Manager.kmsPluginImage', 'kdc-backup': 'k8Manager.backupImage' };
+  const values: Record<string, string> = {};
+  for (const [name, key] of Object.entries(keys)) {
+    const image = built[name];
+    if (!image) throw new Error(`no built image ${name}`);
+    const [registryAndRepo, tag] = [image.ref.slice(0, image.ref.lastIndexOf(':')), image.ref.slice(image.ref.lastIndexOf(':') + 1)];
+    const slash = registryAndRepo.indexOf('/');
+    Object.assign(values, { [`${key}.registry`]: registryAndRepo.slice(0, slash), [`${key}.repository`]: registryAndRepo.slice(slash + 1), [`${key}.tag`]: tag, [`${key}.digest`]: image.digest });
+  }
+  return values;
+}
+
 /** Where an object of the rendered chart lives on the API. */
 export function refOf(object: KubeObject): ResourceRef {
   const [group, version] = object.apiVersion!.includes('/') ? object.apiVersion!.split('/') : ['', object.apiVersion!];

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
-import { applyCrds, platformCrds } from './crds.ts';
+import { applyCrds, kamajiCrds, platformCrds } from './crds.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
 import { configureKubernetesAuth, startOpenBao, type OpenBaoServer } from './openbao.ts';
 import { createCA } from './pki.ts';
@@ -21,7 +21,11 @@ export interface IsolatedManagement {
   stop(): Promise<void>;
 }
 
-export async function isolatedManagement(p: PlatformState, name: string, options: { openbao?: boolean } = {}): Promise<IsolatedManagement> {
+/**
+ * `crds`: which CRDs it serves from the start; default ours only. A test that installs ours with
+ * the chart asks for Kamaji's alone.
+ */
+export async function isolatedManagement(p: PlatformState, name: string, options: { openbao?: boolean; crds?: { kdc?: boolean; kamaji?: boolean } } = {}): Promise<IsolatedManagement> {
   const dir = join(p.dir, name);
   const logDir = join(p.logDir, name);
   mkdirSync(dir, { recursive: true });
@@ -31,7 +35,7 @@ export async function isolatedManagement(p: PlatformState, name: string, options
     options.openbao ? startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), name) }) : undefined,
   ]);
   const kube = KubeClient.fromFile(api.kubeconfig);
-  await applyCrds(kube, platformCrds());
+  await applyCrds(kube, [...(options.crds?.kdc ?? true ? platformCrds() : []), ...(options.crds?.kamaji ? kamajiCrds() : [])]);
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   if (bao) await configureKubernetesAuth(bao, { mount: OPENBAO_K8S_AUTH_MOUNT, kubernetesHost: api.url, caPem: api.ca.certPem, reviewerJwt: await reviewerToken(kube) });
   const state: PlatformState = {

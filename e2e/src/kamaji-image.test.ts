@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ociArgv, ociEnv, ociUser, type OciImage } from './kamaji-image.ts';
+import { localImage } from './kamaji-pod.ts';
 
 const image = (config: OciImage['config']): OciImage => ({ rootfs: '/r', config });
 
@@ -23,5 +24,23 @@ describe('running an image with Kubernetes rules', () => {
     expect(ociUser(img)).toEqual({ uid: 65532, gid: 65533 });
     expect(ociUser(image({}))).toEqual({ uid: 0, gid: undefined });
     expect(ociUser(image({ User: 'nonroot' }))).toEqual({ uid: undefined, gid: undefined });
+  });
+});
+
+describe('which local image a reference runs', () => {
+  const pinned = { ...image({}), digest: `sha256:${'a'.repeat(64)}` };
+  const table = { 'kdc.local/kms-plugin:0.1.0': pinned, 'kdc.local/kdc-backup': ['/usr/bin/node', 'main.ts'] };
+
+  it.each([
+    ['the exact reference', 'kdc.local/kms-plugin:0.1.0', pinned],
+    ['a reference pinned to the same digest', `kdc.local/kms-plugin:0.1.0@sha256:${'a'.repeat(64)}`, pinned],
+    ['any tag of a repository entry', 'kdc.local/kdc-backup:dev', table['kdc.local/kdc-backup']],
+    ['nothing for another tag of an exact entry', 'kdc.local/kms-plugin:0.2.0', undefined],
+  ])('%s', (_what, reference, expected) => {
+    expect(localImage(table, reference)).toBe(expected);
+  });
+
+  it('refuses a reference pinned to another digest, naming both', () => {
+    expect(() => localImage(table, `kdc.local/kms-plugin:0.1.0@sha256:${'b'.repeat(64)}`)).toThrow(`has digest sha256:${'a'.repeat(64)}, not sha256:${'b'.repeat(64)}`);
   });
 });

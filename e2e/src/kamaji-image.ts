@@ -14,6 +14,8 @@ export interface OciImage {
   /** The unpacked root filesystem (shared by every container of that image; see rootfsFor). */
   rootfs: string;
   config: ImageConfig;
+  /** The manifest digest (sha256:...): a reference pinned to another digest does not run this image. */
+  digest?: string;
 }
 
 /** What the local runner can run for an image reference: a host argv (source mapping) or an image. */

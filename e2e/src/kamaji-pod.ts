@@ -205,11 +205,19 @@ export function ensureMountPoint(dest: string, directory: boolean): void {
   if (!directory) writeFileSync(dest, '', { mode: 0o644 });
 }
 
+/**
+ * What runs for an image reference: the entry for the exact reference, else for it without its
+ * digest, else for its repository (every tag). A reference pinned to a digest never runs an
+ * image of another digest, as a registry would not serve one.
+ */
 export function localImage(images: Record<string, LocalImage>, image: string | undefined): LocalImage | undefined {
   if (!image) return undefined;
-  if (images[image]) return images[image];
-  const repository = image.replace(/@.*$/, '').replace(/:[^:/]*$/, '');
-  return images[repository];
+  const [reference, digest] = image.split('@') as [string, string | undefined];
+  const found = images[image] ?? images[reference] ?? images[reference.replace(/:[^:/]*$/, '')];
+  if (digest && isOciImage(found) && found.digest && found.digest !== digest) {
+    throw new Error(`image ${image}: the local image ${reference} has digest ${found.digest}, not ${digest}`);
+  }
+  return found;
 }
 
 /** `$(VAR)` expansion of command, args and env values, as the kubelet does; `$$(` escapes. */
@@ -304,9 +312,13 @@ export class PodRuntime {
   private readonly warned = new Set<string>();
   private readonly cache = new Map<string, KubeObject | null>();
   private readonly supervisors = new Set<Promise<void>>();
+  /** Host ports bridged into the pod; undefined items are still to be sent to a sandbox being set up. */
+  private readonly outbound: Set<number>;
+  private sandboxConfigured = false;
 
   constructor(options: PodRuntimeOptions) {
     this.options = options;
+    this.outbound = new Set(options.outboundPorts);
     this.pod = options.pod;
     const logFile = (name: string) => join(options.logDir, `${options.logPrefix}_${name}.log`);
     this.containers = [
@@ -314,6 +326,11 @@ export class PodRuntime {
       ...this.pod.spec.containers.map((c) => new ContainerState(c, 'container', logFile(c.name))),
     ];
     mkdirSync(join(options.dir, 'volumes'), { recursive: true });
+  }
+
+  /** Stopping or stopped: the runner forgets it. */
+  get closed(): boolean {
+    return this.stopping;
   }
 
   get name(): string {
@@ -723,13 +740,10 @@ export class PodRuntime {
   private async startSandbox(): Promise<void> {
     const sock = this.options.sockDir;
     mkdirSync(sock, { recursive: true, mode: 0o700 });
-    const outbound = this.options.outboundPorts.map((port) => ({ port, socket: join(sock, `o${port}`) }));
+    this.sandboxConfigured = true;
+    const outbound = [...this.outbound].map((port) => ({ port, socket: join(sock, `o${port}`) }));
     const inbound = this.podPorts().map((port) => ({ port, socket: this.inboundSocket(port) }));
-    // Host side of outbound bridges: the runner's network namespace reaches the real services.
-    for (const { port, socket } of outbound) {
-      rmSync(socket, { force: true });
-      await this.serve(createServer((client) => this.bridge(client, createConnection({ port, host: '127.0.0.1' }))), socket);
-    }
+    for (const { port, socket } of outbound) await this.serveOutbound(port, socket);
     // Every pod port is also reachable from the host on a free loopback port (tests, debugging).
     for (const { port, socket } of inbound) {
       const hostPort = await freePort();
@@ -737,7 +751,7 @@ export class PodRuntime {
       this.hostPorts.set(port, hostPort);
       await this.serve(createServer((client) => this.bridge(client, createConnection(socket))), { port, host: this.options.podIP });
     }
-    const config = { outbound, inbound, control: join(sock, 'control'), readyFile: join(this.options.dir, 'sandbox.ready') };
+    const config = { podIP: this.options.podIP, outbound, inbound, control: join(sock, 'control'), readyFile: join(this.options.dir, 'sandbox.ready') };
     rmSync(config.readyFile, { force: true });
     const configFile = join(this.options.dir, 'sandbox.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
@@ -755,6 +769,28 @@ export class PodRuntime {
       await sleep(20);
     }
     this.sandboxPid = (JSON.parse(readFileSync(config.readyFile, 'utf8')) as { pid: number }).pid;
+  }
+
+  /** Host side of an outbound bridge: the runner's network namespace reaches the real service. */
+  private async serveOutbound(port: number, socket: string): Promise<void> {
+    rmSync(socket, { force: true });
+    await this.serve(createServer((client) => this.bridge(client, createConnection({ port, host: '127.0.0.1' }))), socket);
+  }
+
+  /**
+   * Lets the pod reach one more host loopback port: a Service that appeared after the pod started
+   * (a tenant apiserver, a tenant etcd), as a cluster network reaches new Services at once.
+   */
+  async addOutboundPort(port: number): Promise<void> {
+    if (this.outbound.has(port) || this.stopping) return;
+    this.outbound.add(port);
+    if (!this.sandboxConfigured) return;
+    await this.until(() => this.sandboxReady);
+    if (this.stopping) return;
+    const socket = join(this.options.sockDir, `o${port}`);
+    await this.serveOutbound(port, socket);
+    const answer = await controlRequest(join(this.options.sockDir, 'control'), `outbound ${port} ${socket}\n`, 5000);
+    if (!answer.startsWith('ok')) throw new Error(`pod ${this.name}: cannot bridge port ${port}: ${answer.trim()}`);
   }
 
   private bridge(a: Socket, b: Socket): void {

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { LocalImage } from './kamaji-image.ts';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { LocalDeploymentRunner } from './kamaji-deployments.ts';
 import { LocalJobRunner } from './kamaji-jobs.ts';
 import type { WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { LocalStatefulSetRunner } from './kamaji-statefulsets.ts';
@@ -83,6 +84,8 @@ export interface KamajiRunnerOptions {
   extraOutboundPorts?: number[];
   /** Also run batch/v1 Jobs and single-replica apps/v1 StatefulSets in the watched namespaces (kamaji-jobs.ts, kamaji-statefulsets.ts). Default true. */
   jobs?: boolean;
+  /** Also run apps/v1 Deployments in the watched namespaces (kamaji-deployments.ts): the chart's controllers. Default false. */
+  deployments?: boolean;
 }
 
 export interface PodInfo {
@@ -131,6 +134,8 @@ export interface KamajiRunner {
   lastError(namespace: string, tcpName: string): string | undefined;
   /** A volume's host dir in the TCP's running pod. */
   volumePath(namespace: string, tcpName: string, volume: string): string | undefined;
+  /** The running pods of a Deployment (with `deployments: true`), in start order. */
+  deploymentPods(namespace: string, name: string): PodRuntime[];
   /** The stable host port in front of a StatefulSet pod's container port (its "Service"). */
   statefulSetPort(namespace: string, name: string, containerPort: number): number | undefined;
   /** The host dir behind a PersistentVolumeClaim (a StatefulSet's volumeClaimTemplate: `<template>-<sts>-<ordinal>`). */
@@ -194,8 +199,10 @@ class Runner implements KamajiRunner {
   private outboundPorts: number[];
   private stopping = false;
   private podSeq = 0;
+  private readonly runtimes = new Set<PodRuntime>();
   private jobs?: LocalJobRunner;
   private statefulSets?: LocalStatefulSetRunner;
+  private deployments?: LocalDeploymentRunner;
 
   constructor(state: PlatformState, options: KamajiRunnerOptions) {
     this.state = state;
@@ -231,9 +238,13 @@ class Runner implements KamajiRunner {
       await this.jobs.start();
       this.statefulSets = new LocalStatefulSetRunner({
         ...this.workloadDeps('statefulsets', namespaces),
-        onServicePort: (port) => (this.outboundPorts = [...new Set([...this.outboundPorts, port])]),
+        onServicePort: (port) => this.addServicePort(port),
       });
       await this.statefulSets.start();
+    }
+    if (this.options.deployments) {
+      this.deployments = new LocalDeploymentRunner(this.workloadDeps('deployments', namespaces));
+      await this.deployments.start();
     }
     this.log('runner started', { namespaces: this.options.namespaces ?? 'all', outboundPorts: this.outboundPorts });
   }
@@ -318,6 +329,8 @@ class Runner implements KamajiRunner {
           s.server.once('error', reject);
           s.server.listen(hostPort, '127.0.0.1', resolve);
         });
+        // Controllers running as pods (Deployments) reach the tenant apiserver as they would its Service.
+        this.addServicePort(hostPort);
         this.tcps.set(key, s);
         this.stateCreating.delete(key);
         return s;
@@ -390,6 +403,16 @@ class Runner implements KamajiRunner {
     runtime.start();
   }
 
+  /** A host port every pod may reach from now on (a TCP's or a StatefulSet's "Service"), running pods included. */
+  private addServicePort(port: number): void {
+    if (this.outboundPorts.includes(port)) return;
+    this.outboundPorts = [...this.outboundPorts, port];
+    for (const runtime of this.runtimes) {
+      if (runtime.closed) this.runtimes.delete(runtime);
+      else runtime.addOutboundPort(port).catch((error: unknown) => this.log('cannot bridge a new port into a pod', { pod: runtime.name, port, error: String((error as Error)?.message ?? error) }));
+    }
+  }
+
   /** What the Job and StatefulSet halves run their pods with; each pod gets its own dir and socket dir. */
   private workloadDeps(kind: string, namespaces: (string | undefined)[]): WorkloadRunnerDeps {
     return {
@@ -408,7 +431,8 @@ class Runner implements KamajiRunner {
   /** A pod sandbox runtime with this runner's settings (TCP pods and Job pods alike). */
   newRuntime(pod: PodObject, o: { images?: Record<string, LocalImage>; dir: string; sockDir: string; logPrefix: string; onChange: () => void; log: (message: string, fields?: Record<string, unknown>) => void }): PodRuntime {
     const apiPort = new URL(this.state.management.url).port;
-    return new PodRuntime({
+    for (const runtime of this.runtimes) if (runtime.closed) this.runtimes.delete(runtime);
+    const runtime = new PodRuntime({
       kube: this.kube,
       pod,
       images: o.images ?? this.images,
@@ -427,10 +451,16 @@ class Runner implements KamajiRunner {
       log: o.log,
       claimPath: (claim) => this.claimPath(pod.metadata.namespace, claim),
     });
+    this.runtimes.add(runtime);
+    return runtime;
   }
 
   claimPath(namespace: string, claim: string): string {
     return join(this.dir, 'volumes', namespace, claim);
+  }
+
+  deploymentPods(namespace: string, name: string): PodRuntime[] {
+    return this.deployments?.pods(namespace, name) ?? [];
   }
 
   statefulSetPort(namespace: string, name: string, containerPort: number): number | undefined {
@@ -817,6 +847,7 @@ class Runner implements KamajiRunner {
     if (this.stopping) return;
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.deployments?.stop();
     await this.jobs?.stop();
     await this.statefulSets?.stop();
     const states = [...this.tcps.values()];

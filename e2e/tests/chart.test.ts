@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, type KubeObject } from '@kdc/shared';
+import { platformCrds } from '../src/crds.ts';
 import { bindControllerNamespace, CONTROLLER_RELEASE, controllerKubeconfigs, refOf, renderChart, type ControllerIdentity } from '../src/chart.ts';
 import { controllerOpenBaoToken, ENCRYPTION_RECONCILER_MAIN, ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from '../src/images.ts';
@@ -28,7 +29,7 @@ describe('Helm chart kdc-encryption', () => {
     return review.status.allowed;
   };
 
-  it('renders Deployments, Services, PDBs, RBAC and the CA ConfigMap that the apiserver accepts (server-side dry run)', async () => {
+  it('renders CRDs, Deployments, Services, PDBs, RBAC and the CA ConfigMap that the apiserver accepts (server-side dry run)', async () => {
     const release = unique('chart');
     const ns = await createNamespace(kube, 'chart');
     const objects = await renderChart({ release, namespace: ns });
@@ -36,11 +37,16 @@ describe('Helm chart kdc-encryption', () => {
     // ClusterRoles: two controllers, their own namespace, cleanup tasks, tenant edit and view.
     // ConfigMaps: the OpenBao CA and the controller's OpenBao policy.
     expect(kinds).toEqual([
-      ...Array(6).fill('ClusterRole'), 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget',
-      'PrometheusRule', 'RoleBinding', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'ServiceAccount',
+      ...Array(6).fill('ClusterRole'), 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'CustomResourceDefinition', 'CustomResourceDefinition',
+      'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget', 'PrometheusRule', 'RoleBinding', 'RoleBinding', 'Service', 'Service',
+      'ServiceAccount', 'ServiceAccount', 'ServiceMonitor', 'ServiceMonitor',
     ]);
-    // The platform has no prometheus-operator CRD; everything else goes through admission and schema.
-    for (const object of objects.filter((o) => o.kind !== 'PrometheusRule')) {
+    // The CRDs are the generated ones, kept on uninstall (the platform already serves them: not created again here).
+    const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');
+    for (const crd of crds) expect(crd.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    expect(crds.map((c) => ({ ...c, metadata: { name: c.metadata?.name } }))).toEqual(platformCrds().map((c) => ({ ...c, metadata: { name: c.metadata?.name } })));
+    // The platform has no prometheus-operator CRDs; everything else goes through admission and schema.
+    for (const object of objects.filter((o) => !['PrometheusRule', 'ServiceMonitor', 'CustomResourceDefinition'].includes(o.kind!))) {
       await expect(kube.create(refOf(object), object, { dryRun: 'All' }), `${object.kind} ${object.metadata?.name}`).resolves.toMatchObject({ kind: object.kind });
     }
     for (const deployment of objects.filter((o): o is Deployment => o.kind === 'Deployment')) {
@@ -51,21 +57,38 @@ describe('Helm chart kdc-encryption', () => {
       expect(container!.livenessProbe && container!.readinessProbe).toBeTruthy();
       expect(container!.env.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE', 'METRICS_ADDR', 'OPENBAO_URL', 'OPENBAO_CA_BUNDLE', 'KMS_PLUGIN_IMAGE']));
     }
+    // ci/test-values.yaml pins k8-manager by digest; the others take the chart's appVersion as tag.
+    const images = Object.fromEntries(objects.filter((o): o is Deployment => o.kind === 'Deployment').map((d) => [d.spec.template.spec.containers[0]!.name, (d.spec.template.spec.containers[0] as unknown as { image: string }).image]));
+    expect(images).toEqual({
+      'k8-manager': `registry.example/kdc/k8-manager:0.1.0@sha256:${'0'.repeat(63)}1`,
+      'encryption-reconciler': 'registry.example/kdc/encryption-reconciler:0.1.0',
+    });
   });
 
-  it('refuses to render without the controller images or, with OpenBao on, without its URL and token Secret', async () => {
+  it('images default to what `npm run images` builds; a setting turned off, a bad digest or an unknown or mistyped value is refused naming it', async () => {
     const render = (set: Record<string, string>) => renderChart({ release: 'kdc', namespace: 'kube-dc-system', valuesFile: '/dev/null', set });
-    await expect(render({})).rejects.toThrow(/k8Manager\.image is required/);
-    await expect(render({ 'k8Manager.image': 'k8m:1' })).rejects.toThrow(/encryptionReconciler\.image is required/);
-    await expect(render({ 'k8Manager.image': 'k8m:1', 'encryptionReconciler.image': 'er:1' })).rejects.toThrow(/openBao\.url is required/);
-    await expect(render({ 'k8Manager.image': 'k8m:1', 'encryptionReconciler.image': 'er:1', 'openBao.url': 'https://bao:8200' })).rejects.toThrow(/openBao\.tokenSecret\.name is required/);
+    const base = { 'openBao.url': 'https://bao:8200', 'openBao.tokenSecret.name': 'kdc-openbao-token' };
+    const envOf = (objects: KubeObject[], name: string) => (objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === name) as Deployment).spec.template.spec.containers[0]!.env as { name: string; value?: string }[];
+    const defaults = await render(base);
+    expect(envOf(defaults, 'k8-manager')).toEqual(expect.arrayContaining([{ name: 'KMS_PLUGIN_IMAGE', value: 'kdc.local/kms-plugin:0.1.0' }, { name: 'KDC_BACKUP_IMAGE', value: 'kdc.local/kdc-backup:0.1.0' }]));
+    expect(envOf(defaults, 'k8-manager').map((e) => e.name)).not.toContain('KMS_SOCKET_INIT_IMAGE');
+    await expect(render({ ...base, 'k8Manager.image.repository': '' })).rejects.toThrow(/k8Manager\.image\.repository is required/);
+    await expect(render({ ...base, 'encryptionReconciler.image.digest': 'sha256:abc' })).rejects.toThrow(/encryptionReconciler\/image\/digest|sha256/);
+    await expect(render({ ...base, 'k8Manager.imagee': 'x' })).rejects.toThrow(/additional properties 'imagee' not allowed/);
+    await expect(render({ ...base, 'k8Manager.replicas': 'two' })).rejects.toThrow(/k8Manager\/replicas.*want integer/);
+    await expect(render({ ...base, 'k8Manager.image': 'k8m:1' })).rejects.toThrow(/k8Manager\/image.*want object/);
+    await expect(render({})).rejects.toThrow(/openBao\.url is required/);
+    await expect(render({ 'openBao.url': 'https://bao:8200' })).rejects.toThrow(/openBao\.tokenSecret\.name is required/);
     // OpenBao off: no encryption-reconciler, and k8-manager is told so (clusters asking for encryption get OpenBaoDisabled).
-    const objects = await render({ 'k8Manager.image': 'k8m:1', 'openBao.enabled': 'false' });
+    const objects = await render({ 'openBao.enabled': 'false', 'k8Manager.podDisruptionBudget.maxUnavailable': '50%' });
     const deployments = objects.filter((o): o is Deployment => o.kind === 'Deployment');
     expect(deployments.map((d) => d.metadata!.name)).toEqual(['k8-manager']);
-    const env = deployments[0]!.spec.template.spec.containers[0]!.env as { name: string; value?: string }[];
-    expect(env.map((e) => e.name)).not.toContain('OPENBAO_URL');
-    expect(env).toContainEqual({ name: 'OPENBAO_ENABLED', value: 'false' });
+    expect(envOf(objects, 'k8-manager').map((e) => e.name)).not.toContain('OPENBAO_URL');
+    expect(envOf(objects, 'k8-manager')).toContainEqual({ name: 'OPENBAO_ENABLED', value: 'false' });
+    expect(objects.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => (o as KubeObject & { spec: { maxUnavailable: unknown } }).spec.maxUnavailable)).toEqual(['50%']);
+    expect(objects.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule')).toEqual([]);
+    const withoutCrds = await render({ ...base, 'crds.enabled': 'false', 'k8Manager.podDisruptionBudget.enabled': 'false' });
+    expect(withoutCrds.filter((o) => o.kind === 'CustomResourceDefinition' || o.kind === 'PodDisruptionBudget').map((o) => o.metadata?.name)).toEqual(['encryption-reconciler']);
   });
 
   it('the controllers authenticate as the chart\'s ServiceAccounts', async () => {
@@ -170,7 +193,7 @@ describe('the Deployments run the controller programs', () => {
       release: 'kdc', namespace: ns,
       set: {
         'openBao.url': p.openbao.url, 'openBao.tokenSecret.name': 'kdc-openbao-token', 's3Endpoint': p.s3.endpoint,
-        'k8Manager.kmsPluginImage': KMS_PLUGIN_IMAGE, 'k8Manager.backupImage': BACKUP_IMAGE,
+        'k8Manager.kmsPluginImage.tag': KMS_PLUGIN_IMAGE.split(':')[1]!, 'k8Manager.backupImage.tag': BACKUP_IMAGE.split(':')[1]!,
         'k8Manager.clusterSelector': `kdc-e2e/k8m=${id}`, 'k8Manager.leaseName': `k8m-${id}`,
         'encryptionReconciler.clusterSelector': `${ISOLATED_LABEL}=${id}`, 'encryptionReconciler.controllers': 'kdccluster-openbao',
       },

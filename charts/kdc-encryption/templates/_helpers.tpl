@@ -65,3 +65,21 @@ readinessProbe:
   periodSeconds: 10
 securityContext: {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end -}}
+
+{{/*
+An image reference from { registry, repository, tag, digest }: <registry>/<repository>:<tag>[@<digest>],
+the tag defaulting to the chart's appVersion and the registry to imageRegistry. Empty when the
+repository is empty (the setting is off). Call with (dict "root" $ "image" <values> "name" "<values path>").
+*/}}
+{{- define "kdc.image" -}}
+{{- with .image.repository -}}
+{{- $registry := $.image.registry | default $.root.Values.imageRegistry -}}
+{{- $ref := ternary (printf "%s/%s" $registry .) . (ne $registry "") -}}
+{{- $ref = printf "%s:%s" $ref ($.image.tag | default $.root.Chart.AppVersion) -}}
+{{- with $.image.digest -}}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" .) }}{{ fail (printf "%s.digest %q is not a sha256 digest (sha256:<64 hex>)" $.name .) }}{{ end -}}
+{{- $ref = printf "%s@%s" $ref . -}}
+{{- end -}}
+{{- $ref -}}
+{{- end -}}
+{{- end -}}
