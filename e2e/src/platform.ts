@@ -37,7 +37,8 @@ export interface Platform {
 export interface PlatformOptions {
   dir?: string;
   detached?: boolean;
-  installCrds?: boolean;
+  /** Default: ours and Kamaji's. The demo installs ours with the chart: `{ kdc: false, kamaji: true }`. */
+  installCrds?: boolean | { kdc: boolean; kamaji: boolean };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -97,7 +98,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       caPem: management.ca.certPem,
       reviewerJwt: await reviewerToken(kube),
     });
-    if (options.installCrds ?? true) await applyCrds(kube, [...platformCrds(), ...kamajiCrds()]);
+    const crds = options.installCrds ?? true;
+    const wanted = typeof crds === 'boolean' ? { kdc: crds, kamaji: crds } : crds;
+    await applyCrds(kube, [...(wanted.kdc ? platformCrds() : []), ...(wanted.kamaji ? kamajiCrds() : [])]);
 
     const state: PlatformState = {
       dir,

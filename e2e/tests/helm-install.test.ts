@@ -1,15 +1,15 @@
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
-import { CHART_DIR, helmRun, imageValues } from '../src/chart.ts';
-import { controllerOpenBaoToken } from '../src/encryption-reconciler.ts';
+import { CHART_DIR } from '../src/chart.ts';
 import { readRaw } from '../src/etcd-raw.ts';
-import { LOCAL_IMAGES, shippedImages, type ShippedImages } from '../src/images.ts';
+import { shippedImages, type ShippedImages } from '../src/images.ts';
 import { isolatedManagement, type IsolatedManagement } from '../src/isolated.ts';
 import { DEPLOYMENT, type DeploymentObject } from '../src/kamaji-deployments.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
+import { installProduct, PRODUCT_NAMESPACE as SYSTEM, type ProductRelease } from '../src/product.ts';
 import { waitFor } from '../src/wait.ts';
 import { platform, unique } from './helpers.ts';
 
@@ -18,7 +18,6 @@ type Deployment = DeploymentObject & { status?: Status & { availableReplicas?: n
 type Crd = KubeObject & { spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] } };
 type Pod = KubeObject & { spec: { containers: { image: string }[]; serviceAccountName: string }; status?: { podIP?: string; containerStatuses?: { ready: boolean }[] } };
 
-const SYSTEM = 'kube-dc-system';
 const CRD = (name?: string) => ({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name });
 const LEASE = (name: string) => ({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: SYSTEM, name });
 const KDCCLUSTER = (namespace: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name });
@@ -36,26 +35,16 @@ describe('helm install runs the product from the shipped images', () => {
   let kube: KubeClient;
   let runner: KamajiRunner;
   let shipped: ShippedImages;
-  let values: string[];
-  let helm: (...args: string[]) => Promise<string>;
+  let release: ProductRelease;
+  let dir: string;
 
   beforeAll(async () => {
     const p = platform();
+    dir = join(p.dir, id);
     shipped = await shippedImages();
     iso = await isolatedManagement(p, id, { openbao: true, crds: { kdc: false, kamaji: true } });
     kube = iso.kube;
-    helm = (...args) => helmRun(iso.api.kubeconfig, args);
-    runner = await startKamajiRunner(iso.state, { images: { ...LOCAL_IMAGES, ...shipped.table }, deployments: true, dir: join(p.dir, id, 'runner'), logDir: join(p.logDir, id) });
-    // What the runbook has the operator do first: the controller's OpenBao token in a Secret.
-    await kube.create(CORE('secrets', SYSTEM), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kdc-openbao-token' }, stringData: { token: await controllerOpenBaoToken(iso.state) } });
-    const caFile = join(p.dir, id, 'openbao-ca.pem');
-    writeFileSync(caFile, iso.state.openbao.caPem);
-    const set = {
-      ...imageValues(shipped.built),
-      'openBao.url': iso.state.openbao.url, 'openBao.tokenSecret.name': 'kdc-openbao-token',
-      'k8Manager.replicas': '1', 'encryptionReconciler.replicas': '1', 'k8Manager.observePeriod': '3s', 'encryptionReconciler.resyncPeriod': '10s',
-    };
-    values = [...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`]), '--set-file', `openBao.caBundle=${caFile}`];
+    runner = await startKamajiRunner(iso.state, { images: shipped.table, deployments: true, dir: join(dir, 'runner'), logDir: join(p.logDir, id) });
   }, 600_000);
 
   afterAll(async () => {
@@ -65,7 +54,7 @@ describe('helm install runs the product from the shipped images', () => {
 
   it('install: the CRDs and both controllers come up from their images as the chart\'s ServiceAccounts; an encrypted KdcCluster reaches Ready and its Secrets land in etcd as k8s:enc:kms:v2', async () => {
     // helm --wait reads the Deployments' status as the runner writes it (kstatus: Available, NewReplicaSetAvailable).
-    await helm('install', 'kdc', CHART_DIR, '-n', SYSTEM, '--wait', '--timeout', '5m', ...values);
+    release = await installProduct({ state: iso.state, shipped, dir, set: { 'k8Manager.replicas': '1', 'encryptionReconciler.replicas': '1', 'k8Manager.observePeriod': '3s' } });
     for (const name of ['kdcclusters.k8s.kube-dc.com', 'kmskeys.security.kube-dc.com']) {
       const crd = await kube.get<Crd>(CRD(name));
       expect(crd.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
@@ -101,7 +90,7 @@ describe('helm install runs the product from the shipped images', () => {
 
   it('upgrade: a CRD change reaches the apiserver and a changed setting rolls the controller; the cluster stays Ready', async () => {
     // The next chart version: one more printer column on KdcCluster, and k8-manager observing more often.
-    const chart = join(platform().dir, id, 'chart-next');
+    const chart = join(dir, 'chart-next');
     cpSync(CHART_DIR, chart, { recursive: true });
     const crdFile = join(chart, 'files/crds/kdcclusters.k8s.kube-dc.com.yaml');
     const crd = parse(readFileSync(crdFile, 'utf8')) as Crd;
@@ -112,7 +101,7 @@ describe('helm install runs the product from the shipped images', () => {
     const before = await kube.get<Deployment>(DEPLOYMENT(SYSTEM, 'k8-manager'));
     const [oldPod] = runner.deploymentPods(SYSTEM, 'k8-manager');
 
-    await helm('upgrade', 'kdc', chart, '-n', SYSTEM, '--wait', '--timeout', '5m', ...values, '--set', 'k8Manager.observePeriod=4s');
+    await release.helm('upgrade', 'kdc', chart, '-n', SYSTEM, '--wait', '--timeout', '5m', ...release.values, '--set', 'k8Manager.observePeriod=4s');
     const live = await kube.get<Crd>(CRD('kdcclusters.k8s.kube-dc.com'));
     expect(live.spec.versions[0]!.additionalPrinterColumns!.map((c) => c.name)).toContain('Upgraded');
     const after = await kube.get<Deployment>(DEPLOYMENT(SYSTEM, 'k8-manager'));
@@ -126,7 +115,7 @@ describe('helm install runs the product from the shipped images', () => {
   }, 600_000);
 
   it('uninstall: the controllers stop; the CRDs (resource-policy keep) and the KdcCluster stay', async () => {
-    await helm('uninstall', 'kdc', '-n', SYSTEM, '--wait', '--timeout', '2m');
+    await release.helm('uninstall', 'kdc', '-n', SYSTEM, '--wait', '--timeout', '2m');
     expect(await kube.getOrNull(DEPLOYMENT(SYSTEM, 'k8-manager'))).toBeNull();
     await waitFor('no controller pod running', async () => (runner.deploymentPods(SYSTEM, 'k8-manager').length + runner.deploymentPods(SYSTEM, 'encryption-reconciler').length === 0) || undefined, { timeoutMs: 60_000, intervalMs: 200 });
     expect(await kube.getOrNull(CRD('kdcclusters.k8s.kube-dc.com'))).not.toBeNull();

@@ -8,6 +8,7 @@ import { buildah } from './buildah.ts';
 import { IMAGES, type ImageSpec } from './catalogue.ts';
 import { contextDigest } from './context.ts';
 import { imageSizes, readLayoutImage, type ImageConfig } from './layout.ts';
+import { withBuildLock } from './lock.ts';
 
 // `npm run images`: our Node 24 base, then one image per program on it, each into an OCI layout
 // in the binary cache. A layout whose build context has not changed is reused: the build is
@@ -58,8 +59,12 @@ export async function projectVersion(): Promise<string> {
 
 export async function buildImages(options: BuildOptions = {}): Promise<{ base: BuiltImage; images: BuiltImage[] }> {
   const dir = imagesCacheDir(options.cacheDir);
-  const version = options.version ?? (await projectVersion());
   const log = options.log ?? (() => undefined);
+  return withBuildLock(dir, log, () => buildLocked(dir, log, options));
+}
+
+async function buildLocked(dir: string, log: (line: string) => void, options: BuildOptions): Promise<{ base: BuiltImage; images: BuiltImage[] }> {
+  const version = options.version ?? (await projectVersion());
   const tool = buildah(dir);
   const toolVersion = await tool.version();
 
