@@ -58,7 +58,7 @@ export interface KamajiRunnerOptions {
    * the container then runs from the image's root filesystem and config). A key without a tag
    * matches every tag of that repository. Kubernetes semantics: `command` replaces the entrypoint (a command named like
    * the entrypoint binary resolves to it), `args` are appended. An image not in the table runs its
-   * `command` from the host filesystem (like a busybox base image); without a command the
+   * `command` from the host filesystem (a test's stand-in for a third-party image); without a command the
    * container fails with ErrImagePull. Kamaji's kube-apiserver image is built in.
    */
   images: Record<string, LocalImage>;

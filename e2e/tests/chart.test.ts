@@ -71,7 +71,6 @@ describe('Helm chart kdc-encryption', () => {
     const envOf = (objects: KubeObject[], name: string) => (objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === name) as Deployment).spec.template.spec.containers[0]!.env as { name: string; value?: string }[];
     const defaults = await render(base);
     expect(envOf(defaults, 'k8-manager')).toEqual(expect.arrayContaining([{ name: 'KMS_PLUGIN_IMAGE', value: 'kdc.local/kms-plugin:0.1.0' }, { name: 'KDC_BACKUP_IMAGE', value: 'kdc.local/kdc-backup:0.1.0' }]));
-    expect(envOf(defaults, 'k8-manager').map((e) => e.name)).not.toContain('KMS_SOCKET_INIT_IMAGE');
     await expect(render({ ...base, 'k8Manager.image.repository': '' })).rejects.toThrow(/k8Manager\.image\.repository is required/);
     await expect(render({ ...base, 'encryptionReconciler.image.digest': 'sha256:abc' })).rejects.toThrow(/encryptionReconciler\/image\/digest|sha256/);
     await expect(render({ ...base, 'k8Manager.imagee': 'x' })).rejects.toThrow(/additional properties 'imagee' not allowed/);

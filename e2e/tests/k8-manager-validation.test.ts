@@ -46,7 +46,7 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
     const object = buildTenantControlPlane(ns, cluster, { version: 'v1.35.0', controlPlane: { replicas: 1 } } as never);
     if (attached) {
       object.spec.controlPlane.deployment = mergeEncryptionFields(object.spec.controlPlane.deployment, buildEncryptionFields({
-        namespace: ns, cluster, pluginImage: 'kdc.local/kms-plugin:dev', socketInitImage: 'busybox:1.37', openBaoUrl: platform().openbao.url, hasCaBundle: false, plugins: [{ slot: 'a', transitKey: `${ns}.${cluster}-etcd` }], configHash: 'h',
+        namespace: ns, cluster, pluginImage: 'kdc.local/kms-plugin:dev', openBaoUrl: platform().openbao.url, hasCaBundle: false, plugins: [{ slot: 'a', transitKey: `${ns}.${cluster}-etcd` }], configHash: 'h',
       }), cluster);
     }
     const ownerReferences = owner ? [{ apiVersion: 'controlplane.cluster.x-k8s.io/v1alpha1', kind: 'KamajiControlPlane', name: `${cluster}-kcp`, uid: '0b6f2a52-0000-4000-8000-000000000001' }] : undefined;

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// kdc-backup: the backup Job / CronJob entry point (backup, restore, rewrap, list).
+// kdc-backup: the backup Job / CronJob entry point (backup, restore, rewrap, list; data-dir, the
+// file steps around a restore).
 // Results go to stdout (JSON, or a table for `list`); logs go to stderr. Never logs tokens,
 // data keys, plaintext or ciphertext. Exit 0 done, 1 failed, 2 bad flags.
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { OpenBaoClient } from '@kdc/shared/openbao';
 import { openBaoSession, type Session } from './auth.ts';
 import { runBackup } from './backup.ts';
 import { parseCli, helpText, type CliConfig, type OpenBaoConfig } from './config.ts';
+import { DATA_DIR_HELP, parseDataDirArgs, runDataDirStep } from './data-dir.ts';
 import { BackupError, describeError } from './errors.ts';
 import { applyRetention, listBackups, minKeyVersion } from './inventory.ts';
 import { restoreBackup } from './restore.ts';
@@ -131,6 +133,24 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
 
 const argv = process.argv.slice(2);
 exitOnVersionFlag('kdc-backup', argv);
+if (argv[0] === 'data-dir') {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DATA_DIR_HELP);
+    process.exit(0);
+  }
+  const step = parseDataDirArgs(argv.slice(1));
+  if (!step.ok) {
+    process.stderr.write(`kdc-backup: ${step.error}\n`);
+    process.exit(2);
+  }
+  try {
+    process.stderr.write(`kdc-backup data-dir ${step.step.step}: ${runDataDirStep(step.step)}\n`);
+    process.exit(0);
+  } catch (error) {
+    process.stderr.write(`kdc-backup data-dir ${step.step.step}: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(helpText());
   process.exit(0);

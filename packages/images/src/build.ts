@@ -1,12 +1,13 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { downloadDebs, stageBaseRootfs } from './base.ts';
 import { bundle } from './bundle.ts';
 import { buildah } from './buildah.ts';
 import { IMAGES, type ImageSpec } from './catalogue.ts';
 import { contextDigest } from './context.ts';
+import { lastLines, runTool } from './exec.ts';
 import { imageSizes, readLayoutImage, type ImageConfig } from './layout.ts';
 import { withBuildLock } from './lock.ts';
 
@@ -121,6 +122,18 @@ async function buildLocked(dir: string, log: (line: string) => void, options: Bu
     await mkdir(context, { recursive: true });
     log(`${spec.name}: bundling`);
     await bundle(spec, join(context, 'app'), { version });
+    for (const [dest, { tool, binary }] of Object.entries(spec.binaries ?? {})) {
+      await mkdir(dirname(join(context, dest)), { recursive: true });
+      await copyFile(await cachedBinary(tool, binary), join(context, dest));
+    }
     return buildOne(spec.name, context, { BASE: baseName, VERSION: version }, [`base ${base.digest}`], loadBase);
   }
+}
+
+/** A server binary from the binary cache, built from the Go module proxy if it is missing. */
+async function cachedBinary(tool: string, binary: string): Promise<string> {
+  const ran = await runTool('bash', [repo('e2e/tools/ensure-binaries.sh'), tool]);
+  const path = new RegExp(`^${binary}=(/.+)$`, 'm').exec(ran.out)?.[1];
+  if (ran.code !== 0 || !path) throw new Error(`e2e/tools/ensure-binaries.sh ${tool} gave no ${binary} (exit ${ran.code}):\n${lastLines(ran.out)}`);
+  return path;
 }

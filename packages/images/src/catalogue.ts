@@ -15,6 +15,8 @@ export interface ImageSpec {
   workers?: Record<string, string>;
   /** Files the program reads beside itself (`new URL('./proto/x.proto', import.meta.url)`), copied to /app/<key>. */
   files?: Record<string, string>;
+  /** Server binaries from the binary cache (e2e/tools/ensure-binaries.sh <tool>), copied to <key> in the context. */
+  binaries?: Record<string, { tool: string; binary: string }>;
 }
 
 export const IMAGES: readonly ImageSpec[] = [
@@ -39,6 +41,8 @@ export const IMAGES: readonly ImageSpec[] = [
     name: 'kdc-backup',
     entry: repo('packages/backup-envelope/src/main.ts'),
     workers: { 'crypto-worker': repo('packages/backup-envelope/src/crypto-worker.ts') },
+    // restore --data-dir runs etcdutl snapshot restore (static Go binary, etcd's own release).
+    binaries: { 'bin/etcdutl': { tool: 'etcd', binary: 'etcdutl' } },
     files: {
       'proto/etcd-maintenance.proto': repo('packages/backup-envelope/src/proto/etcd-maintenance.proto'),
       'proto/etcd-kv.proto': repo('packages/shared/src/etcd/proto/etcd-kv.proto'),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // k8-manager: reconciles KdcClusters into encrypted tenant control planes, leader-elected.
-// Environment: KUBECONFIG (or in-cluster), KMS_PLUGIN_IMAGE, KMS_SOCKET_INIT_IMAGE, OPENBAO_ENABLED (false: the chart turned OpenBao off), OPENBAO_URL,
+// Environment: KUBECONFIG (or in-cluster), KMS_PLUGIN_IMAGE, OPENBAO_ENABLED (false: the chart turned OpenBao off), OPENBAO_URL,
 // OPENBAO_CA_BUNDLE, S3_ENDPOINT (SPEC 7; or the master-config Secret), KDC_BACKUP_IMAGE, POD_NAMESPACE, POD_NAME,
 // METRICS_ADDR, RESYNC_PERIOD, OBSERVE_PERIOD (how often a Ready tenant is looked at), WORKERS, LEASE_NAME, CLUSTER_SELECTOR (label selector: shard the clusters),
 // MIGRATION_PAGE_SIZE (objects re-written per step, default 200), MIGRATION_RATE (writes per second into one tenant apiserver, default 100).

@@ -6,7 +6,7 @@ import { buildTenantControlPlane } from './resources/tenant-control-plane.ts';
 import { desiredSecretData } from './resources/encryption-config-secret.ts';
 import { clusterStatus } from './status.ts';
 
-const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
+const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', openBaoUrl: 'https://bao' } };
 const spec = (etcd: object | null = {}) => ({ version: 'v1.35.0', ...(etcd ? { encryption: { etcd: { enabled: true, ...etcd } } } : {}) });
 const ownKey = { metadata: { name: 'c1-etcd', labels: { 'k8s.kube-dc.com/kdccluster': 'c1', 'security.kube-dc.com/managed-by': 'kdccluster' } }, spec: { purpose: 'etcd', rotation: { enabled: false } } };
 const preflightOk = { type: 'KMSPreflight', status: 'True' as const, reason: 'Passed', message: 'ok', lastTransitionTime: 't', observedGeneration: 1 };

@@ -85,7 +85,6 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     namespace: o.namespace,
     cluster: o.name,
     pluginImage: platform.kmsPluginImage,
-    socketInitImage: platform.socketInitImage,
     openBaoUrl: platform.openBaoUrl,
     legacyOpenBaoUrls: legacyOpenBaoUrls(current, platform.openBaoUrl),
     openBaoNamespace: o.organization,

@@ -187,7 +187,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
             hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: input.backupTransitKey,
             // Validating let a plaintext key through only with the person's confirmation.
             allowUnauthenticated: key.endsWith('.db'),
-            layout: o.etcd.layout, shellImage: input.platform.socketInitImage,
+            layout: o.etcd.layout,
           });
           await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] } } as KubeObject);
           return { ...o, restoreJob: { name: names.restoreJob } };

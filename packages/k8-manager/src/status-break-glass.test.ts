@@ -6,7 +6,7 @@ import { clusterStatus } from './status.ts';
 // detached and the annotation is still there; Ready says so instead of dropping back to Reconciled.
 
 const now = new Date('2026-11-22T10:00:00Z');
-const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
+const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', openBaoUrl: 'https://bao' } };
 const BREAK_GLASS = 'security.kube-dc.com/encryption-force-disable-confirmed';
 const validation = (more: Partial<ClusterFacts>, spec: object = { version: 'v1.35.0' }) =>
   validateCluster({ namespace: 'ns', name: 'c1', spec, annotations: {}, platform, kmsKeys: [], otherClusters: [], attached: false, now, ...more });

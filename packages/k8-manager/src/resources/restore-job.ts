@@ -4,10 +4,10 @@ import type { EtcdLayout } from '../etcd-layout.ts';
 
 // `<cluster>-etcd-restore` (SPEC 3.1 restore-from), run while the control plane and etcd are
 // stopped. Three steps in one pod, in order:
-//   1. `prepare` (shell image): removes a half-written `<data-dir>.restoring` of an earlier attempt;
+//   1. `prepare` (kdc-backup data-dir): removes a half-written `<data-dir>.restoring` of an earlier attempt;
 //   2. `restore` (kdc-backup): downloads the backup, verifies every segment and the snapshot
 //      SHA-256 before writing anything, then `etcdutl snapshot restore` into `<data-dir>.restoring`;
-//   3. `swap` (shell image): keeps the current data dir as `<data-dir>.pre-restore` and moves the
+//   3. `swap` (kdc-backup data-dir): keeps the current data dir as `<data-dir>.pre-restore` and moves the
 //      restored one into place. Nothing touches the live data dir before step 3.
 // It runs as the backup writer (role backup-<namespace>.<cluster>, which may decrypt data keys) and as the
 // etcd pod's user, so etcd can open the files.
@@ -22,8 +22,6 @@ export interface RestoreJobInput extends BackupJobAccess {
   allowUnauthenticated?: boolean;
   image: string;
   layout: EtcdLayout;
-  /** An image with a POSIX shell, mv and rm (the platform's socket-init image). */
-  shellImage: string;
 }
 
 /** Watchers of the restored etcd must see a revision jump and resync, never an old revision again. */
@@ -47,7 +45,7 @@ export function buildRestoreJob(input: RestoreJobInput) {
   ];
   const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, ...(layout.runAsUser !== undefined ? { runAsUser: layout.runAsUser } : {}) };
   const dataMount = { name: 'etcd-data', mountPath: layout.mountPath };
-  const shellStep = (name: string, script: string) => ({ name, image: input.shellImage, command: ['sh', '-c', script], securityContext, volumeMounts: [dataMount] });
+  const fileStep = (name: string, args: string[]) => ({ name, image: input.image, args: ['data-dir', ...args], securityContext, volumeMounts: [dataMount] });
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -64,7 +62,7 @@ export function buildRestoreJob(input: RestoreJobInput) {
           restartPolicy: 'Never',
           ...(layout.podSecurityContext ? { securityContext: layout.podSecurityContext } : {}),
           initContainers: [
-            shellStep('prepare', `rm -rf '${restoring}'`),
+            fileStep('prepare', ['prepare', `--restoring=${restoring}`]),
             {
               name: BACKUP_JOB.restoreComponent,
               image: input.image,
@@ -75,7 +73,7 @@ export function buildRestoreJob(input: RestoreJobInput) {
               volumeMounts: [dataMount, ...backupJobMounts(input)],
             },
           ],
-          containers: [shellStep('swap', `set -e; rm -rf '${previous}'; if [ -e '${layout.dataDir}' ]; then mv '${layout.dataDir}' '${previous}'; fi; mv '${restoring}' '${layout.dataDir}'`)],
+          containers: [fileStep('swap', ['swap', `--restoring=${restoring}`, `--data-dir=${layout.dataDir}`, `--previous=${previous}`])],
           volumes: [
             { name: 'etcd-data', persistentVolumeClaim: { claimName: layout.claimName } },
             ...backupJobVolumes(input),

@@ -6,7 +6,6 @@ const input = {
   namespace: 'acme-dev',
   cluster: 'c1',
   pluginImage: 'registry.local/kdc/kms-plugin:1.0.0',
-  socketInitImage: 'busybox:1.37',
   openBaoUrl: 'https://openbao.openbao.svc:8200',
   hasCaBundle: true,
   plugins: [{ slot: 'a' as const, transitKey: 'acme-dev.c1-etcd' }],
@@ -38,7 +37,10 @@ describe('buildEncryptionFields', () => {
 
   it('runs the plugin as a native sidecar after the socket-dir init', () => {
     expect(fields.initContainers.map((c) => [c.name, c.restartPolicy])).toEqual([['kdc-kms-socket-init', undefined], ['kms-plugin', 'Always']]);
-    const plugin = fields.initContainers[1]!;
+    const [init, plugin] = fields.initContainers as [typeof fields.initContainers[number], typeof fields.initContainers[number]];
+    // The socket dir is handed to the plugin's user by the plugin's own image, as root with CAP_CHOWN alone.
+    expect(init).toMatchObject({ image: plugin.image, args: ['prepare-socket-dir', '--dir=/var/run/kmsplugin', '--owner=65532:65532'], securityContext: { runAsUser: 0, capabilities: { drop: ['ALL'], add: ['CHOWN'] } } });
+    expect(init.command).toBeUndefined();
     expect(plugin.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(plugin.args).toContain('--transit-key=acme-dev.c1-etcd');
     expect(plugin.args).toContain('--auth-role=tcp-acme-dev.c1');

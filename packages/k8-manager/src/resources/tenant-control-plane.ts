@@ -27,7 +27,6 @@ export interface EncryptionFieldsInput {
   namespace: string;
   cluster: string;
   pluginImage: string;
-  socketInitImage: string;
   openBaoUrl: string;
   /** URLs earlier plugins of this TCP were given (legacyOpenBaoUrls): rows under their kdc1 key_ids must stay readable. */
   legacyOpenBaoUrls?: readonly string[];
@@ -55,9 +54,10 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
   const names = clusterNames(input.cluster);
   const socketInit: TcpContainer = {
     name: TCP_PATCH.socketInitContainer,
-    image: input.socketInitImage,
-    // The plugin runs as non-root; the apiserver (root) still reaches the 0700 socket dir.
-    command: ['chown', `${TCP_PATCH.pluginUid}:${TCP_PATCH.pluginUid}`, KMS_SOCKET_DIR],
+    // The plugin's own image: no shell image to pull, pin or trust. The plugin runs as non-root;
+    // the apiserver (root) still reaches the 0700 socket dir.
+    image: input.pluginImage,
+    args: ['prepare-socket-dir', `--dir=${KMS_SOCKET_DIR}`, `--owner=${TCP_PATCH.pluginUid}:${TCP_PATCH.pluginUid}`],
     securityContext: { ...dropAll, runAsUser: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['CHOWN'] } },
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
     volumeMounts: [{ name: TCP_PATCH.socketVolume, mountPath: KMS_SOCKET_DIR }],

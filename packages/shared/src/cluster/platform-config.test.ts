@@ -5,7 +5,7 @@ describe('resolvePlatformConfig (SPEC 7)', () => {
   it('takes everything from the environment', () => {
     expect(resolvePlatformConfig({ KMS_PLUGIN_IMAGE: 'reg/kms:1', OPENBAO_URL: 'https://bao:8200', OPENBAO_CA_BUNDLE: 'PEM', S3_ENDPOINT: 'http://s3' })).toEqual({
       ok: true,
-      config: { kmsPluginImage: 'reg/kms:1', socketInitImage: 'busybox:1.37', openBaoUrl: 'https://bao:8200', openBaoCaBundle: 'PEM', s3Endpoint: 'http://s3' },
+      config: { kmsPluginImage: 'reg/kms:1', openBaoUrl: 'https://bao:8200', openBaoCaBundle: 'PEM', s3Endpoint: 'http://s3' },
     });
   });
 
@@ -15,7 +15,7 @@ describe('resolvePlatformConfig (SPEC 7)', () => {
 
   it('falls back to master-config keys', () => {
     const result = resolvePlatformConfig({ KMS_PLUGIN_IMAGE: 'reg/kms:1' }, { enable_openbao: 'true', openbao_url: 'https://bao', openbao_ca_bundle: 'PEM' });
-    expect(result).toEqual({ ok: true, config: { kmsPluginImage: 'reg/kms:1', socketInitImage: 'busybox:1.37', openBaoUrl: 'https://bao', openBaoCaBundle: 'PEM' } });
+    expect(result).toEqual({ ok: true, config: { kmsPluginImage: 'reg/kms:1', openBaoUrl: 'https://bao', openBaoCaBundle: 'PEM' } });
   });
 
   it('takes an empty OPENBAO_URL as unset, so master-config still applies', () => {

@@ -2,12 +2,9 @@
 // Secret. A missing prerequisite is an EncryptionConfigError for every cluster that asks for
 // encryption, never a crash and never a silent fallback to plaintext.
 
-export const DEFAULT_SOCKET_INIT_IMAGE = 'busybox:1.37';
-
 export interface PlatformConfig {
+  /** The plugin sidecar; its `prepare-socket-dir` is also the socket directory's init container. */
   kmsPluginImage: string;
-  /** Runs `chown` on the socket directory before the plugin starts. */
-  socketInitImage: string;
   openBaoUrl: string;
   openBaoCaBundle?: string;
   s3Endpoint?: string;
@@ -52,7 +49,6 @@ export function resolvePlatformConfig(env: Record<string, string | undefined>, m
     ok: true,
     config: {
       kmsPluginImage,
-      socketInitImage: (env.KMS_SOCKET_INIT_IMAGE ?? '').trim() || DEFAULT_SOCKET_INIT_IMAGE,
       openBaoUrl,
       ...(caBundle ? { openBaoCaBundle: caBundle } : {}),
       ...(env.S3_ENDPOINT ? { s3Endpoint: env.S3_ENDPOINT } : {}),

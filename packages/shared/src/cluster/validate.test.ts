@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dataStoreGranted, validateCluster, type ClusterFacts, type KmsKeyView } from './validate.ts';
 
-const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', socketInitImage: 'busybox', openBaoUrl: 'https://bao' } };
+const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', openBaoUrl: 'https://bao' } };
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }];
 const key = (name: string, purpose: string, extra: Partial<KmsKeyView> = {}): KmsKeyView => ({ metadata: { name }, spec: { purpose }, status: { conditions: ready }, ...extra });
 const enabled = (etcd: object = {}, rest: object = {}) => ({ version: 'v1.35.0', encryption: { etcd: { enabled: true, ...etcd } }, ...rest });
