@@ -23,6 +23,7 @@ describe('parseArgs', () => {
     [['k', '-n=ns'], ok({ kmskey: 'k' }, { namespace: 'ns' })],
     [['k', '--confirm'], ok({ kmskey: 'k' }, { confirm: true })],
     [['k', '--confirm=false'], ok({ kmskey: 'k' }, { confirm: false })],
+    [['k', '--no-confirm'], ok({ kmskey: 'k' }, { confirm: false })],
     [['--', '-k'], ok({ kmskey: '-k' })],
   ] as const)('%j', (argv, expected) => {
     expect(parseArgs(argv, spec)).toEqual(expected);

@@ -1,5 +1,6 @@
-// A small, pure argv parser for the plugin's commands: `--flag value`, `--flag=value`, short
-// aliases (`-n ns`), booleans, `--` to end flags, and errors that name the flag to fix.
+// The plugin's commands' flags: a spec per command (help text, short aliases), parsed by
+// node:util.parseArgs, with errors that name the flag to fix.
+import { parseArgs as nodeParseArgs } from 'node:util';
 import { parseDuration } from '@kdc/shared';
 import { usageError } from './errors.ts';
 
@@ -52,66 +53,62 @@ export function commandHelp(spec: CommandSpec): string {
   return `${lines.join('\n')}\n`;
 }
 
-const BOOLEAN_VALUES: Record<string, boolean> = { true: true, false: false };
-
+/**
+ * The command's flags through node:util's parser, with kubectl's (pflag's) habits on top:
+ * `--switch=true|false`, `-n=ns`, and errors that name the flag and the command's usage.
+ */
 export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResult {
-  const flags: Record<string, string | boolean> = {};
-  const positionals: string[] = [];
-  let help = false;
-  const byShort = new Map(Object.entries(spec.flags).filter(([, s]) => s.short).map(([name, s]) => [s.short!, name]));
   const fail = (error: string): ParseResult => ({ ok: false, error: `${error} (${usageLine(spec)}; see "kubectl kdc ${spec.name} --help")` });
-
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, s] of Object.entries(spec.flags)) options[name] = { type: s.type, ...(s.short ? { short: s.short } : {}) };
+  const switches = new Set(Object.entries(spec.flags).filter(([, s]) => s.type === 'boolean').map(([name]) => name));
+  const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
+      args.push(...argv.slice(i));
       break;
     }
-    if (arg === '--help' || arg === '-h') {
-      help = true;
-      continue;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positionals.push(arg);
-      continue;
-    }
-    let name: string;
-    let inline: string | undefined;
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      inline = eq < 0 ? undefined : arg.slice(eq + 1);
+    const inline = /^--([^=]+)=(.*)$/s.exec(arg);
+    if (inline && switches.has(inline[1]!)) {
+      if (inline[2] !== 'true' && inline[2] !== 'false') return fail(`flag --${inline[1]} is a switch: write --${inline[1]} or --${inline[1]}=false, not "${inline[2]}"`);
+      args.push(inline[2] === 'true' ? `--${inline[1]}` : `--no-${inline[1]}`);
     } else {
-      const short = arg[1]!;
-      const long = byShort.get(short);
-      if (!long) return fail(`unknown flag "${arg}": valid flags are ${flagList(spec.flags)}`);
-      name = long;
-      const rest = arg.slice(2);
-      inline = rest === '' ? undefined : rest.startsWith('=') ? rest.slice(1) : rest;
+      args.push(arg);
     }
-    const flag = spec.flags[name];
-    if (!flag) return fail(`unknown flag "--${name}": valid flags are ${flagList(spec.flags)}`);
-    if (name in flags) return fail(`flag --${name} is given more than once`);
-    if (flag.type === 'boolean') {
-      if (inline === undefined) {
-        flags[name] = true;
-      } else if (inline in BOOLEAN_VALUES) {
-        flags[name] = BOOLEAN_VALUES[inline]!;
-      } else {
-        return fail(`flag --${name} is a switch: write --${name} or --${name}=false, not "${inline}"`);
-      }
+  }
+  let parsed: ReturnType<typeof nodeParseArgs<{ args: string[]; options: typeof options; tokens: true; allowPositionals: true; allowNegative: true; strict: true }>>;
+  try {
+    parsed = nodeParseArgs({ args, options, strict: true, allowPositionals: true, allowNegative: true, tokens: true });
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    const named = /Option '(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1] ?? /'(--?[\w-]+)'/.exec(message)?.[1] ?? '';
+    const name = named.replace(/^--?(no-)?/, '');
+    const long = named.length === 2 ? Object.entries(spec.flags).find(([, s]) => s.short === named[1])?.[0] : name;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return fail(`unknown flag "${named}": valid flags are ${flagList(spec.flags)}`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && long && spec.flags[long]) {
+      const flag = spec.flags[long];
+      return flag.type === 'boolean' ? fail(`flag --${long} is a switch: write --${long} or --${long}=false`) : fail(`flag --${long} needs a value (--${long} ${flag.value ?? 'value'})`);
+    }
+    return fail(message.split('\n')[0]!);
+  }
+  const flags: Record<string, string | boolean> = {};
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || token.name === 'help') continue;
+    if (seen.has(token.name)) return fail(`flag --${token.name} is given more than once`);
+    seen.add(token.name);
+    if (options[token.name]!.type === 'boolean') {
+      flags[token.name] = !token.rawName.startsWith('--no-');
       continue;
     }
-    if (inline === undefined) {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('-') && next !== '-')) return fail(`flag --${name} needs a value (--${name} ${flag.value ?? 'value'})`);
-      inline = next;
-      i++;
-    }
-    if (inline === '') return fail(`flag --${name} needs a non-empty value`);
-    flags[name] = inline;
+    // pflag reads -n=ns as ns; node:util keeps the "=".
+    const value = token.rawName.length === 2 && token.inlineValue && token.value?.startsWith('=') ? token.value.slice(1) : token.value ?? '';
+    if (value === '') return fail(`flag --${token.name} needs a non-empty value`);
+    flags[token.name] = value;
   }
-  if (help) return { ok: true, args: { positionals: {}, flags, help } };
+  if (parsed.values.help) return { ok: true, args: { positionals: {}, flags, help: true } };
+  const positionals = parsed.positionals;
   if (positionals.length < spec.positionals.length) {
     const missing = spec.positionals.slice(positionals.length).map((p) => `<${p}>`).join(' ');
     return fail(`missing ${missing}`);
@@ -119,7 +116,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResu
   if (positionals.length > spec.positionals.length) {
     return fail(`unexpected argument "${positionals[spec.positionals.length]}"`);
   }
-  return { ok: true, args: { positionals: Object.fromEntries(spec.positionals.map((p, i) => [p, positionals[i]!])), flags, help } };
+  return { ok: true, args: { positionals: Object.fromEntries(spec.positionals.map((p, i) => [p, positionals[i]!])), flags, help: false } };
 }
 
 /** A string flag, else the first environment variable set (non-empty), else undefined. */

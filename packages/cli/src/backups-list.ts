@@ -3,18 +3,19 @@
 // migration re-wrote the rows (they still hold the old bytes: docs/runbook.md, Scrub).
 import { backupTime, latestCandidates, listBackups, minKeyVersion, type BackupInfo, type Inventory } from '@kdc/backup-envelope';
 import type { KdcClusterStatus } from '@kdc/shared';
-import { bool, type CommandSpec, type ParsedArgs } from './args.ts';
+import type { CommandSpec, ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
 import { describe, failure } from './errors.ts';
 import { humanSize, isoSeconds, plural, table } from './format.ts';
 import { KUBE_FLAGS, getKdcCluster, kubeAccess } from './kube.ts';
+import { OUTPUT_FLAG, outputFormat, render } from './output.ts';
 
 export const spec: CommandSpec = {
   name: 'backups list',
   positionals: ['cluster'],
   summary: "Lists the cluster's etcd backups in its bucket: key, creation time, Transit key and version, size; incomplete and invalid backups; the lowest Transit key version the backups still need; PRE-MIGRATION on backups taken before the last re-write of the rows finished (they hold plaintext or an older key_id).",
-  flags: { ...KUBE_FLAGS, ...S3_FLAGS, json: { type: 'boolean', help: 'print one JSON document instead of a table' } },
+  flags: { ...KUBE_FLAGS, ...S3_FLAGS, ...OUTPUT_FLAG, json: { type: 'boolean', help: 'the same as -o json (kept from earlier releases)' } },
 };
 
 /** What may be shown of a backup: never the wrapped key or any other ciphertext. */
@@ -152,7 +153,7 @@ export function renderInventory(destination: string, inventory: Inventory, histo
   return out;
 }
 
-/** The --json document (pure): the table's facts, never the wrapped key. */
+/** The -o json|yaml document (pure): the table's facts, never the wrapped key. */
 export function inventoryDocument(where: { cluster: string; namespace: string; bucket: string; destinationPath: string }, inventory: Inventory, history: MigrationHistory = {}) {
   return {
     ...where,
@@ -183,12 +184,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     } catch (error) {
       throw failure(`listing ${settings.destinationPath}: ${describe(error)}`);
     }
-    if (bool(args.flags, 'json')) {
-      const doc = inventoryDocument({ cluster: name, namespace, bucket: settings.bucket, destinationPath: settings.destinationPath }, inventory, history);
-      ctx.io.out(`${JSON.stringify(doc, null, 2)}\n`);
-    } else {
-      ctx.io.out(renderInventory(settings.destinationPath, inventory, history));
-    }
+    const format = outputFormat(args.flags);
+    const doc = inventoryDocument({ cluster: name, namespace, bucket: settings.bucket, destinationPath: settings.destinationPath }, inventory, history);
+    ctx.io.out(render(format, { document: doc, names: inventory.backups.map((b) => `backup/${b.key}`), table: () => renderInventory(settings.destinationPath, inventory, history) }));
     return 0;
   } finally {
     store.destroy();

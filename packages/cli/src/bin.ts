@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { run } from './main.ts';
 
-const result = await run(process.argv.slice(2), { io: { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) } });
-process.exitCode = result.code;
+// No top-level await: the single executable's entry is CommonJS (packages/images/src/cli-executable.ts).
+void run(process.argv.slice(2), { io: { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) } }).then((result) => {
+  process.exitCode = result.code;
+});

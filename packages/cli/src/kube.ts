@@ -1,5 +1,5 @@
 // The user's kubeconfig (as kubectl would use it) and the objects the commands read.
-import { API_VERSION, CORE, KDC_CLUSTER, KDC_GROUP, KMS_KEY, KubeApiError, KubeClient, LABELS, SECURITY_GROUP, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { API_VERSION, CORE, parseDuration, KDC_CLUSTER, KDC_GROUP, KMS_KEY, KubeApiError, KubeClient, LABELS, SECURITY_GROUP, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { FlagSpecs } from './args.ts';
 import { str } from './args.ts';
 import { failure, usageError } from './errors.ts';
@@ -8,6 +8,7 @@ export const KUBE_FLAGS: FlagSpecs = {
   namespace: { type: 'string', short: 'n', value: 'ns', help: 'project namespace (default: the kubeconfig context namespace, else "default")' },
   kubeconfig: { type: 'string', value: 'file', help: 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' },
   context: { type: 'string', value: 'name', help: 'kubeconfig context (default: current-context)' },
+  'request-timeout': { type: 'string', value: 'duration', help: 'give up on a single API request after this long, e.g. 30s (0: no limit)' },
 };
 
 export interface KubeAccess {
@@ -36,8 +37,20 @@ export function kubeAccess(flags: Record<string, string | boolean>, env: Record<
     if (error instanceof Error && error.name === 'CliError') throw error;
     throw usageError(`cannot use kubeconfig ${file ?? '(default)'}: ${error instanceof Error ? error.message : String(error)}; pass --kubeconfig <file> or set KUBECONFIG`);
   }
+  // kubectl retries what the apiserver answered 429 (e.g. storage still initializing): so does a person's command.
+  kube.tooManyRequestsRetries = 5;
+  const timeout = str(flags, 'request-timeout');
+  if (timeout !== undefined) kube.requestTimeoutMs = requestTimeoutMs(timeout);
   const namespace = str(flags, 'namespace') ?? (kube.config.getContextObject(kube.config.getCurrentContext())?.namespace || 'default');
   return { kube, namespace };
+}
+
+/** kubectl's --request-timeout: a duration, or a bare number of seconds; 0 means none. */
+export function requestTimeoutMs(text: string): number | undefined {
+  if (/^\d+$/.test(text)) return Number(text) === 0 ? undefined : Number(text) * 1000;
+  const parsed = parseDuration(text);
+  if (!parsed.ok) throw usageError(`--request-timeout "${text}": ${parsed.error} (e.g. 30s, 1m, or 0 for no limit)`);
+  return parsed.seconds === 0 ? undefined : parsed.seconds * 1000;
 }
 
 export const kdcClusterRef = (namespace: string, name?: string): ResourceRef => ({ group: KDC_GROUP, version: API_VERSION, plural: KDC_CLUSTER.plural, namespace, ...(name ? { name } : {}) });

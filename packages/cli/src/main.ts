@@ -1,10 +1,13 @@
 // kubectl-kdc: operator commands (kubectl finds it on PATH as the plugin `kubectl kdc`).
+import { KDC_VERSION } from '@kdc/shared/version';
 import { commandHelp, parseArgs, type CommandSpec, type ParsedArgs } from './args.ts';
 import * as backupsList from './backups-list.ts';
 import * as backupsRestore from './backups-restore.ts';
 import * as backupsRewrap from './backups-rewrap.ts';
+import { COMPLETION_SCRIPTS, completionProtocol, completionSpec, type CommandTable } from './completion.ts';
 import type { CommandContext, Io } from './context.ts';
 import { CliError, EXIT } from './errors.ts';
+import * as fleet from './fleet.ts';
 import * as keysAdopt from './keys-adopt.ts';
 import * as keysMinDecryption from './keys-min-decryption.ts';
 import * as rewrapEtcd from './rewrap-etcd.ts';
@@ -13,20 +16,33 @@ import * as status from './status.ts';
 export const USAGE = `kubectl kdc - per-tenant etcd encryption for KdcClusters
 
 Usage:
-  kubectl kdc status <cluster> [-n namespace]
+  kubectl kdc fleet [-n namespace | -A] [-o json|yaml|wide|name]
+  kubectl kdc status <cluster> [-n namespace] [-o json|yaml|name]
   kubectl kdc rewrap-etcd <cluster> [--wait] [--timeout 1h] [-n namespace]
   kubectl kdc backups list|restore|rewrap <cluster> [-n namespace]
-      backups list <cluster> [--json]
+      backups list <cluster> [-o json|yaml|name]
       backups rewrap <cluster> [--dry-run]
       backups restore <cluster> <key|latest> [--wait] [--timeout 30m]
   kubectl kdc keys min-decryption <kmskey> --to N [--confirm] [-n namespace] [--etcd-endpoint URL]
   kubectl kdc keys adopt <kmskey> --transit-key <name> [--confirm] [-n namespace]   (platform admins)
+  kubectl kdc completion bash|zsh|plugin
   kubectl kdc version
+
+Every command takes --kubeconfig, --context, -n/--namespace and --request-timeout, as kubectl does.
+
+Examples:
+  kubectl kdc fleet                                   # every encrypted cluster: key age, coverage, plugin, backup
+  kubectl kdc status prod -n acme-shop -o yaml
+  kubectl kdc rewrap-etcd prod -n acme-shop --wait --timeout 1h
+  kubectl kdc backups restore prod latest -n acme-shop --wait
+
+Exit codes: 0 done (or nothing to do), 1 refused or failed (the message says why and what to run),
+2 the invocation is wrong (unknown flag, missing argument, bad value).
 
 Run "kubectl kdc <command> --help" for a command's flags.
 `;
 
-export const COMMANDS = ['status', 'rewrap-etcd', 'backups', 'keys', 'version', 'help'] as const;
+export const COMMANDS = ['fleet', 'status', 'rewrap-etcd', 'backups', 'keys', 'completion', 'version', 'help'] as const;
 
 interface Command {
   spec: CommandSpec;
@@ -34,7 +50,7 @@ interface Command {
 }
 
 /** Commands without a subcommand. */
-const TOP_LEVEL: Record<string, Command> = { status, 'rewrap-etcd': rewrapEtcd };
+const TOP_LEVEL: Record<string, Command> = { fleet, status, 'rewrap-etcd': rewrapEtcd };
 
 const SUBCOMMANDS: Record<string, Record<string, Command>> = {
   backups: { list: backupsList, rewrap: backupsRewrap, restore: backupsRestore },
@@ -78,6 +94,12 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<Cli
   return { code, stdout, stderr };
 }
 
+const COMPLETION_TABLE: CommandTable = {
+  commands: COMMANDS,
+  top: { ...Object.fromEntries(Object.entries(TOP_LEVEL).map(([name, c]) => [name, c.spec])), completion: completionSpec },
+  groups: Object.fromEntries(Object.entries(SUBCOMMANDS).map(([name, group]) => [name, Object.fromEntries(Object.entries(group).map(([sub, c]) => [sub, c.spec]))])),
+};
+
 async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
   const [command, sub, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -85,7 +107,20 @@ async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
     return EXIT.ok;
   }
   if (command === 'version' || command === '--version') {
-    ctx.io.out('kubectl-kdc 0.1.0\n');
+    ctx.io.out(`kubectl-kdc ${KDC_VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (command === '__complete') {
+    ctx.io.out(completionProtocol(argv.slice(1), COMPLETION_TABLE));
+    return EXIT.ok;
+  }
+  if (command === 'completion') {
+    const script = sub === undefined ? undefined : COMPLETION_SCRIPTS[sub];
+    if (!script) {
+      ctx.io.err(`"kubectl kdc completion" needs a shell: ${Object.keys(COMPLETION_SCRIPTS).join(', ')}\n`);
+      return EXIT.usage;
+    }
+    ctx.io.out(script);
     return EXIT.ok;
   }
   if (!(COMMANDS as readonly string[]).includes(command)) {

@@ -1,16 +1,17 @@
 // kubectl kdc status <cluster>: what an operator asks first — is it encrypted, with which key and
 // version, are backups and restores healthy, and what does each condition say.
 import { ANNOTATIONS, type KubeObject } from '@kdc/shared';
-import { bool, type CommandSpec, type ParsedArgs } from './args.ts';
+import type { CommandSpec, ParsedArgs } from './args.ts';
 import type { CommandContext } from './context.ts';
 import { table } from './format.ts';
 import { KUBE_FLAGS, getKdcCluster, kubeAccess } from './kube.ts';
+import { OUTPUT_FLAG, outputFormat, render } from './output.ts';
 
 export const spec: CommandSpec = {
   name: 'status',
   positionals: ['cluster'],
   summary: "Shows the cluster's encryption (key, KEK version, rotation), backups, restores and every condition with its reason and message.",
-  flags: { ...KUBE_FLAGS, json: { type: 'boolean', help: 'print the status as one JSON document' } },
+  flags: { ...KUBE_FLAGS, ...OUTPUT_FLAG, json: { type: 'boolean', help: 'the same as -o json (kept from earlier releases)' } },
 };
 
 interface Condition { type: string; status: string; reason?: string; message?: string }
@@ -50,11 +51,8 @@ export function renderStatus(cluster: KubeObject & { status?: ClusterStatus }): 
 export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<number> {
   const { kube, namespace } = kubeAccess(args.flags, ctx.env);
   const cluster = await getKdcCluster(kube, namespace, args.positionals.cluster!) as KubeObject & { status?: ClusterStatus };
-  if (bool(args.flags, 'json')) {
-    ctx.io.out(`${JSON.stringify({ name: cluster.metadata?.name, namespace: cluster.metadata?.namespace, status: cluster.status ?? {} }, null, 2)}\n`);
-  } else {
-    ctx.io.out(renderStatus(cluster));
-  }
+  const document = { name: cluster.metadata?.name, namespace: cluster.metadata?.namespace, status: cluster.status ?? {} };
+  ctx.io.out(render(outputFormat(args.flags), { document, names: [`kdccluster/${cluster.metadata?.name}`], table: () => renderStatus(cluster) }));
   const ready = cluster.status?.conditions?.find((c) => c.type === 'Ready');
   return ready?.status === 'True' ? 0 : 1;
 }

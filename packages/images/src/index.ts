@@ -4,3 +4,4 @@ export { readLayoutImage, type ImageConfig, type LayoutImage } from './layout.ts
 export { sandboxArgs, type SandboxRun } from './sandbox.ts';
 export { unpackImage } from './unpack.ts';
 export { runTool, type Ran } from './exec.ts';
+export { buildCliExecutable, krewManifest, type CliExecutable } from './cli-executable.ts';

@@ -1,6 +1,9 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KubeClient, resourcePath } from './kube.ts';
 import { splitKey } from './informer.ts';
@@ -29,5 +32,40 @@ describe('KubeClient.fromDefault', () => {
   it('takes the kubeconfig KUBECONFIG names (the positive control)', () => {
     const home = mkdtempSync(join(tmpdir(), 'home-'));
     expect(() => KubeClient.fromDefault({ KUBECONFIG: '/nonexistent' }, home)).not.toThrow(/no Kubernetes credentials/);
+  });
+});
+
+describe('KubeClient answers of 429', () => {
+  const serve = async (answers: number[]) => {
+    const seen: number[] = [];
+    const server = createServer((req, res) => {
+      const status = answers[seen.length] ?? 200;
+      seen.push(status);
+      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(status === 200 ? { kind: 'Namespace' } : { reason: 'TooManyRequests', message: 'storage is (re)initializing' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    return { client: new KubeClient(kc), seen, close: () => new Promise((r) => server.close(r)) };
+  };
+
+  it('are sent again when the caller asks for retries (the CLI), up to that many', async () => {
+    const { client, seen, close } = await serve([429, 429, 200]);
+    client.tooManyRequestsRetries = 5;
+    await expect(client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).resolves.toMatchObject({ kind: 'Namespace' });
+    expect(seen).toEqual([429, 429, 200]);
+    await close();
+  });
+
+  it('fail at once by default (controllers retry through their queues), and after the last retry', async () => {
+    const once = await serve([429, 200]);
+    await expect(once.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toMatchObject({ status: 429 });
+    expect(once.seen).toEqual([429]);
+    await once.close();
+    const twice = await serve([429, 429, 429]);
+    twice.client.tooManyRequestsRetries = 1;
+    await expect(twice.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toThrow(/429 storage is \(re\)initializing/);
+    expect(twice.seen).toEqual([429, 429]);
+    await twice.close();
   });
 });

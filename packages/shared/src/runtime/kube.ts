@@ -92,6 +92,14 @@ export interface RequestInput {
 export class KubeClient {
   readonly config: KubeConfig;
   private readonly server: URL;
+  /** A total deadline for every request that brings no signal of its own (kubectl's --request-timeout). */
+  requestTimeoutMs?: number;
+  /**
+   * How often a request the apiserver answered 429 (too many requests, storage initializing) is
+   * sent again, after a short backoff, as client-go does: for one-shot callers (the CLI). The
+   * controllers keep 0: their work queues back off and retry already.
+   */
+  tooManyRequestsRetries = 0;
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -127,9 +135,21 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send<T>(method, path, input);
+      } catch (error) {
+        if (!(error instanceof KubeApiError) || error.status !== 429 || attempt >= this.tooManyRequestsRetries) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 2000)));
+      }
+    }
+  }
+
+  private async send<T>(method: string, path: string, input: RequestInput): Promise<T> {
     const url = new URL(this.server.pathname.replace(/\/$/, '') + path, this.server);
     for (const [k, v] of Object.entries(input.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal: input.signal };
+    const signal = input.signal ?? (this.requestTimeoutMs ? AbortSignal.timeout(this.requestTimeoutMs) : undefined);
+    const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal };
     await this.config.applyToHTTPSOptions(options);
     const payload = input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (payload !== undefined) {
