@@ -110,6 +110,16 @@ describe('waitForRestore', () => {
     expect(output().out).toContain(`restore succeeded: ${K1}`);
   });
 
+  it('on a terminal, draws the states as one bar redrawn in place, then the result on its own line', async () => {
+    const states = ['Validating', 'StoppingEtcd', 'Succeeded'];
+    const { ctx, output } = fakeContext();
+    const code = await waitForRestore({ ...ctx, io: { ...ctx.io, tty: true } }, async () => object(states.shift(), { latestRestoreKey: K1 }), 'c1', 'ns', 60);
+    expect(code).toBe(0);
+    const lines = output().out.split('\r\x1b[2K').filter(Boolean);
+    expect(lines.map((l) => / (\d+)%  .*restore-state: (\S+)/.exec(l)?.slice(1))).toEqual([['14', 'Validating'], ['42', 'StoppingEtcd'], ['100', 'Succeeded']]);
+    expect(output().out.endsWith(`restore succeeded: ${K1}\n`)).toBe(true);
+  });
+
   it('ends at Failed with the RestoreReady message', async () => {
     const { ctx, output } = fakeContext();
     const code = await waitForRestore(ctx, async () => object('Failed', { conditions: [{ type: 'RestoreReady', status: 'False', reason: 'WrongKey', message: 'transit cannot unwrap' }] }), 'c1', 'ns', 60);

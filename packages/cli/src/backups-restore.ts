@@ -9,6 +9,7 @@ import {
 import { bool, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups } from './backup-access.ts';
 import type { CommandContext } from './context.ts';
+import { progressBar } from './progress.ts';
 import { describe, failure, usageError } from './errors.ts';
 import { isoSeconds } from './format.ts';
 import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
@@ -148,6 +149,8 @@ export async function waitForRestore(ctx: CommandContext, read: () => Promise<Ku
   const deadline = ctx.now().getTime() + timeoutSeconds * 1000;
   // null: nothing printed yet, so the first state (also "not started") is shown.
   let last: string | undefined | null = null;
+  // On a terminal the states also draw a bar: the run's place among the states a restore goes through.
+  const bar = ctx.io.tty ? progressBar(ctx.io) : undefined;
   for (;;) {
     let cluster: KubeObject;
     try {
@@ -162,9 +165,12 @@ export async function waitForRestore(ctx: CommandContext, read: () => Promise<Ku
     const state = restoreStateOf(cluster as Cluster);
     if (state !== last) {
       const known = state === undefined || (RESTORE_STATES as readonly string[]).includes(state);
-      ctx.io.out(`${isoSeconds(ctx.now())}  restore-state: ${state ?? '(not started)'}${known ? '' : ' (unknown state)'}\n`);
+      const line = `${isoSeconds(ctx.now())}  restore-state: ${state ?? '(not started)'}${known ? '' : ' (unknown state)'}`;
+      if (bar) bar.update(state && state !== 'Failed' ? RESTORE_STATES.indexOf(state as (typeof RESTORE_STATES)[number]) + 1 : undefined, RESTORE_STATES.length - 1, line);
+      else ctx.io.out(`${line}\n`);
       last = state;
     }
+    if (state === 'Succeeded' || state === 'Failed' || ctx.now().getTime() >= deadline) bar?.end();
     if (state === 'Succeeded') {
       const status = cluster.status as { latestRestoreKey?: string; latestRestoreTime?: string } | undefined;
       ctx.io.out(`restore succeeded${status?.latestRestoreKey ? `: ${status.latestRestoreKey}` : ''}${status?.latestRestoreTime ? ` at ${status.latestRestoreTime}` : ''}\n`);

@@ -4,6 +4,8 @@
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** stdout is a terminal: progress is a bar redrawn in place. */
+  tty?: boolean;
 }
 
 export interface CommandContext {

@@ -9,6 +9,7 @@ import type { CommandContext } from './context.ts';
 import { describe, failure, usageError } from './errors.ts';
 import { ETCD_FLAGS, etcdSettings } from './etcd.ts';
 import { rowCountsOf } from './etcd-rows.ts';
+import { progressBar } from './progress.ts';
 import { KUBE_FLAGS, getKmsKey, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
 import { keyStateDecision, minDecryptionDecision, renderInventory, type BackupInventory, type ClusterInventory, type EtcdInventory, type KeyState } from './min-decryption.ts';
 import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from './openbao.ts';
@@ -79,7 +80,7 @@ async function backupInventory(kube: KubeClient, namespace: string, facts: Clust
 
 const plural = (n: number) => (n === 1 ? '1 backup' : `${n} backups`);
 
-async function etcdInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, etcd: EtcdConnection | null, kmsKey: string): Promise<EtcdInventory> {
+async function etcdInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, etcd: EtcdConnection | null, kmsKey: string, onProgress: (scanned: number, total: number) => void): Promise<EtcdInventory> {
   if (!facts.usesForEtcd) return { status: 'skipped', reason: `its etcd rows use another KMSKey, not ${kmsKey}` };
   if (!etcd) {
     if (facts.encryptionEnabled) {
@@ -105,7 +106,7 @@ async function etcdInventory(kube: KubeClient, namespace: string, facts: Cluster
   try {
     // Every resource the platform can ever encrypt, not only the configured ones: a resource dropped
     // from spec.encryption.etcd.resources can still hold rows under an old key version.
-    scan = await scanCoverage({ connection: etcd, prefix, resources: ENCRYPTABLE_RESOURCES, currentKeyIds: [] });
+    scan = await scanCoverage({ connection: etcd, prefix, resources: ENCRYPTABLE_RESOURCES, currentKeyIds: [], onProgress: (p) => onProgress(p.scanned, p.total) });
   } catch (error) {
     return { status: 'unprovable', reason: `cannot read the rows under ${prefix}: ${describe(error)} (check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file)` };
   }
@@ -152,14 +153,16 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     throw kubeFailure(`listing KdcClusters in ${namespace}`, error);
   }
   const inventory: ClusterInventory[] = [];
+  const bar = progressBar(ctx.io);
   for (const object of clusters.sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!))) {
     const facts = clusterFacts(object, kmsKey);
     inventory.push({
       cluster: facts.name,
       backups: await backupInventory(kube, namespace, facts, transitKey, args, ctx),
-      etcd: await etcdInventory(kube, namespace, facts, etcd, kmsKey),
+      etcd: await etcdInventory(kube, namespace, facts, etcd, kmsKey, (scanned, total) => bar.update(scanned, total, `scanning the etcd rows of ${facts.name}`)),
     });
   }
+  bar.end();
   const input = { namespace, kmsKey, target, key, clusters: inventory };
   const decision = minDecryptionDecision(input);
   ctx.io.out(renderInventory(input));

@@ -75,6 +75,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<Cli
   let stdout = '';
   let stderr = '';
   const io: Io = {
+    tty: options.io?.tty ?? false,
     out: (text) => {
       stdout += text;
       options.io?.out?.(text);

@@ -7,7 +7,7 @@ const coverage = (c: Record<string, unknown>) => ({ encryption: { coverage: { to
 describe('rewrapProgress', () => {
   it('a running migration: objects, percent, pass, resource', () => {
     expect(rewrapProgress({ encryption: { migration: { reason: 'rewrap', startedAt: requested, pass: 2, resource: 'secrets', rewritten: 150, total: 100 } } }, requested))
-      .toEqual({ done: false, line: 'rewrapping: 150/100 objects (100%), pass 2, secrets' });
+      .toEqual({ done: false, rewritten: 150, total: 100, line: 'rewrapping: 150/100 objects (100%), pass 2, secrets' });
     expect(rewrapProgress({ encryption: { migration: { reason: 'rewrap', startedAt: requested, pass: 1, rewritten: 25, total: 100 } } }, requested).line).toBe('rewrapping: 25/100 objects (25%), verifying');
   });
   it('done only on a clean scan newer than the request', () => {

@@ -8,6 +8,7 @@ import { bool, str, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from
 import type { CommandContext } from './context.ts';
 import { failure } from './errors.ts';
 import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
+import { progressBar } from './progress.ts';
 
 export const spec: CommandSpec = {
   name: 'rewrap-etcd',
@@ -26,7 +27,7 @@ const POLL_MS = 2000;
 
 type Cluster = KubeObject & { status?: KdcClusterStatus };
 
-export type Progress = { done: true; line: string } | { done: false; line: string };
+export type Progress = { done: true; line: string } | { done: false; line: string; rewritten?: number; total?: number };
 
 /** Where a requested rewrap stands, from the cluster's status (pure). */
 export function rewrapProgress(status: KdcClusterStatus | undefined, requestedAt: string): Progress {
@@ -34,7 +35,7 @@ export function rewrapProgress(status: KdcClusterStatus | undefined, requestedAt
   const m = e?.migration;
   if (m) {
     const percent = m.total > 0 ? Math.min(100, Math.floor((100 * m.rewritten) / m.total)) : 0;
-    return { done: false, line: `${({ rewrap: 'rewrapping', enable: 'encrypting', decrypt: 'decrypting', switch: 'moving to the new key' } as const)[m.reason]}: ${m.rewritten}/${m.total} objects (${percent}%)${m.pass > 1 ? `, pass ${m.pass}` : ''}${m.resource ? `, ${m.resource}` : ', verifying'}` };
+    return { done: false, rewritten: m.rewritten, total: m.total, line: `${({ rewrap: 'rewrapping', enable: 'encrypting', decrypt: 'decrypting', switch: 'moving to the new key' } as const)[m.reason]}: ${m.rewritten}/${m.total} objects (${percent}%)${m.pass > 1 ? `, pass ${m.pass}` : ''}${m.resource ? `, ${m.resource}` : ', verifying'}` };
   }
   const c = e?.coverage;
   if (c && Date.parse(c.scannedAt) >= Date.parse(requestedAt)) {
@@ -64,13 +65,17 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     return 0;
   }
   const deadline = ctx.now().getTime() + timeoutSeconds * 1000;
-  let shown = '';
+  const bar = progressBar(ctx.io);
   for (;;) {
     const progress = rewrapProgress((await getKdcCluster(kube, namespace, name) as Cluster).status, requestedAt);
-    if (progress.line !== shown) ctx.io.out(`${progress.line}\n`);
-    shown = progress.line;
-    if (progress.done) return 0;
+    if (progress.done) {
+      bar.end();
+      ctx.io.out(`${progress.line}\n`);
+      return 0;
+    }
+    bar.update(progress.rewritten, progress.total, progress.line);
     if (ctx.now().getTime() > deadline) {
+      bar.end();
       ctx.io.err(`error: the rewrap of ${namespace}/${name} did not finish within ${str(args.flags, 'timeout') ?? '1h'}; it goes on: run the command again with --wait to follow it\n`);
       return 1;
     }
