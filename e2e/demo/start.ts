@@ -56,7 +56,7 @@ try {
   const { state } = platform;
   say(`platform up: etcd pid ${state.etcd.pid}, kube-apiserver pid ${state.management.pid}, OpenBao pid ${state.openbao.pid}, S3 pid ${state.s3.pid}`);
   const kube = KubeClient.fromFile(state.management.kubeconfig);
-  runner = await startKamajiRunner(state, { images: shipped.table, deployments: true });
+  runner = await startKamajiRunner(state, { images: shipped.table, deployments: true, pods: true });
   say('helm install kdc charts/kdc-encryption (controllers from the images, pinned by digest)');
   await installProduct({ state, shipped, dir: join(state.dir, 'demo'), set: { 'k8Manager.replicas': '1', 'encryptionReconciler.replicas': '1', 'k8Manager.observePeriod': '5s' } });
 

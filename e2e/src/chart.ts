@@ -79,7 +79,8 @@ async function install(p: PlatformState, adminKubeconfig: string): Promise<Recor
   const admin = KubeClient.fromFile(adminKubeconfig);
   const objects = await renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace });
   await admin.apply({ group: '', version: 'v1', plural: 'namespaces', name: CONTROLLER_RELEASE.namespace }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CONTROLLER_RELEASE.namespace } }, 'kdc-e2e');
-  for (const object of objects.filter((o) => IDENTITY_KINDS.has(o.kind!))) await admin.apply(refOf(object), object, 'kdc-e2e');
+  // The helm test hook's identity exists only while `helm test` runs.
+  for (const object of objects.filter((o) => IDENTITY_KINDS.has(o.kind!) && !o.metadata?.annotations?.['helm.sh/hook'])) await admin.apply(refOf(object), object, 'kdc-e2e');
   const kubeconfigs = {} as Record<ControllerIdentity, string>;
   for (const identity of ['k8-manager', 'encryption-reconciler'] as const) {
     const token = await requestServiceAccountToken(admin, CONTROLLER_RELEASE.namespace, identity, undefined, 6 * 3600);

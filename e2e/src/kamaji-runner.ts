@@ -22,6 +22,7 @@ import type { LocalImage } from './kamaji-image.ts';
 import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
 import { LocalDeploymentRunner } from './kamaji-deployments.ts';
 import { LocalJobRunner } from './kamaji-jobs.ts';
+import { LocalPodRunner } from './kamaji-pods.ts';
 import type { WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { LocalStatefulSetRunner } from './kamaji-statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
@@ -86,6 +87,8 @@ export interface KamajiRunnerOptions {
   jobs?: boolean;
   /** Also run apps/v1 Deployments in the watched namespaces (kamaji-deployments.ts): the chart's controllers. Default false. */
   deployments?: boolean;
+  /** Also schedule and run Pods nobody owns (kamaji-pods.ts): `helm test`'s. Default false. */
+  pods?: boolean;
 }
 
 export interface PodInfo {
@@ -203,6 +206,7 @@ class Runner implements KamajiRunner {
   private jobs?: LocalJobRunner;
   private statefulSets?: LocalStatefulSetRunner;
   private deployments?: LocalDeploymentRunner;
+  private barePods?: LocalPodRunner;
 
   constructor(state: PlatformState, options: KamajiRunnerOptions) {
     this.state = state;
@@ -245,6 +249,10 @@ class Runner implements KamajiRunner {
     if (this.options.deployments) {
       this.deployments = new LocalDeploymentRunner(this.workloadDeps('deployments', namespaces));
       await this.deployments.start();
+    }
+    if (this.options.pods) {
+      this.barePods = new LocalPodRunner(this.workloadDeps('pods', namespaces));
+      await this.barePods.start();
     }
     this.log('runner started', { namespaces: this.options.namespaces ?? 'all', outboundPorts: this.outboundPorts });
   }
@@ -847,6 +855,7 @@ class Runner implements KamajiRunner {
     if (this.stopping) return;
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.barePods?.stop();
     await this.deployments?.stop();
     await this.jobs?.stop();
     await this.statefulSets?.stop();

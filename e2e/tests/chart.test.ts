@@ -36,11 +36,15 @@ describe('Helm chart kdc-encryption', () => {
     const kinds = objects.map((o) => o.kind).sort();
     // ClusterRoles: two controllers, their own namespace, cleanup tasks, tenant edit and view.
     // ConfigMaps: the OpenBao CA and the controller's OpenBao policy.
+    // The helm test hook: a Pod, its ServiceAccount, a Role and a RoleBinding.
     expect(kinds).toEqual([
       ...Array(6).fill('ClusterRole'), 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'CustomResourceDefinition', 'CustomResourceDefinition',
-      'Deployment', 'Deployment', 'PodDisruptionBudget', 'PodDisruptionBudget', 'PrometheusRule', 'RoleBinding', 'RoleBinding', 'Service', 'Service',
-      'ServiceAccount', 'ServiceAccount', 'ServiceMonitor', 'ServiceMonitor',
+      'Deployment', 'Deployment', 'Pod', 'PodDisruptionBudget', 'PodDisruptionBudget', 'PrometheusRule', 'Role', 'RoleBinding', 'RoleBinding', 'RoleBinding', 'Service', 'Service',
+      'ServiceAccount', 'ServiceAccount', 'ServiceAccount', 'ServiceMonitor', 'ServiceMonitor',
     ]);
+    const test = objects.find((o) => o.kind === 'Role')! as KubeObject & { rules: unknown[] };
+    expect(test.metadata?.annotations?.['helm.sh/hook']).toBe('test');
+    expect(test.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['k8-manager', 'encryption-reconciler'], verbs: ['get'] }]);
     // The CRDs are the generated ones, kept on uninstall (the platform already serves them: not created again here).
     const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');
     for (const crd of crds) expect(crd.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');

@@ -44,7 +44,7 @@ describe('helm install runs the product from the shipped images', () => {
     shipped = await shippedImages();
     iso = await isolatedManagement(p, id, { openbao: true, crds: { kdc: false, kamaji: true } });
     kube = iso.kube;
-    runner = await startKamajiRunner(iso.state, { images: shipped.table, deployments: true, dir: join(dir, 'runner'), logDir: join(p.logDir, id) });
+    runner = await startKamajiRunner(iso.state, { images: shipped.table, deployments: true, pods: true, dir: join(dir, 'runner'), logDir: join(p.logDir, id) });
   }, 600_000);
 
   afterAll(async () => {
@@ -72,6 +72,12 @@ describe('helm install runs the product from the shipped images', () => {
       // It leads: in-cluster credentials (the projected ServiceAccount token) work.
       await waitFor(`${name} holding its Lease`, async () => (await kube.getOrNull<KubeObject & { spec: { holderIdentity?: string } }>(LEASE(name)))?.spec.holderIdentity === pod!.name || undefined, { timeoutMs: 60_000, intervalMs: 500 });
     }
+
+    // helm test: its pod (the k8-manager image) finds both controllers holding and renewing their Leases.
+    const tested = await release.helm('test', 'kdc', '-n', SYSTEM, '--timeout', '2m', '--logs');
+    expect(tested).toMatch(/Phase:\s+Succeeded/);
+    expect(tested).toContain('ok  k8-manager: held by k8-manager-');
+    expect(tested).toContain('ok  encryption-reconciler: held by encryption-reconciler-');
 
     await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: tenantNs } });
     await kube.create(KDCCLUSTER(tenantNs), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, backup: { enabled: false }, encryption: { etcd: { enabled: true } } } });

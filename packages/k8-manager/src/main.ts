@@ -10,6 +10,7 @@ import {
   Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
   controllerMetrics, exitOnVersionFlag, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
 } from '@kdc/shared';
+import { checkLeasesMain } from './check-leases.ts';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
@@ -17,6 +18,7 @@ import { tenantObserver } from './observe-tenant.ts';
 import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 
 exitOnVersionFlag('k8-manager');
+if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(process.argv.slice(3)));
 const logger = createLogger('k8-manager');
 // OPENBAO_CA_BUNDLE holds the PEM itself or names a file with it (a mounted ConfigMap).
 const caSetting = process.env.OPENBAO_CA_BUNDLE?.trim();

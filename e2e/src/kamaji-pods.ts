@@ -1,0 +1,82 @@
+// The bare-Pod half of the local runner: what the scheduler and a kubelet do for a Pod nobody
+// owns and no node was chosen for (`helm test` creates one). The runner binds it to its node
+// (the Binding subresource, as the scheduler does), runs it generically (kamaji-pod.ts), writes
+// its status as a kubelet does, and stops it when the Pod object goes.
+import { CORE, isNotFound, type Informer } from '@kdc/shared';
+import type { PodObject, PodRuntime } from './kamaji-pod.ts';
+import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
+
+const POD = (namespace?: string) => CORE('pods', namespace);
+
+export class LocalPodRunner {
+  private readonly deps: WorkloadRunnerDeps;
+  private informers: Informer<PodObject>[] = [];
+  private readonly running = new Map<string, { runtime?: PodRuntime; done: Promise<void> }>();
+  private stopping = false;
+
+  constructor(deps: WorkloadRunnerDeps) {
+    this.deps = deps;
+  }
+
+  async start(): Promise<void> {
+    this.informers = await watchAll<PodObject>(this.deps.kube, POD, this.deps.namespaces, (pod) => this.consider(pod));
+  }
+
+  private consider(pod: PodObject): void {
+    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const entry = this.running.get(key);
+    const meta = pod.metadata as PodObject['metadata'] & { deletionTimestamp?: string; ownerReferences?: unknown[] };
+    if (meta.deletionTimestamp || !this.exists(pod)) {
+      void entry?.runtime?.stop(2000);
+      return;
+    }
+    // Pods of our Jobs, StatefulSets and Deployments come bound to the node; others are not ours to run.
+    if (this.stopping || entry || pod.spec.nodeName || meta.ownerReferences?.length) return;
+    const started: { runtime?: PodRuntime; done: Promise<void> } = { done: Promise.resolve() };
+    this.running.set(key, started);
+    started.done = this.run(pod, started).catch((error: unknown) => this.deps.log('pod run failed', { pod: key, error: String((error as Error)?.message ?? error) }));
+  }
+
+  private exists(pod: PodObject): boolean {
+    return this.informers.some((i) => i.get(pod.metadata.name, pod.metadata.namespace) !== undefined);
+  }
+
+  private async run(pod: PodObject, entry: { runtime?: PodRuntime }): Promise<void> {
+    const { kube } = this.deps;
+    const { namespace, name } = pod.metadata;
+    await this.deps.prepareNamespace(namespace, pod.spec.serviceAccountName);
+    await kube.post({ ...CORE('pods', namespace, name), subresource: 'binding' }, { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: this.deps.nodeName } });
+    const bound = await kube.get<PodObject>(CORE('pods', namespace, name));
+    let flush: Promise<void> = Promise.resolve();
+    const runtime = this.deps.runtime(bound, `${namespace}_${name}`, () => {
+      flush = flush.then(() => this.patchStatus(runtime));
+    });
+    entry.runtime = runtime;
+    runtime.start();
+    this.deps.log('pod started', { pod: `${namespace}/${name}` });
+    const restartPolicy = bound.spec.restartPolicy ?? 'Always';
+    const finished = () => restartPolicy !== 'Always' && (runtime.phase === 'Succeeded' || runtime.phase === 'Failed');
+    while (!this.stopping && !runtime.closed && !finished()) await new Promise((r) => setTimeout(r, 100));
+    const phase = runtime.phase;
+    await runtime.stop(2000);
+    await flush;
+    if (phase === 'Succeeded' || phase === 'Failed') await this.patchStatus(runtime, phase);
+    this.deps.log('pod finished', { pod: `${namespace}/${name}`, phase });
+  }
+
+  private async patchStatus(runtime: PodRuntime, phase?: string): Promise<void> {
+    const { namespace, name } = runtime.pod.metadata;
+    await this.deps.kube.patch({ ...CORE('pods', namespace, name), subresource: 'status' }, { status: { ...runtime.status(), ...(phase ? { phase } : {}) } }, 'merge').catch((error: unknown) => {
+      if (!isNotFound(error)) this.deps.log('pod status update failed', { pod: name, error: String(error) });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.running.values()].map(async (e) => {
+      await e.runtime?.stop(2000);
+      await e.done;
+    }));
+  }
+}
