@@ -50,7 +50,9 @@ describe('Helm chart kdc-encryption', () => {
     for (const crd of crds) expect(crd.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');
     expect(crds.map((c) => ({ ...c, metadata: { name: c.metadata?.name } }))).toEqual(platformCrds().map((c) => ({ ...c, metadata: { name: c.metadata?.name } })));
     // The platform has no prometheus-operator CRDs; everything else goes through admission and schema.
-    for (const object of objects.filter((o) => !['PrometheusRule', 'ServiceMonitor', 'CustomResourceDefinition'].includes(o.kind!))) {
+    // The test Pod's admission looks its ServiceAccount up: that one is created for real first.
+    for (const sa of objects.filter((o) => o.kind === 'ServiceAccount' && o.metadata?.annotations?.['helm.sh/hook'])) await kube.create(refOf(sa), sa);
+    for (const object of objects.filter((o) => !['PrometheusRule', 'ServiceMonitor', 'CustomResourceDefinition'].includes(o.kind!) && !(o.kind === 'ServiceAccount' && o.metadata?.annotations?.['helm.sh/hook']))) {
       await expect(kube.create(refOf(object), object, { dryRun: 'All' }), `${object.kind} ${object.metadata?.name}`).resolves.toMatchObject({ kind: object.kind });
     }
     for (const deployment of objects.filter((o): o is Deployment => o.kind === 'Deployment')) {
