@@ -21,6 +21,7 @@ vault|v1.21.0|vault=github.com/hashicorp/vault|
 minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|-X github.com/minio/minio/cmd.Version=2026-02-12T20:18:48Z -X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.2026-02-12T20-18-48Z -X github.com/minio/minio/cmd.CommitID=7aac2a2c5b7c -X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c
 helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
 kms-load|v1|kms-load=kdc.local/tools/kms-load|
+registry|v0.22.1|registry=github.com/google/go-containerregistry/cmd/registry|
 EOF
 }
 
