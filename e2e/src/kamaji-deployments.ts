@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CORE, isNotFound, rfc3339, type Informer, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { nextRolloutStep } from './kamaji-rollout.ts';
-import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
+import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
 export const DEPLOYMENT = (namespace?: string, name?: string): ResourceRef => ({ group: 'apps', version: 'v1', plural: 'deployments', namespace, name });
 
@@ -56,12 +56,7 @@ export class LocalDeploymentRunner {
   }
 
   private get(key: string): DeploymentObject | undefined {
-    const [namespace, name] = key.split('/') as [string, string];
-    for (const informer of this.informers) {
-      const d = informer.get(name, namespace);
-      if (d) return d;
-    }
-    return undefined;
+    return findIn(this.informers, key);
   }
 
   private enqueue(key: string): void {

@@ -6,9 +6,9 @@
 // FailureTarget+Failed). It never looks at what the containers are. CronJob scheduling is not
 // played: a run is started like `kubectl create job --from=cronjob/<name>` (createJobFromCronJob).
 import { randomBytes } from 'node:crypto';
-import { CORE, isNotFound, rfc3339, type Informer, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { CORE, rfc3339, type Informer, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
-import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
+import { runPodToEnd, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
 export const JOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'jobs', namespace, name });
 export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'cronjobs', namespace, name });
@@ -81,7 +81,7 @@ export class LocalJobRunner {
       await this.patchStatus(job, { startTime, active: 1, ready: 0, failed, succeeded: 0 });
       const pod = await this.createPod(job);
       this.deps.log('job pod started', { job: key, pod: pod.metadata.name, attempt: failed + 1 });
-      const outcome = await this.runPod(pod, entry, deadline);
+      const outcome = await runPodToEnd(this.deps, pod, entry, () => this.stopping || Date.now() >= deadline);
       if (this.stopping) return;
       if (outcome === 'Succeeded') {
         const now = seconds();
@@ -112,31 +112,6 @@ export class LocalJobRunner {
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
-  }
-
-  private async runPod(pod: PodObject, entry: { runtime?: PodRuntime }, deadline: number): Promise<'Succeeded' | 'Failed'> {
-    const { kube } = this.deps;
-    let flush: Promise<void> = Promise.resolve();
-    let pending = false;
-    const runtime = this.deps.runtime(pod, `${pod.metadata.namespace}_${pod.metadata.name}`, () => {
-      if (pending) return;
-      pending = true;
-      flush = flush.then(async () => {
-        pending = false;
-        await kube.patch({ ...CORE('pods', pod.metadata.namespace, pod.metadata.name), subresource: 'status' }, { status: runtime.status() }, 'merge').catch((error: unknown) => {
-          if (!isNotFound(error)) this.deps.log('job pod status update failed', { pod: pod.metadata.name, error: String(error) });
-        });
-      });
-    });
-    entry.runtime = runtime;
-    runtime.start();
-    while (!this.stopping && runtime.phase !== 'Succeeded' && runtime.phase !== 'Failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const phase = runtime.phase === 'Succeeded' ? 'Succeeded' : 'Failed';
-    await runtime.stop(2000);
-    entry.runtime = undefined;
-    await flush;
-    await kube.patch({ ...CORE('pods', pod.metadata.namespace, pod.metadata.name), subresource: 'status' }, { status: { ...runtime.status(), phase } }, 'merge').catch(() => undefined);
-    return phase;
   }
 
   private async createPod(job: JobObject): Promise<PodObject> {

@@ -2,9 +2,9 @@
 // owns and no node was chosen for (`helm test` creates one). The runner binds it to its node
 // (the Binding subresource, as the scheduler does), runs it generically (kamaji-pod.ts), writes
 // its status as a kubelet does, and stops it when the Pod object goes.
-import { CORE, isNotFound, type Informer } from '@kdc/shared';
+import { CORE, type Informer } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
-import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
+import { findIn, runPodToEnd, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
 const POD = (namespace?: string) => CORE('pods', namespace);
 
@@ -38,7 +38,7 @@ export class LocalPodRunner {
   }
 
   private exists(pod: PodObject): boolean {
-    return this.informers.some((i) => i.get(pod.metadata.name, pod.metadata.namespace) !== undefined);
+    return findIn(this.informers, `${pod.metadata.namespace}/${pod.metadata.name}`) !== undefined;
   }
 
   private async run(pod: PodObject, entry: { runtime?: PodRuntime }): Promise<void> {
@@ -47,28 +47,10 @@ export class LocalPodRunner {
     await this.deps.prepareNamespace(namespace, pod.spec.serviceAccountName);
     await kube.post({ ...CORE('pods', namespace, name), subresource: 'binding' }, { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: this.deps.nodeName } });
     const bound = await kube.get<PodObject>(CORE('pods', namespace, name));
-    let flush: Promise<void> = Promise.resolve();
-    const runtime = this.deps.runtime(bound, `${namespace}_${name}`, () => {
-      flush = flush.then(() => this.patchStatus(runtime));
-    });
-    entry.runtime = runtime;
-    runtime.start();
-    this.deps.log('pod started', { pod: `${namespace}/${name}` });
-    const restartPolicy = bound.spec.restartPolicy ?? 'Always';
-    const finished = () => restartPolicy !== 'Always' && (runtime.phase === 'Succeeded' || runtime.phase === 'Failed');
-    while (!this.stopping && !runtime.closed && !finished()) await new Promise((r) => setTimeout(r, 100));
-    const phase = runtime.phase;
-    await runtime.stop(2000);
-    await flush;
-    if (phase === 'Succeeded' || phase === 'Failed') await this.patchStatus(runtime, phase);
+    this.deps.log('pod bound and started', { pod: `${namespace}/${name}` });
+    // restartPolicy Always never ends by itself: it runs until its object goes or the runner stops.
+    const phase = await runPodToEnd(this.deps, bound, entry, () => this.stopping);
     this.deps.log('pod finished', { pod: `${namespace}/${name}`, phase });
-  }
-
-  private async patchStatus(runtime: PodRuntime, phase?: string): Promise<void> {
-    const { namespace, name } = runtime.pod.metadata;
-    await this.deps.kube.patch({ ...CORE('pods', namespace, name), subresource: 'status' }, { status: { ...runtime.status(), ...(phase ? { phase } : {}) } }, 'merge').catch((error: unknown) => {
-      if (!isNotFound(error)) this.deps.log('pod status update failed', { pod: name, error: String(error) });
-    });
   }
 
   async stop(): Promise<void> {

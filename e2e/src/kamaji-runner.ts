@@ -23,7 +23,7 @@ import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObjec
 import { LocalDeploymentRunner } from './kamaji-deployments.ts';
 import { LocalJobRunner } from './kamaji-jobs.ts';
 import { LocalPodRunner } from './kamaji-pods.ts';
-import type { WorkloadRunnerDeps } from './kamaji-workloads.ts';
+import { findIn, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { LocalStatefulSetRunner } from './kamaji-statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
 import { checkSandboxTools, PodRuntime, type ContainerInfo, type PodObject } from './kamaji-pod.ts';
@@ -258,12 +258,7 @@ class Runner implements KamajiRunner {
   }
 
   private get(key: string): TenantControlPlane | undefined {
-    const [namespace, name] = key.split('/') as [string, string];
-    for (const informer of this.informers) {
-      const tcp = informer.get(name, namespace);
-      if (tcp) return tcp;
-    }
-    return undefined;
+    return findIn(this.informers, key);
   }
 
   private enqueue(key: string, delayMs = 0): void {

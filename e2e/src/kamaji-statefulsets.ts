@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { CORE, isNotFound, type Informer, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
-import { watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
+import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { freePort } from './ports.ts';
 
 export const STATEFULSET = (namespace?: string, name?: string): ResourceRef => ({ group: 'apps', version: 'v1', plural: 'statefulsets', namespace, name });
@@ -65,12 +65,7 @@ export class LocalStatefulSetRunner {
   }
 
   private get(key: string): StatefulSetObject | undefined {
-    const [namespace, name] = key.split('/') as [string, string];
-    for (const informer of this.informers) {
-      const sts = informer.get(name, namespace);
-      if (sts) return sts;
-    }
-    return undefined;
+    return findIn(this.informers, key);
   }
 
   private enqueue(key: string): void {

@@ -1,5 +1,5 @@
 // What the runner's workload halves (Jobs, StatefulSets) get from the runner, and how they watch.
-import { Informer, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { CORE, Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 
 export interface WorkloadRunnerDeps {
@@ -23,4 +23,44 @@ export async function watchAll<T extends KubeObject>(kube: KubeClient, ref: (nam
   });
   await Promise.all(informers.map((i) => i.waitForSync()));
   return informers;
+}
+
+/** The object `<namespace>/<name>` from whichever informer has it (one per watched namespace). */
+export function findIn<T extends KubeObject>(informers: readonly Informer<T>[], key: string): T | undefined {
+  const [namespace, name] = key.split('/') as [string, string];
+  for (const informer of informers) {
+    const found = informer.get(name, namespace);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Runs an admitted Pod object to its end as a kubelet would, writing its status on every change
+ * and its final phase last: Succeeded or Failed, or Failed when `giveUp` says so first (a Job's
+ * deadline, the runner stopping). `entry.runtime` is the running pod meanwhile.
+ */
+export async function runPodToEnd(deps: WorkloadRunnerDeps, pod: PodObject, entry: { runtime?: PodRuntime }, giveUp: () => boolean): Promise<'Succeeded' | 'Failed'> {
+  const ref = { ...CORE('pods', pod.metadata.namespace, pod.metadata.name), subresource: 'status' };
+  let flush: Promise<void> = Promise.resolve();
+  let pending = false;
+  const runtime = deps.runtime(pod, `${pod.metadata.namespace}_${pod.metadata.name}`, () => {
+    if (pending) return;
+    pending = true;
+    flush = flush.then(async () => {
+      pending = false;
+      await deps.kube.patch(ref, { status: runtime.status() }, 'merge').catch((error: unknown) => {
+        if (!isNotFound(error)) deps.log('pod status update failed', { pod: pod.metadata.name, error: String(error) });
+      });
+    });
+  });
+  entry.runtime = runtime;
+  runtime.start();
+  while (!giveUp() && !runtime.closed && runtime.phase !== 'Succeeded' && runtime.phase !== 'Failed') await new Promise((r) => setTimeout(r, 100));
+  const phase = runtime.phase === 'Succeeded' ? 'Succeeded' : 'Failed';
+  await runtime.stop(2000);
+  entry.runtime = undefined;
+  await flush;
+  await deps.kube.patch(ref, { status: { ...runtime.status(), phase } }, 'merge').catch(() => undefined);
+  return phase;
 }
