@@ -7,7 +7,7 @@ import {
   type KubeObject,
 } from '@kdc/shared';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
-import { BACKUP_IMAGE, LOCAL_IMAGES } from '../src/images.ts';
+import { LOCAL_IMAGES, shippedImages, type ShippedImages } from '../src/images.ts';
 import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { createCA, issueCert } from '../src/pki.ts';
@@ -30,6 +30,8 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
   let ns: string;
   let etcd: EtcdServer;
   let runner: KamajiRunner;
+  let shipped: ShippedImages;
+  let backupImage: string;
   let tenant: KubeClient;
   let store: BackupStore;
 
@@ -68,11 +70,14 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
     });
     ns = await createNamespace(kube, 'tenant-bk');
     await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'managed-k8s-backups' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId, [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey } } as KubeObject);
-    processes.push(...await shardControllers(id, { OBSERVE_PERIOD: '3s' }));
-    runner = await startKamajiRunner(p, { images: LOCAL_IMAGES, namespaces: [ns], extraOutboundPorts: [Number(new URL(etcd.endpoint).port)] });
+    // The backup Jobs run the kdc-backup image we ship (the runner's table has no source mapping for it).
+    shipped = await shippedImages();
+    backupImage = shipped.built['kdc-backup']!.ref;
+    processes.push(...await shardControllers(id, { OBSERVE_PERIOD: '3s', KDC_BACKUP_IMAGE: backupImage }));
+    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, ...shipped.table }, namespaces: [ns], extraOutboundPorts: [Number(new URL(etcd.endpoint).port)] });
     processes.push(runner);
     store = BackupStore.fromSettings({ endpoint: p.s3.endpoint, region: p.s3.region, bucket: p.s3.bucket, accessKeyId: p.s3.accessKeyId, secretAccessKey: p.s3.secretAccessKey });
-  }, 120_000);
+  }, 600_000);
   afterAll(async () => {
     for (const p of processes.reverse()) await p.stop();
     await kube.delete(DATASTORE(dataStore)).catch(() => undefined);
@@ -93,7 +98,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
     expect(cj.spec).toMatchObject({ schedule: '17 3 * * *', concurrencyPolicy: 'Forbid' });
     const pod = cj.spec.jobTemplate.spec.template.spec;
     expect(pod).toMatchObject({ serviceAccountName: names.backupServiceAccount, automountServiceAccountToken: false, restartPolicy: 'Never' });
-    expect(pod.containers[0]).toMatchObject({ image: BACKUP_IMAGE, args: ['backup', '--retention-days=7'] });
+    expect(pod.containers[0]).toMatchObject({ image: backupImage, args: ['backup', '--retention-days=7'] });
     expect(await kube.getOrNull(CORE('serviceaccounts', ns, names.backupServiceAccount))).not.toBeNull();
     // The tenant's apiserver really keeps its data on the dedicated DataStore.
     const admin = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`));
