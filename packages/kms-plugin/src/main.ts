@@ -1,19 +1,21 @@
 #!/usr/bin/env node
-// kms-plugin entry point: flags -> config -> plugin; SIGTERM drains and removes the socket.
-// `prepare-socket-dir` is the init container's step (socket-dir.ts).
-import { createLogger, exitOnVersionFlag, onShutdown } from '@kdc/shared';
-import { helpText, parseConfig } from './config.ts';
-import { startPlugin } from './plugin.ts';
+// kms-plugin entry point. `prepare-socket-dir` (the init container's step, socket-dir.ts) is
+// dispatched before the plugin and its dependencies load: the init container of every encrypted
+// control-plane pod start should cost a chown, not the plugin's start-up.
+import { exitOnVersionFlag } from '@kdc/shared/version';
 import { parseSocketDirArgs, prepareSocketDir, SOCKET_DIR_HELP } from './socket-dir.ts';
 
 const argv = process.argv.slice(2);
 exitOnVersionFlag('kms-plugin', argv);
-if (argv[0] === 'prepare-socket-dir') {
+// An image may bake plugin flags into its entrypoint (`node main.js --key-id-form=kdc1`); the init
+// container's args come after them, and the step has no use for them.
+const step = argv.indexOf('prepare-socket-dir');
+if (step >= 0 && argv.slice(0, step).every((a) => a.startsWith('--'))) {
   if (argv.includes('--help')) {
     process.stdout.write(SOCKET_DIR_HELP);
     process.exit(0);
   }
-  const args = parseSocketDirArgs(argv.slice(1));
+  const args = parseSocketDirArgs(argv.slice(step + 1));
   if (!args.ok) {
     process.stderr.write(`kms-plugin: ${args.error}\n`);
     process.exit(2);
@@ -26,20 +28,4 @@ if (argv[0] === 'prepare-socket-dir') {
     process.exit(1);
   }
 }
-if (argv.includes('--help') || argv.includes('-h')) {
-  process.stdout.write(helpText());
-  process.exit(0);
-}
-const parsed = parseConfig(argv, process.env);
-if (!parsed.ok) {
-  for (const error of parsed.errors) process.stderr.write(`kms-plugin: ${error}\n`);
-  process.exit(2);
-}
-const logger = createLogger('kms-plugin', { level: parsed.config.logLevel });
-try {
-  const plugin = await startPlugin(parsed.config, logger);
-  onShutdown(() => plugin.stop(), { logger, graceMs: 25_000 });
-} catch (error) {
-  logger.error({ err: (error as Error).message }, 'kms-plugin failed to start');
-  process.exit(1);
-}
+await import('./serve.ts');
