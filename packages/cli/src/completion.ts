@@ -35,22 +35,17 @@ export function completionProtocol(words: readonly string[], table: CommandTable
   return [...completions(words, table), NO_FILE_COMPLETION].join('\n') + '\n';
 }
 
+// One completion function: bash runs it as is, zsh through its bash compatibility layer.
+const BASH_FUNCTION = `_kubectl_kdc() {
+  local IFS=$'\\n'
+  COMPREPLY=( $(kubectl-kdc __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null | grep -v '^:') )
+}
+complete -F _kubectl_kdc kubectl-kdc
+`;
+
 export const COMPLETION_SCRIPTS: Record<string, string> = {
-  bash: `# kubectl-kdc bash completion: source <(kubectl-kdc completion bash)
-_kubectl_kdc() {
-  local IFS=$'\\n'
-  COMPREPLY=( $(kubectl-kdc __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null | grep -v '^:') )
-}
-complete -F _kubectl_kdc kubectl-kdc
-`,
-  zsh: `# kubectl-kdc zsh completion: source <(kubectl-kdc completion zsh)
-autoload -U +X bashcompinit && bashcompinit
-_kubectl_kdc() {
-  local IFS=$'\\n'
-  COMPREPLY=( $(kubectl-kdc __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null | grep -v '^:') )
-}
-complete -F _kubectl_kdc kubectl-kdc
-`,
+  bash: `# kubectl-kdc bash completion: source <(kubectl-kdc completion bash)\n${BASH_FUNCTION}`,
+  zsh: `# kubectl-kdc zsh completion: source <(kubectl-kdc completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${BASH_FUNCTION}`,
   // Saved as an executable kubectl_complete-kdc on PATH, next to kubectl-kdc.
   plugin: `#!/bin/sh
 # kubectl completes "kubectl kdc ..." with this (kubectl 1.26+): save as kubectl_complete-kdc on PATH, chmod +x.

@@ -3,10 +3,9 @@
 // between two reads (its resourceVersion), never by comparing renewTime, written by another
 // machine's clock, with ours.
 import { parseArgs } from 'node:util';
-import { KubeClient, type KubeObject } from '@kdc/shared';
+import { KubeClient, leaseRef, type KubeObject } from '@kdc/shared';
 
 type Lease = KubeObject & { spec?: { holderIdentity?: string; leaseDurationSeconds?: number } };
-const LEASE = (namespace: string, name: string) => ({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace, name });
 
 export interface LeaseVerdict {
   lease: string;
@@ -15,12 +14,12 @@ export interface LeaseVerdict {
 }
 
 export async function checkLease(kube: Pick<KubeClient, 'getOrNull'>, namespace: string, name: string, sleep: (ms: number) => Promise<void>, pollMs = 1000): Promise<LeaseVerdict> {
-  const first = await kube.getOrNull<Lease>(LEASE(namespace, name));
+  const first = await kube.getOrNull<Lease>(leaseRef(namespace, name));
   if (!first) return { lease: name, ok: false, message: `no Lease ${namespace}/${name}: the controller never ran here, or runs with another LEASE_NAME` };
   const waitMs = ((first.spec?.leaseDurationSeconds ?? 15) + 5) * 1000;
   for (let waited = 0; waited <= waitMs; waited += pollMs) {
     await sleep(pollMs);
-    const now = await kube.getOrNull<Lease>(LEASE(namespace, name));
+    const now = await kube.getOrNull<Lease>(leaseRef(namespace, name));
     if (!now) return { lease: name, ok: false, message: `Lease ${namespace}/${name} was deleted while being checked` };
     const holder = now.spec?.holderIdentity;
     if (holder && now.metadata?.resourceVersion !== first.metadata?.resourceVersion) return { lease: name, ok: true, message: `${name}: held by ${holder} and renewed` };

@@ -36,6 +36,9 @@ export interface LeaderTimings {
   retryPeriodSeconds: number;
 }
 
+/** Where a Lease lives: what the elector writes and what a check (k8-manager check-leases) reads. */
+export const leaseRef = (namespace: string, name: string): ResourceRef => ({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace, name });
+
 /** client-go's jitter on a candidate's retry period, so standbys do not poll in lockstep. */
 export const JITTER_FACTOR = 1.2;
 
@@ -144,7 +147,7 @@ export class LeaderElector {
   }
 
   private get ref(): ResourceRef {
-    return { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: this.options.namespace, name: this.options.name };
+    return leaseRef(this.options.namespace, this.options.name);
   }
 
   private get renewDeadlineMs(): number {
