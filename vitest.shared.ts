@@ -6,10 +6,16 @@ import { defineConfig } from 'vitest/config';
 function subpathAliases() {
   const packages = join(import.meta.dirname, 'packages');
   return readdirSync(packages).flatMap((dir) => {
-    const manifest = JSON.parse(readFileSync(join(packages, dir, 'package.json'), 'utf8')) as { name: string; exports?: Record<string, { source?: string }> };
+    const manifest = JSON.parse(readFileSync(join(packages, dir, 'package.json'), 'utf8')) as {
+      name: string;
+      exports?: Record<string, { source?: string }>;
+    };
     return Object.entries(manifest.exports ?? {})
       .filter(([subpath, target]) => subpath !== '.' && target.source)
-      .map(([subpath, target]) => ({ find: `${manifest.name}/${subpath.slice(2)}`, replacement: join(packages, dir, target.source!) }));
+      .map(([subpath, target]) => ({
+        find: `${manifest.name}/${subpath.slice(2)}`,
+        replacement: join(packages, dir, target.source!),
+      }));
   });
 }
 
@@ -19,7 +25,10 @@ const project = basename(process.cwd());
 // (the same thing the "source" export condition does for `node --conditions=source`).
 export const base = defineConfig({
   resolve: {
-    alias: [...subpathAliases(), { find: /^@kdc\/([a-z0-9-]+)$/, replacement: `${import.meta.dirname}/packages/$1/src/index.ts` }],
+    alias: [
+      ...subpathAliases(),
+      { find: /^@kdc\/([a-z0-9-]+)$/, replacement: `${import.meta.dirname}/packages/$1/src/index.ts` },
+    ],
   },
   test: {
     include: ['src/**/*.test.ts', 'tests/**/*.test.ts'],

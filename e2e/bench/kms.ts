@@ -45,9 +45,12 @@ async function grpcFloor(dir: string): Promise<Run> {
   const socket = join(dir, 'floor.sock');
   rmSync(socket, { force: true });
   const server = new Server();
-  const status = (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => callback(null, { version: 'v2', healthz: 'ok', key_id: 'k'.repeat(64) });
+  const status = (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
+    callback(null, { version: 'v2', healthz: 'ok', key_id: 'k'.repeat(64) });
   server.addService(loadKmsV2().service, { Status: status, Encrypt: status, Decrypt: status });
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())),
+  );
   try {
     return await drive('status', ['-socket', socket, '-n', String(STATUS_CALLS)]);
   } finally {
@@ -59,7 +62,11 @@ async function grpcFloor(dir: string): Promise<Run> {
 async function http2Floor(dir: string): Promise<Run> {
   const socket = join(dir, 'floor-h2.sock');
   rmSync(socket, { force: true });
-  const message = loadKmsV2().service.Status!.responseSerialize({ version: 'v2', healthz: 'ok', key_id: 'k'.repeat(64) });
+  const message = loadKmsV2().service.Status!.responseSerialize({
+    version: 'v2',
+    healthz: 'ok',
+    key_id: 'k'.repeat(64),
+  });
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(message.length, 1);
   const frame = Buffer.concat([prefix, message]);
@@ -85,23 +92,47 @@ try {
   const tenant = await kmsTenant(platform.state, { prefix: 'bench', startApiserver: false });
   // The baseline uses the plugin's own identity (same role, same policy), so OpenBao does the
   // same token and ACL work on both sides. The token goes to kms-load in a 0600 file, not argv.
-  const anonymous = new OpenBaoClient({ endpoint: platform.state.openbao.url, caBundle: platform.state.openbao.caPem, timeoutMs: 10_000 });
-  const login = await anonymous.loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, tenant.role, readFileSync(tenant.tokenFile, 'utf8').trim());
+  const anonymous = new OpenBaoClient({
+    endpoint: platform.state.openbao.url,
+    caBundle: platform.state.openbao.caPem,
+    timeoutMs: 10_000,
+  });
+  const login = await anonymous.loginKubernetes(
+    OPENBAO_K8S_AUTH_MOUNT,
+    tenant.role,
+    readFileSync(tenant.tokenFile, 'utf8').trim(),
+  );
   const tokenFile = join(tenant.dir, 'bench-openbao-token');
   writeFileSync(tokenFile, login.clientToken, { mode: 0o600 });
   const caFile = join(tenant.dir, 'bench-openbao-ca.pem');
   writeFileSync(caFile, platform.state.openbao.caPem);
   const plugin = ['-socket', tenant.plugin.socket];
-  const transit = ['-addr', platform.state.openbao.url, '-ca', caFile, '-token-file', tokenFile, '-key', tenant.transitKey];
+  const transit = [
+    '-addr',
+    platform.state.openbao.url,
+    '-ca',
+    caFile,
+    '-token-file',
+    tokenFile,
+    '-key',
+    tenant.transitKey,
+  ];
   const half = `${ROUND_MS / 2}ms`;
 
   const floor = await grpcFloor(tenant.dir);
   const h2Floor = await http2Floor(tenant.dir);
   const status = await drive('status', [...plugin, '-n', String(STATUS_CALLS)]);
 
-  const encSeq: Run[] = [], decSeq: Run[] = [], rawEncSeq: Run[] = [], rawDecSeq: Run[] = [];
-  const enc: Run[] = [], dec: Run[] = [], rawEnc: Run[] = [], rawDec: Run[] = [];
-  const pluginOps: number[] = [], rawOps: number[] = [];
+  const encSeq: Run[] = [],
+    decSeq: Run[] = [],
+    rawEncSeq: Run[] = [],
+    rawDecSeq: Run[] = [];
+  const enc: Run[] = [],
+    dec: Run[] = [],
+    rawEnc: Run[] = [],
+    rawDec: Run[] = [];
+  const pluginOps: number[] = [],
+    rawOps: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate plugin and baseline within each round so that machine noise hits both alike.
     encSeq.push(await drive('encrypt', [...plugin, '-c', '1', '-duration', half]));
@@ -115,49 +146,58 @@ try {
     rawDec.push(await drive('transit-decrypt', [...transit, ...load]));
     pluginOps.push((enc.at(-1)!.opsPerSecond + dec.at(-1)!.opsPerSecond) / 2);
     rawOps.push((rawEnc.at(-1)!.opsPerSecond + rawDec.at(-1)!.opsPerSecond) / 2);
-    console.error(`round ${r + 1}: plugin ${Math.round(pluginOps.at(-1)!)} ops/s, raw transit ${Math.round(rawOps.at(-1)!)} ops/s (concurrency ${CONCURRENCY}); one at a time: encrypt p50 ${p([encSeq.at(-1)!], 50)} ms vs raw ${p([rawEncSeq.at(-1)!], 50)} ms`);
+    console.error(
+      `round ${r + 1}: plugin ${Math.round(pluginOps.at(-1)!)} ops/s, raw transit ${Math.round(rawOps.at(-1)!)} ops/s (concurrency ${CONCURRENCY}); one at a time: encrypt p50 ${p([encSeq.at(-1)!], 50)} ms vs raw ${p([rawEncSeq.at(-1)!], 50)} ms`,
+    );
   }
   const batches = await (await fetch(`${tenant.plugin.metricsUrl}/metrics`)).text();
-  const batchStat = (what: 'sum' | 'count') => [...batches.matchAll(new RegExp(`^kms_plugin_transit_batch_size_${what}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+  const batchStat = (what: 'sum' | 'count') =>
+    [...batches.matchAll(new RegExp(`^kms_plugin_transit_batch_size_${what}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce(
+      (s, m) => s + Number(m[1]),
+      0,
+    );
   await tenant.stop();
   const pluginMedian = median(pluginOps);
   const rawMedian = median(rawOps);
-  console.log(JSON.stringify({
-    bench: 'kms',
-    client: 'kms-load (grpc-go, k8s.io/kms v2 stubs; Transit over Go net/http)',
-    baseline: 'Transit encrypt/decrypt over HTTPS with the plugin role\'s own token',
-    rounds: ROUNDS,
-    plugin_node_options: process.env.KDC_PLUGIN_NODE_OPTIONS,
-    status_calls: STATUS_CALLS,
-    status_p50_ms: p([status], 50),
-    status_p99_ms: p([status], 99),
-    status_grpc_js_floor_p50_ms: p([floor], 50),
-    status_grpc_js_floor_p99_ms: p([floor], 99),
-    status_node_http2_floor_p50_ms: p([h2Floor], 50),
-    status_node_http2_floor_p99_ms: p([h2Floor], 99),
-    latency_concurrency: 1,
-    encrypt_p50_ms: p(encSeq, 50),
-    encrypt_p99_ms: p(encSeq, 99),
-    decrypt_p50_ms: p(decSeq, 50),
-    decrypt_p99_ms: p(decSeq, 99),
-    raw_encrypt_p99_ms: p(rawEncSeq, 99),
-    raw_decrypt_p99_ms: p(rawDecSeq, 99),
-    concurrency: CONCURRENCY,
-    loaded_encrypt_p50_ms: p(enc, 50),
-    loaded_encrypt_p99_ms: p(enc, 99),
-    loaded_decrypt_p50_ms: p(dec, 50),
-    loaded_decrypt_p99_ms: p(dec, 99),
-    loaded_raw_encrypt_p99_ms: p(rawEnc, 99),
-    loaded_raw_decrypt_p99_ms: p(rawDec, 99),
-    mean_transit_batch: round(batchStat('sum') / Math.max(1, batchStat('count')), 2),
-    plugin_ops_per_s: Math.round(pluginMedian),
-    raw_transit_ops_per_s: Math.round(rawMedian),
-    plugin_vs_raw_ratio: round(pluginMedian / rawMedian),
-    anchor_status_p99_ms: null,
-    anchor_ops_per_s: null,
-    ours_vs_anchor_ratio: null,
-    anchor_unavailable: 'github.com/FalcoSuessgott/vault-kubernetes-kms (and every other public Vault/OpenBao KMS v2 plugin module tried) is refused by this machine\'s Go module proxy: 403 "This module version is not available"',
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'kms',
+      client: 'kms-load (grpc-go, k8s.io/kms v2 stubs; Transit over Go net/http)',
+      baseline: "Transit encrypt/decrypt over HTTPS with the plugin role's own token",
+      rounds: ROUNDS,
+      plugin_node_options: process.env.KDC_PLUGIN_NODE_OPTIONS,
+      status_calls: STATUS_CALLS,
+      status_p50_ms: p([status], 50),
+      status_p99_ms: p([status], 99),
+      status_grpc_js_floor_p50_ms: p([floor], 50),
+      status_grpc_js_floor_p99_ms: p([floor], 99),
+      status_node_http2_floor_p50_ms: p([h2Floor], 50),
+      status_node_http2_floor_p99_ms: p([h2Floor], 99),
+      latency_concurrency: 1,
+      encrypt_p50_ms: p(encSeq, 50),
+      encrypt_p99_ms: p(encSeq, 99),
+      decrypt_p50_ms: p(decSeq, 50),
+      decrypt_p99_ms: p(decSeq, 99),
+      raw_encrypt_p99_ms: p(rawEncSeq, 99),
+      raw_decrypt_p99_ms: p(rawDecSeq, 99),
+      concurrency: CONCURRENCY,
+      loaded_encrypt_p50_ms: p(enc, 50),
+      loaded_encrypt_p99_ms: p(enc, 99),
+      loaded_decrypt_p50_ms: p(dec, 50),
+      loaded_decrypt_p99_ms: p(dec, 99),
+      loaded_raw_encrypt_p99_ms: p(rawEnc, 99),
+      loaded_raw_decrypt_p99_ms: p(rawDec, 99),
+      mean_transit_batch: round(batchStat('sum') / Math.max(1, batchStat('count')), 2),
+      plugin_ops_per_s: Math.round(pluginMedian),
+      raw_transit_ops_per_s: Math.round(rawMedian),
+      plugin_vs_raw_ratio: round(pluginMedian / rawMedian),
+      anchor_status_p99_ms: null,
+      anchor_ops_per_s: null,
+      ours_vs_anchor_ratio: null,
+      anchor_unavailable:
+        'github.com/FalcoSuessgott/vault-kubernetes-kms (and every other public Vault/OpenBao KMS v2 plugin module tried) is refused by this machine\'s Go module proxy: 403 "This module version is not available"',
+    }),
+  );
 } finally {
   await platform.stop({ keepLogs: false });
 }

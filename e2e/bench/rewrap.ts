@@ -43,7 +43,9 @@ const RATIO_TARGET = 0.8;
 
 /** CPU seconds (user + system) the process has used, from /proc (100 ticks a second). */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
@@ -57,12 +59,21 @@ try {
   const p = platform.state;
   const etcd = { endpoint: p.etcd.endpoint };
   const startApiserver = async (input: { dir: string; prefix: string; name: string; config: string }) => {
-    const server = await startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir: input.dir, logDir: p.logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: input.prefix, name: input.name, extraArgs: [`--encryption-provider-config=${input.config}`] });
+    const server = await startKubeApiserver({
+      binary: p.binaries['kube-apiserver'],
+      dir: input.dir,
+      logDir: p.logDir,
+      etcdEndpoint: p.etcd.endpoint,
+      etcdPrefix: input.prefix,
+      name: input.name,
+      extraArgs: [`--encryption-provider-config=${input.config}`],
+    });
     stops.push(server);
     return server;
   };
   // The client k8-manager builds from a tenant's admin kubeconfig (observe-tenant.ts).
-  const tenantClient = (server: KubeApiserver) => new TenantApiClient(new URL(server.url), parseTenantKubeconfig(readFileSync(server.kubeconfig, 'utf8')));
+  const tenantClient = (server: KubeApiserver) =>
+    new TenantApiClient(new URL(server.url), parseTenantKubeconfig(readFileSync(server.kubeconfig, 'utf8')));
 
   // KMS side: the real plugin against Transit, a tenant apiserver on /<cluster>.
   const kms = await kmsTenant(p, { prefix: 'bench-rewrap' });
@@ -76,24 +87,45 @@ try {
   const identityDir = join(p.dir, 'identity-rewrap');
   const identityPrefix = '/identity-rewrap';
   const secretbox = `      - secretbox:\n          keys:\n            - name: bench\n              secret: ${randomBytes(32).toString('base64')}`;
-  const config = (providers: string[]) => ['apiVersion: apiserver.config.k8s.io/v1', 'kind: EncryptionConfiguration', 'resources:', '  - resources: [secrets]', '    providers:', ...providers].join('\n');
+  const config = (providers: string[]) =>
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: EncryptionConfiguration',
+      'resources:',
+      '  - resources: [secrets]',
+      '    providers:',
+      ...providers,
+    ].join('\n');
   const sealedConfig = join(p.dir, 'identity-rewrap-sealed.yaml');
   const identityConfig = join(p.dir, 'identity-rewrap-identity.yaml');
   writeFileSync(sealedConfig, config([secretbox, '      - identity: {}']), { mode: 0o600 });
   writeFileSync(identityConfig, config(['      - identity: {}', secretbox]), { mode: 0o600 });
   let starts = 0;
-  const startIdentity = (sealed: boolean) => startApiserver({ dir: identityDir, prefix: identityPrefix, name: `identity-rewrap-${starts++}`, config: sealed ? sealedConfig : identityConfig });
+  const startIdentity = (sealed: boolean) =>
+    startApiserver({
+      dir: identityDir,
+      prefix: identityPrefix,
+      name: `identity-rewrap-${starts++}`,
+      config: sealed ? sealedConfig : identityConfig,
+    });
 
   let kmsServer = kms.apiserver;
   let identityServer = await startIdentity(true);
 
-  for (const [side, server] of [['kms', kmsServer], ['identity', identityServer]] as const) {
+  for (const [side, server] of [
+    ['kms', kmsServer],
+    ['identity', identityServer],
+  ] as const) {
     // One keep-alive agent: a TLS handshake per Secret would make seeding the slowest part.
     const client = tenantClient(server);
     const agent = new HttpsAgent({ keepAlive: true, maxSockets: CREATE_CONCURRENCY });
     const ms = await inParallel(N, CREATE_CONCURRENCY, async (i) => {
       const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}` }, stringData: { v: `value-${i}` } };
-      const created = await client.request('POST', '/api/v1/namespaces/default/secrets', { body, timeoutMs: 30_000, agent });
+      const created = await client.request('POST', '/api/v1/namespaces/default/secrets', {
+        body,
+        timeoutMs: 30_000,
+        agent,
+      });
       check(created.status === 201, `${side}: creating a Secret answered HTTP ${created.status}`);
     }).finally(() => agent.destroy());
     console.error(`${side}: created ${N} Secrets in ${Math.round(ms)} ms`);
@@ -112,7 +144,12 @@ try {
     const cpu0 = cpuSeconds(server.process.pid);
     const t0 = performance.now();
     do {
-      const page = await rewritePage(client, 'secrets', token, { limit: PAGE_SIZE, timeoutMs: 30_000, pacer, concurrency: IN_FLIGHT });
+      const page = await rewritePage(client, 'secrets', token, {
+        limit: PAGE_SIZE,
+        timeoutMs: 30_000,
+        pacer,
+        concurrency: IN_FLIGHT,
+      });
       totals.rewritten += page.rewritten;
       totals.skipped += page.skipped;
       totals.failed += page.failed;
@@ -131,12 +168,23 @@ try {
       unwritten += page.items.filter((s) => Number(s.metadata?.resourceVersion) <= before.revision).length;
       next = page.metadata.continue || undefined;
     } while (next);
-    check(totals.failed === 0 && totals.skipped === 0, `${side}: ${totals.failed} writes failed and ${totals.skipped} were skipped`);
-    check(listed >= N && totals.rewritten === listed, `${side}: ${totals.rewritten} PUTs answered 200 for ${listed} Secrets (expected at least ${N})`);
-    check(unwritten === 0, `${side}: ${unwritten} of ${listed} Secrets were not written to etcd by the pass (their rows were not stale)`);
+    check(
+      totals.failed === 0 && totals.skipped === 0,
+      `${side}: ${totals.failed} writes failed and ${totals.skipped} were skipped`,
+    );
+    check(
+      listed >= N && totals.rewritten === listed,
+      `${side}: ${totals.rewritten} PUTs answered 200 for ${listed} Secrets (expected at least ${N})`,
+    );
+    check(
+      unwritten === 0,
+      `${side}: ${unwritten} of ${listed} Secrets were not written to etcd by the pass (their rows were not stale)`,
+    );
     const rate = totals.rewritten / seconds;
     const cpuMsPer1000 = (cpuUsed * 1000 * 1000) / totals.rewritten;
-    console.error(`${side}: re-wrote ${totals.rewritten} Secrets in ${totals.pages} pages in ${round(seconds, 2)} s: ${Math.round(rate)} objects/s, apiserver CPU ${Math.round(cpuMsPer1000)} ms per 1000, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
+    console.error(
+      `${side}: re-wrote ${totals.rewritten} Secrets in ${totals.pages} pages in ${round(seconds, 2)} s: ${Math.round(rate)} objects/s, apiserver CPU ${Math.round(cpuMsPer1000)} ms per 1000, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
+    );
     return { rate, rows: listed, cpuMsPer1000 };
   }
 
@@ -149,22 +197,45 @@ try {
     // Rotate; the plugin publishes the new key_id within its health interval (2 s).
     await kms.root.transit().rotate(kms.transitKey);
     const previous = keyId;
-    keyId = await waitFor('the plugin to publish the rotated key_id', async () => {
-      const { key_id } = await plugin.status();
-      return key_id !== previous ? key_id : undefined;
-    }, { timeoutMs: 30_000 });
+    keyId = await waitFor(
+      'the plugin to publish the rotated key_id',
+      async () => {
+        const { key_id } = await plugin.status();
+        return key_id !== previous ? key_id : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     await kmsServer.stop();
-    kmsServer = await startApiserver({ dir: kms.dir, prefix: kmsPrefix, name: `${kms.cluster}-apiserver-r${r}`, config: kmsConfig });
+    kmsServer = await startApiserver({
+      dir: kms.dir,
+      prefix: kmsPrefix,
+      name: `${kms.cluster}-apiserver-r${r}`,
+      config: kmsConfig,
+    });
     const { rate, rows, cpuMsPer1000 } = await rewriteAll('kms', kmsServer, kmsPrefix);
     rates.kms.push(rate);
     cpu.kms.push(cpuMsPer1000);
 
-    const scan = await scanCoverage({ connection: etcd, prefix: `${kmsPrefix}/`, resources: ['secrets'], currentKeyIds: [keyId] });
+    const scan = await scanCoverage({
+      connection: etcd,
+      prefix: `${kmsPrefix}/`,
+      resources: ['secrets'],
+      currentKeyIds: [keyId],
+    });
     const scanRate = scan.total / (Math.max(1, scan.durationMs) / 1000);
     rates.scan.push(scanRate);
-    console.error(`scan: ${scan.total} rows (${scan.current} current, ${scan.stale} stale, ${scan.plaintext} plaintext, ${scan.foreign} foreign, ${scan.unreadable} unreadable) in ${scan.durationMs} ms: ${Math.round(scanRate)} rows/s`);
-    check(scan.total === rows && scan.current === rows && scan.plaintext === 0 && scan.stale === 0 && scan.foreign === 0 && scan.unreadable === 0,
-      `the scan after the KMS pass counted ${scan.current} current of ${scan.total} rows (${scan.plaintext} plaintext, ${scan.stale} stale, ${scan.foreign} foreign, ${scan.unreadable} unreadable) for ${rows} Secrets`);
+    console.error(
+      `scan: ${scan.total} rows (${scan.current} current, ${scan.stale} stale, ${scan.plaintext} plaintext, ${scan.foreign} foreign, ${scan.unreadable} unreadable) in ${scan.durationMs} ms: ${Math.round(scanRate)} rows/s`,
+    );
+    check(
+      scan.total === rows &&
+        scan.current === rows &&
+        scan.plaintext === 0 &&
+        scan.stale === 0 &&
+        scan.foreign === 0 &&
+        scan.unreadable === 0,
+      `the scan after the KMS pass counted ${scan.current} current of ${scan.total} rows (${scan.plaintext} plaintext, ${scan.stale} stale, ${scan.foreign} foreign, ${scan.unreadable} unreadable) for ${rows} Secrets`,
+    );
     lastScan = { total: scan.total, current: scan.current, plaintext: scan.plaintext, stale: scan.stale };
   };
 
@@ -180,8 +251,16 @@ try {
     const { rate, rows, cpuMsPer1000 } = await rewriteAll('identity', identityServer, identityPrefix);
     rates.identity.push(rate);
     cpu.identity.push(cpuMsPer1000);
-    const scan = await scanCoverage({ connection: etcd, prefix: `${identityPrefix}/`, resources: ['secrets'], currentKeyIds: [] });
-    check(scan.total === rows && scan.plaintext === rows, `after the identity pass ${scan.plaintext} of ${scan.total} rows are plaintext (expected ${rows})`);
+    const scan = await scanCoverage({
+      connection: etcd,
+      prefix: `${identityPrefix}/`,
+      resources: ['secrets'],
+      currentKeyIds: [],
+    });
+    check(
+      scan.total === rows && scan.plaintext === rows,
+      `after the identity pass ${scan.plaintext} of ${scan.total} rows are plaintext (expected ${rows})`,
+    );
   };
 
   for (let r = 0; r < ROUNDS; r++) {
@@ -193,42 +272,51 @@ try {
       await identityRound(r);
       await kmsRound(r);
     }
-    console.error(`round ${r + 1}: kms ${Math.round(rates.kms.at(-1)!)} objects/s vs identity ${Math.round(rates.identity.at(-1)!)} objects/s; scan ${Math.round(rates.scan.at(-1)!)} rows/s`);
+    console.error(
+      `round ${r + 1}: kms ${Math.round(rates.kms.at(-1)!)} objects/s vs identity ${Math.round(rates.identity.at(-1)!)} objects/s; scan ${Math.round(rates.scan.at(-1)!)} rows/s`,
+    );
   }
 
-  const stat = (values: number[]) => ({ median: Math.round(median(values)), min: Math.round(Math.min(...values)), max: Math.round(Math.max(...values)) });
+  const stat = (values: number[]) => ({
+    median: Math.round(median(values)),
+    min: Math.round(Math.min(...values)),
+    max: Math.round(Math.max(...values)),
+  });
   const kmsRate = stat(rates.kms);
   const identityRate = stat(rates.identity);
   const scanRate = stat(rates.scan);
   const ratios = rates.kms.map((k, i) => k / rates.identity[i]!);
-  console.log(JSON.stringify({
-    bench: 'rewrap',
-    secrets: N,
-    rounds: ROUNDS,
-    page_size: PAGE_SIZE,
-    in_flight: IN_FLIGHT,
-    method: 'rewritePage+Pacer from k8-manager over every Secret; KMS rows made stale by a Transit rotation + apiserver restart, identity rows by secretbox -> [identity, secretbox] + restart; every row checked written (resourceVersion) and the scan proves all current; medians, min/max over rounds; ratio is the median of the per-round kms/identity ratios; apiserver_cpu_* is the tenant apiserver\'s own CPU per 1000 re-writes (less sensitive to a busy machine than the rates)',
-    rewrap_objects_per_s: kmsRate.median,
-    rewrap_objects_per_s_min: kmsRate.min,
-    rewrap_objects_per_s_max: kmsRate.max,
-    identity_objects_per_s: identityRate.median,
-    identity_objects_per_s_min: identityRate.min,
-    identity_objects_per_s_max: identityRate.max,
-    // Each round's two passes ran minutes apart at most: the ratio of a round is the fair pair.
-    ratio: round(median(ratios)),
-    ratio_min: round(Math.min(...ratios)),
-    ratio_max: round(Math.max(...ratios)),
-    ratio_target: RATIO_TARGET,
-    apiserver_cpu_ms_per_1000_kms: Math.round(median(cpu.kms)),
-    apiserver_cpu_ms_per_1000_identity: Math.round(median(cpu.identity)),
-    scan_objects_per_s: scanRate.median,
-    scan_objects_per_s_min: scanRate.min,
-    scan_objects_per_s_max: scanRate.max,
-    scan_rows: lastScan.total,
-    scan_current: lastScan.current,
-    scan_plaintext: lastScan.plaintext,
-    scan_stale: lastScan.stale,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'rewrap',
+      secrets: N,
+      rounds: ROUNDS,
+      page_size: PAGE_SIZE,
+      in_flight: IN_FLIGHT,
+      method:
+        "rewritePage+Pacer from k8-manager over every Secret; KMS rows made stale by a Transit rotation + apiserver restart, identity rows by secretbox -> [identity, secretbox] + restart; every row checked written (resourceVersion) and the scan proves all current; medians, min/max over rounds; ratio is the median of the per-round kms/identity ratios; apiserver_cpu_* is the tenant apiserver's own CPU per 1000 re-writes (less sensitive to a busy machine than the rates)",
+      rewrap_objects_per_s: kmsRate.median,
+      rewrap_objects_per_s_min: kmsRate.min,
+      rewrap_objects_per_s_max: kmsRate.max,
+      identity_objects_per_s: identityRate.median,
+      identity_objects_per_s_min: identityRate.min,
+      identity_objects_per_s_max: identityRate.max,
+      // Each round's two passes ran minutes apart at most: the ratio of a round is the fair pair.
+      ratio: round(median(ratios)),
+      ratio_min: round(Math.min(...ratios)),
+      ratio_max: round(Math.max(...ratios)),
+      ratio_target: RATIO_TARGET,
+      apiserver_cpu_ms_per_1000_kms: Math.round(median(cpu.kms)),
+      apiserver_cpu_ms_per_1000_identity: Math.round(median(cpu.identity)),
+      scan_objects_per_s: scanRate.median,
+      scan_objects_per_s_min: scanRate.min,
+      scan_objects_per_s_max: scanRate.max,
+      scan_rows: lastScan.total,
+      scan_current: lastScan.current,
+      scan_plaintext: lastScan.plaintext,
+      scan_stale: lastScan.stale,
+    }),
+  );
 } finally {
   for (const s of stops.reverse()) await s.stop().catch(() => undefined);
   await platform.stop({ keepLogs: false });

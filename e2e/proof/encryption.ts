@@ -2,7 +2,17 @@
 // goes through the real controllers and the local Kamaji runner; a tenant Secret is written and
 // read back raw from etcd. The tenant's KMS plugin runs from the kms-plugin image we ship (built
 // or reused by `npm run images`' code). Every value of the last line is read from the live objects.
-import { CORE, KDC_API_VERSION, KDC_GROUP, KMS_PROVIDER_NAME, KubeClient, TCP_PATCH, clusterNames, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import {
+  CORE,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  KMS_PROVIDER_NAME,
+  KubeClient,
+  TCP_PATCH,
+  clusterNames,
+  type KubeObject,
+  type TenantControlPlane,
+} from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { readRaw } from '../src/etcd-raw.ts';
 import { LOCAL_IMAGES, shippedImages } from '../src/images.ts';
@@ -11,7 +21,12 @@ import { startKamajiRunner } from '../src/kamaji-runner.ts';
 import { startPlatform } from '../src/platform.ts';
 import { waitFor } from '../src/wait.ts';
 
-type Cluster = KubeObject & { status?: { encryption?: { resolvedKeyRef?: string; kekRotation?: { currentVersion?: number } }; conditions?: { type: string; status: string }[] } };
+type Cluster = KubeObject & {
+  status?: {
+    encryption?: { resolvedKeyRef?: string; kekRotation?: { currentVersion?: number } };
+    conditions?: { type: string; status: string }[];
+  };
+};
 
 const shipped = await shippedImages((line) => process.stderr.write(`[images] ${line}\n`));
 const plugin = shipped.built['kms-plugin']!;
@@ -24,33 +39,78 @@ try {
   const names = clusterNames(cluster);
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-  stops.push((await startEncryptionReconciler(platform.state, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop);
-  stops.push((await startK8Manager(platform.state, { name: 'k8-manager', leaseNamespace: 'kube-dc-system', selector: '', env: { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref } })).stop);
+  stops.push(
+    (
+      await startEncryptionReconciler(platform.state, {
+        name: 'encryption-reconciler',
+        leaseNamespace: 'kube-dc-system',
+      })
+    ).stop,
+  );
+  stops.push(
+    (
+      await startK8Manager(platform.state, {
+        name: 'k8-manager',
+        leaseNamespace: 'kube-dc-system',
+        selector: '',
+        env: { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref },
+      })
+    ).stop,
+  );
   const runner = await startKamajiRunner(platform.state, { images: { ...LOCAL_IMAGES, ...shipped.table } });
   stops.push(() => runner.stop());
 
   const started = Date.now();
-  await kube.create({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns }, {
-    apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
-  });
+  await kube.create(
+    { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns },
+    {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster },
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
+    },
+  );
   const ref = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name: cluster };
-  const ready = await waitFor('KdcCluster Ready', async () => {
-    const c = await kube.get<Cluster>(ref);
-    return c.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ? c : undefined;
-  }, { timeoutMs: 300_000, intervalMs: 500 });
+  const ready = await waitFor(
+    'KdcCluster Ready',
+    async () => {
+      const c = await kube.get<Cluster>(ref);
+      return c.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ? c : undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 500 },
+  );
   const seconds = (Date.now() - started) / 1000;
 
-  const admin = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`));
+  const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
+    CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+  );
   const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-  await tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'proof' }, stringData: { token: 'proof-of-encryption' } });
+  await tenant.create(CORE('secrets', 'default'), {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'proof' },
+    stringData: { token: 'proof-of-encryption' },
+  });
   const raw = await readRaw(platform.state.etcd.endpoint, `/${ns}_${names.tenantControlPlane}/secrets/default/proof`);
-  const prefix = raw?.subarray(0, raw.indexOf(':', `k8s:enc:kms:v2:${KMS_PROVIDER_NAME}`.length) + 1).toString('latin1');
-  if (!raw || raw.includes(Buffer.from('proof-of-encryption'))) throw new Error('the tenant Secret is missing from etcd or stored in plaintext');
-  const tcp = await kube.get<TenantControlPlane & KubeObject>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
-  const sidecar = tcp.spec.controlPlane.deployment?.additionalInitContainers?.find((c) => c.name === TCP_PATCH.pluginContainer);
+  const prefix = raw
+    ?.subarray(0, raw.indexOf(':', `k8s:enc:kms:v2:${KMS_PROVIDER_NAME}`.length) + 1)
+    .toString('latin1');
+  if (!raw || raw.includes(Buffer.from('proof-of-encryption')))
+    throw new Error('the tenant Secret is missing from etcd or stored in plaintext');
+  const tcp = await kube.get<TenantControlPlane & KubeObject>({
+    group: 'kamaji.clastix.io',
+    version: 'v1alpha1',
+    plural: 'tenantcontrolplanes',
+    namespace: ns,
+    name: names.tenantControlPlane,
+  });
+  const sidecar = tcp.spec.controlPlane.deployment?.additionalInitContainers?.find(
+    (c) => c.name === TCP_PATCH.pluginContainer,
+  );
   const result = {
     ready: ready.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false,
-    encryptionAvailable: ready.status?.conditions?.some((x) => x.type === 'EncryptionAvailable' && x.status === 'True') ?? false,
+    encryptionAvailable:
+      ready.status?.conditions?.some((x) => x.type === 'EncryptionAvailable' && x.status === 'True') ?? false,
     resolvedKeyRef: ready.status?.encryption?.resolvedKeyRef,
     kekVersion: ready.status?.encryption?.kekRotation?.currentVersion,
     etcdPrefix: prefix,

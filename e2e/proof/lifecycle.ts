@@ -5,7 +5,16 @@
 // so the reader always has one to ask. Every value of the last line is read from live objects and
 // from the tenant's raw rows in its DataStore (etcdctl with the DataStore's client certificate).
 import { join } from 'node:path';
-import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, OpenBaoClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
+import {
+  CORE,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  KubeClient,
+  OpenBaoClient,
+  clusterNames,
+  type KdcClusterStatus,
+  type KubeObject,
+} from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
@@ -33,9 +42,21 @@ try {
   const get = () => kube.get<Cluster>(ref);
   const condition = (c: Cluster, type: string) => c.status?.conditions?.find((x) => x.type === type);
   const patchEtcd = (etcd: object) => kube.patch(ref, { spec: { encryption: { etcd } } });
-  for (const name of [ns, 'kube-dc-system']) await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  stops.push((await startEncryptionReconciler(p, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop);
-  stops.push((await startK8Manager(p, { name: 'k8-manager', leaseNamespace: 'kube-dc-system', selector: '', env: { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' } })).stop);
+  for (const name of [ns, 'kube-dc-system'])
+    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  stops.push(
+    (await startEncryptionReconciler(p, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop,
+  );
+  stops.push(
+    (
+      await startK8Manager(p, {
+        name: 'k8-manager',
+        leaseNamespace: 'kube-dc-system',
+        selector: '',
+        env: { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' },
+      })
+    ).stop,
+  );
   const runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] } });
   stops.push(() => runner.stop());
   const dir = join(p.dir, 'lifecycle');
@@ -44,45 +65,102 @@ try {
   const { etcdctl } = await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir });
 
   const started = Date.now();
-  await kube.create({ ...ref, name: undefined }, {
-    apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 2 }, dataStore, backup: { enabled: false } },
-  });
-  const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+  await kube.create(
+    { ...ref, name: undefined },
+    {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster },
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 2 }, dataStore, backup: { enabled: false } },
+    },
+  );
+  const admin = await waitFor(
+    'the admin kubeconfig',
+    async () =>
+      (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
+        CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+      )) ?? undefined,
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
   const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-  await waitFor('the tenant default namespace', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null, { timeoutMs: 120_000, intervalMs: 1000 });
+  await waitFor(
+    'the tenant default namespace',
+    async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null,
+    { timeoutMs: 120_000, intervalMs: 1000 },
+  );
   for (let i = 0; i < N; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, j) => tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i + j}` }, stringData: { v: `lifecycle-${i + j}` } })));
+    await Promise.all(
+      Array.from({ length: Math.min(50, N - i) }, (_, j) =>
+        tenant.create(CORE('secrets', 'default'), {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: `s-${i + j}` },
+          stringData: { v: `lifecycle-${i + j}` },
+        }),
+      ),
+    );
   }
   const ours = (name: string) => name.startsWith('s-');
   const ledger = await readLedger(tenant, 'secrets', ours);
   const prefix = await tenantPrefix(kube, ns, names.tenantControlPlane);
   let ledgerEqual = ledger.size === N;
   const checkLedger = async () => {
-    const now = await waitFor('the tenant apiserver answering', async () => readLedger(tenant, 'secrets', ours).catch(() => undefined), { timeoutMs: 180_000, intervalMs: 1000 });
+    const now = await waitFor(
+      'the tenant apiserver answering',
+      async () => readLedger(tenant, 'secrets', ours).catch(() => undefined),
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     ledgerEqual &&= now.size === ledger.size && [...ledger].every(([k, v]) => now.get(k) === v);
   };
   // The reader runs through the lifecycle, from a control plane that is up: both replicas ready
   // (as a Service, the runner's port has no ready endpoint to offer before that).
-  await waitFor('both control-plane replicas ready', async () => {
-    const tcp = await kube.get<KubeObject & { status?: { kubernetesResources?: { deployment?: { readyReplicas?: number } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
-    return (tcp.status?.kubernetesResources?.deployment?.readyReplicas ?? 0) >= 2 || undefined;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  await waitFor(
+    'both control-plane replicas ready',
+    async () => {
+      const tcp = await kube.get<
+        KubeObject & { status?: { kubernetesResources?: { deployment?: { readyReplicas?: number } } } }
+      >({
+        group: 'kamaji.clastix.io',
+        version: 'v1alpha1',
+        plural: 'tenantcontrolplanes',
+        namespace: ns,
+        name: names.tenantControlPlane,
+      });
+      return (tcp.status?.kubernetesResources?.deployment?.readyReplicas ?? 0) >= 2 || undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
   reader = startReader(async () => {
     await tenant.list(CORE('secrets', 'default'), { limit: 500 });
   });
 
   /** Encrypted=True/EncryptionCompleted from a scan newer than `since`, with no migration running. */
-  const completed = (since: number) => waitFor('EncryptionCompleted from a scan newer than the change', async () => {
-    const c = await get();
-    const e = c.status?.encryption;
-    return condition(c, 'Encrypted')?.reason === 'EncryptionCompleted' && e?.coverage && Date.parse(e.coverage.scannedAt) >= Math.floor(since / 1000) * 1000 && !e.migration ? c : undefined;
-  }, { timeoutMs: 420_000, intervalMs: 1000 });
+  const completed = (since: number) =>
+    waitFor(
+      'EncryptionCompleted from a scan newer than the change',
+      async () => {
+        const c = await get();
+        const e = c.status?.encryption;
+        return condition(c, 'Encrypted')?.reason === 'EncryptionCompleted' &&
+          e?.coverage &&
+          Date.parse(e.coverage.scannedAt) >= Math.floor(since / 1000) * 1000 &&
+          !e.migration
+          ? c
+          : undefined;
+      },
+      { timeoutMs: 420_000, intervalMs: 1000 },
+    );
   /** The tenant's Secret rows as raw etcd holds them, judged against the key_ids the scan counted current. */
   const judge = async (c: Cluster) => {
     const raw = await rawRows(etcdctl, prefix, 'secrets');
     const currentIds = new Set(c.status!.encryption!.coverage!.keyIds ?? []);
     const current = [...raw.byKeyId].filter(([k]) => currentIds.has(k)).reduce((a, [, n]) => a + n, 0);
-    return { plaintext: raw.plaintext, stale: raw.total - raw.plaintext - current, current, encryptedReason: condition(c, 'Encrypted')!.reason };
+    return {
+      plaintext: raw.plaintext,
+      stale: raw.total - raw.plaintext - current,
+      current,
+      encryptedReason: condition(c, 'Encrypted')!.reason,
+    };
   };
 
   let since = Date.now();
@@ -92,46 +170,106 @@ try {
 
   since = Date.now();
   const kmsKey = (await get()).status!.encryption!.resolvedKeyRef!;
-  const keyId = (await kube.get<KubeObject & { status: { keyId: string } }>({ group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name: kmsKey })).status.keyId;
-  const root = new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: p.openbao.rootToken, timeoutMs: 10_000 });
+  const keyId = (
+    await kube.get<KubeObject & { status: { keyId: string } }>({
+      group: 'security.kube-dc.com',
+      version: 'v1alpha1',
+      plural: 'kmskeys',
+      namespace: ns,
+      name: kmsKey,
+    })
+  ).status.keyId;
+  const root = new OpenBaoClient({
+    endpoint: p.openbao.url,
+    caBundle: p.openbao.caPem,
+    token: p.openbao.rootToken,
+    timeoutMs: 10_000,
+  });
   await root.transit().rotate(keyId.split('/').pop()!);
-  const afterRotate = await judge(await waitFor('the rewrap after the rotation', async () => {
-    const c = await completed(since);
-    return c.status!.encryption!.lastRewrapCompleted && Date.parse(c.status!.encryption!.lastRewrapCompleted) >= Math.floor(since / 1000) * 1000 ? c : undefined;
-  }, { timeoutMs: 420_000, intervalMs: 1000 }));
+  const afterRotate = await judge(
+    await waitFor(
+      'the rewrap after the rotation',
+      async () => {
+        const c = await completed(since);
+        return c.status!.encryption!.lastRewrapCompleted &&
+          Date.parse(c.status!.encryption!.lastRewrapCompleted) >= Math.floor(since / 1000) * 1000
+          ? c
+          : undefined;
+      },
+      { timeoutMs: 420_000, intervalMs: 1000 },
+    ),
+  );
   await checkLedger();
 
   // keyRef switch to a second KMSKey: two plugins side by side until a scan proves every row moved.
   since = Date.now();
   const kkeys = { group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys', namespace: ns };
-  await kube.create(kkeys, { apiVersion: 'security.kube-dc.com/v1alpha1', kind: 'KMSKey', metadata: { name: 'lifecycle-next' }, spec: { purpose: 'etcd' } });
-  await waitFor('KMSKey lifecycle-next Ready', async () => {
-    const k = await kube.get<KubeObject & { status?: { conditions?: Condition[] } }>({ ...kkeys, name: 'lifecycle-next' });
-    return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') || undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await kube.create(kkeys, {
+    apiVersion: 'security.kube-dc.com/v1alpha1',
+    kind: 'KMSKey',
+    metadata: { name: 'lifecycle-next' },
+    spec: { purpose: 'etcd' },
+  });
+  await waitFor(
+    'KMSKey lifecycle-next Ready',
+    async () => {
+      const k = await kube.get<KubeObject & { status?: { conditions?: Condition[] } }>({
+        ...kkeys,
+        name: 'lifecycle-next',
+      });
+      return k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') || undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   await patchEtcd({ keyRef: 'lifecycle-next' });
-  const switched = await waitFor('the key switch proven and finished', async () => {
-    const c = await get();
-    const keys = c.status?.encryption?.pluginKeys ?? [];
-    return condition(c, 'KeySwitch')?.reason === 'KeySwitchCompleted' && keys.length === 1 && keys[0]!.keyRef === 'lifecycle-next' ? c : undefined;
-  }, { timeoutMs: 600_000, intervalMs: 1000 });
+  const switched = await waitFor(
+    'the key switch proven and finished',
+    async () => {
+      const c = await get();
+      const keys = c.status?.encryption?.pluginKeys ?? [];
+      return condition(c, 'KeySwitch')?.reason === 'KeySwitchCompleted' &&
+        keys.length === 1 &&
+        keys[0]!.keyRef === 'lifecycle-next'
+        ? c
+        : undefined;
+    },
+    { timeoutMs: 600_000, intervalMs: 1000 },
+  );
   const afterSwitchRows = await judge(await completed(since));
-  const tcpAfterSwitch = await kube.get<KubeObject & { spec: { controlPlane: { deployment?: { additionalInitContainers?: { name: string }[] } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: names.tenantControlPlane });
+  const tcpAfterSwitch = await kube.get<
+    KubeObject & { spec: { controlPlane: { deployment?: { additionalInitContainers?: { name: string }[] } } } }
+  >({
+    group: 'kamaji.clastix.io',
+    version: 'v1alpha1',
+    plural: 'tenantcontrolplanes',
+    namespace: ns,
+    name: names.tenantControlPlane,
+  });
   const afterSwitch = {
     ...afterSwitchRows,
     keyRef: switched.status!.encryption!.resolvedKeyRef,
     providers: [...(await rawRows(etcdctl, prefix, 'secrets')).providers.keys()],
-    sidecars: (tcpAfterSwitch.spec.controlPlane.deployment?.additionalInitContainers ?? []).map((c) => c.name).filter((n) => n.startsWith('kms-plugin')),
+    sidecars: (tcpAfterSwitch.spec.controlPlane.deployment?.additionalInitContainers ?? [])
+      .map((c) => c.name)
+      .filter((n) => n.startsWith('kms-plugin')),
   };
   await checkLedger();
 
   await patchEtcd({ disableRequested: true });
-  await waitFor('the disable migration to detach KMS', async () => ((await get()).status?.phase === 'Decrypted' ? true : undefined), { timeoutMs: 420_000, intervalMs: 1000 });
+  await waitFor(
+    'the disable migration to detach KMS',
+    async () => ((await get()).status?.phase === 'Decrypted' ? true : undefined),
+    { timeoutMs: 420_000, intervalMs: 1000 },
+  );
   await patchEtcd({ enabled: false, disableRequested: false });
-  const off = await waitFor('EncryptionDisabled', async () => {
-    const c = await get();
-    return condition(c, 'Encrypted')?.reason === 'EncryptionDisabled' ? c : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 1000 });
+  const off = await waitFor(
+    'EncryptionDisabled',
+    async () => {
+      const c = await get();
+      return condition(c, 'Encrypted')?.reason === 'EncryptionDisabled' ? c : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000 },
+  );
   await checkLedger();
   const rawOff = await rawRows(etcdctl, prefix, 'secrets');
   const reads = await reader.stop();
@@ -141,7 +279,11 @@ try {
     afterEnable,
     afterRotate,
     afterSwitch,
-    afterDisable: { kms: rawOff.total - rawOff.plaintext, plaintext: rawOff.plaintext, encryptedReason: condition(off, 'Encrypted')!.reason },
+    afterDisable: {
+      kms: rawOff.total - rawOff.plaintext,
+      plaintext: rawOff.plaintext,
+      encryptedReason: condition(off, 'Encrypted')!.reason,
+    },
     readErrors: reads.errors.length,
     readsAnswered: reads.answered,
     readsUnreachable: reads.unreachable,
@@ -153,7 +295,17 @@ try {
   stops.length = 0;
   await platform.stop({ keepLogs: false });
   console.log(JSON.stringify(result));
-  process.exit(result.readErrors === 0 && ledgerEqual && afterEnable.plaintext === 0 && afterRotate.stale === 0 && afterSwitch.stale === 0 && afterSwitch.plaintext === 0 && result.afterDisable.kms === 0 ? 0 : 1);
+  process.exit(
+    result.readErrors === 0 &&
+      ledgerEqual &&
+      afterEnable.plaintext === 0 &&
+      afterRotate.stale === 0 &&
+      afterSwitch.stale === 0 &&
+      afterSwitch.plaintext === 0 &&
+      result.afterDisable.kms === 0
+      ? 0
+      : 1,
+  );
 } catch (error) {
   await reader?.stop();
   for (const stop of stops.reverse()) await stop().catch(() => undefined);

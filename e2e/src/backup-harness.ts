@@ -7,21 +7,43 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BackupStore } from '@kdc/backup-envelope';
-import { CORE, KubeClient, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoClient, clusterNames, openBaoAccessNames, requestServiceAccountToken, transitKeyName } from '@kdc/shared';
+import {
+  CORE,
+  KubeClient,
+  OPENBAO_AUDIENCE,
+  OPENBAO_K8S_AUTH_MOUNT,
+  OpenBaoClient,
+  clusterNames,
+  openBaoAccessNames,
+  requestServiceAccountToken,
+  transitKeyName,
+} from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { BACKUP_MAIN } from './images.ts';
 
 export { BACKUP_MAIN };
 import type { PlatformState } from './platform.ts';
 
-
 export const uniqueName = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 
 export function backupStore(p: PlatformState, endpoint = p.s3.endpoint, maxAttempts?: number): BackupStore {
-  return BackupStore.fromSettings({ endpoint, region: p.s3.region, bucket: p.s3.bucket, accessKeyId: p.s3.accessKeyId, secretAccessKey: p.s3.secretAccessKey, ...(maxAttempts ? { maxAttempts } : {}) });
+  return BackupStore.fromSettings({
+    endpoint,
+    region: p.s3.region,
+    bucket: p.s3.bucket,
+    accessKeyId: p.s3.accessKeyId,
+    secretAccessKey: p.s3.secretAccessKey,
+    ...(maxAttempts ? { maxAttempts } : {}),
+  });
 }
 
-export const rootOpenBao = (p: PlatformState) => new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: p.openbao.rootToken, timeoutMs: 10_000 });
+export const rootOpenBao = (p: PlatformState) =>
+  new OpenBaoClient({
+    endpoint: p.openbao.url,
+    caBundle: p.openbao.caPem,
+    token: p.openbao.rootToken,
+    timeoutMs: 10_000,
+  });
 
 /** Environment for the job CLI: S3 from the platform, OpenBao address and CA. */
 /** The platform's OpenBao CA as a file in `dir` (what OPENBAO_CACERT names). */
@@ -56,7 +78,11 @@ export interface CliRun {
 }
 
 /** Runs `kdc-backup <args>` as a separate Node process (Node 24 from node_modules). */
-export function runBackupCli(args: string[], env: Record<string, string>, options: { timeoutMs?: number; nodeArgs?: string[]; onStderr?: (line: string) => void } = {}): Promise<CliRun> {
+export function runBackupCli(
+  args: string[],
+  env: Record<string, string>,
+  options: { timeoutMs?: number; nodeArgs?: string[]; onStderr?: (line: string) => void } = {},
+): Promise<CliRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--conditions=source', ...(options.nodeArgs ?? []), BACKUP_MAIN, ...args], {
@@ -72,12 +98,17 @@ export function runBackupCli(args: string[], env: Record<string, string>, option
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`kdc-backup ${args[0]} timed out after ${options.timeoutMs ?? 120_000} ms\n${stderr.slice(-3000)}`));
+      reject(
+        new Error(`kdc-backup ${args[0]} timed out after ${options.timeoutMs ?? 120_000} ms\n${stderr.slice(-3000)}`),
+      );
     }, options.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      const json = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const json = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       resolve({ code, stdout, stderr, json, ms: performance.now() - started });
     });
   });
@@ -106,19 +137,39 @@ export async function backupAccess(p: PlatformState, dir: string, prefix: string
   const names = clusterNames(cluster);
   const transitKey = transitKeyName(namespace, names.autoEtcdKey);
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  await kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.backupServiceAccount } });
+  await kube.create(CORE('serviceaccounts', namespace), {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: names.backupServiceAccount },
+  });
   await root.transit().createKey(transitKey);
   await writeClusterAccess(root, namespace, cluster, 'backup');
   mkdirSync(dir, { recursive: true });
   const tokenFile = join(dir, `${cluster}-sa-token`);
-  const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.backupServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
+  const refreshToken = async () =>
+    writeFileSync(
+      tokenFile,
+      await requestServiceAccountToken(kube, namespace, names.backupServiceAccount, [OPENBAO_AUDIENCE], 3600),
+      { mode: 0o600 },
+    );
   await refreshToken();
-  return { cluster, namespace, transitKey, role: openBaoAccessNames(namespace, cluster).backupRole, tokenFile, refreshToken };
+  return {
+    cluster,
+    namespace,
+    transitKey,
+    role: openBaoAccessNames(namespace, cluster).backupRole,
+    tokenFile,
+    refreshToken,
+  };
 }
 
 /** A token limited to the backup writer policy of `access` (for library calls in tests). */
 export async function backupToken(p: PlatformState, access: BackupAccess): Promise<string> {
-  const login = await new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, timeoutMs: 10_000 }).loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, access.role, readFileSync(access.tokenFile, 'utf8').trim());
+  const login = await new OpenBaoClient({
+    endpoint: p.openbao.url,
+    caBundle: p.openbao.caPem,
+    timeoutMs: 10_000,
+  }).loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, access.role, readFileSync(access.tokenFile, 'utf8').trim());
   return login.clientToken;
 }
 
@@ -175,15 +226,16 @@ export async function startCuttableProxy(target: { host: string; port: number })
     upstream.on('close', drop);
   };
 
-  const listen = () => new Promise<void>((resolve, reject) => {
-    server = createServer(onConnection);
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      port = typeof address === 'object' && address ? address.port : port;
-      resolve();
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server = createServer(onConnection);
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        const address = server.address();
+        port = typeof address === 'object' && address ? address.port : port;
+        resolve();
+      });
     });
-  });
   await listen();
 
   const proxy: CuttableProxy = {

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../tools/ensure-binaries.sh', import.meta.url));
 
-export type BinaryName = 'etcd' | 'etcdctl' | 'etcdutl' | 'kube-apiserver' | 'kubectl' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'registry';
+export type BinaryName =
+  'etcd' | 'etcdctl' | 'etcdutl' | 'kube-apiserver' | 'kubectl' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'registry';
 export type ToolName = 'etcd' | 'kubernetes' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'registry';
 
 /**
@@ -18,7 +19,10 @@ export async function ensureBinaries(tools: ToolName[] = []): Promise<Record<Bin
     child.on('error', reject);
     child.on('exit', (c) => resolve(c ?? 1));
   });
-  if (code !== 0) throw new Error(`e2e/tools/ensure-binaries.sh ${tools.join(' ')} failed with exit code ${code}; see its output above`);
+  if (code !== 0)
+    throw new Error(
+      `e2e/tools/ensure-binaries.sh ${tools.join(' ')} failed with exit code ${code}; see its output above`,
+    );
   const paths: Partial<Record<BinaryName, string>> = {};
   for (const line of out.split('\n')) {
     const [name, path] = line.split('=');

@@ -46,7 +46,11 @@ export function startKdc(args: string[], env: Record<string, string>, timeoutMs 
   const done = new Promise<KdcRun>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`kubectl-kdc ${args.slice(0, 2).join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `kubectl-kdc ${args.slice(0, 2).join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, timeoutMs);
     child.on('error', reject);
     child.on('exit', (code) => {
@@ -63,7 +67,8 @@ export function startKdc(args: string[], env: Record<string, string>, timeoutMs 
   };
 }
 
-export const runKdc = (args: string[], env: Record<string, string>, timeoutMs?: number) => startKdc(args, env, timeoutMs).done;
+export const runKdc = (args: string[], env: Record<string, string>, timeoutMs?: number) =>
+  startKdc(args, env, timeoutMs).done;
 
 async function gateway(endpoint: string, path: string, body: Record<string, unknown>): Promise<void> {
   const response = await fetch(`${endpoint}${path}`, { method: 'POST', body: JSON.stringify(body) });
@@ -73,6 +78,7 @@ async function gateway(endpoint: string, path: string, body: Record<string, unkn
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 
 /** Writes raw bytes at `key` (plain http, the platform etcd). */
-export const putRaw = (endpoint: string, key: string, value: Buffer) => gateway(endpoint, '/v3/kv/put', { key: b64(key), value: b64(value) });
+export const putRaw = (endpoint: string, key: string, value: Buffer) =>
+  gateway(endpoint, '/v3/kv/put', { key: b64(key), value: b64(value) });
 
 export const deleteRaw = (endpoint: string, key: string) => gateway(endpoint, '/v3/kv/deleterange', { key: b64(key) });

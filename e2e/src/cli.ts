@@ -14,7 +14,12 @@ function readState(): PlatformState | null {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PlatformState) : null;
 }
 
-const pids = (s: PlatformState) => ({ etcd: s.etcd.pid, 'kube-apiserver': s.management.pid, openbao: s.openbao.pid, s3: s.s3.pid });
+const pids = (s: PlatformState) => ({
+  etcd: s.etcd.pid,
+  'kube-apiserver': s.management.pid,
+  openbao: s.openbao.pid,
+  s3: s.s3.pid,
+});
 
 async function up(): Promise<void> {
   const existing = readState();
@@ -57,7 +62,8 @@ function status(): void {
     process.exit(3);
   }
   const rows = Object.entries(pids(state)).map(([name, pid]) => ({ name, pid, running: pidAlive(pid) }));
-  for (const row of rows) console.log(`${row.name.padEnd(15)} pid ${String(row.pid).padEnd(8)} ${row.running ? 'running' : 'NOT RUNNING'}`);
+  for (const row of rows)
+    console.log(`${row.name.padEnd(15)} pid ${String(row.pid).padEnd(8)} ${row.running ? 'running' : 'NOT RUNNING'}`);
   console.log(`kubeconfig      ${state.management.kubeconfig}`);
   process.exit(rows.every((r) => r.running) ? 0 : 1);
 }
@@ -67,7 +73,9 @@ async function smoke(): Promise<void> {
   const platform = await startPlatform();
   const s = platform.state;
   await platform.stop({ keepLogs: false });
-  const leftovers = Object.entries(pids(s)).filter(([, pid]) => pidAlive(pid)).map(([name]) => name);
+  const leftovers = Object.entries(pids(s))
+    .filter(([, pid]) => pidAlive(pid))
+    .map(([name]) => name);
   const result = {
     ok: leftovers.length === 0,
     versions: s.versions,

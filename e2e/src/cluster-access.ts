@@ -1,5 +1,12 @@
 import { desiredAccess } from '@kdc/encryption-reconciler';
-import { OPENBAO_K8S_AUTH_MOUNT, clusterNames, kdcClusterSpecSchema, renderPolicy, transitKeyName, type OpenBaoClient } from '@kdc/shared';
+import {
+  OPENBAO_K8S_AUTH_MOUNT,
+  clusterNames,
+  kdcClusterSpecSchema,
+  renderPolicy,
+  transitKeyName,
+  type OpenBaoClient,
+} from '@kdc/shared';
 
 /**
  * Writes one cluster's OpenBao policy and Kubernetes-auth role exactly as the
@@ -7,7 +14,12 @@ import { OPENBAO_K8S_AUTH_MOUNT, clusterNames, kdcClusterSpecSchema, renderPolic
  * without the controllers: `plugin` is tcp-<namespace>.<cluster>, `backup` is backup-<namespace>.<cluster>,
  * both on the Transit key of the cluster's auto key.
  */
-export async function writeClusterAccess(root: OpenBaoClient, namespace: string, cluster: string, which: 'plugin' | 'backup'): Promise<void> {
+export async function writeClusterAccess(
+  root: OpenBaoClient,
+  namespace: string,
+  cluster: string,
+  which: 'plugin' | 'backup',
+): Promise<void> {
   const transitKey = transitKeyName(namespace, clusterNames(cluster).autoEtcdKey);
   const spec = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
   const access = desiredAccess(namespace, cluster, spec, { etcd: transitKey, backup: transitKey });

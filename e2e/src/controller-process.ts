@@ -18,7 +18,16 @@ export interface ControllerProcess {
  * ready once its /readyz says so. It authenticates as the chart's ServiceAccount for `identity`,
  * so it has exactly the chart's RBAC, in `leaseNamespace` too.
  */
-export async function startControllerProcess(p: PlatformState, input: { name: string; main: string; identity: ControllerIdentity; leaseNamespace: string; env: Record<string, string> }): Promise<ControllerProcess> {
+export async function startControllerProcess(
+  p: PlatformState,
+  input: {
+    name: string;
+    main: string;
+    identity: ControllerIdentity;
+    leaseNamespace: string;
+    env: Record<string, string>;
+  },
+): Promise<ControllerProcess> {
   const kubeconfig = (await controllerKubeconfigs(p))[input.identity];
   await bindControllerNamespace(p, input.identity, input.leaseNamespace);
   const port = await freePort();
@@ -30,12 +39,27 @@ export async function startControllerProcess(p: PlatformState, input: { name: st
     binary: globalThis.process.execPath,
     args: ['--conditions=source', input.main],
     logFile: join(p.logDir, `${input.name}.log`),
-    env: { KUBECONFIG: kubeconfig, POD_NAME: input.name, POD_NAMESPACE: input.leaseNamespace, METRICS_ADDR: `127.0.0.1:${port}`, OPENBAO_URL: p.openbao.url, OPENBAO_CA_BUNDLE: caFile, KMS_PLUGIN_IMAGE, KDC_BACKUP_IMAGE: BACKUP_IMAGE, S3_ENDPOINT: p.s3.endpoint, ...input.env },
+    env: {
+      KUBECONFIG: kubeconfig,
+      POD_NAME: input.name,
+      POD_NAMESPACE: input.leaseNamespace,
+      METRICS_ADDR: `127.0.0.1:${port}`,
+      OPENBAO_URL: p.openbao.url,
+      OPENBAO_CA_BUNDLE: caFile,
+      KMS_PLUGIN_IMAGE,
+      KDC_BACKUP_IMAGE: BACKUP_IMAGE,
+      S3_ENDPOINT: p.s3.endpoint,
+      ...input.env,
+    },
   });
   const metricsUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`${input.name} to be ready`, async () => {
-    if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
-    return (await fetch(`${metricsUrl}/readyz`)).status === 200;
-  }, { timeoutMs: 60_000 });
+  await waitFor(
+    `${input.name} to be ready`,
+    async () => {
+      if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
+      return (await fetch(`${metricsUrl}/readyz`)).status === 200;
+    },
+    { timeoutMs: 60_000 },
+  );
   return { process, metricsUrl, stop: () => process.stop() };
 }

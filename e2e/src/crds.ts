@@ -10,7 +10,9 @@ export const KAMAJI_FIXTURE_DIR = fileURLToPath(new URL('../fixtures/kamaji/', i
 const CRD_REF = { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' };
 
 export function kamajiCrds(): KubeObject[] {
-  return KAMAJI_CRD_FILES.flatMap((file) => parseAllDocuments(readFileSync(`${KAMAJI_FIXTURE_DIR}${file}`, 'utf8')).map((d) => d.toJS() as KubeObject));
+  return KAMAJI_CRD_FILES.flatMap((file) =>
+    parseAllDocuments(readFileSync(`${KAMAJI_FIXTURE_DIR}${file}`, 'utf8')).map((d) => d.toJS() as KubeObject),
+  );
 }
 
 export function platformCrds(): KubeObject[] {
@@ -23,9 +25,16 @@ export async function applyCrds(client: KubeClient, crds: KubeObject[]): Promise
     await client.apply({ ...CRD_REF, name: crd.metadata!.name }, crd, 'kdc-platform');
   }
   for (const crd of crds) {
-    await waitFor(`CRD ${crd.metadata!.name} to be Established`, async () => {
-      const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({ ...CRD_REF, name: crd.metadata!.name });
-      return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      `CRD ${crd.metadata!.name} to be Established`,
+      async () => {
+        const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({
+          ...CRD_REF,
+          name: crd.metadata!.name,
+        });
+        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 }

@@ -9,7 +9,9 @@ import type { PlatformState } from './platform.ts';
 /** KdcClusters with this label are handled only by the instances their test starts. */
 export const ISOLATED_LABEL = 'kdc-e2e/isolated';
 
-export const ENCRYPTION_RECONCILER_MAIN = fileURLToPath(new URL('../../packages/encryption-reconciler/src/main.ts', import.meta.url));
+export const ENCRYPTION_RECONCILER_MAIN = fileURLToPath(
+  new URL('../../packages/encryption-reconciler/src/main.ts', import.meta.url),
+);
 
 /** The name the runbook gives the controller's OpenBao policy. */
 export const CONTROLLER_POLICY = 'kdc-encryption-reconciler';
@@ -20,11 +22,16 @@ let shipped: Promise<string> | undefined;
 
 /** The controller policy exactly as the chart ships it (its ConfigMap, rendered from files/encryption-reconciler-policy.hcl). */
 export function shippedControllerPolicy(): Promise<string> {
-  shipped ??= renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace }).then((objects) => {
-    const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'encryption-reconciler-openbao-policy') as (KubeObject & { data: Record<string, string> }) | undefined;
-    if (!configMap?.data['policy.hcl']) throw new Error('the chart renders no encryption-reconciler-openbao-policy ConfigMap with policy.hcl');
-    return configMap.data['policy.hcl'];
-  });
+  shipped ??= renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace }).then(
+    (objects) => {
+      const configMap = objects.find(
+        (o) => o.kind === 'ConfigMap' && o.metadata?.name === 'encryption-reconciler-openbao-policy',
+      ) as (KubeObject & { data: Record<string, string> }) | undefined;
+      if (!configMap?.data['policy.hcl'])
+        throw new Error('the chart renders no encryption-reconciler-openbao-policy ConfigMap with policy.hcl');
+      return configMap.data['policy.hcl'];
+    },
+  );
   return shipped;
 }
 
@@ -35,9 +42,21 @@ const policyWritten = new Map<string, Promise<void>>();
  * shipped policy and nothing else (no default policy), renewable, with a short TTL so the
  * controller's renewal runs during the tests. Made with the root token; only the test uses root.
  */
-export async function controllerOpenBaoToken(p: PlatformState, options: { ttl?: string; renewable?: boolean; explicitMaxTtl?: string } = {}): Promise<string> {
-  const root = new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: p.openbao.rootToken, timeoutMs: 10_000 });
-  if (!policyWritten.has(p.openbao.url)) policyWritten.set(p.openbao.url, shippedControllerPolicy().then((policy) => root.writePolicy(CONTROLLER_POLICY, policy)));
+export async function controllerOpenBaoToken(
+  p: PlatformState,
+  options: { ttl?: string; renewable?: boolean; explicitMaxTtl?: string } = {},
+): Promise<string> {
+  const root = new OpenBaoClient({
+    endpoint: p.openbao.url,
+    caBundle: p.openbao.caPem,
+    token: p.openbao.rootToken,
+    timeoutMs: 10_000,
+  });
+  if (!policyWritten.has(p.openbao.url))
+    policyWritten.set(
+      p.openbao.url,
+      shippedControllerPolicy().then((policy) => root.writePolicy(CONTROLLER_POLICY, policy)),
+    );
   await policyWritten.get(p.openbao.url);
   const auth = await root.createToken({
     policies: [CONTROLLER_POLICY],
@@ -55,7 +74,10 @@ export async function controllerOpenBaoToken(p: PlatformState, options: { ttl?: 
  * as the chart mounts it (OPENBAO_TOKEN_FILE). `tokenFile` reuses a file the test controls
  * (to rotate or revoke the token); otherwise a fresh controllerOpenBaoToken is written.
  */
-export async function startEncryptionReconciler(p: PlatformState, input: { name: string; leaseNamespace: string; env?: Record<string, string>; tokenFile?: string }): Promise<ReconcilerProcess> {
+export async function startEncryptionReconciler(
+  p: PlatformState,
+  input: { name: string; leaseNamespace: string; env?: Record<string, string>; tokenFile?: string },
+): Promise<ReconcilerProcess> {
   const tokenFile = input.tokenFile ?? join(p.dir, `${input.name}-openbao-token`);
   if (!input.tokenFile) writeFileSync(tokenFile, await controllerOpenBaoToken(p), { mode: 0o600 });
   const controller = await startControllerProcess(p, {

@@ -28,6 +28,13 @@ export async function readRaw(endpoint: string, key: string): Promise<Buffer | n
 }
 
 export async function listRaw(endpoint: string, prefix: string, limit = 0): Promise<{ key: string; value: Buffer }[]> {
-  const result = await range(endpoint, { key: b64(prefix), range_end: Buffer.from(prefixEnd(prefix), 'latin1').toString('base64'), limit });
-  return (result.kvs ?? []).map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString('utf8'), value: Buffer.from(kv.value ?? '', 'base64') }));
+  const result = await range(endpoint, {
+    key: b64(prefix),
+    range_end: Buffer.from(prefixEnd(prefix), 'latin1').toString('base64'),
+    limit,
+  });
+  return (result.kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString('utf8'),
+    value: Buffer.from(kv.value ?? '', 'base64'),
+  }));
 }

@@ -33,8 +33,15 @@ export interface ScanProbeResult {
 
 /** Scans in a child Node process; rejects with the child's stderr when it fails. */
 export function scanInChild(input: ScanProbeInput): Promise<ScanProbeResult> {
-  const args = ['--conditions=source', ...(input.maxOldSpaceMiB ? [`--max-old-space-size=${input.maxOldSpaceMiB}`] : []), SELF];
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SCAN_PROBE: JSON.stringify(input) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    '--conditions=source',
+    ...(input.maxOldSpaceMiB ? [`--max-old-space-size=${input.maxOldSpaceMiB}`] : []),
+    SELF,
+  ];
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SCAN_PROBE: JSON.stringify(input) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -59,9 +66,20 @@ async function main(): Promise<void> {
   const warm = openEtcdKvReader(connection);
   await warm.count(input.prefix).finally(() => warm.close());
   const started = process.hrtime.bigint();
-  const scan = await scanCoverage({ connection, prefix: input.prefix, resources: input.resources, currentKeyIds: input.currentKeyIds ?? [] });
+  const scan = await scanCoverage({
+    connection,
+    prefix: input.prefix,
+    resources: input.resources,
+    currentKeyIds: input.currentKeyIds ?? [],
+  });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const result: ScanProbeResult = { scan, seconds, rowsPerSecond: Math.round(scan.total / seconds), warmupSeconds: Number(started - cold) / 1e9, peakRssMiB: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10 };
+  const result: ScanProbeResult = {
+    scan,
+    seconds,
+    rowsPerSecond: Math.round(scan.total / seconds),
+    warmupSeconds: Number(started - cold) / 1e9,
+    peakRssMiB: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10,
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

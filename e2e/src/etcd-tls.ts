@@ -22,7 +22,20 @@ export async function startTlsEtcd(p: PlatformState, dir: string, name: string):
   const ca = createCA(dir, 'datastore');
   const server = issueCert(ca, dir, { name: 'etcd-server', commonName: 'etcd', ips: ['127.0.0.1'], usage: 'server' });
   const client = issueCert(ca, dir, { name: 'etcd-client', commonName: 'kdc-scanner', usage: 'client' });
-  const etcd = await startEtcd({ binary: p.binaries.etcd, dir, logDir: p.logDir, name, tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: ca.certFile, clientCertPem: client.certPem, clientKeyPem: client.keyPem, caPem: ca.certPem } });
+  const etcd = await startEtcd({
+    binary: p.binaries.etcd,
+    dir,
+    logDir: p.logDir,
+    name,
+    tls: {
+      certFile: server.certFile,
+      keyFile: server.keyFile,
+      caFile: ca.certFile,
+      clientCertPem: client.certPem,
+      clientKeyPem: client.keyPem,
+      caPem: ca.certPem,
+    },
+  });
   const connection = { endpoint: etcd.endpoint, caPem: ca.certPem, certPem: client.certPem, keyPem: client.keyPem };
   const writer = etcdWriter(connection);
   return { etcd, ca, client, connection, writer, stop: async () => (writer.close(), await etcd.stop()) };
@@ -34,9 +47,15 @@ export const keyIdOf = (form: 'kdc1' | 'kdc2', version: number, c: string) => `$
 /** The bytes the apiserver stores through a KMS v2 provider (ours unless named), with made-up ciphertext. */
 export function kmsRow(keyID: string, options: { provider?: string; pad?: number } = {}): Buffer {
   const prefix = options.provider ? `k8s:enc:kms:v2:${options.provider}:` : KMS_STORED_PREFIX;
-  const object = encodeEncryptedObject({ encryptedData: Buffer.alloc(48 + (options.pad ?? 0), 0x5a), keyID, encryptedDEKSource: Buffer.alloc(60, 0x11), encryptedDEKSourceType: 1 });
+  const object = encodeEncryptedObject({
+    encryptedData: Buffer.alloc(48 + (options.pad ?? 0), 0x5a),
+    keyID,
+    encryptedDEKSource: Buffer.alloc(60, 0x11),
+    encryptedDEKSourceType: 1,
+  });
   return Buffer.concat([Buffer.from(prefix), object]);
 }
 
 /** A plaintext Secret as the apiserver stores it (protobuf, `k8s\0` magic). */
-export const plaintextRow = (pad = 0) => Buffer.concat([Buffer.from('k8s\u0000\n\u000cv1\u0012\u0006Secret\u001a\u0004data'), Buffer.alloc(pad, 0x2e)]);
+export const plaintextRow = (pad = 0) =>
+  Buffer.concat([Buffer.from('k8s\u0000\n\u000cv1\u0012\u0006Secret\u001a\u0004data'), Buffer.alloc(pad, 0x2e)]);

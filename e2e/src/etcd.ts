@@ -23,7 +23,14 @@ export interface EtcdOptions {
   dataDir?: string;
   clientPort?: number;
   /** Serve clients over TLS and require client certificates signed by caFile (like a Kamaji DataStore). */
-  tls?: { certFile: string; keyFile: string; caFile: string; clientCertPem: string; clientKeyPem: string; caPem: string };
+  tls?: {
+    certFile: string;
+    keyFile: string;
+    caFile: string;
+    clientCertPem: string;
+    clientKeyPem: string;
+    caPem: string;
+  };
 }
 
 export async function startEtcd(options: EtcdOptions): Promise<EtcdServer> {
@@ -51,24 +58,43 @@ export async function startEtcd(options: EtcdOptions): Promise<EtcdServer> {
       // Test data is disposable; fsync dominates start-up and write latency on shared disks.
       '--unsafe-no-fsync',
       '--quota-backend-bytes=8589934592',
-      ...(options.tls ? ['--client-cert-auth', `--trusted-ca-file=${options.tls.caFile}`, `--cert-file=${options.tls.certFile}`, `--key-file=${options.tls.keyFile}`] : []),
+      ...(options.tls
+        ? [
+            '--client-cert-auth',
+            `--trusted-ca-file=${options.tls.caFile}`,
+            `--cert-file=${options.tls.certFile}`,
+            `--key-file=${options.tls.keyFile}`,
+          ]
+        : []),
     ],
   });
-  await waitFor(`${name} to report healthy`, async () => {
-    if (!process.running) throw new Error(`${name} exited:\n${process.tail()}`);
-    const body = JSON.parse(options.tls ? await httpsGet(`${endpoint}/health`, options.tls) : await (await fetch(`${endpoint}/health`)).text()) as { health?: string };
-    return body.health === 'true';
-  }, { timeoutMs: 60_000, intervalMs: 100 });
+  await waitFor(
+    `${name} to report healthy`,
+    async () => {
+      if (!process.running) throw new Error(`${name} exited:\n${process.tail()}`);
+      const body = JSON.parse(
+        options.tls
+          ? await httpsGet(`${endpoint}/health`, options.tls)
+          : await (await fetch(`${endpoint}/health`)).text(),
+      ) as { health?: string };
+      return body.health === 'true';
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
   return { name, endpoint, dataDir, process, stop: () => process.stop() };
 }
 
 function httpsGet(url: string, tls: { clientCertPem: string; clientKeyPem: string; caPem: string }): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = https.get(url, { ca: tls.caPem, cert: tls.clientCertPem, key: tls.clientKeyPem, timeout: 2000 }, (response) => {
-      let body = '';
-      response.on('data', (c: Buffer) => (body += c.toString()));
-      response.on('end', () => resolve(body));
-    });
+    const request = https.get(
+      url,
+      { ca: tls.caPem, cert: tls.clientCertPem, key: tls.clientKeyPem, timeout: 2000 },
+      (response) => {
+        let body = '';
+        response.on('data', (c: Buffer) => (body += c.toString()));
+        response.on('end', () => resolve(body));
+      },
+    );
     request.on('error', reject);
     request.on('timeout', () => request.destroy(new Error('timeout')));
   });

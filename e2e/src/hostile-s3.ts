@@ -84,7 +84,9 @@ export async function startHostileS3(bucket: string): Promise<HostileS3> {
       '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
       `<Name>${xml(bucket)}</Name><Prefix>${xml(prefix)}</Prefix><KeyCount>${prefixes.length}</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter>`,
       `<IsTruncated>${truncated}</IsTruncated>`,
-      ...(truncated ? [`<NextContinuationToken>${page + 1}-${randomBytes(8).toString('hex')}</NextContinuationToken>`] : []),
+      ...(truncated
+        ? [`<NextContinuationToken>${page + 1}-${randomBytes(8).toString('hex')}</NextContinuationToken>`]
+        : []),
       ...prefixes.map((p) => `<CommonPrefixes><Prefix>${xml(p)}</Prefix></CommonPrefixes>`),
       '</ListBucketResult>',
     ].join('');
@@ -108,7 +110,11 @@ export async function startHostileS3(bucket: string): Promise<HostileS3> {
     }
     if (object.kind === 'endless') return req.method === 'HEAD' ? void res.writeHead(200).end() : endless(res);
     const size = object.reportedSize ?? object.body.length;
-    const headers = { 'content-type': 'application/octet-stream', 'last-modified': new Date().toUTCString(), etag: '"hostile"' };
+    const headers = {
+      'content-type': 'application/octet-stream',
+      'last-modified': new Date().toUTCString(),
+      etag: '"hostile"',
+    };
     if (req.method === 'HEAD') return void res.writeHead(200, { ...headers, 'content-length': size }).end();
     const range = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
     if (range) {
@@ -116,9 +122,14 @@ export async function startHostileS3(bucket: string): Promise<HostileS3> {
       const end = Math.min(range[2] === undefined ? size - 1 : Number(range[2]), size - 1);
       const slice = object.body.subarray(Math.min(start, object.body.length), Math.min(end + 1, object.body.length));
       // A lying size: announce the whole range, send what there is, then hang up.
-      res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}` });
+      res.writeHead(206, {
+        ...headers,
+        'content-length': end - start + 1,
+        'content-range': `bytes ${start}-${end}/${size}`,
+      });
       res.write(slice);
-      if (slice.length < end - start + 1) return object.fill ? writeZeros(res, end - start + 1 - slice.length) : void res.destroy();
+      if (slice.length < end - start + 1)
+        return object.fill ? writeZeros(res, end - start + 1 - slice.length) : void res.destroy();
       return void res.end();
     }
     if (size !== object.body.length) {
@@ -142,7 +153,9 @@ export async function startHostileS3(bucket: string): Promise<HostileS3> {
     if (!key && url.searchParams.has('list-type')) return listPage(req, res, url.searchParams);
     if (!key && url.searchParams.has('uploads')) {
       const body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${xml(bucket)}</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`;
-      return void res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body);
+      return void res
+        .writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
+        .end(body);
     }
     if (req.method === 'GET' || req.method === 'HEAD') return serveObject(req, res, key);
     res.writeHead(403).end();

@@ -32,7 +32,11 @@ export async function shippedImages(log: (line: string) => void = () => undefine
   const table: Record<string, OciImage> = {};
   for (const image of images) {
     built[image.name] = image;
-    table[image.ref] = { rootfs: await unpackImage(image.layout, image.tag, image.digest, unpackedImagesDir()), config: image.config, digest: image.digest };
+    table[image.ref] = {
+      rootfs: await unpackImage(image.layout, image.tag, image.digest, unpackedImagesDir()),
+      config: image.config,
+      digest: image.digest,
+    };
   }
   return { base, built, table };
 }

@@ -25,26 +25,59 @@ export interface IsolatedManagement {
  * `crds`: which CRDs it serves from the start; default ours only. A test that installs ours with
  * the chart asks for Kamaji's alone.
  */
-export async function isolatedManagement(p: PlatformState, name: string, options: { openbao?: boolean; crds?: { kdc?: boolean; kamaji?: boolean } } = {}): Promise<IsolatedManagement> {
+export async function isolatedManagement(
+  p: PlatformState,
+  name: string,
+  options: { openbao?: boolean; crds?: { kdc?: boolean; kamaji?: boolean } } = {},
+): Promise<IsolatedManagement> {
   const dir = join(p.dir, name);
   const logDir = join(p.logDir, name);
   mkdirSync(dir, { recursive: true });
   mkdirSync(logDir, { recursive: true });
   const [api, bao] = await Promise.all([
-    startKubeApiserver({ binary: p.binaries['kube-apiserver'], dir, logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${name}`, name: `${name}-management` }),
-    options.openbao ? startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), name) }) : undefined,
+    startKubeApiserver({
+      binary: p.binaries['kube-apiserver'],
+      dir,
+      logDir,
+      etcdEndpoint: p.etcd.endpoint,
+      etcdPrefix: `/${name}`,
+      name: `${name}-management`,
+    }),
+    options.openbao
+      ? startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), name) })
+      : undefined,
   ]);
   const kube = KubeClient.fromFile(api.kubeconfig);
-  await applyCrds(kube, [...(options.crds?.kdc ?? true ? platformCrds() : []), ...(options.crds?.kamaji ? kamajiCrds() : [])]);
+  await applyCrds(kube, [
+    ...((options.crds?.kdc ?? true) ? platformCrds() : []),
+    ...(options.crds?.kamaji ? kamajiCrds() : []),
+  ]);
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-  if (bao) await configureKubernetesAuth(bao, { mount: OPENBAO_K8S_AUTH_MOUNT, kubernetesHost: api.url, caPem: api.ca.certPem, reviewerJwt: await reviewerToken(kube) });
+  if (bao)
+    await configureKubernetesAuth(bao, {
+      mount: OPENBAO_K8S_AUTH_MOUNT,
+      kubernetesHost: api.url,
+      caPem: api.ca.certPem,
+      reviewerJwt: await reviewerToken(kube),
+    });
   const state: PlatformState = {
     ...p,
-    management: { ...p.management, url: api.url, kubeconfig: api.kubeconfig, caPem: api.ca.certPem, serviceAccountIssuer: api.serviceAccountIssuer },
-    ...(bao ? { openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken, auditLog: bao.auditLog } } : {}),
+    management: {
+      ...p.management,
+      url: api.url,
+      kubeconfig: api.kubeconfig,
+      caPem: api.ca.certPem,
+      serviceAccountIssuer: api.serviceAccountIssuer,
+    },
+    ...(bao
+      ? { openbao: { ...p.openbao, url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken, auditLog: bao.auditLog } }
+      : {}),
   };
   return {
-    api, kube, bao, state,
+    api,
+    kube,
+    bao,
+    state,
     stop: async () => {
       await api.stop();
       await bao?.stop();

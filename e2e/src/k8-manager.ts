@@ -10,7 +10,10 @@ export type K8ManagerProcess = ControllerProcess;
  * Runs the real k8-manager program. `selector` shards it to the KdcClusters a test labels, and
  * its own Lease keeps its leader election apart from other test instances.
  */
-export async function startK8Manager(p: PlatformState, input: { name: string; leaseNamespace: string; selector: string; env?: Record<string, string> }): Promise<K8ManagerProcess> {
+export async function startK8Manager(
+  p: PlatformState,
+  input: { name: string; leaseNamespace: string; selector: string; env?: Record<string, string> },
+): Promise<K8ManagerProcess> {
   return startControllerProcess(p, {
     name: input.name,
     main: K8_MANAGER_MAIN,

@@ -12,17 +12,33 @@ import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { nextRolloutStep } from './kamaji-rollout.ts';
 import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
-export const DEPLOYMENT = (namespace?: string, name?: string): ResourceRef => ({ group: 'apps', version: 'v1', plural: 'deployments', namespace, name });
+export const DEPLOYMENT = (namespace?: string, name?: string): ResourceRef => ({
+  group: 'apps',
+  version: 'v1',
+  plural: 'deployments',
+  namespace,
+  name,
+});
 
 export interface DeploymentObject extends KubeObject {
   metadata: KubeObject['metadata'] & { name: string; namespace: string; uid?: string; generation?: number };
   spec: {
     replicas?: number;
-    template: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: PodObject['spec'] };
+    template: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec: PodObject['spec'];
+    };
   };
 }
 
-interface Condition { type: string; status: 'True' | 'False'; reason: string; message: string; lastUpdateTime: string; lastTransitionTime: string }
+interface Condition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  lastUpdateTime: string;
+  lastTransitionTime: string;
+}
 
 interface DeploymentState {
   key: string;
@@ -34,7 +50,8 @@ interface DeploymentState {
 }
 
 /** The pod-template-hash: what names the pods of one template (the real one hashes the template too). */
-export const podTemplateHash = (template: DeploymentObject['spec']['template']) => createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 10);
+export const podTemplateHash = (template: DeploymentObject['spec']['template']) =>
+  createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 10);
 
 export class LocalDeploymentRunner {
   private readonly deps: WorkloadRunnerDeps;
@@ -47,7 +64,9 @@ export class LocalDeploymentRunner {
   }
 
   async start(): Promise<void> {
-    this.informers = await watchAll<DeploymentObject>(this.deps.kube, DEPLOYMENT, this.deps.namespaces, (d) => this.enqueue(`${d.metadata.namespace}/${d.metadata.name}`));
+    this.informers = await watchAll<DeploymentObject>(this.deps.kube, DEPLOYMENT, this.deps.namespaces, (d) =>
+      this.enqueue(`${d.metadata.namespace}/${d.metadata.name}`),
+    );
   }
 
   /** The running pods of a Deployment, in start order (tests read their host ports and logs). */
@@ -75,7 +94,10 @@ export class LocalDeploymentRunner {
         return this.stopping ? undefined : this.reconcile(state);
       })
       .catch((error: unknown) => {
-        this.deps.log('deployment reconcile failed; retrying', { deployment: key, error: String((error as Error)?.message ?? error) });
+        this.deps.log('deployment reconcile failed; retrying', {
+          deployment: key,
+          error: String((error as Error)?.message ?? error),
+        });
         setTimeout(() => this.enqueue(key), 1000);
       });
   }
@@ -94,11 +116,19 @@ export class LocalDeploymentRunner {
         for (const r of [...s.replicas]) await this.stopPod(s, r);
         break;
       }
-      const step = nextRolloutStep({ want, hash, replicas: s.replicas.map((r) => ({ hash: r.hash, phase: r.runtime.phase, ready: r.runtime.ready })) });
+      const step = nextRolloutStep({
+        want,
+        hash,
+        replicas: s.replicas.map((r) => ({ hash: r.hash, phase: r.runtime.phase, ready: r.runtime.ready })),
+      });
       if (step.kind === 'none') break;
       if (step.kind === 'stop') {
         const r = s.replicas[step.index]!;
-        this.deps.log(`deployment pod ${step.why}; stopping it`, { deployment: s.key, pod: r.runtime.name, message: r.runtime.podMessage });
+        this.deps.log(`deployment pod ${step.why}; stopping it`, {
+          deployment: s.key,
+          pod: r.runtime.name,
+          message: r.runtime.podMessage,
+        });
         await this.stopPod(s, r, step.why === 'failed' ? 2000 : undefined);
         continue;
       }
@@ -120,7 +150,16 @@ export class LocalDeploymentRunner {
         namespace: ns,
         labels: { ...(template.metadata?.labels ?? {}), 'pod-template-hash': hash },
         annotations: template.metadata?.annotations ?? {},
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name, uid: deployment.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            name: deployment.metadata.name,
+            uid: deployment.metadata.uid!,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
       spec: { ...template.spec, nodeName: this.deps.nodeName },
     } as PodObject);
@@ -133,24 +172,45 @@ export class LocalDeploymentRunner {
   private async stopPod(s: DeploymentState, r: DeploymentState['replicas'][number], graceMs?: number): Promise<void> {
     s.replicas = s.replicas.filter((x) => x !== r);
     await r.runtime.stop(graceMs);
-    await this.deps.kube.delete(CORE('pods', r.runtime.pod.metadata.namespace, r.runtime.name), { gracePeriodSeconds: 0 }).catch(() => undefined);
+    await this.deps.kube
+      .delete(CORE('pods', r.runtime.pod.metadata.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
+      .catch(() => undefined);
     this.deps.log('deployment pod stopped', { deployment: s.key, pod: r.runtime.name });
   }
 
-  private condition(s: DeploymentState, type: string, status: 'True' | 'False', reason: string, message: string): Condition {
+  private condition(
+    s: DeploymentState,
+    type: string,
+    status: 'True' | 'False',
+    reason: string,
+    message: string,
+  ): Condition {
     const now = rfc3339(new Date());
     const previous = s.conditions.get(type);
     const same = previous?.status === status && previous.reason === reason;
-    const condition: Condition = { type, status, reason, message, lastUpdateTime: same ? previous.lastUpdateTime : now, lastTransitionTime: previous?.status === status ? previous.lastTransitionTime : now };
+    const condition: Condition = {
+      type,
+      status,
+      reason,
+      message,
+      lastUpdateTime: same ? previous.lastUpdateTime : now,
+      lastTransitionTime: previous?.status === status ? previous.lastTransitionTime : now,
+    };
     s.conditions.set(type, condition);
     return condition;
   }
 
   private async syncStatus(s: DeploymentState, deployment: DeploymentObject, hash: string): Promise<void> {
     for (const { runtime } of s.replicas) {
-      await this.deps.kube.patch({ ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' }, { status: runtime.status() }, 'merge').catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-      });
+      await this.deps.kube
+        .patch(
+          { ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
+          { status: runtime.status() },
+          'merge',
+        )
+        .catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        });
     }
     const want = deployment.spec.replicas ?? 1;
     const updated = s.replicas.filter((r) => r.hash === hash);
@@ -160,24 +220,49 @@ export class LocalDeploymentRunner {
     const conditions = [
       ready >= want
         ? this.condition(s, 'Available', 'True', 'MinimumReplicasAvailable', 'Deployment has minimum availability.')
-        : this.condition(s, 'Available', 'False', 'MinimumReplicasUnavailable', 'Deployment does not have minimum availability.'),
+        : this.condition(
+            s,
+            'Available',
+            'False',
+            'MinimumReplicasUnavailable',
+            'Deployment does not have minimum availability.',
+          ),
       rolledOut
-        ? this.condition(s, 'Progressing', 'True', 'NewReplicaSetAvailable', `ReplicaSet "${name}" has successfully progressed.`)
+        ? this.condition(
+            s,
+            'Progressing',
+            'True',
+            'NewReplicaSetAvailable',
+            `ReplicaSet "${name}" has successfully progressed.`,
+          )
         : this.condition(s, 'Progressing', 'True', 'ReplicaSetUpdated', `ReplicaSet "${name}" is progressing.`),
     ];
-    const counts = { observedGeneration: deployment.metadata.generation ?? 0, replicas: s.replicas.length, updatedReplicas: updated.length, readyReplicas: ready, availableReplicas: ready, unavailableReplicas: Math.max(0, want - ready) };
+    const counts = {
+      observedGeneration: deployment.metadata.generation ?? 0,
+      replicas: s.replicas.length,
+      updatedReplicas: updated.length,
+      readyReplicas: ready,
+      availableReplicas: ready,
+      unavailableReplicas: Math.max(0, want - ready),
+    };
     const text = JSON.stringify({ counts, conditions: conditions.map((c) => [c.type, c.status, c.reason]) });
     if (text === s.lastStatus) return;
-    await this.deps.kube.patch({ ...DEPLOYMENT(deployment.metadata.namespace, deployment.metadata.name), subresource: 'status' }, { status: { ...counts, conditions } }, 'merge');
+    await this.deps.kube.patch(
+      { ...DEPLOYMENT(deployment.metadata.namespace, deployment.metadata.name), subresource: 'status' },
+      { status: { ...counts, conditions } },
+      'merge',
+    );
     s.lastStatus = text;
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all([...this.deployments.values()].map(async (s) => {
-      await s.chain.catch(() => undefined);
-      await Promise.all(s.replicas.map((r) => r.runtime.stop(5000)));
-    }));
+    await Promise.all(
+      [...this.deployments.values()].map(async (s) => {
+        await s.chain.catch(() => undefined);
+        await Promise.all(s.replicas.map((r) => r.runtime.stop(5000)));
+      }),
+    );
   }
 }

@@ -5,7 +5,12 @@ import { localImage } from './kamaji-pod.ts';
 const image = (config: OciImage['config']): OciImage => ({ rootfs: '/r', config });
 
 describe('running an image with Kubernetes rules', () => {
-  const img = image({ Entrypoint: ['/nodejs/bin/node', '/app/main.js'], Cmd: ['--help'], Env: ['PATH=/nodejs/bin:/usr/bin', 'A=b=c'], User: '65532:65533' });
+  const img = image({
+    Entrypoint: ['/nodejs/bin/node', '/app/main.js'],
+    Cmd: ['--help'],
+    Env: ['PATH=/nodejs/bin:/usr/bin', 'A=b=c'],
+    User: '65532:65533',
+  });
 
   it.each([
     ['neither: entrypoint and cmd', [], [], ['/nodejs/bin/node', '/app/main.js', '--help']],
@@ -41,6 +46,8 @@ describe('which local image a reference runs', () => {
   });
 
   it('refuses a reference pinned to another digest, naming both', () => {
-    expect(() => localImage(table, `kdc.local/kms-plugin:0.1.0@sha256:${'b'.repeat(64)}`)).toThrow(`has digest sha256:${'a'.repeat(64)}, not sha256:${'b'.repeat(64)}`);
+    expect(() => localImage(table, `kdc.local/kms-plugin:0.1.0@sha256:${'b'.repeat(64)}`)).toThrow(
+      `has digest sha256:${'a'.repeat(64)}, not sha256:${'b'.repeat(64)}`,
+    );
   });
 });

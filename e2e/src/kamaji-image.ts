@@ -21,19 +21,22 @@ export interface OciImage {
 /** What the local runner can run for an image reference: a host argv (source mapping) or an image. */
 export type LocalImage = string[] | OciImage;
 
-export const isOciImage = (image: LocalImage | undefined): image is OciImage => image !== undefined && !Array.isArray(image);
+export const isOciImage = (image: LocalImage | undefined): image is OciImage =>
+  image !== undefined && !Array.isArray(image);
 
 const HELPER_DIR = '/.kdc-runner';
 
 /** Kubernetes: `command` replaces the entrypoint, `args` the cmd; a command without args drops the cmd. */
 export function ociArgv(image: OciImage, command: readonly string[], args: readonly string[]): string[] {
   if (command.length) return [...command, ...args];
-  return [...(image.config.Entrypoint ?? []), ...(args.length ? args : image.config.Cmd ?? [])];
+  return [...(image.config.Entrypoint ?? []), ...(args.length ? args : (image.config.Cmd ?? []))];
 }
 
 /** The image's env (`K=V` entries), the base under what the pod spec sets. */
 export function ociEnv(image: OciImage): Record<string, string> {
-  return Object.fromEntries((image.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    (image.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
 }
 
 /** The image's numeric user and group (`65532:65532`); a name would need the image's passwd. */
@@ -68,17 +71,43 @@ function helper() {
  * bwrap arguments that make the image the container's root, with the runner's helper and
  * /etc/hosts. ensureMountPoint (kamaji-pod.ts) makes their mount points in the root first.
  */
-export function ociRootArgs(root: string, hostsFile: string, ensureMountPoint: (dest: string, directory: boolean) => void): string[] {
+export function ociRootArgs(
+  root: string,
+  hostsFile: string,
+  ensureMountPoint: (dest: string, directory: boolean) => void,
+): string[] {
   const h = helper();
   ensureMountPoint(join(root, HELPER_DIR, 'lib'), true);
   ensureMountPoint(join(root, HELPER_DIR, 'setpriv'), false);
   ensureMountPoint(join(root, 'etc/hosts'), false);
-  return ['--bind', root, '/', '--dev', '/dev', '--proc', '/proc', '--ro-bind', h.lib, `${HELPER_DIR}/lib`, '--ro-bind', h.setpriv, `${HELPER_DIR}/setpriv`, '--ro-bind', hostsFile, '/etc/hosts'];
+  return [
+    '--bind',
+    root,
+    '/',
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    '--ro-bind',
+    h.lib,
+    `${HELPER_DIR}/lib`,
+    '--ro-bind',
+    h.setpriv,
+    `${HELPER_DIR}/setpriv`,
+    '--ro-bind',
+    hostsFile,
+    '/etc/hosts',
+  ];
 }
 
 /** The argv prefix that runs setpriv inside the image's root (its arguments follow). */
 export function ociSetpriv(): string[] {
-  return [`${HELPER_DIR}/lib/${helper().loader.split('/').pop()!}`, '--library-path', `${HELPER_DIR}/lib`, `${HELPER_DIR}/setpriv`];
+  return [
+    `${HELPER_DIR}/lib/${helper().loader.split('/').pop()!}`,
+    '--library-path',
+    `${HELPER_DIR}/lib`,
+    `${HELPER_DIR}/setpriv`,
+  ];
 }
 
 /** The pod's /etc/hosts, as the kubelet writes it: loopback names and the pod's own name on its IP. */

@@ -10,25 +10,68 @@ import { CORE, rfc3339, type Informer, type KubeClient, type KubeObject, type Re
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { runPodToEnd, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
-export const JOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'jobs', namespace, name });
-export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({ group: 'batch', version: 'v1', plural: 'cronjobs', namespace, name });
+export const JOB = (namespace?: string, name?: string): ResourceRef => ({
+  group: 'batch',
+  version: 'v1',
+  plural: 'jobs',
+  namespace,
+  name,
+});
+export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({
+  group: 'batch',
+  version: 'v1',
+  plural: 'cronjobs',
+  namespace,
+  name,
+});
 
-interface JobCondition { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string; lastProbeTime?: string }
+interface JobCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  lastProbeTime?: string;
+}
 export interface JobObject extends KubeObject {
   metadata: KubeObject['metadata'] & { name: string; namespace: string; uid?: string; labels?: Record<string, string> };
-  spec: { backoffLimit?: number; activeDeadlineSeconds?: number; template: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: PodObject['spec'] } };
-  status?: { conditions?: JobCondition[]; startTime?: string; completionTime?: string; active?: number; succeeded?: number; failed?: number };
+  spec: {
+    backoffLimit?: number;
+    activeDeadlineSeconds?: number;
+    template: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec: PodObject['spec'];
+    };
+  };
+  status?: {
+    conditions?: JobCondition[];
+    startTime?: string;
+    completionTime?: string;
+    active?: number;
+    succeeded?: number;
+    failed?: number;
+  };
 }
 
 export type JobRunnerDeps = WorkloadRunnerDeps;
 
 /** Job status times have second precision; the apiserver refuses a changed startTime. */
 const seconds = () => rfc3339(new Date());
-const finished = (job: JobObject) => job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True') ?? false;
+const finished = (job: JobObject) =>
+  job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True') ?? false;
 
 /** What `kubectl create job --from=cronjob/<name>` does: a Job from the CronJob's jobTemplate. */
 export async function createJobFromCronJob(kube: KubeClient, namespace: string, cronJob: string): Promise<JobObject> {
-  const cj = await kube.get<KubeObject & { spec: { jobTemplate: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: JobObject['spec'] } } }>(CRONJOB(namespace, cronJob));
+  const cj = await kube.get<
+    KubeObject & {
+      spec: {
+        jobTemplate: {
+          metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+          spec: JobObject['spec'];
+        };
+      };
+    }
+  >(CRONJOB(namespace, cronJob));
   const template = cj.spec.jobTemplate;
   return kube.create<JobObject>(JOB(namespace), {
     apiVersion: 'batch/v1',
@@ -38,7 +81,9 @@ export async function createJobFromCronJob(kube: KubeClient, namespace: string, 
       namespace,
       labels: template.metadata?.labels ?? {},
       annotations: { ...(template.metadata?.annotations ?? {}), 'cronjob.kubernetes.io/instantiate': 'manual' },
-      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'CronJob', name: cronJob, uid: cj.metadata!.uid!, controller: true }],
+      ownerReferences: [
+        { apiVersion: 'batch/v1', kind: 'CronJob', name: cronJob, uid: cj.metadata!.uid!, controller: true },
+      ],
     },
     spec: template.spec,
   } as JobObject);
@@ -76,7 +121,9 @@ export class LocalJobRunner {
     const backoffLimit = job.spec.backoffLimit ?? 6;
     const startTime = job.status?.startTime ?? seconds();
     let failed = job.status?.failed ?? 0;
-    const deadline = job.spec.activeDeadlineSeconds ? Date.parse(startTime) + job.spec.activeDeadlineSeconds * 1000 : Infinity;
+    const deadline = job.spec.activeDeadlineSeconds
+      ? Date.parse(startTime) + job.spec.activeDeadlineSeconds * 1000
+      : Infinity;
     while (!this.stopping) {
       await this.patchStatus(job, { startTime, active: 1, ready: 0, failed, succeeded: 0 });
       const pod = await this.createPod(job);
@@ -86,10 +133,30 @@ export class LocalJobRunner {
       if (outcome === 'Succeeded') {
         const now = seconds();
         await this.patchStatus(job, {
-          startTime, completionTime: now, active: 0, ready: 0, failed, succeeded: 1, terminating: 0,
+          startTime,
+          completionTime: now,
+          active: 0,
+          ready: 0,
+          failed,
+          succeeded: 1,
+          terminating: 0,
           conditions: [
-            { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached', message: 'Reached expected number of succeeded pods', lastProbeTime: now, lastTransitionTime: now },
-            { type: 'Complete', status: 'True', reason: 'CompletionsReached', message: 'Reached expected number of succeeded pods', lastProbeTime: now, lastTransitionTime: now },
+            {
+              type: 'SuccessCriteriaMet',
+              status: 'True',
+              reason: 'CompletionsReached',
+              message: 'Reached expected number of succeeded pods',
+              lastProbeTime: now,
+              lastTransitionTime: now,
+            },
+            {
+              type: 'Complete',
+              status: 'True',
+              reason: 'CompletionsReached',
+              message: 'Reached expected number of succeeded pods',
+              lastProbeTime: now,
+              lastTransitionTime: now,
+            },
           ],
         });
         this.deps.log('job complete', { job: key });
@@ -99,9 +166,16 @@ export class LocalJobRunner {
       const overDeadline = Date.now() >= deadline;
       if (failed > backoffLimit || overDeadline) {
         const now = seconds();
-        const [reason, message] = overDeadline ? ['DeadlineExceeded', 'Job was active longer than specified deadline'] : ['BackoffLimitExceeded', 'Job has reached the specified backoff limit'];
+        const [reason, message] = overDeadline
+          ? ['DeadlineExceeded', 'Job was active longer than specified deadline']
+          : ['BackoffLimitExceeded', 'Job has reached the specified backoff limit'];
         await this.patchStatus(job, {
-          startTime, active: 0, ready: 0, failed, succeeded: 0, terminating: 0,
+          startTime,
+          active: 0,
+          ready: 0,
+          failed,
+          succeeded: 0,
+          terminating: 0,
           conditions: [
             { type: 'FailureTarget', status: 'True', reason, message, lastProbeTime: now, lastTransitionTime: now },
             { type: 'Failed', status: 'True', reason, message, lastProbeTime: now, lastTransitionTime: now },
@@ -126,24 +200,45 @@ export class LocalJobRunner {
       metadata: {
         name,
         namespace: ns,
-        labels: { ...(template.metadata?.labels ?? {}), 'batch.kubernetes.io/job-name': job.metadata.name, 'job-name': job.metadata.name, 'batch.kubernetes.io/controller-uid': uid, 'controller-uid': uid },
+        labels: {
+          ...(template.metadata?.labels ?? {}),
+          'batch.kubernetes.io/job-name': job.metadata.name,
+          'job-name': job.metadata.name,
+          'batch.kubernetes.io/controller-uid': uid,
+          'controller-uid': uid,
+        },
         annotations: template.metadata?.annotations ?? {},
-        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            name: job.metadata.name,
+            uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
       spec: { ...template.spec, nodeName: this.deps.nodeName },
     } as PodObject);
   }
 
   private async patchStatus(job: JobObject, status: Record<string, unknown>): Promise<void> {
-    await this.deps.kube.patch({ ...JOB(job.metadata.namespace, job.metadata.name), subresource: 'status' }, { status }, 'merge');
+    await this.deps.kube.patch(
+      { ...JOB(job.metadata.namespace, job.metadata.name), subresource: 'status' },
+      { status },
+      'merge',
+    );
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all([...this.running.values()].map(async (e) => {
-      await e.runtime?.stop(2000);
-      await e.done;
-    }));
+    await Promise.all(
+      [...this.running.values()].map(async (e) => {
+        await e.runtime?.stop(2000);
+        await e.done;
+      }),
+    );
   }
 }

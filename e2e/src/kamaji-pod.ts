@@ -8,8 +8,21 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync,
-  statSync, symlinkSync, writeFileSync,
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -20,7 +33,17 @@ import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
 import { freePort } from './ports.ts';
 import { ManagedProcess, tailFile } from './process.ts';
 import { sleep } from './wait.ts';
-import { isOciImage, ociArgv, ociEnv, ociRootArgs, ociSetpriv, ociUser, rootfsFor, writeHostsFile, type LocalImage } from './kamaji-image.ts';
+import {
+  isOciImage,
+  ociArgv,
+  ociEnv,
+  ociRootArgs,
+  ociSetpriv,
+  ociUser,
+  rootfsFor,
+  writeHostsFile,
+  type LocalImage,
+} from './kamaji-image.ts';
 
 const SANDBOX_MAIN = fileURLToPath(new URL('./kamaji-sandbox.ts', import.meta.url));
 
@@ -28,7 +51,13 @@ const SANDBOX_MAIN = fileURLToPath(new URL('./kamaji-sandbox.ts', import.meta.ur
 // The Pod API subset we read (loose: unknown fields are ignored, never an error).
 
 export interface ProbeSpec {
-  httpGet?: { path?: string; port: number | string; host?: string; scheme?: string; httpHeaders?: { name: string; value: string }[] };
+  httpGet?: {
+    path?: string;
+    port: number | string;
+    host?: string;
+    scheme?: string;
+    httpHeaders?: { name: string; value: string }[];
+  };
   tcpSocket?: { port: number | string };
   exec?: { command?: string[] };
   grpc?: { port: number };
@@ -68,7 +97,12 @@ type Selector = { name?: string; key: string; optional?: boolean };
 export interface EnvVarSpec {
   name: string;
   value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: Selector; configMapKeyRef?: Selector; resourceFieldRef?: unknown };
+  valueFrom?: {
+    fieldRef?: { fieldPath: string };
+    secretKeyRef?: Selector;
+    configMapKeyRef?: Selector;
+    resourceFieldRef?: unknown;
+  };
 }
 
 export interface ContainerSpec {
@@ -78,7 +112,11 @@ export interface ContainerSpec {
   args?: string[];
   workingDir?: string;
   env?: EnvVarSpec[];
-  envFrom?: { prefix?: string; secretRef?: { name: string; optional?: boolean }; configMapRef?: { name: string; optional?: boolean } }[];
+  envFrom?: {
+    prefix?: string;
+    secretRef?: { name: string; optional?: boolean };
+    configMapRef?: { name: string; optional?: boolean };
+  }[];
   ports?: { name?: string; containerPort: number; protocol?: string }[];
   volumeMounts?: VolumeMountSpec[];
   restartPolicy?: string;
@@ -123,7 +161,13 @@ export interface PodSpecLite {
 }
 
 export interface PodObject extends KubeObject {
-  metadata: { name: string; namespace: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec: PodSpecLite;
 }
 
@@ -177,7 +221,22 @@ export interface PodRuntimeOptions {
   claimPath?: (claimName: string) => string;
 }
 
-const DEFAULT_CAPS = ['chown', 'dac_override', 'fowner', 'fsetid', 'kill', 'setgid', 'setuid', 'setpcap', 'net_bind_service', 'net_raw', 'sys_chroot', 'mknod', 'audit_write', 'setfcap'];
+const DEFAULT_CAPS = [
+  'chown',
+  'dac_override',
+  'fowner',
+  'fsetid',
+  'kill',
+  'setgid',
+  'setuid',
+  'setpcap',
+  'net_bind_service',
+  'net_raw',
+  'sys_chroot',
+  'mknod',
+  'audit_write',
+  'setfcap',
+];
 
 /** Resolves a path through the host's existing symlinks (/var/run -> /run) before bwrap mounts there. */
 export function resolveHostPath(path: string): string {
@@ -322,7 +381,9 @@ export class PodRuntime {
     this.pod = options.pod;
     const logFile = (name: string) => join(options.logDir, `${options.logPrefix}_${name}.log`);
     this.containers = [
-      ...(this.pod.spec.initContainers ?? []).map((c) => new ContainerState(c, isSidecar(c) ? 'sidecar' : 'init', logFile(c.name))),
+      ...(this.pod.spec.initContainers ?? []).map(
+        (c) => new ContainerState(c, isSidecar(c) ? 'sidecar' : 'init', logFile(c.name)),
+      ),
       ...this.pod.spec.containers.map((c) => new ContainerState(c, 'container', logFile(c.name))),
     ];
     mkdirSync(join(options.dir, 'volumes'), { recursive: true });
@@ -406,7 +467,8 @@ export class PodRuntime {
     const results = await Promise.all(main.map((c) => this.runToCompletion(c, policy)));
     if (this.stopping) return;
     this.phase = results.every((code) => code === 0) ? 'Succeeded' : 'Failed';
-    if (this.phase === 'Failed') this.podMessage = `containers exited with ${main.map((c, i) => `${c.spec.name}=${results[i]}`).join(', ')}`;
+    if (this.phase === 'Failed')
+      this.podMessage = `containers exited with ${main.map((c, i) => `${c.spec.name}=${results[i]}`).join(', ')}`;
     // Sidecars end with the pod, as a kubelet stops them after the main containers completed.
     for (const c of this.containers.filter((x) => x.kind === 'sidecar')) c.process?.killNow();
     this.options.onChange();
@@ -476,14 +538,23 @@ export class PodRuntime {
         }
         this.options.onChange();
       }
-    })().catch((error: unknown) => this.options.log('container supervisor failed', { pod: this.name, container: c.spec.name, error: String((error as Error)?.message ?? error) }));
+    })().catch((error: unknown) =>
+      this.options.log('container supervisor failed', {
+        pod: this.name,
+        container: c.spec.name,
+        error: String((error as Error)?.message ?? error),
+      }),
+    );
     this.supervisors.add(loop);
   }
 
   /** Kubelet-like restart backoff: the first restart is immediate, then initial * 2^n up to max. */
   private async backoff(c: ContainerState): Promise<void> {
     if (c.restartCount === 0) return;
-    const ranLong = c.startedAt && c.finishedAt && Date.parse(c.finishedAt) - Date.parse(c.startedAt) > 2 * this.options.backoff.maxMs;
+    const ranLong =
+      c.startedAt &&
+      c.finishedAt &&
+      Date.parse(c.finishedAt) - Date.parse(c.startedAt) > 2 * this.options.backoff.maxMs;
     if (ranLong || c.restartCount === 1) return;
     const delay = Math.min(this.options.backoff.initialMs * 2 ** (c.restartCount - 2), this.options.backoff.maxMs);
     c.message = `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.spec.name} pod=${this.name}`;
@@ -502,8 +573,16 @@ export class PodRuntime {
       const e = error as Error & { reason?: string };
       const reason = e.reason ?? 'CreateContainerConfigError';
       if (c.reason !== reason || c.message !== e.message) {
-        appendFileSync(c.logFile, `[kamaji-runner] ${new Date().toISOString()} cannot start ${c.spec.name}: ${reason}: ${e.message}\n`);
-        this.options.log('cannot start container', { pod: this.name, container: c.spec.name, reason, error: e.message });
+        appendFileSync(
+          c.logFile,
+          `[kamaji-runner] ${new Date().toISOString()} cannot start ${c.spec.name}: ${reason}: ${e.message}\n`,
+        );
+        this.options.log('cannot start container', {
+          pod: this.name,
+          container: c.spec.name,
+          reason,
+          error: e.message,
+        });
       }
       c.reason = reason;
       c.message = e.message;
@@ -513,8 +592,17 @@ export class PodRuntime {
     }
     if (this.stopping) return 'not-started';
     const generation = ++c.generation;
-    appendFileSync(c.logFile, `[kamaji-runner] ${new Date().toISOString()} starting ${c.spec.name} (restart ${c.restartCount}): ${JSON.stringify(argv)}\n`);
-    const proc = ManagedProcess.start({ name: `${this.name}/${c.spec.name}`, binary: 'nsenter', args, logFile: c.logFile, env });
+    appendFileSync(
+      c.logFile,
+      `[kamaji-runner] ${new Date().toISOString()} starting ${c.spec.name} (restart ${c.restartCount}): ${JSON.stringify(argv)}\n`,
+    );
+    const proc = ManagedProcess.start({
+      name: `${this.name}/${c.spec.name}`,
+      binary: 'nsenter',
+      args,
+      logFile: c.logFile,
+      env,
+    });
     c.process = proc;
     c.pid = await this.mainPid(proc);
     c.running = true;
@@ -535,7 +623,12 @@ export class PodRuntime {
     c.finishedAt = new Date().toISOString();
     c.lastExitCode = proc.code;
     const exitCode = proc.code ?? 137;
-    c.lastTerminated = { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: c.startedAt, finishedAt: c.finishedAt };
+    c.lastTerminated = {
+      exitCode,
+      reason: exitCode === 0 ? 'Completed' : 'Error',
+      startedAt: c.startedAt,
+      finishedAt: c.finishedAt,
+    };
     appendFileSync(c.logFile, `[kamaji-runner] ${c.finishedAt} ${c.spec.name} exited with ${proc.code}\n`);
     this.options.onChange();
     return proc.code ?? null;
@@ -598,9 +691,15 @@ export class PodRuntime {
     const readOnly = c.spec.securityContext?.readOnlyRootFilesystem === true;
     const root = oci ? rootfsFor(oci, readOnly, join(this.options.dir, 'containers', c.spec.name)) : '/';
     const args = oci
-      ? ociRootArgs(root, writeHostsFile(join(this.options.dir, 'etc-hosts'), this.name, this.options.podIP), ensureMountPoint)
+      ? ociRootArgs(
+          root,
+          writeHostsFile(join(this.options.dir, 'etc-hosts'), this.name, this.options.podIP),
+          ensureMountPoint,
+        )
       : ['--bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
-    const mounts = [...(c.spec.volumeMounts ?? [])].sort((a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length);
+    const mounts = [...(c.spec.volumeMounts ?? [])].sort(
+      (a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length,
+    );
     for (const m of mounts) {
       const volume = this.volumes.get(m.name);
       if (!volume) throw new Error(`container ${c.spec.name} mounts unknown volume ${m.name}`);
@@ -615,7 +714,7 @@ export class PodRuntime {
       args.push(m.readOnly || volume.readOnly ? '--ro-bind' : '--bind', source, dest);
     }
     if (readOnly) args.push('--remount-ro', '/');
-    const workingDir = c.spec.workingDir ?? (oci ? oci.config.WorkingDir ?? '/' : undefined);
+    const workingDir = c.spec.workingDir ?? (oci ? (oci.config.WorkingDir ?? '/') : undefined);
     if (workingDir) args.push('--chdir', workingDir);
     args.push('--die-with-parent', '--', ...this.setprivArgs(c));
     return args;
@@ -624,7 +723,14 @@ export class PodRuntime {
   private async containerCommand(c: ContainerState): Promise<{ argv: string[]; env: Record<string, string> }> {
     const { uid, runAsNonRoot } = this.securityOf(c);
     if (runAsNonRoot && !uid) {
-      throw Object.assign(new Error(uid === 0 ? 'container\'s runAsUser breaks non-root policy' : 'container has runAsNonRoot and image will run as root'), { reason: 'CreateContainerConfigError' });
+      throw Object.assign(
+        new Error(
+          uid === 0
+            ? "container's runAsUser breaks non-root policy"
+            : 'container has runAsNonRoot and image will run as root',
+        ),
+        { reason: 'CreateContainerConfigError' },
+      );
     }
     const entrypoint = localImage(this.options.images, c.spec.image);
     const env = await this.containerEnv(c, uid, isOciImage(entrypoint) ? ociEnv(entrypoint) : undefined);
@@ -634,34 +740,50 @@ export class PodRuntime {
     let argv: string[];
     if (isOciImage(entrypoint)) {
       argv = ociArgv(entrypoint, command, args);
-      if (!argv.length) throw Object.assign(new Error(`image "${c.spec.image}" has no entrypoint or cmd and the container no command`), { reason: 'CreateContainerError' });
+      if (!argv.length)
+        throw Object.assign(
+          new Error(`image "${c.spec.image}" has no entrypoint or cmd and the container no command`),
+          { reason: 'CreateContainerError' },
+        );
     } else if (entrypoint) {
       if (command.length) {
         const [first, ...rest] = command;
-        argv = [!first!.includes('/') && basename(entrypoint[0]!) === first ? entrypoint[0]! : first!, ...rest, ...args];
+        argv = [
+          !first!.includes('/') && basename(entrypoint[0]!) === first ? entrypoint[0]! : first!,
+          ...rest,
+          ...args,
+        ];
       } else {
         argv = [...entrypoint, ...args];
       }
     } else if (command.length) {
       argv = [...command, ...args];
     } else {
-      throw Object.assign(new Error(`image "${c.spec.image}" is not in the local runner's image table and the container has no command`), { reason: 'ErrImagePull' });
+      throw Object.assign(
+        new Error(`image "${c.spec.image}" is not in the local runner's image table and the container has no command`),
+        { reason: 'ErrImagePull' },
+      );
     }
     return { argv, env };
   }
 
   private async getCached(kind: 'secrets' | 'configmaps', name: string): Promise<KubeObject | null> {
     const key = `${kind}/${name}`;
-    if (!this.cache.has(key)) this.cache.set(key, await this.options.kube.getOrNull(CORE(kind, this.pod.metadata.namespace, name)));
+    if (!this.cache.has(key))
+      this.cache.set(key, await this.options.kube.getOrNull(CORE(kind, this.pod.metadata.namespace, name)));
     return this.cache.get(key)!;
   }
 
   private async keyValue(kind: 'secrets' | 'configmaps', ref: Selector): Promise<string | undefined> {
-    const obj = ref.name ? ((await this.getCached(kind, ref.name)) as (KubeObject & { data?: Record<string, string> }) | null) : null;
+    const obj = ref.name
+      ? ((await this.getCached(kind, ref.name)) as (KubeObject & { data?: Record<string, string> }) | null)
+      : null;
     const raw = obj?.data?.[ref.key];
     if (raw === undefined) {
       if (ref.optional) return undefined;
-      throw new Error(`${kind === 'secrets' ? 'secret' : 'configmap'} "${ref.name}" ${obj ? `has no key "${ref.key}"` : 'not found'}`);
+      throw new Error(
+        `${kind === 'secrets' ? 'secret' : 'configmap'} "${ref.name}" ${obj ? `has no key "${ref.key}"` : 'not found'}`,
+      );
     }
     return kind === 'secrets' ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   }
@@ -671,21 +793,41 @@ export class PodRuntime {
     const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
     if (label) return (label[1] === 'labels' ? m.labels : m.annotations)?.[label[2]!] ?? '';
     switch (fieldPath) {
-      case 'metadata.name': return m.name;
-      case 'metadata.namespace': return m.namespace;
-      case 'metadata.uid': return m.uid ?? '';
-      case 'metadata.labels': return Object.entries(m.labels ?? {}).map(([k, v]) => `${k}="${v}"`).join('\n');
-      case 'metadata.annotations': return Object.entries(m.annotations ?? {}).map(([k, v]) => `${k}="${v}"`).join('\n');
-      case 'spec.nodeName': return this.pod.spec.nodeName ?? '';
-      case 'spec.serviceAccountName': return this.pod.spec.serviceAccountName ?? 'default';
-      case 'status.hostIP': case 'status.hostIPs': return '127.0.0.1';
-      case 'status.podIP': case 'status.podIPs': return this.options.podIP;
-      default: throw new Error(`unsupported fieldRef ${fieldPath}`);
+      case 'metadata.name':
+        return m.name;
+      case 'metadata.namespace':
+        return m.namespace;
+      case 'metadata.uid':
+        return m.uid ?? '';
+      case 'metadata.labels':
+        return Object.entries(m.labels ?? {})
+          .map(([k, v]) => `${k}="${v}"`)
+          .join('\n');
+      case 'metadata.annotations':
+        return Object.entries(m.annotations ?? {})
+          .map(([k, v]) => `${k}="${v}"`)
+          .join('\n');
+      case 'spec.nodeName':
+        return this.pod.spec.nodeName ?? '';
+      case 'spec.serviceAccountName':
+        return this.pod.spec.serviceAccountName ?? 'default';
+      case 'status.hostIP':
+      case 'status.hostIPs':
+        return '127.0.0.1';
+      case 'status.podIP':
+      case 'status.podIPs':
+        return this.options.podIP;
+      default:
+        throw new Error(`unsupported fieldRef ${fieldPath}`);
     }
   }
 
   /** imageEnv: the image's env (an image container), else the host's PATH (a host-mapped one). */
-  private async containerEnv(c: ContainerState, uid: number | undefined, imageEnv?: Record<string, string>): Promise<Record<string, string>> {
+  private async containerEnv(
+    c: ContainerState,
+    uid: number | undefined,
+    imageEnv?: Record<string, string>,
+  ): Promise<Record<string, string>> {
     this.cache.clear();
     const env: Record<string, string> = {
       ...(imageEnv ?? { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }),
@@ -698,8 +840,10 @@ export class PodRuntime {
       const ref = from.secretRef ?? from.configMapRef;
       if (!ref) continue;
       const obj = (await this.getCached(kind, ref.name)) as (KubeObject & { data?: Record<string, string> }) | null;
-      if (!obj && !ref.optional) throw new Error(`${kind === 'secrets' ? 'secret' : 'configmap'} "${ref.name}" not found`);
-      for (const [k, v] of Object.entries(obj?.data ?? {})) env[`${from.prefix ?? ''}${k}`] = kind === 'secrets' ? Buffer.from(v, 'base64').toString('utf8') : v;
+      if (!obj && !ref.optional)
+        throw new Error(`${kind === 'secrets' ? 'secret' : 'configmap'} "${ref.name}" not found`);
+      for (const [k, v] of Object.entries(obj?.data ?? {}))
+        env[`${from.prefix ?? ''}${k}`] = kind === 'secrets' ? Buffer.from(v, 'base64').toString('utf8') : v;
     }
     for (const e of c.spec.env ?? []) {
       let value: string | undefined;
@@ -747,18 +891,45 @@ export class PodRuntime {
     // Every pod port is also reachable from the host on a free loopback port (tests, debugging).
     for (const { port, socket } of inbound) {
       const hostPort = await freePort();
-      await this.serve(createServer((client) => this.bridge(client, createConnection(socket))), { port: hostPort, host: '127.0.0.1' });
+      await this.serve(
+        createServer((client) => this.bridge(client, createConnection(socket))),
+        { port: hostPort, host: '127.0.0.1' },
+      );
       this.hostPorts.set(port, hostPort);
-      await this.serve(createServer((client) => this.bridge(client, createConnection(socket))), { port, host: this.options.podIP });
+      await this.serve(
+        createServer((client) => this.bridge(client, createConnection(socket))),
+        { port, host: this.options.podIP },
+      );
     }
-    const config = { podIP: this.options.podIP, outbound, inbound, control: join(sock, 'control'), readyFile: join(this.options.dir, 'sandbox.ready') };
+    const config = {
+      podIP: this.options.podIP,
+      outbound,
+      inbound,
+      control: join(sock, 'control'),
+      readyFile: join(this.options.dir, 'sandbox.ready'),
+    };
     rmSync(config.readyFile, { force: true });
     const configFile = join(this.options.dir, 'sandbox.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     this.sandbox = ManagedProcess.start({
       name: `${this.name}/sandbox`,
       binary: 'bwrap',
-      args: ['--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-net', '--die-with-parent', '--', process.execPath, '--conditions=source', SANDBOX_MAIN, configFile],
+      args: [
+        '--bind',
+        '/',
+        '/',
+        '--dev',
+        '/dev',
+        '--proc',
+        '/proc',
+        '--unshare-net',
+        '--die-with-parent',
+        '--',
+        process.execPath,
+        '--conditions=source',
+        SANDBOX_MAIN,
+        configFile,
+      ],
       logFile: join(this.options.logDir, `${this.options.logPrefix}_POD.log`),
     });
     const deadline = Date.now() + 30_000;
@@ -774,7 +945,10 @@ export class PodRuntime {
   /** Host side of an outbound bridge: the runner's network namespace reaches the real service. */
   private async serveOutbound(port: number, socket: string): Promise<void> {
     rmSync(socket, { force: true });
-    await this.serve(createServer((client) => this.bridge(client, createConnection({ port, host: '127.0.0.1' }))), socket);
+    await this.serve(
+      createServer((client) => this.bridge(client, createConnection({ port, host: '127.0.0.1' }))),
+      socket,
+    );
   }
 
   /**
@@ -853,7 +1027,8 @@ export class PodRuntime {
         }
         this.volumes.set(v.name, { spec: v, path: v.hostPath.path, tokens: new Map(), readOnly: false });
       } else if (v.persistentVolumeClaim) {
-        if (!this.options.claimPath) throw new Error(`volume ${v.name}: PersistentVolumeClaims are not provided to this pod`);
+        if (!this.options.claimPath)
+          throw new Error(`volume ${v.name}: PersistentVolumeClaims are not provided to this pod`);
         const claimDir = this.options.claimPath(v.persistentVolumeClaim.claimName);
         if (!existsSync(claimDir)) {
           mkdirSync(claimDir, { recursive: true, mode: 0o755 });
@@ -862,7 +1037,12 @@ export class PodRuntime {
             chmodSync(claimDir, 0o2775);
           }
         }
-        this.volumes.set(v.name, { spec: v, path: claimDir, tokens: new Map(), readOnly: Boolean(v.persistentVolumeClaim.readOnly) });
+        this.volumes.set(v.name, {
+          spec: v,
+          path: claimDir,
+          tokens: new Map(),
+          readOnly: Boolean(v.persistentVolumeClaim.readOnly),
+        });
       } else if (v.secret || v.configMap || v.projected || v.downwardAPI) {
         mkdirSync(path, { recursive: true, mode: 0o755 });
         const volume: MaterializedVolume = { spec: v, path, tokens: new Map(), readOnly: true };
@@ -875,7 +1055,10 @@ export class PodRuntime {
     }
   }
 
-  private async serviceAccountToken(volume: MaterializedVolume, source: { audience?: string; expirationSeconds?: number; path: string }): Promise<string> {
+  private async serviceAccountToken(
+    volume: MaterializedVolume,
+    source: { audience?: string; expirationSeconds?: number; path: string },
+  ): Promise<string> {
     const cached = volume.tokens.get(source.path);
     if (cached && Date.now() < cached.refreshAt) return cached.token;
     const expirationSeconds = source.expirationSeconds ?? 3600;
@@ -900,14 +1083,25 @@ export class PodRuntime {
     return response.status.token;
   }
 
-  private async keyFiles(kind: 'secrets' | 'configmaps', name: string | undefined, items: KeyToPath[] | undefined, optional: boolean | undefined, mode: number, out: Map<string, FileProjection>): Promise<void> {
-    const obj = name ? ((await this.options.kube.getOrNull(CORE(kind, this.pod.metadata.namespace, name))) as (KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> }) | null) : null;
+  private async keyFiles(
+    kind: 'secrets' | 'configmaps',
+    name: string | undefined,
+    items: KeyToPath[] | undefined,
+    optional: boolean | undefined,
+    mode: number,
+    out: Map<string, FileProjection>,
+  ): Promise<void> {
+    const obj = name
+      ? ((await this.options.kube.getOrNull(CORE(kind, this.pod.metadata.namespace, name))) as
+          (KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> }) | null)
+      : null;
     if (!obj) {
       if (optional) return;
       throw new Error(`MountVolume.SetUp failed: ${kind === 'secrets' ? 'secret' : 'configmap'} "${name}" not found`);
     }
     const values = new Map<string, Buffer>();
-    for (const [k, v] of Object.entries(obj.data ?? {})) values.set(k, kind === 'secrets' ? Buffer.from(v, 'base64') : Buffer.from(v));
+    for (const [k, v] of Object.entries(obj.data ?? {}))
+      values.set(k, kind === 'secrets' ? Buffer.from(v, 'base64') : Buffer.from(v));
     for (const [k, v] of Object.entries(obj.binaryData ?? {})) values.set(k, Buffer.from(v, 'base64'));
     if (items?.length) {
       for (const item of items) {
@@ -927,22 +1121,56 @@ export class PodRuntime {
     const v = volume.spec;
     const files = new Map<string, FileProjection>();
     const downward = (items: DownwardItem[] | undefined, mode: number) => {
-      for (const item of items ?? []) if (item.fieldRef) files.set(item.path, { data: Buffer.from(this.fieldValue(item.fieldRef.fieldPath)), mode: item.mode ?? mode });
+      for (const item of items ?? [])
+        if (item.fieldRef)
+          files.set(item.path, {
+            data: Buffer.from(this.fieldValue(item.fieldRef.fieldPath)),
+            mode: item.mode ?? mode,
+          });
     };
-    if (v.secret) await this.keyFiles('secrets', v.secret.secretName, v.secret.items, v.secret.optional, v.secret.defaultMode ?? 0o644, files);
-    else if (v.configMap) await this.keyFiles('configmaps', v.configMap.name, v.configMap.items, v.configMap.optional, v.configMap.defaultMode ?? 0o644, files);
+    if (v.secret)
+      await this.keyFiles(
+        'secrets',
+        v.secret.secretName,
+        v.secret.items,
+        v.secret.optional,
+        v.secret.defaultMode ?? 0o644,
+        files,
+      );
+    else if (v.configMap)
+      await this.keyFiles(
+        'configmaps',
+        v.configMap.name,
+        v.configMap.items,
+        v.configMap.optional,
+        v.configMap.defaultMode ?? 0o644,
+        files,
+      );
     else if (v.downwardAPI) downward(v.downwardAPI.items, v.downwardAPI.defaultMode ?? 0o644);
     else if (v.projected) {
       const mode = v.projected.defaultMode ?? 0o644;
       const fsUser = this.fsUser();
       for (const source of v.projected.sources ?? []) {
-        if (source.secret) await this.keyFiles('secrets', source.secret.name, source.secret.items, source.secret.optional, mode, files);
-        else if (source.configMap) await this.keyFiles('configmaps', source.configMap.name, source.configMap.items, source.configMap.optional, mode, files);
+        if (source.secret)
+          await this.keyFiles('secrets', source.secret.name, source.secret.items, source.secret.optional, mode, files);
+        else if (source.configMap)
+          await this.keyFiles(
+            'configmaps',
+            source.configMap.name,
+            source.configMap.items,
+            source.configMap.optional,
+            mode,
+            files,
+          );
         else if (source.downwardAPI) downward(source.downwardAPI.items, mode);
         else if (source.serviceAccountToken) {
           // pkg/volume/projected: 0600 and owned by the pod's FsUser when FsUser or FsGroup is set.
           const tokenMode = fsUser !== undefined || fsGroup !== undefined ? 0o600 : mode;
-          files.set(source.serviceAccountToken.path, { data: Buffer.from(await this.serviceAccountToken(volume, source.serviceAccountToken)), mode: tokenMode, uid: fsUser });
+          files.set(source.serviceAccountToken.path, {
+            data: Buffer.from(await this.serviceAccountToken(volume, source.serviceAccountToken)),
+            mode: tokenMode,
+            uid: fsUser,
+          });
         } else {
           throw new Error(`projected volume ${v.name}: unsupported source ${Object.keys(source).join(',')}`);
         }
@@ -954,7 +1182,9 @@ export class PodRuntime {
   private scheduleResync(): void {
     const timer = setInterval(() => {
       if (this.stopping) return;
-      this.materializeVolumes().catch((error: unknown) => this.options.log('volume resync failed', { pod: this.name, error: String((error as Error).message) }));
+      this.materializeVolumes().catch((error: unknown) =>
+        this.options.log('volume resync failed', { pod: this.name, error: String((error as Error).message) }),
+      );
     }, this.options.volumeResyncMs);
     this.timers.add(timer);
   }
@@ -983,7 +1213,15 @@ export class PodRuntime {
           this.warned.add(key);
           const message = `[kamaji-runner] WARNING: ${join(m.mountPath, entry)} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid}) is not readable by uid ${uid} gid ${gid ?? 0} groups [${groups.join(',')}]; a kubelet sets the same ownership (set podSecurityContext.fsGroup, or a defaultMode readable by others)`;
           appendFileSync(c.logFile, `${message}\n`);
-          this.options.log('unreadable volume file', { pod: this.name, container: c.spec.name, file: join(m.mountPath, entry), mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid, runAsUser: uid });
+          this.options.log('unreadable volume file', {
+            pod: this.name,
+            container: c.spec.name,
+            file: join(m.mountPath, entry),
+            mode: (st.mode & 0o7777).toString(8),
+            uid: st.uid,
+            gid: st.gid,
+            runAsUser: uid,
+          });
         }
       }
     }
@@ -1027,12 +1265,23 @@ export class PodRuntime {
           failures++;
           if (kind === 'readiness' && failures >= failureThreshold && c.ready) {
             c.ready = false;
-            this.options.log('readiness probe failed', { pod: this.name, container: c.spec.name, error: result.message });
+            this.options.log('readiness probe failed', {
+              pod: this.name,
+              container: c.spec.name,
+              error: result.message,
+            });
             this.options.onChange();
           }
           if (kind !== 'readiness' && failures >= failureThreshold) {
-            appendFileSync(c.logFile, `[kamaji-runner] ${new Date().toISOString()} ${kind} probe failed ${failures} times (${result.message}); killing ${c.spec.name}\n`);
-            this.options.log(`${kind} probe failed; restarting container`, { pod: this.name, container: c.spec.name, error: result.message });
+            appendFileSync(
+              c.logFile,
+              `[kamaji-runner] ${new Date().toISOString()} ${kind} probe failed ${failures} times (${result.message}); killing ${c.spec.name}\n`,
+            );
+            this.options.log(`${kind} probe failed; restarting container`, {
+              pod: this.name,
+              container: c.spec.name,
+              error: result.message,
+            });
             void this.stopContainer(c);
             return;
           }
@@ -1041,7 +1290,14 @@ export class PodRuntime {
       }
     };
     const run = (probe: ProbeSpec, kind: 'startup' | 'readiness' | 'liveness') =>
-      void loop(probe, kind).catch((error: unknown) => this.options.log('probe loop failed', { pod: this.name, container: c.spec.name, kind, error: String((error as Error)?.message ?? error) }));
+      void loop(probe, kind).catch((error: unknown) =>
+        this.options.log('probe loop failed', {
+          pod: this.name,
+          container: c.spec.name,
+          kind,
+          error: String((error as Error)?.message ?? error),
+        }),
+      );
     if (c.spec.startupProbe) run(c.spec.startupProbe, 'startup');
     if (c.spec.livenessProbe) run(c.spec.livenessProbe, 'liveness');
     if (c.spec.readinessProbe) run(c.spec.readinessProbe, 'readiness');
@@ -1071,7 +1327,9 @@ export class PodRuntime {
         const port = this.resolvePort(c.spec, probe.httpGet.port);
         if (!port) return { ok: false, message: `unknown port ${probe.httpGet.port}` };
         const status = await httpProbe(this.inboundSocket(port), probe.httpGet, port, timeoutMs);
-        return status >= 200 && status < 400 ? { ok: true } : { ok: false, message: `HTTP probe failed with statuscode: ${status}` };
+        return status >= 200 && status < 400
+          ? { ok: true }
+          : { ok: false, message: `HTTP probe failed with statuscode: ${status}` };
       }
       if (probe.tcpSocket) {
         const port = this.resolvePort(c.spec, probe.tcpSocket.port);
@@ -1092,7 +1350,17 @@ export class PodRuntime {
   /** Runs a command in a running container's namespaces (exec probes). */
   private async execInContainer(c: ContainerState, command: string[], timeoutMs: number): Promise<number | null> {
     const { env } = await this.containerCommand(c);
-    const args = ['-t', String(c.pid), '-m', '-n', '-r', '-w', '--', ...this.setprivArgs(c), ...command.map((s) => expandVars(s, env))];
+    const args = [
+      '-t',
+      String(c.pid),
+      '-m',
+      '-n',
+      '-r',
+      '-w',
+      '--',
+      ...this.setprivArgs(c),
+      ...command.map((s) => expandVars(s, env)),
+    ];
     return new Promise((resolve) => {
       const child = spawn('nsenter', args, { env, stdio: 'ignore' });
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -1107,7 +1375,10 @@ export class PodRuntime {
   // ---- stopping ----------------------------------------------------------------------------------
 
   /** SIGTERM to the container's main process, SIGKILL to its process group after the grace period. */
-  private async stopContainer(c: ContainerState, graceMs = (this.pod.spec.terminationGracePeriodSeconds ?? 30) * 1000): Promise<void> {
+  private async stopContainer(
+    c: ContainerState,
+    graceMs = (this.pod.spec.terminationGracePeriodSeconds ?? 30) * 1000,
+  ): Promise<void> {
     const proc = c.process;
     if (!proc || !proc.running) return;
     try {
@@ -1128,8 +1399,11 @@ export class PodRuntime {
     this.stopped ??= (async () => {
       this.stopping = true;
       for (const t of this.timers) clearInterval(t);
-      await Promise.all(this.containers.filter((c) => c.kind === 'container').map((c) => this.stopContainer(c, graceMs)));
-      for (const c of [...this.containers].reverse().filter((x) => x.kind !== 'container')) await this.stopContainer(c, graceMs);
+      await Promise.all(
+        this.containers.filter((c) => c.kind === 'container').map((c) => this.stopContainer(c, graceMs)),
+      );
+      for (const c of [...this.containers].reverse().filter((x) => x.kind !== 'container'))
+        await this.stopContainer(c, graceMs);
       await this.running;
       await Promise.all(this.supervisors);
       // Anything that was starting while we stopped.
@@ -1168,9 +1442,25 @@ export class PodRuntime {
       const image = c.spec.image ?? '';
       const state = c.running
         ? { running: { startedAt: c.startedAt } }
-        : (c.kind === 'init' && c.lastExitCode === 0) || (c.kind === 'container' && c.lastTerminated && (this.phase === 'Succeeded' || this.phase === 'Failed'))
-          ? { terminated: { ...(c.lastTerminated ?? { exitCode: 0, reason: 'Completed', startedAt: c.startedAt, finishedAt: c.finishedAt }), containerID: `local://${c.pid}` } }
-          : { waiting: { reason: c.reason ?? (this.sandboxReady ? 'PodInitializing' : 'ContainerCreating'), ...(c.message ? { message: c.message } : {}) } };
+        : (c.kind === 'init' && c.lastExitCode === 0) ||
+            (c.kind === 'container' && c.lastTerminated && (this.phase === 'Succeeded' || this.phase === 'Failed'))
+          ? {
+              terminated: {
+                ...(c.lastTerminated ?? {
+                  exitCode: 0,
+                  reason: 'Completed',
+                  startedAt: c.startedAt,
+                  finishedAt: c.finishedAt,
+                }),
+                containerID: `local://${c.pid}`,
+              },
+            }
+          : {
+              waiting: {
+                reason: c.reason ?? (this.sandboxReady ? 'PodInitializing' : 'ContainerCreating'),
+                ...(c.message ? { message: c.message } : {}),
+              },
+            };
       return {
         name: c.spec.name,
         image,
@@ -1180,13 +1470,22 @@ export class PodRuntime {
         started: c.started,
         restartCount: c.restartCount,
         state,
-        lastState: c.lastTerminated && !(c.kind === 'init' && c.lastExitCode === 0 && !c.running) ? { terminated: { ...c.lastTerminated, containerID: `local://${c.pid}` } } : {},
+        lastState:
+          c.lastTerminated && !(c.kind === 'init' && c.lastExitCode === 0 && !c.running)
+            ? { terminated: { ...c.lastTerminated, containerID: `local://${c.pid}` } }
+            : {},
       };
     };
     const init = this.containers.filter((c) => c.kind !== 'container');
     const main = this.containers.filter((c) => c.kind === 'container');
     const containersReady = this.initialized && this.containers.every((c) => c.kind === 'init' || c.ready);
-    const condition = (type: string, ok: boolean, reason?: string) => ({ type, status: ok ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: now, ...(ok || !reason ? {} : { reason }) });
+    const condition = (type: string, ok: boolean, reason?: string) => ({
+      type,
+      status: ok ? 'True' : 'False',
+      lastProbeTime: null,
+      lastTransitionTime: now,
+      ...(ok || !reason ? {} : { reason }),
+    });
     return {
       phase: this.phase,
       ...(this.podMessage ? { message: this.podMessage } : {}),
@@ -1230,16 +1529,24 @@ function safeReaddir(path: string): string[] {
  * and each top-level entry is a symlink through `..data`, so a content update is one rename.
  * Ownership and modes as pkg/volume SetVolumeOwnership sets them for read-only volumes.
  */
-export function atomicWrite(dir: string, files: Map<string, FileProjection>, fsGroup: number | undefined, worldReadable: boolean): void {
+export function atomicWrite(
+  dir: string,
+  files: Map<string, FileProjection>,
+  fsGroup: number | undefined,
+  worldReadable: boolean,
+): void {
   const dataLink = join(dir, '..data');
-  const modeOf = (f: FileProjection) => (f.mode & 0o777) | (fsGroup !== undefined ? 0o440 : 0) | (worldReadable ? 0o444 : 0);
+  const modeOf = (f: FileProjection) =>
+    (f.mode & 0o777) | (fsGroup !== undefined ? 0o440 : 0) | (worldReadable ? 0o444 : 0);
   // Unchanged content and metadata: nothing to do (the kubelet compares too).
   if (existsSync(dataLink)) {
     const current = join(dir, readlinkSync(dataLink));
     const same = [...files].every(([path, f]) => {
       try {
         const st = statSync(join(current, path));
-        return readFileSync(join(current, path)).equals(f.data) && (st.mode & 0o777) === modeOf(f) && st.uid === (f.uid ?? 0);
+        return (
+          readFileSync(join(current, path)).equals(f.data) && (st.mode & 0o777) === modeOf(f) && st.uid === (f.uid ?? 0)
+        );
       } catch {
         return false;
       }
@@ -1288,13 +1595,28 @@ function isSymlink(path: string): boolean {
   }
 }
 
-function httpProbe(socketPath: string, action: NonNullable<ProbeSpec['httpGet']>, port: number, timeoutMs: number): Promise<number> {
+function httpProbe(
+  socketPath: string,
+  action: NonNullable<ProbeSpec['httpGet']>,
+  port: number,
+  timeoutMs: number,
+): Promise<number> {
   const https = (action.scheme ?? 'HTTP').toUpperCase() === 'HTTPS';
-  const headers: Record<string, string> = { Host: `${action.host ?? '127.0.0.1'}:${port}`, 'User-Agent': 'kube-probe/1.36', Accept: '*/*' };
+  const headers: Record<string, string> = {
+    Host: `${action.host ?? '127.0.0.1'}:${port}`,
+    'User-Agent': 'kube-probe/1.36',
+    Accept: '*/*',
+  };
   for (const h of action.httpHeaders ?? []) headers[h.name] = h.value;
   const path = action.path ?? '/';
   return new Promise((resolve, reject) => {
-    const options = { socketPath, path: path.startsWith('/') ? path : `/${path}`, method: 'GET', headers, timeout: timeoutMs };
+    const options = {
+      socketPath,
+      path: path.startsWith('/') ? path : `/${path}`,
+      method: 'GET',
+      headers,
+      timeout: timeoutMs,
+    };
     const req = https ? httpsRequest({ ...options, rejectUnauthorized: false }) : httpRequest(options);
     req.on('response', (res) => {
       res.resume();
@@ -1322,14 +1644,23 @@ function controlRequest(socketPath: string, line: string, timeoutMs: number): Pr
 /** Fails with a clear message when a tool the runner needs is missing (never a silent skip). */
 export function checkSandboxTools(): void {
   const missing: string[] = [];
-  for (const [tool, pkg] of [['bwrap', 'bubblewrap'], ['nsenter', 'util-linux'], ['setpriv', 'util-linux']] as const) {
+  for (const [tool, pkg] of [
+    ['bwrap', 'bubblewrap'],
+    ['nsenter', 'util-linux'],
+    ['setpriv', 'util-linux'],
+  ] as const) {
     try {
       execFileSync(tool, ['--version'], { stdio: 'ignore' });
     } catch {
       missing.push(`${tool} (apt package ${pkg})`);
     }
   }
-  if (missing.length) throw new Error(`the local Kamaji runner needs ${missing.join(', ')}: install it (e.g. apt-get install bubblewrap util-linux)`);
-  if (process.getuid?.() !== 0) throw new Error('the local Kamaji runner needs root (bwrap --unshare-net, nsenter and setpriv switch namespaces and users)');
+  if (missing.length)
+    throw new Error(
+      `the local Kamaji runner needs ${missing.join(', ')}: install it (e.g. apt-get install bubblewrap util-linux)`,
+    );
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      'the local Kamaji runner needs root (bwrap --unshare-net, nsenter and setpriv switch namespaces and users)',
+    );
 }
-

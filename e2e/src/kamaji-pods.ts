@@ -34,7 +34,9 @@ export class LocalPodRunner {
     if (this.stopping || entry || pod.spec.nodeName || meta.ownerReferences?.length) return;
     const started: { runtime?: PodRuntime; done: Promise<void> } = { done: Promise.resolve() };
     this.running.set(key, started);
-    started.done = this.run(pod, started).catch((error: unknown) => this.deps.log('pod run failed', { pod: key, error: String((error as Error)?.message ?? error) }));
+    started.done = this.run(pod, started).catch((error: unknown) =>
+      this.deps.log('pod run failed', { pod: key, error: String((error as Error)?.message ?? error) }),
+    );
   }
 
   private exists(pod: PodObject): boolean {
@@ -45,7 +47,15 @@ export class LocalPodRunner {
     const { kube } = this.deps;
     const { namespace, name } = pod.metadata;
     await this.deps.prepareNamespace(namespace, pod.spec.serviceAccountName);
-    await kube.post({ ...CORE('pods', namespace, name), subresource: 'binding' }, { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: this.deps.nodeName } });
+    await kube.post(
+      { ...CORE('pods', namespace, name), subresource: 'binding' },
+      {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name },
+        target: { apiVersion: 'v1', kind: 'Node', name: this.deps.nodeName },
+      },
+    );
     const bound = await kube.get<PodObject>(CORE('pods', namespace, name));
     this.deps.log('pod bound and started', { pod: `${namespace}/${name}` });
     // restartPolicy Always never ends by itself: it runs until its object goes or the runner stops.
@@ -56,9 +66,11 @@ export class LocalPodRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all([...this.running.values()].map(async (e) => {
-      await e.runtime?.stop(2000);
-      await e.done;
-    }));
+    await Promise.all(
+      [...this.running.values()].map(async (e) => {
+        await e.runtime?.stop(2000);
+        await e.done;
+      }),
+    );
   }
 }

@@ -18,7 +18,12 @@ export type RolloutStep =
   | { kind: 'stop'; index: number; why: 'failed' | 'replaced' | 'surplus' }
   | { kind: 'none' };
 
-export function nextRolloutStep(input: { want: number; hash: string; replicas: readonly ReplicaView[]; holdBack?: number }): RolloutStep {
+export function nextRolloutStep(input: {
+  want: number;
+  hash: string;
+  replicas: readonly ReplicaView[];
+  holdBack?: number;
+}): RolloutStep {
   const { want, hash, replicas } = input;
   const holdBack = input.holdBack ?? 0;
   const failed = replicas.findIndex((r) => r.phase === 'Failed');
@@ -34,8 +39,10 @@ export function nextRolloutStep(input: { want: number; hash: string; replicas: r
   if (!old.length) return current.length < want ? { kind: 'start', count: want - current.length } : { kind: 'none' };
   const readyCurrent = current.filter((r) => r.ready).length;
   // A new pod is ready beyond what is wanted: the oldest old one leaves (maxUnavailable 0).
-  if (old.length > holdBack && readyCurrent + old.length > want) return { kind: 'stop', index: old[0]!.index, why: 'replaced' };
+  if (old.length > holdBack && readyCurrent + old.length > want)
+    return { kind: 'stop', index: old[0]!.index, why: 'replaced' };
   // One new pod at a time (maxSurge 1, plus the pods held back), once the ones started before are ready.
-  if (current.length < want && replicas.length < want + Math.max(1, holdBack) && current.every((r) => r.ready)) return { kind: 'start', count: 1 };
+  if (current.length < want && replicas.length < want + Math.max(1, holdBack) && current.every((r) => r.ready))
+    return { kind: 'start', count: 1 };
   return { kind: 'none' };
 }

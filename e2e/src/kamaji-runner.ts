@@ -19,7 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { LocalImage } from './kamaji-image.ts';
-import { CORE, Informer, KubeClient, isAlreadyExists, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import {
+  CORE,
+  Informer,
+  KubeClient,
+  isAlreadyExists,
+  isNotFound,
+  type KubeObject,
+  type ResourceRef,
+} from '@kdc/shared';
 import { LocalDeploymentRunner } from './kamaji-deployments.ts';
 import { LocalJobRunner } from './kamaji-jobs.ts';
 import { LocalPodRunner } from './kamaji-pods.ts';
@@ -31,14 +39,33 @@ import type { PlatformState } from './platform.ts';
 import { freePort } from './ports.ts';
 import { nextRolloutStep } from './kamaji-rollout.ts';
 import {
-  LOCAL_NODE_NAME, NAME_LABEL, PKI_SECRETS, apiServerImage, apiServerPort, buildPod, datastoreCertsSecret, etcdPrefix, firstServiceIp, pkiPaths, templateHash,
-  type EtcdTarget, type TenantControlPlane,
+  LOCAL_NODE_NAME,
+  NAME_LABEL,
+  PKI_SECRETS,
+  apiServerImage,
+  apiServerPort,
+  buildPod,
+  datastoreCertsSecret,
+  etcdPrefix,
+  firstServiceIp,
+  pkiPaths,
+  templateHash,
+  type EtcdTarget,
+  type TenantControlPlane,
 } from './kamaji-template.ts';
 import { waitFor } from './wait.ts';
 
 export type { ContainerInfo } from './kamaji-pod.ts';
-export { LOCAL_NODE_NAME, PKI_SECRETS, apiServerImage, buildPod, datastoreCertsSecret, mergeApiServerArgs, templateHash, type EtcdTarget } from './kamaji-template.ts';
-
+export {
+  LOCAL_NODE_NAME,
+  PKI_SECRETS,
+  apiServerImage,
+  buildPod,
+  datastoreCertsSecret,
+  mergeApiServerArgs,
+  templateHash,
+  type EtcdTarget,
+} from './kamaji-template.ts';
 
 /** A random address in 127.64.0.0-127.250.255.255: distinct pods (and runners in other test processes) do not collide. */
 function randomLoopbackIp(): string {
@@ -46,12 +73,30 @@ function randomLoopbackIp(): string {
   return `127.${64 + (a! % 187)}.${b}.${1 + (c! % 254)}`;
 }
 const FIELD_MANAGER = 'kamaji-local-runner';
-const DATASTORE = (name?: string): ResourceRef => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
+const DATASTORE = (name?: string): ResourceRef => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'datastores',
+  name,
+});
 type DataStoreContent = { content?: string; secretReference?: { name?: string; namespace?: string; keyPath: string } };
 interface DataStore extends KubeObject {
-  spec: { driver: string; endpoints: string[]; tlsConfig?: { certificateAuthority?: { certificate?: DataStoreContent; privateKey?: DataStoreContent }; clientCertificate?: { certificate?: DataStoreContent; privateKey?: DataStoreContent } } };
+  spec: {
+    driver: string;
+    endpoints: string[];
+    tlsConfig?: {
+      certificateAuthority?: { certificate?: DataStoreContent; privateKey?: DataStoreContent };
+      clientCertificate?: { certificate?: DataStoreContent; privateKey?: DataStoreContent };
+    };
+  };
 }
-const TCP = (namespace?: string, name?: string): ResourceRef => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name });
+const TCP = (namespace?: string, name?: string): ResourceRef => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'tenantcontrolplanes',
+  namespace,
+  name,
+});
 
 export interface KamajiRunnerOptions {
   /**
@@ -130,7 +175,11 @@ export interface KamajiRunner {
    */
   holdBack(namespace: string, tcpName: string, count: number): void;
   /** Waits for a pod of the TCP: ready (default true), with hash / other than notHash. */
-  waitForPod(namespace: string, tcpName: string, options?: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number }): Promise<PodInfo>;
+  waitForPod(
+    namespace: string,
+    tcpName: string,
+    options?: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number },
+  ): Promise<PodInfo>;
   /** Waits until the TCP has no pod (deleted, or never started) and, after a deletion, its objects are cleaned up. */
   waitForNoPod(namespace: string, tcpName: string, timeoutMs?: number): Promise<void>;
   /** The last reconcile error for the TCP (e.g. the Pod object was refused), if any. */
@@ -220,7 +269,9 @@ class Runner implements KamajiRunner {
     this.sockRoot = mkdtempSync(join(tmpdir(), 'kdc-kr-'));
     this.kube = KubeClient.fromFile(state.management.kubeconfig);
     this.images = { 'registry.k8s.io/kube-apiserver': [state.binaries['kube-apiserver']], ...options.images };
-    const ports = [state.etcd.endpoint, state.management.url, state.openbao.url, state.s3.endpoint].map((u) => Number(new URL(u).port)).filter((p) => p > 0);
+    const ports = [state.etcd.endpoint, state.management.url, state.openbao.url, state.s3.endpoint]
+      .map((u) => Number(new URL(u).port))
+      .filter((p) => p > 0);
     this.outboundPorts = [...new Set([...ports, ...(options.extraOutboundPorts ?? [])])];
   }
 
@@ -273,24 +324,28 @@ class Runner implements KamajiRunner {
       if (existing) existing.retry = timer;
       return;
     }
-    this.stateFor(key).then((s) => {
-      if (s.queued) return;
-      s.queued = true;
-      s.chain = s.chain.then(async () => {
-        s.queued = false;
-        if (this.stopping) return;
-        try {
-          await this.reconcile(key, s);
-          s.failures = 0;
-          s.error = undefined;
-        } catch (error) {
-          s.error = String((error as Error)?.message ?? error);
-          const delay = Math.min(500 * 2 ** s.failures++, 10_000);
-          this.log('reconcile failed; retrying', { tcp: key, retryInMs: delay, error: s.error });
-          this.enqueue(key, delay);
-        }
-      });
-    }).catch((error: unknown) => this.log('cannot track TCP', { tcp: key, error: String((error as Error)?.message ?? error) }));
+    this.stateFor(key)
+      .then((s) => {
+        if (s.queued) return;
+        s.queued = true;
+        s.chain = s.chain.then(async () => {
+          s.queued = false;
+          if (this.stopping) return;
+          try {
+            await this.reconcile(key, s);
+            s.failures = 0;
+            s.error = undefined;
+          } catch (error) {
+            s.error = String((error as Error)?.message ?? error);
+            const delay = Math.min(500 * 2 ** s.failures++, 10_000);
+            this.log('reconcile failed; retrying', { tcp: key, retryInMs: delay, error: s.error });
+            this.enqueue(key, delay);
+          }
+        });
+      })
+      .catch((error: unknown) =>
+        this.log('cannot track TCP', { tcp: key, error: String((error as Error)?.message ?? error) }),
+      );
   }
 
   private stateCreating = new Map<string, Promise<TcpState>>();
@@ -304,8 +359,22 @@ class Runner implements KamajiRunner {
         const [namespace, name] = key.split('/') as [string, string];
         const hostPort = await freePort();
         const s: TcpState = {
-          namespace, name, hostPort, dir: join(this.dir, 'tcp', `${namespace}_${name}`), server: undefined as unknown as Server, connections: new Set(),
-          adminKubeconfig: '', replicas: [], holdBack: 0, nextConnection: 0, everReady: false, chain: Promise.resolve(), queued: false, failures: 0, deleted: false, tearingDown: false,
+          namespace,
+          name,
+          hostPort,
+          dir: join(this.dir, 'tcp', `${namespace}_${name}`),
+          server: undefined as unknown as Server,
+          connections: new Set(),
+          adminKubeconfig: '',
+          replicas: [],
+          holdBack: 0,
+          nextConnection: 0,
+          everReady: false,
+          chain: Promise.resolve(),
+          queued: false,
+          failures: 0,
+          deleted: false,
+          tearingDown: false,
         };
         s.adminKubeconfig = join(s.dir, 'admin.kubeconfig');
         mkdirSync(s.dir, { recursive: true });
@@ -366,11 +435,20 @@ class Runner implements KamajiRunner {
     // A few changes per reconcile: a started pod must become ready before the rollout goes on
     // (its readiness change brings the next reconcile).
     for (let i = 0; i < 2 * want + 4; i++) {
-      const step = nextRolloutStep({ want, hash, holdBack: s.holdBack, replicas: s.replicas.map((r) => ({ hash: r.hash, phase: r.runtime.phase, ready: r.runtime.ready })) });
+      const step = nextRolloutStep({
+        want,
+        hash,
+        holdBack: s.holdBack,
+        replicas: s.replicas.map((r) => ({ hash: r.hash, phase: r.runtime.phase, ready: r.runtime.ready })),
+      });
       if (step.kind === 'none') break;
       if (step.kind === 'stop') {
         const r = s.replicas[step.index]!;
-        const message = { failed: 'pod failed; replacing it', replaced: 'pod template changed; replacing the pod', surplus: 'scaled down; stopping a pod' }[step.why];
+        const message = {
+          failed: 'pod failed; replacing it',
+          replaced: 'pod template changed; replacing the pod',
+          surplus: 'scaled down; stopping a pod',
+        }[step.why];
         this.log(message, { tcp: key, pod: r.runtime.name, from: r.hash, to: hash, message: r.runtime.podMessage });
         // Without its sandbox the pod has no network: graceful shutdowns would only time out.
         await this.stopReplica(s, r, step.why === 'failed' ? 2000 : undefined);
@@ -390,11 +468,18 @@ class Runner implements KamajiRunner {
     for (let n = 1; taken.has(name); n++) name = `${base}-${n}`;
     const pod = await this.createPodObject(tcp, hash, name, s.replicas.length === 0);
     const seq = ++this.podSeq;
-    const podDir = join(this.dir, 'pods', `${s.namespace}_${s.name}_${hash}${name === base ? '' : name.slice(base.length)}`);
+    const podDir = join(
+      this.dir,
+      'pods',
+      `${s.namespace}_${s.name}_${hash}${name === base ? '' : name.slice(base.length)}`,
+    );
     rmSync(podDir, { recursive: true, force: true });
     const runtime = this.newRuntime(pod, {
       // Kamaji's kube-apiserver image, wherever registrySettings point, is the platform's binary.
-      images: { ...this.images, [apiServerImage(tcp).replace(/:[^:/]*$/, '')]: [this.state.binaries['kube-apiserver']] },
+      images: {
+        ...this.images,
+        [apiServerImage(tcp).replace(/:[^:/]*$/, '')]: [this.state.binaries['kube-apiserver']],
+      },
       dir: podDir,
       sockDir: join(this.sockRoot, String(seq)),
       logPrefix: name === base ? `${s.namespace}_${s.name}` : `${s.namespace}_${s.name}${name.slice(base.length)}`,
@@ -412,7 +497,14 @@ class Runner implements KamajiRunner {
     this.outboundPorts = [...this.outboundPorts, port];
     for (const runtime of this.runtimes) {
       if (runtime.closed) this.runtimes.delete(runtime);
-      else runtime.addOutboundPort(port).catch((error: unknown) => this.log('cannot bridge a new port into a pod', { pod: runtime.name, port, error: String((error as Error)?.message ?? error) }));
+      else
+        runtime.addOutboundPort(port).catch((error: unknown) =>
+          this.log('cannot bridge a new port into a pod', {
+            pod: runtime.name,
+            port,
+            error: String((error as Error)?.message ?? error),
+          }),
+        );
     }
   }
 
@@ -425,14 +517,30 @@ class Runner implements KamajiRunner {
       prepareNamespace: (ns, sa) => this.prepareNamespace(ns, sa),
       runtime: (pod, logPrefix, onChange) => {
         const seq = `w${++this.podSeq}`;
-        return this.newRuntime(pod, { dir: join(this.dir, kind, `${pod.metadata.namespace}_${pod.metadata.name}_${seq}`), sockDir: join(this.sockRoot, seq), logPrefix, onChange, log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }) });
+        return this.newRuntime(pod, {
+          dir: join(this.dir, kind, `${pod.metadata.namespace}_${pod.metadata.name}_${seq}`),
+          sockDir: join(this.sockRoot, seq),
+          logPrefix,
+          onChange,
+          log: (message, fields) => this.log(message, { pod: pod.metadata.name, ...fields }),
+        });
       },
       log: (message, fields) => this.log(message, fields),
     };
   }
 
   /** A pod sandbox runtime with this runner's settings (TCP pods and Job pods alike). */
-  newRuntime(pod: PodObject, o: { images?: Record<string, LocalImage>; dir: string; sockDir: string; logPrefix: string; onChange: () => void; log: (message: string, fields?: Record<string, unknown>) => void }): PodRuntime {
+  newRuntime(
+    pod: PodObject,
+    o: {
+      images?: Record<string, LocalImage>;
+      dir: string;
+      sockDir: string;
+      logPrefix: string;
+      onChange: () => void;
+      log: (message: string, fields?: Record<string, unknown>) => void;
+    },
+  ): PodRuntime {
     const apiPort = new URL(this.state.management.url).port;
     for (const runtime of this.runtimes) if (runtime.closed) this.runtimes.delete(runtime);
     const runtime = new PodRuntime({
@@ -445,7 +553,11 @@ class Runner implements KamajiRunner {
       logPrefix: o.logPrefix,
       podIP: randomLoopbackIp(),
       outboundPorts: this.outboundPorts,
-      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: apiPort, KUBERNETES_SERVICE_PORT_HTTPS: apiPort },
+      env: {
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: apiPort,
+        KUBERNETES_SERVICE_PORT_HTTPS: apiPort,
+      },
       probePeriodCapSeconds: this.options.probePeriodCapSeconds ?? 1,
       backoff: { initialMs: this.options.backoff?.initialMs ?? 10_000, maxMs: this.options.backoff?.maxMs ?? 300_000 },
       volumeResyncMs: this.options.volumeResyncMs ?? 5000,
@@ -475,8 +587,16 @@ class Runner implements KamajiRunner {
     const ns = tcp.metadata.namespace;
     const names = PKI_SECRETS(tcp.metadata.name);
     if (!s.pki) {
-      const existing = await Promise.all(Object.keys(pkiPaths).map((k) => this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names[k as keyof typeof pkiPaths]))));
-      const admin = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names.adminKubeconfig));
+      const existing = await Promise.all(
+        Object.keys(pkiPaths).map((k) =>
+          this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
+            CORE('secrets', ns, names[k as keyof typeof pkiPaths]),
+          ),
+        ),
+      );
+      const admin = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
+        CORE('secrets', ns, names.adminKubeconfig),
+      );
       const adminPemFile = join(s.dir, 'admin-client.json');
       let adminPem: { cert: string; key: string } | undefined;
       try {
@@ -489,7 +609,9 @@ class Runner implements KamajiRunner {
         s.pki = { caPem: Buffer.from(ca, 'base64').toString(), adminCertPem: adminPem.cert, adminKeyPem: adminPem.key };
       } else {
         s.pki = await this.generatePki(tcp, s);
-        writeFileSync(adminPemFile, JSON.stringify({ cert: s.pki.adminCertPem, key: s.pki.adminKeyPem }), { mode: 0o600 });
+        writeFileSync(adminPemFile, JSON.stringify({ cert: s.pki.adminCertPem, key: s.pki.adminKeyPem }), {
+          mode: 0o600,
+        });
       }
     }
     const server = `https://127.0.0.1:${s.hostPort}`;
@@ -497,14 +619,30 @@ class Runner implements KamajiRunner {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: tcp.metadata.name, cluster: { server, 'certificate-authority-data': b64(s.pki.caPem) } }],
-      users: [{ name: 'kubernetes-admin', user: { 'client-certificate-data': b64(s.pki.adminCertPem), 'client-key-data': b64(s.pki.adminKeyPem) } }],
-      contexts: [{ name: `kubernetes-admin@${tcp.metadata.name}`, context: { cluster: tcp.metadata.name, user: 'kubernetes-admin' } }],
+      users: [
+        {
+          name: 'kubernetes-admin',
+          user: { 'client-certificate-data': b64(s.pki.adminCertPem), 'client-key-data': b64(s.pki.adminKeyPem) },
+        },
+      ],
+      contexts: [
+        {
+          name: `kubernetes-admin@${tcp.metadata.name}`,
+          context: { cluster: tcp.metadata.name, user: 'kubernetes-admin' },
+        },
+      ],
       'current-context': `kubernetes-admin@${tcp.metadata.name}`,
     });
     writeFileSync(s.adminKubeconfig, kubeconfig, { mode: 0o600 });
-    const live = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', ns, names.adminKubeconfig));
+    const live = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
+      CORE('secrets', ns, names.adminKubeconfig),
+    );
     if (live?.data?.['admin.conf'] !== b64(kubeconfig)) {
-      await this.kube.apply(CORE('secrets', ns, names.adminKubeconfig), this.secret(tcp, names.adminKubeconfig, { 'admin.conf': kubeconfig }), FIELD_MANAGER);
+      await this.kube.apply(
+        CORE('secrets', ns, names.adminKubeconfig),
+        this.secret(tcp, names.adminKubeconfig, { 'admin.conf': kubeconfig }),
+        FIELD_MANAGER,
+      );
     }
   }
 
@@ -512,7 +650,11 @@ class Runner implements KamajiRunner {
     return {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name, namespace: tcp.metadata.namespace, labels: { [NAME_LABEL]: tcp.metadata.name, 'kamaji.clastix.io/managed-by': FIELD_MANAGER } },
+      metadata: {
+        name,
+        namespace: tcp.metadata.namespace,
+        labels: { [NAME_LABEL]: tcp.metadata.name, 'kamaji.clastix.io/managed-by': FIELD_MANAGER },
+      },
       type: 'Opaque',
       data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
     } as KubeObject;
@@ -531,15 +673,38 @@ class Runner implements KamajiRunner {
     const serving = issueCert(ca, dir, {
       name: 'apiserver',
       commonName: 'kube-apiserver',
-      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', tcp.metadata.name, `${tcp.metadata.name}.${tcp.metadata.namespace}.svc`, ...sans.filter((x) => !isIp(x))],
+      dnsNames: [
+        'localhost',
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'kubernetes.default.svc.cluster.local',
+        tcp.metadata.name,
+        `${tcp.metadata.name}.${tcp.metadata.namespace}.svc`,
+        ...sans.filter((x) => !isIp(x)),
+      ],
       ips: ['127.0.0.1', ...(serviceIp ? [serviceIp] : []), ...sans.filter(isIp)],
       usage: 'server',
     });
-    const kubeletClient = issueCert(ca, dir, { name: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organization: 'kubeadm:cluster-admins', usage: 'client' });
+    const kubeletClient = issueCert(ca, dir, {
+      name: 'apiserver-kubelet-client',
+      commonName: 'kube-apiserver-kubelet-client',
+      organization: 'kubeadm:cluster-admins',
+      usage: 'client',
+    });
     const frontProxyCa = createCA(dir, 'front-proxy');
-    const frontProxyClient = issueCert(frontProxyCa, dir, { name: 'front-proxy-client', commonName: 'front-proxy-client', usage: 'client' });
+    const frontProxyClient = issueCert(frontProxyCa, dir, {
+      name: 'front-proxy-client',
+      commonName: 'front-proxy-client',
+      usage: 'client',
+    });
     const sa = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const admin = issueCert(ca, dir, { name: 'admin', commonName: 'kubernetes-admin', organization: 'system:masters', usage: 'client' });
+    const admin = issueCert(ca, dir, {
+      name: 'admin',
+      commonName: 'kubernetes-admin',
+      organization: 'system:masters',
+      usage: 'client',
+    });
     const names = PKI_SECRETS(tcp.metadata.name);
     const contents: Record<keyof typeof pkiPaths, [string, string]> = {
       ca: [ca.certPem, ca.keyPem],
@@ -547,18 +712,30 @@ class Runner implements KamajiRunner {
       apiServerKubeletClient: [kubeletClient.certPem, kubeletClient.keyPem],
       frontProxyCA: [frontProxyCa.certPem, frontProxyCa.keyPem],
       frontProxyClient: [frontProxyClient.certPem, frontProxyClient.keyPem],
-      sa: [sa.publicKey.export({ type: 'spki', format: 'pem' }).toString(), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+      sa: [
+        sa.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      ],
     };
     for (const [k, [cert, key]] of Object.entries(contents) as [keyof typeof pkiPaths, [string, string]][]) {
       const [certName, keyName] = pkiPaths[k];
-      await this.kube.apply(CORE('secrets', tcp.metadata.namespace, names[k]), this.secret(tcp, names[k], { [certName]: cert, [keyName]: key }), FIELD_MANAGER);
+      await this.kube.apply(
+        CORE('secrets', tcp.metadata.namespace, names[k]),
+        this.secret(tcp, names[k], { [certName]: cert, [keyName]: key }),
+        FIELD_MANAGER,
+      );
     }
     this.log('generated PKI', { tcp: `${s.namespace}/${s.name}`, ms: Date.now() - started });
     return { caPem: ca.certPem, adminCertPem: admin.certPem, adminKeyPem: admin.keyPem };
   }
 
   /** Creates the Pod object; the runner runs what the apiserver admitted (with defaults and the SA token volume). */
-  private async createPodObject(tcp: TenantControlPlane, hash: string, name: string, first: boolean): Promise<PodObject> {
+  private async createPodObject(
+    tcp: TenantControlPlane,
+    hash: string,
+    name: string,
+    first: boolean,
+  ): Promise<PodObject> {
     const ns = tcp.metadata.namespace;
     const built = buildPod(tcp, hash, await this.etcdTarget(tcp));
     const wanted = { ...built, metadata: { ...built.metadata, name } };
@@ -576,7 +753,8 @@ class Runner implements KamajiRunner {
     if (!tcp.spec.dataStore) return { servers: this.state.etcd.endpoint };
     const ds = await this.kube.getOrNull<DataStore>(DATASTORE(tcp.spec.dataStore));
     if (!ds) throw new Error(`DataStore ${tcp.spec.dataStore} not found`);
-    if (ds.spec.driver !== 'etcd') throw new Error(`DataStore ${tcp.spec.dataStore}: driver ${ds.spec.driver} is not supported by the local runner`);
+    if (ds.spec.driver !== 'etcd')
+      throw new Error(`DataStore ${tcp.spec.dataStore}: driver ${ds.spec.driver} is not supported by the local runner`);
     const secretName = datastoreCertsSecret(tcp.metadata.name);
     const existing = await this.kube.getOrNull(CORE('secrets', tcp.metadata.namespace, secretName));
     if (!existing) {
@@ -587,8 +765,16 @@ class Runner implements KamajiRunner {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       writeFileSync(join(dir, 'ca.crt'), caCert);
       writeFileSync(join(dir, 'ca.key'), caKey, { mode: 0o600 });
-      const client = issueCert({ certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), certPem: caCert, keyPem: caKey }, dir, { name: 'client', commonName: `${tcp.metadata.namespace}_${tcp.metadata.name}`, usage: 'client' });
-      await this.kube.apply(CORE('secrets', tcp.metadata.namespace, secretName), this.secret(tcp, secretName, { 'ca.crt': caCert, 'server.crt': client.certPem, 'server.key': client.keyPem }), FIELD_MANAGER);
+      const client = issueCert(
+        { certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), certPem: caCert, keyPem: caKey },
+        dir,
+        { name: 'client', commonName: `${tcp.metadata.namespace}_${tcp.metadata.name}`, usage: 'client' },
+      );
+      await this.kube.apply(
+        CORE('secrets', tcp.metadata.namespace, secretName),
+        this.secret(tcp, secretName, { 'ca.crt': caCert, 'server.crt': client.certPem, 'server.key': client.keyPem }),
+        FIELD_MANAGER,
+      );
       rmSync(dir, { recursive: true, force: true });
     }
     return { servers: ds.spec.endpoints.map((e) => `https://${e}`).join(','), certsSecret: secretName };
@@ -597,19 +783,36 @@ class Runner implements KamajiRunner {
   private async contentOf(ref: DataStoreContent | undefined): Promise<string> {
     if (ref?.content) return Buffer.from(ref.content, 'base64').toString();
     const secretRef = ref?.secretReference;
-    if (!secretRef?.name || !secretRef.namespace) throw new Error('DataStore tlsConfig: a certificate or key has neither content nor a secretReference with name and namespace');
-    const secret = await this.kube.get<KubeObject & { data?: Record<string, string> }>(CORE('secrets', secretRef.namespace, secretRef.name));
+    if (!secretRef?.name || !secretRef.namespace)
+      throw new Error(
+        'DataStore tlsConfig: a certificate or key has neither content nor a secretReference with name and namespace',
+      );
+    const secret = await this.kube.get<KubeObject & { data?: Record<string, string> }>(
+      CORE('secrets', secretRef.namespace, secretRef.name),
+    );
     const value = secret.data?.[secretRef.keyPath];
-    if (!value) throw new Error(`DataStore tlsConfig: Secret ${secretRef.namespace}/${secretRef.name} has no key ${secretRef.keyPath}`);
+    if (!value)
+      throw new Error(
+        `DataStore tlsConfig: Secret ${secretRef.namespace}/${secretRef.name} has no key ${secretRef.keyPath}`,
+      );
     return Buffer.from(value, 'base64').toString();
   }
 
   /** What kube-controller-manager would have done in this namespace (it does not run here). */
   async prepareNamespace(ns: string, serviceAccount: string | undefined): Promise<void> {
     if (!serviceAccount || serviceAccount === 'default') {
-      await this.createIfMissing(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+      await this.createIfMissing(CORE('serviceaccounts', ns), {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: 'default' },
+      });
     }
-    await this.createIfMissing(CORE('configmaps', ns), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': this.state.management.caPem } } as KubeObject);
+    await this.createIfMissing(CORE('configmaps', ns), {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'kube-root-ca.crt' },
+      data: { 'ca.crt': this.state.management.caPem },
+    } as KubeObject);
   }
 
   private async createIfMissing(ref: ResourceRef, body: KubeObject): Promise<void> {
@@ -621,15 +824,21 @@ class Runner implements KamajiRunner {
   }
 
   private async deletePodObjects(namespace: string, tcpName: string): Promise<void> {
-    const pods = await this.kube.list<PodObject>(CORE('pods', namespace), { labelSelector: `${NAME_LABEL}=${tcpName}`, fieldSelector: `spec.nodeName=${LOCAL_NODE_NAME}` });
-    for (const p of pods.items) await this.kube.delete(CORE('pods', namespace, p.metadata.name), { gracePeriodSeconds: 0 });
+    const pods = await this.kube.list<PodObject>(CORE('pods', namespace), {
+      labelSelector: `${NAME_LABEL}=${tcpName}`,
+      fieldSelector: `spec.nodeName=${LOCAL_NODE_NAME}`,
+    });
+    for (const p of pods.items)
+      await this.kube.delete(CORE('pods', namespace, p.metadata.name), { gracePeriodSeconds: 0 });
   }
 
   private async stopReplica(s: TcpState, r: Replica, graceMs?: number): Promise<void> {
     const grace = this.options.terminationGraceSeconds;
     s.replicas = s.replicas.filter((x) => x !== r);
     await r.runtime.stop(graceMs ?? (grace === undefined ? undefined : grace * 1000));
-    await this.kube.delete(CORE('pods', s.namespace, r.runtime.name), { gracePeriodSeconds: 0 }).catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
+    await this.kube
+      .delete(CORE('pods', s.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
+      .catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
   }
 
   private async stopPods(s: TcpState, graceMs?: number): Promise<void> {
@@ -651,10 +860,14 @@ class Runner implements KamajiRunner {
   private async cleanup(s: TcpState, tcp: TenantControlPlane | undefined): Promise<void> {
     await this.stopPods(s);
     await this.deletePodObjects(s.namespace, s.name).catch(() => undefined);
-    for (const secret of Object.values(PKI_SECRETS(s.name))) await this.kube.delete(CORE('secrets', s.namespace, secret));
+    for (const secret of Object.values(PKI_SECRETS(s.name)))
+      await this.kube.delete(CORE('secrets', s.namespace, secret));
     if (tcp?.spec.dataStore) {
       await this.kube.delete(CORE('secrets', s.namespace, datastoreCertsSecret(s.name))).catch(() => undefined);
-      this.log('TCP on a DataStore: its data stays in that etcd', { tcp: `${s.namespace}/${s.name}`, dataStore: tcp.spec.dataStore });
+      this.log('TCP on a DataStore: its data stays in that etcd', {
+        tcp: `${s.namespace}/${s.name}`,
+        dataStore: tcp.spec.dataStore,
+      });
     } else if (this.options.deleteDataOnDelete ?? true) {
       const prefix = tcp ? etcdPrefix(tcp) : `/${s.namespace}_${s.name}`;
       await deleteEtcdPrefix(this.state.etcd.endpoint, `${prefix}/`);
@@ -673,11 +886,13 @@ class Runner implements KamajiRunner {
     s.flushTimer = setTimeout(() => {
       s.flushTimer = undefined;
       const key = `${s.namespace}/${s.name}`;
-      s.chain = s.chain.then(() => this.syncStatus(s)).catch((error: unknown) => {
-        if (isNotFound(error)) return; // the TCP is being deleted
-        this.log('status update failed', { tcp: key, error: String((error as Error)?.message ?? error) });
-        this.scheduleFlush(s);
-      });
+      s.chain = s.chain
+        .then(() => this.syncStatus(s))
+        .catch((error: unknown) => {
+          if (isNotFound(error)) return; // the TCP is being deleted
+          this.log('status update failed', { tcp: key, error: String((error as Error)?.message ?? error) });
+          this.scheduleFlush(s);
+        });
     }, 100);
   }
 
@@ -715,10 +930,22 @@ class Runner implements KamajiRunner {
         frontProxyClient: { secretName: names.frontProxyClient },
         sa: { secretName: names.sa },
       },
-      storage: { driver: 'etcd', dataStoreName: tcp.spec.dataStore ?? 'local-platform-etcd', setup: { schema: etcdPrefix(tcp).slice(1) } },
+      storage: {
+        driver: 'etcd',
+        dataStoreName: tcp.spec.dataStore ?? 'local-platform-etcd',
+        setup: { schema: etcdPrefix(tcp).slice(1) },
+      },
       kubernetesResources: {
         version: { version: tcp.spec.kubernetes?.version ?? '', status: versionStatus },
-        deployment: { name: s.name, namespace: s.namespace, replicas, readyReplicas, availableReplicas: readyReplicas, updatedReplicas, selector: `${NAME_LABEL}=${s.name}` },
+        deployment: {
+          name: s.name,
+          namespace: s.namespace,
+          replicas,
+          readyReplicas,
+          availableReplicas: readyReplicas,
+          updatedReplicas,
+          selector: `${NAME_LABEL}=${s.name}`,
+        },
       },
     };
     if (!contains(tcp.status ?? {}, wanted)) {
@@ -731,7 +958,10 @@ class Runner implements KamajiRunner {
   private async syncPodStatus(s: TcpState, r: Replica): Promise<boolean> {
     const pod = r.runtime;
     const status = pod.status() as { conditions: { type: string; status: string; lastTransitionTime: string }[] };
-    const comparable = JSON.stringify({ ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: undefined })) });
+    const comparable = JSON.stringify({
+      ...status,
+      conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: undefined })),
+    });
     if (comparable === r.lastPodStatus) return true;
     for (const c of status.conditions) {
       const prev = r.conditionTimes.get(c.type);
@@ -741,7 +971,17 @@ class Runner implements KamajiRunner {
     try {
       await this.kube.patch({ ...CORE('pods', s.namespace, pod.name), subresource: 'status' }, { status }, 'merge');
       r.lastPodStatus = comparable;
-      this.log('pod status', { pod: pod.name, phase: pod.phase, ready: pod.ready, containers: pod.containers.map((c) => `${c.spec.name}:${c.running ? 'running' : c.reason ?? 'stopped'}${c.started ? ',started' : ''}${c.ready ? ',ready' : ''}${c.restartCount ? `,restarts=${c.restartCount}` : ''}`).join(' ') });
+      this.log('pod status', {
+        pod: pod.name,
+        phase: pod.phase,
+        ready: pod.ready,
+        containers: pod.containers
+          .map(
+            (c) =>
+              `${c.spec.name}:${c.running ? 'running' : (c.reason ?? 'stopped')}${c.started ? ',started' : ''}${c.ready ? ',ready' : ''}${c.restartCount ? `,restarts=${c.restartCount}` : ''}`,
+          )
+          .join(' '),
+      });
       return true;
     } catch (error) {
       if (!isNotFound(error)) throw error;
@@ -759,7 +999,15 @@ class Runner implements KamajiRunner {
     const wanted = {
       kubernetesResources: {
         version: { version: tcp.spec.kubernetes?.version ?? '', status: 'Sleeping' },
-        deployment: { name: s.name, namespace: s.namespace, replicas: 0, readyReplicas: 0, availableReplicas: 0, updatedReplicas: 0, selector: `${NAME_LABEL}=${s.name}` },
+        deployment: {
+          name: s.name,
+          namespace: s.namespace,
+          replicas: 0,
+          readyReplicas: 0,
+          availableReplicas: 0,
+          updatedReplicas: 0,
+          selector: `${NAME_LABEL}=${s.name}`,
+        },
       },
     };
     if (!contains(tcp.status ?? {}, wanted)) {
@@ -805,11 +1053,13 @@ class Runner implements KamajiRunner {
 
   holdBack(namespace: string, tcpName: string, count: number): void {
     const key = `${namespace}/${tcpName}`;
-    this.stateFor(key).then((s) => {
-      s.holdBack = count;
-      this.log('rollout hold-back', { tcp: key, count });
-      this.enqueue(key);
-    }).catch((error: unknown) => this.log('cannot track TCP', { tcp: key, error: String(error) }));
+    this.stateFor(key)
+      .then((s) => {
+        s.holdBack = count;
+        this.log('rollout hold-back', { tcp: key, count });
+        this.enqueue(key);
+      })
+      .catch((error: unknown) => this.log('cannot track TCP', { tcp: key, error: String(error) }));
   }
 
   volumePath(namespace: string, tcpName: string, volume: string): string | undefined {
@@ -820,30 +1070,44 @@ class Runner implements KamajiRunner {
     return this.tcps.get(`${namespace}/${tcpName}`)?.error;
   }
 
-  waitForPod(namespace: string, tcpName: string, options: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number } = {}): Promise<PodInfo> {
+  waitForPod(
+    namespace: string,
+    tcpName: string,
+    options: { ready?: boolean; hash?: string; notHash?: string; timeoutMs?: number } = {},
+  ): Promise<PodInfo> {
     const ready = options.ready ?? true;
-    return waitFor(`pod of TenantControlPlane ${namespace}/${tcpName}${ready ? ' to be Ready' : ''}`, async () => {
-      const info = this.pod(namespace, tcpName);
-      if (!info) {
-        const error = this.lastError(namespace, tcpName);
-        if (error) throw new Error(error);
-        return undefined;
-      }
-      if (options.hash && info.hash !== options.hash) return undefined;
-      if (options.notHash && info.hash === options.notHash) return undefined;
-      if (ready && !info.ready) {
-        const waiting = info.containers.filter((c) => !c.ready && c.kind !== 'init').map((c) => `${c.name}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`);
-        throw new Error(`not ready: ${waiting.join(', ')}${info.message ? `; ${info.message}` : ''}`);
-      }
-      return info;
-    }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100 });
+    return waitFor(
+      `pod of TenantControlPlane ${namespace}/${tcpName}${ready ? ' to be Ready' : ''}`,
+      async () => {
+        const info = this.pod(namespace, tcpName);
+        if (!info) {
+          const error = this.lastError(namespace, tcpName);
+          if (error) throw new Error(error);
+          return undefined;
+        }
+        if (options.hash && info.hash !== options.hash) return undefined;
+        if (options.notHash && info.hash === options.notHash) return undefined;
+        if (ready && !info.ready) {
+          const waiting = info.containers
+            .filter((c) => !c.ready && c.kind !== 'init')
+            .map((c) => `${c.name}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`);
+          throw new Error(`not ready: ${waiting.join(', ')}${info.message ? `; ${info.message}` : ''}`);
+        }
+        return info;
+      },
+      { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100 },
+    );
   }
 
   waitForNoPod(namespace: string, tcpName: string, timeoutMs = 30_000): Promise<void> {
-    return waitFor(`no pod for TenantControlPlane ${namespace}/${tcpName}`, async () => {
-      const s = this.tcps.get(`${namespace}/${tcpName}`);
-      return !s || (!s.replicas.length && !s.tearingDown);
-    }, { timeoutMs, intervalMs: 100 }).then(() => undefined);
+    return waitFor(
+      `no pod for TenantControlPlane ${namespace}/${tcpName}`,
+      async () => {
+        const s = this.tcps.get(`${namespace}/${tcpName}`);
+        return !s || (!s.replicas.length && !s.tearingDown);
+      },
+      { timeoutMs, intervalMs: 100 },
+    ).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -859,21 +1123,32 @@ class Runner implements KamajiRunner {
       if (s.retry) clearTimeout(s.retry);
       if (s.flushTimer) clearTimeout(s.flushTimer);
     }
-    await Promise.all(states.map(async (s) => {
-      await s.chain.catch(() => undefined);
-      const pods = s.replicas.map((r) => r.runtime);
-      s.replicas = [];
-      const grace = this.options.terminationGraceSeconds;
-      await Promise.all(pods.map(async (pod) => {
-        await pod.stop(grace === undefined ? 10_000 : grace * 1000);
-        // Best effort: a stopped node's pods are gone, and the TCP is no longer served.
-        await withTimeout(this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }), 3000).catch(() => undefined);
-      }));
-      if (pods.length) await withTimeout(this.patchTcpStatus(s, { kubernetesResources: { version: { status: 'NotReady' } } }), 3000).catch(() => undefined);
-      // close() waits for open connections (clients keep them alive): end them first.
-      for (const c of s.connections) c.destroy();
-      await new Promise((r) => s.server.close(r));
-    }));
+    await Promise.all(
+      states.map(async (s) => {
+        await s.chain.catch(() => undefined);
+        const pods = s.replicas.map((r) => r.runtime);
+        s.replicas = [];
+        const grace = this.options.terminationGraceSeconds;
+        await Promise.all(
+          pods.map(async (pod) => {
+            await pod.stop(grace === undefined ? 10_000 : grace * 1000);
+            // Best effort: a stopped node's pods are gone, and the TCP is no longer served.
+            await withTimeout(
+              this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }),
+              3000,
+            ).catch(() => undefined);
+          }),
+        );
+        if (pods.length)
+          await withTimeout(
+            this.patchTcpStatus(s, { kubernetesResources: { version: { status: 'NotReady' } } }),
+            3000,
+          ).catch(() => undefined);
+        // close() waits for open connections (clients keep them alive): end them first.
+        for (const c of s.connections) c.destroy();
+        await new Promise((r) => s.server.close(r));
+      }),
+    );
     rmSync(this.sockRoot, { recursive: true, force: true });
     this.log('runner stopped');
   }
@@ -884,7 +1159,10 @@ class Runner implements KamajiRunner {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms))]);
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)),
+  ]);
 }
 
 /** `actual` has every field of `wanted` with equal values. */
@@ -901,7 +1179,10 @@ async function deleteEtcdPrefix(endpoint: string, prefix: string): Promise<void>
   const bytes = Buffer.from(prefix);
   const end = Buffer.from(bytes);
   end[end.length - 1]! += 1;
-  const response = await fetch(`${endpoint}/v3/kv/deleterange`, { method: 'POST', body: JSON.stringify({ key: bytes.toString('base64'), range_end: end.toString('base64') }) });
+  const response = await fetch(`${endpoint}/v3/kv/deleterange`, {
+    method: 'POST',
+    body: JSON.stringify({ key: bytes.toString('base64'), range_end: end.toString('base64') }),
+  });
   if (!response.ok) throw new Error(`etcd deleterange ${prefix}: HTTP ${response.status} ${await response.text()}`);
 }
 

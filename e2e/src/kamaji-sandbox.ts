@@ -36,7 +36,11 @@ function listen(server: Server, target: { port: number; host: string } | string)
   });
 }
 
-const outbound = (port: number, socket: string) => listen(createServer((client) => bridge(client, createConnection(socket))), { port, host: '127.0.0.1' });
+const outbound = (port: number, socket: string) =>
+  listen(
+    createServer((client) => bridge(client, createConnection(socket))),
+    { port, host: '127.0.0.1' },
+  );
 const servers: Promise<void>[] = [];
 for (const { port, socket } of config.outbound) servers.push(outbound(port, socket));
 for (const { port, socket } of config.inbound) {
@@ -59,7 +63,10 @@ const control = createServer((client) => {
     line += chunk;
     const added = /^outbound (\d+) (\S+)\n/.exec(line);
     if (added) {
-      outbound(Number(added[1]), added[2]!).then(() => client.end('ok\n'), (error: Error) => client.end(`fail ${error.message}\n`));
+      outbound(Number(added[1]), added[2]!).then(
+        () => client.end('ok\n'),
+        (error: Error) => client.end(`fail ${error.message}\n`),
+      );
       return;
     }
     const match = /^connect (\d+)\n/.exec(line);

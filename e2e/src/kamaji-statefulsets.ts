@@ -12,13 +12,22 @@ import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { freePort } from './ports.ts';
 
-export const STATEFULSET = (namespace?: string, name?: string): ResourceRef => ({ group: 'apps', version: 'v1', plural: 'statefulsets', namespace, name });
+export const STATEFULSET = (namespace?: string, name?: string): ResourceRef => ({
+  group: 'apps',
+  version: 'v1',
+  plural: 'statefulsets',
+  namespace,
+  name,
+});
 
 export interface StatefulSetObject extends KubeObject {
   metadata: KubeObject['metadata'] & { name: string; namespace: string; uid?: string; generation?: number };
   spec: {
     replicas?: number;
-    template: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: PodObject['spec'] };
+    template: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec: PodObject['spec'];
+    };
     volumeClaimTemplates?: { metadata: { name: string } }[];
   };
 }
@@ -38,7 +47,8 @@ interface SetState {
   lastStatus?: string;
 }
 
-const templateHash = (sts: StatefulSetObject) => createHash('sha256').update(JSON.stringify(sts.spec.template)).digest('hex').slice(0, 10);
+const templateHash = (sts: StatefulSetObject) =>
+  createHash('sha256').update(JSON.stringify(sts.spec.template)).digest('hex').slice(0, 10);
 
 export class LocalStatefulSetRunner {
   private readonly deps: StatefulSetRunnerDeps;
@@ -51,7 +61,9 @@ export class LocalStatefulSetRunner {
   }
 
   async start(): Promise<void> {
-    this.informers = await watchAll<StatefulSetObject>(this.deps.kube, STATEFULSET, this.deps.namespaces, (sts) => this.enqueue(`${sts.metadata.namespace}/${sts.metadata.name}`));
+    this.informers = await watchAll<StatefulSetObject>(this.deps.kube, STATEFULSET, this.deps.namespaces, (sts) =>
+      this.enqueue(`${sts.metadata.namespace}/${sts.metadata.name}`),
+    );
   }
 
   /** The stable host port in front of a container port of the StatefulSet's pod. */
@@ -76,10 +88,15 @@ export class LocalStatefulSetRunner {
       this.sets.set(key, s);
     }
     const state = s;
-    state.chain = state.chain.then(() => this.reconcile(state)).catch((error: unknown) => {
-      this.deps.log('statefulset reconcile failed; retrying', { sts: key, error: String((error as Error)?.message ?? error) });
-      setTimeout(() => this.enqueue(key), 1000);
-    });
+    state.chain = state.chain
+      .then(() => this.reconcile(state))
+      .catch((error: unknown) => {
+        this.deps.log('statefulset reconcile failed; retrying', {
+          sts: key,
+          error: String((error as Error)?.message ?? error),
+        });
+        setTimeout(() => this.enqueue(key), 1000);
+      });
   }
 
   private async reconcile(s: SetState): Promise<void> {
@@ -93,7 +110,8 @@ export class LocalStatefulSetRunner {
     }
     await this.ensureServicePorts(s, sts);
     const replicas = sts.spec.replicas ?? 1;
-    if (replicas > 1) this.deps.log('statefulset has more than one replica; the local runner runs one', { sts: s.key, replicas });
+    if (replicas > 1)
+      this.deps.log('statefulset has more than one replica; the local runner runs one', { sts: s.key, replicas });
     const hash = templateHash(sts);
     if (replicas === 0 || (s.runtime && s.hash !== hash) || s.runtime?.phase === 'Failed') await this.stopPod(s);
     if (replicas > 0 && !s.runtime) await this.startPod(s, sts, hash);
@@ -133,18 +151,39 @@ export class LocalStatefulSetRunner {
     const name = `${sts.metadata.name}-0`;
     await this.deps.kube.delete(CORE('pods', ns, name), { gracePeriodSeconds: 0 }).catch(() => undefined);
     await this.deps.prepareNamespace(ns, sts.spec.template.spec.serviceAccountName);
-    const claims = (sts.spec.volumeClaimTemplates ?? []).map((t) => ({ name: t.metadata.name, persistentVolumeClaim: { claimName: `${t.metadata.name}-${name}` } }));
+    const claims = (sts.spec.volumeClaimTemplates ?? []).map((t) => ({
+      name: t.metadata.name,
+      persistentVolumeClaim: { claimName: `${t.metadata.name}-${name}` },
+    }));
     const pod = await this.deps.kube.create<PodObject>(CORE('pods', ns), {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
         name,
         namespace: ns,
-        labels: { ...(sts.spec.template.metadata?.labels ?? {}), 'statefulset.kubernetes.io/pod-name': name, 'controller-revision-hash': hash, 'apps.kubernetes.io/pod-index': '0' },
+        labels: {
+          ...(sts.spec.template.metadata?.labels ?? {}),
+          'statefulset.kubernetes.io/pod-name': name,
+          'controller-revision-hash': hash,
+          'apps.kubernetes.io/pod-index': '0',
+        },
         annotations: sts.spec.template.metadata?.annotations ?? {},
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: sts.metadata.name, uid: sts.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'StatefulSet',
+            name: sts.metadata.name,
+            uid: sts.metadata.uid!,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
-      spec: { ...sts.spec.template.spec, nodeName: this.deps.nodeName, volumes: [...(sts.spec.template.spec.volumes ?? []), ...claims] },
+      spec: {
+        ...sts.spec.template.spec,
+        nodeName: this.deps.nodeName,
+        volumes: [...(sts.spec.template.spec.volumes ?? []), ...claims],
+      },
     } as PodObject);
     const runtime = this.deps.runtime(pod, `${ns}_${name}`, () => this.enqueue(s.key));
     s.runtime = runtime;
@@ -159,34 +198,55 @@ export class LocalStatefulSetRunner {
     s.runtime = undefined;
     s.hash = undefined;
     await runtime.stop();
-    await this.deps.kube.delete(CORE('pods', runtime.pod.metadata.namespace, runtime.name), { gracePeriodSeconds: 0 }).catch(() => undefined);
+    await this.deps.kube
+      .delete(CORE('pods', runtime.pod.metadata.namespace, runtime.name), { gracePeriodSeconds: 0 })
+      .catch(() => undefined);
     this.deps.log('statefulset pod stopped', { sts: s.key, pod: runtime.name });
   }
 
   private async syncStatus(s: SetState, sts: StatefulSetObject): Promise<void> {
     const runtime = s.runtime;
     if (runtime) {
-      await this.deps.kube.patch({ ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' }, { status: runtime.status() }, 'merge').catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-      });
+      await this.deps.kube
+        .patch(
+          { ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
+          { status: runtime.status() },
+          'merge',
+        )
+        .catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        });
     }
     const running = runtime ? 1 : 0;
     const ready = runtime?.ready ? 1 : 0;
-    const status = { observedGeneration: sts.metadata.generation ?? 0, replicas: running, readyReplicas: ready, availableReplicas: ready, currentReplicas: running, updatedReplicas: running };
+    const status = {
+      observedGeneration: sts.metadata.generation ?? 0,
+      replicas: running,
+      readyReplicas: ready,
+      availableReplicas: ready,
+      currentReplicas: running,
+      updatedReplicas: running,
+    };
     const text = JSON.stringify(status);
     if (text === s.lastStatus) return;
-    await this.deps.kube.patch({ ...STATEFULSET(sts.metadata.namespace, sts.metadata.name), subresource: 'status' }, { status }, 'merge');
+    await this.deps.kube.patch(
+      { ...STATEFULSET(sts.metadata.namespace, sts.metadata.name), subresource: 'status' },
+      { status },
+      'merge',
+    );
     s.lastStatus = text;
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all([...this.sets.values()].map(async (s) => {
-      await s.chain.catch(() => undefined);
-      await s.runtime?.stop(5000);
-      for (const socket of s.sockets) socket.destroy();
-      await Promise.all([...s.ports.values()].map(({ server }) => new Promise((r) => server.close(r))));
-    }));
+    await Promise.all(
+      [...this.sets.values()].map(async (s) => {
+        await s.chain.catch(() => undefined);
+        await s.runtime?.stop(5000);
+        for (const socket of s.sockets) socket.destroy();
+        await Promise.all([...s.ports.values()].map(({ server }) => new Promise((r) => server.close(r))));
+      }),
+    );
   }
 }

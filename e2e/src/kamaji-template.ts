@@ -36,7 +36,14 @@ export interface TenantControlPlane extends KubeObject {
     dataStoreSchema?: string;
     controlPlane?: { deployment?: TcpDeployment };
     kubernetes?: { version?: string; admissionControllers?: string[]; kubelet?: { preferredAddressTypes?: string[] } };
-    networkProfile?: { port?: number; address?: string; advertiseAddress?: string; certSANs?: string[]; serviceCidr?: string; serviceCidrs?: string[] };
+    networkProfile?: {
+      port?: number;
+      address?: string;
+      advertiseAddress?: string;
+      certSANs?: string[];
+      serviceCidr?: string;
+      serviceCidrs?: string[];
+    };
   };
   status?: Record<string, unknown>;
 }
@@ -46,13 +53,28 @@ export interface TenantControlPlane extends KubeObject {
 /** Hash of what rolls Kamaji's deployment: version, deployment (incl. podAdditionalMetadata), networkProfile. */
 export function templateHash(tcp: TenantControlPlane): string {
   const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  const input = JSON.stringify(canonical({ version: tcp.spec.kubernetes?.version, deployment: tcp.spec.controlPlane?.deployment ?? {}, networkProfile: tcp.spec.networkProfile ?? {} }));
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  const input = JSON.stringify(
+    canonical({
+      version: tcp.spec.kubernetes?.version,
+      deployment: tcp.spec.controlPlane?.deployment ?? {},
+      networkProfile: tcp.spec.networkProfile ?? {},
+    }),
+  );
   return createHash('sha256').update(input).digest('hex').slice(0, 10);
 }
 
 export const apiServerPort = (tcp: TenantControlPlane) => tcp.spec.networkProfile?.port ?? 6443;
-export const etcdPrefix = (tcp: TenantControlPlane) => `/${tcp.spec.dataStoreSchema ?? `${tcp.metadata.namespace}_${tcp.metadata.name}`}`;
+export const etcdPrefix = (tcp: TenantControlPlane) =>
+  `/${tcp.spec.dataStoreSchema ?? `${tcp.metadata.namespace}_${tcp.metadata.name}`}`;
 
 export function apiServerImage(tcp: TenantControlPlane): string {
   const r = tcp.spec.controlPlane?.deployment?.registrySettings ?? {};
@@ -73,13 +95,19 @@ export const PKI_SECRETS = (tcp: string) => ({
  * Kamaji's mergeAPIServerArgs: Kamaji-managed flags always win (user duplicates dropped), safe
  * defaults apply only where the user did not set the flag, user extraArgs follow verbatim.
  */
-export function mergeApiServerArgs(userExtras: string[], safeDefaults: Record<string, string>, managed: Record<string, string>): string[] {
+export function mergeApiServerArgs(
+  userExtras: string[],
+  safeDefaults: Record<string, string>,
+  managed: Record<string, string>,
+): string[] {
   const flagOf = (arg: string) => arg.split('=')[0]!;
   const extras = userExtras.filter((a) => !(flagOf(a) in managed));
   const userFlags = new Set(extras.map(flagOf));
   const format = (flag: string, value: string) => (value === '' ? flag : `${flag}=${value}`);
   const owned = [
-    ...Object.entries(safeDefaults).filter(([flag]) => !userFlags.has(flag)).map(([f, v]) => format(f, v)),
+    ...Object.entries(safeDefaults)
+      .filter(([flag]) => !userFlags.has(flag))
+      .map(([f, v]) => format(f, v)),
     ...Object.entries(managed).map(([f, v]) => format(f, v)),
   ].sort();
   return [...owned, ...extras];
@@ -139,7 +167,9 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
     '--service-cluster-ip-range': serviceCidrs.join(','),
     '--kubelet-client-certificate': `${pki}/apiserver-kubelet-client.crt`,
     '--kubelet-client-key': `${pki}/apiserver-kubelet-client.key`,
-    '--kubelet-preferred-address-types': (tcp.spec.kubernetes?.kubelet?.preferredAddressTypes ?? ['InternalIP', 'ExternalIP', 'Hostname']).join(','),
+    '--kubelet-preferred-address-types': (
+      tcp.spec.kubernetes?.kubelet?.preferredAddressTypes ?? ['InternalIP', 'ExternalIP', 'Hostname']
+    ).join(','),
     '--proxy-client-cert-file': `${pki}/front-proxy-client.crt`,
     '--proxy-client-key-file': `${pki}/front-proxy-client.key`,
     '--requestheader-allowed-names': 'front-proxy-client',
@@ -151,11 +181,19 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
     '--tls-private-key-file': `${pki}/apiserver.key`,
     // The platform's etcd (plain HTTP on loopback) unless the TCP names a DataStore.
     '--etcd-servers': etcd.servers,
-    ...(etcd.certsSecret ? { '--etcd-cafile': `${pki}/etcd/ca.crt`, '--etcd-certfile': `${pki}/etcd/server.crt`, '--etcd-keyfile': `${pki}/etcd/server.key` } : {}),
+    ...(etcd.certsSecret
+      ? {
+          '--etcd-cafile': `${pki}/etcd/ca.crt`,
+          '--etcd-certfile': `${pki}/etcd/server.crt`,
+          '--etcd-keyfile': `${pki}/etcd/server.key`,
+        }
+      : {}),
     '--etcd-prefix': etcdPrefix(tcp),
     '--etcd-compaction-interval': '0',
   };
-  const probes = (d.probes ?? {}) as Record<string, Record<string, number> | undefined> & { apiServer?: Record<string, Record<string, number> | undefined> };
+  const probes = (d.probes ?? {}) as Record<string, Record<string, number> | undefined> & {
+    apiServer?: Record<string, Record<string, number> | undefined>;
+  };
   const probe = (path: string, kind: 'liveness' | 'readiness' | 'startup'): ProbeSpec => ({
     httpGet: { path, port, scheme: 'HTTPS' },
     initialDelaySeconds: 0,
@@ -167,7 +205,15 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
     ...(probes.apiServer?.[kind] ?? {}),
   });
   const secrets = PKI_SECRETS(name);
-  const secretProjection = (secretName: string, [cert, key]: readonly [string, string]) => ({ secret: { name: secretName, items: [{ key: cert, path: cert }, { key, path: key }] } });
+  const secretProjection = (secretName: string, [cert, key]: readonly [string, string]) => ({
+    secret: {
+      name: secretName,
+      items: [
+        { key: cert, path: cert },
+        { key, path: key },
+      ],
+    },
+  });
   const apiServer: ContainerSpec & Record<string, unknown> = {
     name: 'kube-apiserver',
     image: apiServerImage(tcp),
@@ -194,16 +240,35 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
     metadata: {
       name: `${name}-${hash}-local`,
       namespace: tcp.metadata.namespace,
-      labels: { ...(d.podAdditionalMetadata?.labels ?? {}), [NAME_LABEL]: name, 'kamaji.clastix.io/component': 'deployment', 'pod-template-hash': hash },
+      labels: {
+        ...(d.podAdditionalMetadata?.labels ?? {}),
+        [NAME_LABEL]: name,
+        'kamaji.clastix.io/component': 'deployment',
+        'pod-template-hash': hash,
+      },
       annotations: { ...(d.podAdditionalMetadata?.annotations ?? {}) },
-      ...(tcp.metadata.uid ? { ownerReferences: [{ apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'TenantControlPlane', name, uid: tcp.metadata.uid, controller: false }] } : {}),
+      ...(tcp.metadata.uid
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'kamaji.clastix.io/v1alpha1',
+                kind: 'TenantControlPlane',
+                name,
+                uid: tcp.metadata.uid,
+                controller: false,
+              },
+            ],
+          }
+        : {}),
     },
     spec: {
       nodeName: LOCAL_NODE_NAME,
       restartPolicy: 'Always',
       terminationGracePeriodSeconds: 30,
       ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : {}),
-      ...(d.automountServiceAccountToken !== undefined ? { automountServiceAccountToken: d.automountServiceAccountToken } : {}),
+      ...(d.automountServiceAccountToken !== undefined
+        ? { automountServiceAccountToken: d.automountServiceAccountToken }
+        : {}),
       ...(d.podSecurityContext ? { securityContext: d.podSecurityContext } : {}),
       initContainers: d.additionalInitContainers ?? [],
       containers: [...(d.additionalContainers ?? []), apiServer],
@@ -220,7 +285,16 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
               secretProjection(secrets.frontProxyCA, pkiPaths.frontProxyCA),
               secretProjection(secrets.frontProxyClient, pkiPaths.frontProxyClient),
               secretProjection(secrets.sa, pkiPaths.sa),
-              ...(etcd.certsSecret ? [{ secret: { name: etcd.certsSecret, items: ['ca.crt', 'server.crt', 'server.key'].map((k) => ({ key: k, path: `etcd/${k}` })) } }] : []),
+              ...(etcd.certsSecret
+                ? [
+                    {
+                      secret: {
+                        name: etcd.certsSecret,
+                        items: ['ca.crt', 'server.crt', 'server.key'].map((k) => ({ key: k, path: `etcd/${k}` })),
+                      },
+                    },
+                  ]
+                : []),
             ],
           },
         },
@@ -233,4 +307,3 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
 }
 
 // ---- the runner ---------------------------------------------------------------------------------
-

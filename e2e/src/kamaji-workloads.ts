@@ -14,7 +14,12 @@ export interface WorkloadRunnerDeps {
 }
 
 /** One started informer per watched namespace (undefined: all), synced before it returns. */
-export async function watchAll<T extends KubeObject>(kube: KubeClient, ref: (namespace?: string) => ResourceRef, namespaces: (string | undefined)[], onEvent: (object: T) => void): Promise<Informer<T>[]> {
+export async function watchAll<T extends KubeObject>(
+  kube: KubeClient,
+  ref: (namespace?: string) => ResourceRef,
+  namespaces: (string | undefined)[],
+  onEvent: (object: T) => void,
+): Promise<Informer<T>[]> {
   const informers = namespaces.map((ns) => {
     const informer = new Informer<T>(kube, ref(ns));
     informer.on((_event, object) => onEvent(object));
@@ -40,7 +45,12 @@ export function findIn<T extends KubeObject>(informers: readonly Informer<T>[], 
  * and its final phase last: Succeeded or Failed, or Failed when `giveUp` says so first (a Job's
  * deadline, the runner stopping). `entry.runtime` is the running pod meanwhile.
  */
-export async function runPodToEnd(deps: WorkloadRunnerDeps, pod: PodObject, entry: { runtime?: PodRuntime }, giveUp: () => boolean): Promise<'Succeeded' | 'Failed'> {
+export async function runPodToEnd(
+  deps: WorkloadRunnerDeps,
+  pod: PodObject,
+  entry: { runtime?: PodRuntime },
+  giveUp: () => boolean,
+): Promise<'Succeeded' | 'Failed'> {
   const ref = { ...CORE('pods', pod.metadata.namespace, pod.metadata.name), subresource: 'status' };
   let flush: Promise<void> = Promise.resolve();
   let pending = false;
@@ -56,7 +66,8 @@ export async function runPodToEnd(deps: WorkloadRunnerDeps, pod: PodObject, entr
   });
   entry.runtime = runtime;
   runtime.start();
-  while (!giveUp() && !runtime.closed && runtime.phase !== 'Succeeded' && runtime.phase !== 'Failed') await new Promise((r) => setTimeout(r, 100));
+  while (!giveUp() && !runtime.closed && runtime.phase !== 'Succeeded' && runtime.phase !== 'Failed')
+    await new Promise((r) => setTimeout(r, 100));
   const phase = runtime.phase === 'Succeeded' ? 'Succeeded' : 'Failed';
   await runtime.stop(2000);
   entry.runtime = undefined;

@@ -1,6 +1,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, OPENBAO_AUDIENCE, KubeClient, OpenBaoClient, clusterNames, openBaoAccessNames, transitKeyName, requestServiceAccountToken } from '@kdc/shared';
+import {
+  CORE,
+  OPENBAO_AUDIENCE,
+  KubeClient,
+  OpenBaoClient,
+  clusterNames,
+  openBaoAccessNames,
+  transitKeyName,
+  requestServiceAccountToken,
+} from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { startKmsPlugin, writeKmsEncryptionConfig, type KmsPluginProcess } from './kms.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
@@ -40,7 +49,10 @@ export interface KmsTenant {
  */
 const unique = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 
-export async function kmsTenant(p: PlatformState, input: { prefix: string; openbao?: OpenBaoTarget; pluginArgs?: string[]; role?: string; startApiserver?: boolean }): Promise<KmsTenant> {
+export async function kmsTenant(
+  p: PlatformState,
+  input: { prefix: string; openbao?: OpenBaoTarget; pluginArgs?: string[]; role?: string; startApiserver?: boolean },
+): Promise<KmsTenant> {
   const bao = input.openbao ?? { url: p.openbao.url, caPem: p.openbao.caPem, rootToken: p.openbao.rootToken };
   const root = new OpenBaoClient({ endpoint: bao.url, caBundle: bao.caPem, token: bao.rootToken, timeoutMs: 10_000 });
   const kube = KubeClient.fromFile(p.management.kubeconfig);
@@ -51,14 +63,23 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
   const transitKey = transitKeyName(namespace, names.autoEtcdKey);
   await root.transit().createKey(transitKey, { type: 'aes256-gcm96', exportable: false });
   await writeClusterAccess(root, namespace, cluster, 'plugin');
-  await kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
+  await kube.create(CORE('serviceaccounts', namespace), {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: names.kmsPluginServiceAccount },
+  });
 
   const dir = join(p.dir, cluster);
   mkdirSync(dir, { recursive: true });
   const tokenFile = join(dir, 'openbao-token');
   const caFile = join(dir, 'openbao-ca.pem');
   writeFileSync(caFile, bao.caPem);
-  const refreshToken = async () => writeFileSync(tokenFile, await requestServiceAccountToken(kube, namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 3600), { mode: 0o600 });
+  const refreshToken = async () =>
+    writeFileSync(
+      tokenFile,
+      await requestServiceAccountToken(kube, namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE], 3600),
+      { mode: 0o600 },
+    );
   await refreshToken();
 
   const role = input.role ?? openBaoAccessNames(namespace, cluster).pluginRole;
@@ -73,19 +94,38 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
     '--health-stale-after=6s',
     ...(input.pluginArgs ?? []),
   ];
-  let plugin = await startKmsPlugin({ dir, logDir: p.logDir, name: `${cluster}-kms-plugin`, args: pluginArgs, waitHealthy: role === openBaoAccessNames(namespace, cluster).pluginRole });
+  let plugin = await startKmsPlugin({
+    dir,
+    logDir: p.logDir,
+    name: `${cluster}-kms-plugin`,
+    args: pluginArgs,
+    waitHealthy: role === openBaoAccessNames(namespace, cluster).pluginRole,
+  });
 
   let apiserver: KubeApiserver | undefined;
   if (input.startApiserver ?? true) {
     const configFile = join(dir, 'encryption-config.yaml');
     writeKmsEncryptionConfig(configFile, plugin.socket);
     apiserver = await startKubeApiserver({
-      binary: p.binaries['kube-apiserver'], dir, logDir: p.logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${cluster}`, name: `${cluster}-apiserver`,
+      binary: p.binaries['kube-apiserver'],
+      dir,
+      logDir: p.logDir,
+      etcdEndpoint: p.etcd.endpoint,
+      etcdPrefix: `/${cluster}`,
+      name: `${cluster}-apiserver`,
       extraArgs: [`--encryption-provider-config=${configFile}`],
     });
   }
   return {
-    cluster, namespace, transitKey, role, dir, tokenFile, caFile, root, pluginArgs,
+    cluster,
+    namespace,
+    transitKey,
+    role,
+    dir,
+    tokenFile,
+    caFile,
+    root,
+    pluginArgs,
     get plugin() {
       return plugin;
     },
@@ -94,7 +134,12 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
     refreshToken,
     restartPlugin: async (extraArgs = []) => {
       await plugin.stop();
-      plugin = await startKmsPlugin({ dir, logDir: p.logDir, name: `${cluster}-kms-plugin`, args: [...pluginArgs, ...extraArgs] });
+      plugin = await startKmsPlugin({
+        dir,
+        logDir: p.logDir,
+        name: `${cluster}-kms-plugin`,
+        args: [...pluginArgs, ...extraArgs],
+      });
     },
     stop: async () => {
       await apiserver?.stop();
@@ -103,4 +148,5 @@ export async function kmsTenant(p: PlatformState, input: { prefix: string; openb
   };
 }
 
-export const etcdKey = (tenant: KmsTenant, resource: string, namespace: string, name: string) => `/${tenant.cluster}/${resource}/${namespace}/${name}`;
+export const etcdKey = (tenant: KmsTenant, resource: string, namespace: string, name: string) =>
+  `/${tenant.cluster}/${resource}/${namespace}/${name}`;

@@ -18,41 +18,76 @@ export interface KmsPluginProcess {
 }
 
 /** Runs our real plugin (the sidecar's program) as a process on a socket in `dir`. */
-export async function startKmsPlugin(input: { dir: string; logDir: string; name: string; args: string[]; env?: Record<string, string>; waitHealthy?: boolean }): Promise<KmsPluginProcess> {
+export async function startKmsPlugin(input: {
+  dir: string;
+  logDir: string;
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+  waitHealthy?: boolean;
+}): Promise<KmsPluginProcess> {
   const socket = join(input.dir, `${input.name}.sock`);
   const metricsPort = await freePort();
   const process = ManagedProcess.start({
     name: input.name,
     binary: globalThis.process.execPath,
-    args: ['--conditions=source', ...(globalThis.process.env.KDC_PLUGIN_NODE_OPTIONS ?? '--max-old-space-size=64').split(' ').filter(Boolean), PLUGIN_MAIN, `--socket=${socket}`, `--metrics-addr=127.0.0.1:${metricsPort}`, ...input.args],
+    args: [
+      '--conditions=source',
+      ...(globalThis.process.env.KDC_PLUGIN_NODE_OPTIONS ?? '--max-old-space-size=64').split(' ').filter(Boolean),
+      PLUGIN_MAIN,
+      `--socket=${socket}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
+      ...input.args,
+    ],
     logFile: join(input.logDir, `${input.name}.log`),
     env: input.env,
   });
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   // The socket path may already exist (a stale one the plugin will replace): its log line is the signal.
-  await waitFor(`${input.name} to listen`, async () => {
-    if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
-    return existsSync(socket) && readFileSync(process.logFile, 'utf8').includes('"msg":"kms-plugin listening"');
-  }, { timeoutMs: 60_000 });
+  await waitFor(
+    `${input.name} to listen`,
+    async () => {
+      if (!process.running) throw new Error(`${input.name} exited:\n${process.tail()}`);
+      return existsSync(socket) && readFileSync(process.logFile, 'utf8').includes('"msg":"kms-plugin listening"');
+    },
+    { timeoutMs: 60_000 },
+  );
   if (input.waitHealthy ?? true) {
-    await waitFor(`${input.name} to be ready`, async () => (await fetch(`${metricsUrl}/readyz`)).status === 200, { timeoutMs: 30_000 });
+    await waitFor(`${input.name} to be ready`, async () => (await fetch(`${metricsUrl}/readyz`)).status === 200, {
+      timeoutMs: 30_000,
+    });
   }
   return { socket, metricsUrl, process, stop: () => process.stop() };
 }
 
 export interface KmsClient {
   status(): Promise<{ version: string; healthz: string; key_id: string }>;
-  encrypt(plaintext: Buffer, uid?: string): Promise<{ ciphertext: Buffer; key_id: string; annotations: Record<string, Buffer> }>;
-  decrypt(request: { ciphertext: Buffer; key_id: string; uid?: string; annotations?: Record<string, Buffer> }): Promise<{ plaintext: Buffer }>;
+  encrypt(
+    plaintext: Buffer,
+    uid?: string,
+  ): Promise<{ ciphertext: Buffer; key_id: string; annotations: Record<string, Buffer> }>;
+  decrypt(request: {
+    ciphertext: Buffer;
+    key_id: string;
+    uid?: string;
+    annotations?: Record<string, Buffer>;
+  }): Promise<{ plaintext: Buffer }>;
   close(): void;
 }
 
 /** A KMS v2 client on the socket, dialled the way kube-apiserver dials (authority localhost). */
 export function kmsClient(socket: string): KmsClient {
   const Ctor = makeGenericClientConstructor(loadKmsV2().service, 'KeyManagementService');
-  const client = new Ctor(`unix:${socket}`, credentials.createInsecure(), { 'grpc.default_authority': 'localhost' }) as Client & Record<string, (req: unknown, opts: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void>;
+  const client = new Ctor(`unix:${socket}`, credentials.createInsecure(), {
+    'grpc.default_authority': 'localhost',
+  }) as Client &
+    Record<string, (req: unknown, opts: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void>;
   const call = <T>(method: string, request: unknown) =>
-    new Promise<T>((resolve, reject) => client[method]!(request, { deadline: Date.now() + 5000 }, (error, response) => (error ? reject(error) : resolve(response as T))));
+    new Promise<T>((resolve, reject) =>
+      client[method]!(request, { deadline: Date.now() + 5000 }, (error, response) =>
+        error ? reject(error) : resolve(response as T),
+      ),
+    );
   return {
     status: () => call('Status', {}),
     encrypt: (plaintext, uid = 'e2e') => call('Encrypt', { plaintext, uid }),
@@ -63,19 +98,22 @@ export function kmsClient(socket: string): KmsClient {
 
 /** The EncryptionConfiguration of SPEC 3.4 pointed at a local socket. */
 export function writeKmsEncryptionConfig(file: string, socket: string, resources: string[] = ['secrets']): void {
-  writeFileSync(file, [
-    'apiVersion: apiserver.config.k8s.io/v1',
-    'kind: EncryptionConfiguration',
-    'resources:',
-    `  - resources: [${resources.join(', ')}]`,
-    '    providers:',
-    '      - kms:',
-    '          apiVersion: v2',
-    '          name: kube-dc-kms-plugin',
-    `          endpoint: unix://${socket}`,
-    '          timeout: 3s',
-    '      - identity: {}',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: EncryptionConfiguration',
+      'resources:',
+      `  - resources: [${resources.join(', ')}]`,
+      '    providers:',
+      '      - kms:',
+      '          apiVersion: v2',
+      '          name: kube-dc-kms-plugin',
+      `          endpoint: unix://${socket}`,
+      '          timeout: 3s',
+      '      - identity: {}',
+    ].join('\n'),
+  );
 }
 
 // The stored value's EncryptedObject (k8s.io/apiserver kmsv2/v2/api.proto), for reading etcd bytes.
@@ -112,6 +150,9 @@ export function parseStoredValue(raw: Buffer): StoredEnvelope {
   const text = raw.toString('latin1');
   const match = /^k8s:enc:kms:v2:[^:]+:/.exec(text);
   if (!match) throw new Error(`not a KMS v2 value: starts with ${JSON.stringify(text.slice(0, 24))}`);
-  const decoded = EncryptedObject.toObject(EncryptedObject.decode(raw.subarray(match[0].length)), { bytes: Buffer, defaults: true }) as Omit<StoredEnvelope, 'prefix'>;
+  const decoded = EncryptedObject.toObject(EncryptedObject.decode(raw.subarray(match[0].length)), {
+    bytes: Buffer,
+    defaults: true,
+  }) as Omit<StoredEnvelope, 'prefix'>;
   return { prefix: match[0], ...decoded };
 }

@@ -36,15 +36,31 @@ export interface KubeApiserverOptions {
   readyTimeoutMs?: number;
 }
 
-export function writeKubeconfig(file: string, input: { name: string; server: string; caPem: string; certPem: string; keyPem: string; user?: string }): void {
+export function writeKubeconfig(
+  file: string,
+  input: { name: string; server: string; caPem: string; certPem: string; keyPem: string; user?: string },
+): void {
   const user = input.user ?? 'admin';
   writeFileSync(
     file,
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: input.name, cluster: { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') } }],
-      users: [{ name: user, user: { 'client-certificate-data': Buffer.from(input.certPem).toString('base64'), 'client-key-data': Buffer.from(input.keyPem).toString('base64') } }],
+      clusters: [
+        {
+          name: input.name,
+          cluster: { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') },
+        },
+      ],
+      users: [
+        {
+          name: user,
+          user: {
+            'client-certificate-data': Buffer.from(input.certPem).toString('base64'),
+            'client-key-data': Buffer.from(input.keyPem).toString('base64'),
+          },
+        },
+      ],
       contexts: [{ name: input.name, context: { cluster: input.name, user } }],
       'current-context': input.name,
     }),
@@ -62,8 +78,19 @@ export async function startKubeApiserver(options: KubeApiserverOptions): Promise
   mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
   const port = options.port ?? (await freePort());
   const ca = createCA(pkiDir, name);
-  const serving = issueCert(ca, pkiDir, { name: 'serving', commonName: name, dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ips: ['127.0.0.1'], usage: 'server' });
-  const admin = issueCert(ca, pkiDir, { name: 'admin', commonName: 'kdc-admin', organization: 'system:masters', usage: 'client' });
+  const serving = issueCert(ca, pkiDir, {
+    name: 'serving',
+    commonName: name,
+    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+    ips: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const admin = issueCert(ca, pkiDir, {
+    name: 'admin',
+    commonName: 'kdc-admin',
+    organization: 'system:masters',
+    usage: 'client',
+  });
   const sa = serviceAccountKeys(pkiDir, name);
   const url = `https://127.0.0.1:${port}`;
   const serviceAccountIssuer = `https://${name}.kdc.local`;
@@ -106,15 +133,29 @@ export async function startKubeApiserver(options: KubeApiserverOptions): Promise
     process,
     stop: () => process.stop(),
   };
-  writeKubeconfig(server.kubeconfig, { name, server: url, caPem: ca.certPem, certPem: admin.certPem, keyPem: admin.keyPem });
+  writeKubeconfig(server.kubeconfig, {
+    name,
+    server: url,
+    caPem: ca.certPem,
+    certPem: admin.certPem,
+    keyPem: admin.keyPem,
+  });
   await waitForApiserverReady(server, options.readyTimeoutMs ?? 120_000);
   return server;
 }
 
 export async function waitForApiserverReady(server: KubeApiserver, timeoutMs: number): Promise<void> {
-  await waitFor(`${server.name} /readyz`, async () => {
-    if (!server.process.running) throw new Error(`${server.name} exited:\n${server.process.tail()}`);
-    const res = await httpsRequest(`${server.url}/readyz`, { ca: server.ca.certPem, cert: server.adminCert.cert, key: server.adminCert.key });
-    return res.status === 200;
-  }, { timeoutMs, intervalMs: 250 });
+  await waitFor(
+    `${server.name} /readyz`,
+    async () => {
+      if (!server.process.running) throw new Error(`${server.name} exited:\n${server.process.tail()}`);
+      const res = await httpsRequest(`${server.url}/readyz`, {
+        ca: server.ca.certPem,
+        cert: server.adminCert.cert,
+        key: server.adminCert.key,
+      });
+      return res.status === 200;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
 }

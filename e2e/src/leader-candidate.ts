@@ -5,7 +5,9 @@ import { KubeClient, LeaderElector, onShutdown } from '@kdc/shared';
 
 const [kubeconfig, namespace, name, identity, leaseSeconds, renewDeadlineSeconds] = process.argv.slice(2);
 if (!kubeconfig || !namespace || !name || !identity) {
-  console.error('usage: leader-candidate.ts <kubeconfig> <namespace> <lease> <identity> [leaseSeconds] [renewDeadlineSeconds]');
+  console.error(
+    'usage: leader-candidate.ts <kubeconfig> <namespace> <lease> <identity> [leaseSeconds] [renewDeadlineSeconds]',
+  );
   process.exit(2);
 }
 const lease = Number(leaseSeconds ?? 15);

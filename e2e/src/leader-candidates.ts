@@ -26,13 +26,37 @@ export interface Candidate {
  * `clockSkewMs` its wall clock runs that far off (skewed-clock.ts), so every timestamp it writes
  * into the Lease is wrong by as much.
  */
-export function startCandidate(input: { kubeconfig: string; namespace: string; lease: string; identity: string; leaseSeconds: number; renewDeadlineSeconds?: number; clockSkewMs?: number }): Candidate {
+export function startCandidate(input: {
+  kubeconfig: string;
+  namespace: string;
+  lease: string;
+  identity: string;
+  leaseSeconds: number;
+  renewDeadlineSeconds?: number;
+  clockSkewMs?: number;
+}): Candidate {
   const preload = input.clockSkewMs ? ['--import', SKEWED_CLOCK] : [];
-  const timings = [String(input.leaseSeconds), ...(input.renewDeadlineSeconds ? [String(input.renewDeadlineSeconds)] : [])];
-  const child = spawn(process.execPath, ['--conditions=source', ...preload, CANDIDATE, input.kubeconfig, input.namespace, input.lease, input.identity, ...timings], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, KDC_CLOCK_SKEW_MS: String(input.clockSkewMs ?? 0) },
-  });
+  const timings = [
+    String(input.leaseSeconds),
+    ...(input.renewDeadlineSeconds ? [String(input.renewDeadlineSeconds)] : []),
+  ];
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=source',
+      ...preload,
+      CANDIDATE,
+      input.kubeconfig,
+      input.namespace,
+      input.lease,
+      input.identity,
+      ...timings,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KDC_CLOCK_SKEW_MS: String(input.clockSkewMs ?? 0) },
+    },
+  );
   const events: CandidateEvent[] = [];
   let buffer = '';
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -46,7 +70,12 @@ export function startCandidate(input: { kubeconfig: string; namespace: string; l
       events.push({ event, identity, receivedAt });
     }
   });
-  return { identity: input.identity, child, events, first: (event) => events.find((e) => e.event === event)?.receivedAt };
+  return {
+    identity: input.identity,
+    child,
+    events,
+    first: (event) => events.find((e) => e.event === event)?.receivedAt,
+  };
 }
 
 /** The apiserver a kubeconfig points at. */

@@ -1,5 +1,14 @@
 import { join } from 'node:path';
-import { ANNOTATIONS, CORE, KDC_API_VERSION, KDC_GROUP, KMS_PLUGIN_CONTAINERS, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
+import {
+  ANNOTATIONS,
+  CORE,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  KMS_PLUGIN_CONTAINERS,
+  KubeClient,
+  clusterNames,
+  type KubeObject,
+} from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
 import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
 import type { LocalImage } from './kamaji-image.ts';
@@ -47,20 +56,47 @@ export async function startLifecycleTenant(input: {
   try {
     const dir = join(state.dir, id);
     const dataStore = `ds-${id}`;
-    const runner = await startKamajiRunner(state, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [state.binaries.etcd], ...input.images }, namespaces: [namespace] });
-    stops.push(() => runner.stop(), () => kube.delete(DATASTORE_REF(dataStore)).then(() => undefined, () => undefined));
+    const runner = await startKamajiRunner(state, {
+      images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [state.binaries.etcd], ...input.images },
+      namespaces: [namespace],
+    });
+    stops.push(
+      () => runner.stop(),
+      () =>
+        kube.delete(DATASTORE_REF(dataStore)).then(
+          () => undefined,
+          () => undefined,
+        ),
+    );
     const port = await dedicatedEtcdDataStore({ kube, runner, ns: namespace, dir, sts: `${id}-etcd`, dataStore });
     const { etcdctl } = await dataStoreAccess({ kube, etcdctl: state.binaries.etcdctl, dataStore, port, dir });
     for (const controller of await input.controllers()) stops.push(() => controller.stop());
     await input.before?.();
-    await kube.create({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace }, {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: input.cluster, labels: { 'kdc-e2e/k8m': id } },
-      spec: { backup: { enabled: false }, ...input.spec, dataStore },
-    });
+    await kube.create(
+      { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace },
+      {
+        apiVersion: KDC_API_VERSION,
+        kind: 'KdcCluster',
+        metadata: { name: input.cluster, labels: { 'kdc-e2e/k8m': id } },
+        spec: { backup: { enabled: false }, ...input.spec, dataStore },
+      },
+    );
     const names = clusterNames(input.cluster);
-    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', namespace, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    const admin = await waitFor(
+      'the admin kubeconfig',
+      async () =>
+        (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
+          CORE('secrets', namespace, `${names.tenantControlPlane}-admin-kubeconfig`),
+        )) ?? undefined,
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-    await waitFor('the tenant apiserver answering', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    await waitFor(
+      'the tenant apiserver answering',
+      async () =>
+        (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined,
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     await settled({ kube, runner, namespace, tcpName: names.tenantControlPlane, spec: input.spec });
     return { namespace, runner, tenant, etcdctl, stop };
   } catch (error) {
@@ -75,17 +111,29 @@ export async function startLifecycleTenant(input: {
  * then would race that replacement (a connection to a stopping apiserver fails before TLS); the
  * stage is ready once every replica runs the TCP's current template and is Ready.
  */
-async function settled(input: { kube: KubeClient; runner: KamajiRunner; namespace: string; tcpName: string; spec: Record<string, unknown> }): Promise<void> {
+async function settled(input: {
+  kube: KubeClient;
+  runner: KamajiRunner;
+  namespace: string;
+  tcpName: string;
+  spec: Record<string, unknown>;
+}): Promise<void> {
   const spec = input.spec as { controlPlane?: { replicas?: number }; encryption?: { etcd?: { enabled?: boolean } } };
   const replicas = spec.controlPlane?.replicas ?? 1;
-  await waitFor('every control-plane replica Ready on the current template', async () => {
-    const tcp = await input.kube.get<TenantControlPlane>(TCP(input.namespace, input.tcpName));
-    const attached = (tcp.spec.controlPlane?.deployment?.additionalInitContainers ?? []).some((c) => KMS_PLUGIN_CONTAINERS.includes(c.name));
-    if (spec.encryption?.etcd?.enabled && !attached) return undefined;
-    const hash = templateHash(tcp);
-    const pods = input.runner.pods(input.namespace, input.tcpName);
-    return pods.length === replicas && pods.every((pod) => pod.ready && pod.hash === hash) || undefined;
-  }, { timeoutMs: 300_000, intervalMs: 500 });
+  await waitFor(
+    'every control-plane replica Ready on the current template',
+    async () => {
+      const tcp = await input.kube.get<TenantControlPlane>(TCP(input.namespace, input.tcpName));
+      const attached = (tcp.spec.controlPlane?.deployment?.additionalInitContainers ?? []).some((c) =>
+        KMS_PLUGIN_CONTAINERS.includes(c.name),
+      );
+      if (spec.encryption?.etcd?.enabled && !attached) return undefined;
+      const hash = templateHash(tcp);
+      const pods = input.runner.pods(input.namespace, input.tcpName);
+      return (pods.length === replicas && pods.every((pod) => pod.ready && pod.hash === hash)) || undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 500 },
+  );
 }
 
 /**
@@ -96,16 +144,26 @@ async function settled(input: { kube: KubeClient; runner: KamajiRunner; namespac
  */
 export async function requestScan(kube: KubeClient, namespace: string, cluster: string): Promise<string> {
   const asked = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  await kube.patch({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name: cluster }, { metadata: { annotations: { [ANNOTATIONS.rewrapRequested]: asked } } });
+  await kube.patch(
+    { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name: cluster },
+    { metadata: { annotations: { [ANNOTATIONS.rewrapRequested]: asked } } },
+  );
   return asked;
 }
 
 /** Writes `count` Secrets `s-<i>` into the tenant's default namespace, 50 at a time. */
 export async function writeSecrets(tenant: KubeClient, count: number, value: (i: number) => string): Promise<void> {
   for (let i = 0; i < count; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => tenant.create(CORE('secrets', 'default'), {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i + j}` }, data: { v: Buffer.from(value(i + j)).toString('base64') },
-    })));
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, (_, j) =>
+        tenant.create(CORE('secrets', 'default'), {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: `s-${i + j}` },
+          data: { v: Buffer.from(value(i + j)).toString('base64') },
+        }),
+      ),
+    );
   }
 }
 
@@ -133,7 +191,8 @@ export function startReader(read: (round: number) => Promise<void>): { stats: Re
         if (status) stats.errors.push(`HTTP ${status}: ${(error as Error).message.slice(0, 200)}`);
         else {
           stats.unreachable++;
-          if (stats.unanswered.length < 5) stats.unanswered.push(`${new Date().toISOString()} ${(error as Error).message.slice(0, 120)}`);
+          if (stats.unanswered.length < 5)
+            stats.unanswered.push(`${new Date().toISOString()} ${(error as Error).message.slice(0, 120)}`);
         }
       }
       await new Promise((r) => setTimeout(r, 200));

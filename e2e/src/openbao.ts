@@ -48,7 +48,13 @@ export async function startOpenBao(options: OpenBaoOptions): Promise<OpenBaoServ
   const port = await freePort();
   // Named explicitly: left out, OpenBao binds its cluster listener on port + 1, which nobody reserved.
   const clusterPort = await freePort();
-  const cert = issueCert(options.ca, dir, { name: 'openbao', commonName: 'openbao', dnsNames: ['localhost', 'openbao'], ips: ['127.0.0.1'], usage: 'server' });
+  const cert = issueCert(options.ca, dir, {
+    name: 'openbao',
+    commonName: 'openbao',
+    dnsNames: ['localhost', 'openbao'],
+    ips: ['127.0.0.1'],
+    usage: 'server',
+  });
   const url = `https://127.0.0.1:${port}`;
   const configFile = join(dir, 'config.hcl');
   writeFileSync(
@@ -78,24 +84,35 @@ export async function startOpenBao(options: OpenBaoOptions): Promise<OpenBaoServ
       args: ['server', `-config=${configFile}`],
       env: { VAULT_DISABLE_USER_LOCKOUT: 'true' },
     });
-    await waitFor('OpenBao to listen', async () => {
-      if (!proc.running) throw new Error(`OpenBao exited:\n${proc.tail()}`);
-      await anonymous.health();
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      'OpenBao to listen',
+      async () => {
+        if (!proc.running) throw new Error(`OpenBao exited:\n${proc.tail()}`);
+        await anonymous.health();
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     let init: InitRecord;
     if (!existsSync(initFile)) {
-      const response = await anonymous.request<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+      const response = await anonymous.request<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', {
+        secret_shares: 1,
+        secret_threshold: 1,
+      });
       init = { unsealKey: response.keys_base64[0]!, rootToken: response.root_token };
       writeFileSync(initFile, JSON.stringify(init), { mode: 0o600 });
     } else {
       init = JSON.parse(readFileSync(initFile, 'utf8')) as InitRecord;
     }
     await anonymous.request('PUT', 'sys/unseal', { key: init.unsealKey });
-    await waitFor('OpenBao to unseal and elect itself active', async () => {
-      const health = await anonymous.request<{ sealed: boolean; standby: boolean }>('GET', 'sys/health');
-      return !health.sealed && !health.standby;
-    }, { timeoutMs: 30_000, intervalMs: 100 });
+    await waitFor(
+      'OpenBao to unseal and elect itself active',
+      async () => {
+        const health = await anonymous.request<{ sealed: boolean; standby: boolean }>('GET', 'sys/health');
+        return !health.sealed && !health.standby;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
     return init;
   };
 
@@ -129,14 +146,18 @@ async function configureOnce(server: OpenBaoServer): Promise<void> {
   if (!mounts['transit/']) await root.enableSecretsEngine('transit', 'transit');
   const audits = await root.request<Record<string, unknown>>('GET', 'sys/audit');
   const devices = (audits.data as Record<string, unknown> | undefined) ?? audits;
-  if (!devices['file/']) await root.request('PUT', 'sys/audit/file', { type: 'file', options: { file_path: server.auditLog } });
+  if (!devices['file/'])
+    await root.request('PUT', 'sys/audit/file', { type: 'file', options: { file_path: server.auditLog } });
 }
 
 /**
  * Kubernetes auth at `mount`, pointed at a kube-apiserver, so that logins run a real TokenReview
  * with the reviewer token (a ServiceAccount bound to system:auth-delegator).
  */
-export async function configureKubernetesAuth(server: OpenBaoServer, input: { mount: string; kubernetesHost: string; caPem: string; reviewerJwt: string; issuer?: string }): Promise<void> {
+export async function configureKubernetesAuth(
+  server: OpenBaoServer,
+  input: { mount: string; kubernetesHost: string; caPem: string; reviewerJwt: string; issuer?: string },
+): Promise<void> {
   const root = server.client();
   const auths = await root.authMounts();
   if (!auths[`${input.mount}/`]) await root.enableAuth(input.mount, 'kubernetes');

@@ -27,12 +27,42 @@ export function createCA(dir: string, name: string): CertificateAuthority {
   mkdirSync(dir, { recursive: true });
   const keyFile = join(dir, `${name}-ca.key`);
   const certFile = join(dir, `${name}-ca.crt`);
-  openssl(['req', '-x509', ...EC_KEY, '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '30', '-subj', `/CN=${name}-ca`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${name}-ca`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    ],
+    dir,
+  );
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }
 
-export function issueCert(ca: CertificateAuthority, dir: string, input: { name: string; commonName: string; organization?: string; dnsNames?: string[]; ips?: string[]; usage: 'server' | 'client' }): IssuedCert {
+export function issueCert(
+  ca: CertificateAuthority,
+  dir: string,
+  input: {
+    name: string;
+    commonName: string;
+    organization?: string;
+    dnsNames?: string[];
+    ips?: string[];
+    usage: 'server' | 'client';
+  },
+): IssuedCert {
   const keyFile = join(dir, `${input.name}.key`);
   const csrFile = join(dir, `${input.name}.csr`);
   const certFile = join(dir, `${input.name}.crt`);
@@ -49,7 +79,26 @@ export function issueCert(ca: CertificateAuthority, dir: string, input: { name: 
     ].join('\n'),
   );
   openssl(['req', ...EC_KEY, '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject], dir);
-  openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile, '-days', '30', '-extfile', extFile], dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csrFile,
+      '-CA',
+      ca.certFile,
+      '-CAkey',
+      ca.keyFile,
+      '-CAcreateserial',
+      '-out',
+      certFile,
+      '-days',
+      '30',
+      '-extfile',
+      extFile,
+    ],
+    dir,
+  );
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }
 

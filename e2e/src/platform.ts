@@ -18,7 +18,15 @@ export interface PlatformState {
   binaries: Record<BinaryName, string>;
   etcd: { endpoint: string; pid: number; dataDir: string };
   management: { url: string; kubeconfig: string; caPem: string; pid: number; serviceAccountIssuer: string };
-  openbao: { url: string; caPem: string; rootToken: string; pid: number; auditLog: string; flavor: string; kubernetesAuthMount: string };
+  openbao: {
+    url: string;
+    caPem: string;
+    rootToken: string;
+    pid: number;
+    auditLog: string;
+    flavor: string;
+    kubernetesAuthMount: string;
+  };
   s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string; bucket: string; pid: number };
   versions: { etcd: string; kubeApiserver: string; openbao: string; s3: string };
   readyMs: { etcd: number; kubeApiserver: number; openbao: number; s3: number; total: number };
@@ -57,7 +65,12 @@ export async function reviewerToken(kube: KubeClient): Promise<string> {
   const sa = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'openbao-auth', namespace: 'kube-system' } };
   await kube.apply(CORE('serviceaccounts', 'kube-system', 'openbao-auth'), sa, 'kdc-platform');
   await kube.apply(
-    { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', name: 'openbao-auth-delegator' },
+    {
+      group: 'rbac.authorization.k8s.io',
+      version: 'v1',
+      plural: 'clusterrolebindings',
+      name: 'openbao-auth-delegator',
+    },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -81,12 +94,25 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
 
   const started: { stop(): Promise<void> }[] = [];
   try {
-    const etcdP = timed(() => startEtcd({ binary: binaries.etcd, dir, logDir, detached })).then((r) => (started.push(r[0]), r));
-    const baoP = timed(() => startOpenBao({ binary: binaries.vault, dir, logDir, ca, detached })).then((r) => (started.push(r[0]), r));
-    const s3P = timed(() => startS3({ binary: binaries.minio, dir, logDir, detached })).then((r) => (started.push(r[0]), r));
+    const etcdP = timed(() => startEtcd({ binary: binaries.etcd, dir, logDir, detached })).then(
+      (r) => (started.push(r[0]), r),
+    );
+    const baoP = timed(() => startOpenBao({ binary: binaries.vault, dir, logDir, ca, detached })).then(
+      (r) => (started.push(r[0]), r),
+    );
+    const s3P = timed(() => startS3({ binary: binaries.minio, dir, logDir, detached })).then(
+      (r) => (started.push(r[0]), r),
+    );
     const [etcd, etcdMs] = await etcdP;
     const [management, apiMs] = await timed(() =>
-      startKubeApiserver({ binary: binaries['kube-apiserver'], dir, logDir, etcdEndpoint: etcd.endpoint, name: 'management', detached }),
+      startKubeApiserver({
+        binary: binaries['kube-apiserver'],
+        dir,
+        logDir,
+        etcdEndpoint: etcd.endpoint,
+        name: 'management',
+        detached,
+      }),
     );
     started.push(management);
     const [[openbao, baoMs], [s3, s3Ms]] = await Promise.all([baoP, s3P]);
@@ -107,16 +133,43 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       logDir,
       binaries,
       etcd: { endpoint: etcd.endpoint, pid: etcd.process.pid, dataDir: etcd.dataDir },
-      management: { url: management.url, kubeconfig: management.kubeconfig, caPem: management.ca.certPem, pid: management.process.pid, serviceAccountIssuer: management.serviceAccountIssuer },
-      openbao: { url: openbao.url, caPem: openbao.caPem, rootToken: openbao.rootToken, pid: openbao.process.pid, auditLog: openbao.auditLog, flavor: openbao.flavor, kubernetesAuthMount: OPENBAO_K8S_AUTH_MOUNT },
-      s3: { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region, bucket: s3.bucket, pid: s3.process.pid },
+      management: {
+        url: management.url,
+        kubeconfig: management.kubeconfig,
+        caPem: management.ca.certPem,
+        pid: management.process.pid,
+        serviceAccountIssuer: management.serviceAccountIssuer,
+      },
+      openbao: {
+        url: openbao.url,
+        caPem: openbao.caPem,
+        rootToken: openbao.rootToken,
+        pid: openbao.process.pid,
+        auditLog: openbao.auditLog,
+        flavor: openbao.flavor,
+        kubernetesAuthMount: OPENBAO_K8S_AUTH_MOUNT,
+      },
+      s3: {
+        endpoint: s3.endpoint,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+        region: s3.region,
+        bucket: s3.bucket,
+        pid: s3.process.pid,
+      },
       versions: {
         etcd: versionOf(binaries.etcd, ['--version'], /etcd Version: (\S+)/),
         kubeApiserver: versionOf(binaries['kube-apiserver'], ['--version'], /Kubernetes (\S+)/),
         openbao: `${openbao.flavor} ${await openBaoVersion(binaries.vault)}`,
         s3: `minio ${versionOf(binaries.minio, ['--version'], /version (\S+)/)}`,
       },
-      readyMs: { etcd: etcdMs, kubeApiserver: apiMs, openbao: baoMs, s3: s3Ms, total: Math.round(performance.now() - totalStart) },
+      readyMs: {
+        etcd: etcdMs,
+        kubeApiserver: apiMs,
+        openbao: baoMs,
+        s3: s3Ms,
+        total: Math.round(performance.now() - totalStart),
+      },
     };
     writeFileSync(join(dir, 'platform.json'), JSON.stringify(state, null, 2), { mode: 0o600 });
     return {

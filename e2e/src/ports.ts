@@ -26,7 +26,8 @@ export interface PortSlice {
 /** The slice of ports one process may hand out: slot `slot` of the range [LOWEST, ephemeral low). */
 export function portSlice(slot: number, ephemeralLowPort: number): PortSlice {
   const size = Math.floor((ephemeralLowPort - LOWEST) / SLOTS);
-  if (size < 100) throw new Error(`ephemeral port range starts at ${ephemeralLowPort}: too low to leave test ports below it`);
+  if (size < 100)
+    throw new Error(`ephemeral port range starts at ${ephemeralLowPort}: too low to leave test ports below it`);
   return { first: LOWEST + (slot % SLOTS) * size, size };
 }
 
@@ -42,7 +43,12 @@ export function canListen(port: number): Promise<boolean> {
 }
 
 /** The first candidate that nobody has been handed and that a listener can bind; `candidate` is called at most `tries` times. */
-export async function pickPort(candidate: () => number, tries: number, taken: Set<number>, isFree: (port: number) => Promise<boolean>): Promise<number | undefined> {
+export async function pickPort(
+  candidate: () => number,
+  tries: number,
+  taken: Set<number>,
+  isFree: (port: number) => Promise<boolean>,
+): Promise<number | undefined> {
   for (let tried = 0; tried < tries; tried++) {
     const port = candidate();
     if (!taken.has(port) && (await isFree(port))) return port;
@@ -54,7 +60,12 @@ export async function pickPort(candidate: () => number, tries: number, taken: Se
 export async function freePort(): Promise<number> {
   // Random, not sequential: some servers quietly bind the port after theirs (OpenBao's cluster
   // listener does), and two runs on one machine rarely pick the same ports.
-  const port = await pickPort(() => slice.first + Math.floor(Math.random() * slice.size), slice.size, handedOut, canListen);
+  const port = await pickPort(
+    () => slice.first + Math.floor(Math.random() * slice.size),
+    slice.size,
+    handedOut,
+    canListen,
+  );
   if (port === undefined) throw new Error(`no free port in ${slice.first}-${slice.first + slice.size - 1}`);
   handedOut.add(port);
   return port;

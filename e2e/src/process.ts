@@ -44,11 +44,13 @@ export class ManagedProcess {
     this.child = child;
     if (child.pid === undefined) throw new Error(`could not start ${options.name} (${options.binary})`);
     this.pid = child.pid;
-    this.exited = new Promise((resolve) => child.once('exit', (code) => {
-      this.exitCode = code;
-      live.delete(this);
-      resolve(code);
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exitCode = code;
+        live.delete(this);
+        resolve(code);
+      }),
+    );
   }
 
   static start(options: StartOptions): ManagedProcess {

@@ -30,16 +30,42 @@ export async function installProduct(input: {
 }): Promise<ProductRelease> {
   const { state } = input;
   const kube = KubeClient.fromFile(state.management.kubeconfig);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PRODUCT_NAMESPACE } }).catch((error: unknown) => {
-    if (!isAlreadyExists(error)) throw error;
+  await kube
+    .create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PRODUCT_NAMESPACE } })
+    .catch((error: unknown) => {
+      if (!isAlreadyExists(error)) throw error;
+    });
+  await kube.create(CORE('secrets', PRODUCT_NAMESPACE), {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'kdc-openbao-token' },
+    stringData: { token: await controllerOpenBaoToken(state) },
   });
-  await kube.create(CORE('secrets', PRODUCT_NAMESPACE), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kdc-openbao-token' }, stringData: { token: await controllerOpenBaoToken(state) } });
   mkdirSync(input.dir, { recursive: true });
   const caFile = join(input.dir, 'openbao-ca.pem');
   writeFileSync(caFile, state.openbao.caPem);
-  const set = { ...imageValues(input.shipped.built), 'openBao.url': state.openbao.url, 'openBao.tokenSecret.name': 'kdc-openbao-token', ...input.set };
-  const values = [...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`]), '--set-file', `openBao.caBundle=${caFile}`];
+  const set = {
+    ...imageValues(input.shipped.built),
+    'openBao.url': state.openbao.url,
+    'openBao.tokenSecret.name': 'kdc-openbao-token',
+    ...input.set,
+  };
+  const values = [
+    ...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+    '--set-file',
+    `openBao.caBundle=${caFile}`,
+  ];
   const helm = (...args: string[]) => helmRun(state.management.kubeconfig, args);
-  await helm('install', input.release ?? 'kdc', CHART_DIR, '-n', PRODUCT_NAMESPACE, '--wait', '--timeout', '5m', ...values);
+  await helm(
+    'install',
+    input.release ?? 'kdc',
+    CHART_DIR,
+    '-n',
+    PRODUCT_NAMESPACE,
+    '--wait',
+    '--timeout',
+    '5m',
+    ...values,
+  );
   return { helm, values };
 }

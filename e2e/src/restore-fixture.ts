@@ -5,8 +5,16 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, clusterNames, restoreRun,
-  type KubeObject, type RestoreStatus,
+  ANNOTATIONS,
+  BACKUP_CREDENTIAL_KEYS,
+  CORE,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  KubeClient,
+  clusterNames,
+  restoreRun,
+  type KubeObject,
+  type RestoreStatus,
 } from '@kdc/shared';
 import { BACKUP_IMAGE, BACKUP_MAIN, LOCAL_IMAGES } from './images.ts';
 import { JOB, createJobFromCronJob, type JobObject } from './kamaji-jobs.ts';
@@ -29,10 +37,28 @@ export type RestoreCluster = KubeObject & {
 
 export const ETCD_IMAGE = 'kdc.local/etcd:3.6';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-export const TCP = (ns: string, name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name });
-export const KDC = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
-export const DATASTORE_REF = (name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'datastores', name });
-export const conditionOf = (c: RestoreCluster | undefined, type: string) => c?.status?.conditions?.find((x) => x.type === type);
+export const TCP = (ns: string, name?: string) => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'tenantcontrolplanes',
+  namespace: ns,
+  name,
+});
+export const KDC = (ns: string, name?: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace: ns,
+  name,
+});
+export const DATASTORE_REF = (name?: string) => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'datastores',
+  name,
+});
+export const conditionOf = (c: RestoreCluster | undefined, type: string) =>
+  c?.status?.conditions?.find((x) => x.type === type);
 
 /** A single-member etcd StatefulSet over mutual TLS: the dedicated DataStore of one tenant. */
 export function etcdStatefulSet(name: string) {
@@ -48,24 +74,46 @@ export function etcdStatefulSet(name: string) {
       template: {
         metadata: { labels: { app: name } },
         spec: {
-          containers: [{
-            name: 'etcd',
-            image: ETCD_IMAGE,
-            args: [
-              `--name=${name}-0`, '--data-dir=/var/lib/etcd/data',
-              '--listen-client-urls=https://0.0.0.0:2379', '--advertise-client-urls=https://127.0.0.1:2379',
-              '--listen-peer-urls=http://127.0.0.1:2380', '--initial-advertise-peer-urls=http://127.0.0.1:2380', `--initial-cluster=${name}-0=http://127.0.0.1:2380`,
-              '--client-cert-auth', `--trusted-ca-file=${tls}/ca.crt`, `--cert-file=${tls}/server.crt`, `--key-file=${tls}/server.key`,
-              '--listen-metrics-urls=http://0.0.0.0:2381', '--unsafe-no-fsync', '--log-level=warn',
-            ],
-            ports: [{ name: 'client', containerPort: 2379 }, { name: 'metrics', containerPort: 2381 }],
-            readinessProbe: { httpGet: { path: '/health', port: 2381 }, periodSeconds: 1, failureThreshold: 3 },
-            volumeMounts: [{ name: 'data', mountPath: '/var/lib/etcd' }, { name: 'tls', mountPath: tls, readOnly: true }],
-          }],
+          containers: [
+            {
+              name: 'etcd',
+              image: ETCD_IMAGE,
+              args: [
+                `--name=${name}-0`,
+                '--data-dir=/var/lib/etcd/data',
+                '--listen-client-urls=https://0.0.0.0:2379',
+                '--advertise-client-urls=https://127.0.0.1:2379',
+                '--listen-peer-urls=http://127.0.0.1:2380',
+                '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+                `--initial-cluster=${name}-0=http://127.0.0.1:2380`,
+                '--client-cert-auth',
+                `--trusted-ca-file=${tls}/ca.crt`,
+                `--cert-file=${tls}/server.crt`,
+                `--key-file=${tls}/server.key`,
+                '--listen-metrics-urls=http://0.0.0.0:2381',
+                '--unsafe-no-fsync',
+                '--log-level=warn',
+              ],
+              ports: [
+                { name: 'client', containerPort: 2379 },
+                { name: 'metrics', containerPort: 2381 },
+              ],
+              readinessProbe: { httpGet: { path: '/health', port: 2381 }, periodSeconds: 1, failureThreshold: 3 },
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/etcd' },
+                { name: 'tls', mountPath: tls, readOnly: true },
+              ],
+            },
+          ],
           volumes: [{ name: 'tls', secret: { secretName: `${name}-tls` } }],
         },
       },
-      volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data' },
+          spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+        },
+      ],
     },
   };
 }
@@ -97,25 +145,49 @@ export interface RestoreFixture {
  * mutual TLS (server certificate with server usage only) in `ns`, run by `runner`, and the
  * DataStore object that names it, granted to every namespace. Returns the etcd client port.
  */
-export async function dedicatedEtcdDataStore(input: { kube: KubeClient; runner: KamajiRunner; ns: string; dir: string; sts: string; dataStore: string }): Promise<number> {
+export async function dedicatedEtcdDataStore(input: {
+  kube: KubeClient;
+  runner: KamajiRunner;
+  ns: string;
+  dir: string;
+  sts: string;
+  dataStore: string;
+}): Promise<number> {
   const { kube, runner, ns, dir, sts, dataStore } = input;
   const ca = createCA(dir, 'datastore');
   const server = issueCert(ca, dir, { name: 'etcd-server', commonName: 'etcd', ips: ['127.0.0.1'], usage: 'server' });
   const client = issueCert(ca, dir, { name: 'etcd-client', commonName: 'kamaji', usage: 'client' });
-  await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${sts}-tls` }, stringData: { 'ca.crt': ca.certPem, 'server.crt': server.certPem, 'server.key': server.keyPem } } as KubeObject);
+  await kube.create(CORE('secrets', ns), {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: `${sts}-tls` },
+    stringData: { 'ca.crt': ca.certPem, 'server.crt': server.certPem, 'server.key': server.keyPem },
+  } as KubeObject);
   await kube.create(STATEFULSET(ns), etcdStatefulSet(sts) as unknown as KubeObject);
-  const port = await waitFor('etcd StatefulSet ready', async () => {
-    const s = await kube.get<KubeObject & { status?: { readyReplicas?: number } }>(STATEFULSET(ns, sts));
-    return s.status?.readyReplicas === 1 ? runner.statefulSetPort(ns, sts, 2379) : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
+  const port = await waitFor(
+    'etcd StatefulSet ready',
+    async () => {
+      const s = await kube.get<KubeObject & { status?: { readyReplicas?: number } }>(STATEFULSET(ns, sts));
+      return s.status?.readyReplicas === 1 ? runner.statefulSetPort(ns, sts, 2379) : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
   await kube.create(DATASTORE_REF(), {
-    apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.etcdStatefulSet]: sts, [ANNOTATIONS.allowedNamespaces]: '*' } },
+    apiVersion: 'kamaji.clastix.io/v1alpha1',
+    kind: 'DataStore',
+    metadata: {
+      name: dataStore,
+      annotations: { [ANNOTATIONS.etcdStatefulSet]: sts, [ANNOTATIONS.allowedNamespaces]: '*' },
+    },
     spec: {
       driver: 'etcd',
       endpoints: [`127.0.0.1:${port}`],
       tlsConfig: {
         certificateAuthority: { certificate: { content: b64(ca.certPem) }, privateKey: { content: b64(ca.keyPem) } },
-        clientCertificate: { certificate: { content: b64(client.certPem) }, privateKey: { content: b64(client.keyPem) } },
+        clientCertificate: {
+          certificate: { content: b64(client.certPem) },
+          privateKey: { content: b64(client.keyPem) },
+        },
       },
     },
   });
@@ -133,12 +205,15 @@ export function restoreState(c: RestoreCluster): string | undefined {
 }
 
 /** `controllers` starts the encryption-reconciler and a k8-manager sharded to `kdc-e2e/k8m=<id>` (tests/helpers.ts shardControllers). */
-export async function startRestoreFixture(p: PlatformState, input: {
-  id: string;
-  prefix: string;
-  controllers: (id: string, k8ManagerEnv: Record<string, string>) => Promise<{ stop(): Promise<void> }[]>;
-  k8ManagerEnv?: Record<string, string>;
-}): Promise<RestoreFixture> {
+export async function startRestoreFixture(
+  p: PlatformState,
+  input: {
+    id: string;
+    prefix: string;
+    controllers: (id: string, k8ManagerEnv: Record<string, string>) => Promise<{ stop(): Promise<void> }[]>;
+    k8ManagerEnv?: Record<string, string>;
+  },
+): Promise<RestoreFixture> {
   const kube = KubeClient.fromFile(p.management.kubeconfig);
   const { id } = input;
   const cluster = id;
@@ -150,52 +225,123 @@ export async function startRestoreFixture(p: PlatformState, input: {
   mkdirSync(dir, { recursive: true });
   const ns = `${input.prefix}-${id}`;
   await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'managed-k8s-backups' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId, [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey } } as KubeObject);
+  await kube.create(CORE('secrets', ns), {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'managed-k8s-backups' },
+    stringData: {
+      [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId,
+      [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey,
+    },
+  } as KubeObject);
   const runner = await startKamajiRunner(p, {
     // The backup image ships etcdutl, as the product image does.
-    images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd], [BACKUP_IMAGE]: ['/usr/bin/env', `ETCDUTL=${p.binaries.etcdutl}`, process.execPath, '--conditions=source', BACKUP_MAIN] },
+    images: {
+      ...LOCAL_IMAGES,
+      [ETCD_IMAGE]: [p.binaries.etcd],
+      [BACKUP_IMAGE]: [
+        '/usr/bin/env',
+        `ETCDUTL=${p.binaries.etcdutl}`,
+        process.execPath,
+        '--conditions=source',
+        BACKUP_MAIN,
+      ],
+    },
     namespaces: [ns],
   });
   stops.push(runner);
   await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts, dataStore });
-  stops.push(...await input.controllers(id, { OBSERVE_PERIOD: '3s', ...input.k8ManagerEnv }));
+  stops.push(...(await input.controllers(id, { OBSERVE_PERIOD: '3s', ...input.k8ManagerEnv })));
   await kube.create(KDC(ns), {
-    apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
-    spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, encryption: { etcd: { enabled: true } }, backup: { destinationPath: `s3://${p.s3.bucket}/` } },
+    apiVersion: KDC_API_VERSION,
+    kind: 'KdcCluster',
+    metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
+    spec: {
+      version: 'v1.35.0',
+      controlPlane: { replicas: 1 },
+      dataStore,
+      encryption: { etcd: { enabled: true } },
+      backup: { destinationPath: `s3://${p.s3.bucket}/` },
+    },
   });
   const get = () => kube.get<RestoreCluster>(KDC(ns, cluster));
   let requested = '';
-  await waitFor('cluster Ready with backups scheduled', async () => {
-    const c = await get();
-    return conditionOf(c, 'Ready')?.status === 'True' && conditionOf(c, 'BackupReady')?.status === 'True';
-  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  await waitFor(
+    'cluster Ready with backups scheduled',
+    async () => {
+      const c = await get();
+      return conditionOf(c, 'Ready')?.status === 'True' && conditionOf(c, 'BackupReady')?.status === 'True';
+    },
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
 
   return {
-    kube, id, ns, cluster, names, sts, dataStore, runner, get,
+    kube,
+    id,
+    ns,
+    cluster,
+    names,
+    sts,
+    dataStore,
+    runner,
+    get,
     tenant: async () => {
-      const admin = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`));
+      const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
+        CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+      );
       return KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
     },
     requestRestore: async (key, extra = {}) => {
       requested = key;
-      await kube.patch(KDC(ns, cluster), { metadata: { annotations: { [ANNOTATIONS.restoreFrom]: key, [ANNOTATIONS.restoreState]: null, [ANNOTATIONS.restoreFailure]: null, ...extra } } }, 'merge');
+      await kube.patch(
+        KDC(ns, cluster),
+        {
+          metadata: {
+            annotations: {
+              [ANNOTATIONS.restoreFrom]: key,
+              [ANNOTATIONS.restoreState]: null,
+              [ANNOTATIONS.restoreFailure]: null,
+              ...extra,
+            },
+          },
+        },
+        'merge',
+      );
     },
-    waitEnd: (seen = [], timeoutMs = 240_000) => waitFor('restore to end', async () => {
-      const c = await get();
-      const state = restoreState(c);
-      if (state && seen.at(-1) !== state) seen.push(state);
-      const ready = conditionOf(c, 'RestoreReady');
-      const ofThisRequest = ready?.message.startsWith(`Restore from "${requested}"`);
-      return (state === 'Succeeded' || state === 'Failed') && ofThisRequest && ready!.reason !== 'RestoreInProgress' ? c : undefined;
-    }, { timeoutMs, intervalMs: 200 }),
+    waitEnd: (seen = [], timeoutMs = 240_000) =>
+      waitFor(
+        'restore to end',
+        async () => {
+          const c = await get();
+          const state = restoreState(c);
+          if (state && seen.at(-1) !== state) seen.push(state);
+          const ready = conditionOf(c, 'RestoreReady');
+          const ofThisRequest = ready?.message.startsWith(`Restore from "${requested}"`);
+          return (state === 'Succeeded' || state === 'Failed') && ofThisRequest && ready!.reason !== 'RestoreInProgress'
+            ? c
+            : undefined;
+        },
+        { timeoutMs, intervalMs: 200 },
+      ),
     backupNow: async () => {
       const before = (await get()).status?.latestBackupKey;
       const job = await createJobFromCronJob(kube, ns, names.backupCronJob);
-      await waitFor('backup Job complete', async () => (await kube.get<JobObject>(JOB(ns, job.metadata.name))).status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True'), { timeoutMs: 120_000, intervalMs: 500 });
-      return waitFor('latestBackupKey', async () => {
-        const key = (await get()).status?.latestBackupKey;
-        return key && key !== before ? key : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(
+        'backup Job complete',
+        async () =>
+          (await kube.get<JobObject>(JOB(ns, job.metadata.name))).status?.conditions?.some(
+            (x) => x.type === 'Complete' && x.status === 'True',
+          ),
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      return waitFor(
+        'latestBackupKey',
+        async () => {
+          const key = (await get()).status?.latestBackupKey;
+          return key && key !== before ? key : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
     },
     stop: async () => {
       for (const s of stops.reverse()) await s.stop();

@@ -26,7 +26,12 @@ export interface S3Options {
   detached?: boolean;
 }
 
-export function s3Client(input: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string }): S3Client {
+export function s3Client(input: {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+}): S3Client {
   return new S3Client({
     endpoint: input.endpoint,
     region: input.region,
@@ -55,13 +60,22 @@ export async function startS3(options: S3Options): Promise<S3Server> {
       logFile: join(options.logDir, 's3.log'),
       detached: options.detached,
       args: ['server', dataDir, `--address=127.0.0.1:${port}`, `--console-address=127.0.0.1:${consolePort}`, '--quiet'],
-      env: { MINIO_ROOT_USER: accessKeyId, MINIO_ROOT_PASSWORD: secretAccessKey, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
+      env: {
+        MINIO_ROOT_USER: accessKeyId,
+        MINIO_ROOT_PASSWORD: secretAccessKey,
+        MINIO_BROWSER: 'off',
+        MINIO_UPDATE: 'off',
+      },
     });
-    await waitFor('S3 server to be ready', async () => {
-      if (!proc.running) throw new Error(`S3 server exited:\n${proc.tail()}`);
-      const res = await fetch(`${endpoint}/minio/health/ready`);
-      return res.status === 200;
-    }, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      'S3 server to be ready',
+      async () => {
+        if (!proc.running) throw new Error(`S3 server exited:\n${proc.tail()}`);
+        const res = await fetch(`${endpoint}/minio/health/ready`);
+        return res.status === 200;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
   };
   await launch();
   const server: S3Server = {

@@ -8,12 +8,24 @@ describe('secret scan', () => {
   it.each([
     ['{"msg":"login","token":"hvs.CAESIJ7mL1Aq4Yb2Jk3Xx9zQ0wUvTtS"}', 'OpenBao/Vault token'],
     ['wrapped vault:v3:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef0123', 'Transit ciphertext (a wrapped key)'],
-    ['Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ', 'ServiceAccount token (JWT)'],
+    [
+      'Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ',
+      'ServiceAccount token (JWT)',
+    ],
     ['-----BEGIN EC PRIVATE KEY-----', 'private key'],
   ])('finds %s', (line, kind) => expect(scanLine(line, [])).toEqual([kind]));
   it('finds a literal, and nothing in ordinary log lines', () => {
-    expect(scanLine('stored db-password=correct horse battery staple', [{ kind: 'a test plaintext', value: 'correct horse battery staple' }])).toEqual(['a test plaintext']);
-    for (const line of ['{"level":30,"msg":"OpenBao login ok","role":"tcp-ns.web"}', 'key_id kdc1.v3.Zm9vYmFyYmF6', 'transit/keys/acme.prod-etcd', 'vault:v1: (ciphertext elided)']) {
+    expect(
+      scanLine('stored db-password=correct horse battery staple', [
+        { kind: 'a test plaintext', value: 'correct horse battery staple' },
+      ]),
+    ).toEqual(['a test plaintext']);
+    for (const line of [
+      '{"level":30,"msg":"OpenBao login ok","role":"tcp-ns.web"}',
+      'key_id kdc1.v3.Zm9vYmFyYmF6',
+      'transit/keys/acme.prod-etcd',
+      'vault:v1: (ciphertext elided)',
+    ]) {
       expect(scanLine(line, []), line).toEqual([]);
     }
   });

@@ -20,7 +20,11 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
 ];
 
 /** Plaintexts the tests store in tenant Secrets and backups: none may ever reach a log. */
-export const TEST_PLAINTEXTS: readonly string[] = ['correct horse battery staple', 'victim row', 'a row written before the upgrade'];
+export const TEST_PLAINTEXTS: readonly string[] = [
+  'correct horse battery staple',
+  'victim row',
+  'a row written before the upgrade',
+];
 
 export interface Finding {
   file: string;
@@ -61,6 +65,16 @@ export async function dumpClusterState(kube: KubeClient, file: string): Promise<
     kube.list<KubeObject>({ group: 'k8s.kube-dc.com', version: 'v1alpha1', plural: 'kdcclusters' }),
     kube.list<KubeObject>({ group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys' }),
   ]);
-  const lines = lists.flatMap((l) => l.items).map((o) => JSON.stringify({ kind: o.kind, metadata: { namespace: o.metadata?.namespace, name: o.metadata?.name, annotations: o.metadata?.annotations }, status: o.status, message: o.message, reason: o.reason }));
+  const lines = lists
+    .flatMap((l) => l.items)
+    .map((o) =>
+      JSON.stringify({
+        kind: o.kind,
+        metadata: { namespace: o.metadata?.namespace, name: o.metadata?.name, annotations: o.metadata?.annotations },
+        status: o.status,
+        message: o.message,
+        reason: o.reason,
+      }),
+    );
   writeFileSync(file, `${lines.join('\n')}\n`);
 }

@@ -23,9 +23,10 @@ export async function startStallProxy(target: { host: string; port: number }): P
     s.on('close', () => sockets.delete(s));
     s.on('error', () => s.destroy());
   };
-  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => {
-    if (!stalled) to.write(chunk);
-  });
+  const forward = (from: Socket, to: Socket) =>
+    from.on('data', (chunk: Buffer) => {
+      if (!stalled) to.write(chunk);
+    });
   const server = createServer((client) => {
     track(client);
     const upstream = createConnection(target);
@@ -47,9 +48,10 @@ export async function startStallProxy(target: { host: string; port: number }): P
     stall: () => {
       stalled = true;
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

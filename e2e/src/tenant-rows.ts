@@ -13,7 +13,14 @@ import { DATASTORE_REF } from './restore-fixture.ts';
 
 const exec = promisify(execFile);
 
-type DataStore = KubeObject & { spec: { tlsConfig: { certificateAuthority: { certificate: { content: string } }; clientCertificate: { certificate: { content: string }; privateKey: { content: string } } } } };
+type DataStore = KubeObject & {
+  spec: {
+    tlsConfig: {
+      certificateAuthority: { certificate: { content: string } };
+      clientCertificate: { certificate: { content: string }; privateKey: { content: string } };
+    };
+  };
+};
 type Listed = KubeObject & { data?: Record<string, string> };
 
 export interface DataStoreAccess {
@@ -26,7 +33,13 @@ export interface DataStoreAccess {
   key: string;
 }
 
-export async function dataStoreAccess(input: { kube: KubeClient; etcdctl: string; dataStore: string; port: number; dir: string }): Promise<DataStoreAccess> {
+export async function dataStoreAccess(input: {
+  kube: KubeClient;
+  etcdctl: string;
+  dataStore: string;
+  port: number;
+  dir: string;
+}): Promise<DataStoreAccess> {
   const ds = await input.kube.get<DataStore>(DATASTORE_REF(input.dataStore));
   mkdirSync(input.dir, { recursive: true });
   const file = (name: string, b64: string) => {
@@ -40,7 +53,13 @@ export async function dataStoreAccess(input: { kube: KubeClient; etcdctl: string
   const cert = file('client.pem', tls.clientCertificate.certificate.content);
   const key = file('client-key.pem', tls.clientCertificate.privateKey.content);
   const flags = [`--endpoints=${endpoint}`, `--cacert=${ca}`, `--cert=${cert}`, `--key=${key}`];
-  return { etcdctl: async (...args) => (await exec(input.etcdctl, [...flags, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout, endpoint, ca, cert, key };
+  return {
+    etcdctl: async (...args) => (await exec(input.etcdctl, [...flags, ...args], { maxBuffer: 512 * 2 ** 20 })).stdout,
+    endpoint,
+    ca,
+    cert,
+    key,
+  };
 }
 
 export interface RawRows {
@@ -55,15 +74,22 @@ export interface RawRows {
 const KMS_V2 = Buffer.from('k8s:enc:kms:v2:');
 
 /** Every row of `resource` under the tenant's prefix, read raw: plaintext, or KMS v2 with its key_id. */
-export async function rawRows(etcdctl: (...args: string[]) => Promise<string>, tenantPrefix: string, resource: string): Promise<RawRows> {
-  const answer = JSON.parse(await etcdctl('get', '--prefix', `${tenantPrefix}${resource}/`, '-w', 'json')) as { kvs?: { value: string }[] };
+export async function rawRows(
+  etcdctl: (...args: string[]) => Promise<string>,
+  tenantPrefix: string,
+  resource: string,
+): Promise<RawRows> {
+  const answer = JSON.parse(await etcdctl('get', '--prefix', `${tenantPrefix}${resource}/`, '-w', 'json')) as {
+    kvs?: { value: string }[];
+  };
   const byKeyId = new Map<string, number>();
   const providers = new Map<string, number>();
   let plaintext = 0;
   for (const kv of answer.kvs ?? []) {
     const value = Buffer.from(kv.value, 'base64');
     if (!value.subarray(0, KMS_V2.length).equals(KMS_V2)) {
-      if (value.subarray(0, 8).toString('latin1') === 'k8s:enc:') throw new Error(`a ${resource} row is encrypted by a provider that is not KMS v2`);
+      if (value.subarray(0, 8).toString('latin1') === 'k8s:enc:')
+        throw new Error(`a ${resource} row is encrypted by a provider that is not KMS v2`);
       plaintext++;
       continue;
     }
@@ -79,18 +105,34 @@ export async function rawRows(etcdctl: (...args: string[]) => Promise<string>, t
 
 /** The tenant's etcd prefix as Kamaji applied it (`/<schema>/`). */
 export async function tenantPrefix(kube: KubeClient, namespace: string, tcp: string): Promise<string> {
-  const object = await kube.get<KubeObject & { status?: { storage?: { setup?: { schema?: string } } } }>({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name: tcp });
+  const object = await kube.get<KubeObject & { status?: { storage?: { setup?: { schema?: string } } } }>({
+    group: 'kamaji.clastix.io',
+    version: 'v1alpha1',
+    plural: 'tenantcontrolplanes',
+    namespace,
+    name: tcp,
+  });
   return `/${object.status!.storage!.setup!.schema}/`;
 }
 
 /** sha256 of every object's data of `resource` (secrets, configmaps), by namespace/name, read through the tenant apiserver. */
-export async function readLedger(tenant: KubeClient, resource: 'secrets' | 'configmaps', filter: (name: string) => boolean = () => true): Promise<Map<string, string>> {
+export async function readLedger(
+  tenant: KubeClient,
+  resource: 'secrets' | 'configmaps',
+  filter: (name: string) => boolean = () => true,
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   let token: string | undefined;
   do {
     const page = await tenant.list<Listed>(CORE(resource), { limit: 500, ...(token ? { continue: token } : {}) });
     for (const o of page.items) {
-      if (filter(o.metadata!.name!)) out.set(`${o.metadata!.namespace}/${o.metadata!.name}`, createHash('sha256').update(JSON.stringify(o.data ?? {})).digest('hex'));
+      if (filter(o.metadata!.name!))
+        out.set(
+          `${o.metadata!.namespace}/${o.metadata!.name}`,
+          createHash('sha256')
+            .update(JSON.stringify(o.data ?? {}))
+            .digest('hex'),
+        );
     }
     token = page.metadata.continue || undefined;
   } while (token);

@@ -22,7 +22,11 @@ describe('the single-seal layout (schemaVersion 1) still restores', () => {
     mkdirSync(dir, { recursive: true });
     const access = await backupAccess(p, dir, 'bk-v1');
     const store = backupStore(p);
-    const etcdctl = (endpoint: string, ...args: string[]) => execFileSync(p.binaries.etcdctl, [`--endpoints=${endpoint}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const etcdctl = (endpoint: string, ...args: string[]) =>
+      execFileSync(p.binaries.etcdctl, [`--endpoints=${endpoint}`, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
 
     // A real snapshot (etcdctl writes the database plus its SHA-256), with a marker in it.
     const marker = `/${access.cluster}/marker`;
@@ -33,7 +37,12 @@ describe('the single-seal layout (schemaVersion 1) still restores', () => {
     const plaintext = readFileSync(snapshotFile);
 
     // The v1 writer: one Transit data key, nonce || AES-256-GCM(no AAD) || tag.
-    const transit = new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: await backupToken(p, access), timeoutMs: 10_000 }).transit();
+    const transit = new OpenBaoClient({
+      endpoint: p.openbao.url,
+      caBundle: p.openbao.caPem,
+      token: await backupToken(p, access),
+      timeoutMs: 10_000,
+    }).transit();
     const datakey = await transit.datakey(access.transitKey, 'plaintext');
     const seal = (data: Buffer) => {
       const nonce = randomBytes(12);
@@ -53,7 +62,9 @@ describe('the single-seal layout (schemaVersion 1) still restores', () => {
     };
     datakey.plaintext!.fill(0);
     const put = async (key: string, file: Buffer) => {
-      await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: key + ENVELOPE_OBJECTS.snapshot, Body: file }));
+      await store.client.send(
+        new PutObjectCommand({ Bucket: store.bucket, Key: key + ENVELOPE_OBJECTS.snapshot, Body: file }),
+      );
       await store.putText(key + ENVELOPE_OBJECTS.wrappedDek, `${metadata.wrappedDek}\n`, 'text/plain');
       await store.putText(key + ENVELOPE_OBJECTS.metadata, JSON.stringify(metadata, null, 2), 'application/json');
     };
@@ -65,23 +76,64 @@ describe('the single-seal layout (schemaVersion 1) still restores', () => {
     await put(bad, tampered);
 
     const listed = await listBackups(store, access.cluster);
-    expect(listed.backups.map((b) => [b.key, b.schemaVersion, b.transitKeyVersion])).toEqual([[bad, 1, 1], [good, 1, 1]]);
+    expect(listed.backups.map((b) => [b.key, b.schemaVersion, b.transitKeyVersion])).toEqual([
+      [bad, 1, 1],
+      [good, 1, 1],
+    ]);
 
     const env = cliEnv(p, dir);
     const auth = ['--auth-method', 'kubernetes', '--token-file', access.tokenFile];
     const refusedDir = join(dir, 'refused', 'etcd-data');
-    const refused = await runBackupCli(['restore', '--cluster', access.cluster, '--namespace', access.namespace, '--backup', bad, '--data-dir', refusedDir, ...auth], env);
+    const refused = await runBackupCli(
+      [
+        'restore',
+        '--cluster',
+        access.cluster,
+        '--namespace',
+        access.namespace,
+        '--backup',
+        bad,
+        '--data-dir',
+        refusedDir,
+        ...auth,
+      ],
+      env,
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/SEGMENT_TAMPERED: snapshot\.db\.enc \(single-seal v1\) failed authentication/);
     expect(existsSync(refusedDir)).toBe(false);
     expect(readdirSync(join(dir, 'refused'))).toEqual([]);
 
     const dataDir = join(dir, 'restored', 'etcd-data');
-    const restore = await runBackupCli(['restore', '--cluster', access.cluster, '--namespace', access.namespace, '--backup', good, '--data-dir', dataDir, ...auth], env);
+    const restore = await runBackupCli(
+      [
+        'restore',
+        '--cluster',
+        access.cluster,
+        '--namespace',
+        access.namespace,
+        '--backup',
+        good,
+        '--data-dir',
+        dataDir,
+        ...auth,
+      ],
+      env,
+    );
     expect(restore.code, restore.stderr).toBe(0);
-    expect(restore.json.at(-1)).toMatchObject({ schemaVersion: 1, plaintextSize: plaintext.length, sha256: metadata.etcdSnapshotSha256 });
+    expect(restore.json.at(-1)).toMatchObject({
+      schemaVersion: 1,
+      plaintextSize: plaintext.length,
+      sha256: metadata.etcdSnapshotSha256,
+    });
 
-    const etcd = await startEtcd({ binary: p.binaries.etcd, dir, logDir: p.logDir, name: `${access.cluster}-v1-etcd`, dataDir });
+    const etcd = await startEtcd({
+      binary: p.binaries.etcd,
+      dir,
+      logDir: p.logDir,
+      name: `${access.cluster}-v1-etcd`,
+      dataDir,
+    });
     servers.push(etcd);
     expect(etcdctl(etcd.endpoint, 'get', marker, '--print-value-only').trim()).toBe(value);
   }, 240_000);

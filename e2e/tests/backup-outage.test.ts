@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileSnapshotSource, listBackups, runBackup, type BackupStore } from '@kdc/backup-envelope';
 import { OpenBaoClient, type TransitClient } from '@kdc/shared';
-import { backupAccess, backupStore, backupToken, cliEnv, runBackupCli, startCuttableProxy, uniqueName, type BackupAccess, type CuttableProxy } from '../src/backup-harness.ts';
+import {
+  backupAccess,
+  backupStore,
+  backupToken,
+  cliEnv,
+  runBackupCli,
+  startCuttableProxy,
+  uniqueName,
+  type BackupAccess,
+  type CuttableProxy,
+} from '../src/backup-harness.ts';
 import { platform } from './helpers.ts';
 
 /** A synthetic etcd-style snapshot: a database of `mib` MiB followed by its SHA-256. */
@@ -34,7 +44,12 @@ describe('S3 outage during the upload', () => {
     mkdirSync(dir, { recursive: true });
     access = await backupAccess(p, dir, 'bk-out');
     store = backupStore(p);
-    transit = new OpenBaoClient({ endpoint: p.openbao.url, caBundle: p.openbao.caPem, token: await backupToken(p, access), timeoutMs: 10_000 }).transit();
+    transit = new OpenBaoClient({
+      endpoint: p.openbao.url,
+      caBundle: p.openbao.caPem,
+      token: await backupToken(p, access),
+      timeoutMs: 10_000,
+    }).transit();
     snapshot = join(dir, 'synthetic.db');
     syntheticSnapshot(snapshot, 40);
   });
@@ -62,13 +77,33 @@ describe('S3 outage during the upload', () => {
     const proxy = await proxyToS3();
     const cut = proxy.cutAfter(12 * 1024 * 1024, 5_000);
     const run = await runBackupCli(
-      ['backup', '--cluster', access.cluster, '--namespace', access.namespace, '--transit-key', access.transitKey, '--snapshot-file', snapshot, '--part-size', '5Mi', '--upload-concurrency', '2', '--auth-method', 'kubernetes', '--token-file', access.tokenFile],
+      [
+        'backup',
+        '--cluster',
+        access.cluster,
+        '--namespace',
+        access.namespace,
+        '--transit-key',
+        access.transitKey,
+        '--snapshot-file',
+        snapshot,
+        '--part-size',
+        '5Mi',
+        '--upload-concurrency',
+        '2',
+        '--auth-method',
+        'kubernetes',
+        '--token-file',
+        access.tokenFile,
+      ],
       cliEnv(p, dir, { S3_ENDPOINT: proxy.url }),
     );
     await cut;
     expect(run.code, run.stdout).toBe(1);
     expect(run.stdout).toBe(''); // no result line: there is no backup
-    expect(run.stderr).toMatch(/kdc-backup backup: IO_FAILED: .*S3 upload s3:\/\/kdc-backups\/.*snapshot\.db\.enc failed/);
+    expect(run.stderr).toMatch(
+      /kdc-backup backup: IO_FAILED: .*S3 upload s3:\/\/kdc-backups\/.*snapshot\.db\.enc failed/,
+    );
     expect(run.stderr).toContain('aborted the failed multipart upload');
     await nothingLeft(access.cluster);
   });
@@ -79,8 +114,15 @@ describe('S3 outage during the upload', () => {
     const cut = proxy.cutAfter(12 * 1024 * 1024);
     const started = Date.now();
     const error = await runBackup({
-      store: backupStore(platform(), proxy.url, 2), transit, transitKey: access.transitKey, cluster, namespace: access.namespace,
-      source: fileSnapshotSource(snapshot), partSize: 5 * 1024 * 1024, queueSize: 2, abortRetryMs: 2_000,
+      store: backupStore(platform(), proxy.url, 2),
+      transit,
+      transitKey: access.transitKey,
+      cluster,
+      namespace: access.namespace,
+      source: fileSnapshotSource(snapshot),
+      partSize: 5 * 1024 * 1024,
+      queueSize: 2,
+      abortRetryMs: 2_000,
     }).catch((e: { code: string; message: string }) => e);
     await cut;
     expect(error).toMatchObject({ code: 'IO_FAILED' });
@@ -91,8 +133,15 @@ describe('S3 outage during the upload', () => {
 
     // The next run (S3 healthy) aborts uploads older than its stale age before it starts.
     const next = await runBackup({
-      store, transit, transitKey: access.transitKey, cluster, namespace: access.namespace,
-      source: fileSnapshotSource(snapshot), partSize: 5 * 1024 * 1024, staleUploadAgeMs: 0, now: new Date(Date.now() + 2_000),
+      store,
+      transit,
+      transitKey: access.transitKey,
+      cluster,
+      namespace: access.namespace,
+      source: fileSnapshotSource(snapshot),
+      partSize: 5 * 1024 * 1024,
+      staleUploadAgeMs: 0,
+      now: new Date(Date.now() + 2_000),
     });
     expect(await store.multipartUploads(`${cluster}/`)).toEqual([]);
     expect((await listBackups(store, cluster)).backups.map((b) => b.key)).toEqual([next.key]);

@@ -31,13 +31,29 @@ import { deleteRaw, kdcEnv, putRaw, runKdc, startKdc } from '../src/cli-harness.
 import { ISOLATED_LABEL } from '../src/encryption-reconciler.ts';
 import { createNamespace, management, openBaoRoot, platform, unique } from './helpers.ts';
 
-const clusterRef = (namespace: string, name?: string): ResourceRef => ({ group: KDC_GROUP, version: API_VERSION, plural: KDC_CLUSTER.plural, namespace, ...(name ? { name } : {}) });
-const kmsKeyRef = (namespace: string): ResourceRef => ({ group: SECURITY_GROUP, version: API_VERSION, plural: KMS_KEY.plural, namespace });
+const clusterRef = (namespace: string, name?: string): ResourceRef => ({
+  group: KDC_GROUP,
+  version: API_VERSION,
+  plural: KDC_CLUSTER.plural,
+  namespace,
+  ...(name ? { name } : {}),
+});
+const kmsKeyRef = (namespace: string): ResourceRef => ({
+  group: SECURITY_GROUP,
+  version: API_VERSION,
+  plural: KMS_KEY.plural,
+  namespace,
+});
 
 /** A KMS v2 EncryptedObject written by hand (every length < 128: one-byte varints). */
 function encryptedObject(keyID: string): Buffer {
   const field = (n: number, bytes: Buffer) => Buffer.concat([Buffer.from([(n << 3) | 2, bytes.length]), bytes]);
-  return Buffer.concat([field(1, Buffer.alloc(40, 0x5a)), field(2, Buffer.from(keyID)), field(3, Buffer.alloc(60, 0x11)), Buffer.from([5 << 3, 1])]);
+  return Buffer.concat([
+    field(1, Buffer.alloc(40, 0x5a)),
+    field(2, Buffer.from(keyID)),
+    field(3, Buffer.alloc(60, 0x11)),
+    Buffer.from([5 << 3, 1]),
+  ]);
 }
 
 describe('kubectl kdc backups and keys min-decryption', () => {
@@ -53,12 +69,25 @@ describe('kubectl kdc backups and keys min-decryption', () => {
   let prefix = '';
   const keys: string[] = [];
   const kdc = (...args: string[]) => runKdc([...args, '-n', namespace], env);
-  const annotations = async () => (await kube.get<KubeObject>(clusterRef(namespace, cluster))).metadata?.annotations ?? {};
+  const annotations = async () =>
+    (await kube.get<KubeObject>(clusterRef(namespace, cluster))).metadata?.annotations ?? {};
   /** What k8-manager does as a restore runs: its record in status.restore, then the annotation showing it. */
   const setState = async (state: string | null, from?: string) => {
     const key = from ?? (await annotations())[ANNOTATIONS.restoreFrom];
-    await kube.patch({ ...clusterRef(namespace, cluster), subresource: 'status' }, { status: { restore: state && key ? { key, state } : null } }, 'merge');
-    await kube.patch(clusterRef(namespace, cluster), { metadata: { annotations: { [ANNOTATIONS.restoreState]: state, ...(from ? { [ANNOTATIONS.restoreFrom]: from } : {}) } } }, 'merge');
+    await kube.patch(
+      { ...clusterRef(namespace, cluster), subresource: 'status' },
+      { status: { restore: state && key ? { key, state } : null } },
+      'merge',
+    );
+    await kube.patch(
+      clusterRef(namespace, cluster),
+      {
+        metadata: {
+          annotations: { [ANNOTATIONS.restoreState]: state, ...(from ? { [ANNOTATIONS.restoreFrom]: from } : {}) },
+        },
+      },
+      'merge',
+    );
   };
 
   beforeAll(async () => {
@@ -71,36 +100,70 @@ describe('kubectl kdc backups and keys min-decryption', () => {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: DEFAULT_BACKUP_CREDENTIAL_SECRET },
-      stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId, [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey, [BACKUP_CREDENTIAL_KEYS.region]: p.s3.region },
+      stringData: {
+        [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId,
+        [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey,
+        [BACKUP_CREDENTIAL_KEYS.region]: p.s3.region,
+      },
     });
     // Encryption on with an explicit key; no controller serves this cluster (isolated label).
     await kube.create(clusterRef(namespace), {
       apiVersion: KDC_API_VERSION,
       kind: KDC_CLUSTER.kind,
       metadata: { name: cluster, labels: { [ISOLATED_LABEL]: 'true' } },
-      spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true, keyRef: kmsKey } }, backup: { destinationPath: `s3://${p.s3.bucket}/` } },
+      spec: {
+        version: 'v1.35.0',
+        encryption: { etcd: { enabled: true, keyRef: kmsKey } },
+        backup: { destinationPath: `s3://${p.s3.bucket}/` },
+      },
     });
-    await kube.create(kmsKeyRef(namespace), { apiVersion: KMSKEY_API_VERSION, kind: KMS_KEY.kind, metadata: { name: kmsKey }, spec: { purpose: 'etcd' } });
+    await kube.create(kmsKeyRef(namespace), {
+      apiVersion: KMSKEY_API_VERSION,
+      kind: KMS_KEY.kind,
+      metadata: { name: kmsKey },
+      spec: { purpose: 'etcd' },
+    });
     // Kamaji names the etcd prefix (status.storage.setup.schema); the CLI reads it from there.
     const tcp = { group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace };
     await kube.create(tcp, {
-      apiVersion: KAMAJI_API_VERSION, kind: TENANT_CONTROL_PLANE.kind, metadata: { name: `${cluster}-cp` },
-      spec: { dataStoreSchema: prefix.slice(1, -1), controlPlane: { deployment: { replicas: 1 }, service: { serviceType: 'ClusterIP' } }, kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } }, networkProfile: { port: 6443 } },
+      apiVersion: KAMAJI_API_VERSION,
+      kind: TENANT_CONTROL_PLANE.kind,
+      metadata: { name: `${cluster}-cp` },
+      spec: {
+        dataStoreSchema: prefix.slice(1, -1),
+        controlPlane: { deployment: { replicas: 1 }, service: { serviceType: 'ClusterIP' } },
+        kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
+        networkProfile: { port: 6443 },
+      },
     } as KubeObject);
-    await kube.patch({ ...tcp, name: `${cluster}-cp`, subresource: 'status' }, { status: { storage: { driver: 'etcd', setup: { schema: prefix.slice(1, -1) } } } }, 'merge');
+    await kube.patch(
+      { ...tcp, name: `${cluster}-cp`, subresource: 'status' },
+      { status: { storage: { driver: 'etcd', setup: { schema: prefix.slice(1, -1) } } } },
+      'merge',
+    );
     // The KMSKey controller may or may not be running: create the Transit key either way.
     await root.createKey(transitKey);
     const store = backupStore(p);
     const base = Date.now() - 600_000;
     for (let v = 1; v <= 3; v++) {
       if (v > 1) await root.rotate(transitKey);
-      const { key, metadata } = await runBackup({ store, transit: root, transitKey, cluster, namespace, source: etcdSnapshotSource({ endpoint: p.etcd.endpoint }), now: new Date(base + v * 1000) });
+      const { key, metadata } = await runBackup({
+        store,
+        transit: root,
+        transitKey,
+        cluster,
+        namespace,
+        source: etcdSnapshotSource({ endpoint: p.etcd.endpoint }),
+        now: new Date(base + v * 1000),
+      });
       expect(metadata.transitKeyVersion).toBe(v);
       keys.push(key);
     }
     // An upload that never finished: listed as incomplete, never restorable.
     const incomplete = envelopePrefix(cluster, new Date(base + 10_000));
-    await store.client.send(new PutObjectCommand({ Bucket: p.s3.bucket, Key: incomplete + ENVELOPE_OBJECTS.snapshot, Body: 'partial' }));
+    await store.client.send(
+      new PutObjectCommand({ Bucket: p.s3.bucket, Key: incomplete + ENVELOPE_OBJECTS.snapshot, Body: 'partial' }),
+    );
     store.destroy();
   }, 240_000);
 
@@ -109,13 +172,18 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     expect(list.code, list.stderr).toBe(0);
     const lines = list.stdout.split('\n');
     expect(lines[0]).toMatch(/^KEY\s+CREATED\s+TRANSIT KEY\s+VERSION\s+SIZE$/);
-    for (const [i, key] of keys.entries()) expect(list.stdout).toMatch(new RegExp(`${key}\\s+\\S+Z\\s+${transitKey}\\s+v${i + 1}\\s+\\d`));
+    for (const [i, key] of keys.entries())
+      expect(list.stdout).toMatch(new RegExp(`${key}\\s+\\S+Z\\s+${transitKey}\\s+v${i + 1}\\s+\\d`));
     expect(list.stdout).toMatch(/warning: .* is incomplete/);
     expect(list.stdout).toContain(`lowest key version still needed: ${transitKey} v1`);
 
     const json = await kdc('backups', 'list', cluster, '--json');
     expect(json.code, json.stderr).toBe(0);
-    const doc = JSON.parse(json.stdout) as { backups: { key: string; transitKeyVersion: number }[]; incomplete: string[]; lowestKeyVersion: Record<string, number> };
+    const doc = JSON.parse(json.stdout) as {
+      backups: { key: string; transitKeyVersion: number }[];
+      incomplete: string[];
+      lowestKeyVersion: Record<string, number>;
+    };
     expect(doc.backups.map((b) => [b.key, b.transitKeyVersion])).toEqual(keys.map((k, i) => [k, i + 1]));
     expect(doc.incomplete).toHaveLength(1);
     expect(doc.lowestKeyVersion).toEqual({ [transitKey]: 1 });
@@ -128,8 +196,18 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     expect(unknown.stderr).toContain(`KdcCluster "nope" not found in namespace "${namespace}"`);
 
     const broken = unique('c');
-    await kube.create(CORE('secrets', namespace), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'half' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: 'x' } });
-    await kube.create(clusterRef(namespace), { apiVersion: KDC_API_VERSION, kind: KDC_CLUSTER.kind, metadata: { name: broken, labels: { [ISOLATED_LABEL]: 'true' } }, spec: { version: 'v1.35.0', backup: { destinationPath: `s3://${p.s3.bucket}/`, s3CredentialSecret: 'half' } } });
+    await kube.create(CORE('secrets', namespace), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'half' },
+      stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: 'x' },
+    });
+    await kube.create(clusterRef(namespace), {
+      apiVersion: KDC_API_VERSION,
+      kind: KDC_CLUSTER.kind,
+      metadata: { name: broken, labels: { [ISOLATED_LABEL]: 'true' } },
+      spec: { version: 'v1.35.0', backup: { destinationPath: `s3://${p.s3.bucket}/`, s3CredentialSecret: 'half' } },
+    });
     const missing = await kdc('backups', 'list', broken);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`Secret ${namespace}/half has no key ${BACKUP_CREDENTIAL_KEYS.secretAccessKey}`);
@@ -139,7 +217,9 @@ describe('kubectl kdc backups and keys min-decryption', () => {
   it('min-decryption refuses --to 3 while backups at v1 and v2 exist, and when etcd cannot be read', async () => {
     const refused = await kdc('keys', 'min-decryption', kmsKey, '--to', '3', '--etcd-endpoint', p.etcd.endpoint);
     expect(refused.code, refused.stdout + refused.stderr).toBe(1);
-    expect(refused.stderr).toContain(`still need ${transitKey} v1 (1 backup), v2 (1 backup): run "kubectl kdc backups rewrap ${cluster} -n ${namespace}"`);
+    expect(refused.stderr).toContain(
+      `still need ${transitKey} v1 (1 backup), v2 (1 backup): run "kubectl kdc backups rewrap ${cluster} -n ${namespace}"`,
+    );
     // Nothing under the cluster's prefix yet: that etcd cannot be the cluster's DataStore.
     expect(refused.stderr).toContain(`no rows at all under ${prefix}`);
 
@@ -171,7 +251,9 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     expect(rewrap.code, rewrap.stderr).toBe(0);
     expect(rewrap.stdout).toContain(`${keys[0]}  v1 -> v3`);
     expect(rewrap.stdout).toContain(`${keys[1]}  v2 -> v3`);
-    expect(rewrap.stdout).toContain(`3 backups of transit key ${transitKey} (latest v3): 2 rewrapped, 1 current, 0 failed`);
+    expect(rewrap.stdout).toContain(
+      `3 backups of transit key ${transitKey} (latest v3): 2 rewrapped, 1 current, 0 failed`,
+    );
     expect(rewrap.stdout + rewrap.stderr).not.toMatch(/vault:v\d:/);
 
     const store = backupStore(p);
@@ -181,14 +263,24 @@ describe('kubectl kdc backups and keys min-decryption', () => {
 
   it('min-decryption refuses while an etcd row still uses v2, accepts once it is gone, and --confirm moves the key', async () => {
     const row = `${prefix}secrets/default/old-secret`;
-    await putRaw(p.etcd.endpoint, row, Buffer.concat([Buffer.from(KMS_STORED_PREFIX), encryptedObject(`kdc1.v2.${'Q'.repeat(32)}`)]));
-    await putRaw(p.etcd.endpoint, `${prefix}secrets/default/new-secret`, Buffer.concat([Buffer.from(KMS_STORED_PREFIX), encryptedObject(`kdc1.v3.${'R'.repeat(32)}`)]));
+    await putRaw(
+      p.etcd.endpoint,
+      row,
+      Buffer.concat([Buffer.from(KMS_STORED_PREFIX), encryptedObject(`kdc1.v2.${'Q'.repeat(32)}`)]),
+    );
+    await putRaw(
+      p.etcd.endpoint,
+      `${prefix}secrets/default/new-secret`,
+      Buffer.concat([Buffer.from(KMS_STORED_PREFIX), encryptedObject(`kdc1.v3.${'R'.repeat(32)}`)]),
+    );
     await putRaw(p.etcd.endpoint, `${prefix}configmaps/default/plain`, Buffer.from('k8s\u0000\n\u0009plaintext'));
     const flags = ['--to', '3', '--etcd-endpoint', p.etcd.endpoint];
 
     const refused = await kdc('keys', 'min-decryption', kmsKey, ...flags);
     expect(refused.code, refused.stdout + refused.stderr).toBe(1);
-    expect(refused.stderr).toContain(`etcd rows of cluster ${cluster} under ${prefix} still use v2 (1 row): run "kubectl kdc rewrap-etcd ${cluster} -n ${namespace}"`);
+    expect(refused.stderr).toContain(
+      `etcd rows of cluster ${cluster} under ${prefix} still use v2 (1 row): run "kubectl kdc rewrap-etcd ${cluster} -n ${namespace}"`,
+    );
     expect(refused.stdout).toMatch(new RegExp(`${cluster}\\s+${prefix}\\s+3\\s+v2:1 v3:1\\s+1\\s+0\\s+0`));
 
     await deleteRaw(p.etcd.endpoint, row);
@@ -248,21 +340,43 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     const waitFor = async (check: () => Promise<boolean>) => {
       for (let i = 0; i < 120 && !(await check()); i++) await new Promise((r) => setTimeout(r, 250));
     };
-    await waitFor(async () => (await annotations())[ANNOTATIONS.restoreFrom] === keys[1] && (await annotations())[ANNOTATIONS.restoreState] === undefined);
+    await waitFor(
+      async () =>
+        (await annotations())[ANNOTATIONS.restoreFrom] === keys[1] &&
+        (await annotations())[ANNOTATIONS.restoreState] === undefined,
+    );
     for (const state of ['Validating', 'RestoringSnapshot', 'Succeeded']) {
       await setState(state);
       await waitFor(async () => ok.stdout.includes(`restore-state: ${state}`));
     }
     const okResult = await ok.done;
     expect(okResult.code, okResult.stderr).toBe(0);
-    expect(okResult.stdout).toMatch(/restore-state: Validating[\s\S]*restore-state: RestoringSnapshot[\s\S]*restore-state: Succeeded/);
+    expect(okResult.stdout).toMatch(
+      /restore-state: Validating[\s\S]*restore-state: RestoringSnapshot[\s\S]*restore-state: Succeeded/,
+    );
     expect(okResult.stdout).toContain('restore succeeded');
 
     const failing = startKdc(['backups', 'restore', cluster, keys[2]!, '--wait', '-n', namespace], env);
-    await waitFor(async () => (await annotations())[ANNOTATIONS.restoreFrom] === keys[2] && (await annotations())[ANNOTATIONS.restoreState] === undefined);
+    await waitFor(
+      async () =>
+        (await annotations())[ANNOTATIONS.restoreFrom] === keys[2] &&
+        (await annotations())[ANNOTATIONS.restoreState] === undefined,
+    );
     await kube.patch(
       { ...clusterRef(namespace, cluster), subresource: 'status' },
-      { status: { conditions: [{ type: 'RestoreReady', status: 'False', reason: 'SnapshotCorrupt', message: 'segment 3 was altered', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } },
+      {
+        status: {
+          conditions: [
+            {
+              type: 'RestoreReady',
+              status: 'False',
+              reason: 'SnapshotCorrupt',
+              message: 'segment 3 was altered',
+              lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+            },
+          ],
+        },
+      },
       'merge',
     );
     await setState('Failed');

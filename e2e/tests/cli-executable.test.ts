@@ -28,8 +28,14 @@ describe('kubectl-kdc, the single executable', () => {
     mkdirSync(home);
     const kubectl = platform().binaries.kubectl;
     // kubectl's own dir is not on PATH: only the plugin dir and the system tools (no node in either).
-    run = (args, env = {}) => promisify(execFile)(kubectl, args, { env: { PATH: `${bin}:/usr/bin:/bin`, HOME: home, KUBECONFIG: platform().management.kubeconfig, ...env }, timeout: 60_000 })
-      .then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+    run = (args, env = {}) =>
+      promisify(execFile)(kubectl, args, {
+        env: { PATH: `${bin}:/usr/bin:/bin`, HOME: home, KUBECONFIG: platform().management.kubeconfig, ...env },
+        timeout: 60_000,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
   }, 600_000);
 
   it('runs without Node: PATH holds the plugin alone, and it names its release', async () => {
@@ -37,23 +43,37 @@ describe('kubectl-kdc, the single executable', () => {
     expect((await run(['kdc', 'version'])).code).toBe(0);
     const version = await run(['kdc', 'version'], { PATH: bin });
     expect(version).toMatchObject({ code: 0, stdout: `kubectl-kdc ${cli.version}\n` });
-    expect(await promisify(execFile)('/bin/sh', ['-c', 'command -v node || echo none'], { env: { PATH: bin } })).toMatchObject({ stdout: 'none\n' });
+    expect(
+      await promisify(execFile)('/bin/sh', ['-c', 'command -v node || echo none'], { env: { PATH: bin } }),
+    ).toMatchObject({ stdout: 'none\n' });
   });
 
-  it('kubectl runs it as a plugin with kubectl\'s flags: fleet -n -o json|yaml|name, exit 1 on an unhealthy cluster', async () => {
+  it("kubectl runs it as a plugin with kubectl's flags: fleet -n -o json|yaml|name, exit 1 on an unhealthy cluster", async () => {
     const kube = management();
     const ns = await createNamespace(kube, 'cli-fleet');
-    await kube.create({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns }, {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'web', labels: { 'kdc-e2e/k8m': 'none' } }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
-    });
+    await kube.create(
+      { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns },
+      {
+        apiVersion: KDC_API_VERSION,
+        kind: 'KdcCluster',
+        metadata: { name: 'web', labels: { 'kdc-e2e/k8m': 'none' } },
+        spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
+      },
+    );
     const json = await run(['kdc', 'fleet', '-n', ns, '-o', 'json', '--request-timeout', '20s']);
     // Nothing reconciles it here: encryption asked for, the plugin not ready yet, so fleet exits 1.
     expect(json.code, json.stderr).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'Fleet', clusters: [{ namespace: ns, name: 'web', pluginReady: false }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      kind: 'Fleet',
+      clusters: [{ namespace: ns, name: 'web', pluginReady: false }],
+    });
     const yaml = await run(['kdc', 'fleet', '-n', ns, '-o', 'yaml']);
     expect(parse(yaml.stdout)).toMatchObject({ kind: 'Fleet', clusters: [{ name: 'web' }] });
     expect((await run(['kdc', 'fleet', '-n', ns, '-o', 'name'])).stdout).toBe(`kdccluster/${ns}/web\n`);
-    expect(await run(['kdc', 'fleet', '-o', 'jsonpath'])).toMatchObject({ code: 2, stderr: expect.stringContaining('use one of json, yaml, wide, name') });
+    expect(await run(['kdc', 'fleet', '-o', 'jsonpath'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('use one of json, yaml, wide, name'),
+    });
     const status = await run(['kdc', 'status', 'web', '-n', ns, '-o', 'json']);
     expect(JSON.parse(status.stdout)).toMatchObject({ name: 'web', namespace: ns });
   });
@@ -64,7 +84,10 @@ describe('kubectl-kdc, the single executable', () => {
     try {
       proxy.stall();
       const kubeconfig = join(bin, 'stalled.kubeconfig');
-      writeFileSync(kubeconfig, readFileSync(platform().management.kubeconfig, 'utf8').replace(api.host, proxy.address));
+      writeFileSync(
+        kubeconfig,
+        readFileSync(platform().management.kubeconfig, 'utf8').replace(api.host, proxy.address),
+      );
       const started = Date.now();
       const result = await run(['kdc', 'fleet', '--request-timeout', '2s', '--kubeconfig', kubeconfig]);
       expect(result.code).toBe(1);
@@ -83,7 +106,11 @@ describe('kubectl-kdc, the single executable', () => {
   });
 
   it('ships as an archive (fixed owners and times) with a krew manifest naming its sha256', async () => {
-    const manifest = parse(readFileSync(cli.manifest, 'utf8')) as { kind: string; metadata: { name: string }; spec: { version: string; platforms: { uri: string; sha256: string; bin: string }[] } };
+    const manifest = parse(readFileSync(cli.manifest, 'utf8')) as {
+      kind: string;
+      metadata: { name: string };
+      spec: { version: string; platforms: { uri: string; sha256: string; bin: string }[] };
+    };
     expect(manifest).toMatchObject({ kind: 'Plugin', metadata: { name: 'kdc' }, spec: { version: `v${cli.version}` } });
     const [linux] = manifest.spec.platforms;
     expect(linux!.sha256).toBe(createHash('sha256').update(readFileSync(cli.archive)).digest('hex'));

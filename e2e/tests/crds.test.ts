@@ -1,18 +1,52 @@
 import { describe, expect, it } from 'vitest';
-import { KAMAJI_API_VERSION, KDC_API_VERSION, KDC_GROUP, KMSKEY_API_VERSION, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import {
+  KAMAJI_API_VERSION,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  KMSKEY_API_VERSION,
+  SECURITY_GROUP,
+  type KubeObject,
+} from '@kdc/shared';
 import { applyCrds, kamajiCrds, platformCrds } from '../src/crds.ts';
 import { createNamespace, management } from './helpers.ts';
 
-const kdcRef = (namespace: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name });
-const kkeyRef = (namespace: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace, name });
-const tcpRef = (namespace: string, name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name });
+const kdcRef = (namespace: string, name?: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace,
+  name,
+});
+const kkeyRef = (namespace: string, name?: string) => ({
+  group: SECURITY_GROUP,
+  version: 'v1alpha1',
+  plural: 'kmskeys',
+  namespace,
+  name,
+});
+const tcpRef = (namespace: string, name?: string) => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'tenantcontrolplanes',
+  namespace,
+  name,
+});
 
 describe('CRDs on the real management apiserver', () => {
   it('applies our generated CRDs and the unmodified Kamaji CRDs (idempotently)', async () => {
     const kube = management();
     await applyCrds(kube, [...platformCrds(), ...kamajiCrds()]);
-    const names = (await kube.list({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' })).items.map((c) => c.metadata?.name);
-    expect(names).toEqual(expect.arrayContaining(['kdcclusters.k8s.kube-dc.com', 'kmskeys.security.kube-dc.com', 'tenantcontrolplanes.kamaji.clastix.io', 'datastores.kamaji.clastix.io']));
+    const names = (
+      await kube.list({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' })
+    ).items.map((c) => c.metadata?.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'kdcclusters.k8s.kube-dc.com',
+        'kmskeys.security.kube-dc.com',
+        'tenantcontrolplanes.kamaji.clastix.io',
+        'datastores.kamaji.clastix.io',
+      ]),
+    );
   });
 
   it('defaults a KdcCluster as the spec says and serves its printer columns and short name', async () => {
@@ -26,15 +60,29 @@ describe('CRDs on the real management apiserver', () => {
     });
     expect(created.spec.controlPlane).toEqual({ replicas: 2 });
     expect(created.spec.encryption.etcd.resources).toEqual(['secrets']);
-    expect(created.spec.backup).toMatchObject({ enabled: true, schedule: '0 2 * * *', retentionDays: 7, s3CredentialSecret: 'managed-k8s-backups' });
-
-    const asTable = await kube.request<{ columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] }>('GET', `/apis/${KDC_GROUP}/v1alpha1/namespaces/${ns}/kdcclusters`, {
-      accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
+    expect(created.spec.backup).toMatchObject({
+      enabled: true,
+      schedule: '0 2 * * *',
+      retentionDays: 7,
+      s3CredentialSecret: 'managed-k8s-backups',
     });
-    expect(asTable.columnDefinitions.map((c) => c.name)).toEqual(expect.arrayContaining(['Name', 'Version', 'Phase', 'Ready', 'Encryption', 'KEK', 'Age']));
+
+    const asTable = await kube.request<{ columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] }>(
+      'GET',
+      `/apis/${KDC_GROUP}/v1alpha1/namespaces/${ns}/kdcclusters`,
+      {
+        accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
+      },
+    );
+    expect(asTable.columnDefinitions.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['Name', 'Version', 'Phase', 'Ready', 'Encryption', 'KEK', 'Age']),
+    );
     expect(asTable.rows[0]!.cells[0]).toBe('alpha');
 
-    const resources = await kube.request<{ resources: { name: string; shortNames?: string[] }[] }>('GET', `/apis/${KDC_GROUP}/v1alpha1`);
+    const resources = await kube.request<{ resources: { name: string; shortNames?: string[] }[] }>(
+      'GET',
+      `/apis/${KDC_GROUP}/v1alpha1`,
+    );
     expect(resources.resources.find((r) => r.name === 'kdcclusters')?.shortNames).toEqual(['kdc-cl']);
   });
 
@@ -46,16 +94,39 @@ describe('CRDs on the real management apiserver', () => {
       apiVersion: KDC_API_VERSION,
       kind: 'KdcCluster',
       metadata: { name: 'weekly' },
-      spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true, kekRotation: { enabled: true, interval: '2w' } } } },
+      spec: {
+        version: 'v1.35.0',
+        encryption: { etcd: { enabled: true, kekRotation: { enabled: true, interval: '2w' } } },
+      },
     });
     await expect(
-      kube.create(kdcRef(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'bad-type' }, spec: { version: 'v1.35.0', controlPlane: { replicas: 'two' } } }),
+      kube.create(kdcRef(ns), {
+        apiVersion: KDC_API_VERSION,
+        kind: 'KdcCluster',
+        metadata: { name: 'bad-type' },
+        spec: { version: 'v1.35.0', controlPlane: { replicas: 'two' } },
+      }),
     ).rejects.toMatchObject({ status: 422 });
     await expect(
-      kube.create(kkeyRef(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: 'k' }, spec: { algorithm: 'rsa-4096' } }),
+      kube.create(kkeyRef(ns), {
+        apiVersion: KMSKEY_API_VERSION,
+        kind: 'KMSKey',
+        metadata: { name: 'k' },
+        spec: { algorithm: 'rsa-4096' },
+      }),
     ).rejects.toThrow(/Unsupported value: "rsa-4096"/);
-    const key = await kube.create<KubeObject & { spec: Record<string, unknown> }>(kkeyRef(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name: 'ok' }, spec: {} });
-    expect(key.spec).toEqual({ purpose: 'application', algorithm: 'aes256-gcm96', deletionPolicy: 'retain', exportable: false });
+    const key = await kube.create<KubeObject & { spec: Record<string, unknown> }>(kkeyRef(ns), {
+      apiVersion: KMSKEY_API_VERSION,
+      kind: 'KMSKey',
+      metadata: { name: 'ok' },
+      spec: {},
+    });
+    expect(key.spec).toEqual({
+      purpose: 'application',
+      algorithm: 'aes256-gcm96',
+      deletionPolicy: 'retain',
+      exportable: false,
+    });
   });
 
   it('lets the real Kamaji CRD keep restartPolicy: Always on an additional init container', async () => {
@@ -84,6 +155,8 @@ describe('CRDs on the real management apiserver', () => {
     const live = await kube.get<KubeObject & { spec: any }>(tcpRef(ns, 'alpha-cp'));
     expect(live.spec.controlPlane.deployment.additionalInitContainers[0].restartPolicy).toBe('Always');
     expect(live.spec.controlPlane.deployment.serviceAccountName).toBe('alpha-kms-plugin');
-    expect(live.spec.controlPlane.deployment.extraArgs.apiServer).toEqual(['--encryption-provider-config=/etc/kdc/encryption/config.yaml']);
+    expect(live.spec.controlPlane.deployment.extraArgs.apiServer).toEqual([
+      '--encryption-provider-config=/etc/kdc/encryption/config.yaml',
+    ]);
   });
 });

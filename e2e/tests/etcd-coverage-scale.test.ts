@@ -22,7 +22,8 @@ describe(`coverage scan of ${ROWS} rows`, () => {
   const big = `/${randomUUID()}/`;
   const heavy = `/${randomUUID()}/`;
   const kind = (i: number) => (i % 20 === 0 ? 'plaintext' : i % 20 === 1 ? 'stale' : 'current');
-  const row = (i: number, pad: number) => (kind(i) === 'plaintext' ? plaintextRow(pad) : kmsRow(kind(i) === 'stale' ? stale : current, { pad }));
+  const row = (i: number, pad: number) =>
+    kind(i) === 'plaintext' ? plaintextRow(pad) : kmsRow(kind(i) === 'stale' ? stale : current, { pad });
   const rows = function* (prefix: string, n: number, pad: number) {
     for (let i = 0; i < n; i++) yield { key: `${prefix}secrets/ns-${i % 50}/secret-${i}`, value: row(i, pad) };
   };
@@ -37,18 +38,45 @@ describe(`coverage scan of ${ROWS} rows`, () => {
   afterAll(async () => t?.stop());
 
   it('counts them exactly at a steady rate, with a peak RSS that does not follow the data', async () => {
-    const probe = (prefix: string): ScanProbeInput => ({ endpoint: t.etcd.endpoint, caFile: t.ca.certFile, certFile: t.client.certFile, keyFile: t.client.keyFile, prefix, resources: ['secrets'], currentKeyIds: [current] });
+    const probe = (prefix: string): ScanProbeInput => ({
+      endpoint: t.etcd.endpoint,
+      caFile: t.ca.certFile,
+      certFile: t.client.certFile,
+      keyFile: t.client.keyFile,
+      prefix,
+      resources: ['secrets'],
+      currentKeyIds: [current],
+    });
     const expected = (n: number) => {
       const count = (k: string) => Array.from({ length: n }, (_, i) => kind(i)).filter((x) => x === k).length;
-      return { total: n, current: count('current'), stale: count('stale'), plaintext: count('plaintext'), foreign: 0, unreadable: 0 };
+      return {
+        total: n,
+        current: count('current'),
+        stale: count('stale'),
+        plaintext: count('plaintext'),
+        foreign: 0,
+        unreadable: 0,
+      };
     };
 
     const bigRun = await scanInChild(probe(big));
     const heavyRun = await scanInChild(probe(heavy));
-    expect(bigRun.scan).toMatchObject({ ...expected(ROWS), byKeyId: { [current]: expected(ROWS).current, [stale]: expected(ROWS).stale } });
+    expect(bigRun.scan).toMatchObject({
+      ...expected(ROWS),
+      byKeyId: { [current]: expected(ROWS).current, [stale]: expected(ROWS).stale },
+    });
     expect(heavyRun.scan).toMatchObject(expected(HEAVY.rows));
 
-    const line = { rows: ROWS, value_mib: Math.round((ROWS * PAD) / 2 ** 20), scan_seconds: Number(bigRun.seconds.toFixed(2)), warmup_seconds: Number(bigRun.warmupSeconds.toFixed(2)), scan_objects_per_s: bigRun.rowsPerSecond, peak_rss_mib: bigRun.peakRssMiB, heavy_value_mib: Math.round((HEAVY.rows * HEAVY.pad) / 2 ** 20), heavy_peak_rss_mib: heavyRun.peakRssMiB };
+    const line = {
+      rows: ROWS,
+      value_mib: Math.round((ROWS * PAD) / 2 ** 20),
+      scan_seconds: Number(bigRun.seconds.toFixed(2)),
+      warmup_seconds: Number(bigRun.warmupSeconds.toFixed(2)),
+      scan_objects_per_s: bigRun.rowsPerSecond,
+      peak_rss_mib: bigRun.peakRssMiB,
+      heavy_value_mib: Math.round((HEAVY.rows * HEAVY.pad) / 2 ** 20),
+      heavy_peak_rss_mib: heavyRun.peakRssMiB,
+    };
     console.log(JSON.stringify(line));
     // 4x the bytes (120 MiB more) cost at most a fraction of that: nothing scanned is kept.
     expect(heavyRun.peakRssMiB - bigRun.peakRssMiB).toBeLessThan(40);

@@ -17,7 +17,10 @@ export default async function setup(project: TestProject) {
   console.log(`platform ready in ${platform.state.readyMs.total} ms; logs in ${platform.state.logDir}`);
   return async () => {
     // What every test left behind: events and statuses join the logs, then all of it is scanned.
-    await dumpClusterState(KubeClient.fromFile(state.management.kubeconfig), join(state.logDir, 'cluster-state.jsonl')).catch((error: Error) => console.error(`cannot dump events and statuses: ${error.message}`));
+    await dumpClusterState(
+      KubeClient.fromFile(state.management.kubeconfig),
+      join(state.logDir, 'cluster-state.jsonl'),
+    ).catch((error: Error) => console.error(`cannot dump events and statuses: ${error.message}`));
     await platform.stop({ keepLogs: true });
     const literals = [
       { kind: 'the OpenBao root token', value: state.openbao.rootToken },
@@ -28,8 +31,13 @@ export default async function setup(project: TestProject) {
     const findings = (await Promise.all(files.map((f) => scanFile(f, literals)))).flat();
     console.log(JSON.stringify({ secretScan: { files: files.length, findings: findings.length } }));
     if (findings.length) {
-      const shown = findings.slice(0, 20).map((f) => `  ${f.file}:${f.line}: ${f.kind}`).join('\n');
-      throw new Error(`${findings.length} secret(s) in the logs, events or statuses of this run (values not shown):\n${shown}`);
+      const shown = findings
+        .slice(0, 20)
+        .map((f) => `  ${f.file}:${f.line}: ${f.kind}`)
+        .join('\n');
+      throw new Error(
+        `${findings.length} secret(s) in the logs, events or statuses of this run (values not shown):\n${shown}`,
+      );
     }
   };
 }

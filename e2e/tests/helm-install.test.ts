@@ -14,14 +14,37 @@ import { waitFor } from '../src/wait.ts';
 import { platform, unique } from './helpers.ts';
 
 type Status = { conditions?: { type: string; status: string; reason?: string }[] };
-type Deployment = DeploymentObject & { status?: Status & { availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number } };
+type Deployment = DeploymentObject & {
+  status?: Status & { availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number };
+};
 type Crd = KubeObject & { spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] } };
-type Pod = KubeObject & { spec: { containers: { image: string }[]; serviceAccountName: string }; status?: { podIP?: string; containerStatuses?: { ready: boolean }[] } };
+type Pod = KubeObject & {
+  spec: { containers: { image: string }[]; serviceAccountName: string };
+  status?: { podIP?: string; containerStatuses?: { ready: boolean }[] };
+};
 
-const CRD = (name?: string) => ({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name });
-const LEASE = (name: string) => ({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: SYSTEM, name });
-const KDCCLUSTER = (namespace: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name });
-const isTrue = (s: Status | undefined, type: string) => s?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+const CRD = (name?: string) => ({
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  name,
+});
+const LEASE = (name: string) => ({
+  group: 'coordination.k8s.io',
+  version: 'v1',
+  plural: 'leases',
+  namespace: SYSTEM,
+  name,
+});
+const KDCCLUSTER = (namespace: string, name?: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace,
+  name,
+});
+const isTrue = (s: Status | undefined, type: string) =>
+  s?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 
 // The product as an operator installs it: `helm install` of our chart into a management apiserver
 // of its own (so the release owns the CRDs), the local runner running the Deployments from the
@@ -44,7 +67,13 @@ describe('helm install runs the product from the shipped images', () => {
     shipped = await shippedImages();
     iso = await isolatedManagement(p, id, { openbao: true, crds: { kdc: false, kamaji: true } });
     kube = iso.kube;
-    runner = await startKamajiRunner(iso.state, { images: shipped.table, deployments: true, pods: true, dir: join(dir, 'runner'), logDir: join(p.logDir, id) });
+    runner = await startKamajiRunner(iso.state, {
+      images: shipped.table,
+      deployments: true,
+      pods: true,
+      dir: join(dir, 'runner'),
+      logDir: join(p.logDir, id),
+    });
   }, 600_000);
 
   afterAll(async () => {
@@ -52,16 +81,25 @@ describe('helm install runs the product from the shipped images', () => {
     await iso?.stop();
   });
 
-  it('install: the CRDs and both controllers come up from their images as the chart\'s ServiceAccounts; an encrypted KdcCluster reaches Ready and its Secrets land in etcd as k8s:enc:kms:v2', async () => {
+  it("install: the CRDs and both controllers come up from their images as the chart's ServiceAccounts; an encrypted KdcCluster reaches Ready and its Secrets land in etcd as k8s:enc:kms:v2", async () => {
     // helm --wait reads the Deployments' status as the runner writes it (kstatus: Available, NewReplicaSetAvailable).
-    release = await installProduct({ state: iso.state, shipped, dir, set: { 'k8Manager.replicas': '1', 'encryptionReconciler.replicas': '1', 'k8Manager.observePeriod': '3s' } });
+    release = await installProduct({
+      state: iso.state,
+      shipped,
+      dir,
+      set: { 'k8Manager.replicas': '1', 'encryptionReconciler.replicas': '1', 'k8Manager.observePeriod': '3s' },
+    });
     for (const name of ['kdcclusters.k8s.kube-dc.com', 'kmskeys.security.kube-dc.com']) {
       const crd = await kube.get<Crd>(CRD(name));
       expect(crd.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
     }
     for (const name of ['k8-manager', 'encryption-reconciler']) {
       const deployment = await kube.get<Deployment>(DEPLOYMENT(SYSTEM, name));
-      expect(deployment.status).toMatchObject({ availableReplicas: 1, updatedReplicas: 1, observedGeneration: deployment.metadata.generation });
+      expect(deployment.status).toMatchObject({
+        availableReplicas: 1,
+        updatedReplicas: 1,
+        observedGeneration: deployment.metadata.generation,
+      });
       const [pod] = runner.deploymentPods(SYSTEM, name);
       const live = await kube.get<Pod>(CORE('pods', SYSTEM, pod!.name));
       expect(live.spec.containers[0]!.image).toBe(`${shipped.built[name]!.ref}@${shipped.built[name]!.digest}`);
@@ -70,27 +108,59 @@ describe('helm install runs the product from the shipped images', () => {
       const pid = pod!.container(name)!.pid!;
       expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s/m);
       // It leads: in-cluster credentials (the projected ServiceAccount token) work.
-      await waitFor(`${name} holding its Lease`, async () => (await kube.getOrNull<KubeObject & { spec: { holderIdentity?: string } }>(LEASE(name)))?.spec.holderIdentity === pod!.name || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(
+        `${name} holding its Lease`,
+        async () =>
+          (await kube.getOrNull<KubeObject & { spec: { holderIdentity?: string } }>(LEASE(name)))?.spec
+            .holderIdentity === pod!.name || undefined,
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
     }
 
     // helm test: its pod (the k8-manager image) finds both controllers holding and renewing their Leases.
     // (--logs would ask the node's kubelet, which is the runner here: its container log is read from the runner's log dir instead.)
-    expect(await release.helm('test', 'kdc', '-n', SYSTEM, '--timeout', '2m')).toMatch(/TEST SUITE:\s+controllers-test[\s\S]*Phase:\s+Succeeded/);
+    expect(await release.helm('test', 'kdc', '-n', SYSTEM, '--timeout', '2m')).toMatch(
+      /TEST SUITE:\s+controllers-test[\s\S]*Phase:\s+Succeeded/,
+    );
     const log = readFileSync(join(platform().logDir, id, `${SYSTEM}_controllers-test_check-leases.log`), 'utf8');
     expect(log).toContain('ok  k8-manager: held by k8-manager-');
     expect(log).toContain('ok  encryption-reconciler: held by encryption-reconciler-');
 
     await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: tenantNs } });
-    await kube.create(KDCCLUSTER(tenantNs), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, backup: { enabled: false }, encryption: { etcd: { enabled: true } } } });
-    await waitFor('the KdcCluster Ready with encryption available', async () => {
-      const c = await kube.get<KubeObject & { status?: Status }>(KDCCLUSTER(tenantNs, cluster));
-      return (isTrue(c.status, 'Ready') && isTrue(c.status, 'EncryptionAvailable')) || undefined;
-    }, { timeoutMs: 300_000, intervalMs: 1000 });
+    await kube.create(KDCCLUSTER(tenantNs), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster },
+      spec: {
+        version: 'v1.35.0',
+        controlPlane: { replicas: 1 },
+        backup: { enabled: false },
+        encryption: { etcd: { enabled: true } },
+      },
+    });
+    await waitFor(
+      'the KdcCluster Ready with encryption available',
+      async () => {
+        const c = await kube.get<KubeObject & { status?: Status }>(KDCCLUSTER(tenantNs, cluster));
+        return (isTrue(c.status, 'Ready') && isTrue(c.status, 'EncryptionAvailable')) || undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 1000 },
+    );
     const names = clusterNames(cluster);
-    const admin = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', tenantNs, `${names.tenantControlPlane}-admin-kubeconfig`));
+    const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
+      CORE('secrets', tenantNs, `${names.tenantControlPlane}-admin-kubeconfig`),
+    );
     const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-    await tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'from-helm' }, stringData: { v: 'installed-by-helm' } });
-    const raw = await readRaw(iso.state.etcd.endpoint, `/${tenantNs}_${names.tenantControlPlane}/secrets/default/from-helm`);
+    await tenant.create(CORE('secrets', 'default'), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'from-helm' },
+      stringData: { v: 'installed-by-helm' },
+    });
+    const raw = await readRaw(
+      iso.state.etcd.endpoint,
+      `/${tenantNs}_${names.tenantControlPlane}/secrets/default/from-helm`,
+    );
     expect(raw?.subarray(0, 15).toString('latin1')).toBe('k8s:enc:kms:v2:');
     expect(raw!.includes(Buffer.from('installed-by-helm'))).toBe(false);
   }, 600_000);
@@ -101,14 +171,31 @@ describe('helm install runs the product from the shipped images', () => {
     cpSync(CHART_DIR, chart, { recursive: true });
     const crdFile = join(chart, 'files/crds/kdcclusters.k8s.kube-dc.com.yaml');
     const crd = parse(readFileSync(crdFile, 'utf8')) as Crd;
-    crd.spec.versions[0]!.additionalPrinterColumns!.push({ name: 'Upgraded', type: 'string', jsonPath: '.metadata.uid', priority: 1 } as { name: string });
+    crd.spec.versions[0]!.additionalPrinterColumns!.push({
+      name: 'Upgraded',
+      type: 'string',
+      jsonPath: '.metadata.uid',
+      priority: 1,
+    } as { name: string });
     writeFileSync(crdFile, stringify(crd));
     const chartYaml = parse(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as Record<string, string>;
     writeFileSync(join(chart, 'Chart.yaml'), stringify({ ...chartYaml, version: '0.1.1' }));
     const before = await kube.get<Deployment>(DEPLOYMENT(SYSTEM, 'k8-manager'));
     const [oldPod] = runner.deploymentPods(SYSTEM, 'k8-manager');
 
-    await release.helm('upgrade', 'kdc', chart, '-n', SYSTEM, '--wait', '--timeout', '5m', ...release.values, '--set', 'k8Manager.observePeriod=4s');
+    await release.helm(
+      'upgrade',
+      'kdc',
+      chart,
+      '-n',
+      SYSTEM,
+      '--wait',
+      '--timeout',
+      '5m',
+      ...release.values,
+      '--set',
+      'k8Manager.observePeriod=4s',
+    );
     const live = await kube.get<Crd>(CRD('kdcclusters.k8s.kube-dc.com'));
     expect(live.spec.versions[0]!.additionalPrinterColumns!.map((c) => c.name)).toContain('Upgraded');
     const after = await kube.get<Deployment>(DEPLOYMENT(SYSTEM, 'k8-manager'));
@@ -116,7 +203,13 @@ describe('helm install runs the product from the shipped images', () => {
     const pods = runner.deploymentPods(SYSTEM, 'k8-manager');
     expect(pods.map((p) => p.name)).not.toContain(oldPod!.name);
     expect(pods).toHaveLength(1);
-    await waitFor('the new k8-manager pod holding the Lease', async () => (await kube.get<KubeObject & { spec: { holderIdentity?: string } }>(LEASE('k8-manager'))).spec.holderIdentity === pods[0]!.name || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the new k8-manager pod holding the Lease',
+      async () =>
+        (await kube.get<KubeObject & { spec: { holderIdentity?: string } }>(LEASE('k8-manager'))).spec
+          .holderIdentity === pods[0]!.name || undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     const c = await kube.get<KubeObject & { status?: Status }>(KDCCLUSTER(tenantNs, cluster));
     expect(isTrue(c.status, 'Ready')).toBe(true);
   }, 600_000);
@@ -124,7 +217,14 @@ describe('helm install runs the product from the shipped images', () => {
   it('uninstall: the controllers stop; the CRDs (resource-policy keep) and the KdcCluster stay', async () => {
     await release.helm('uninstall', 'kdc', '-n', SYSTEM, '--wait', '--timeout', '2m');
     expect(await kube.getOrNull(DEPLOYMENT(SYSTEM, 'k8-manager'))).toBeNull();
-    await waitFor('no controller pod running', async () => (runner.deploymentPods(SYSTEM, 'k8-manager').length + runner.deploymentPods(SYSTEM, 'encryption-reconciler').length === 0) || undefined, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(
+      'no controller pod running',
+      async () =>
+        runner.deploymentPods(SYSTEM, 'k8-manager').length +
+          runner.deploymentPods(SYSTEM, 'encryption-reconciler').length ===
+          0 || undefined,
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
     expect(await kube.getOrNull(CRD('kdcclusters.k8s.kube-dc.com'))).not.toBeNull();
     expect(await kube.getOrNull(CRD('kmskeys.security.kube-dc.com'))).not.toBeNull();
     expect(await kube.getOrNull(KDCCLUSTER(tenantNs, cluster))).not.toBeNull();

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,10 +52,15 @@ describe('the shipped images', () => {
     expect(images.map((i) => i.name)).toEqual(['k8-manager', 'encryption-reconciler', 'kms-plugin', 'kdc-backup']);
     for (const image of images) {
       expect(image.ref).toBe(`kdc.local/${image.name}:${version}`);
-      expect(image.config).toMatchObject({ User: '65532:65532', Entrypoint: ['/nodejs/bin/node', '/app/main.js'], WorkingDir: '/app' });
+      expect(image.config).toMatchObject({
+        User: '65532:65532',
+        Entrypoint: ['/nodejs/bin/node', '/app/main.js'],
+        WorkingDir: '/app',
+      });
       expect(image.config.Labels?.['org.opencontainers.image.version']).toBe(version);
       const root = rootfs.get(image.name)!;
-      for (const shell of ['bin/sh', 'usr/bin/sh', 'bin/busybox', 'usr/bin/apt']) expect(existsSync(join(root, shell)), `${image.name}: /${shell}`).toBe(false);
+      for (const shell of ['bin/sh', 'usr/bin/sh', 'bin/busybox', 'usr/bin/apt'])
+        expect(existsSync(join(root, shell)), `${image.name}: /${shell}`).toBe(false);
       expect(readdirSync(join(root, 'app'))).not.toContain('node_modules');
       expect(statSync(join(root, 'app/main.js')).uid).toBe(0);
       // The program adds a few MB on the shared base layer (kdc-backup also etcd's static etcdutl, ~7 MB).
@@ -61,11 +75,22 @@ describe('the shipped images', () => {
       const { code, out } = await run(sandboxArgs(root, image.config, { args: ['--version'] }));
       expect({ code, out }).toEqual({ code: 0, out: `${image.name} ${version}\n` });
       // The positive control for "read-only, as 65532": the same sandbox shows both.
-      const probe = await run(sandboxArgs(root, { ...image.config, Entrypoint: ['/nodejs/bin/node', '-e'] }, {
-        args: ["const fs = require('fs'); let w = 'writable'; try { fs.writeFileSync('/app/x', '') } catch (e) { w = e.code } console.log(process.getuid(), w, Object.keys(process.env).sort().join(','))"],
-      }));
+      const probe = await run(
+        sandboxArgs(
+          root,
+          { ...image.config, Entrypoint: ['/nodejs/bin/node', '-e'] },
+          {
+            args: [
+              "const fs = require('fs'); let w = 'writable'; try { fs.writeFileSync('/app/x', '') } catch (e) { w = e.code } console.log(process.getuid(), w, Object.keys(process.env).sort().join(','))",
+            ],
+          },
+        ),
+      );
       // The image's env, and PWD (bwrap sets it with the working dir); kdc-backup names its etcdutl.
-      expect(probe).toEqual({ code: 0, out: `65532 EROFS ${image.name === 'kdc-backup' ? 'ETCDUTL,' : ''}NODE_ENV,PATH,PWD\n` });
+      expect(probe).toEqual({
+        code: 0,
+        out: `65532 EROFS ${image.name === 'kdc-backup' ? 'ETCDUTL,' : ''}NODE_ENV,PATH,PWD\n`,
+      });
     }
   });
 
@@ -74,7 +99,10 @@ describe('the shipped images', () => {
     try {
       const again = await buildImages({ cacheDir, only: ['kdc-backup'] });
       expect(again.images[0]!.built).toBe(true);
-      expect({ base: again.base.digest, backup: again.images[0]!.digest }).toEqual({ base: base.digest, backup: images.find((i) => i.name === 'kdc-backup')!.digest });
+      expect({ base: again.base.digest, backup: again.images[0]!.digest }).toEqual({
+        base: base.digest,
+        backup: images.find((i) => i.name === 'kdc-backup')!.digest,
+      });
     } finally {
       rmSync(cacheDir, { recursive: true, force: true });
     }
@@ -85,21 +113,52 @@ describe('the shipped images', () => {
     const root = rootfs.get('kdc-backup')!;
     const work = mkdtempSync(join(tmpdir(), 'kdc-backup-image-'));
     try {
-      const { code } = await runTool(platform().binaries.etcdctl, ['--endpoints', platform().etcd.endpoint, 'snapshot', 'save', join(work, 'snap.db')]);
+      const { code } = await runTool(platform().binaries.etcdctl, [
+        '--endpoints',
+        platform().etcd.endpoint,
+        'snapshot',
+        'save',
+        join(work, 'snap.db'),
+      ]);
       expect(code).toBe(0);
       mkdirSync(join(work, 'etcd/data'), { recursive: true });
       writeFileSync(join(work, 'etcd/data/live'), 'the data dir before the restore');
       // The sandbox maps its user 65532 to the caller: the work dir is the job's own, as etcd's volume is the job's user's.
-      const inImage = (args: string[], entrypoint = image.config.Entrypoint) => run(sandboxArgs(root, { ...image.config, Entrypoint: entrypoint }, { args, binds: [{ host: work, path: '/tmp/work' }] }));
-      const restored = await inImage(['snapshot', 'restore', '/tmp/work/snap.db', '--data-dir', '/tmp/work/etcd/data.restoring'], ['/usr/local/bin/etcdutl']);
+      const inImage = (args: string[], entrypoint = image.config.Entrypoint) =>
+        run(
+          sandboxArgs(
+            root,
+            { ...image.config, Entrypoint: entrypoint },
+            { args, binds: [{ host: work, path: '/tmp/work' }] },
+          ),
+        );
+      const restored = await inImage(
+        ['snapshot', 'restore', '/tmp/work/snap.db', '--data-dir', '/tmp/work/etcd/data.restoring'],
+        ['/usr/local/bin/etcdutl'],
+      );
       expect(restored.code, restored.out).toBe(0);
       expect(existsSync(join(work, 'etcd/data.restoring/member/snap/db'))).toBe(true);
-      const swapped = await inImage(['data-dir', 'swap', '--restoring=/tmp/work/etcd/data.restoring', '--data-dir=/tmp/work/etcd/data', '--previous=/tmp/work/etcd/data.pre-restore']);
-      expect(swapped).toEqual({ code: 0, out: 'kdc-backup data-dir swap: /tmp/work/etcd/data.restoring is now /tmp/work/etcd/data; the data dir before the restore is /tmp/work/etcd/data.pre-restore\n' });
+      const swapped = await inImage([
+        'data-dir',
+        'swap',
+        '--restoring=/tmp/work/etcd/data.restoring',
+        '--data-dir=/tmp/work/etcd/data',
+        '--previous=/tmp/work/etcd/data.pre-restore',
+      ]);
+      expect(swapped).toEqual({
+        code: 0,
+        out: 'kdc-backup data-dir swap: /tmp/work/etcd/data.restoring is now /tmp/work/etcd/data; the data dir before the restore is /tmp/work/etcd/data.pre-restore\n',
+      });
       expect(existsSync(join(work, 'etcd/data/member/snap/db'))).toBe(true);
       expect(readFileSync(join(work, 'etcd/data.pre-restore/live'), 'utf8')).toBe('the data dir before the restore');
       // Again: nothing restored now, so the live dir stays and the step fails saying so.
-      const again = await inImage(['data-dir', 'swap', '--restoring=/tmp/work/etcd/data.restoring', '--data-dir=/tmp/work/etcd/data', '--previous=/tmp/work/etcd/data.pre-restore']);
+      const again = await inImage([
+        'data-dir',
+        'swap',
+        '--restoring=/tmp/work/etcd/data.restoring',
+        '--data-dir=/tmp/work/etcd/data',
+        '--previous=/tmp/work/etcd/data.pre-restore',
+      ]);
       expect(again.code).toBe(1);
       expect(again.out).toMatch(/nothing restored at .* is untouched/);
       expect(existsSync(join(work, 'etcd/data/member/snap/db'))).toBe(true);
@@ -116,7 +175,9 @@ describe('the shipped images', () => {
     let plugin: ManagedProcess | undefined;
     afterAll(async () => {
       await plugin?.stop();
-      await openBaoRoot().deletePolicy(policy).catch(() => undefined);
+      await openBaoRoot()
+        .deletePolicy(policy)
+        .catch(() => undefined);
     });
 
     it('serves Status, Encrypt and Decrypt on its socket against OpenBao, with a token of the least-privilege policy', async () => {
@@ -131,16 +192,34 @@ describe('the shipped images', () => {
       const metrics = await freePort();
       const image = images.find((i) => i.name === 'kms-plugin')!;
       plugin = ManagedProcess.start({
-        name: `${ns}-kms-plugin-image`, binary: 'bwrap', logFile: join(platform().logDir, `${ns}-kms-plugin-image.log`),
+        name: `${ns}-kms-plugin-image`,
+        binary: 'bwrap',
+        logFile: join(platform().logDir, `${ns}-kms-plugin-image.log`),
         args: sandboxArgs(rootfs.get('kms-plugin')!, image.config, {
-          binds: [{ host: join(dir, 'sock'), path: '/tmp/kmsplugin' }, { host: join(dir, 'token'), path: '/tmp/secrets/token', readOnly: true }, { host: join(dir, 'ca.pem'), path: '/tmp/ca.pem', readOnly: true }],
-          args: [`--openbao-addr=${platform().openbao.url}`, '--openbao-ca-file=/tmp/ca.pem', `--transit-key=${key}`, '--auth-method=token', '--token-file=/tmp/secrets/token', '--socket=/tmp/kmsplugin/kms.sock', `--metrics-addr=127.0.0.1:${metrics}`],
+          binds: [
+            { host: join(dir, 'sock'), path: '/tmp/kmsplugin' },
+            { host: join(dir, 'token'), path: '/tmp/secrets/token', readOnly: true },
+            { host: join(dir, 'ca.pem'), path: '/tmp/ca.pem', readOnly: true },
+          ],
+          args: [
+            `--openbao-addr=${platform().openbao.url}`,
+            '--openbao-ca-file=/tmp/ca.pem',
+            `--transit-key=${key}`,
+            '--auth-method=token',
+            '--token-file=/tmp/secrets/token',
+            '--socket=/tmp/kmsplugin/kms.sock',
+            `--metrics-addr=127.0.0.1:${metrics}`,
+          ],
         }),
       });
-      await waitFor('the plugin from its image to be ready', async () => {
-        if (!plugin!.running) throw new Error(`exited:\n${plugin!.tail()}`);
-        return (await fetch(`http://127.0.0.1:${metrics}/readyz`).catch(() => null))?.status === 200 || undefined;
-      }, { timeoutMs: 60_000, intervalMs: 250 });
+      await waitFor(
+        'the plugin from its image to be ready',
+        async () => {
+          if (!plugin!.running) throw new Error(`exited:\n${plugin!.tail()}`);
+          return (await fetch(`http://127.0.0.1:${metrics}/readyz`).catch(() => null))?.status === 200 || undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
       const client = kmsClient(join(dir, 'sock/kms.sock'));
       try {
         const status = await client.status();
@@ -168,7 +247,11 @@ describe('the shipped images', () => {
       const plugin = shipped.built['kms-plugin']!;
       const ns = await createNamespace(kube, 'imgtcp');
       stage = await startLifecycleTenant({
-        state: platform(), kube, id, namespace: ns, cluster,
+        state: platform(),
+        kube,
+        id,
+        namespace: ns,
+        cluster,
         spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
         controllers: () => shardControllers(id, { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref }),
         // Only the shipped image: the source mapping of the plugin is not in this runner's table.
@@ -180,11 +263,19 @@ describe('the shipped images', () => {
       // The process runs as 65532 with the image as its root: our bundle there, no shell.
       const status = readFileSync(`/proc/${sidecar.pid}/status`, 'utf8');
       expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe('65532');
-      expect(readFileSync(`/proc/${sidecar.pid}/cmdline`, 'utf8').split('\0').slice(0, 2)).toEqual(['/nodejs/bin/node', '/app/main.js']);
+      expect(readFileSync(`/proc/${sidecar.pid}/cmdline`, 'utf8').split('\0').slice(0, 2)).toEqual([
+        '/nodejs/bin/node',
+        '/app/main.js',
+      ]);
       expect(existsSync(`/proc/${sidecar.pid}/root/app/main.js`)).toBe(true);
       expect(existsSync(`/proc/${sidecar.pid}/root/bin/sh`)).toBe(false);
 
-      await stage.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's-image' }, stringData: { v: 'sealed by the shipped plugin' } });
+      await stage.tenant.create(CORE('secrets', 'default'), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 's-image' },
+        stringData: { v: 'sealed by the shipped plugin' },
+      });
       const rows = await rawRows(stage.etcdctl, await tenantPrefix(kube, ns, names.tenantControlPlane), 'secrets');
       expect(rows.plaintext).toBe(0);
       expect([...rows.providers.keys()]).toEqual([KMS_PROVIDER_NAME]);

@@ -12,21 +12,43 @@ import { condition, platform, shardControllers, unique } from './helpers.ts';
 describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its etcd from an envelope backup, and starts it', () => {
   let f: RestoreFixture;
   const stateEvents = async (key: string) => {
-    const events = await f.kube.list<KubeObject & { reason: string; message: string; firstTimestamp?: string }>(CORE('events', f.ns), { fieldSelector: `involvedObject.name=${f.cluster}` });
+    const events = await f.kube.list<KubeObject & { reason: string; message: string; firstTimestamp?: string }>(
+      CORE('events', f.ns),
+      { fieldSelector: `involvedObject.name=${f.cluster}` },
+    );
     return events.items
       .filter((e) => e.reason.startsWith('Restore') && e.message.startsWith(`restore from "${key}": `))
       .map((e) => e.message.slice(`restore from "${key}": `.length).split(' ')[0]!)
       .sort();
   };
-  const cronJobEvents = async () => (await f.kube.list<KubeObject & { reason: string }>(CORE('events', f.ns), { fieldSelector: `involvedObject.name=${f.cluster}` })).items.map((e) => e.reason).filter((r) => r.startsWith('BackupCronJob'));
+  const cronJobEvents = async () =>
+    (
+      await f.kube.list<KubeObject & { reason: string }>(CORE('events', f.ns), {
+        fieldSelector: `involvedObject.name=${f.cluster}`,
+      })
+    ).items
+      .map((e) => e.reason)
+      .filter((r) => r.startsWith('BackupCronJob'));
   const secretValue = async (t: KubeClient, name: string) => {
     const s = await t.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', 'default', name));
     return s ? Buffer.from(s.data!.v!, 'base64').toString() : null;
   };
-  const ORDER = ['Validating', 'DrainingControlPlane', 'StoppingEtcd', 'RestoringSnapshot', 'StartingEtcd', 'StartingControlPlane', 'Succeeded'];
+  const ORDER = [
+    'Validating',
+    'DrainingControlPlane',
+    'StoppingEtcd',
+    'RestoringSnapshot',
+    'StartingEtcd',
+    'StartingControlPlane',
+    'Succeeded',
+  ];
 
   beforeAll(async () => {
-    f = await startRestoreFixture(platform(), { id: unique('rs'), prefix: 'tenant-rs', controllers: (id, env) => shardControllers(id, env) });
+    f = await startRestoreFixture(platform(), {
+      id: unique('rs'),
+      prefix: 'tenant-rs',
+      controllers: (id, env) => shardControllers(id, env),
+    });
   }, 300_000);
   afterAll(async () => {
     await f?.stop();
@@ -36,23 +58,46 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     await f.requestRestore('other/other-20260101T000000Z/');
     const c = await f.waitEnd([], 60_000);
     // The controller's record, and the annotation that shows it.
-    expect(c.status?.restore).toMatchObject({ key: 'other/other-20260101T000000Z/', state: 'Failed', failure: expect.stringMatching(/^ForeignKey: /) });
+    expect(c.status?.restore).toMatchObject({
+      key: 'other/other-20260101T000000Z/',
+      state: 'Failed',
+      failure: expect.stringMatching(/^ForeignKey: /),
+    });
     expect(c.metadata?.annotations?.[ANNOTATIONS.restoreState]).toBe('Failed');
     expect(await stateEvents('other/other-20260101T000000Z/')).toEqual(['Failed', 'Validating']);
-    expect(condition(c, 'RestoreReady')).toMatchObject({ status: 'False', reason: 'Failed', message: `Restore from "other/other-20260101T000000Z/" failed (ForeignKey): "other/other-20260101T000000Z/" is a backup of cluster other, not of ${f.cluster}` });
-    const tcp = await f.kube.get<KubeObject & { spec: { controlPlane: { deployment?: { replicas?: number } } } }>(TCP(f.ns, f.names.tenantControlPlane));
+    expect(condition(c, 'RestoreReady')).toMatchObject({
+      status: 'False',
+      reason: 'Failed',
+      message: `Restore from "other/other-20260101T000000Z/" failed (ForeignKey): "other/other-20260101T000000Z/" is a backup of cluster other, not of ${f.cluster}`,
+    });
+    const tcp = await f.kube.get<KubeObject & { spec: { controlPlane: { deployment?: { replicas?: number } } } }>(
+      TCP(f.ns, f.names.tenantControlPlane),
+    );
     expect(tcp.spec.controlPlane.deployment?.replicas).toBe(1);
-    expect((await f.kube.get<KubeObject & { spec: { replicas: number } }>(STATEFULSET(f.ns, f.sts))).spec.replicas).toBe(1);
+    expect(
+      (await f.kube.get<KubeObject & { spec: { replicas: number } }>(STATEFULSET(f.ns, f.sts))).spec.replicas,
+    ).toBe(1);
   }, 120_000);
 
   it('brings back the rows of the backup: deleted Secrets return, later ones go, changed ones revert', async () => {
     const t = await f.tenant();
-    for (let i = 0; i < 20; i++) await t.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}` }, stringData: { v: `before-${i}` } } as KubeObject);
+    for (let i = 0; i < 20; i++)
+      await t.create(CORE('secrets', 'default'), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `s-${i}` },
+        stringData: { v: `before-${i}` },
+      } as KubeObject);
     const backedUp = await f.backupNow();
 
     // What happens after the backup, and must be undone.
     for (let i = 0; i < 10; i++) await t.delete(CORE('secrets', 'default', `s-${i}`));
-    await t.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'after-backup' }, stringData: { v: 'new' } } as KubeObject);
+    await t.create(CORE('secrets', 'default'), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'after-backup' },
+      stringData: { v: 'new' },
+    } as KubeObject);
     await t.patch(CORE('secrets', 'default', 's-10'), { stringData: { v: 'changed' } }, 'merge');
     expect(await secretValue(t, 's-10')).toBe('changed');
 
@@ -66,17 +111,34 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     expect(await stateEvents(backedUp)).toEqual([...ORDER].sort());
     expect(seen).toEqual(ORDER.filter((s) => seen.includes(s)));
     expect(seen.at(-1)).toBe('Succeeded');
-    expect(condition(c, 'RestoreReady')).toMatchObject({ status: 'True', reason: 'Succeeded', message: `Restore from "${backedUp}" complete` });
+    expect(condition(c, 'RestoreReady')).toMatchObject({
+      status: 'True',
+      reason: 'Succeeded',
+      message: `Restore from "${backedUp}" complete`,
+    });
     expect(c.status?.latestRestoreKey).toBe(backedUp);
     expect(restoreState(c)).toBe('Succeeded');
     expect(c.metadata?.annotations?.[ANNOTATIONS.restoreState]).toBe('Succeeded');
 
-    await waitFor('cluster Ready again', async () => condition(await f.get(), 'Ready')?.status === 'True', { timeoutMs: 120_000, intervalMs: 1000 });
+    await waitFor('cluster Ready again', async () => condition(await f.get(), 'Ready')?.status === 'True', {
+      timeoutMs: 120_000,
+      intervalMs: 1000,
+    });
     // The backup CronJob was suspended for the restore (no snapshot of an etcd being replaced) and runs again.
-    await waitFor('backup CronJob resumed', async () => (await f.kube.get<KubeObject & { spec: { suspend?: boolean } }>(CRONJOB(f.ns, f.names.backupCronJob))).spec.suspend !== true, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor(
+      'backup CronJob resumed',
+      async () =>
+        (await f.kube.get<KubeObject & { spec: { suspend?: boolean } }>(CRONJOB(f.ns, f.names.backupCronJob))).spec
+          .suspend !== true,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     expect(await cronJobEvents()).toEqual(expect.arrayContaining(['BackupCronJobUpdated']));
     const after = await f.tenant();
-    const values = await waitFor('tenant API answers', async () => Promise.all(Array.from({ length: 20 }, (_, i) => secretValue(after, `s-${i}`))), { timeoutMs: 60_000, intervalMs: 500 });
+    const values = await waitFor(
+      'tenant API answers',
+      async () => Promise.all(Array.from({ length: 20 }, (_, i) => secretValue(after, `s-${i}`))),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(values).toEqual(Array.from({ length: 20 }, (_, i) => `before-${i}`));
     expect(await secretValue(after, 'after-backup')).toBeNull();
     // What an operator sees.

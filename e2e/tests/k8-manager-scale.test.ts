@@ -6,7 +6,12 @@ import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
 const N = Number(process.env.KDC_K8M_STEADY_STATE_N ?? 200);
-const tcpRef = (ns: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns });
+const tcpRef = (ns: string) => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'tenantcontrolplanes',
+  namespace: ns,
+});
 
 describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`, () => {
   const kube = management();
@@ -28,15 +33,26 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
     // Names unlike other tests': OpenBao policy names are per organisation, a namesake would be refused.
     const clusters = Array.from({ length: N }, (_, i) => `k${i}`);
     for (let i = 0; i < N; i += 20) {
-      await Promise.all(clusters.slice(i, i + 20).map((name) => kube.create(kdc(ns), {
-        apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels: { 'kdc-e2e/k8m': id } }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
-      })));
+      await Promise.all(
+        clusters.slice(i, i + 20).map((name) =>
+          kube.create(kdc(ns), {
+            apiVersion: KDC_API_VERSION,
+            kind: 'KdcCluster',
+            metadata: { name, labels: { 'kdc-e2e/k8m': id } },
+            spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
+          }),
+        ),
+      );
     }
     const started = Date.now();
-    await waitFor('every TCP attached', async () => {
-      const tcps = await kube.list<TenantControlPlane & KubeObject>(tcpRef(ns));
-      return tcps.items.filter((t) => isAttached(t)).length === N;
-    }, { timeoutMs: 300_000, intervalMs: 3_000 });
+    await waitFor(
+      'every TCP attached',
+      async () => {
+        const tcps = await kube.list<TenantControlPlane & KubeObject>(tcpRef(ns));
+        return tcps.items.filter((t) => isAttached(t)).length === N;
+      },
+      { timeoutMs: 300_000, intervalMs: 3_000 },
+    );
     console.log(JSON.stringify({ clusters: N, attachedSeconds: (Date.now() - started) / 1000 }));
     await sleep(8_000); // let the last status writes and their watch events settle
 
@@ -46,13 +62,20 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
     };
     const writes = async () => {
       const text = await (await fetch(`${manager.metricsUrl}/metrics`)).text();
-      return text.split('\n').filter((l) => l.startsWith('kdc_k8manager_writes_total')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('kdc_k8manager_writes_total'))
+        .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
     };
-    const openBaoWrites = (lines: string[]) => lines.filter((line) => {
-      if (!line.includes('"type":"request"')) return false;
-      const req = JSON.parse(line).request as { operation: string; path: string };
-      return req.path.includes(`${ns}.`) || clusters.some((c) => req.path.endsWith(`/${openBaoAccessNames(ns, c).pluginPolicy}`)) ? !['read', 'list'].includes(req.operation) : false;
-    }).length;
+    const openBaoWrites = (lines: string[]) =>
+      lines.filter((line) => {
+        if (!line.includes('"type":"request"')) return false;
+        const req = JSON.parse(line).request as { operation: string; path: string };
+        return req.path.includes(`${ns}.`) ||
+          clusters.some((c) => req.path.endsWith(`/${openBaoAccessNames(ns, c).pluginPolicy}`))
+          ? !['read', 'list'].includes(req.operation)
+          : false;
+      }).length;
     const before = { objects: await snapshot(), writes: await writes(), bao: auditMark(platform().openbao.auditLog) };
     expect(before.objects.length).toBe(2 * N);
     await sleep(2 * 5_000 + 2_000); // two resync periods (RESYNC_PERIOD=5s)

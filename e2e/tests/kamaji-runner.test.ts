@@ -9,7 +9,13 @@ import { pidAlive } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
 import { createNamespace, management, platform } from './helpers.ts';
 
-const TCP = (namespace: string, name?: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace, name });
+const TCP = (namespace: string, name?: string) => ({
+  group: 'kamaji.clastix.io',
+  version: 'v1alpha1',
+  plural: 'tenantcontrolplanes',
+  namespace,
+  name,
+});
 const NODE_IMAGE = 'example.local/node-http';
 
 // A generic native sidecar: a tiny HTTP server that is only ready once the init container's file
@@ -46,7 +52,12 @@ function tcpObject(name: string) {
           podSecurityContext: { fsGroup: 65532 },
           additionalInitContainers: [
             // Image not in the runner's table, command given: runs from the host filesystem.
-            { name: 'write-marker', image: 'docker.io/library/busybox:1.36', command: ['sh', '-c', 'echo ok > /var/run/kdc-e2e/shared/init-done'], volumeMounts: [{ name: 'shared', mountPath: '/var/run/kdc-e2e/shared' }] },
+            {
+              name: 'write-marker',
+              image: 'docker.io/library/busybox:1.36',
+              command: ['sh', '-c', 'echo ok > /var/run/kdc-e2e/shared/init-done'],
+              volumeMounts: [{ name: 'shared', mountPath: '/var/run/kdc-e2e/shared' }],
+            },
             {
               name: 'web',
               image: `${NODE_IMAGE}:1.0`,
@@ -56,7 +67,14 @@ function tcpObject(name: string) {
               startupProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1, failureThreshold: 30 },
               readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 5, failureThreshold: 3 },
               livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 10, failureThreshold: 3 },
-              securityContext: { runAsUser: 65532, runAsGroup: 65532, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              securityContext: {
+                runAsUser: 65532,
+                runAsGroup: 65532,
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [
                 { name: 'shared', mountPath: '/var/run/kdc-e2e/shared' },
                 { name: 'openbao-token', mountPath: '/var/run/secrets/openbao', readOnly: true },
@@ -65,8 +83,21 @@ function tcpObject(name: string) {
           ],
           additionalVolumes: [
             { name: 'shared', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-            { name: 'openbao-token', projected: { defaultMode: 0o440, sources: [{ serviceAccountToken: { audience: 'openbao', expirationSeconds: 3600, path: 'token' } }] } },
-            { name: 'audit-policy', secret: { secretName: 'tenant-audit-policy', items: [{ key: 'policy.yaml', path: 'policy.yaml' }], defaultMode: 0o440 } },
+            {
+              name: 'openbao-token',
+              projected: {
+                defaultMode: 0o440,
+                sources: [{ serviceAccountToken: { audience: 'openbao', expirationSeconds: 3600, path: 'token' } }],
+              },
+            },
+            {
+              name: 'audit-policy',
+              secret: {
+                secretName: 'tenant-audit-policy',
+                items: [{ key: 'policy.yaml', path: 'policy.yaml' }],
+                defaultMode: 0o440,
+              },
+            },
           ],
           additionalVolumeMounts: {
             apiServer: [
@@ -74,14 +105,26 @@ function tcpObject(name: string) {
               { name: 'shared', mountPath: '/var/run/kdc-e2e/apiserver-shared' },
             ],
           },
-          extraArgs: { apiServer: ['--audit-policy-file=/etc/kubernetes/kdc-e2e-audit/policy.yaml', '--audit-log-path=/var/run/kdc-e2e/apiserver-shared/audit.log'] },
+          extraArgs: {
+            apiServer: [
+              '--audit-policy-file=/etc/kubernetes/kdc-e2e-audit/policy.yaml',
+              '--audit-log-path=/var/run/kdc-e2e/apiserver-shared/audit.log',
+            ],
+          },
         },
       },
     },
   };
 }
 
-const jwtPayload = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: string[]; sub: string; exp: number; iat: number; 'kubernetes.io': { pod?: { name: string } } };
+const jwtPayload = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as {
+    aud: string[];
+    sub: string;
+    exp: number;
+    iat: number;
+    'kubernetes.io': { pod?: { name: string } };
+  };
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
 
 describe('local Kamaji runner', () => {
@@ -91,7 +134,10 @@ describe('local Kamaji runner', () => {
 
   beforeAll(async () => {
     namespace = await createNamespace(kube, 'kamaji-runner');
-    runner = await startKamajiRunner(platform(), { images: { [NODE_IMAGE]: [process.execPath] }, namespaces: [namespace] });
+    runner = await startKamajiRunner(platform(), {
+      images: { [NODE_IMAGE]: [process.execPath] },
+      namespaces: [namespace],
+    });
   });
   afterAll(async () => {
     await runner?.stop();
@@ -100,15 +146,28 @@ describe('local Kamaji runner', () => {
   it('resolves images and merges apiserver flags like Kamaji', () => {
     expect(localImage({ 'r.io/a': ['/bin/a'] }, 'r.io/a:1.2')).toEqual(['/bin/a']);
     expect(localImage({ 'r.io/a:1.2': ['/bin/a'] }, 'r.io/a:1.3')).toBeUndefined();
-    const args = mergeApiServerArgs(['--secure-port=1', '--authorization-mode=RBAC', '--x=1'], { '--authorization-mode': 'Node,RBAC', '--y': '2' }, { '--secure-port': '6443' });
+    const args = mergeApiServerArgs(
+      ['--secure-port=1', '--authorization-mode=RBAC', '--x=1'],
+      { '--authorization-mode': 'Node,RBAC', '--y': '2' },
+      { '--secure-port': '6443' },
+    );
     expect(args).toEqual(['--secure-port=6443', '--y=2', '--authorization-mode=RBAC', '--x=1']);
   });
 
   it('runs a TenantControlPlane generically: init container, native sidecar, volumes, extraArgs; restarts, rolls and cleans up', async () => {
     const { etcd } = platform();
     const name = 'tenant';
-    await kube.create(CORE('serviceaccounts', namespace), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'tenant-sa' } });
-    await kube.create(CORE('secrets', namespace), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tenant-audit-policy' }, stringData: { 'policy.yaml': AUDIT_POLICY } } as never);
+    await kube.create(CORE('serviceaccounts', namespace), {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'tenant-sa' },
+    });
+    await kube.create(CORE('secrets', namespace), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'tenant-audit-policy' },
+      stringData: { 'policy.yaml': AUDIT_POLICY },
+    } as never);
     const created = performance.now();
     await kube.create(TCP(namespace), tcpObject(name));
 
@@ -117,10 +176,14 @@ describe('local Kamaji runner', () => {
     console.log(`TCP -> pod Ready in ${startMs} ms (pod start -> Ready ${pod.readyAt! - pod.startedAt} ms)`);
 
     // Kamaji's reporting: status, endpoint, admin kubeconfig Secret that works.
-    const tcp = await waitFor('TCP status Ready', async () => {
-      const t = await kube.get<any>(TCP(namespace, name));
-      return t.status?.kubernetesResources?.version?.status === 'Ready' && t;
-    }, { timeoutMs: 10_000 });
+    const tcp = await waitFor(
+      'TCP status Ready',
+      async () => {
+        const t = await kube.get<any>(TCP(namespace, name));
+        return t.status?.kubernetesResources?.version?.status === 'Ready' && t;
+      },
+      { timeoutMs: 10_000 },
+    );
     expect(tcp.status.controlPlaneEndpoint).toBe(`127.0.0.1:${pod.hostPort}`);
     expect(tcp.status.kubernetesResources.version.version).toBe('v1.36.3');
     const adminSecret = await kube.get<any>(CORE('secrets', namespace, tcp.status.kubeconfig.admin.secretName));
@@ -129,7 +192,12 @@ describe('local Kamaji runner', () => {
     const tenant = KubeClient.fromFile(kubeconfigFile);
     const namespaces = await tenant.list<any>(CORE('namespaces'));
     expect(namespaces.items.map((n: any) => n.metadata.name)).toContain('default');
-    await tenant.create(CORE('configmaps', 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'marker' }, data: { a: 'b' } } as never);
+    await tenant.create(CORE('configmaps', 'default'), {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'marker' },
+      data: { a: 'b' },
+    } as never);
 
     // The tenant's rows are in the platform etcd under /<ns>_<tcp>/.
     const prefix = `/${namespace}_${name}/`;
@@ -140,7 +208,11 @@ describe('local Kamaji runner', () => {
     expect(readFileSync(join(runner.volumePath(namespace, name, 'shared')!, 'init-done'), 'utf8')).toBe('ok\n');
     const web = pod.containers.find((c) => c.name === 'web')!;
     const apiserver = pod.containers.find((c) => c.name === 'kube-apiserver')!;
-    expect(pod.containers.find((c) => c.name === 'write-marker')).toMatchObject({ kind: 'init', running: false, lastExitCode: 0 });
+    expect(pod.containers.find((c) => c.name === 'write-marker')).toMatchObject({
+      kind: 'init',
+      running: false,
+      lastExitCode: 0,
+    });
     expect(web).toMatchObject({ kind: 'sidecar', running: true, ready: true, restartCount: 0 });
 
     // The sidecar runs as 65532 with the fsGroup, on a read-only root, and reads its projected token.
@@ -157,35 +229,71 @@ describe('local Kamaji runner', () => {
     expect(claims['kubernetes.io'].pod?.name).toBe(pod.podName);
 
     // extraArgs and additionalVolumeMounts reached the apiserver: its argv, and an audit log in the shared emptyDir.
-    expect(cmdline(apiserver.pid!)).toEqual(expect.arrayContaining(['--audit-policy-file=/etc/kubernetes/kdc-e2e-audit/policy.yaml', `--etcd-prefix=/${namespace}_${name}`]));
-    await waitFor('audit log', async () => readFileSync(join(runner.volumePath(namespace, name, 'shared')!, 'audit.log'), 'utf8').includes('"resource":"configmaps"'), { timeoutMs: 10_000 });
+    expect(cmdline(apiserver.pid!)).toEqual(
+      expect.arrayContaining([
+        '--audit-policy-file=/etc/kubernetes/kdc-e2e-audit/policy.yaml',
+        `--etcd-prefix=/${namespace}_${name}`,
+      ]),
+    );
+    await waitFor(
+      'audit log',
+      async () =>
+        readFileSync(join(runner.volumePath(namespace, name, 'shared')!, 'audit.log'), 'utf8').includes(
+          '"resource":"configmaps"',
+        ),
+      { timeoutMs: 10_000 },
+    );
 
     // The Pod object in the TCP namespace carries the kubelet's view.
     const podObject = await kube.get<any>(CORE('pods', namespace, pod.podName));
     expect(podObject.spec.nodeName).toBe('kamaji-local-runner');
     expect(podObject.metadata.labels['kamaji.clastix.io/name']).toBe(name);
-    await waitFor('Pod object Ready', async () => {
-      const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
-      return p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') && p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.ready === true;
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      'Pod object Ready',
+      async () => {
+        const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
+        return (
+          p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') &&
+          p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.ready === true
+        );
+      },
+      { timeoutMs: 10_000 },
+    );
 
     // A killed native sidecar is restarted and becomes ready again; the apiserver keeps running.
     process.kill(web.pid!, 'SIGKILL');
-    const restarted = await waitFor('sidecar restart', async () => {
-      const c = runner.pod(namespace, name)?.containers.find((x) => x.name === 'web');
-      return c && c.restartCount === 1 && c.ready && c.pid !== web.pid && c;
-    }, { timeoutMs: 20_000 });
+    const restarted = await waitFor(
+      'sidecar restart',
+      async () => {
+        const c = runner.pod(namespace, name)?.containers.find((x) => x.name === 'web');
+        return c && c.restartCount === 1 && c.ready && c.pid !== web.pid && c;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(pidAlive(apiserver.pid!)).toBe(true);
-    await waitFor('restartCount on the Pod object', async () => {
-      const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
-      return p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.restartCount === 1;
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      'restartCount on the Pod object',
+      async () => {
+        const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
+        return p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.restartCount === 1;
+      },
+      { timeoutMs: 10_000 },
+    );
 
     // A template change (pod annotations here) replaces the pod; data and admin kubeconfig stay valid.
-    await kube.patch(TCP(namespace, name), { spec: { controlPlane: { deployment: { podAdditionalMetadata: { annotations: { 'example.com/rev': '2' } } } } } }, 'merge');
+    await kube.patch(
+      TCP(namespace, name),
+      {
+        spec: { controlPlane: { deployment: { podAdditionalMetadata: { annotations: { 'example.com/rev': '2' } } } } },
+      },
+      'merge',
+    );
     const rolled = await runner.waitForPod(namespace, name, { notHash: pod.hash, timeoutMs: 60_000 });
     console.log(`template change -> new pod Ready in ${rolled.readyAt! - rolled.startedAt} ms after its start`);
-    const gone = (pids: number[]) => waitFor(`processes ${pids.join(', ')} to be gone`, async () => pids.every((p) => !pidAlive(p)), { timeoutMs: 5000 });
+    const gone = (pids: number[]) =>
+      waitFor(`processes ${pids.join(', ')} to be gone`, async () => pids.every((p) => !pidAlive(p)), {
+        timeoutMs: 5000,
+      });
     await gone([restarted.pid!, apiserver.pid!, pod.sandboxPid!]);
     expect(rolled.hostPort).toBe(pod.hostPort);
     expect(await kube.getOrNull(CORE('pods', namespace, pod.podName))).toBeNull();

@@ -6,7 +6,13 @@ import { platform } from './helpers.ts';
 export { etcdKey, type KmsTenant } from '../src/kms-tenant.ts';
 
 /** A KMS-encrypted tenant on the test run's platform (see src/kms-tenant.ts). */
-export const kmsTenant = (input: { prefix: string; openbao?: OpenBaoTarget; pluginArgs?: string[]; role?: string; startApiserver?: boolean }): Promise<KmsTenant> => start(platform(), input);
+export const kmsTenant = (input: {
+  prefix: string;
+  openbao?: OpenBaoTarget;
+  pluginArgs?: string[];
+  role?: string;
+  startApiserver?: boolean;
+}): Promise<KmsTenant> => start(platform(), input);
 
 /** One tenant and a gRPC client on its plugin socket for a whole describe block, stopped after it. */
 export function useKmsTenant(prefix: string): { t: KmsTenant; client: KmsClient } {

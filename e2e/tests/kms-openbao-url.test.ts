@@ -30,7 +30,8 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
   });
 
   const secretRef = (name?: string) => CORE('secrets', 'default', name);
-  const storedKeyId = async (name: string) => parseStoredValue((await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', name)))!).keyID;
+  const storedKeyId = async (name: string) =>
+    parseStoredValue((await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', name)))!).keyID;
   const status = async () => {
     const client = kmsClient(t.plugin.socket);
     clients.push(client);
@@ -40,7 +41,12 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
   const coldReplica = async (label: string) => {
     const p = platform();
     const apiserver = await startKubeApiserver({
-      binary: p.binaries['kube-apiserver'], dir: t.dir, logDir: p.logDir, etcdEndpoint: p.etcd.endpoint, etcdPrefix: `/${t.cluster}`, name: `${t.cluster}-${label}`,
+      binary: p.binaries['kube-apiserver'],
+      dir: t.dir,
+      logDir: p.logDir,
+      etcdEndpoint: p.etcd.endpoint,
+      etcdPrefix: `/${t.cluster}`,
+      name: `${t.cluster}-${label}`,
       extraArgs: [`--encryption-provider-config=${join(t.dir, 'encryption-config.yaml')}`],
     });
     cold.push(apiserver);
@@ -66,11 +72,18 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
     for (let i = 0; i < ROWS; i++) {
       const name = `old-${i}`;
       const value = randomBytes(24 + i);
-      await t.tenant.create(secretRef(), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { v: value.toString('base64') } });
+      await t.tenant.create(secretRef(), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name },
+        data: { v: value.toString('base64') },
+      });
       ledger.set(name, value.toString('base64'));
     }
     for (const name of ledger.keys()) expect(await storedKeyId(name)).toBe(kdc1);
-    const sample = parseStoredValue((await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', 'old-0')))!);
+    const sample = parseStoredValue(
+      (await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', 'old-0')))!,
+    );
 
     // A reader on the running apiserver for the whole change.
     const reader = { reads: 0, errors: [] as string[], stop: false };
@@ -95,13 +108,22 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
     await readsBack(await coldReplica('after-upgrade'));
     // The running apiserver adopts the new key_id on its own Status poll: a new DEK seed.
     let n = 0;
-    await waitFor('a new write through the running apiserver to carry the kdc2 key_id', async () => {
-      const name = `new-${n++}`;
-      const value = randomBytes(16).toString('base64');
-      await t.tenant.create(secretRef(), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { v: value } });
-      ledger.set(name, value);
-      return (await storedKeyId(name)) === kdc2;
-    }, { timeoutMs: 150_000, intervalMs: 5_000 });
+    await waitFor(
+      'a new write through the running apiserver to carry the kdc2 key_id',
+      async () => {
+        const name = `new-${n++}`;
+        const value = randomBytes(16).toString('base64');
+        await t.tenant.create(secretRef(), {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name },
+          data: { v: value },
+        });
+        ledger.set(name, value);
+        return (await storedKeyId(name)) === kdc2;
+      },
+      { timeoutMs: 150_000, intervalMs: 5_000 },
+    );
     expect(await storedKeyId('old-0')).toBe(kdc1);
 
     // The platform reaches the same OpenBao by its second name; k8-manager passes the first as legacy.
@@ -109,7 +131,12 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
     expect(await status()).toBe(kdc2);
     const afterMove = await coldReplica('after-move');
     await readsBack(afterMove);
-    await afterMove.create(secretRef(), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'after-move' }, data: { v: 'bW92ZWQ=' } });
+    await afterMove.create(secretRef(), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'after-move' },
+      data: { v: 'bW92ZWQ=' },
+    });
     ledger.set('after-move', 'bW92ZWQ=');
     expect(await storedKeyId('after-move')).toBe(kdc2);
 
@@ -122,14 +149,23 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
     // Control: a plugin given only the second URL cannot know the kdc1 rows (what an upgrade
     // without the legacy address would do to every encrypted tenant), and says so before OpenBao.
     const p = platform();
-    const bare = await startKmsPlugin({ dir: t.dir, logDir: p.logDir, name: `${t.cluster}-no-legacy`, args: [...t.pluginArgs, '--key-id-form=kdc2', `--openbao-addr=${second}`] });
+    const bare = await startKmsPlugin({
+      dir: t.dir,
+      logDir: p.logDir,
+      name: `${t.cluster}-no-legacy`,
+      args: [...t.pluginArgs, '--key-id-form=kdc2', `--openbao-addr=${second}`],
+    });
     const bareClient = kmsClient(bare.socket);
     clients.push(bareClient);
     try {
-      await expect(bareClient.decrypt({ ciphertext: sample.encryptedDEKSource, key_id: sample.keyID })).rejects.toThrow(/key_id: is not a key_id this plugin produced/);
+      await expect(bareClient.decrypt({ ciphertext: sample.encryptedDEKSource, key_id: sample.keyID })).rejects.toThrow(
+        /key_id: is not a key_id this plugin produced/,
+      );
       const withLegacy = kmsClient(t.plugin.socket);
       clients.push(withLegacy);
-      expect((await withLegacy.decrypt({ ciphertext: sample.encryptedDEKSource, key_id: sample.keyID })).plaintext.length).toBeGreaterThan(0);
+      expect(
+        (await withLegacy.decrypt({ ciphertext: sample.encryptedDEKSource, key_id: sample.keyID })).plaintext.length,
+      ).toBeGreaterThan(0);
     } finally {
       await bare.stop();
     }

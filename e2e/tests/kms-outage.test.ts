@@ -23,7 +23,12 @@ describe('OpenBao outage under a serving tenant', () => {
     mkdirSync(logDir, { recursive: true });
     bao = await startOpenBao({ binary: p.binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), 'outage') });
     const management = KubeClient.fromFile(p.management.kubeconfig);
-    await configureKubernetesAuth(bao, { mount: OPENBAO_K8S_AUTH_MOUNT, kubernetesHost: p.management.url, caPem: p.management.caPem, reviewerJwt: await reviewerToken(management) });
+    await configureKubernetesAuth(bao, {
+      mount: OPENBAO_K8S_AUTH_MOUNT,
+      kubernetesHost: p.management.url,
+      caPem: p.management.caPem,
+      reviewerJwt: await reviewerToken(management),
+    });
     t = await kmsTenant({ prefix: 'outage', openbao: { url: bao.url, caPem: bao.caPem, rootToken: bao.rootToken } });
     client = kmsClient(t.plugin.socket);
   });
@@ -35,13 +40,21 @@ describe('OpenBao outage under a serving tenant', () => {
 
   it('60 s without OpenBao: healthz goes not-ok, key_id stays, no crash; back to ok within 30 s after; nothing lost', async () => {
     const secrets = Array.from({ length: 10 }, (_, i) => [`pre-${i}`, `pre-outage-value-${i}`] as const);
-    for (const [name, v] of secrets) await t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { v } });
+    for (const [name, v] of secrets)
+      await t.tenant.create(CORE('secrets', 'default'), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name },
+        stringData: { v },
+      });
     const before = await client.status();
     expect(before.healthz).toBe('ok');
 
     await bao.process.kill();
     const outageStart = Date.now();
-    await waitFor('Status to report unhealthy', async () => (await client.status()).healthz !== 'ok', { timeoutMs: 15_000 });
+    await waitFor('Status to report unhealthy', async () => (await client.status()).healthz !== 'ok', {
+      timeoutMs: 15_000,
+    });
     const during = await client.status();
     expect(during.key_id).toBe(before.key_id);
     expect(during.healthz).toBe('openbao_unavailable');
@@ -50,7 +63,9 @@ describe('OpenBao outage under a serving tenant', () => {
     let reads = 0;
     while (Date.now() - outageStart < 60_000) {
       for (const [name, v] of secrets) {
-        const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', name));
+        const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
+          CORE('secrets', 'default', name),
+        );
         expect(Buffer.from(s.data.v!, 'base64').toString()).toBe(v);
         reads++;
       }
@@ -61,13 +76,24 @@ describe('OpenBao outage under a serving tenant', () => {
 
     await bao.restart();
     const restarted = Date.now();
-    await waitFor('Status to be healthy again', async () => (await client.status()).healthz === 'ok', { timeoutMs: 30_000 });
-    console.log(`outage: ${reads} tenant reads served; healthz ok ${Math.round((Date.now() - restarted) / 1000)} s after OpenBao returned`);
+    await waitFor('Status to be healthy again', async () => (await client.status()).healthz === 'ok', {
+      timeoutMs: 30_000,
+    });
+    console.log(
+      `outage: ${reads} tenant reads served; healthz ok ${Math.round((Date.now() - restarted) / 1000)} s after OpenBao returned`,
+    );
     expect((await client.status()).key_id).toBe(before.key_id);
 
-    await t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'post' }, stringData: { v: 'post-outage' } });
+    await t.tenant.create(CORE('secrets', 'default'), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'post' },
+      stringData: { v: 'post-outage' },
+    });
     for (const [name, v] of [...secrets, ['post', 'post-outage'] as const]) {
-      const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', name));
+      const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
+        CORE('secrets', 'default', name),
+      );
       expect(Buffer.from(s.data.v!, 'base64').toString()).toBe(v);
     }
   });

@@ -19,7 +19,13 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
   const policy = unique('kms-proc');
   const dir = join(platform().dir, ns);
   const caFile = join(dir, 'ca.pem');
-  const base = () => [`--openbao-addr=${platform().openbao.url}`, `--openbao-ca-file=${caFile}`, `--transit-key=${key}`, '--health-interval=1s', '--health-stale-after=5s'];
+  const base = () => [
+    `--openbao-addr=${platform().openbao.url}`,
+    `--openbao-ca-file=${caFile}`,
+    `--transit-key=${key}`,
+    '--health-interval=1s',
+    '--health-stale-after=5s',
+  ];
 
   beforeAll(async () => {
     mkdirSync(dir, { recursive: true });
@@ -61,20 +67,37 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
     await root.enableAuth(mount, 'approle');
     await root.writeAuthRole(mount, 'kms', { token_policies: [policy], token_ttl: '1h' });
     const { data: rid } = await root.request<{ data: { role_id: string } }>('GET', `auth/${mount}/role/kms/role-id`);
-    const { data: sid } = await root.request<{ data: { secret_id: string } }>('POST', `auth/${mount}/role/kms/secret-id`, {});
+    const { data: sid } = await root.request<{ data: { secret_id: string } }>(
+      'POST',
+      `auth/${mount}/role/kms/secret-id`,
+      {},
+    );
     const file = join(dir, 'secret-id');
     writeFileSync(file, sid.secret_id, { mode: 0o600 });
-    await roundTrip(`${ns}-approle`, ['--auth-method=approle', `--auth-mount=${mount}`, `--approle-role-id=${rid.role_id}`, `--approle-secret-id-file=${file}`]);
+    await roundTrip(`${ns}-approle`, [
+      '--auth-method=approle',
+      `--auth-mount=${mount}`,
+      `--approle-role-id=${rid.role_id}`,
+      `--approle-secret-id-file=${file}`,
+    ]);
   });
 
   it('authenticates with userpass', async () => {
     const root = openBaoRoot();
     const mount = unique('userpass');
     await root.enableAuth(mount, 'userpass');
-    await root.request('POST', `auth/${mount}/users/kms`, { password: 'correct-horse-battery', token_policies: [policy] });
+    await root.request('POST', `auth/${mount}/users/kms`, {
+      password: 'correct-horse-battery',
+      token_policies: [policy],
+    });
     const file = join(dir, 'password');
     writeFileSync(file, 'correct-horse-battery', { mode: 0o600 });
-    await roundTrip(`${ns}-userpass`, ['--auth-method=userpass', `--auth-mount=${mount}`, '--userpass-username=kms', `--userpass-password-file=${file}`]);
+    await roundTrip(`${ns}-userpass`, [
+      '--auth-method=userpass',
+      `--auth-mount=${mount}`,
+      '--userpass-username=kms',
+      `--userpass-password-file=${file}`,
+    ]);
   });
 
   it('removes a stale socket, refuses one another process listens on, and exits 0 on SIGTERM with the socket gone', async () => {
@@ -88,12 +111,22 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
     // Another process answers on the socket: the plugin must refuse to start.
     const squatter = createServer(() => undefined);
     await new Promise<void>((r) => squatter.listen(socket, r));
-    const refused = await promisify(execFile)(process.execPath, ['--conditions=source', PLUGIN_MAIN, `--socket=${socket}`, '--metrics-addr=127.0.0.1:0', ...args]).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const refused = await promisify(execFile)(process.execPath, [
+      '--conditions=source',
+      PLUGIN_MAIN,
+      `--socket=${socket}`,
+      '--metrics-addr=127.0.0.1:0',
+      ...args,
+    ]).catch((e: { code: number; stdout: string; stderr: string }) => e);
     expect((refused as { code: number }).code).toBe(1);
     expect((refused as { stdout: string }).stdout).toContain('another process is listening');
     // A crashed listener leaves its socket file behind: that one is stale and gets replaced.
     await new Promise<void>((r) => squatter.close(() => r()));
-    const crashed = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const crashed = spawn(
+      process.execPath,
+      ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => console.log('up'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((r) => crashed.stdout!.once('data', r));
     crashed.kill('SIGKILL');
     await new Promise((r) => crashed.once('exit', r));

@@ -2,7 +2,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { CORE, KMS_STORED_PREFIX, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, clusterNames, openBaoAccessNames } from '@kdc/shared';
+import {
+  CORE,
+  KMS_STORED_PREFIX,
+  OPENBAO_AUDIENCE,
+  OPENBAO_K8S_AUTH_MOUNT,
+  clusterNames,
+  openBaoAccessNames,
+} from '@kdc/shared';
 import { auditLinesSince, auditMark, forEachAuditLineSince } from '../src/audit-log.ts';
 import { readRaw } from '../src/etcd-raw.ts';
 import { parseStoredValue } from '../src/kms.ts';
@@ -20,7 +27,12 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       const name = `s-${i}`;
       const value = secretValue(i);
       written.set(name, value);
-      await kms.t.tenant.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { value } });
+      await kms.t.tenant.create(CORE('secrets', 'default'), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name },
+        stringData: { value },
+      });
     }
     const status = await kms.client.status();
     expect(status).toMatchObject({ version: 'v2', healthz: 'ok' });
@@ -36,7 +48,9 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       expect(envelope.encryptedDEKSource.toString('latin1')).toMatch(/^vault:v1:/);
       expect(envelope.encryptedDEKSource.length).toBeLessThanOrEqual(1024);
       expect(envelope.encryptedDEKSourceType).toBe(1); // HKDF_SHA256_XNONCE_AES_GCM_SEED
-      const read = await kms.t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', name));
+      const read = await kms.t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
+        CORE('secrets', 'default', name),
+      );
       expect(Buffer.from(read.data.value!, 'base64').toString()).toBe(value);
     }
   });
@@ -47,13 +61,20 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
     // (Status latency is measured by npm run bench:kms, not asserted here.)
     for (let i = 0; i < 500; i++) await kms.client.status();
     const elapsedS = (Date.now() - started) / 1000;
-    const keyReads = auditLinesSince(platform().openbao.auditLog, mark).filter((l) => l.includes(`"transit/keys/${kms.t.transitKey}"`)).length;
+    const keyReads = auditLinesSince(platform().openbao.auditLog, mark).filter((l) =>
+      l.includes(`"transit/keys/${kms.t.transitKey}"`),
+    ).length;
     // Background reads happen every 2 s (request + response lines); 500 Status calls add none.
     expect(keyReads).toBeLessThanOrEqual(2 * (Math.ceil(elapsedS / 2) + 1));
   });
 
   it('refuses 5,000 random and malformed requests with the right codes, without crashing or growing', async () => {
-    const rss = async () => Number(/process_resident_memory_bytes (\d+(\.\d+)?(e\+\d+)?)/.exec(await (await fetch(`${kms.t.plugin.metricsUrl}/metrics`)).text())![1]);
+    const rss = async () =>
+      Number(
+        /process_resident_memory_bytes (\d+(\.\d+)?(e\+\d+)?)/.exec(
+          await (await fetch(`${kms.t.plugin.metricsUrl}/metrics`)).text(),
+        )![1],
+      );
     const { key_id } = await kms.client.status();
     const good = await kms.client.encrypt(randomBytes(32));
     let rssAfterWarmUp = 0;
@@ -63,7 +84,8 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id: `foreign-${randomBytes(4).toString('hex')}` }),
       () => kms.client.decrypt({ ciphertext: Buffer.alloc(2000, 65), key_id }),
       () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id: 'x'.repeat(1500) }),
-      () => kms.client.decrypt({ ciphertext: good.ciphertext, key_id, annotations: { 'Not_A_Domain': Buffer.from('x') } }),
+      () =>
+        kms.client.decrypt({ ciphertext: good.ciphertext, key_id, annotations: { Not_A_Domain: Buffer.from('x') } }),
       () => kms.client.decrypt({ ciphertext: Buffer.from(`vault:v1:${randomBytes(60).toString('base64')}`), key_id }),
       () => kms.client.decrypt({ ciphertext: Buffer.from(`vault:v7:${randomBytes(60).toString('base64')}`), key_id }),
       () => kms.client.decrypt({ ciphertext: Buffer.alloc(0), key_id }),
@@ -74,10 +96,14 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
     for (let i = 0; i < 5000; i += 50) {
       // The first 1,000 warm up V8 and the HTTP agent; growth is measured over the other 4,000.
       if (i === 1000) rssAfterWarmUp = await rss();
-      await Promise.all(Array.from({ length: 50 }, (_, j) => cases[(i + j) % cases.length]!().then(
-        () => codes.set(-1, (codes.get(-1) ?? 0) + 1),
-        (e: { code: number }) => codes.set(e.code, (codes.get(e.code) ?? 0) + 1),
-      )));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) =>
+          cases[(i + j) % cases.length]!().then(
+            () => codes.set(-1, (codes.get(-1) ?? 0) + 1),
+            (e: { code: number }) => codes.set(e.code, (codes.get(e.code) ?? 0) + 1),
+          ),
+        ),
+      );
     }
     expect(codes.get(-1)).toBeUndefined();
     expect([...codes.keys()].every((c) => expected.includes(c))).toBe(true);
@@ -91,15 +117,25 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
     expect(kms.t.plugin.process.running).toBe(true);
   });
 
-  it('with the plugin\'s own token, OpenBao refuses rotate and every other key', async () => {
+  it("with the plugin's own token, OpenBao refuses rotate and every other key", async () => {
     const names = clusterNames(kms.t.cluster);
-    const jwt = await serviceAccountToken(management(), kms.t.namespace, names.kmsPluginServiceAccount, [OPENBAO_AUDIENCE]);
-    const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames(kms.t.namespace, kms.t.cluster).pluginRole, jwt);
+    const jwt = await serviceAccountToken(management(), kms.t.namespace, names.kmsPluginServiceAccount, [
+      OPENBAO_AUDIENCE,
+    ]);
+    const login = await openBaoAnonymous().loginKubernetes(
+      OPENBAO_K8S_AUTH_MOUNT,
+      openBaoAccessNames(kms.t.namespace, kms.t.cluster).pluginRole,
+      jwt,
+    );
     const plugin = openBaoAnonymous().withToken(login.clientToken);
     await expect(plugin.transit().rotate(kms.t.transitKey)).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().configure(kms.t.transitKey, { min_decryption_version: 1 })).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().configure(kms.t.transitKey, { min_decryption_version: 1 })).rejects.toMatchObject({
+      status: 403,
+    });
     await expect(plugin.transit().createKey(`${kms.t.transitKey}-x`)).rejects.toMatchObject({ status: 403 });
-    await expect(plugin.transit().encrypt(`${kms.t.transitKey}-other`, Buffer.from('x'))).rejects.toMatchObject({ status: 403 });
+    await expect(plugin.transit().encrypt(`${kms.t.transitKey}-other`, Buffer.from('x'))).rejects.toMatchObject({
+      status: 403,
+    });
     await expect(plugin.transit().datakey(kms.t.transitKey, 'plaintext')).rejects.toMatchObject({ status: 403 });
     expect((await plugin.transit().readKey(kms.t.transitKey))?.latestVersion).toBeGreaterThanOrEqual(1);
     await plugin.revokeSelf();

@@ -8,11 +8,18 @@ describe('leader election on a Lease', () => {
   const candidates: Candidate[] = [];
   afterAll(() => candidates.forEach((c) => c.child.kill('SIGKILL')));
   const start = (namespace: string, identity: string, leaseSeconds: number) => {
-    const candidate = startCandidate({ kubeconfig: platform().management.kubeconfig, namespace, lease: 'kdc-test-lease', identity, leaseSeconds });
+    const candidate = startCandidate({
+      kubeconfig: platform().management.kubeconfig,
+      namespace,
+      lease: 'kdc-test-lease',
+      identity,
+      leaseSeconds,
+    });
     candidates.push(candidate);
     return candidate;
   };
-  const leads = (c: Candidate) => waitFor(`${c.identity} to lead`, async () => c.first('leading'), { timeoutMs: 30_000, intervalMs: 50 });
+  const leads = (c: Candidate) =>
+    waitFor(`${c.identity} to lead`, async () => c.first('leading'), { timeoutMs: 30_000, intervalMs: 50 });
 
   it('exactly one of two instances leads; when the leader is killed the other takes over within the lease time', async () => {
     const kube = management();
@@ -32,8 +39,14 @@ describe('leader election on a Lease', () => {
     // instance-b counts the lease from when it saw instance-a's last renewal (at most one 1-1.2 s
     // retry after it), and notices the expiry at its next retry.
     expect(takeoverMs).toBeLessThanOrEqual((leaseSeconds + 4) * 1000);
-    const lease = await new KubeClient(kube.config).get<{ spec: { holderIdentity: string; leaseTransitions: number } } & Record<string, unknown>>({
-      group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: ns, name: 'kdc-test-lease',
+    const lease = await new KubeClient(kube.config).get<
+      { spec: { holderIdentity: string; leaseTransitions: number } } & Record<string, unknown>
+    >({
+      group: 'coordination.k8s.io',
+      version: 'v1',
+      plural: 'leases',
+      namespace: ns,
+      name: 'kdc-test-lease',
     });
     expect(lease.spec.holderIdentity).toBe('instance-b');
     expect(lease.spec.leaseTransitions).toBe(1);

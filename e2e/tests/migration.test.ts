@@ -9,9 +9,24 @@ import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { DATASTORE_REF, ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
-import { dataStoreAccess, rawRows as rawResourceRows, readLedger as readSecretsLedger, tenantPrefix } from '../src/tenant-rows.ts';
+import {
+  dataStoreAccess,
+  rawRows as rawResourceRows,
+  readLedger as readSecretsLedger,
+  tenantPrefix,
+} from '../src/tenant-rows.ts';
 import { waitFor } from '../src/wait.ts';
-import { condition, controllerNamespace, createNamespace, kdc, management, openBaoRoot, platform, shardControllers, unique } from './helpers.ts';
+import {
+  condition,
+  controllerNamespace,
+  createNamespace,
+  kdc,
+  management,
+  openBaoRoot,
+  platform,
+  shardControllers,
+  unique,
+} from './helpers.ts';
 
 // Issue 12: every stored row follows the configuration, proven on raw etcd bytes. A tenant with
 // N plaintext Secrets turns encryption on; then its KEK rotates three times (Transit v1 -> v4),
@@ -29,7 +44,9 @@ const N = Number(process.env.KDC_MIGRATION_N ?? 2000);
 const SEED = Number(process.env.KDC_MIGRATION_SEED ?? randomInt(2 ** 31));
 const ROTATIONS = 3;
 type Migration = NonNullable<NonNullable<KdcClusterStatus['encryption']>['migration']>;
-type Cluster = KubeObject & { status?: KdcClusterStatus & { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+type Cluster = KubeObject & {
+  status?: KdcClusterStatus & { conditions?: { type: string; status: string; reason: string; message: string }[] };
+};
 
 /** mulberry32: a small seeded generator, so the kill points replay from the printed seed. */
 function seeded(seed: number): () => number {
@@ -77,20 +94,33 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
   };
   const seconds = (since: number) => Math.round((Date.now() - since) / 100) / 10;
   /** RFC 3339 in status has whole seconds: `t` at or after the second `since` falls in. */
-  const notBefore = (t: string | undefined, since: number) => t !== undefined && Date.parse(t) >= Math.floor(since / 1000) * 1000;
+  const notBefore = (t: string | undefined, since: number) =>
+    t !== undefined && Date.parse(t) >= Math.floor(since / 1000) * 1000;
 
   const readLedger = () => readSecretsLedger(tenant, 'secrets');
   /** Every Secret row of the tenant, read raw: plaintext, or KMS v2 with its key_id. */
-  const rawRows = async () => rawResourceRows(etcdctl, await tenantPrefix(kube, ns, names.tenantControlPlane), 'secrets');
+  const rawRows = async () =>
+    rawResourceRows(etcdctl, await tenantPrefix(kube, ns, names.tenantControlPlane), 'secrets');
 
   /** Encrypted=True/EncryptionCompleted under Transit `version`, proven by a scan and a finished migration newer than `since`. */
-  const completed = (since: number, version: number) => waitFor(`Encrypted=True/EncryptionCompleted under Transit v${version}, proven by a scan newer than the change`, async () => {
-    const c = await get();
-    const e = c.status?.encryption;
-    const keyIds = e?.coverage?.keyIds ?? [];
-    return condition(c, 'Encrypted')?.reason === 'EncryptionCompleted' && notBefore(e?.coverage?.scannedAt, since) && notBefore(e?.lastRewrapCompleted, since) && !e?.migration
-      && keyIds.length > 0 && keyIds.every((k) => versionOfKeyId(k) === version) ? c : undefined;
-  }, { timeoutMs: 420_000, intervalMs: 1000 });
+  const completed = (since: number, version: number) =>
+    waitFor(
+      `Encrypted=True/EncryptionCompleted under Transit v${version}, proven by a scan newer than the change`,
+      async () => {
+        const c = await get();
+        const e = c.status?.encryption;
+        const keyIds = e?.coverage?.keyIds ?? [];
+        return condition(c, 'Encrypted')?.reason === 'EncryptionCompleted' &&
+          notBefore(e?.coverage?.scannedAt, since) &&
+          notBefore(e?.lastRewrapCompleted, since) &&
+          !e?.migration &&
+          keyIds.length > 0 &&
+          keyIds.every((k) => versionOfKeyId(k) === version)
+          ? c
+          : undefined;
+      },
+      { timeoutMs: 420_000, intervalMs: 1000 },
+    );
 
   /**
    * kill -9 k8-manager once the `reason` migration begun after `since` has re-written at least
@@ -98,23 +128,46 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
    * goes on from the checkpoint: same startedAt, the count only moves forward.
    */
   async function killMidMigration(phase: string, since: number, reason: Migration['reason'], threshold: number) {
-    const seen = await waitFor(`${phase}: the ${reason} migration to re-write ${threshold} objects (or finish)`, async () => {
-      const e = (await get()).status?.encryption;
-      const m = e?.migration;
-      if (m?.reason === reason && notBefore(m.startedAt, since) && m.rewritten >= threshold) return m;
-      return !m && notBefore(e?.lastRewrapCompleted, since) ? 'finished' : undefined;
-    }, { timeoutMs: 300_000, intervalMs: 200 });
+    const seen = await waitFor(
+      `${phase}: the ${reason} migration to re-write ${threshold} objects (or finish)`,
+      async () => {
+        const e = (await get()).status?.encryption;
+        const m = e?.migration;
+        if (m?.reason === reason && notBefore(m.startedAt, since) && m.rewritten >= threshold) return m;
+        return !m && notBefore(e?.lastRewrapCompleted, since) ? 'finished' : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 200 },
+    );
     await manager.process.kill();
     const atKill = (await get()).status?.encryption?.migration;
-    manager = await startK8Manager(platform(), { name: `k8m-${id}-${++managers}`, leaseNamespace: await controllerNamespace(kube), selector: `kdc-e2e/k8m=${id}`, env: k8ManagerEnv });
-    const kill = { threshold, at: atKill ? { rewritten: atKill.rewritten, total: atKill.total, pass: atKill.pass, resource: atKill.resource ?? 'pass ended' } : 'after the migration finished' };
+    manager = await startK8Manager(platform(), {
+      name: `k8m-${id}-${++managers}`,
+      leaseNamespace: await controllerNamespace(kube),
+      selector: `kdc-e2e/k8m=${id}`,
+      env: k8ManagerEnv,
+    });
+    const kill = {
+      threshold,
+      at: atKill
+        ? {
+            rewritten: atKill.rewritten,
+            total: atKill.total,
+            pass: atKill.pass,
+            resource: atKill.resource ?? 'pass ended',
+          }
+        : 'after the migration finished',
+    };
     if (!atKill) return kill;
     if (seen !== 'finished') expect(atKill.startedAt).toBe(seen.startedAt);
     // The new leader goes on from the checkpoint: the count never goes back, the pass does not restart.
-    const resumed = await waitFor(`${phase}: the new k8-manager to move the checkpoint`, async () => {
-      const m = (await get()).status?.encryption?.migration;
-      return !m || m.rewritten > atKill.rewritten ? m ?? 'finished' : undefined;
-    }, { timeoutMs: 240_000, intervalMs: 200 });
+    const resumed = await waitFor(
+      `${phase}: the new k8-manager to move the checkpoint`,
+      async () => {
+        const m = (await get()).status?.encryption?.migration;
+        return !m || m.rewritten > atKill.rewritten ? (m ?? 'finished') : undefined;
+      },
+      { timeoutMs: 240_000, intervalMs: 200 },
+    );
     if (resumed !== 'finished') {
       expect(resumed.startedAt).toBe(atKill.startedAt);
       expect(resumed.rewritten).toBeGreaterThan(atKill.rewritten);
@@ -125,9 +178,14 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
   /** What the test saw of the checkpoint since `since`: one migration, its counts never going back. */
   function expectCheckpointNeverWentBack(since: number) {
     const seen = observed.filter((o) => o.at >= since).map((o) => o.m);
-    expect(new Set(seen.map((m) => m.startedAt)).size, 'one migration per phase: no kill restarted it').toBeLessThanOrEqual(1);
+    expect(
+      new Set(seen.map((m) => m.startedAt)).size,
+      'one migration per phase: no kill restarted it',
+    ).toBeLessThanOrEqual(1);
     for (let i = 1; i < seen.length; i++) {
-      expect(seen[i]!.rewritten, `checkpoint ${i} of ${seen.length}: rewritten went back`).toBeGreaterThanOrEqual(seen[i - 1]!.rewritten);
+      expect(seen[i]!.rewritten, `checkpoint ${i} of ${seen.length}: rewritten went back`).toBeGreaterThanOrEqual(
+        seen[i - 1]!.rewritten,
+      );
       expect(seen[i]!.pass).toBeGreaterThanOrEqual(seen[i - 1]!.pass);
     }
     return seen.length;
@@ -147,36 +205,69 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     return raw;
   }
 
-  const minDecryption = (to: number) => runKdc(['keys', 'min-decryption', kmsKey, '--to', String(to), ...etcdFlags, '-n', ns], cliEnv);
+  const minDecryption = (to: number) =>
+    runKdc(['keys', 'min-decryption', kmsKey, '--to', String(to), ...etcdFlags, '-n', ns], cliEnv);
 
   beforeAll(async () => {
     const started = Date.now();
-    console.log(JSON.stringify({ migrationSeed: SEED, killAfterRewritten: { enable: KILL_AT[0], rotations: KILL_AT.slice(1) } }));
+    console.log(
+      JSON.stringify({ migrationSeed: SEED, killAfterRewritten: { enable: KILL_AT[0], rotations: KILL_AT.slice(1) } }),
+    );
     const p = platform();
     ns = await createNamespace(kube, 'mig');
     const dir = join(p.dir, id);
     mkdirSync(dir, { recursive: true });
-    runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] }, namespaces: [ns] });
+    runner = await startKamajiRunner(p, {
+      images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] },
+      namespaces: [ns],
+    });
     stops.push(runner);
     const port = await dedicatedEtcdDataStore({ kube, runner, ns, dir, sts: `${id}-etcd`, dataStore });
     // etcdctl as a platform operator would run it, with the DataStore's own client certificate.
     const access = await dataStoreAccess({ kube, etcdctl: p.binaries.etcdctl, dataStore, port, dir });
     etcdctl = access.etcdctl;
-    etcdFlags = ['--etcd-endpoint', access.endpoint, '--etcd-ca-file', access.ca, '--etcd-cert-file', access.cert, '--etcd-key-file', access.key];
+    etcdFlags = [
+      '--etcd-endpoint',
+      access.endpoint,
+      '--etcd-ca-file',
+      access.ca,
+      '--etcd-cert-file',
+      access.cert,
+      '--etcd-key-file',
+      access.key,
+    ];
     cliEnv = kdcEnv(p, dir);
     const [reconciler, k8m] = await shardControllers(id, k8ManagerEnv);
     stops.push(reconciler);
     manager = k8m;
     await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
       spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, backup: { enabled: false } },
     });
-    const admin = await waitFor('the admin kubeconfig', async () => (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`))) ?? undefined, { timeoutMs: 180_000, intervalMs: 1000 });
+    const admin = await waitFor(
+      'the admin kubeconfig',
+      async () =>
+        (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
+          CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+        )) ?? undefined,
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
     // Its bootstrap controller creates the default namespace shortly after it serves.
-    await waitFor('the tenant apiserver with its default namespace', async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null, { timeoutMs: 120_000, intervalMs: 1000 });
+    await waitFor(
+      'the tenant apiserver with its default namespace',
+      async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null,
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
     const write = async (i: number) => {
-      const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}` }, stringData: { value: `migration-plaintext-${i}-${createHash('sha1').update(String(i)).digest('hex')}` } };
+      const body = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `s-${i}` },
+        stringData: { value: `migration-plaintext-${i}-${createHash('sha1').update(String(i)).digest('hex')}` },
+      };
       // A young apiserver may drop a connection: try again, and take an earlier success as one.
       for (let attempt = 1; ; attempt++) {
         try {
@@ -188,7 +279,8 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
         }
       }
     };
-    for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, j) => write(i + j)));
+    for (let i = 0; i < N; i += 50)
+      await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, j) => write(i + j)));
     ledger = await readLedger();
     expect(ledger.size).toBeGreaterThanOrEqual(N);
     const before = await rawRows();
@@ -210,10 +302,27 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     expect(condition(done, 'Encrypted')).toMatchObject({ status: 'True', message: 'All resources encrypted: secrets' });
     await expectAllRowsAt(done, 1);
     kmsKey = done.status!.encryption!.resolvedKeyRef!;
-    transitKey = (await kube.get<KubeObject & { status: { keyId: string } }>({ group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name: kmsKey })).status.keyId.split('/').pop()!;
-    expect(await openBaoRoot().transit().readKey(transitKey)).toMatchObject({ latestVersion: 1, minDecryptionVersion: 1 });
-    const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
-    expect(events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason)).toEqual(expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']));
+    transitKey = (
+      await kube.get<KubeObject & { status: { keyId: string } }>({
+        group: 'security.kube-dc.com',
+        version: 'v1alpha1',
+        plural: 'kmskeys',
+        namespace: ns,
+        name: kmsKey,
+      })
+    ).status.keyId
+      .split('/')
+      .pop()!;
+    expect(await openBaoRoot().transit().readKey(transitKey)).toMatchObject({
+      latestVersion: 1,
+      minDecryptionVersion: 1,
+    });
+    const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
+      CORE('events', ns),
+    );
+    expect(events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason)).toEqual(
+      expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']),
+    );
     console.log(JSON.stringify({ migrationPhase: 'enable', seconds: seconds(started), kill, checkpoints }));
   }, 600_000);
 
@@ -233,15 +342,23 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
       if (refusal) {
         const refused = await refusal;
         expect(refused.code, refused.stdout + refused.stderr).toBe(1);
-        expect(refused.stderr).toContain(`refused: min_decryption_version of ${transitKey} stays 1; it cannot become ${version} while:`);
-        expect(refused.stderr).toMatch(new RegExp(`etcd rows of cluster ${cluster} under ${await tenantPrefix(kube, ns, names.tenantControlPlane)} still use v${version - 1} \\(\\d+ rows?\\): run "kubectl kdc rewrap-etcd ${cluster} -n ${ns}"`));
+        expect(refused.stderr).toContain(
+          `refused: min_decryption_version of ${transitKey} stays 1; it cannot become ${version} while:`,
+        );
+        expect(refused.stderr).toMatch(
+          new RegExp(
+            `etcd rows of cluster ${cluster} under ${await tenantPrefix(kube, ns, names.tenantControlPlane)} still use v${version - 1} \\(\\d+ rows?\\): run "kubectl kdc rewrap-etcd ${cluster} -n ${ns}"`,
+          ),
+        );
       }
       const done = await completed(started, version);
       const checkpoints = expectCheckpointNeverWentBack(started);
       expect(done.status!.encryption!.lastRewrapCompleted).toBeDefined();
       expect(done.status!.encryption!.rewrapInProgress).toBe(false);
       await expectAllRowsAt(done, version);
-      console.log(JSON.stringify({ migrationPhase: `rotation ${round}`, seconds: seconds(started), kill, checkpoints }));
+      console.log(
+        JSON.stringify({ migrationPhase: `rotation ${round}`, seconds: seconds(started), kill, checkpoints }),
+      );
     }, 600_000);
   }
 
@@ -253,13 +370,18 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     const dry = await minDecryption(to);
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
     // The CLI reads secrets and configmaps: every KMS row is under v4, the others (configmaps) plaintext.
-    expect(dry.stdout).toMatch(new RegExp(`${cluster}\\s+${prefix}\\s+\\d+\\s+v${to}:${raw.total}\\s+\\d+\\s+0\\s+0\\n`));
+    expect(dry.stdout).toMatch(
+      new RegExp(`${cluster}\\s+${prefix}\\s+\\d+\\s+v${to}:${raw.total}\\s+\\d+\\s+0\\s+0\\n`),
+    );
     expect(dry.stdout).toContain(`no backup and no etcd row needs a version below ${to} of ${transitKey}`);
     expect(dry.stdout).toContain(`would set min_decryption_version of ${transitKey} to ${to}`);
     expect(dry.stderr).not.toContain('refused');
     expect((await openBaoRoot().transit().readKey(transitKey))!.minDecryptionVersion).toBe(1);
 
-    const confirmed = await runKdc(['keys', 'min-decryption', kmsKey, '--to', String(to), '--confirm', ...etcdFlags, '-n', ns], cliEnv);
+    const confirmed = await runKdc(
+      ['keys', 'min-decryption', kmsKey, '--to', String(to), '--confirm', ...etcdFlags, '-n', ns],
+      cliEnv,
+    );
     expect(confirmed.code, confirmed.stdout + confirmed.stderr).toBe(0);
     expect(confirmed.stdout).toContain(`min_decryption_version of ${transitKey} set to ${to}`);
     expect((await openBaoRoot().transit().readKey(transitKey))!.minDecryptionVersion).toBe(to);

@@ -1,18 +1,52 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE, FINALIZERS, KDC_API_VERSION, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, SECURITY_GROUP, clusterNames, openBaoAccessNames,
-  kdcClusterSpecSchema, parsePolicy, renderPolicy, transitKeyName, type KubeObject,
+  CORE,
+  FINALIZERS,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  OPENBAO_K8S_AUTH_MOUNT,
+  SECURITY_GROUP,
+  clusterNames,
+  openBaoAccessNames,
+  kdcClusterSpecSchema,
+  parsePolicy,
+  renderPolicy,
+  transitKeyName,
+  type KubeObject,
 } from '@kdc/shared';
 import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
-import { controllerNamespace, createNamespace, management, openBaoAnonymous, openBaoRoot, platform, unique } from './helpers.ts';
+import {
+  controllerNamespace,
+  createNamespace,
+  management,
+  openBaoAnonymous,
+  openBaoRoot,
+  platform,
+  unique,
+} from './helpers.ts';
 
-type Cluster = KubeObject & { spec: Record<string, any>; status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-const kdcRef = (ns: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name });
-const keyRef = (ns: string, name?: string) => ({ group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: ns, name });
+type Cluster = KubeObject & {
+  spec: Record<string, any>;
+  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+};
+const kdcRef = (ns: string, name?: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace: ns,
+  name,
+});
+const keyRef = (ns: string, name?: string) => ({
+  group: SECURITY_GROUP,
+  version: 'v1alpha1',
+  plural: 'kmskeys',
+  namespace: ns,
+  name,
+});
 const preflight = (c: Cluster | null) => c?.status?.conditions?.find((x) => x.type === 'KMSPreflight');
 const N = Number(process.env.KDC_STEADY_STATE_N ?? 200);
 
@@ -21,7 +55,10 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
   const kube = management();
   const root = openBaoRoot();
   beforeAll(async () => {
-    controller = await startEncryptionReconciler(platform(), { name: unique('encryption-reconciler-access'), leaseNamespace: await controllerNamespace(kube) });
+    controller = await startEncryptionReconciler(platform(), {
+      name: unique('encryption-reconciler-access'),
+      leaseNamespace: await controllerNamespace(kube),
+    });
   });
   afterAll(async () => {
     await controller?.stop();
@@ -30,44 +67,110 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
   async function encryptedCluster(ns: string, cluster: string, withSa = true) {
     const names = clusterNames(cluster);
     // The auto key as k8-manager makes it (labels tie it to the cluster; validation checks them).
-    await kube.create(keyRef(ns), buildAutoKey(ns, cluster, kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } })));
-    if (withSa) await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
-    await kube.create(kdcRef(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster }, spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } } });
+    await kube.create(
+      keyRef(ns),
+      buildAutoKey(
+        ns,
+        cluster,
+        kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } }),
+      ),
+    );
+    if (withSa)
+      await kube.create(CORE('serviceaccounts', ns), {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: names.kmsPluginServiceAccount },
+      });
+    await kube.create(kdcRef(ns), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster },
+      spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
+    });
   }
-  const preflightOk = (ns: string, cluster: string) => waitFor(`${cluster} pre-flight`, async () => {
-    const c = await kube.getOrNull<Cluster>(kdcRef(ns, cluster));
-    return preflight(c)?.status === 'True' ? c : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  const preflightOk = (ns: string, cluster: string) =>
+    waitFor(
+      `${cluster} pre-flight`,
+      async () => {
+        const c = await kube.getOrNull<Cluster>(kdcRef(ns, cluster));
+        return preflight(c)?.status === 'True' ? c : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
-  it('writes the policy and role, proves them with the plugin\'s credentials, repairs drift, removes them on disable', async () => {
+  it("writes the policy and role, proves them with the plugin's credentials, repairs drift, removes them on disable", async () => {
     const ns = await createNamespace(kube, 'access');
     const cluster = unique('c');
     const names = clusterNames(cluster);
     const bao = openBaoAccessNames(ns, cluster);
     await encryptedCluster(ns, cluster);
     const ready = await preflightOk(ns, cluster);
-    expect(preflight(ready)).toMatchObject({ reason: 'PreflightSucceeded', message: expect.stringMatching(/rotate is denied/) });
+    expect(preflight(ready)).toMatchObject({
+      reason: 'PreflightSucceeded',
+      message: expect.stringMatching(/rotate is denied/),
+    });
     expect(ready!.metadata?.finalizers).toContain(FINALIZERS.openBaoAccess);
     const key = transitKeyName(ns, names.autoEtcdKey);
-    expect(parsePolicy((await root.readPolicy(bao.pluginPolicy))!).map((r) => r.path)).toEqual([`transit/encrypt/${key}`, `transit/decrypt/${key}`, `transit/keys/${key}`, 'auth/token/lookup-self']);
-    expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)).toMatchObject({ bound_service_account_names: [names.kmsPluginServiceAccount], bound_service_account_namespaces: [ns], token_policies: [bao.pluginPolicy] });
+    expect(parsePolicy((await root.readPolicy(bao.pluginPolicy))!).map((r) => r.path)).toEqual([
+      `transit/encrypt/${key}`,
+      `transit/decrypt/${key}`,
+      `transit/keys/${key}`,
+      'auth/token/lookup-self',
+    ]);
+    expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)).toMatchObject({
+      bound_service_account_names: [names.kmsPluginServiceAccount],
+      bound_service_account_namespaces: [ns],
+      token_policies: [bao.pluginPolicy],
+    });
 
     // Out-of-band deletion heals.
     await root.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole);
     await root.deletePolicy(bao.pluginPolicy);
-    await waitFor('role and policy restored', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) !== null && (await root.readPolicy(bao.pluginPolicy)) !== null, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor(
+      'role and policy restored',
+      async () =>
+        (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) !== null &&
+        (await root.readPolicy(bao.pluginPolicy)) !== null,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     // A widened policy is narrowed again.
-    await root.writePolicy(bao.pluginPolicy, renderPolicy([...parsePolicy((await root.readPolicy(bao.pluginPolicy))!), { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
-    await waitFor('policy narrowed again', async () => !(await root.readPolicy(bao.pluginPolicy))!.includes('/rotate'), { timeoutMs: 30_000, intervalMs: 500 });
+    await root.writePolicy(
+      bao.pluginPolicy,
+      renderPolicy([
+        ...parsePolicy((await root.readPolicy(bao.pluginPolicy))!),
+        { path: `transit/keys/${key}/rotate`, capabilities: ['update'] },
+      ]),
+    );
+    await waitFor(
+      'policy narrowed again',
+      async () => !(await root.readPolicy(bao.pluginPolicy))!.includes('/rotate'),
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     // The event follows the repair (the policy may be seen narrowed before it is recorded).
-    await waitFor('an OpenBaoDriftRepaired event', async () => {
-      const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns));
-      return events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster);
-    }, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor(
+      'an OpenBaoDriftRepaired event',
+      async () => {
+        const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
+          CORE('events', ns),
+        );
+        return events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster);
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
 
     await kube.patch(kdcRef(ns, cluster), { spec: { encryption: { etcd: { enabled: false } } } });
-    await waitFor('access removed', async () => (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) === null && (await root.readPolicy(bao.pluginPolicy)) === null, { timeoutMs: 30_000, intervalMs: 500 });
-    await waitFor('finalizer released', async () => !(await kube.get<Cluster>(kdcRef(ns, cluster))).metadata?.finalizers?.includes(FINALIZERS.openBaoAccess));
+    await waitFor(
+      'access removed',
+      async () =>
+        (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) === null &&
+        (await root.readPolicy(bao.pluginPolicy)) === null,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    await waitFor(
+      'finalizer released',
+      async () =>
+        !(await kube.get<Cluster>(kdcRef(ns, cluster))).metadata?.finalizers?.includes(FINALIZERS.openBaoAccess),
+    );
     expect(await root.transit().readKey(key)).not.toBeNull();
   });
 
@@ -80,21 +183,46 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const key = transitKeyName(ns, names.autoEtcdKey);
     const access = desiredAccess(ns, cluster, spec, { etcd: key, backup: key });
     await root.transit().createKey(key);
-    const run = () => runPreflight({ kube, anonymous: openBaoAnonymous(), namespace: ns, cluster, access, fingerprint: accessFingerprint(ns, cluster, access) });
+    const run = () =>
+      runPreflight({
+        kube,
+        anonymous: openBaoAnonymous(),
+        namespace: ns,
+        cluster,
+        access,
+        fingerprint: accessFingerprint(ns, cluster, access),
+      });
     // Not through the reconciler (it would repair these at once): the pre-flight judged alone.
     await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules));
     await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, access.roles[0]!.body);
     expect(await run()).toMatchObject({ ok: false, reason: 'ServiceAccountMissing' });
-    await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: names.kmsPluginServiceAccount } });
+    await kube.create(CORE('serviceaccounts', ns), {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: names.kmsPluginServiceAccount },
+    });
     expect(await run()).toMatchObject({ ok: true, reason: 'PreflightSucceeded' });
 
-    await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules.filter((r) => !r.path.startsWith('transit/decrypt/'))));
-    expect(await run()).toMatchObject({ ok: false, reason: 'CapabilityMissing', message: expect.stringMatching(/decrypt on transit key .* 403/) });
-    await root.writePolicy(bao.pluginPolicy, renderPolicy([...access.policies[0]!.rules, { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]));
+    await root.writePolicy(
+      bao.pluginPolicy,
+      renderPolicy(access.policies[0]!.rules.filter((r) => !r.path.startsWith('transit/decrypt/'))),
+    );
+    expect(await run()).toMatchObject({
+      ok: false,
+      reason: 'CapabilityMissing',
+      message: expect.stringMatching(/decrypt on transit key .* 403/),
+    });
+    await root.writePolicy(
+      bao.pluginPolicy,
+      renderPolicy([...access.policies[0]!.rules, { path: `transit/keys/${key}/rotate`, capabilities: ['update'] }]),
+    );
     expect(await run()).toMatchObject({ ok: false, reason: 'RotateAllowed' });
     expect((await root.transit().readKey(key))!.latestVersion).toBe(1); // asked, never rotated
     await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules));
-    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, { ...access.roles[0]!.body, audience: 'not-openbao' });
+    await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, {
+      ...access.roles[0]!.body,
+      audience: 'not-openbao',
+    });
     expect(await run()).toMatchObject({ ok: false, reason: 'LoginFailed', message: expect.stringMatching(/403/) });
   });
 
@@ -102,17 +230,25 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const ns = await createNamespace(kube, 'steady');
     const clusters = Array.from({ length: N }, (_, i) => `s${i}`);
     for (let i = 0; i < N; i += 20) await Promise.all(clusters.slice(i, i + 20).map((c) => encryptedCluster(ns, c)));
-    await waitFor('every pre-flight', async () => {
-      const list = await kube.list<Cluster>(kdcRef(ns));
-      return list.items.filter((c) => preflight(c)?.status === 'True').length === N;
-    }, { timeoutMs: 240_000, intervalMs: 2_000 });
+    await waitFor(
+      'every pre-flight',
+      async () => {
+        const list = await kube.list<Cluster>(kdcRef(ns));
+        return list.items.filter((c) => preflight(c)?.status === 'True').length === N;
+      },
+      { timeoutMs: 240_000, intervalMs: 2_000 },
+    );
     await sleep(6_000); // let in-flight reconciles of the last status writes finish
-    const writesIn = (lines: string[]) => lines.filter((line) => {
-      if (!line.includes('"type":"request"')) return false;
-      const req = JSON.parse(line).request as { operation: string; path: string };
-      const ours = req.path.includes(`transit/keys/${ns}.`) || req.path.includes(`owners/transit/${ns}.`) || clusters.some((c) => req.path.endsWith(`/tcp-${ns}.${c}`) || req.path.endsWith(`/backup-${ns}.${c}`));
-      return ours && req.operation !== 'read' && req.operation !== 'list';
-    }).length;
+    const writesIn = (lines: string[]) =>
+      lines.filter((line) => {
+        if (!line.includes('"type":"request"')) return false;
+        const req = JSON.parse(line).request as { operation: string; path: string };
+        const ours =
+          req.path.includes(`transit/keys/${ns}.`) ||
+          req.path.includes(`owners/transit/${ns}.`) ||
+          clusters.some((c) => req.path.endsWith(`/tcp-${ns}.${c}`) || req.path.endsWith(`/backup-${ns}.${c}`));
+        return ours && req.operation !== 'read' && req.operation !== 'list';
+      }).length;
     const mark = auditMark(platform().openbao.auditLog);
     await sleep(2 * 5_000 + 2_000); // two resync periods (RESYNC_PERIOD=5s)
     const window = auditLinesSince(platform().openbao.auditLog, mark);

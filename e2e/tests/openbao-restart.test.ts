@@ -11,7 +11,12 @@ describe('OpenBao persistence', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kdc-bao-restart-'));
     const logDir = join(dir, 'logs');
     mkdirSync(logDir);
-    const server = await startOpenBao({ binary: platform().binaries.vault, dir, logDir, ca: createCA(join(dir, 'pki'), 'bao-test') });
+    const server = await startOpenBao({
+      binary: platform().binaries.vault,
+      dir,
+      logDir,
+      ca: createCA(join(dir, 'pki'), 'bao-test'),
+    });
     try {
       const transit = server.client().transit();
       await transit.createKey('durable');

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CORE, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT, OpenBaoError, renderPolicy, ciphertextVersion } from '@kdc/shared';
+import {
+  CORE,
+  OPENBAO_AUDIENCE,
+  OPENBAO_K8S_AUTH_MOUNT,
+  OpenBaoError,
+  renderPolicy,
+  ciphertextVersion,
+} from '@kdc/shared';
 import { createNamespace, management, openBaoAnonymous, openBaoRoot, serviceAccountToken, unique } from './helpers.ts';
 import { platform } from './helpers.ts';
 import { waitFor } from '../src/wait.ts';
@@ -12,7 +19,13 @@ describe('OpenBao Transit through the typed client', () => {
     const name = unique('it-key');
     await transit.createKey(name, { type: 'aes256-gcm96' });
     const key = await transit.readKey(name);
-    expect(key).toMatchObject({ name, type: 'aes256-gcm96', latestVersion: 1, exportable: false, deletionAllowed: false });
+    expect(key).toMatchObject({
+      name,
+      type: 'aes256-gcm96',
+      latestVersion: 1,
+      exportable: false,
+      deletionAllowed: false,
+    });
     expect(key!.versions[1]).toBeGreaterThan(1_700_000_000);
 
     const plaintext = randomBytes(32);
@@ -62,12 +75,15 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
     const keyName = unique('auth-key');
     await root.transit().createKey(keyName);
     const policy = unique('tcp-it');
-    await root.writePolicy(policy, renderPolicy([
-      { path: `transit/encrypt/${keyName}`, capabilities: ['update'] },
-      { path: `transit/decrypt/${keyName}`, capabilities: ['update'] },
-      { path: `transit/keys/${keyName}`, capabilities: ['read'] },
-      { path: 'auth/token/lookup-self', capabilities: ['read'] },
-    ]));
+    await root.writePolicy(
+      policy,
+      renderPolicy([
+        { path: `transit/encrypt/${keyName}`, capabilities: ['update'] },
+        { path: `transit/decrypt/${keyName}`, capabilities: ['update'] },
+        { path: `transit/keys/${keyName}`, capabilities: ['read'] },
+        { path: 'auth/token/lookup-self', capabilities: ['read'] },
+      ]),
+    );
     expect(await root.readPolicy(policy)).toContain(`transit/encrypt/${keyName}`);
     // The role may be written before the ServiceAccount exists (SPEC 3.3).
     await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, policy, {
@@ -78,7 +94,11 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
       token_ttl: '10m',
     });
     expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, policy)).toMatchObject({ token_policies: [policy] });
-    await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'plugin' } });
+    await kube.create(CORE('serviceaccounts', ns), {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'plugin' },
+    });
 
     const jwt = await serviceAccountToken(kube, ns, 'plugin', [OPENBAO_AUDIENCE]);
     const login = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, jwt);
@@ -95,19 +115,36 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
     await expect(plugin.transit().encrypt(`${keyName}-other`, Buffer.from('x'))).rejects.toMatchObject({ status: 403 });
 
     const wrongAudience = await serviceAccountToken(kube, ns, 'plugin', ['not-openbao']);
-    await expect(openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, wrongAudience)).rejects.toMatchObject({ status: 403 });
+    await expect(
+      openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, wrongAudience),
+    ).rejects.toMatchObject({ status: 403 });
     const otherSa = 'intruder';
-    await kube.create(CORE('serviceaccounts', ns), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: otherSa } });
+    await kube.create(CORE('serviceaccounts', ns), {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: otherSa },
+    });
     const intruder = await serviceAccountToken(kube, ns, otherSa, [OPENBAO_AUDIENCE]);
-    await expect(openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, intruder)).rejects.toMatchObject({ status: 403 });
+    await expect(openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, intruder)).rejects.toMatchObject({
+      status: 403,
+    });
 
     // The TokenReview is real: a token of a deleted ServiceAccount no longer logs in.
     // (The apiserver checks the ServiceAccount through its informer cache: allow it to catch up.)
     await kube.delete(CORE('serviceaccounts', ns, 'plugin'));
-    await waitFor('a deleted ServiceAccount\'s token to be refused', async () => {
-      const outcome = await openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, jwt).then(() => 'accepted', (e: OpenBaoError) => e.status);
-      return outcome === 403;
-    }, { timeoutMs: 20_000, intervalMs: 500 });
+    await waitFor(
+      "a deleted ServiceAccount's token to be refused",
+      async () => {
+        const outcome = await openBaoAnonymous()
+          .loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, jwt)
+          .then(
+            () => 'accepted',
+            (e: OpenBaoError) => e.status,
+          );
+        return outcome === 403;
+      },
+      { timeoutMs: 20_000, intervalMs: 500 },
+    );
 
     await root.deleteAuthRole(OPENBAO_K8S_AUTH_MOUNT, policy);
     await root.deletePolicy(policy);

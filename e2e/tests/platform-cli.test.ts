@@ -15,7 +15,8 @@ const run = promisify(execFile);
 describe('npm run platform -- up|status|down', () => {
   const home = mkdtempSync(join(tmpdir(), 'kdc-cli-test-'));
   const env = { ...process.env, KDC_PLATFORM_POINTER: join(home, 'pointer.json') };
-  const cli = (command: string) => run(process.execPath, ['--conditions=source', CLI, command], { env, timeout: 180_000 });
+  const cli = (command: string) =>
+    run(process.execPath, ['--conditions=source', CLI, command], { env, timeout: 180_000 });
   afterAll(async () => {
     await cli('down').catch(() => undefined);
     rmSync(home, { recursive: true, force: true });
@@ -30,7 +31,11 @@ describe('npm run platform -- up|status|down', () => {
     expect(pids.every(pidAlive)).toBe(true);
 
     // The CLI process has exited; the platform it started still serves.
-    const namespaces = await KubeClient.fromFile(state.management.kubeconfig).list({ group: '', version: 'v1', plural: 'namespaces' });
+    const namespaces = await KubeClient.fromFile(state.management.kubeconfig).list({
+      group: '',
+      version: 'v1',
+      plural: 'namespaces',
+    });
     expect(namespaces.items.map((n) => n.metadata?.name)).toContain('kube-system');
 
     const status = await cli('status');

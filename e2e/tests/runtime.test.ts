@@ -1,13 +1,32 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Controller, createLogger, createRegistry, EventRecorder, Informer, KDC_API_VERSION, KDC_GROUP, type KubeObject,
-  setCondition, splitKey, updateStatusIfChanged, CORE,
+  Controller,
+  createLogger,
+  createRegistry,
+  EventRecorder,
+  Informer,
+  KDC_API_VERSION,
+  KDC_GROUP,
+  type KubeObject,
+  setCondition,
+  splitKey,
+  updateStatusIfChanged,
+  CORE,
 } from '@kdc/shared';
 import { waitFor } from '../src/wait.ts';
 import { createNamespace, management } from './helpers.ts';
 
-type Cluster = KubeObject & { spec: { version: string }; status?: { phase?: string; observedGeneration?: number; conditions?: any[] } };
-const ref = (namespace?: string, name?: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name });
+type Cluster = KubeObject & {
+  spec: { version: string };
+  status?: { phase?: string; observedGeneration?: number; conditions?: any[] };
+};
+const ref = (namespace?: string, name?: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace,
+  name,
+});
 const logger = createLogger('runtime-test', { level: 'silent' });
 
 describe('controller runtime against the real apiserver', () => {
@@ -25,7 +44,12 @@ describe('controller runtime against the real apiserver', () => {
     informer.start();
     stops.push(() => informer.stop());
     await informer.waitForSync();
-    await kube.create(ref(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'a' }, spec: { version: 'v1.35.0' } });
+    await kube.create(ref(ns), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: 'a' },
+      spec: { version: 'v1.35.0' },
+    });
     await waitFor('add in cache', async () => informer.get('a', ns));
     await kube.patch(ref(ns, 'a'), { spec: { version: 'v1.35.1' } });
     await waitFor('update in cache', async () => informer.get('a', ns)?.spec.version === 'v1.35.1');
@@ -55,7 +79,17 @@ describe('controller runtime against the real apiserver', () => {
           ...object.status,
           phase: 'Observed',
           observedGeneration: generation,
-          conditions: setCondition(object.status?.conditions, { type: 'Ready', status: 'True', reason: 'Observed', message: `saw ${object.spec.version}`, observedGeneration: generation }, new Date()),
+          conditions: setCondition(
+            object.status?.conditions,
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'Observed',
+              message: `saw ${object.spec.version}`,
+              observedGeneration: generation,
+            },
+            new Date(),
+          ),
         };
         if (await updateStatusIfChanged(kube, ref(namespace, name), object, status)) {
           writes++;
@@ -71,28 +105,49 @@ describe('controller runtime against the real apiserver', () => {
       await controller.stop();
       await informer.stop();
     });
-    await kube.create(ref(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'b' }, spec: { version: 'v1.35.0' } });
+    await kube.create(ref(ns), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: 'b' },
+      spec: { version: 'v1.35.0' },
+    });
     const observed = await waitFor('status written', async () => {
       const live = await kube.get<Cluster>(ref(ns, 'b'));
       return live.status?.phase === 'Observed' ? live : undefined;
     });
-    expect(observed.status?.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'True', reason: 'Observed', observedGeneration: 1 });
+    expect(observed.status?.conditions?.[0]).toMatchObject({
+      type: 'Ready',
+      status: 'True',
+      reason: 'Observed',
+      observedGeneration: 1,
+    });
 
     // The status write itself produces a watch event: that reconcile must be a no-op.
     await waitFor('the status event to be reconciled', async () => reconciles >= 2 && controller.queue.inFlight === 0);
     const rv = (await kube.get<Cluster>(ref(ns, 'b'))).metadata?.resourceVersion;
     const writesBefore = writes;
     for (let i = 0; i < 5; i++) controller.enqueue(`${ns}/b`);
-    await waitFor('resync reconciles to drain', async () => controller.queue.length === 0 && controller.queue.inFlight === 0);
+    await waitFor(
+      'resync reconciles to drain',
+      async () => controller.queue.length === 0 && controller.queue.inFlight === 0,
+    );
     expect(writes).toBe(writesBefore);
     expect((await kube.get<Cluster>(ref(ns, 'b'))).metadata?.resourceVersion).toBe(rv);
 
     await kube.patch(ref(ns, 'b'), { spec: { version: 'v1.35.2' } });
-    await waitFor('generation 2 observed', async () => (await kube.get<Cluster>(ref(ns, 'b'))).status?.observedGeneration === 2);
+    await waitFor(
+      'generation 2 observed',
+      async () => (await kube.get<Cluster>(ref(ns, 'b'))).status?.observedGeneration === 2,
+    );
     // The event follows the status write it reports.
     const messages = async () => {
-      const events = await kube.list<KubeObject & { message: string; involvedObject: { name: string } }>(CORE('events', ns));
-      return events.items.filter((e) => e.involvedObject.name === 'b').map((e) => e.message).sort();
+      const events = await kube.list<KubeObject & { message: string; involvedObject: { name: string } }>(
+        CORE('events', ns),
+      );
+      return events.items
+        .filter((e) => e.involvedObject.name === 'b')
+        .map((e) => e.message)
+        .sort();
     };
     await waitFor('the second event', async () => (await messages()).length >= 2);
     expect(await messages()).toEqual(['saw v1.35.0', 'saw v1.35.2']);

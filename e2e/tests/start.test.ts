@@ -13,10 +13,21 @@ const START = fileURLToPath(new URL('../demo/start.ts', import.meta.url));
 describe('npm start -- --check', () => {
   it('reaches an encrypted, Ready cluster whose controllers helm installed from the shipped images, shows the proof, and leaves nothing running', async () => {
     const built = (await shippedImages()).built;
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--conditions=source', START, '--check'], { timeout: 600_000, maxBuffer: 1 << 24 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--conditions=source', START, '--check'], {
+      timeout: 600_000,
+      maxBuffer: 1 << 24,
+    });
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-    expect(result).toMatchObject({ ready: true, controllersFrom: 'helm', etcdPrefix: 'k8s:enc:kms:v2:kube-dc-kms-plugin:', encryptedRows: 3, totalRows: 3 });
-    expect(result.images).toEqual(Object.fromEntries(Object.entries(built).map(([name, image]) => [name, image.digest])));
+    expect(result).toMatchObject({
+      ready: true,
+      controllersFrom: 'helm',
+      etcdPrefix: 'k8s:enc:kms:v2:kube-dc-kms-plugin:',
+      encryptedRows: 3,
+      totalRows: 3,
+    });
+    expect(result.images).toEqual(
+      Object.fromEntries(Object.entries(built).map(([name, image]) => [name, image.digest])),
+    );
     expect(stderr).toMatch(/CLUSTER\s+KEY\s+KEK\s+PLUGIN-READY/);
     // Torn down: the platform's servers are gone (their pids are in the platform line it logged).
     const platformLine = /platform up: (.*)$/m.exec(stderr)?.[1] ?? '';

@@ -19,27 +19,45 @@ describe('a tenant kube-apiserver from the same code', () => {
     const tenantDir = join(dir, name);
     mkdirSync(tenantDir, { recursive: true });
     const configFile = join(tenantDir, 'encryption-config.yaml');
-    writeFileSync(configFile, [
-      'apiVersion: apiserver.config.k8s.io/v1',
-      'kind: EncryptionConfiguration',
-      'resources:',
-      '  - resources: [secrets]',
-      '    providers:',
-      '      - aesgcm:',
-      '          keys:',
-      `            - name: key1`,
-      `              secret: ${randomBytes(32).toString('base64')}`,
-      '      - identity: {}',
-    ].join('\n'));
+    writeFileSync(
+      configFile,
+      [
+        'apiVersion: apiserver.config.k8s.io/v1',
+        'kind: EncryptionConfiguration',
+        'resources:',
+        '  - resources: [secrets]',
+        '    providers:',
+        '      - aesgcm:',
+        '          keys:',
+        `            - name: key1`,
+        `              secret: ${randomBytes(32).toString('base64')}`,
+        '      - identity: {}',
+      ].join('\n'),
+    );
     const prefix = `/${name}`;
     const tenant = await startKubeApiserver({
-      binary: binaries['kube-apiserver'], dir: tenantDir, logDir, etcdEndpoint: etcd.endpoint, etcdPrefix: prefix, name,
+      binary: binaries['kube-apiserver'],
+      dir: tenantDir,
+      logDir,
+      etcdEndpoint: etcd.endpoint,
+      etcdPrefix: prefix,
+      name,
       extraArgs: [`--encryption-provider-config=${configFile}`],
     });
     started.push(tenant);
     const kube = KubeClient.fromFile(tenant.kubeconfig);
-    await kube.create(CORE('secrets', 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: 'tenant-plaintext-marker' } });
-    await kube.create(CORE('configmaps', 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' }, data: { note: 'configmaps-stay-plain' } });
+    await kube.create(CORE('secrets', 'default'), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      stringData: { password: 'tenant-plaintext-marker' },
+    });
+    await kube.create(CORE('configmaps', 'default'), {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cm' },
+      data: { note: 'configmaps-stay-plain' },
+    });
 
     const secret = await readRaw(etcd.endpoint, `${prefix}/secrets/default/db`);
     expect(secret).not.toBeNull();
@@ -48,12 +66,16 @@ describe('a tenant kube-apiserver from the same code', () => {
     const configMap = await readRaw(etcd.endpoint, `${prefix}/configmaps/default/cm`);
     expect(configMap!.includes(Buffer.from('configmaps-stay-plain'))).toBe(true);
 
-    const read = await kube.get<{ data: Record<string, string> } & Record<string, unknown>>(CORE('secrets', 'default', 'db'));
+    const read = await kube.get<{ data: Record<string, string> } & Record<string, unknown>>(
+      CORE('secrets', 'default', 'db'),
+    );
     expect(Buffer.from(read.data.password!, 'base64').toString()).toBe('tenant-plaintext-marker');
 
     // The management cluster lives under /registry and never sees the tenant's keys.
     const management = KubeClient.fromFile(platform().management.kubeconfig);
     expect(await management.getOrNull(CORE('secrets', 'default', 'db'))).toBeNull();
-    expect((await listRaw(etcd.endpoint, `${prefix}/secrets/`)).map((kv) => kv.key)).toEqual([`${prefix}/secrets/default/db`]);
+    expect((await listRaw(etcd.endpoint, `${prefix}/secrets/`)).map((kv) => kv.key)).toEqual([
+      `${prefix}/secrets/default/db`,
+    ]);
   });
 });

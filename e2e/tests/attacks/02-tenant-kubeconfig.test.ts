@@ -11,7 +11,16 @@ import { startKamajiRunner } from '../../src/kamaji-runner.ts';
 import { createCA, issueCert } from '../../src/pki.ts';
 import { freePort } from '../../src/ports.ts';
 import { waitFor } from '../../src/wait.ts';
-import { condition, createNamespace, kdc, management, platform, shardControllers, unique, type TestCondition } from '../helpers.ts';
+import {
+  condition,
+  createNamespace,
+  kdc,
+  management,
+  platform,
+  shardControllers,
+  unique,
+  type TestCondition,
+} from '../helpers.ts';
 
 // Finding 2: the admin kubeconfig Secret of a tenant control plane sits in the tenant's namespace,
 // so the tenant can rewrite it. k8-manager must take only an inline CA and inline credentials
@@ -53,7 +62,12 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
     // The tenant's own HTTPS endpoint, with a CA of its own, answering readyz with the marker.
     const ca = createCA(join(dir, 'attacker'), 'attacker');
     attackerCa = ca.certPem;
-    const cert = issueCert(ca, join(dir, 'attacker'), { name: 'listener', commonName: 'listener', ips: ['127.0.0.1'], usage: 'server' });
+    const cert = issueCert(ca, join(dir, 'attacker'), {
+      name: 'listener',
+      commonName: 'listener',
+      ips: ['127.0.0.1'],
+      usage: 'server',
+    });
     const port = await freePort();
     const server: Server = createServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
       requests.push({ method: req.method, url: req.url, authorization: req.headers.authorization });
@@ -66,13 +80,22 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
     listenerUrl = `https://127.0.0.1:${port}`;
 
     await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
       spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
     });
-    await waitFor('cluster Ready', async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status === 'True', { timeoutMs: 180_000, intervalMs: 1000 });
+    await waitFor(
+      'cluster Ready',
+      async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status === 'True',
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     const secret = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, secretName));
     original = Buffer.from(secret.data['admin.conf']!, 'base64').toString('utf8');
-    const doc = parse(original) as { clusters: { cluster: Record<string, string> }[]; users: { user: Record<string, string> }[] };
+    const doc = parse(original) as {
+      clusters: { cluster: Record<string, string> }[];
+      users: { user: Record<string, string> }[];
+    };
     real = {
       server: doc.clusters[0]!.cluster.server!,
       ca: doc.clusters[0]!.cluster['certificate-authority-data']!,
@@ -86,34 +109,62 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
   });
 
   /** What a tenant with write access to Secrets in its namespace does. */
-  const overwrite = (cluster: Record<string, unknown>, user: Record<string, unknown>) => kube.patch(CORE('secrets', ns, secretName), {
-    data: {
-      'admin.conf': b64(stringify({
-        apiVersion: 'v1', kind: 'Config',
-        clusters: [{ name: 'tenant', cluster }], users: [{ name: 'tenant', user }],
-        contexts: [{ name: 'tenant', context: { cluster: 'tenant', user: 'tenant' } }], 'current-context': 'tenant',
-      })),
-    },
-  });
+  const overwrite = (cluster: Record<string, unknown>, user: Record<string, unknown>) =>
+    kube.patch(CORE('secrets', ns, secretName), {
+      data: {
+        'admin.conf': b64(
+          stringify({
+            apiVersion: 'v1',
+            kind: 'Config',
+            clusters: [{ name: 'tenant', cluster }],
+            users: [{ name: 'tenant', user }],
+            contexts: [{ name: 'tenant', context: { cluster: 'tenant', user: 'tenant' } }],
+            'current-context': 'tenant',
+          }),
+        ),
+      },
+    });
   const availability = async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'EncryptionAvailable');
   /** Everything the controller wrote where the tenant (or anybody with read access) can see it. */
   const visible = async () => JSON.stringify([await kube.get(kdc(ns, cluster)), await kube.list(CORE('events', ns))]);
   const managerLog = () => readFileSync(manager.process.logFile, 'utf8');
   /** Reconciles this test's k8-manager made (it serves only this test's cluster). */
-  const reconciles = async () => (await (await fetch(`${manager.metricsUrl}/metrics`)).text()).split('\n')
-    .filter((l) => l.startsWith('kdc_reconcile_total{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  const reconciles = async () =>
+    (await (await fetch(`${manager.metricsUrl}/metrics`)).text())
+      .split('\n')
+      .filter((l) => l.startsWith('kdc_reconcile_total{'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 
   it('(a) an exec credential plugin is refused, and never runs inside the controller', async () => {
     const ran = join(dir, 'exec-ran');
-    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec' } });
+    const credential = JSON.stringify({
+      apiVersion: 'client.authentication.k8s.io/v1',
+      kind: 'ExecCredential',
+      status: { token: 'from-exec' },
+    });
     await overwrite(
       { server: real.server, 'certificate-authority-data': real.ca },
-      { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'sh', args: ['-c', `touch ${ran}; echo '${credential}'`], interactiveMode: 'Never' } },
+      {
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1',
+          command: 'sh',
+          args: ['-c', `touch ${ran}; echo '${credential}'`],
+          interactiveMode: 'Never',
+        },
+      },
     );
     // Either the plugin ran (the attack worked) or the controller says it refused the kubeconfig.
-    await waitFor('the exec plugin to run or be refused', async () => existsSync(ran) || /exec/.test((await availability())?.message ?? ''), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the exec plugin to run or be refused',
+      async () => existsSync(ran) || /exec/.test((await availability())?.message ?? ''),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(existsSync(ran)).toBe(false);
-    expect(await availability()).toMatchObject({ status: 'False', reason: 'TenantKubeconfigRefused', message: expect.stringContaining('user.exec runs a credential plugin') });
+    expect(await availability()).toMatchObject({
+      status: 'False',
+      reason: 'TenantKubeconfigRefused',
+      message: expect.stringContaining('user.exec runs a credential plugin'),
+    });
     expect((await availability())?.message).toContain('certificate-authority-data');
   }, 90_000);
 
@@ -122,35 +173,70 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
     const content = `controller-secret-${randomBytes(8).toString('hex')}`;
     writeFileSync(secretFile, content, { mode: 0o600 });
     // `token-file` is how client-node spells client-go's tokenFile (it reads the file as it loads).
-    await overwrite({ server: listenerUrl, 'certificate-authority-data': b64(attackerCa) }, { 'token-file': secretFile });
-    await waitFor('the token file to be used or refused', async () => requests.length > 0 || /token-file/.test((await availability())?.message ?? ''), { timeoutMs: 60_000, intervalMs: 500 });
+    await overwrite(
+      { server: listenerUrl, 'certificate-authority-data': b64(attackerCa) },
+      { 'token-file': secretFile },
+    );
+    await waitFor(
+      'the token file to be used or refused',
+      async () => requests.length > 0 || /token-file/.test((await availability())?.message ?? ''),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(requests).toEqual([]);
     expect(handshakes).toEqual([]);
-    expect(await availability()).toMatchObject({ status: 'False', reason: 'TenantKubeconfigRefused', message: expect.stringContaining('user.token-file reads a token from a file') });
+    expect(await availability()).toMatchObject({
+      status: 'False',
+      reason: 'TenantKubeconfigRefused',
+      message: expect.stringContaining('user.token-file reads a token from a file'),
+    });
     expect(await visible()).not.toContain(content);
     expect(managerLog()).not.toContain(content);
   }, 90_000);
 
-  it("(c) a server answering readyz with a marker is never asked, and no tenant answer reaches status or events", async () => {
-    await overwrite({ server: listenerUrl, 'certificate-authority-data': b64(attackerCa) }, { token: 'attacker-token' });
+  it('(c) a server answering readyz with a marker is never asked, and no tenant answer reaches status or events', async () => {
+    await overwrite(
+      { server: listenerUrl, 'certificate-authority-data': b64(attackerCa) },
+      { token: 'attacker-token' },
+    );
     // Accepted in form; connecting to the control plane's real address with the tenant's CA fails TLS.
-    await waitFor('the listener to be asked, or the control plane to be refused', async () => requests.length > 0 || (await visible()).includes(marker) || /TLS verification failed/.test((await availability())?.message ?? ''), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the listener to be asked, or the control plane to be refused',
+      async () =>
+        requests.length > 0 ||
+        (await visible()).includes(marker) ||
+        /TLS verification failed/.test((await availability())?.message ?? ''),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(requests).toEqual([]);
     expect(handshakes).toEqual([]);
     expect(await visible()).not.toContain(marker);
-    expect(await availability()).toMatchObject({ status: 'False', reason: 'TenantApiserverUnreachable', message: expect.stringMatching(/TLS verification failed \([A-Z_]+\)/) });
+    expect(await availability()).toMatchObject({
+      status: 'False',
+      reason: 'TenantApiserverUnreachable',
+      message: expect.stringMatching(/TLS verification failed \([A-Z_]+\)/),
+    });
   }, 90_000);
 
   it('positive control: the real credentials work whatever server the Secret names, and only the real address is used', async () => {
-    await overwrite({ server: listenerUrl, 'certificate-authority-data': real.ca }, { 'client-certificate-data': real.cert, 'client-key-data': real.key });
-    await waitFor('Ready again', async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status === 'True', { timeoutMs: 60_000, intervalMs: 500 });
+    await overwrite(
+      { server: listenerUrl, 'certificate-authority-data': real.ca },
+      { 'client-certificate-data': real.cert, 'client-key-data': real.key },
+    );
+    await waitFor(
+      'Ready again',
+      async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status === 'True',
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(await availability()).toMatchObject({ status: 'True', reason: 'KMSPluginReady' });
     expect(requests).toEqual([]);
     expect(handshakes).toEqual([]);
     // And the Secret exactly as Kamaji wrote it keeps the cluster Ready.
     await kube.patch(CORE('secrets', ns, secretName), { data: { 'admin.conf': b64(original) } });
     const before = await reconciles();
-    await waitFor('two more reconciles of the cluster', async () => (await reconciles()) >= before + 2, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor('two more reconciles of the cluster', async () => (await reconciles()) >= before + 2, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
     expect(condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status).toBe('True');
     expect(await visible()).not.toContain(marker);
   }, 90_000);

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupStore } from '@kdc/backup-envelope';
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, CORE, KDC_API_VERSION, LABELS, clusterNames,
+  ANNOTATIONS,
+  BACKUP_CREDENTIAL_KEYS,
+  BACKUP_JOB,
+  CORE,
+  KDC_API_VERSION,
+  LABELS,
+  clusterNames,
   type KubeObject,
 } from '@kdc/shared';
 import { startHostileS3, type HostileS3 } from '../../src/hostile-s3.ts';
@@ -10,7 +16,16 @@ import { CRONJOB, JOB } from '../../src/kamaji-jobs.ts';
 import type { K8ManagerProcess } from '../../src/k8-manager.ts';
 import { TCP } from '../../src/restore-fixture.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
-import { condition, createNamespace, DATASTORE, kdc, management, shardControllers, unique, type TestCondition } from '../helpers.ts';
+import {
+  condition,
+  createNamespace,
+  DATASTORE,
+  kdc,
+  management,
+  shardControllers,
+  unique,
+  type TestCondition,
+} from '../helpers.ts';
 
 // Finding 6: spec.backup.s3Endpoint is the tenant's choice, and the shared k8-manager read from
 // it without limits: a whole metadata.json into memory, listing pages for as long as the server
@@ -49,11 +64,19 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
     allowed = await startHostileS3(bucket);
     refused = await startHostileS3(bucket);
     // The allow-listed endpoint answers every listing with 1,000 more backups, for ever.
-    allowed.endlessListing((cluster, page) => Array.from({ length: 1000 }, (_, i) => {
-      const t = new Date(Date.UTC(2026, 0, 1) + (page * 1000 + i) * 1000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-      return `${cluster}/${cluster}-${t}/`;
-    }));
-    const controllers = await shardControllers(id, { OBSERVE_PERIOD: '2s', S3_ENDPOINT_ALLOWLIST: `${allowed.url}, https://s3.example.com` });
+    allowed.endlessListing((cluster, page) =>
+      Array.from({ length: 1000 }, (_, i) => {
+        const t = new Date(Date.UTC(2026, 0, 1) + (page * 1000 + i) * 1000)
+          .toISOString()
+          .replace(/[-:]/g, '')
+          .replace(/\.\d{3}Z$/, 'Z');
+        return `${cluster}/${cluster}-${t}/`;
+      }),
+    );
+    const controllers = await shardControllers(id, {
+      OBSERVE_PERIOD: '2s',
+      S3_ENDPOINT_ALLOWLIST: `${allowed.url}, https://s3.example.com`,
+    });
     manager = controllers[1];
     stops.push(...controllers);
     const pid = manager.process.pid;
@@ -84,28 +107,76 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
     server.put(`${cluster}/${cluster}-20260101T000000Z/metadata.json`, { kind: 'endless' });
     const dataStore = `ds-${cluster}`;
     await kube.create(DATASTORE(), {
-      apiVersion: 'kamaji.clastix.io/v1alpha1', kind: 'DataStore', metadata: { name: dataStore, annotations: { [ANNOTATIONS.allowedNamespaces]: '*' } },
-      spec: { driver: 'etcd', endpoints: ['127.0.0.1:1'], tlsConfig: { certificateAuthority: { certificate: { content: b64('ca') }, privateKey: { content: b64('key') } }, clientCertificate: { certificate: { content: b64('crt') }, privateKey: { content: b64('key') } } } },
+      apiVersion: 'kamaji.clastix.io/v1alpha1',
+      kind: 'DataStore',
+      metadata: { name: dataStore, annotations: { [ANNOTATIONS.allowedNamespaces]: '*' } },
+      spec: {
+        driver: 'etcd',
+        endpoints: ['127.0.0.1:1'],
+        tlsConfig: {
+          certificateAuthority: { certificate: { content: b64('ca') }, privateKey: { content: b64('key') } },
+          clientCertificate: { certificate: { content: b64('crt') }, privateKey: { content: b64('key') } },
+        },
+      },
     });
-    await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'managed-k8s-backups' }, stringData: { [BACKUP_CREDENTIAL_KEYS.accessKeyId]: 'tenant', [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: 'tenant-secret' } } as KubeObject);
-    await kube.create(CORE('secrets', ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name: BACKUP_JOB.datastoreCertsSecret(clusterNames(cluster).tenantControlPlane) }, stringData: { 'ca.crt': 'x', 'server.crt': 'x', 'server.key': 'x' } } as KubeObject);
+    await kube.create(CORE('secrets', ns), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'managed-k8s-backups' },
+      stringData: {
+        [BACKUP_CREDENTIAL_KEYS.accessKeyId]: 'tenant',
+        [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: 'tenant-secret',
+      },
+    } as KubeObject);
+    await kube.create(CORE('secrets', ns), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: BACKUP_JOB.datastoreCertsSecret(clusterNames(cluster).tenantControlPlane) },
+      stringData: { 'ca.crt': 'x', 'server.crt': 'x', 'server.key': 'x' },
+    } as KubeObject);
     await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster',
-      metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id }, annotations: { [ANNOTATIONS.restoreFrom]: `${cluster}/${cluster}-20260101T000000Z/` } },
-      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore, encryption: { etcd: { enabled: true } }, backup: { destinationPath: `s3://${bucket}/`, s3Endpoint: endpoint } },
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: {
+        name: cluster,
+        labels: { 'kdc-e2e/k8m': id },
+        annotations: { [ANNOTATIONS.restoreFrom]: `${cluster}/${cluster}-20260101T000000Z/` },
+      },
+      spec: {
+        version: 'v1.35.0',
+        controlPlane: { replicas: 1 },
+        dataStore,
+        encryption: { etcd: { enabled: true } },
+        backup: { destinationPath: `s3://${bucket}/`, s3Endpoint: endpoint },
+      },
     });
     // Kamaji reports the DataStore the control plane uses.
     const tcp = clusterNames(cluster).tenantControlPlane;
-    await waitFor(`TenantControlPlane ${tcp}`, async () => (await kube.getOrNull(TCP(ns, tcp))) !== null, { timeoutMs: 60_000, intervalMs: 250 });
-    await kube.patch({ ...TCP(ns, tcp), subresource: 'status' }, { status: { storage: { driver: 'etcd', dataStoreName: dataStore } } }, 'merge');
+    await waitFor(`TenantControlPlane ${tcp}`, async () => (await kube.getOrNull(TCP(ns, tcp))) !== null, {
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    await kube.patch(
+      { ...TCP(ns, tcp), subresource: 'status' },
+      { status: { storage: { driver: 'etcd', dataStoreName: dataStore } } },
+      'merge',
+    );
     return { ns, cluster };
   }
   const get = (c: { ns: string; cluster: string }) => kube.get<Cluster>(kdc(c.ns, c.cluster));
-  const until = async <T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 90_000) => waitFor(what, async () => {
-    if (rss.killed) throw new Error(`k8-manager grew past ${RSS_WATCHDOG / MIB} MiB (peak ${Math.round(rss.max / MIB)} MiB from ${Math.round(rss.start / MIB)} MiB) and was stopped`);
-    if (!manager.process.running) throw new Error(`k8-manager exited:\n${manager.process.tail()}`);
-    return check();
-  }, { timeoutMs, intervalMs: 250 });
+  const until = async <T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 90_000) =>
+    waitFor(
+      what,
+      async () => {
+        if (rss.killed)
+          throw new Error(
+            `k8-manager grew past ${RSS_WATCHDOG / MIB} MiB (peak ${Math.round(rss.max / MIB)} MiB from ${Math.round(rss.start / MIB)} MiB) and was stopped`,
+          );
+        if (!manager.process.running) throw new Error(`k8-manager exited:\n${manager.process.tail()}`);
+        return check();
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
 
   it('an allow-listed endpoint that never stops answering leaves k8-manager up, bounded, and saying why', async () => {
     const hostile = await tenantCluster('tenant-a06', allowed);
@@ -113,26 +184,60 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
       const ready = condition(await get(hostile), 'RestoreReady');
       return ready && ready.reason !== 'RestoreInProgress' ? ready : undefined;
     });
-    expect(restore).toMatchObject({ status: 'False', reason: 'Failed', message: expect.stringMatching(/\(BackupUnreadable\): .*metadata\.json.*(larger than|more than) /) });
+    expect(restore).toMatchObject({
+      status: 'False',
+      reason: 'Failed',
+      message: expect.stringMatching(/\(BackupUnreadable\): .*metadata\.json.*(larger than|more than) /),
+    });
 
     // The CronJob of an allowed endpoint exists; a finished backup Job makes k8-manager list the bucket.
     const names = clusterNames(hostile.cluster);
-    await until('the backup CronJob', async () => (await kube.getOrNull(CRONJOB(hostile.ns, names.backupCronJob))) !== null);
+    await until(
+      'the backup CronJob',
+      async () => (await kube.getOrNull(CRONJOB(hostile.ns, names.backupCronJob))) !== null,
+    );
     const job = await kube.create<KubeObject>(JOB(hostile.ns), {
-      apiVersion: 'batch/v1', kind: 'Job',
-      metadata: { name: `${names.backupCronJob}-done`, labels: { [LABELS.kdcCluster]: hostile.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component } },
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: `${names.backupCronJob}-done`,
+        labels: { [LABELS.kdcCluster]: hostile.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component },
+      },
       spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'x', image: 'none' }] } } },
     } as KubeObject);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    await kube.patch({ ...JOB(hostile.ns, job.metadata!.name!), subresource: 'status' }, {
-      status: {
-        startTime: now, completionTime: now, succeeded: 1, active: 0, ready: 0, terminating: 0,
-        conditions: [
-          { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached', message: 'done', lastProbeTime: now, lastTransitionTime: now },
-          { type: 'Complete', status: 'True', reason: 'CompletionsReached', message: 'done', lastProbeTime: now, lastTransitionTime: now },
-        ],
+    await kube.patch(
+      { ...JOB(hostile.ns, job.metadata!.name!), subresource: 'status' },
+      {
+        status: {
+          startTime: now,
+          completionTime: now,
+          succeeded: 1,
+          active: 0,
+          ready: 0,
+          terminating: 0,
+          conditions: [
+            {
+              type: 'SuccessCriteriaMet',
+              status: 'True',
+              reason: 'CompletionsReached',
+              message: 'done',
+              lastProbeTime: now,
+              lastTransitionTime: now,
+            },
+            {
+              type: 'Complete',
+              status: 'True',
+              reason: 'CompletionsReached',
+              message: 'done',
+              lastProbeTime: now,
+              lastTransitionTime: now,
+            },
+          ],
+        },
       },
-    }, 'merge');
+      'merge',
+    );
     const backup = await until('BackupReady about the bucket listing', async () => {
       const ready = condition(await get(hostile), 'BackupReady');
       return ready?.reason === 'BucketUnreadable' ? ready : undefined;
@@ -143,13 +248,28 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
 
     // Positive control: other tenants are reconciled meanwhile.
     const otherNs = await createNamespace(kube, 'tenant-a06-other');
-    await kube.create(kdc(otherNs), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: 'web', labels: { 'kdc-e2e/k8m': id } }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 } } });
-    await until('the other cluster reconciled', async () => (await kube.get<Cluster>(kdc(otherNs, 'web'))).status?.observedGeneration === 1, 30_000);
+    await kube.create(kdc(otherNs), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: 'web', labels: { 'kdc-e2e/k8m': id } },
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 } },
+    });
+    await until(
+      'the other cluster reconciled',
+      async () => (await kube.get<Cluster>(kdc(otherNs, 'web'))).status?.observedGeneration === 1,
+      30_000,
+    );
 
     await sleep(5_000);
     expect(manager.process.running).toBe(true);
     expect(rss.killed).toBe(false);
-    console.log(JSON.stringify({ k8ManagerRssMiB: { start: Math.round(rss.start / MIB), peak: Math.round(rss.max / MIB) }, endlessBytesServed: allowed.endlessBytes, requests: allowed.requests.length }));
+    console.log(
+      JSON.stringify({
+        k8ManagerRssMiB: { start: Math.round(rss.start / MIB), peak: Math.round(rss.max / MIB) },
+        endlessBytesServed: allowed.endlessBytes,
+        requests: allowed.requests.length,
+      }),
+    );
     expect(rss.max).toBeLessThan(rss.start + 160 * MIB);
   }, 300_000);
 
@@ -173,10 +293,21 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
 
   it('a read that stalls after its headers ends at its deadline', async () => {
     allowed.put('stalled/metadata.json', { kind: 'stall' });
-    const store = BackupStore.fromSettings({ endpoint: allowed.url, region: 'us-east-1', bucket, accessKeyId: 'a', secretAccessKey: 'b', maxAttempts: 1, operationTimeoutMs: 2_000 } as Parameters<typeof BackupStore.fromSettings>[0]);
+    const store = BackupStore.fromSettings({
+      endpoint: allowed.url,
+      region: 'us-east-1',
+      bucket,
+      accessKeyId: 'a',
+      secretAccessKey: 'b',
+      maxAttempts: 1,
+      operationTimeoutMs: 2_000,
+    } as Parameters<typeof BackupStore.fromSettings>[0]);
     const started = Date.now();
     const outcome = await Promise.race([
-      store.getText('stalled/metadata.json').then(() => 'answered', (error: Error) => error.message),
+      store.getText('stalled/metadata.json').then(
+        () => 'answered',
+        (error: Error) => error.message,
+      ),
       sleep(15_000).then(() => 'still waiting after 15 s'),
     ]);
     store.destroy();

@@ -2,7 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { status as GrpcStatus, credentials, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  status as GrpcStatus,
+  credentials,
+  makeGenericClientConstructor,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE, KDC_API_VERSION, TCP_PATCH, clusterNames, createRegistry, type KubeObject } from '@kdc/shared';
 import { loadKmsV2 } from '@kdc/kms-plugin';
@@ -14,7 +20,16 @@ import { kmsClient, startKmsPlugin, type KmsClient, type KmsPluginProcess } from
 import { freePort } from '../../src/ports.ts';
 import { waitFor } from '../../src/wait.ts';
 import { forEachAuditLineSince } from '../../src/audit-log.ts';
-import { condition, createNamespace, kdc, management, platform, shardControllers, unique, type TestCondition } from '../helpers.ts';
+import {
+  condition,
+  createNamespace,
+  kdc,
+  management,
+  platform,
+  shardControllers,
+  unique,
+  type TestCondition,
+} from '../helpers.ts';
 import { kmsTenant, type KmsTenant } from '../kms-fixture.ts';
 
 // Finding 14, the smaller ones: one describe per item.
@@ -54,10 +69,21 @@ describe('attack 14.1: the plugin refuses at Encrypt a plaintext whose ciphertex
     const audited = encryptItemsAudited(t.transitKey);
     const refused: { size: number; code?: number; details?: string }[] = [];
     for (const size of [732, 800, 1000, 1024]) {
-      const outcome = await client.encrypt(randomBytes(size)).then(() => ({ size }), (e: ServiceError) => ({ size, code: e.code, details: e.details }));
+      const outcome = await client.encrypt(randomBytes(size)).then(
+        () => ({ size }),
+        (e: ServiceError) => ({ size, code: e.code, details: e.details }),
+      );
       refused.push(outcome);
     }
-    expect(refused).toEqual([732, 800, 1000, 1024].map((size) => ({ size, code: GrpcStatus.INVALID_ARGUMENT, details: expect.stringMatching(/plaintext: is \d+ bytes; at most 731 bytes, so that its ciphertext stays within the 1024 bytes Decrypt accepts/) })));
+    expect(refused).toEqual(
+      [732, 800, 1000, 1024].map((size) => ({
+        size,
+        code: GrpcStatus.INVALID_ARGUMENT,
+        details: expect.stringMatching(
+          /plaintext: is \d+ bytes; at most 731 bytes, so that its ciphertext stays within the 1024 bytes Decrypt accepts/,
+        ),
+      })),
+    );
     expect(encryptItemsAudited(t.transitKey)).toBe(audited);
 
     // The bound is exact for key version 1: 731 bytes make 1021 bytes of vault:v1:... ciphertext.
@@ -69,7 +95,9 @@ describe('attack 14.1: the plugin refuses at Encrypt a plaintext whose ciphertex
 });
 
 /** A TCP proxy to OpenBao that can hold back what the plugin sends, to stall its Transit calls. */
-async function stallableProxy(target: number): Promise<{ port: number; pause(): void; resume(): void; close(): Promise<void> }> {
+async function stallableProxy(
+  target: number,
+): Promise<{ port: number; pause(): void; resume(): void; close(): Promise<void> }> {
   let paused = false;
   const held: (() => void)[] = [];
   const sockets = new Set<Socket>();
@@ -104,9 +132,17 @@ async function stallableProxy(target: number): Promise<{ port: number; pause(): 
 /** Encrypt with a deadline of our choosing (the apiserver sets one on every call). */
 function encryptWithDeadline(socket: string) {
   const Ctor = makeGenericClientConstructor(loadKmsV2().service, 'KeyManagementService');
-  const client = new Ctor(`unix:${socket}`, credentials.createInsecure(), { 'grpc.default_authority': 'localhost' }) as Client & Record<string, (req: unknown, opts: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void>;
+  const client = new Ctor(`unix:${socket}`, credentials.createInsecure(), {
+    'grpc.default_authority': 'localhost',
+  }) as Client &
+    Record<string, (req: unknown, opts: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void>;
   return {
-    encrypt: (deadlineMs: number) => new Promise<number>((resolve) => client.Encrypt!({ plaintext: randomBytes(32), uid: 'a14' }, { deadline: Date.now() + deadlineMs }, (error) => resolve(error ? error.code : GrpcStatus.OK))),
+    encrypt: (deadlineMs: number) =>
+      new Promise<number>((resolve) =>
+        client.Encrypt!({ plaintext: randomBytes(32), uid: 'a14' }, { deadline: Date.now() + deadlineMs }, (error) =>
+          resolve(error ? error.code : GrpcStatus.OK),
+        ),
+      ),
     close: () => client.close(),
   };
 }
@@ -116,7 +152,12 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
   let proxy: Awaited<ReturnType<typeof stallableProxy>>;
   let plugin: KmsPluginProcess;
   let calls: ReturnType<typeof encryptWithDeadline>;
-  const errorsOfClass = async (cls: string) => Number(new RegExp(`^kms_plugin_errors_total\\{class="${cls}"\\} (\\d+)`, 'm').exec(await (await fetch(`${plugin.metricsUrl}/metrics`)).text())?.[1] ?? 0);
+  const errorsOfClass = async (cls: string) =>
+    Number(
+      new RegExp(`^kms_plugin_errors_total\\{class="${cls}"\\} (\\d+)`, 'm').exec(
+        await (await fetch(`${plugin.metricsUrl}/metrics`)).text(),
+      )?.[1] ?? 0,
+    );
 
   beforeAll(async () => {
     t = await kmsTenant({ prefix: 'a14-queue', startApiserver: false });
@@ -124,8 +165,16 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
     // A second plugin on the same key, whose OpenBao traffic goes through the proxy; one OpenBao
     // call may take 20 s, so stalled batches stay in flight while the test looks at the queue.
     plugin = await startKmsPlugin({
-      dir: t.dir, logDir: platform().logDir, name: `${t.cluster}-stalled`,
-      args: [...t.pluginArgs.filter((a) => !a.startsWith('--openbao-addr=')), `--openbao-addr=https://127.0.0.1:${proxy.port}`, '--request-timeout=20s', '--health-interval=30s', '--health-stale-after=60s'],
+      dir: t.dir,
+      logDir: platform().logDir,
+      name: `${t.cluster}-stalled`,
+      args: [
+        ...t.pluginArgs.filter((a) => !a.startsWith('--openbao-addr=')),
+        `--openbao-addr=https://127.0.0.1:${proxy.port}`,
+        '--request-timeout=20s',
+        '--health-interval=30s',
+        '--health-stale-after=60s',
+      ],
     });
     calls = encryptWithDeadline(plugin.socket);
     expect(await calls.encrypt(5000)).toBe(GrpcStatus.OK);
@@ -138,7 +187,12 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
     await t?.stop();
   });
 
-  const batchesSent = async () => Number(/^kms_plugin_transit_batch_size_count\{operation="encrypt"\} (\d+)/m.exec(await (await fetch(`${plugin.metricsUrl}/metrics`)).text())?.[1] ?? 0);
+  const batchesSent = async () =>
+    Number(
+      /^kms_plugin_transit_batch_size_count\{operation="encrypt"\} (\d+)/m.exec(
+        await (await fetch(`${plugin.metricsUrl}/metrics`)).text(),
+      )?.[1] ?? 0,
+    );
 
   /** Fills the plugin's four in-flight Transit batches with one stalled call each. */
   async function stallPipe(): Promise<Promise<number>[]> {
@@ -149,7 +203,10 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
       blockers.push(calls.encrypt(30_000));
       // The next one only after this one left as a batch of its own (on a busy machine two calls
       // 150 ms apart can still arrive in one event-loop turn and share a batch).
-      await waitFor(`blocker ${i + 1} to leave as its own batch`, async () => (await batchesSent()) === sent + 1, { timeoutMs: 10_000, intervalMs: 20 });
+      await waitFor(`blocker ${i + 1} to leave as its own batch`, async () => (await batchesSent()) === sent + 1, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
     }
     return blockers;
   }
@@ -157,12 +214,18 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
   it('beyond the queue limit (default 1024) a call fails at once with RESOURCE_EXHAUSTED; the queued ones complete', async () => {
     const blockers = await stallPipe();
     const codes = new Map<number, number>();
-    const flood = Array.from({ length: 1024 + 200 }, () => calls.encrypt(30_000).then((code) => {
-      codes.set(code, (codes.get(code) ?? 0) + 1);
-      return code;
-    }));
+    const flood = Array.from({ length: 1024 + 200 }, () =>
+      calls.encrypt(30_000).then((code) => {
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+        return code;
+      }),
+    );
     // Fail fast: the excess is refused while OpenBao is still stalled.
-    await waitFor('200 calls refused with RESOURCE_EXHAUSTED while OpenBao is stalled', async () => (codes.get(GrpcStatus.RESOURCE_EXHAUSTED) ?? 0) >= 200 || undefined, { timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(
+      '200 calls refused with RESOURCE_EXHAUSTED while OpenBao is stalled',
+      async () => (codes.get(GrpcStatus.RESOURCE_EXHAUSTED) ?? 0) >= 200 || undefined,
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
     expect(codes.get(GrpcStatus.RESOURCE_EXHAUSTED)).toBe(200);
     expect([...codes.keys()]).toEqual([GrpcStatus.RESOURCE_EXHAUSTED]);
     proxy.resume();
@@ -181,7 +244,11 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
     expect(await Promise.all(blockers)).toEqual([0, 0, 0, 0]);
     // A later call leaves after anything still queued: once OpenBao has seen it, it has seen everything the plugin sent.
     expect(await calls.encrypt(5000)).toBe(GrpcStatus.OK);
-    await waitFor('the audit log to show the four blockers and the last call', async () => encryptItemsAudited(t.transitKey) >= before + 5, { timeoutMs: 10_000 });
+    await waitFor(
+      'the audit log to show the four blockers and the last call',
+      async () => encryptItemsAudited(t.transitKey) >= before + 5,
+      { timeoutMs: 10_000 },
+    );
     expect(encryptItemsAudited(t.transitKey) - before).toBe(5);
     expect(await errorsOfClass('deadline_exceeded')).toBe(20);
   }, 90_000);
@@ -195,7 +262,16 @@ function listeners(pid: number): string[] {
       const [, local, , state] = line.trim().split(/\s+/);
       if (state !== '0A' || !local) continue;
       const [hexIp, hexPort] = local.split(':') as [string, string];
-      const ip = hexIp.length === 8 ? hexIp.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join('.') : /^0+$/.test(hexIp) ? '::' : `v6:${hexIp}`;
+      const ip =
+        hexIp.length === 8
+          ? hexIp
+              .match(/../g)!
+              .reverse()
+              .map((b) => parseInt(b, 16))
+              .join('.')
+          : /^0+$/.test(hexIp)
+            ? '::'
+            : `v6:${hexIp}`;
       rows.push(`${ip}:${parseInt(hexPort, 16)}`);
     }
   }
@@ -216,17 +292,34 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
 
   beforeAll(async () => {
     ns = await createNamespace(kube, 'tenant');
-    stops.push(...await shardControllers(id, { OBSERVE_PERIOD: '2s' }));
+    stops.push(...(await shardControllers(id, { OBSERVE_PERIOD: '2s' })));
     runner = await startKamajiRunner(platform(), { images: LOCAL_IMAGES, namespaces: [ns] });
     stops.push(runner);
     await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name: cluster, labels: { 'kdc-e2e/k8m': id } },
       spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
     });
-    await waitFor('cluster Ready', async () => condition(await kube.get<KubeObject & { status?: { conditions?: TestCondition[] } }>(kdc(ns, cluster)), 'Ready')?.status === 'True', { timeoutMs: 180_000, intervalMs: 1000 });
+    await waitFor(
+      'cluster Ready',
+      async () =>
+        condition(await kube.get<KubeObject & { status?: { conditions?: TestCondition[] } }>(kdc(ns, cluster)), 'Ready')
+          ?.status === 'True',
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
     const info = await runner.waitForPod(ns, names.tenantControlPlane);
     sandboxPid = info.sandboxPid!;
-    type Pod = KubeObject & { status: { podIP: string }; spec: { initContainers: { name: string; ports?: { name: string; containerPort: number }[]; readinessProbe: { httpGet: { port: number | string } } }[] } };
+    type Pod = KubeObject & {
+      status: { podIP: string };
+      spec: {
+        initContainers: {
+          name: string;
+          ports?: { name: string; containerPort: number }[];
+          readinessProbe: { httpGet: { port: number | string } };
+        }[];
+      };
+    };
     const pod = await kube.get<Pod>(CORE('pods', ns, info.podName));
     podIP = pod.status.podIP;
     const plugin = pod.spec.initContainers.find((c) => c.name === TCP_PATCH.pluginContainer)!;
@@ -248,15 +341,32 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
     expect(await get('/readyz')).toEqual({ status: 200, body: 'ok' });
     expect(await get('/key-version')).toEqual({ status: 200, body: '1\n' });
     // And the observer reads the version from there.
-    await waitFor('currentKeyVersion 1', async () => (await kube.get<KubeObject & { status?: { encryption?: { currentKeyVersion?: number } } }>(kdc(ns, cluster))).status?.encryption?.currentKeyVersion === 1, { timeoutMs: 30_000 });
+    await waitFor(
+      'currentKeyVersion 1',
+      async () =>
+        (await kube.get<KubeObject & { status?: { encryption?: { currentKeyVersion?: number } } }>(kdc(ns, cluster)))
+          .status?.encryption?.currentKeyVersion === 1,
+      { timeoutMs: 30_000 },
+    );
   });
 
   it('inside the pod, metrics listen on loopback only, and they are served there', async () => {
     const open = listeners(sandboxPid);
     expect(open).toContain(`127.0.0.1:${TCP_PATCH.pluginMetricsPort}`);
-    expect(open.filter((l) => l.endsWith(`:${TCP_PATCH.pluginMetricsPort}`))).toEqual([`127.0.0.1:${TCP_PATCH.pluginMetricsPort}`]);
-    const inside = execFileSync('nsenter', [`--net=/proc/${sandboxPid}/ns/net`, '--', process.execPath, '-e',
-      `fetch('http://127.0.0.1:${TCP_PATCH.pluginMetricsPort}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`], { encoding: 'utf8' });
+    expect(open.filter((l) => l.endsWith(`:${TCP_PATCH.pluginMetricsPort}`))).toEqual([
+      `127.0.0.1:${TCP_PATCH.pluginMetricsPort}`,
+    ]);
+    const inside = execFileSync(
+      'nsenter',
+      [
+        `--net=/proc/${sandboxPid}/ns/net`,
+        '--',
+        process.execPath,
+        '-e',
+        `fetch('http://127.0.0.1:${TCP_PATCH.pluginMetricsPort}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(inside).toMatch(/^kms_plugin_status_healthy 1$/m);
     expect(inside).toContain('kms_plugin_request_duration_seconds');
   });
@@ -264,7 +374,9 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
   it('the chart binds controller metrics to the pod IP (downward API), not 0.0.0.0', async () => {
     const objects = await renderChart({ release: 'kdc', namespace: 'kube-dc-system' });
     type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
-    const deployments = objects.filter((o) => o.kind === 'Deployment') as (KubeObject & { spec: { template: { spec: { containers: { env: Env[] }[] } } } })[];
+    const deployments = objects.filter((o) => o.kind === 'Deployment') as (KubeObject & {
+      spec: { template: { spec: { containers: { env: Env[] }[] } } };
+    })[];
     expect(deployments).toHaveLength(2);
     for (const d of deployments) {
       const env = d.spec.template.spec.containers[0]!.env;
@@ -275,8 +387,16 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
       // Kubernetes expands $(VAR) only from variables defined before it.
       expect(podIpVar).toBeLessThan(metrics);
     }
-    const open = await renderChart({ release: 'kdc', namespace: 'kube-dc-system', set: { metricsBindAddress: '0.0.0.0' } });
-    const env = (open.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: { containers: { env: Env[] }[] } } } }).spec.template.spec.containers[0]!.env;
+    const open = await renderChart({
+      release: 'kdc',
+      namespace: 'kube-dc-system',
+      set: { metricsBindAddress: '0.0.0.0' },
+    });
+    const env = (
+      open.find((o) => o.kind === 'Deployment') as KubeObject & {
+        spec: { template: { spec: { containers: { env: Env[] }[] } } };
+      }
+    ).spec.template.spec.containers[0]!.env;
     expect(env.find((e) => e.name === 'METRICS_ADDR')?.value).toBe('0.0.0.0:8080');
   });
 
@@ -305,15 +425,33 @@ describe('attack 14.4: cluster names and backup schedules are checked for what t
     for (const stop of stops.reverse()) await stop();
   });
 
-  type Cluster14 = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-  const tcp14 = (name: string) => ({ group: 'kamaji.clastix.io', version: 'v1alpha1', plural: 'tenantcontrolplanes', namespace: ns, name: `${name}-cp` });
+  type Cluster14 = KubeObject & {
+    status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+  };
+  const tcp14 = (name: string) => ({
+    group: 'kamaji.clastix.io',
+    version: 'v1alpha1',
+    plural: 'tenantcontrolplanes',
+    namespace: ns,
+    name: `${name}-cp`,
+  });
   const create = (name: string, backup?: Record<string, unknown>) =>
-    kube.create(kdc(ns), { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name, labels }, spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, ...(backup ? { backup } : {}) } });
-  const configError = (name: string) => waitFor(`${name} judged`, async () => {
-    const c = await kube.getOrNull<Cluster14>(kdc(ns, name));
-    const error = condition(c, 'EncryptionConfigError');
-    return error && (error.status === 'True' || (await kube.getOrNull(tcp14(name)))) ? error : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+    kube.create(kdc(ns), {
+      apiVersion: KDC_API_VERSION,
+      kind: 'KdcCluster',
+      metadata: { name, labels },
+      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, ...(backup ? { backup } : {}) },
+    });
+  const configError = (name: string) =>
+    waitFor(
+      `${name} judged`,
+      async () => {
+        const c = await kube.getOrNull<Cluster14>(kdc(ns, name));
+        const error = condition(c, 'EncryptionConfigError');
+        return error && (error.status === 'True' || (await kube.getOrNull(tcp14(name)))) ? error : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
   it('names a Service, a CronJob or a backup path could not carry are refused; what a CronJob accepts is accepted', async () => {
     const tooLong = `a${'b'.repeat(44)}`;
@@ -322,8 +460,16 @@ describe('attack 14.4: cluster names and backup schedules are checked for what t
     await create('weekly', { schedule: '0 2 * * MON' });
     await create('nonsense', { schedule: '99 99 99 99 99' });
     expect(await configError('9lives')).toMatchObject({ status: 'True', reason: 'ClusterNameInvalid' });
-    expect(await configError(tooLong)).toMatchObject({ status: 'True', reason: 'ClusterNameInvalid', message: expect.stringMatching(/at most 40/) });
-    expect(await configError('nonsense')).toMatchObject({ status: 'True', reason: 'BackupScheduleInvalid', message: expect.stringMatching(/range 0-59/) });
+    expect(await configError(tooLong)).toMatchObject({
+      status: 'True',
+      reason: 'ClusterNameInvalid',
+      message: expect.stringMatching(/at most 40/),
+    });
+    expect(await configError('nonsense')).toMatchObject({
+      status: 'True',
+      reason: 'BackupScheduleInvalid',
+      message: expect.stringMatching(/range 0-59/),
+    });
     expect((await configError('weekly')).status).toBe('False');
     expect(await kube.getOrNull(tcp14('weekly'))).not.toBeNull();
     for (const name of ['9lives', tooLong, 'nonsense']) expect(await kube.getOrNull(tcp14(name)), name).toBeNull();

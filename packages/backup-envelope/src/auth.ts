@@ -21,7 +21,12 @@ async function readSecretFile(path: string, what: string): Promise<string> {
     if (!text) throw new Error('the file is empty');
     return text;
   } catch (error) {
-    throw new BackupError('IO_FAILED', `cannot read the ${what} from ${path}: ${(error as Error).message}`, {}, { cause: error });
+    throw new BackupError(
+      'IO_FAILED',
+      `cannot read the ${what} from ${path}: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
   }
 }
 
@@ -38,11 +43,24 @@ export async function openBaoSession(base: OpenBaoClient, auth: AuthSettings): P
   } catch (error) {
     if (isOpenBaoError(error)) {
       const why = error.errors.join('; ') || `HTTP ${error.status}`;
-      const hint = error.kind === 'denied'
-        ? `: the ServiceAccount must be bound to role ${auth.role}, and the token's audience must match the role's`
-        : error.kind === 'invalid' ? `: does role ${auth.role} exist on auth/${auth.mount}?` : '';
-      throw new BackupError('IO_FAILED', `OpenBao Kubernetes login (mount ${auth.mount}, role ${auth.role}) failed: ${why}${hint}`, { status: error.status }, { cause: error });
+      const hint =
+        error.kind === 'denied'
+          ? `: the ServiceAccount must be bound to role ${auth.role}, and the token's audience must match the role's`
+          : error.kind === 'invalid'
+            ? `: does role ${auth.role} exist on auth/${auth.mount}?`
+            : '';
+      throw new BackupError(
+        'IO_FAILED',
+        `OpenBao Kubernetes login (mount ${auth.mount}, role ${auth.role}) failed: ${why}${hint}`,
+        { status: error.status },
+        { cause: error },
+      );
     }
-    throw new BackupError('IO_FAILED', `OpenBao Kubernetes login (mount ${auth.mount}, role ${auth.role}) failed: ${describeError(error)}`, {}, { cause: error });
+    throw new BackupError(
+      'IO_FAILED',
+      `OpenBao Kubernetes login (mount ${auth.mount}, role ${auth.role}) failed: ${describeError(error)}`,
+      {},
+      { cause: error },
+    );
   }
 }

@@ -4,7 +4,15 @@
 import { isOpenBaoError } from '@kdc/shared/openbao';
 import type { Logger, TransitClient } from '@kdc/shared';
 import { BackupError, describeError } from './errors.ts';
-import { ALGORITHM, DEFAULT_SEGMENT_SIZE, KDF_NAME, SCHEMA_VERSION, checkSegmentSize, kdfInfo, type BoundMetadata } from './format.ts';
+import {
+  ALGORITHM,
+  DEFAULT_SEGMENT_SIZE,
+  KDF_NAME,
+  SCHEMA_VERSION,
+  checkSegmentSize,
+  kdfInfo,
+  type BoundMetadata,
+} from './format.ts';
 import { ParallelEncryptor } from './parallel.ts';
 import { sweepStaleUploads } from './inventory.ts';
 import { ENVELOPE_OBJECTS, envelopePrefix } from './layout.ts';
@@ -46,29 +54,78 @@ export interface BackupResult {
 }
 
 /** Maps an OpenBao failure to a message that says what to fix. */
-export function transitFailure(operation: 'datakey' | 'decrypt' | 'rewrap' | 'read', key: string, error: unknown): BackupError {
+export function transitFailure(
+  operation: 'datakey' | 'decrypt' | 'rewrap' | 'read',
+  key: string,
+  error: unknown,
+): BackupError {
   if (error instanceof BackupError) return error;
   if (isOpenBaoError(error)) {
     const why = error.errors.join('; ') || `HTTP ${error.status}`;
-    const path = operation === 'datakey' ? `datakey/plaintext/${key}` : operation === 'read' ? `keys/${key}` : `${operation}/${key}`;
+    const path =
+      operation === 'datakey'
+        ? `datakey/plaintext/${key}`
+        : operation === 'read'
+          ? `keys/${key}`
+          : `${operation}/${key}`;
     if (error.kind === 'denied') {
-      return new BackupError('IO_FAILED', `OpenBao refused transit/${path} (${error.status}): the token's policy must allow it (role backup-<cluster>)`, { status: error.status }, { cause: error });
+      return new BackupError(
+        'IO_FAILED',
+        `OpenBao refused transit/${path} (${error.status}): the token's policy must allow it (role backup-<cluster>)`,
+        { status: error.status },
+        { cause: error },
+      );
     }
-    if (error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'server' || error.kind === 'rate_limited') {
-      return new BackupError('IO_FAILED', `OpenBao is not available for transit/${path}: ${why}`, { status: error.status }, { cause: error });
+    if (
+      error.kind === 'unavailable' ||
+      error.kind === 'sealed' ||
+      error.kind === 'server' ||
+      error.kind === 'rate_limited'
+    ) {
+      return new BackupError(
+        'IO_FAILED',
+        `OpenBao is not available for transit/${path}: ${why}`,
+        { status: error.status },
+        { cause: error },
+      );
     }
     if (/too old|disallowed by policy/i.test(why)) {
-      return new BackupError('WRONG_KEY', `Transit key ${key} no longer decrypts this key version (${why}): min_decryption_version was raised above it; rewrap backups before raising it`, { status: error.status }, { cause: error });
+      return new BackupError(
+        'WRONG_KEY',
+        `Transit key ${key} no longer decrypts this key version (${why}): min_decryption_version was raised above it; rewrap backups before raising it`,
+        { status: error.status },
+        { cause: error },
+      );
     }
     if (operation === 'decrypt' || operation === 'rewrap') {
-      return new BackupError('WRONG_KEY', `Transit key ${key} cannot unwrap this backup's data key (${why}): the wrapped key was made with another key, or metadata.json names the wrong transitKey`, { status: error.status }, { cause: error });
+      return new BackupError(
+        'WRONG_KEY',
+        `Transit key ${key} cannot unwrap this backup's data key (${why}): the wrapped key was made with another key, or metadata.json names the wrong transitKey`,
+        { status: error.status },
+        { cause: error },
+      );
     }
     if (error.kind === 'not_found' || /not found/i.test(why)) {
-      return new BackupError('WRONG_KEY', `Transit key ${key} does not exist (${why})`, { status: error.status }, { cause: error });
+      return new BackupError(
+        'WRONG_KEY',
+        `Transit key ${key} does not exist (${why})`,
+        { status: error.status },
+        { cause: error },
+      );
     }
-    return new BackupError('IO_FAILED', `OpenBao transit/${path} failed: ${why}`, { status: error.status }, { cause: error });
+    return new BackupError(
+      'IO_FAILED',
+      `OpenBao transit/${path} failed: ${why}`,
+      { status: error.status },
+      { cause: error },
+    );
   }
-  return new BackupError('IO_FAILED', `OpenBao transit/${operation} ${key} failed: ${describeError(error)}`, {}, { cause: error });
+  return new BackupError(
+    'IO_FAILED',
+    `OpenBao transit/${operation} ${key} failed: ${describeError(error)}`,
+    {},
+    { cause: error },
+  );
 }
 
 /** After a failed upload: abort whatever multipart upload is left for `key`, retrying while S3 is away. */
@@ -79,11 +136,15 @@ async function abortLeftovers(store: BackupStore, key: string, retryMs: number, 
     try {
       const uploads = (await store.multipartUploads(key)).filter((u) => u.key === key);
       for (const u of uploads) await store.abortMultipart(u.key, u.uploadId);
-      if (uploads.length) logger?.info({ key: store.url(key), aborted: uploads.length }, 'aborted the failed multipart upload');
+      if (uploads.length)
+        logger?.info({ key: store.url(key), aborted: uploads.length }, 'aborted the failed multipart upload');
       return true;
     } catch (error) {
       if (Date.now() + delay > deadline) {
-        logger?.warn({ key: store.url(key), err: describeError(error) }, 'could not abort the multipart upload; the next backup run (or a bucket lifecycle rule) removes it');
+        logger?.warn(
+          { key: store.url(key), err: describeError(error) },
+          'could not abort the multipart upload; the next backup run (or a bucket lifecycle rule) removes it',
+        );
         return false;
       }
       await new Promise((r) => setTimeout(r, delay));
@@ -103,14 +164,22 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const snapshotKey = prefix + ENVELOPE_OBJECTS.snapshot;
 
   if (options.staleUploadAgeMs !== undefined) {
-    const swept = await sweepStaleUploads(store, `${options.cluster}/`, new Date(createdAtDate.getTime() - options.staleUploadAgeMs)).catch((error: unknown) => {
+    const swept = await sweepStaleUploads(
+      store,
+      `${options.cluster}/`,
+      new Date(createdAtDate.getTime() - options.staleUploadAgeMs),
+    ).catch((error: unknown) => {
       logger?.warn({ err: describeError(error) }, 'could not sweep stale multipart uploads');
       return 0;
     });
     if (swept) logger?.info({ swept }, 'aborted stale multipart uploads of earlier runs');
   }
   if (await store.anyUnder(prefix)) {
-    throw new BackupError('BACKUP_EXISTS', `${store.url(prefix)} already exists (backups are named to the second): run again in a second`, { key: prefix });
+    throw new BackupError(
+      'BACKUP_EXISTS',
+      `${store.url(prefix)} already exists (backups are named to the second): run again in a second`,
+      { key: prefix },
+    );
   }
 
   let datakey: Awaited<ReturnType<TransitClient['datakey']>>;
@@ -135,7 +204,16 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   }
 
   const source = options.source(encryptor);
-  logger?.info({ key: store.url(prefix), source: source.info.description, transitKey: options.transitKey, transitKeyVersion: datakey.keyVersion, segmentSize }, 'backup started');
+  logger?.info(
+    {
+      key: store.url(prefix),
+      source: source.info.description,
+      transitKey: options.transitKey,
+      transitKeyVersion: datakey.keyVersion,
+      segmentSize,
+    },
+    'backup started',
+  );
   let pipelineError: unknown;
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
@@ -161,7 +239,16 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   let lastLog = performance.now();
   const progress = setInterval(() => {
     const seconds = (performance.now() - lastLog) / 1000;
-    logger?.info({ plaintextBytes: encryptor.bytesIn, segments: encryptor.segments, uploadedBytes: uploaded, elapsedS: Math.round((performance.now() - started) / 1000), intervalS: Math.round(seconds) }, 'backup progress');
+    logger?.info(
+      {
+        plaintextBytes: encryptor.bytesIn,
+        segments: encryptor.segments,
+        uploadedBytes: uploaded,
+        elapsedS: Math.round((performance.now() - started) / 1000),
+        intervalS: Math.round(seconds),
+      },
+      'backup progress',
+    );
     lastLog = performance.now();
   }, progressEvery);
   progress.unref();
@@ -175,7 +262,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     stage = 'verify the stored size';
     const stored = await store.head(snapshotKey);
     if (stored?.size !== result.ciphertextSize) {
-      throw new BackupError('IO_FAILED', `${store.url(snapshotKey)} is ${stored?.size ?? 'missing'} bytes after the upload, expected ${result.ciphertextSize}`);
+      throw new BackupError(
+        'IO_FAILED',
+        `${store.url(snapshotKey)} is ${stored?.size ?? 'missing'} bytes after the upload, expected ${result.ciphertextSize}`,
+      );
     }
     const metadata: MetadataV2 = {
       schemaVersion: SCHEMA_VERSION,
@@ -191,7 +281,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       ciphertextSize: result.ciphertextSize,
       kdf: { name: KDF_NAME, salt: encryptor.salt.toString('hex'), info: kdfInfo(bound) },
       ...(source.info.storageVersion || source.info.revision || source.info.databaseSize
-        ? { etcd: { ...(source.info.storageVersion ? { storageVersion: source.info.storageVersion } : {}), ...(source.info.revision ? { revision: source.info.revision } : {}), ...(source.info.databaseSize !== undefined ? { databaseSize: source.info.databaseSize } : {}) } }
+        ? {
+            etcd: {
+              ...(source.info.storageVersion ? { storageVersion: source.info.storageVersion } : {}),
+              ...(source.info.revision ? { revision: source.info.revision } : {}),
+              ...(source.info.databaseSize !== undefined ? { databaseSize: source.info.databaseSize } : {}),
+            },
+          }
         : {}),
     };
     stage = 'write dek.wrapped';
@@ -199,7 +295,17 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     stage = 'write metadata.json';
     await store.putText(prefix + ENVELOPE_OBJECTS.metadata, serializeMetadata(metadata), 'application/json');
     const durationMs = Math.round(performance.now() - started);
-    logger?.info({ key: store.url(prefix), plaintextBytes: result.plaintextSize, ciphertextBytes: result.ciphertextSize, segments: result.segments, durationMs, mibPerS: Math.round((result.plaintextSize / 2 ** 20 / (durationMs / 1000)) * 10) / 10 }, 'backup complete');
+    logger?.info(
+      {
+        key: store.url(prefix),
+        plaintextBytes: result.plaintextSize,
+        ciphertextBytes: result.ciphertextSize,
+        segments: result.segments,
+        durationMs,
+        mibPerS: Math.round((result.plaintextSize / 2 ** 20 / (durationMs / 1000)) * 10) / 10,
+      },
+      'backup complete',
+    );
     return { key: prefix, metadata, durationMs };
   } catch (error) {
     source.close();
@@ -213,10 +319,18 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       if (stage === 'write metadata.json') await store.delete([prefix + ENVELOPE_OBJECTS.metadata]);
       await store.delete([snapshotKey, prefix + ENVELOPE_OBJECTS.wrappedDek]);
     } catch (e) {
-      logger?.warn({ key: store.url(prefix), err: describeError(e) }, 'could not remove the partial backup objects (they are not listed as a backup)');
+      logger?.warn(
+        { key: store.url(prefix), err: describeError(e) },
+        'could not remove the partial backup objects (they are not listed as a backup)',
+      );
     }
     if (cause instanceof BackupError) throw cause;
-    throw new BackupError('IO_FAILED', `backup ${store.url(prefix)} failed during "${stage}": ${describeError(cause)}`, { stage }, { cause });
+    throw new BackupError(
+      'IO_FAILED',
+      `backup ${store.url(prefix)} failed during "${stage}": ${describeError(cause)}`,
+      { stage },
+      { cause },
+    );
   } finally {
     clearInterval(progress);
     options.signal?.removeEventListener('abort', cancel);

@@ -13,7 +13,17 @@ export type WorkerRequest =
   | { id: number; op: 'init'; key: KeyObject; noncePrefix: Uint8Array; header: Uint8Array }
   | { id: number; op: 'mark'; at: number }
   | { id: number; op: 'seal'; plain: Uint8Array; index: number; last: boolean; out: Uint8Array[] }
-  | { id: number; op: 'open'; buf: ArrayBuffer; offset: number; length: number; count: number; index: number; segmentBytes: number; finalAad?: Uint8Array };
+  | {
+      id: number;
+      op: 'open';
+      buf: ArrayBuffer;
+      offset: number;
+      length: number;
+      count: number;
+      index: number;
+      segmentBytes: number;
+      finalAad?: Uint8Array;
+    };
 
 export interface WorkerReply {
   id: number;
@@ -99,7 +109,9 @@ function open(m: Extract<WorkerRequest, { op: 'open' }>): Omit<WorkerReply, 'id'
   for (let k = 0; k < m.count; k++) {
     const length = Math.min(m.segmentBytes, buf.length - read);
     const last = lastAad !== undefined && k === m.count - 1;
-    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(noncePrefix, m.index + k, last), { authTagLength: 16 });
+    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(noncePrefix, m.index + k, last), {
+      authTagLength: 16,
+    });
     decipher.setAAD(last ? lastAad : header);
     const plain = decipher.update(buf.subarray(read, read + length - 16));
     decipher.setAuthTag(buf.subarray(read + length - 16, read + length));
@@ -116,7 +128,9 @@ function open(m: Extract<WorkerRequest, { op: 'open' }>): Omit<WorkerReply, 'id'
     written += plain.length;
     read += length;
   }
-  return lastAad ? { plainLength: written, sha256: hash.digest(), size: hashed, buf: m.buf } : { plainLength: written, buf: m.buf };
+  return lastAad
+    ? { plainLength: written, sha256: hash.digest(), size: hashed, buf: m.buf }
+    : { plainLength: written, buf: m.buf };
 }
 
 function handle(m: WorkerRequest): Omit<WorkerReply, 'id'> {

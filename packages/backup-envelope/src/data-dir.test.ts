@@ -6,8 +6,14 @@ import { parseDataDirArgs, runDataDirStep } from './data-dir.ts';
 
 describe('kdc-backup data-dir', () => {
   it.each([
-    [['prepare', '--restoring=/var/lib/etcd/data.restoring'], { step: 'prepare', restoring: '/var/lib/etcd/data.restoring' }],
-    [['swap', '--restoring=/d/r', '--data-dir=/d/data', '--previous=/d/prev'], { step: 'swap', restoring: '/d/r', dataDir: '/d/data', previous: '/d/prev' }],
+    [
+      ['prepare', '--restoring=/var/lib/etcd/data.restoring'],
+      { step: 'prepare', restoring: '/var/lib/etcd/data.restoring' },
+    ],
+    [
+      ['swap', '--restoring=/d/r', '--data-dir=/d/data', '--previous=/d/prev'],
+      { step: 'swap', restoring: '/d/r', dataDir: '/d/data', previous: '/d/prev' },
+    ],
   ])('parses %j', (argv, step) => {
     expect(parseDataDirArgs(argv)).toEqual({ ok: true, step });
   });
@@ -29,7 +35,11 @@ describe('kdc-backup data-dir', () => {
 
   it('prepare removes a half-written restore; swap keeps the live dir as previous and moves the restored one in', () => {
     const root = mkdtempSync(join(tmpdir(), 'kdc-datadir-'));
-    const [restoring, dataDir, previous] = ['data.restoring', 'data', 'data.pre-restore'].map((d) => join(root, d)) as [string, string, string];
+    const [restoring, dataDir, previous] = ['data.restoring', 'data', 'data.pre-restore'].map((d) => join(root, d)) as [
+      string,
+      string,
+      string,
+    ];
     mkdirSync(restoring);
     writeFileSync(join(restoring, 'half'), 'x');
     expect(runDataDirStep({ step: 'prepare', restoring })).toContain('an earlier attempt');
@@ -51,7 +61,9 @@ describe('kdc-backup data-dir', () => {
     const dataDir = join(root, 'data');
     mkdirSync(dataDir);
     writeFileSync(join(dataDir, 'member'), 'live');
-    expect(() => runDataDirStep({ step: 'swap', restoring: join(root, 'r'), dataDir, previous: join(root, 'p') })).toThrow(/nothing restored at .*the live data dir .* is untouched/);
+    expect(() =>
+      runDataDirStep({ step: 'swap', restoring: join(root, 'r'), dataDir, previous: join(root, 'p') }),
+    ).toThrow(/nothing restored at .*the live data dir .* is untouched/);
     expect(readFileSync(join(dataDir, 'member'), 'utf8')).toBe('live');
     expect(existsSync(join(root, 'p'))).toBe(false);
   });

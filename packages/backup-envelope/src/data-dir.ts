@@ -13,27 +13,43 @@ kdc-backup data-dir swap --restoring=<dir> --data-dir=<dir> --previous=<dir>
 Absolute paths only. Exit 0 done, 1 failed, 2 bad flags.
 `;
 
-export type DataDirStep = { step: 'prepare'; restoring: string } | { step: 'swap'; restoring: string; dataDir: string; previous: string };
+export type DataDirStep =
+  { step: 'prepare'; restoring: string } | { step: 'swap'; restoring: string; dataDir: string; previous: string };
 
 export function parseDataDirArgs(argv: string[]): { ok: true; step: DataDirStep } | { ok: false; error: string } {
   const [step, ...rest] = argv;
-  if (step !== 'prepare' && step !== 'swap') return { ok: false, error: `data-dir: ${step ? `unknown step "${step}"` : 'missing step'}: use prepare or swap` };
+  if (step !== 'prepare' && step !== 'swap')
+    return { ok: false, error: `data-dir: ${step ? `unknown step "${step}"` : 'missing step'}: use prepare or swap` };
   let values: Record<string, string | undefined>;
   try {
-    values = parseArgs({ args: rest, options: { restoring: { type: 'string' }, 'data-dir': { type: 'string' }, previous: { type: 'string' } }, strict: true, allowPositionals: false }).values;
+    values = parseArgs({
+      args: rest,
+      options: { restoring: { type: 'string' }, 'data-dir': { type: 'string' }, previous: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (error) {
     return { ok: false, error: `data-dir ${step}: ${(error as Error).message.split('\n')[0]}` };
   }
   const wanted = step === 'prepare' ? ['restoring'] : ['restoring', 'data-dir', 'previous'];
-  for (const flag of Object.keys(values)) if (!wanted.includes(flag)) return { ok: false, error: `data-dir ${step}: --${flag} is not a flag of ${step}` };
+  for (const flag of Object.keys(values))
+    if (!wanted.includes(flag)) return { ok: false, error: `data-dir ${step}: --${flag} is not a flag of ${step}` };
   for (const flag of wanted) {
     const value = values[flag];
     if (!value) return { ok: false, error: `data-dir ${step}: --${flag} is required` };
-    if (!isAbsolute(value) || value === '/') return { ok: false, error: `data-dir ${step}: --${flag} "${value}" must be an absolute path below /` };
+    if (!isAbsolute(value) || value === '/')
+      return { ok: false, error: `data-dir ${step}: --${flag} "${value}" must be an absolute path below /` };
   }
   const dirs = wanted.map((f) => values[f]!);
-  if (new Set(dirs).size !== dirs.length) return { ok: false, error: `data-dir ${step}: --${wanted.join(', --')} must be three different directories` };
-  return { ok: true, step: step === 'prepare' ? { step, restoring: values.restoring! } : { step, restoring: values.restoring!, dataDir: values['data-dir']!, previous: values.previous! } };
+  if (new Set(dirs).size !== dirs.length)
+    return { ok: false, error: `data-dir ${step}: --${wanted.join(', --')} must be three different directories` };
+  return {
+    ok: true,
+    step:
+      step === 'prepare'
+        ? { step, restoring: values.restoring! }
+        : { step, restoring: values.restoring!, dataDir: values['data-dir']!, previous: values.previous! },
+  };
 }
 
 /** Runs one step; what it did, for the job's log. */
@@ -43,7 +59,10 @@ export function runDataDirStep(step: DataDirStep): string {
     rmSync(step.restoring, { recursive: true, force: true });
     return existed ? `removed ${step.restoring} (an earlier attempt)` : `${step.restoring} is clear`;
   }
-  if (!existsSync(step.restoring)) throw new Error(`nothing restored at ${step.restoring}: the restore step did not finish; the live data dir ${step.dataDir} is untouched`);
+  if (!existsSync(step.restoring))
+    throw new Error(
+      `nothing restored at ${step.restoring}: the restore step did not finish; the live data dir ${step.dataDir} is untouched`,
+    );
   rmSync(step.previous, { recursive: true, force: true });
   const kept = existsSync(step.dataDir);
   if (kept) renameSync(step.dataDir, step.previous);

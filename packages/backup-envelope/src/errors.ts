@@ -49,7 +49,12 @@ export class BackupError extends Error {
   /** Machine-readable context (segment index, sizes, keys); never secrets. */
   readonly details: Record<string, unknown>;
 
-  constructor(code: BackupErrorCode, message: string, details: Record<string, unknown> = {}, options: { cause?: unknown } = {}) {
+  constructor(
+    code: BackupErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options: { cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackupError';
     this.code = code;
@@ -67,7 +72,10 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
-    return `${name}${error.message}${typeof code === 'string' && !error.message.includes(code) ? ` (${code})` : ''}`.slice(0, 500);
+    return `${name}${error.message}${typeof code === 'string' && !error.message.includes(code) ? ` (${code})` : ''}`.slice(
+      0,
+      500,
+    );
   }
   return String(error).slice(0, 500);
 }

@@ -37,12 +37,22 @@ async function seal(plaintext: Buffer, options: { dek?: Buffer; bound?: BoundMet
   const parts: Buffer[] = [];
   for await (const part of enc.encrypt(chunked(plaintext, options.chunk ?? 7))) parts.push(Buffer.from(part));
   const file = Buffer.concat(parts);
-  const expect: DecryptExpectations = { bound: b, salt: enc.salt, sha256: enc.result.sha256, plaintextSize: enc.result.plaintextSize, ciphertextSize: enc.result.ciphertextSize };
+  const expect: DecryptExpectations = {
+    bound: b,
+    salt: enc.salt,
+    sha256: enc.result.sha256,
+    plaintextSize: enc.result.plaintextSize,
+    ciphertextSize: enc.result.ciphertextSize,
+  };
   return { file, expect, enc };
 }
 
 async function open(file: Buffer, expectations: DecryptExpectations, options: { dek?: Buffer; chunk?: number } = {}) {
-  const decryptor = new StreamDecryptor({ expect: expectations, unwrap: async () => Buffer.from(options.dek ?? DEK), storedSize: file.length });
+  const decryptor = new StreamDecryptor({
+    expect: expectations,
+    unwrap: async () => Buffer.from(options.dek ?? DEK),
+    storedSize: file.length,
+  });
   const released: Buffer[] = [];
   try {
     for await (const piece of decryptor.decrypt(chunked(file, options.chunk ?? 13))) released.push(Buffer.from(piece));
@@ -79,8 +89,18 @@ describe('streaming AEAD round trip', () => {
 
   it('is independent of how the plaintext is chunked', async () => {
     const plaintext = randomBytes(5 * SEG + 3);
-    const a = new StreamEncryptor({ dek: Buffer.from(DEK), bound: bound(), salt: Buffer.alloc(32, 1), noncePrefix: Buffer.alloc(7, 2) });
-    const b = new StreamEncryptor({ dek: Buffer.from(DEK), bound: bound(), salt: Buffer.alloc(32, 1), noncePrefix: Buffer.alloc(7, 2) });
+    const a = new StreamEncryptor({
+      dek: Buffer.from(DEK),
+      bound: bound(),
+      salt: Buffer.alloc(32, 1),
+      noncePrefix: Buffer.alloc(7, 2),
+    });
+    const b = new StreamEncryptor({
+      dek: Buffer.from(DEK),
+      bound: bound(),
+      salt: Buffer.alloc(32, 1),
+      noncePrefix: Buffer.alloc(7, 2),
+    });
     const collect = async (g: AsyncGenerator<Buffer>) => {
       const out: Buffer[] = [];
       for await (const p of g) out.push(Buffer.from(p));
@@ -123,7 +143,11 @@ describe('tampering is refused with a distinct error', () => {
   const plaintext = randomBytes(5 * SEG + 10); // 6 segments, the last one short
   const segments = 6;
 
-  const refuse = async (file: Buffer, code: BackupErrorCode, options: { expect?: Partial<DecryptExpectations>; dek?: Buffer; message?: RegExp; releasedSegments?: number } = {}) => {
+  const refuse = async (
+    file: Buffer,
+    code: BackupErrorCode,
+    options: { expect?: Partial<DecryptExpectations>; dek?: Buffer; message?: RegExp; releasedSegments?: number } = {},
+  ) => {
     const { expect: e } = await base;
     const opened = await open(file, { ...e, ...options.expect }, options.dek ? { dek: options.dek } : {});
     expect(opened.error, 'must fail').toBeInstanceOf(BackupError);
@@ -182,15 +206,36 @@ describe('tampering is refused with a distinct error', () => {
     await refuse(await mutate((f) => f.subarray(0, HEADER_LENGTH)), 'TRUNCATED', { message: /right after its header/ });
   });
   it('two segments swapped', async () => {
-    const error = await refuse(await mutate((f) => Buffer.concat([f.subarray(0, segmentAt(1)), f.subarray(segmentAt(2), segmentAt(3)), f.subarray(segmentAt(1), segmentAt(2)), f.subarray(segmentAt(3))])), 'SEGMENT_REORDERED', { releasedSegments: 1 });
+    const error = await refuse(
+      await mutate((f) =>
+        Buffer.concat([
+          f.subarray(0, segmentAt(1)),
+          f.subarray(segmentAt(2), segmentAt(3)),
+          f.subarray(segmentAt(1), segmentAt(2)),
+          f.subarray(segmentAt(3)),
+        ]),
+      ),
+      'SEGMENT_REORDERED',
+      { releasedSegments: 1 },
+    );
     expect(error.details).toMatchObject({ segment: 1, found: 2 });
   });
   it('a segment duplicated', async () => {
-    const error = await refuse(await mutate((f) => Buffer.concat([f.subarray(0, segmentAt(2)), f.subarray(segmentAt(1), segmentAt(2)), f.subarray(segmentAt(2))])), 'SEGMENT_DUPLICATED', { releasedSegments: 2 });
+    const error = await refuse(
+      await mutate((f) =>
+        Buffer.concat([f.subarray(0, segmentAt(2)), f.subarray(segmentAt(1), segmentAt(2)), f.subarray(segmentAt(2))]),
+      ),
+      'SEGMENT_DUPLICATED',
+      { releasedSegments: 2 },
+    );
     expect(error.details).toMatchObject({ segment: 2, found: 1 });
   });
   it('a segment dropped from the middle', async () => {
-    await refuse(await mutate((f) => Buffer.concat([f.subarray(0, segmentAt(2)), f.subarray(segmentAt(3))])), 'SEGMENT_REORDERED', { releasedSegments: 2 });
+    await refuse(
+      await mutate((f) => Buffer.concat([f.subarray(0, segmentAt(2)), f.subarray(segmentAt(3))])),
+      'SEGMENT_REORDERED',
+      { releasedSegments: 2 },
+    );
   });
   it('bytes appended after the final segment', async () => {
     await refuse(await mutate((f) => Buffer.concat([f, Buffer.from('extra')])), 'TRAILING_DATA');
@@ -206,13 +251,22 @@ describe('tampering is refused with a distinct error', () => {
   it('metadata from another backup (its salt, its data key)', async () => {
     const other = await seal(randomBytes(200));
     const otherDek = randomBytes(32);
-    await refuse((await base).file, 'METADATA_MISMATCH', { expect: other.expect, dek: otherDek, message: /another backup/ });
+    await refuse((await base).file, 'METADATA_MISMATCH', {
+      expect: other.expect,
+      dek: otherDek,
+      message: /another backup/,
+    });
   });
-  it('another data key with this file\'s salt', async () => {
+  it("another data key with this file's salt", async () => {
     await refuse((await base).file, 'METADATA_ALTERED', { dek: randomBytes(32), message: /wrappedDek/ });
   });
   it('a bound field changed (cluster, namespace, createdAt, transitKey)', async () => {
-    for (const change of [{ source: { cluster: 'other', namespace: 'acme-shop' } }, { source: { cluster: 'prod', namespace: 'x' } }, { createdAt: '2026-01-02T03:04:06.678Z' }, { transitKey: 'other-key' }]) {
+    for (const change of [
+      { source: { cluster: 'other', namespace: 'acme-shop' } },
+      { source: { cluster: 'prod', namespace: 'x' } },
+      { createdAt: '2026-01-02T03:04:06.678Z' },
+      { transitKey: 'other-key' },
+    ]) {
       await refuse((await base).file, 'METADATA_ALTERED', { expect: { bound: bound(change) } });
     }
   });
@@ -220,7 +274,11 @@ describe('tampering is refused with a distinct error', () => {
     const e = (await base).expect;
     const wrongHash = Buffer.from(e.sha256);
     wrongHash[0]! ^= 1;
-    await refuse((await base).file, 'METADATA_ALTERED', { expect: { sha256: wrongHash }, releasedSegments: segments - 1, message: /etcdSnapshotSha256/ });
+    await refuse((await base).file, 'METADATA_ALTERED', {
+      expect: { sha256: wrongHash },
+      releasedSegments: segments - 1,
+      message: /etcdSnapshotSha256/,
+    });
     await refuse((await base).file, 'METADATA_ALTERED', { expect: { plaintextSize: e.plaintextSize - 1 } });
   });
   it('a wrong-size data key', async () => {

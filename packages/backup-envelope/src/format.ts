@@ -13,7 +13,16 @@
 // Every segment but the last holds exactly segmentSize plaintext bytes; the last holds
 // 1..segmentSize (0 only when the whole plaintext is empty). The wrapped DEK is outside
 // everything keyed by the DEK, so Transit rewrap replaces it without touching this file.
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 import { BackupError } from './errors.ts';
 import { NONCE_PREFIX_LENGTH, finalAad, segmentNonce } from './segment.ts';
 
@@ -52,14 +61,17 @@ export interface BoundMetadata {
 
 /** HKDF `info`: a fixed label, a newline, then the bound fields as JSON in this exact order. */
 export function kdfInfo(bound: BoundMetadata): string {
-  return KDF_INFO_PREFIX + JSON.stringify({
-    schemaVersion: bound.schemaVersion,
-    algorithm: bound.algorithm,
-    transitKey: bound.transitKey,
-    createdAt: bound.createdAt,
-    source: { cluster: bound.source.cluster, namespace: bound.source.namespace },
-    segmentSize: bound.segmentSize,
-  });
+  return (
+    KDF_INFO_PREFIX +
+    JSON.stringify({
+      schemaVersion: bound.schemaVersion,
+      algorithm: bound.algorithm,
+      transitKey: bound.transitKey,
+      createdAt: bound.createdAt,
+      source: { cluster: bound.source.cluster, namespace: bound.source.namespace },
+      segmentSize: bound.segmentSize,
+    })
+  );
 }
 
 export function checkSegmentSize(segmentSize: number): void {
@@ -78,7 +90,10 @@ export function checkPlaintextSize(plaintextSize: number, segmentSize: number): 
     throw new RangeError(`plaintext size ${plaintextSize} is outside 0..${MAX_PLAINTEXT_SIZE} bytes`);
   }
   const count = segmentCount(plaintextSize, segmentSize);
-  if (count > MAX_SEGMENTS) throw new RangeError(`${count} segments of ${segmentSize} bytes exceed the ${MAX_SEGMENTS} segments the 32-bit counter allows`);
+  if (count > MAX_SEGMENTS)
+    throw new RangeError(
+      `${count} segments of ${segmentSize} bytes exceed the ${MAX_SEGMENTS} segments the 32-bit counter allows`,
+    );
 }
 
 /** Exact size of snapshot.db.enc for a plaintext of `plaintextSize` bytes. */
@@ -96,7 +111,12 @@ export interface Header {
   bytes: Buffer;
 }
 
-export function encodeHeader(input: { segmentSize: number; salt: Buffer; noncePrefix: Buffer; keyCheck: Buffer }): Buffer {
+export function encodeHeader(input: {
+  segmentSize: number;
+  salt: Buffer;
+  noncePrefix: Buffer;
+  keyCheck: Buffer;
+}): Buffer {
   const header = Buffer.alloc(HEADER_LENGTH);
   let at = MAGIC.copy(header, 0);
   header[at++] = SCHEMA_VERSION;
@@ -111,16 +131,31 @@ export function encodeHeader(input: { segmentSize: number; salt: Buffer; noncePr
 /** Parses the fixed header; refuses anything that is not a version-2 envelope. */
 export function parseHeader(bytes: Buffer): Header {
   if (bytes.length < HEADER_LENGTH) {
-    throw new BackupError('TRUNCATED', `snapshot.db.enc is ${bytes.length} bytes, shorter than its ${HEADER_LENGTH}-byte header: the file was truncated`, { size: bytes.length });
+    throw new BackupError(
+      'TRUNCATED',
+      `snapshot.db.enc is ${bytes.length} bytes, shorter than its ${HEADER_LENGTH}-byte header: the file was truncated`,
+      { size: bytes.length },
+    );
   }
   if (!bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new BackupError('HEADER_INVALID', 'snapshot.db.enc does not start with the "KDC-SNAP" magic: it is not a schemaVersion 2 backup envelope, or its first bytes were altered');
+    throw new BackupError(
+      'HEADER_INVALID',
+      'snapshot.db.enc does not start with the "KDC-SNAP" magic: it is not a schemaVersion 2 backup envelope, or its first bytes were altered',
+    );
   }
   let at = MAGIC.length;
   const version = bytes[at++]!;
   const algorithmId = bytes[at++]!;
-  if (version !== SCHEMA_VERSION) throw new BackupError('HEADER_INVALID', `snapshot.db.enc has format version ${version} in its header; metadata.json says ${SCHEMA_VERSION}: the header was altered`);
-  if (algorithmId !== ALGORITHM_ID) throw new BackupError('HEADER_INVALID', `snapshot.db.enc names algorithm ${algorithmId} in its header; only ${ALGORITHM_ID} (${ALGORITHM}) exists: the header was altered`);
+  if (version !== SCHEMA_VERSION)
+    throw new BackupError(
+      'HEADER_INVALID',
+      `snapshot.db.enc has format version ${version} in its header; metadata.json says ${SCHEMA_VERSION}: the header was altered`,
+    );
+  if (algorithmId !== ALGORITHM_ID)
+    throw new BackupError(
+      'HEADER_INVALID',
+      `snapshot.db.enc names algorithm ${algorithmId} in its header; only ${ALGORITHM_ID} (${ALGORITHM}) exists: the header was altered`,
+    );
   const segmentSize = bytes.readUInt32BE(at);
   at += 4;
   const salt = bytes.subarray(at, (at += SALT_LENGTH));
@@ -131,7 +166,8 @@ export function parseHeader(bytes: Buffer): Header {
 
 /** HKDF-SHA256 -> (segment key, key check). The caller zeroes `dek` afterwards. */
 export function deriveKeys(dek: Uint8Array, salt: Buffer, info: string): { key: KeyObject; keyCheck: Buffer } {
-  if (dek.length !== 32) throw new BackupError('WRONG_KEY', `the data key is ${dek.length} bytes, expected 32 (a 256-bit Transit data key)`);
+  if (dek.length !== 32)
+    throw new BackupError('WRONG_KEY', `the data key is ${dek.length} bytes, expected 32 (a 256-bit Transit data key)`);
   const okm = Buffer.from(hkdfSync('sha256', dek, salt, Buffer.from(info, 'utf8'), 64));
   const key = createSecretKey(okm.subarray(0, 32));
   const keyCheck = Buffer.from(okm.subarray(32, 64));
@@ -158,7 +194,11 @@ export class PlaintextHasher {
   }
 
   update(chunk: Buffer): void {
-    if (this.trailerAt !== undefined && this.databaseDigest === undefined && this.size + chunk.length >= this.trailerAt) {
+    if (
+      this.trailerAt !== undefined &&
+      this.databaseDigest === undefined &&
+      this.size + chunk.length >= this.trailerAt
+    ) {
       const cut = this.trailerAt - this.size;
       this.hash.update(chunk.subarray(0, cut));
       this.databaseDigest = this.hash.copy().digest();
@@ -183,13 +223,27 @@ export class PlaintextHasher {
   }
 }
 
-export function checkTrailer(trailerAt: number | undefined, size: number, databaseDigest: Buffer | undefined, trailer: Buffer[], trailerLength: number): void {
+export function checkTrailer(
+  trailerAt: number | undefined,
+  size: number,
+  databaseDigest: Buffer | undefined,
+  trailer: Buffer[],
+  trailerLength: number,
+): void {
   if (trailerAt === undefined) return;
   if (databaseDigest === undefined || trailerLength !== 32) {
-    throw new BackupError('SNAPSHOT_CORRUPT', `the etcd snapshot stream announced a ${trailerAt}-byte database followed by its 32-byte SHA-256, but delivered ${size} bytes in total`, { databaseSize: trailerAt, size });
+    throw new BackupError(
+      'SNAPSHOT_CORRUPT',
+      `the etcd snapshot stream announced a ${trailerAt}-byte database followed by its 32-byte SHA-256, but delivered ${size} bytes in total`,
+      { databaseSize: trailerAt, size },
+    );
   }
   if (!Buffer.concat(trailer).equals(databaseDigest)) {
-    throw new BackupError('SNAPSHOT_CORRUPT', 'the etcd snapshot stream ends with a SHA-256 that does not match the database it sent: the snapshot is corrupt, nothing was kept', { databaseSize: trailerAt });
+    throw new BackupError(
+      'SNAPSHOT_CORRUPT',
+      'the etcd snapshot stream ends with a SHA-256 that does not match the database it sent: the snapshot is corrupt, nothing was kept',
+      { databaseSize: trailerAt },
+    );
   }
 }
 
@@ -233,11 +287,17 @@ export class StreamEncryptor {
     this.segmentSize = options.bound.segmentSize;
     this.salt = options.salt ?? randomBytes(SALT_LENGTH);
     this.noncePrefix = options.noncePrefix ?? randomBytes(NONCE_PREFIX_LENGTH);
-    if (this.salt.length !== SALT_LENGTH || this.noncePrefix.length !== NONCE_PREFIX_LENGTH) throw new RangeError('salt must be 32 bytes and the nonce prefix 7');
+    if (this.salt.length !== SALT_LENGTH || this.noncePrefix.length !== NONCE_PREFIX_LENGTH)
+      throw new RangeError('salt must be 32 bytes and the nonce prefix 7');
     this.info = kdfInfo(options.bound);
     const { key, keyCheck } = deriveKeys(options.dek, this.salt, this.info);
     this.key = key;
-    this.header = encodeHeader({ segmentSize: this.segmentSize, salt: this.salt, noncePrefix: this.noncePrefix, keyCheck });
+    this.header = encodeHeader({
+      segmentSize: this.segmentSize,
+      salt: this.salt,
+      noncePrefix: this.noncePrefix,
+      keyCheck,
+    });
     this.hasher = options.hasher ?? new PlaintextHasher();
   }
 
@@ -248,7 +308,9 @@ export class StreamEncryptor {
 
   private seal(plaintext: Buffer, index: number, aad: Buffer, last: boolean): Buffer[] {
     if (index >= MAX_SEGMENTS) throw new RangeError('more than 2^32 segments: use a larger segment size');
-    const cipher = createCipheriv('aes-256-gcm', this.key, segmentNonce(this.noncePrefix, index, last), { authTagLength: TAG_LENGTH });
+    const cipher = createCipheriv('aes-256-gcm', this.key, segmentNonce(this.noncePrefix, index, last), {
+      authTagLength: TAG_LENGTH,
+    });
     cipher.setAAD(aad);
     const ciphertext = cipher.update(plaintext);
     cipher.final();
@@ -273,7 +335,8 @@ export class StreamEncryptor {
         if (chunk.length === 0) continue;
         this.hasher.update(chunk);
         this.bytesIn += chunk.length;
-        if (this.bytesIn > MAX_PLAINTEXT_SIZE) throw new RangeError(`the snapshot is larger than ${MAX_PLAINTEXT_SIZE} bytes, the format's limit`);
+        if (this.bytesIn > MAX_PLAINTEXT_SIZE)
+          throw new RangeError(`the snapshot is larger than ${MAX_PLAINTEXT_SIZE} bytes, the format's limit`);
         let at = 0;
         while (at < chunk.length) {
           // A full segment is sealed as non-final only once we know more bytes follow it.
@@ -345,10 +408,17 @@ export class StreamDecryptor {
   private checkHeader(header: Header): void {
     const expect = this.options.expect;
     if (header.segmentSize !== expect.bound.segmentSize) {
-      throw new BackupError('METADATA_MISMATCH', `snapshot.db.enc was written with ${header.segmentSize}-byte segments but metadata.json says ${expect.bound.segmentSize}: metadata.json belongs to another backup, or the file header was altered`, { headerSegmentSize: header.segmentSize, metadataSegmentSize: expect.bound.segmentSize });
+      throw new BackupError(
+        'METADATA_MISMATCH',
+        `snapshot.db.enc was written with ${header.segmentSize}-byte segments but metadata.json says ${expect.bound.segmentSize}: metadata.json belongs to another backup, or the file header was altered`,
+        { headerSegmentSize: header.segmentSize, metadataSegmentSize: expect.bound.segmentSize },
+      );
     }
     if (!header.salt.equals(expect.salt)) {
-      throw new BackupError('METADATA_MISMATCH', 'the salt in snapshot.db.enc differs from kdf.salt in metadata.json: metadata.json belongs to another backup (or the header was altered)');
+      throw new BackupError(
+        'METADATA_MISMATCH',
+        'the salt in snapshot.db.enc differs from kdf.salt in metadata.json: metadata.json belongs to another backup (or the header was altered)',
+      );
     }
   }
 
@@ -357,7 +427,10 @@ export class StreamDecryptor {
     try {
       const { key, keyCheck } = deriveKeys(dek, header.salt, kdfInfo(this.options.expect.bound));
       if (!timingSafeEqual(keyCheck, header.keyCheck)) {
-        throw new BackupError('METADATA_ALTERED', 'the key derived from metadata.json does not match the key check in snapshot.db.enc: a bound field of metadata.json (transitKey, createdAt, source.cluster, source.namespace, segmentSize) or its wrappedDek was changed, or the file header was altered');
+        throw new BackupError(
+          'METADATA_ALTERED',
+          'the key derived from metadata.json does not match the key check in snapshot.db.enc: a bound field of metadata.json (transitKey, createdAt, source.cluster, source.namespace, segmentSize) or its wrappedDek was changed, or the file header was altered',
+        );
       }
       return key;
     } finally {
@@ -376,7 +449,9 @@ export class StreamDecryptor {
   private open(key: KeyObject, header: Header, parts: Buffer[], index: number, last: boolean, aad: Buffer): Opened {
     const total = byteLength(parts);
     if (total < TAG_LENGTH) return { ok: false, candidate: [] };
-    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(header.noncePrefix, index, last), { authTagLength: TAG_LENGTH });
+    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(header.noncePrefix, index, last), {
+      authTagLength: TAG_LENGTH,
+    });
     decipher.setAAD(aad);
     const ciphertextLength = total - TAG_LENGTH;
     const plaintext: Buffer[] = [];
@@ -418,10 +493,22 @@ export class StreamDecryptor {
 
   private sizeNote(): string {
     const stored = this.options.storedSize;
-    return stored === undefined ? '' : ` (snapshot.db.enc is ${stored} bytes; metadata.json says ${this.options.expect.ciphertextSize})`;
+    return stored === undefined
+      ? ''
+      : ` (snapshot.db.enc is ${stored} bytes; metadata.json says ${this.options.expect.ciphertextSize})`;
   }
 
-  private classify(key: KeyObject, header: Header, parts: Buffer[], index: number, atEnd: boolean, offset: number, failed: Buffer[], running: ReturnType<typeof createHash>, producedSoFar: number): BackupError {
+  private classify(
+    key: KeyObject,
+    header: Header,
+    parts: Buffer[],
+    index: number,
+    atEnd: boolean,
+    offset: number,
+    failed: Buffer[],
+    running: ReturnType<typeof createHash>,
+    producedSoFar: number,
+  ): BackupError {
     const expect = this.options.expect;
     const expectedFinal = finalAad(header.bytes, expect.sha256, expect.plaintextSize);
     const tryOpen = (p: Buffer[], i: number, last: boolean, aad: Buffer) => {
@@ -437,35 +524,73 @@ export class StreamDecryptor {
         for (const piece of failed) candidate.update(piece);
         const candidateSize = producedSoFar + byteLength(failed);
         if (tryOpen(parts, index, true, finalAad(header.bytes, candidate.digest(), candidateSize))) {
-          return new BackupError('METADATA_ALTERED', 'etcdSnapshotSha256 or plaintextSize in metadata.json differ from the values authenticated in snapshot.db.enc: metadata.json was edited', { ...where, authenticatedPlaintextSize: candidateSize });
+          return new BackupError(
+            'METADATA_ALTERED',
+            'etcdSnapshotSha256 or plaintextSize in metadata.json differ from the values authenticated in snapshot.db.enc: metadata.json was edited',
+            { ...where, authenticatedPlaintextSize: candidateSize },
+          );
         }
         if (tryOpen(parts, index, false, header.bytes)) {
-          return new BackupError('TRUNCATED', `snapshot.db.enc ends after segment ${index}, which is not the final segment: the file was truncated${this.sizeNote()}`, where);
+          return new BackupError(
+            'TRUNCATED',
+            `snapshot.db.enc ends after segment ${index}, which is not the final segment: the file was truncated${this.sizeNote()}`,
+            where,
+          );
         }
       } else if (tryOpen(parts, index, true, expectedFinal)) {
-        return new BackupError('TRAILING_DATA', `segment ${index} is the final segment of snapshot.db.enc but more bytes follow it: bytes were appended${this.sizeNote()}`, where);
+        return new BackupError(
+          'TRAILING_DATA',
+          `segment ${index} is the final segment of snapshot.db.enc but more bytes follow it: bytes were appended${this.sizeNote()}`,
+          where,
+        );
       }
       // The real end (per metadata.json) lies inside this chunk and the rest is extra bytes?
       const end = expect.ciphertextSize - offset;
       if (end >= TAG_LENGTH && end < byteLength(parts)) {
         const prefix = Buffer.concat(parts).subarray(0, end);
         if (tryOpen([prefix], index, true, expectedFinal)) {
-          return new BackupError('TRAILING_DATA', `snapshot.db.enc has extra bytes after its final segment ${index}: bytes were appended${this.sizeNote()}`, where);
+          return new BackupError(
+            'TRAILING_DATA',
+            `snapshot.db.enc has extra bytes after its final segment ${index}: bytes were appended${this.sizeNote()}`,
+            where,
+          );
         }
       }
       for (const j of this.trialIndices(index, header)) {
         if (tryOpen(parts, j, false, header.bytes)) {
           return j < index
-            ? new BackupError('SEGMENT_DUPLICATED', `position ${index} of snapshot.db.enc holds a second copy of segment ${j}: segments were duplicated`, { ...where, found: j })
-            : new BackupError('SEGMENT_REORDERED', `position ${index} of snapshot.db.enc holds segment ${j}: segments were reordered`, { ...where, found: j });
+            ? new BackupError(
+                'SEGMENT_DUPLICATED',
+                `position ${index} of snapshot.db.enc holds a second copy of segment ${j}: segments were duplicated`,
+                { ...where, found: j },
+              )
+            : new BackupError(
+                'SEGMENT_REORDERED',
+                `position ${index} of snapshot.db.enc holds segment ${j}: segments were reordered`,
+                { ...where, found: j },
+              );
         }
       }
       if (atEnd) {
         const read = this.ciphertextRead;
-        if (read < expect.ciphertextSize) return new BackupError('TRUNCATED', `snapshot.db.enc ends inside segment ${index} after ${read} bytes; metadata.json says ${expect.ciphertextSize}: the file was truncated`, { ...where, read });
-        if (read > expect.ciphertextSize) return new BackupError('TRAILING_DATA', `snapshot.db.enc is ${read} bytes; metadata.json says ${expect.ciphertextSize}: bytes were appended or the last segment replaced`, { ...where, read });
+        if (read < expect.ciphertextSize)
+          return new BackupError(
+            'TRUNCATED',
+            `snapshot.db.enc ends inside segment ${index} after ${read} bytes; metadata.json says ${expect.ciphertextSize}: the file was truncated`,
+            { ...where, read },
+          );
+        if (read > expect.ciphertextSize)
+          return new BackupError(
+            'TRAILING_DATA',
+            `snapshot.db.enc is ${read} bytes; metadata.json says ${expect.ciphertextSize}: bytes were appended or the last segment replaced`,
+            { ...where, read },
+          );
       }
-      return new BackupError('SEGMENT_TAMPERED', `segment ${index} of snapshot.db.enc (bytes ${offset}..${offset + byteLength(parts)}) failed authentication: its bytes were altered`, where);
+      return new BackupError(
+        'SEGMENT_TAMPERED',
+        `segment ${index} of snapshot.db.enc (bytes ${offset}..${offset + byteLength(parts)}) failed authentication: its bytes were altered`,
+        where,
+      );
     } finally {
       zero(failed);
     }
@@ -494,7 +619,8 @@ export class StreamDecryptor {
     const openOrFail = (parts: Buffer[], last: boolean): Buffer[] => {
       const aad = last ? finalAad(header!.bytes, expect.sha256, expect.plaintextSize) : header!.bytes;
       const opened = this.open(key!, header!, parts, index, last, aad);
-      if (!opened.ok) throw this.classify(key!, header!, parts, index, last, offset, opened.candidate, running, produced);
+      if (!opened.ok)
+        throw this.classify(key!, header!, parts, index, last, offset, opened.candidate, running, produced);
       for (const piece of opened.plaintext) running.update(piece);
       produced += byteLength(opened.plaintext);
       offset += byteLength(parts);
@@ -521,7 +647,8 @@ export class StreamDecryptor {
         while (at < chunk.length) {
           // A full segment with more bytes after it cannot be the last one.
           if (filled === segmentBytes) {
-            if (index + 1 >= MAX_SEGMENTS) throw new BackupError('TRAILING_DATA', 'snapshot.db.enc has more than 2^32 segments');
+            if (index + 1 >= MAX_SEGMENTS)
+              throw new BackupError('TRAILING_DATA', 'snapshot.db.enc has more than 2^32 segments');
             for (const piece of openOrFail([segment], false)) yield piece;
             filled = 0;
           }
@@ -533,20 +660,30 @@ export class StreamDecryptor {
       if (!header) {
         const head = headerBytes.subarray(0, headerFilled);
         if (head.length >= MAGIC.length && !head.subarray(0, MAGIC.length).equals(MAGIC)) parseHeader(headerBytes);
-        throw new BackupError('TRUNCATED', `snapshot.db.enc is ${head.length} bytes, shorter than its ${HEADER_LENGTH}-byte header: the file was truncated`, { read: head.length });
+        throw new BackupError(
+          'TRUNCATED',
+          `snapshot.db.enc is ${head.length} bytes, shorter than its ${HEADER_LENGTH}-byte header: the file was truncated`,
+          { read: head.length },
+        );
       }
       if (filled < TAG_LENGTH) {
         // A segment is at least its tag; a full segment followed by fewer bytes was opened as
         // non-final above, so what is left here is a cut-off segment.
         const where = index === 0 && filled === 0 ? 'right after its header' : `inside segment ${index}`;
-        throw new BackupError('TRUNCATED', `snapshot.db.enc ends ${where}: the file was truncated${this.sizeNote()}`, { segment: index, offset });
+        throw new BackupError('TRUNCATED', `snapshot.db.enc ends ${where}: the file was truncated${this.sizeNote()}`, {
+          segment: index,
+          offset,
+        });
       }
       const final = openOrFail([segment.subarray(0, filled)], true);
       const sha256 = running.digest();
       if (!sha256.equals(expect.sha256) || produced !== expect.plaintextSize) {
         // Authenticated but inconsistent: only a buggy writer produces this.
         zero(final);
-        throw new BackupError('SNAPSHOT_CORRUPT', 'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty');
+        throw new BackupError(
+          'SNAPSHOT_CORRUPT',
+          'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty',
+        );
       }
       this.sha256 = sha256;
       for (const piece of final) yield piece;

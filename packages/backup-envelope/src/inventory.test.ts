@@ -38,11 +38,26 @@ describe('retention', () => {
 
 describe('what a bucket writer can claim (finding 9)', () => {
   const stored = (daysAgo: number) => new Date(now.getTime() - daysAgo * day);
-  const planted = (key: string, kind: BackupInfo['kind'], storedDaysAgo: number): BackupInfo => ({ key, kind, cluster: 'prod', createdAt: new Date('9999-12-31T23:59:59Z'), storedAt: stored(storedDaysAgo), ...(kind === 'envelope' ? { schemaVersion: 2 as const } : {}) });
+  const planted = (key: string, kind: BackupInfo['kind'], storedDaysAgo: number): BackupInfo => ({
+    key,
+    kind,
+    cluster: 'prod',
+    createdAt: new Date('9999-12-31T23:59:59Z'),
+    storedAt: stored(storedDaysAgo),
+    ...(kind === 'envelope' ? { schemaVersion: 2 as const } : {}),
+  });
 
   it.each([
-    ['a real backup: its claim, made before the upload ended', { createdAt: stored(1), storedAt: stored(0.99) }, stored(1)],
-    ['a far-future claim: when the server stored it', { createdAt: new Date('9999-12-31T23:59:59Z'), storedAt: stored(3) }, stored(3)],
+    [
+      'a real backup: its claim, made before the upload ended',
+      { createdAt: stored(1), storedAt: stored(0.99) },
+      stored(1),
+    ],
+    [
+      'a far-future claim: when the server stored it',
+      { createdAt: new Date('9999-12-31T23:59:59Z'), storedAt: stored(3) },
+      stored(3),
+    ],
     ['nothing stored known: the claim', { createdAt: stored(2) }, stored(2)],
   ])('backupTime: %s', (_, b, expected) => expect(backupTime(b)).toEqual(expected));
 
@@ -61,7 +76,11 @@ describe('what a bucket writer can claim (finding 9)', () => {
     const db = planted('prod/prod-99991231T235959Z.db', 'plaintext', 10);
     const envelope = planted('prod/prod-99991230T000000Z/', 'envelope', 9);
     const written = { ...backup(0), schemaVersion: 2 as const, storedAt: stored(0) };
-    expect(backupsToDelete([db, envelope, backup(8), written], 7, now, written.key).map((b) => b.key)).toEqual([db.key, envelope.key, 'prod/prod-8/']);
+    expect(backupsToDelete([db, envelope, backup(8), written], 7, now, written.key).map((b) => b.key)).toEqual([
+      db.key,
+      envelope.key,
+      'prod/prod-8/',
+    ]);
     // Without the run's key the newest candidate stays, however old: a plaintext file never does.
     expect(backupsToDelete([db, backup(30)], 7, now).map((b) => b.key)).toEqual([db.key]);
   });

@@ -41,12 +41,14 @@ export interface Inventory {
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 
@@ -59,12 +61,24 @@ export async function listBackups(store: BackupStore, cluster: string): Promise<
   for (const object of objects) {
     const parsed = parseBackupKey(object.key);
     if (parsed?.kind === 'plaintext' && parsed.cluster === cluster) {
-      backups.push({ key: object.key, kind: 'plaintext', cluster, createdAt: parsed.createdAt, storedSize: object.size, ...(object.lastModified ? { storedAt: object.lastModified } : {}) });
+      backups.push({
+        key: object.key,
+        kind: 'plaintext',
+        cluster,
+        createdAt: parsed.createdAt,
+        storedSize: object.size,
+        ...(object.lastModified ? { storedAt: object.lastModified } : {}),
+      });
     }
   }
-  const envelopes = prefixes.map((p) => ({ prefix: p, parsed: parseBackupKey(p) })).filter((p) => p.parsed?.kind === 'envelope' && p.parsed.cluster === cluster);
+  const envelopes = prefixes
+    .map((p) => ({ prefix: p, parsed: parseBackupKey(p) }))
+    .filter((p) => p.parsed?.kind === 'envelope' && p.parsed.cluster === cluster);
   const read = await mapLimit(envelopes, 16, async ({ prefix }) => {
-    const [metadata, snapshot] = await Promise.all([store.getText(prefix + ENVELOPE_OBJECTS.metadata), store.head(prefix + ENVELOPE_OBJECTS.snapshot)]);
+    const [metadata, snapshot] = await Promise.all([
+      store.getText(prefix + ENVELOPE_OBJECTS.metadata),
+      store.head(prefix + ENVELOPE_OBJECTS.snapshot),
+    ]);
     return { prefix, metadata, snapshot };
   });
   for (const { prefix, metadata, snapshot } of read) {
@@ -113,7 +127,9 @@ export function backupTime(b: Pick<BackupInfo, 'createdAt' | 'storedAt'>): Date 
  * authenticated at all, and a version-1 metadata.json does not bind its createdAt, so a bucket
  * writer could re-date an old one. Pure.
  */
-export function latestCandidates<T extends Pick<BackupInfo, 'key' | 'kind' | 'schemaVersion' | 'createdAt' | 'storedAt'>>(backups: readonly T[]): T[] {
+export function latestCandidates<
+  T extends Pick<BackupInfo, 'key' | 'kind' | 'schemaVersion' | 'createdAt' | 'storedAt'>,
+>(backups: readonly T[]): T[] {
   return backups
     .filter((b) => b.kind === 'envelope' && b.schemaVersion !== 1)
     .sort((a, b) => backupTime(b).getTime() - backupTime(a).getTime() || b.key.localeCompare(a.key));
@@ -123,7 +139,10 @@ export function latestCandidates<T extends Pick<BackupInfo, 'key' | 'kind' | 'sc
  * The lowest Transit key version any envelope backup still needs (null when there is none):
  * min_decryption_version must not go above it.
  */
-export function minKeyVersion(backups: readonly Pick<BackupInfo, 'kind' | 'transitKeyVersion'>[], transitKey?: string): number | null {
+export function minKeyVersion(
+  backups: readonly Pick<BackupInfo, 'kind' | 'transitKeyVersion'>[],
+  transitKey?: string,
+): number | null {
   let min: number | null = null;
   for (const b of backups as readonly BackupInfo[]) {
     if (b.kind !== 'envelope' || b.transitKeyVersion === undefined) continue;
@@ -138,8 +157,11 @@ export function minKeyVersion(backups: readonly Pick<BackupInfo, 'kind' | 'trans
  * `keep` (the backup the job just wrote), nor, without it, the newest candidate for "latest" (a
  * cluster whose backups stopped keeps its last good backup; a planted file is never that). Pure.
  */
-export function backupsToDelete<T extends Pick<BackupInfo, 'key' | 'kind' | 'createdAt' | 'storedAt' | 'schemaVersion'>>(backups: readonly T[], retentionDays: number, now: Date, keep?: string): T[] {
-  if (!Number.isFinite(retentionDays) || retentionDays < 0) throw new RangeError(`retentionDays must be >= 0, got ${retentionDays}`);
+export function backupsToDelete<
+  T extends Pick<BackupInfo, 'key' | 'kind' | 'createdAt' | 'storedAt' | 'schemaVersion'>,
+>(backups: readonly T[], retentionDays: number, now: Date, keep?: string): T[] {
+  if (!Number.isFinite(retentionDays) || retentionDays < 0)
+    throw new RangeError(`retentionDays must be >= 0, got ${retentionDays}`);
   const kept = keep ?? latestCandidates(backups)[0]?.key;
   const cutoff = now.getTime() - retentionDays * 86_400_000;
   return backups.filter((b) => b.key !== kept && backupTime(b).getTime() < cutoff);
@@ -150,7 +172,11 @@ export function backupsToDelete<T extends Pick<BackupInfo, 'key' | 'kind' | 'cre
  * and unfinished prefixes past retention (aged by the server's time of their newest object, so a
  * far-future name is no shelter). Returns the keys deleted.
  */
-export async function applyRetention(store: BackupStore, cluster: string, options: { retentionDays: number; now: Date; keep: string }): Promise<string[]> {
+export async function applyRetention(
+  store: BackupStore,
+  cluster: string,
+  options: { retentionDays: number; now: Date; keep: string },
+): Promise<string[]> {
   const inventory = await listBackups(store, cluster);
   const deleted: string[] = [];
   for (const old of backupsToDelete(inventory.backups, options.retentionDays, options.now, options.keep)) {
@@ -160,7 +186,10 @@ export async function applyRetention(store: BackupStore, cluster: string, option
   const cutoff = options.now.getTime() - options.retentionDays * 86_400_000;
   for (const prefix of inventory.incomplete) {
     const claimed = parseBackupKey(prefix)?.createdAt;
-    const stored = (await store.list(prefix)).reduce<Date | undefined>((a, o) => (o.lastModified && (!a || o.lastModified > a) ? o.lastModified : a), undefined);
+    const stored = (await store.list(prefix)).reduce<Date | undefined>(
+      (a, o) => (o.lastModified && (!a || o.lastModified > a) ? o.lastModified : a),
+      undefined,
+    );
     if (claimed && backupTime({ createdAt: claimed, ...(stored ? { storedAt: stored } : {}) }).getTime() < cutoff) {
       await deleteBackup(store, prefix);
       deleted.push(prefix);
@@ -176,7 +205,8 @@ export async function deleteBackup(store: BackupStore, key: string): Promise<voi
     return;
   }
   const parsed = parseBackupKey(key);
-  if (parsed?.kind !== 'envelope') throw new BackupError('NOT_FOUND', `"${key}" is not a backup prefix <cluster>/<cluster>-<timestamp>/`);
+  if (parsed?.kind !== 'envelope')
+    throw new BackupError('NOT_FOUND', `"${key}" is not a backup prefix <cluster>/<cluster>-<timestamp>/`);
   await store.delete([key + ENVELOPE_OBJECTS.metadata]);
   const rest = (await store.list(key)).map((o) => o.key);
   if (rest.length) await store.delete(rest);
@@ -184,7 +214,9 @@ export async function deleteBackup(store: BackupStore, key: string): Promise<voi
 
 /** Aborts multipart uploads under `prefix` started before `olderThan` (crashed jobs' leftovers). */
 export async function sweepStaleUploads(store: BackupStore, prefix: string, olderThan: Date): Promise<number> {
-  const stale = (await store.multipartUploads(prefix)).filter((u) => u.initiated && u.initiated.getTime() < olderThan.getTime());
+  const stale = (await store.multipartUploads(prefix)).filter(
+    (u) => u.initiated && u.initiated.getTime() < olderThan.getTime(),
+  );
   for (const u of stale) await store.abortMultipart(u.key, u.uploadId);
   return stale.length;
 }

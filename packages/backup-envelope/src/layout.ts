@@ -1,11 +1,18 @@
 // Where backups live in the bucket (SPEC 6): `<cluster>/<cluster>-<timestamp>/` with three
 // objects for an envelope backup, `<cluster>/<cluster>-<timestamp>.db` for a plaintext one.
 
-export const ENVELOPE_OBJECTS = { snapshot: 'snapshot.db.enc', wrappedDek: 'dek.wrapped', metadata: 'metadata.json' } as const;
+export const ENVELOPE_OBJECTS = {
+  snapshot: 'snapshot.db.enc',
+  wrappedDek: 'dek.wrapped',
+  metadata: 'metadata.json',
+} as const;
 
 /** Compact UTC timestamp that sorts lexicographically: 20260102T030405Z. */
 export function backupTimestamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function envelopePrefix(cluster: string, date: Date): string {

@@ -73,17 +73,26 @@ export class V1Decryptor {
       }
       const pending = block.subarray(Math.max(0, filled - V1_TAG_LENGTH), filled);
       if (!decipher || pending.length < V1_TAG_LENGTH) {
-        throw new BackupError('TRUNCATED', `snapshot.db.enc (single-seal v1) is ${this.ciphertextRead} bytes, shorter than nonce + tag (${V1_NONCE_LENGTH + V1_TAG_LENGTH}): the file was truncated`);
+        throw new BackupError(
+          'TRUNCATED',
+          `snapshot.db.enc (single-seal v1) is ${this.ciphertextRead} bytes, shorter than nonce + tag (${V1_NONCE_LENGTH + V1_TAG_LENGTH}): the file was truncated`,
+        );
       }
       decipher.setAuthTag(pending);
       try {
         decipher.final();
       } catch {
-        throw new BackupError('SEGMENT_TAMPERED', 'snapshot.db.enc (single-seal v1) failed authentication: it was altered, truncated or extended, or metadata.json belongs to another backup (a v1 file cannot tell which)');
+        throw new BackupError(
+          'SEGMENT_TAMPERED',
+          'snapshot.db.enc (single-seal v1) failed authentication: it was altered, truncated or extended, or metadata.json belongs to another backup (a v1 file cannot tell which)',
+        );
       }
       this.sha256 = hash.digest();
       if (this.options.sha256 && !this.sha256.equals(this.options.sha256)) {
-        throw new BackupError('METADATA_ALTERED', 'snapshot.db.enc (single-seal v1) authenticated, but its SHA-256 differs from etcdSnapshotSha256 in metadata.json: metadata.json was edited or belongs to another backup');
+        throw new BackupError(
+          'METADATA_ALTERED',
+          'snapshot.db.enc (single-seal v1) authenticated, but its SHA-256 differs from etcdSnapshotSha256 in metadata.json: metadata.json was edited or belongs to another backup',
+        );
       }
     } finally {
       dek.fill(0);

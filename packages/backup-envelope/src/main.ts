@@ -41,17 +41,31 @@ async function openBao(config: OpenBaoConfig): Promise<Session> {
 
 function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Promise<number> {
-  const store = BackupStore.fromSettings({ ...config.s3, ...(config.s3.caFile ? { caPem: readConfigFile(config.s3.caFile, '--s3-ca-file') } : {}) });
+  const store = BackupStore.fromSettings({
+    ...config.s3,
+    ...(config.s3.caFile ? { caPem: readConfigFile(config.s3.caFile, '--s3-ca-file') } : {}),
+  });
   let session: Session | undefined;
   try {
     if (config.command === 'list') {
       const inventory = await listBackups(store, config.cluster);
-      for (const prefix of inventory.incomplete) logger.warn({ key: store.url(prefix) }, 'prefix without metadata.json (an unfinished upload): not a backup');
-      for (const bad of inventory.invalid) logger.warn({ key: store.url(bad.key), err: bad.error }, 'unreadable metadata.json');
+      for (const prefix of inventory.incomplete)
+        logger.warn({ key: store.url(prefix) }, 'prefix without metadata.json (an unfinished upload): not a backup');
+      for (const bad of inventory.invalid)
+        logger.warn({ key: store.url(bad.key), err: bad.error }, 'unreadable metadata.json');
       const rows = inventory.backups.map((b) => ({
         key: b.key,
         kind: b.kind,
@@ -64,13 +78,31 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
       }));
       if (config.json) {
         for (const row of rows) print(row);
-        print({ summary: true, backups: rows.length, minKeyVersion: minKeyVersion(inventory.backups), incomplete: inventory.incomplete.length, invalid: inventory.invalid.length });
+        print({
+          summary: true,
+          backups: rows.length,
+          minKeyVersion: minKeyVersion(inventory.backups),
+          incomplete: inventory.incomplete.length,
+          invalid: inventory.invalid.length,
+        });
       } else {
-        process.stdout.write(formatTable([
-          ['KEY', 'CREATED', 'SCHEMA', 'TRANSIT KEY', 'VERSION', 'PLAINTEXT', 'STORED'],
-          ...rows.map((r) => [r.key, r.createdAt, String(r.schemaVersion ?? r.kind), r.transitKey ?? '-', r.transitKeyVersion === null ? '-' : `v${r.transitKeyVersion}`, String(r.plaintextSize ?? '-'), String(r.storedSize ?? '-')]),
-        ]));
-        process.stdout.write(`${rows.length} backup(s); lowest key version still needed: ${minKeyVersion(inventory.backups) ?? 'none'}\n`);
+        process.stdout.write(
+          formatTable([
+            ['KEY', 'CREATED', 'SCHEMA', 'TRANSIT KEY', 'VERSION', 'PLAINTEXT', 'STORED'],
+            ...rows.map((r) => [
+              r.key,
+              r.createdAt,
+              String(r.schemaVersion ?? r.kind),
+              r.transitKey ?? '-',
+              r.transitKeyVersion === null ? '-' : `v${r.transitKeyVersion}`,
+              String(r.plaintextSize ?? '-'),
+              String(r.storedSize ?? '-'),
+            ]),
+          ]),
+        );
+        process.stdout.write(
+          `${rows.length} backup(s); lowest key version still needed: ${minKeyVersion(inventory.backups) ?? 'none'}\n`,
+        );
       }
       return 0;
     }
@@ -79,27 +111,54 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
     const transit = session.client.transit(config.openbao.transitMount);
 
     if (config.command === 'backup') {
-      const source = config.source.kind === 'file'
-        ? fileSnapshotSource(config.source.path)
-        : etcdSnapshotSource({
-            endpoint: config.source.endpoint,
-            ...(config.source.caFile ? { caPem: readConfigFile(config.source.caFile, '--etcd-ca-file') } : {}),
-            ...(config.source.certFile ? { certPem: readConfigFile(config.source.certFile, '--etcd-cert-file') } : {}),
-            ...(config.source.keyFile ? { keyPem: readConfigFile(config.source.keyFile, '--etcd-key-file') } : {}),
-          });
+      const source =
+        config.source.kind === 'file'
+          ? fileSnapshotSource(config.source.path)
+          : etcdSnapshotSource({
+              endpoint: config.source.endpoint,
+              ...(config.source.caFile ? { caPem: readConfigFile(config.source.caFile, '--etcd-ca-file') } : {}),
+              ...(config.source.certFile
+                ? { certPem: readConfigFile(config.source.certFile, '--etcd-cert-file') }
+                : {}),
+              ...(config.source.keyFile ? { keyPem: readConfigFile(config.source.keyFile, '--etcd-key-file') } : {}),
+            });
       const result = await runBackup({
-        store, transit, transitKey: config.transitKey, cluster: config.cluster, namespace: config.namespace, source,
-        segmentSize: config.segmentSize, partSize: config.partSize, queueSize: config.queueSize,
-        staleUploadAgeMs: config.staleUploadAgeMs, logger, signal,
+        store,
+        transit,
+        transitKey: config.transitKey,
+        cluster: config.cluster,
+        namespace: config.namespace,
+        source,
+        segmentSize: config.segmentSize,
+        partSize: config.partSize,
+        queueSize: config.queueSize,
+        staleUploadAgeMs: config.staleUploadAgeMs,
+        logger,
+        signal,
       });
       const m = result.metadata;
       let deleted: string[] = [];
       if (config.retentionDays !== undefined) {
         // The backup just written is the newest authentic one: it is what retention keeps.
-        deleted = await applyRetention(store, config.cluster, { retentionDays: config.retentionDays, now: new Date(), keep: result.key });
+        deleted = await applyRetention(store, config.cluster, {
+          retentionDays: config.retentionDays,
+          now: new Date(),
+          keep: result.key,
+        });
         if (deleted.length) logger.info({ deleted }, 'retention: deleted old backups');
       }
-      print({ key: result.key, bucket: store.bucket, createdAt: m.createdAt, transitKey: m.transitKey, transitKeyVersion: m.transitKeyVersion, plaintextSize: m.plaintextSize, ciphertextSize: m.ciphertextSize, etcdSnapshotSha256: m.etcdSnapshotSha256, durationMs: result.durationMs, deleted });
+      print({
+        key: result.key,
+        bucket: store.bucket,
+        createdAt: m.createdAt,
+        transitKey: m.transitKey,
+        transitKeyVersion: m.transitKeyVersion,
+        plaintextSize: m.plaintextSize,
+        ciphertextSize: m.ciphertextSize,
+        etcdSnapshotSha256: m.etcdSnapshotSha256,
+        durationMs: result.durationMs,
+        deleted,
+      });
       return 0;
     }
 
@@ -107,23 +166,58 @@ async function run(config: CliConfig, logger: Logger, signal: AbortSignal): Prom
       let key = config.backup;
       if (key === 'latest') {
         const { backups } = await listBackups(store, config.cluster);
-        if (!backups.length) throw new BackupError('NOT_FOUND', `no backups of cluster ${config.cluster} in s3://${store.bucket}/${config.cluster}/`);
-        key = (await latestVerified(store, transit, backups, { cluster: config.cluster, namespace: config.namespace, ...(config.transitKey ? { transitKey: config.transitKey } : {}) }, logger)).key;
+        if (!backups.length)
+          throw new BackupError(
+            'NOT_FOUND',
+            `no backups of cluster ${config.cluster} in s3://${store.bucket}/${config.cluster}/`,
+          );
+        key = (
+          await latestVerified(
+            store,
+            transit,
+            backups,
+            {
+              cluster: config.cluster,
+              namespace: config.namespace,
+              ...(config.transitKey ? { transitKey: config.transitKey } : {}),
+            },
+            logger,
+          )
+        ).key;
         logger.info({ key: store.url(key) }, 'restoring the latest backup');
       }
       const result = await restoreBackup({
-        store, transit, cluster: config.cluster, namespace: config.namespace, key,
+        store,
+        transit,
+        cluster: config.cluster,
+        namespace: config.namespace,
+        key,
         ...(config.transitKey ? { expectedTransitKey: config.transitKey } : {}),
         allowUnauthenticated: config.allowUnauthenticated,
-        destination: config.destination, logger, signal,
+        destination: config.destination,
+        logger,
+        signal,
       });
       print(result);
       return 0;
     }
 
-    const result = await rewrapBackups({ store, transit, cluster: config.cluster, ...(config.transitKey ? { transitKey: config.transitKey } : {}), dryRun: config.dryRun, logger });
+    const result = await rewrapBackups({
+      store,
+      transit,
+      cluster: config.cluster,
+      ...(config.transitKey ? { transitKey: config.transitKey } : {}),
+      dryRun: config.dryRun,
+      logger,
+    });
     for (const outcome of result.outcomes) print(outcome);
-    print({ summary: true, backups: result.outcomes.length, rewrapped: result.outcomes.filter((o) => o.status === 'rewrapped').length, failed: result.failed, latestVersion: result.latestVersion });
+    print({
+      summary: true,
+      backups: result.outcomes.length,
+      rewrapped: result.outcomes.filter((o) => o.status === 'rewrapped').length,
+      failed: result.failed,
+      latestVersion: result.latestVersion,
+    });
     return result.failed ? 1 : 0;
   } finally {
     await session?.close();

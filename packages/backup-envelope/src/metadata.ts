@@ -2,7 +2,17 @@
 // field the key derivation binds is checked against kdf.info so an edit is named, not guessed.
 import { ciphertextVersion } from '@kdc/shared/openbao';
 import { BackupError } from './errors.ts';
-import { ALGORITHM, KDF_INFO_PREFIX, KDF_NAME, SCHEMA_VERSION, checkPlaintextSize, checkSegmentSize, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
+import {
+  ALGORITHM,
+  KDF_INFO_PREFIX,
+  KDF_NAME,
+  SCHEMA_VERSION,
+  checkPlaintextSize,
+  checkSegmentSize,
+  ciphertextSizeFor,
+  kdfInfo,
+  type BoundMetadata,
+} from './format.ts';
 import { V1_ALGORITHM } from './legacy.ts';
 
 export interface MetadataV2 {
@@ -48,7 +58,14 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export function boundOf(m: MetadataV2): BoundMetadata {
-  return { schemaVersion: SCHEMA_VERSION, algorithm: ALGORITHM, transitKey: m.transitKey, createdAt: m.createdAt, source: { cluster: m.source.cluster, namespace: m.source.namespace }, segmentSize: m.segmentSize };
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    algorithm: ALGORITHM,
+    transitKey: m.transitKey,
+    createdAt: m.createdAt,
+    source: { cluster: m.source.cluster, namespace: m.source.namespace },
+    segmentSize: m.segmentSize,
+  };
 }
 
 /** Which bound fields differ between kdf.info and the metadata's own fields. */
@@ -83,7 +100,10 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
   if (!isObject(raw)) fail('is not a JSON object', where);
   const version = raw.schemaVersion;
   if (version !== 1 && version !== 2) {
-    throw new BackupError('UNSUPPORTED_FORMAT', `${where}metadata.json has schemaVersion ${JSON.stringify(version)}; this reader knows 1 (single seal) and 2 (segmented stream): upgrade the backup tool`);
+    throw new BackupError(
+      'UNSUPPORTED_FORMAT',
+      `${where}metadata.json has schemaVersion ${JSON.stringify(version)}; this reader knows 1 (single seal) and 2 (segmented stream): upgrade the backup tool`,
+    );
   }
   const str = (field: string) => {
     const v = raw[field];
@@ -93,28 +113,56 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
   const transitKey = str('transitKey');
   const wrappedDek = str('wrappedDek');
   const createdAt = str('createdAt');
-  if (Number.isNaN(Date.parse(createdAt))) fail(`"createdAt" is not a date: ${JSON.stringify(createdAt).slice(0, 60)}`, where);
+  if (Number.isNaN(Date.parse(createdAt)))
+    fail(`"createdAt" is not a date: ${JSON.stringify(createdAt).slice(0, 60)}`, where);
   const match = WRAPPED.exec(wrappedDek);
   if (!match) fail('"wrappedDek" is not a Transit ciphertext (vault:vN:...)', where);
   const wrappedVersion = Number(match[1]);
   const transitKeyVersion = raw.transitKeyVersion ?? wrappedVersion;
   if (transitKeyVersion !== wrappedVersion) {
-    fail(`"transitKeyVersion" is ${JSON.stringify(transitKeyVersion)} but wrappedDek is wrapped with version ${wrappedVersion}: the two must agree (an interrupted or hand-made edit)`, where);
+    fail(
+      `"transitKeyVersion" is ${JSON.stringify(transitKeyVersion)} but wrappedDek is wrapped with version ${wrappedVersion}: the two must agree (an interrupted or hand-made edit)`,
+      where,
+    );
   }
 
   if (version === 1) {
     const algorithm = raw.algorithm ?? V1_ALGORITHM;
-    if (algorithm !== V1_ALGORITHM) throw new BackupError('UNSUPPORTED_FORMAT', `${where}metadata.json (schemaVersion 1) has algorithm ${JSON.stringify(algorithm)}; only ${V1_ALGORITHM} exists`);
+    if (algorithm !== V1_ALGORITHM)
+      throw new BackupError(
+        'UNSUPPORTED_FORMAT',
+        `${where}metadata.json (schemaVersion 1) has algorithm ${JSON.stringify(algorithm)}; only ${V1_ALGORITHM} exists`,
+      );
     const sha = raw.etcdSnapshotSha256;
-    if (sha !== undefined && (typeof sha !== 'string' || !HEX64.test(sha.toLowerCase()))) fail('"etcdSnapshotSha256" is not a hex SHA-256', where);
+    if (sha !== undefined && (typeof sha !== 'string' || !HEX64.test(sha.toLowerCase())))
+      fail('"etcdSnapshotSha256" is not a hex SHA-256', where);
     const source = raw.source;
     if (source !== undefined && !isObject(source)) fail('"source" must be an object', where);
-    return { ...raw, schemaVersion: 1, algorithm: V1_ALGORITHM, transitKey, transitKeyVersion: wrappedVersion, wrappedDek, createdAt, ...(typeof sha === 'string' ? { etcdSnapshotSha256: sha.toLowerCase() } : {}) } as MetadataV1;
+    return {
+      ...raw,
+      schemaVersion: 1,
+      algorithm: V1_ALGORITHM,
+      transitKey,
+      transitKeyVersion: wrappedVersion,
+      wrappedDek,
+      createdAt,
+      ...(typeof sha === 'string' ? { etcdSnapshotSha256: sha.toLowerCase() } : {}),
+    } as MetadataV1;
   }
 
-  if (raw.algorithm !== ALGORITHM) throw new BackupError('UNSUPPORTED_FORMAT', `${where}metadata.json (schemaVersion 2) has algorithm ${JSON.stringify(raw.algorithm)}; only ${ALGORITHM} exists`);
+  if (raw.algorithm !== ALGORITHM)
+    throw new BackupError(
+      'UNSUPPORTED_FORMAT',
+      `${where}metadata.json (schemaVersion 2) has algorithm ${JSON.stringify(raw.algorithm)}; only ${ALGORITHM} exists`,
+    );
   const source = raw.source;
-  if (!isObject(source) || typeof source.cluster !== 'string' || !source.cluster || typeof source.namespace !== 'string' || !source.namespace) {
+  if (
+    !isObject(source) ||
+    typeof source.cluster !== 'string' ||
+    !source.cluster ||
+    typeof source.namespace !== 'string' ||
+    !source.namespace
+  ) {
     fail('"source" must be {cluster, namespace} with non-empty strings', where);
   }
   const sha = str('etcdSnapshotSha256');
@@ -137,10 +185,19 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
     fail(`"plaintextSize": ${(error as Error).message}`, where);
   }
   if (ciphertextSizeFor(plaintextSize, segmentSize) !== ciphertextSize) {
-    fail(`"ciphertextSize" ${ciphertextSize} does not follow from plaintextSize ${plaintextSize} and segmentSize ${segmentSize} (expected ${ciphertextSizeFor(plaintextSize, segmentSize)}): the sizes were edited`, where);
+    fail(
+      `"ciphertextSize" ${ciphertextSize} does not follow from plaintextSize ${plaintextSize} and segmentSize ${segmentSize} (expected ${ciphertextSizeFor(plaintextSize, segmentSize)}): the sizes were edited`,
+      where,
+    );
   }
   const kdf = raw.kdf;
-  if (!isObject(kdf) || kdf.name !== KDF_NAME || typeof kdf.salt !== 'string' || !HEX64.test(kdf.salt) || typeof kdf.info !== 'string') {
+  if (
+    !isObject(kdf) ||
+    kdf.name !== KDF_NAME ||
+    typeof kdf.salt !== 'string' ||
+    !HEX64.test(kdf.salt) ||
+    typeof kdf.info !== 'string'
+  ) {
     fail(`"kdf" must be {name: "${KDF_NAME}", salt: <64 hex>, info: <string>}`, where);
   }
   const metadata: MetadataV2 = {
@@ -160,7 +217,11 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
   };
   if (kdf.info !== kdfInfo(boundOf(metadata))) {
     const edited = editedBoundFields(metadata);
-    throw new BackupError('METADATA_ALTERED', `${where}metadata.json was edited: ${edited.join(', ')} no longer match${edited.length === 1 ? 'es' : ''} the values the backup was written with (recorded in kdf.info and bound into the key derivation)`, { fields: edited });
+    throw new BackupError(
+      'METADATA_ALTERED',
+      `${where}metadata.json was edited: ${edited.join(', ')} no longer match${edited.length === 1 ? 'es' : ''} the values the backup was written with (recorded in kdf.info and bound into the key derivation)`,
+      { fields: edited },
+    );
   }
   return metadata;
 }

@@ -5,14 +5,27 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './crypto-worker.ts';
 import {
-  HEADER_LENGTH, MAX_SEGMENTS, SALT_LENGTH, TAG_LENGTH, checkSegmentSize, checkTrailer, deriveKeys, encodeHeader, kdfInfo,
-  type EncryptResult, type EncryptorOptions, type TrailerListener,
+  HEADER_LENGTH,
+  MAX_SEGMENTS,
+  SALT_LENGTH,
+  TAG_LENGTH,
+  checkSegmentSize,
+  checkTrailer,
+  deriveKeys,
+  encodeHeader,
+  kdfInfo,
+  type EncryptResult,
+  type EncryptorOptions,
+  type TrailerListener,
 } from './format.ts';
 import { NONCE_PREFIX_LENGTH } from './segment.ts';
 
 // Sources run with type stripping (`--conditions=source`), builds from dist: the worker file
 // sits beside this one either way.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './crypto-worker.ts' : './crypto-worker.js', import.meta.url);
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './crypto-worker.ts' : './crypto-worker.js',
+  import.meta.url,
+);
 
 /** A fixed set of equal buffers handed out and back: memory stays at `count x size`. */
 export class BufferPool {
@@ -21,7 +34,8 @@ export class BufferPool {
 
   /** `shared`: backed by SharedArrayBuffers, so the crypto worker reads and writes them in place. */
   constructor(size: number, count: number, shared = false) {
-    for (let i = 0; i < count; i++) this.free.push(shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size));
+    for (let i = 0; i < count; i++)
+      this.free.push(shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size));
   }
 
   take(): Promise<Buffer> {
@@ -44,7 +58,10 @@ export class BufferPool {
 /** One crypto worker: requests are answered in order. */
 export class CryptoWorker {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }
+  >();
   private nextId = 0;
   private failure: Error | undefined;
 
@@ -68,7 +85,11 @@ export class CryptoWorker {
     this.pending.clear();
   }
 
-  request<Op extends WorkerRequest['op']>(op: Op, message: Omit<Extract<WorkerRequest, { op: Op }>, 'id' | 'op'>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+  request<Op extends WorkerRequest['op']>(
+    op: Op,
+    message: Omit<Extract<WorkerRequest, { op: Op }>, 'id' | 'op'>,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<WorkerReply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -146,7 +167,8 @@ export class ParallelEncryptor implements TrailerListener {
     this.segmentSize = options.bound.segmentSize;
     this.salt = options.salt ?? randomBytes(SALT_LENGTH);
     const noncePrefix = options.noncePrefix ?? randomBytes(NONCE_PREFIX_LENGTH);
-    if (this.salt.length !== SALT_LENGTH || noncePrefix.length !== NONCE_PREFIX_LENGTH) throw new RangeError('salt must be 32 bytes and the nonce prefix 7');
+    if (this.salt.length !== SALT_LENGTH || noncePrefix.length !== NONCE_PREFIX_LENGTH)
+      throw new RangeError('salt must be 32 bytes and the nonce prefix 7');
     this.info = kdfInfo(options.bound);
     const { key, keyCheck } = deriveKeys(options.dek, this.salt, this.info);
     this.header = encodeHeader({ segmentSize: this.segmentSize, salt: this.salt, noncePrefix, keyCheck });
@@ -166,7 +188,11 @@ export class ParallelEncryptor implements TrailerListener {
 
   private track(chunk: Buffer): void {
     if (this.trailerAt !== undefined) {
-      const start = this.seenTrailerStart ? 0 : this.bytesIn + chunk.length >= this.trailerAt ? this.trailerAt - this.bytesIn : -1;
+      const start = this.seenTrailerStart
+        ? 0
+        : this.bytesIn + chunk.length >= this.trailerAt
+          ? this.trailerAt - this.bytesIn
+          : -1;
       if (start >= 0) {
         this.seenTrailerStart = true;
         if (this.trailerLength < 64) this.trailer.push(Buffer.from(chunk.subarray(start, start + 64)));
@@ -181,7 +207,10 @@ export class ParallelEncryptor implements TrailerListener {
   }
 
   /** Encrypts `source` into parts; every input chunk is copied before the next is requested. */
-  parts(source: AsyncIterable<Uint8Array>, options: { partSize: number; parts: number }): AsyncIterable<SealedPart> & { stop(error: unknown): void } {
+  parts(
+    source: AsyncIterable<Uint8Array>,
+    options: { partSize: number; parts: number },
+  ): AsyncIterable<SealedPart> & { stop(error: unknown): void } {
     const { partSize } = options;
     if (partSize < HEADER_LENGTH) throw new RangeError('part size below the header size');
     const segmentSize = this.segmentSize;
@@ -196,7 +225,10 @@ export class ParallelEncryptor implements TrailerListener {
       for (let part = open.get(nextOut); part && part.written === part.length; part = open.get(nextOut)) {
         open.delete(nextOut++);
         const buffer = part.buffer;
-        queue.push({ data: part.length === partSize ? buffer : buffer.subarray(0, part.length), release: () => pool.give(buffer) });
+        queue.push({
+          data: part.length === partSize ? buffer : buffer.subarray(0, part.length),
+          release: () => pool.give(buffer),
+        });
       }
     };
     const reserve = async (length: number) => {
@@ -222,11 +254,13 @@ export class ParallelEncryptor implements TrailerListener {
       flush();
     };
     const produce = async () => {
-      written(await reserve(HEADER_LENGTH).then((pieces) => {
-        let at = 0;
-        for (const piece of pieces) at += this.header.copy(piece.view, 0, at);
-        return pieces;
-      }));
+      written(
+        await reserve(HEADER_LENGTH).then((pieces) => {
+          let at = 0;
+          for (const piece of pieces) at += this.header.copy(piece.view, 0, at);
+          return pieces;
+        }),
+      );
       let slot = await staging.take();
       let filled = 0;
       let index = 0;
@@ -241,8 +275,19 @@ export class ParallelEncryptor implements TrailerListener {
           staging.give(buffer);
           this.segments = i + 1;
           if (last) {
-            checkTrailer(this.trailerAt, r.size!, r.databaseDigest ? Buffer.from(r.databaseDigest) : undefined, this.trailer, this.trailerLength);
-            this.done = { sha256: Buffer.from(r.sha256!), plaintextSize: r.size!, ciphertextSize: position, segments: i + 1 };
+            checkTrailer(
+              this.trailerAt,
+              r.size!,
+              r.databaseDigest ? Buffer.from(r.databaseDigest) : undefined,
+              this.trailer,
+              this.trailerLength,
+            );
+            this.done = {
+              sha256: Buffer.from(r.sha256!),
+              plaintextSize: r.size!,
+              ciphertextSize: position,
+              segments: i + 1,
+            };
             open.get(Math.floor((position - 1) / partSize))!.length = ((position - 1) % partSize) + 1;
           }
           written(pieces);

@@ -98,8 +98,18 @@ function runEtcdutl(binary: string, args: string[], signal?: AbortSignal): Promi
     execFile(binary, args, { maxBuffer: 16 * 1024 * 1024, ...(signal ? { signal } : {}) }, (error, stdout, stderr) => {
       if (!error) return resolvePromise(`${stdout}${stderr}`);
       const tail = `${stderr}${stdout}`.trim().split('\n').slice(-6).join('\n');
-      const how = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${binary} not found: install etcdutl or pass --etcdutl` : `exit ${error.code ?? error.signal}`;
-      reject(new BackupError('IO_FAILED', `etcdutl snapshot restore failed (${how})${tail ? `:\n${tail}` : ''}`, {}, { cause: error }));
+      const how =
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `${binary} not found: install etcdutl or pass --etcdutl`
+          : `exit ${error.code ?? error.signal}`;
+      reject(
+        new BackupError(
+          'IO_FAILED',
+          `etcdutl snapshot restore failed (${how})${tail ? `:\n${tail}` : ''}`,
+          {},
+          { cause: error },
+        ),
+      );
     });
   });
 }
@@ -109,17 +119,35 @@ function runEtcdutl(binary: string, args: string[], signal?: AbortSignal): Promi
  * schemaVersion 2 the source is bound into the key derivation, so the key check that follows
  * proves it; a version-1 source is only compared when recorded.
  */
-export function checkRestoreTarget(metadata: BackupMetadata, key: string, cluster: string, expectedTransitKey?: string, expectedNamespace?: string): void {
+export function checkRestoreTarget(
+  metadata: BackupMetadata,
+  key: string,
+  cluster: string,
+  expectedTransitKey?: string,
+  expectedNamespace?: string,
+): void {
   const recorded = metadata.schemaVersion === 2 ? metadata.source.cluster : metadata.source?.cluster;
   if (recorded !== undefined && recorded !== cluster) {
-    throw new BackupError('WRONG_CLUSTER', `${key} is a backup of cluster "${recorded}" (metadata.json source.cluster), not of "${cluster}": refusing a cross-cluster restore`, { recorded, cluster });
+    throw new BackupError(
+      'WRONG_CLUSTER',
+      `${key} is a backup of cluster "${recorded}" (metadata.json source.cluster), not of "${cluster}": refusing a cross-cluster restore`,
+      { recorded, cluster },
+    );
   }
   const namespace = metadata.schemaVersion === 2 ? metadata.source.namespace : metadata.source?.namespace;
   if (expectedNamespace !== undefined && namespace !== undefined && namespace !== expectedNamespace) {
-    throw new BackupError('WRONG_CLUSTER', `${key} is a backup of cluster "${cluster}" in namespace "${namespace}" (metadata.json source.namespace), not in "${expectedNamespace}": a same-named cluster of another project; refusing it`, { recorded: namespace, namespace: expectedNamespace });
+    throw new BackupError(
+      'WRONG_CLUSTER',
+      `${key} is a backup of cluster "${cluster}" in namespace "${namespace}" (metadata.json source.namespace), not in "${expectedNamespace}": a same-named cluster of another project; refusing it`,
+      { recorded: namespace, namespace: expectedNamespace },
+    );
   }
   if (expectedTransitKey !== undefined && metadata.transitKey !== expectedTransitKey) {
-    throw new BackupError('WRONG_KEY', `${key} is wrapped with Transit key "${metadata.transitKey}", but this cluster's backup key is "${expectedTransitKey}": refusing it`, { recorded: metadata.transitKey, expected: expectedTransitKey });
+    throw new BackupError(
+      'WRONG_KEY',
+      `${key} is wrapped with Transit key "${metadata.transitKey}", but this cluster's backup key is "${expectedTransitKey}": refusing it`,
+      { recorded: metadata.transitKey, expected: expectedTransitKey },
+    );
   }
 }
 
@@ -137,7 +165,10 @@ function deferred<T>() {
 }
 
 /** How the ranged path cuts a file: whole segments per range and how many range buffers exist. Pure. */
-export function rangePlan(segmentSize: number, plaintextSize: number): { segmentBytes: number; count: number; perRange: number; ranges: number; buffers: number; bufferBytes: number } {
+export function rangePlan(
+  segmentSize: number,
+  plaintextSize: number,
+): { segmentBytes: number; count: number; perRange: number; ranges: number; buffers: number; bufferBytes: number } {
   const segmentBytes = segmentSize + TAG_LENGTH;
   const count = segmentCount(plaintextSize, segmentSize);
   const perRange = Math.max(1, Math.floor(RANGE_BYTES / segmentBytes));
@@ -157,7 +188,14 @@ export function rangePlan(segmentSize: number, plaintextSize: number): { segment
  * the whole-plaintext hash) and the hash itself verified. Returns false at the first segment
  * that fails, with nothing of it written: the caller then names the problem.
  */
-async function restoreRanged(args: { store: BackupStore; key: string; metadata: MetadataV2; decryptor: StreamDecryptor; handle: FileHandle; signal?: AbortSignal }): Promise<{ sha256: Buffer; plaintextSize: number } | false> {
+async function restoreRanged(args: {
+  store: BackupStore;
+  key: string;
+  metadata: MetadataV2;
+  decryptor: StreamDecryptor;
+  handle: FileHandle;
+  signal?: AbortSignal;
+}): Promise<{ sha256: Buffer; plaintextSize: number } | false> {
   const { store, key, metadata: m, decryptor, handle } = args;
   const headerBytes = Buffer.alloc(HEADER_LENGTH);
   await store.getRange(key, 0, HEADER_LENGTH, headerBytes, args.signal);
@@ -168,7 +206,12 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
   const rangeOf = (j: number) => {
     const first = j * perRange;
     const n = Math.min(perRange, count - first);
-    return { first, n, start: HEADER_LENGTH + first * segmentBytes, end: Math.min(HEADER_LENGTH + (first + n) * segmentBytes, m.ciphertextSize) };
+    return {
+      first,
+      n,
+      start: HEADER_LENGTH + first * segmentBytes,
+      end: Math.min(HEADER_LENGTH + (first + n) * segmentBytes, m.ciphertextSize),
+    };
   };
   // Plain (not shared) buffers: each is handed to the worker and back (transferred, not copied).
   const pool = new BufferPool(plan.bufferBytes, plan.buffers);
@@ -203,7 +246,15 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
       ready.delete(j);
       const r = rangeOf(j);
       const last = j === ranges - 1;
-      const request = { buf: view.buffer as ArrayBuffer, offset: 0, length: view.length, count: r.n, index: r.first, segmentBytes, ...(last ? { finalAad: finalAad(header, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}) };
+      const request = {
+        buf: view.buffer as ArrayBuffer,
+        offset: 0,
+        length: view.length,
+        count: r.n,
+        index: r.first,
+        segmentBytes,
+        ...(last ? { finalAad: finalAad(header, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}),
+      };
       const reply = await worker.request('open', request, [request.buf]);
       const buffer = Buffer.from(reply.buf!);
       if (reply.failed !== undefined) {
@@ -213,15 +264,22 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
       const length = reply.plainLength!;
       decryptor.plaintextSize += length;
       decryptor.segments = r.first + r.n;
-      if (last && (!Buffer.from(reply.sha256!).equals(Buffer.from(m.etcdSnapshotSha256, 'hex')) || reply.size !== m.plaintextSize)) {
+      if (
+        last &&
+        (!Buffer.from(reply.sha256!).equals(Buffer.from(m.etcdSnapshotSha256, 'hex')) || reply.size !== m.plaintextSize)
+      ) {
         buffer.fill(0);
-        throw new BackupError('SNAPSHOT_CORRUPT', 'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty');
+        throw new BackupError(
+          'SNAPSHOT_CORRUPT',
+          'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty',
+        );
       }
       const at = position;
       position += length;
       await writing;
       writing = (async () => {
-        for (let done = 0; done < length;) done += (await handle.write(buffer, done, length - done, at + done)).bytesWritten;
+        for (let done = 0; done < length;)
+          done += (await handle.write(buffer, done, length - done, at + done)).bytesWritten;
         pool.give(buffer);
       })();
     }
@@ -241,23 +299,39 @@ async function restoreRanged(args: { store: BackupStore; key: string; metadata: 
 
 /** The refusal of a plaintext file nobody confirmed. */
 export function unauthenticated(url: string): BackupError {
-  return new BackupError('UNAUTHENTICATED_BACKUP', `${url} is a plaintext snapshot: nothing authenticates it, anyone who can write to the bucket could have put it there. Restore it only when you know where it came from, and say so (kdc-backup restore --allow-unauthenticated; docs/runbook.md)`, { key: url });
+  return new BackupError(
+    'UNAUTHENTICATED_BACKUP',
+    `${url} is a plaintext snapshot: nothing authenticates it, anyone who can write to the bucket could have put it there. Restore it only when you know where it came from, and say so (kdc-backup restore --allow-unauthenticated; docs/runbook.md)`,
+    { key: url },
+  );
 }
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
   const { store, logger, destination } = options;
   const parsed = parseBackupKey(options.key);
-  if (!parsed) throw new BackupError('NOT_FOUND', `"${options.key}" is not a backup key: expected <cluster>/<cluster>-<YYYYMMDDTHHMMSSZ>/ or .../<cluster>-<YYYYMMDDTHHMMSSZ>.db`);
+  if (!parsed)
+    throw new BackupError(
+      'NOT_FOUND',
+      `"${options.key}" is not a backup key: expected <cluster>/<cluster>-<YYYYMMDDTHHMMSSZ>/ or .../<cluster>-<YYYYMMDDTHHMMSSZ>.db`,
+    );
   if (parsed.cluster !== options.cluster) {
-    throw new BackupError('WRONG_CLUSTER', `${options.key} is a backup of cluster "${parsed.cluster}", not of "${options.cluster}": refusing a cross-cluster restore`, { recorded: parsed.cluster, cluster: options.cluster });
+    throw new BackupError(
+      'WRONG_CLUSTER',
+      `${options.key} is a backup of cluster "${parsed.cluster}", not of "${options.cluster}": refusing a cross-cluster restore`,
+      { recorded: parsed.cluster, cluster: options.cluster },
+    );
   }
   if (parsed.kind === 'plaintext' && !options.allowUnauthenticated) throw unauthenticated(store.url(options.key));
 
   // The destination must be absent (or an empty directory, for a data dir).
   const target = resolve(destination.path);
   if (destination.kind === 'data-dir' ? !(await isEmptyOrAbsent(target)) : await exists(target)) {
-    throw new BackupError('DESTINATION_NOT_EMPTY', `${target} ${destination.kind === 'data-dir' ? 'is not an empty directory' : 'already exists'}: restore only into a fresh ${destination.kind === 'data-dir' ? 'data dir' : 'file'}`, { destination: target });
+    throw new BackupError(
+      'DESTINATION_NOT_EMPTY',
+      `${target} ${destination.kind === 'data-dir' ? 'is not an empty directory' : 'already exists'}: restore only into a fresh ${destination.kind === 'data-dir' ? 'data dir' : 'file'}`,
+      { destination: target },
+    );
   }
   const parent = dirname(target);
   await mkdir(parent, { recursive: true, mode: 0o700 });
@@ -267,7 +341,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   if (parsed.kind === 'envelope') {
     const text = await store.getText(options.key + ENVELOPE_OBJECTS.metadata);
     if (!text) {
-      if (await store.anyUnder(options.key)) throw new BackupError('INCOMPLETE_BACKUP', `${store.url(options.key)} has no metadata.json: the backup never completed; it cannot be restored`, { key: options.key });
+      if (await store.anyUnder(options.key))
+        throw new BackupError(
+          'INCOMPLETE_BACKUP',
+          `${store.url(options.key)} has no metadata.json: the backup never completed; it cannot be restored`,
+          { key: options.key },
+        );
       throw new BackupError('NOT_FOUND', `${store.url(options.key)} does not exist`, { key: options.key });
     }
     metadata = parseMetadata(text.text, options.key);
@@ -277,7 +356,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     snapshotKey = options.key;
   }
 
-  const missing = () => new BackupError(metadata ? 'INCOMPLETE_BACKUP' : 'NOT_FOUND', `${store.url(snapshotKey)} does not exist${metadata ? ': metadata.json without its snapshot cannot be restored' : ''}`, { key: snapshotKey });
+  const missing = () =>
+    new BackupError(
+      metadata ? 'INCOMPLETE_BACKUP' : 'NOT_FOUND',
+      `${store.url(snapshotKey)} does not exist${metadata ? ': metadata.json without its snapshot cannot be restored' : ''}`,
+      { key: snapshotKey },
+    );
   // A version-2 object of exactly the size metadata.json names takes the parallel ranged path;
   // anything else (older formats, a size that already says truncated or appended) one stream.
   let object: ObjectStream | null = null;
@@ -301,7 +385,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   let cleanFile = true;
   const transit = options.transit;
   const unwrap = async (m: BackupMetadata): Promise<Buffer> => {
-    if (!transit) throw new BackupError('WRONG_KEY', 'restoring an envelope backup needs an OpenBao token allowed to decrypt with its Transit key');
+    if (!transit)
+      throw new BackupError(
+        'WRONG_KEY',
+        'restoring an envelope backup needs an OpenBao token allowed to decrypt with its Transit key',
+      );
     try {
       return await transit.decrypt(m.transitKey, m.wrappedDek);
     } catch (error) {
@@ -314,7 +402,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const progressEvery = options.progressIntervalMs ?? 10_000;
   let progress: NodeJS.Timeout | undefined;
   try {
-    logger?.info({ key: store.url(options.key), schemaVersion: metadata?.schemaVersion ?? 0, storedBytes: storedSize }, 'restore: downloading and verifying');
+    logger?.info(
+      { key: store.url(options.key), schemaVersion: metadata?.schemaVersion ?? 0, storedBytes: storedSize },
+      'restore: downloading and verifying',
+    );
     let transform: (source: AsyncIterable<Buffer>) => AsyncGenerator<Buffer>;
     let fast: (() => Promise<void>) | undefined;
     if (!metadata) {
@@ -330,7 +421,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     } else if (metadata.schemaVersion === 2) {
       const m = metadata;
       const decryptorOptions = {
-        expect: { bound: boundOf(m), salt: Buffer.from(m.kdf.salt, 'hex'), sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'), plaintextSize: m.plaintextSize, ciphertextSize: m.ciphertextSize },
+        expect: {
+          bound: boundOf(m),
+          salt: Buffer.from(m.kdf.salt, 'hex'),
+          sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'),
+          plaintextSize: m.plaintextSize,
+          ciphertextSize: m.ciphertextSize,
+        },
         unwrap: () => unwrap(m),
         ...(storedSize !== undefined ? { storedSize } : {}),
       };
@@ -343,7 +440,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       };
       if (ranged) {
         fast = async () => {
-          const result = await restoreRanged({ store, key: snapshotKey, metadata: m, decryptor, handle, ...(options.signal ? { signal: options.signal } : {}) });
+          const result = await restoreRanged({
+            store,
+            key: snapshotKey,
+            metadata: m,
+            decryptor,
+            handle,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
           if (!result) {
             // Name the problem exactly as the streaming reader does: read it again, writing nothing.
             const again = await store.getStream(snapshotKey);
@@ -353,7 +457,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             } finally {
               again.body.destroy();
             }
-            throw new BackupError('SEGMENT_TAMPERED', 'a segment of snapshot.db.enc failed authentication on a ranged read but not on a full read: the object changed during the restore');
+            throw new BackupError(
+              'SEGMENT_TAMPERED',
+              'a segment of snapshot.db.enc failed authentication on a ranged read but not on a full read: the object changed during the restore',
+            );
           }
           decrypted.plaintextSize = result.plaintextSize;
           decrypted.sha256 = result.sha256;
@@ -361,7 +468,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       }
     } else {
       const m = metadata;
-      const decryptor = new V1Decryptor({ dek: await unwrap(m), ...(m.etcdSnapshotSha256 ? { sha256: Buffer.from(m.etcdSnapshotSha256, 'hex') } : {}) });
+      const decryptor = new V1Decryptor({
+        dek: await unwrap(m),
+        ...(m.etcdSnapshotSha256 ? { sha256: Buffer.from(m.etcdSnapshotSha256, 'hex') } : {}),
+      });
       decrypted = { plaintextSize: 0, schemaVersion: 1, progress: () => decryptor.plaintextSize };
       transform = async function* (source) {
         yield* decryptor.decrypt(source);
@@ -369,7 +479,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         decrypted.sha256 = decryptor.sha256;
       };
     }
-    progress = setInterval(() => logger?.info({ plaintextBytes: decrypted.progress() }, 'restore progress'), progressEvery);
+    progress = setInterval(
+      () => logger?.info({ plaintextBytes: decrypted.progress() }, 'restore progress'),
+      progressEvery,
+    );
     progress.unref();
     // The stream owns the handle: fsync (flush) and close happen before the pipeline resolves.
     if (fast) {
@@ -377,14 +490,26 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       await handle.sync();
       await handle.close();
     } else {
-      await pipeline(object!.body, transform, createWriteStream('', { fd: handle, flush: true, highWaterMark: 1 << 20 }), options.signal ? { signal: options.signal } : {});
+      await pipeline(
+        object!.body,
+        transform,
+        createWriteStream('', { fd: handle, flush: true, highWaterMark: 1 << 20 }),
+        options.signal ? { signal: options.signal } : {},
+      );
     }
-    logger?.info({ plaintextBytes: decrypted.plaintextSize, sha256: decrypted.sha256?.toString('hex') }, 'restore: snapshot verified');
+    logger?.info(
+      { plaintextBytes: decrypted.plaintextSize, sha256: decrypted.sha256?.toString('hex') },
+      'restore: snapshot verified',
+    );
 
     if (destination.kind === 'file') {
       // link() refuses an existing name: never clobber something that appeared meanwhile.
       await link(tempFile, target).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'EEXIST') throw new BackupError('DESTINATION_NOT_EMPTY', `${target} appeared during the restore; the verified snapshot was not written`);
+        if (error.code === 'EEXIST')
+          throw new BackupError(
+            'DESTINATION_NOT_EMPTY',
+            `${target} appeared during the restore; the verified snapshot was not written`,
+          );
         throw error;
       });
       await unlink(tempFile);
@@ -393,16 +518,24 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       const args = ['snapshot', 'restore', tempFile, '--data-dir', tempDataDir];
       if (destination.name) args.push('--name', destination.name);
       if (destination.initialCluster) args.push('--initial-cluster', destination.initialCluster);
-      if (destination.initialAdvertisePeerUrls) args.push('--initial-advertise-peer-urls', destination.initialAdvertisePeerUrls);
+      if (destination.initialAdvertisePeerUrls)
+        args.push('--initial-advertise-peer-urls', destination.initialAdvertisePeerUrls);
       if (destination.bumpRevision) args.push('--bump-revision', String(destination.bumpRevision), '--mark-compacted');
       // A plaintext .db copied out of a data dir has no hash trailer; etcdutl checks it otherwise.
       await runEtcdutl(destination.etcdutl ?? 'etcdutl', args, options.signal);
       await chmod(tempDataDir, 0o700);
-      if (!(await isEmptyOrAbsent(target))) throw new BackupError('DESTINATION_NOT_EMPTY', `${target} was filled during the restore; the restored data dir was discarded`);
+      if (!(await isEmptyOrAbsent(target)))
+        throw new BackupError(
+          'DESTINATION_NOT_EMPTY',
+          `${target} was filled during the restore; the restored data dir was discarded`,
+        );
       await rename(tempDataDir, target);
     }
     const durationMs = Math.round(performance.now() - started);
-    logger?.info({ key: store.url(options.key), destination: target, plaintextBytes: decrypted.plaintextSize, durationMs }, 'restore complete');
+    logger?.info(
+      { key: store.url(options.key), destination: target, plaintextBytes: decrypted.plaintextSize, durationMs },
+      'restore complete',
+    );
     return {
       key: options.key,
       schemaVersion: decrypted.schemaVersion,
@@ -415,9 +548,17 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     object?.body.destroy();
     await handle.close().catch(() => undefined);
     await rm(tempDataDir, { recursive: true, force: true }).catch(() => undefined);
-    logger?.error({ key: store.url(options.key), err: describeError(error) }, 'restore refused; nothing was written to the destination');
+    logger?.error(
+      { key: store.url(options.key), err: describeError(error) },
+      'restore refused; nothing was written to the destination',
+    );
     if (error instanceof BackupError) throw error;
-    throw new BackupError('IO_FAILED', `restore of ${store.url(options.key)} failed: ${describeError(error)}`, {}, { cause: error });
+    throw new BackupError(
+      'IO_FAILED',
+      `restore of ${store.url(options.key)} failed: ${describeError(error)}`,
+      {},
+      { cause: error },
+    );
   } finally {
     if (progress) clearInterval(progress);
     if (cleanFile) await rm(tempFile, { force: true }).catch(() => undefined);

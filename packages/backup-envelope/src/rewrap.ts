@@ -41,12 +41,15 @@ export interface RewrapResult {
 export async function rewrapBackups(options: RewrapOptions): Promise<RewrapResult> {
   const { store, transit, logger } = options;
   const inventory = await listBackups(store, options.cluster);
-  const envelopes = inventory.backups.filter((b) => b.kind === 'envelope' && (!options.transitKey || b.transitKey === options.transitKey));
+  const envelopes = inventory.backups.filter(
+    (b) => b.kind === 'envelope' && (!options.transitKey || b.transitKey === options.transitKey),
+  );
   const byKey = new Map<string, BackupInfo[]>();
   for (const b of envelopes) byKey.set(b.transitKey!, [...(byKey.get(b.transitKey!) ?? []), b]);
   const outcomes: RewrapOutcome[] = [];
   const latestVersion: Record<string, number> = {};
-  for (const entry of inventory.invalid) outcomes.push({ key: entry.key, transitKey: '?', from: 0, status: 'failed', error: entry.error });
+  for (const entry of inventory.invalid)
+    outcomes.push({ key: entry.key, transitKey: '?', from: 0, status: 'failed', error: entry.error });
 
   for (const [transitKey, backups] of byKey) {
     let latest: number;
@@ -56,14 +59,18 @@ export async function rewrapBackups(options: RewrapOptions): Promise<RewrapResul
       latest = key.latestVersion;
     } catch (error) {
       const message = describeError(transitFailure('read', transitKey, error));
-      for (const b of backups) outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: message });
+      for (const b of backups)
+        outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: message });
       continue;
     }
     latestVersion[transitKey] = latest;
     const stale = backups.filter((b) => b.transitKeyVersion! < latest);
-    for (const b of backups) if (b.transitKeyVersion! >= latest) outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'current' });
+    for (const b of backups)
+      if (b.transitKeyVersion! >= latest)
+        outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'current' });
     if (options.dryRun) {
-      for (const b of stale) outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, to: latest, status: 'would-rewrap' });
+      for (const b of stale)
+        outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, to: latest, status: 'would-rewrap' });
       continue;
     }
     const batchSize = options.batchSize ?? 100;
@@ -71,27 +78,51 @@ export async function rewrapBackups(options: RewrapOptions): Promise<RewrapResul
       const batch = stale.slice(i, i + batchSize);
       let results: Awaited<ReturnType<TransitClient['rewrapBatch']>>;
       try {
-        results = await transit.rewrapBatch(transitKey, batch.map((b) => b.metadata!.wrappedDek));
+        results = await transit.rewrapBatch(
+          transitKey,
+          batch.map((b) => b.metadata!.wrappedDek),
+        );
       } catch (error) {
         const message = describeError(transitFailure('rewrap', transitKey, error));
-        for (const b of batch) outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: message });
+        for (const b of batch)
+          outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: message });
         continue;
       }
       for (const [j, b] of batch.entries()) {
         const result = results[j];
         if (!result || !result.ok) {
-          outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: `Transit rewrap refused: ${result ? result.error : 'no result'}` });
+          outcomes.push({
+            key: b.key,
+            transitKey,
+            from: b.transitKeyVersion!,
+            status: 'failed',
+            error: `Transit rewrap refused: ${result ? result.error : 'no result'}`,
+          });
           continue;
         }
         const { ciphertext, keyVersion } = result.value;
         try {
           await store.putText(b.key + ENVELOPE_OBJECTS.wrappedDek, `${ciphertext}\n`, 'text/plain');
-          await store.putText(b.key + ENVELOPE_OBJECTS.metadata, serializeMetadata(withWrappedDek(b.metadata!, ciphertext, keyVersion)), 'application/json', b.metadataETag ? { ifMatch: b.metadataETag } : {});
+          await store.putText(
+            b.key + ENVELOPE_OBJECTS.metadata,
+            serializeMetadata(withWrappedDek(b.metadata!, ciphertext, keyVersion)),
+            'application/json',
+            b.metadataETag ? { ifMatch: b.metadataETag } : {},
+          );
           outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, to: keyVersion, status: 'rewrapped' });
           logger?.info({ key: store.url(b.key), from: b.transitKeyVersion, to: keyVersion }, 'backup rewrapped');
         } catch (error) {
-          outcomes.push({ key: b.key, transitKey, from: b.transitKeyVersion!, status: 'failed', error: describeError(error) });
-          logger?.warn({ key: store.url(b.key), err: describeError(error) }, 'rewrap of this backup failed; its old metadata.json still restores');
+          outcomes.push({
+            key: b.key,
+            transitKey,
+            from: b.transitKeyVersion!,
+            status: 'failed',
+            error: describeError(error),
+          });
+          logger?.warn(
+            { key: store.url(b.key), err: describeError(error) },
+            'rewrap of this backup failed; its old metadata.json still restores',
+          );
         }
       }
     }

@@ -53,7 +53,11 @@ interface MaintenanceClient {
   close(): void;
 }
 
-type MaintenanceConstructor = new (target: string, creds: ChannelCredentials, options: Record<string, unknown>) => MaintenanceClient;
+type MaintenanceConstructor = new (
+  target: string,
+  creds: ChannelCredentials,
+  options: Record<string, unknown>,
+) => MaintenanceClient;
 
 type Grpc = typeof GrpcModule;
 let loaded: Promise<{ grpc: Grpc; Maintenance: MaintenanceConstructor }> | undefined;
@@ -62,7 +66,9 @@ function maintenanceClient(): Promise<{ grpc: Grpc; Maintenance: MaintenanceCons
   loaded ??= (async () => {
     const [grpc, protoLoader] = await Promise.all([import('@grpc/grpc-js'), import('@grpc/proto-loader')]);
     const definition = protoLoader.loadSync(ETCD_MAINTENANCE_PROTO, { keepCase: true, longs: Number, defaults: true });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as { etcdserverpb: { Maintenance: MaintenanceConstructor } };
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+      etcdserverpb: { Maintenance: MaintenanceConstructor };
+    };
     return { grpc, Maintenance: pkg.etcdserverpb.Maintenance };
   })();
   return loaded;
@@ -84,9 +90,16 @@ function grpcFailure(endpoint: string, error: unknown): BackupError {
   const e = error as ServiceError;
   const detail = (e.details || e.message || String(error)).slice(0, 300);
   let hint = '';
-  if (e.code === UNAVAILABLE) hint = ': is etcd running there, and do --etcd-ca-file/--etcd-cert-file/--etcd-key-file match its TLS?';
-  else if (e.code === UNAUTHENTICATED || e.code === PERMISSION_DENIED) hint = ': etcd refused the client; check the client certificate (--etcd-cert-file/--etcd-key-file)';
-  return new BackupError('IO_FAILED', `etcd snapshot from ${endpoint} failed: ${detail}${hint}`, { grpcCode: e.code }, { cause: error });
+  if (e.code === UNAVAILABLE)
+    hint = ': is etcd running there, and do --etcd-ca-file/--etcd-cert-file/--etcd-key-file match its TLS?';
+  else if (e.code === UNAUTHENTICATED || e.code === PERMISSION_DENIED)
+    hint = ': etcd refused the client; check the client certificate (--etcd-cert-file/--etcd-key-file)';
+  return new BackupError(
+    'IO_FAILED',
+    `etcd snapshot from ${endpoint} failed: ${detail}${hint}`,
+    { grpcCode: e.code },
+    { cause: error },
+  );
 }
 
 /** etcd's Maintenance.Snapshot as a byte stream: the database, then its 32-byte SHA-256. */
@@ -107,13 +120,21 @@ export function etcdSnapshotSource(settings: EtcdSettings): SourceFactory {
       let first = true;
       try {
         const { grpc, Maintenance } = await maintenanceClient();
-        const creds: ChannelCredentials = tls || settings.caPem || settings.certPem
-          ? grpc.credentials.createSsl(settings.caPem ? Buffer.from(settings.caPem) : null, settings.keyPem ? Buffer.from(settings.keyPem) : null, settings.certPem ? Buffer.from(settings.certPem) : null)
-          : grpc.credentials.createInsecure();
+        const creds: ChannelCredentials =
+          tls || settings.caPem || settings.certPem
+            ? grpc.credentials.createSsl(
+                settings.caPem ? Buffer.from(settings.caPem) : null,
+                settings.keyPem ? Buffer.from(settings.keyPem) : null,
+                settings.certPem ? Buffer.from(settings.certPem) : null,
+              )
+            : grpc.credentials.createInsecure();
         if (closed) throw new BackupError('IO_FAILED', 'etcd snapshot cancelled');
         // A 1 MiB HTTP/2 window: with the 64 KiB default, throughput is capped at 64 KiB per
         // round trip (~64 MB/s at 1 ms RTT). Memory stays bounded: at most one window in flight.
-        client = new Maintenance(target, creds, { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc-node.flow_control_window': 1 << 20 });
+        client = new Maintenance(target, creds, {
+          'grpc.max_receive_message_length': 64 * 1024 * 1024,
+          'grpc-node.flow_control_window': 1 << 20,
+        });
         call = client.Snapshot({});
         for await (const message of call) {
           if (first) {
@@ -125,7 +146,11 @@ export function etcdSnapshotSource(settings: EtcdSettings): SourceFactory {
           }
           if (message.blob.length > 0) yield message.blob;
         }
-        if (first) throw new BackupError('SNAPSHOT_CORRUPT', `etcd ${settings.endpoint} ended the snapshot stream without sending anything`);
+        if (first)
+          throw new BackupError(
+            'SNAPSHOT_CORRUPT',
+            `etcd ${settings.endpoint} ended the snapshot stream without sending anything`,
+          );
       } catch (error) {
         if (closed) throw new BackupError('IO_FAILED', 'etcd snapshot cancelled');
         throw grpcFailure(settings.endpoint, error);
@@ -147,7 +172,12 @@ export function fileSnapshotSource(path: string): SourceFactory {
     try {
       size = statSync(path).size;
     } catch (error) {
-      throw new BackupError('IO_FAILED', `cannot read snapshot file ${path}: ${(error as Error).message}`, {}, { cause: error });
+      throw new BackupError(
+        'IO_FAILED',
+        `cannot read snapshot file ${path}: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
     const info: SourceInfo = { description: `file ${path}` };
     if (size % 512 === 32) {
@@ -177,7 +207,10 @@ export function fileSnapshotSource(path: string): SourceFactory {
 }
 
 /** Any async iterable of bytes (tests). Chunks must not be reused by the producer. */
-export function iterableSource(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, description = 'stream'): SourceFactory {
+export function iterableSource(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  description = 'stream',
+): SourceFactory {
   return () => {
     async function* bytes(): AsyncGenerator<Buffer> {
       for await (const chunk of chunks) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);

@@ -64,7 +64,13 @@ function limited(body: Readable, max: number, what: string): Readable {
       seen += chunk.length;
       if (seen > max) {
         body.destroy();
-        return done(new BackupError('LIMIT_EXCEEDED', `the S3 ${what} response is larger than ${max} bytes: refusing to read it`, { limit: max }));
+        return done(
+          new BackupError(
+            'LIMIT_EXCEEDED',
+            `the S3 ${what} response is larger than ${max} bytes: refusing to read it`,
+            { limit: max },
+          ),
+        );
       }
       done(null, chunk);
     },
@@ -79,7 +85,9 @@ export function createS3Client(settings: S3Settings): S3Client {
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
-    ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
+    ...(settings.accessKeyId && settings.secretAccessKey
+      ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
+      : {}),
     // The envelope authenticates every byte end to end; the SDK's default CRC32 on every part
     // costs CPU and some S3-compatible stores reject it (aws-sdk-js-v3#6750).
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -96,13 +104,17 @@ export function createS3Client(settings: S3Settings): S3Client {
   // Between the deserializer and the HTTP handler: every body the SDK would collect (all but a
   // successful GetObject, which the caller streams) is cut at the limit.
   const maxResponse = settings.maxResponseBytes ?? STORE_LIMITS.maxResponseBytes;
-  client.middlewareStack.add((next, context) => async (args) => {
-    const out = await next(args);
-    const response = out.response as { statusCode?: number; body?: unknown };
-    const streamed = context.commandName === 'GetObjectCommand' && (response.statusCode ?? 0) < 300;
-    if (!streamed && response.body instanceof Readable) response.body = limited(response.body, maxResponse, context.commandName ?? 'request');
-    return out;
-  }, { step: 'deserialize', priority: 'low', name: 'kdcResponseLimit' });
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const out = await next(args);
+      const response = out.response as { statusCode?: number; body?: unknown };
+      const streamed = context.commandName === 'GetObjectCommand' && (response.statusCode ?? 0) < 300;
+      if (!streamed && response.body instanceof Readable)
+        response.body = limited(response.body, maxResponse, context.commandName ?? 'request');
+      return out;
+    },
+    { step: 'deserialize', priority: 'low', name: 'kdcResponseLimit' },
+  );
   return client;
 }
 
@@ -170,7 +182,13 @@ export class BackupStore {
 
   static fromSettings(settings: S3Settings): BackupStore {
     const { maxObjectBytes, maxResponseBytes, maxListPages, operationTimeoutMs, signal } = settings;
-    return new BackupStore(createS3Client(settings), settings.bucket, { maxObjectBytes, maxResponseBytes, maxListPages, operationTimeoutMs, signal } as Partial<StoreLimits> & { signal?: AbortSignal });
+    return new BackupStore(createS3Client(settings), settings.bucket, {
+      maxObjectBytes,
+      maxResponseBytes,
+      maxListPages,
+      operationTimeoutMs,
+      signal,
+    } as Partial<StoreLimits> & { signal?: AbortSignal });
   }
 
   url(key: string): string {
@@ -192,13 +210,32 @@ export class BackupStore {
   private failure(operation: string, key: string, error: unknown, signal?: AbortSignal): BackupError {
     const carried = carriedBackupError(error);
     // The SDK appends a hint about the raw response to whatever its deserializer threw.
-    if (carried) return carried.message.includes('\n') ? new BackupError(carried.code, carried.message.split('\n')[0]!, carried.details) : carried;
+    if (carried)
+      return carried.message.includes('\n')
+        ? new BackupError(carried.code, carried.message.split('\n')[0]!, carried.details)
+        : carried;
     const reason = signal?.aborted ? (signal.reason as { name?: string } | undefined) : undefined;
     if (reason?.name === 'TimeoutError') {
-      return new BackupError('IO_FAILED', `S3 ${operation} ${this.url(key)} did not finish within its deadline of ${this.limits.operationTimeoutMs} ms`, { operation, key }, { cause: error });
+      return new BackupError(
+        'IO_FAILED',
+        `S3 ${operation} ${this.url(key)} did not finish within its deadline of ${this.limits.operationTimeoutMs} ms`,
+        { operation, key },
+        { cause: error },
+      );
     }
-    if (signal?.aborted) return new BackupError('IO_FAILED', `S3 ${operation} ${this.url(key)} was cancelled: ${describeError(signal.reason)}`, { operation, key }, { cause: error });
-    return new BackupError('IO_FAILED', `S3 ${operation} ${this.url(key)} failed: ${describeError(error)}`, { operation, key, status: statusOf(error) }, { cause: error });
+    if (signal?.aborted)
+      return new BackupError(
+        'IO_FAILED',
+        `S3 ${operation} ${this.url(key)} was cancelled: ${describeError(signal.reason)}`,
+        { operation, key },
+        { cause: error },
+      );
+    return new BackupError(
+      'IO_FAILED',
+      `S3 ${operation} ${this.url(key)} failed: ${describeError(error)}`,
+      { operation, key, status: statusOf(error) },
+      { cause: error },
+    );
   }
 
   /** A small object, whole; refused (LIMIT_EXCEEDED) past maxObjectBytes, whatever the server announces. */
@@ -208,7 +245,12 @@ export class BackupStore {
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
       const body = response.Body as Readable;
-      const tooLarge = () => new BackupError('LIMIT_EXCEEDED', `${this.url(key)} is larger than ${max} bytes: not a file this reader needs, refusing to read it`, { key, limit: max });
+      const tooLarge = () =>
+        new BackupError(
+          'LIMIT_EXCEEDED',
+          `${this.url(key)} is larger than ${max} bytes: not a file this reader needs, refusing to read it`,
+          { key, limit: max },
+        );
       if (response.ContentLength !== undefined && response.ContentLength > max) {
         body.destroy();
         throw tooLarge();
@@ -238,7 +280,10 @@ export class BackupStore {
 
   async getStream(key: string, signal?: AbortSignal): Promise<ObjectStream | null> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), this.transfer(signal));
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        this.transfer(signal),
+      );
       return { body: response.Body as Readable, size: response.ContentLength, etag: response.ETag };
     } catch (error) {
       if (isMissing(error)) return null;
@@ -250,22 +295,35 @@ export class BackupStore {
   async getRange(key: string, start: number, end: number, into: Buffer, signal?: AbortSignal): Promise<void> {
     let filled = 0;
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }), this.transfer(signal));
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
+        this.transfer(signal),
+      );
       for await (const chunk of response.Body as Readable) {
         const bytes = chunk as Buffer;
-        if (filled + bytes.length > into.length) throw new Error(`range ${start}-${end - 1} returned more than ${into.length} bytes`);
+        if (filled + bytes.length > into.length)
+          throw new Error(`range ${start}-${end - 1} returned more than ${into.length} bytes`);
         filled += bytes.copy(into, filled);
       }
     } catch (error) {
       throw this.failure('GetObject', key, error);
     }
-    if (filled !== into.length) throw this.failure('GetObject', key, new Error(`range ${start}-${end - 1} returned ${filled} of ${into.length} bytes`));
+    if (filled !== into.length)
+      throw this.failure(
+        'GetObject',
+        key,
+        new Error(`range ${start}-${end - 1} returned ${filled} of ${into.length} bytes`),
+      );
   }
 
-  async head(key: string): Promise<{ size: number | undefined; etag: string | undefined; lastModified: Date | undefined } | null> {
+  async head(
+    key: string,
+  ): Promise<{ size: number | undefined; etag: string | undefined; lastModified: Date | undefined } | null> {
     const { abortSignal } = this.deadline();
     try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), {
+        abortSignal,
+      });
       return { size: response.ContentLength, etag: response.ETag, lastModified: response.LastModified };
     } catch (error) {
       if (isMissing(error)) return null;
@@ -274,20 +332,33 @@ export class BackupStore {
   }
 
   /** PUT a small object; with `ifMatch` only if it still has that ETag (412 -> BackupError). */
-  async putText(key: string, text: string, contentType: string, options: { ifMatch?: string } = {}): Promise<string | undefined> {
+  async putText(
+    key: string,
+    text: string,
+    contentType: string,
+    options: { ifMatch?: string } = {},
+  ): Promise<string | undefined> {
     const { abortSignal } = this.deadline();
     try {
-      const response = await this.client.send(new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: text,
-        ContentType: contentType,
-        ...(options.ifMatch ? { IfMatch: options.ifMatch } : {}),
-      }), { abortSignal });
+      const response = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: text,
+          ContentType: contentType,
+          ...(options.ifMatch ? { IfMatch: options.ifMatch } : {}),
+        }),
+        { abortSignal },
+      );
       return response.ETag;
     } catch (error) {
       if (options.ifMatch && statusOf(error) === 412) {
-        throw new BackupError('IO_FAILED', `${this.url(key)} changed while we worked on it (If-Match failed): another job rewrote it; run again`, { key, status: 412 }, { cause: error });
+        throw new BackupError(
+          'IO_FAILED',
+          `${this.url(key)} changed while we worked on it (If-Match failed): another job rewrote it; run again`,
+          { key, status: 412 },
+          { cause: error },
+        );
       }
       throw this.failure('PutObject', key, error, abortSignal);
     }
@@ -299,7 +370,11 @@ export class BackupStore {
    * reused and every part would be a fresh allocation). The bytes are copied
    * into `queueSize + 1` reused part buffers (memory ~ parts in flight), then `uploadParts`.
    */
-  async upload(key: string, body: Readable, options: { partSize: number; queueSize: number; contentType?: string; onProgress?: (bytes: number) => void }): Promise<string | undefined> {
+  async upload(
+    key: string,
+    body: Readable,
+    options: { partSize: number; queueSize: number; contentType?: string; onProgress?: (bytes: number) => void },
+  ): Promise<string | undefined> {
     const pool = new BufferPool(options.partSize, options.queueSize + 1);
     async function* parts(): AsyncGenerator<UploadPart> {
       let part = await pool.take();
@@ -334,7 +409,11 @@ export class BackupStore {
    * parts in flight; a single PUT when there is only one part. On a failure the multipart
    * upload is aborted (best effort: the caller retries the abort while S3 is away).
    */
-  async uploadParts(key: string, parts: AsyncIterable<UploadPart>, options: { queueSize: number; contentType?: string; onProgress?: (bytes: number) => void }): Promise<string | undefined> {
+  async uploadParts(
+    key: string,
+    parts: AsyncIterable<UploadPart>,
+    options: { queueSize: number; contentType?: string; onProgress?: (bytes: number) => void },
+  ): Promise<string | undefined> {
     const iterator = parts[Symbol.asyncIterator]();
     const contentType = options.contentType ?? 'application/octet-stream';
     let uploadId: string | undefined;
@@ -344,12 +423,25 @@ export class BackupStore {
       const second = first.done ? first : await iterator.next();
       if (second.done) {
         const data = first.done ? Buffer.alloc(0) : first.value.data;
-        const response = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentLength: data.length, ContentType: contentType }), this.transfer());
+        const response = await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: data,
+            ContentLength: data.length,
+            ContentType: contentType,
+          }),
+          this.transfer(),
+        );
         if (!first.done) first.value.release?.();
         options.onProgress?.(data.length);
         return response.ETag;
       }
-      uploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }))).UploadId;
+      uploadId = (
+        await this.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+        )
+      ).UploadId;
       if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
       const ready: UploadPart[] = [first.value, second.value];
       let nextNumber = 1;
@@ -363,7 +455,17 @@ export class BackupStore {
       const worker = async () => {
         for (let item = await take(); item; item = await take()) {
           const { part, number } = item;
-          const response = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: number, Body: part.data, ContentLength: part.data.length }), this.transfer());
+          const response = await this.client.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumber: number,
+              Body: part.data,
+              ContentLength: part.data.length,
+            }),
+            this.transfer(),
+          );
           if (!response.ETag) throw new Error(`part ${number} is missing its ETag in the UploadPart response`);
           done.push({ PartNumber: number, ETag: response.ETag });
           uploaded += part.data.length;
@@ -371,21 +473,35 @@ export class BackupStore {
           options.onProgress?.(uploaded);
         }
       };
-      const results = await Promise.allSettled(Array.from({ length: Math.max(1, options.queueSize) }, () => worker().catch((error: unknown) => {
-        failed = true;
-        throw error;
-      })));
+      const results = await Promise.allSettled(
+        Array.from({ length: Math.max(1, options.queueSize) }, () =>
+          worker().catch((error: unknown) => {
+            failed = true;
+            throw error;
+          }),
+        ),
+      );
       const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (rejected) throw rejected.reason;
       done.sort((a, b) => a.PartNumber - b.PartNumber);
-      const response = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
+      const response = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: done },
+        }),
+      );
       uploadId = undefined;
       return response.ETag;
     } catch (error) {
       failed = true;
       // Not awaited: a producer waiting for a buffer that a failed part still holds never resumes.
       void Promise.resolve(iterator.return?.(undefined)).catch(() => undefined);
-      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      if (uploadId)
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
+          .catch(() => undefined);
       throw this.failure('upload', key, error);
     }
   }
@@ -394,24 +510,48 @@ export class BackupStore {
    * The pages of a ListObjectsV2 of `prefix`, at most maxListPages of them, each under its own
    * deadline; a server that repeats a continuation token or never stops is refused.
    */
-  private async listPages(prefix: string, delimiter: string | undefined, onPage: (page: { CommonPrefixes?: { Prefix?: string }[]; Contents?: { Key?: string; Size?: number; ETag?: string; LastModified?: Date }[] }) => void): Promise<void> {
+  private async listPages(
+    prefix: string,
+    delimiter: string | undefined,
+    onPage: (page: {
+      CommonPrefixes?: { Prefix?: string }[];
+      Contents?: { Key?: string; Size?: number; ETag?: string; LastModified?: Date }[];
+    }) => void,
+  ): Promise<void> {
     const seen = new Set<string>();
     let token: string | undefined;
     for (let pages = 0; ; pages++) {
       if (pages === this.limits.maxListPages) {
-        throw new BackupError('LIMIT_EXCEEDED', `listing ${this.url(prefix)} returned more than ${this.limits.maxListPages} pages (${this.limits.maxListPages * 1000} keys) and still says there are more: refusing to read on`, { prefix, limit: this.limits.maxListPages });
+        throw new BackupError(
+          'LIMIT_EXCEEDED',
+          `listing ${this.url(prefix)} returned more than ${this.limits.maxListPages} pages (${this.limits.maxListPages * 1000} keys) and still says there are more: refusing to read on`,
+          { prefix, limit: this.limits.maxListPages },
+        );
       }
       const { abortSignal } = this.deadline();
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}), ContinuationToken: token }), { abortSignal });
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ...(delimiter ? { Delimiter: delimiter } : {}),
+            ContinuationToken: token,
+          }),
+          { abortSignal },
+        );
       } catch (error) {
         throw this.failure('ListObjectsV2', prefix, error, abortSignal);
       }
       onPage(page);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
       if (!token) return;
-      if (seen.has(token)) throw new BackupError('LIMIT_EXCEEDED', `listing ${this.url(prefix)} repeats a continuation token: the server loops, refusing to read on`, { prefix });
+      if (seen.has(token))
+        throw new BackupError(
+          'LIMIT_EXCEEDED',
+          `listing ${this.url(prefix)} repeats a continuation token: the server loops, refusing to read on`,
+          { prefix },
+        );
       seen.add(token);
     }
   }
@@ -420,7 +560,8 @@ export class BackupStore {
   async list(prefix: string): Promise<ListedObject[]> {
     const out: ListedObject[] = [];
     await this.listPages(prefix, undefined, (page) => {
-      for (const o of page.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified });
+      for (const o of page.Contents ?? [])
+        out.push({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified });
     });
     return out;
   }
@@ -431,7 +572,8 @@ export class BackupStore {
     const objects: ListedObject[] = [];
     await this.listPages(prefix, '/', (page) => {
       for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix);
-      for (const o of page.Contents ?? []) objects.push({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified });
+      for (const o of page.Contents ?? [])
+        objects.push({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified });
     });
     return { prefixes, objects };
   }
@@ -439,7 +581,10 @@ export class BackupStore {
   async anyUnder(prefix: string): Promise<boolean> {
     const { abortSignal } = this.deadline();
     try {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }), { abortSignal });
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }),
+        { abortSignal },
+      );
       return (page.KeyCount ?? page.Contents?.length ?? 0) > 0;
     } catch (error) {
       throw this.failure('ListObjectsV2', prefix, error, abortSignal);
@@ -451,9 +596,18 @@ export class BackupStore {
       const batch = keys.slice(i, i + 1000);
       const { abortSignal } = this.deadline();
       try {
-        const response = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal });
+        const response = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+          { abortSignal },
+        );
         const failed = response.Errors ?? [];
-        if (failed.length) throw new Error(`${failed.length} object(s) not deleted, first ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`);
+        if (failed.length)
+          throw new Error(
+            `${failed.length} object(s) not deleted, first ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`,
+          );
       } catch (error) {
         throw this.failure('DeleteObjects', batch[0]!, error, abortSignal);
       }
@@ -470,9 +624,24 @@ export class BackupStore {
       let keyMarker: string | undefined;
       let uploadIdMarker: string | undefined;
       for (let pages = 0; ; pages++) {
-        if (pages === this.limits.maxListPages) throw new BackupError('LIMIT_EXCEEDED', `listing the multipart uploads of ${this.url(prefix)} returned more than ${this.limits.maxListPages} pages`, { prefix });
-        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, ...(requested ? { Prefix: requested } : {}), KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }), this.deadline());
-        for (const u of page.Uploads ?? []) if (u.Key && u.UploadId && u.Key.startsWith(prefix)) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
+        if (pages === this.limits.maxListPages)
+          throw new BackupError(
+            'LIMIT_EXCEEDED',
+            `listing the multipart uploads of ${this.url(prefix)} returned more than ${this.limits.maxListPages} pages`,
+            { prefix },
+          );
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            ...(requested ? { Prefix: requested } : {}),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+          this.deadline(),
+        );
+        for (const u of page.Uploads ?? [])
+          if (u.Key && u.UploadId && u.Key.startsWith(prefix))
+            out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
         if (!page.IsTruncated) break;
         keyMarker = page.NextKeyMarker;
         uploadIdMarker = page.NextUploadIdMarker;
@@ -489,7 +658,10 @@ export class BackupStore {
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), this.deadline());
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+        this.deadline(),
+      );
     } catch (error) {
       if (isMissing(error)) return;
       throw this.failure('AbortMultipartUpload', key, error);
@@ -500,4 +672,3 @@ export class BackupStore {
     this.client.destroy();
   }
 }
-

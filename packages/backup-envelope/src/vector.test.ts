@@ -1,15 +1,33 @@
 import { createHash, hkdfSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { HEADER_LENGTH, StreamDecryptor, StreamEncryptor, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
+import {
+  HEADER_LENGTH,
+  StreamDecryptor,
+  StreamEncryptor,
+  ciphertextSizeFor,
+  kdfInfo,
+  type BoundMetadata,
+} from './format.ts';
 
 // The test vector lives in docs/backup-format.md; this test reads it from there, so the
 // document and the code cannot drift apart.
 const doc = readFileSync(new URL('../../../docs/backup-format.md', import.meta.url), 'utf8');
 const block = /```json test-vector\n([\s\S]*?)\n```/.exec(doc);
 const v = JSON.parse(block![1]!) as {
-  dek: string; salt: string; noncePrefix: string; bound: BoundMetadata; plaintext: string; kdfInfo: string;
-  segmentKey: string; keyCheck: string; header: string; plaintextSha256: string; plaintextSize: number; ciphertextSize: number; ciphertext: string;
+  dek: string;
+  salt: string;
+  noncePrefix: string;
+  bound: BoundMetadata;
+  plaintext: string;
+  kdfInfo: string;
+  segmentKey: string;
+  keyCheck: string;
+  header: string;
+  plaintextSha256: string;
+  plaintextSize: number;
+  ciphertextSize: number;
+  ciphertext: string;
 };
 const hex = (s: string) => Buffer.from(s, 'hex');
 
@@ -22,7 +40,12 @@ describe('docs/backup-format.md test vector', () => {
   });
 
   it('encrypts to exactly the documented bytes', async () => {
-    const enc = new StreamEncryptor({ dek: hex(v.dek), bound: v.bound, salt: hex(v.salt), noncePrefix: hex(v.noncePrefix) });
+    const enc = new StreamEncryptor({
+      dek: hex(v.dek),
+      bound: v.bound,
+      salt: hex(v.salt),
+      noncePrefix: hex(v.noncePrefix),
+    });
     expect(enc.header.toString('hex')).toBe(v.header);
     expect(enc.header.length).toBe(HEADER_LENGTH);
     const parts: Buffer[] = [];
@@ -36,7 +59,13 @@ describe('docs/backup-format.md test vector', () => {
 
   it('decrypts the documented bytes', async () => {
     const decryptor = new StreamDecryptor({
-      expect: { bound: v.bound, salt: hex(v.salt), sha256: hex(v.plaintextSha256), plaintextSize: v.plaintextSize, ciphertextSize: v.ciphertextSize },
+      expect: {
+        bound: v.bound,
+        salt: hex(v.salt),
+        sha256: hex(v.plaintextSha256),
+        plaintextSize: v.plaintextSize,
+        ciphertextSize: v.ciphertextSize,
+      },
       unwrap: async () => hex(v.dek),
     });
     const out: Buffer[] = [];

@@ -23,14 +23,29 @@ export interface Expected {
 export const MAX_LATEST_TRIES = 16;
 
 /** Throws the BackupError that says why `backup` is not an authentic backup of `expected`. */
-export async function verifyBackup(store: BackupStore, transit: TransitClient, backup: BackupInfo, expected: Expected): Promise<void> {
+export async function verifyBackup(
+  store: BackupStore,
+  transit: TransitClient,
+  backup: BackupInfo,
+  expected: Expected,
+): Promise<void> {
   const m = backup.metadata;
-  if (!m || m.schemaVersion !== 2) throw new BackupError('UNSUPPORTED_FORMAT', `${backup.key} is not a schemaVersion 2 envelope: its createdAt cannot be verified`);
+  if (!m || m.schemaVersion !== 2)
+    throw new BackupError(
+      'UNSUPPORTED_FORMAT',
+      `${backup.key} is not a schemaVersion 2 envelope: its createdAt cannot be verified`,
+    );
   checkRestoreTarget(m, backup.key, expected.cluster, expected.transitKey, expected.namespace);
   const header = Buffer.alloc(HEADER_LENGTH);
   await store.getRange(backup.key + ENVELOPE_OBJECTS.snapshot, 0, HEADER_LENGTH, header);
   const decryptor = new StreamDecryptor({
-    expect: { bound: boundOf(m), salt: Buffer.from(m.kdf.salt, 'hex'), sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'), plaintextSize: m.plaintextSize, ciphertextSize: m.ciphertextSize },
+    expect: {
+      bound: boundOf(m),
+      salt: Buffer.from(m.kdf.salt, 'hex'),
+      sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'),
+      plaintextSize: m.plaintextSize,
+      ciphertextSize: m.ciphertextSize,
+    },
     unwrap: async () => {
       try {
         return await transit.decrypt(m.transitKey, m.wrappedDek);
@@ -43,7 +58,13 @@ export async function verifyBackup(store: BackupStore, transit: TransitClient, b
 }
 
 /** The newest backup that verifies; planted candidates on the way are logged and skipped. */
-export async function latestVerified(store: BackupStore, transit: TransitClient, backups: readonly BackupInfo[], expected: Expected, logger?: Logger): Promise<BackupInfo> {
+export async function latestVerified(
+  store: BackupStore,
+  transit: TransitClient,
+  backups: readonly BackupInfo[],
+  expected: Expected,
+  logger?: Logger,
+): Promise<BackupInfo> {
   const candidates = latestCandidates(backups);
   const skipped: string[] = [];
   for (const candidate of candidates.slice(0, MAX_LATEST_TRIES)) {
@@ -53,10 +74,18 @@ export async function latestVerified(store: BackupStore, transit: TransitClient,
     } catch (error) {
       // S3 or OpenBao being away is not a verdict on the backup: stop, do not pick an older one.
       if (!isBackupError(error) || error.code === 'IO_FAILED') throw error;
-      logger?.warn({ key: store.url(candidate.key), err: describeError(error) }, 'skipping a backup that does not verify (planted or altered)');
+      logger?.warn(
+        { key: store.url(candidate.key), err: describeError(error) },
+        'skipping a backup that does not verify (planted or altered)',
+      );
       skipped.push(`${candidate.key} (${error.code})`);
     }
   }
-  const why = skipped.length ? `; these do not verify: ${skipped.join(', ')}${candidates.length > MAX_LATEST_TRIES ? `, and ${candidates.length - MAX_LATEST_TRIES} more were not tried` : ''}` : '';
-  throw new BackupError('NOT_FOUND', `no authentic schemaVersion 2 backup of cluster ${expected.cluster} in ${store.url(`${expected.cluster}/`)} to restore as "latest"${why}: name a backup with --backup`);
+  const why = skipped.length
+    ? `; these do not verify: ${skipped.join(', ')}${candidates.length > MAX_LATEST_TRIES ? `, and ${candidates.length - MAX_LATEST_TRIES} more were not tried` : ''}`
+    : '';
+  throw new BackupError(
+    'NOT_FOUND',
+    `no authentic schemaVersion 2 backup of cluster ${expected.cluster} in ${store.url(`${expected.cluster}/`)} to restore as "latest"${why}: name a backup with --backup`,
+  );
 }

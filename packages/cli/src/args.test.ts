@@ -13,7 +13,10 @@ const spec: CommandSpec = {
 };
 
 describe('parseArgs', () => {
-  const ok = (positionals: Record<string, string>, flags: Record<string, string | boolean> = {}) => ({ ok: true, args: { positionals, flags, help: false } });
+  const ok = (positionals: Record<string, string>, flags: Record<string, string | boolean> = {}) => ({
+    ok: true,
+    args: { positionals, flags, help: false },
+  });
   it.each([
     [['k'], ok({ kmskey: 'k' })],
     [['k', '--to', '3'], ok({ kmskey: 'k' }, { to: '3' })],

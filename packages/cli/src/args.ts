@@ -58,10 +58,20 @@ export function commandHelp(spec: CommandSpec): string {
  * `--switch=true|false`, `-n=ns`, and errors that name the flag and the command's usage.
  */
 export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResult {
-  const fail = (error: string): ParseResult => ({ ok: false, error: `${error} (${usageLine(spec)}; see "kubectl kdc ${spec.name} --help")` });
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [name, s] of Object.entries(spec.flags)) options[name] = { type: s.type, ...(s.short ? { short: s.short } : {}) };
-  const switches = new Set(Object.entries(spec.flags).filter(([, s]) => s.type === 'boolean').map(([name]) => name));
+  const fail = (error: string): ParseResult => ({
+    ok: false,
+    error: `${error} (${usageLine(spec)}; see "kubectl kdc ${spec.name} --help")`,
+  });
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const [name, s] of Object.entries(spec.flags))
+    options[name] = { type: s.type, ...(s.short ? { short: s.short } : {}) };
+  const switches = new Set(
+    Object.entries(spec.flags)
+      .filter(([, s]) => s.type === 'boolean')
+      .map(([name]) => name),
+  );
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -71,13 +81,25 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResu
     }
     const inline = /^--([^=]+)=(.*)$/s.exec(arg);
     if (inline && switches.has(inline[1]!)) {
-      if (inline[2] !== 'true' && inline[2] !== 'false') return fail(`flag --${inline[1]} is a switch: write --${inline[1]} or --${inline[1]}=false, not "${inline[2]}"`);
+      if (inline[2] !== 'true' && inline[2] !== 'false')
+        return fail(
+          `flag --${inline[1]} is a switch: write --${inline[1]} or --${inline[1]}=false, not "${inline[2]}"`,
+        );
       args.push(inline[2] === 'true' ? `--${inline[1]}` : `--no-${inline[1]}`);
     } else {
       args.push(arg);
     }
   }
-  let parsed: ReturnType<typeof nodeParseArgs<{ args: string[]; options: typeof options; tokens: true; allowPositionals: true; allowNegative: true; strict: true }>>;
+  let parsed: ReturnType<
+    typeof nodeParseArgs<{
+      args: string[];
+      options: typeof options;
+      tokens: true;
+      allowPositionals: true;
+      allowNegative: true;
+      strict: true;
+    }>
+  >;
   try {
     parsed = nodeParseArgs({ args, options, strict: true, allowPositionals: true, allowNegative: true, tokens: true });
   } catch (error) {
@@ -85,10 +107,13 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResu
     const named = /Option '(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1] ?? /'(--?[\w-]+)'/.exec(message)?.[1] ?? '';
     const name = named.replace(/^--?(no-)?/, '');
     const long = named.length === 2 ? Object.entries(spec.flags).find(([, s]) => s.short === named[1])?.[0] : name;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return fail(`unknown flag "${named}": valid flags are ${flagList(spec.flags)}`);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      return fail(`unknown flag "${named}": valid flags are ${flagList(spec.flags)}`);
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && long && spec.flags[long]) {
       const flag = spec.flags[long];
-      return flag.type === 'boolean' ? fail(`flag --${long} is a switch: write --${long} or --${long}=false`) : fail(`flag --${long} needs a value (--${long} ${flag.value ?? 'value'})`);
+      return flag.type === 'boolean'
+        ? fail(`flag --${long} is a switch: write --${long} or --${long}=false`)
+        : fail(`flag --${long} needs a value (--${long} ${flag.value ?? 'value'})`);
     }
     return fail(message.split('\n')[0]!);
   }
@@ -103,24 +128,38 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParseResu
       continue;
     }
     // pflag reads -n=ns as ns; node:util keeps the "=".
-    const value = token.rawName.length === 2 && token.inlineValue && token.value?.startsWith('=') ? token.value.slice(1) : token.value ?? '';
+    const value =
+      token.rawName.length === 2 && token.inlineValue && token.value?.startsWith('=')
+        ? token.value.slice(1)
+        : (token.value ?? '');
     if (value === '') return fail(`flag --${token.name} needs a non-empty value`);
     flags[token.name] = value;
   }
   if (parsed.values.help) return { ok: true, args: { positionals: {}, flags, help: true } };
   const positionals = parsed.positionals;
   if (positionals.length < spec.positionals.length) {
-    const missing = spec.positionals.slice(positionals.length).map((p) => `<${p}>`).join(' ');
+    const missing = spec.positionals
+      .slice(positionals.length)
+      .map((p) => `<${p}>`)
+      .join(' ');
     return fail(`missing ${missing}`);
   }
   if (positionals.length > spec.positionals.length) {
     return fail(`unexpected argument "${positionals[spec.positionals.length]}"`);
   }
-  return { ok: true, args: { positionals: Object.fromEntries(spec.positionals.map((p, i) => [p, positionals[i]!])), flags, help: false } };
+  return {
+    ok: true,
+    args: { positionals: Object.fromEntries(spec.positionals.map((p, i) => [p, positionals[i]!])), flags, help: false },
+  };
 }
 
 /** A string flag, else the first environment variable set (non-empty), else undefined. */
-export function flagOrEnv(flags: Record<string, string | boolean>, name: string, env: Record<string, string | undefined>, envNames: readonly string[] = []): string | undefined {
+export function flagOrEnv(
+  flags: Record<string, string | boolean>,
+  name: string,
+  env: Record<string, string | undefined>,
+  envNames: readonly string[] = [],
+): string | undefined {
   const value = flags[name];
   if (typeof value === 'string') return value;
   for (const e of envNames) {
@@ -130,7 +169,8 @@ export function flagOrEnv(flags: Record<string, string | boolean>, name: string,
   return undefined;
 }
 
-export const str = (flags: Record<string, string | boolean>, name: string): string | undefined => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
+export const str = (flags: Record<string, string | boolean>, name: string): string | undefined =>
+  typeof flags[name] === 'string' ? (flags[name] as string) : undefined;
 export const bool = (flags: Record<string, string | boolean>, name: string): boolean => flags[name] === true;
 
 /** A positive integer (1..2^31-1) or null. */
@@ -145,7 +185,8 @@ export function waitTimeoutSeconds(flags: Record<string, string | boolean>, defa
   const text = str(flags, 'timeout');
   if (text === undefined) return defaultSeconds;
   const parsed = parseDuration(text);
-  if (!parsed.ok || parsed.seconds <= 0) throw usageError(`--timeout "${text}": ${parsed.ok ? 'must be more than 0' : parsed.error}`);
+  if (!parsed.ok || parsed.seconds <= 0)
+    throw usageError(`--timeout "${text}": ${parsed.ok ? 'must be more than 0' : parsed.error}`);
   if (!bool(flags, 'wait')) throw usageError('--timeout only applies with --wait');
   return parsed.seconds;
 }

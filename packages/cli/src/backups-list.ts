@@ -1,7 +1,14 @@
 // kubectl kdc backups list <cluster>: what is in the cluster's bucket, which Transit key
 // version each backup needs, what is broken, and which backups were taken before the last
 // migration re-wrote the rows (they still hold the old bytes: docs/runbook.md, Scrub).
-import { backupTime, latestCandidates, listBackups, minKeyVersion, type BackupInfo, type Inventory } from '@kdc/backup-envelope';
+import {
+  backupTime,
+  latestCandidates,
+  listBackups,
+  minKeyVersion,
+  type BackupInfo,
+  type Inventory,
+} from '@kdc/backup-envelope';
 import type { KdcClusterStatus } from '@kdc/shared';
 import type { CommandSpec, ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups } from './backup-access.ts';
@@ -14,8 +21,14 @@ import { OUTPUT_FLAG, outputFormat, render } from './output.ts';
 export const spec: CommandSpec = {
   name: 'backups list',
   positionals: ['cluster'],
-  summary: "Lists the cluster's etcd backups in its bucket: key, creation time, Transit key and version, size; incomplete and invalid backups; the lowest Transit key version the backups still need; PRE-MIGRATION on backups taken before the last re-write of the rows finished (they hold plaintext or an older key_id).",
-  flags: { ...KUBE_FLAGS, ...S3_FLAGS, ...OUTPUT_FLAG, json: { type: 'boolean', help: 'the same as -o json (kept from earlier releases)' } },
+  summary:
+    "Lists the cluster's etcd backups in its bucket: key, creation time, Transit key and version, size; incomplete and invalid backups; the lowest Transit key version the backups still need; PRE-MIGRATION on backups taken before the last re-write of the rows finished (they hold plaintext or an older key_id).",
+  flags: {
+    ...KUBE_FLAGS,
+    ...S3_FLAGS,
+    ...OUTPUT_FLAG,
+    json: { type: 'boolean', help: 'the same as -o json (kept from earlier releases)' },
+  },
 };
 
 /** What may be shown of a backup: never the wrapped key or any other ciphertext. */
@@ -35,13 +48,19 @@ export function publicBackup(b: BackupInfo) {
 
 /** Lowest version still needed, per Transit key found among the backups. */
 export function lowestVersions(backups: readonly BackupInfo[]): Record<string, number> {
-  const keys = [...new Set(backups.filter((b) => b.kind === 'envelope' && b.transitKey).map((b) => b.transitKey!))].sort();
+  const keys = [
+    ...new Set(backups.filter((b) => b.kind === 'envelope' && b.transitKey).map((b) => b.transitKey!)),
+  ].sort();
   return Object.fromEntries(keys.map((k) => [k, minKeyVersion(backups, k)!]));
 }
 
 export const SCRUB_DOC = 'docs/runbook.md#scrub-after-a-migration';
 /** What a backup taken before a running migration of each kind still holds. */
-const HOLDS = { enable: 'rows in plaintext', rewrap: 'rows under an older key_id', switch: 'rows under the key the switch leaves' } as const;
+const HOLDS = {
+  enable: 'rows in plaintext',
+  rewrap: 'rows under an older key_id',
+  switch: 'rows under the key the switch leaves',
+} as const;
 
 /** What the cluster's status says about migrations (re-writes of every row), as backups are judged by it. */
 export interface MigrationHistory {
@@ -65,7 +84,9 @@ export function migrationHistory(status: Pick<KdcClusterStatus, 'encryption'> | 
   const reason = e?.migration?.reason;
   return {
     ...(lastCompleted ? { lastCompleted } : {}),
-    ...(startedAt && (reason === 'enable' || reason === 'rewrap' || reason === 'switch') ? { running: { reason, startedAt } } : {}),
+    ...(startedAt && (reason === 'enable' || reason === 'rewrap' || reason === 'switch')
+      ? { running: { reason, startedAt } }
+      : {}),
   };
 }
 
@@ -85,21 +106,36 @@ export interface PreMigration {
  * writer cannot move later (backupTime); it is stamped before the snapshot is read, and
  * lastRewrapCompleted has whole seconds, so a backup within that second counts as before.
  */
-export function preMigration(backup: Pick<BackupInfo, 'createdAt' | 'storedAt'>, history: MigrationHistory): PreMigration | undefined {
+export function preMigration(
+  backup: Pick<BackupInfo, 'createdAt' | 'storedAt'>,
+  history: MigrationHistory,
+): PreMigration | undefined {
   const taken = backupTime(backup).getTime();
   const running = history.running;
   if (running) {
     const since = isoSeconds(running.startedAt);
     const holds = HOLDS[running.reason];
-    const when = taken >= running.startedAt.getTime()
-      ? `taken while the rows were being re-written (${running.reason}, running since ${since})`
-      : `taken before the rows were re-written (${running.reason}, running since ${since})`;
-    return { flag: 'PRE-MIGRATION', migration: 'running', time: since, reason: running.reason, note: `${when}: it holds ${holds}; delete it once a backup taken after the re-write completed exists (${SCRUB_DOC})` };
+    const when =
+      taken >= running.startedAt.getTime()
+        ? `taken while the rows were being re-written (${running.reason}, running since ${since})`
+        : `taken before the rows were re-written (${running.reason}, running since ${since})`;
+    return {
+      flag: 'PRE-MIGRATION',
+      migration: 'running',
+      time: since,
+      reason: running.reason,
+      note: `${when}: it holds ${holds}; delete it once a backup taken after the re-write completed exists (${SCRUB_DOC})`,
+    };
   }
   const done = history.lastCompleted;
   if (done && taken < done.getTime() + 1000) {
     const at = isoSeconds(done);
-    return { flag: 'PRE-MIGRATION', migration: 'completed', time: at, note: `taken before the rows were re-written on ${at}: it holds plaintext or rows under an older key_id; delete it once newer backups exist (${SCRUB_DOC})` };
+    return {
+      flag: 'PRE-MIGRATION',
+      migration: 'completed',
+      time: at,
+      note: `taken before the rows were re-written on ${at}: it holds plaintext or rows under an older key_id; delete it once newer backups exist (${SCRUB_DOC})`,
+    };
   }
   return undefined;
 }
@@ -143,23 +179,32 @@ export function renderInventory(destination: string, inventory: Inventory, histo
       ]),
     );
   }
-  for (const key of incomplete) out += `warning: ${key} is incomplete (no metadata.json: an upload that failed or is still running); it cannot be restored\n`;
+  for (const key of incomplete)
+    out += `warning: ${key} is incomplete (no metadata.json: an upload that failed or is still running); it cannot be restored\n`;
   for (const entry of invalid) out += `warning: ${entry.key} is invalid: ${entry.error}\n`;
   out += preMigrationSummary(backups, history);
   const lowest = lowestVersions(backups);
   const plaintext = backups.filter((b) => b.kind === 'plaintext').length;
-  if (backups.length) out += `${plural(backups.length, 'backup')} in ${destination}${plaintext ? ` (${plaintext} plaintext)` : ''}\n`;
-  for (const [key, version] of Object.entries(lowest)) out += `lowest key version still needed: ${key} v${version} (min_decryption_version must not go above ${version})\n`;
+  if (backups.length)
+    out += `${plural(backups.length, 'backup')} in ${destination}${plaintext ? ` (${plaintext} plaintext)` : ''}\n`;
+  for (const [key, version] of Object.entries(lowest))
+    out += `lowest key version still needed: ${key} v${version} (min_decryption_version must not go above ${version})\n`;
   return out;
 }
 
 /** The -o json|yaml document (pure): the table's facts, never the wrapped key. */
-export function inventoryDocument(where: { cluster: string; namespace: string; bucket: string; destinationPath: string }, inventory: Inventory, history: MigrationHistory = {}) {
+export function inventoryDocument(
+  where: { cluster: string; namespace: string; bucket: string; destinationPath: string },
+  inventory: Inventory,
+  history: MigrationHistory = {},
+) {
   return {
     ...where,
     migration: {
       ...(history.lastCompleted ? { lastCompleted: isoSeconds(history.lastCompleted) } : {}),
-      ...(history.running ? { running: { reason: history.running.reason, startedAt: isoSeconds(history.running.startedAt) } } : {}),
+      ...(history.running
+        ? { running: { reason: history.running.reason, startedAt: isoSeconds(history.running.startedAt) } }
+        : {}),
     },
     backups: inventory.backups.map((b) => {
       const flag = preMigration(b, history);
@@ -185,8 +230,18 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
       throw failure(`listing ${settings.destinationPath}: ${describe(error)}`);
     }
     const format = outputFormat(args.flags);
-    const doc = inventoryDocument({ cluster: name, namespace, bucket: settings.bucket, destinationPath: settings.destinationPath }, inventory, history);
-    ctx.io.out(render(format, { document: doc, names: inventory.backups.map((b) => `backup/${b.key}`), table: () => renderInventory(settings.destinationPath, inventory, history) }));
+    const doc = inventoryDocument(
+      { cluster: name, namespace, bucket: settings.bucket, destinationPath: settings.destinationPath },
+      inventory,
+      history,
+    );
+    ctx.io.out(
+      render(format, {
+        document: doc,
+        names: inventory.backups.map((b) => `backup/${b.key}`),
+        table: () => renderInventory(settings.destinationPath, inventory, history),
+      }),
+    );
     return 0;
   } finally {
     store.destroy();

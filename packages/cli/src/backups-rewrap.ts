@@ -13,8 +13,14 @@ import { OPENBAO_FLAGS, openBaoFor, openBaoSettings } from './openbao.ts';
 export const spec: CommandSpec = {
   name: 'backups rewrap',
   positionals: ['cluster'],
-  summary: "Re-wraps every backup's data key to the latest version of the cluster's backup Transit key (KMSKey spec.encryption.etcd.backup.keyRef, default the etcd key). Run it after a KEK rotation and before advancing min_decryption_version.",
-  flags: { ...KUBE_FLAGS, ...S3_FLAGS, ...OPENBAO_FLAGS, 'dry-run': { type: 'boolean', help: 'only report what would be re-wrapped' } },
+  summary:
+    "Re-wraps every backup's data key to the latest version of the cluster's backup Transit key (KMSKey spec.encryption.etcd.backup.keyRef, default the etcd key). Run it after a KEK rotation and before advancing min_decryption_version.",
+  flags: {
+    ...KUBE_FLAGS,
+    ...S3_FLAGS,
+    ...OPENBAO_FLAGS,
+    'dry-run': { type: 'boolean', help: 'only report what would be re-wrapped' },
+  },
 };
 
 export function outcomeLine(o: RewrapOutcome): string {
@@ -50,7 +56,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const { store, settings } = await clusterBackups(kube, namespace, cluster, args.flags, ctx.env);
   const dryRun = bool(args.flags, 'dry-run');
   try {
-    ctx.io.out(`${dryRun ? 'dry run: ' : ''}re-wrapping backups in ${settings.destinationPath} to the latest version of transit key ${transitKey} (KMSKey ${kmsKey}, ${namespaceLabel})\n`);
+    ctx.io.out(
+      `${dryRun ? 'dry run: ' : ''}re-wrapping backups in ${settings.destinationPath} to the latest version of transit key ${transitKey} (KMSKey ${kmsKey}, ${namespaceLabel})\n`,
+    );
     let result: RewrapResult;
     try {
       result = await rewrapBackups({ store, transit: client.transit(), cluster: name, transitKey, dryRun });
@@ -60,7 +68,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     for (const o of result.outcomes) ctx.io.out(outcomeLine(o));
     ctx.io.out(summaryLine(result, transitKey, dryRun));
     if (result.failed > 0) {
-      ctx.io.err(`${plural(result.failed, 'backup')} not rewrapped: fix the cause above and run "kubectl kdc backups rewrap ${name} -n ${namespace}" again (their old wrapped keys still restore until min_decryption_version moves)\n`);
+      ctx.io.err(
+        `${plural(result.failed, 'backup')} not rewrapped: fix the cause above and run "kubectl kdc backups rewrap ${name} -n ${namespace}" again (their old wrapped keys still restore until min_decryption_version moves)\n`,
+      );
       return 1;
     }
     return 0;

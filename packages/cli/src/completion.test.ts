@@ -7,11 +7,26 @@ describe('completion', () => {
   it.each([
     [[''], ['fleet', 'status', 'rewrap-etcd', 'backups', 'keys', 'completion', 'version', ':4']],
     [['st'], ['status', ':4']],
-    [['backups', ''], ['list', 'rewrap', 'restore', ':4']],
-    [['backups', 'list', 'prod', '--re'], ['--request-timeout', ':4']],
-    [['fleet', '-o', ''], ['json', 'yaml', 'wide', 'name', ':4']],
-    [['status', 'prod', '--output', 'y'], ['yaml', ':4']],
-    [['completion', ''], ['bash', 'zsh', 'plugin', ':4']],
+    [
+      ['backups', ''],
+      ['list', 'rewrap', 'restore', ':4'],
+    ],
+    [
+      ['backups', 'list', 'prod', '--re'],
+      ['--request-timeout', ':4'],
+    ],
+    [
+      ['fleet', '-o', ''],
+      ['json', 'yaml', 'wide', 'name', ':4'],
+    ],
+    [
+      ['status', 'prod', '--output', 'y'],
+      ['yaml', ':4'],
+    ],
+    [
+      ['completion', ''],
+      ['bash', 'zsh', 'plugin', ':4'],
+    ],
     [['status', ''], [':4']],
     [['rotate', ''], [':4']],
   ])('after %j offers %j (cobra protocol: candidates, then the no-file directive)', async (words, expected) => {
@@ -21,6 +36,9 @@ describe('completion', () => {
   it('prints the scripts, and names the shells it has', async () => {
     expect((await run(['completion', 'bash'])).stdout).toContain('complete -F _kubectl_kdc kubectl-kdc');
     expect((await run(['completion', 'plugin'])).stdout).toContain('exec kubectl-kdc __complete "$@"');
-    expect(await run(['completion', 'fish'])).toMatchObject({ code: 2, stderr: expect.stringContaining('needs a shell: bash, zsh, plugin') });
+    expect(await run(['completion', 'fish'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('needs a shell: bash, zsh, plugin'),
+    });
   });
 });

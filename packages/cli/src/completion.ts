@@ -28,7 +28,10 @@ export function completions(words: readonly string[], table: CommandTable): stri
   if (previous === '-o' || previous === '--output') return OUTPUT_FORMATS.filter(starts);
   if (command === 'completion') return ['bash', 'zsh', 'plugin'].filter(starts);
   if (!last.startsWith('-')) return [];
-  return Object.entries(spec.flags).map(([name]) => `--${name}`).concat('--help').filter(starts);
+  return Object.entries(spec.flags)
+    .map(([name]) => `--${name}`)
+    .concat('--help')
+    .filter(starts);
 }
 
 export function completionProtocol(words: readonly string[], table: CommandTable): string {
@@ -56,6 +59,7 @@ exec kubectl-kdc __complete "$@"
 export const completionSpec: CommandSpec = {
   name: 'completion',
   positionals: ['shell'],
-  summary: 'Prints a completion script: bash or zsh (for kubectl-kdc), or plugin (kubectl_complete-kdc, which kubectl runs to complete "kubectl kdc").',
+  summary:
+    'Prints a completion script: bash or zsh (for kubectl-kdc), or plugin (kubectl_complete-kdc, which kubectl runs to complete "kubectl kdc").',
   flags: {},
 };

@@ -13,7 +13,8 @@ export class CliError extends Error {
 }
 
 export const usageError = (message: string) => new CliError(EXIT.usage, message);
-export const failure = (message: string, cause?: unknown) => new CliError(EXIT.failure, message, cause === undefined ? undefined : { cause });
+export const failure = (message: string, cause?: unknown) =>
+  new CliError(EXIT.failure, message, cause === undefined ? undefined : { cause });
 
 /** The message of anything thrown, without stack or cause chains. */
 export function describe(error: unknown): string {

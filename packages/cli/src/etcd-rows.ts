@@ -14,12 +14,29 @@ export interface EtcdRowCounts {
   unreadableExamples: string[];
 }
 
-export const emptyCounts = (): EtcdRowCounts => ({ rows: 0, byVersion: {}, plaintext: 0, otherProviders: {}, unreadable: 0, unreadableExamples: [] });
+export const emptyCounts = (): EtcdRowCounts => ({
+  rows: 0,
+  byVersion: {},
+  plaintext: 0,
+  otherProviders: {},
+  unreadable: 0,
+  unreadableExamples: [],
+});
 
-type ScanCounts = Pick<CoverageScan, 'total' | 'plaintext' | 'unreadable' | 'byKeyId' | 'otherProviders' | 'unreadableExamples'>;
+type ScanCounts = Pick<
+  CoverageScan,
+  'total' | 'plaintext' | 'unreadable' | 'byKeyId' | 'otherProviders' | 'unreadableExamples'
+>;
 
 export function rowCountsOf(scan: ScanCounts): EtcdRowCounts {
-  const counts: EtcdRowCounts = { ...emptyCounts(), rows: scan.total, plaintext: scan.plaintext, otherProviders: { ...scan.otherProviders }, unreadable: scan.unreadable, unreadableExamples: [...scan.unreadableExamples] };
+  const counts: EtcdRowCounts = {
+    ...emptyCounts(),
+    rows: scan.total,
+    plaintext: scan.plaintext,
+    otherProviders: { ...scan.otherProviders },
+    unreadable: scan.unreadable,
+    unreadableExamples: [...scan.unreadableExamples],
+  };
   for (const [keyId, n] of Object.entries(scan.byKeyId)) {
     const version = versionOfKeyId(keyId);
     if (version !== null) {
@@ -27,7 +44,10 @@ export function rowCountsOf(scan: ScanCounts): EtcdRowCounts {
       continue;
     }
     counts.unreadable += n;
-    if (counts.unreadableExamples.length < 3) counts.unreadableExamples.push(`${n === 1 ? '1 row' : `${n} rows`} under key_id "${keyId.slice(0, 64)}", not kdc2/kdc1.v<N>.<id>`);
+    if (counts.unreadableExamples.length < 3)
+      counts.unreadableExamples.push(
+        `${n === 1 ? '1 row' : `${n} rows`} under key_id "${keyId.slice(0, 64)}", not kdc2/kdc1.v<N>.<id>`,
+      );
   }
   return counts;
 }

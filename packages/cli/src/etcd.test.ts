@@ -19,7 +19,11 @@ describe('etcdSettings', () => {
     [{}, {}, null],
     [{ 'etcd-endpoint': 'http://127.0.0.1:2379/' }, {}, { endpoint: 'http://127.0.0.1:2379' }],
     [{}, { ETCD_ENDPOINT: 'http://e:2379' }, { endpoint: 'http://e:2379' }],
-    [{ 'etcd-endpoint': 'https://e:2379', 'etcd-ca-file': ca, 'etcd-cert-file': cert, 'etcd-key-file': key }, {}, { endpoint: 'https://e:2379', caPem: 'CA PEM', certPem: 'CERT PEM', keyPem: 'KEY PEM' }],
+    [
+      { 'etcd-endpoint': 'https://e:2379', 'etcd-ca-file': ca, 'etcd-cert-file': cert, 'etcd-key-file': key },
+      {},
+      { endpoint: 'https://e:2379', caPem: 'CA PEM', certPem: 'CERT PEM', keyPem: 'KEY PEM' },
+    ],
     [{}, { ETCD_ENDPOINT: 'https://e:2379', ETCD_CA_FILE: ca }, { endpoint: 'https://e:2379', caPem: 'CA PEM' }],
   ])('%j %j', (flags, env, expected) => expect(etcdSettings(flags, env)).toEqual(expected));
 

@@ -7,13 +7,20 @@ import { flagOrEnv, type FlagSpecs } from './args.ts';
 import { usageError } from './errors.ts';
 
 export const ETCD_FLAGS: FlagSpecs = {
-  'etcd-endpoint': { type: 'string', value: 'url', help: "etcd client URL of the clusters' DataStore, http(s)://host:2379 (default: $ETCD_ENDPOINT); needed to prove no etcd row still uses an old key version" },
+  'etcd-endpoint': {
+    type: 'string',
+    value: 'url',
+    help: "etcd client URL of the clusters' DataStore, http(s)://host:2379 (default: $ETCD_ENDPOINT); needed to prove no etcd row still uses an old key version",
+  },
   'etcd-ca-file': { type: 'string', value: 'file', help: 'PEM CA of etcd (default: $ETCD_CA_FILE)' },
   'etcd-cert-file': { type: 'string', value: 'file', help: 'client certificate for etcd (default: $ETCD_CERT_FILE)' },
   'etcd-key-file': { type: 'string', value: 'file', help: 'client key for etcd (default: $ETCD_KEY_FILE)' },
 };
 
-export function etcdSettings(flags: Record<string, string | boolean>, env: Record<string, string | undefined>): EtcdConnection | null {
+export function etcdSettings(
+  flags: Record<string, string | boolean>,
+  env: Record<string, string | undefined>,
+): EtcdConnection | null {
   const endpoint = flagOrEnv(flags, 'etcd-endpoint', env, ['ETCD_ENDPOINT']);
   const files = {
     ca: flagOrEnv(flags, 'etcd-ca-file', env, ['ETCD_CA_FILE']),
@@ -21,7 +28,8 @@ export function etcdSettings(flags: Record<string, string | boolean>, env: Recor
     key: flagOrEnv(flags, 'etcd-key-file', env, ['ETCD_KEY_FILE']),
   };
   if (!endpoint) {
-    if (files.ca || files.cert || files.key) throw usageError('--etcd-ca-file/--etcd-cert-file/--etcd-key-file need --etcd-endpoint https://host:2379');
+    if (files.ca || files.cert || files.key)
+      throw usageError('--etcd-ca-file/--etcd-cert-file/--etcd-key-file need --etcd-endpoint https://host:2379');
     return null;
   }
   let url: URL;
@@ -30,10 +38,14 @@ export function etcdSettings(flags: Record<string, string | boolean>, env: Recor
   } catch {
     throw usageError(`--etcd-endpoint "${endpoint}" is not a URL: write http(s)://host:2379`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError(`--etcd-endpoint "${endpoint}" must be http:// or https://`);
-  if (url.pathname.replace(/\/+$/, '') || url.search || url.hash) throw usageError(`--etcd-endpoint "${endpoint}" must be only http(s)://host:port, without a path`);
-  if (Boolean(files.cert) !== Boolean(files.key)) throw usageError('--etcd-cert-file and --etcd-key-file go together: pass both or neither');
-  if (url.protocol === 'http:' && (files.ca || files.cert)) throw usageError(`--etcd-endpoint "${endpoint}" is http:// but TLS files were given: write https://`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw usageError(`--etcd-endpoint "${endpoint}" must be http:// or https://`);
+  if (url.pathname.replace(/\/+$/, '') || url.search || url.hash)
+    throw usageError(`--etcd-endpoint "${endpoint}" must be only http(s)://host:port, without a path`);
+  if (Boolean(files.cert) !== Boolean(files.key))
+    throw usageError('--etcd-cert-file and --etcd-key-file go together: pass both or neither');
+  if (url.protocol === 'http:' && (files.ca || files.cert))
+    throw usageError(`--etcd-endpoint "${endpoint}" is http:// but TLS files were given: write https://`);
   const read = (flag: string, path: string | undefined) => {
     if (!path) return undefined;
     try {

@@ -1,7 +1,13 @@
 // kubectl kdc fleet: the platform's one table of every encrypted KdcCluster, so that an operator
 // sees at a glance which tenants run an old KEK, missed a rotation, still hold rows under another
 // key_id, have a plugin down, or have not been backed up. Only status facts, nothing secret.
-import { clusterNames, parseKmsKeyInterval, type KdcClusterStatus, type KmsKeyStatus, type KubeObject } from '@kdc/shared';
+import {
+  clusterNames,
+  parseKmsKeyInterval,
+  type KdcClusterStatus,
+  type KmsKeyStatus,
+  type KubeObject,
+} from '@kdc/shared';
 import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import type { CommandContext } from './context.ts';
 import { isoSeconds, plural, table } from './format.ts';
@@ -11,19 +17,31 @@ import { OUTPUT_FLAG, outputFormat, render, type Printable } from './output.ts';
 export const spec: CommandSpec = {
   name: 'fleet',
   positionals: [],
-  summary: 'Lists every encrypted KdcCluster of the platform: key, KEK version and age, rotation policy (OVERDUE when the KEK is older than it), the coverage of the last scan, the last re-wrap, plugin health and the latest backup. Exits 1 when a rotation is overdue or a plugin is not ready.',
+  summary:
+    'Lists every encrypted KdcCluster of the platform: key, KEK version and age, rotation policy (OVERDUE when the KEK is older than it), the coverage of the last scan, the last re-wrap, plugin health and the latest backup. Exits 1 when a rotation is overdue or a plugin is not ready.',
   flags: {
     ...KUBE_FLAGS,
     // The platform view is the default: -n narrows it to one project namespace.
     namespace: { ...KUBE_FLAGS.namespace!, help: 'only this namespace (default: every namespace)' },
     ...OUTPUT_FLAG,
-    'all-namespaces': { type: 'boolean', short: 'A', help: 'every namespace (the default; wins over -n, as in kubectl)' },
+    'all-namespaces': {
+      type: 'boolean',
+      short: 'A',
+      help: 'every namespace (the default; wins over -n, as in kubectl)',
+    },
   },
 };
 
-interface ClusterSpec { encryption?: { etcd?: { enabled?: boolean; keyRef?: string; kekRotation?: { enabled?: boolean; interval?: string } } } }
+interface ClusterSpec {
+  encryption?: {
+    etcd?: { enabled?: boolean; keyRef?: string; kekRotation?: { enabled?: boolean; interval?: string } };
+  };
+}
 export type FleetCluster = KubeObject & { spec?: ClusterSpec; status?: KdcClusterStatus };
-export type FleetKey = KubeObject & { spec?: { rotation?: { enabled?: boolean; interval?: string } }; status?: KmsKeyStatus };
+export type FleetKey = KubeObject & {
+  spec?: { rotation?: { enabled?: boolean; interval?: string } };
+  status?: KmsKeyStatus;
+};
 
 export interface FleetRow {
   namespace: string;
@@ -43,7 +61,8 @@ export interface FleetRow {
 }
 
 /** A cluster asked to encrypt, or one still using a key (it keeps resolvedKeyRef until the disable migration ends). */
-export const isEncrypted = (c: FleetCluster) => c.spec?.encryption?.etcd?.enabled === true || Boolean(c.status?.encryption?.resolvedKeyRef);
+export const isEncrypted = (c: FleetCluster) =>
+  c.spec?.encryption?.etcd?.enabled === true || Boolean(c.status?.encryption?.resolvedKeyRef);
 
 const epoch = (time: string | undefined): number | undefined => {
   const ms = time === undefined ? NaN : Date.parse(time);
@@ -53,40 +72,56 @@ const epoch = (time: string | undefined): number | undefined => {
 /** The fleet's rows (pure), sorted by namespace and name; KMSKeys are joined in memory by namespace and name. */
 export function fleetRows(clusters: readonly FleetCluster[], kmsKeys: readonly FleetKey[], now: Date): FleetRow[] {
   const keys = new Map(kmsKeys.map((k) => [`${k.metadata?.namespace}/${k.metadata?.name}`, k]));
-  return clusters.filter(isEncrypted).map((c) => {
-    const namespace = c.metadata?.namespace ?? '';
-    const name = c.metadata?.name ?? '';
-    const e = c.status?.encryption;
-    const mirror = e?.kekRotation;
-    // The key in use; before the first reconcile, the one the spec names (or the auto key).
-    const keyName = e?.resolvedKeyRef ?? c.spec?.encryption?.etcd?.keyRef ?? clusterNames(name).autoEtcdKey;
-    const key = keys.get(`${namespace}/${keyName}`);
-    // The KMSKey's policy is what rotates; until it exists, what the cluster asks its auto key for.
-    const policy = key ? key.spec?.rotation : c.spec?.encryption?.etcd?.kekRotation;
-    const rotationInterval = policy?.enabled && policy.interval ? policy.interval : null;
-    const rotated = epoch(key?.status?.lastRotatedTime ?? mirror?.lastRotatedTime);
-    const kekAgeSeconds = rotated === undefined ? null : Math.max(0, Math.floor((now.getTime() - rotated) / 1000));
-    const interval = rotationInterval ? parseKmsKeyInterval(rotationInterval) : undefined;
-    // An adopted key is first rotated one interval after it was claimed, whatever its age: a
-    // nextRotationTime still ahead means the rotation is not due yet.
-    const next = epoch(key?.status?.nextRotationTime ?? mirror?.nextRotationTime);
-    const rotationOverdue = Boolean(interval?.ok && kekAgeSeconds !== null && kekAgeSeconds > interval.seconds && (next === undefined || next <= now.getTime()));
-    const cov = e?.coverage;
-    return {
-      namespace,
-      name,
-      keyRef: e?.resolvedKeyRef ?? null,
-      kekVersion: e?.currentKeyVersion ?? mirror?.currentVersion ?? null,
-      kekAgeSeconds,
-      rotationInterval,
-      rotationOverdue,
-      coverage: cov ? { current: cov.current, total: cov.total, stale: cov.stale, plaintext: cov.plaintext, scannedAt: cov.scannedAt } : null,
-      lastRewrapCompleted: e?.lastRewrapCompleted ?? null,
-      pluginReady: e?.kmsPluginReady === true,
-      latestBackupTime: c.status?.latestBackupTime ?? null,
-      ready: c.status?.conditions?.find((x) => x.type === 'Ready')?.status ?? null,
-    };
-  }).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  return clusters
+    .filter(isEncrypted)
+    .map((c) => {
+      const namespace = c.metadata?.namespace ?? '';
+      const name = c.metadata?.name ?? '';
+      const e = c.status?.encryption;
+      const mirror = e?.kekRotation;
+      // The key in use; before the first reconcile, the one the spec names (or the auto key).
+      const keyName = e?.resolvedKeyRef ?? c.spec?.encryption?.etcd?.keyRef ?? clusterNames(name).autoEtcdKey;
+      const key = keys.get(`${namespace}/${keyName}`);
+      // The KMSKey's policy is what rotates; until it exists, what the cluster asks its auto key for.
+      const policy = key ? key.spec?.rotation : c.spec?.encryption?.etcd?.kekRotation;
+      const rotationInterval = policy?.enabled && policy.interval ? policy.interval : null;
+      const rotated = epoch(key?.status?.lastRotatedTime ?? mirror?.lastRotatedTime);
+      const kekAgeSeconds = rotated === undefined ? null : Math.max(0, Math.floor((now.getTime() - rotated) / 1000));
+      const interval = rotationInterval ? parseKmsKeyInterval(rotationInterval) : undefined;
+      // An adopted key is first rotated one interval after it was claimed, whatever its age: a
+      // nextRotationTime still ahead means the rotation is not due yet.
+      const next = epoch(key?.status?.nextRotationTime ?? mirror?.nextRotationTime);
+      const rotationOverdue = Boolean(
+        interval?.ok &&
+        kekAgeSeconds !== null &&
+        kekAgeSeconds > interval.seconds &&
+        (next === undefined || next <= now.getTime()),
+      );
+      const cov = e?.coverage;
+      return {
+        namespace,
+        name,
+        keyRef: e?.resolvedKeyRef ?? null,
+        kekVersion: e?.currentKeyVersion ?? mirror?.currentVersion ?? null,
+        kekAgeSeconds,
+        rotationInterval,
+        rotationOverdue,
+        coverage: cov
+          ? {
+              current: cov.current,
+              total: cov.total,
+              stale: cov.stale,
+              plaintext: cov.plaintext,
+              scannedAt: cov.scannedAt,
+            }
+          : null,
+        lastRewrapCompleted: e?.lastRewrapCompleted ?? null,
+        pluginReady: e?.kmsPluginReady === true,
+        latestBackupTime: c.status?.latestBackupTime ?? null,
+        ready: c.status?.conditions?.find((x) => x.type === 'Ready')?.status ?? null,
+      };
+    })
+    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
 }
 
 /** kubectl's short age: 45s, 12m, 5h, 12d, 2y. */
@@ -116,10 +151,27 @@ export function fleetSummary(rows: readonly FleetRow[]): string {
 /** The table (pure), with the summary line; wide adds READY, the coverage breakdown and the scan's age. */
 export function fleetTable(rows: readonly FleetRow[], now: Date, wide = false, scope = 'any namespace'): string {
   if (!rows.length) return `No encrypted KdcClusters in ${scope}.\n`;
-  const header = ['NAMESPACE', 'CLUSTER', ...(wide ? ['READY'] : []), 'KEY', 'KEK', 'KEK-AGE', 'ROTATION', 'COVERAGE', ...(wide ? ['SCANNED'] : []), 'LAST-REWRAP', 'PLUGIN', 'LATEST-BACKUP'];
+  const header = [
+    'NAMESPACE',
+    'CLUSTER',
+    ...(wide ? ['READY'] : []),
+    'KEY',
+    'KEK',
+    'KEK-AGE',
+    'ROTATION',
+    'COVERAGE',
+    ...(wide ? ['SCANNED'] : []),
+    'LAST-REWRAP',
+    'PLUGIN',
+    'LATEST-BACKUP',
+  ];
   const cells = rows.map((r) => {
     const c = r.coverage;
-    const coverage = !c ? '-' : wide ? `${c.current}/${c.total} (${c.stale} stale, ${c.plaintext} plaintext)` : `${c.current}/${c.total}`;
+    const coverage = !c
+      ? '-'
+      : wide
+        ? `${c.current}/${c.total} (${c.stale} stale, ${c.plaintext} plaintext)`
+        : `${c.current}/${c.total}`;
     return [
       r.namespace,
       r.name,
@@ -139,7 +191,12 @@ export function fleetTable(rows: readonly FleetRow[], now: Date, wide = false, s
 }
 
 export function fleetDocument(rows: readonly FleetRow[], now: Date) {
-  return { apiVersion: 'cli.kube-dc.com/v1alpha1', kind: 'Fleet', generatedAt: isoSeconds(now), clusters: rows.map((r) => ({ ...r })) };
+  return {
+    apiVersion: 'cli.kube-dc.com/v1alpha1',
+    kind: 'Fleet',
+    generatedAt: isoSeconds(now),
+    clusters: rows.map((r) => ({ ...r })),
+  };
 }
 
 /** Every -o format of the fleet (pure). */

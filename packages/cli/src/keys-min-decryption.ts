@@ -1,7 +1,18 @@
 // kubectl kdc keys min-decryption <kmskey> --to N [--confirm]: the only path in the product that
 // advances a Transit key's min_decryption_version (SPEC 5). Dry run unless --confirm.
 import { listBackups } from '@kdc/backup-envelope';
-import { API_VERSION, ENCRYPTABLE_RESOURCES, KAMAJI_GROUP, TENANT_CONTROL_PLANE, clusterNames, kmsKeyTransitName, resolveKeyRefs, type KubeClient, type KubeObject, type TransitKey } from '@kdc/shared';
+import {
+  API_VERSION,
+  ENCRYPTABLE_RESOURCES,
+  KAMAJI_GROUP,
+  TENANT_CONTROL_PLANE,
+  clusterNames,
+  kmsKeyTransitName,
+  resolveKeyRefs,
+  type KubeClient,
+  type KubeObject,
+  type TransitKey,
+} from '@kdc/shared';
 import { scanCoverage, tenantEtcdPrefix, type EtcdConnection } from '@kdc/shared/etcd';
 import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
@@ -11,7 +22,15 @@ import { ETCD_FLAGS, etcdSettings } from './etcd.ts';
 import { rowCountsOf } from './etcd-rows.ts';
 import { progressBar } from './progress.ts';
 import { KUBE_FLAGS, getKmsKey, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
-import { keyStateDecision, minDecryptionDecision, renderInventory, type BackupInventory, type ClusterInventory, type EtcdInventory, type KeyState } from './min-decryption.ts';
+import {
+  keyStateDecision,
+  minDecryptionDecision,
+  renderInventory,
+  type BackupInventory,
+  type ClusterInventory,
+  type EtcdInventory,
+  type KeyState,
+} from './min-decryption.ts';
 import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from './openbao.ts';
 
 export const spec: CommandSpec = {
@@ -42,7 +61,10 @@ export function clusterFacts(object: KubeObject, kmsKey: string): ClusterFacts {
   const name = object.metadata!.name!;
   const spec = clusterSpec(object);
   const refs = resolveKeyRefs(name, spec);
-  const status = (object.status as { encryption?: { resolvedKeyRef?: string; resolvedBackupKeyRef?: string; kmsPluginReady?: boolean } } | undefined)?.encryption;
+  const status = (
+    object.status as
+      { encryption?: { resolvedKeyRef?: string; resolvedBackupKeyRef?: string; kmsPluginReady?: boolean } } | undefined
+  )?.encryption;
   return {
     name,
     object,
@@ -52,15 +74,27 @@ export function clusterFacts(object: KubeObject, kmsKey: string): ClusterFacts {
   };
 }
 
-async function backupInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, transitKey: string, args: ParsedArgs, ctx: CommandContext): Promise<BackupInventory> {
+async function backupInventory(
+  kube: KubeClient,
+  namespace: string,
+  facts: ClusterFacts,
+  transitKey: string,
+  args: ParsedArgs,
+  ctx: CommandContext,
+): Promise<BackupInventory> {
   const required = facts.usesForEtcd || facts.usesForBackup;
-  if (clusterSpec(facts.object).backup?.enabled === false) return { status: 'skipped', reason: 'backups disabled (spec.backup.enabled: false)' };
+  if (clusterSpec(facts.object).backup?.enabled === false)
+    return { status: 'skipped', reason: 'backups disabled (spec.backup.enabled: false)' };
   try {
     const { store, settings } = await clusterBackups(kube, namespace, facts.object, args.flags, ctx.env);
     try {
       const inventory = await listBackups(store, facts.name);
       if (inventory.invalid.length && required) {
-        return { status: 'error', required, error: `${plural(inventory.invalid.length)} with unreadable metadata.json, e.g. ${inventory.invalid[0]!.key}: ${inventory.invalid[0]!.error}` };
+        return {
+          status: 'error',
+          required,
+          error: `${plural(inventory.invalid.length)} with unreadable metadata.json, e.g. ${inventory.invalid[0]!.key}: ${inventory.invalid[0]!.error}`,
+        };
       }
       const versions: Record<number, number> = {};
       let ofKey = 0;
@@ -69,7 +103,13 @@ async function backupInventory(kube: KubeClient, namespace: string, facts: Clust
         ofKey++;
         versions[b.transitKeyVersion] = (versions[b.transitKeyVersion] ?? 0) + 1;
       }
-      return { status: 'read', destination: settings.destinationPath, total: inventory.backups.length, ofKey, versions };
+      return {
+        status: 'read',
+        destination: settings.destinationPath,
+        total: inventory.backups.length,
+        ofKey,
+        versions,
+      };
     } finally {
       store.destroy();
     }
@@ -80,25 +120,47 @@ async function backupInventory(kube: KubeClient, namespace: string, facts: Clust
 
 const plural = (n: number) => (n === 1 ? '1 backup' : `${n} backups`);
 
-async function etcdInventory(kube: KubeClient, namespace: string, facts: ClusterFacts, etcd: EtcdConnection | null, kmsKey: string, onProgress: (scanned: number, total: number) => void): Promise<EtcdInventory> {
+async function etcdInventory(
+  kube: KubeClient,
+  namespace: string,
+  facts: ClusterFacts,
+  etcd: EtcdConnection | null,
+  kmsKey: string,
+  onProgress: (scanned: number, total: number) => void,
+): Promise<EtcdInventory> {
   if (!facts.usesForEtcd) return { status: 'skipped', reason: `its etcd rows use another KMSKey, not ${kmsKey}` };
   if (!etcd) {
     if (facts.encryptionEnabled) {
-      return { status: 'unprovable', reason: "encryption is enabled and etcd was not read, so no row's key version is proven: pass --etcd-endpoint https://<datastore>:2379 with --etcd-ca-file, --etcd-cert-file and --etcd-key-file" };
+      return {
+        status: 'unprovable',
+        reason:
+          "encryption is enabled and etcd was not read, so no row's key version is proven: pass --etcd-endpoint https://<datastore>:2379 with --etcd-ca-file, --etcd-cert-file and --etcd-key-file",
+      };
     }
     return { status: 'skipped', reason: 'encryption disabled; pass --etcd-endpoint to check rows anyway' };
   }
   let tcp: KubeObject | null = null;
   const tcpName = clusterNames(facts.name).tenantControlPlane;
   try {
-    tcp = await kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace, name: tcpName });
+    tcp = await kube.getOrNull<KubeObject>({
+      group: KAMAJI_GROUP,
+      version: API_VERSION,
+      plural: TENANT_CONTROL_PLANE.plural,
+      namespace,
+      name: tcpName,
+    });
   } catch (error) {
-    return { status: 'unprovable', reason: `cannot read TenantControlPlane ${namespace}/${tcpName} for its etcd prefix: ${describe(error)}` };
+    return {
+      status: 'unprovable',
+      reason: `cannot read TenantControlPlane ${namespace}/${tcpName} for its etcd prefix: ${describe(error)}`,
+    };
   }
   // Kamaji names the prefix (the TCP's UID since 26.7.4): a guess from names would read nothing and prove nothing.
   const prefix = tenantEtcdPrefix(tcp);
   if (!prefix) {
-    const why = tcp ? `TenantControlPlane ${namespace}/${tcpName} has no spec.dataStoreSchema or status.storage.setup.schema yet` : `TenantControlPlane ${namespace}/${tcpName} does not exist`;
+    const why = tcp
+      ? `TenantControlPlane ${namespace}/${tcpName} has no spec.dataStoreSchema or status.storage.setup.schema yet`
+      : `TenantControlPlane ${namespace}/${tcpName} does not exist`;
     if (!facts.encryptionEnabled) return { status: 'skipped', reason: `${why}, so it has no etcd rows` };
     return { status: 'unprovable', reason: `${why}: its etcd prefix is unknown, so no row's key version is proven` };
   }
@@ -106,20 +168,35 @@ async function etcdInventory(kube: KubeClient, namespace: string, facts: Cluster
   try {
     // Every resource the platform can ever encrypt, not only the configured ones: a resource dropped
     // from spec.encryption.etcd.resources can still hold rows under an old key version.
-    scan = await scanCoverage({ connection: etcd, prefix, resources: ENCRYPTABLE_RESOURCES, currentKeyIds: [], onProgress: (p) => onProgress(p.scanned, p.total) });
+    scan = await scanCoverage({
+      connection: etcd,
+      prefix,
+      resources: ENCRYPTABLE_RESOURCES,
+      currentKeyIds: [],
+      onProgress: (p) => onProgress(p.scanned, p.total),
+    });
   } catch (error) {
-    return { status: 'unprovable', reason: `cannot read the rows under ${prefix}: ${describe(error)} (check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file)` };
+    return {
+      status: 'unprovable',
+      reason: `cannot read the rows under ${prefix}: ${describe(error)} (check --etcd-endpoint and --etcd-ca-file/--etcd-cert-file/--etcd-key-file)`,
+    };
   }
   if (scan.prefixKeys === 0 && facts.encryptionEnabled) {
     // A running apiserver always has rows; none means the wrong etcd (or prefix), not safety.
-    return { status: 'unprovable', reason: `no rows at all under ${prefix} in etcd ${etcd.endpoint}, although encryption is enabled: is that the cluster's DataStore? pass the --etcd-endpoint of the etcd that holds ${prefix}` };
+    return {
+      status: 'unprovable',
+      reason: `no rows at all under ${prefix} in etcd ${etcd.endpoint}, although encryption is enabled: is that the cluster's DataStore? pass the --etcd-endpoint of the etcd that holds ${prefix}`,
+    };
   }
   return { status: 'read', prefix, counts: rowCountsOf(scan) };
 }
 
 export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<number> {
   const toText = str(args.flags, 'to');
-  if (toText === undefined) throw usageError('--to N is required: the min_decryption_version to set (see "kubectl kdc keys min-decryption --help")');
+  if (toText === undefined)
+    throw usageError(
+      '--to N is required: the min_decryption_version to set (see "kubectl kdc keys min-decryption --help")',
+    );
   const target = parsePositiveInt(toText);
   if (target === null) throw usageError(`--to "${toText}" is not a key version: write a whole number >= 1`);
   const bao = openBaoSettings(args.flags, ctx.env);
@@ -127,7 +204,11 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const { kube, namespace } = kubeAccess(args.flags, ctx.env);
   const kmsKey = args.positionals.kmskey!;
   const kmsKeyObject = await getKmsKey(kube, namespace, kmsKey);
-  const transitKey = kmsKeyTransitName(namespace, kmsKey, (kmsKeyObject.status as { keyId?: string } | undefined)?.keyId);
+  const transitKey = kmsKeyTransitName(
+    namespace,
+    kmsKey,
+    (kmsKeyObject.status as { keyId?: string } | undefined)?.keyId,
+  );
   const { client, namespaceLabel } = await openBaoFor(kube, namespace, bao);
   const transit = client.transit();
   let raw: TransitKey | null;
@@ -136,8 +217,15 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   } catch (error) {
     throw openBaoFailure(`reading transit key ${transitKey} (${namespaceLabel})`, error);
   }
-  if (!raw) throw failure(`transit key ${transitKey} of KMSKey ${namespace}/${kmsKey} does not exist in the ${namespaceLabel}: check the KMSKey's Ready condition (kubectl get kkey ${kmsKey} -n ${namespace}) and --openbao-namespace`);
-  const key: KeyState = { transitKey, latestVersion: raw.latestVersion, minDecryptionVersion: raw.minDecryptionVersion };
+  if (!raw)
+    throw failure(
+      `transit key ${transitKey} of KMSKey ${namespace}/${kmsKey} does not exist in the ${namespaceLabel}: check the KMSKey's Ready condition (kubectl get kkey ${kmsKey} -n ${namespace}) and --openbao-namespace`,
+    );
+  const key: KeyState = {
+    transitKey,
+    latestVersion: raw.latestVersion,
+    minDecryptionVersion: raw.minDecryptionVersion,
+  };
 
   const early = keyStateDecision(target, key);
   if (early) {
@@ -159,7 +247,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
     inventory.push({
       cluster: facts.name,
       backups: await backupInventory(kube, namespace, facts, transitKey, args, ctx),
-      etcd: await etcdInventory(kube, namespace, facts, etcd, kmsKey, (scanned, total) => bar.update(scanned, total, `scanning the etcd rows of ${facts.name}`)),
+      etcd: await etcdInventory(kube, namespace, facts, etcd, kmsKey, (scanned, total) =>
+        bar.update(scanned, total, `scanning the etcd rows of ${facts.name}`),
+      ),
     });
   }
   bar.end();
@@ -169,7 +259,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   ctx.io.out('\n');
   for (const w of decision.warnings) ctx.io.out(`note: ${w}\n`);
   if (decision.action === 'refuse') {
-    ctx.io.err(`refused: min_decryption_version of ${transitKey} stays ${key.minDecryptionVersion}; it cannot become ${target} while:\n`);
+    ctx.io.err(
+      `refused: min_decryption_version of ${transitKey} stays ${key.minDecryptionVersion}; it cannot become ${target} while:\n`,
+    );
     for (const r of decision.reasons) ctx.io.err(`  - ${r}\n`);
     return 1;
   }
@@ -179,7 +271,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   }
   ctx.io.out(`${decision.message}\n`);
   if (!bool(args.flags, 'confirm')) {
-    ctx.io.out(`would set min_decryption_version of ${transitKey} to ${target} (${namespaceLabel}); re-run with --confirm\n`);
+    ctx.io.out(
+      `would set min_decryption_version of ${transitKey} to ${target} (${namespaceLabel}); re-run with --confirm\n`,
+    );
     return 0;
   }
   try {
@@ -189,7 +283,9 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   }
   const after = await transit.readKey(transitKey).catch(() => null);
   if (after?.minDecryptionVersion !== target) {
-    throw failure(`OpenBao accepted the change but transit key ${transitKey} reports min_decryption_version ${after?.minDecryptionVersion ?? '?'}: check it with bao read transit/keys/${transitKey}`);
+    throw failure(
+      `OpenBao accepted the change but transit key ${transitKey} reports min_decryption_version ${after?.minDecryptionVersion ?? '?'}: check it with bao read transit/keys/${transitKey}`,
+    );
   }
   ctx.io.out(`min_decryption_version of ${transitKey} set to ${target}: versions below ${target} no longer decrypt\n`);
   return 0;

@@ -1,14 +1,37 @@
 // The user's kubeconfig (as kubectl would use it) and the objects the commands read.
-import { API_VERSION, CORE, parseDuration, KDC_CLUSTER, KDC_GROUP, KMS_KEY, KubeApiError, KubeClient, LABELS, SECURITY_GROUP, isNotFound, type KubeObject, type ResourceRef } from '@kdc/shared';
+import {
+  API_VERSION,
+  CORE,
+  parseDuration,
+  KDC_CLUSTER,
+  KDC_GROUP,
+  KMS_KEY,
+  KubeApiError,
+  KubeClient,
+  LABELS,
+  SECURITY_GROUP,
+  isNotFound,
+  type KubeObject,
+  type ResourceRef,
+} from '@kdc/shared';
 import type { FlagSpecs } from './args.ts';
 import { str } from './args.ts';
 import { failure, usageError } from './errors.ts';
 
 export const KUBE_FLAGS: FlagSpecs = {
-  namespace: { type: 'string', short: 'n', value: 'ns', help: 'project namespace (default: the kubeconfig context namespace, else "default")' },
+  namespace: {
+    type: 'string',
+    short: 'n',
+    value: 'ns',
+    help: 'project namespace (default: the kubeconfig context namespace, else "default")',
+  },
   kubeconfig: { type: 'string', value: 'file', help: 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' },
   context: { type: 'string', value: 'name', help: 'kubeconfig context (default: current-context)' },
-  'request-timeout': { type: 'string', value: 'duration', help: 'give up on a single API request after this long, e.g. 30s (0: no limit)' },
+  'request-timeout': {
+    type: 'string',
+    value: 'duration',
+    help: 'give up on a single API request after this long, e.g. 30s (0: no limit)',
+  },
 };
 
 export interface KubeAccess {
@@ -16,7 +39,10 @@ export interface KubeAccess {
   namespace: string;
 }
 
-export function kubeAccess(flags: Record<string, string | boolean>, env: Record<string, string | undefined>): KubeAccess {
+export function kubeAccess(
+  flags: Record<string, string | boolean>,
+  env: Record<string, string | undefined>,
+): KubeAccess {
   const file = str(flags, 'kubeconfig') ?? env.KUBECONFIG;
   let kube: KubeClient;
   try {
@@ -29,19 +55,30 @@ export function kubeAccess(flags: Record<string, string | boolean>, env: Record<
     }
     const context = str(flags, 'context');
     if (context) {
-      if (!kube.config.getContextObject(context)) throw usageError(`kubeconfig has no context "${context}": pick one of ${kube.config.getContexts().map((c) => c.name).join(', ') || '(none)'}`);
+      if (!kube.config.getContextObject(context))
+        throw usageError(
+          `kubeconfig has no context "${context}": pick one of ${
+            kube.config
+              .getContexts()
+              .map((c) => c.name)
+              .join(', ') || '(none)'
+          }`,
+        );
       kube.config.setCurrentContext(context);
       kube = new KubeClient(kube.config);
     }
   } catch (error) {
     if (error instanceof Error && error.name === 'CliError') throw error;
-    throw usageError(`cannot use kubeconfig ${file ?? '(default)'}: ${error instanceof Error ? error.message : String(error)}; pass --kubeconfig <file> or set KUBECONFIG`);
+    throw usageError(
+      `cannot use kubeconfig ${file ?? '(default)'}: ${error instanceof Error ? error.message : String(error)}; pass --kubeconfig <file> or set KUBECONFIG`,
+    );
   }
   // kubectl retries what the apiserver answered 429 (e.g. storage still initializing): so does a person's command.
   kube.tooManyRequestsRetries = 5;
   const timeout = str(flags, 'request-timeout');
   if (timeout !== undefined) kube.requestTimeoutMs = requestTimeoutMs(timeout);
-  const namespace = str(flags, 'namespace') ?? (kube.config.getContextObject(kube.config.getCurrentContext())?.namespace || 'default');
+  const namespace =
+    str(flags, 'namespace') ?? (kube.config.getContextObject(kube.config.getCurrentContext())?.namespace || 'default');
   return { kube, namespace };
 }
 
@@ -53,8 +90,20 @@ export function requestTimeoutMs(text: string): number | undefined {
   return parsed.seconds === 0 ? undefined : parsed.seconds * 1000;
 }
 
-export const kdcClusterRef = (namespace: string, name?: string): ResourceRef => ({ group: KDC_GROUP, version: API_VERSION, plural: KDC_CLUSTER.plural, namespace, ...(name ? { name } : {}) });
-export const kmsKeyRef = (namespace: string, name?: string): ResourceRef => ({ group: SECURITY_GROUP, version: API_VERSION, plural: KMS_KEY.plural, namespace, ...(name ? { name } : {}) });
+export const kdcClusterRef = (namespace: string, name?: string): ResourceRef => ({
+  group: KDC_GROUP,
+  version: API_VERSION,
+  plural: KDC_CLUSTER.plural,
+  namespace,
+  ...(name ? { name } : {}),
+});
+export const kmsKeyRef = (namespace: string, name?: string): ResourceRef => ({
+  group: SECURITY_GROUP,
+  version: API_VERSION,
+  plural: KMS_KEY.plural,
+  namespace,
+  ...(name ? { name } : {}),
+});
 
 /** Kubernetes API failures as CLI failures that say what was being done. */
 export function kubeFailure(what: string, error: unknown): Error {
@@ -71,7 +120,10 @@ export async function getKdcCluster(kube: KubeClient, namespace: string, name: s
   try {
     return await kube.get<KubeObject>(kdcClusterRef(namespace, name));
   } catch (error) {
-    if (isNotFound(error)) throw failure(`KdcCluster "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kdc-cl -n ${namespace})`);
+    if (isNotFound(error))
+      throw failure(
+        `KdcCluster "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kdc-cl -n ${namespace})`,
+      );
     throw kubeFailure(`reading KdcCluster ${namespace}/${name}`, error);
   }
 }
@@ -80,7 +132,10 @@ export async function getKmsKey(kube: KubeClient, namespace: string, name: strin
   try {
     return await kube.get<KubeObject>(kmsKeyRef(namespace, name));
   } catch (error) {
-    if (isNotFound(error)) throw failure(`KMSKey "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kkey -n ${namespace})`);
+    if (isNotFound(error))
+      throw failure(
+        `KMSKey "${name}" not found in namespace "${namespace}": check the name and -n (kubectl get kkey -n ${namespace})`,
+      );
     throw kubeFailure(`reading KMSKey ${namespace}/${name}`, error);
   }
 }
@@ -91,6 +146,9 @@ export async function organizationOf(kube: KubeClient, namespace: string): Promi
     const ns = await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
     return ns?.metadata?.labels?.[LABELS.organization] || undefined;
   } catch (error) {
-    throw kubeFailure(`reading Namespace ${namespace} for its ${LABELS.organization} label (or pass --openbao-namespace)`, error);
+    throw kubeFailure(
+      `reading Namespace ${namespace} for its ${LABELS.organization} label (or pass --openbao-namespace)`,
+      error,
+    );
   }
 }

@@ -9,10 +9,17 @@ describe('kubectl-kdc', () => {
     expect(result.stdout).toContain('kubectl kdc keys min-decryption <kmskey> --to N');
   });
   it('names an unknown command and how to find the right one', async () => {
-    expect(await run(['rotate'])).toEqual({ code: 2, stdout: '', stderr: 'unknown command "rotate": run "kubectl kdc help" for the list of commands\n' });
+    expect(await run(['rotate'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'unknown command "rotate": run "kubectl kdc help" for the list of commands\n',
+    });
   });
   it('rewrap-etcd checks its flags before it touches anything', async () => {
-    expect(await run(['rewrap-etcd', 'prod', '--timeout', '5m'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout only applies with --wait') });
+    expect(await run(['rewrap-etcd', 'prod', '--timeout', '5m'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--timeout only applies with --wait'),
+    });
     expect(await run(['rewrap-etcd'])).toMatchObject({ code: 2 });
   });
   it.each([
@@ -39,7 +46,10 @@ describe('kubectl-kdc', () => {
   });
   it('a missing kubeconfig is named', async () => {
     const result = await run(['backups', 'list', 'c', '--kubeconfig', '/does/not/exist'], { env: {} });
-    expect(result).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot use kubeconfig \/does\/not\/exist/) });
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/cannot use kubeconfig \/does\/not\/exist/),
+    });
   });
   it('prints help per command', async () => {
     const result = await run(['backups', 'restore', '--help']);

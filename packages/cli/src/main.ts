@@ -97,8 +97,16 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<Cli
 
 const COMPLETION_TABLE: CommandTable = {
   commands: COMMANDS,
-  top: { ...Object.fromEntries(Object.entries(TOP_LEVEL).map(([name, c]) => [name, c.spec])), completion: completionSpec },
-  groups: Object.fromEntries(Object.entries(SUBCOMMANDS).map(([name, group]) => [name, Object.fromEntries(Object.entries(group).map(([sub, c]) => [sub, c.spec]))])),
+  top: {
+    ...Object.fromEntries(Object.entries(TOP_LEVEL).map(([name, c]) => [name, c.spec])),
+    completion: completionSpec,
+  },
+  groups: Object.fromEntries(
+    Object.entries(SUBCOMMANDS).map(([name, group]) => [
+      name,
+      Object.fromEntries(Object.entries(group).map(([sub, c]) => [sub, c.spec])),
+    ]),
+  ),
 };
 
 async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
@@ -129,7 +137,12 @@ async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
     return EXIT.usage;
   }
   const single = TOP_LEVEL[command];
-  if (single) return execute(single, [sub, ...rest].filter((a): a is string => a !== undefined), ctx);
+  if (single)
+    return execute(
+      single,
+      [sub, ...rest].filter((a): a is string => a !== undefined),
+      ctx,
+    );
   const group = SUBCOMMANDS[command];
   if (!group) {
     ctx.io.err(`"${command}" is not available in this build yet\n`);
@@ -138,7 +151,11 @@ async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
   const names = Object.keys(group).join(', ');
   if (!sub || sub === '--help' || sub === '-h') {
     if (sub) {
-      ctx.io.out(`Usage: kubectl kdc ${command} ${Object.keys(group).join('|')} ...\n\n${Object.values(group).map((c) => commandHelp(c.spec)).join('\n')}`);
+      ctx.io.out(
+        `Usage: kubectl kdc ${command} ${Object.keys(group).join('|')} ...\n\n${Object.values(group)
+          .map((c) => commandHelp(c.spec))
+          .join('\n')}`,
+      );
       return EXIT.ok;
     }
     ctx.io.err(`"kubectl kdc ${command}" needs a subcommand: ${names}\n`);

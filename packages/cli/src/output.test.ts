@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { outputFormat, render } from './output.ts';
 
 describe('-o', () => {
-  const p = { document: { a: 1, b: ['x'] }, names: ['kdccluster/c1', 'kdccluster/c2'], table: () => 'TABLE\n', wide: () => 'WIDE\n' };
+  const p = {
+    document: { a: 1, b: ['x'] },
+    names: ['kdccluster/c1', 'kdccluster/c2'],
+    table: () => 'TABLE\n',
+    wide: () => 'WIDE\n',
+  };
 
   it.each([
     [{}, 'table', 'TABLE\n'],

@@ -8,7 +8,12 @@ export const OUTPUT_FORMATS = ['json', 'yaml', 'wide', 'name'] as const;
 export type OutputFormat = 'table' | (typeof OUTPUT_FORMATS)[number];
 
 export const OUTPUT_FLAG: FlagSpecs = {
-  output: { type: 'string', short: 'o', value: 'format', help: `output format: ${OUTPUT_FORMATS.join('|')} (default: a table)` },
+  output: {
+    type: 'string',
+    short: 'o',
+    value: 'format',
+    help: `output format: ${OUTPUT_FORMATS.join('|')} (default: a table)`,
+  },
 };
 
 /** The -o value; `--json` (kept from earlier releases) is -o json. */
@@ -19,7 +24,8 @@ export function outputFormat(flags: Record<string, string | boolean>): OutputFor
     return 'json';
   }
   if (value === undefined) return 'table';
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(value)) throw usageError(`-o "${value}": use one of ${OUTPUT_FORMATS.join(', ')}`);
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(value))
+    throw usageError(`-o "${value}": use one of ${OUTPUT_FORMATS.join(', ')}`);
   return value as OutputFormat;
 }
 

@@ -4,15 +4,38 @@ import { renderStatus } from './status.ts';
 describe('renderStatus', () => {
   it('shows encryption, rotation, backups, a running restore and every condition', () => {
     const text = renderStatus({
-      metadata: { name: 'prod', namespace: 'acme-web', annotations: { 'kube-dc.com/restore-from': 'prod/prod-20261122T020000Z/', 'kube-dc.com/restore-state': 'RestoringSnapshot' } },
+      metadata: {
+        name: 'prod',
+        namespace: 'acme-web',
+        annotations: {
+          'kube-dc.com/restore-from': 'prod/prod-20261122T020000Z/',
+          'kube-dc.com/restore-state': 'RestoringSnapshot',
+        },
+      },
       status: {
         phase: 'Ready',
-        encryption: { resolvedKeyRef: 'prod-etcd', resolvedBackupKeyRef: 'prod-etcd', currentKeyVersion: 3, kmsPluginReady: true, kekRotation: { enabled: true, currentVersion: 3, nextRotationTime: '2027-02-20T00:00:00Z', minDecryptionVersion: 1 } },
+        encryption: {
+          resolvedKeyRef: 'prod-etcd',
+          resolvedBackupKeyRef: 'prod-etcd',
+          currentKeyVersion: 3,
+          kmsPluginReady: true,
+          kekRotation: {
+            enabled: true,
+            currentVersion: 3,
+            nextRotationTime: '2027-02-20T00:00:00Z',
+            minDecryptionVersion: 1,
+          },
+        },
         backupDestinationPath: 's3://acme-web-managed-k8s-backups/prod/',
         latestBackupKey: 'prod/prod-20261122T020000Z/',
         latestBackupTime: '2026-11-22T02:00:00Z',
         conditions: [
-          { type: 'Ready', status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin' },
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'EncryptionAvailable',
+            message: 'the control plane encrypts etcd through the KMS plugin',
+          },
           { type: 'BackupReady', status: 'False', reason: 'BackupFailed', message: 'Job x failed' },
         ],
       },

@@ -7,12 +7,31 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
-  Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LeaderElector, OpenBaoClient,
-  controllerMetrics, exitOnVersionFlag, onShutdown, parseKmsKeyInterval, platformConfigLookup, serveMetrics, splitHostPort, tokenKeeperFromEnv,
+  Controller,
+  createLogger,
+  createRegistry,
+  EventRecorder,
+  Informer,
+  KubeClient,
+  LeaderElector,
+  OpenBaoClient,
+  controllerMetrics,
+  exitOnVersionFlag,
+  onShutdown,
+  parseKmsKeyInterval,
+  platformConfigLookup,
+  serveMetrics,
+  splitHostPort,
+  tokenKeeperFromEnv,
 } from '@kdc/shared';
 import { cleanupMetrics, cleanupReconciler } from './cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from './cleanup/tasks.ts';
-import { clusterAccessMetrics, clusterAccessReconciler, KDCCLUSTER_REF, clustersUsingKey } from './cluster/reconciler.ts';
+import {
+  clusterAccessMetrics,
+  clusterAccessReconciler,
+  KDCCLUSTER_REF,
+  clustersUsingKey,
+} from './cluster/reconciler.ts';
 import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
 
 exitOnVersionFlag('encryption-reconciler');
@@ -23,7 +42,8 @@ const fail = (message: string): never => {
   process.exit(2);
 };
 
-const openBaoUrl = env.OPENBAO_URL ?? fail('OPENBAO_URL is not set: point it at OpenBao, e.g. https://openbao.openbao.svc:8200');
+const openBaoUrl =
+  env.OPENBAO_URL ?? fail('OPENBAO_URL is not set: point it at OpenBao, e.g. https://openbao.openbao.svc:8200');
 const countdown = parseKmsKeyInterval(env.KMSKEY_DELETION_COUNTDOWN ?? '30d');
 if (!countdown.ok) fail(`KMSKEY_DELETION_COUNTDOWN: ${countdown.error}`);
 const { host: metricsHost, port: metricsPort } = splitHostPort(env.METRICS_ADDR ?? '127.0.0.1:8080');
@@ -44,7 +64,11 @@ const kube = (() => {
   }
 })();
 const registry = createRegistry();
-const openBaoBase = { endpoint: openBaoUrl, caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined, timeoutMs: 10_000 };
+const openBaoBase = {
+  endpoint: openBaoUrl,
+  caBundle: env.OPENBAO_CA_BUNDLE ? readFileSync(env.OPENBAO_CA_BUNDLE, 'utf8') : undefined,
+  timeoutMs: 10_000,
+};
 // The token is renewed and re-read from its file while we run (token-keeper.ts).
 const openBaoToken = (() => {
   try {
@@ -65,7 +89,9 @@ const tasks = new Informer(kube, CONFIGMAPS(controllerNamespace), { logger, labe
 const platformConfig = platformConfigLookup(kube, controllerNamespace, env);
 // Failures here are mostly OpenBao being away: retry after 0.5 s, 1 s, 2 s ... at most a minute.
 const backoff = { baseDelayMs: 500, maxDelayMs: 60_000 };
-const enabledControllers = new Set((env.CONTROLLERS ?? 'kmskey,kdccluster-openbao,cleanup').split(',').map((c) => c.trim()));
+const enabledControllers = new Set(
+  (env.CONTROLLERS ?? 'kmskey,kdccluster-openbao,cleanup').split(',').map((c) => c.trim()),
+);
 const controllers = [
   new Controller({
     name: 'kmskey',
@@ -75,7 +101,15 @@ const controllers = [
     resyncMs,
     backoff,
     reconcile: kmsKeyReconciler({
-      kube, openbao, keys, tasks, controllerNamespace, logger, recorder, metrics: kmsKeyMetrics(registry), deletionCountdownSeconds: countdown.ok ? countdown.seconds : 0,
+      kube,
+      openbao,
+      keys,
+      tasks,
+      controllerNamespace,
+      logger,
+      recorder,
+      metrics: kmsKeyMetrics(registry),
+      deletionCountdownSeconds: countdown.ok ? countdown.seconds : 0,
       rotationFloor: (purpose) => (purpose === 'etcd' ? rotationFloor.etcd : rotationFloor.other),
     }),
   }).watchPrimary(keys),
@@ -86,8 +120,21 @@ const controllers = [
     workers,
     resyncMs,
     backoff,
-    reconcile: clusterAccessReconciler({ kube, openbao, clusters, keys, tasks, controllerNamespace, platformConfig, logger, recorder, metrics: clusterAccessMetrics(registry) }),
-  }).watchPrimary(clusters).watchSecondary(keys, (key) => clustersUsingKey(clusters, key)),
+    reconcile: clusterAccessReconciler({
+      kube,
+      openbao,
+      clusters,
+      keys,
+      tasks,
+      controllerNamespace,
+      platformConfig,
+      logger,
+      recorder,
+      metrics: clusterAccessMetrics(registry),
+    }),
+  })
+    .watchPrimary(clusters)
+    .watchSecondary(keys, (key) => clustersUsingKey(clusters, key)),
   new Controller({
     name: 'cleanup',
     logger,
@@ -95,7 +142,14 @@ const controllers = [
     workers: 2,
     resyncMs,
     backoff,
-    reconcile: cleanupReconciler({ kube, openbao, tasks, namespace: controllerNamespace, logger, metrics: cleanupMetrics(registry) }),
+    reconcile: cleanupReconciler({
+      kube,
+      openbao,
+      tasks,
+      namespace: controllerNamespace,
+      logger,
+      metrics: cleanupMetrics(registry),
+    }),
   }).watchPrimary(tasks),
 ].filter((c) => enabledControllers.has(c.name));
 const leaderGauge = controllerMetrics(registry).isLeader;
@@ -115,7 +169,11 @@ const elector = new LeaderElector(kube, {
   },
 });
 
-const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => keys.hasSynced && clusters.hasSynced && tasks.hasSynced });
+const server = await serveMetrics(registry, {
+  host: metricsHost,
+  port: Number(metricsPort),
+  ready: () => keys.hasSynced && clusters.hasSynced && tasks.hasSynced,
+});
 await openBaoToken.start().catch((error: Error) => fail(error.message));
 keys.start();
 clusters.start();
@@ -124,10 +182,13 @@ await Promise.all([keys.waitForSync(), clusters.waitForSync(), tasks.waitForSync
 elector.start();
 logger.info({ identity }, 'encryption-reconciler started');
 
-onShutdown(async () => {
-  await Promise.all(controllers.map((c) => c.stop()));
-  await elector.stop();
-  openBaoToken.stop();
-  await Promise.all([keys.stop(), clusters.stop(), tasks.stop()]);
-  server.close();
-}, { logger });
+onShutdown(
+  async () => {
+    await Promise.all(controllers.map((c) => c.stop()));
+    await elector.stop();
+    openBaoToken.stop();
+    await Promise.all([keys.stop(), clusters.stop(), tasks.stop()]);
+    server.close();
+  },
+  { logger },
+);

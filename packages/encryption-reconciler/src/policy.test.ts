@@ -19,7 +19,9 @@ describe('kms plugin policy (SPEC 3.3)', () => {
       expect(rule.capabilities).not.toContain('create');
       expect(rule.capabilities).not.toContain('sudo');
     }
-    expect(rules.filter((r) => r.path.startsWith('transit/')).every((r) => r.path.endsWith('/acme-shop.prod-etcd'))).toBe(true);
+    expect(
+      rules.filter((r) => r.path.startsWith('transit/')).every((r) => r.path.endsWith('/acme-shop.prod-etcd')),
+    ).toBe(true);
   });
 });
 

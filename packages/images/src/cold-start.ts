@@ -14,7 +14,8 @@ export interface StartSample {
 
 async function once(command: string, args: readonly string[], expect: RegExp): Promise<number> {
   const ran = await runTool(command, args);
-  if (ran.code !== 0 || !expect.test(ran.out)) throw new Error(`${[command, ...args].join(' ').slice(-200)} exited ${ran.code}: ${ran.out.slice(0, 300)}`);
+  if (ran.code !== 0 || !expect.test(ran.out))
+    throw new Error(`${[command, ...args].join(' ').slice(-200)} exited ${ran.code}: ${ran.out.slice(0, 300)}`);
   return ran.ms;
 }
 

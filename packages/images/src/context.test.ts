@@ -30,15 +30,21 @@ describe('contextDigest', () => {
   it.each([
     ['content', (d: string) => writeFile(join(d, 'app/main.js'), 'console.log(2)')],
     ['mode', (d: string) => chmod(join(d, 'app/main.js'), 0o755)],
-    ['link target', async (d: string) => {
-      await rm(join(d, 'app/link.js'));
-      await symlink('proto/a.proto', join(d, 'app/link.js'));
-    }],
+    [
+      'link target',
+      async (d: string) => {
+        await rm(join(d, 'app/link.js'));
+        await symlink('proto/a.proto', join(d, 'app/link.js'));
+      },
+    ],
     ['a new file', (d: string) => writeFile(join(d, 'app/extra'), '')],
-    ['a renamed folder', async (d: string) => {
-      await cp(join(d, 'app/proto'), join(d, 'app/protos'), { recursive: true });
-      await rm(join(d, 'app/proto'), { recursive: true });
-    }],
+    [
+      'a renamed folder',
+      async (d: string) => {
+        await cp(join(d, 'app/proto'), join(d, 'app/protos'), { recursive: true });
+        await rm(join(d, 'app/proto'), { recursive: true });
+      },
+    ],
   ])('changes with the %s', async (_what, change) => {
     const dir = await context();
     const before = await contextDigest(dir);

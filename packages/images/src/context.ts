@@ -18,7 +18,12 @@ export async function contextDigest(dir: string, extra: readonly string[] = []):
       else if (stat.isDirectory()) {
         hash.update(`dir ${path} ${mode}\n`);
         await walk(path);
-      } else hash.update(`file ${path} ${mode} ${createHash('sha256').update(await readFile(join(dir, path))).digest('hex')}\n`);
+      } else
+        hash.update(
+          `file ${path} ${mode} ${createHash('sha256')
+            .update(await readFile(join(dir, path)))
+            .digest('hex')}\n`,
+        );
     }
   };
   await walk('');

@@ -13,7 +13,11 @@ export interface Ran {
  * decide what a failure means). Each output line also goes to onLine as it comes (progress).
  * A tool that cannot start rejects, naming the package that provides it.
  */
-export function runTool(command: string, args: readonly string[], options: { onLine?: (line: string) => void; aptPackage?: string } = {}): Promise<Ran> {
+export function runTool(
+  command: string,
+  args: readonly string[],
+  options: { onLine?: (line: string) => void; aptPackage?: string } = {},
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -25,7 +29,13 @@ export function runTool(command: string, args: readonly string[], options: { onL
     };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
-    child.on('error', (error) => reject(new Error(`${command} could not start${options.aptPackage ? ` (apt-get install ${options.aptPackage})` : ''}: ${error.message}`)));
+    child.on('error', (error) =>
+      reject(
+        new Error(
+          `${command} could not start${options.aptPackage ? ` (apt-get install ${options.aptPackage})` : ''}: ${error.message}`,
+        ),
+      ),
+    );
     child.on('close', (code) => resolve({ code, out, ms: Number(process.hrtime.bigint() - started) / 1e6 }));
   });
 }

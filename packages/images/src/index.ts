@@ -1,5 +1,13 @@
 export { IMAGES, imageSpec, type ImageSpec } from './catalogue.ts';
-export { BASE_NAME, REGISTRY, buildImages, imagesCacheDir, projectVersion, unpackedImagesDir, type BuiltImage } from './build.ts';
+export {
+  BASE_NAME,
+  REGISTRY,
+  buildImages,
+  imagesCacheDir,
+  projectVersion,
+  unpackedImagesDir,
+  type BuiltImage,
+} from './build.ts';
 export { readLayoutImage, type ImageConfig, type LayoutImage } from './layout.ts';
 export { sandboxArgs, type SandboxRun } from './sandbox.ts';
 export { unpackImage } from './unpack.ts';

@@ -41,7 +41,10 @@ export async function readLayoutImage(layout: string, tag: string): Promise<Layo
 }
 
 /** Bytes a registry stores (compressed layers, config, manifest) and bytes unpacked. */
-export async function imageSizes(layout: string, image: LayoutImage): Promise<{ compressedBytes: number; uncompressedBytes: number }> {
+export async function imageSizes(
+  layout: string,
+  image: LayoutImage,
+): Promise<{ compressedBytes: number; uncompressedBytes: number }> {
   let uncompressedBytes = 0;
   for (const layer of image.manifest.layers) {
     if (!layer.mediaType.endsWith('+gzip')) {
@@ -49,8 +52,10 @@ export async function imageSizes(layout: string, image: LayoutImage): Promise<{ 
       continue;
     }
     await new Promise<void>((resolve, reject) => {
-      createReadStream(blob(layout, layer.digest)).on('error', reject)
-        .pipe(createGunzip()).on('error', reject)
+      createReadStream(blob(layout, layer.digest))
+        .on('error', reject)
+        .pipe(createGunzip())
+        .on('error', reject)
         .on('data', (chunk: Buffer) => (uncompressedBytes += chunk.length))
         .on('end', resolve);
     });

@@ -18,10 +18,31 @@ export interface SandboxRun {
  */
 export function sandboxArgs(rootfs: string, config: ImageConfig, run: SandboxRun = {}): string[] {
   const [uid, gid] = (config.User ?? '0:0').split(':');
-  const out = ['--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-user', '--unshare-ipc', '--unshare-pid', '--die-with-parent', '--uid', uid!, '--gid', gid ?? uid!];
+  const out = [
+    '--ro-bind',
+    rootfs,
+    '/',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--tmpfs',
+    '/tmp',
+    '--unshare-user',
+    '--unshare-ipc',
+    '--unshare-pid',
+    '--die-with-parent',
+    '--uid',
+    uid!,
+    '--gid',
+    gid ?? uid!,
+  ];
   for (const b of run.binds ?? []) {
     // The unpacked tree is shared and never written: mount points can only be made in the tmpfs.
-    if (!b.path.startsWith('/tmp/')) throw new Error(`bind ${b.path}: the sandbox mounts only under /tmp/ (a tmpfs), so the shared root filesystem is never written`);
+    if (!b.path.startsWith('/tmp/'))
+      throw new Error(
+        `bind ${b.path}: the sandbox mounts only under /tmp/ (a tmpfs), so the shared root filesystem is never written`,
+      );
     out.push(b.readOnly ? '--ro-bind' : '--bind', b.host, b.path);
   }
   out.push('--clearenv');
@@ -31,5 +52,5 @@ export function sandboxArgs(rootfs: string, config: ImageConfig, run: SandboxRun
     out.push('--setenv', entry.slice(0, at), entry.slice(at + 1));
   }
   for (const [k, v] of Object.entries(run.env ?? {})) out.push('--setenv', k, v);
-  return [...out, '--', ...(config.Entrypoint ?? []), ...(run.args?.length ? run.args : config.Cmd ?? [])];
+  return [...out, '--', ...(config.Entrypoint ?? []), ...(run.args?.length ? run.args : (config.Cmd ?? []))];
 }

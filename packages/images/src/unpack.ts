@@ -13,15 +13,23 @@ const run = promisify(execFile);
 export async function unpackImage(layout: string, tag: string, digest: string, into: string): Promise<string> {
   const dir = join(into, digest.replace(':', '-'));
   const rootfs = join(dir, 'rootfs');
-  const complete = () => stat(join(rootfs, 'proc')).then(() => true, () => false);
+  const complete = () =>
+    stat(join(rootfs, 'proc')).then(
+      () => true,
+      () => false,
+    );
   if (await complete()) return rootfs;
   // Per process: two processes (tests, npm start) may unpack the same image at once; the first to finish wins.
   const partial = `${dir}.partial-${process.pid}`;
   await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { recursive: true });
-  await run('umoci', ['raw', 'unpack', '--image', `${layout}:${tag}`, join(partial, 'rootfs')]).catch((error: Error) => {
-    throw new Error(`umoci could not unpack ${layout}:${tag} (apt-get install umoci): ${error.message}`, { cause: error });
-  });
+  await run('umoci', ['raw', 'unpack', '--image', `${layout}:${tag}`, join(partial, 'rootfs')]).catch(
+    (error: Error) => {
+      throw new Error(`umoci could not unpack ${layout}:${tag} (apt-get install umoci): ${error.message}`, {
+        cause: error,
+      });
+    },
+  );
   for (const mount of ['proc', 'dev', 'sys']) await mkdir(join(partial, 'rootfs', mount), { recursive: true });
   if (await complete()) {
     await rm(partial, { recursive: true, force: true });

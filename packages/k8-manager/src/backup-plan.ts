@@ -1,6 +1,10 @@
 import {
-  BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, KDC_CLUSTER_CONDITIONS, clusterNames,
-  type BackupSettings, type ConditionInput,
+  BACKUP_CREDENTIAL_KEYS,
+  BACKUP_JOB,
+  KDC_CLUSTER_CONDITIONS,
+  clusterNames,
+  type BackupSettings,
+  type ConditionInput,
 } from '@kdc/shared';
 import { buildBackupCronJob, buildBackupServiceAccount, type BackupCronJob } from './resources/backup-cronjob.ts';
 
@@ -65,7 +69,12 @@ export interface BackupPlan {
   condition: Omit<ConditionInput, 'observedGeneration'>;
 }
 
-const notReady = (reason: string, message: string) => ({ type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'False' as const, reason, message });
+const notReady = (reason: string, message: string) => ({
+  type: KDC_CLUSTER_CONDITIONS.backupReady,
+  status: 'False' as const,
+  reason,
+  message,
+});
 
 type Blocker = BackupPlan['condition'] & {
   /**
@@ -82,23 +91,55 @@ function blocker(o: ObservedBackup): Blocker | null {
   const settings = o.settings!;
   const unsafe = (reason: string, message: string): Blocker => ({ ...notReady(reason, message), unsafe: true });
   if (o.endpointRefusal) return unsafe('S3EndpointNotAllowed', o.endpointRefusal);
-  if (!o.image) return notReady('BackupImageMissing', 'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)');
-  if (!o.dataStoreName) return unsafe('DataStoreUnknown', `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`);
-  if (o.dataStore === null || o.dataStore === undefined) return unsafe('DataStoreUnknown', `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`);
+  if (!o.image)
+    return notReady(
+      'BackupImageMissing',
+      'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)',
+    );
+  if (!o.dataStoreName)
+    return unsafe(
+      'DataStoreUnknown',
+      `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`,
+    );
+  if (o.dataStore === null || o.dataStore === undefined)
+    return unsafe(
+      'DataStoreUnknown',
+      `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`,
+    );
   if (o.dataStore.driver !== 'etcd' || o.dataStore.endpoints.length === 0) {
-    return unsafe('DataStoreUnsupported', `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`);
+    return unsafe(
+      'DataStoreUnsupported',
+      `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`,
+    );
   }
   if (o.dataStoreNeighbours.length) {
     const shown = o.dataStoreNeighbours.slice(0, 3).join(', ') + (o.dataStoreNeighbours.length > 3 ? ', ...' : '');
-    return unsafe('SharedDataStore', `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data, and the backup CronJob is removed. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`);
+    return unsafe(
+      'SharedDataStore',
+      `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data, and the backup CronJob is removed. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`,
+    );
   }
-  if (!o.datastoreCertsExists) return notReady('DataStoreUnknown', `Secret ${BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`);
-  if (!o.backupKey.ready) return notReady('BackupKeyNotReady', `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`);
+  if (!o.datastoreCertsExists)
+    return notReady(
+      'DataStoreUnknown',
+      `Secret ${BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`,
+    );
+  if (!o.backupKey.ready)
+    return notReady(
+      'BackupKeyNotReady',
+      `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`,
+    );
   if (o.credentialsMissingKeys === null) {
-    return notReady('S3NotAvailable', `Secret ${o.namespace}/${settings.credentialSecret} does not exist: create it with keys ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} for bucket ${settings.bucket}`);
+    return notReady(
+      'S3NotAvailable',
+      `Secret ${o.namespace}/${settings.credentialSecret} does not exist: create it with keys ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} for bucket ${settings.bucket}`,
+    );
   }
   if (o.credentialsMissingKeys.length) {
-    return notReady('S3NotAvailable', `Secret ${o.namespace}/${settings.credentialSecret} lacks ${o.credentialsMissingKeys.join(', ')}: add them (the credentials for bucket ${settings.bucket})`);
+    return notReady(
+      'S3NotAvailable',
+      `Secret ${o.namespace}/${settings.credentialSecret} lacks ${o.credentialsMissingKeys.join(', ')}: add them (the credentials for bucket ${settings.bucket})`,
+    );
   }
   return null;
 }
@@ -108,20 +149,40 @@ function readyCondition(o: ObservedBackup): BackupPlan['condition'] {
   const settings = o.settings!;
   const job = o.latestJob;
   if (job?.result === 'Failed') {
-    return notReady('BackupFailed', `Job ${job.name} failed${job.reason ? ` (${job.reason})` : ''}: see kubectl logs -n ${o.namespace} job/${job.name}; the next run follows the schedule "${settings.schedule}"`);
+    return notReady(
+      'BackupFailed',
+      `Job ${job.name} failed${job.reason ? ` (${job.reason})` : ''}: see kubectl logs -n ${o.namespace} job/${job.name}; the next run follows the schedule "${settings.schedule}"`,
+    );
   }
-  if (o.bucketError) return notReady('BucketUnreadable', `after Job ${job?.name ?? '(none)'}, the backups in ${settings.destinationPath} could not be listed: ${o.bucketError}`);
+  if (o.bucketError)
+    return notReady(
+      'BucketUnreadable',
+      `after Job ${job?.name ?? '(none)'}, the backups in ${settings.destinationPath} could not be listed: ${o.bucketError}`,
+    );
   if (o.latestBackup) {
-    return { type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'True', reason: 'BackupSucceeded', message: `latest backup s3://${settings.bucket}/${o.latestBackup.key} at ${o.latestBackup.time}` };
+    return {
+      type: KDC_CLUSTER_CONDITIONS.backupReady,
+      status: 'True',
+      reason: 'BackupSucceeded',
+      message: `latest backup s3://${settings.bucket}/${o.latestBackup.key} at ${o.latestBackup.time}`,
+    };
   }
-  return { type: KDC_CLUSTER_CONDITIONS.backupReady, status: 'True', reason: 'Scheduled', message: `CronJob ${names.backupCronJob} runs on "${settings.schedule}" (UTC) into ${settings.destinationPath}; no backup yet` };
+  return {
+    type: KDC_CLUSTER_CONDITIONS.backupReady,
+    status: 'True',
+    reason: 'Scheduled',
+    message: `CronJob ${names.backupCronJob} runs on "${settings.schedule}" (UTC) into ${settings.destinationPath}; no backup yet`,
+  };
 }
 
 export function planBackup(o: ObservedBackup): BackupPlan {
   if (!o.settings) {
     return {
       action: o.cronJobHash !== null ? { kind: 'deleteCronJob', why: 'backups are disabled' } : { kind: 'done' },
-      condition: notReady('BackupDisabled', 'spec.backup.enabled is false: no etcd backups are taken (existing backups are kept)'),
+      condition: notReady(
+        'BackupDisabled',
+        'spec.backup.enabled is false: no etcd backups are taken (existing backups are kept)',
+      ),
     };
   }
   const blocked = blocker(o);
@@ -135,7 +196,11 @@ export function planBackup(o: ObservedBackup): BackupPlan {
   // A CronJob that can no longer work is left as it is: its next run fails loudly, and the
   // condition says why; deleting it would hide that backups stopped.
   if (blocked) return { action: { kind: 'done' }, condition: blocked };
-  if (!o.serviceAccountExists) return { action: { kind: 'createServiceAccount', object: buildBackupServiceAccount(o.namespace, o.cluster) }, condition: readyCondition(o) };
+  if (!o.serviceAccountExists)
+    return {
+      action: { kind: 'createServiceAccount', object: buildBackupServiceAccount(o.namespace, o.cluster) },
+      condition: readyCondition(o),
+    };
   const cronJob = buildBackupCronJob({
     namespace: o.namespace,
     cluster: o.cluster,
@@ -149,6 +214,10 @@ export function planBackup(o: ObservedBackup): BackupPlan {
     ...(o.restoring ? { suspend: true } : {}),
   });
   const hash = cronJob.metadata.annotations['kube-dc.com/spec-hash'];
-  if (o.cronJobHash !== hash) return { action: { kind: 'writeCronJob', object: cronJob, exists: o.cronJobHash !== null }, condition: readyCondition(o) };
+  if (o.cronJobHash !== hash)
+    return {
+      action: { kind: 'writeCronJob', object: cronJob, exists: o.cronJobHash !== null },
+      condition: readyCondition(o),
+    };
   return { action: { kind: 'done' }, condition: readyCondition(o) };
 }

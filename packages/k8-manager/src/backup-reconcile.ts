@@ -1,8 +1,27 @@
 import {
-  ANNOTATIONS, BACKUP_JOB, CORE, LABELS,
-  checkS3Endpoint, clusterNames, findCondition, isAlreadyExists, isNotFound, kmsKeyTransitName, resolveBackupSettings, resolveKeyRefs, runPass,
-  type Condition, type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject,
-  type Logger, type PlatformConfig, type TenantControlPlane,
+  ANNOTATIONS,
+  BACKUP_JOB,
+  CORE,
+  LABELS,
+  checkS3Endpoint,
+  clusterNames,
+  findCondition,
+  isAlreadyExists,
+  isNotFound,
+  kmsKeyTransitName,
+  resolveBackupSettings,
+  resolveKeyRefs,
+  runPass,
+  type Condition,
+  type EventRecorder,
+  type Informer,
+  type KdcClusterSpec,
+  type KdcClusterStatus,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type PlatformConfig,
+  type TenantControlPlane,
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
@@ -43,31 +62,49 @@ export interface BackupResult {
 }
 
 const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: string } => {
-  const ready = findCondition((key as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions, 'Ready');
-  return ready?.status === 'True' ? { ready: true } : { ready: false, ...(ready?.message ? { message: ready.message } : key ? {} : { message: 'it does not exist' }) };
+  const ready = findCondition(
+    (key as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions,
+    'Ready',
+  );
+  return ready?.status === 'True'
+    ? { ready: true }
+    : { ready: false, ...(ready?.message ? { message: ready.message } : key ? {} : { message: 'it does not exist' }) };
 };
 
 type Observation = { o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> };
 
-const jobSelector = (cluster: string) => `${LABELS.kdcCluster}=${cluster},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}`;
+const jobSelector = (cluster: string) =>
+  `${LABELS.kdcCluster}=${cluster},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}`;
 
 export function backupReconciler(deps: BackupReconcilerDeps) {
   /** Per cluster: the Job whose completion the newest listing already reflects, or why it failed. */
   const listedFor = new Map<string, { job: string; error?: string }>();
 
-  async function observe(input: BackupInput, settingsResult: ReturnType<typeof resolveBackupSettings>): Promise<Observation> {
+  async function observe(
+    input: BackupInput,
+    settingsResult: ReturnType<typeof resolveBackupSettings>,
+  ): Promise<Observation> {
     const { namespace, name, platform } = input;
     const names = clusterNames(name);
     const keyRefs = resolveKeyRefs(name, input.spec);
     const backupKeyObject = deps.keys.get(keyRefs.backup, namespace);
     const o: ObservedBackup = {
-      namespace, cluster: name,
+      namespace,
+      cluster: name,
       settings: settingsResult?.ok ? settingsResult.settings : null,
       ...(platform.backupImage ? { image: platform.backupImage } : {}),
       openBaoUrl: platform.openBaoUrl,
       ...(input.organization ? { openBaoNamespace: input.organization } : {}),
       hasCaBundle: Boolean(platform.openBaoCaBundle),
-      backupKey: { name: keyRefs.backup, transitKey: kmsKeyTransitName(namespace, keyRefs.backup, (backupKeyObject?.status as { keyId?: string } | undefined)?.keyId), ...keyReady(backupKeyObject) },
+      backupKey: {
+        name: keyRefs.backup,
+        transitKey: kmsKeyTransitName(
+          namespace,
+          keyRefs.backup,
+          (backupKeyObject?.status as { keyId?: string } | undefined)?.keyId,
+        ),
+        ...keyReady(backupKeyObject),
+      },
       dataStoreNeighbours: [],
       datastoreCertsExists: false,
       credentialsMissingKeys: null,
@@ -76,7 +113,8 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       restoring: input.restoring,
     };
     const cronJobRef = { ...CRONJOB_REF, namespace, name: names.backupCronJob };
-    const hashOf = (cronJob: KubeObject | null) => (cronJob ? cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '' : null);
+    const hashOf = (cronJob: KubeObject | null) =>
+      cronJob ? (cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '') : null;
     if (!o.settings) {
       const cronJob = await deps.kube.getOrNull(cronJobRef);
       return { o: { ...o, cronJobHash: hashOf(cronJob) }, cronJob };
@@ -86,7 +124,10 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       const cronJob = await deps.kube.getOrNull(cronJobRef);
       const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
       o.cronJobHash = hashOf(cronJob);
-      o.activeJobs = jobs.items.filter((j) => !j.metadata?.deletionTimestamp && !jobOutcome(j).result).map((j) => j.metadata!.name!).sort();
+      o.activeJobs = jobs.items
+        .filter((j) => !j.metadata?.deletionTimestamp && !jobOutcome(j).result)
+        .map((j) => j.metadata!.name!)
+        .sort();
       return { o, cronJob };
     };
     const endpoint = checkS3Endpoint(o.settings.s3Endpoint, platform);
@@ -98,44 +139,74 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
     if (!ds.name) return stop();
     o.dataStoreName = ds.name;
-    o.dataStore = ds.object ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] } : null;
+    o.dataStore = ds.object
+      ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] }
+      : null;
     if (!ds.object) return stop();
     o.dataStoreNeighbours = ds.neighbours;
-    if (o.dataStoreNeighbours.length || ds.object.spec?.driver !== 'etcd' || !ds.object.spec?.endpoints?.length) return stop();
-    o.datastoreCertsExists = (await deps.kube.getOrNull(CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)))) !== null;
+    if (o.dataStoreNeighbours.length || ds.object.spec?.driver !== 'etcd' || !ds.object.spec?.endpoints?.length)
+      return stop();
+    o.datastoreCertsExists =
+      (await deps.kube.getOrNull(
+        CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)),
+      )) !== null;
     if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
     const bucket = await readBucketCredentials(deps.kube, namespace, o.settings.credentialSecret);
     o.credentialsMissingKeys = bucket?.missing ?? null;
     if (!bucket || bucket.missing.length) return { o, cronJob: null };
     const credentials = bucket.credentials;
-    o.serviceAccountExists = (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
+    o.serviceAccountExists =
+      (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
     const cronJob = await deps.kube.getOrNull(cronJobRef);
     o.cronJobHash = hashOf(cronJob);
     if (cronJob) {
       const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
-      const newest = jobs.items.sort((a, b) => (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? '') || a.metadata!.name!.localeCompare(b.metadata!.name!)).at(-1);
+      const newest = jobs.items
+        .sort(
+          (a, b) =>
+            (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? '') ||
+            a.metadata!.name!.localeCompare(b.metadata!.name!),
+        )
+        .at(-1);
       if (newest) o.latestJob = jobOutcome(newest);
     }
     return { o, cronJob, credentials };
   }
 
-  async function latest(input: BackupInput, o: ObservedBackup, credentials: Record<string, string> | undefined): Promise<{ latest?: { key: string; time: string }; error?: string }> {
-    const previous = input.cluster.status?.latestBackupKey && input.cluster.status.latestBackupTime ? { key: input.cluster.status.latestBackupKey, time: input.cluster.status.latestBackupTime } : undefined;
+  async function latest(
+    input: BackupInput,
+    o: ObservedBackup,
+    credentials: Record<string, string> | undefined,
+  ): Promise<{ latest?: { key: string; time: string }; error?: string }> {
+    const previous =
+      input.cluster.status?.latestBackupKey && input.cluster.status.latestBackupTime
+        ? { key: input.cluster.status.latestBackupKey, time: input.cluster.status.latestBackupTime }
+        : undefined;
     const job = o.latestJob;
     const key = `${o.namespace}/${o.cluster}`;
     const listed = listedFor.get(key);
     if (!credentials || !o.settings || !job?.result) return { ...(previous ? { latest: previous } : {}) };
     // Once per finished Job, whatever came of it: a bucket that failed the listing is not asked again until the next Job.
-    if (listed?.job === job.name && (previous || listed.error)) return { ...(previous ? { latest: previous } : {}), ...(listed.error ? { error: listed.error } : {}) };
+    if (listed?.job === job.name && (previous || listed.error))
+      return { ...(previous ? { latest: previous } : {}), ...(listed.error ? { error: listed.error } : {}) };
     // A finished Job we have not accounted for: the bucket is the truth (a Job can fail after uploading).
     try {
-      const found = await deps.latestBackup({ namespace: o.namespace, cluster: o.cluster, bucket: o.settings.bucket, endpoint: o.settings.s3Endpoint, credentials });
+      const found = await deps.latestBackup({
+        namespace: o.namespace,
+        cluster: o.cluster,
+        bucket: o.settings.bucket,
+        endpoint: o.settings.s3Endpoint,
+        credentials,
+      });
       listedFor.set(key, { job: job.name });
       const newest = found ?? previous;
       return newest ? { latest: newest } : {};
     } catch (error) {
       const message = (error as Error).message.slice(0, 500);
-      deps.logger.warn({ cluster: key, bucket: o.settings.bucket, err: message }, 'cannot list backups; keeping the last known one');
+      deps.logger.warn(
+        { cluster: key, bucket: o.settings.bucket, err: message },
+        'cannot list backups; keeping the last known one',
+      );
       listedFor.set(key, { job: job.name, error: message });
       return { ...(previous ? { latest: previous } : {}), error: message };
     }
@@ -154,50 +225,98 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
         }
         return;
       case 'writeCronJob': {
-        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(input.cluster)] } } as KubeObject;
+        const object = {
+          ...action.object,
+          metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(input.cluster)] },
+        } as KubeObject;
         if (cronJob) {
-          await deps.kube.replace({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { ...object, metadata: { ...object.metadata, resourceVersion: cronJob.metadata!.resourceVersion! } });
-          await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobUpdated', `updated CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}")`);
+          await deps.kube.replace(
+            { ...CRONJOB_REF, namespace, name: names.backupCronJob },
+            { ...object, metadata: { ...object.metadata, resourceVersion: cronJob.metadata!.resourceVersion! } },
+          );
+          await deps.recorder.record(
+            input.cluster,
+            'Normal',
+            'BackupCronJobUpdated',
+            `updated CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}")`,
+          );
         } else {
           await deps.kube.create({ ...CRONJOB_REF, namespace }, object);
-          await deps.recorder.record(input.cluster, 'Normal', 'BackupCronJobCreated', `created CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}" UTC)`);
+          await deps.recorder.record(
+            input.cluster,
+            'Normal',
+            'BackupCronJobCreated',
+            `created CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}" UTC)`,
+          );
         }
         return;
       }
       case 'deleteCronJob':
-        await deps.kube.delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' }).catch((error: unknown) => {
-          if (!isNotFound(error)) throw error;
-        });
-        await deps.recorder.record(input.cluster, action.why === 'backups are disabled' ? 'Normal' : 'Warning', 'BackupCronJobDeleted', `deleted CronJob ${names.backupCronJob} (${action.why}); existing backups are kept`);
+        await deps.kube
+          .delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' })
+          .catch((error: unknown) => {
+            if (!isNotFound(error)) throw error;
+          });
+        await deps.recorder.record(
+          input.cluster,
+          action.why === 'backups are disabled' ? 'Normal' : 'Warning',
+          'BackupCronJobDeleted',
+          `deleted CronJob ${names.backupCronJob} (${action.why}); existing backups are kept`,
+        );
         return;
       case 'deleteJobs':
         for (const job of action.names) {
-          await deps.kube.delete({ ...JOB_REF, namespace, name: job }, { propagationPolicy: 'Background' }).catch((error: unknown) => {
-            if (!isNotFound(error)) throw error;
-          });
+          await deps.kube
+            .delete({ ...JOB_REF, namespace, name: job }, { propagationPolicy: 'Background' })
+            .catch((error: unknown) => {
+              if (!isNotFound(error)) throw error;
+            });
         }
-        await deps.recorder.record(input.cluster, 'Warning', 'BackupJobsDeleted', `stopped backup Job(s) ${action.names.join(', ')} (${action.why})`);
+        await deps.recorder.record(
+          input.cluster,
+          'Warning',
+          'BackupJobsDeleted',
+          `stopped backup Job(s) ${action.names.join(', ')} (${action.why})`,
+        );
         return;
       default:
     }
   }
 
   return async function reconcileBackup(input: BackupInput): Promise<BackupResult> {
-    const settingsResult = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
+    const settingsResult = resolveBackupSettings(
+      input.namespace,
+      input.name,
+      input.spec,
+      input.platform.s3Endpoint ?? '',
+    );
     // Each change is observed again from the API (the CronJob's new hash, the Jobs left).
-    const { observed } = await runPass<Observation, BackupAction>({
-      observe: () => observe(input, settingsResult),
-      plan: (observation) => planBackup(observation.o).action,
-      stops: (action) => action.kind === 'done',
-      execute: async (action, observation) => {
-        await execute(action, input, observation.cronJob);
-        return undefined;
+    const { observed } = await runPass<Observation, BackupAction>(
+      {
+        observe: () => observe(input, settingsResult),
+        plan: (observation) => planBackup(observation.o).action,
+        stops: (action) => action.kind === 'done',
+        execute: async (action, observation) => {
+          await execute(action, input, observation.cronJob);
+          return undefined;
+        },
+        maxSteps: 4,
       },
-      maxSteps: 4,
-    }, { onStep: (action) => deps.logger.info({ cluster: `${input.namespace}/${input.name}`, action: action.kind }, 'backup reconcile step') });
+      {
+        onStep: (action) =>
+          deps.logger.info(
+            { cluster: `${input.namespace}/${input.name}`, action: action.kind },
+            'backup reconcile step',
+          ),
+      },
+    );
     const { o, credentials } = observed;
     const { latest: latestBackup, error: bucketError } = await latest(input, o, credentials);
-    const condition = planBackup({ ...o, ...(latestBackup ? { latestBackup } : {}), ...(bucketError ? { bucketError } : {}) }).condition;
+    const condition = planBackup({
+      ...o,
+      ...(latestBackup ? { latestBackup } : {}),
+      ...(bucketError ? { bucketError } : {}),
+    }).condition;
     const settings = o.settings;
     return {
       condition,

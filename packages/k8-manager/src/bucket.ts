@@ -7,7 +7,15 @@
 // size, listing pages, a deadline per request) and the whole lookup has a deadline, so a bucket
 // that never stops answering costs one worker a few seconds, not the process its memory.
 import type * as Envelope from '@kdc/backup-envelope';
-import { BACKUP_CREDENTIAL_KEYS, CORE, DEFAULT_BACKUP_REGION, decodeSecretData, rfc3339, type KubeClient, type KubeObject } from '@kdc/shared';
+import {
+  BACKUP_CREDENTIAL_KEYS,
+  CORE,
+  DEFAULT_BACKUP_REGION,
+  decodeSecretData,
+  rfc3339,
+  type KubeClient,
+  type KubeObject,
+} from '@kdc/shared';
 
 export interface BucketAccess {
   cluster: string;
@@ -28,14 +36,27 @@ export const BUCKET_LIMITS = {
 } as const;
 
 /** The cluster's `s3CredentialSecret`: its data and the required keys it lacks; null when it does not exist. */
-export async function readBucketCredentials(kube: KubeClient, namespace: string, secretName: string): Promise<{ credentials: Record<string, string>; missing: string[] } | null> {
-  const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, secretName));
+export async function readBucketCredentials(
+  kube: KubeClient,
+  namespace: string,
+  secretName: string,
+): Promise<{ credentials: Record<string, string>; missing: string[] } | null> {
+  const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
+    CORE('secrets', namespace, secretName),
+  );
   if (!secret) return null;
   const credentials = decodeSecretData(secret) ?? {};
-  return { credentials, missing: [BACKUP_CREDENTIAL_KEYS.accessKeyId, BACKUP_CREDENTIAL_KEYS.secretAccessKey].filter((k) => !credentials[k]) };
+  return {
+    credentials,
+    missing: [BACKUP_CREDENTIAL_KEYS.accessKeyId, BACKUP_CREDENTIAL_KEYS.secretAccessKey].filter(
+      (k) => !credentials[k],
+    ),
+  };
 }
 
-export type LatestBackupLookup = (input: BucketAccess & { namespace: string }) => Promise<{ key: string; time: string } | null>;
+export type LatestBackupLookup = (
+  input: BucketAccess & { namespace: string },
+) => Promise<{ key: string; time: string } | null>;
 
 export type BackupInspection =
   | { found: false }
@@ -44,7 +65,10 @@ export type BackupInspection =
 
 export type BackupInspector = (input: BucketAccess & { key: string }) => Promise<BackupInspection>;
 
-async function withStore<T>(input: BucketAccess, fn: (m: typeof Envelope, store: Envelope.BackupStore) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  input: BucketAccess,
+  fn: (m: typeof Envelope, store: Envelope.BackupStore) => Promise<T>,
+): Promise<T> {
   // Loaded on first use: clusters without backups never pay for the S3 SDK.
   const m = await import('@kdc/backup-envelope');
   const store = m.BackupStore.fromSettings({
@@ -68,15 +92,23 @@ async function withStore<T>(input: BucketAccess, fn: (m: typeof Envelope, store:
 }
 
 /** The newest backup as "latest" is ordered (a schemaVersion 2 envelope, by its server-capped time). */
-export const s3LatestBackup: LatestBackupLookup = (input) => withStore(input, async (m, store) => {
-  const newest = m.latestCandidates((await m.listBackups(store, input.cluster)).backups)[0];
-  return newest ? { key: newest.key, time: rfc3339(m.backupTime(newest)) } : null;
-});
+export const s3LatestBackup: LatestBackupLookup = (input) =>
+  withStore(input, async (m, store) => {
+    const newest = m.latestCandidates((await m.listBackups(store, input.cluster)).backups)[0];
+    return newest ? { key: newest.key, time: rfc3339(m.backupTime(newest)) } : null;
+  });
 
-export const s3InspectBackup: BackupInspector = (input) => withStore(input, async (m, store) => {
-  if (!input.key.endsWith('/')) return (await store.head(input.key)) ? { found: true, kind: 'plaintext' } : { found: false };
-  const metadata = await store.getText(input.key + m.ENVELOPE_OBJECTS.metadata);
-  if (!metadata || !(await store.head(input.key + m.ENVELOPE_OBJECTS.snapshot))) return { found: false };
-  const parsed = m.parseMetadata(metadata.text, input.key);
-  return { found: true, kind: 'envelope', transitKey: parsed.transitKey, ...(parsed.source ? { source: parsed.source } : {}) };
-});
+export const s3InspectBackup: BackupInspector = (input) =>
+  withStore(input, async (m, store) => {
+    if (!input.key.endsWith('/'))
+      return (await store.head(input.key)) ? { found: true, kind: 'plaintext' } : { found: false };
+    const metadata = await store.getText(input.key + m.ENVELOPE_OBJECTS.metadata);
+    if (!metadata || !(await store.head(input.key + m.ENVELOPE_OBJECTS.snapshot))) return { found: false };
+    const parsed = m.parseMetadata(metadata.text, input.key);
+    return {
+      found: true,
+      kind: 'envelope',
+      transitKey: parsed.transitKey,
+      ...(parsed.source ? { source: parsed.source } : {}),
+    };
+  });

@@ -13,19 +13,37 @@ export interface LeaseVerdict {
   message: string;
 }
 
-export async function checkLease(kube: Pick<KubeClient, 'getOrNull'>, namespace: string, name: string, sleep: (ms: number) => Promise<void>, pollMs = 1000): Promise<LeaseVerdict> {
+export async function checkLease(
+  kube: Pick<KubeClient, 'getOrNull'>,
+  namespace: string,
+  name: string,
+  sleep: (ms: number) => Promise<void>,
+  pollMs = 1000,
+): Promise<LeaseVerdict> {
   const first = await kube.getOrNull<Lease>(leaseRef(namespace, name));
-  if (!first) return { lease: name, ok: false, message: `no Lease ${namespace}/${name}: the controller never ran here, or runs with another LEASE_NAME` };
+  if (!first)
+    return {
+      lease: name,
+      ok: false,
+      message: `no Lease ${namespace}/${name}: the controller never ran here, or runs with another LEASE_NAME`,
+    };
   const waitMs = ((first.spec?.leaseDurationSeconds ?? 15) + 5) * 1000;
   for (let waited = 0; waited <= waitMs; waited += pollMs) {
     await sleep(pollMs);
     const now = await kube.getOrNull<Lease>(leaseRef(namespace, name));
     if (!now) return { lease: name, ok: false, message: `Lease ${namespace}/${name} was deleted while being checked` };
     const holder = now.spec?.holderIdentity;
-    if (holder && now.metadata?.resourceVersion !== first.metadata?.resourceVersion) return { lease: name, ok: true, message: `${name}: held by ${holder} and renewed` };
+    if (holder && now.metadata?.resourceVersion !== first.metadata?.resourceVersion)
+      return { lease: name, ok: true, message: `${name}: held by ${holder} and renewed` };
   }
   const holder = first.spec?.holderIdentity;
-  return { lease: name, ok: false, message: holder ? `${name}: held by ${holder} but not renewed for ${waitMs / 1000} s: that replica is stuck or gone, and no other took over` : `${name}: no replica holds the Lease: none is running, or none can reach the apiserver` };
+  return {
+    lease: name,
+    ok: false,
+    message: holder
+      ? `${name}: held by ${holder} but not renewed for ${waitMs / 1000} s: that replica is stuck or gone, and no other took over`
+      : `${name}: no replica holds the Lease: none is running, or none can reach the apiserver`,
+  };
 }
 
 export const CHECK_LEASES_HELP = `k8-manager check-leases --lease=<name> [--lease=<name>...] [--namespace=<ns>]
@@ -33,12 +51,21 @@ export const CHECK_LEASES_HELP = `k8-manager check-leases --lease=<name> [--leas
   --namespace defaults to POD_NAMESPACE.
 `;
 
-export function parseCheckLeases(argv: string[], env: Record<string, string | undefined>): { ok: true; namespace: string; leases: string[] } | { ok: false; error: string } {
+export function parseCheckLeases(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): { ok: true; namespace: string; leases: string[] } | { ok: false; error: string } {
   try {
-    const { values } = parseArgs({ args: argv, options: { lease: { type: 'string', multiple: true }, namespace: { type: 'string' } }, strict: true, allowPositionals: false });
+    const { values } = parseArgs({
+      args: argv,
+      options: { lease: { type: 'string', multiple: true }, namespace: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    });
     const namespace = values.namespace ?? env.POD_NAMESPACE;
     if (!values.lease?.length) return { ok: false, error: 'check-leases: name at least one --lease' };
-    if (!namespace) return { ok: false, error: 'check-leases: --namespace is required outside a pod (POD_NAMESPACE is not set)' };
+    if (!namespace)
+      return { ok: false, error: 'check-leases: --namespace is required outside a pod (POD_NAMESPACE is not set)' };
     return { ok: true, namespace, leases: values.lease };
   } catch (error) {
     return { ok: false, error: `check-leases: ${(error as Error).message.split('\n')[0]}` };
@@ -59,7 +86,15 @@ export async function checkLeasesMain(argv: string[]): Promise<number> {
   const kube = KubeClient.fromDefault();
   kube.requestTimeoutMs = 10_000;
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-  const verdicts = await Promise.all(parsed.leases.map((name) => checkLease(kube, parsed.namespace, name, sleep).catch((error: unknown) => ({ lease: name, ok: false, message: `${name}: cannot read its Lease: ${(error as Error).message}` }))));
+  const verdicts = await Promise.all(
+    parsed.leases.map((name) =>
+      checkLease(kube, parsed.namespace, name, sleep).catch((error: unknown) => ({
+        lease: name,
+        ok: false,
+        message: `${name}: cannot read its Lease: ${(error as Error).message}`,
+      })),
+    ),
+  );
   for (const v of verdicts) process.stdout.write(`${v.ok ? 'ok' : 'FAIL'}  ${v.message}\n`);
   return verdicts.every((v) => v.ok) ? 0 : 1;
 }

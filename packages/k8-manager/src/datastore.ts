@@ -15,14 +15,20 @@ export interface DataStoreFacts {
   neighbours: string[];
 }
 
-const storageOf = (tcp: KubeObject) => (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
+const storageOf = (tcp: KubeObject) =>
+  (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
 
-export async function dataStoreFacts(kube: KubeClient, tcps: Informer<KubeObject>, tcp: TenantControlPlane): Promise<DataStoreFacts> {
+export async function dataStoreFacts(
+  kube: KubeClient,
+  tcps: Informer<KubeObject>,
+  tcp: TenantControlPlane,
+): Promise<DataStoreFacts> {
   const name = storageOf(tcp as unknown as KubeObject);
   if (!name) return { neighbours: [] };
   const object = await kube.getOrNull<DataStore>(DATASTORE_REF(name));
   const self = `${tcp.metadata.namespace}/${tcp.metadata.name}`;
-  const neighbours = tcps.list()
+  const neighbours = tcps
+    .list()
     .filter((t) => storageOf(t) === name)
     .map((t) => `${t.metadata!.namespace}/${t.metadata!.name}`)
     .filter((key) => key !== self)
@@ -47,5 +53,13 @@ export function clusterOfTcp(tcp: KubeObject): string | undefined {
 export function clustersOnDataStore(tcps: Informer<KubeObject>, tcp: KubeObject): string[] {
   const name = storageOf(tcp);
   if (!name) return [];
-  return [...new Set(tcps.list().filter((t) => storageOf(t) === name).map(clusterOfTcp).filter((k): k is string => k !== undefined))];
+  return [
+    ...new Set(
+      tcps
+        .list()
+        .filter((t) => storageOf(t) === name)
+        .map(clusterOfTcp)
+        .filter((k): k is string => k !== undefined),
+    ),
+  ];
 }

@@ -52,37 +52,76 @@ export function etcdLayout(sts: EtcdStatefulSet): EtcdLayoutResult {
   const podName = `${stsName}-0`;
   const replicas = sts.spec?.replicas ?? 1;
   if (replicas > 1) {
-    return { ok: false, reason: 'MultiReplicaUnsupported', message: `StatefulSet ${stsName} runs ${replicas} etcd members: a snapshot restore needs a single member (restoring a multi-member etcd is not supported)` };
+    return {
+      ok: false,
+      reason: 'MultiReplicaUnsupported',
+      message: `StatefulSet ${stsName} runs ${replicas} etcd members: a snapshot restore needs a single member (restoring a multi-member etcd is not supported)`,
+    };
   }
   const containers = sts.spec?.template?.spec?.containers ?? [];
-  const container = containers.find((c) => [...(c.command ?? []), ...(c.args ?? [])].some((a) => a === '--data-dir' || a.startsWith('--data-dir=')));
-  if (!container) return { ok: false, reason: 'DataStoreUnmanaged', message: `StatefulSet ${stsName} has no container with an etcd --data-dir flag` };
-  const env = new Map((container.env ?? []).map((e) => [e.name, e.value ?? (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name' ? podName : undefined)]));
+  const container = containers.find((c) =>
+    [...(c.command ?? []), ...(c.args ?? [])].some((a) => a === '--data-dir' || a.startsWith('--data-dir=')),
+  );
+  if (!container)
+    return {
+      ok: false,
+      reason: 'DataStoreUnmanaged',
+      message: `StatefulSet ${stsName} has no container with an etcd --data-dir flag`,
+    };
+  const env = new Map(
+    (container.env ?? []).map((e) => [
+      e.name,
+      e.value ?? (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name' ? podName : undefined),
+    ]),
+  );
   const unexpanded: string[] = [];
-  const expand = (value: string) => value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, v: string) => {
-    const found = env.get(v);
-    if (found === undefined) unexpanded.push(whole);
-    return found ?? whole;
-  });
+  const expand = (value: string) =>
+    value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, v: string) => {
+      const found = env.get(v);
+      if (found === undefined) unexpanded.push(whole);
+      return found ?? whole;
+    });
   const argv = [...(container.command ?? []), ...(container.args ?? [])];
   const get = (name: string) => flag(argv, name, expand) ?? undefined;
   const dataDir = get('data-dir')!;
   if (!/^\/[A-Za-z0-9._/-]+$/.test(dataDir)) {
-    return { ok: false, reason: 'DataStoreUnmanaged', message: `StatefulSet ${stsName}: the etcd --data-dir "${dataDir}" is not a plain absolute path` };
+    return {
+      ok: false,
+      reason: 'DataStoreUnmanaged',
+      message: `StatefulSet ${stsName}: the etcd --data-dir "${dataDir}" is not a plain absolute path`,
+    };
   }
   const name = get('name');
   const initialCluster = get('initial-cluster');
   const initialAdvertisePeerUrls = get('initial-advertise-peer-urls');
   if (unexpanded.length) {
-    return { ok: false, reason: 'DataStoreUnmanaged', message: `StatefulSet ${stsName}: cannot expand ${[...new Set(unexpanded)].join(', ')} in the etcd flags (only literal env values and fieldRef metadata.name are read)` };
+    return {
+      ok: false,
+      reason: 'DataStoreUnmanaged',
+      message: `StatefulSet ${stsName}: cannot expand ${[...new Set(unexpanded)].join(', ')} in the etcd flags (only literal env values and fieldRef metadata.name are read)`,
+    };
   }
-  const claims = new Set((sts.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata?.name).filter(Boolean) as string[]);
+  const claims = new Set(
+    (sts.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata?.name).filter(Boolean) as string[],
+  );
   const mount = (container.volumeMounts ?? [])
-    .filter((m) => claims.has(m.name) && (dataDir === m.mountPath || dataDir.startsWith(`${m.mountPath.replace(/\/$/, '')}/`)))
+    .filter(
+      (m) =>
+        claims.has(m.name) && (dataDir === m.mountPath || dataDir.startsWith(`${m.mountPath.replace(/\/$/, '')}/`)),
+    )
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
-  if (!mount) return { ok: false, reason: 'DataStoreUnmanaged', message: `StatefulSet ${stsName}: the etcd --data-dir ${dataDir} is not on a volumeClaimTemplate, so a restore could not persist` };
+  if (!mount)
+    return {
+      ok: false,
+      reason: 'DataStoreUnmanaged',
+      message: `StatefulSet ${stsName}: the etcd --data-dir ${dataDir} is not on a volumeClaimTemplate, so a restore could not persist`,
+    };
   if (dataDir.replace(/\/$/, '') === mount.mountPath.replace(/\/$/, '')) {
-    return { ok: false, reason: 'DataStoreUnmanaged', message: `StatefulSet ${stsName}: the etcd --data-dir is the volume root ${dataDir}; a restore swaps the data dir, so it must be a directory below the mount (e.g. ${mount.mountPath}/data)` };
+    return {
+      ok: false,
+      reason: 'DataStoreUnmanaged',
+      message: `StatefulSet ${stsName}: the etcd --data-dir is the volume root ${dataDir}; a restore swaps the data dir, so it must be a directory below the mount (e.g. ${mount.mountPath}/data)`,
+    };
   }
   const runAsUser = container.securityContext?.runAsUser;
   return {
@@ -94,7 +133,9 @@ export function etcdLayout(sts: EtcdStatefulSet): EtcdLayoutResult {
       ...(name ? { name } : {}),
       ...(initialCluster ? { initialCluster } : {}),
       ...(initialAdvertisePeerUrls ? { initialAdvertisePeerUrls } : {}),
-      ...(sts.spec?.template?.spec?.securityContext ? { podSecurityContext: sts.spec.template.spec.securityContext } : {}),
+      ...(sts.spec?.template?.spec?.securityContext
+        ? { podSecurityContext: sts.spec.template.spec.securityContext }
+        : {}),
       ...(typeof runAsUser === 'number' ? { runAsUser } : {}),
     },
   };

@@ -7,8 +7,23 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
-  Controller, createLogger, createRegistry, EventRecorder, Informer, KubeClient, LABELS, LeaderElector,
-  controllerMetrics, exitOnVersionFlag, kdcClusterSpecSchema, onShutdown, resolveKeyRefs, parseKmsKeyInterval, serveMetrics, splitHostPort, type KubeObject,
+  Controller,
+  createLogger,
+  createRegistry,
+  EventRecorder,
+  Informer,
+  KubeClient,
+  LABELS,
+  LeaderElector,
+  controllerMetrics,
+  exitOnVersionFlag,
+  kdcClusterSpecSchema,
+  onShutdown,
+  resolveKeyRefs,
+  parseKmsKeyInterval,
+  serveMetrics,
+  splitHostPort,
+  type KubeObject,
 } from '@kdc/shared';
 import { checkLeasesMain } from './check-leases.ts';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
@@ -22,7 +37,10 @@ if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(proce
 const logger = createLogger('k8-manager');
 // OPENBAO_CA_BUNDLE holds the PEM itself or names a file with it (a mounted ConfigMap).
 const caSetting = process.env.OPENBAO_CA_BUNDLE?.trim();
-const env: Record<string, string | undefined> = { ...process.env, OPENBAO_CA_BUNDLE: caSetting && !caSetting.startsWith('-----BEGIN') ? readFileSync(caSetting, 'utf8') : caSetting };
+const env: Record<string, string | undefined> = {
+  ...process.env,
+  OPENBAO_CA_BUNDLE: caSetting && !caSetting.startsWith('-----BEGIN') ? readFileSync(caSetting, 'utf8') : caSetting,
+};
 const fail = (message: string): never => {
   logger.error(message);
   process.exit(2);
@@ -37,7 +55,10 @@ const positive = (name: string, fallback: number) => {
   const value = Number(env[name] ?? fallback);
   return Number.isInteger(value) && value > 0 ? value : fail(`${name}: "${env[name]}" is not a whole number above 0`);
 };
-const migrationSettings = { pageSize: positive('MIGRATION_PAGE_SIZE', 200), ratePerSecond: positive('MIGRATION_RATE', 100) };
+const migrationSettings = {
+  pageSize: positive('MIGRATION_PAGE_SIZE', 200),
+  ratePerSecond: positive('MIGRATION_RATE', 100),
+};
 const namespace = env.POD_NAMESPACE ?? 'kube-dc-system';
 const kube = (() => {
   try {
@@ -76,7 +97,14 @@ const controller = new Controller({
   resyncMs: resync.ok ? resync.seconds * 1000 : 600_000,
   backoff: { baseDelayMs: 500, maxDelayMs: 60_000 },
   reconcile: kdcClusterReconciler({
-    kube, clusters, keys, tcps, recorder, logger, env, controllerNamespace: namespace,
+    kube,
+    clusters,
+    keys,
+    tcps,
+    recorder,
+    logger,
+    env,
+    controllerNamespace: namespace,
     metrics: k8ManagerMetrics(registry),
     observeTenant: tenantObserver(kube),
     observePeriodMs: observe.ok ? observe.seconds * 1000 : 30_000,
@@ -86,7 +114,9 @@ const controller = new Controller({
   .watchPrimary(clusters)
   .watchSecondary(keys, clustersUsingKey)
   // A control plane arriving on (or leaving) a DataStore changes the backups of every cluster on it.
-  .watchSecondary(tcps, (tcp) => [...new Set([...(clusterOfTcp(tcp) ? [clusterOfTcp(tcp)!] : []), ...clustersOnDataStore(tcps, tcp)])]);
+  .watchSecondary(tcps, (tcp) => [
+    ...new Set([...(clusterOfTcp(tcp) ? [clusterOfTcp(tcp)!] : []), ...clustersOnDataStore(tcps, tcp)]),
+  ]);
 
 const leaderGauge = controllerMetrics(registry).isLeader;
 const lease = env.LEASE_NAME ?? 'k8-manager';
@@ -105,15 +135,22 @@ const elector = new LeaderElector(kube, {
   },
 });
 
-const server = await serveMetrics(registry, { host: metricsHost, port: Number(metricsPort), ready: () => informers.every((i) => i.hasSynced) });
+const server = await serveMetrics(registry, {
+  host: metricsHost,
+  port: Number(metricsPort),
+  ready: () => informers.every((i) => i.hasSynced),
+});
 for (const informer of informers) informer.start();
 await Promise.all(informers.map((i) => i.waitForSync()));
 elector.start();
 logger.info({ identity, lease, selector: env.CLUSTER_SELECTOR ?? '' }, 'k8-manager started');
 
-onShutdown(async () => {
-  await controller.stop();
-  await elector.stop();
-  await Promise.all(informers.map((i) => i.stop()));
-  server.close();
-}, { logger });
+onShutdown(
+  async () => {
+    await controller.stop();
+    await elector.stop();
+    await Promise.all(informers.map((i) => i.stop()));
+    server.close();
+  },
+  { logger },
+);

@@ -1,6 +1,20 @@
 import {
-  ANNOTATIONS, CORE, KMS_PLUGIN_CONTAINERS, LABELS, TenantApiClient, kmsPluginSlot, TenantKubeconfigError, TenantRequestError, clusterNames, controlPlaneUrl, parseTenantKubeconfig, podGet,
-  type KubeClient, type KubeObject, type PluginSlot, type TenantControlPlane,
+  ANNOTATIONS,
+  CORE,
+  KMS_PLUGIN_CONTAINERS,
+  LABELS,
+  TenantApiClient,
+  kmsPluginSlot,
+  TenantKubeconfigError,
+  TenantRequestError,
+  clusterNames,
+  controlPlaneUrl,
+  parseTenantKubeconfig,
+  podGet,
+  type KubeClient,
+  type KubeObject,
+  type PluginSlot,
+  type TenantControlPlane,
 } from '@kdc/shared';
 import type { TenantObservation } from './status.ts';
 
@@ -41,7 +55,10 @@ type Client = { client: TenantApiClient } | { refused: string };
 
 async function keyVersionFromProbePort(podIP: string, port: number, timeoutMs: number): Promise<number | undefined> {
   const host = podIP.includes(':') ? `[${podIP}]` : podIP;
-  const answer = await podGet(new URL(`http://${host}:${port}/key-version`), { timeoutMs, maxBytes: MAX_KEY_VERSION_BYTES });
+  const answer = await podGet(new URL(`http://${host}:${port}/key-version`), {
+    timeoutMs,
+    maxBytes: MAX_KEY_VERSION_BYTES,
+  });
   const match = answer.status === 200 ? /^(\d{1,9})\n?$/.exec(answer.body) : null;
   return match ? Number(match[1]) : undefined;
 }
@@ -57,11 +74,14 @@ async function keyIdFromProbePort(podIP: string, port: number, timeoutMs: number
 export function tenantObserver(management: KubeClient, options: TenantObserverOptions = {}) {
   const timeoutMs = options.timeoutMs ?? 3000;
   const clients = new Map<string, { version: string; client: Client }>();
-  const fetchKeyVersion = options.fetchKeyVersion ?? ((ip: string, port: number) => keyVersionFromProbePort(ip, port, timeoutMs));
+  const fetchKeyVersion =
+    options.fetchKeyVersion ?? ((ip: string, port: number) => keyVersionFromProbePort(ip, port, timeoutMs));
   const fetchKeyId = options.fetchKeyId ?? ((ip: string, port: number) => keyIdFromProbePort(ip, port, timeoutMs));
 
   async function tenantClient(namespace: string, secretName: string, server: URL): Promise<Client | undefined> {
-    const secret = await management.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, secretName));
+    const secret = await management.getOrNull<KubeObject & { data?: Record<string, string> }>(
+      CORE('secrets', namespace, secretName),
+    );
     const encoded = secret?.data?.[ADMIN_KUBECONFIG_KEY];
     if (!secret || !encoded) return undefined;
     const key = `${namespace}/${secretName}`;
@@ -70,7 +90,9 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
     if (cached?.version === version) return cached.client;
     let client: Client;
     try {
-      client = { client: new TenantApiClient(server, parseTenantKubeconfig(Buffer.from(encoded, 'base64').toString('utf8'))) };
+      client = {
+        client: new TenantApiClient(server, parseTenantKubeconfig(Buffer.from(encoded, 'base64').toString('utf8'))),
+      };
     } catch (error) {
       if (!(error instanceof TenantKubeconfigError)) throw error;
       client = { refused: `the admin kubeconfig Secret ${secretName} is refused: ${error.message}` };
@@ -79,34 +101,62 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
     return client;
   }
 
-  async function kmsProviders(client: TenantApiClient): Promise<Pick<TenantObservation, 'kmsProvidersHealthy' | 'problem' | 'reason'>> {
+  async function kmsProviders(
+    client: TenantApiClient,
+  ): Promise<Pick<TenantObservation, 'kmsProvidersHealthy' | 'problem' | 'reason'>> {
     try {
-      const answer = await client.get('/readyz/kms-providers', { accept: 'text/plain', timeoutMs, maxBytes: MAX_READYZ_BYTES });
+      const answer = await client.get('/readyz/kms-providers', {
+        accept: 'text/plain',
+        timeoutMs,
+        maxBytes: MAX_READYZ_BYTES,
+      });
       if (answer.status === 200 && answer.body.trim() === 'ok') return { kmsProvidersHealthy: true };
-      return { kmsProvidersHealthy: false, problem: `the tenant apiserver reports its KMS provider unhealthy (/readyz/kms-providers answered HTTP ${answer.status})` };
+      return {
+        kmsProvidersHealthy: false,
+        problem: `the tenant apiserver reports its KMS provider unhealthy (/readyz/kms-providers answered HTTP ${answer.status})`,
+      };
     } catch (error) {
       if (!(error instanceof TenantRequestError)) throw error;
-      return { kmsProvidersHealthy: false, reason: 'TenantApiserverUnreachable', problem: `the tenant apiserver at ${client.server.host} could not be asked for its KMS health: ${error.message}` };
+      return {
+        kmsProvidersHealthy: false,
+        reason: 'TenantApiserverUnreachable',
+        problem: `the tenant apiserver at ${client.server.host} could not be asked for its KMS health: ${error.message}`,
+      };
     }
   }
 
   /** `writer`: the slot of the plugin instance that encrypts (a key switch runs two; plugin-keys.ts). */
-  return async function observe(namespace: string, cluster: string, tcp: TenantControlPlane, writer: PluginSlot = 'a'): Promise<TenantObservation> {
+  return async function observe(
+    namespace: string,
+    cluster: string,
+    tcp: TenantControlPlane,
+    writer: PluginSlot = 'a',
+  ): Promise<TenantObservation> {
     const writerPlugin = kmsPluginSlot(writer);
     const status = tcp.status as TcpStatus | undefined;
     if (status?.kubernetesResources?.version?.status !== 'Ready') {
-      return { controlPlaneReady: false, problem: `TenantControlPlane ${tcp.metadata.name} is ${status?.kubernetesResources?.version?.status ?? 'not reporting yet'}` };
+      return {
+        controlPlaneReady: false,
+        problem: `TenantControlPlane ${tcp.metadata.name} is ${status?.kubernetesResources?.version?.status ?? 'not reporting yet'}`,
+      };
     }
     const observation: TenantObservation = { controlPlaneReady: true };
     const server = controlPlaneUrl(status.controlPlaneEndpoint);
-    if (!server) return { ...observation, problem: `TenantControlPlane ${tcp.metadata.name} reports no usable status.controlPlaneEndpoint yet` };
+    if (!server)
+      return {
+        ...observation,
+        problem: `TenantControlPlane ${tcp.metadata.name} reports no usable status.controlPlaneEndpoint yet`,
+      };
     const secretName = status.kubeconfig?.admin?.secretName;
     const client = secretName ? await tenantClient(namespace, secretName, server) : undefined;
     if (!client) return { ...observation, problem: 'the admin kubeconfig of the control plane is not available yet' };
-    if ('refused' in client) return { ...observation, kmsProvidersHealthy: false, reason: 'TenantKubeconfigRefused', problem: client.refused };
+    if ('refused' in client)
+      return { ...observation, kmsProvidersHealthy: false, reason: 'TenantKubeconfigRefused', problem: client.refused };
     Object.assign(observation, await kmsProviders(client.client), { client: client.client });
 
-    const pods = await management.list<Pod>(CORE('pods', namespace), { labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}` });
+    const pods = await management.list<Pod>(CORE('pods', namespace), {
+      labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}`,
+    });
     if (pods.items.length) {
       // Ready: the writer's sidecar, and every other plugin instance the pod runs (a key switch's reader).
       const sidecars = pods.items.map((p) => {
@@ -114,7 +164,8 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
         return { ready: ours.some((c) => c.name === writerPlugin.container) && ours.every((c) => c.ready === true) };
       });
       observation.sidecarReady = sidecars.every((s) => s.ready);
-      if (!observation.sidecarReady) observation.problem ??= `the ${writerPlugin.container} sidecar is not ready on every control-plane pod`;
+      if (!observation.sidecarReady)
+        observation.problem ??= `the ${writerPlugin.container} sidecar is not ready on every control-plane pod`;
       const ip = pods.items.find((p, i) => sidecars[i]?.ready && p.status?.podIP)?.status?.podIP;
       if (ip) {
         try {
@@ -124,12 +175,20 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
         }
       }
       // Each replica as the migration judges the rollout: its config hash, its sidecar, its key_id.
-      observation.replicas = await Promise.all(pods.items.map(async (pod, i) => {
-        const ready = sidecars[i]?.ready === true;
-        let keyId: string | undefined;
-        if (ready && pod.status?.podIP) keyId = await fetchKeyId(pod.status.podIP, writerPlugin.probePort).catch(() => undefined);
-        return { pod: pod.metadata?.name ?? '', configHash: pod.metadata?.annotations?.[ANNOTATIONS.encryptionConfigHash], sidecarReady: ready, ...(keyId ? { keyId } : {}) };
-      }));
+      observation.replicas = await Promise.all(
+        pods.items.map(async (pod, i) => {
+          const ready = sidecars[i]?.ready === true;
+          let keyId: string | undefined;
+          if (ready && pod.status?.podIP)
+            keyId = await fetchKeyId(pod.status.podIP, writerPlugin.probePort).catch(() => undefined);
+          return {
+            pod: pod.metadata?.name ?? '',
+            configHash: pod.metadata?.annotations?.[ANNOTATIONS.encryptionConfigHash],
+            sidecarReady: ready,
+            ...(keyId ? { keyId } : {}),
+          };
+        }),
+      );
     }
     return observation;
   };

@@ -1,14 +1,27 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
-  clusterNames, configuredKeys, isAttached, kmsKeyTransitName,
-  type Condition, type PluginKey, type KmsKeySpecInput, type TcpDeployment, type TenantControlPlane, type Validation,
+  clusterNames,
+  configuredKeys,
+  isAttached,
+  kmsKeyTransitName,
+  type Condition,
+  type PluginKey,
+  type KmsKeySpecInput,
+  type TcpDeployment,
+  type TenantControlPlane,
+  type Validation,
 } from '@kdc/shared';
 import { contentHash } from './resources/encryption-config.ts';
 import { buildEncryptionConfigSecret, desiredSecretData } from './resources/encryption-config-secret.ts';
 import { autoKeyRotationDrift, buildAutoKey, desiredAutoKeySpec } from './resources/kms-key.ts';
 import { buildPluginServiceAccount } from './resources/service-account.ts';
 import { desiredProviders, disableComplete, type DesiredProviders, type ProviderState } from './migration/providers.ts';
-import { buildEncryptionFields, buildTenantControlPlane, legacyOpenBaoUrls, mergeEncryptionFields } from './resources/tenant-control-plane.ts';
+import {
+  buildEncryptionFields,
+  buildTenantControlPlane,
+  legacyOpenBaoUrls,
+  mergeEncryptionFields,
+} from './resources/tenant-control-plane.ts';
 
 // The next single change for one KdcCluster, as a pure function of what was observed. The
 // reconciler executes it, folds the result into its observation and asks again until `done`
@@ -53,33 +66,61 @@ export function planCluster(o: ObservedCluster): ClusterAction {
   const current = o.tcp.spec.controlPlane.deployment;
 
   if (!v.spec.encryption?.etcd.enabled) {
-    if (isAttached(o.tcp) && v.forceDisable) return { kind: 'patchTenantControlPlane', deployment: mergeEncryptionFields(current, null, o.name), change: 'detach' };
+    if (isAttached(o.tcp) && v.forceDisable)
+      return {
+        kind: 'patchTenantControlPlane',
+        deployment: mergeEncryptionFields(current, null, o.name),
+        change: 'detach',
+      };
     return { kind: 'done' };
   }
 
   const providers = providersOf(o)!;
   if (disableComplete(providers, v.spec.encryption.etcd.disableRequested === true)) {
     // Every row is proven plaintext: the plugin goes; enabled: false is accepted from then on.
-    if (isAttached(o.tcp)) return { kind: 'patchTenantControlPlane', deployment: mergeEncryptionFields(current, null, o.name), change: 'detach' };
+    if (isAttached(o.tcp))
+      return {
+        kind: 'patchTenantControlPlane',
+        deployment: mergeEncryptionFields(current, null, o.name),
+        change: 'detach',
+      };
     return { kind: 'done' };
   }
 
   const names = clusterNames(o.name);
   if (v.etcdKeyRef === names.autoEtcdKey) {
     if (!o.autoKey) return { kind: 'createKmsKey', object: buildAutoKey(o.namespace, o.name, v.spec) };
-    if (autoKeyRotationDrift(o.autoKey.spec, v.spec)) return { kind: 'updateKmsKeySpec', spec: desiredAutoKeySpec(v.spec) };
+    if (autoKeyRotationDrift(o.autoKey.spec, v.spec))
+      return { kind: 'updateKmsKeySpec', spec: desiredAutoKeySpec(v.spec) };
   }
-  if (!o.serviceAccountExists) return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
+  if (!o.serviceAccountExists)
+    return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
   const platform = v.platform!;
   const plugins = configuredKeys(o.pluginKeys ?? []);
-  const instances = plugins.length ? plugins : [{ slot: 'a' as const, transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId) }];
-  const data = desiredSecretData(providers, platform.openBaoCaBundle, instances.map((p) => p.slot));
+  const instances = plugins.length
+    ? plugins
+    : [{ slot: 'a' as const, transitKey: kmsKeyTransitName(o.namespace, v.etcdKeyRef!, o.etcdKeyId) }];
+  const data = desiredSecretData(
+    providers,
+    platform.openBaoCaBundle,
+    instances.map((p) => p.slot),
+  );
   if (!isDeepStrictEqual(o.secretData, data)) {
-    return { kind: 'writeEncryptionConfig', object: buildEncryptionConfigSecret(o.namespace, o.name, data), exists: o.secretData !== undefined };
+    return {
+      kind: 'writeEncryptionConfig',
+      object: buildEncryptionConfigSecret(o.namespace, o.name, data),
+      exists: o.secretData !== undefined,
+    };
   }
   if (o.preflight?.status !== 'True' || o.preflight.observedGeneration !== o.generation) {
     const failed = o.preflight?.status === 'False';
-    return { kind: 'waitForPreflight', failed, message: failed ? `KMS pre-flight failed: ${o.preflight!.message}` : 'waiting for the KMS pre-flight of the OpenBao policy and role' };
+    return {
+      kind: 'waitForPreflight',
+      failed,
+      message: failed
+        ? `KMS pre-flight failed: ${o.preflight!.message}`
+        : 'waiting for the KMS pre-flight of the OpenBao policy and role',
+    };
   }
   const fields = buildEncryptionFields({
     namespace: o.namespace,
@@ -93,15 +134,22 @@ export function planCluster(o: ObservedCluster): ClusterAction {
     configHash: contentHash(data),
   });
   const next = mergeEncryptionFields(current, fields, o.name);
-  if (!isDeepStrictEqual(next, current ?? {})) return { kind: 'patchTenantControlPlane', deployment: next, change: isAttached(o.tcp) ? 'update' : 'attach' };
+  if (!isDeepStrictEqual(next, current ?? {}))
+    return { kind: 'patchTenantControlPlane', deployment: next, change: isAttached(o.tcp) ? 'update' : 'attach' };
   return { kind: 'done' };
 }
 
-
 /** What the EncryptionConfiguration should encrypt and decrypt now (undefined: encryption is off or the spec refused). */
-export function providersOf(o: Pick<ObservedCluster, 'validation' | 'tcp' | 'providerState'>): DesiredProviders | undefined {
+export function providersOf(
+  o: Pick<ObservedCluster, 'validation' | 'tcp' | 'providerState'>,
+): DesiredProviders | undefined {
   const v = o.validation;
   if (!v.ok || !v.spec.encryption?.etcd.enabled) return undefined;
   const etcd = v.spec.encryption.etcd;
-  return desiredProviders({ resources: etcd.resources, disableRequested: etcd.disableRequested === true, attached: o.tcp !== null && isAttached(o.tcp), state: o.providerState });
+  return desiredProviders({
+    resources: etcd.resources,
+    disableRequested: etcd.disableRequested === true,
+    attached: o.tcp !== null && isAttached(o.tcp),
+    state: o.providerState,
+  });
 }

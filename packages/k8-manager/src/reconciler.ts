@@ -1,9 +1,40 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
-  ANNOTATIONS, CORE, KDC_CLUSTER_CONDITIONS,
-  clusterNames, dataStoreLookup, decodeSecretData, kmsKeyTransitName, resolveKeyRefs, restoreActive, restoreRun, findCondition, gatherClusterFacts, isAlreadyExists, isAttached, isConflict, organizationLookup, platformConfigLookup,
-  keySwitchPhase, nextPluginKeys, refusedKeyChange, runPass, setConditions, splitKey, stripUndefined, updateStatusIfChanged, validateCluster,
-  type EventRecorder, type KeyChangeInput, type PluginSlot, type Informer, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger, type ReconcileResult,
+  ANNOTATIONS,
+  CORE,
+  KDC_CLUSTER_CONDITIONS,
+  clusterNames,
+  dataStoreLookup,
+  decodeSecretData,
+  kmsKeyTransitName,
+  resolveKeyRefs,
+  restoreActive,
+  restoreRun,
+  findCondition,
+  gatherClusterFacts,
+  isAlreadyExists,
+  isAttached,
+  isConflict,
+  organizationLookup,
+  platformConfigLookup,
+  keySwitchPhase,
+  nextPluginKeys,
+  refusedKeyChange,
+  runPass,
+  setConditions,
+  splitKey,
+  stripUndefined,
+  updateStatusIfChanged,
+  validateCluster,
+  type EventRecorder,
+  type KeyChangeInput,
+  type PluginSlot,
+  type Informer,
+  type KdcClusterStatus,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type ReconcileResult,
   type TenantControlPlane,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
@@ -22,8 +53,18 @@ export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
 
 export function k8ManagerMetrics(registry: Registry) {
   return {
-    writes: new Counter({ name: 'kdc_k8manager_writes_total', help: 'Writes made to reach the desired state, by action', labelNames: ['action'], registers: [registry] }),
-    invalid: new Counter({ name: 'kdc_k8manager_invalid_specs_total', help: 'Reconciles that refused a spec, by reason', labelNames: ['reason'], registers: [registry] }),
+    writes: new Counter({
+      name: 'kdc_k8manager_writes_total',
+      help: 'Writes made to reach the desired state, by action',
+      labelNames: ['action'],
+      registers: [registry],
+    }),
+    invalid: new Counter({
+      name: 'kdc_k8manager_invalid_specs_total',
+      help: 'Reconciles that refused a spec, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -38,7 +79,12 @@ export interface KdcClusterReconcilerDeps {
   env: Record<string, string | undefined>;
   /** Namespace of the `master-config` Secret. */
   controllerNamespace: string;
-  observeTenant: (namespace: string, cluster: string, tcp: TenantControlPlane, writer?: PluginSlot) => Promise<TenantObservation>;
+  observeTenant: (
+    namespace: string,
+    cluster: string,
+    tcp: TenantControlPlane,
+    writer?: PluginSlot,
+  ) => Promise<TenantObservation>;
   /** How often an encrypted, Ready cluster's tenant side is looked at again (key version, health). */
   observePeriodMs?: number;
   now?: () => Date;
@@ -59,7 +105,8 @@ const RESTORE_RESYNC_MS = 2_000;
 const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: string } | undefined)?.keyId;
 
 /** The EncryptionConfiguration hash k8-manager put on the TCP's pod template: every replica must carry it. */
-const configHashOf = (tcp: TenantControlPlane) => tcp.spec.controlPlane.deployment?.podAdditionalMetadata?.annotations?.[ANNOTATIONS.encryptionConfigHash] ?? '';
+const configHashOf = (tcp: TenantControlPlane) =>
+  tcp.spec.controlPlane.deployment?.podAdditionalMetadata?.annotations?.[ANNOTATIONS.encryptionConfigHash] ?? '';
 
 /** A restore was requested and has not ended (status.restore; the annotations only show it). */
 const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));
@@ -68,16 +115,25 @@ const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.me
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const platformConfig = platformConfigLookup(deps.kube, deps.controllerNamespace, deps.env);
-  const migrate = deps.migration ? migrationReconciler({ ...deps.migration, recorder: deps.recorder, logger: deps.logger, now }) : undefined;
+  const migrate = deps.migration
+    ? migrationReconciler({ ...deps.migration, recorder: deps.recorder, logger: deps.logger, now })
+    : undefined;
   const organizationOf = organizationLookup(deps.kube);
   const dataStoreOf = dataStoreLookup(deps.kube);
   const reconcileBackup = backupReconciler({
-    kube: deps.kube, tcps: deps.tcps, keys: deps.keys, recorder: deps.recorder, logger: deps.logger,
+    kube: deps.kube,
+    tcps: deps.tcps,
+    keys: deps.keys,
+    recorder: deps.recorder,
+    logger: deps.logger,
     latestBackup: deps.latestBackup ?? s3LatestBackup,
     countWrite: (action) => deps.metrics.writes.inc({ action }),
   });
   const reconcileRestore = restoreReconciler({
-    kube: deps.kube, tcps: deps.tcps, recorder: deps.recorder, logger: deps.logger,
+    kube: deps.kube,
+    tcps: deps.tcps,
+    recorder: deps.recorder,
+    logger: deps.logger,
     inspectBackup: deps.inspectBackup ?? s3InspectBackup,
     countWrite: (action) => deps.metrics.writes.inc({ action }),
     now,
@@ -89,17 +145,33 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     deps.metrics.writes.inc({ action: action.kind });
     switch (action.kind) {
       case 'createTenantControlPlane': {
-        const object = { ...action.object, metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(cluster)] } };
+        const object = {
+          ...action.object,
+          metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(cluster)] },
+        };
         const created = await createOrGet(TCP_REF, namespace, object);
-        await deps.recorder.record(cluster, 'Normal', 'TenantControlPlaneCreated', `created TenantControlPlane ${names.tenantControlPlane}`);
+        await deps.recorder.record(
+          cluster,
+          'Normal',
+          'TenantControlPlaneCreated',
+          `created TenantControlPlane ${names.tenantControlPlane}`,
+        );
         return { ...o, tcp: created as TenantControlPlane };
       }
       case 'createKmsKey':
         await createOrGet(KMSKEY_REF, namespace, action.object);
-        await deps.recorder.record(cluster, 'Normal', 'KMSKeyCreated', `created KMSKey ${names.autoEtcdKey} (purpose etcd, retained)`);
+        await deps.recorder.record(
+          cluster,
+          'Normal',
+          'KMSKeyCreated',
+          `created KMSKey ${names.autoEtcdKey} (purpose etcd, retained)`,
+        );
         return { ...o, autoKey: action.object };
       case 'updateKmsKeySpec':
-        await deps.kube.patch({ ...KMSKEY_REF, namespace, name: names.autoEtcdKey }, { spec: { rotation: action.spec.rotation } });
+        await deps.kube.patch(
+          { ...KMSKEY_REF, namespace, name: names.autoEtcdKey },
+          { spec: { rotation: action.spec.rotation } },
+        );
         return { ...o, autoKey: { spec: action.spec } };
       case 'createServiceAccount':
         await createOrGet(CORE('serviceaccounts'), namespace, action.object);
@@ -113,12 +185,24 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       case 'patchTenantControlPlane': {
         const tcp = o.tcp!;
         // The lists have no merge keys: write the whole deployment, guarded by resourceVersion.
-        const updated = await deps.kube.replace<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: tcp.metadata.name }, {
-          ...tcp,
-          spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
-        } as KubeObject);
-        const verb = { attach: 'attached the KMS plugin to', update: 'updated the KMS fields of', detach: 'detached KMS from' }[action.change];
-        await deps.recorder.record(cluster, action.change === 'detach' ? 'Warning' : 'Normal', 'TenantControlPlanePatched', `${verb} TenantControlPlane ${tcp.metadata.name}`);
+        const updated = await deps.kube.replace<TenantControlPlane & KubeObject>(
+          { ...TCP_REF, namespace, name: tcp.metadata.name },
+          {
+            ...tcp,
+            spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
+          } as KubeObject,
+        );
+        const verb = {
+          attach: 'attached the KMS plugin to',
+          update: 'updated the KMS fields of',
+          detach: 'detached KMS from',
+        }[action.change];
+        await deps.recorder.record(
+          cluster,
+          action.change === 'detach' ? 'Warning' : 'Normal',
+          'TenantControlPlanePatched',
+          `${verb} TenantControlPlane ${tcp.metadata.name}`,
+        );
         return { ...o, tcp: updated };
       }
       default:
@@ -126,7 +210,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     }
   }
 
-  async function createOrGet(ref: { group: string; version: string; plural: string }, namespace: string, object: KubeObject): Promise<KubeObject> {
+  async function createOrGet(
+    ref: { group: string; version: string; plural: string },
+    namespace: string,
+    object: KubeObject,
+  ): Promise<KubeObject> {
     try {
       return await deps.kube.create({ ...ref, namespace }, object);
     } catch (error) {
@@ -152,8 +240,16 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       const fresh = await deps.kube.get<Cluster>(ref);
       // Only a foreign write is written over: if our own fields moved, this reconcile planned from
       // a stale copy (another reconcile's write not seen yet) and its step is thrown away.
-      if (fresh.metadata?.generation !== object.metadata?.generation || !isDeepStrictEqual(stripUndefined(fresh.status?.encryption), stripUndefined(object.status?.encryption))) throw error;
-      const theirs = new Map((fresh.status?.conditions ?? []).filter((c) => c.type === KDC_CLUSTER_CONDITIONS.kmsPreflight).map((c) => [c.type, c]));
+      if (
+        fresh.metadata?.generation !== object.metadata?.generation ||
+        !isDeepStrictEqual(stripUndefined(fresh.status?.encryption), stripUndefined(object.status?.encryption))
+      )
+        throw error;
+      const theirs = new Map(
+        (fresh.status?.conditions ?? [])
+          .filter((c) => c.type === KDC_CLUSTER_CONDITIONS.kmsPreflight)
+          .map((c) => [c.type, c]),
+      );
       const conditions = (status.conditions ?? []).map((c) => theirs.get(c.type) ?? c);
       for (const c of theirs.values()) if (!conditions.some((x) => x.type === c.type)) conditions.push(c);
       return updateStatusIfChanged(deps.kube, ref, fresh, { ...status, conditions });
@@ -168,23 +264,49 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const generation = cluster.metadata?.generation ?? 0;
     const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
     const kmsKeys = deps.keys.list(namespace);
-    const validation = validateCluster(await gatherClusterFacts({ cluster, clusters: deps.clusters.list(), kmsKeys, tcp, platform: await platformConfig(), dataStoreOf, now: now() }));
+    const validation = validateCluster(
+      await gatherClusterFacts({
+        cluster,
+        clusters: deps.clusters.list(),
+        kmsKeys,
+        tcp,
+        platform: await platformConfig(),
+        dataStoreOf,
+        now: now(),
+      }),
+    );
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
 
     // The plugin instances and their keys (plugin-keys.ts): a new keyRef is switched to through
     // two instances side by side, or refused while rows are being migrated.
     const enabledNow = validation.ok && validation.spec.encryption?.etcd.enabled === true;
-    const desiredEtcdKeyId = validation.ok && validation.etcdKeyRef ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef)) : undefined;
+    const desiredEtcdKeyId =
+      validation.ok && validation.etcdKeyRef
+        ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef))
+        : undefined;
     const keyChange: KeyChangeInput = {
       keys: recordedPluginKeys(cluster.status, tcp, tcp !== null && isAttached(tcp)),
-      desired: enabledNow && validation.ok && validation.etcdKeyRef ? { keyRef: validation.etcdKeyRef, transitKey: kmsKeyTransitName(namespace, validation.etcdKeyRef, desiredEtcdKeyId) } : undefined,
+      desired:
+        enabledNow && validation.ok && validation.etcdKeyRef
+          ? {
+              keyRef: validation.etcdKeyRef,
+              transitKey: kmsKeyTransitName(namespace, validation.etcdKeyRef, desiredEtcdKeyId),
+            }
+          : undefined,
       migrating: cluster.status?.encryption?.migration !== undefined,
     };
-    const pluginKeys = keyChange.keys.length ? keyChange.keys : nextPluginKeys({ ...keyChange, rolledOut: false, proven: false });
+    const pluginKeys = keyChange.keys.length
+      ? keyChange.keys
+      : nextPluginKeys({ ...keyChange, rolledOut: false, proven: false });
     const refusedKey = refusedKeyChange(keyChange);
 
     const base: ObservedCluster = {
-      namespace, name, generation, validation, tcp, pluginKeys,
+      namespace,
+      name,
+      generation,
+      validation,
+      tcp,
+      pluginKeys,
       organization: await organizationOf(namespace),
       autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
       etcdKeyId: desiredEtcdKeyId,
@@ -193,91 +315,190 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       preflight: findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight),
       providerState: cluster.status?.encryption,
     };
-    const pass = await runPass<ObservedCluster, ClusterAction>({
-      // Only read what the plan needs: an unencrypted cluster costs no extra reads.
-      observe: async () => (!enabledNow || planCluster(base).kind === 'createTenantControlPlane' ? base : {
-        ...base,
-        serviceAccountExists: (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.kmsPluginServiceAccount))) !== null,
-        secretData: decodeSecretData(await deps.kube.getOrNull(CORE('secrets', namespace, names.encryptionConfigSecret))),
-      }),
-      plan: planCluster,
-      stops: (a) => a.kind === 'done' || a.kind === 'invalid' || a.kind === 'waitForPreflight',
-      execute: (a, o) => execute(a, cluster, o),
-      maxSteps: MAX_STEPS,
-    }, { onStep: (a) => deps.logger.info({ cluster: key, action: a.kind }, 'reconcile step') });
+    const pass = await runPass<ObservedCluster, ClusterAction>(
+      {
+        // Only read what the plan needs: an unencrypted cluster costs no extra reads.
+        observe: async () =>
+          !enabledNow || planCluster(base).kind === 'createTenantControlPlane'
+            ? base
+            : {
+                ...base,
+                serviceAccountExists:
+                  (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.kmsPluginServiceAccount))) !==
+                  null,
+                secretData: decodeSecretData(
+                  await deps.kube.getOrNull(CORE('secrets', namespace, names.encryptionConfigSecret)),
+                ),
+              },
+        plan: planCluster,
+        stops: (a) => a.kind === 'done' || a.kind === 'invalid' || a.kind === 'waitForPreflight',
+        execute: (a, o) => execute(a, cluster, o),
+        maxSteps: MAX_STEPS,
+      },
+      { onStep: (a) => deps.logger.info({ cluster: key, action: a.kind }, 'reconcile step') },
+    );
     const { observed, step: action } = pass;
 
     if (!validation.ok) {
       const first = validation.errors[0]!;
       deps.metrics.invalid.inc({ reason: first.reason });
-      if (previousError?.status !== 'True' || previousError.reason !== first.reason || previousError.observedGeneration !== generation) {
-        await deps.recorder.record(cluster, 'Warning', 'EncryptionConfigError', validation.errors.map((e) => e.message).join('; '));
+      if (
+        previousError?.status !== 'True' ||
+        previousError.reason !== first.reason ||
+        previousError.observedGeneration !== generation
+      ) {
+        await deps.recorder.record(
+          cluster,
+          'Warning',
+          'EncryptionConfigError',
+          validation.errors.map((e) => e.message).join('; '),
+        );
       }
     }
     // Said on every reconcile while the annotation stays, not once (SPEC 5): this pass detached, or an earlier one did.
-    const forceDisabled = validation.ok && (validation.forceDisabled || (validation.forceDisable && !isAttached(observed.tcp)));
+    const forceDisabled =
+      validation.ok && (validation.forceDisabled || (validation.forceDisable && !isAttached(observed.tcp)));
     if (forceDisabled) {
-      await deps.recorder.record(cluster, 'Warning', 'ForceDisabled', `KMS is detached by ${ANNOTATIONS.forceDisableConfirmed} without the disable migration: rows still encrypted cannot be read; remove the annotation to end this warning`);
+      await deps.recorder.record(
+        cluster,
+        'Warning',
+        'ForceDisabled',
+        `KMS is detached by ${ANNOTATIONS.forceDisableConfirmed} without the disable migration: rows still encrypted cannot be read; remove the annotation to end this warning`,
+      );
     }
 
     const enabled = enabledNow;
     const writer = pluginKeys.find((k) => k.mode === 'write');
     // What the cluster encrypts with now (the spec's keyRef once a switch to it is through).
     const etcdKeyRef = writer?.keyRef ?? (validation.ok ? validation.etcdKeyRef : undefined);
-    const etcdKey = etcdKeyRef ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey']) : undefined;
+    const etcdKey = etcdKeyRef
+      ? (deps.keys.get(etcdKeyRef, namespace) as Parameters<typeof clusterStatus>[0]['etcdKey'])
+      : undefined;
     const providers = providersOf(observed);
     const attached = observed.tcp !== null && isAttached(observed.tcp);
     // After the disable migration KMS is detached: there is no plugin to look at and no row to move.
-    const decrypted = providers !== undefined && validation.ok && disableComplete(providers, validation.spec.encryption?.etcd.disableRequested === true) && !attached;
-    const tenant = enabled && !decrypted && action.kind === 'done' && observed.tcp ? await deps.observeTenant(namespace, name, observed.tcp, writer?.slot) : undefined;
-    const rollout = tenant?.controlPlaneReady && observed.tcp
-      ? judgeRollout({ desiredHash: configHashOf(observed.tcp), replicas: tenant.replicas ?? [], kmsProvidersHealthy: tenant.kmsProvidersHealthy === true })
-      : undefined;
+    const decrypted =
+      providers !== undefined &&
+      validation.ok &&
+      disableComplete(providers, validation.spec.encryption?.etcd.disableRequested === true) &&
+      !attached;
+    const tenant =
+      enabled && !decrypted && action.kind === 'done' && observed.tcp
+        ? await deps.observeTenant(namespace, name, observed.tcp, writer?.slot)
+        : undefined;
+    const rollout =
+      tenant?.controlPlaneReady && observed.tcp
+        ? judgeRollout({
+            desiredHash: configHashOf(observed.tcp),
+            replicas: tenant.replicas ?? [],
+            kmsProvidersHealthy: tenant.kmsProvidersHealthy === true,
+          })
+        : undefined;
     // One migration step (a scan, or a page of re-writes) per reconcile, never during a restore.
-    const migration = validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning(cluster)
-      ? await migrate({
-        cluster, namespace, spec: validation.spec, tcp: observed.tcp, providers, configHash: configHashOf(observed.tcp), rollout,
-        switching: keySwitchPhase(pluginKeys) === 'promoted',
-        ...(tenant?.client ? { client: tenant.client } : {}),
-        ...migrationState(cluster.status),
-      })
-      : undefined;
+    const migration =
+      validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning(cluster)
+        ? await migrate({
+            cluster,
+            namespace,
+            spec: validation.spec,
+            tcp: observed.tcp,
+            providers,
+            configHash: configHashOf(observed.tcp),
+            rollout,
+            switching: keySwitchPhase(pluginKeys) === 'promoted',
+            ...(tenant?.client ? { client: tenant.client } : {}),
+            ...migrationState(cluster.status),
+          })
+        : undefined;
     // The next phase of a key switch, from what this reconcile saw: the config it wrote rolled out, a scan proved the rows.
-    const nextKeys = enabled && !decrypted
-      ? nextPluginKeys({ ...keyChange, keys: pluginKeys, rolledOut: action.kind === 'done' && rollout?.ready === true, proven: migration?.settled === true && !restoreRunning(cluster) })
-      : [];
-    for (const event of enabled ? keySwitchEvents(pluginKeys, nextKeys, refusedKey, cluster.status) : []) await deps.recorder.record(cluster, event.type, event.reason, event.message);
+    const nextKeys =
+      enabled && !decrypted
+        ? nextPluginKeys({
+            ...keyChange,
+            keys: pluginKeys,
+            rolledOut: action.kind === 'done' && rollout?.ready === true,
+            proven: migration?.settled === true && !restoreRunning(cluster),
+          })
+        : [];
+    for (const event of enabled ? keySwitchEvents(pluginKeys, nextKeys, refusedKey, cluster.status) : [])
+      await deps.recorder.record(cluster, event.type, event.reason, event.message);
     let status = clusterStatus({
-      generation, previous: cluster.status, validation, outcome: action, etcdKey, tenant, migration, providers, attached, forceDisabled, now: now(),
+      generation,
+      previous: cluster.status,
+      validation,
+      outcome: action,
+      etcdKey,
+      tenant,
+      migration,
+      providers,
+      attached,
+      forceDisabled,
+      now: now(),
       ...(observed.tcp ? { configHash: configHashOf(observed.tcp) } : {}),
       keys: { current: nextKeys, ...(refusedKey ? { refused: refusedKey } : {}) },
     });
     if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
-      const backup = await reconcileBackup({ cluster, namespace, name, spec: validation.spec, platform: validation.platform!, organization: observed.organization, tcp: observed.tcp, restoring: restoreRunning(cluster) });
-      status = { ...status, ...backup.fields, conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()) };
+      const backup = await reconcileBackup({
+        cluster,
+        namespace,
+        name,
+        spec: validation.spec,
+        platform: validation.platform!,
+        organization: observed.organization,
+        tcp: observed.tcp,
+        restoring: restoreRunning(cluster),
+      });
+      status = {
+        ...status,
+        ...backup.fields,
+        conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()),
+      };
     }
     let restoring = false;
     let written: Cluster = cluster;
     if (validation.ok && validation.platform && observed.tcp) {
       const backupKeyRef = validation.backupKeyRef ?? resolveKeyRefs(name, validation.spec).backup;
-      const backupTransitKey = kmsKeyTransitName(namespace, backupKeyRef, keyIdOf(deps.keys.get(backupKeyRef, namespace)));
+      const backupTransitKey = kmsKeyTransitName(
+        namespace,
+        backupKeyRef,
+        keyIdOf(deps.keys.get(backupKeyRef, namespace)),
+      );
       const restore = await reconcileRestore({
-        cluster, namespace, name, spec: validation.spec, platform: validation.platform, organization: observed.organization, tcp: observed.tcp, backupTransitKey,
+        cluster,
+        namespace,
+        name,
+        spec: validation.spec,
+        platform: validation.platform,
+        organization: observed.organization,
+        tcp: observed.tcp,
+        backupTransitKey,
       });
       restoring = restore.active;
       written = restore.cluster;
-      status = { ...status, ...restore.fields, ...(restore.condition ? { conditions: setConditions(status.conditions, [{ ...restore.condition, observedGeneration: generation }], now()) } : {}) };
+      status = {
+        ...status,
+        ...restore.fields,
+        ...(restore.condition
+          ? {
+              conditions: setConditions(
+                status.conditions,
+                [{ ...restore.condition, observedGeneration: generation }],
+                now(),
+              ),
+            }
+          : {}),
+      };
     }
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
     const wrote = await writeStatus(written, status);
     if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
     // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
     if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};
-    const resync = status.encryption?.kmsPluginReady ? deps.observePeriodMs ?? 30_000 : PENDING_RESYNC_MS;
+    const resync = status.encryption?.kmsPluginReady ? (deps.observePeriodMs ?? 30_000) : PENDING_RESYNC_MS;
     // The next migration step follows at once, but after a status write it waits for that write's
     // watch event: planning from the cache before it arrived would start from the old checkpoint
     // (and the next status write would conflict).
-    const next = migration?.requeueAfterMs === 0 && wrote ? resync : migration?.requeueAfterMs ?? resync;
+    const next = migration?.requeueAfterMs === 0 && wrote ? resync : (migration?.requeueAfterMs ?? resync);
     return { requeueAfterMs: Math.min(resync, next) };
   };
 }

@@ -25,7 +25,13 @@ export interface ObservedRestore {
    * The DataStore's etcd (undefined: not looked up yet). `ok: false` says why it cannot be
    * restored into; `statefulSet` is null when there is no StatefulSet to scale (with the reason).
    */
-  etcd?: EtcdLayoutResult & { statefulSet: string | null; missing?: string; specReplicas: number; runningReplicas: number; readyReplicas: number };
+  etcd?: EtcdLayoutResult & {
+    statefulSet: string | null;
+    missing?: string;
+    specReplicas: number;
+    runningReplicas: number;
+    readyReplicas: number;
+  };
   desiredReplicas: number;
   tcpReplicas?: number;
   tcpReadyReplicas: number;
@@ -66,7 +72,8 @@ export function planRestore(o: ObservedRestore): RestoreAction {
       return { kind: 'setState', state: 'Validating' };
     case 'Validating':
       if (!o.backup || !o.etcd) return { kind: 'wait', message: 'validating the backup and the DataStore' };
-      if (!o.backup.ok) return { kind: 'setState', state: 'Failed', failure: `${o.backup.reason}: ${o.backup.message}` };
+      if (!o.backup.ok)
+        return { kind: 'setState', state: 'Failed', failure: `${o.backup.reason}: ${o.backup.message}` };
       if (!o.etcd.ok) return { kind: 'setState', state: 'Failed', failure: `${o.etcd.reason}: ${o.etcd.message}` };
       return { kind: 'setState', state: 'DrainingControlPlane' };
     case 'DrainingControlPlane':
@@ -84,12 +91,21 @@ export function planRestore(o: ObservedRestore): RestoreAction {
         if (!o.etcd) return { kind: 'wait', message: 'reading the etcd StatefulSet' };
         if (!o.etcd.statefulSet) return missingEtcd(o);
         // What Validating checked may have changed since (a neighbour on the DataStore, a new layout).
-        if (!o.etcd.ok) return { kind: 'setState', state: 'StartingEtcd', failure: `${o.etcd.reason}: ${o.etcd.message}; etcd keeps its previous data` };
+        if (!o.etcd.ok)
+          return {
+            kind: 'setState',
+            state: 'StartingEtcd',
+            failure: `${o.etcd.reason}: ${o.etcd.message}; etcd keeps its previous data`,
+          };
         return { kind: 'createRestoreJob' };
       }
       if (!o.restoreJob.result) return { kind: 'wait', message: `restore Job ${o.restoreJob.name} is running` };
       if (o.restoreJob.result === 'Failed') {
-        return { kind: 'setState', state: 'StartingEtcd', failure: `RestoreJobFailed: Job ${o.restoreJob.name} failed${o.restoreJob.reason ? ` (${o.restoreJob.reason})` : ''}; etcd keeps its previous data` };
+        return {
+          kind: 'setState',
+          state: 'StartingEtcd',
+          failure: `RestoreJobFailed: Job ${o.restoreJob.name} failed${o.restoreJob.reason ? ` (${o.restoreJob.reason})` : ''}; etcd keeps its previous data`,
+        };
       }
       return { kind: 'setState', state: 'StartingEtcd' };
     case 'StartingEtcd':
@@ -97,30 +113,59 @@ export function planRestore(o: ObservedRestore): RestoreAction {
       if (!o.etcd.statefulSet) return missingEtcd(o);
       if (o.etcd.specReplicas !== 1) return { kind: 'scaleEtcd', replicas: 1 };
       if (o.etcd.readyReplicas < 1) {
-        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS) return { kind: 'setState', state: 'Failed', failure: `EtcdStartFailed: the etcd StatefulSet is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pod; the data from before the restore is in <data-dir>.pre-restore` };
+        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS)
+          return {
+            kind: 'setState',
+            state: 'Failed',
+            failure: `EtcdStartFailed: the etcd StatefulSet is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pod; the data from before the restore is in <data-dir>.pre-restore`,
+          };
         return { kind: 'wait', message: 'waiting for etcd to be ready' };
       }
       return { kind: 'setState', state: 'StartingControlPlane' };
     case 'StartingControlPlane':
       if (o.tcpReplicas !== o.desiredReplicas) return { kind: 'scaleControlPlane', replicas: o.desiredReplicas };
       if (!o.tcpReady) {
-        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS) return { kind: 'setState', state: 'Failed', failure: `ControlPlaneStartFailed: the TenantControlPlane is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pods (kube-apiserver and kms-plugin logs)` };
+        if ((o.stateAgeMs ?? 0) > START_TIMEOUT_MS)
+          return {
+            kind: 'setState',
+            state: 'Failed',
+            failure: `ControlPlaneStartFailed: the TenantControlPlane is not Ready after ${START_TIMEOUT_MS / 60_000} minutes; look at its pods (kube-apiserver and kms-plugin logs)`,
+          };
         return { kind: 'wait', message: 'waiting for the control plane to be Ready' };
       }
       return { kind: 'setState', state: o.failure ? 'Failed' : 'Succeeded' };
     default:
-      return { kind: 'setState', state: 'Failed', failure: `UnknownState: restore-state "${o.state as string}" is not a state of this controller` };
+      return {
+        kind: 'setState',
+        state: 'Failed',
+        failure: `UnknownState: restore-state "${o.state as string}" is not a state of this controller`,
+      };
   }
 }
 
 /** RestoreReady for the current restore (undefined: none was ever requested). */
-export function restoreCondition(key: string | undefined, state: RestoreState | undefined, failure: string | undefined): Omit<ConditionInput, 'observedGeneration'> | undefined {
+export function restoreCondition(
+  key: string | undefined,
+  state: RestoreState | undefined,
+  failure: string | undefined,
+): Omit<ConditionInput, 'observedGeneration'> | undefined {
   if (!key) return undefined;
   const type = KDC_CLUSTER_CONDITIONS.restoreReady;
-  if (state === 'Succeeded') return { type, status: 'True', reason: 'Succeeded', message: `Restore from "${key}" complete` };
+  if (state === 'Succeeded')
+    return { type, status: 'True', reason: 'Succeeded', message: `Restore from "${key}" complete` };
   if (state === 'Failed') {
     const [reason, ...detail] = (failure ?? 'Failed: no detail recorded').split(': ');
-    return { type, status: 'False', reason: 'Failed', message: `Restore from "${key}" failed (${reason}): ${detail.join(': ')}` };
+    return {
+      type,
+      status: 'False',
+      reason: 'Failed',
+      message: `Restore from "${key}" failed (${reason}): ${detail.join(': ')}`,
+    };
   }
-  return { type, status: 'False', reason: 'RestoreInProgress', message: `Restore from "${key}": ${state ?? 'requested'}${failure ? ` (bringing the tenant back after: ${failure})` : ''}` };
+  return {
+    type,
+    status: 'False',
+    reason: 'RestoreInProgress',
+    message: `Restore from "${key}": ${state ?? 'requested'}${failure ? ` (bringing the tenant back after: ${failure})` : ''}`,
+  };
 }

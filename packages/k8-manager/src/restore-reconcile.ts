@@ -1,8 +1,22 @@
 import {
-  ANNOTATIONS, BACKUP_CREDENTIAL_KEYS,
-  checkS3Endpoint, clusterNames, rfc3339, resolveBackupSettings, restoreRun, runPass,
-  type EventRecorder, type Informer, type KdcClusterSpec, type KdcClusterStatus, type KubeClient, type KubeObject, type Logger,
-  type PlatformConfig, type RestoreStatus, type TenantControlPlane,
+  ANNOTATIONS,
+  BACKUP_CREDENTIAL_KEYS,
+  checkS3Endpoint,
+  clusterNames,
+  rfc3339,
+  resolveBackupSettings,
+  restoreRun,
+  runPass,
+  type EventRecorder,
+  type Informer,
+  type KdcClusterSpec,
+  type KdcClusterStatus,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type PlatformConfig,
+  type RestoreStatus,
+  type TenantControlPlane,
 } from '@kdc/shared';
 import { readBucketCredentials, type BackupInspector } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
@@ -57,50 +71,119 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     const refuse = (reason: string, message: string) => ({ ok: false as const, reason, message });
     const { parseBackupKey } = await import('@kdc/backup-envelope');
     const parsed = parseBackupKey(key);
-    if (!parsed) return refuse('InvalidKey', `"${key}" is neither <cluster>/<cluster>-<timestamp>/ (an envelope backup) nor <cluster>/<cluster>-<timestamp>.db (a plaintext one)`);
-    if (parsed.cluster !== input.name) return refuse('ForeignKey', `"${key}" is a backup of cluster ${parsed.cluster}, not of ${input.name}`);
-    if (parsed.kind === 'plaintext' && input.cluster.metadata?.annotations?.[ANNOTATIONS.restoreUnauthenticatedConfirmed] !== key) {
-      return refuse('UnauthenticatedBackup', `"${key}" is a plaintext snapshot: nothing authenticates it, and anyone who can write to the bucket could have put it there. Restore it only if you know where it came from: set the annotation ${ANNOTATIONS.restoreUnauthenticatedConfirmed}=${key} as well (kubectl kdc backups restore --confirm-unauthenticated)`);
+    if (!parsed)
+      return refuse(
+        'InvalidKey',
+        `"${key}" is neither <cluster>/<cluster>-<timestamp>/ (an envelope backup) nor <cluster>/<cluster>-<timestamp>.db (a plaintext one)`,
+      );
+    if (parsed.cluster !== input.name)
+      return refuse('ForeignKey', `"${key}" is a backup of cluster ${parsed.cluster}, not of ${input.name}`);
+    if (
+      parsed.kind === 'plaintext' &&
+      input.cluster.metadata?.annotations?.[ANNOTATIONS.restoreUnauthenticatedConfirmed] !== key
+    ) {
+      return refuse(
+        'UnauthenticatedBackup',
+        `"${key}" is a plaintext snapshot: nothing authenticates it, and anyone who can write to the bucket could have put it there. Restore it only if you know where it came from: set the annotation ${ANNOTATIONS.restoreUnauthenticatedConfirmed}=${key} as well (kubectl kdc backups restore --confirm-unauthenticated)`,
+      );
     }
     const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
-    if (!settings?.ok) return refuse('BackupDisabled', 'spec.backup is disabled or invalid: the bucket to restore from is unknown');
+    if (!settings?.ok)
+      return refuse('BackupDisabled', 'spec.backup is disabled or invalid: the bucket to restore from is unknown');
     const endpoint = checkS3Endpoint(settings.settings.s3Endpoint, input.platform);
     if (!endpoint.ok) return refuse(endpoint.reason, endpoint.message);
     const bucket = await readBucketCredentials(deps.kube, input.namespace, settings.settings.credentialSecret);
     if (!bucket || bucket.missing.length) {
-      return refuse('S3NotAvailable', `Secret ${input.namespace}/${settings.settings.credentialSecret} with ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} is needed to read the backup`);
+      return refuse(
+        'S3NotAvailable',
+        `Secret ${input.namespace}/${settings.settings.credentialSecret} with ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} is needed to read the backup`,
+      );
     }
     let found;
     try {
-      found = await deps.inspectBackup({ cluster: input.name, bucket: settings.settings.bucket, endpoint: settings.settings.s3Endpoint, credentials: bucket.credentials, key });
+      found = await deps.inspectBackup({
+        cluster: input.name,
+        bucket: settings.settings.bucket,
+        endpoint: settings.settings.s3Endpoint,
+        credentials: bucket.credentials,
+        key,
+      });
     } catch (error) {
-      return refuse('BackupUnreadable', `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message.slice(0, 400)}`);
+      return refuse(
+        'BackupUnreadable',
+        `cannot read s3://${settings.settings.bucket}/${key}: ${(error as Error).message.slice(0, 400)}`,
+      );
     }
-    if (!found.found) return refuse('BackupNotFound', `s3://${settings.settings.bucket}/${key} does not exist or is incomplete (no metadata.json or no snapshot.db.enc)`);
+    if (!found.found)
+      return refuse(
+        'BackupNotFound',
+        `s3://${settings.settings.bucket}/${key} does not exist or is incomplete (no metadata.json or no snapshot.db.enc)`,
+      );
     if (found.kind === 'envelope') {
       const expected = input.backupTransitKey;
-      if (found.transitKey !== expected) return refuse('ForeignKey', `the backup's data key is wrapped by Transit key ${found.transitKey}, not by this cluster's backup key ${expected}`);
-      if (found.source?.cluster !== undefined && found.source.cluster !== input.name) return refuse('ForeignKey', `the backup was taken of cluster ${found.source.cluster}, not of ${input.name}`);
+      if (found.transitKey !== expected)
+        return refuse(
+          'ForeignKey',
+          `the backup's data key is wrapped by Transit key ${found.transitKey}, not by this cluster's backup key ${expected}`,
+        );
+      if (found.source?.cluster !== undefined && found.source.cluster !== input.name)
+        return refuse('ForeignKey', `the backup was taken of cluster ${found.source.cluster}, not of ${input.name}`);
       if (found.source?.namespace !== undefined && found.source.namespace !== input.namespace) {
-        return refuse('ForeignBackup', `the backup was taken of cluster ${input.name} in namespace ${found.source.namespace}, not in ${input.namespace}`);
+        return refuse(
+          'ForeignBackup',
+          `the backup was taken of cluster ${input.name} in namespace ${found.source.namespace}, not in ${input.namespace}`,
+        );
       }
     }
     return { ok: true };
   }
 
   async function observeEtcd(input: RestoreInput): Promise<NonNullable<ObservedRestore['etcd']>> {
-    const none = (reason: string, message: string) => ({ ok: false as const, reason, message, statefulSet: null, missing: message, specReplicas: 0, runningReplicas: 0, readyReplicas: 0 });
+    const none = (reason: string, message: string) => ({
+      ok: false as const,
+      reason,
+      message,
+      statefulSet: null,
+      missing: message,
+      specReplicas: 0,
+      runningReplicas: 0,
+      readyReplicas: 0,
+    });
     const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
-    if (!ds.name || !ds.object) return none('DataStoreUnknown', `the DataStore of TenantControlPlane ${input.tcp.metadata.name} is not known`);
+    if (!ds.name || !ds.object)
+      return none('DataStoreUnknown', `the DataStore of TenantControlPlane ${input.tcp.metadata.name} is not known`);
     const ref = ds.object.metadata?.annotations?.[ANNOTATIONS.etcdStatefulSet];
-    if (!ref) return none('DataStoreUnmanaged', `DataStore ${ds.name} has no ${ANNOTATIONS.etcdStatefulSet} annotation naming the StatefulSet that runs its etcd`);
-    const [stsNamespace, stsName] = ref.includes('/') ? ref.split('/') as [string, string] : [input.namespace, ref];
-    if (stsNamespace !== input.namespace) return none('DataStoreUnmanaged', `the etcd StatefulSet ${ref} of DataStore ${ds.name} must run in the cluster's namespace ${input.namespace}`);
-    const sts = await deps.kube.getOrNull<KubeObject & EtcdStatefulSet>({ ...STATEFULSET_REF, namespace: stsNamespace, name: stsName });
+    if (!ref)
+      return none(
+        'DataStoreUnmanaged',
+        `DataStore ${ds.name} has no ${ANNOTATIONS.etcdStatefulSet} annotation naming the StatefulSet that runs its etcd`,
+      );
+    const [stsNamespace, stsName] = ref.includes('/') ? (ref.split('/') as [string, string]) : [input.namespace, ref];
+    if (stsNamespace !== input.namespace)
+      return none(
+        'DataStoreUnmanaged',
+        `the etcd StatefulSet ${ref} of DataStore ${ds.name} must run in the cluster's namespace ${input.namespace}`,
+      );
+    const sts = await deps.kube.getOrNull<KubeObject & EtcdStatefulSet>({
+      ...STATEFULSET_REF,
+      namespace: stsNamespace,
+      name: stsName,
+    });
     if (!sts) return none('DataStoreUnmanaged', `StatefulSet ${ref} (from DataStore ${ds.name}) does not exist`);
-    const counts = { statefulSet: stsName, specReplicas: sts.spec?.replicas ?? 1, runningReplicas: sts.status?.replicas ?? 0, readyReplicas: sts.status?.readyReplicas ?? 0 };
+    const counts = {
+      statefulSet: stsName,
+      specReplicas: sts.spec?.replicas ?? 1,
+      runningReplicas: sts.status?.replicas ?? 0,
+      readyReplicas: sts.status?.readyReplicas ?? 0,
+    };
     // Read even when shared, so that a tenant stopped by an earlier step can be started again.
-    if (ds.neighbours.length) return { ok: false, reason: 'SharedDataStore', message: `DataStore ${ds.name} also serves ${ds.neighbours.join(', ')}: restoring its etcd would roll their data back too`, ...counts };
+    if (ds.neighbours.length)
+      return {
+        ok: false,
+        reason: 'SharedDataStore',
+        message: `DataStore ${ds.name} also serves ${ds.neighbours.join(', ')}: restoring its etcd would roll their data back too`,
+        ...counts,
+      };
     return { ...etcdLayout(sts), ...counts };
   }
 
@@ -123,18 +206,28 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     /** Shows `r` in the annotations (only what differs). */
     const show = async (r: RestoreStatus) => {
       const shown = current.metadata?.annotations ?? {};
-      const want: Record<string, string | null> = { [ANNOTATIONS.restoreState]: r.state ?? null, [ANNOTATIONS.restoreFailure]: r.failure ?? null, [ANNOTATIONS.restoreStateSince]: r.since ?? null };
+      const want: Record<string, string | null> = {
+        [ANNOTATIONS.restoreState]: r.state ?? null,
+        [ANNOTATIONS.restoreFailure]: r.failure ?? null,
+        [ANNOTATIONS.restoreStateSince]: r.since ?? null,
+      };
       if (Object.entries(want).every(([k, v]) => (shown[k] ?? null) === v)) return;
       current = await deps.kube.patch<Cluster>(ref, { metadata: { annotations: want } }, 'merge');
     };
     /** Records `r` in status.restore, compare-and-swap on what this pass last read or wrote. */
     const save = async (r: RestoreStatus) => {
-      current = await deps.kube.replace<Cluster>({ ...ref, subresource: 'status' }, { ...current, status: { ...current.status, restore: r } } as KubeObject);
+      current = await deps.kube.replace<Cluster>({ ...ref, subresource: 'status' }, {
+        ...current,
+        status: { ...current.status, restore: r },
+      } as KubeObject);
       record = r;
       await show(r);
     };
 
-    const tcpStatus = (input.tcp.status as { kubernetesResources?: { version?: { status?: string }; deployment?: { readyReplicas?: number } } } | undefined)?.kubernetesResources;
+    const tcpStatus = (
+      input.tcp.status as
+        { kubernetesResources?: { version?: { status?: string }; deployment?: { readyReplicas?: number } } } | undefined
+    )?.kubernetesResources;
     // A run finished by a controller from before status.restore: what the annotations show, for the condition only.
     const legacyFailure = !run.fresh && !record ? annotations[ANNOTATIONS.restoreFailure] : undefined;
     const since = Date.parse(record?.since ?? '');
@@ -161,72 +254,137 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
           await save({ key, state: action.state, since: rfc3339(deps.now()), ...(failure ? { failure } : {}) });
           if (action.state === 'Succeeded') succeeded = rfc3339(deps.now());
           const warning = action.state === 'Failed' || (action.failure !== undefined && !o.failure);
-          await deps.recorder.record(current, warning ? 'Warning' : 'Normal', action.state === 'Failed' ? 'RestoreFailed' : action.state === 'Succeeded' ? 'RestoreSucceeded' : 'RestoreProgress',
-            `restore from "${key}": ${action.state}${action.failure ? ` (${action.failure})` : ''}`);
+          await deps.recorder.record(
+            current,
+            warning ? 'Warning' : 'Normal',
+            action.state === 'Failed'
+              ? 'RestoreFailed'
+              : action.state === 'Succeeded'
+                ? 'RestoreSucceeded'
+                : 'RestoreProgress',
+            `restore from "${key}": ${action.state}${action.failure ? ` (${action.failure})` : ''}`,
+          );
           return { ...o, state: action.state, stateAgeMs: 0, ...(failure ? { failure } : { failure: undefined }) };
         }
         case 'scaleControlPlane':
-          await deps.kube.patch({ ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane }, { spec: { controlPlane: { deployment: { replicas: action.replicas } } } }, 'merge');
+          await deps.kube.patch(
+            { ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane },
+            { spec: { controlPlane: { deployment: { replicas: action.replicas } } } },
+            'merge',
+          );
           return { ...o, tcpReplicas: action.replicas };
         case 'scaleEtcd': {
           const sts = o.etcd?.statefulSet;
           // planRestore never asks for this without a StatefulSet; if it did, end the run rather than write to a collection.
-          if (!sts) return execute({ kind: 'setState', state: 'Failed', failure: `EtcdStatefulSetMissing: ${o.etcd?.missing ?? 'no etcd StatefulSet to scale'}` });
-          await deps.kube.patch({ ...STATEFULSET_REF, namespace: input.namespace, name: sts }, { spec: { replicas: action.replicas } }, 'merge');
+          if (!sts)
+            return execute({
+              kind: 'setState',
+              state: 'Failed',
+              failure: `EtcdStatefulSetMissing: ${o.etcd?.missing ?? 'no etcd StatefulSet to scale'}`,
+            });
+          await deps.kube.patch(
+            { ...STATEFULSET_REF, namespace: input.namespace, name: sts },
+            { spec: { replicas: action.replicas } },
+            'merge',
+          );
           return { ...o, etcd: { ...o.etcd!, specReplicas: action.replicas } };
         }
         case 'createRestoreJob': {
-          const settings = resolveBackupSettings(input.namespace, input.name, input.spec, input.platform.s3Endpoint ?? '');
+          const settings = resolveBackupSettings(
+            input.namespace,
+            input.name,
+            input.spec,
+            input.platform.s3Endpoint ?? '',
+          );
           const allowed = settings?.ok && checkS3Endpoint(settings.settings.s3Endpoint, input.platform).ok;
           if (!settings?.ok || !allowed || !o.etcd?.ok || !input.platform.backupImage) {
-            return execute({ kind: 'setState', state: 'StartingEtcd', failure: 'RestoreJobFailed: the restore Job cannot be built (backup settings or endpoint, backup image or etcd layout changed since Validating)' });
+            return execute({
+              kind: 'setState',
+              state: 'StartingEtcd',
+              failure:
+                'RestoreJobFailed: the restore Job cannot be built (backup settings or endpoint, backup image or etcd layout changed since Validating)',
+            });
           }
           const job = buildRestoreJob({
-            namespace: input.namespace, cluster: input.name, key, settings: settings.settings, image: input.platform.backupImage,
-            openBaoUrl: input.platform.openBaoUrl, ...(input.organization ? { openBaoNamespace: input.organization } : {}),
-            hasCaBundle: Boolean(input.platform.openBaoCaBundle), transitKey: input.backupTransitKey,
+            namespace: input.namespace,
+            cluster: input.name,
+            key,
+            settings: settings.settings,
+            image: input.platform.backupImage,
+            openBaoUrl: input.platform.openBaoUrl,
+            ...(input.organization ? { openBaoNamespace: input.organization } : {}),
+            hasCaBundle: Boolean(input.platform.openBaoCaBundle),
+            transitKey: input.backupTransitKey,
             // Validating let a plaintext key through only with the person's confirmation.
             allowUnauthenticated: key.endsWith('.db'),
             layout: o.etcd.layout,
           });
-          await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, { ...job, metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] } } as KubeObject);
+          await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, {
+            ...job,
+            metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] },
+          } as KubeObject);
           return { ...o, restoreJob: { name: names.restoreJob } };
         }
         case 'deleteRestoreJob':
-          await deps.kube.delete({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob }, { propagationPolicy: 'Background' });
+          await deps.kube.delete(
+            { ...JOB_REF, namespace: input.namespace, name: names.restoreJob },
+            { propagationPolicy: 'Background' },
+          );
           return { ...o, restoreJob: null };
         default:
           return o;
       }
     }
 
-    const pass = await runPass<ObservedRestore, RestoreAction>({
-      // Before every step: the Job, the etcd StatefulSet and the backup as they are now (neither is
-      // watched), over what the steps of this pass changed. An ended run reads nothing.
-      observe: async () => {
-        if (o.state === 'Succeeded' || o.state === 'Failed') return o;
-        const job = await deps.kube.getOrNull<Job>({ ...JOB_REF, namespace: input.namespace, name: names.restoreJob });
-        o = { ...o, restoreJob: job ? jobOutcome(job) : null };
-        if (o.state && o.state !== 'DrainingControlPlane') o = { ...o, etcd: await observeEtcd(input) };
-        if (o.state === 'Validating') o = { ...o, backup: await validateBackup(input, key) };
-        return o;
+    const pass = await runPass<ObservedRestore, RestoreAction>(
+      {
+        // Before every step: the Job, the etcd StatefulSet and the backup as they are now (neither is
+        // watched), over what the steps of this pass changed. An ended run reads nothing.
+        observe: async () => {
+          if (o.state === 'Succeeded' || o.state === 'Failed') return o;
+          const job = await deps.kube.getOrNull<Job>({
+            ...JOB_REF,
+            namespace: input.namespace,
+            name: names.restoreJob,
+          });
+          o = { ...o, restoreJob: job ? jobOutcome(job) : null };
+          if (o.state && o.state !== 'DrainingControlPlane') o = { ...o, etcd: await observeEtcd(input) };
+          if (o.state === 'Validating') o = { ...o, backup: await validateBackup(input, key) };
+          return o;
+        },
+        plan: planRestore,
+        stops: (action) => action.kind === 'idle' || action.kind === 'wait',
+        execute: async (action) => {
+          o = await execute(action);
+          return undefined;
+        },
+        // Scaling is observed on the next pass, from the objects' status.
+        endsPass: (action) => action.kind === 'scaleControlPlane' || action.kind === 'scaleEtcd',
+        maxSteps: 8,
       },
-      plan: planRestore,
-      stops: (action) => action.kind === 'idle' || action.kind === 'wait',
-      execute: async (action) => {
-        o = await execute(action);
-        return undefined;
+      {
+        onStep: (action) =>
+          deps.logger.info(
+            { cluster: `${input.namespace}/${input.name}`, state: o.state, action: action.kind },
+            'restore step',
+          ),
       },
-      // Scaling is observed on the next pass, from the objects' status.
-      endsPass: (action) => action.kind === 'scaleControlPlane' || action.kind === 'scaleEtcd',
-      maxSteps: 8,
-    }, { onStep: (action) => deps.logger.info({ cluster: `${input.namespace}/${input.name}`, state: o.state, action: action.kind }, 'restore step') });
-    if (pass.step.kind === 'wait') deps.logger.debug({ cluster: `${input.namespace}/${input.name}`, state: o.state, wait: pass.step.message }, 'restore waiting');
+    );
+    if (pass.step.kind === 'wait')
+      deps.logger.debug(
+        { cluster: `${input.namespace}/${input.name}`, state: o.state, wait: pass.step.message },
+        'restore waiting',
+      );
     const fields = {
       ...previousFields,
       ...(succeeded ? { latestRestoreKey: key, latestRestoreTime: succeeded } : {}),
       ...(record ? { restore: record } : {}),
     };
-    return { condition: restoreCondition(key, o.state, o.failure), fields, active: o.state !== 'Succeeded' && o.state !== 'Failed', cluster: current };
+    return {
+      condition: restoreCondition(key, o.state, o.failure),
+      fields,
+      active: o.state !== 'Succeeded' && o.state !== 'Failed',
+      cluster: current,
+    };
   };
 }

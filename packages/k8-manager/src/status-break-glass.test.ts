@@ -9,15 +9,37 @@ const now = new Date('2026-11-22T10:00:00Z');
 const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', openBaoUrl: 'https://bao' } };
 const BREAK_GLASS = 'security.kube-dc.com/encryption-force-disable-confirmed';
 const validation = (more: Partial<ClusterFacts>, spec: object = { version: 'v1.35.0' }) =>
-  validateCluster({ namespace: 'ns', name: 'c1', spec, annotations: {}, platform, kmsKeys: [], otherClusters: [], attached: false, now, ...more });
+  validateCluster({
+    namespace: 'ns',
+    name: 'c1',
+    spec,
+    annotations: {},
+    platform,
+    kmsKeys: [],
+    otherClusters: [],
+    attached: false,
+    now,
+    ...more,
+  });
 const status = (forceDisabled: boolean, previous?: Condition[], v = validation({})) =>
-  clusterStatus({ generation: 2, previous: previous ? { conditions: previous } : undefined, validation: v, outcome: { kind: 'done' }, forceDisabled, now });
+  clusterStatus({
+    generation: 2,
+    previous: previous ? { conditions: previous } : undefined,
+    validation: v,
+    outcome: { kind: 'done' },
+    forceDisabled,
+    now,
+  });
 const find = (conditions: Condition[] | undefined, type: string) => conditions?.find((c) => c.type === type);
 
 describe('clusterStatus: break-glass', () => {
   it('says ForceDisabled (condition and Ready) while KMS is detached by break-glass', () => {
     const s = status(true);
-    expect(find(s.conditions, 'ForceDisabled')).toMatchObject({ status: 'True', reason: 'BreakGlassHonoured', observedGeneration: 2 });
+    expect(find(s.conditions, 'ForceDisabled')).toMatchObject({
+      status: 'True',
+      reason: 'BreakGlassHonoured',
+      observedGeneration: 2,
+    });
     expect(find(s.conditions, 'ForceDisabled')!.message).toMatch(/rows still encrypted are unreadable/);
     expect(find(s.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'ForceDisabled' });
   });
@@ -27,7 +49,10 @@ describe('clusterStatus: break-glass', () => {
     const v = validation({ attached: false, annotations: { [BREAK_GLASS]: '2001-01-01T00:00:00Z' } });
     expect(v).toMatchObject({ ok: true, forceDisabled: true });
     const again = status(v.ok && v.forceDisabled, first);
-    expect(find(again.conditions, 'ForceDisabled')).toMatchObject({ status: 'True', lastTransitionTime: find(first, 'ForceDisabled')!.lastTransitionTime });
+    expect(find(again.conditions, 'ForceDisabled')).toMatchObject({
+      status: 'True',
+      lastTransitionTime: find(first, 'ForceDisabled')!.lastTransitionTime,
+    });
     expect(find(again.conditions, 'Ready')!.reason).toBe('ForceDisabled');
   });
 
@@ -40,7 +65,9 @@ describe('clusterStatus: break-glass', () => {
   it('turns False when encryption is enabled again', () => {
     const enabled = validation({}, { version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
     expect(enabled.ok).toBe(true);
-    expect(find(status(false, status(true).conditions!, enabled).conditions, 'ForceDisabled')).toMatchObject({ status: 'False' });
+    expect(find(status(false, status(true).conditions!, enabled).conditions, 'ForceDisabled')).toMatchObject({
+      status: 'False',
+    });
   });
 
   it('adds no ForceDisabled condition to a cluster that never had one', () => {

@@ -1,6 +1,12 @@
 import {
-  ENCRYPTED_REASONS, KDC_CLUSTER_CONDITIONS as C, setConditions,
-  type ConditionInput, type KdcClusterStatus, type KmsKeyStatus, type PluginKey, type TenantApiClient,
+  ENCRYPTED_REASONS,
+  KDC_CLUSTER_CONDITIONS as C,
+  setConditions,
+  type ConditionInput,
+  type KdcClusterStatus,
+  type KmsKeyStatus,
+  type PluginKey,
+  type TenantApiClient,
   type Validation,
 } from '@kdc/shared';
 import type { MigrationOutcome } from './migration/reconcile.ts';
@@ -59,33 +65,100 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   const g = { observedGeneration: generation };
   const conditions: ConditionInput[] = [];
   const warning = v.warnings.find((w) => w.reason === 'KEKRotationManagedExternally');
-  conditions.push(warning ? { type: C.kekRotationManagedExternally, status: 'True', ...warning, ...g } : { type: C.kekRotationManagedExternally, status: 'False', reason: 'NotApplicable', message: 'rotation follows the cluster spec or is off', ...g });
+  conditions.push(
+    warning
+      ? { type: C.kekRotationManagedExternally, status: 'True', ...warning, ...g }
+      : {
+          type: C.kekRotationManagedExternally,
+          status: 'False',
+          reason: 'NotApplicable',
+          message: 'rotation follows the cluster spec or is off',
+          ...g,
+        },
+  );
 
   if (!v.ok) {
     const [first] = v.errors;
-    conditions.push({ type: C.encryptionConfigError, status: 'True', reason: first!.reason, message: v.errors.map((e) => e.message).join('; '), ...g });
-    conditions.push({ type: C.ready, status: 'False', reason: first!.reason, message: `the spec is refused and nothing was changed: ${first!.message}`, ...g });
+    conditions.push({
+      type: C.encryptionConfigError,
+      status: 'True',
+      reason: first!.reason,
+      message: v.errors.map((e) => e.message).join('; '),
+      ...g,
+    });
+    conditions.push({
+      type: C.ready,
+      status: 'False',
+      reason: first!.reason,
+      message: `the spec is refused and nothing was changed: ${first!.message}`,
+      ...g,
+    });
     // Everything else keeps describing the cluster as it still runs.
-    return { ...previous, phase: 'Invalid', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+    return {
+      ...previous,
+      phase: 'Invalid',
+      observedGeneration: generation,
+      conditions: setConditions(previous?.conditions, conditions, input.now),
+    };
   }
-  conditions.push({ type: C.encryptionConfigError, status: 'False', reason: 'Valid', message: 'the encryption spec is valid and the platform prerequisites are met', ...g });
+  conditions.push({
+    type: C.encryptionConfigError,
+    status: 'False',
+    reason: 'Valid',
+    message: 'the encryption spec is valid and the platform prerequisites are met',
+    ...g,
+  });
   const breakGlass = forceDisabledCondition(input.forceDisabled === true, previous);
   if (breakGlass) conditions.push({ ...breakGlass, ...g });
   const keySwitch = input.keys ? keySwitchCondition(input.keys.current, input.keys.refused, previous) : undefined;
   if (keySwitch) conditions.push({ ...keySwitch, ...g });
-  const pluginKeys = input.keys?.current.length ? { pluginKeys: input.keys.current.map((k) => ({ ...k })) } : { pluginKeys: undefined };
+  const pluginKeys = input.keys?.current.length
+    ? { pluginKeys: input.keys.current.map((k) => ({ ...k })) }
+    : { pluginKeys: undefined };
   const writerKeyRef = input.keys?.current.find((k) => k.mode === 'write')?.keyRef;
-  const resolvedKeyRef = v.ok ? writerKeyRef ?? v.etcdKeyRef : undefined;
+  const resolvedKeyRef = v.ok ? (writerKeyRef ?? v.etcdKeyRef) : undefined;
 
   const enabled = v.spec.encryption?.etcd.enabled === true;
   if (!enabled) {
-    conditions.push({ type: C.encryptionAvailable, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
-    conditions.push({ type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.disabled, message: 'etcd encryption is not enabled for this cluster', ...g });
-    conditions.push(input.forceDisabled
-      ? { type: C.ready, status: 'True', reason: 'ForceDisabled', message: 'KMS was detached by break-glass without the disable migration: rows still encrypted are unreadable', ...g }
-      : { type: C.ready, status: 'True', reason: 'Reconciled', message: 'the control plane is configured (no etcd encryption)', ...g });
+    conditions.push({
+      type: C.encryptionAvailable,
+      status: 'False',
+      reason: ENCRYPTED_REASONS.disabled,
+      message: 'etcd encryption is not enabled for this cluster',
+      ...g,
+    });
+    conditions.push({
+      type: C.encrypted,
+      status: 'False',
+      reason: ENCRYPTED_REASONS.disabled,
+      message: 'etcd encryption is not enabled for this cluster',
+      ...g,
+    });
+    conditions.push(
+      input.forceDisabled
+        ? {
+            type: C.ready,
+            status: 'True',
+            reason: 'ForceDisabled',
+            message:
+              'KMS was detached by break-glass without the disable migration: rows still encrypted are unreadable',
+            ...g,
+          }
+        : {
+            type: C.ready,
+            status: 'True',
+            reason: 'Reconciled',
+            message: 'the control plane is configured (no etcd encryption)',
+            ...g,
+          },
+    );
     const { encryption: _dropped, ...rest } = previous ?? {};
-    return { ...rest, phase: 'Unencrypted', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now) };
+    return {
+      ...rest,
+      phase: 'Unencrypted',
+      observedGeneration: generation,
+      conditions: setConditions(previous?.conditions, conditions, input.now),
+    };
   }
 
   const disableRequested = v.spec.encryption?.etcd.disableRequested === true;
@@ -93,29 +166,87 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   const providerState = providers ? nextProviderState(providers, input.migration?.provenPlaintext ?? []) : undefined;
   if (providers && disableComplete(providers, disableRequested) && !input.attached) {
     // The disable migration proved every row plaintext and the plugin is gone: one edit left.
-    const done = 'every row is proven plaintext and KMS is detached: set spec.encryption.etcd.enabled: false to finish (or disableRequested: false to encrypt again)';
-    conditions.push({ type: C.encryptionAvailable, status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: 'KMS is detached after the disable migration', ...g });
-    conditions.push({ type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: done, ...g });
-    conditions.push({ type: C.ready, status: 'True', reason: ENCRYPTED_REASONS.decryptionCompleted, message: done, ...g });
+    const done =
+      'every row is proven plaintext and KMS is detached: set spec.encryption.etcd.enabled: false to finish (or disableRequested: false to encrypt again)';
+    conditions.push({
+      type: C.encryptionAvailable,
+      status: 'False',
+      reason: ENCRYPTED_REASONS.decryptionCompleted,
+      message: 'KMS is detached after the disable migration',
+      ...g,
+    });
+    conditions.push({
+      type: C.encrypted,
+      status: 'False',
+      reason: ENCRYPTED_REASONS.decryptionCompleted,
+      message: done,
+      ...g,
+    });
+    conditions.push({
+      type: C.ready,
+      status: 'True',
+      reason: ENCRYPTED_REASONS.decryptionCompleted,
+      message: done,
+      ...g,
+    });
     const { migration: _gone, ...kept } = previous?.encryption ?? {};
     return {
       ...previous,
       phase: 'Decrypted',
       observedGeneration: generation,
       conditions: setConditions(previous?.conditions, conditions, input.now),
-      encryption: { ...kept, resolvedKeyRef, resolvedBackupKeyRef: v.backupKeyRef, kmsPluginReady: false, rewrapInProgress: false, disableMigrationProgress: 100, ...providerState, pluginKeys: undefined },
+      encryption: {
+        ...kept,
+        resolvedKeyRef,
+        resolvedBackupKeyRef: v.backupKeyRef,
+        kmsPluginReady: false,
+        rewrapInProgress: false,
+        disableMigrationProgress: 100,
+        ...providerState,
+        pluginKeys: undefined,
+      },
     };
   }
 
   const previousAvailable = previous?.conditions?.find((c) => c.type === C.encryptionAvailable);
-  if (input.outcome.kind === 'waitForPreflight' && !input.outcome.failed && input.attached && previousAvailable?.status === 'True') {
+  if (
+    input.outcome.kind === 'waitForPreflight' &&
+    !input.outcome.failed &&
+    input.attached &&
+    previousAvailable?.status === 'True'
+  ) {
     // A new generation waits for the KMS pre-flight before it is applied; the running control
     // plane still encrypts as it did, so this is not a failure.
     const previousEncrypted = previous?.conditions?.find((c) => c.type === C.encrypted);
-    conditions.push({ type: C.encryptionAvailable, status: 'True', reason: previousAvailable.reason, message: previousAvailable.message, ...g });
-    if (previousEncrypted) conditions.push({ type: C.encrypted, status: previousEncrypted.status, reason: previousEncrypted.reason, message: previousEncrypted.message, ...g });
-    conditions.push({ type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: `the control plane encrypts etcd through the KMS plugin; generation ${generation} is applied once the KMS pre-flight of the OpenBao policy and role passed`, ...g });
-    return { ...previous, phase: 'Ready', observedGeneration: generation, conditions: setConditions(previous?.conditions, conditions, input.now), ...(previous?.encryption ? { encryption: { ...previous.encryption, ...pluginKeys } } : {}) };
+    conditions.push({
+      type: C.encryptionAvailable,
+      status: 'True',
+      reason: previousAvailable.reason,
+      message: previousAvailable.message,
+      ...g,
+    });
+    if (previousEncrypted)
+      conditions.push({
+        type: C.encrypted,
+        status: previousEncrypted.status,
+        reason: previousEncrypted.reason,
+        message: previousEncrypted.message,
+        ...g,
+      });
+    conditions.push({
+      type: C.ready,
+      status: 'True',
+      reason: 'EncryptionAvailable',
+      message: `the control plane encrypts etcd through the KMS plugin; generation ${generation} is applied once the KMS pre-flight of the OpenBao policy and role passed`,
+      ...g,
+    });
+    return {
+      ...previous,
+      phase: 'Ready',
+      observedGeneration: generation,
+      conditions: setConditions(previous?.conditions, conditions, input.now),
+      ...(previous?.encryption ? { encryption: { ...previous.encryption, ...pluginKeys } } : {}),
+    };
   }
 
   const tenant = input.tenant;
@@ -124,8 +255,20 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   const availability: ConditionInput = waiting
     ? { type: C.encryptionAvailable, status: 'False', reason: 'WaitingForPreflight', message: waiting, ...g }
     : pluginReady
-      ? { type: C.encryptionAvailable, status: 'True', reason: 'KMSPluginReady', message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready', ...g }
-      : { type: C.encryptionAvailable, status: 'False', reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'), message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready', ...g };
+      ? {
+          type: C.encryptionAvailable,
+          status: 'True',
+          reason: 'KMSPluginReady',
+          message: 'the tenant apiserver reports its KMS provider healthy and the plugin sidecar is ready',
+          ...g,
+        }
+      : {
+          type: C.encryptionAvailable,
+          status: 'False',
+          reason: tenant?.reason ?? (tenant?.controlPlaneReady ? 'KMSPluginNotReady' : 'WaitingForControlPlane'),
+          message: tenant?.problem ?? 'waiting for the control plane with the KMS plugin to become ready',
+          ...g,
+        };
   conditions.push(availability);
   const migration = input.migration;
   // Encrypted describes the stored rows. Pods rolling for a change that leaves the config as it
@@ -133,16 +276,45 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
   // scan proved under this very config still holds until a scan says otherwise.
   const lastEncrypted = previous?.conditions?.find((c) => c.type === C.encrypted);
   const lastScan = migration?.coverage ?? previous?.encryption?.coverage;
-  const proofHolds = lastEncrypted?.status === 'True' && lastEncrypted.reason === ENCRYPTED_REASONS.completed && input.configHash !== undefined
-    && lastScan?.configHash === input.configHash && !migration?.record && (!pluginReady || migration?.step.kind === 'wait');
-  conditions.push(proofHolds
-    ? { type: C.encrypted, status: 'True', reason: lastEncrypted!.reason, message: lastEncrypted!.message, ...g }
-    : pluginReady
-      ? { type: C.encrypted, ...encryptedCondition(providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] }, migration, previous), ...g }
-      : { type: C.encrypted, status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `waiting for the KMS plugin before rows are encrypted${migration?.step.kind === 'wait' ? `: ${migration.step.message}` : ''}`, ...g });
-  conditions.push(pluginReady
-    ? { type: C.ready, status: 'True', reason: 'EncryptionAvailable', message: 'the control plane encrypts etcd through the KMS plugin', ...g }
-    : { type: C.ready, status: 'False', reason: availability.reason, message: availability.message, ...g });
+  const proofHolds =
+    lastEncrypted?.status === 'True' &&
+    lastEncrypted.reason === ENCRYPTED_REASONS.completed &&
+    input.configHash !== undefined &&
+    lastScan?.configHash === input.configHash &&
+    !migration?.record &&
+    (!pluginReady || migration?.step.kind === 'wait');
+  conditions.push(
+    proofHolds
+      ? { type: C.encrypted, status: 'True', reason: lastEncrypted!.reason, message: lastEncrypted!.message, ...g }
+      : pluginReady
+        ? {
+            type: C.encrypted,
+            ...encryptedCondition(
+              providers ?? { encrypt: [...v.spec.encryption!.etcd.resources], decrypt: [], retained: [], shared: [] },
+              migration,
+              previous,
+            ),
+            ...g,
+          }
+        : {
+            type: C.encrypted,
+            status: 'False',
+            reason: ENCRYPTED_REASONS.inProgress,
+            message: `waiting for the KMS plugin before rows are encrypted${migration?.step.kind === 'wait' ? `: ${migration.step.message}` : ''}`,
+            ...g,
+          },
+  );
+  conditions.push(
+    pluginReady
+      ? {
+          type: C.ready,
+          status: 'True',
+          reason: 'EncryptionAvailable',
+          message: 'the control plane encrypts etcd through the KMS plugin',
+          ...g,
+        }
+      : { type: C.ready, status: 'False', reason: availability.reason, message: availability.message, ...g },
+  );
 
   const key = input.etcdKey;
   const rotation = key?.status
@@ -169,41 +341,83 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
       ...(rotation ? { kekRotation: rotation } : {}),
       ...(migration ? migrationFields(migration, previous) : {}),
       ...providerState,
-      disableMigrationProgress: disableRequested ? disableProgress(migration?.record ?? previous?.encryption?.migration) : null,
+      disableMigrationProgress: disableRequested
+        ? disableProgress(migration?.record ?? previous?.encryption?.migration)
+        : null,
     },
   };
 }
 
 /** Encrypted (SPEC 3.1, 5): True only when a scan of the stored rows shows none plaintext and none stale. */
-function encryptedCondition(providers: Pick<DesiredProviders, 'encrypt' | 'decrypt' | 'retained'>, m: MigrationOutcome | undefined, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'type'> {
+function encryptedCondition(
+  providers: Pick<DesiredProviders, 'encrypt' | 'decrypt' | 'retained'>,
+  m: MigrationOutcome | undefined,
+  previous: KdcClusterStatus | undefined,
+): Omit<ConditionInput, 'type'> {
   const resources = providers.encrypt;
   if (!m) {
     // The migration did not run in this reconcile (a restore, say): what was proven last stands.
     const last = previous?.conditions?.find((c) => c.type === C.encrypted);
-    return last ? { status: last.status, reason: last.reason, message: last.message } : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'rows are not counted yet' };
+    return last
+      ? { status: last.status, reason: last.reason, message: last.message }
+      : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'rows are not counted yet' };
   }
   const problem = m.problem ? ` (${m.problem})` : '';
   const r = m.record;
   if (r) {
     const progress = `${r.rewritten}/${r.total} objects re-written${r.pass > 1 ? ` (pass ${r.pass})` : ''}`;
-    if (r.reason === 'decrypt') return { status: 'False', reason: ENCRYPTED_REASONS.decryptionInProgress, message: `decrypting every ${providers.decrypt.join(' and ')} row before KMS leaves them: ${progress}${problem}` };
-    if (r.reason === 'switch') return { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `moving every row to the new key (key switch): ${progress}${problem}` };
+    if (r.reason === 'decrypt')
+      return {
+        status: 'False',
+        reason: ENCRYPTED_REASONS.decryptionInProgress,
+        message: `decrypting every ${providers.decrypt.join(' and ')} row before KMS leaves them: ${progress}${problem}`,
+      };
+    if (r.reason === 'switch')
+      return {
+        status: 'False',
+        reason: ENCRYPTED_REASONS.rewrapInProgress,
+        message: `moving every row to the new key (key switch): ${progress}${problem}`,
+      };
     return r.reason === 'rewrap'
-      ? { status: 'False', reason: ENCRYPTED_REASONS.rewrapInProgress, message: `re-wrapping every row under the current key_id: ${progress}${problem}` }
-      : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `encrypting the rows written before: ${progress}${problem}` };
+      ? {
+          status: 'False',
+          reason: ENCRYPTED_REASONS.rewrapInProgress,
+          message: `re-wrapping every row under the current key_id: ${progress}${problem}`,
+        }
+      : {
+          status: 'False',
+          reason: ENCRYPTED_REASONS.inProgress,
+          message: `encrypting the rows written before: ${progress}${problem}`,
+        };
   }
   const c = m.coverage;
-  if (m.step.kind === 'wait') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `${m.step.message}${problem}` };
-  if (!c || m.step.kind === 'scan') return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `counting the stored rows${problem}` };
+  if (m.step.kind === 'wait')
+    return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `${m.step.message}${problem}` };
+  if (!c || m.step.kind === 'scan')
+    return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `counting the stored rows${problem}` };
   const decrypting = providers.decrypt.filter((r) => !m.provenPlaintext.includes(r));
-  if (decrypting.length) return { status: 'False', reason: ENCRYPTED_REASONS.decryptionInProgress, message: `counting the ${decrypting.join(' and ')} rows left to decrypt${problem}` };
-  if (!resources.length) return { status: 'False', reason: ENCRYPTED_REASONS.decryptionCompleted, message: `every row is proven plaintext; KMS is being detached${problem}` };
+  if (decrypting.length)
+    return {
+      status: 'False',
+      reason: ENCRYPTED_REASONS.decryptionInProgress,
+      message: `counting the ${decrypting.join(' and ')} rows left to decrypt${problem}`,
+    };
+  if (!resources.length)
+    return {
+      status: 'False',
+      reason: ENCRYPTED_REASONS.decryptionCompleted,
+      message: `every row is proven plaintext; KMS is being detached${problem}`,
+    };
   const left = remaining(providers, c);
   if (left.plaintext === 0 && left.stale === 0) {
     const retained = providers.retained.length
       ? ` (${providers.retained.join(', ')} stay${providers.retained.length === 1 ? 's' : ''} encrypted although dropped from spec.encryption.etcd.resources: their rows share the KMS provider, so they leave KMS only with the disable migration, disableRequested: true)`
       : '';
-    return { status: 'True', reason: ENCRYPTED_REASONS.completed, message: `All resources encrypted: ${resources.join(', ')}${retained}` };
+    return {
+      status: 'True',
+      reason: ENCRYPTED_REASONS.completed,
+      message: `All resources encrypted: ${resources.join(', ')}${retained}`,
+    };
   }
   return {
     status: 'False',
@@ -218,14 +432,21 @@ function disableProgress(r: { reason: string; rewritten: number; total: number }
   return Math.max(1, Math.min(99, Math.floor((r.rewritten / r.total) * 100)));
 }
 
-function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undefined): Partial<NonNullable<KdcClusterStatus['encryption']>> {
+function migrationFields(
+  m: MigrationOutcome,
+  previous: KdcClusterStatus | undefined,
+): Partial<NonNullable<KdcClusterStatus['encryption']>> {
   const { migration: _previous, ...kept } = previous?.encryption ?? {};
   return {
     ...(m.coverage ? { coverage: m.coverage } : {}),
     ...(m.record ? { migration: m.record } : { migration: undefined }),
     rewrapInProgress: m.record?.reason === 'rewrap' || m.record?.reason === 'switch',
     history: m.history,
-    ...(m.lastCompletedAt ? { lastRewrapCompleted: m.lastCompletedAt } : kept.lastRewrapCompleted ? { lastRewrapCompleted: kept.lastRewrapCompleted } : {}),
+    ...(m.lastCompletedAt
+      ? { lastRewrapCompleted: m.lastCompletedAt }
+      : kept.lastRewrapCompleted
+        ? { lastRewrapCompleted: kept.lastRewrapCompleted }
+        : {}),
   };
 }
 
@@ -233,13 +454,24 @@ function migrationFields(m: MigrationOutcome, previous: KdcClusterStatus | undef
  * ForceDisabled (SPEC 3.1, 5): True on every reconcile while KMS is detached by break-glass and the
  * annotation is still there. A cluster that never had it gets none; one that had it keeps a False.
  */
-function forceDisabledCondition(forceDisabled: boolean, previous: KdcClusterStatus | undefined): Omit<ConditionInput, 'observedGeneration'> | undefined {
+function forceDisabledCondition(
+  forceDisabled: boolean,
+  previous: KdcClusterStatus | undefined,
+): Omit<ConditionInput, 'observedGeneration'> | undefined {
   if (forceDisabled) {
     return {
-      type: C.forceDisabled, status: 'True', reason: 'BreakGlassHonoured',
-      message: 'KMS was detached by the break-glass annotation without the disable migration: rows still encrypted are unreadable; remove the annotation to end this warning',
+      type: C.forceDisabled,
+      status: 'True',
+      reason: 'BreakGlassHonoured',
+      message:
+        'KMS was detached by the break-glass annotation without the disable migration: rows still encrypted are unreadable; remove the annotation to end this warning',
     };
   }
   if (!previous?.conditions?.some((c) => c.type === C.forceDisabled)) return undefined;
-  return { type: C.forceDisabled, status: 'False', reason: 'NotForceDisabled', message: 'KMS is attached again, or the break-glass annotation was removed' };
+  return {
+    type: C.forceDisabled,
+    status: 'False',
+    reason: 'NotForceDisabled',
+    message: 'KMS is attached again, or the break-glass annotation was removed',
+  };
 }

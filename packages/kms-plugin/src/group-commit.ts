@@ -50,7 +50,8 @@ export class GroupCommit<In, Out> {
     if (this.queue.length >= this.options.maxQueued) {
       // Only when full: expired waiters must not hold places live calls could take.
       this.dropExpired(Date.now());
-      if (this.queue.length >= this.options.maxQueued) return Promise.reject(new QueueFullError(`${this.queue.length} calls are already waiting for OpenBao`));
+      if (this.queue.length >= this.options.maxQueued)
+        return Promise.reject(new QueueFullError(`${this.queue.length} calls are already waiting for OpenBao`));
     }
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ item, deadline, resolve, reject });
@@ -61,7 +62,8 @@ export class GroupCommit<In, Out> {
   private dropExpired(now: number): void {
     let kept = 0;
     for (const w of this.queue) {
-      if (w.deadline <= now) w.reject(new DeadlineExceededError('the deadline passed before the call was sent to OpenBao'));
+      if (w.deadline <= now)
+        w.reject(new DeadlineExceededError('the deadline passed before the call was sent to OpenBao'));
       else this.queue[kept++] = w;
     }
     this.queue.length = kept;
@@ -73,7 +75,8 @@ export class GroupCommit<In, Out> {
     let i = 0;
     for (; i < this.queue.length && batch.length < this.options.maxBatch; i++) {
       const w = this.queue[i]!;
-      if (w.deadline <= now) w.reject(new DeadlineExceededError('the deadline passed before the call was sent to OpenBao'));
+      if (w.deadline <= now)
+        w.reject(new DeadlineExceededError('the deadline passed before the call was sent to OpenBao'));
       else batch.push(w);
     }
     this.queue.splice(0, i);
@@ -96,18 +99,21 @@ export class GroupCommit<In, Out> {
       if (batch.length === 0) continue;
       this.inFlight++;
       this.onBatch?.(batch.length);
-      this.run(batch.map((w) => w.item)).then(
-        (results) => batch.forEach((w, i) => {
-          const result = results[i];
-          if (!result) w.reject(new BatchItemError('OpenBao returned fewer batch results than items'));
-          else if (result.ok) w.resolve(result.value);
-          else w.reject(new BatchItemError(result.error));
-        }),
-        (error: unknown) => batch.forEach((w) => w.reject(error)),
-      ).finally(() => {
-        this.inFlight--;
-        this.schedule();
-      });
+      this.run(batch.map((w) => w.item))
+        .then(
+          (results) =>
+            batch.forEach((w, i) => {
+              const result = results[i];
+              if (!result) w.reject(new BatchItemError('OpenBao returned fewer batch results than items'));
+              else if (result.ok) w.resolve(result.value);
+              else w.reject(new BatchItemError(result.error));
+            }),
+          (error: unknown) => batch.forEach((w) => w.reject(error)),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.schedule();
+        });
     }
   }
 }

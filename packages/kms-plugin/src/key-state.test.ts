@@ -5,8 +5,15 @@ import { keyIdFor, legacyKeyIdFor } from './keyid.ts';
 
 const identity = { namespace: 'acme', mount: 'transit', key: 'acme-dev.c1-etcd' };
 const key: TransitKey = {
-  name: identity.key, type: 'aes256-gcm96', latestVersion: 2, minDecryptionVersion: 1, minEncryptionVersion: 0,
-  deletionAllowed: false, exportable: false, autoRotatePeriodSeconds: 0, versions: { 1: 1_765_000_000, 2: 1_766_000_000 },
+  name: identity.key,
+  type: 'aes256-gcm96',
+  latestVersion: 2,
+  minDecryptionVersion: 1,
+  minEncryptionVersion: 0,
+  deletionAllowed: false,
+  exportable: false,
+  autoRotatePeriodSeconds: 0,
+  versions: { 1: 1_765_000_000, 2: 1_766_000_000 },
 };
 const A = 'https://127.0.0.1:8200';
 const B = 'https://localhost:8200';
@@ -29,12 +36,17 @@ describe('keyIdsOf', () => {
     expect(byKeyId.get(keyIdFor(identity, 1, 1_765_000_000))).toBe(1);
     expect(byKeyId.has(legacyKeyIdFor('https://openbao:8200', identity, 1, 1_765_000_000))).toBe(false);
     // Without the legacy address, rows written under A are refused: the bricked tenant of a URL change.
-    expect(keyIdsOf(scheme({ servers: [B] }), key).byKeyId.has(legacyKeyIdFor(A, identity, 1, 1_765_000_000))).toBe(false);
+    expect(keyIdsOf(scheme({ servers: [B] }), key).byKeyId.has(legacyKeyIdFor(A, identity, 1, 1_765_000_000))).toBe(
+      false,
+    );
     expect(byKeyId.size).toBe(2 * 3);
   });
 
   it('publishes the kdc1 id under --openbao-addr when asked to (rollback-safe upgrade)', () => {
-    expect(keyIdsOf(scheme({ publish: 'kdc1', servers: [A, B] }), key).latest).toEqual({ keyId: legacyKeyIdFor(A, identity, 2, 1_766_000_000), version: 2 });
+    expect(keyIdsOf(scheme({ publish: 'kdc1', servers: [A, B] }), key).latest).toEqual({
+      keyId: legacyKeyIdFor(A, identity, 2, 1_766_000_000),
+      version: 2,
+    });
   });
 
   it('refuses a key without the creation time of its latest version', () => {

@@ -33,12 +33,16 @@ export function keyIdsOf(scheme: KeyIdScheme, key: TransitKey): { byKeyId: Map<s
     for (const id of legacy) byKeyId.set(id, v);
     if (v === key.latestVersion) latest = { keyId: scheme.publish === 'kdc1' ? legacy[0]! : current, version: v };
   }
-  if (!latest) throw new Error(`Transit key ${key.name} lists no creation time for its latest version ${key.latestVersion}`);
+  if (!latest)
+    throw new Error(`Transit key ${key.name} lists no creation time for its latest version ${key.latestVersion}`);
   return { byKeyId, latest };
 }
 
 /** Pure: which key to publish next. Never moves backwards, so the key_id cannot flip-flop. */
-export function nextPublished(current: PublishedKey | undefined, observed: PublishedKey): { publish: PublishedKey; rollback: boolean } {
+export function nextPublished(
+  current: PublishedKey | undefined,
+  observed: PublishedKey,
+): { publish: PublishedKey; rollback: boolean } {
   if (!current || observed.version > current.version) return { publish: observed, rollback: false };
   // Same version: a different id means the key was deleted and recreated under the same name.
   return { publish: current, rollback: observed.version < current.version || observed.keyId !== current.keyId };
@@ -83,8 +87,15 @@ export class KeyState {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(input: { session: OpenBaoSession; scheme: KeyIdScheme; logger: Logger; metrics: PluginMetrics; staleAfterMs: number }) {
-    if (input.scheme.publish === 'kdc1' && input.scheme.servers.length === 0) throw new Error('publishing kdc1 key_ids needs the OpenBao address they hash');
+  constructor(input: {
+    session: OpenBaoSession;
+    scheme: KeyIdScheme;
+    logger: Logger;
+    metrics: PluginMetrics;
+    staleAfterMs: number;
+  }) {
+    if (input.scheme.publish === 'kdc1' && input.scheme.servers.length === 0)
+      throw new Error('publishing kdc1 key_ids needs the OpenBao address they hash');
     this.session = input.session;
     this.scheme = input.scheme;
     this.identity = input.scheme.identity;
@@ -120,18 +131,30 @@ export class KeyState {
   private async runCheck(): Promise<void> {
     try {
       const end = this.metrics.openBaoDuration.startTimer({ operation: 'read_key' });
-      const key = await this.session.call((c) => c.transit(this.identity.mount).readKey(this.identity.key)).finally(end);
-      if (!key) throw Object.assign(new Error(`Transit key ${this.identity.key} does not exist`), { class: 'key_missing' as const });
+      const key = await this.session
+        .call((c) => c.transit(this.identity.mount).readKey(this.identity.key))
+        .finally(end);
+      if (!key)
+        throw Object.assign(new Error(`Transit key ${this.identity.key} does not exist`), {
+          class: 'key_missing' as const,
+        });
       const { byKeyId, latest } = keyIdsOf(this.scheme, key);
       const { publish, rollback } = nextPublished(this.published, latest);
       if (rollback) {
-        this.fail('key_rollback', 'Transit reports an older or different latest version than the one published; keeping the published key_id');
+        this.fail(
+          'key_rollback',
+          'Transit reports an older or different latest version than the one published; keeping the published key_id',
+        );
         return;
       }
       // The probe proves the full path for the version we publish, decrypt included.
       const probe = randomBytes(32);
-      const ct = await this.session.call((c) => c.transit(this.identity.mount).encrypt(this.identity.key, probe, { keyVersion: publish.version }));
-      const back = await this.session.call((c) => c.transit(this.identity.mount).decrypt(this.identity.key, ct.ciphertext));
+      const ct = await this.session.call((c) =>
+        c.transit(this.identity.mount).encrypt(this.identity.key, probe, { keyVersion: publish.version }),
+      );
+      const back = await this.session.call((c) =>
+        c.transit(this.identity.mount).decrypt(this.identity.key, ct.ciphertext),
+      );
       if (ct.keyVersion !== publish.version || !back.equals(probe)) {
         this.fail('probe_mismatch', 'encrypt/decrypt probe returned unexpected data');
         return;

@@ -40,22 +40,36 @@ describe('legacy key ids (kdc1, decrypted only)', () => {
   // carry exactly these ids, so they must never change.
   it.each([
     ['https://bao:8200', identity, 3, 1_700_000_000, 'kdc1.v3.jK2TBmlzoOAoapHeZu-eV-RMj4LiYNWk'],
-    ['https://127.0.0.1:8200', { namespace: 'acme', mount: 'transit', key: 'acme-dev.c1-etcd' }, 1, 1_765_000_000, 'kdc1.v1.eGSma7fE1OLppHbdLR-RCSmxjFK_t64A'],
+    [
+      'https://127.0.0.1:8200',
+      { namespace: 'acme', mount: 'transit', key: 'acme-dev.c1-etcd' },
+      1,
+      1_765_000_000,
+      'kdc1.v1.eGSma7fE1OLppHbdLR-RCSmxjFK_t64A',
+    ],
   ])('%s %j v%i matches the earlier release byte for byte', (server, id, version, created, expected) => {
     expect(legacyKeyIdFor(server, id, version, created)).toBe(expected);
     expect(versionOfKeyId(expected)).toBe(version);
   });
 
   it('depend on the URL (why kdc2 exists)', () => {
-    expect(legacyKeyIdFor('https://localhost:8200', identity, 3, 1_700_000_000)).not.toBe(legacyKeyIdFor('https://bao:8200', identity, 3, 1_700_000_000));
+    expect(legacyKeyIdFor('https://localhost:8200', identity, 3, 1_700_000_000)).not.toBe(
+      legacyKeyIdFor('https://bao:8200', identity, 3, 1_700_000_000),
+    );
   });
 });
 
 describe('versionOfKeyId', () => {
-  it.each(['', 'kdc1.v1.short', 'kdc3.v1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'obk2.v1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'kdc2.vX.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', `kdc2.v1.${'a'.repeat(33)}`])(
-    'rejects foreign id %j', (id) => {
-      expect(versionOfKeyId(id)).toBeNull();
-    });
+  it.each([
+    '',
+    'kdc1.v1.short',
+    'kdc3.v1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    'obk2.v1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    'kdc2.vX.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    `kdc2.v1.${'a'.repeat(33)}`,
+  ])('rejects foreign id %j', (id) => {
+    expect(versionOfKeyId(id)).toBeNull();
+  });
 
   it('hashes for labels', () => {
     expect(keyIdHash('x')).toMatch(/^[0-9a-f]{16}$/);

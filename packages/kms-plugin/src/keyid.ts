@@ -24,14 +24,22 @@ export const LEGACY_KEY_ID_PREFIX: KeyIdForm = 'kdc1';
 /** Either form: `kdc1|kdc2` `.v<version>.` 32 base64url characters (SHA-256, truncated). */
 export const KEY_ID_PATTERN = /^kdc([12])\.v(\d{1,9})\.[A-Za-z0-9_-]{32}$/;
 
-const digest = (parts: unknown[]) => createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 32);
+const digest = (parts: unknown[]) =>
+  createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 32);
 
 // `acme/` and `acme`, `transit/` and `transit` name the same place: one spelling, one key_id.
 const trimSlashes = (value: string) => value.replace(/^\/+|\/+$/g, '');
 
 /** The published form: independent of the URL OpenBao is reached by. */
 export function keyIdFor(identity: KeyIdentity, version: number, createdAtUnix: number): string {
-  const hash = digest([KEY_ID_PREFIX, trimSlashes(identity.namespace), trimSlashes(identity.mount), identity.key, version, createdAtUnix]);
+  const hash = digest([
+    KEY_ID_PREFIX,
+    trimSlashes(identity.namespace),
+    trimSlashes(identity.mount),
+    identity.key,
+    version,
+    createdAtUnix,
+  ]);
   return `${KEY_ID_PREFIX}.v${version}.${hash}`;
 }
 

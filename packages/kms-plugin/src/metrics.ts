@@ -26,7 +26,12 @@ export function pluginMetrics(registry: Registry = createRegistry()) {
     /** Set by the key state: refreshes the time-dependent gauges at scrape time. */
     hooks,
     // Collected first, so the scrape-time refresh (healthy, cache age) lands before either is written.
-    healthy: new Gauge({ name: 'kms_plugin_status_healthy', help: '1 when Status reports healthz=ok', registers: [registry], collect: () => hooks.beforeScrape?.() }),
+    healthy: new Gauge({
+      name: 'kms_plugin_status_healthy',
+      help: '1 when Status reports healthz=ok',
+      registers: [registry],
+      collect: () => hooks.beforeScrape?.(),
+    }),
     requestDuration: new Histogram({
       name: 'kms_plugin_request_duration_seconds',
       help: 'KMS v2 gRPC request duration',
@@ -41,17 +46,46 @@ export function pluginMetrics(registry: Registry = createRegistry()) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    tokenTtl: new Gauge({ name: 'kms_plugin_token_ttl_seconds', help: 'Remaining TTL of the OpenBao token at its last login or renewal', registers: [registry] }),
-    keyIdInfo: new Gauge({ name: 'kms_plugin_key_id_info', help: 'The published key_id, as a hash', labelNames: ['key_id_hash'], registers: [registry] }),
-    batchSize: new Histogram({ name: 'kms_plugin_transit_batch_size', help: 'Items per Transit batch request (group commit)', labelNames: ['operation'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] }),
-    keyVersion: new Gauge({ name: 'kms_plugin_key_version', help: 'Transit key version behind the published key_id', registers: [registry] }),
+    tokenTtl: new Gauge({
+      name: 'kms_plugin_token_ttl_seconds',
+      help: 'Remaining TTL of the OpenBao token at its last login or renewal',
+      registers: [registry],
+    }),
+    keyIdInfo: new Gauge({
+      name: 'kms_plugin_key_id_info',
+      help: 'The published key_id, as a hash',
+      labelNames: ['key_id_hash'],
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'kms_plugin_transit_batch_size',
+      help: 'Items per Transit batch request (group commit)',
+      labelNames: ['operation'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry],
+    }),
+    keyVersion: new Gauge({
+      name: 'kms_plugin_key_version',
+      help: 'Transit key version behind the published key_id',
+      registers: [registry],
+    }),
     checkAge: new Gauge({
       name: 'kms_plugin_status_cache_age_seconds',
       help: 'Seconds since the last successful background check (-1: none yet)',
       registers: [registry],
     }),
-    errors: new Counter({ name: 'kms_plugin_errors_total', help: 'Errors by stable class', labelNames: ['class'], registers: [registry] }),
-    logins: new Counter({ name: 'kms_plugin_openbao_logins_total', help: 'OpenBao logins by result', labelNames: ['result'], registers: [registry] }),
+    errors: new Counter({
+      name: 'kms_plugin_errors_total',
+      help: 'Errors by stable class',
+      labelNames: ['class'],
+      registers: [registry],
+    }),
+    logins: new Counter({
+      name: 'kms_plugin_openbao_logins_total',
+      help: 'OpenBao logins by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
   };
 }
 

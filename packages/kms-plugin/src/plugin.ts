@@ -20,9 +20,17 @@ export interface RunningPlugin {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startPlugin(config: PluginConfig, logger: Logger = createLogger('kms-plugin', { level: config.logLevel })): Promise<RunningPlugin> {
+export async function startPlugin(
+  config: PluginConfig,
+  logger: Logger = createLogger('kms-plugin', { level: config.logLevel }),
+): Promise<RunningPlugin> {
   const caBundle = config.openBaoCaFile ? await readFile(config.openBaoCaFile, 'utf8') : undefined;
-  const base = new OpenBaoClient({ endpoint: config.openBaoAddr, namespace: config.openBaoNamespace, caBundle, timeoutMs: config.requestTimeoutMs });
+  const base = new OpenBaoClient({
+    endpoint: config.openBaoAddr,
+    namespace: config.openBaoNamespace,
+    caBundle,
+    timeoutMs: config.requestTimeoutMs,
+  });
   const metrics = pluginMetrics();
   const session = new OpenBaoSession(base, config.auth, logger, metrics);
   const scheme = {
@@ -38,21 +46,42 @@ export async function startPlugin(config: PluginConfig, logger: Logger = createL
   await state.check();
   state.start(config.healthIntervalMs);
 
-  const metricsServer = await serveMetrics(metrics.registry, { port: config.metricsPort, host: config.metricsHost, ready: () => state.healthz() === 'ok' });
+  const metricsServer = await serveMetrics(metrics.registry, {
+    port: config.metricsPort,
+    host: config.metricsHost,
+    ready: () => state.healthz() === 'ok',
+  });
   const probeServer = config.probe ? await serveProbes(state, config.probe) : undefined;
 
   const removed = await prepareSocket(config.socket);
-  if (removed === 'stale-removed') logger.warn({ socket: config.socket }, 'removed a stale socket left by a previous instance');
+  if (removed === 'stale-removed')
+    logger.warn({ socket: config.socket }, 'removed a stale socket left by a previous instance');
   const server = new Server({
     'grpc.max_receive_message_length': KMS_LIMITS.maxGrpcMessageBytes,
     'grpc.max_send_message_length': KMS_LIMITS.maxGrpcMessageBytes,
   });
   const inFlight = { count: 0 };
-  server.addService(loadKmsV2().service, kmsService({ state, session, mount: config.transitMount, key: config.transitKey, logger, metrics, inFlight, maxQueuedCalls: config.maxQueuedCalls }));
+  server.addService(
+    loadKmsV2().service,
+    kmsService({
+      state,
+      session,
+      mount: config.transitMount,
+      key: config.transitKey,
+      logger,
+      metrics,
+      inFlight,
+      maxQueuedCalls: config.maxQueuedCalls,
+    }),
+  );
   // The socket is created with the process umask: tighten it first so it is never world-open.
   const umask = process.umask(0o177);
   try {
-    await new Promise<number>((resolve, reject) => server.bindAsync(`unix:${config.socket}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`unix:${config.socket}`, ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
   } finally {
     process.umask(umask);
   }

@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveProbes } from './probes.ts';
 
 describe('serveProbes', () => {
-  const state = { healthz: () => 'ok', current: { keyId: 'kdc1.v3.secret-looking-id', version: 3 } as { keyId: string; version: number } | undefined };
+  const state = {
+    healthz: () => 'ok',
+    current: { keyId: 'kdc1.v3.secret-looking-id', version: 3 } as { keyId: string; version: number } | undefined,
+  };
   let server: Awaited<ReturnType<typeof serveProbes>>;
   let base = '';
   beforeAll(async () => {
@@ -32,7 +35,8 @@ describe('serveProbes', () => {
   });
 
   it('serves nothing else: no metrics, no other method', async () => {
-    for (const path of ['/metrics', '/', '/keys', '/healthz/../metrics']) expect((await get(path)).status, path).toBe(404);
+    for (const path of ['/metrics', '/', '/keys', '/healthz/../metrics'])
+      expect((await get(path)).status, path).toBe(404);
     expect((await get('/healthz', 'POST')).status).toBe(405);
   });
 });

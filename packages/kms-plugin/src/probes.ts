@@ -7,7 +7,10 @@ import type { KeyState } from './key-state.ts';
 // which k8-manager compares with the key_ids of the stored rows to prove coverage. Everything
 // else (request rates, latencies, token TTL, error classes) stays on the loopback metrics port.
 
-export function serveProbes(state: Pick<KeyState, 'healthz' | 'current'>, options: { host: string; port: number }): Promise<Server> {
+export function serveProbes(
+  state: Pick<KeyState, 'healthz' | 'current'>,
+  options: { host: string; port: number },
+): Promise<Server> {
   const server = createServer((req, res) => {
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');

@@ -14,8 +14,16 @@ export const KMS_LIMITS = {
 } as const;
 
 export function loadKmsV2() {
-  const definition = loadSync(KMS_V2_PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const pkg = loadPackageDefinition(definition) as unknown as { v2: { KeyManagementService: { service: ServiceDefinition } } };
+  const definition = loadSync(KMS_V2_PROTO, {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = loadPackageDefinition(definition) as unknown as {
+    v2: { KeyManagementService: { service: ServiceDefinition } };
+  };
   return { definition, service: pkg.v2.KeyManagementService.service };
 }
 

@@ -1,4 +1,9 @@
-import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import { isOpenBaoError, type BatchItemResult, type Ciphertext, type Logger } from '@kdc/shared';
 import type { KeyState } from './key-state.ts';
 import { classify } from './key-state.ts';
@@ -6,13 +11,38 @@ import type { PluginMetrics } from './metrics.ts';
 import type { OpenBaoSession } from './session.ts';
 import { BatchItemError, DeadlineExceededError, GroupCommit, QueueFullError } from './group-commit.ts';
 import { KMS_LIMITS } from './proto.ts';
-import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, checkPlaintextSize, RequestError } from './validate.ts';
+import {
+  checkAnnotations,
+  checkCiphertext,
+  checkKeyId,
+  checkPlaintext,
+  checkPlaintextSize,
+  RequestError,
+} from './validate.ts';
 
-interface StatusResponse { version: string; healthz: string; key_id: string }
-interface EncryptRequest { plaintext?: Buffer; uid?: string }
-interface EncryptResponse { ciphertext: Buffer; key_id: string; annotations: Record<string, Buffer> }
-interface DecryptRequest { ciphertext?: Buffer; uid?: string; key_id?: string; annotations?: Record<string, Buffer> }
-interface DecryptResponse { plaintext: Buffer }
+interface StatusResponse {
+  version: string;
+  healthz: string;
+  key_id: string;
+}
+interface EncryptRequest {
+  plaintext?: Buffer;
+  uid?: string;
+}
+interface EncryptResponse {
+  ciphertext: Buffer;
+  key_id: string;
+  annotations: Record<string, Buffer>;
+}
+interface DecryptRequest {
+  ciphertext?: Buffer;
+  uid?: string;
+  key_id?: string;
+  annotations?: Record<string, Buffer>;
+}
+interface DecryptResponse {
+  plaintext: Buffer;
+}
 
 class ServiceError extends Error {
   readonly code: GrpcStatus;
@@ -35,10 +65,14 @@ const CODE_NAMES: Partial<Record<GrpcStatus, string>> = {
 /** Maps an OpenBao failure to the gRPC code the apiserver should see (no raw error text). */
 function fromOpenBao(error: unknown, operation: string): ServiceError {
   if (error instanceof ServiceError) return error;
-  if (error instanceof QueueFullError) return new ServiceError(GrpcStatus.RESOURCE_EXHAUSTED, `${operation}: ${error.message}; retry later`);
-  if (error instanceof DeadlineExceededError) return new ServiceError(GrpcStatus.DEADLINE_EXCEEDED, `${operation}: ${error.message}`);
-  if (error instanceof BatchItemError) return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data`);
-  if (isOpenBaoError(error, 'invalid')) return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data (${classify(error)})`);
+  if (error instanceof QueueFullError)
+    return new ServiceError(GrpcStatus.RESOURCE_EXHAUSTED, `${operation}: ${error.message}; retry later`);
+  if (error instanceof DeadlineExceededError)
+    return new ServiceError(GrpcStatus.DEADLINE_EXCEEDED, `${operation}: ${error.message}`);
+  if (error instanceof BatchItemError)
+    return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data`);
+  if (isOpenBaoError(error, 'invalid'))
+    return new ServiceError(GrpcStatus.INVALID_ARGUMENT, `${operation}: OpenBao refused the data (${classify(error)})`);
   return new ServiceError(GrpcStatus.UNAVAILABLE, `${operation}: OpenBao call failed (${classify(error)})`);
 }
 
@@ -75,10 +109,17 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
     // One Transit batch per key version (a batch names one version); almost always one.
     const versions = [...new Set(items.map((i) => i.version))];
     const results = new Map<number, BatchItemResult<Ciphertext>[]>();
-    await Promise.all(versions.map(async (version) => {
-      const batch = items.filter((i) => i.version === version).map((i) => i.plaintext);
-      results.set(version, await timed('encrypt', () => session.call((client) => client.transit(mount).encryptBatch(key, batch, { keyVersion: version }))));
-    }));
+    await Promise.all(
+      versions.map(async (version) => {
+        const batch = items.filter((i) => i.version === version).map((i) => i.plaintext);
+        results.set(
+          version,
+          await timed('encrypt', () =>
+            session.call((client) => client.transit(mount).encryptBatch(key, batch, { keyVersion: version })),
+          ),
+        );
+      }),
+    );
     const cursor = new Map<number, number>();
     return items.map((i) => {
       const index = cursor.get(i.version) ?? 0;
@@ -86,7 +127,10 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
       return results.get(i.version)![index]!;
     });
   }, groupCommit);
-  const decrypts = new GroupCommit<string, Buffer>((texts) => timed('decrypt', () => session.call((client) => client.transit(mount).decryptBatch(key, texts))), groupCommit);
+  const decrypts = new GroupCommit<string, Buffer>(
+    (texts) => timed('decrypt', () => session.call((client) => client.transit(mount).decryptBatch(key, texts))),
+    groupCommit,
+  );
   encrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'encrypt' }, size);
   decrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'decrypt' }, size);
 
@@ -102,14 +146,29 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
             callback(null, response);
           },
           (error: unknown) => {
-            const failure = error instanceof RequestError
-              ? new ServiceError(GrpcStatus.INVALID_ARGUMENT, error.message)
-              : error instanceof ServiceError ? error : fromOpenBao(error, operation);
-            if (failure.code === GrpcStatus.INVALID_ARGUMENT) metrics.errors.inc({ class: error instanceof RequestError && /key_id/.test(error.message) ? 'key_id_unknown' : 'protocol_limit' });
+            const failure =
+              error instanceof RequestError
+                ? new ServiceError(GrpcStatus.INVALID_ARGUMENT, error.message)
+                : error instanceof ServiceError
+                  ? error
+                  : fromOpenBao(error, operation);
+            if (failure.code === GrpcStatus.INVALID_ARGUMENT)
+              metrics.errors.inc({
+                class:
+                  error instanceof RequestError && /key_id/.test(error.message) ? 'key_id_unknown' : 'protocol_limit',
+              });
             else if (failure.code === GrpcStatus.RESOURCE_EXHAUSTED) metrics.errors.inc({ class: 'queue_full' });
             else if (failure.code === GrpcStatus.DEADLINE_EXCEEDED) metrics.errors.inc({ class: 'deadline_exceeded' });
             end({ code: CODE_NAMES[failure.code] ?? String(failure.code) });
-            logger.debug({ operation, uid: (call.request as { uid?: string })?.uid?.slice(0, 64), code: failure.code, detail: failure.message }, 'request refused');
+            logger.debug(
+              {
+                operation,
+                uid: (call.request as { uid?: string })?.uid?.slice(0, 64),
+                code: failure.code,
+                detail: failure.message,
+              },
+              'request refused',
+            );
             callback({ code: failure.code, details: failure.message });
           },
         )
@@ -133,11 +192,17 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
       checkPlaintextSize(plaintext, published.version);
       const result = await encrypts.submit({ plaintext, version: published.version }, deadline);
       if (result.keyVersion !== published.version) {
-        throw new ServiceError(GrpcStatus.INTERNAL, `OpenBao encrypted with version ${result.keyVersion}, not the published ${published.version}`);
+        throw new ServiceError(
+          GrpcStatus.INTERNAL,
+          `OpenBao encrypted with version ${result.keyVersion}, not the published ${published.version}`,
+        );
       }
       // Key types with more overhead than AES-GCM exist: never hand out what Decrypt would refuse.
       if (Buffer.byteLength(result.ciphertext, 'latin1') > KMS_LIMITS.maxCiphertextBytes) {
-        throw new ServiceError(GrpcStatus.INTERNAL, `OpenBao returned a ciphertext over the ${KMS_LIMITS.maxCiphertextBytes} bytes Decrypt accepts`);
+        throw new ServiceError(
+          GrpcStatus.INTERNAL,
+          `OpenBao returned a ciphertext over the ${KMS_LIMITS.maxCiphertextBytes} bytes Decrypt accepts`,
+        );
       }
       return { ciphertext: Buffer.from(result.ciphertext, 'latin1'), key_id: published.keyId, annotations: {} };
     }),
@@ -147,8 +212,13 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
       checkAnnotations(request.annotations);
       const { text, version } = checkCiphertext(request.ciphertext);
       const expected = state.versionOf(keyId);
-      if (expected === undefined) throw new RequestError('key_id', 'is not a key_id this plugin produced for its Transit key');
-      if (expected !== version) throw new RequestError('ciphertext', `was made with key version ${version}, but key_id names version ${expected}`);
+      if (expected === undefined)
+        throw new RequestError('key_id', 'is not a key_id this plugin produced for its Transit key');
+      if (expected !== version)
+        throw new RequestError(
+          'ciphertext',
+          `was made with key version ${version}, but key_id names version ${expected}`,
+        );
       return { plaintext: await decrypts.submit(text, deadline) };
     }),
   };

@@ -81,10 +81,18 @@ export class OpenBaoSession {
         break;
       }
       case 'approle':
-        result = await this.base.loginAppRole(auth.mount, auth.roleId, (await readFile(auth.secretIdFile, 'utf8')).trim());
+        result = await this.base.loginAppRole(
+          auth.mount,
+          auth.roleId,
+          (await readFile(auth.secretIdFile, 'utf8')).trim(),
+        );
         break;
       case 'userpass':
-        result = await this.base.loginUserpass(auth.mount, auth.username, (await readFile(auth.passwordFile, 'utf8')).trim());
+        result = await this.base.loginUserpass(
+          auth.mount,
+          auth.username,
+          (await readFile(auth.passwordFile, 'utf8')).trim(),
+        );
         break;
       case 'token': {
         const token = auth.tokenFile ? (await readFile(auth.tokenFile, 'utf8')).trim() : auth.token!;
@@ -93,7 +101,11 @@ export class OpenBaoSession {
         return { client, ttlSeconds: info.ttlSeconds, renewable: info.renewable };
       }
     }
-    return { client: this.base.withToken(result.clientToken), ttlSeconds: result.leaseDurationSeconds, renewable: result.renewable };
+    return {
+      client: this.base.withToken(result.clientToken),
+      ttlSeconds: result.leaseDurationSeconds,
+      renewable: result.renewable,
+    };
   }
 
   private async login(): Promise<OpenBaoClient> {

@@ -6,7 +6,12 @@ import { parseSocketDirArgs, prepareSocketDir } from './socket-dir.ts';
 
 describe('kms-plugin prepare-socket-dir', () => {
   it('parses the directory and the owner', () => {
-    expect(parseSocketDirArgs(['--dir=/var/run/kmsplugin', '--owner=65532:65533'])).toEqual({ ok: true, dir: '/var/run/kmsplugin', uid: 65532, gid: 65533 });
+    expect(parseSocketDirArgs(['--dir=/var/run/kmsplugin', '--owner=65532:65533'])).toEqual({
+      ok: true,
+      dir: '/var/run/kmsplugin',
+      uid: 65532,
+      gid: 65533,
+    });
   });
 
   it.each([

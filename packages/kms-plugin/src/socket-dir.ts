@@ -9,16 +9,31 @@ export const SOCKET_DIR_HELP = `kms-plugin prepare-socket-dir --dir=<absolute di
   Makes <uid>:<gid> own <dir> (the KMS socket directory). Exit 0 done, 1 failed, 2 bad flags.
 `;
 
-export function parseSocketDirArgs(argv: string[]): { ok: true; dir: string; uid: number; gid: number } | { ok: false; error: string } {
+export function parseSocketDirArgs(
+  argv: string[],
+): { ok: true; dir: string; uid: number; gid: number } | { ok: false; error: string } {
   let values: { dir?: string; owner?: string };
   try {
-    values = parseArgs({ args: argv, options: { dir: { type: 'string' }, owner: { type: 'string' } }, strict: true, allowPositionals: false }).values;
+    values = parseArgs({
+      args: argv,
+      options: { dir: { type: 'string' }, owner: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (error) {
     return { ok: false, error: `prepare-socket-dir: ${(error as Error).message.split('\n')[0]}` };
   }
-  if (!values.dir || !isAbsolute(values.dir) || values.dir === '/') return { ok: false, error: 'prepare-socket-dir: --dir must be an absolute path below /, e.g. --dir=/var/run/kmsplugin' };
+  if (!values.dir || !isAbsolute(values.dir) || values.dir === '/')
+    return {
+      ok: false,
+      error: 'prepare-socket-dir: --dir must be an absolute path below /, e.g. --dir=/var/run/kmsplugin',
+    };
   const owner = /^(\d{1,10}):(\d{1,10})$/.exec(values.owner ?? '');
-  if (!owner) return { ok: false, error: `prepare-socket-dir: --owner "${values.owner ?? ''}" must be <uid>:<gid>, e.g. --owner=65532:65532` };
+  if (!owner)
+    return {
+      ok: false,
+      error: `prepare-socket-dir: --owner "${values.owner ?? ''}" must be <uid>:<gid>, e.g. --owner=65532:65532`,
+    };
   return { ok: true, dir: values.dir, uid: Number(owner[1]), gid: Number(owner[2]) };
 }
 

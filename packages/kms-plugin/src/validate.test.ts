@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, checkPlaintextSize, maxPlaintextBytes, RequestError } from './validate.ts';
+import {
+  checkAnnotations,
+  checkCiphertext,
+  checkKeyId,
+  checkPlaintext,
+  checkPlaintextSize,
+  maxPlaintextBytes,
+  RequestError,
+} from './validate.ts';
 
 describe('request validation', () => {
   it('accepts our own ciphertext shape', () => {
@@ -37,7 +45,9 @@ describe('request validation', () => {
     expect(ciphertextOf(max + 1).length).toBeGreaterThan(1024);
     expect(() => checkCiphertext(Buffer.from(ciphertextOf(max)))).not.toThrow();
     expect(() => checkPlaintextSize(Buffer.alloc(max), version)).not.toThrow();
-    expect(() => checkPlaintextSize(Buffer.alloc(max + 1), version)).toThrow(`plaintext: is ${max + 1} bytes; at most ${max} bytes, so that its ciphertext stays within the 1024 bytes Decrypt accepts`);
+    expect(() => checkPlaintextSize(Buffer.alloc(max + 1), version)).toThrow(
+      `plaintext: is ${max + 1} bytes; at most ${max} bytes, so that its ciphertext stays within the 1024 bytes Decrypt accepts`,
+    );
   });
 
   it('refuses empty or oversized key ids', () => {

@@ -38,23 +38,29 @@ export function checkPlaintext(plaintext: Buffer | undefined): Buffer {
 export function checkPlaintextSize(plaintext: Buffer, keyVersion: number): void {
   const max = maxPlaintextBytes(keyVersion);
   if (plaintext.length > max) {
-    throw new RequestError('plaintext', `is ${plaintext.length} bytes; at most ${max} bytes, so that its ciphertext stays within the ${KMS_LIMITS.maxCiphertextBytes} bytes Decrypt accepts`);
+    throw new RequestError(
+      'plaintext',
+      `is ${plaintext.length} bytes; at most ${max} bytes, so that its ciphertext stays within the ${KMS_LIMITS.maxCiphertextBytes} bytes Decrypt accepts`,
+    );
   }
 }
 
 /** Parses our own Transit ciphertext; returns the key version it was made with. */
 export function checkCiphertext(ciphertext: Buffer | undefined): { text: string; version: number } {
   if (!ciphertext || ciphertext.length === 0) throw new RequestError('ciphertext', 'must not be empty');
-  if (ciphertext.length > KMS_LIMITS.maxCiphertextBytes) throw new RequestError('ciphertext', `is ${ciphertext.length} bytes; at most ${KMS_LIMITS.maxCiphertextBytes}`);
+  if (ciphertext.length > KMS_LIMITS.maxCiphertextBytes)
+    throw new RequestError('ciphertext', `is ${ciphertext.length} bytes; at most ${KMS_LIMITS.maxCiphertextBytes}`);
   const text = ciphertext.toString('latin1');
   const match = CIPHERTEXT.exec(text);
-  if (!match) throw new RequestError('ciphertext', 'is not a ciphertext this plugin produced (expected vault:v<N>:<base64>)');
+  if (!match)
+    throw new RequestError('ciphertext', 'is not a ciphertext this plugin produced (expected vault:v<N>:<base64>)');
   return { text, version: Number(match[1]) };
 }
 
 export function checkKeyId(keyId: string | undefined): string {
   if (!keyId) throw new RequestError('key_id', 'must not be empty');
-  if (Buffer.byteLength(keyId) > KMS_LIMITS.maxKeyIdBytes) throw new RequestError('key_id', `is longer than ${KMS_LIMITS.maxKeyIdBytes} bytes`);
+  if (Buffer.byteLength(keyId) > KMS_LIMITS.maxKeyIdBytes)
+    throw new RequestError('key_id', `is longer than ${KMS_LIMITS.maxKeyIdBytes} bytes`);
   return keyId;
 }
 
@@ -62,10 +68,13 @@ export function checkAnnotations(annotations: Record<string, Buffer> | undefined
   const entries = Object.entries(annotations ?? {});
   let total = 0;
   for (const [key, value] of entries) {
-    if (!FQDN.test(key)) throw new RequestError('annotations', `key "${key.slice(0, 64)}" is not a lowercase fully qualified domain name`);
+    if (!FQDN.test(key))
+      throw new RequestError('annotations', `key "${key.slice(0, 64)}" is not a lowercase fully qualified domain name`);
     total += key.length + (value?.length ?? 0);
   }
-  if (total > KMS_LIMITS.maxAnnotationsBytes) throw new RequestError('annotations', `total ${total} bytes exceeds ${KMS_LIMITS.maxAnnotationsBytes}`);
+  if (total > KMS_LIMITS.maxAnnotationsBytes)
+    throw new RequestError('annotations', `total ${total} bytes exceeds ${KMS_LIMITS.maxAnnotationsBytes}`);
   // This plugin never returns annotations, so any it is handed were not made by it.
-  if (entries.length > 0) throw new RequestError('annotations', 'this plugin produces no annotations; the data was not encrypted by it');
+  if (entries.length > 0)
+    throw new RequestError('annotations', 'this plugin produces no annotations; the data was not encrypted by it');
 }

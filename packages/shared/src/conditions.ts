@@ -20,7 +20,11 @@ export function rfc3339(date: Date): string {
 }
 
 /** Returns a new list with `input` set; the order of other conditions is kept. */
-export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, now: Date): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  input: ConditionInput,
+  now: Date,
+): Condition[] {
   const list = conditions ? [...conditions] : [];
   const index = list.findIndex((c) => c.type === input.type);
   const previous = index >= 0 ? list[index] : undefined;
@@ -50,6 +54,10 @@ export function isConditionTrue(conditions: readonly Condition[] | undefined, ty
 }
 
 /** Applies several inputs at once; used by reconcilers that compute all conditions per pass. */
-export function setConditions(conditions: readonly Condition[] | undefined, inputs: readonly ConditionInput[], now: Date): Condition[] {
+export function setConditions(
+  conditions: readonly Condition[] | undefined,
+  inputs: readonly ConditionInput[],
+  now: Date,
+): Condition[] {
   return inputs.reduce<Condition[]>((list, input) => setCondition(list, input, now), conditions ? [...conditions] : []);
 }

@@ -24,7 +24,8 @@ export type DurationResult = { ok: true; seconds: number } | { ok: false; error:
 export function parseDuration(input: string, units: readonly string[] = CLUSTER_INTERVAL_UNITS): DurationResult {
   const text = input.trim();
   const example = 'for example 90d, 36h or 1d12h';
-  if (text === '') return { ok: false, error: `empty interval: write a number and a unit (${units.join(', ')}), ${example}` };
+  if (text === '')
+    return { ok: false, error: `empty interval: write a number and a unit (${units.join(', ')}), ${example}` };
   // Letters are read greedily, so "100ms" is the unit "ms" (refused here), never "100m" + "s".
   const token = /(\d+)([a-zA-Z]+)/y;
   let seconds = 0;
@@ -34,13 +35,20 @@ export function parseDuration(input: string, units: readonly string[] = CLUSTER_
     token.lastIndex = position;
     const match = token.exec(text);
     if (!match) {
-      return { ok: false, error: `cannot read "${input}" as an interval: use a number followed by ${units.join(', ')} (${example})` };
+      return {
+        ok: false,
+        error: `cannot read "${input}" as an interval: use a number followed by ${units.join(', ')} (${example})`,
+      };
     }
     const unit = match[2]!;
     const unitIndex = units.indexOf(unit);
-    if (unitIndex < 0) return { ok: false, error: `unit "${unit}" in "${input}" is not allowed: use ${units.join(', ')} (${example})` };
+    if (unitIndex < 0)
+      return { ok: false, error: `unit "${unit}" in "${input}" is not allowed: use ${units.join(', ')} (${example})` };
     if (unitIndex <= lastUnitIndex) {
-      return { ok: false, error: `"${input}" repeats a unit or puts a smaller unit first: write units once, largest first (${example})` };
+      return {
+        ok: false,
+        error: `"${input}" repeats a unit or puts a smaller unit first: write units once, largest first (${example})`,
+      };
     }
     lastUnitIndex = unitIndex;
     seconds += Number(match[1]) * UNIT_SECONDS[unit]!;

@@ -17,9 +17,20 @@ describe('createLogger', () => {
   it('censors token-, key- and payload-like fields at any of three levels', () => {
     const { lines, stream } = capture();
     const log = createLogger('test', {}, stream);
-    log.info({ token: 's.abc', auth: { client_token: 'hvs.secret' }, req: { headers: { 'x-vault-token': 'hvs.header' } }, plaintext: 'cGxhaW4=', ciphertext: 'vault:v1:xyz', keyVersion: 3 }, 'login');
+    log.info(
+      {
+        token: 's.abc',
+        auth: { client_token: 'hvs.secret' },
+        req: { headers: { 'x-vault-token': 'hvs.header' } },
+        plaintext: 'cGxhaW4=',
+        ciphertext: 'vault:v1:xyz',
+        keyVersion: 3,
+      },
+      'login',
+    );
     const out = lines.join('');
-    for (const secret of ['s.abc', 'hvs.secret', 'hvs.header', 'cGxhaW4=', 'vault:v1:xyz']) expect(out).not.toContain(secret);
+    for (const secret of ['s.abc', 'hvs.secret', 'hvs.header', 'cGxhaW4=', 'vault:v1:xyz'])
+      expect(out).not.toContain(secret);
     expect(out).toContain('[REDACTED]');
     expect(JSON.parse(out)).toMatchObject({ name: 'test', msg: 'login', keyVersion: 3 });
   });

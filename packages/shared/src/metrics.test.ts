@@ -51,5 +51,7 @@ describe('splitHostPort', () => {
     ['0.0.0.0:0', { host: '0.0.0.0', port: 0 }],
   ])('%s', (address, expected) => expect(splitHostPort(address)).toEqual(expected));
 
-  it.each(['8080', ':8080', '$(POD_IP):', 'host:http', 'host:70000'])('refuses %j', (address) => expect(() => splitHostPort(address)).toThrow(/is not host:port/));
+  it.each(['8080', ':8080', '$(POD_IP):', 'host:http', 'host:70000'])('refuses %j', (address) =>
+    expect(() => splitHostPort(address)).toThrow(/is not host:port/),
+  );
 });

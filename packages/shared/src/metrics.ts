@@ -26,7 +26,12 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
   const existing = cache.get(registry);
   if (existing) return existing;
   const metrics: ControllerMetrics = {
-    reconciles: new Counter({ name: 'kdc_reconcile_total', help: 'Reconciles by controller and result (success, error, requeue)', labelNames: ['controller', 'result'], registers: [registry] }),
+    reconciles: new Counter({
+      name: 'kdc_reconcile_total',
+      help: 'Reconciles by controller and result (success, error, requeue)',
+      labelNames: ['controller', 'result'],
+      registers: [registry],
+    }),
     reconcileDuration: new Histogram({
       name: 'kdc_reconcile_duration_seconds',
       help: 'Reconcile duration',
@@ -34,22 +39,40 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    queueDepth: new Gauge({ name: 'kdc_workqueue_depth', help: 'Keys waiting in the work queue', labelNames: ['controller'], registers: [registry] }),
-    queueNamespaces: new Gauge({ name: 'kdc_workqueue_waiting_namespaces', help: 'Namespaces with keys waiting (served round-robin)', labelNames: ['controller'], registers: [registry] }),
+    queueDepth: new Gauge({
+      name: 'kdc_workqueue_depth',
+      help: 'Keys waiting in the work queue',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    queueNamespaces: new Gauge({
+      name: 'kdc_workqueue_waiting_namespaces',
+      help: 'Namespaces with keys waiting (served round-robin)',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
     queueLargestNamespace: new Gauge({
       name: 'kdc_workqueue_largest_namespace_depth',
       help: 'Keys waiting from the namespace with the most: one tenant that keeps the queue busy shows here',
       labelNames: ['controller'],
       registers: [registry],
     }),
-    isLeader: new Gauge({ name: 'kdc_leader', help: '1 while this instance holds the lease', labelNames: ['lease'], registers: [registry] }),
+    isLeader: new Gauge({
+      name: 'kdc_leader',
+      help: '1 while this instance holds the lease',
+      labelNames: ['lease'],
+      registers: [registry],
+    }),
   };
   cache.set(registry, metrics);
   return metrics;
 }
 
 /** Serves /metrics, /healthz and /readyz on a (loopback by default) port. */
-export function serveMetrics(registry: Registry, options: { port: number; host?: string; ready?: () => boolean }): Promise<Server> {
+export function serveMetrics(
+  registry: Registry,
+  options: { port: number; host?: string; ready?: () => boolean },
+): Promise<Server> {
   const server = createServer(async (req, res) => {
     if (req.url === '/metrics') {
       res.setHeader('Content-Type', registry.contentType);
@@ -79,6 +102,7 @@ export function splitHostPort(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   const port = Number(address.slice(at + 1));
-  if (at <= 0 || !host || !/^\d{1,5}$/.test(address.slice(at + 1)) || port > 65535) throw new Error(`"${address}" is not host:port`);
+  if (at <= 0 || !host || !/^\d{1,5}$/.test(address.slice(at + 1)) || port > 65535)
+    throw new Error(`"${address}" is not host:port`);
   return { host, port };
 }

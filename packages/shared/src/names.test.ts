@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clusterNames, defaultBackupDestination, kmsKeyId, kmsKeyTransitName, KMS_STORED_PREFIX, legacyOpenBaoAccessNames, legacyTransitKeyName, openBaoAccessNames,
-  transitKeyFromKeyId, transitKeyName,
+  clusterNames,
+  defaultBackupDestination,
+  kmsKeyId,
+  kmsKeyTransitName,
+  KMS_STORED_PREFIX,
+  legacyOpenBaoAccessNames,
+  legacyTransitKeyName,
+  openBaoAccessNames,
+  transitKeyFromKeyId,
+  transitKeyName,
 } from './names.ts';
 
 describe('names (SPEC 3.3)', () => {
@@ -23,9 +31,14 @@ describe('names (SPEC 3.3)', () => {
     expect(legacyTransitKeyName('acme-shop', 'prod-web-etcd')).toBe(legacyTransitKeyName('acme-shop-prod', 'web-etcd'));
     expect(transitKeyName('acme-shop', 'prod-web-etcd')).not.toBe(transitKeyName('acme-shop-prod', 'web-etcd'));
     expect(openBaoAccessNames('acme-shop', 'prod-web')).toEqual({
-      pluginPolicy: 'tcp-acme-shop.prod-web', pluginRole: 'tcp-acme-shop.prod-web', backupPolicy: 'backup-acme-shop.prod-web', backupRole: 'backup-acme-shop.prod-web',
+      pluginPolicy: 'tcp-acme-shop.prod-web',
+      pluginRole: 'tcp-acme-shop.prod-web',
+      backupPolicy: 'backup-acme-shop.prod-web',
+      backupRole: 'backup-acme-shop.prod-web',
     });
-    expect(openBaoAccessNames('acme-shop', 'web').pluginPolicy).not.toBe(openBaoAccessNames('acme', 'shop-web').pluginPolicy);
+    expect(openBaoAccessNames('acme-shop', 'web').pluginPolicy).not.toBe(
+      openBaoAccessNames('acme', 'shop-web').pluginPolicy,
+    );
     expect(legacyOpenBaoAccessNames('web').pluginRole).toBe('tcp-web');
   });
   it.each([

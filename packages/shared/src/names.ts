@@ -9,7 +9,12 @@ export const KMSKEY_API_VERSION = `${SECURITY_GROUP}/${API_VERSION}`;
 export const KAMAJI_GROUP = 'kamaji.clastix.io';
 export const KAMAJI_API_VERSION = `${KAMAJI_GROUP}/v1alpha1`;
 
-export const KDC_CLUSTER = { kind: 'KdcCluster', plural: 'kdcclusters', singular: 'kdccluster', shortNames: ['kdc-cl'] } as const;
+export const KDC_CLUSTER = {
+  kind: 'KdcCluster',
+  plural: 'kdcclusters',
+  singular: 'kdccluster',
+  shortNames: ['kdc-cl'],
+} as const;
 export const KMS_KEY = { kind: 'KMSKey', plural: 'kmskeys', singular: 'kmskey', shortNames: ['kkey'] } as const;
 export const TENANT_CONTROL_PLANE = { kind: 'TenantControlPlane', plural: 'tenantcontrolplanes' } as const;
 
@@ -99,7 +104,8 @@ export function kmsPluginSlot(slot: PluginSlot) {
 }
 
 /** Every KMS v2 provider name the platform may write rows under (both slots, every resource). */
-export const allKmsProviderNames = (resources: readonly string[]) => PLUGIN_SLOTS.flatMap((slot) => resources.map((r) => kmsProviderNameFor(r, slot)));
+export const allKmsProviderNames = (resources: readonly string[]) =>
+  PLUGIN_SLOTS.flatMap((slot) => resources.map((r) => kmsProviderNameFor(r, slot)));
 export const KMS_PLUGIN_CONTAINERS: readonly string[] = PLUGIN_SLOTS.map((slot) => kmsPluginSlot(slot).container);
 export const DEFAULT_BACKUP_CREDENTIAL_SECRET = 'managed-k8s-backups';
 
@@ -174,12 +180,22 @@ export function kmsKeyTransitName(projectNamespace: string, kmsKey: string, keyI
 /** The OpenBao ACL policies and Kubernetes-auth roles of one cluster (SPEC 3.3, scoped by namespace). */
 export function openBaoAccessNames(projectNamespace: string, cluster: string) {
   const scoped = `${projectNamespace}.${cluster}`;
-  return { pluginPolicy: `tcp-${scoped}`, pluginRole: `tcp-${scoped}`, backupPolicy: `backup-${scoped}`, backupRole: `backup-${scoped}` };
+  return {
+    pluginPolicy: `tcp-${scoped}`,
+    pluginRole: `tcp-${scoped}`,
+    backupPolicy: `backup-${scoped}`,
+    backupRole: `backup-${scoped}`,
+  };
 }
 
 /** The first, per-organisation names (`tcp-<cluster>`): deleted during migration when bound to this namespace. */
 export function legacyOpenBaoAccessNames(cluster: string): ReturnType<typeof openBaoAccessNames> {
-  return { pluginPolicy: `tcp-${cluster}`, pluginRole: `tcp-${cluster}`, backupPolicy: `backup-${cluster}`, backupRole: `backup-${cluster}` };
+  return {
+    pluginPolicy: `tcp-${cluster}`,
+    pluginRole: `tcp-${cluster}`,
+    backupPolicy: `backup-${cluster}`,
+    backupRole: `backup-${cluster}`,
+  };
 }
 
 /** `status.keyId` of a KMSKey: `<org>/transit/keys/<name>`; the root namespace has no org prefix. */

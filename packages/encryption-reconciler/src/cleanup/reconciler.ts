@@ -1,5 +1,13 @@
 import {
-  KDC_GROUP, OwnershipRegistry, splitKey, type Informer, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
+  KDC_GROUP,
+  OwnershipRegistry,
+  splitKey,
+  type Informer,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type OpenBaoClient,
+  type ReconcileResult,
 } from '@kdc/shared';
 import { Gauge, Counter, type Registry } from 'prom-client';
 import { removeClusterAccess } from '../cluster/remove.ts';
@@ -7,9 +15,24 @@ import { CONFIGMAPS, parseCleanupTask, type CleanupTask } from './tasks.ts';
 
 export function cleanupMetrics(registry: Registry) {
   return {
-    pending: new Gauge({ name: 'kdc_cleanup_tasks_pending', help: 'Recorded OpenBao cleanups not finished yet, by kind', labelNames: ['kind'], registers: [registry] }),
-    oldest: new Gauge({ name: 'kdc_cleanup_task_oldest_age_seconds', help: 'Age of the oldest pending cleanup that is due, by kind', labelNames: ['kind'], registers: [registry] }),
-    done: new Counter({ name: 'kdc_cleanup_tasks_completed_total', help: 'Cleanups finished, by kind', labelNames: ['kind'], registers: [registry] }),
+    pending: new Gauge({
+      name: 'kdc_cleanup_tasks_pending',
+      help: 'Recorded OpenBao cleanups not finished yet, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    oldest: new Gauge({
+      name: 'kdc_cleanup_task_oldest_age_seconds',
+      help: 'Age of the oldest pending cleanup that is due, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    done: new Counter({
+      name: 'kdc_cleanup_tasks_completed_total',
+      help: 'Cleanups finished, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -23,7 +46,13 @@ export interface CleanupDeps {
   now?: () => Date;
 }
 
-const KDCCLUSTER = (namespace: string, name: string) => ({ group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name });
+const KDCCLUSTER = (namespace: string, name: string) => ({
+  group: KDC_GROUP,
+  version: 'v1alpha1',
+  plural: 'kdcclusters',
+  namespace,
+  name,
+});
 
 /** Finishes recorded cleanups; each step re-reads OpenBao, so a retry after a crash is safe. */
 export function cleanupReconciler(deps: CleanupDeps) {
@@ -34,7 +63,10 @@ export function cleanupReconciler(deps: CleanupDeps) {
     for (const object of deps.tasks.list()) {
       const parsed = parseCleanupTask(object);
       if (!parsed.ok) continue;
-      const since = parsed.task.kind === 'destroyTransitKey' ? Date.parse(parsed.task.due) : Date.parse(object.metadata?.creationTimestamp ?? '');
+      const since =
+        parsed.task.kind === 'destroyTransitKey'
+          ? Date.parse(parsed.task.due)
+          : Date.parse(object.metadata?.creationTimestamp ?? '');
       const age = Math.max(0, (now().getTime() - since) / 1000) || 0;
       const entry = byKind.get(parsed.task.kind) ?? { count: 0, oldest: 0 };
       byKind.set(parsed.task.kind, { count: entry.count + 1, oldest: Math.max(entry.oldest, age) });
@@ -56,7 +88,10 @@ export function cleanupReconciler(deps: CleanupDeps) {
       if (key) {
         if (!key.deletionAllowed) await bao.transit().configure(name, { deletion_allowed: true });
         await bao.transit().deleteKey(name);
-        deps.logger.warn({ transitKey: name, kmsKey: `${task.namespace}/${task.kmsKey}` }, 'Transit key destroyed after its deletion countdown');
+        deps.logger.warn(
+          { transitKey: name, kmsKey: `${task.namespace}/${task.kmsKey}` },
+          'Transit key destroyed after its deletion countdown',
+        );
       }
       await registry.release(name);
     }
@@ -66,7 +101,10 @@ export function cleanupReconciler(deps: CleanupDeps) {
     const successor = await deps.kube.getOrNull(KDCCLUSTER(task.namespace, task.cluster));
     // A cluster of the same name created since owns the (namespace-scoped) names now.
     if (successor && successor.metadata?.uid !== task.uid) {
-      deps.logger.info({ cluster: `${task.namespace}/${task.cluster}` }, 'cluster re-created: its OpenBao access is kept');
+      deps.logger.info(
+        { cluster: `${task.namespace}/${task.cluster}` },
+        'cluster re-created: its OpenBao access is kept',
+      );
       return;
     }
     await removeClusterAccess(deps.openbao.withNamespace(task.organization), task.namespace, task.cluster);

@@ -34,7 +34,10 @@ export const cleanupTaskSchema = z.discriminatedUnion('kind', [
 
 export type CleanupTask = z.infer<typeof cleanupTaskSchema>;
 
-const PREFIX: Record<CleanupTask['kind'], string> = { destroyTransitKey: 'kdc-cleanup-key', removeClusterAccess: 'kdc-cleanup-access' };
+const PREFIX: Record<CleanupTask['kind'], string> = {
+  destroyTransitKey: 'kdc-cleanup-key',
+  removeClusterAccess: 'kdc-cleanup-access',
+};
 
 /** One task per object (by uid): recording it twice is a no-op. */
 export function cleanupTaskName(kind: CleanupTask['kind'], uid: string): string {
@@ -62,7 +65,9 @@ export function parseCleanupTask(object: KubeObject): ParsedTask {
     return { ok: false, error: `${CLEANUP_DATA_KEY} is not JSON` };
   }
   const parsed = cleanupTaskSchema.safeParse(json);
-  return parsed.success ? { ok: true, task: parsed.data } : { ok: false, error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+  return parsed.success
+    ? { ok: true, task: parsed.data }
+    : { ok: false, error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
 }
 
 export const CONFIGMAPS = (namespace: string, name?: string) => CORE('configmaps', namespace, name);

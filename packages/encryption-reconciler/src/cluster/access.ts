@@ -1,4 +1,11 @@
-import { clusterNames, openBaoAccessNames, resolveKeyRefs, OPENBAO_AUDIENCE, type KdcClusterSpec, type PolicyRule } from '@kdc/shared';
+import {
+  clusterNames,
+  openBaoAccessNames,
+  resolveKeyRefs,
+  OPENBAO_AUDIENCE,
+  type KdcClusterSpec,
+  type PolicyRule,
+} from '@kdc/shared';
 import { backupWriterPolicyRules, kmsPluginPolicyRules } from '../policy.ts';
 
 // Desired OpenBao access for one KdcCluster (SPEC 3.3) as pure data: which policies and
@@ -45,7 +52,12 @@ function role(name: string, serviceAccount: string, namespace: string, policy: s
   };
 }
 
-export function desiredAccess(namespace: string, cluster: string, spec: KdcClusterSpec, transitKeys: { etcd: string; backup: string; etcdGrants?: readonly string[] }): DesiredAccess {
+export function desiredAccess(
+  namespace: string,
+  cluster: string,
+  spec: KdcClusterSpec,
+  transitKeys: { etcd: string; backup: string; etcdGrants?: readonly string[] },
+): DesiredAccess {
   const grants = [...new Set([...(transitKeys.etcdGrants ?? []), transitKeys.etcd])];
   const names = clusterNames(cluster);
   const access = openBaoAccessNames(namespace, cluster);
@@ -74,7 +86,8 @@ export function desiredAccess(namespace: string, cluster: string, spec: KdcClust
  */
 export function roleMatches(actual: Record<string, unknown> | null, desired: DesiredRole['body']): boolean {
   if (!actual) return false;
-  const sameSet = (a: unknown, b: string[]) => Array.isArray(a) && a.length === b.length && [...a].map(String).sort().join('\n') === [...b].sort().join('\n');
+  const sameSet = (a: unknown, b: string[]) =>
+    Array.isArray(a) && a.length === b.length && [...a].map(String).sort().join('\n') === [...b].sort().join('\n');
   const audience = Array.isArray(actual.audience) ? actual.audience.join(',') : String(actual.audience ?? '');
   return (
     sameSet(actual.bound_service_account_names, desired.bound_service_account_names) &&

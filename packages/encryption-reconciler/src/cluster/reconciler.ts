@@ -1,8 +1,36 @@
 import {
-  FINALIZERS, KAMAJI_GROUP, KDC_CLUSTER_CONDITIONS, grantedTransitKeys, preflightKey, dataStoreLookup, KDC_GROUP, OPENBAO_K8S_AUTH_MOUNT, clusterNames, findCondition, resolveKeyRefs, gatherClusterFacts, isAlreadyExists,
-  isOpenBaoError, kdcClusterSpecSchema, organizationLookup, policiesEquivalent, renderPolicy, setConditions, splitKey, updateStatusIfChanged, validateCluster,
-  type PlatformConfigResult, type TenantControlPlane,
-  type EventRecorder, type Informer, type KdcCluster, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
+  FINALIZERS,
+  KAMAJI_GROUP,
+  KDC_CLUSTER_CONDITIONS,
+  grantedTransitKeys,
+  preflightKey,
+  dataStoreLookup,
+  KDC_GROUP,
+  OPENBAO_K8S_AUTH_MOUNT,
+  clusterNames,
+  findCondition,
+  resolveKeyRefs,
+  gatherClusterFacts,
+  isAlreadyExists,
+  isOpenBaoError,
+  kdcClusterSpecSchema,
+  organizationLookup,
+  policiesEquivalent,
+  renderPolicy,
+  setConditions,
+  splitKey,
+  updateStatusIfChanged,
+  validateCluster,
+  type PlatformConfigResult,
+  type TenantControlPlane,
+  type EventRecorder,
+  type Informer,
+  type KdcCluster,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type OpenBaoClient,
+  type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
@@ -17,8 +45,18 @@ const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'tenantcontr
 
 export function clusterAccessMetrics(registry: Registry) {
   return {
-    writes: new Counter({ name: 'kdc_openbao_access_writes_total', help: 'Policy and role writes by kind (create, drift, delete)', labelNames: ['object', 'kind'], registers: [registry] }),
-    preflights: new Counter({ name: 'kdc_kms_preflight_total', help: 'KMS pre-flight runs by result', labelNames: ['result'], registers: [registry] }),
+    writes: new Counter({
+      name: 'kdc_openbao_access_writes_total',
+      help: 'Policy and role writes by kind (create, drift, delete)',
+      labelNames: ['object', 'kind'],
+      registers: [registry],
+    }),
+    preflights: new Counter({
+      name: 'kdc_kms_preflight_total',
+      help: 'KMS pre-flight runs by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -45,13 +83,16 @@ type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
 /** Keys of the clusters in a KMSKey's namespace that use it (its ownership decides their policies). */
 export function clustersUsingKey(clusters: Informer<KubeObject>, key: KubeObject): string[] {
   const namespace = key.metadata?.namespace;
-  return clusters.list().filter((c) => {
-    if (c.metadata?.namespace !== namespace) return false;
-    const spec = kdcClusterSpecSchema.safeParse(c.spec);
-    if (!spec.success || !spec.data.encryption?.etcd.enabled) return false;
-    const refs = resolveKeyRefs(c.metadata!.name!, spec.data);
-    return refs.etcd === key.metadata?.name || refs.backup === key.metadata?.name;
-  }).map((c) => `${namespace}/${c.metadata!.name}`);
+  return clusters
+    .list()
+    .filter((c) => {
+      if (c.metadata?.namespace !== namespace) return false;
+      const spec = kdcClusterSpecSchema.safeParse(c.spec);
+      if (!spec.success || !spec.data.encryption?.etcd.enabled) return false;
+      const refs = resolveKeyRefs(c.metadata!.name!, spec.data);
+      return refs.etcd === key.metadata?.name || refs.backup === key.metadata?.name;
+    })
+    .map((c) => `${namespace}/${c.metadata!.name}`);
 }
 
 /**
@@ -77,21 +118,47 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   async function releaseDeleted(object: Cluster, finalizers: string[]): Promise<ReconcileResult> {
     const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
     if (!deps.tasks.get(cleanupTaskName('removeClusterAccess', uid), deps.controllerNamespace)) {
-      const task = buildCleanupTask({ kind: 'removeClusterAccess', organization: await organizationOf(namespace), namespace, cluster: name, uid });
+      const task = buildCleanupTask({
+        kind: 'removeClusterAccess',
+        organization: await organizationOf(namespace),
+        namespace,
+        cluster: name,
+        uid,
+      });
       try {
         await deps.kube.create(CONFIGMAPS(deps.controllerNamespace), task);
       } catch (error) {
         if (!isAlreadyExists(error)) throw error;
       }
     }
-    await deps.kube.patch({ ...KDCCLUSTER_REF, namespace, name }, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess), resourceVersion: object.metadata?.resourceVersion } });
-    await deps.recorder.record(object, 'Normal', 'OpenBaoAccessRemovalRecorded', `OpenBao policy and role for ${name} will be removed by the cleanup controller (the Transit key is kept)`);
+    await deps.kube.patch(
+      { ...KDCCLUSTER_REF, namespace, name },
+      {
+        metadata: {
+          finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess),
+          resourceVersion: object.metadata?.resourceVersion,
+        },
+      },
+    );
+    await deps.recorder.record(
+      object,
+      'Normal',
+      'OpenBaoAccessRemovalRecorded',
+      `OpenBao policy and role for ${name} will be removed by the cleanup controller (the Transit key is kept)`,
+    );
     return {};
   }
 
   // A refused controller token (or a policy without the capability) is the operator's to fix:
   // the cluster says so in KMSPreflight; an outage only backs off.
-  const guardCredentials = openBaoCredentialsGuard({ kube: deps.kube, openbao: deps.openbao, objects: deps.clusters, ref: KDCCLUSTER_REF, type: KDC_CLUSTER_CONDITIONS.kmsPreflight, now });
+  const guardCredentials = openBaoCredentialsGuard({
+    kube: deps.kube,
+    openbao: deps.openbao,
+    objects: deps.clusters,
+    ref: KDCCLUSTER_REF,
+    type: KDC_CLUSTER_CONDITIONS.kmsPreflight,
+    now,
+  });
   return async function reconcile(key: string): Promise<ReconcileResult> {
     return guardCredentials(key, () => reconcileAccess(key));
   };
@@ -106,10 +173,21 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     if (object.metadata?.deletionTimestamp) return hasFinalizer ? releaseDeleted(object, finalizers) : {};
     // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
     // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
-    const tcp = await deps.kube.getOrNull<TenantControlPlane & KubeObject>({ ...TCP_REF, namespace, name: clusterNames(name).tenantControlPlane });
-    const validation = validateCluster(await gatherClusterFacts({
-      cluster: object, clusters: deps.clusters.list(), kmsKeys: deps.keys.list(namespace), tcp, platform: await deps.platformConfig(), dataStoreOf,
-    }));
+    const tcp = await deps.kube.getOrNull<TenantControlPlane & KubeObject>({
+      ...TCP_REF,
+      namespace,
+      name: clusterNames(name).tenantControlPlane,
+    });
+    const validation = validateCluster(
+      await gatherClusterFacts({
+        cluster: object,
+        clusters: deps.clusters.list(),
+        kmsKeys: deps.keys.list(namespace),
+        tcp,
+        platform: await deps.platformConfig(),
+        dataStoreOf,
+      }),
+    );
     if (!validation.ok) return {};
     const spec = validation.spec;
     const organization = await organizationOf(namespace);
@@ -119,12 +197,27 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     if (!wanted) {
       if (!hasFinalizer) return {};
       await removeAccess(bao, namespace, name);
-      await deps.kube.patch(ref, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess), resourceVersion: object.metadata?.resourceVersion } });
-      await deps.recorder.record(object, 'Normal', 'OpenBaoAccessRemoved', `OpenBao policy and role for ${name} removed (the Transit key is kept)`);
+      await deps.kube.patch(ref, {
+        metadata: {
+          finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess),
+          resourceVersion: object.metadata?.resourceVersion,
+        },
+      });
+      await deps.recorder.record(
+        object,
+        'Normal',
+        'OpenBaoAccessRemoved',
+        `OpenBao policy and role for ${name} removed (the Transit key is kept)`,
+      );
       return {};
     }
     if (!hasFinalizer) {
-      await deps.kube.patch(ref, { metadata: { finalizers: [...finalizers, FINALIZERS.openBaoAccess], resourceVersion: object.metadata?.resourceVersion } });
+      await deps.kube.patch(ref, {
+        metadata: {
+          finalizers: [...finalizers, FINALIZERS.openBaoAccess],
+          resourceVersion: object.metadata?.resourceVersion,
+        },
+      });
       return {}; // the watch event of this patch brings us back with a fresh copy
     }
 
@@ -138,21 +231,49 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     if (!etcdKey || !backupKey) {
       const missing = !etcdKey ? keyRefs.etcd : keyRefs.backup;
       const message = `KMSKey ${missing} has no Transit key of its own yet (see kubectl get kkey ${missing} -n ${namespace}): the policy is written once it has`;
-      const conditions = setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: 'False', reason: 'WaitingForKey', message, observedGeneration: object.metadata?.generation }], now());
+      const conditions = setConditions(
+        object.status?.conditions,
+        [
+          {
+            type: KDC_CLUSTER_CONDITIONS.kmsPreflight,
+            status: 'False',
+            reason: 'WaitingForKey',
+            message,
+            observedGeneration: object.metadata?.generation,
+          },
+        ],
+        now(),
+      );
       await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
       return { requeueAfterMs: 10_000 };
     }
     // A key switch runs two plugin instances (plugin-keys.ts): the policy grants the key of each
     // one k8-manager recorded, each checked against the registry, and the spec's key unless that
     // change is refused (a refused change is granted nothing).
-    const keyChange = { keys: object.status?.encryption?.pluginKeys ?? [], desired: { keyRef: keyRefs.etcd, transitKey: etcdKey }, migrating: object.status?.encryption?.migration !== undefined };
+    const keyChange = {
+      keys: object.status?.encryption?.pluginKeys ?? [],
+      desired: { keyRef: keyRefs.etcd, transitKey: etcdKey },
+      migrating: object.status?.encryption?.migration !== undefined,
+    };
     const grants: string[] = [];
     for (const transitKey of grantedTransitKeys(keyChange)) {
-      const owned = transitKey === etcdKey || (transitKeyOf.ownedByNamespace ? await transitKeyOf.ownedByNamespace(organization, transitKey, namespace) : false);
+      const owned =
+        transitKey === etcdKey ||
+        (transitKeyOf.ownedByNamespace
+          ? await transitKeyOf.ownedByNamespace(organization, transitKey, namespace)
+          : false);
       if (owned) grants.push(transitKey);
-      else deps.logger.warn({ cluster: key, transitKey }, 'a plugin key in status is not owned by this namespace: not granted');
+      else
+        deps.logger.warn(
+          { cluster: key, transitKey },
+          'a plugin key in status is not owned by this namespace: not granted',
+        );
     }
-    const access = desiredAccess(namespace, name, spec, { etcd: preflightKey(keyChange)?.transitKey ?? etcdKey, etcdGrants: grants, backup: backupKey });
+    const access = desiredAccess(namespace, name, spec, {
+      etcd: preflightKey(keyChange)?.transitKey ?? etcdKey,
+      etcdGrants: grants,
+      backup: backupKey,
+    });
     const repaired: string[] = [];
     for (const policy of access.policies) {
       const current = await bao.readPolicy(policy.name);
@@ -171,35 +292,69 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     }
     if (repaired.length) {
       deps.logger.warn({ cluster: key, repaired }, 'repaired OpenBao drift');
-      await deps.recorder.record(object, 'Warning', 'OpenBaoDriftRepaired', `restored ${repaired.join(', ')} to the desired content`);
+      await deps.recorder.record(
+        object,
+        'Warning',
+        'OpenBaoDriftRepaired',
+        `restored ${repaired.join(', ')} to the desired content`,
+      );
     }
 
     // The pre-flight runs when what it proved may have changed, never at steady state.
     const fingerprint = accessFingerprint(namespace, name, access);
     const previous = findCondition(object.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight);
-    const proven = previous?.status === 'True' && previous.message.includes(`(access ${fingerprint})`) && repaired.length === 0;
+    const proven =
+      previous?.status === 'True' && previous.message.includes(`(access ${fingerprint})`) && repaired.length === 0;
     if (proven) {
       // Same access, newer spec: what was proven still holds; say it holds for this generation.
       if (previous.observedGeneration === object.metadata?.generation) return {};
-      const conditions = setConditions(object.status?.conditions, [{ ...previous, observedGeneration: object.metadata?.generation }], now());
+      const conditions = setConditions(
+        object.status?.conditions,
+        [{ ...previous, observedGeneration: object.metadata?.generation }],
+        now(),
+      );
       await updateStatusIfChanged(deps.kube, ref, object, { ...object.status, conditions });
       return {};
     }
     let result;
     try {
-      result = await runPreflight({ kube: deps.kube, anonymous: bao.withToken(undefined), namespace, cluster: name, access, fingerprint });
+      result = await runPreflight({
+        kube: deps.kube,
+        anonymous: bao.withToken(undefined),
+        namespace,
+        cluster: name,
+        access,
+        fingerprint,
+      });
     } catch (error) {
       if (!isOpenBaoError(error)) throw error;
-      result = { ok: false, reason: 'OpenBaoUnavailable', message: `pre-flight could not reach OpenBao: ${error.kind}` };
+      result = {
+        ok: false,
+        reason: 'OpenBaoUnavailable',
+        message: `pre-flight could not reach OpenBao: ${error.kind}`,
+      };
     }
     deps.metrics.preflights.inc({ result: result.ok ? 'ok' : 'failed' });
     const status = {
       ...object.status,
-      conditions: setConditions(object.status?.conditions, [{ type: KDC_CLUSTER_CONDITIONS.kmsPreflight, status: result.ok ? 'True' : 'False', reason: result.reason, message: result.message, observedGeneration: object.metadata?.generation }], now()),
+      conditions: setConditions(
+        object.status?.conditions,
+        [
+          {
+            type: KDC_CLUSTER_CONDITIONS.kmsPreflight,
+            status: result.ok ? 'True' : 'False',
+            reason: result.reason,
+            message: result.message,
+            observedGeneration: object.metadata?.generation,
+          },
+        ],
+        now(),
+      ),
     };
     await updateStatusIfChanged(deps.kube, ref, object, status);
-    if (!result.ok && previous?.reason !== result.reason) await deps.recorder.record(object, 'Warning', 'KMSPreflightFailed', result.message);
+    if (!result.ok && previous?.reason !== result.reason)
+      await deps.recorder.record(object, 'Warning', 'KMSPreflightFailed', result.message);
     // Until it succeeds, look again (the ServiceAccount may appear, the key may be created).
     return result.ok ? {} : { requeueAfterMs: 10_000 };
-  };
+  }
 }

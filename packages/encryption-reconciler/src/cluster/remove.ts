@@ -7,14 +7,25 @@ import { OPENBAO_K8S_AUTH_MOUNT, legacyOpenBaoAccessNames, openBaoAccessNames, t
 
 export type RemovalCounter = (object: 'role' | 'policy') => void;
 
-export async function removeClusterAccess(bao: OpenBaoClient, namespace: string, cluster: string, count: RemovalCounter = () => undefined): Promise<void> {
+export async function removeClusterAccess(
+  bao: OpenBaoClient,
+  namespace: string,
+  cluster: string,
+  count: RemovalCounter = () => undefined,
+): Promise<void> {
   const scoped = openBaoAccessNames(namespace, cluster);
-  for (const [policy, role] of [[scoped.pluginPolicy, scoped.pluginRole], [scoped.backupPolicy, scoped.backupRole]] as const) {
+  for (const [policy, role] of [
+    [scoped.pluginPolicy, scoped.pluginRole],
+    [scoped.backupPolicy, scoped.backupRole],
+  ] as const) {
     await deletePolicy(bao, policy, count);
     await deleteRole(bao, role, count);
   }
   const legacy = legacyOpenBaoAccessNames(cluster);
-  for (const [policy, role] of [[legacy.pluginPolicy, legacy.pluginRole], [legacy.backupPolicy, legacy.backupRole]] as const) {
+  for (const [policy, role] of [
+    [legacy.pluginPolicy, legacy.pluginRole],
+    [legacy.backupPolicy, legacy.backupRole],
+  ] as const) {
     if (!boundOnlyTo(await bao.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role), namespace)) continue;
     await deletePolicy(bao, policy, count);
     await deleteRole(bao, role, count);

@@ -1,4 +1,11 @@
-import { OwnershipRegistry, legacyTransitKeyName, transitKeyFromKeyId, transitKeyName, type KubeObject, type OpenBaoClient } from '@kdc/shared';
+import {
+  OwnershipRegistry,
+  legacyTransitKeyName,
+  transitKeyFromKeyId,
+  transitKeyName,
+  type KubeObject,
+  type OpenBaoClient,
+} from '@kdc/shared';
 
 // The Transit key a cluster's policy may grant for one of its KMSKeys: the name the ownership
 // registry gives to that KMSKey's uid, never a name taken from the KMSKey's (tenant-writable)
@@ -13,10 +20,17 @@ export type TransitKeyLookup = ((organization: string | undefined, kmsKey: KubeO
   ownedByNamespace?: (organization: string | undefined, transitKey: string, namespace: string) => Promise<boolean>;
 };
 
-export function transitKeyLookup(openbao: OpenBaoClient, ttlMs = 300_000, now: () => number = Date.now): TransitKeyLookup {
+export function transitKeyLookup(
+  openbao: OpenBaoClient,
+  ttlMs = 300_000,
+  now: () => number = Date.now,
+): TransitKeyLookup {
   const owners = new Map<string, { uid: string; namespace: string; at: number }>();
 
-  async function owner(organization: string | undefined, name: string): Promise<{ uid: string; namespace: string } | undefined> {
+  async function owner(
+    organization: string | undefined,
+    name: string,
+  ): Promise<{ uid: string; namespace: string } | undefined> {
     const cacheKey = `${organization ?? ''}\n${name}`;
     const hit = owners.get(cacheKey);
     if (hit && now() - hit.at < ttlMs) return hit;
@@ -29,10 +43,17 @@ export function transitKeyLookup(openbao: OpenBaoClient, ttlMs = 300_000, now: (
   const lookup: TransitKeyLookup = async (organization, kmsKey) => {
     const { namespace, name, uid } = kmsKey.metadata as { namespace: string; name: string; uid: string };
     const hint = transitKeyFromKeyId((kmsKey.status as { keyId?: string } | undefined)?.keyId);
-    const candidates = [...new Set([hint, transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string => Boolean(n)))];
+    const candidates = [
+      ...new Set(
+        [hint, transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string =>
+          Boolean(n),
+        ),
+      ),
+    ];
     for (const candidate of candidates) if ((await ownerUid(organization, candidate)) === uid) return candidate;
     return null;
   };
-  lookup.ownedByNamespace = async (organization, transitKey, namespace) => (await owner(organization, transitKey))?.namespace === namespace;
+  lookup.ownedByNamespace = async (organization, transitKey, namespace) =>
+    (await owner(organization, transitKey))?.namespace === namespace;
   return lookup;
 }

@@ -26,7 +26,14 @@ export interface KmsKeyDeletionPlan {
 export function planKmsKeyDeletion(o: KmsKeyDeletionObservation, controllerNamespace: string): KmsKeyDeletionPlan {
   if (!o.hasFinalizer) return { action: { kind: 'none' } };
   if (o.deletionPolicy !== 'schedule') {
-    return { action: { kind: 'removeFinalizer' }, event: { type: 'Normal', reason: 'KeyRetained', message: 'KMSKey deleted; its Transit key is retained in OpenBao' } };
+    return {
+      action: { kind: 'removeFinalizer' },
+      event: {
+        type: 'Normal',
+        reason: 'KeyRetained',
+        message: 'KMSKey deleted; its Transit key is retained in OpenBao',
+      },
+    };
   }
   if (!o.destructionRecorded) return { action: { kind: 'recordDestruction' } };
   return {

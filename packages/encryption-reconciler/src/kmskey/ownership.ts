@@ -1,4 +1,11 @@
-import { legacyTransitKeyName, transitKeyFromKeyId, transitKeyName, type OwnerRecord, type TransitKey, type TransitKeyOwner } from '@kdc/shared';
+import {
+  legacyTransitKeyName,
+  transitKeyFromKeyId,
+  transitKeyName,
+  type OwnerRecord,
+  type TransitKey,
+  type TransitKeyOwner,
+} from '@kdc/shared';
 
 // Which Transit key a KMSKey may use, decided from the ownership registry (pure). A KMSKey uses
 // `<ns>.<name>` unless it owns a key of the first naming scheme (`<ns>-<name>`), which it keeps:
@@ -37,27 +44,36 @@ export interface ResolvedOwnership {
   ownership: Ownership;
 }
 
-
 const who = (o: TransitKeyOwner) => `KMSKey ${o.namespace}/${o.kmsKey} (uid ${o.uid})`;
 const ADMIN_HINT = 'a platform admin can hand a key over with `kubectl kdc keys adopt`';
 
 export function resolveOwnership(i: OwnershipInput): ResolvedOwnership {
   const current = transitKeyName(i.namespace, i.name);
   const legacy = legacyTransitKeyName(i.namespace, i.name);
-  if (i.current?.owner.uid === i.uid) return { transitKeyName: current, ownership: { kind: 'owned', owner: i.current.owner } };
+  if (i.current?.owner.uid === i.uid)
+    return { transitKeyName: current, ownership: { kind: 'owned', owner: i.current.owner } };
   if (i.current) {
     return {
       transitKeyName: current,
-      ownership: { kind: 'refused', reason: 'TransitKeyOwnedElsewhere', message: `Transit key ${current} belongs to ${who(i.current.owner)}, not to this KMSKey (it was re-created, or imported): ${ADMIN_HINT}, or use another KMSKey name` },
+      ownership: {
+        kind: 'refused',
+        reason: 'TransitKeyOwnedElsewhere',
+        message: `Transit key ${current} belongs to ${who(i.current.owner)}, not to this KMSKey (it was re-created, or imported): ${ADMIN_HINT}, or use another KMSKey name`,
+      },
     };
   }
-  if (i.legacy?.owner.uid === i.uid) return { transitKeyName: legacy, ownership: { kind: 'owned', owner: i.legacy.owner } };
+  if (i.legacy?.owner.uid === i.uid)
+    return { transitKeyName: legacy, ownership: { kind: 'owned', owner: i.legacy.owner } };
   const wasUsingLegacy = transitKeyFromKeyId(i.keyIdHint) === legacy;
   if (i.legacy) {
     if (!wasUsingLegacy) return { transitKeyName: current, ownership: { kind: 'unclaimed' } };
     return {
       transitKeyName: legacy,
-      ownership: { kind: 'refused', reason: 'TransitKeyOwnedElsewhere', message: `this KMSKey used Transit key ${legacy}, which belongs to ${who(i.legacy.owner)}: ${ADMIN_HINT}` },
+      ownership: {
+        kind: 'refused',
+        reason: 'TransitKeyOwnedElsewhere',
+        message: `this KMSKey used Transit key ${legacy}, which belongs to ${who(i.legacy.owner)}: ${ADMIN_HINT}`,
+      },
     };
   }
   if (i.legacyKey) {
@@ -65,8 +81,11 @@ export function resolveOwnership(i: OwnershipInput): ResolvedOwnership {
     // The key was created for a KMSKey that existed before it (both times in whole seconds). No
     // slack for clock skew: a key planted a second before a KMSKey must not pass, and a true owner
     // whose clocks disagree only gets a refusal an admin resolves, never the wrong key.
-    const creators = i.legacyNamesakes.filter((k) => k.creationTimestamp !== undefined && v1 !== undefined && Date.parse(k.creationTimestamp) / 1000 <= v1);
-    if (creators.length === 1 && creators[0]!.uid === i.uid) return { transitKeyName: legacy, ownership: { kind: 'legacyAdoptable' } };
+    const creators = i.legacyNamesakes.filter(
+      (k) => k.creationTimestamp !== undefined && v1 !== undefined && Date.parse(k.creationTimestamp) / 1000 <= v1,
+    );
+    if (creators.length === 1 && creators[0]!.uid === i.uid)
+      return { transitKeyName: legacy, ownership: { kind: 'legacyAdoptable' } };
     if (wasUsingLegacy || creators.some((k) => k.uid === i.uid)) {
       const others = i.legacyNamesakes.filter((k) => k.uid !== i.uid).map((k) => `${k.namespace}/${k.name}`);
       return {

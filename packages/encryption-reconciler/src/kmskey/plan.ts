@@ -1,6 +1,16 @@
 import {
-  type Condition, type ConditionInput, type KmsKeySpec, type KmsKeyStatus, type TransitKey, type TransitKeyOwner,
-  KMSKEY_CONDITIONS, kmsKeyId, parseKmsKeyInterval, rfc3339, setConditions, formatDuration,
+  type Condition,
+  type ConditionInput,
+  type KmsKeySpec,
+  type KmsKeyStatus,
+  type TransitKey,
+  type TransitKeyOwner,
+  KMSKEY_CONDITIONS,
+  kmsKeyId,
+  parseKmsKeyInterval,
+  rfc3339,
+  setConditions,
+  formatDuration,
 } from '@kdc/shared';
 import type { Ownership } from './ownership.ts';
 
@@ -48,12 +58,24 @@ export interface KmsKeyPlan {
 export type SpecCheck = { ok: true; intervalSeconds?: number } | { ok: false; reason: string; message: string };
 
 export function checkSpec(spec: KmsKeySpec, minRotationSeconds = 1): SpecCheck {
-  if (spec.exportable) return { ok: false, reason: 'ExportableNotAllowed', message: 'spec.exportable must be false: key material never leaves OpenBao' };
+  if (spec.exportable)
+    return {
+      ok: false,
+      reason: 'ExportableNotAllowed',
+      message: 'spec.exportable must be false: key material never leaves OpenBao',
+    };
   if (!spec.rotation?.enabled) return { ok: true };
-  if (!spec.rotation.interval) return { ok: false, reason: 'InvalidRotationInterval', message: 'spec.rotation.interval is required when rotation is enabled (e.g. 90d, 2160h, 1h30m)' };
+  if (!spec.rotation.interval)
+    return {
+      ok: false,
+      reason: 'InvalidRotationInterval',
+      message: 'spec.rotation.interval is required when rotation is enabled (e.g. 90d, 2160h, 1h30m)',
+    };
   const parsed = parseKmsKeyInterval(spec.rotation.interval);
-  if (!parsed.ok) return { ok: false, reason: 'InvalidRotationInterval', message: `spec.rotation.interval: ${parsed.error}` };
-  if (parsed.seconds < 1) return { ok: false, reason: 'InvalidRotationInterval', message: 'spec.rotation.interval must be at least 1s' };
+  if (!parsed.ok)
+    return { ok: false, reason: 'InvalidRotationInterval', message: `spec.rotation.interval: ${parsed.error}` };
+  if (parsed.seconds < 1)
+    return { ok: false, reason: 'InvalidRotationInterval', message: 'spec.rotation.interval must be at least 1s' };
   // Every rotation is an OpenBao write and a requeue on a queue all tenants share: the platform
   // sets a floor (7d for etcd keys by default) so one tenant cannot keep both busy.
   if (parsed.seconds < minRotationSeconds) {
@@ -91,7 +113,12 @@ function withConditions(status: KmsKeyStatus, now: Date, inputs: ConditionInput[
 
 export function planKmsKey(o: KmsKeyObservation): KmsKeyPlan {
   const gen = o.generation;
-  const cond = (type: string, status: 'True' | 'False' | 'Unknown', reason: string, message: string): ConditionInput => ({ type, status, reason, message, observedGeneration: gen });
+  const cond = (
+    type: string,
+    status: 'True' | 'False' | 'Unknown',
+    reason: string,
+    message: string,
+  ): ConditionInput => ({ type, status, reason, message, observedGeneration: gen });
   const notReady = (reason: string, message: string, action: KmsKeyAction = { kind: 'none' }): KmsKeyPlan => ({
     action,
     status: withConditions(status, o.now, [cond(KMSKEY_CONDITIONS.ready, 'False', reason, message)]),
@@ -105,67 +132,134 @@ export function planKmsKey(o: KmsKeyObservation): KmsKeyPlan {
     if (o.mounts[mount]) continue;
     return {
       action: { kind: 'ensureMount', mount },
-      status: withConditions(status, o.now, [cond(KMSKEY_CONDITIONS.openBaoMounted, 'False', 'MountMissing', `enabling the ${mount === 'transit' ? 'transit/' : 'kdc/ ownership'} mount`)]),
+      status: withConditions(status, o.now, [
+        cond(
+          KMSKEY_CONDITIONS.openBaoMounted,
+          'False',
+          'MountMissing',
+          `enabling the ${mount === 'transit' ? 'transit/' : 'kdc/ ownership'} mount`,
+        ),
+      ]),
     };
   }
-  status = withConditions(status, o.now, [cond(KMSKEY_CONDITIONS.openBaoMounted, 'True', 'Mounted', `transit/ is mounted in ${o.organization ? `namespace ${o.organization}` : 'the root namespace'}`)]);
+  status = withConditions(status, o.now, [
+    cond(
+      KMSKEY_CONDITIONS.openBaoMounted,
+      'True',
+      'Mounted',
+      `transit/ is mounted in ${o.organization ? `namespace ${o.organization}` : 'the root namespace'}`,
+    ),
+  ]);
 
   const own = o.ownership;
   const owner = (origin: TransitKeyOwner['origin'], purpose: string): TransitKeyOwner => ({
-    namespace: o.namespace, kmsKey: o.name, uid: o.uid, purpose, origin, claimedAt: rfc3339(o.now),
+    namespace: o.namespace,
+    kmsKey: o.name,
+    uid: o.uid,
+    purpose,
+    origin,
+    claimedAt: rfc3339(o.now),
   });
   switch (own.kind) {
     case 'refused':
       return notReady(own.reason, own.message);
     case 'legacyAdoptable':
       return {
-        ...notReady('Claiming', `recording that Transit key ${o.transitKeyName} (first naming scheme) belongs to this KMSKey`, { kind: 'claim', owner: owner('legacy', o.spec.purpose) }),
-        event: { type: 'Normal', reason: 'LegacyKeyMigrated', message: `Transit key ${o.transitKeyName} was created for this KMSKey under the first naming scheme: ownership recorded, the key is kept` },
+        ...notReady(
+          'Claiming',
+          `recording that Transit key ${o.transitKeyName} (first naming scheme) belongs to this KMSKey`,
+          { kind: 'claim', owner: owner('legacy', o.spec.purpose) },
+        ),
+        event: {
+          type: 'Normal',
+          reason: 'LegacyKeyMigrated',
+          message: `Transit key ${o.transitKeyName} was created for this KMSKey under the first naming scheme: ownership recorded, the key is kept`,
+        },
       };
     case 'unclaimed':
       if (o.transit) {
-        return notReady('TransitKeyNotOwned', `Transit key ${o.transitKeyName} exists in OpenBao but was not created for this KMSKey, and a key is never adopted: a platform admin can import it with \`kubectl kdc keys adopt\`, or use another KMSKey name`);
+        return notReady(
+          'TransitKeyNotOwned',
+          `Transit key ${o.transitKeyName} exists in OpenBao but was not created for this KMSKey, and a key is never adopted: a platform admin can import it with \`kubectl kdc keys adopt\`, or use another KMSKey name`,
+        );
       }
-      return notReady('Claiming', `reserving Transit key name ${o.transitKeyName}`, { kind: 'claim', owner: owner('created', o.spec.purpose) });
+      return notReady('Claiming', `reserving Transit key name ${o.transitKeyName}`, {
+        kind: 'claim',
+        owner: owner('created', o.spec.purpose),
+      });
     case 'owned':
       break;
   }
   if (!o.transit) {
     return {
-      ...notReady('Creating', `creating Transit key ${o.transitKeyName}`, { kind: 'createKey', type: o.spec.algorithm }),
-      event: { type: 'Normal', reason: 'KeyCreated', message: `Transit key ${o.transitKeyName} (${o.spec.algorithm}) created` },
+      ...notReady('Creating', `creating Transit key ${o.transitKeyName}`, {
+        kind: 'createKey',
+        type: o.spec.algorithm,
+      }),
+      event: {
+        type: 'Normal',
+        reason: 'KeyCreated',
+        message: `Transit key ${o.transitKeyName} (${o.spec.algorithm}) created`,
+      },
     };
   }
   if (own.owner.purpose !== o.spec.purpose) {
-    return notReady('PurposeChangeRefused', `this key was created for purpose ${own.owner.purpose}; a purpose cannot change once the key exists: set spec.purpose back to ${own.owner.purpose} or create a new KMSKey`);
+    return notReady(
+      'PurposeChangeRefused',
+      `this key was created for purpose ${own.owner.purpose}; a purpose cannot change once the key exists: set spec.purpose back to ${own.owner.purpose} or create a new KMSKey`,
+    );
   }
   if (o.transit.type !== o.spec.algorithm) {
-    return notReady('AlgorithmMismatch', `the Transit key is ${o.transit.type}; an algorithm cannot change after creation: set spec.algorithm back to ${o.transit.type} or create a new KMSKey`);
+    return notReady(
+      'AlgorithmMismatch',
+      `the Transit key is ${o.transit.type}; an algorithm cannot change after creation: set spec.algorithm back to ${o.transit.type} or create a new KMSKey`,
+    );
   }
-  const ready = cond(KMSKEY_CONDITIONS.ready, 'True', 'KeyReady', `Transit key ${o.transitKeyName} version ${o.transit.latestVersion} is ready`);
+  const ready = cond(
+    KMSKEY_CONDITIONS.ready,
+    'True',
+    'KeyReady',
+    `Transit key ${o.transitKeyName} version ${o.transit.latestVersion} is ready`,
+  );
 
   if (!spec.intervalSeconds) {
     const { nextRotationTime: _none, ...rest } = status;
-    return { action: { kind: 'none' }, status: withConditions(rest, o.now, [ready, cond(KMSKEY_CONDITIONS.rotationScheduled, 'False', 'RotationDisabled', 'spec.rotation is not enabled')]) };
+    return {
+      action: { kind: 'none' },
+      status: withConditions(rest, o.now, [
+        ready,
+        cond(KMSKEY_CONDITIONS.rotationScheduled, 'False', 'RotationDisabled', 'spec.rotation is not enabled'),
+      ]),
+    };
   }
   // The clock is the creation time of the latest version, kept by OpenBao: a restarted controller
   // computes the same due time, so it can neither rotate twice nor skip a rotation. A key this
   // KMSKey did not create (legacy, adopted) is first rotated one interval after it was claimed.
   const versionTime = (o.transit.versions[o.transit.latestVersion] ?? 0) * 1000;
-  const clockStart = own.owner.origin === 'created' ? versionTime : Math.max(versionTime, Date.parse(own.owner.claimedAt) || 0);
+  const clockStart =
+    own.owner.origin === 'created' ? versionTime : Math.max(versionTime, Date.parse(own.owner.claimedAt) || 0);
   const due = clockStart + spec.intervalSeconds * 1000;
   if (o.now.getTime() >= due) {
     return {
       action: { kind: 'rotate' },
       status: withConditions(status, o.now, [ready]),
-      event: { type: 'Normal', reason: 'KeyRotated', message: `rotating Transit key ${o.transitKeyName} past version ${o.transit.latestVersion} (interval ${o.spec.rotation!.interval})` },
+      event: {
+        type: 'Normal',
+        reason: 'KeyRotated',
+        message: `rotating Transit key ${o.transitKeyName} past version ${o.transit.latestVersion} (interval ${o.spec.rotation!.interval})`,
+      },
     };
   }
   return {
     action: { kind: 'none' },
     status: withConditions({ ...status, nextRotationTime: rfc3339(new Date(due)) }, o.now, [
       ready,
-      cond(KMSKEY_CONDITIONS.rotationScheduled, 'True', 'Scheduled', `next rotation in ${formatDuration((due - o.now.getTime()) / 1000)} (every ${o.spec.rotation!.interval})`),
+      cond(
+        KMSKEY_CONDITIONS.rotationScheduled,
+        'True',
+        'Scheduled',
+        `next rotation in ${formatDuration((due - o.now.getTime()) / 1000)} (every ${o.spec.rotation!.interval})`,
+      ),
     ]),
     requeueAfterMs: due - o.now.getTime(),
   };

@@ -1,7 +1,32 @@
 import {
-  FINALIZERS, KMSKEY_CONDITIONS, SECURITY_GROUP, OwnershipError, OwnershipRegistry, enableOwnershipMount, isAlreadyExists, isOpenBaoError, kmsKeySpecSchema,
-  legacyTransitKeyName, openBaoFailure, organizationLookup, ownershipMountReady, runPass, setConditions, splitKey, transitKeyFromKeyId, transitKeyName, updateStatusIfChanged,
-  type EventRecorder, type Informer, type KmsKey, type KmsKeySpec, type KubeClient, type KubeObject, type Logger, type OpenBaoClient, type ReconcileResult,
+  FINALIZERS,
+  KMSKEY_CONDITIONS,
+  SECURITY_GROUP,
+  OwnershipError,
+  OwnershipRegistry,
+  enableOwnershipMount,
+  isAlreadyExists,
+  isOpenBaoError,
+  kmsKeySpecSchema,
+  legacyTransitKeyName,
+  openBaoFailure,
+  organizationLookup,
+  ownershipMountReady,
+  runPass,
+  setConditions,
+  splitKey,
+  transitKeyFromKeyId,
+  transitKeyName,
+  updateStatusIfChanged,
+  type EventRecorder,
+  type Informer,
+  type KmsKey,
+  type KmsKeySpec,
+  type KubeClient,
+  type KubeObject,
+  type Logger,
+  type OpenBaoClient,
+  type ReconcileResult,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
@@ -25,13 +50,28 @@ export function kmsKeyMetrics(registry: Registry) {
     },
   });
   return {
-    rotations: new Counter({ name: 'kdc_kmskey_rotations_total', help: 'Transit rotations made by the KMSKey controller', registers: [registry] }),
+    rotations: new Counter({
+      name: 'kdc_kmskey_rotations_total',
+      help: 'Transit rotations made by the KMSKey controller',
+      registers: [registry],
+    }),
     nextRotation: {
-      set: (key: { namespace: string; name: string }, epochSeconds: number) => void nextRotations.set(`${key.namespace}/${key.name}`, epochSeconds),
+      set: (key: { namespace: string; name: string }, epochSeconds: number) =>
+        void nextRotations.set(`${key.namespace}/${key.name}`, epochSeconds),
       remove: (key: { namespace: string; name: string }) => void nextRotations.delete(`${key.namespace}/${key.name}`),
     },
-    openBaoErrors: new Counter({ name: 'kdc_openbao_errors_total', help: 'OpenBao errors by kind', labelNames: ['kind'], registers: [registry] }),
-    refused: new Counter({ name: 'kdc_kmskey_refusals_total', help: 'KMSKey reconciles that refused the spec or the key, by reason', labelNames: ['reason'], registers: [registry] }),
+    openBaoErrors: new Counter({
+      name: 'kdc_openbao_errors_total',
+      help: 'OpenBao errors by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'kdc_kmskey_refusals_total',
+      help: 'KMSKey reconciles that refused the spec or the key, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -62,11 +102,21 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   /** Organisation -> until when both mounts are known to exist (see mountsOf). */
   const mountedUntil = new Map<string, number>();
 
-  async function execute(action: KmsKeyAction, object: KeyObject, bao: OpenBaoClient, transitKey: string): Promise<void> {
+  async function execute(
+    action: KmsKeyAction,
+    object: KeyObject,
+    bao: OpenBaoClient,
+    transitKey: string,
+  ): Promise<void> {
     const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };
     switch (action.kind) {
       case 'addFinalizer':
-        await deps.kube.patch(ref, { metadata: { finalizers: [...(object.metadata?.finalizers ?? []), FINALIZERS.kmsKey], resourceVersion: object.metadata!.resourceVersion } });
+        await deps.kube.patch(ref, {
+          metadata: {
+            finalizers: [...(object.metadata?.finalizers ?? []), FINALIZERS.kmsKey],
+            resourceVersion: object.metadata!.resourceVersion,
+          },
+        });
         return;
       case 'ensureMount':
         if (action.mount === 'transit') await bao.enableSecretsEngine('transit', 'transit');
@@ -75,7 +125,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       case 'claim': {
         const result = await new OwnershipRegistry(bao).claim(transitKey, action.owner);
         // Lost a race: the next pass reads the winner's record and says so.
-        if (!result.claimed) deps.logger.warn({ transitKey, kmsKey: `${ref.namespace}/${ref.name}` }, 'Transit key name claimed by another KMSKey first');
+        if (!result.claimed)
+          deps.logger.warn(
+            { transitKey, kmsKey: `${ref.namespace}/${ref.name}` },
+            'Transit key name claimed by another KMSKey first',
+          );
         return;
       }
       case 'createKey':
@@ -95,16 +149,36 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
     const taskName = cleanupTaskName('destroyTransitKey', uid);
     const due = new Date(Date.parse(object.metadata?.deletionTimestamp ?? '') + deps.deletionCountdownSeconds * 1000);
-    const plan = planKmsKeyDeletion({
-      hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey),
-      deletionPolicy: spec?.deletionPolicy ?? 'retain',
-      destructionRecorded: Boolean(deps.tasks.get(taskName, deps.controllerNamespace)),
-      taskName, due,
-    }, deps.controllerNamespace);
+    const plan = planKmsKeyDeletion(
+      {
+        hasFinalizer: (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey),
+        deletionPolicy: spec?.deletionPolicy ?? 'retain',
+        destructionRecorded: Boolean(deps.tasks.get(taskName, deps.controllerNamespace)),
+        taskName,
+        due,
+      },
+      deps.controllerNamespace,
+    );
     const ref = { ...KMSKEY_REF, namespace, name };
     if (plan.action.kind === 'recordDestruction') {
-      const candidates = [...new Set([transitKeyFromKeyId(object.status?.keyId), transitKeyName(namespace, name), legacyTransitKeyName(namespace, name)].filter((n): n is string => Boolean(n)))];
-      const task = buildCleanupTask({ kind: 'destroyTransitKey', organization: await organizationOf(namespace), namespace, kmsKey: name, uid, candidates, due: due.toISOString() });
+      const candidates = [
+        ...new Set(
+          [
+            transitKeyFromKeyId(object.status?.keyId),
+            transitKeyName(namespace, name),
+            legacyTransitKeyName(namespace, name),
+          ].filter((n): n is string => Boolean(n)),
+        ),
+      ];
+      const task = buildCleanupTask({
+        kind: 'destroyTransitKey',
+        organization: await organizationOf(namespace),
+        namespace,
+        kmsKey: name,
+        uid,
+        candidates,
+        due: due.toISOString(),
+      });
       try {
         await deps.kube.create(CONFIGMAPS(deps.controllerNamespace), task);
       } catch (error) {
@@ -113,7 +187,12 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       return { requeueAfterMs: 0 };
     }
     if (plan.action.kind === 'removeFinalizer') {
-      await deps.kube.patch(ref, { metadata: { finalizers: (object.metadata?.finalizers ?? []).filter((f) => f !== FINALIZERS.kmsKey), resourceVersion: object.metadata!.resourceVersion } });
+      await deps.kube.patch(ref, {
+        metadata: {
+          finalizers: (object.metadata?.finalizers ?? []).filter((f) => f !== FINALIZERS.kmsKey),
+          resourceVersion: object.metadata!.resourceVersion,
+        },
+      });
     }
     if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
     deps.metrics.nextRotation.remove({ namespace, name });
@@ -126,24 +205,54 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     if (!object || !namespace) return {};
     const ref = { ...KMSKEY_REF, namespace, name };
     const parsedSpec = kmsKeySpecSchema.safeParse(object.spec ?? {});
-    if (object.metadata?.deletionTimestamp) return reconcileDeletion(object, parsedSpec.success ? parsedSpec.data : undefined);
+    if (object.metadata?.deletionTimestamp)
+      return reconcileDeletion(object, parsedSpec.success ? parsedSpec.data : undefined);
     if (!parsedSpec.success) {
       const message = parsedSpec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
-      const status = { ...object.status, observedGeneration: object.metadata?.generation, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason: 'InvalidSpec', message, observedGeneration: object.metadata?.generation }], now()) };
+      const status = {
+        ...object.status,
+        observedGeneration: object.metadata?.generation,
+        conditions: setConditions(
+          object.status?.conditions,
+          [
+            {
+              type: KMSKEY_CONDITIONS.ready,
+              status: 'False',
+              reason: 'InvalidSpec',
+              message,
+              observedGeneration: object.metadata?.generation,
+            },
+          ],
+          now(),
+        ),
+      };
       await updateStatusIfChanged(deps.kube, ref, object, status);
       return {};
     }
     const hasFinalizer = (object.metadata?.finalizers ?? []).includes(FINALIZERS.kmsKey);
     const minRotationSeconds = deps.rotationFloor(parsedSpec.data.purpose);
     const observed = {
-      name, namespace, uid: object.metadata!.uid!, generation: object.metadata?.generation ?? 0, spec: parsedSpec.data, status: object.status,
-      hasFinalizer, now: now(), minRotationSeconds,
+      name,
+      namespace,
+      uid: object.metadata!.uid!,
+      generation: object.metadata?.generation ?? 0,
+      spec: parsedSpec.data,
+      status: object.status,
+      hasFinalizer,
+      now: now(),
+      minRotationSeconds,
     };
     // A missing finalizer and a refused spec need no OpenBao call: a tenant's invalid keys (a
     // 1 s rotation, say) cost OpenBao nothing.
     const refused = checkSpec(parsedSpec.data, minRotationSeconds);
     if (!hasFinalizer || !refused.ok) {
-      const offline = { organization: undefined, mounts: { transit: false, registry: false }, transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const }, transit: null };
+      const offline = {
+        organization: undefined,
+        mounts: { transit: false, registry: false },
+        transitKeyName: transitKeyName(namespace, name),
+        ownership: { kind: 'unclaimed' as const },
+        transit: null,
+      };
       const plan = planKmsKey({ ...observed, ...offline });
       if (plan.action.kind === 'addFinalizer') {
         await execute(plan.action, object, deps.openbao, offline.transitKeyName);
@@ -159,26 +268,36 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     try {
       // One step per reconcile: its status is written against the copy this reconcile read, and
       // the next step is planned from a fresh one.
-      const pass = await runPass({
-        observe: async () => {
-          const mounted = await mountsOf(organization, bao);
-          const resolved = mounted.transit && mounted.registry ? await resolve(bao, object) : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
-          const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
-          return { transitKey: resolved.transitKeyName, plan: planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit }) };
+      const pass = await runPass(
+        {
+          observe: async () => {
+            const mounted = await mountsOf(organization, bao);
+            const resolved =
+              mounted.transit && mounted.registry
+                ? await resolve(bao, object)
+                : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
+            const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
+            return {
+              transitKey: resolved.transitKeyName,
+              plan: planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit }),
+            };
+          },
+          plan: ({ plan }) => plan.action,
+          stops: (action: KmsKeyAction) => action.kind === 'none',
+          execute: async (action, { plan, transitKey }) => {
+            if (!OBJECT_ACTIONS.has(action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+            await execute(action, object, bao, transitKey);
+            if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
+            return undefined;
+          },
+          endsPass: () => true,
+          maxSteps: 1,
         },
-        plan: ({ plan }) => plan.action,
-        stops: (action: KmsKeyAction) => action.kind === 'none',
-        execute: async (action, { plan, transitKey }) => {
-          if (!OBJECT_ACTIONS.has(action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
-          await execute(action, object, bao, transitKey);
-          if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
-          return undefined;
-        },
-        endsPass: () => true,
-        maxSteps: 1,
-      }, { onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') });
+        { onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
+      );
       const plan = pass.observed.plan;
-      if (plan.status.nextRotationTime) deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
+      if (plan.status.nextRotationTime)
+        deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
       else deps.metrics.nextRotation.remove({ namespace, name });
       if (pass.step.kind === 'none') {
         const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
@@ -196,8 +315,26 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
         if (isOpenBaoError(error)) deps.metrics.openBaoErrors.inc({ kind: error.kind });
         // Says what to do: wait out an outage, replace the controller's refused token (failure.ts),
         // or have an admin repair an ownership record nobody may act on.
-        const { reason, message } = error instanceof OwnershipError ? { reason: 'OwnershipRecordMalformed', message: error.message } : openBaoFailure(error);
-        const status = { ...object.status, conditions: setConditions(object.status?.conditions, [{ type: KMSKEY_CONDITIONS.ready, status: 'False', reason, message, observedGeneration: object.metadata?.generation }], now()) };
+        const { reason, message } =
+          error instanceof OwnershipError
+            ? { reason: 'OwnershipRecordMalformed', message: error.message }
+            : openBaoFailure(error);
+        const status = {
+          ...object.status,
+          conditions: setConditions(
+            object.status?.conditions,
+            [
+              {
+                type: KMSKEY_CONDITIONS.ready,
+                status: 'False',
+                reason,
+                message,
+                observedGeneration: object.metadata?.generation,
+              },
+            ],
+            now(),
+          ),
+        };
         await updateStatusIfChanged(deps.kube, ref, object, status).catch(() => undefined);
       }
       throw error;
@@ -209,10 +346,14 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
    * the namespace exists). Once both are, that is remembered for a minute: a resync of a thousand
    * keys then reads each key and its record, not the mount table a thousand times.
    */
-  async function mountsOf(organization: string | undefined, bao: OpenBaoClient): Promise<{ transit: boolean; registry: boolean }> {
+  async function mountsOf(
+    organization: string | undefined,
+    bao: OpenBaoClient,
+  ): Promise<{ transit: boolean; registry: boolean }> {
     const cacheKey = organization ?? '';
     if ((mountedUntil.get(cacheKey) ?? 0) > Date.now()) return { transit: true, registry: true };
-    if (organization && !(await deps.openbao.readNamespace(organization))) await deps.openbao.createNamespace(organization);
+    if (organization && !(await deps.openbao.readNamespace(organization)))
+      await deps.openbao.createNamespace(organization);
     const mounts = (await bao.secretMounts()) as Parameters<typeof ownershipMountReady>[0];
     const mounted = { transit: Boolean(mounts['transit/']), registry: ownershipMountReady(mounts) };
     if (mounted.transit && mounted.registry) mountedUntil.set(cacheKey, Date.now() + 60_000);
@@ -224,14 +365,30 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const { namespace, name, uid } = object.metadata as { namespace: string; name: string; uid: string };
     const registry = new OwnershipRegistry(bao);
     const current = await registry.read(transitKeyName(namespace, name));
-    const base = { namespace, name, uid, keyIdHint: object.status?.keyId, current, legacy: null, legacyKey: null, legacyNamesakes: [] };
+    const base = {
+      namespace,
+      name,
+      uid,
+      keyIdHint: object.status?.keyId,
+      current,
+      legacy: null,
+      legacyKey: null,
+      legacyNamesakes: [],
+    };
     if (current) return resolveOwnership(base);
     const legacyName = legacyTransitKeyName(namespace, name);
     const legacy = await registry.read(legacyName);
     const legacyKey = legacy ? null : await bao.transit().readKey(legacyName);
     const legacyNamesakes = legacyKey
-      ? deps.keys.list().filter((k) => legacyTransitKeyName(k.metadata!.namespace!, k.metadata!.name!) === legacyName)
-        .map((k) => ({ uid: k.metadata!.uid!, namespace: k.metadata!.namespace!, name: k.metadata!.name!, creationTimestamp: k.metadata?.creationTimestamp }))
+      ? deps.keys
+          .list()
+          .filter((k) => legacyTransitKeyName(k.metadata!.namespace!, k.metadata!.name!) === legacyName)
+          .map((k) => ({
+            uid: k.metadata!.uid!,
+            namespace: k.metadata!.namespace!,
+            name: k.metadata!.name!,
+            creationTimestamp: k.metadata?.creationTimestamp,
+          }))
       : [];
     return resolveOwnership({ ...base, legacy, legacyKey, legacyNamesakes });
   }

@@ -1,5 +1,23 @@
-import { BACKUP_JOB, CORE, decodeSecretData, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { classifyRow, emptyCounts, isEtcdReadError, openEtcdKvReader, resourcePrefix, scanCoverage, tenantEtcdPrefix, type CoverageCounts, type EtcdConnection, type EtcdKvReader } from '@kdc/shared/etcd';
+import {
+  BACKUP_JOB,
+  CORE,
+  decodeSecretData,
+  type KubeClient,
+  type KubeObject,
+  type TenantControlPlane,
+} from '@kdc/shared';
+import {
+  classifyRow,
+  emptyCounts,
+  isEtcdReadError,
+  openEtcdKvReader,
+  resourcePrefix,
+  scanCoverage,
+  tenantEtcdPrefix,
+  type CoverageCounts,
+  type EtcdConnection,
+  type EtcdKvReader,
+} from '@kdc/shared/etcd';
 import { DATASTORE_REF } from '../refs.ts';
 import type { RowStore } from './reconcile.ts';
 
@@ -9,7 +27,13 @@ import type { RowStore } from './reconcile.ts';
 // applied (status.storage.setup.schema). A scan that finds nothing at all under the prefix proves
 // nothing (the wrong DataStore or prefix) and is an error, never "0 plaintext rows".
 
-type DataStore = KubeObject & { spec?: { driver?: string; endpoints?: string[]; tlsConfig?: { certificateAuthority?: { certificate?: { content?: string } } } } };
+type DataStore = KubeObject & {
+  spec?: {
+    driver?: string;
+    endpoints?: string[];
+    tlsConfig?: { certificateAuthority?: { certificate?: { content?: string } } };
+  };
+};
 
 export class CoverageUnavailableError extends Error {
   readonly kind = 'coverage-unavailable';
@@ -19,30 +43,48 @@ export class CoverageUnavailableError extends Error {
   }
 }
 
-export async function etcdConnectionFor(kube: KubeClient, namespace: string, tcp: TenantControlPlane): Promise<EtcdConnection> {
+export async function etcdConnectionFor(
+  kube: KubeClient,
+  namespace: string,
+  tcp: TenantControlPlane,
+): Promise<EtcdConnection> {
   const name = (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
   if (!name) throw new CoverageUnavailableError('the TenantControlPlane reports no DataStore yet');
   const ds = await kube.getOrNull<DataStore>(DATASTORE_REF(name));
   if (!ds) throw new CoverageUnavailableError(`DataStore ${name} cannot be read, so the stored rows cannot be counted`);
-  if (ds.spec?.driver !== 'etcd' || !ds.spec.endpoints?.length) throw new CoverageUnavailableError(`DataStore ${name} is not an etcd DataStore with endpoints`);
+  if (ds.spec?.driver !== 'etcd' || !ds.spec.endpoints?.length)
+    throw new CoverageUnavailableError(`DataStore ${name} is not an etcd DataStore with endpoints`);
   const secretName = BACKUP_JOB.datastoreCertsSecret(tcp.metadata.name);
   const certs = decodeSecretData(await kube.getOrNull(CORE('secrets', namespace, secretName)));
-  if (!certs?.['server.crt'] || !certs['server.key']) throw new CoverageUnavailableError(`Secret ${secretName} with the control plane's DataStore client certificate does not exist yet`);
+  if (!certs?.['server.crt'] || !certs['server.key'])
+    throw new CoverageUnavailableError(
+      `Secret ${secretName} with the control plane's DataStore client certificate does not exist yet`,
+    );
   const inlineCa = ds.spec.tlsConfig?.certificateAuthority?.certificate?.content;
   const caPem = inlineCa ? Buffer.from(inlineCa, 'base64').toString('utf8') : certs['ca.crt'];
-  return { endpoint: `https://${ds.spec.endpoints[0]}`, ...(caPem ? { caPem } : {}), certPem: certs['server.crt'], keyPem: certs['server.key'] };
+  return {
+    endpoint: `https://${ds.spec.endpoints[0]}`,
+    ...(caPem ? { caPem } : {}),
+    certPem: certs['server.crt'],
+    keyPem: certs['server.key'],
+  };
 }
 
 /** The tenant's rows as the migration reads them, from the DataStore as above. */
 export function dataStoreRows(kube: KubeClient): RowStore {
   const prefixOf = (tcp: TenantControlPlane) => {
     const prefix = tenantEtcdPrefix(tcp);
-    if (!prefix) throw new CoverageUnavailableError('Kamaji has not set the control plane\'s etcd prefix yet');
+    if (!prefix) throw new CoverageUnavailableError("Kamaji has not set the control plane's etcd prefix yet");
     return prefix;
   };
   /** One short read of the tenant's DataStore on a reader of its own, closed afterwards. */
-  const withReader = async <T>(input: { namespace: string; tcp: TenantControlPlane }, read: (reader: EtcdKvReader) => Promise<T>): Promise<T> => {
-    const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), { callTimeoutMs: 10_000 });
+  const withReader = async <T>(
+    input: { namespace: string; tcp: TenantControlPlane },
+    read: (reader: EtcdKvReader) => Promise<T>,
+  ): Promise<T> => {
+    const reader = openEtcdKvReader(await etcdConnectionFor(kube, input.namespace, input.tcp), {
+      callTimeoutMs: 10_000,
+    });
     try {
       return await read(reader);
     } finally {
@@ -53,11 +95,27 @@ export function dataStoreRows(kube: KubeClient): RowStore {
     async scan(input) {
       const prefix = prefixOf(input.tcp);
       const connection = await etcdConnectionFor(kube, input.namespace, input.tcp);
-      const scan = await scanCoverage({ connection, prefix, resources: input.resources, currentKeyIds: input.currentKeyIds, signal: input.signal });
-      if (scan.prefixKeys === 0) throw new CoverageUnavailableError(`no row at all under ${prefix} in the DataStore: it is not where this control plane stores its data`);
+      const scan = await scanCoverage({
+        connection,
+        prefix,
+        resources: input.resources,
+        currentKeyIds: input.currentKeyIds,
+        signal: input.signal,
+      });
+      if (scan.prefixKeys === 0)
+        throw new CoverageUnavailableError(
+          `no row at all under ${prefix} in the DataStore: it is not where this control plane stores its data`,
+        );
       // Rows under any other key_id, and rows that cannot be decoded, all still need a re-write.
-      const counts = (c: CoverageCounts) => ({ total: c.total, current: c.current, stale: c.stale + c.foreign + c.unreadable, plaintext: c.plaintext });
-      const byResource = Object.fromEntries(input.resources.map((r) => [r, counts(scan.byResource[r] ?? emptyCounts())]));
+      const counts = (c: CoverageCounts) => ({
+        total: c.total,
+        current: c.current,
+        stale: c.stale + c.foreign + c.unreadable,
+        plaintext: c.plaintext,
+      });
+      const byResource = Object.fromEntries(
+        input.resources.map((r) => [r, counts(scan.byResource[r] ?? emptyCounts())]),
+      );
       return { ...counts(scan), byResource, revision: scan.revision };
     },
     compactedBefore: (input) =>

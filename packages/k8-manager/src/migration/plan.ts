@@ -49,8 +49,7 @@ export interface MigrationRecord {
 
 export type Rollout =
   /** Every replica runs the expected EncryptionConfiguration, its KMS provider is healthy and every plugin publishes the same key_id. */
-  | { ready: true; keyIds: string[] }
-  | { ready: false; message: string };
+  { ready: true; keyIds: string[] } | { ready: false; message: string };
 
 export interface MigrationObservation {
   /** Resources the config encrypts ([kms, identity]): every row must be under the current key_id. */
@@ -88,23 +87,40 @@ export type MigrationStep =
   | { kind: 'idle'; stale?: number };
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
-const after = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && Date.parse(a) > Date.parse(b);
+const after = (a: string | undefined, b: string | undefined) =>
+  a !== undefined && b !== undefined && Date.parse(a) > Date.parse(b);
 
 /** The resources a pass walks, in order. */
-export const walked = (o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>): EncryptableResource[] => [...o.encrypt, ...o.decrypt];
+export const walked = (o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>): EncryptableResource[] => [
+  ...o.encrypt,
+  ...o.decrypt,
+];
 
 /** What still needs a re-write: plaintext and stale rows of encrypted resources, KMS rows of decrypted ones. */
-export function remaining(o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>, c: Coverage): { plaintext: number; stale: number; encrypted: number } {
+export function remaining(
+  o: Pick<MigrationObservation, 'encrypt' | 'decrypt'>,
+  c: Coverage,
+): { plaintext: number; stale: number; encrypted: number } {
   if (!c.byResource) return { plaintext: c.plaintext, stale: c.stale, encrypted: 0 };
-  const sum = (rs: readonly EncryptableResource[], f: (n: Counts) => number) => rs.reduce((acc, r) => acc + f(c.byResource![r] ?? { total: 0, current: 0, stale: 0, plaintext: 0 }), 0);
-  return { plaintext: sum(o.encrypt, (n) => n.plaintext), stale: sum(o.encrypt, (n) => n.stale), encrypted: sum(o.decrypt, (n) => n.total - n.plaintext) };
+  const sum = (rs: readonly EncryptableResource[], f: (n: Counts) => number) =>
+    rs.reduce((acc, r) => acc + f(c.byResource![r] ?? { total: 0, current: 0, stale: 0, plaintext: 0 }), 0);
+  return {
+    plaintext: sum(o.encrypt, (n) => n.plaintext),
+    stale: sum(o.encrypt, (n) => n.stale),
+    encrypted: sum(o.decrypt, (n) => n.total - n.plaintext),
+  };
 }
 
 /** The last scan describes the store as the config stands now (same key_ids, same config, every resource counted). */
 function isFresh(o: MigrationObservation, c: Coverage, keyIds: readonly string[]): boolean {
   const r = o.record;
-  return sameSet(c.keyIds, keyIds) && c.configHash === o.configHash && o.decrypt.every((res) => c.byResource?.[res] !== undefined)
-    && !after(o.rewrapRequestedAt, c.scannedAt) && !(r?.passEndedAt && !after(c.scannedAt, r.passEndedAt));
+  return (
+    sameSet(c.keyIds, keyIds) &&
+    c.configHash === o.configHash &&
+    o.decrypt.every((res) => c.byResource?.[res] !== undefined) &&
+    !after(o.rewrapRequestedAt, c.scannedAt) &&
+    !(r?.passEndedAt && !after(c.scannedAt, r.passEndedAt))
+  );
 }
 
 /**
@@ -115,7 +131,9 @@ function isFresh(o: MigrationObservation, c: Coverage, keyIds: readonly string[]
 export function provenPlaintext(o: MigrationObservation): EncryptableResource[] {
   const c = o.coverage;
   if (!o.rollout.ready || !c || !isFresh(o, c, o.rollout.keyIds)) return [];
-  return o.decrypt.filter((r) => c.byResource?.[r] !== undefined && c.byResource[r]!.total === c.byResource[r]!.plaintext);
+  return o.decrypt.filter(
+    (r) => c.byResource?.[r] !== undefined && c.byResource[r]!.total === c.byResource[r]!.plaintext,
+  );
 }
 
 export function planMigration(o: MigrationObservation): MigrationStep {
@@ -128,7 +146,15 @@ export function planMigration(o: MigrationObservation): MigrationStep {
   if (r && !r.passEndedAt) return { kind: 'endPass' };
   const c = o.coverage;
   if (!c || !isFresh(o, c, keyIds)) {
-    const why = !c ? 'no scan yet' : r?.passEndedAt ? 'verifying the pass' : !sameSet(c.keyIds, keyIds) ? 'the published key_id changed' : c.configHash !== o.configHash || !o.decrypt.every((res) => c.byResource?.[res]) ? 'the encryption config changed' : 'a rewrap was requested';
+    const why = !c
+      ? 'no scan yet'
+      : r?.passEndedAt
+        ? 'verifying the pass'
+        : !sameSet(c.keyIds, keyIds)
+          ? 'the published key_id changed'
+          : c.configHash !== o.configHash || !o.decrypt.every((res) => c.byResource?.[res])
+            ? 'the encryption config changed'
+            : 'a rewrap was requested';
     return { kind: 'scan', why };
   }
   const left = remaining(o, c);
@@ -136,27 +162,48 @@ export function planMigration(o: MigrationObservation): MigrationStep {
   if (r) {
     if (rows === 0) return { kind: 'finish' };
     if (r.pass >= MAX_PASSES) {
-      return { kind: 'wait', message: `${rows} rows still need a re-write after ${r.pass} passes: the tenant apiserver may not use the current config or key_id yet; retrying`, retryMs: PASS_RETRY_MS };
+      return {
+        kind: 'wait',
+        message: `${rows} rows still need a re-write after ${r.pass} passes: the tenant apiserver may not use the current config or key_id yet; retrying`,
+        retryMs: PASS_RETRY_MS,
+      };
     }
     const waited = o.now.getTime() - Date.parse(r.passEndedAt!);
-    if (waited < PASS_RETRY_MS) return { kind: 'wait', message: `${rows} rows left after pass ${r.pass}; the next pass starts once the apiserver had time to adopt the current key_id`, retryMs: PASS_RETRY_MS - waited };
+    if (waited < PASS_RETRY_MS)
+      return {
+        kind: 'wait',
+        message: `${rows} rows left after pass ${r.pass}; the next pass starts once the apiserver had time to adopt the current key_id`,
+        retryMs: PASS_RETRY_MS - waited,
+      };
     return { kind: 'nextPass' };
   }
   if (left.encrypted > 0) return { kind: 'start', reason: 'decrypt' };
   if (left.plaintext > 0) return { kind: 'start', reason: 'enable' };
   const requested = o.rewrapRequestedAt !== undefined && !after(o.lastCompletedAt, o.rewrapRequestedAt);
   if (left.stale > 0 && o.switching) return { kind: 'start', reason: 'switch' };
-  if (left.stale > 0) return o.autoRewrap || requested ? { kind: 'start', reason: 'rewrap' } : { kind: 'idle', stale: left.stale };
+  if (left.stale > 0)
+    return o.autoRewrap || requested ? { kind: 'start', reason: 'rewrap' } : { kind: 'idle', stale: left.stale };
   return { kind: 'idle' };
 }
 
 /** The record a step leaves behind (pure): what the driver writes to status after executing it. */
-export function nextRecord(step: MigrationStep, o: MigrationObservation, outcome: { continue?: string; rewritten?: number } = {}): MigrationRecord | undefined {
+export function nextRecord(
+  step: MigrationStep,
+  o: MigrationObservation,
+  outcome: { continue?: string; rewritten?: number } = {},
+): MigrationRecord | undefined {
   const r = o.record;
   const stamp = o.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   switch (step.kind) {
     case 'start':
-      return { reason: step.reason, startedAt: stamp, pass: 1, resource: walked(o)[0], rewritten: 0, total: o.coverage?.total ?? 0 };
+      return {
+        reason: step.reason,
+        startedAt: stamp,
+        pass: 1,
+        resource: walked(o)[0],
+        rewritten: 0,
+        total: o.coverage?.total ?? 0,
+      };
     case 'rewrite': {
       const rewritten = (r?.rewritten ?? 0) + (outcome.rewritten ?? 0);
       if (outcome.continue) return { ...r!, continue: outcome.continue, rewritten };

@@ -41,21 +41,43 @@ export function desiredProviders(input: {
   // A cluster written before these fields existed encrypted exactly its spec's resources, all
   // under the one name.
   const legacy = input.attached && state?.encryptedResources === undefined;
-  const before = sorted([...(state?.encryptedResources ?? (legacy ? input.resources : [])), ...(state?.decryptingResources ?? [])]);
-  const shared = sorted(state?.sharedProviderResources ?? (legacy && input.resources.length > 1 ? input.resources : [])).filter((r) => before.includes(r));
+  const before = sorted([
+    ...(state?.encryptedResources ?? (legacy ? input.resources : [])),
+    ...(state?.decryptingResources ?? []),
+  ]);
+  const shared = sorted(
+    state?.sharedProviderResources ?? (legacy && input.resources.length > 1 ? input.resources : []),
+  ).filter((r) => before.includes(r));
   if (input.disableRequested) return { encrypt: [], decrypt: before, retained: [], shared };
   const dropped = before.filter((r) => !input.resources.includes(r));
   const retained = shared.some((r) => input.resources.includes(r)) ? dropped.filter((r) => shared.includes(r)) : [];
-  return { encrypt: sorted([...input.resources, ...retained]), decrypt: dropped.filter((r) => !retained.includes(r)), retained, shared };
+  return {
+    encrypt: sorted([...input.resources, ...retained]),
+    decrypt: dropped.filter((r) => !retained.includes(r)),
+    retained,
+    shared,
+  };
 }
 
 /** The disable migration has proven every row plaintext: nothing is left to read through KMS. */
-export const disableComplete = (p: Providers, disableRequested: boolean) => disableRequested && p.encrypt.length === 0 && p.decrypt.length === 0;
+export const disableComplete = (p: Providers, disableRequested: boolean) =>
+  disableRequested && p.encrypt.length === 0 && p.decrypt.length === 0;
 
 /** What status keeps after this reconcile: resources a fresh scan proved plaintext leave the decrypt set. */
-export function nextProviderState(p: DesiredProviders, provenPlaintext: readonly EncryptableResource[]): { encryptedResources: EncryptableResource[]; decryptingResources: EncryptableResource[]; sharedProviderResources: EncryptableResource[] | undefined } {
+export function nextProviderState(
+  p: DesiredProviders,
+  provenPlaintext: readonly EncryptableResource[],
+): {
+  encryptedResources: EncryptableResource[];
+  decryptingResources: EncryptableResource[];
+  sharedProviderResources: EncryptableResource[] | undefined;
+} {
   const decryptingResources = p.decrypt.filter((r) => !provenPlaintext.includes(r));
   const shared = p.shared.filter((r) => p.encrypt.includes(r) || decryptingResources.includes(r));
   // undefined, not absent: it must replace what status held before.
-  return { encryptedResources: p.encrypt, decryptingResources, sharedProviderResources: shared.length ? shared : undefined };
+  return {
+    encryptedResources: p.encrypt,
+    decryptingResources,
+    sharedProviderResources: shared.length ? shared : undefined,
+  };
 }

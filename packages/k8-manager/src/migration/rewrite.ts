@@ -87,11 +87,20 @@ export async function rewritePage(
   const agent = new HttpsAgent({ keepAlive: true, maxSockets: options.concurrency ?? 4 });
   try {
     const query = new URLSearchParams({ limit: String(options.limit), ...(token ? { continue: token } : {}) });
-    const listed = await client.request('GET', `/api/v1/${resource}?${query}`, { timeoutMs: options.timeoutMs, maxBytes: PAGE_BYTES, agent });
+    const listed = await client.request('GET', `/api/v1/${resource}?${query}`, {
+      timeoutMs: options.timeoutMs,
+      maxBytes: PAGE_BYTES,
+      agent,
+    });
     if (listed.status === 410) throw new ContinueExpiredError();
     if (listed.status !== 200) throw new RewriteError(`listing ${resource} answered HTTP ${listed.status}`);
     const page = JSON.parse(listed.body) as { metadata?: { continue?: string }; items?: ListedObject[] };
-    const result: RewritePage = { rewritten: 0, skipped: 0, failed: 0, ...(page.metadata?.continue ? { continue: page.metadata.continue } : {}) };
+    const result: RewritePage = {
+      rewritten: 0,
+      skipped: 0,
+      failed: 0,
+      ...(page.metadata?.continue ? { continue: page.metadata.continue } : {}),
+    };
     const items = page.items ?? [];
     const write = async (item: ListedObject): Promise<'rewritten' | 'skipped' | 'failed'> => {
       const { name, namespace } = item.metadata ?? {};
@@ -99,8 +108,17 @@ export async function rewritePage(
       await options.pacer.take();
       const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}`;
       try {
-        const written = await client.request('PUT', path, { body: { ...item, apiVersion: 'v1', kind: MIGRATED_RESOURCES[resource] }, timeoutMs: options.timeoutMs, maxBytes: OBJECT_BYTES, agent });
-        return written.status === 200 ? 'rewritten' : written.status === 409 || written.status === 404 ? 'skipped' : 'failed';
+        const written = await client.request('PUT', path, {
+          body: { ...item, apiVersion: 'v1', kind: MIGRATED_RESOURCES[resource] },
+          timeoutMs: options.timeoutMs,
+          maxBytes: OBJECT_BYTES,
+          agent,
+        });
+        return written.status === 200
+          ? 'rewritten'
+          : written.status === 409 || written.status === 404
+            ? 'skipped'
+            : 'failed';
       } catch (error) {
         if (!(error instanceof TenantRequestError)) throw error;
         return 'failed';
@@ -112,7 +130,11 @@ export async function rewritePage(
       const item = items[next++]!;
       const outcome = await write(item);
       result[outcome]++;
-      if (outcome === 'rewritten' && options.verifyFirst && !(await options.verifyFirst(item.metadata!.namespace!, item.metadata!.name!))) {
+      if (
+        outcome === 'rewritten' &&
+        options.verifyFirst &&
+        !(await options.verifyFirst(item.metadata!.namespace!, item.metadata!.name!))
+      ) {
         const { continue: _notYet, ...halted } = result;
         return { ...halted, halted: true };
       }

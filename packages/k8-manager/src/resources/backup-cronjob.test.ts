@@ -4,7 +4,14 @@ import { buildBackupCronJob } from './backup-cronjob.ts';
 const input = {
   namespace: 'acme-web',
   cluster: 'prod',
-  settings: { bucket: 'b1', destinationPath: 's3://b1/prod/', s3Endpoint: 'http://s3:9000', credentialSecret: 'creds', schedule: '15 3 * * *', retentionDays: 14 },
+  settings: {
+    bucket: 'b1',
+    destinationPath: 's3://b1/prod/',
+    s3Endpoint: 'http://s3:9000',
+    credentialSecret: 'creds',
+    schedule: '15 3 * * *',
+    retentionDays: 14,
+  },
   image: 'reg/kdc-backup:1',
   openBaoUrl: 'https://bao:8200',
   openBaoNamespace: 'acme',
@@ -25,20 +32,42 @@ describe('buildBackupCronJob', () => {
     expect(container.args).toEqual(['backup', '--retention-days=14']);
   });
   it('runs as its own ServiceAccount with only an OpenBao-audience token, non-root, read-only', () => {
-    expect(pod).toMatchObject({ serviceAccountName: 'prod-etcd-backup', automountServiceAccountToken: false, restartPolicy: 'Never', securityContext: { runAsNonRoot: true, runAsUser: 65532 } });
-    expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
-    expect(pod.volumes.find((v) => v.name === 'openbao-token')).toMatchObject({ projected: { sources: [{ serviceAccountToken: { audience: 'openbao', path: 'token' } }] } });
+    expect(pod).toMatchObject({
+      serviceAccountName: 'prod-etcd-backup',
+      automountServiceAccountToken: false,
+      restartPolicy: 'Never',
+      securityContext: { runAsNonRoot: true, runAsUser: 65532 },
+    });
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.volumes.find((v) => v.name === 'openbao-token')).toMatchObject({
+      projected: { sources: [{ serviceAccountToken: { audience: 'openbao', path: 'token' } }] },
+    });
   });
   it('takes credentials from the Secret by reference (never by value) and the snapshot from the DataStore over TLS', () => {
     expect(env).toMatchObject({
-      KDC_CLUSTER: 'prod', KDC_NAMESPACE: 'acme-web', S3_BUCKET: 'b1', S3_ENDPOINT: 'http://s3:9000', TRANSIT_KEY: 'acme-web-prod-etcd', OPENBAO_NAMESPACE: 'acme',
-      OPENBAO_CACERT: '/etc/kdc/openbao-ca/openbao-ca.crt', ETCD_ENDPOINT: 'https://etcd-0.prod:2379', ETCD_CERT_FILE: '/etc/kdc/etcd/server.crt',
+      KDC_CLUSTER: 'prod',
+      KDC_NAMESPACE: 'acme-web',
+      S3_BUCKET: 'b1',
+      S3_ENDPOINT: 'http://s3:9000',
+      TRANSIT_KEY: 'acme-web-prod-etcd',
+      OPENBAO_NAMESPACE: 'acme',
+      OPENBAO_CACERT: '/etc/kdc/openbao-ca/openbao-ca.crt',
+      ETCD_ENDPOINT: 'https://etcd-0.prod:2379',
+      ETCD_CERT_FILE: '/etc/kdc/etcd/server.crt',
       AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 'creds', key: 'AWS_ACCESS_KEY_ID' } },
     });
-    expect(pod.volumes.find((v) => v.name === 'etcd-client')).toMatchObject({ secret: { secretName: 'prod-cp-datastore-certs' } });
+    expect(pod.volumes.find((v) => v.name === 'etcd-client')).toMatchObject({
+      secret: { secretName: 'prod-cp-datastore-certs' },
+    });
   });
   it('hashes what it writes, so only a real change rewrites it', () => {
     expect(buildBackupCronJob(input).metadata.annotations).toEqual(cj.metadata.annotations);
-    expect(buildBackupCronJob({ ...input, hasCaBundle: false }).metadata.annotations).not.toEqual(cj.metadata.annotations);
+    expect(buildBackupCronJob({ ...input, hasCaBundle: false }).metadata.annotations).not.toEqual(
+      cj.metadata.annotations,
+    );
   });
 });

@@ -35,19 +35,41 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
     serviceAccountName: names.backupServiceAccount,
     automountServiceAccountToken: false,
     restartPolicy: 'Never',
-    securityContext: { runAsNonRoot: true, runAsUser: BACKUP_JOB.uid, runAsGroup: BACKUP_JOB.uid, fsGroup: BACKUP_JOB.uid, seccompProfile: { type: 'RuntimeDefault' } },
-    containers: [{
-      name: BACKUP_JOB.container,
-      image: input.image,
-      args: ['backup', `--retention-days=${settings.retentionDays}`],
-      env,
-      resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-      volumeMounts: [...backupJobMounts(input), { name: BACKUP_JOB.etcdCertsVolume, mountPath: certs, readOnly: true }],
-    }],
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: BACKUP_JOB.uid,
+      runAsGroup: BACKUP_JOB.uid,
+      fsGroup: BACKUP_JOB.uid,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [
+      {
+        name: BACKUP_JOB.container,
+        image: input.image,
+        args: ['backup', `--retention-days=${settings.retentionDays}`],
+        env,
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        },
+        volumeMounts: [
+          ...backupJobMounts(input),
+          { name: BACKUP_JOB.etcdCertsVolume, mountPath: certs, readOnly: true },
+        ],
+      },
+    ],
     volumes: [
       ...backupJobVolumes(input),
-      { name: BACKUP_JOB.etcdCertsVolume, secret: { secretName: BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane), defaultMode: 0o440, items: ['ca.crt', 'server.crt', 'server.key'].map((key) => ({ key, path: key })) } },
+      {
+        name: BACKUP_JOB.etcdCertsVolume,
+        secret: {
+          secretName: BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane),
+          defaultMode: 0o440,
+          items: ['ca.crt', 'server.crt', 'server.key'].map((key) => ({ key, path: key })),
+        },
+      },
     ],
   };
   const spec = {
@@ -67,7 +89,12 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
   return {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
-    metadata: { name: names.backupCronJob, namespace: input.namespace, labels, annotations: { [ANNOTATIONS.specHash]: specHash(spec) } },
+    metadata: {
+      name: names.backupCronJob,
+      namespace: input.namespace,
+      labels,
+      annotations: { [ANNOTATIONS.specHash]: specHash(spec) },
+    },
     spec,
   };
 }

@@ -1,4 +1,12 @@
-import { BACKUP_CREDENTIAL_KEYS, BACKUP_JOB, OPENBAO_AUDIENCE, TCP_PATCH, clusterNames, openBaoAccessNames, type BackupSettings } from '@kdc/shared';
+import {
+  BACKUP_CREDENTIAL_KEYS,
+  BACKUP_JOB,
+  OPENBAO_AUDIENCE,
+  TCP_PATCH,
+  clusterNames,
+  openBaoAccessNames,
+  type BackupSettings,
+} from '@kdc/shared';
 
 // What every kdc-backup pod (backup CronJob, restore Job) needs to reach the bucket and OpenBao:
 // S3 credentials by secretKeyRef (never by value), the OpenBao address, namespace and CA, its own
@@ -16,7 +24,9 @@ export interface BackupJobAccess {
 }
 
 export function backupJobEnv(a: BackupJobAccess) {
-  const secretKey = (key: string, optional = false) => ({ valueFrom: { secretKeyRef: { name: a.settings.credentialSecret, key, ...(optional ? { optional: true } : {}) } } });
+  const secretKey = (key: string, optional = false) => ({
+    valueFrom: { secretKeyRef: { name: a.settings.credentialSecret, key, ...(optional ? { optional: true } : {}) } },
+  });
   return [
     { name: 'KDC_CLUSTER', value: a.cluster },
     { name: 'S3_BUCKET', value: a.settings.bucket },
@@ -41,7 +51,26 @@ export function backupJobMounts(a: Pick<BackupJobAccess, 'hasCaBundle'>) {
 
 export function backupJobVolumes(a: Pick<BackupJobAccess, 'cluster' | 'hasCaBundle'>) {
   return [
-    { name: BACKUP_JOB.tokenVolume, projected: { defaultMode: 0o440, sources: [{ serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } }] } },
-    ...(a.hasCaBundle ? [{ name: BACKUP_JOB.caVolume, secret: { secretName: clusterNames(a.cluster).encryptionConfigSecret, defaultMode: 0o440, items: [{ key: TCP_PATCH.caKey, path: TCP_PATCH.caKey }] } }] : []),
+    {
+      name: BACKUP_JOB.tokenVolume,
+      projected: {
+        defaultMode: 0o440,
+        sources: [
+          { serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } },
+        ],
+      },
+    },
+    ...(a.hasCaBundle
+      ? [
+          {
+            name: BACKUP_JOB.caVolume,
+            secret: {
+              secretName: clusterNames(a.cluster).encryptionConfigSecret,
+              defaultMode: 0o440,
+              items: [{ key: TCP_PATCH.caKey, path: TCP_PATCH.caKey }],
+            },
+          },
+        ]
+      : []),
   ];
 }

@@ -2,11 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildEncryptionConfiguration, contentHash, renderEncryptionConfiguration } from './encryption-config.ts';
 
-const KMS = { kms: { apiVersion: 'v2', name: 'kube-dc-kms-plugin', endpoint: 'unix:///var/run/kmsplugin/kms.sock', timeout: '3s' } };
+const KMS = {
+  kms: { apiVersion: 'v2', name: 'kube-dc-kms-plugin', endpoint: 'unix:///var/run/kmsplugin/kms.sock', timeout: '3s' },
+};
 
 describe('EncryptionConfiguration', () => {
   it('encrypts with kms v2 first and keeps identity to read old plaintext rows', () => {
-    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] }).resources).toEqual([{ resources: ['secrets'], providers: [KMS, { identity: {} }] }]);
+    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] }).resources).toEqual([
+      { resources: ['secrets'], providers: [KMS, { identity: {} }] },
+    ]);
   });
 
   it('puts identity first while the disable migration runs', () => {
@@ -23,8 +27,20 @@ describe('EncryptionConfiguration', () => {
   });
 
   it('resources encrypted under one shared name stay in one entry, and never in two (kube-apiserver refuses a name twice)', () => {
-    expect(buildEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [], shared: ['configmaps', 'secrets'] }).resources).toEqual([{ resources: ['configmaps', 'secrets'], providers: [KMS, { identity: {} }] }]);
-    expect(() => buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'], shared: ['configmaps', 'secrets'] })).toThrow(/named in two entries/);
+    expect(
+      buildEncryptionConfiguration({
+        encrypt: ['secrets', 'configmaps'],
+        decrypt: [],
+        shared: ['configmaps', 'secrets'],
+      }).resources,
+    ).toEqual([{ resources: ['configmaps', 'secrets'], providers: [KMS, { identity: {} }] }]);
+    expect(() =>
+      buildEncryptionConfiguration({
+        encrypt: ['secrets'],
+        decrypt: ['configmaps'],
+        shared: ['configmaps', 'secrets'],
+      }),
+    ).toThrow(/named in two entries/);
   });
 
   it('renders an encrypt-only config byte for byte as before decrypting existed (no rollout on upgrade)', () => {
@@ -36,18 +52,35 @@ describe('EncryptionConfiguration', () => {
   it('a key switch: both plugin instances in every entry, the writer first, each under its own socket and names', () => {
     const b = (name: string) => ({ kms: { ...KMS.kms, name, endpoint: 'unix:///var/run/kmsplugin/kms-b.sock' } });
     const a = (name: string) => ({ kms: { ...KMS.kms, name } });
-    expect(buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['b', 'a']).resources).toEqual([
+    expect(
+      buildEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['b', 'a']).resources,
+    ).toEqual([
       { resources: ['secrets'], providers: [b('kube-dc-kms-plugin-b'), a('kube-dc-kms-plugin'), { identity: {} }] },
-      { resources: ['configmaps'], providers: [{ identity: {} }, b('kube-dc-kms-plugin-b-configmaps'), a('kube-dc-kms-plugin-configmaps')] },
+      {
+        resources: ['configmaps'],
+        providers: [{ identity: {} }, b('kube-dc-kms-plugin-b-configmaps'), a('kube-dc-kms-plugin-configmaps')],
+      },
     ]);
-    expect(buildEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [], shared: ['configmaps', 'secrets'] }, ['a', 'b']).resources).toEqual([
-      { resources: ['configmaps', 'secrets'], providers: [a('kube-dc-kms-plugin'), b('kube-dc-kms-plugin-b'), { identity: {} }] },
+    expect(
+      buildEncryptionConfiguration(
+        { encrypt: ['configmaps', 'secrets'], decrypt: [], shared: ['configmaps', 'secrets'] },
+        ['a', 'b'],
+      ).resources,
+    ).toEqual([
+      {
+        resources: ['configmaps', 'secrets'],
+        providers: [a('kube-dc-kms-plugin'), b('kube-dc-kms-plugin-b'), { identity: {} }],
+      },
     ]);
   });
 
   it('sorts resources so the same set renders the same bytes', () => {
-    expect(renderEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [] })).toBe(renderEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [] }));
-    expect(parse(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).kind).toBe('EncryptionConfiguration');
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [] })).toBe(
+      renderEncryptionConfiguration({ encrypt: ['configmaps', 'secrets'], decrypt: [] }),
+    );
+    expect(parse(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).kind).toBe(
+      'EncryptionConfiguration',
+    );
   });
 
   it('hashes content independent of key order and sensitive to any change', () => {

@@ -27,23 +27,31 @@ export const KMS_PROVIDER_TIMEOUT = '3s';
  * under either key stay readable while only the first writes.
  */
 export function buildEncryptionConfiguration(providers: Providers, slots: readonly PluginSlot[] = ['a']) {
-  const kms = (name: string, slot: PluginSlot) => ({ kms: { apiVersion: 'v2', name, endpoint: kmsPluginSlot(slot).endpoint, timeout: KMS_PROVIDER_TIMEOUT } });
+  const kms = (name: string, slot: PluginSlot) => ({
+    kms: { apiVersion: 'v2', name, endpoint: kmsPluginSlot(slot).endpoint, timeout: KMS_PROVIDER_TIMEOUT },
+  });
   const identity = { identity: {} };
   const entries: { resources: string[]; providers: object[] }[] = [];
   const names = new Set<string>();
   const add = (resources: string[], nameIn: (slot: PluginSlot) => string, mode: 'encrypt' | 'decrypt') => {
     const plugins = slots.map((slot) => kms(nameIn(slot), slot));
-    for (const { kms: { name } } of plugins) {
+    for (const {
+      kms: { name },
+    } of plugins) {
       // kube-apiserver refuses the whole file otherwise (duplicate KMS provider name), so never render it.
       if (names.has(name)) throw new Error(`KMS provider ${name} would be named in two entries`);
       names.add(name);
     }
     entries.push({ resources, providers: mode === 'encrypt' ? [...plugins, identity] : [identity, ...plugins] });
   };
-  for (const [mode, list] of [['encrypt', providers.encrypt], ['decrypt', providers.decrypt]] as const) {
+  for (const [mode, list] of [
+    ['encrypt', providers.encrypt],
+    ['decrypt', providers.decrypt],
+  ] as const) {
     const shared = list.filter((r) => providers.shared?.includes(r)).sort();
     if (shared.length) add(shared, (slot) => kmsPluginSlot(slot).sharedProviderName, mode);
-    for (const r of list.filter((x) => !providers.shared?.includes(x)).sort()) add([r], (slot) => kmsProviderNameFor(r, slot), mode);
+    for (const r of list.filter((x) => !providers.shared?.includes(x)).sort())
+      add([r], (slot) => kmsProviderNameFor(r, slot), mode);
   }
   return { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: entries };
 }

@@ -1,4 +1,12 @@
-import { KMSKEY_API_VERSION, KMS_KEY, LABELS, MANAGED_BY_KDCCLUSTER, clusterNames, type KdcClusterSpec, type KmsKeySpecInput } from '@kdc/shared';
+import {
+  KMSKEY_API_VERSION,
+  KMS_KEY,
+  LABELS,
+  MANAGED_BY_KDCCLUSTER,
+  clusterNames,
+  type KdcClusterSpec,
+  type KmsKeySpecInput,
+} from '@kdc/shared';
 
 // The auto-created etcd KMSKey `<cluster>-etcd` (SPEC 3.2, 3.3). Tied to its cluster by labels,
 // never by an ownerReference: garbage collection must not delete a key retained backups need.
@@ -10,7 +18,8 @@ export function desiredAutoKeySpec(spec: KdcClusterSpec): KmsKeySpecInput {
     algorithm: 'aes256-gcm96',
     deletionPolicy: 'retain',
     exportable: false,
-    rotation: rotation?.enabled && rotation.interval ? { enabled: true, interval: rotation.interval } : { enabled: false },
+    rotation:
+      rotation?.enabled && rotation.interval ? { enabled: true, interval: rotation.interval } : { enabled: false },
   };
 }
 
@@ -28,8 +37,14 @@ export function buildAutoKey(namespace: string, cluster: string, spec: KdcCluste
 }
 
 /** The rotation of the auto key differs from what the cluster asks (the only field we steer). */
-export function autoKeyRotationDrift(current: { rotation?: { enabled?: boolean; interval?: string } } | undefined, spec: KdcClusterSpec): boolean {
+export function autoKeyRotationDrift(
+  current: { rotation?: { enabled?: boolean; interval?: string } } | undefined,
+  spec: KdcClusterSpec,
+): boolean {
   const wanted = desiredAutoKeySpec(spec).rotation!;
   const actual = current?.rotation ?? { enabled: false };
-  return Boolean(actual.enabled) !== Boolean(wanted.enabled) || (wanted.enabled === true && actual.interval !== wanted.interval);
+  return (
+    Boolean(actual.enabled) !== Boolean(wanted.enabled) ||
+    (wanted.enabled === true && actual.interval !== wanted.interval)
+  );
 }

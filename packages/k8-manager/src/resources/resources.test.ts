@@ -5,13 +5,28 @@ import { decodeSecretData } from '@kdc/shared';
 import { buildEncryptionConfigSecret, desiredSecretData } from './encryption-config-secret.ts';
 import { buildPluginServiceAccount } from './service-account.ts';
 
-const spec = (rotation?: object) => ({ version: 'v1.35.0', controlPlane: { replicas: 2 }, encryption: { etcd: { enabled: true, resources: ['secrets'], kekRotation: rotation } } }) as any;
+const spec = (rotation?: object) =>
+  ({
+    version: 'v1.35.0',
+    controlPlane: { replicas: 2 },
+    encryption: { etcd: { enabled: true, resources: ['secrets'], kekRotation: rotation } },
+  }) as any;
 
 describe('auto KMSKey', () => {
   it('is purpose etcd, retained, tied by labels and not by an owner', () => {
     const key = buildAutoKey('acme-dev', 'c1', spec({ enabled: true, interval: '90d' }));
-    expect(key.metadata).toEqual({ name: 'c1-etcd', namespace: 'acme-dev', labels: { 'k8s.kube-dc.com/kdccluster': 'c1', 'security.kube-dc.com/managed-by': 'kdccluster' } });
-    expect(key.spec).toEqual({ purpose: 'etcd', algorithm: 'aes256-gcm96', deletionPolicy: 'retain', exportable: false, rotation: { enabled: true, interval: '90d' } });
+    expect(key.metadata).toEqual({
+      name: 'c1-etcd',
+      namespace: 'acme-dev',
+      labels: { 'k8s.kube-dc.com/kdccluster': 'c1', 'security.kube-dc.com/managed-by': 'kdccluster' },
+    });
+    expect(key.spec).toEqual({
+      purpose: 'etcd',
+      algorithm: 'aes256-gcm96',
+      deletionPolicy: 'retain',
+      exportable: false,
+      rotation: { enabled: true, interval: '90d' },
+    });
   });
   it.each([
     [undefined, { enabled: false }, false],
@@ -31,12 +46,17 @@ describe('encryption-config Secret', () => {
     expect(secret.metadata.name).toBe('c1-encryption-config');
     expect(decodeSecretData(secret)).toEqual(data);
     expect(parse(data['encryption-config.yaml']!).resources[0].providers[0].kms.apiVersion).toBe('v2');
-    expect(Object.keys(desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined))).toEqual(['encryption-config.yaml']);
+    expect(Object.keys(desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined))).toEqual([
+      'encryption-config.yaml',
+    ]);
   });
 });
 
 describe('plugin ServiceAccount', () => {
   it('does not mount a Kubernetes API token', () => {
-    expect(buildPluginServiceAccount('ns', 'c1')).toMatchObject({ metadata: { name: 'c1-kms-plugin' }, automountServiceAccountToken: false });
+    expect(buildPluginServiceAccount('ns', 'c1')).toMatchObject({
+      metadata: { name: 'c1-kms-plugin' },
+      automountServiceAccountToken: false,
+    });
   });
 });

@@ -43,9 +43,19 @@ export function buildRestoreJob(input: RestoreJobInput) {
     ...(layout.initialCluster ? [`--initial-cluster=${layout.initialCluster}`] : []),
     ...(layout.initialAdvertisePeerUrls ? [`--initial-advertise-peer-urls=${layout.initialAdvertisePeerUrls}`] : []),
   ];
-  const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, ...(layout.runAsUser !== undefined ? { runAsUser: layout.runAsUser } : {}) };
+  const securityContext = {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    ...(layout.runAsUser !== undefined ? { runAsUser: layout.runAsUser } : {}),
+  };
   const dataMount = { name: 'etcd-data', mountPath: layout.mountPath };
-  const fileStep = (name: string, args: string[]) => ({ name, image: input.image, args: ['data-dir', ...args], securityContext, volumeMounts: [dataMount] });
+  const fileStep = (name: string, args: string[]) => ({
+    name,
+    image: input.image,
+    args: ['data-dir', ...args],
+    securityContext,
+    volumeMounts: [dataMount],
+  });
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -73,7 +83,14 @@ export function buildRestoreJob(input: RestoreJobInput) {
               volumeMounts: [dataMount, ...backupJobMounts(input)],
             },
           ],
-          containers: [fileStep('swap', ['swap', `--restoring=${restoring}`, `--data-dir=${layout.dataDir}`, `--previous=${previous}`])],
+          containers: [
+            fileStep('swap', [
+              'swap',
+              `--restoring=${restoring}`,
+              `--data-dir=${layout.dataDir}`,
+              `--previous=${previous}`,
+            ]),
+          ],
           volumes: [
             { name: 'etcd-data', persistentVolumeClaim: { claimName: layout.claimName } },
             ...backupJobVolumes(input),

@@ -5,7 +5,11 @@ export function buildPluginServiceAccount(namespace: string, cluster: string) {
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
-    metadata: { name: clusterNames(cluster).kmsPluginServiceAccount, namespace, labels: { [LABELS.kdcCluster]: cluster } },
+    metadata: {
+      name: clusterNames(cluster).kmsPluginServiceAccount,
+      namespace,
+      labels: { [LABELS.kdcCluster]: cluster },
+    },
     // The plugin needs no Kubernetes API access; its token is only presented to OpenBao.
     automountServiceAccountToken: false,
   };

@@ -1,7 +1,24 @@
 import {
-  ANNOTATIONS, ENCRYPTION_CONFIG_PATH, KAMAJI_API_VERSION, KMS_PLUGIN_CONTAINERS, KMS_SOCKET_DIR, LABELS, kmsPluginSlot, OPENBAO_AUDIENCE, OPENBAO_K8S_AUTH_MOUNT,
-  OPENBAO_TRANSIT_MOUNT, TCP_PATCH, TENANT_CONTROL_PLANE, clusterNames, openBaoAccessNames,
-  type KdcClusterSpec, type PluginSlot, type TcpContainer, type TcpDeployment, type TcpVolume, type TenantControlPlane,
+  ANNOTATIONS,
+  ENCRYPTION_CONFIG_PATH,
+  KAMAJI_API_VERSION,
+  KMS_PLUGIN_CONTAINERS,
+  KMS_SOCKET_DIR,
+  LABELS,
+  kmsPluginSlot,
+  OPENBAO_AUDIENCE,
+  OPENBAO_K8S_AUTH_MOUNT,
+  OPENBAO_TRANSIT_MOUNT,
+  TCP_PATCH,
+  TENANT_CONTROL_PLANE,
+  clusterNames,
+  openBaoAccessNames,
+  type KdcClusterSpec,
+  type PluginSlot,
+  type TcpContainer,
+  type TcpDeployment,
+  type TcpVolume,
+  type TenantControlPlane,
 } from '@kdc/shared';
 
 // The TenantControlPlane of one cluster (SPEC 3.5): the object we create when there is none, and
@@ -48,7 +65,11 @@ export interface EncryptionFields {
   podAnnotations: Record<string, string>;
 }
 
-const dropAll = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+const dropAll = {
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
 
 export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionFields {
   const names = clusterNames(input.cluster);
@@ -91,7 +112,13 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
         `--metrics-addr=127.0.0.1:${instance.metricsPort}`,
         `--probe-addr=0.0.0.0:${instance.probePort}`,
       ],
-      ports: [{ name: slot === 'a' ? 'kms-probes' : `kms-probes-${slot}`, containerPort: instance.probePort, protocol: 'TCP' }],
+      ports: [
+        {
+          name: slot === 'a' ? 'kms-probes' : `kms-probes-${slot}`,
+          containerPort: instance.probePort,
+          protocol: 'TCP',
+        },
+      ],
       startupProbe: probe('/healthz', 1, 30),
       readinessProbe: probe('/readyz', 5, 3),
       livenessProbe: probe('/healthz', 10, 3),
@@ -110,7 +137,10 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
       ],
     };
   };
-  const secretVolume = (name: string, key: string) => ({ name, secret: { secretName: names.encryptionConfigSecret, items: [{ key, path: key }], defaultMode: 0o440 } });
+  const secretVolume = (name: string, key: string) => ({
+    name,
+    secret: { secretName: names.encryptionConfigSecret, items: [{ key, path: key }], defaultMode: 0o440 },
+  });
   return {
     initContainers: [socketInit, ...input.plugins.map(plugin)],
     volumes: [
@@ -118,7 +148,12 @@ export function buildEncryptionFields(input: EncryptionFieldsInput): EncryptionF
       secretVolume(TCP_PATCH.encryptionConfigVolume, TCP_PATCH.encryptionConfigKey),
       {
         name: TCP_PATCH.tokenVolume,
-        projected: { sources: [{ serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } }], defaultMode: 0o440 },
+        projected: {
+          sources: [
+            { serviceAccountToken: { audience: OPENBAO_AUDIENCE, expirationSeconds: 3600, path: TCP_PATCH.tokenFile } },
+          ],
+          defaultMode: 0o440,
+        },
       },
       ...(input.hasCaBundle ? [secretVolume(TCP_PATCH.caVolume, TCP_PATCH.caKey)] : []),
     ],
@@ -152,21 +187,35 @@ export function legacyOpenBaoUrls(deployment: TcpDeployment | undefined, openBao
 }
 
 /** The values of `--flag=value` on the named plugin containers now on the TCP, in container order. */
-export function pluginFlagValues(deployment: TcpDeployment | undefined, containers: readonly string[], flag: string): string[] {
-  const args = deployment?.additionalInitContainers?.filter((c) => containers.includes(c.name)).flatMap((c) => c.args ?? []) ?? [];
+export function pluginFlagValues(
+  deployment: TcpDeployment | undefined,
+  containers: readonly string[],
+  flag: string,
+): string[] {
+  const args =
+    deployment?.additionalInitContainers?.filter((c) => containers.includes(c.name)).flatMap((c) => c.args ?? []) ?? [];
   return args.filter((a) => a.startsWith(`${flag}=`)).map((a) => a.slice(flag.length + 1));
 }
 
 const OUR_CONTAINERS: readonly string[] = [TCP_PATCH.socketInitContainer, ...KMS_PLUGIN_CONTAINERS];
-const OUR_VOLUMES: readonly string[] = [TCP_PATCH.socketVolume, TCP_PATCH.encryptionConfigVolume, TCP_PATCH.tokenVolume, TCP_PATCH.caVolume];
-const isOurFlag = (arg: string) => arg === TCP_PATCH.encryptionProviderFlag || arg.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`);
+const OUR_VOLUMES: readonly string[] = [
+  TCP_PATCH.socketVolume,
+  TCP_PATCH.encryptionConfigVolume,
+  TCP_PATCH.tokenVolume,
+  TCP_PATCH.caVolume,
+];
+const isOurFlag = (arg: string) =>
+  arg === TCP_PATCH.encryptionProviderFlag || arg.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`);
 
 /** `actual` has every field `wanted` has, with equal values (the apiserver may add defaults). */
 export function contains(actual: unknown, wanted: unknown): boolean {
-  if (Array.isArray(wanted)) return Array.isArray(actual) && actual.length === wanted.length && wanted.every((w, i) => contains(actual[i], w));
+  if (Array.isArray(wanted))
+    return Array.isArray(actual) && actual.length === wanted.length && wanted.every((w, i) => contains(actual[i], w));
   if (wanted !== null && typeof wanted === 'object') {
     if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return false;
-    return Object.entries(wanted).every(([k, v]) => v === undefined || contains((actual as Record<string, unknown>)[k], v));
+    return Object.entries(wanted).every(
+      ([k, v]) => v === undefined || contains((actual as Record<string, unknown>)[k], v),
+    );
   }
   return actual === wanted;
 }
@@ -178,7 +227,11 @@ export function contains(actual: unknown, wanted: unknown): boolean {
  * of order. `ownedNames` lists every name we may own, so stale ones (e.g. the CA volume after a
  * CA is removed) are dropped.
  */
-export function mergeByName<T extends { name: string }>(current: readonly T[] | undefined, ours: readonly T[], ownedNames: readonly string[]): T[] {
+export function mergeByName<T extends { name: string }>(
+  current: readonly T[] | undefined,
+  ours: readonly T[],
+  ownedNames: readonly string[],
+): T[] {
   const list = current ?? [];
   const wanted = new Map(ours.map((o) => [o.name, o]));
   const present = list.filter((item) => wanted.has(item.name)).map((item) => item.name);
@@ -186,14 +239,20 @@ export function mergeByName<T extends { name: string }>(current: readonly T[] | 
   if (inOrder) {
     return list
       .filter((item) => !ownedNames.includes(item.name) || wanted.has(item.name))
-      .map((item) => (wanted.has(item.name) ? (contains(item, wanted.get(item.name)) ? item : wanted.get(item.name)!) : item));
+      .map((item) =>
+        wanted.has(item.name) ? (contains(item, wanted.get(item.name)) ? item : wanted.get(item.name)!) : item,
+      );
   }
   const others = list.filter((item) => !ownedNames.includes(item.name));
   return [...others, ...ours.map((o) => list.find((item) => item.name === o.name && contains(item, o)) ?? o)];
 }
 
 /** Kamaji's deployment with our encryption fields merged in, or taken out when `fields` is null. */
-export function mergeEncryptionFields(deployment: TcpDeployment | undefined, fields: EncryptionFields | null, cluster: string): TcpDeployment {
+export function mergeEncryptionFields(
+  deployment: TcpDeployment | undefined,
+  fields: EncryptionFields | null,
+  cluster: string,
+): TcpDeployment {
   const current = deployment ?? {};
   const none = { initContainers: [], volumes: [], apiServerMounts: [], apiServerArgs: [], podAnnotations: {} };
   const f = fields ?? none;
@@ -220,7 +279,10 @@ export function mergeEncryptionFields(deployment: TcpDeployment | undefined, fie
     next.podSecurityContext = { ...current.podSecurityContext, fsGroup: TCP_PATCH.pluginUid };
   } else if (fields && fsGroup !== TCP_PATCH.pluginUid) {
     next.additionalInitContainers = next.additionalInitContainers!.map((c) =>
-      KMS_PLUGIN_CONTAINERS.includes(c.name) ? { ...c, securityContext: { ...(c.securityContext as object), runAsGroup: fsGroup } } : c);
+      KMS_PLUGIN_CONTAINERS.includes(c.name)
+        ? { ...c, securityContext: { ...(c.securityContext as object), runAsGroup: fsGroup } }
+        : c,
+    );
   } else if (!fields && fsGroup === TCP_PATCH.pluginUid) {
     const { fsGroup: _ours, ...rest } = current.podSecurityContext!;
     next.podSecurityContext = rest;
@@ -238,9 +300,20 @@ function mergeArgs(current: readonly string[] | undefined, ours: readonly string
 /** Empty lists and maps we would otherwise add to an object that never had them. */
 function pruneEmpty(deployment: TcpDeployment): TcpDeployment {
   const out: Record<string, unknown> = { ...deployment };
-  const emptyObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => x === undefined || emptyValue(x));
+  const emptyObject = (v: unknown) =>
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    Object.values(v).every((x) => x === undefined || emptyValue(x));
   const emptyValue = (v: unknown): boolean => (Array.isArray(v) ? v.length === 0 : emptyObject(v));
-  for (const key of ['additionalInitContainers', 'additionalVolumes', 'additionalVolumeMounts', 'extraArgs', 'podAdditionalMetadata', 'podSecurityContext']) {
+  for (const key of [
+    'additionalInitContainers',
+    'additionalVolumes',
+    'additionalVolumeMounts',
+    'extraArgs',
+    'podAdditionalMetadata',
+    'podSecurityContext',
+  ]) {
     const value = out[key];
     if (value !== undefined && emptyValue(value)) delete out[key];
     else if (value && typeof value === 'object' && !Array.isArray(value)) {

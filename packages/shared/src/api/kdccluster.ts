@@ -13,7 +13,12 @@ export type EncryptableResource = (typeof ENCRYPTABLE_RESOURCES)[number];
 
 export const kekRotationSpecSchema = z.object({
   enabled: z.boolean().default(false),
-  interval: z.string().optional().describe('Rotation interval: units d, h, m, s (e.g. 90d, 1d12h); 7d..730d; at least retentionDays when backups are on'),
+  interval: z
+    .string()
+    .optional()
+    .describe(
+      'Rotation interval: units d, h, m, s (e.g. 90d, 1d12h); 7d..730d; at least retentionDays when backups are on',
+    ),
 });
 
 export const etcdEncryptionSpecSchema = z.object({
@@ -28,7 +33,12 @@ export const etcdEncryptionSpecSchema = z.object({
   kekRotation: kekRotationSpecSchema.optional(),
   backup: z.object({ keyRef: z.string().optional() }).optional(),
   disableRequested: z.boolean().optional().describe('Start the safe disable migration'),
-  rewrapAfterRotation: z.boolean().default(true).describe('Re-write every row under the new key_id after a KEK rotation (kubectl kdc rewrap-etcd does it on demand)'),
+  rewrapAfterRotation: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Re-write every row under the new key_id after a KEK rotation (kubectl kdc rewrap-etcd does it on demand)',
+    ),
 });
 
 export const backupSpecSchema = z.object({
@@ -91,13 +101,17 @@ export type RestoreRun = RestoreStatus & { key: string; fresh: boolean };
  * restore` does). The annotation is never a state to resume: only a finished run recorded by a
  * controller from before status.restore existed is read from it, so that it is not run again.
  */
-export function restoreRun(annotations: Record<string, string> | undefined, status: { restore?: RestoreStatus } | undefined): RestoreRun | undefined {
+export function restoreRun(
+  annotations: Record<string, string> | undefined,
+  status: { restore?: RestoreStatus } | undefined,
+): RestoreRun | undefined {
   const record = status?.restore;
   if (record?.key && record.state && !isTerminal(record.state)) return { ...record, key: record.key, fresh: false };
   const requested = annotations?.[ANNOTATIONS.restoreFrom]?.trim();
   if (!requested) return undefined;
   const shown = annotations?.[ANNOTATIONS.restoreState];
-  if (record?.key === requested && record.state && shown !== undefined) return { ...record, key: requested, fresh: false };
+  if (record?.key === requested && record.state && shown !== undefined)
+    return { ...record, key: requested, fresh: false };
   if (!record?.key && isTerminal(shown)) return { key: requested, state: shown as RestoreState, fresh: false };
   return { key: requested, fresh: true };
 }
@@ -111,7 +125,10 @@ export const migrationStatusSchema = z.object({
   reason: z.enum(['enable', 'rewrap', 'decrypt', 'switch']),
   startedAt: dateTime(),
   pass: z.int().min(1),
-  resource: z.enum(ENCRYPTABLE_RESOURCES).optional().describe('The resource being re-written; absent once the pass is done'),
+  resource: z
+    .enum(ENCRYPTABLE_RESOURCES)
+    .optional()
+    .describe('The resource being re-written; absent once the pass is done'),
   continue: z.string().max(4096).optional().describe('The tenant list continue token of that resource'),
   rewritten: z.int().min(0),
   total: z.int().min(0).describe('Rows counted by the scan before the first pass'),
@@ -121,7 +138,10 @@ export const migrationStatusSchema = z.object({
 export const kdcClusterStatusSchema = z.object({
   phase: z.string().optional(),
   observedGeneration: z.int().optional(),
-  conditions: z.array(conditionSchema).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
   encryption: z
     .object({
       resolvedKeyRef: z.string().optional(),
@@ -129,21 +149,46 @@ export const kdcClusterStatusSchema = z.object({
       currentKeyVersion: z.int().optional(),
       kmsPluginReady: z.boolean().optional(),
       kekRotation: kekRotationStatusSchema.optional(),
-      disableMigrationProgress: z.int().min(0).max(100).nullable().optional().describe('null none, 0 started, 1..99 running, 100 done'),
+      disableMigrationProgress: z
+        .int()
+        .min(0)
+        .max(100)
+        .nullable()
+        .optional()
+        .describe('null none, 0 started, 1..99 running, 100 done'),
       rewrapInProgress: z.boolean().optional(),
       lastRewrapCompleted: dateTime().optional(),
       coverage: z
         .object({
           total: z.int().min(0).describe('Rows of the configured resources under the tenant etcd prefix'),
           current: z.int().min(0).describe('Rows under a key_id the tenant KMS plugins publish now'),
-          stale: z.int().min(0).describe('Encrypted rows under any other key_id (older version, other key or provider), or unreadable'),
+          stale: z
+            .int()
+            .min(0)
+            .describe('Encrypted rows under any other key_id (older version, other key or provider), or unreadable'),
           plaintext: z.int().min(0),
           scannedAt: dateTime().describe('When the scan read etcd (one revision)'),
-          keyIds: z.array(z.string().max(1024)).max(8).optional().describe('The key_ids counted as current: what every plugin replica published when the scan ran'),
-          configHash: z.string().max(64).optional().describe('The EncryptionConfiguration every replica ran when the scan read etcd'),
+          keyIds: z
+            .array(z.string().max(1024))
+            .max(8)
+            .optional()
+            .describe('The key_ids counted as current: what every plugin replica published when the scan ran'),
+          configHash: z
+            .string()
+            .max(64)
+            .optional()
+            .describe('The EncryptionConfiguration every replica ran when the scan read etcd'),
           revision: z.int().min(0).optional().describe('The etcd revision the scan read'),
           byResource: z
-            .partialRecord(z.enum(ENCRYPTABLE_RESOURCES), z.object({ total: z.int().min(0), current: z.int().min(0), stale: z.int().min(0), plaintext: z.int().min(0) }))
+            .partialRecord(
+              z.enum(ENCRYPTABLE_RESOURCES),
+              z.object({
+                total: z.int().min(0),
+                current: z.int().min(0),
+                stale: z.int().min(0),
+                plaintext: z.int().min(0),
+              }),
+            )
             .optional()
             .describe('The same counts per resource'),
         })
@@ -152,30 +197,50 @@ export const kdcClusterStatusSchema = z.object({
       migration: migrationStatusSchema.optional(),
       history: z
         .object({
-          untilRevision: z.int().min(1).describe('etcd keeps the older revisions of the re-written rows until it compacts past this revision'),
+          untilRevision: z
+            .int()
+            .min(1)
+            .describe('etcd keeps the older revisions of the re-written rows until it compacts past this revision'),
           migrationEnded: dateTime(),
         })
         .optional()
-        .describe('Set when a migration ends, cleared once etcd compacted its old revisions (then defragment, docs/runbook.md)'),
+        .describe(
+          'Set when a migration ends, cleared once etcd compacted its old revisions (then defragment, docs/runbook.md)',
+        ),
       sharedProviderResources: z
         .array(z.enum(ENCRYPTABLE_RESOURCES))
         .optional()
-        .describe('Resources encrypted together under one KMS provider name (configured before names per resource): they leave KMS only together'),
+        .describe(
+          'Resources encrypted together under one KMS provider name (configured before names per resource): they leave KMS only together',
+        ),
       pluginKeys: z
-        .array(z.object({
-          slot: z.enum(PLUGIN_SLOTS),
-          keyRef: z.string().max(253),
-          transitKey: z.string().max(512),
-          mode: z.enum(PLUGIN_KEY_MODES).describe('write: encrypts new rows; incoming/outgoing: read-only during a key switch; retiring: out of the config, still granted'),
-        }))
+        .array(
+          z.object({
+            slot: z.enum(PLUGIN_SLOTS),
+            keyRef: z.string().max(253),
+            transitKey: z.string().max(512),
+            mode: z
+              .enum(PLUGIN_KEY_MODES)
+              .describe(
+                'write: encrypts new rows; incoming/outgoing: read-only during a key switch; retiring: out of the config, still granted',
+              ),
+          }),
+        )
         .max(2)
         .optional()
-        .describe('The KMS plugin instances the control plane runs, writer first, and the Transit key of each (a key switch runs two)'),
-      encryptedResources: z.array(z.enum(ENCRYPTABLE_RESOURCES)).optional().describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
+        .describe(
+          'The KMS plugin instances the control plane runs, writer first, and the Transit key of each (a key switch runs two)',
+        ),
+      encryptedResources: z
+        .array(z.enum(ENCRYPTABLE_RESOURCES))
+        .optional()
+        .describe('Resources the written EncryptionConfiguration encrypts ([kms, identity])'),
       decryptingResources: z
         .array(z.enum(ENCRYPTABLE_RESOURCES))
         .optional()
-        .describe('Resources configured [identity, kms] until a scan proves none of their rows is KMS-encrypted (disable, or dropped from resources)'),
+        .describe(
+          'Resources configured [identity, kms] until a scan proves none of their rows is KMS-encrypted (disable, or dropped from resources)',
+        ),
     })
     .optional(),
   backupBucket: z.string().optional(),
@@ -225,7 +290,6 @@ export const ENCRYPTED_REASONS = {
   decryptionCompleted: 'DecryptionCompleted',
   rewrapInProgress: 'RewrapInProgress',
 } as const;
-
 
 /** The KMSKey names a cluster uses: explicit keyRef or the auto key; backup defaults to it. */
 export function resolveKeyRefs(cluster: string, spec: KdcClusterSpec): { etcd: string; backup: string } {

@@ -8,7 +8,10 @@ export const KMSKEY_DELETION_POLICIES = ['retain', 'schedule'] as const;
 export const kmsKeySpecSchema = z.object({
   purpose: z.enum(KMSKEY_PURPOSES).default('application'),
   algorithm: z.enum(KMSKEY_ALGORITHMS).default('aes256-gcm96'),
-  deletionPolicy: z.enum(KMSKEY_DELETION_POLICIES).default('retain').describe('schedule = 30-day cancellable countdown'),
+  deletionPolicy: z
+    .enum(KMSKEY_DELETION_POLICIES)
+    .default('retain')
+    .describe('schedule = 30-day cancellable countdown'),
   exportable: z.boolean().default(false).describe('Always false: key material never leaves OpenBao'),
   rotation: z
     .object({
@@ -19,7 +22,10 @@ export const kmsKeySpecSchema = z.object({
 });
 
 export const kmsKeyStatusSchema = z.object({
-  conditions: z.array(conditionSchema).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
   observedGeneration: z.int().optional(),
   currentVersion: z.int().optional(),
   keyId: z.string().optional().describe('<org>/transit/keys/<name>'),

@@ -5,15 +5,27 @@ import { tenantControlPlaneSchema } from './tenantcontrolplane.ts';
 
 describe('KdcCluster spec schema', () => {
   it('applies the SPEC defaults', () => {
-    const spec = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } }, backup: {} });
+    const spec = kdcClusterSpecSchema.parse({
+      version: 'v1.35.0',
+      encryption: { etcd: { enabled: true } },
+      backup: {},
+    });
     expect(spec.controlPlane).toEqual({ replicas: 2 });
     expect(spec.encryption?.etcd.resources).toEqual(['secrets']);
-    expect(spec.backup).toEqual({ enabled: true, schedule: '0 2 * * *', retentionDays: 7, s3CredentialSecret: 'managed-k8s-backups' });
+    expect(spec.backup).toEqual({
+      enabled: true,
+      schedule: '0 2 * * *',
+      retentionDays: 7,
+      s3CredentialSecret: 'managed-k8s-backups',
+    });
   });
 
   it.each([
     [{ version: 'v1.35.0', encryption: { etcd: {} } }, 'encryption.etcd.enabled'],
-    [{ version: 'v1.35.0', encryption: { etcd: { enabled: true, resources: ['pods'] } } }, 'encryption.etcd.resources.0'],
+    [
+      { version: 'v1.35.0', encryption: { etcd: { enabled: true, resources: ['pods'] } } },
+      'encryption.etcd.resources.0',
+    ],
     [{ version: 'v1.35.0', encryption: { etcd: { enabled: true, resources: [] } } }, 'encryption.etcd.resources'],
     [{ version: 'v1.35.0', backup: { retentionDays: 0 } }, 'backup.retentionDays'],
     [{}, 'version'],
@@ -26,7 +38,12 @@ describe('KdcCluster spec schema', () => {
 
 describe('KMSKey spec schema', () => {
   it('defaults to a retained, non-exportable application key', () => {
-    expect(kmsKeySpecSchema.parse({})).toEqual({ purpose: 'application', algorithm: 'aes256-gcm96', deletionPolicy: 'retain', exportable: false });
+    expect(kmsKeySpecSchema.parse({})).toEqual({
+      purpose: 'application',
+      algorithm: 'aes256-gcm96',
+      deletionPolicy: 'retain',
+      exportable: false,
+    });
   });
   it('refuses unknown algorithms', () => {
     expect(kmsKeySpecSchema.safeParse({ algorithm: 'rsa-2048' }).success).toBe(false);
@@ -40,7 +57,13 @@ describe('TenantControlPlane schema', () => {
       kind: 'TenantControlPlane',
       metadata: { name: 'a-cp', namespace: 'ns', labels: { x: 'y' } },
       spec: {
-        controlPlane: { deployment: { replicas: 2, additionalInitContainers: [{ name: 'theirs', image: 'i', ports: [{ containerPort: 1 }] }] }, service: { serviceType: 'ClusterIP' } },
+        controlPlane: {
+          deployment: {
+            replicas: 2,
+            additionalInitContainers: [{ name: 'theirs', image: 'i', ports: [{ containerPort: 1 }] }],
+          },
+          service: { serviceType: 'ClusterIP' },
+        },
         kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
         addons: { coreDNS: {} },
       },

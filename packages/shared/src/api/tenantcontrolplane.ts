@@ -5,7 +5,12 @@ import { objectMetaSchema } from './common.ts';
 // read-modify-write round trip keeps every field Kamaji or another controller put there.
 
 const envVarSchema = z.looseObject({ name: z.string(), value: z.string().optional() });
-const volumeMountSchema = z.looseObject({ name: z.string(), mountPath: z.string(), readOnly: z.boolean().optional(), subPath: z.string().optional() });
+const volumeMountSchema = z.looseObject({
+  name: z.string(),
+  mountPath: z.string(),
+  readOnly: z.boolean().optional(),
+  subPath: z.string().optional(),
+});
 
 export const containerSchema = z.looseObject({
   name: z.string(),
@@ -42,7 +47,10 @@ export const tcpDeploymentSchema = z.looseObject({
     })
     .optional(),
   podAdditionalMetadata: z
-    .looseObject({ annotations: z.record(z.string(), z.string()).optional(), labels: z.record(z.string(), z.string()).optional() })
+    .looseObject({
+      annotations: z.record(z.string(), z.string()).optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+    })
     .optional(),
 });
 

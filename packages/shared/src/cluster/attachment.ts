@@ -4,8 +4,10 @@ import { KMS_PLUGIN_CONTAINERS, TCP_PATCH } from '../names.ts';
 /** Our flag or one of our sidecars is on the TCP: the tenant is attached to KMS right now. */
 export function isAttached(tcp: TenantControlPlane | null | undefined): boolean {
   const deployment = tcp?.spec.controlPlane.deployment;
-  return (deployment?.extraArgs?.apiServer ?? []).some((a) => a.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`)) ||
-    (deployment?.additionalInitContainers ?? []).some((c) => KMS_PLUGIN_CONTAINERS.includes(c.name));
+  return (
+    (deployment?.extraArgs?.apiServer ?? []).some((a) => a.startsWith(`${TCP_PATCH.encryptionProviderFlag}=`)) ||
+    (deployment?.additionalInitContainers ?? []).some((c) => KMS_PLUGIN_CONTAINERS.includes(c.name))
+  );
 }
 
 /** A Cluster API KamajiControlPlane owns this TCP and would overwrite our fields. */

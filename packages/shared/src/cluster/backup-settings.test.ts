@@ -2,13 +2,38 @@ import { describe, expect, it } from 'vitest';
 import { kdcClusterSpecSchema, type KdcClusterSpecInput } from '../api/kdccluster.ts';
 import { checkS3Endpoint, resolveBackupSettings, s3EndpointOrigin } from './backup-settings.ts';
 
-const spec = (backup?: KdcClusterSpecInput['backup']) => kdcClusterSpecSchema.parse({ version: 'v1.35.0', ...(backup ? { backup } : {}) });
+const spec = (backup?: KdcClusterSpecInput['backup']) =>
+  kdcClusterSpecSchema.parse({ version: 'v1.35.0', ...(backup ? { backup } : {}) });
 
 describe('resolveBackupSettings', () => {
   it.each([
-    ['defaults', spec(), { bucket: 'acme-web-managed-k8s-backups', destinationPath: 's3://acme-web-managed-k8s-backups/c1/', s3Endpoint: 'http://platform-s3', credentialSecret: 'managed-k8s-backups', schedule: '0 2 * * *', retentionDays: 7 }],
-    ['bucket only', spec({ destinationPath: 's3://team-bucket' }), { bucket: 'team-bucket', destinationPath: 's3://team-bucket/c1/' }],
-    ['bucket and cluster prefix', spec({ destinationPath: 's3://team-bucket/c1/', s3Endpoint: 'https://s3.example', s3CredentialSecret: 'creds', retentionDays: 30 }), { bucket: 'team-bucket', s3Endpoint: 'https://s3.example', credentialSecret: 'creds', retentionDays: 30 }],
+    [
+      'defaults',
+      spec(),
+      {
+        bucket: 'acme-web-managed-k8s-backups',
+        destinationPath: 's3://acme-web-managed-k8s-backups/c1/',
+        s3Endpoint: 'http://platform-s3',
+        credentialSecret: 'managed-k8s-backups',
+        schedule: '0 2 * * *',
+        retentionDays: 7,
+      },
+    ],
+    [
+      'bucket only',
+      spec({ destinationPath: 's3://team-bucket' }),
+      { bucket: 'team-bucket', destinationPath: 's3://team-bucket/c1/' },
+    ],
+    [
+      'bucket and cluster prefix',
+      spec({
+        destinationPath: 's3://team-bucket/c1/',
+        s3Endpoint: 'https://s3.example',
+        s3CredentialSecret: 'creds',
+        retentionDays: 30,
+      }),
+      { bucket: 'team-bucket', s3Endpoint: 'https://s3.example', credentialSecret: 'creds', retentionDays: 30 },
+    ],
   ])('%s', (_, input, expected) => {
     const result = resolveBackupSettings('acme-web', 'c1', input, 'http://platform-s3');
     expect(result).toMatchObject({ ok: true, settings: expected });
@@ -20,7 +45,11 @@ describe('resolveBackupSettings', () => {
     ['nested prefix', 's3://team-bucket/c1/daily/'],
   ])('refuses a destination with %s and says what to write', (_, destinationPath) => {
     const result = resolveBackupSettings('acme-web', 'c1', spec({ destinationPath }));
-    expect(result).toMatchObject({ ok: false, reason: 'BackupDestinationInvalid', message: expect.stringContaining('s3://<bucket>/c1/') });
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'BackupDestinationInvalid',
+      message: expect.stringContaining('s3://<bucket>/c1/'),
+    });
   });
 
   it('is null when backups are disabled', () => {
@@ -29,7 +58,10 @@ describe('resolveBackupSettings', () => {
 });
 
 describe('checkS3Endpoint: only the platform decides where k8-manager reads a bucket', () => {
-  const platform = { s3Endpoint: 'http://minio.platform:9000', s3EndpointAllowlist: ['https://s3.example.com', 'http://10.0.0.5:9000/', 'not a url'] };
+  const platform = {
+    s3Endpoint: 'http://minio.platform:9000',
+    s3EndpointAllowlist: ['https://s3.example.com', 'http://10.0.0.5:9000/', 'not a url'],
+  };
   it.each([
     ['the platform endpoint', 'http://minio.platform:9000', true],
     ['an allow-listed one', 'https://s3.example.com', true],
@@ -44,11 +76,18 @@ describe('checkS3Endpoint: only the platform decides where k8-manager reads a bu
   ])('%s', (_, endpoint, ok) => {
     const result = checkS3Endpoint(endpoint, platform);
     expect(result.ok).toBe(ok);
-    if (!result.ok) expect(result).toMatchObject({ reason: 'S3EndpointNotAllowed', message: expect.stringContaining('S3_ENDPOINT_ALLOWLIST') });
+    if (!result.ok)
+      expect(result).toMatchObject({
+        reason: 'S3EndpointNotAllowed',
+        message: expect.stringContaining('S3_ENDPOINT_ALLOWLIST'),
+      });
   });
   it('AWS (no endpoint) only when the platform uses AWS', () => {
     expect(checkS3Endpoint('', {}).ok).toBe(true);
-    expect(checkS3Endpoint('https://s3.example.com', {})).toMatchObject({ ok: false, message: expect.stringContaining('(allowed: none;') });
+    expect(checkS3Endpoint('https://s3.example.com', {})).toMatchObject({
+      ok: false,
+      message: expect.stringContaining('(allowed: none;'),
+    });
   });
   it('normalises origins', () => {
     expect(s3EndpointOrigin('https://S3.Example.com:443')).toBe('https://s3.example.com');

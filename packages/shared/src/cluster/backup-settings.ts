@@ -25,8 +25,7 @@ export interface BackupSettings {
 }
 
 export type BackupSettingsResult =
-  | { ok: true; settings: BackupSettings }
-  | { ok: false; reason: 'BackupDestinationInvalid'; message: string };
+  { ok: true; settings: BackupSettings } | { ok: false; reason: 'BackupDestinationInvalid'; message: string };
 
 const DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/(.*))?$/;
 
@@ -35,8 +34,18 @@ const DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/(.*))?$/;
  * prefix must be empty or `<cluster>/`: the layout `<cluster>/<cluster>-<timestamp>/` is what
  * restore, rewrap, retention and the inventory read.
  */
-export function resolveBackupSettings(namespace: string, cluster: string, spec: KdcClusterSpec, platformS3Endpoint = ''): BackupSettingsResult | null {
-  const backup = spec.backup ?? { enabled: true, schedule: '0 2 * * *', retentionDays: 7, s3CredentialSecret: DEFAULT_BACKUP_CREDENTIAL_SECRET };
+export function resolveBackupSettings(
+  namespace: string,
+  cluster: string,
+  spec: KdcClusterSpec,
+  platformS3Endpoint = '',
+): BackupSettingsResult | null {
+  const backup = spec.backup ?? {
+    enabled: true,
+    schedule: '0 2 * * *',
+    retentionDays: 7,
+    s3CredentialSecret: DEFAULT_BACKUP_CREDENTIAL_SECRET,
+  };
   if (backup.enabled === false) return null;
   let bucket = defaultBackupBucket(namespace);
   if (backup.destinationPath !== undefined) {
@@ -77,7 +86,15 @@ export function s3EndpointOrigin(endpoint: string): string | null {
   } catch {
     return null;
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return null;
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash ||
+    (url.pathname !== '/' && url.pathname !== '')
+  )
+    return null;
   return `${url.protocol}//${url.host}`;
 }
 
@@ -85,11 +102,16 @@ export function s3EndpointOrigin(endpoint: string): string | null {
  * Whether k8-manager and the jobs it makes may use `endpoint` (the resolved settings.s3Endpoint):
  * the platform's own S3 endpoint (empty: AWS) or one in the platform's allow-list. Pure.
  */
-export function checkS3Endpoint(endpoint: string, platform: { s3Endpoint?: string; s3EndpointAllowlist?: readonly string[] }): S3EndpointCheck {
+export function checkS3Endpoint(
+  endpoint: string,
+  platform: { s3Endpoint?: string; s3EndpointAllowlist?: readonly string[] },
+): S3EndpointCheck {
   const platformEndpoint = platform.s3Endpoint ?? '';
   if (endpoint === platformEndpoint) return { ok: true };
   const origin = s3EndpointOrigin(endpoint);
-  const allowed = [platformEndpoint, ...(platform.s3EndpointAllowlist ?? [])].map((e) => (e ? s3EndpointOrigin(e) : null)).filter((e): e is string => e !== null);
+  const allowed = [platformEndpoint, ...(platform.s3EndpointAllowlist ?? [])]
+    .map((e) => (e ? s3EndpointOrigin(e) : null))
+    .filter((e): e is string => e !== null);
   if (origin && allowed.includes(origin)) return { ok: true };
   const shown = allowed.length ? allowed.join(', ') : 'none';
   return {

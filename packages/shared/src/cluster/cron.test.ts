@@ -2,7 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { checkCronSchedule } from './cron.ts';
 
 describe('checkCronSchedule (what a CronJob accepts)', () => {
-  it.each(['0 2 * * *', '0 2 * * MON', '0 2 * * MON-FRI', '*/15 * * * *', '0 0 1 JAN *', '0 0 * * 7', '5,35 1-5/2 * * *', '0 0 ? * *', '@daily', '@hourly'])('accepts %s', (s) => {
+  it.each([
+    '0 2 * * *',
+    '0 2 * * MON',
+    '0 2 * * MON-FRI',
+    '*/15 * * * *',
+    '0 0 1 JAN *',
+    '0 0 * * 7',
+    '5,35 1-5/2 * * *',
+    '0 0 ? * *',
+    '@daily',
+    '@hourly',
+  ])('accepts %s', (s) => {
     expect(checkCronSchedule(s)).toEqual({ ok: true });
   });
   it.each([

@@ -15,9 +15,14 @@ export function checkCronSchedule(schedule: string): CronCheck {
   const text = schedule.trim();
   if (DESCRIPTORS.has(text)) return { ok: true };
   const fields = text.split(/\s+/);
-  if (fields.length !== 5) return { ok: false, error: `has ${fields.length} field${fields.length === 1 ? '' : 's'}, not 5 (minute hour day-of-month month day-of-week)` };
+  if (fields.length !== 5)
+    return {
+      ok: false,
+      error: `has ${fields.length} field${fields.length === 1 ? '' : 's'}, not 5 (minute hour day-of-month month day-of-week)`,
+    };
   for (const [i, field] of fields.entries()) {
-    if (!FIELD_CHARS.test(field) || /[LW#]/.test(field.replace(/[A-Za-z]{3}/g, ''))) return { ok: false, error: `the ${FIELDS[i]} field "${field}" uses characters a CronJob does not accept` };
+    if (!FIELD_CHARS.test(field) || /[LW#]/.test(field.replace(/[A-Za-z]{3}/g, '')))
+      return { ok: false, error: `the ${FIELDS[i]} field "${field}" uses characters a CronJob does not accept` };
   }
   try {
     CronExpressionParser.parse(text);

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { gatherClusterFacts } from './facts.ts';
 
-const cluster = (namespace: string, name: string, enabled: boolean, keyRef?: string, extra: Record<string, unknown> = {}) => ({
+const cluster = (
+  namespace: string,
+  name: string,
+  enabled: boolean,
+  keyRef?: string,
+  extra: Record<string, unknown> = {},
+) => ({
   metadata: { namespace, name, creationTimestamp: '2026-01-01T00:00:00Z' },
   spec: { version: 'v1.35.0', encryption: { etcd: { enabled, ...(keyRef ? { keyRef } : {}) } }, ...extra },
 });
@@ -10,26 +16,77 @@ const noDataStores = async () => null;
 describe('gatherClusterFacts', () => {
   it('finds encrypted neighbours with their keys; namesakes elsewhere do not matter', async () => {
     const self = cluster('acme-b', 'prod', true);
-    const clusters = [self, cluster('acme-b', 'dev', true, 'shared'), cluster('acme-b', 'off', false), cluster('acme-a', 'prod', true), cluster('other', 'prod', true)];
-    const facts = await gatherClusterFacts({ cluster: self, clusters, kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores });
+    const clusters = [
+      self,
+      cluster('acme-b', 'dev', true, 'shared'),
+      cluster('acme-b', 'off', false),
+      cluster('acme-a', 'prod', true),
+      cluster('other', 'prod', true),
+    ];
+    const facts = await gatherClusterFacts({
+      cluster: self,
+      clusters,
+      kmsKeys: [],
+      tcp: null,
+      platform: { ok: false, missing: [] },
+      dataStoreOf: noDataStores,
+    });
     expect(facts.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: 'shared' }]);
     expect(facts.attached).toBe(false);
     expect(facts.dataStore).toBeUndefined();
   });
-  it('reads the DataStore the spec names, with the platform\'s grant', async () => {
+  it("reads the DataStore the spec names, with the platform's grant", async () => {
     const self = cluster('acme-b', 'prod', false, undefined, { dataStore: 'etcd-gold' });
-    const dataStoreOf = async (name: string) => (name === 'etcd-gold' ? { metadata: { name, annotations: { 'kube-dc.com/allowed-namespaces': 'acme-a,acme-b' } } } : null);
-    const facts = await gatherClusterFacts({ cluster: self, clusters: [self], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf });
+    const dataStoreOf = async (name: string) =>
+      name === 'etcd-gold'
+        ? { metadata: { name, annotations: { 'kube-dc.com/allowed-namespaces': 'acme-a,acme-b' } } }
+        : null;
+    const facts = await gatherClusterFacts({
+      cluster: self,
+      clusters: [self],
+      kmsKeys: [],
+      tcp: null,
+      platform: { ok: false, missing: [] },
+      dataStoreOf,
+    });
     expect(facts.dataStore).toEqual({ name: 'etcd-gold', found: true, allowedNamespaces: 'acme-a,acme-b' });
-    const missing = await gatherClusterFacts({ cluster: cluster('acme-b', 'x', false, undefined, { dataStore: 'nope' }), clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf });
+    const missing = await gatherClusterFacts({
+      cluster: cluster('acme-b', 'x', false, undefined, { dataStore: 'nope' }),
+      clusters: [],
+      kmsKeys: [],
+      tcp: null,
+      platform: { ok: false, missing: [] },
+      dataStoreOf,
+    });
     expect(missing.dataStore).toEqual({ name: 'nope', found: false, allowedNamespaces: undefined });
   });
   it('carries the controller clock (break-glass is judged against it), the wall clock by default', async () => {
     const self = cluster('acme-b', 'prod', false);
     const now = new Date('2026-11-22T10:00:00Z');
-    expect((await gatherClusterFacts({ cluster: self, clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores, now })).now).toBe(now);
+    expect(
+      (
+        await gatherClusterFacts({
+          cluster: self,
+          clusters: [],
+          kmsKeys: [],
+          tcp: null,
+          platform: { ok: false, missing: [] },
+          dataStoreOf: noDataStores,
+          now,
+        })
+      ).now,
+    ).toBe(now);
     const before = Date.now();
-    const wall = (await gatherClusterFacts({ cluster: self, clusters: [], kmsKeys: [], tcp: null, platform: { ok: false, missing: [] }, dataStoreOf: noDataStores })).now.getTime();
+    const wall = (
+      await gatherClusterFacts({
+        cluster: self,
+        clusters: [],
+        kmsKeys: [],
+        tcp: null,
+        platform: { ok: false, missing: [] },
+        dataStoreOf: noDataStores,
+      })
+    ).now.getTime();
     expect(wall).toBeGreaterThanOrEqual(before);
     expect(wall).toBeLessThanOrEqual(Date.now());
   });

@@ -34,10 +34,13 @@ export async function gatherClusterFacts(input: {
     .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
     .flatMap((c) => {
       const spec = kdcClusterSpecSchema.safeParse(c.spec);
-      return spec.success && spec.data.encryption?.etcd.enabled ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }] : [];
+      return spec.success && spec.data.encryption?.etcd.enabled
+        ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }]
+        : [];
     });
   const dataStoreName = (cluster.spec as { dataStore?: unknown } | undefined)?.dataStore;
-  const dataStore = typeof dataStoreName === 'string' && dataStoreName ? await input.dataStoreOf(dataStoreName) : undefined;
+  const dataStore =
+    typeof dataStoreName === 'string' && dataStoreName ? await input.dataStoreOf(dataStoreName) : undefined;
   return {
     namespace,
     name,
@@ -48,7 +51,13 @@ export async function gatherClusterFacts(input: {
     otherClusters,
     kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
     ...(typeof dataStoreName === 'string' && dataStoreName
-      ? { dataStore: { name: dataStoreName, found: Boolean(dataStore), allowedNamespaces: dataStore?.metadata?.annotations?.[ANNOTATIONS.allowedNamespaces] } }
+      ? {
+          dataStore: {
+            name: dataStoreName,
+            found: Boolean(dataStore),
+            allowedNamespaces: dataStore?.metadata?.annotations?.[ANNOTATIONS.allowedNamespaces],
+          },
+        }
       : {}),
     attached: isAttached(tcp),
     now: input.now ?? new Date(),
@@ -69,25 +78,45 @@ export function cachedLookup<T>(load: (key: string) => Promise<T>, ttlMs: number
 
 /** A Kamaji DataStore by name, read through a short cache (DataStores are the platform's, and change rarely). */
 export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string) => Promise<KubeObject | null> {
-  return cachedLookup((name) => kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name }), ttlMs);
+  return cachedLookup(
+    (name) => kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name }),
+    ttlMs,
+  );
 }
 
 /** The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label. */
 export function organizationLookup(kube: KubeClient, ttlMs = 60_000): OrganizationOf {
-  return cachedLookup(async (namespace) => (await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace)))?.metadata?.labels?.[LABELS.organization] || undefined, ttlMs);
+  return cachedLookup(
+    async (namespace) =>
+      (await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace)))?.metadata?.labels?.[
+        LABELS.organization
+      ] || undefined,
+    ttlMs,
+  );
 }
 
 /** Platform prerequisites (SPEC 7) from the environment and the `master-config` Secret, re-read every 30 s. */
-export function platformConfigLookup(kube: KubeClient, namespace: string, env: Record<string, string | undefined>, ttlMs = 30_000): () => Promise<PlatformConfigResult> {
+export function platformConfigLookup(
+  kube: KubeClient,
+  namespace: string,
+  env: Record<string, string | undefined>,
+  ttlMs = 30_000,
+): () => Promise<PlatformConfigResult> {
   const lookup = cachedLookup(async () => {
-    const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', namespace, 'master-config'));
+    const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
+      CORE('secrets', namespace, 'master-config'),
+    );
     return resolvePlatformConfig(env, decodeSecretData(secret) ?? {});
   }, ttlMs);
   return () => lookup('master-config');
 }
 
 /** A Secret's data as text; undefined when there is no Secret. */
-export function decodeSecretData(secret: { data?: Record<string, string> } | null | undefined): Record<string, string> | undefined {
+export function decodeSecretData(
+  secret: { data?: Record<string, string> } | null | undefined,
+): Record<string, string> | undefined {
   if (!secret) return undefined;
-  return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  return Object.fromEntries(
+    Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
 }

@@ -38,8 +38,10 @@ export function keySwitchPhase(keys: readonly PluginKey[]): KeySwitchPhase {
 }
 
 /** The instances the TCP runs and the config names, writer first. */
-export const configuredKeys = (keys: readonly PluginKey[]): PluginKey[] =>
-  [...keys.filter((k) => k.mode === 'write'), ...keys.filter((k) => k.mode === 'incoming' || k.mode === 'outgoing')];
+export const configuredKeys = (keys: readonly PluginKey[]): PluginKey[] => [
+  ...keys.filter((k) => k.mode === 'write'),
+  ...keys.filter((k) => k.mode === 'incoming' || k.mode === 'outgoing'),
+];
 
 /** The key the plugin writes with once the switch under way (if any) is through. */
 export function switchTarget(keys: readonly PluginKey[]): PluginKey | undefined {
@@ -110,10 +112,15 @@ export function nextPluginKeys(input: NextKeysInput): PluginKey[] {
       // Promoted only once every replica can read the new key: an old replica would fail on rows a new one wrote.
       if (!input.rolledOut) return [...keys];
       const incoming = keys.find((k) => k.mode === 'incoming')!;
-      return [{ ...incoming, mode: 'write' }, { ...writer, mode: 'outgoing' }];
+      return [
+        { ...incoming, mode: 'write' },
+        { ...writer, mode: 'outgoing' },
+      ];
     }
     case 'promoted':
-      return input.proven ? [writer, ...keys.filter((k) => k.mode === 'outgoing').map((k) => ({ ...k, mode: 'retiring' as const }))] : [...keys];
+      return input.proven
+        ? [writer, ...keys.filter((k) => k.mode === 'outgoing').map((k) => ({ ...k, mode: 'retiring' as const }))]
+        : [...keys];
     case 'retiring':
       return input.rolledOut ? [writer] : [...keys];
     default:

@@ -52,12 +52,17 @@ export interface ClusterFacts {
 
 export type Validation =
   | {
-    ok: true; spec: KdcClusterSpec; platform?: PlatformConfig; etcdKeyRef?: string; backupKeyRef?: string; warnings: Problem[];
-    /** Detach KMS now without the disable migration: a recent break-glass confirmation on an attached, disabled cluster. */
-    forceDisable: boolean;
-    /** KMS is not attached, encryption is off, and the break-glass annotation is still there: say so on every reconcile. */
-    forceDisabled: boolean;
-  }
+      ok: true;
+      spec: KdcClusterSpec;
+      platform?: PlatformConfig;
+      etcdKeyRef?: string;
+      backupKeyRef?: string;
+      warnings: Problem[];
+      /** Detach KMS now without the disable migration: a recent break-glass confirmation on an attached, disabled cluster. */
+      forceDisable: boolean;
+      /** KMS is not attached, encryption is off, and the break-glass annotation is still there: say so on every reconcile. */
+      forceDisabled: boolean;
+    }
   | { ok: false; errors: Problem[]; warnings: Problem[] };
 
 /** A break-glass confirmation is honoured this long after the time it names (SPEC 5). */
@@ -82,7 +87,11 @@ export function validateCluster(facts: ClusterFacts): Validation {
   const parsed = kdcClusterSpecSchema.safeParse(facts.spec);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
-    return { ok: false, errors: [{ reason: 'InvalidSpec', message: `the spec cannot be read: ${issues}` }], warnings: [] };
+    return {
+      ok: false,
+      errors: [{ reason: 'InvalidSpec', message: `the spec cannot be read: ${issues}` }],
+      warnings: [],
+    };
   }
   const spec = parsed.data;
   const errors: Problem[] = [];
@@ -97,7 +106,11 @@ export function validateCluster(facts: ClusterFacts): Validation {
     });
   }
   errors.push(...dataStoreProblems(facts));
-  if (!VERSION.test(spec.version)) errors.push({ reason: 'VersionInvalid', message: `spec.version "${spec.version}" is not a Kubernetes version: write it as vMAJOR.MINOR.PATCH, e.g. v1.35.0` });
+  if (!VERSION.test(spec.version))
+    errors.push({
+      reason: 'VersionInvalid',
+      message: `spec.version "${spec.version}" is not a Kubernetes version: write it as vMAJOR.MINOR.PATCH, e.g. v1.35.0`,
+    });
   errors.push(...backupProblems(facts.namespace, facts.name, spec));
 
   const confirmed = facts.annotations[ANNOTATIONS.forceDisableConfirmed];
@@ -106,7 +119,8 @@ export function validateCluster(facts: ClusterFacts): Validation {
     if (confirmed === undefined) {
       errors.push({
         reason: 'DisableRequiresMigration',
-        message: 'encryption.etcd.enabled=false would detach KMS while rows are still encrypted: set enabled back to true and use disableRequested: true for the safe disable migration',
+        message:
+          'encryption.etcd.enabled=false would detach KMS while rows are still encrypted: set enabled back to true and use disableRequested: true for the safe disable migration',
       });
     } else {
       const problem = forceDisableProblem(confirmed, facts.now);
@@ -121,7 +135,8 @@ export function validateCluster(facts: ClusterFacts): Validation {
       message: `the TenantControlPlane is owned by KamajiControlPlane ${facts.kamajiControlPlaneOwner}, which would overwrite the KMS fields: manage encryption without Cluster API or remove that owner`,
     });
   }
-  if (!enabled) return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable, forceDisabled };
+  if (!enabled)
+    return errors.length ? { ok: false, errors, warnings } : { ok: true, spec, warnings, forceDisable, forceDisabled };
 
   if (!facts.platform.ok) errors.push(...facts.platform.missing);
   const keys = new Map(facts.kmsKeys.map((k) => [k.metadata.name, k]));
@@ -144,19 +159,37 @@ export function validateCluster(facts: ClusterFacts): Validation {
     }
   } else {
     const auto = keys.get(etcdKeyRef);
-    const ours = auto?.metadata.labels?.[LABELS.kdcCluster] === facts.name && auto?.metadata.labels?.[LABELS.managedBy] === MANAGED_BY_KDCCLUSTER;
+    const ours =
+      auto?.metadata.labels?.[LABELS.kdcCluster] === facts.name &&
+      auto?.metadata.labels?.[LABELS.managedBy] === MANAGED_BY_KDCCLUSTER;
     if (auto && !ours) {
-      errors.push({ reason: 'AutoKeyConflict', message: `a KMSKey named ${etcdKeyRef} exists but was not created for this cluster: set keyRef: ${etcdKeyRef} to use it, or rename that key` });
+      errors.push({
+        reason: 'AutoKeyConflict',
+        message: `a KMSKey named ${etcdKeyRef} exists but was not created for this cluster: set keyRef: ${etcdKeyRef} to use it, or rename that key`,
+      });
     } else if (auto?.metadata.deletionTimestamp) {
-      errors.push({ reason: 'KeyRefScheduledForDeletion', message: `KMSKey ${etcdKeyRef} is being deleted: wait until it is gone, then reconcile again to get a new one` });
+      errors.push({
+        reason: 'KeyRefScheduledForDeletion',
+        message: `KMSKey ${etcdKeyRef} is being deleted: wait until it is gone, then reconcile again to get a new one`,
+      });
     }
     errors.push(...rotationProblems(spec));
   }
   const backupRef = etcd!.backup?.keyRef;
-  if (backupRef && backupRef !== etcdKeyRef) errors.push(...keyProblems('backup.keyRef', backupRef, keys.get(backupRef), ['etcd', 'backup']));
+  if (backupRef && backupRef !== etcdKeyRef)
+    errors.push(...keyProblems('backup.keyRef', backupRef, keys.get(backupRef), ['etcd', 'backup']));
 
   if (errors.length) return { ok: false, errors, warnings };
-  return { ok: true, spec, platform: facts.platform.ok ? facts.platform.config : undefined, etcdKeyRef, backupKeyRef: backupRef || etcdKeyRef, warnings, forceDisable, forceDisabled: false };
+  return {
+    ok: true,
+    spec,
+    platform: facts.platform.ok ? facts.platform.config : undefined,
+    etcdKeyRef,
+    backupKeyRef: backupRef || etcdKeyRef,
+    warnings,
+    forceDisable,
+    forceDisabled: false,
+  };
 }
 
 /**
@@ -166,15 +199,26 @@ export function validateCluster(facts: ClusterFacts): Validation {
  */
 export function forceDisableProblem(confirmed: string, now: Date): Problem | undefined {
   const annotation = `annotation ${ANNOTATIONS.forceDisableConfirmed}="${confirmed.slice(0, 64)}"`;
-  const fix = 'if the encrypted rows are known to be unrecoverable, set it to the current time (date -u +%Y-%m-%dT%H:%M:%SZ); otherwise set enabled back to true and use disableRequested: true';
+  const fix =
+    'if the encrypted rows are known to be unrecoverable, set it to the current time (date -u +%Y-%m-%dT%H:%M:%SZ); otherwise set enabled back to true and use disableRequested: true';
   const at = RFC3339.test(confirmed) ? Date.parse(confirmed) : Number.NaN;
-  if (Number.isNaN(at)) return { reason: 'ForceDisableAnnotationInvalid', message: `${annotation} is not an RFC 3339 time: write the current time, e.g. 2026-01-31T12:00:00Z` };
+  if (Number.isNaN(at))
+    return {
+      reason: 'ForceDisableAnnotationInvalid',
+      message: `${annotation} is not an RFC 3339 time: write the current time, e.g. 2026-01-31T12:00:00Z`,
+    };
   const age = now.getTime() - at;
   if (age > FORCE_DISABLE_MAX_AGE_MS) {
-    return { reason: 'ForceDisableAnnotationStale', message: `${annotation} is ${formatDuration(Math.floor(age / 1000))} old; break-glass is honoured only within 1h of the time it names: ${fix}` };
+    return {
+      reason: 'ForceDisableAnnotationStale',
+      message: `${annotation} is ${formatDuration(Math.floor(age / 1000))} old; break-glass is honoured only within 1h of the time it names: ${fix}`,
+    };
   }
   if (-age > FORCE_DISABLE_CLOCK_SKEW_MS) {
-    return { reason: 'ForceDisableAnnotationInFuture', message: `${annotation} is ${formatDuration(Math.ceil(-age / 1000))} ahead of the controller's clock, so it would stay valid too long: ${fix}` };
+    return {
+      reason: 'ForceDisableAnnotationInFuture',
+      message: `${annotation} is ${formatDuration(Math.ceil(-age / 1000))} ahead of the controller's clock, so it would stay valid too long: ${fix}`,
+    };
   }
   return undefined;
 }
@@ -182,18 +226,44 @@ export function forceDisableProblem(confirmed: string, now: Date): Problem | und
 function keyProblems(field: string, ref: string, key: KmsKeyView | undefined, purposes: readonly string[]): Problem[] {
   const prefix = field === 'keyRef' ? 'KeyRef' : 'BackupKeyRef';
   if (!DNS_LABEL.test(ref)) {
-    return [{ reason: `${prefix}Invalid`, message: `${field} "${ref}" is not a KMSKey name: name a KMSKey in this namespace (keys in other namespaces cannot be used)` }];
+    return [
+      {
+        reason: `${prefix}Invalid`,
+        message: `${field} "${ref}" is not a KMSKey name: name a KMSKey in this namespace (keys in other namespaces cannot be used)`,
+      },
+    ];
   }
-  if (!key) return [{ reason: `${prefix}NotFound`, message: `${field}: KMSKey ${ref} does not exist in this namespace: create it (purpose ${purposes.join(' or ')}) or fix the name` }];
+  if (!key)
+    return [
+      {
+        reason: `${prefix}NotFound`,
+        message: `${field}: KMSKey ${ref} does not exist in this namespace: create it (purpose ${purposes.join(' or ')}) or fix the name`,
+      },
+    ];
   if (key.metadata.deletionTimestamp) {
-    return [{ reason: `${prefix}ScheduledForDeletion`, message: `${field}: KMSKey ${ref} is scheduled for deletion: cancel it (deletionPolicy: retain) or choose another key` }];
+    return [
+      {
+        reason: `${prefix}ScheduledForDeletion`,
+        message: `${field}: KMSKey ${ref} is scheduled for deletion: cancel it (deletionPolicy: retain) or choose another key`,
+      },
+    ];
   }
   const purpose = key.spec?.purpose ?? 'application';
   if (!purposes.includes(purpose)) {
-    return [{ reason: `${prefix}WrongPurpose`, message: `${field}: KMSKey ${ref} has purpose ${purpose}; a cluster needs purpose ${purposes.join(' or ')}: choose another key` }];
+    return [
+      {
+        reason: `${prefix}WrongPurpose`,
+        message: `${field}: KMSKey ${ref} has purpose ${purpose}; a cluster needs purpose ${purposes.join(' or ')}: choose another key`,
+      },
+    ];
   }
   if (!isConditionTrue(key.status?.conditions, KMSKEY_CONDITIONS.ready)) {
-    return [{ reason: `${prefix}NotReady`, message: `${field}: KMSKey ${ref} is not Ready yet: see kubectl describe kkey ${ref}` }];
+    return [
+      {
+        reason: `${prefix}NotReady`,
+        message: `${field}: KMSKey ${ref} is not Ready yet: see kubectl describe kkey ${ref}`,
+      },
+    ];
   }
   return [];
 }
@@ -201,19 +271,32 @@ function keyProblems(field: string, ref: string, key: KmsKeyView | undefined, pu
 function rotationProblems(spec: KdcClusterSpec): Problem[] {
   const rotation = spec.encryption?.etcd.kekRotation;
   if (!rotation?.enabled) return [];
-  if (!rotation.interval) return [{ reason: 'KEKRotationIntervalMissing', message: 'kekRotation.enabled is true but no interval is set: add kekRotation.interval, e.g. 90d' }];
+  if (!rotation.interval)
+    return [
+      {
+        reason: 'KEKRotationIntervalMissing',
+        message: 'kekRotation.enabled is true but no interval is set: add kekRotation.interval, e.g. 90d',
+      },
+    ];
   const parsed = parseDuration(rotation.interval);
   if (!parsed.ok) return [{ reason: 'KEKRotationIntervalInvalid', message: `kekRotation.interval: ${parsed.error}` }];
   if (parsed.seconds < MIN_KEK_ROTATION_SECONDS || parsed.seconds > MAX_KEK_ROTATION_SECONDS) {
-    return [{ reason: 'KEKRotationIntervalOutOfRange', message: `kekRotation.interval ${rotation.interval} is outside 7d..730d: choose a value in that range, e.g. 90d` }];
+    return [
+      {
+        reason: 'KEKRotationIntervalOutOfRange',
+        message: `kekRotation.interval ${rotation.interval} is outside 7d..730d: choose a value in that range, e.g. 90d`,
+      },
+    ];
   }
   const backup = spec.backup;
   if ((backup?.enabled ?? true) && parsed.seconds < (backup?.retentionDays ?? 7) * DAY_SECONDS) {
     const retention = backup?.retentionDays ?? 7;
-    return [{
-      reason: 'KEKRotationIntervalBelowRetention',
-      message: `kekRotation.interval ${rotation.interval} is shorter than backup.retentionDays (${retention}d): use at least ${formatDuration(retention * DAY_SECONDS)} or shorten the retention`,
-    }];
+    return [
+      {
+        reason: 'KEKRotationIntervalBelowRetention',
+        message: `kekRotation.interval ${rotation.interval} is shorter than backup.retentionDays (${retention}d): use at least ${formatDuration(retention * DAY_SECONDS)} or shorten the retention`,
+      },
+    ];
   }
   return [];
 }
@@ -224,7 +307,10 @@ function backupProblems(namespace: string, cluster: string, spec: KdcClusterSpec
   const problems: Problem[] = [];
   const cron = checkCronSchedule(backup.schedule);
   if (!cron.ok) {
-    problems.push({ reason: 'BackupScheduleInvalid', message: `backup.schedule "${backup.schedule.slice(0, 100)}" is not a schedule a CronJob accepts (${cron.error}): write minute hour day month weekday, e.g. "0 2 * * *"` });
+    problems.push({
+      reason: 'BackupScheduleInvalid',
+      message: `backup.schedule "${backup.schedule.slice(0, 100)}" is not a schedule a CronJob accepts (${cron.error}): write minute hour day month weekday, e.g. "0 2 * * *"`,
+    });
   }
   const settings = resolveBackupSettings(namespace, cluster, spec);
   if (settings && !settings.ok) problems.push({ reason: settings.reason, message: settings.message });
@@ -239,13 +325,27 @@ function dataStoreProblems(facts: ClusterFacts): Problem[] {
   const ds = facts.dataStore;
   if (!ds) return [];
   const grant = `annotate it ${ANNOTATIONS.allowedNamespaces}=${facts.namespace} (or "*" for a shared pool)`;
-  if (!ds.found) return [{ reason: 'DataStoreNotFound', message: `spec.dataStore: DataStore ${ds.name} does not exist: remove spec.dataStore for the platform's default, or ask the platform operator for one` }];
+  if (!ds.found)
+    return [
+      {
+        reason: 'DataStoreNotFound',
+        message: `spec.dataStore: DataStore ${ds.name} does not exist: remove spec.dataStore for the platform's default, or ask the platform operator for one`,
+      },
+    ];
   if (!dataStoreGranted(ds.allowedNamespaces, facts.namespace)) {
-    return [{ reason: 'DataStoreNotAllowed', message: `spec.dataStore: DataStore ${ds.name} is not granted to namespace ${facts.namespace}: remove spec.dataStore for the platform's default, or ask the platform operator to ${grant}` }];
+    return [
+      {
+        reason: 'DataStoreNotAllowed',
+        message: `spec.dataStore: DataStore ${ds.name} is not granted to namespace ${facts.namespace}: remove spec.dataStore for the platform's default, or ask the platform operator to ${grant}`,
+      },
+    ];
   }
   return [];
 }
 
 export function dataStoreGranted(allowed: string | undefined, namespace: string): boolean {
-  return (allowed ?? '').split(',').map((n) => n.trim()).some((n) => n === '*' || n === namespace);
+  return (allowed ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .some((n) => n === '*' || n === namespace);
 }

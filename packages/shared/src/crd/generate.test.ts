@@ -15,7 +15,11 @@ function walk(node: unknown, visit: (n: Record<string, unknown>) => void): void 
 describe('generated CRDs', () => {
   it('match the files committed in the chart (run `npx nx run shared:crds` after changing a schema)', () => {
     const generated = renderCrds();
-    const committed = Object.fromEntries(readdirSync(CHART_CRD_DIR).filter((f) => f.endsWith('.yaml')).map((f) => [f, readFileSync(join(CHART_CRD_DIR, f), 'utf8')]));
+    const committed = Object.fromEntries(
+      readdirSync(CHART_CRD_DIR)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => [f, readFileSync(join(CHART_CRD_DIR, f), 'utf8')]),
+    );
     expect(committed).toEqual(generated);
   });
 
@@ -39,21 +43,34 @@ describe('generated CRDs', () => {
     expect(kkey.metadata.name).toBe('kmskeys.security.kube-dc.com');
     expect(kkey.spec.names.shortNames).toEqual(['kkey']);
     const columns = kkey.spec.versions[0]!.additionalPrinterColumns.map((c) => [c.name, c.jsonPath]);
-    expect(columns).toEqual(expect.arrayContaining([
-      ['Purpose', '.spec.purpose'],
-      ['Algorithm', '.spec.algorithm'],
-      ['Version', '.status.currentVersion'],
-      ['Age', '.metadata.creationTimestamp'],
-    ]));
+    expect(columns).toEqual(
+      expect.arrayContaining([
+        ['Purpose', '.spec.purpose'],
+        ['Algorithm', '.spec.algorithm'],
+        ['Version', '.status.currentVersion'],
+        ['Age', '.metadata.creationTimestamp'],
+      ]),
+    );
   });
 
   it('keeps status.encryption.disableMigrationProgress nullable', () => {
-    const status = kdcClusterCrd().spec.versions[0]!.schema.openAPIV3Schema.properties.status as { properties: { encryption: { properties: Record<string, Record<string, unknown>> } } };
-    expect(status.properties.encryption.properties.disableMigrationProgress).toMatchObject({ type: 'integer', nullable: true });
+    const status = kdcClusterCrd().spec.versions[0]!.schema.openAPIV3Schema.properties.status as {
+      properties: { encryption: { properties: Record<string, Record<string, unknown>> } };
+    };
+    expect(status.properties.encryption.properties.disableMigrationProgress).toMatchObject({
+      type: 'integer',
+      nullable: true,
+    });
   });
 
   it('toStructural drops JSON-Schema-only keywords and safe-integer bounds', () => {
-    expect(toStructural({ $schema: 'x', type: 'object', additionalProperties: false, properties: { n: { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 } } }))
-      .toEqual({ type: 'object', properties: { n: { type: 'integer', format: 'int64' } } });
+    expect(
+      toStructural({
+        $schema: 'x',
+        type: 'object',
+        additionalProperties: false,
+        properties: { n: { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 } },
+      }),
+    ).toEqual({ type: 'object', properties: { n: { type: 'integer', format: 'int64' } } });
   });
 });

@@ -32,7 +32,9 @@ export function toStructural(node: unknown): unknown {
 }
 
 function schemaOf(type: z.ZodType): JsonSchema {
-  return toStructural(z.toJSONSchema(type, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' })) as JsonSchema;
+  return toStructural(
+    z.toJSONSchema(type, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' }),
+  ) as JsonSchema;
 }
 
 interface PrinterColumn {

@@ -19,13 +19,39 @@ const VECTOR = Buffer.from(
 
 describe('decodeEncryptedObject', () => {
   it('reads the hand-made vector', () => {
-    expect(decodeEncryptedObject(VECTOR)).toEqual({ keyID: KEY_ID, encryptedDataLength: 3, encryptedDEKSourceLength: 2, encryptedDEKSourceType: 1, annotationKeys: ['x'] });
+    expect(decodeEncryptedObject(VECTOR)).toEqual({
+      keyID: KEY_ID,
+      encryptedDataLength: 3,
+      encryptedDEKSourceLength: 2,
+      encryptedDEKSourceType: 1,
+      annotationKeys: ['x'],
+    });
   });
 
   it('agrees with the test encoder, also for multi-byte lengths', () => {
-    const encoded = encodeEncryptedObject({ encryptedData: Buffer.alloc(300, 7), keyID: KEY_ID, encryptedDEKSource: Buffer.alloc(60, 1), annotations: { 'kms.kubernetes.io/a': Buffer.from('b') }, encryptedDEKSourceType: 1 });
-    expect(decodeEncryptedObject(encoded)).toEqual({ keyID: KEY_ID, encryptedDataLength: 300, encryptedDEKSourceLength: 60, encryptedDEKSourceType: 1, annotationKeys: ['kms.kubernetes.io/a'] });
-    expect(encodeEncryptedObject({ encryptedData: Buffer.from([1, 2, 3]), keyID: KEY_ID, encryptedDEKSource: Buffer.from([0xaa, 0xbb]), annotations: { x: Buffer.from('y') }, encryptedDEKSourceType: 1 })).toEqual(VECTOR);
+    const encoded = encodeEncryptedObject({
+      encryptedData: Buffer.alloc(300, 7),
+      keyID: KEY_ID,
+      encryptedDEKSource: Buffer.alloc(60, 1),
+      annotations: { 'kms.kubernetes.io/a': Buffer.from('b') },
+      encryptedDEKSourceType: 1,
+    });
+    expect(decodeEncryptedObject(encoded)).toEqual({
+      keyID: KEY_ID,
+      encryptedDataLength: 300,
+      encryptedDEKSourceLength: 60,
+      encryptedDEKSourceType: 1,
+      annotationKeys: ['kms.kubernetes.io/a'],
+    });
+    expect(
+      encodeEncryptedObject({
+        encryptedData: Buffer.from([1, 2, 3]),
+        keyID: KEY_ID,
+        encryptedDEKSource: Buffer.from([0xaa, 0xbb]),
+        annotations: { x: Buffer.from('y') },
+        encryptedDEKSourceType: 1,
+      }),
+    ).toEqual(VECTOR);
   });
 
   it('skips unknown fields of every wire type', () => {

@@ -89,7 +89,13 @@ function readMapEntryKey(entry: Uint8Array): string {
 
 export function decodeEncryptedObject(data: Uint8Array): EncryptedObjectInfo {
   const r = new Reader(data);
-  const info: EncryptedObjectInfo = { keyID: '', encryptedDataLength: 0, encryptedDEKSourceLength: 0, encryptedDEKSourceType: 0, annotationKeys: [] };
+  const info: EncryptedObjectInfo = {
+    keyID: '',
+    encryptedDataLength: 0,
+    encryptedDEKSourceLength: 0,
+    encryptedDEKSourceType: 0,
+    annotationKeys: [],
+  };
   while (!r.done) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
@@ -106,7 +112,13 @@ export function decodeEncryptedObject(data: Uint8Array): EncryptedObjectInfo {
 }
 
 /** Encodes an EncryptedObject (for tests and test fixtures). */
-export function encodeEncryptedObject(input: { encryptedData: Uint8Array; keyID: string; encryptedDEKSource: Uint8Array; annotations?: Record<string, Uint8Array>; encryptedDEKSourceType?: number }): Buffer {
+export function encodeEncryptedObject(input: {
+  encryptedData: Uint8Array;
+  keyID: string;
+  encryptedDEKSource: Uint8Array;
+  annotations?: Record<string, Uint8Array>;
+  encryptedDEKSourceType?: number;
+}): Buffer {
   const varint = (n: number) => {
     const out: number[] = [];
     while (n > 127) {
@@ -116,9 +128,11 @@ export function encodeEncryptedObject(input: { encryptedData: Uint8Array; keyID:
     out.push(n);
     return Buffer.from(out);
   };
-  const field = (number: number, bytes: Uint8Array) => Buffer.concat([varint(number * 8 + 2), varint(bytes.length), bytes]);
+  const field = (number: number, bytes: Uint8Array) =>
+    Buffer.concat([varint(number * 8 + 2), varint(bytes.length), bytes]);
   const parts = [field(1, input.encryptedData), field(2, Buffer.from(input.keyID)), field(3, input.encryptedDEKSource)];
-  for (const [k, v] of Object.entries(input.annotations ?? {})) parts.push(field(4, Buffer.concat([field(1, Buffer.from(k)), field(2, v)])));
+  for (const [k, v] of Object.entries(input.annotations ?? {}))
+    parts.push(field(4, Buffer.concat([field(1, Buffer.from(k)), field(2, v)])));
   if (input.encryptedDEKSourceType) parts.push(Buffer.concat([varint(5 * 8), varint(input.encryptedDEKSourceType)]));
   return Buffer.concat(parts);
 }

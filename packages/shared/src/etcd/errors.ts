@@ -35,7 +35,15 @@ export class EtcdReadError extends Error {
 export const isEtcdReadError = (error: unknown): error is EtcdReadError => error instanceof EtcdReadError;
 
 // gRPC status codes (stable numbers, so mapping them does not need @grpc/grpc-js loaded).
-const CODES = { CANCELLED: 1, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, OUT_OF_RANGE: 11, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+const CODES = {
+  CANCELLED: 1,
+  DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  OUT_OF_RANGE: 11,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
 
 /** Maps a gRPC failure of a Range call to an EtcdReadError that says what to check. */
 export function rangeFailure(endpoint: string, what: string, error: unknown, aborted: boolean): EtcdReadError {
@@ -46,16 +54,35 @@ export function rangeFailure(endpoint: string, what: string, error: unknown, abo
   if (aborted) return new EtcdReadError('aborted', `${at}: cancelled`, { grpcCode: e.code, cause: error });
   switch (e.code) {
     case CODES.UNAVAILABLE:
-      return new EtcdReadError('unavailable', `${at}: ${detail}: is etcd listening there, and do the CA, client certificate and key match its TLS?`, { grpcCode: e.code, cause: error });
+      return new EtcdReadError(
+        'unavailable',
+        `${at}: ${detail}: is etcd listening there, and do the CA, client certificate and key match its TLS?`,
+        { grpcCode: e.code, cause: error },
+      );
     case CODES.UNAUTHENTICATED:
     case CODES.PERMISSION_DENIED:
-      return new EtcdReadError('refused', `${at}: etcd refused the client (${detail}); check the client certificate and its permissions`, { grpcCode: e.code, cause: error });
+      return new EtcdReadError(
+        'refused',
+        `${at}: etcd refused the client (${detail}); check the client certificate and its permissions`,
+        { grpcCode: e.code, cause: error },
+      );
     case CODES.DEADLINE_EXCEEDED:
-      return new EtcdReadError('deadline', `${at}: no answer before the deadline (${detail})`, { grpcCode: e.code, cause: error });
+      return new EtcdReadError('deadline', `${at}: no answer before the deadline (${detail})`, {
+        grpcCode: e.code,
+        cause: error,
+      });
     case CODES.RESOURCE_EXHAUSTED:
-      return new EtcdReadError('too-large', `${at}: the answer is larger than the reader accepts (${detail})`, { grpcCode: e.code, cause: error });
+      return new EtcdReadError('too-large', `${at}: the answer is larger than the reader accepts (${detail})`, {
+        grpcCode: e.code,
+        cause: error,
+      });
     case CODES.OUT_OF_RANGE:
-      if (/compacted/i.test(detail)) return new EtcdReadError('compacted', `${at}: the scan's revision was compacted while it ran (${detail}); scan again`, { grpcCode: e.code, cause: error });
+      if (/compacted/i.test(detail))
+        return new EtcdReadError(
+          'compacted',
+          `${at}: the scan's revision was compacted while it ran (${detail}); scan again`,
+          { grpcCode: e.code, cause: error },
+        );
       break;
     case CODES.CANCELLED:
       return new EtcdReadError('aborted', `${at}: cancelled (${detail})`, { grpcCode: e.code, cause: error });

@@ -19,6 +19,19 @@ export {
   type RowKind,
 } from './rows.ts';
 export { tenantEtcdPrefix, resourcePrefix, prefixRangeEnd } from './prefix.ts';
-export { openEtcdKvReader, parseEtcdEndpoint, type EtcdConnection, type EtcdKvReader, type EtcdReaderOptions, type EtcdRow, type EtcdRowsOptions } from './reader.ts';
+export {
+  openEtcdKvReader,
+  parseEtcdEndpoint,
+  type EtcdConnection,
+  type EtcdKvReader,
+  type EtcdReaderOptions,
+  type EtcdRow,
+  type EtcdRowsOptions,
+} from './reader.ts';
 export { EtcdReadError, isEtcdReadError, type EtcdReadErrorKind } from './errors.ts';
-export { decodeEncryptedObject, encodeEncryptedObject, ProtoError, type EncryptedObjectInfo } from './encrypted-object.ts';
+export {
+  decodeEncryptedObject,
+  encodeEncryptedObject,
+  ProtoError,
+  type EncryptedObjectInfo,
+} from './encrypted-object.ts';

@@ -5,11 +5,23 @@ import { parseEtcdEndpoint } from './reader.ts';
 describe('tenantEtcdPrefix', () => {
   const uid = '0b9f6f6e-2c4e-4a59-9d44-6f1f5c1b2a77';
   it.each([
-    ['what Kamaji applied wins', { spec: { dataStoreSchema: 'from_spec' }, status: { storage: { setup: { schema: uid } } } }, `/${uid}/`],
-    ['spec until Kamaji reports the setup', { spec: { dataStoreSchema: 'ns_c_cp' }, status: { storage: { driver: 'etcd' } } }, '/ns_c_cp/'],
+    [
+      'what Kamaji applied wins',
+      { spec: { dataStoreSchema: 'from_spec' }, status: { storage: { setup: { schema: uid } } } },
+      `/${uid}/`,
+    ],
+    [
+      'spec until Kamaji reports the setup',
+      { spec: { dataStoreSchema: 'ns_c_cp' }, status: { storage: { driver: 'etcd' } } },
+      '/ns_c_cp/',
+    ],
     ['slashes are trimmed', { spec: {}, status: { storage: { setup: { schema: '/ns_c-cp/' } } } }, '/ns_c-cp/'],
     ['nothing set yet', { spec: {}, status: {} }, null],
-    ['empty and slash-only values are not a schema', { spec: { dataStoreSchema: '/' }, status: { storage: { setup: { schema: '' } } } }, null],
+    [
+      'empty and slash-only values are not a schema',
+      { spec: { dataStoreSchema: '/' }, status: { storage: { setup: { schema: '' } } } },
+      null,
+    ],
     ['a non-string is not a schema', { spec: { dataStoreSchema: 7 } }, null],
     ['no object', null, null],
   ])('%s', (_name, tcp, expected) => expect(tenantEtcdPrefix(tcp)).toBe(expected));
@@ -39,7 +51,10 @@ describe('parseEtcdEndpoint', () => {
     [{ endpoint: 'https://10.0.0.1:2379' }, { target: '10.0.0.1:2379', tls: true }],
     [{ endpoint: 'http://127.0.0.1:2379/' }, { target: '127.0.0.1:2379', tls: false }],
     [{ endpoint: 'etcd.kamaji-system.svc:2379' }, { target: 'etcd.kamaji-system.svc:2379', tls: false }],
-    [{ endpoint: 'etcd:2379', caPem: 'x' }, { target: 'etcd:2379', tls: true }],
+    [
+      { endpoint: 'etcd:2379', caPem: 'x' },
+      { target: 'etcd:2379', tls: true },
+    ],
     [{ endpoint: 'HTTPS://[::1]:2379' }, { target: '[::1]:2379', tls: true }],
   ])('%j', (connection, expected) => expect(parseEtcdEndpoint(connection)).toEqual(expected));
 
@@ -49,5 +64,9 @@ describe('parseEtcdEndpoint', () => {
     [{ endpoint: '' }, /is not https:\/\/host:port/],
     [{ endpoint: 'http://e:2379', caPem: 'x' }, /is http:\/\/ but TLS files were given/],
     [{ endpoint: 'https://e:2379', certPem: 'x' }, /go together/],
-  ])('refuses %j', (connection, message) => expect(() => parseEtcdEndpoint(connection)).toThrow(expect.objectContaining({ kind: 'config', message: expect.stringMatching(message) })));
+  ])('refuses %j', (connection, message) =>
+    expect(() => parseEtcdEndpoint(connection)).toThrow(
+      expect.objectContaining({ kind: 'config', message: expect.stringMatching(message) }),
+    ),
+  );
 });

@@ -16,15 +16,20 @@ const field = (value: unknown): string | undefined => {
  * else null while Kamaji has set neither (no apiserver of that TCP has written anything yet).
  */
 export function tenantEtcdPrefix(tcp: object | null | undefined): string | null {
-  const { spec, status } = (tcp ?? {}) as { spec?: { dataStoreSchema?: unknown }; status?: { storage?: { setup?: { schema?: unknown } } } };
+  const { spec, status } = (tcp ?? {}) as {
+    spec?: { dataStoreSchema?: unknown };
+    status?: { storage?: { setup?: { schema?: unknown } } };
+  };
   const schema = field(status?.storage?.setup?.schema) ?? field(spec?.dataStoreSchema);
   return schema === undefined ? null : `/${schema}/`;
 }
 
 /** Where the apiserver stores a resource under the tenant prefix: "<prefix><resource>/" (secrets, configmaps). */
 export function resourcePrefix(tenantPrefix: string, resource: string): string {
-  if (!tenantPrefix.startsWith('/') || !tenantPrefix.endsWith('/')) throw new Error(`tenant etcd prefix "${tenantPrefix}" must start and end with "/"`);
-  if (!/^[a-z0-9.-]+$/.test(resource)) throw new Error(`resource "${resource}" is not a plural resource name like "secrets"`);
+  if (!tenantPrefix.startsWith('/') || !tenantPrefix.endsWith('/'))
+    throw new Error(`tenant etcd prefix "${tenantPrefix}" must start and end with "/"`);
+  if (!/^[a-z0-9.-]+$/.test(resource))
+    throw new Error(`resource "${resource}" is not a plural resource name like "secrets"`);
   return `${tenantPrefix}${resource}/`;
 }
 

@@ -72,7 +72,11 @@ interface RangeResponse {
 }
 
 interface KvClient {
-  Range(request: RangeRequest, options: { deadline: Date }, callback: (error: ServiceError | null, response?: RangeResponse) => void): ClientUnaryCall;
+  Range(
+    request: RangeRequest,
+    options: { deadline: Date },
+    callback: (error: ServiceError | null, response?: RangeResponse) => void,
+  ): ClientUnaryCall;
   close(): void;
 }
 
@@ -96,18 +100,29 @@ export function parseEtcdEndpoint(connection: EtcdConnection): { target: string;
   const match = /^(?:([a-z]+):\/\/)?([^/\s]+?)\/?$/i.exec(connection.endpoint.trim());
   const scheme = match?.[1]?.toLowerCase();
   if (!match || (scheme !== undefined && scheme !== 'http' && scheme !== 'https')) {
-    throw new EtcdReadError('config', `etcd endpoint "${connection.endpoint}" is not https://host:port, http://host:port or host:port`);
+    throw new EtcdReadError(
+      'config',
+      `etcd endpoint "${connection.endpoint}" is not https://host:port, http://host:port or host:port`,
+    );
   }
   if (Boolean(connection.certPem) !== Boolean(connection.keyPem)) {
-    throw new EtcdReadError('config', `etcd ${connection.endpoint}: the client certificate and key go together: give both or neither`);
+    throw new EtcdReadError(
+      'config',
+      `etcd ${connection.endpoint}: the client certificate and key go together: give both or neither`,
+    );
   }
   const pems = Boolean(connection.caPem || connection.certPem);
-  if (scheme === 'http' && pems) throw new EtcdReadError('config', `etcd endpoint "${connection.endpoint}" is http:// but TLS files were given: write https://`);
+  if (scheme === 'http' && pems)
+    throw new EtcdReadError(
+      'config',
+      `etcd endpoint "${connection.endpoint}" is http:// but TLS files were given: write https://`,
+    );
   return { target: match[2]!, tls: scheme === 'https' || (scheme === undefined && pems) };
 }
 
 const ZERO = Buffer.from([0]);
-const toBytes = (prefix: string | Uint8Array) => (typeof prefix === 'string' ? Buffer.from(prefix) : Buffer.from(prefix));
+const toBytes = (prefix: string | Uint8Array) =>
+  typeof prefix === 'string' ? Buffer.from(prefix) : Buffer.from(prefix);
 
 /** A reader on one etcd member. Connects on the first call. */
 export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReaderOptions = {}): EtcdKvReader {
@@ -124,7 +139,11 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
     const { grpc, KV } = await kvClientClass();
     if (closed) throw new EtcdReadError('aborted', `etcd ${endpoint}: reader closed`);
     const creds = tls
-      ? grpc.credentials.createSsl(connection.caPem ? Buffer.from(connection.caPem) : null, connection.keyPem ? Buffer.from(connection.keyPem) : null, connection.certPem ? Buffer.from(connection.certPem) : null)
+      ? grpc.credentials.createSsl(
+          connection.caPem ? Buffer.from(connection.caPem) : null,
+          connection.keyPem ? Buffer.from(connection.keyPem) : null,
+          connection.certPem ? Buffer.from(connection.certPem) : null,
+        )
       : grpc.credentials.createInsecure();
     client ??= new KV(target, creds, { 'grpc.max_receive_message_length': maxMessageBytes });
     return client;
@@ -138,7 +157,8 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
       const onAbort = () => call.cancel();
       const call = kv.Range(request, { deadline: new Date(Date.now() + callTimeoutMs) }, (error, response) => {
         signal?.removeEventListener('abort', onAbort);
-        if (error || !response) reject(rangeFailure(endpoint, what, error ?? new Error('empty answer'), signal?.aborted === true));
+        if (error || !response)
+          reject(rangeFailure(endpoint, what, error ?? new Error('empty answer'), signal?.aborted === true));
         else resolve(response);
       });
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -147,14 +167,22 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
 
   async function count(prefix: string | Uint8Array, revision = 0): Promise<{ count: number; revision: number }> {
     const key = toBytes(prefix);
-    const response = await range({ key, range_end: prefixRangeEnd(key), revision, count_only: true }, `counting keys under ${key.toString('utf8')}`);
+    const response = await range(
+      { key, range_end: prefixRangeEnd(key), revision, count_only: true },
+      `counting keys under ${key.toString('utf8')}`,
+    );
     const at = Number(response.header?.revision ?? 0);
     if (!(at > 0)) throw new EtcdReadError('inconsistent', `etcd ${endpoint}: a Range answer carries no revision`);
     return { count: Number(response.count), revision: revision > 0 ? revision : at };
   }
 
-  async function* rows(prefix: string | Uint8Array, revision: number, rowOptions: EtcdRowsOptions = {}): AsyncGenerator<EtcdRow[]> {
-    if (!(revision > 0)) throw new EtcdReadError('config', `etcd ${endpoint}: rows() needs the revision to read at (from count())`);
+  async function* rows(
+    prefix: string | Uint8Array,
+    revision: number,
+    rowOptions: EtcdRowsOptions = {},
+  ): AsyncGenerator<EtcdRow[]> {
+    if (!(revision > 0))
+      throw new EtcdReadError('config', `etcd ${endpoint}: rows() needs the revision to read at (from count())`);
     const keysPerPage = Math.max(1, rowOptions.keysPerPage ?? 1000);
     const maxBatch = Math.max(1, rowOptions.valuesPerBatch ?? 250);
     const start = toBytes(prefix);
@@ -163,14 +191,20 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
     let from = start;
     let batch = maxBatch;
     for (;;) {
-      const page = await range({ key: from, range_end: end, limit: keysPerPage, revision, keys_only: true }, `listing keys under ${label}`);
+      const page = await range(
+        { key: from, range_end: end, limit: keysPerPage, revision, keys_only: true },
+        `listing keys under ${label}`,
+      );
       const keys = page.kvs.map((kv) => kv.key);
-      for (let i = 0; i < keys.length; ) {
+      for (let i = 0; i < keys.length;) {
         const n = Math.min(batch, keys.length - i);
         let answer: RangeResponse;
         try {
           // [first, last + \0) at the same revision holds exactly these n keys.
-          answer = await range({ key: keys[i]!, range_end: Buffer.concat([keys[i + n - 1]!, ZERO]), limit: n, revision }, `reading ${n} values under ${label}`);
+          answer = await range(
+            { key: keys[i]!, range_end: Buffer.concat([keys[i + n - 1]!, ZERO]), limit: n, revision },
+            `reading ${n} values under ${label}`,
+          );
         } catch (error) {
           if (error instanceof EtcdReadError && error.kind === 'too-large' && n > 1) {
             batch = Math.max(1, n >> 1);
@@ -179,7 +213,10 @@ export function openEtcdKvReader(connection: EtcdConnection, options: EtcdReader
           throw error;
         }
         if (answer.kvs.length !== n || answer.kvs.some((kv, j) => !kv.key.equals(keys[i + j]!))) {
-          throw new EtcdReadError('inconsistent', `etcd ${endpoint}: values of ${n} keys under ${label} at revision ${revision} came back as ${answer.kvs.length} other rows`);
+          throw new EtcdReadError(
+            'inconsistent',
+            `etcd ${endpoint}: values of ${n} keys under ${label} at revision ${revision} came back as ${answer.kvs.length} other rows`,
+          );
         }
         yield answer.kvs.map((kv) => ({ key: kv.key, value: kv.value }));
         i += n;

@@ -43,7 +43,8 @@ export function versionOfKeyId(keyId: string): number | null {
   return match ? Number(match[2]) : null;
 }
 
-const startsWith = (value: Uint8Array, prefix: Buffer) => value.length >= prefix.length && prefix.equals(value.subarray(0, prefix.length));
+const startsWith = (value: Uint8Array, prefix: Buffer) =>
+  value.length >= prefix.length && prefix.equals(value.subarray(0, prefix.length));
 
 /** `k8s:enc:<type>:<version>:<name>:...` -> "<type>:<version>:<name>" (what a person needs to recognise it). */
 function providerLabel(value: Uint8Array): string {
@@ -107,9 +108,22 @@ export const OTHER_KEY_IDS = '(other key_ids)';
 const MAX_EXAMPLES = 3;
 const LABEL_LIMIT = 200;
 
-export const emptyCounts = (): CoverageCounts => ({ total: 0, current: 0, stale: 0, plaintext: 0, foreign: 0, unreadable: 0 });
+export const emptyCounts = (): CoverageCounts => ({
+  total: 0,
+  current: 0,
+  stale: 0,
+  plaintext: 0,
+  foreign: 0,
+  unreadable: 0,
+});
 
-export const emptyTally = (): CoverageTally => ({ ...emptyCounts(), byKeyId: {}, otherProviders: {}, byResource: {}, unreadableExamples: [] });
+export const emptyTally = (): CoverageTally => ({
+  ...emptyCounts(),
+  byKeyId: {},
+  otherProviders: {},
+  byResource: {},
+  unreadableExamples: [],
+});
 
 function bump(record: Record<string, number>, label: string, cap: number, overflow: string): void {
   if (record[label] === undefined && Object.keys(record).length >= cap) label = overflow;
@@ -137,6 +151,15 @@ export function tallyRow(tally: CoverageTally, resource: string, key: string, ro
  * foreign, unreadable) counts as stale, so "0 plaintext and 0 stale" means every row is proven
  * current and total = current + stale + plaintext.
  */
-export function coverageStatus(counts: CoverageCounts, scannedAt: string): { total: number; current: number; stale: number; plaintext: number; scannedAt: string } {
-  return { total: counts.total, current: counts.current, stale: counts.stale + counts.foreign + counts.unreadable, plaintext: counts.plaintext, scannedAt };
+export function coverageStatus(
+  counts: CoverageCounts,
+  scannedAt: string,
+): { total: number; current: number; stale: number; plaintext: number; scannedAt: string } {
+  return {
+    total: counts.total,
+    current: counts.current,
+    stale: counts.stale + counts.foreign + counts.unreadable,
+    plaintext: counts.plaintext,
+    scannedAt,
+  };
 }

@@ -54,7 +54,11 @@ export async function scanCoverage(input: CoverageScanInput): Promise<CoverageSc
   const prefixes = resources.map((r) => resourcePrefix(input.prefix, r));
   const current = new Set(input.currentKeyIds);
   const now = input.now ?? (() => new Date());
-  const reader = openEtcdKvReader(input.connection, { signal: input.signal, callTimeoutMs: input.callTimeoutMs, maxMessageBytes: input.paging?.maxMessageBytes });
+  const reader = openEtcdKvReader(input.connection, {
+    signal: input.signal,
+    callTimeoutMs: input.callTimeoutMs,
+    maxMessageBytes: input.paging?.maxMessageBytes,
+  });
   let retries = input.compactionRetries ?? 2;
   try {
     for (;;) {
@@ -69,15 +73,31 @@ export async function scanCoverage(input: CoverageScanInput): Promise<CoverageSc
         for (const [i, p] of prefixes.entries()) {
           for await (const batch of reader.rows(p, revision, input.paging)) {
             for (const row of batch) {
-              tallyRow(tally, resources[i]!, row.key.toString('utf8'), classifyRow(row.value, { current, providers: input.providers }));
+              tallyRow(
+                tally,
+                resources[i]!,
+                row.key.toString('utf8'),
+                classifyRow(row.value, { current, providers: input.providers }),
+              );
             }
             await input.onProgress?.({ scanned: tally.total, total, revision });
           }
         }
         if (tally.total !== total) {
-          throw new EtcdReadError('inconsistent', `etcd ${reader.endpoint}: counted ${total} rows under ${input.prefix} at revision ${revision} but read ${tally.total}`);
+          throw new EtcdReadError(
+            'inconsistent',
+            `etcd ${reader.endpoint}: counted ${total} rows under ${input.prefix} at revision ${revision} but read ${tally.total}`,
+          );
         }
-        return { ...tally, prefix: input.prefix, resources, revision, prefixKeys: whole.count, scannedAt, durationMs: Date.now() - started };
+        return {
+          ...tally,
+          prefix: input.prefix,
+          resources,
+          revision,
+          prefixKeys: whole.count,
+          scannedAt,
+          durationMs: Date.now() - started,
+        };
       } catch (error) {
         if (error instanceof EtcdReadError && error.kind === 'compacted' && retries-- > 0) continue;
         throw error;

@@ -32,7 +32,9 @@ describe('OpenBaoClient request shape', () => {
         res.statusCode = 403;
         res.end('{"errors":["permission denied"]}');
       } else {
-        res.end('{"data":{"keys":{"1":1700000000},"latest_version":1,"name":"k","type":"aes256-gcm96","min_decryption_version":1,"min_encryption_version":0,"deletion_allowed":false,"exportable":false}}');
+        res.end(
+          '{"data":{"keys":{"1":1700000000},"latest_version":1,"name":"k","type":"aes256-gcm96","min_decryption_version":1,"min_encryption_version":0,"deletion_allowed":false,"exportable":false}}',
+        );
       }
     });
   };
@@ -89,7 +91,9 @@ describe('OpenBaoClient request shape', () => {
 
   it('gives up after timeoutMs with kind unavailable, and the token appears nowhere in the error', async () => {
     const started = Date.now();
-    const error = await new OpenBaoClient({ endpoint, token: 'secret-token-value', timeoutMs: 300 }).request('GET', 'sys/slow').catch((e: unknown) => e);
+    const error = await new OpenBaoClient({ endpoint, token: 'secret-token-value', timeoutMs: 300 })
+      .request('GET', 'sys/slow')
+      .catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(error).toMatchObject({ status: 0, kind: 'unavailable', errors: ['ETIMEDOUT'] });
     expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain('secret-token-value');

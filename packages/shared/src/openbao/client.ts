@@ -100,7 +100,13 @@ export class OpenBaoClient {
     const errorPath = cleanPath.split('?')[0]!;
     let response;
     try {
-      response = await this.send({ method, path: `/v1/${cleanPath}`, headers, json: body, timeoutMs: this.options.timeoutMs });
+      response = await this.send({
+        method,
+        path: `/v1/${cleanPath}`,
+        headers,
+        json: body,
+        timeoutMs: this.options.timeoutMs,
+      });
     } catch (error) {
       // Only the error code: a network error message can quote the request.
       const code = error instanceof TransportError ? error.code : 'ECONNRESET';
@@ -108,12 +114,17 @@ export class OpenBaoClient {
     }
     const { status, body: answer } = response;
     // sys/health answers standby, sealed and uninitialised servers with other codes, and a body.
-    if (status === 200 || status === 204 || (errorPath === 'sys/health' && isObject(answer))) return (answer ?? {}) as T;
+    if (status === 200 || status === 204 || (errorPath === 'sys/health' && isObject(answer)))
+      return (answer ?? {}) as T;
     const rawErrors = isObject(answer) ? answer.errors : undefined;
     const errors = Array.isArray(rawErrors) ? rawErrors.map(String) : [];
     // A refusal may be the token itself (expired, revoked): the provider checks, and the error says which.
-    const rejection = (status === 401 || status === 403) && this.options.credentials ? await this.options.credentials.refused() : undefined;
-    if (rejection) throw new OpenBaoTokenRejectedError({ status, errors, path: errorPath, method, body: answer, rejection });
+    const rejection =
+      (status === 401 || status === 403) && this.options.credentials
+        ? await this.options.credentials.refused()
+        : undefined;
+    if (rejection)
+      throw new OpenBaoTokenRejectedError({ status, errors, path: errorPath, method, body: answer, rejection });
     throw new OpenBaoError({ status, errors, path: errorPath, method, body: answer });
   }
 
@@ -159,7 +170,11 @@ export class OpenBaoClient {
   }
 
   async renewSelf(incrementSeconds?: number): Promise<AuthResult> {
-    const response = await this.request<{ auth: RawAuth }>('POST', 'auth/token/renew-self', incrementSeconds ? { increment: `${incrementSeconds}s` } : {});
+    const response = await this.request<{ auth: RawAuth }>(
+      'POST',
+      'auth/token/renew-self',
+      incrementSeconds ? { increment: `${incrementSeconds}s` } : {},
+    );
     return fromRawAuth(response.auth);
   }
 
@@ -167,7 +182,13 @@ export class OpenBaoClient {
     await this.request('POST', 'auth/token/revoke-self', {});
   }
 
-  async createToken(body: { policies?: string[]; ttl?: string; renewable?: boolean; no_default_policy?: boolean; explicit_max_ttl?: string }): Promise<AuthResult> {
+  async createToken(body: {
+    policies?: string[];
+    ttl?: string;
+    renewable?: boolean;
+    no_default_policy?: boolean;
+    explicit_max_ttl?: string;
+  }): Promise<AuthResult> {
     const response = await this.request<{ auth: RawAuth }>('POST', 'auth/token/create', body);
     return fromRawAuth(response.auth);
   }
@@ -210,7 +231,10 @@ export class OpenBaoClient {
   // ---- mounts, namespaces, health ----
 
   async authMounts(): Promise<Record<string, { type: string }>> {
-    const response = await this.request<{ data?: Record<string, { type: string }> } & Record<string, unknown>>('GET', 'sys/auth');
+    const response = await this.request<{ data?: Record<string, { type: string }> } & Record<string, unknown>>(
+      'GET',
+      'sys/auth',
+    );
     return (response.data ?? response) as Record<string, { type: string }>;
   }
 
@@ -219,7 +243,10 @@ export class OpenBaoClient {
   }
 
   async secretMounts(): Promise<Record<string, { type: string }>> {
-    const response = await this.request<{ data?: Record<string, { type: string }> } & Record<string, unknown>>('GET', 'sys/mounts');
+    const response = await this.request<{ data?: Record<string, { type: string }> } & Record<string, unknown>>(
+      'GET',
+      'sys/mounts',
+    );
     return (response.data ?? response) as Record<string, { type: string }>;
   }
 
@@ -238,8 +265,15 @@ export class OpenBaoClient {
   }
 
   async health(): Promise<{ initialized: boolean; sealed: boolean; version: string }> {
-    const body = await this.withToken(undefined).request<Record<string, unknown>>('GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200');
-    return { initialized: Boolean(body.initialized), sealed: Boolean(body.sealed), version: String(body.version ?? '') };
+    const body = await this.withToken(undefined).request<Record<string, unknown>>(
+      'GET',
+      'sys/health?standbyok=true&sealedcode=200&uninitcode=200',
+    );
+    return {
+      initialized: Boolean(body.initialized),
+      sealed: Boolean(body.sealed),
+      version: String(body.version ?? ''),
+    };
   }
 }
 

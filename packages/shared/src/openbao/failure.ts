@@ -34,7 +34,8 @@ export class OpenBaoTokenRejectedError extends OpenBaoError {
   }
 }
 
-export type OpenBaoFailureReason = 'OpenBaoUnavailable' | 'OpenBaoSealed' | 'OpenBaoTokenRejected' | 'OpenBaoPermissionDenied' | 'OpenBaoError';
+export type OpenBaoFailureReason =
+  'OpenBaoUnavailable' | 'OpenBaoSealed' | 'OpenBaoTokenRejected' | 'OpenBaoPermissionDenied' | 'OpenBaoError';
 
 export interface OpenBaoFailure {
   reason: OpenBaoFailureReason;
@@ -51,10 +52,18 @@ const RETRY = 'retrying with backoff';
  * numbers in the message: a repeated failure must not rewrite status (and trigger a reconcile).
  */
 export function openBaoFailure(error: OpenBaoError, actor = 'the encryption-reconciler'): OpenBaoFailure {
-  const out = (reason: OpenBaoFailureReason, message: string, credentials = false): OpenBaoFailure => ({ reason, message: message.slice(0, 1000), credentials });
+  const out = (reason: OpenBaoFailureReason, message: string, credentials = false): OpenBaoFailure => ({
+    reason,
+    message: message.slice(0, 1000),
+    credentials,
+  });
   if (error instanceof OpenBaoTokenRejectedError) {
     const { why, replace } = error.rejection;
-    return out('OpenBaoTokenRejected', `${actor}'s OpenBao token was refused (${error.status}): ${why}; put a valid token with the controller policy into ${replace} (no restart needed); ${RETRY}`, true);
+    return out(
+      'OpenBaoTokenRejected',
+      `${actor}'s OpenBao token was refused (${error.status}): ${why}; put a valid token with the controller policy into ${replace} (no restart needed); ${RETRY}`,
+      true,
+    );
   }
   switch (error.kind) {
     case 'unavailable':
@@ -62,7 +71,11 @@ export function openBaoFailure(error: OpenBaoError, actor = 'the encryption-reco
     case 'sealed':
       return out('OpenBaoSealed', `${error.message}; OpenBao is sealed or in maintenance; ${RETRY}`);
     case 'denied':
-      return out('OpenBaoPermissionDenied', `${error.message}: ${actor}'s OpenBao token is valid but its policy does not allow this; give the token the policy in ${CONTROLLER_POLICY_FILE}; ${RETRY}`, true);
+      return out(
+        'OpenBaoPermissionDenied',
+        `${error.message}: ${actor}'s OpenBao token is valid but its policy does not allow this; give the token the policy in ${CONTROLLER_POLICY_FILE}; ${RETRY}`,
+        true,
+      );
     default:
       return out('OpenBaoError', `${error.message}; ${RETRY}`);
   }

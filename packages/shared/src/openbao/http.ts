@@ -59,7 +59,15 @@ export function httpTransport(endpoint: string, caBundle?: string): HttpSend {
         reject(error instanceof TransportError ? error : new TransportError(error.code ?? 'ECONNRESET', error.message));
       };
       const req = request(
-        { agent, protocol: base.protocol, hostname: base.hostname, port: base.port, method: input.method, path: `${prefix}${input.path}`, headers },
+        {
+          agent,
+          protocol: base.protocol,
+          hostname: base.hostname,
+          port: base.port,
+          method: input.method,
+          path: `${prefix}${input.path}`,
+          headers,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -70,7 +78,11 @@ export function httpTransport(endpoint: string, caBundle?: string): HttpSend {
           });
         },
       );
-      if (input.timeoutMs) timer = setTimeout(() => req.destroy(new TransportError('ETIMEDOUT', `no answer within ${input.timeoutMs} ms`)), input.timeoutMs);
+      if (input.timeoutMs)
+        timer = setTimeout(
+          () => req.destroy(new TransportError('ETIMEDOUT', `no answer within ${input.timeoutMs} ms`)),
+          input.timeoutMs,
+        );
       req.on('error', fail);
       req.end(payload);
     });

@@ -15,10 +15,23 @@ describe('ciphertextVersion', () => {
 
 describe('errors', () => {
   it('classifies HTTP statuses', () => {
-    expect([0, 400, 403, 404, 429, 500, 503].map(errorKind)).toEqual(['unavailable', 'invalid', 'denied', 'not_found', 'rate_limited', 'server', 'sealed']);
+    expect([0, 400, 403, 404, 429, 500, 503].map(errorKind)).toEqual([
+      'unavailable',
+      'invalid',
+      'denied',
+      'not_found',
+      'rate_limited',
+      'server',
+      'sealed',
+    ]);
   });
   it('says what failed without leaking request bodies', () => {
-    const e = new OpenBaoError({ status: 403, errors: ['permission denied'], path: 'transit/keys/k/rotate', method: 'POST' });
+    const e = new OpenBaoError({
+      status: 403,
+      errors: ['permission denied'],
+      path: 'transit/keys/k/rotate',
+      method: 'POST',
+    });
     expect(e.message).toBe('OpenBao POST transit/keys/k/rotate: 403 permission denied');
     expect(e.kind).toBe('denied');
   });

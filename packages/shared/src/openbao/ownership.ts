@@ -61,11 +61,16 @@ export class OwnershipRegistry {
   }
 
   async read(transitKey: string): Promise<OwnerRecord | null> {
-    const response = await this.bao.readOrNull<{ data?: { data?: unknown; metadata?: { version?: number } } }>(this.data(transitKey));
+    const response = await this.bao.readOrNull<{ data?: { data?: unknown; metadata?: { version?: number } } }>(
+      this.data(transitKey),
+    );
     if (!response?.data?.data) return null;
     const parsed = transitKeyOwnerSchema.safeParse(response.data.data);
     // A record the platform did not write in this shape names no owner anyone may act for.
-    if (!parsed.success) throw new OwnershipError(`ownership record of Transit key ${transitKey} is malformed: a platform admin must fix or remove ${this.data(transitKey)}`);
+    if (!parsed.success)
+      throw new OwnershipError(
+        `ownership record of Transit key ${transitKey} is malformed: a platform admin must fix or remove ${this.data(transitKey)}`,
+      );
     return { owner: parsed.data, version: Number(response.data.metadata?.version ?? 0) };
   }
 
@@ -91,7 +96,9 @@ export class OwnershipRegistry {
   }
 
   async list(): Promise<string[]> {
-    const response = await this.bao.readOrNull<{ data?: { keys?: string[] } }>(`${this.mount}/metadata/${TRANSIT_PREFIX}?list=true`);
+    const response = await this.bao.readOrNull<{ data?: { keys?: string[] } }>(
+      `${this.mount}/metadata/${TRANSIT_PREFIX}?list=true`,
+    );
     return response?.data?.keys ?? [];
   }
 }
@@ -101,12 +108,19 @@ function isCasMismatch(error: unknown): boolean {
 }
 
 /** Whether `mounts` (sys/mounts) has the registry as a KV version 2 engine. */
-export function ownershipMountReady(mounts: Record<string, { type: string; options?: Record<string, string> | null }>, mount = OWNERSHIP_MOUNT): boolean {
+export function ownershipMountReady(
+  mounts: Record<string, { type: string; options?: Record<string, string> | null }>,
+  mount = OWNERSHIP_MOUNT,
+): boolean {
   const m = mounts[`${mount}/`];
   return m?.type === 'kv' && m.options?.version === '2';
 }
 
 /** Enables the registry mount (KV version 2) in the client's namespace. */
 export async function enableOwnershipMount(bao: OpenBaoClient, mount = OWNERSHIP_MOUNT): Promise<void> {
-  await bao.request('POST', `sys/mounts/${mount}`, { type: 'kv', options: { version: '2' }, description: 'kube-dc: who owns each Transit key' });
+  await bao.request('POST', `sys/mounts/${mount}`, {
+    type: 'kv',
+    options: { version: '2' },
+    description: 'kube-dc: who owns each Transit key',
+  });
 }

@@ -9,11 +9,11 @@ export interface PolicyRule {
 }
 
 export function renderPolicy(rules: readonly PolicyRule[]): string {
-  return (
-    rules
-      .map((rule) => `path "${rule.path}" {\n  capabilities = [${rule.capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`)
-      .join('\n')
-  );
+  return rules
+    .map(
+      (rule) => `path "${rule.path}" {\n  capabilities = [${rule.capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`,
+    )
+    .join('\n');
 }
 
 /** Parses the subset of HCL that renderPolicy writes (and the usual hand-written variants). */

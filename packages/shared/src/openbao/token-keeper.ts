@@ -13,10 +13,27 @@ import type { TokenProvider, TokenRejection } from './failure.ts';
 
 export function openBaoTokenMetrics(registry: Registry) {
   return {
-    ttl: new Gauge({ name: 'kdc_openbao_token_ttl_seconds', help: "Seconds the controller's OpenBao token has left (+Inf: no expiry; 0: refused or unknown)", registers: [registry] }),
-    valid: new Gauge({ name: 'kdc_openbao_token_valid', help: "0 while OpenBao refuses the controller's token (expired, revoked), else 1", registers: [registry] }),
-    renewals: new Counter({ name: 'kdc_openbao_token_renewals_total', help: 'Token renewals by result (ok; capped: max TTL reached; refused; error)', labelNames: ['result'], registers: [registry] }),
-    reloads: new Counter({ name: 'kdc_openbao_token_reloads_total', help: 'New tokens read from the token file', registers: [registry] }),
+    ttl: new Gauge({
+      name: 'kdc_openbao_token_ttl_seconds',
+      help: "Seconds the controller's OpenBao token has left (+Inf: no expiry; 0: refused or unknown)",
+      registers: [registry],
+    }),
+    valid: new Gauge({
+      name: 'kdc_openbao_token_valid',
+      help: "0 while OpenBao refuses the controller's token (expired, revoked), else 1",
+      registers: [registry],
+    }),
+    renewals: new Counter({
+      name: 'kdc_openbao_token_renewals_total',
+      help: 'Token renewals by result (ok; capped: max TTL reached; refused; error)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'kdc_openbao_token_reloads_total',
+      help: 'New tokens read from the token file',
+      registers: [registry],
+    }),
   };
 }
 
@@ -37,8 +54,13 @@ export function renewalCapped(grantedSeconds: number, requestedSeconds: number):
 const EXPIRY_SLACK_MS = 2_000;
 
 /** Pure: why OpenBao refuses a token, from what we knew of it. */
-export function rejectionReason(input: { expiresAt: number | null | undefined; renewalRefused: boolean; now: number }): string {
-  if (typeof input.expiresAt === 'number' && input.expiresAt <= input.now + EXPIRY_SLACK_MS) return 'its TTL ran out (it expired)';
+export function rejectionReason(input: {
+  expiresAt: number | null | undefined;
+  renewalRefused: boolean;
+  now: number;
+}): string {
+  if (typeof input.expiresAt === 'number' && input.expiresAt <= input.now + EXPIRY_SLACK_MS)
+    return 'its TTL ran out (it expired)';
   if (input.renewalRefused) return 'its renewal was refused (revoked, or past its max TTL)';
   if (input.expiresAt === undefined) return 'OpenBao does not know it (revoked, expired or never valid)';
   return 'it was revoked';
@@ -140,7 +162,10 @@ export class TokenKeeper implements TokenProvider {
     try {
       return (await readFile(this.options.tokenFile, 'utf8')).trim() || undefined;
     } catch (error) {
-      this.options.logger.warn({ file: this.options.tokenFile, err: (error as NodeJS.ErrnoException).code }, 'could not read the OpenBao token file');
+      this.options.logger.warn(
+        { file: this.options.tokenFile, err: (error as NodeJS.ErrnoException).code },
+        'could not read the OpenBao token file',
+      );
       return undefined;
     }
   }
@@ -177,7 +202,10 @@ export class TokenKeeper implements TokenProvider {
       if (token !== this.current) return;
       if (isOpenBaoError(error, 'denied')) this.reject();
       else {
-        this.options.logger.warn({ err: isOpenBaoError(error) ? error.kind : 'error' }, 'could not look up the OpenBao token; trying again');
+        this.options.logger.warn(
+          { err: isOpenBaoError(error) ? error.kind : 'error' },
+          'could not look up the OpenBao token; trying again',
+        );
         this.schedule(RETRY_MS, () => this.check());
       }
     } finally {
@@ -195,21 +223,36 @@ export class TokenKeeper implements TokenProvider {
     this.rejection = undefined;
     this.renewalRefused = false;
     const stated = expireTime ? Date.parse(expireTime) : NaN;
-    this.terms = { expiresAt: ttlSeconds > 0 ? (Number.isFinite(stated) ? stated : Date.now() + ttlSeconds * 1000) : null, renewable, requestSeconds };
+    this.terms = {
+      expiresAt: ttlSeconds > 0 ? (Number.isFinite(stated) ? stated : Date.now() + ttlSeconds * 1000) : null,
+      renewable,
+      requestSeconds,
+    };
     this.options.metrics?.valid.set(1);
     const renewIn = renewalDelayMs(ttlSeconds);
     if (renewIn === undefined) return;
     if (renewable) this.schedule(renewIn, () => this.renew());
     else {
-      this.options.logger.warn({ ttlSeconds }, `the OpenBao token is not renewable: replace it in ${this.options.replace} before it expires`);
+      this.options.logger.warn(
+        { ttlSeconds },
+        `the OpenBao token is not renewable: replace it in ${this.options.replace} before it expires`,
+      );
       // Look again when it has expired, so conditions and metrics say so before a call fails.
       this.schedule(ttlSeconds * 1000 + 1_000, () => this.check());
     }
   }
 
   private reject(): void {
-    const why = rejectionReason({ expiresAt: this.terms?.expiresAt, renewalRefused: this.renewalRefused, now: Date.now() });
-    if (!this.rejection) this.options.logger.error({ why }, `OpenBao refused the controller's token: put a valid one into ${this.options.replace}`);
+    const why = rejectionReason({
+      expiresAt: this.terms?.expiresAt,
+      renewalRefused: this.renewalRefused,
+      now: Date.now(),
+    });
+    if (!this.rejection)
+      this.options.logger.error(
+        { why },
+        `OpenBao refused the controller's token: put a valid one into ${this.options.replace}`,
+      );
     this.rejection = { why, replace: this.options.replace };
     this.options.metrics?.valid.set(0);
     if (this.timer) clearTimeout(this.timer);
@@ -225,8 +268,15 @@ export class TokenKeeper implements TokenProvider {
       this.options.metrics?.renewals.inc({ result: capped ? 'capped' : 'ok' });
       if (capped) {
         // Renewing again cannot help: use it until it expires, then it is refused and says so.
-        this.options.logger.warn({ ttlSeconds: auth.leaseDurationSeconds }, `the OpenBao token reached its max TTL: replace it in ${this.options.replace}`);
-        this.terms = { expiresAt: Date.now() + auth.leaseDurationSeconds * 1000, renewable: false, requestSeconds: requested };
+        this.options.logger.warn(
+          { ttlSeconds: auth.leaseDurationSeconds },
+          `the OpenBao token reached its max TTL: replace it in ${this.options.replace}`,
+        );
+        this.terms = {
+          expiresAt: Date.now() + auth.leaseDurationSeconds * 1000,
+          renewable: false,
+          requestSeconds: requested,
+        };
         this.schedule(auth.leaseDurationSeconds * 1000 + 1_000, () => this.check());
         return;
       }
@@ -240,7 +290,10 @@ export class TokenKeeper implements TokenProvider {
         if (!(await this.reload())) this.reject();
         return;
       }
-      this.options.logger.warn({ err: isOpenBaoError(error) ? error.kind : 'error' }, 'OpenBao token renewal failed; trying again');
+      this.options.logger.warn(
+        { err: isOpenBaoError(error) ? error.kind : 'error' },
+        'OpenBao token renewal failed; trying again',
+      );
       this.schedule(RETRY_MS, () => this.renew());
     }
   }
@@ -251,7 +304,10 @@ export class TokenKeeper implements TokenProvider {
  * chart mounts a Secret there) or OPENBAO_TOKEN (fixed), and OPENBAO_TOKEN_SECRET naming the
  * Secret for messages. Throws when neither token setting is present.
  */
-export function tokenKeeperFromEnv(env: Record<string, string | undefined>, deps: { base: OpenBaoClient; logger: Logger; registry: Registry }): TokenKeeper {
+export function tokenKeeperFromEnv(
+  env: Record<string, string | undefined>,
+  deps: { base: OpenBaoClient; logger: Logger; registry: Registry },
+): TokenKeeper {
   if (!env.OPENBAO_TOKEN && !env.OPENBAO_TOKEN_FILE) throw new Error('set OPENBAO_TOKEN_FILE (or OPENBAO_TOKEN)');
   return new TokenKeeper({
     base: deps.base,

@@ -131,12 +131,20 @@ export class TransitClient {
     await this.client.request('DELETE', this.path('keys', name));
   }
 
-  async encrypt(name: string, plaintext: Uint8Array, options: { keyVersion?: number; associatedData?: Uint8Array } = {}): Promise<Ciphertext> {
-    const response = await this.client.request<{ data: { ciphertext: string; key_version?: number } }>('POST', this.path('encrypt', name), {
-      plaintext: b64(plaintext),
-      ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
-      ...(options.associatedData ? { associated_data: b64(options.associatedData) } : {}),
-    });
+  async encrypt(
+    name: string,
+    plaintext: Uint8Array,
+    options: { keyVersion?: number; associatedData?: Uint8Array } = {},
+  ): Promise<Ciphertext> {
+    const response = await this.client.request<{ data: { ciphertext: string; key_version?: number } }>(
+      'POST',
+      this.path('encrypt', name),
+      {
+        plaintext: b64(plaintext),
+        ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
+        ...(options.associatedData ? { associated_data: b64(options.associatedData) } : {}),
+      },
+    );
     return withVersion(response.data);
   }
 
@@ -149,53 +157,86 @@ export class TransitClient {
   }
 
   async rewrap(name: string, ciphertext: string, options: { keyVersion?: number } = {}): Promise<Ciphertext> {
-    const response = await this.client.request<{ data: { ciphertext: string; key_version?: number } }>('POST', this.path('rewrap', name), {
-      ciphertext,
-      ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
-    });
+    const response = await this.client.request<{ data: { ciphertext: string; key_version?: number } }>(
+      'POST',
+      this.path('rewrap', name),
+      {
+        ciphertext,
+        ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
+      },
+    );
     return withVersion(response.data);
   }
 
   /** A fresh data key: `plaintext` mode returns it with its wrapped form, `wrapped` only the wrap. */
-  async datakey(name: string, mode: 'plaintext' | 'wrapped', options: { bits?: 128 | 256 | 512; keyVersion?: number } = {}) {
-    const response = await this.client.request<{ data: { ciphertext: string; plaintext?: string; key_version?: number } }>(
-      'POST',
-      this.path('datakey', mode, name),
-      { bits: options.bits ?? 256, ...(options.keyVersion ? { key_version: options.keyVersion } : {}) },
-    );
+  async datakey(
+    name: string,
+    mode: 'plaintext' | 'wrapped',
+    options: { bits?: 128 | 256 | 512; keyVersion?: number } = {},
+  ) {
+    const response = await this.client.request<{
+      data: { ciphertext: string; plaintext?: string; key_version?: number };
+    }>('POST', this.path('datakey', mode, name), {
+      bits: options.bits ?? 256,
+      ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
+    });
     const wrapped = withVersion(response.data);
-    return { ...wrapped, plaintext: response.data.plaintext ? Buffer.from(response.data.plaintext, 'base64') : undefined };
+    return {
+      ...wrapped,
+      plaintext: response.data.plaintext ? Buffer.from(response.data.plaintext, 'base64') : undefined,
+    };
   }
 
-  async encryptBatch(name: string, plaintexts: Uint8Array[], options: { keyVersion?: number } = {}): Promise<BatchItemResult<Ciphertext>[]> {
+  async encryptBatch(
+    name: string,
+    plaintexts: Uint8Array[],
+    options: { keyVersion?: number } = {},
+  ): Promise<BatchItemResult<Ciphertext>[]> {
     const items = await this.batch('encrypt', name, {
       batch_input: plaintexts.map((p) => ({ plaintext: b64(p) })),
       ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
     });
-    return items.map((item) => (item.error ? { ok: false, error: item.error } : { ok: true, value: withVersion(item as RawCiphertext) }));
+    return items.map((item) =>
+      item.error ? { ok: false, error: item.error } : { ok: true, value: withVersion(item as RawCiphertext) },
+    );
   }
 
   async decryptBatch(name: string, ciphertexts: string[]): Promise<BatchItemResult<Buffer>[]> {
     const items = await this.batch('decrypt', name, { batch_input: ciphertexts.map((ciphertext) => ({ ciphertext })) });
-    return items.map((item) => (item.error ? { ok: false, error: item.error } : { ok: true, value: Buffer.from(String(item.plaintext), 'base64') }));
+    return items.map((item) =>
+      item.error
+        ? { ok: false, error: item.error }
+        : { ok: true, value: Buffer.from(String(item.plaintext), 'base64') },
+    );
   }
 
-  async rewrapBatch(name: string, ciphertexts: string[], options: { keyVersion?: number } = {}): Promise<BatchItemResult<Ciphertext>[]> {
+  async rewrapBatch(
+    name: string,
+    ciphertexts: string[],
+    options: { keyVersion?: number } = {},
+  ): Promise<BatchItemResult<Ciphertext>[]> {
     const items = await this.batch('rewrap', name, {
       batch_input: ciphertexts.map((ciphertext) => ({ ciphertext })),
       ...(options.keyVersion ? { key_version: options.keyVersion } : {}),
     });
-    return items.map((item) => (item.error ? { ok: false, error: item.error } : { ok: true, value: withVersion(item as RawCiphertext) }));
+    return items.map((item) =>
+      item.error ? { ok: false, error: item.error } : { ok: true, value: withVersion(item as RawCiphertext) },
+    );
   }
 
   /** Batch calls answer 400 when any item failed but still carry every item's result. */
   private async batch(operation: string, name: string, body: unknown): Promise<BatchItem[]> {
     try {
-      const response = await this.client.request<{ data: { batch_results: BatchItem[] } }>('POST', this.path(operation, name), body);
+      const response = await this.client.request<{ data: { batch_results: BatchItem[] } }>(
+        'POST',
+        this.path(operation, name),
+        body,
+      );
       return response.data.batch_results;
     } catch (error) {
       const results = (error as OpenBaoError).body as { data?: { batch_results?: BatchItem[] } } | undefined;
-      if (error instanceof OpenBaoError && error.status === 400 && results?.data?.batch_results) return results.data.batch_results;
+      if (error instanceof OpenBaoError && error.status === 400 && results?.data?.batch_results)
+        return results.data.batch_results;
       throw error;
     }
   }

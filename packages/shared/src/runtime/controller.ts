@@ -111,7 +111,10 @@ export class Controller {
       } catch (error) {
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconciles.inc({ controller: this.name, result: 'error' });
-        this.options.logger.warn({ controller: this.name, key, retryInMs: delay, err: (error as Error).message }, 'reconcile failed');
+        this.options.logger.warn(
+          { controller: this.name, key, retryInMs: delay, err: (error as Error).message },
+          'reconcile failed',
+        );
       } finally {
         end();
         this.queue.done(key);

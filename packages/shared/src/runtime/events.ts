@@ -31,7 +31,10 @@ export class EventRecorder {
       if (seen && now.getTime() - seen.at < 600_000) {
         seen.count += 1;
         seen.at = now.getTime();
-        await this.client.patch(CORE('events', seen.namespace, seen.name), { count: seen.count, lastTimestamp: timestamp });
+        await this.client.patch(CORE('events', seen.namespace, seen.name), {
+          count: seen.count,
+          lastTimestamp: timestamp,
+        });
         return;
       }
       const name = `${md.name}.${randomBytes(8).toString('hex')}`;
@@ -39,7 +42,14 @@ export class EventRecorder {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name, namespace },
-        involvedObject: { apiVersion: object.apiVersion, kind: object.kind, name: md.name, namespace: md.namespace, uid: md.uid, resourceVersion: md.resourceVersion },
+        involvedObject: {
+          apiVersion: object.apiVersion,
+          kind: object.kind,
+          name: md.name,
+          namespace: md.namespace,
+          uid: md.uid,
+          resourceVersion: md.resourceVersion,
+        },
         type,
         reason,
         message: message.slice(0, 1024),

@@ -25,17 +25,29 @@ export class Informer<T extends KubeObject> {
     this.ref = ref;
     const path = resourcePath(ref);
     const listFn = async () => {
-      const list = await client.list<KubeObject>(ref, options.labelSelector ? { labelSelector: options.labelSelector } : {});
+      const list = await client.list<KubeObject>(
+        ref,
+        options.labelSelector ? { labelSelector: options.labelSelector } : {},
+      );
       return list as unknown as { metadata: { resourceVersion?: string }; items: KubernetesObject[] };
     };
-    this.listWatch = new ListWatch<KubernetesObject>(path, new Watch(client.config), listFn as never, false, options.labelSelector);
+    this.listWatch = new ListWatch<KubernetesObject>(
+      path,
+      new Watch(client.config),
+      listFn as never,
+      false,
+      options.labelSelector,
+    );
     this.listWatch.on('add', (o) => this.emit('add', o as T));
     this.listWatch.on('update', (o) => this.emit('update', o as T));
     this.listWatch.on('delete', (o) => this.emit('delete', o as T));
     this.listWatch.on('error', (err) => {
       if (this.stopped) return;
       const delay = backoffDelay(this.failures++, { baseDelayMs: 500, maxDelayMs: 30_000 });
-      options.logger?.warn({ resource: path, retryInMs: delay, err: String(err?.message ?? err) }, 'watch failed; restarting');
+      options.logger?.warn(
+        { resource: path, retryInMs: delay, err: String(err?.message ?? err) },
+        'watch failed; restarting',
+      );
       this.restartTimer = setTimeout(() => void this.run(), delay);
     });
   }

@@ -11,8 +11,14 @@ import { splitKey } from './informer.ts';
 describe('resourcePath', () => {
   it.each([
     [{ group: '', version: 'v1', plural: 'secrets', namespace: 'ns', name: 's' }, '/api/v1/namespaces/ns/secrets/s'],
-    [{ group: 'k8s.kube-dc.com', version: 'v1alpha1', plural: 'kdcclusters' }, '/apis/k8s.kube-dc.com/v1alpha1/kdcclusters'],
-    [{ group: '', version: 'v1', plural: 'serviceaccounts', namespace: 'ns', name: 'sa', subresource: 'token' }, '/api/v1/namespaces/ns/serviceaccounts/sa/token'],
+    [
+      { group: 'k8s.kube-dc.com', version: 'v1alpha1', plural: 'kdcclusters' },
+      '/apis/k8s.kube-dc.com/v1alpha1/kdcclusters',
+    ],
+    [
+      { group: '', version: 'v1', plural: 'serviceaccounts', namespace: 'ns', name: 'sa', subresource: 'token' },
+      '/api/v1/namespaces/ns/serviceaccounts/sa/token',
+    ],
   ])('%j -> %s', (ref, path) => expect(resourcePath(ref)).toBe(path));
 });
 
@@ -26,7 +32,9 @@ describe('splitKey', () => {
 describe('KubeClient.fromDefault', () => {
   it('refuses to start without KUBECONFIG, ~/.kube/config or a pod ServiceAccount, naming what to set', () => {
     const home = mkdtempSync(join(tmpdir(), 'home-'));
-    expect(() => KubeClient.fromDefault({}, home)).toThrow(/no Kubernetes credentials: set KUBECONFIG.*or run in a pod/);
+    expect(() => KubeClient.fromDefault({}, home)).toThrow(
+      /no Kubernetes credentials: set KUBECONFIG.*or run in a pod/,
+    );
   });
 
   it('takes the kubeconfig KUBECONFIG names (the positive control)', () => {
@@ -41,30 +49,51 @@ describe('KubeClient answers of 429', () => {
     const server = createServer((req, res) => {
       const status = answers[seen.length] ?? 200;
       seen.push(status);
-      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(status === 200 ? { kind: 'Namespace' } : { reason: 'TooManyRequests', message: 'storage is (re)initializing' }));
+      res
+        .writeHead(status, { 'Content-Type': 'application/json' })
+        .end(
+          JSON.stringify(
+            status === 200
+              ? { kind: 'Namespace' }
+              : { reason: 'TooManyRequests', message: 'storage is (re)initializing' },
+          ),
+        );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    kc.loadFromOptions({
+      clusters: [
+        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      ],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
     return { client: new KubeClient(kc), seen, close: () => new Promise((r) => server.close(r)) };
   };
 
   it('are sent again when the caller asks for retries (the CLI), up to that many', async () => {
     const { client, seen, close } = await serve([429, 429, 200]);
     client.tooManyRequestsRetries = 5;
-    await expect(client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).resolves.toMatchObject({ kind: 'Namespace' });
+    await expect(client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).resolves.toMatchObject({
+      kind: 'Namespace',
+    });
     expect(seen).toEqual([429, 429, 200]);
     await close();
   });
 
   it('fail at once by default (controllers retry through their queues), and after the last retry', async () => {
     const once = await serve([429, 200]);
-    await expect(once.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toMatchObject({ status: 429 });
+    await expect(once.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toMatchObject({
+      status: 429,
+    });
     expect(once.seen).toEqual([429]);
     await once.close();
     const twice = await serve([429, 429, 429]);
     twice.client.tooManyRequestsRetries = 1;
-    await expect(twice.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toThrow(/429 storage is \(re\)initializing/);
+    await expect(twice.client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' })).rejects.toThrow(
+      /429 storage is \(re\)initializing/,
+    );
     expect(twice.seen).toEqual([429, 429]);
     await twice.close();
   });

@@ -68,7 +68,8 @@ export class KubeApiError extends Error {
 
 export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status === 404;
 export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
-export const isAlreadyExists = (e: unknown) => e instanceof KubeApiError && e.status === 409 && e.reason === 'AlreadyExists';
+export const isAlreadyExists = (e: unknown) =>
+  e instanceof KubeApiError && e.status === 409 && e.reason === 'AlreadyExists';
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
@@ -127,7 +128,9 @@ export class KubeClient {
    */
   static fromDefault(env: Record<string, string | undefined> = process.env, home: string = homedir()): KubeClient {
     if (!env.KUBECONFIG && !existsSync(join(home, '.kube', 'config')) && !env.KUBERNETES_SERVICE_HOST) {
-      throw new Error('no Kubernetes credentials: set KUBECONFIG to a kubeconfig file, or run in a pod (KUBERNETES_SERVICE_HOST and its ServiceAccount token)');
+      throw new Error(
+        'no Kubernetes credentials: set KUBECONFIG to a kubeconfig file, or run in a pod (KUBERNETES_SERVICE_HOST and its ServiceAccount token)',
+      );
     }
     const kc = new KubeConfig();
     kc.loadFromDefault();
@@ -139,7 +142,8 @@ export class KubeClient {
       try {
         return await this.send<T>(method, path, input);
       } catch (error) {
-        if (!(error instanceof KubeApiError) || error.status !== 429 || attempt >= this.tooManyRequestsRetries) throw error;
+        if (!(error instanceof KubeApiError) || error.status !== 429 || attempt >= this.tooManyRequestsRetries)
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 2000)));
       }
     }
@@ -151,9 +155,14 @@ export class KubeClient {
     const signal = input.signal ?? (this.requestTimeoutMs ? AbortSignal.timeout(this.requestTimeoutMs) : undefined);
     const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal };
     await this.config.applyToHTTPSOptions(options);
-    const payload = input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
+    const payload =
+      input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (payload !== undefined) {
-      options.headers = { ...options.headers, 'Content-Type': input.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
+      options.headers = {
+        ...options.headers,
+        'Content-Type': input.contentType ?? 'application/json',
+        'Content-Length': Buffer.byteLength(payload),
+      };
     }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<T>((resolve, reject) => {
@@ -171,12 +180,22 @@ export class KubeClient {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve(body as T);
           const s = body as { reason?: string; message?: string };
-          reject(new KubeApiError(status, s?.reason ?? '', `${method} ${path}: ${status} ${s?.message ?? text.slice(0, 300)}`, body));
+          reject(
+            new KubeApiError(
+              status,
+              s?.reason ?? '',
+              `${method} ${path}: ${status} ${s?.message ?? text.slice(0, 300)}`,
+              body,
+            ),
+          );
         });
         res.on('error', reject);
       });
       req.on('error', reject);
-      if (input.timeoutMs) req.setTimeout(input.timeoutMs, () => req.destroy(new Error(`${method} ${path}: timed out after ${input.timeoutMs}ms`)));
+      if (input.timeoutMs)
+        req.setTimeout(input.timeoutMs, () =>
+          req.destroy(new Error(`${method} ${path}: timed out after ${input.timeoutMs}ms`)),
+        );
       if (payload !== undefined) req.write(payload);
       req.end();
     });
@@ -212,7 +231,12 @@ export class KubeClient {
     return this.request<T>('PUT', resourcePath(ref), { body });
   }
 
-  patch<T extends KubeObject>(ref: ResourceRef, patch: unknown, type: PatchType = 'merge', query: RequestInput['query'] = {}): Promise<T> {
+  patch<T extends KubeObject>(
+    ref: ResourceRef,
+    patch: unknown,
+    type: PatchType = 'merge',
+    query: RequestInput['query'] = {},
+  ): Promise<T> {
     return this.request<T>('PATCH', resourcePath(ref), { body: patch, contentType: PATCH_CONTENT_TYPE[type], query });
   }
 
@@ -230,13 +254,29 @@ export class KubeClient {
   }
 }
 
-export const CORE = (plural: string, namespace?: string, name?: string): ResourceRef => ({ group: '', version: 'v1', plural, namespace, name });
+export const CORE = (plural: string, namespace?: string, name?: string): ResourceRef => ({
+  group: '',
+  version: 'v1',
+  plural,
+  namespace,
+  name,
+});
 
 /** A ServiceAccount token from the TokenRequest API (what kubelet projects into a pod). */
-export async function requestServiceAccountToken(kube: KubeClient, namespace: string, serviceAccount: string, audiences: string[] | undefined, expirationSeconds: number): Promise<string> {
+export async function requestServiceAccountToken(
+  kube: KubeClient,
+  namespace: string,
+  serviceAccount: string,
+  audiences: string[] | undefined,
+  expirationSeconds: number,
+): Promise<string> {
   const response = await kube.post<{ status: { token: string } }>(
     { ...CORE('serviceaccounts', namespace, serviceAccount), subresource: 'token' },
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { ...(audiences ? { audiences } : {}), expirationSeconds } },
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { ...(audiences ? { audiences } : {}), expirationSeconds },
+    },
   );
   return response.status.token;
 }

@@ -1,10 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { callBudgetMs, decide, microTime, observe, validateLeaderTimings, writeStillFresh, type LeaseRecord, type Observation } from './leader.ts';
+import {
+  callBudgetMs,
+  decide,
+  microTime,
+  observe,
+  validateLeaderTimings,
+  writeStillFresh,
+  type LeaseRecord,
+  type Observation,
+} from './leader.ts';
 
 const HOUR = 3_600_000;
 const wall = new Date('2026-05-01T10:00:00.123Z');
 const at = (offsetMs: number) => microTime(new Date(wall.getTime() + offsetMs));
-const other = (renewOffsetMs: number, leaseDurationSeconds = 15): LeaseRecord => ({ holderIdentity: 'other', leaseDurationSeconds, renewTime: at(renewOffsetMs), leaseTransitions: 3 });
+const other = (renewOffsetMs: number, leaseDurationSeconds = 15): LeaseRecord => ({
+  holderIdentity: 'other',
+  leaseDurationSeconds,
+  renewTime: at(renewOffsetMs),
+  leaseTransitions: 3,
+});
 
 describe('observe', () => {
   const first = observe(undefined, other(0), 1_000);
@@ -25,16 +39,51 @@ describe('decide', () => {
   const seen = (record: LeaseRecord, observedAt: number) => observe(undefined, record, observedAt);
   it.each<[string, Observation, number, ReturnType<typeof decide>]>([
     ['held by us: renew', seen({ ...other(0), holderIdentity: 'me' }, 0), 100_000, { kind: 'renew' }],
-    ['released (empty holder): acquire at once', seen({ holderIdentity: '', leaseDurationSeconds: 1 }, 0), 0, { kind: 'acquire', why: 'released' }],
+    [
+      'released (empty holder): acquire at once',
+      seen({ holderIdentity: '', leaseDurationSeconds: 1 }, 0),
+      0,
+      { kind: 'acquire', why: 'released' },
+    ],
     ['no holder field: acquire', seen({}, 0), 0, { kind: 'acquire', why: 'released' }],
-    ['another holder, seen 5 s ago: wait 10 s more', seen(other(0), 0), 5_000, { kind: 'wait', holder: 'other', expiresInMs: 10_000 }],
-    ['another holder, unchanged for exactly the lease: acquire', seen(other(0), 0), 15_000, { kind: 'acquire', why: 'expired' }],
+    [
+      'another holder, seen 5 s ago: wait 10 s more',
+      seen(other(0), 0),
+      5_000,
+      { kind: 'wait', holder: 'other', expiresInMs: 10_000 },
+    ],
+    [
+      'another holder, unchanged for exactly the lease: acquire',
+      seen(other(0), 0),
+      15_000,
+      { kind: 'acquire', why: 'expired' },
+    ],
     ['another holder, unchanged for 16 s: acquire', seen(other(0), 0), 16_000, { kind: 'acquire', why: 'expired' }],
     // The two clock-skew attacks: renewTime is never compared with our clock.
-    ['a holder whose clock is an hour behind, just renewed: wait', seen(other(-HOUR), 50_000), 50_000, { kind: 'wait', holder: 'other', expiresInMs: 15_000 }],
-    ['a holder whose clock is an hour ahead, silent for 15 s: acquire', seen(other(HOUR), 0), 15_000, { kind: 'acquire', why: 'expired' }],
-    ["the record's own lease duration counts, not ours", seen(other(0, 40), 0), 30_000, { kind: 'wait', holder: 'other', expiresInMs: 10_000 }],
-    ['a record without a duration gets our default', seen({ holderIdentity: 'other' }, 0), 14_000, { kind: 'wait', holder: 'other', expiresInMs: 1_000 }],
+    [
+      'a holder whose clock is an hour behind, just renewed: wait',
+      seen(other(-HOUR), 50_000),
+      50_000,
+      { kind: 'wait', holder: 'other', expiresInMs: 15_000 },
+    ],
+    [
+      'a holder whose clock is an hour ahead, silent for 15 s: acquire',
+      seen(other(HOUR), 0),
+      15_000,
+      { kind: 'acquire', why: 'expired' },
+    ],
+    [
+      "the record's own lease duration counts, not ours",
+      seen(other(0, 40), 0),
+      30_000,
+      { kind: 'wait', holder: 'other', expiresInMs: 10_000 },
+    ],
+    [
+      'a record without a duration gets our default',
+      seen({ holderIdentity: 'other' }, 0),
+      14_000,
+      { kind: 'wait', holder: 'other', expiresInMs: 1_000 },
+    ],
   ])('%s', (_name, observation, now, expected) => {
     expect(decide(observation, 'me', now, 15)).toEqual(expected);
   });
@@ -42,11 +91,27 @@ describe('decide', () => {
 
 describe('callBudgetMs', () => {
   it.each([
-    ['a candidate gets one renew deadline', { leading: false, renewedAt: 0, now: 50_000, renewDeadlineMs: 10_000 }, 10_000],
-    ['a leader that renewed 2 s ago has 8 s left', { leading: true, renewedAt: 1_000, now: 3_000, renewDeadlineMs: 10_000 }, 8_000],
-    ['a leader past its deadline has none', { leading: true, renewedAt: 1_000, now: 12_000, renewDeadlineMs: 10_000 }, 0],
+    [
+      'a candidate gets one renew deadline',
+      { leading: false, renewedAt: 0, now: 50_000, renewDeadlineMs: 10_000 },
+      10_000,
+    ],
+    [
+      'a leader that renewed 2 s ago has 8 s left',
+      { leading: true, renewedAt: 1_000, now: 3_000, renewDeadlineMs: 10_000 },
+      8_000,
+    ],
+    [
+      'a leader past its deadline has none',
+      { leading: true, renewedAt: 1_000, now: 12_000, renewDeadlineMs: 10_000 },
+      0,
+    ],
     // Monotonic times are fractional; AbortSignal.timeout throws on a fraction.
-    ['whole milliseconds, rounded down', { leading: true, renewedAt: 1_000.75, now: 3_000.5, renewDeadlineMs: 10_000 }, 8_000],
+    [
+      'whole milliseconds, rounded down',
+      { leading: true, renewedAt: 1_000.75, now: 3_000.5, renewDeadlineMs: 10_000 },
+      8_000,
+    ],
   ])('%s', (_name, input, expected) => {
     expect(callBudgetMs(input)).toBe(expected);
     expect(() => AbortSignal.timeout(callBudgetMs(input))).not.toThrow();
@@ -66,9 +131,21 @@ describe('writeStillFresh', () => {
 describe('validateLeaderTimings', () => {
   it.each([
     ['client-go defaults', { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 }, []],
-    ['renew deadline not below the lease', { leaseDurationSeconds: 10, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 }, ['leaseDurationSeconds must be greater than renewDeadlineSeconds']],
-    ['retry too close to the renew deadline', { leaseDurationSeconds: 15, renewDeadlineSeconds: 2.4, retryPeriodSeconds: 2 }, ['renewDeadlineSeconds must be greater than retryPeriodSeconds * 1.2']],
-    ['zero retry', { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 0 }, ['retryPeriodSeconds must be greater than zero']],
+    [
+      'renew deadline not below the lease',
+      { leaseDurationSeconds: 10, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 },
+      ['leaseDurationSeconds must be greater than renewDeadlineSeconds'],
+    ],
+    [
+      'retry too close to the renew deadline',
+      { leaseDurationSeconds: 15, renewDeadlineSeconds: 2.4, retryPeriodSeconds: 2 },
+      ['renewDeadlineSeconds must be greater than retryPeriodSeconds * 1.2'],
+    ],
+    [
+      'zero retry',
+      { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 0 },
+      ['retryPeriodSeconds must be greater than zero'],
+    ],
   ])('%s', (_name, timings, expected) => {
     expect(validateLeaderTimings(timings)).toEqual(expected);
   });

@@ -37,7 +37,13 @@ export interface LeaderTimings {
 }
 
 /** Where a Lease lives: what the elector writes and what a check (k8-manager check-leases) reads. */
-export const leaseRef = (namespace: string, name: string): ResourceRef => ({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace, name });
+export const leaseRef = (namespace: string, name: string): ResourceRef => ({
+  group: 'coordination.k8s.io',
+  version: 'v1',
+  plural: 'leases',
+  namespace,
+  name,
+});
 
 /** client-go's jitter on a candidate's retry period, so standbys do not poll in lockstep. */
 export const JITTER_FACTOR = 1.2;
@@ -46,8 +52,10 @@ export const JITTER_FACTOR = 1.2;
 export function validateLeaderTimings(t: LeaderTimings): string[] {
   const errors: string[] = [];
   for (const [name, value] of Object.entries(t)) if (!(value > 0)) errors.push(`${name} must be greater than zero`);
-  if (t.leaseDurationSeconds <= t.renewDeadlineSeconds) errors.push('leaseDurationSeconds must be greater than renewDeadlineSeconds');
-  if (t.renewDeadlineSeconds <= JITTER_FACTOR * t.retryPeriodSeconds) errors.push(`renewDeadlineSeconds must be greater than retryPeriodSeconds * ${JITTER_FACTOR}`);
+  if (t.leaseDurationSeconds <= t.renewDeadlineSeconds)
+    errors.push('leaseDurationSeconds must be greater than renewDeadlineSeconds');
+  if (t.renewDeadlineSeconds <= JITTER_FACTOR * t.retryPeriodSeconds)
+    errors.push(`renewDeadlineSeconds must be greater than retryPeriodSeconds * ${JITTER_FACTOR}`);
   return errors;
 }
 
@@ -68,7 +76,13 @@ export interface Observation {
 /** Pure: the observation after reading `record` at `now`; the clock restarts only when the record changed. */
 export function observe(previous: Observation | undefined, record: LeaseRecord, now: number): Observation {
   const r = record;
-  const raw = JSON.stringify([r.holderIdentity ?? '', r.leaseDurationSeconds ?? null, r.acquireTime ?? null, r.renewTime ?? null, r.leaseTransitions ?? 0]);
+  const raw = JSON.stringify([
+    r.holderIdentity ?? '',
+    r.leaseDurationSeconds ?? null,
+    r.acquireTime ?? null,
+    r.renewTime ?? null,
+    r.leaseTransitions ?? 0,
+  ]);
   return previous?.raw === raw ? previous : { raw, record, observedAt: now };
 }
 
@@ -81,7 +95,12 @@ export type LeaseDecision =
  * Pure: what `identity` may do with the Lease it observed. A lease held by someone else expires
  * its own leaseDurationSeconds after this candidate last saw it change; renewTime is not read.
  */
-export function decide(observation: Observation, identity: string, now: number, defaultLeaseSeconds: number): LeaseDecision {
+export function decide(
+  observation: Observation,
+  identity: string,
+  now: number,
+  defaultLeaseSeconds: number,
+): LeaseDecision {
   const holder = observation.record.holderIdentity ?? '';
   if (holder === identity) return { kind: 'renew' };
   if (!holder) return { kind: 'acquire', why: 'released' };
@@ -95,7 +114,12 @@ export function decide(observation: Observation, identity: string, now: number, 
  * fractions). A leader's call must end by its renew deadline (counted from the send time of its
  * last successful renewal); a candidate's within one renew deadline.
  */
-export function callBudgetMs(input: { leading: boolean; renewedAt: number; now: number; renewDeadlineMs: number }): number {
+export function callBudgetMs(input: {
+  leading: boolean;
+  renewedAt: number;
+  now: number;
+  renewDeadlineMs: number;
+}): number {
   if (!input.leading) return Math.floor(input.renewDeadlineMs);
   return Math.max(0, Math.floor(input.renewedAt + input.renewDeadlineMs - input.now));
 }
@@ -167,7 +191,12 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     const sentAt = this.clock.monotonic();
-    const budget = callBudgetMs({ leading: this.leading, renewedAt: this.renewedAt, now: sentAt, renewDeadlineMs: this.renewDeadlineMs });
+    const budget = callBudgetMs({
+      leading: this.leading,
+      renewedAt: this.renewedAt,
+      now: sentAt,
+      renewDeadlineMs: this.renewDeadlineMs,
+    });
     try {
       // AbortSignal.timeout takes whole milliseconds only (it throws on 7980.9).
       const held = budget >= 1 && (await this.tryAcquireOrRenew(AbortSignal.timeout(Math.floor(budget))));
@@ -193,9 +222,13 @@ export class LeaderElector {
   private armWatchdog(): void {
     if (this.watchdog) clearTimeout(this.watchdog);
     const remaining = this.renewedAt + this.renewDeadlineMs - this.clock.monotonic();
-    this.watchdog = setTimeout(() => {
-      if (this.leading) this.lose(`could not renew within the renew deadline (${this.options.renewDeadlineSeconds}s)`);
-    }, Math.max(0, remaining));
+    this.watchdog = setTimeout(
+      () => {
+        if (this.leading)
+          this.lose(`could not renew within the renew deadline (${this.options.renewDeadlineSeconds}s)`);
+      },
+      Math.max(0, remaining),
+    );
   }
 
   private lose(why: string): void {
@@ -243,7 +276,12 @@ export class LeaderElector {
       if (!isNotFound(e)) throw e;
     }
     if (!lease) {
-      const body = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.options.name, namespace: this.options.namespace }, spec: this.spec(now, undefined, true) };
+      const body = {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: this.options.name, namespace: this.options.namespace },
+        spec: this.spec(now, undefined, true),
+      };
       try {
         return await this.write('POST', body, signal);
       } catch (e) {
@@ -257,7 +295,11 @@ export class LeaderElector {
     const decision = decide(this.observation, this.options.identity, seenAt, this.options.leaseDurationSeconds);
     if (decision.kind === 'wait') return false;
     try {
-      return await this.write('PUT', { ...lease, spec: this.spec(now, lease.spec, decision.kind === 'acquire') }, signal);
+      return await this.write(
+        'PUT',
+        { ...lease, spec: this.spec(now, lease.spec, decision.kind === 'acquire') },
+        signal,
+      );
     } catch (e) {
       if (isConflict(e)) return false;
       throw e;
@@ -276,7 +318,12 @@ export class LeaderElector {
       const lease = await this.client.request<LeaseObject>('GET', resourcePath(this.ref), { signal });
       if (lease.spec.holderIdentity !== this.options.identity) return;
       // Conditional on the resourceVersion just read: a successor's write is never overwritten.
-      const spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(this.clock.wall()) };
+      const spec = {
+        ...lease.spec,
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        renewTime: microTime(this.clock.wall()),
+      };
       await this.client.request('PUT', resourcePath(this.ref), { body: { ...lease, spec }, signal });
     } catch {
       // best effort: the lease expires on its own

@@ -5,7 +5,12 @@ import type { KubeClient, KubeObject, ResourceRef } from './kube.ts';
  * Writes `status` through the status subresource only when it differs from what the object
  * already carries, so a steady-state reconcile writes nothing. Returns whether it wrote.
  */
-export async function updateStatusIfChanged(client: KubeClient, ref: ResourceRef, object: KubeObject, status: unknown): Promise<boolean> {
+export async function updateStatusIfChanged(
+  client: KubeClient,
+  ref: ResourceRef,
+  object: KubeObject,
+  status: unknown,
+): Promise<boolean> {
   if (isDeepStrictEqual(stripUndefined(object.status), stripUndefined(status))) return false;
   await client.request('PUT', resourcePathWithStatus(ref), {
     body: { ...object, status },

@@ -23,7 +23,12 @@ describe('runPass', () => {
   it('observes once, folds each step, stops where the planner says', async () => {
     const log: string[] = [];
     const result = await runPass(driver({}, log));
-    expect(result).toEqual({ observed: 3, step: { kind: 'done' }, executed: [{ kind: 'add' }, { kind: 'add' }, { kind: 'add' }], exhausted: false });
+    expect(result).toEqual({
+      observed: 3,
+      step: { kind: 'done' },
+      executed: [{ kind: 'add' }, { kind: 'add' }, { kind: 'add' }],
+      exhausted: false,
+    });
     expect(log).toEqual(['observe -', 'add 0', 'add 1', 'add 2']);
   });
 
@@ -37,7 +42,12 @@ describe('runPass', () => {
   it('ends the pass after a step whose effect is seen later', async () => {
     const log: string[] = [];
     const result = await runPass(driver({ plan: () => ({ kind: 'scale' }), endsPass: (s) => s.kind === 'scale' }, log));
-    expect(result).toMatchObject({ observed: 0, step: { kind: 'scale' }, executed: [{ kind: 'scale' }], exhausted: false });
+    expect(result).toMatchObject({
+      observed: 0,
+      step: { kind: 'scale' },
+      executed: [{ kind: 'scale' }],
+      exhausted: false,
+    });
     expect(log).toEqual(['observe -', 'scale 0']);
   });
 
@@ -49,7 +59,10 @@ describe('runPass', () => {
   it('starts from a given observation, and stops on a cancelled signal before the next step', async () => {
     const log: string[] = [];
     const controller = new AbortController();
-    const pass = runPass(driver({ execute: async (_s, n) => (controller.abort(), n + 1) }, log), { observed: 1, signal: controller.signal });
+    const pass = runPass(driver({ execute: async (_s, n) => (controller.abort(), n + 1) }, log), {
+      observed: 1,
+      signal: controller.signal,
+    });
     await expect(pass).rejects.toThrow(/aborted/);
     expect(log).toEqual([]);
   });

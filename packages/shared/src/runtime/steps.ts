@@ -34,7 +34,10 @@ export interface PassResult<O, S extends Step> {
   exhausted: boolean;
 }
 
-export async function runPass<O, S extends Step>(driver: StepDriver<O, S>, options: { signal?: AbortSignal; onStep?: (step: S) => void; observed?: O } = {}): Promise<PassResult<O, S>> {
+export async function runPass<O, S extends Step>(
+  driver: StepDriver<O, S>,
+  options: { signal?: AbortSignal; onStep?: (step: S) => void; observed?: O } = {},
+): Promise<PassResult<O, S>> {
   const signal = options.signal ?? new AbortController().signal;
   let observed = options.observed ?? (await driver.observe());
   let step = driver.plan(observed);

@@ -18,7 +18,23 @@ const read = (f: string) => readFileSync(join(dir, f), 'utf8');
 function issue(ca: string, name: string, ext: string): void {
   writeFileSync(join(dir, `${name}.ext`), ext);
   openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '1',
+    '-extfile',
+    `${name}.ext`,
+  );
 }
 
 type Seen = { path?: string; authorization?: string; clientCn?: string };
@@ -34,23 +50,44 @@ let slowPort = 0;
 const seen: Seen[] = [];
 
 beforeAll(async () => {
-  for (const ca of ['ca', 'stranger-ca']) openssl('req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
+  for (const ca of ['ca', 'stranger-ca'])
+    openssl('req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
   issue('ca', 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
   issue('ca', 'admin', 'extendedKeyUsage=clientAuth');
-  issue('stranger-ca', 'stranger', 'subjectAltName=IP:127.0.0.1,DNS:tenant-chosen-name.example\nextendedKeyUsage=serverAuth');
-  const tls = { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true, rejectUnauthorized: false };
-  port = await listen(createServer(tls, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    seen.push({ path: req.url, authorization: req.headers.authorization, clientCn: (req.socket as TLSSocket).authorized ? String(peer.subject?.CN) : undefined });
-    if (req.url === '/big') return res.end('x'.repeat(10_000));
-    res.end('ok');
-  }));
-  strangerPort = await listen(createServer({ key: read('stranger.key'), cert: read('stranger.crt') }, (_req, res) => res.end('ok')));
-  slowPort = await listen(createServer(tls, (_req, res) => {
-    res.write('o');
-    const drip = setInterval(() => res.write('k'), 100);
-    res.on('close', () => clearInterval(drip));
-  }));
+  issue(
+    'stranger-ca',
+    'stranger',
+    'subjectAltName=IP:127.0.0.1,DNS:tenant-chosen-name.example\nextendedKeyUsage=serverAuth',
+  );
+  const tls = {
+    key: read('server.key'),
+    cert: read('server.crt'),
+    ca: read('ca.crt'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+  port = await listen(
+    createServer(tls, (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      seen.push({
+        path: req.url,
+        authorization: req.headers.authorization,
+        clientCn: (req.socket as TLSSocket).authorized ? String(peer.subject?.CN) : undefined,
+      });
+      if (req.url === '/big') return res.end('x'.repeat(10_000));
+      res.end('ok');
+    }),
+  );
+  strangerPort = await listen(
+    createServer({ key: read('stranger.key'), cert: read('stranger.crt') }, (_req, res) => res.end('ok')),
+  );
+  slowPort = await listen(
+    createServer(tls, (_req, res) => {
+      res.write('o');
+      const drip = setInterval(() => res.write('k'), 100);
+      res.on('close', () => clearInterval(drip));
+    }),
+  );
 });
 afterAll(() => {
   for (const s of servers) s.close();
@@ -64,14 +101,28 @@ describe('controlPlaneUrl', () => {
     ['web-cp.acme-shop.svc:6443', 'https://web-cp.acme-shop.svc:6443'],
   ])('%s -> %s', (endpoint, url) => expect(controlPlaneUrl(endpoint)?.origin).toBe(url));
 
-  it.each(['', '127.0.0.1', 'https://127.0.0.1:6443', 'x:0', 'x:70000', 'user@host:1', 'host:1/path', '[nothex]:1', 'a b:1'])('refuses %j', (endpoint) => {
+  it.each([
+    '',
+    '127.0.0.1',
+    'https://127.0.0.1:6443',
+    'x:0',
+    'x:70000',
+    'user@host:1',
+    'host:1/path',
+    '[nothex]:1',
+    'a b:1',
+  ])('refuses %j', (endpoint) => {
     expect(controlPlaneUrl(endpoint)).toBeUndefined();
   });
 });
 
 describe('TenantApiClient', () => {
   const ca = () => read('ca.crt');
-  const certAuth = () => ({ kind: 'clientCertificate' as const, certPem: read('admin.crt'), keyPem: read('admin.key') });
+  const certAuth = () => ({
+    kind: 'clientCertificate' as const,
+    certPem: read('admin.crt'),
+    keyPem: read('admin.key'),
+  });
 
   it('presents the client certificate to the given server', async () => {
     const client = new TenantApiClient(new URL(`https://127.0.0.1:${port}`), { caPem: ca(), auth: certAuth() });
@@ -80,7 +131,10 @@ describe('TenantApiClient', () => {
   });
 
   it('sends an inline token as a bearer token', async () => {
-    const client = new TenantApiClient(new URL(`https://127.0.0.1:${port}`), { caPem: ca(), auth: { kind: 'token', token: 'abc' } });
+    const client = new TenantApiClient(new URL(`https://127.0.0.1:${port}`), {
+      caPem: ca(),
+      auth: { kind: 'token', token: 'abc' },
+    });
     await client.get('/readyz', { timeoutMs: 2000 });
     expect(seen.at(-1)).toMatchObject({ path: '/readyz', authorization: 'Bearer abc' });
   });
@@ -103,7 +157,10 @@ describe('TenantApiClient', () => {
   it('gives up after the deadline even while bytes keep dripping in', async () => {
     const client = new TenantApiClient(new URL(`https://127.0.0.1:${slowPort}`), { caPem: ca(), auth: certAuth() });
     const started = Date.now();
-    await expect(client.get('/readyz', { timeoutMs: 500 })).rejects.toMatchObject({ kind: 'timeout', message: 'timed out' });
+    await expect(client.get('/readyz', { timeoutMs: 500 })).rejects.toMatchObject({
+      kind: 'timeout',
+      message: 'timed out',
+    });
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
@@ -112,18 +169,30 @@ describe('TenantApiClient', () => {
     const free = await listen(closed);
     await new Promise((r) => closed.close(r));
     const client = new TenantApiClient(new URL(`https://127.0.0.1:${free}`), { caPem: ca(), auth: certAuth() });
-    await expect(client.get('/readyz', { timeoutMs: 2000 })).rejects.toMatchObject({ kind: 'connect', message: 'connection failed (ECONNREFUSED)' });
+    await expect(client.get('/readyz', { timeoutMs: 2000 })).rejects.toMatchObject({
+      kind: 'connect',
+      message: 'connection failed (ECONNREFUSED)',
+    });
   });
 
   it('only speaks https', () => {
-    expect(() => new TenantApiClient(new URL('http://127.0.0.1:1'), { caPem: ca(), auth: certAuth() })).toThrow(/not https/);
+    expect(() => new TenantApiClient(new URL('http://127.0.0.1:1'), { caPem: ca(), auth: certAuth() })).toThrow(
+      /not https/,
+    );
   });
 });
 
 describe('podGet', () => {
   it('reads a small plain-HTTP answer and refuses a large one', async () => {
-    const p = await listen(createHttpServer((req, res) => res.end(req.url === '/key-version' ? '3\n' : 'y'.repeat(5000))));
-    expect(await podGet(new URL(`http://127.0.0.1:${p}/key-version`), { timeoutMs: 2000, maxBytes: 64 })).toEqual({ status: 200, body: '3\n' });
-    await expect(podGet(new URL(`http://127.0.0.1:${p}/other`), { timeoutMs: 2000, maxBytes: 64 })).rejects.toMatchObject({ kind: 'tooLarge' });
+    const p = await listen(
+      createHttpServer((req, res) => res.end(req.url === '/key-version' ? '3\n' : 'y'.repeat(5000))),
+    );
+    expect(await podGet(new URL(`http://127.0.0.1:${p}/key-version`), { timeoutMs: 2000, maxBytes: 64 })).toEqual({
+      status: 200,
+      body: '3\n',
+    });
+    await expect(
+      podGet(new URL(`http://127.0.0.1:${p}/other`), { timeoutMs: 2000, maxBytes: 64 }),
+    ).rejects.toMatchObject({ kind: 'tooLarge' });
   });
 });

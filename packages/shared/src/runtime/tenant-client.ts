@@ -15,7 +15,9 @@ export class TenantRequestError extends Error {
   readonly code?: string;
   constructor(kind: TenantRequestErrorKind, code?: string) {
     const safeCode = code && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : undefined;
-    super(`${{ timeout: 'timed out', tls: 'TLS verification failed', connect: 'connection failed', tooLarge: 'answer too large', other: 'request failed' }[kind]}${safeCode ? ` (${safeCode})` : ''}`);
+    super(
+      `${{ timeout: 'timed out', tls: 'TLS verification failed', connect: 'connection failed', tooLarge: 'answer too large', other: 'request failed' }[kind]}${safeCode ? ` (${safeCode})` : ''}`,
+    );
     this.name = 'TenantRequestError';
     this.kind = kind;
     this.code = safeCode;
@@ -33,12 +35,22 @@ function classify(error: unknown): TenantRequestError {
   if (error instanceof TenantRequestError) return error;
   const code = (error as { code?: string })?.code;
   if (code && TLS_CODES.test(code)) return new TenantRequestError('tls', code);
-  if (code && ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(code)) return new TenantRequestError('connect', code);
+  if (
+    code &&
+    ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(code)
+  )
+    return new TenantRequestError('connect', code);
   return new TenantRequestError('other', code);
 }
 
 /** A request whose answer is read up to maxBytes; never follows redirects. */
-function boundedRequest(url: URL, options: RequestOptions, timeoutMs: number, maxBytes: number, payload?: string): Promise<TenantResponse> {
+function boundedRequest(
+  url: URL,
+  options: RequestOptions,
+  timeoutMs: number,
+  maxBytes: number,
+  payload?: string,
+): Promise<TenantResponse> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<TenantResponse>((resolve, reject) => {
     // One deadline for the whole exchange: an idle timeout would let a server drip bytes for ever.
@@ -99,7 +111,9 @@ export class TenantApiClient {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       ...(servername ? { servername } : {}),
-      ...(auth.kind === 'clientCertificate' ? { cert: auth.certPem, key: auth.keyPem } : { headers: { Authorization: `Bearer ${auth.token}` } }),
+      ...(auth.kind === 'clientCertificate'
+        ? { cert: auth.certPem, key: auth.keyPem }
+        : { headers: { Authorization: `Bearer ${auth.token}` } }),
     };
   }
 
@@ -113,12 +127,26 @@ export class TenantApiClient {
    * caller owns (and destroys) for a burst of requests; by default every request has its own
    * connection.
    */
-  request(method: 'GET' | 'PUT' | 'POST', path: string, input: { timeoutMs: number; accept?: string; maxBytes?: number; body?: unknown; agent?: HttpsAgent }): Promise<TenantResponse> {
+  request(
+    method: 'GET' | 'PUT' | 'POST',
+    path: string,
+    input: { timeoutMs: number; accept?: string; maxBytes?: number; body?: unknown; agent?: HttpsAgent },
+  ): Promise<TenantResponse> {
     const url = new URL(path, this.server);
     const payload = input.body === undefined ? undefined : JSON.stringify(input.body);
-    const headers: Record<string, string | number> = { ...(this.tls.headers as Record<string, string> | undefined), Accept: input.accept ?? 'application/json' };
-    if (payload !== undefined) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
-    return boundedRequest(url, { ...this.tls, method, headers, ...(input.agent ? { agent: input.agent } : {}) }, input.timeoutMs, input.maxBytes ?? 64 * 1024, payload);
+    const headers: Record<string, string | number> = {
+      ...(this.tls.headers as Record<string, string> | undefined),
+      Accept: input.accept ?? 'application/json',
+    };
+    if (payload !== undefined)
+      Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
+    return boundedRequest(
+      url,
+      { ...this.tls, method, headers, ...(input.agent ? { agent: input.agent } : {}) },
+      input.timeoutMs,
+      input.maxBytes ?? 64 * 1024,
+      payload,
+    );
   }
 }
 

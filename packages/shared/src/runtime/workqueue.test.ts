@@ -38,7 +38,7 @@ describe('WorkQueue', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
-  it('a delay beyond setTimeout\'s 24.8-day limit waits, instead of firing at once (a 30-day rotation)', () => {
+  it("a delay beyond setTimeout's 24.8-day limit waits, instead of firing at once (a 30-day rotation)", () => {
     vi.useFakeTimers();
     try {
       const q = new WorkQueue();

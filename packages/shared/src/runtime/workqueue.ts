@@ -145,11 +145,14 @@ export class WorkQueue<K = string> {
     if (existing) clearTimeout(existing.timer);
     // setTimeout fires after 1 ms for anything above 2^31-1 ms (24.8 days): a 30-day rotation
     // would become a hot loop. Far deadlines wake up at the cap and are asked again.
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      if (due > Date.now() + 1000) this.addAfter(key, due - Date.now());
-      else this.add(key);
-    }, Math.min(delayMs, MAX_TIMER_MS));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(key);
+        if (due > Date.now() + 1000) this.addAfter(key, due - Date.now());
+        else this.add(key);
+      },
+      Math.min(delayMs, MAX_TIMER_MS),
+    );
     timer.unref?.();
     this.timers.set(key, { due, timer });
   }
