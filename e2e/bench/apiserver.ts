@@ -1,7 +1,7 @@
 // npm run bench:apiserver: a tenant kube-apiserver with the KMS v2 provider vs the same
 // apiserver with identity, side by side on one etcd. Prints one JSON line last.
 import { join } from 'node:path';
-import { CORE, KubeClient } from '@kdc/shared';
+import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { kmsTenant } from '../src/kms-tenant.ts';
 import { startKubeApiserver } from '../src/kube-apiserver.ts';
 import { startPlatform } from '../src/platform.ts';
@@ -37,14 +37,14 @@ try {
   for (const [side, client] of Object.entries(sides)) {
     const c = client();
     const create = await inParallel(N, CONCURRENCY, (i) =>
-      c.create(CORE('secrets', 'default'), {
+      c.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `s-${i}` },
         stringData: { v: `value-${i}` },
       }),
     );
-    const get = await inParallel(N, CONCURRENCY, (i) => c.get(CORE('secrets', 'default', `s-${i}`)));
+    const get = await inParallel(N, CONCURRENCY, (i) => c.get(at(RESOURCES.secret, 'default', `s-${i}`)));
     times[side] = { create, get, list: 0 };
     console.error(`${side}: create ${N} in ${Math.round(create)} ms, get in ${Math.round(get)} ms`);
   }
@@ -62,13 +62,13 @@ try {
     extraArgs: [`--encryption-provider-config=${join(kms.dir, 'encryption-config.yaml')}`],
   });
   let t0 = performance.now();
-  const listed = await KubeClient.fromFile(restarted.kubeconfig).list(CORE('secrets', 'default'));
+  const listed = await KubeClient.fromFile(restarted.kubeconfig).list(at(RESOURCES.secret, 'default'));
   times.kms!.list = performance.now() - t0;
   const decrypts = (await decryptCalls(kms.plugin.metricsUrl)) - before;
   await identity.stop();
   identity = await startIdentity();
   t0 = performance.now();
-  const listedIdentity = await KubeClient.fromFile(identity.kubeconfig).list(CORE('secrets', 'default'));
+  const listedIdentity = await KubeClient.fromFile(identity.kubeconfig).list(at(RESOURCES.secret, 'default'));
   times.identity!.list = performance.now() - t0;
   await restarted.stop();
   await identity.stop();

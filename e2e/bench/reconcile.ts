@@ -2,15 +2,14 @@
 // encryption-reconciler; baseline: the same 1,000 Transit keys created directly, same run.
 // Prints one JSON line last.
 import {
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KubeClient,
   OpenBaoClient,
-  SECURITY_GROUP,
   clusterNames,
   kdcClusterSpecSchema,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
@@ -41,8 +40,8 @@ try {
   await inParallel(N, CONCURRENCY, (i) => bao.createKey(`baseline-${i}`));
   const directS = (performance.now() - t0) / 1000;
 
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
   const controller = await startEncryptionReconciler(p, {
     name: 'encryption-reconciler-bench',
     leaseNamespace: 'kube-dc-system',
@@ -52,20 +51,20 @@ try {
   await inParallel(N, CONCURRENCY, async (i) => {
     const names = clusterNames(`c${i}`);
     await kube.create(
-      { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys', namespace: 'bench' },
+      { ...RESOURCES.kmsKey, namespace: 'bench' },
       buildAutoKey(
         'bench',
         `c${i}`,
         kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } }),
       ),
     );
-    await kube.create(CORE('serviceaccounts', 'bench'), {
+    await kube.create(at(RESOURCES.serviceAccount, 'bench'), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: names.kmsPluginServiceAccount },
     });
     await kube.create(
-      { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: 'bench' },
+      { ...RESOURCES.kdcCluster, namespace: 'bench' },
       {
         apiVersion: KDC_API_VERSION,
         kind: 'KdcCluster',
@@ -78,18 +77,8 @@ try {
   let policiesReadyS = 0;
   while (!policiesReadyS || !keysReadyS) {
     await sleep(1_000);
-    const keys = await kube.list<Obj>({
-      group: SECURITY_GROUP,
-      version: 'v1alpha1',
-      plural: 'kmskeys',
-      namespace: 'bench',
-    });
-    const clusters = await kube.list<Obj>({
-      group: KDC_GROUP,
-      version: 'v1alpha1',
-      plural: 'kdcclusters',
-      namespace: 'bench',
-    });
+    const keys = await kube.list<Obj>({ ...RESOURCES.kmsKey, namespace: 'bench' });
+    const clusters = await kube.list<Obj>({ ...RESOURCES.kdcCluster, namespace: 'bench' });
     const elapsed = (performance.now() - t0) / 1000;
     if (!keysReadyS && countTrue(keys.items, 'Ready') === N) keysReadyS = elapsed;
     if (!policiesReadyS && countTrue(clusters.items, 'KMSPreflight') === N) policiesReadyS = elapsed;

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
-import { CORE, KubeClient, TenantApiClient, parseTenantKubeconfig, type KubeObject } from '@kdc/shared';
+import { KubeClient, TenantApiClient, parseTenantKubeconfig, type KubeObject, RESOURCES } from '@kdc/shared';
 import { openEtcdKvReader, scanCoverage } from '@kdc/shared/etcd';
 // Not exported by @kdc/k8-manager: the migration's own source, so the bench measures its code.
 import { Pacer, rewritePage } from '../../packages/k8-manager/src/migration/rewrite.ts';
@@ -135,7 +135,7 @@ try {
   async function rewriteAll(side: string, server: KubeApiserver, prefix: string) {
     const client = tenantClient(server);
     const kube = KubeClient.fromFile(server.kubeconfig);
-    await kube.list(CORE('secrets'), { limit: 1 });
+    await kube.list(RESOURCES.secret, { limit: 1 });
     const reader = openEtcdKvReader(etcd);
     const before = await reader.count(`${prefix}/secrets/`).finally(() => reader.close());
     const pacer = new Pacer(RATE);
@@ -163,7 +163,7 @@ try {
     let unwritten = 0;
     let next: string | undefined;
     do {
-      const page = await kube.list<KubeObject>(CORE('secrets'), { limit: 1000, ...(next ? { continue: next } : {}) });
+      const page = await kube.list<KubeObject>(RESOURCES.secret, { limit: 1000, ...(next ? { continue: next } : {}) });
       listed += page.items.length;
       unwritten += page.items.filter((s) => Number(s.metadata?.resourceVersion) <= before.revision).length;
       next = page.metadata.continue || undefined;

@@ -8,14 +8,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KubeClient,
   TCP_PATCH,
   clusterNames,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { listRaw } from '../src/etcd-raw.ts';
 import { shippedImages } from '../src/images.ts';
@@ -95,8 +95,8 @@ try {
 
   say(`creating KdcCluster ${NS}/${CLUSTER} with spec.encryption.etcd.enabled: true`);
   const created = Date.now();
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-  const ref = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: NS, name: CLUSTER };
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+  const ref = { ...RESOURCES.kdcCluster, namespace: NS, name: CLUSTER };
   await kube.create(
     { ...ref, name: undefined },
     {
@@ -119,13 +119,13 @@ try {
   say(`KdcCluster Ready in ${((Date.now() - created) / 1000).toFixed(1)} s`);
 
   const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-    CORE('secrets', NS, `${names.tenantControlPlane}-admin-kubeconfig`),
+    at(RESOURCES.secret, NS, `${names.tenantControlPlane}-admin-kubeconfig`),
   );
   const tenantKubeconfig = join(state.dir, 'tenant-demo.kubeconfig');
   writeFileSync(tenantKubeconfig, Buffer.from(admin.data['admin.conf']!, 'base64'), { mode: 0o600 });
   const tenant = KubeClient.fromFile(tenantKubeconfig);
   for (const name of ['db-password', 'api-token', 'tls-key']) {
-    await tenant.create(CORE('secrets', 'default'), {
+    await tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name },
@@ -181,16 +181,14 @@ try {
       const deployment = await kube.get<DeploymentObject>(DEPLOYMENT(PRODUCT_NAMESPACE, name));
       if (deployment.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'Helm') controllersFrom = 'other';
       const [pod] = runner.deploymentPods(PRODUCT_NAMESPACE, name);
-      const live = await kube.get<Pod>(CORE('pods', PRODUCT_NAMESPACE, pod!.name));
+      const live = await kube.get<Pod>(at(RESOURCES.pod, PRODUCT_NAMESPACE, pod!.name));
       images[name] = live.spec.containers[0]!.image.split('@')[1]!;
       if (name === 'k8-manager')
         images['kdc-backup'] =
           live.spec.containers[0]!.env?.find((e) => e.name === 'KDC_BACKUP_IMAGE')?.value?.split('@')[1] ?? '';
     }
     const tcp = await kube.get<TenantControlPlane & KubeObject>({
-      group: 'kamaji.clastix.io',
-      version: 'v1alpha1',
-      plural: 'tenantcontrolplanes',
+      ...RESOURCES.tenantControlPlane,
       namespace: NS,
       name: names.tenantControlPlane,
     });

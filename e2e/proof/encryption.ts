@@ -3,15 +3,15 @@
 // read back raw from etcd. The tenant's KMS plugin runs from the kms-plugin image we ship (built
 // or reused by `npm run images`' code). Every value of the last line is read from the live objects.
 import {
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KMS_PROVIDER_NAME,
   KubeClient,
   TCP_PATCH,
   clusterNames,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { readRaw } from '../src/etcd-raw.ts';
@@ -37,8 +37,8 @@ try {
   const ns = 'acme-prod';
   const cluster = 'proof';
   const names = clusterNames(cluster);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   stops.push(
     (
       await startEncryptionReconciler(platform.state, {
@@ -62,7 +62,7 @@ try {
 
   const started = Date.now();
   await kube.create(
-    { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns },
+    { ...RESOURCES.kdcCluster, namespace: ns },
     {
       apiVersion: KDC_API_VERSION,
       kind: 'KdcCluster',
@@ -70,7 +70,7 @@ try {
       spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, encryption: { etcd: { enabled: true } } },
     },
   );
-  const ref = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name: cluster };
+  const ref = { ...RESOURCES.kdcCluster, namespace: ns, name: cluster };
   const ready = await waitFor(
     'KdcCluster Ready',
     async () => {
@@ -82,10 +82,10 @@ try {
   const seconds = (Date.now() - started) / 1000;
 
   const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-    CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+    at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
   );
   const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-  await tenant.create(CORE('secrets', 'default'), {
+  await tenant.create(at(RESOURCES.secret, 'default'), {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: 'proof' },
@@ -98,9 +98,7 @@ try {
   if (!raw || raw.includes(Buffer.from('proof-of-encryption')))
     throw new Error('the tenant Secret is missing from etcd or stored in plaintext');
   const tcp = await kube.get<TenantControlPlane & KubeObject>({
-    group: 'kamaji.clastix.io',
-    version: 'v1alpha1',
-    plural: 'tenantcontrolplanes',
+    ...RESOURCES.tenantControlPlane,
     namespace: ns,
     name: names.tenantControlPlane,
   });

@@ -6,14 +6,14 @@
 // from the tenant's raw rows in its DataStore (etcdctl with the DataStore's client certificate).
 import { join } from 'node:path';
 import {
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KubeClient,
   OpenBaoClient,
   clusterNames,
   type KdcClusterStatus,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
@@ -38,12 +38,12 @@ try {
   const ns = 'acme-prod';
   const cluster = 'lifecycle';
   const names = clusterNames(cluster);
-  const ref = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns, name: cluster };
+  const ref = { ...RESOURCES.kdcCluster, namespace: ns, name: cluster };
   const get = () => kube.get<Cluster>(ref);
   const condition = (c: Cluster, type: string) => c.status?.conditions?.find((x) => x.type === type);
   const patchEtcd = (etcd: object) => kube.patch(ref, { spec: { encryption: { etcd } } });
   for (const name of [ns, 'kube-dc-system'])
-    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   stops.push(
     (await startEncryptionReconciler(p, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop,
   );
@@ -78,20 +78,20 @@ try {
     'the admin kubeconfig',
     async () =>
       (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
-        CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+        at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
       )) ?? undefined,
     { timeoutMs: 180_000, intervalMs: 1000 },
   );
   const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
   await waitFor(
     'the tenant default namespace',
-    async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null,
+    async () => (await tenant.getOrNull(at(RESOURCES.namespace, undefined, 'default')).catch(() => null)) !== null,
     { timeoutMs: 120_000, intervalMs: 1000 },
   );
   for (let i = 0; i < N; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, N - i) }, (_, j) =>
-        tenant.create(CORE('secrets', 'default'), {
+        tenant.create(at(RESOURCES.secret, 'default'), {
           apiVersion: 'v1',
           kind: 'Secret',
           metadata: { name: `s-${i + j}` },
@@ -119,19 +119,13 @@ try {
     async () => {
       const tcp = await kube.get<
         KubeObject & { status?: { kubernetesResources?: { deployment?: { readyReplicas?: number } } } }
-      >({
-        group: 'kamaji.clastix.io',
-        version: 'v1alpha1',
-        plural: 'tenantcontrolplanes',
-        namespace: ns,
-        name: names.tenantControlPlane,
-      });
+      >({ ...RESOURCES.tenantControlPlane, namespace: ns, name: names.tenantControlPlane });
       return (tcp.status?.kubernetesResources?.deployment?.readyReplicas ?? 0) >= 2 || undefined;
     },
     { timeoutMs: 120_000, intervalMs: 500 },
   );
   reader = startReader(async () => {
-    await tenant.list(CORE('secrets', 'default'), { limit: 500 });
+    await tenant.list(at(RESOURCES.secret, 'default'), { limit: 500 });
   });
 
   /** Encrypted=True/EncryptionCompleted from a scan newer than `since`, with no migration running. */
@@ -170,15 +164,7 @@ try {
 
   since = Date.now();
   const kmsKey = (await get()).status!.encryption!.resolvedKeyRef!;
-  const keyId = (
-    await kube.get<KubeObject & { status: { keyId: string } }>({
-      group: 'security.kube-dc.com',
-      version: 'v1alpha1',
-      plural: 'kmskeys',
-      namespace: ns,
-      name: kmsKey,
-    })
-  ).status.keyId;
+  const keyId = (await kube.get({ ...RESOURCES.kmsKey, namespace: ns, name: kmsKey })).status!.keyId!;
   const root = new OpenBaoClient({
     endpoint: p.openbao.url,
     caBundle: p.openbao.caPem,
@@ -203,7 +189,7 @@ try {
 
   // keyRef switch to a second KMSKey: two plugins side by side until a scan proves every row moved.
   since = Date.now();
-  const kkeys = { group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys', namespace: ns };
+  const kkeys = { ...RESOURCES.kmsKey, namespace: ns };
   await kube.create(kkeys, {
     apiVersion: 'security.kube-dc.com/v1alpha1',
     kind: 'KMSKey',
@@ -238,13 +224,7 @@ try {
   const afterSwitchRows = await judge(await completed(since));
   const tcpAfterSwitch = await kube.get<
     KubeObject & { spec: { controlPlane: { deployment?: { additionalInitContainers?: { name: string }[] } } } }
-  >({
-    group: 'kamaji.clastix.io',
-    version: 'v1alpha1',
-    plural: 'tenantcontrolplanes',
-    namespace: ns,
-    name: names.tenantControlPlane,
-  });
+  >({ ...RESOURCES.tenantControlPlane, namespace: ns, name: names.tenantControlPlane });
   const afterSwitch = {
     ...afterSwitchRows,
     keyRef: switched.status!.encryption!.resolvedKeyRef,

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BackupStore } from '@kdc/backup-envelope';
 import {
-  CORE,
   KubeClient,
   OPENBAO_AUDIENCE,
   OPENBAO_K8S_AUTH_MOUNT,
@@ -17,6 +16,8 @@ import {
   openBaoAccessNames,
   requestServiceAccountToken,
   transitKeyName,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { BACKUP_MAIN } from './images.ts';
@@ -136,8 +137,8 @@ export async function backupAccess(p: PlatformState, dir: string, prefix: string
   const cluster = uniqueName('c');
   const names = clusterNames(cluster);
   const transitKey = transitKeyName(namespace, names.autoEtcdKey);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  await kube.create(CORE('serviceaccounts', namespace), {
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await kube.create(at(RESOURCES.serviceAccount, namespace), {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
     metadata: { name: names.backupServiceAccount },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
-import { KubeClient, requestServiceAccountToken, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { KubeClient, requestServiceAccountToken, type KubeObject, type ResourceRef, RESOURCES } from '@kdc/shared';
 import { ensureBinaries } from './binaries.ts';
 import type { PlatformState } from './platform.ts';
 
@@ -121,7 +121,7 @@ async function install(p: PlatformState, adminKubeconfig: string): Promise<Recor
   const admin = KubeClient.fromFile(adminKubeconfig);
   const objects = await renderChart({ release: CONTROLLER_RELEASE.name, namespace: CONTROLLER_RELEASE.namespace });
   await admin.apply(
-    { group: '', version: 'v1', plural: 'namespaces', name: CONTROLLER_RELEASE.namespace },
+    { ...RESOURCES.namespace, name: CONTROLLER_RELEASE.namespace },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CONTROLLER_RELEASE.namespace } },
     'kdc-e2e',
   );
@@ -153,7 +153,7 @@ export async function bindControllerNamespace(
   for (const role of roles) {
     const name = `${role}-${identity}`;
     await admin.apply(
-      { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace, name },
+      { ...RESOURCES.roleBinding, namespace, name },
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',

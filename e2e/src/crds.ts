@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { type KubeClient, type KubeObject, renderCrds } from '@kdc/shared';
+import { type KubeClient, type KubeObject, renderCrds, RESOURCES } from '@kdc/shared';
 import { waitFor } from './wait.ts';
 
 export const KAMAJI_CRD_FILES = ['kamaji.clastix.io_tenantcontrolplanes.yaml', 'kamaji.clastix.io_datastores.yaml'];
 export const KAMAJI_FIXTURE_DIR = fileURLToPath(new URL('../fixtures/kamaji/', import.meta.url));
 
-const CRD_REF = { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' };
+const CRD_REF = RESOURCES.customResourceDefinition;
 
 export function kamajiCrds(): KubeObject[] {
   return KAMAJI_CRD_FILES.flatMap((file) =>

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
+import { KubeClient, OPENBAO_K8S_AUTH_MOUNT, RESOURCES } from '@kdc/shared';
 import { applyCrds, kamajiCrds, platformCrds } from './crds.ts';
 import { startKubeApiserver, type KubeApiserver } from './kube-apiserver.ts';
 import { configureKubernetesAuth, startOpenBao, type OpenBaoServer } from './openbao.ts';
@@ -52,7 +52,7 @@ export async function isolatedManagement(
     ...((options.crds?.kdc ?? true) ? platformCrds() : []),
     ...(options.crds?.kamaji ? kamajiCrds() : []),
   ]);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   if (bao)
     await configureKubernetesAuth(bao, {
       mount: OPENBAO_K8S_AUTH_MOUNT,

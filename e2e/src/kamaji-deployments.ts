@@ -7,15 +7,13 @@
 // replica counts, Available and Progressing. No ReplicaSet objects are made. A deleted Deployment's
 // pods stop and their objects go (no garbage collector runs here).
 import { createHash, randomBytes } from 'node:crypto';
-import { CORE, isNotFound, rfc3339, type Informer, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { isNotFound, rfc3339, type Informer, type KubeObject, type ResourceRef, at, RESOURCES } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { nextRolloutStep } from './kamaji-rollout.ts';
 import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
 export const DEPLOYMENT = (namespace?: string, name?: string): ResourceRef => ({
-  group: 'apps',
-  version: 'v1',
-  plural: 'deployments',
+  ...RESOURCES.deployment,
   namespace,
   name,
 });
@@ -142,7 +140,7 @@ export class LocalDeploymentRunner {
     const ns = deployment.metadata.namespace;
     const template = deployment.spec.template;
     await this.deps.prepareNamespace(ns, template.spec.serviceAccountName);
-    const pod = await this.deps.kube.create<PodObject>(CORE('pods', ns), {
+    const pod = await this.deps.kube.create<PodObject>(at(RESOURCES.pod, ns), {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
@@ -173,7 +171,7 @@ export class LocalDeploymentRunner {
     s.replicas = s.replicas.filter((x) => x !== r);
     await r.runtime.stop(graceMs);
     await this.deps.kube
-      .delete(CORE('pods', r.runtime.pod.metadata.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
+      .delete(at(RESOURCES.pod, r.runtime.pod.metadata.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
       .catch(() => undefined);
     this.deps.log('deployment pod stopped', { deployment: s.key, pod: r.runtime.name });
   }
@@ -204,7 +202,7 @@ export class LocalDeploymentRunner {
     for (const { runtime } of s.replicas) {
       await this.deps.kube
         .patch(
-          { ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
+          { ...at(RESOURCES.pod, runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
           { status: runtime.status() },
           'merge',
         )

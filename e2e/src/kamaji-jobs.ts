@@ -6,24 +6,12 @@
 // FailureTarget+Failed). It never looks at what the containers are. CronJob scheduling is not
 // played: a run is started like `kubectl create job --from=cronjob/<name>` (createJobFromCronJob).
 import { randomBytes } from 'node:crypto';
-import { CORE, rfc3339, type Informer, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { rfc3339, type Informer, type KubeClient, type KubeObject, type ResourceRef, at, RESOURCES } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { runPodToEnd, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
-export const JOB = (namespace?: string, name?: string): ResourceRef => ({
-  group: 'batch',
-  version: 'v1',
-  plural: 'jobs',
-  namespace,
-  name,
-});
-export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({
-  group: 'batch',
-  version: 'v1',
-  plural: 'cronjobs',
-  namespace,
-  name,
-});
+export const JOB = (namespace?: string, name?: string): ResourceRef => ({ ...RESOURCES.job, namespace, name });
+export const CRONJOB = (namespace?: string, name?: string): ResourceRef => ({ ...RESOURCES.cronJob, namespace, name });
 
 interface JobCondition {
   type: string;
@@ -194,7 +182,7 @@ export class LocalJobRunner {
     const uid = job.metadata.uid!;
     const name = `${job.metadata.name.slice(0, 50)}-${randomBytes(3).toString('hex')}`;
     await this.deps.prepareNamespace(ns, template.spec.serviceAccountName);
-    return this.deps.kube.create<PodObject>(CORE('pods', ns), {
+    return this.deps.kube.create<PodObject>(at(RESOURCES.pod, ns), {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {

@@ -29,7 +29,7 @@ import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
+import { CORE, type KubeClient, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { freePort } from './ports.ts';
 import { ManagedProcess, tailFile } from './process.ts';
 import { sleep } from './wait.ts';
@@ -1064,7 +1064,7 @@ export class PodRuntime {
     const expirationSeconds = source.expirationSeconds ?? 3600;
     const sa = this.pod.spec.serviceAccountName ?? 'default';
     const response = await this.options.kube.post<{ status: { token: string; expirationTimestamp: string } }>(
-      { ...CORE('serviceaccounts', this.pod.metadata.namespace, sa), subresource: 'token' },
+      { ...at(RESOURCES.serviceAccount, this.pod.metadata.namespace, sa), subresource: 'token' },
       {
         apiVersion: 'authentication.k8s.io/v1',
         kind: 'TokenRequest',

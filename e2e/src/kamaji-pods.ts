@@ -2,11 +2,11 @@
 // owns and no node was chosen for (`helm test` creates one). The runner binds it to its node
 // (the Binding subresource, as the scheduler does), runs it generically (kamaji-pod.ts), writes
 // its status as a kubelet does, and stops it when the Pod object goes.
-import { CORE, type Informer } from '@kdc/shared';
+import { type Informer, at, RESOURCES } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { findIn, runPodToEnd, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 
-const POD = (namespace?: string) => CORE('pods', namespace);
+const POD = (namespace?: string) => at(RESOURCES.pod, namespace);
 
 export class LocalPodRunner {
   private readonly deps: WorkloadRunnerDeps;
@@ -48,7 +48,7 @@ export class LocalPodRunner {
     const { namespace, name } = pod.metadata;
     await this.deps.prepareNamespace(namespace, pod.spec.serviceAccountName);
     await kube.post(
-      { ...CORE('pods', namespace, name), subresource: 'binding' },
+      { ...at(RESOURCES.pod, namespace, name), subresource: 'binding' },
       {
         apiVersion: 'v1',
         kind: 'Binding',
@@ -56,7 +56,7 @@ export class LocalPodRunner {
         target: { apiVersion: 'v1', kind: 'Node', name: this.deps.nodeName },
       },
     );
-    const bound = await kube.get<PodObject>(CORE('pods', namespace, name));
+    const bound = await kube.get<PodObject>(at(RESOURCES.pod, namespace, name));
     this.deps.log('pod bound and started', { pod: `${namespace}/${name}` });
     // restartPolicy Always never ends by itself: it runs until its object goes or the runner stops.
     const phase = await runPodToEnd(this.deps, bound, entry, () => this.stopping);

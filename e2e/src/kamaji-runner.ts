@@ -20,13 +20,14 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { LocalImage } from './kamaji-image.ts';
 import {
-  CORE,
   Informer,
   KubeClient,
   isAlreadyExists,
   isNotFound,
   type KubeObject,
   type ResourceRef,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { LocalDeploymentRunner } from './kamaji-deployments.ts';
 import { LocalJobRunner } from './kamaji-jobs.ts';
@@ -73,12 +74,7 @@ function randomLoopbackIp(): string {
   return `127.${64 + (a! % 187)}.${b}.${1 + (c! % 254)}`;
 }
 const FIELD_MANAGER = 'kamaji-local-runner';
-const DATASTORE = (name?: string): ResourceRef => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'datastores',
-  name,
-});
+const DATASTORE = (name?: string): ResourceRef => ({ ...RESOURCES.dataStore, name });
 type DataStoreContent = { content?: string; secretReference?: { name?: string; namespace?: string; keyPath: string } };
 interface DataStore extends KubeObject {
   spec: {
@@ -90,13 +86,7 @@ interface DataStore extends KubeObject {
     };
   };
 }
-const TCP = (namespace?: string, name?: string): ResourceRef => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace,
-  name,
-});
+const TCP = (namespace?: string, name?: string): ResourceRef => ({ ...RESOURCES.tenantControlPlane, namespace, name });
 
 export interface KamajiRunnerOptions {
   /**
@@ -590,12 +580,12 @@ class Runner implements KamajiRunner {
       const existing = await Promise.all(
         Object.keys(pkiPaths).map((k) =>
           this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
-            CORE('secrets', ns, names[k as keyof typeof pkiPaths]),
+            at(RESOURCES.secret, ns, names[k as keyof typeof pkiPaths]),
           ),
         ),
       );
       const admin = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
-        CORE('secrets', ns, names.adminKubeconfig),
+        at(RESOURCES.secret, ns, names.adminKubeconfig),
       );
       const adminPemFile = join(s.dir, 'admin-client.json');
       let adminPem: { cert: string; key: string } | undefined;
@@ -635,11 +625,11 @@ class Runner implements KamajiRunner {
     });
     writeFileSync(s.adminKubeconfig, kubeconfig, { mode: 0o600 });
     const live = await this.kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
-      CORE('secrets', ns, names.adminKubeconfig),
+      at(RESOURCES.secret, ns, names.adminKubeconfig),
     );
     if (live?.data?.['admin.conf'] !== b64(kubeconfig)) {
       await this.kube.apply(
-        CORE('secrets', ns, names.adminKubeconfig),
+        at(RESOURCES.secret, ns, names.adminKubeconfig),
         this.secret(tcp, names.adminKubeconfig, { 'admin.conf': kubeconfig }),
         FIELD_MANAGER,
       );
@@ -720,7 +710,7 @@ class Runner implements KamajiRunner {
     for (const [k, [cert, key]] of Object.entries(contents) as [keyof typeof pkiPaths, [string, string]][]) {
       const [certName, keyName] = pkiPaths[k];
       await this.kube.apply(
-        CORE('secrets', tcp.metadata.namespace, names[k]),
+        at(RESOURCES.secret, tcp.metadata.namespace, names[k]),
         this.secret(tcp, names[k], { [certName]: cert, [keyName]: key }),
         FIELD_MANAGER,
       );
@@ -742,7 +732,7 @@ class Runner implements KamajiRunner {
     // Objects left by a runner that stopped without cleaning up; never those of pods running now.
     if (first) await this.deletePodObjects(ns, tcp.metadata.name);
     await this.prepareNamespace(ns, wanted.spec.serviceAccountName);
-    return this.kube.create<PodObject>(CORE('pods', ns), wanted);
+    return this.kube.create<PodObject>(at(RESOURCES.pod, ns), wanted);
   }
 
   /**
@@ -756,7 +746,7 @@ class Runner implements KamajiRunner {
     if (ds.spec.driver !== 'etcd')
       throw new Error(`DataStore ${tcp.spec.dataStore}: driver ${ds.spec.driver} is not supported by the local runner`);
     const secretName = datastoreCertsSecret(tcp.metadata.name);
-    const existing = await this.kube.getOrNull(CORE('secrets', tcp.metadata.namespace, secretName));
+    const existing = await this.kube.getOrNull(at(RESOURCES.secret, tcp.metadata.namespace, secretName));
     if (!existing) {
       const ca = ds.spec.tlsConfig?.certificateAuthority;
       const caCert = await this.contentOf(ca?.certificate);
@@ -771,7 +761,7 @@ class Runner implements KamajiRunner {
         { name: 'client', commonName: `${tcp.metadata.namespace}_${tcp.metadata.name}`, usage: 'client' },
       );
       await this.kube.apply(
-        CORE('secrets', tcp.metadata.namespace, secretName),
+        at(RESOURCES.secret, tcp.metadata.namespace, secretName),
         this.secret(tcp, secretName, { 'ca.crt': caCert, 'server.crt': client.certPem, 'server.key': client.keyPem }),
         FIELD_MANAGER,
       );
@@ -788,7 +778,7 @@ class Runner implements KamajiRunner {
         'DataStore tlsConfig: a certificate or key has neither content nor a secretReference with name and namespace',
       );
     const secret = await this.kube.get<KubeObject & { data?: Record<string, string> }>(
-      CORE('secrets', secretRef.namespace, secretRef.name),
+      at(RESOURCES.secret, secretRef.namespace, secretRef.name),
     );
     const value = secret.data?.[secretRef.keyPath];
     if (!value)
@@ -801,13 +791,13 @@ class Runner implements KamajiRunner {
   /** What kube-controller-manager would have done in this namespace (it does not run here). */
   async prepareNamespace(ns: string, serviceAccount: string | undefined): Promise<void> {
     if (!serviceAccount || serviceAccount === 'default') {
-      await this.createIfMissing(CORE('serviceaccounts', ns), {
+      await this.createIfMissing(at(RESOURCES.serviceAccount, ns), {
         apiVersion: 'v1',
         kind: 'ServiceAccount',
         metadata: { name: 'default' },
       });
     }
-    await this.createIfMissing(CORE('configmaps', ns), {
+    await this.createIfMissing(at(RESOURCES.configMap, ns), {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'kube-root-ca.crt' },
@@ -824,12 +814,12 @@ class Runner implements KamajiRunner {
   }
 
   private async deletePodObjects(namespace: string, tcpName: string): Promise<void> {
-    const pods = await this.kube.list<PodObject>(CORE('pods', namespace), {
+    const pods = await this.kube.list<PodObject>(at(RESOURCES.pod, namespace), {
       labelSelector: `${NAME_LABEL}=${tcpName}`,
       fieldSelector: `spec.nodeName=${LOCAL_NODE_NAME}`,
     });
     for (const p of pods.items)
-      await this.kube.delete(CORE('pods', namespace, p.metadata.name), { gracePeriodSeconds: 0 });
+      await this.kube.delete(at(RESOURCES.pod, namespace, p.metadata.name), { gracePeriodSeconds: 0 });
   }
 
   private async stopReplica(s: TcpState, r: Replica, graceMs?: number): Promise<void> {
@@ -837,7 +827,7 @@ class Runner implements KamajiRunner {
     s.replicas = s.replicas.filter((x) => x !== r);
     await r.runtime.stop(graceMs ?? (grace === undefined ? undefined : grace * 1000));
     await this.kube
-      .delete(CORE('pods', s.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
+      .delete(at(RESOURCES.pod, s.namespace, r.runtime.name), { gracePeriodSeconds: 0 })
       .catch((error: unknown) => this.log('pod object delete failed', { error: String(error) }));
   }
 
@@ -861,9 +851,9 @@ class Runner implements KamajiRunner {
     await this.stopPods(s);
     await this.deletePodObjects(s.namespace, s.name).catch(() => undefined);
     for (const secret of Object.values(PKI_SECRETS(s.name)))
-      await this.kube.delete(CORE('secrets', s.namespace, secret));
+      await this.kube.delete(at(RESOURCES.secret, s.namespace, secret));
     if (tcp?.spec.dataStore) {
-      await this.kube.delete(CORE('secrets', s.namespace, datastoreCertsSecret(s.name))).catch(() => undefined);
+      await this.kube.delete(at(RESOURCES.secret, s.namespace, datastoreCertsSecret(s.name))).catch(() => undefined);
       this.log('TCP on a DataStore: its data stays in that etcd', {
         tcp: `${s.namespace}/${s.name}`,
         dataStore: tcp.spec.dataStore,
@@ -969,7 +959,11 @@ class Runner implements KamajiRunner {
       else r.conditionTimes.set(c.type, { status: c.status, time: c.lastTransitionTime });
     }
     try {
-      await this.kube.patch({ ...CORE('pods', s.namespace, pod.name), subresource: 'status' }, { status }, 'merge');
+      await this.kube.patch(
+        { ...at(RESOURCES.pod, s.namespace, pod.name), subresource: 'status' },
+        { status },
+        'merge',
+      );
       r.lastPodStatus = comparable;
       this.log('pod status', {
         pod: pod.name,
@@ -1134,7 +1128,7 @@ class Runner implements KamajiRunner {
             await pod.stop(grace === undefined ? 10_000 : grace * 1000);
             // Best effort: a stopped node's pods are gone, and the TCP is no longer served.
             await withTimeout(
-              this.kube.delete(CORE('pods', s.namespace, pod.name), { gracePeriodSeconds: 0 }),
+              this.kube.delete(at(RESOURCES.pod, s.namespace, pod.name), { gracePeriodSeconds: 0 }),
               3000,
             ).catch(() => undefined);
           }),

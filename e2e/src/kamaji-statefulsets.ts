@@ -7,15 +7,13 @@
 // pod's readiness.
 import { createHash } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { CORE, isNotFound, type Informer, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { isNotFound, type Informer, type KubeObject, type ResourceRef, at, RESOURCES } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 import { findIn, watchAll, type WorkloadRunnerDeps } from './kamaji-workloads.ts';
 import { freePort } from './ports.ts';
 
 export const STATEFULSET = (namespace?: string, name?: string): ResourceRef => ({
-  group: 'apps',
-  version: 'v1',
-  plural: 'statefulsets',
+  ...RESOURCES.statefulSet,
   namespace,
   name,
 });
@@ -149,13 +147,13 @@ export class LocalStatefulSetRunner {
   private async startPod(s: SetState, sts: StatefulSetObject, hash: string): Promise<void> {
     const ns = sts.metadata.namespace;
     const name = `${sts.metadata.name}-0`;
-    await this.deps.kube.delete(CORE('pods', ns, name), { gracePeriodSeconds: 0 }).catch(() => undefined);
+    await this.deps.kube.delete(at(RESOURCES.pod, ns, name), { gracePeriodSeconds: 0 }).catch(() => undefined);
     await this.deps.prepareNamespace(ns, sts.spec.template.spec.serviceAccountName);
     const claims = (sts.spec.volumeClaimTemplates ?? []).map((t) => ({
       name: t.metadata.name,
       persistentVolumeClaim: { claimName: `${t.metadata.name}-${name}` },
     }));
-    const pod = await this.deps.kube.create<PodObject>(CORE('pods', ns), {
+    const pod = await this.deps.kube.create<PodObject>(at(RESOURCES.pod, ns), {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
@@ -199,7 +197,7 @@ export class LocalStatefulSetRunner {
     s.hash = undefined;
     await runtime.stop();
     await this.deps.kube
-      .delete(CORE('pods', runtime.pod.metadata.namespace, runtime.name), { gracePeriodSeconds: 0 })
+      .delete(at(RESOURCES.pod, runtime.pod.metadata.namespace, runtime.name), { gracePeriodSeconds: 0 })
       .catch(() => undefined);
     this.deps.log('statefulset pod stopped', { sts: s.key, pod: runtime.name });
   }
@@ -209,7 +207,7 @@ export class LocalStatefulSetRunner {
     if (runtime) {
       await this.deps.kube
         .patch(
-          { ...CORE('pods', runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
+          { ...at(RESOURCES.pod, runtime.pod.metadata.namespace, runtime.name), subresource: 'status' },
           { status: runtime.status() },
           'merge',
         )

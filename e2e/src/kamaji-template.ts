@@ -51,7 +51,7 @@ export interface TenantControlPlane extends KubeObject {
 // ---- Kamaji's pod template ----------------------------------------------------------------------
 
 /** Hash of what rolls Kamaji's deployment: version, deployment (incl. podAdditionalMetadata), networkProfile. */
-export function templateHash(tcp: TenantControlPlane): string {
+export function templateHash(tcp: Pick<TenantControlPlane, 'spec'>): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(canonical)

@@ -1,5 +1,5 @@
 // What the runner's workload halves (Jobs, StatefulSets) get from the runner, and how they watch.
-import { CORE, Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef } from '@kdc/shared';
+import { Informer, isNotFound, type KubeClient, type KubeObject, type ResourceRef, at, RESOURCES } from '@kdc/shared';
 import type { PodObject, PodRuntime } from './kamaji-pod.ts';
 
 export interface WorkloadRunnerDeps {
@@ -51,7 +51,7 @@ export async function runPodToEnd(
   entry: { runtime?: PodRuntime },
   giveUp: () => boolean,
 ): Promise<'Succeeded' | 'Failed'> {
-  const ref = { ...CORE('pods', pod.metadata.namespace, pod.metadata.name), subresource: 'status' };
+  const ref = { ...at(RESOURCES.pod, pod.metadata.namespace, pod.metadata.name), subresource: 'status' };
   let flush: Promise<void> = Promise.resolve();
   let pending = false;
   const runtime = deps.runtime(pod, `${pod.metadata.namespace}_${pod.metadata.name}`, () => {

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CORE,
   OPENBAO_AUDIENCE,
   KubeClient,
   OpenBaoClient,
@@ -9,6 +8,8 @@ import {
   openBaoAccessNames,
   transitKeyName,
   requestServiceAccountToken,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { writeClusterAccess } from './cluster-access.ts';
 import { startKmsPlugin, writeKmsEncryptionConfig, type KmsPluginProcess } from './kms.ts';
@@ -57,13 +58,13 @@ export async function kmsTenant(
   const root = new OpenBaoClient({ endpoint: bao.url, caBundle: bao.caPem, token: bao.rootToken, timeoutMs: 10_000 });
   const kube = KubeClient.fromFile(p.management.kubeconfig);
   const namespace = unique(input.prefix);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   const cluster = unique('c');
   const names = clusterNames(cluster);
   const transitKey = transitKeyName(namespace, names.autoEtcdKey);
   await root.transit().createKey(transitKey, { type: 'aes256-gcm96', exportable: false });
   await writeClusterAccess(root, namespace, cluster, 'plugin');
-  await kube.create(CORE('serviceaccounts', namespace), {
+  await kube.create(at(RESOURCES.serviceAccount, namespace), {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
     metadata: { name: names.kmsPluginServiceAccount },

@@ -1,20 +1,20 @@
 import { join } from 'node:path';
 import {
   ANNOTATIONS,
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KMS_PLUGIN_CONTAINERS,
   KubeClient,
   clusterNames,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
 import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
 import type { LocalImage } from './kamaji-image.ts';
-import type { TenantControlPlane } from './kamaji-template.ts';
+
 import type { PlatformState } from './platform.ts';
-import { DATASTORE_REF, ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from './restore-fixture.ts';
+import { ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from './restore-fixture.ts';
 import { dataStoreAccess } from './tenant-rows.ts';
 import { waitFor } from './wait.ts';
 
@@ -63,7 +63,7 @@ export async function startLifecycleTenant(input: {
     stops.push(
       () => runner.stop(),
       () =>
-        kube.delete(DATASTORE_REF(dataStore)).then(
+        kube.delete(at(RESOURCES.dataStore, undefined, dataStore)).then(
           () => undefined,
           () => undefined,
         ),
@@ -73,7 +73,7 @@ export async function startLifecycleTenant(input: {
     for (const controller of await input.controllers()) stops.push(() => controller.stop());
     await input.before?.();
     await kube.create(
-      { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace },
+      { ...RESOURCES.kdcCluster, namespace },
       {
         apiVersion: KDC_API_VERSION,
         kind: 'KdcCluster',
@@ -86,7 +86,7 @@ export async function startLifecycleTenant(input: {
       'the admin kubeconfig',
       async () =>
         (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
-          CORE('secrets', namespace, `${names.tenantControlPlane}-admin-kubeconfig`),
+          at(RESOURCES.secret, namespace, `${names.tenantControlPlane}-admin-kubeconfig`),
         )) ?? undefined,
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
@@ -94,7 +94,7 @@ export async function startLifecycleTenant(input: {
     await waitFor(
       'the tenant apiserver answering',
       async () =>
-        (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null || undefined,
+        (await tenant.getOrNull(at(RESOURCES.namespace, undefined, 'default')).catch(() => null)) !== null || undefined,
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
     await settled({ kube, runner, namespace, tcpName: names.tenantControlPlane, spec: input.spec });
@@ -123,7 +123,7 @@ async function settled(input: {
   await waitFor(
     'every control-plane replica Ready on the current template',
     async () => {
-      const tcp = await input.kube.get<TenantControlPlane>(TCP(input.namespace, input.tcpName));
+      const tcp = await input.kube.get(TCP(input.namespace, input.tcpName));
       const attached = (tcp.spec.controlPlane?.deployment?.additionalInitContainers ?? []).some((c) =>
         KMS_PLUGIN_CONTAINERS.includes(c.name),
       );
@@ -145,7 +145,7 @@ async function settled(input: {
 export async function requestScan(kube: KubeClient, namespace: string, cluster: string): Promise<string> {
   const asked = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   await kube.patch(
-    { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace, name: cluster },
+    { ...RESOURCES.kdcCluster, namespace, name: cluster },
     { metadata: { annotations: { [ANNOTATIONS.rewrapRequested]: asked } } },
   );
   return asked;
@@ -156,7 +156,7 @@ export async function writeSecrets(tenant: KubeClient, count: number, value: (i:
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, (_, j) =>
-        tenant.create(CORE('secrets', 'default'), {
+        tenant.create(at(RESOURCES.secret, 'default'), {
           apiVersion: 'v1',
           kind: 'Secret',
           metadata: { name: `s-${i + j}` },

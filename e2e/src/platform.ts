@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT, requestServiceAccountToken } from '@kdc/shared';
+import { KubeClient, OPENBAO_K8S_AUTH_MOUNT, requestServiceAccountToken, at, RESOURCES } from '@kdc/shared';
 import { ensureBinaries, type BinaryName } from './binaries.ts';
 import { applyCrds, kamajiCrds, platformCrds } from './crds.ts';
 import { startEtcd, type EtcdServer } from './etcd.ts';
@@ -63,14 +63,9 @@ function versionOf(binary: string, args: string[], pattern: RegExp): string {
 /** The ServiceAccount whose token OpenBao uses for TokenReviews against the management cluster. */
 export async function reviewerToken(kube: KubeClient): Promise<string> {
   const sa = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'openbao-auth', namespace: 'kube-system' } };
-  await kube.apply(CORE('serviceaccounts', 'kube-system', 'openbao-auth'), sa, 'kdc-platform');
+  await kube.apply(at(RESOURCES.serviceAccount, 'kube-system', 'openbao-auth'), sa, 'kdc-platform');
   await kube.apply(
-    {
-      group: 'rbac.authorization.k8s.io',
-      version: 'v1',
-      plural: 'clusterrolebindings',
-      name: 'openbao-auth-delegator',
-    },
+    { ...RESOURCES.clusterRoleBinding, name: 'openbao-auth-delegator' },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',

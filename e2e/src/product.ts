@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORE, KubeClient, isAlreadyExists } from '@kdc/shared';
+import { KubeClient, isAlreadyExists, at, RESOURCES } from '@kdc/shared';
 import { CHART_DIR, helmRun, imageValues } from './chart.ts';
 import { controllerOpenBaoToken } from './encryption-reconciler.ts';
 import type { ShippedImages } from './images.ts';
@@ -31,11 +31,11 @@ export async function installProduct(input: {
   const { state } = input;
   const kube = KubeClient.fromFile(state.management.kubeconfig);
   await kube
-    .create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PRODUCT_NAMESPACE } })
+    .create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PRODUCT_NAMESPACE } })
     .catch((error: unknown) => {
       if (!isAlreadyExists(error)) throw error;
     });
-  await kube.create(CORE('secrets', PRODUCT_NAMESPACE), {
+  await kube.create(at(RESOURCES.secret, PRODUCT_NAMESPACE), {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: 'kdc-openbao-token' },

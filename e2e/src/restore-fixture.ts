@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import {
   ANNOTATIONS,
   BACKUP_CREDENTIAL_KEYS,
-  CORE,
   KDC_API_VERSION,
-  KDC_GROUP,
   KubeClient,
   clusterNames,
   restoreRun,
   type KubeObject,
   type RestoreStatus,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { BACKUP_IMAGE, BACKUP_MAIN, LOCAL_IMAGES } from './images.ts';
 import { JOB, createJobFromCronJob, type JobObject } from './kamaji-jobs.ts';
@@ -37,26 +37,9 @@ export type RestoreCluster = KubeObject & {
 
 export const ETCD_IMAGE = 'kdc.local/etcd:3.6';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-export const TCP = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
-export const KDC = (ns: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace: ns,
-  name,
-});
-export const DATASTORE_REF = (name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'datastores',
-  name,
-});
+export const TCP = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
+export const KDC = (ns: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace: ns, name });
+export const DATASTORE_REF = (name?: string) => ({ ...RESOURCES.dataStore, name });
 export const conditionOf = (c: RestoreCluster | undefined, type: string) =>
   c?.status?.conditions?.find((x) => x.type === type);
 
@@ -157,7 +140,7 @@ export async function dedicatedEtcdDataStore(input: {
   const ca = createCA(dir, 'datastore');
   const server = issueCert(ca, dir, { name: 'etcd-server', commonName: 'etcd', ips: ['127.0.0.1'], usage: 'server' });
   const client = issueCert(ca, dir, { name: 'etcd-client', commonName: 'kamaji', usage: 'client' });
-  await kube.create(CORE('secrets', ns), {
+  await kube.create(at(RESOURCES.secret, ns), {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: `${sts}-tls` },
@@ -224,8 +207,8 @@ export async function startRestoreFixture(
   const dir = join(p.dir, id);
   mkdirSync(dir, { recursive: true });
   const ns = `${input.prefix}-${id}`;
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  await kube.create(CORE('secrets', ns), {
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  await kube.create(at(RESOURCES.secret, ns), {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: 'managed-k8s-backups' },
@@ -287,7 +270,7 @@ export async function startRestoreFixture(
     get,
     tenant: async () => {
       const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-        CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+        at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
       );
       return KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
     },

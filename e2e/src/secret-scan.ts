@@ -1,7 +1,7 @@
 import { createReadStream, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
+import { type KubeClient, type KubeObject, RESOURCES } from '@kdc/shared';
 
 // After the e2e suite: every log the platform, the controllers and the tenant pods wrote, and
 // every event and status left on the management apiserver, must hold no token, wrapped key,
@@ -61,9 +61,9 @@ export function filesUnder(dir: string): string[] {
 /** Events, and the status of every KdcCluster and KMSKey, as JSON lines in `file`. */
 export async function dumpClusterState(kube: KubeClient, file: string): Promise<void> {
   const lists = await Promise.all([
-    kube.list<KubeObject>(CORE('events')),
-    kube.list<KubeObject>({ group: 'k8s.kube-dc.com', version: 'v1alpha1', plural: 'kdcclusters' }),
-    kube.list<KubeObject>({ group: 'security.kube-dc.com', version: 'v1alpha1', plural: 'kmskeys' }),
+    kube.list<KubeObject>(RESOURCES.event),
+    kube.list<KubeObject>(RESOURCES.kdcCluster),
+    kube.list<KubeObject>(RESOURCES.kmsKey),
   ]);
   const lines = lists
     .flatMap((l) => l.items)

@@ -3,9 +3,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CORE, type KubeClient, type KubeObject } from '@kdc/shared';
+import { CORE, type KubeClient, type KubeObject, RESOURCES, at } from '@kdc/shared';
 import { decodeEncryptedObject } from '@kdc/shared/etcd';
-import { DATASTORE_REF } from './restore-fixture.ts';
 
 // What the data-lifecycle tests judge by: a checksum ledger of a tenant's objects read through
 // its apiserver (nothing lost, nothing changed), and its rows read raw from its DataStore with
@@ -40,7 +39,7 @@ export async function dataStoreAccess(input: {
   port: number;
   dir: string;
 }): Promise<DataStoreAccess> {
-  const ds = await input.kube.get<DataStore>(DATASTORE_REF(input.dataStore));
+  const ds = await input.kube.get<DataStore>(at(RESOURCES.dataStore, undefined, input.dataStore));
   mkdirSync(input.dir, { recursive: true });
   const file = (name: string, b64: string) => {
     const path = join(input.dir, name);
@@ -106,9 +105,7 @@ export async function rawRows(
 /** The tenant's etcd prefix as Kamaji applied it (`/<schema>/`). */
 export async function tenantPrefix(kube: KubeClient, namespace: string, tcp: string): Promise<string> {
   const object = await kube.get<KubeObject & { status?: { storage?: { setup?: { schema?: string } } } }>({
-    group: 'kamaji.clastix.io',
-    version: 'v1alpha1',
-    plural: 'tenantcontrolplanes',
+    ...RESOURCES.tenantControlPlane,
     namespace,
     name: tcp,
   });

@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENVELOPE_OBJECTS, parseMetadata, type MetadataV2 } from '@kdc/backup-envelope';
-import { CORE, KubeClient } from '@kdc/shared';
+import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import {
   backupAccess,
   backupStore,
@@ -38,7 +38,7 @@ async function ledgerOf(kube: KubeClient, namespace: string): Promise<Map<string
   let token: string | undefined;
   do {
     const page = await kube.list<{ metadata: { name: string }; data?: Record<string, string> }>(
-      CORE('secrets', namespace),
+      at(RESOURCES.secret, namespace),
       { limit: 500, ...(token ? { continue: token } : {}) },
     );
     for (const s of page.items) ledger.set(s.metadata.name, digest(s.data ?? {}));
@@ -77,12 +77,12 @@ describe('backup round trip: tenant apiserver -> etcd snapshot -> S3 -> restore 
   it(`${SECRETS} Secrets read back equal, via the job CLI with Kubernetes auth as backup-<cluster>`, async () => {
     const p = platform();
     const kube = KubeClient.fromFile(tenant.kubeconfig);
-    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ledger' } });
+    await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ledger' } });
     const written = new Map<string, string>();
     await pool(SECRETS, 32, async (i) => {
       const data = { value: Buffer.from(`${MARKER}-${i}-${randomBytes(24).toString('hex')}`).toString('base64') };
       const name = `s-${String(i).padStart(5, '0')}`;
-      await kube.create(CORE('secrets', 'ledger'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data });
+      await kube.create(at(RESOURCES.secret, 'ledger'), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data });
       written.set(name, digest(data));
     });
     expect(written.size).toBe(SECRETS);

@@ -10,21 +10,20 @@ import {
   ANNOTATIONS,
   API_VERSION,
   BACKUP_CREDENTIAL_KEYS,
-  CORE,
   DEFAULT_BACKUP_CREDENTIAL_SECRET,
   KDC_API_VERSION,
   KDC_CLUSTER,
   KDC_GROUP,
   KAMAJI_API_VERSION,
-  KAMAJI_GROUP,
   KMS_KEY,
   KMS_STORED_PREFIX,
   KMSKEY_API_VERSION,
-  SECURITY_GROUP,
   TENANT_CONTROL_PLANE,
   transitKeyName,
   type KubeObject,
   type ResourceRef,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { backupStore } from '../src/backup-harness.ts';
 import { deleteRaw, kdcEnv, putRaw, runKdc, startKdc } from '../src/cli-harness.ts';
@@ -38,12 +37,7 @@ const clusterRef = (namespace: string, name?: string): ResourceRef => ({
   namespace,
   ...(name ? { name } : {}),
 });
-const kmsKeyRef = (namespace: string): ResourceRef => ({
-  group: SECURITY_GROUP,
-  version: API_VERSION,
-  plural: KMS_KEY.plural,
-  namespace,
-});
+const kmsKeyRef = (namespace: string): ResourceRef => ({ ...RESOURCES.kmsKey, namespace });
 
 /** A KMS v2 EncryptedObject written by hand (every length < 128: one-byte varints). */
 function encryptedObject(keyID: string): Buffer {
@@ -96,7 +90,7 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     transitKey = transitKeyName(namespace, kmsKey);
     prefix = `/${namespace}_${cluster}-cp/`;
     env = kdcEnv(p, dir);
-    await kube.create(CORE('secrets', namespace), {
+    await kube.create(at(RESOURCES.secret, namespace), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: DEFAULT_BACKUP_CREDENTIAL_SECRET },
@@ -124,7 +118,7 @@ describe('kubectl kdc backups and keys min-decryption', () => {
       spec: { purpose: 'etcd' },
     });
     // Kamaji names the etcd prefix (status.storage.setup.schema); the CLI reads it from there.
-    const tcp = { group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace };
+    const tcp = { ...RESOURCES.tenantControlPlane, namespace };
     await kube.create(tcp, {
       apiVersion: KAMAJI_API_VERSION,
       kind: TENANT_CONTROL_PLANE.kind,
@@ -196,7 +190,7 @@ describe('kubectl kdc backups and keys min-decryption', () => {
     expect(unknown.stderr).toContain(`KdcCluster "nope" not found in namespace "${namespace}"`);
 
     const broken = unique('c');
-    await kube.create(CORE('secrets', namespace), {
+    await kube.create(at(RESOURCES.secret, namespace), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'half' },

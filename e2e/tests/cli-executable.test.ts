@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCliExecutable, type CliExecutable } from '@kdc/images';
-import { KDC_API_VERSION, KDC_GROUP } from '@kdc/shared';
+import { KDC_API_VERSION, RESOURCES } from '@kdc/shared';
 import { startStallProxy } from '../src/stall-proxy.ts';
 import { createNamespace, management, platform } from './helpers.ts';
 
@@ -52,7 +52,7 @@ describe('kubectl-kdc, the single executable', () => {
     const kube = management();
     const ns = await createNamespace(kube, 'cli-fleet');
     await kube.create(
-      { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters', namespace: ns },
+      { ...RESOURCES.kdcCluster, namespace: ns },
       {
         apiVersion: KDC_API_VERSION,
         kind: 'KdcCluster',

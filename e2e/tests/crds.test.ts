@@ -4,41 +4,21 @@ import {
   KDC_API_VERSION,
   KDC_GROUP,
   KMSKEY_API_VERSION,
-  SECURITY_GROUP,
   type KubeObject,
+  RESOURCES,
 } from '@kdc/shared';
 import { applyCrds, kamajiCrds, platformCrds } from '../src/crds.ts';
 import { createNamespace, management } from './helpers.ts';
 
-const kdcRef = (namespace: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace,
-  name,
-});
-const kkeyRef = (namespace: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace,
-  name,
-});
-const tcpRef = (namespace: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace,
-  name,
-});
+const kdcRef = (namespace: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace, name });
+const kkeyRef = (namespace: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace, name });
+const tcpRef = (namespace: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace, name });
 
 describe('CRDs on the real management apiserver', () => {
   it('applies our generated CRDs and the unmodified Kamaji CRDs (idempotently)', async () => {
     const kube = management();
     await applyCrds(kube, [...platformCrds(), ...kamajiCrds()]);
-    const names = (
-      await kube.list({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' })
-    ).items.map((c) => c.metadata?.name);
+    const names = (await kube.list(RESOURCES.customResourceDefinition)).items.map((c) => c.metadata?.name);
     expect(names).toEqual(
       expect.arrayContaining([
         'kdcclusters.k8s.kube-dc.com',

@@ -8,6 +8,8 @@ import {
   type KubeClient,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { startLifecycleTenant, startReader, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
 import { TCP } from '../src/restore-fixture.ts';
@@ -136,10 +138,10 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
   });
 
   it('configmaps added: their plaintext rows are migrated to KMS', async () => {
-    const at = new Date().toISOString();
+    const since = new Date().toISOString();
     await timed('addConfigmaps', async () => {
       await patch({ resources: ['secrets', 'configmaps'] });
-      await encrypted(at, 'All resources encrypted: configmaps, secrets');
+      await encrypted(since, 'All resources encrypted: configmaps, secrets');
     });
     const raw = await rawRows(etcdctl, prefix, 'configmaps');
     expect(raw.plaintext).toBe(0);
@@ -171,7 +173,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
   }, 120_000);
 
   it('configmaps dropped: decrypted to plaintext and proven before KMS leaves them; secrets stay encrypted', async () => {
-    const at = new Date().toISOString();
+    const since = new Date().toISOString();
     await timed('dropConfigmaps', async () => {
       await patch({ resources: ['secrets'] });
       // The decrypt step is visible: configmaps are configured [identity, kms] until proven plaintext.
@@ -180,7 +182,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
         async () => (await get()).status?.encryption?.decryptingResources?.includes('configmaps') || undefined,
         { timeoutMs: 60_000, intervalMs: 500 },
       );
-      await encrypted(at, 'All resources encrypted: secrets');
+      await encrypted(since, 'All resources encrypted: secrets');
     });
     const c = await get();
     expect(c.status!.encryption).toMatchObject({ encryptedResources: ['secrets'], decryptingResources: [] });
@@ -190,7 +192,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     expect(secrets.plaintext).toBe(0);
     expect([...secrets.providers.keys()]).toEqual(['kube-dc-kms-plugin']);
     const events = await kube.list<KubeObject & { reason: string; message: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     expect(
       events.items.some(
@@ -204,10 +206,10 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
   }, 400_000);
 
   it('configmaps added again, under their own provider name', async () => {
-    const at = new Date().toISOString();
+    const since = new Date().toISOString();
     await timed('addConfigmapsAgain', async () => {
       await patch({ resources: ['secrets', 'configmaps'] });
-      await encrypted(at, 'All resources encrypted: configmaps, secrets');
+      await encrypted(since, 'All resources encrypted: configmaps, secrets');
     });
     const raw = await rawRows(etcdctl, prefix, 'configmaps');
     expect(raw.plaintext).toBe(0);

@@ -5,19 +5,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  API_VERSION,
-  CORE,
   KAMAJI_API_VERSION,
-  KAMAJI_GROUP,
   KDC_API_VERSION,
   KDC_CLUSTER,
-  KDC_GROUP,
   KMS_KEY,
   KMSKEY_API_VERSION,
-  SECURITY_GROUP,
   TENANT_CONTROL_PLANE,
   transitKeyName,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { scanCoverage, type CoverageScan } from '@kdc/shared/etcd';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
@@ -40,7 +37,7 @@ describe('coverage scan of a tenant apiserver writing through the KMS plugin', (
 
   beforeAll(async () => {
     for (let i = 0; i < SECRETS; i++) {
-      await kms.t.tenant.create(CORE('secrets', 'default'), {
+      await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `s-${i}` },
@@ -48,7 +45,7 @@ describe('coverage scan of a tenant apiserver writing through the KMS plugin', (
       });
     }
     for (let i = 0; i < 3; i++)
-      await kms.t.tenant.create(CORE('configmaps', 'default'), {
+      await kms.t.tenant.create(at(RESOURCES.configMap, 'default'), {
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: { name: `c-${i}` },
@@ -60,8 +57,8 @@ describe('coverage scan of a tenant apiserver writing through the KMS plugin', (
     const first = (await kms.client.status()).key_id;
     // The apiserver's own listing is the ground truth for how many rows there are.
     const listed = async () => ({
-      secrets: (await kms.t.tenant.list(CORE('secrets'))).items.length,
-      configmaps: (await kms.t.tenant.list(CORE('configmaps'))).items.length,
+      secrets: (await kms.t.tenant.list(RESOURCES.secret)).items.length,
+      configmaps: (await kms.t.tenant.list(RESOURCES.configMap)).items.length,
     });
     const { before, counts } = await waitFor(
       'the scan to agree with the apiserver listing',
@@ -124,8 +121,8 @@ describe('kubectl kdc keys min-decryption over mutual TLS (a Kamaji-style DataSt
   let namespace = '';
   let transitKey = '';
   let env: Record<string, string> = {};
-  const tcpRef = () => ({ group: KAMAJI_GROUP, version: API_VERSION, plural: TENANT_CONTROL_PLANE.plural, namespace });
-  const clusterRef = () => ({ group: KDC_GROUP, version: API_VERSION, plural: KDC_CLUSTER.plural, namespace });
+  const tcpRef = () => ({ ...RESOURCES.tenantControlPlane, namespace });
+  const clusterRef = () => ({ ...RESOURCES.kdcCluster, namespace });
   const kdc = (...args: string[]) => runKdc([...args, '-n', namespace], env);
   const tls = () => [
     '--etcd-endpoint',
@@ -153,7 +150,7 @@ describe('kubectl kdc keys min-decryption over mutual TLS (a Kamaji-style DataSt
     transitKey = transitKeyName(namespace, kmsKey);
     env = kdcEnv(p, dir);
     await kube.create(
-      { group: SECURITY_GROUP, version: API_VERSION, plural: KMS_KEY.plural, namespace },
+      { ...RESOURCES.kmsKey, namespace },
       { apiVersion: KMSKEY_API_VERSION, kind: KMS_KEY.kind, metadata: { name: kmsKey }, spec: { purpose: 'etcd' } },
     );
     await root.createKey(transitKey);

@@ -2,7 +2,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KDC_GROUP, KubeClient, clusterNames, type KubeObject } from '@kdc/shared';
+import { KDC_API_VERSION, KubeClient, clusterNames, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { CHART_DIR } from '../src/chart.ts';
 import { readRaw } from '../src/etcd-raw.ts';
 import { shippedImages, type ShippedImages } from '../src/images.ts';
@@ -23,26 +23,9 @@ type Pod = KubeObject & {
   status?: { podIP?: string; containerStatuses?: { ready: boolean }[] };
 };
 
-const CRD = (name?: string) => ({
-  group: 'apiextensions.k8s.io',
-  version: 'v1',
-  plural: 'customresourcedefinitions',
-  name,
-});
-const LEASE = (name: string) => ({
-  group: 'coordination.k8s.io',
-  version: 'v1',
-  plural: 'leases',
-  namespace: SYSTEM,
-  name,
-});
-const KDCCLUSTER = (namespace: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace,
-  name,
-});
+const CRD = (name?: string) => ({ ...RESOURCES.customResourceDefinition, name });
+const LEASE = (name: string) => ({ ...RESOURCES.lease, namespace: SYSTEM, name });
+const KDCCLUSTER = (namespace: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace, name });
 const isTrue = (s: Status | undefined, type: string) =>
   s?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 
@@ -101,7 +84,7 @@ describe('helm install runs the product from the shipped images', () => {
         observedGeneration: deployment.metadata.generation,
       });
       const [pod] = runner.deploymentPods(SYSTEM, name);
-      const live = await kube.get<Pod>(CORE('pods', SYSTEM, pod!.name));
+      const live = await kube.get<Pod>(at(RESOURCES.pod, SYSTEM, pod!.name));
       expect(live.spec.containers[0]!.image).toBe(`${shipped.built[name]!.ref}@${shipped.built[name]!.digest}`);
       expect(live.spec.serviceAccountName).toBe(name);
       // The process runs as the image's user, not root.
@@ -126,7 +109,7 @@ describe('helm install runs the product from the shipped images', () => {
     expect(log).toContain('ok  k8-manager: held by k8-manager-');
     expect(log).toContain('ok  encryption-reconciler: held by encryption-reconciler-');
 
-    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: tenantNs } });
+    await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: tenantNs } });
     await kube.create(KDCCLUSTER(tenantNs), {
       apiVersion: KDC_API_VERSION,
       kind: 'KdcCluster',
@@ -148,10 +131,10 @@ describe('helm install runs the product from the shipped images', () => {
     );
     const names = clusterNames(cluster);
     const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-      CORE('secrets', tenantNs, `${names.tenantControlPlane}-admin-kubeconfig`),
+      at(RESOURCES.secret, tenantNs, `${names.tenantControlPlane}-admin-kubeconfig`),
     );
     const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-    await tenant.create(CORE('secrets', 'default'), {
+    await tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'from-helm' },
@@ -229,6 +212,6 @@ describe('helm install runs the product from the shipped images', () => {
     expect(await kube.getOrNull(CRD('kmskeys.security.kube-dc.com'))).not.toBeNull();
     expect(await kube.getOrNull(KDCCLUSTER(tenantNs, cluster))).not.toBeNull();
     // Positive control for "gone": helm's own objects of the release are.
-    expect(await kube.getOrNull(CORE('serviceaccounts', SYSTEM, 'k8-manager'))).toBeNull();
+    expect(await kube.getOrNull(at(RESOURCES.serviceAccount, SYSTEM, 'k8-manager'))).toBeNull();
   }, 300_000);
 });

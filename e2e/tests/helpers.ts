@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { CORE, KDC_GROUP, KubeClient, OpenBaoClient, requestServiceAccountToken } from '@kdc/shared';
+import { KubeClient, OpenBaoClient, requestServiceAccountToken, at, RESOURCES } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { s3Client } from '../src/s3.ts';
@@ -29,7 +29,7 @@ export async function createNamespace(
   labels: Record<string, string> = {},
 ): Promise<string> {
   const name = unique(prefix);
-  await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
   return name;
 }
 
@@ -46,7 +46,7 @@ export const serviceAccountToken = (
 export async function controllerNamespace(kube: KubeClient): Promise<string> {
   const name = 'kube-dc-system';
   await kube.apply(
-    CORE('namespaces', undefined, name),
+    at(RESOURCES.namespace, undefined, name),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name } },
     'kdc-e2e',
   );
@@ -54,21 +54,10 @@ export async function controllerNamespace(kube: KubeClient): Promise<string> {
 }
 
 /** A KdcCluster (or the collection) on the management apiserver. */
-export const kdc = (ns: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace: ns,
-  name,
-});
+export const kdc = (ns: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace: ns, name });
 
 /** A Kamaji DataStore (cluster-scoped). */
-export const DATASTORE = (name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'datastores',
-  name,
-});
+export const DATASTORE = (name?: string) => ({ ...RESOURCES.dataStore, name });
 
 export interface TestCondition {
   type: string;

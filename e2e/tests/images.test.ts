@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages, projectVersion, runTool, sandboxArgs, type BuiltImage } from '@kdc/images';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
-import { CORE, KMS_PROVIDER_NAME, clusterNames, renderPolicy, transitKeyName } from '@kdc/shared';
+import { KMS_PROVIDER_NAME, clusterNames, renderPolicy, transitKeyName, at, RESOURCES } from '@kdc/shared';
 import { shippedImages, type ShippedImages } from '../src/images.ts';
 import { startLifecycleTenant, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
 import { rawRows, tenantPrefix } from '../src/tenant-rows.ts';
@@ -270,7 +270,7 @@ describe('the shipped images', () => {
       expect(existsSync(`/proc/${sidecar.pid}/root/app/main.js`)).toBe(true);
       expect(existsSync(`/proc/${sidecar.pid}/root/bin/sh`)).toBe(false);
 
-      await stage.tenant.create(CORE('secrets', 'default'), {
+      await stage.tenant.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: 's-image' },

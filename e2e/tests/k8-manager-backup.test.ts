@@ -12,13 +12,14 @@ import {
 import {
   ANNOTATIONS,
   BACKUP_CREDENTIAL_KEYS,
-  CORE,
   KDC_API_VERSION,
   KMS_STORED_PREFIX,
   KubeClient,
   clusterNames,
   transitKeyName,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
 import { LOCAL_IMAGES, shippedImages, type ShippedImages } from '../src/images.ts';
@@ -130,7 +131,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
       },
     });
     ns = await createNamespace(kube, 'tenant-bk');
-    await kube.create(CORE('secrets', ns), {
+    await kube.create(at(RESOURCES.secret, ns), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'managed-k8s-backups' },
@@ -200,14 +201,14 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
       restartPolicy: 'Never',
     });
     expect(pod.containers[0]).toMatchObject({ image: backupImage, args: ['backup', '--retention-days=7'] });
-    expect(await kube.getOrNull(CORE('serviceaccounts', ns, names.backupServiceAccount))).not.toBeNull();
+    expect(await kube.getOrNull(at(RESOURCES.serviceAccount, ns, names.backupServiceAccount))).not.toBeNull();
     // The tenant's apiserver really keeps its data on the dedicated DataStore.
     const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-      CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+      at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
     );
     tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
     for (let i = 0; i < 20; i++)
-      await tenant.create(CORE('secrets', 'default'), {
+      await tenant.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `s-${i}` },
@@ -261,7 +262,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
   it('a failed run turns BackupReady False with the Job to look at, and keeps the last good backup', async () => {
     const before = await kube.get<Cluster>(kdc(ns, cluster));
     await kube.patch(
-      CORE('secrets', ns, 'managed-k8s-backups'),
+      at(RESOURCES.secret, ns, 'managed-k8s-backups'),
       { stringData: { [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: 'wrong-secret-key' } },
       'merge',
     );

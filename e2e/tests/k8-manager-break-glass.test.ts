@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANNOTATIONS,
-  CORE,
   KDC_API_VERSION,
   clusterNames,
   isAttached,
   openBaoAccessNames,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startKamajiRunner } from '../src/kamaji-runner.ts';
@@ -40,13 +41,7 @@ type Event = KubeObject & {
   count?: number;
   involvedObject: { name: string; kind: string };
 };
-const tcpRef = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const tcpRef = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const OBSERVE_SECONDS = 3;
 
@@ -71,7 +66,7 @@ describe('k8-manager: break-glass is honoured only while recent, and warns on ev
   const tcp = () => kube.get<TenantControlPlane & KubeObject>(tcpRef(ns, names.tenantControlPlane));
   const get = () => kube.get<Cluster>(kdc(ns, cluster));
   const warnings = async () =>
-    (await kube.list<Event>(CORE('events', ns), { fieldSelector: `involvedObject.name=${cluster}` })).items.filter(
+    (await kube.list<Event>(at(RESOURCES.event, ns), { fieldSelector: `involvedObject.name=${cluster}` })).items.filter(
       (e) => e.type === 'Warning' && e.reason === 'ForceDisabled',
     );
   const warningCount = async () => (await warnings()).reduce((sum, e) => sum + (e.count ?? 1), 0);

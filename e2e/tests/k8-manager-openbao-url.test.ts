@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   KDC_API_VERSION,
   KubeClient,
   TCP_PATCH,
   clusterNames,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
 import { KMS_PLUGIN_IMAGE, LOCAL_IMAGES } from '../src/images.ts';
@@ -36,13 +37,7 @@ type Cluster = KubeObject & {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
 type Secret = KubeObject & { data: Record<string, string> };
-const tcpRef = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const tcpRef = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 /** The release before kdc2, as an image of the local runner: the same program publishing kdc1 key_ids. */
 const KDC1_PLUGIN_IMAGE = 'kdc.local/kms-plugin:kdc1';
 const ROWS = 20;
@@ -98,7 +93,7 @@ describe('k8-manager: the platform OpenBao URL moves to another hostname of the 
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
   const tenant = async () => {
-    const admin = await kube.get<Secret>(CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`));
+    const admin = await kube.get<Secret>(at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`));
     return KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
   };
   const storedKeyId = async (name: string) =>
@@ -120,7 +115,7 @@ describe('k8-manager: the platform OpenBao URL moves to another hostname of the 
     const before = await tenant();
     for (let i = 0; i < ROWS; i++) {
       const value = randomBytes(16 + i).toString('base64');
-      await before.create(CORE('secrets', 'default'), {
+      await before.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `old-${i}` },
@@ -158,7 +153,7 @@ describe('k8-manager: the platform OpenBao URL moves to another hostname of the 
     for (let round = 0; round < 3; round++) {
       for (const [name, value] of ledger) {
         try {
-          const secret = await after.get<Secret>(CORE('secrets', 'default', name));
+          const secret = await after.get<Secret>(at(RESOURCES.secret, 'default', name));
           if (secret.data.v !== value) errors.push(`${name}: changed`);
         } catch (error) {
           errors.push(`${name}: ${(error as Error).message.slice(0, 200)}`);
@@ -172,7 +167,7 @@ describe('k8-manager: the platform OpenBao URL moves to another hostname of the 
     expect(args).toContain(`--legacy-key-id-openbao-addr=${first}`);
     expect(args.filter((a) => a.startsWith('--openbao-addr='))).toEqual([`--openbao-addr=${second}`]);
     // New writes use the kdc2 key_id, which no hostname change will move again.
-    await after.create(CORE('secrets', 'default'), {
+    await after.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'after-move' },

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANNOTATIONS, CORE, type KubeClient, type KubeObject } from '@kdc/shared';
+import { ANNOTATIONS, type KubeClient, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { CRONJOB } from '../src/kamaji-jobs.ts';
 import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
@@ -13,7 +13,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
   let f: RestoreFixture;
   const stateEvents = async (key: string) => {
     const events = await f.kube.list<KubeObject & { reason: string; message: string; firstTimestamp?: string }>(
-      CORE('events', f.ns),
+      at(RESOURCES.event, f.ns),
       { fieldSelector: `involvedObject.name=${f.cluster}` },
     );
     return events.items
@@ -23,14 +23,14 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
   };
   const cronJobEvents = async () =>
     (
-      await f.kube.list<KubeObject & { reason: string }>(CORE('events', f.ns), {
+      await f.kube.list<KubeObject & { reason: string }>(at(RESOURCES.event, f.ns), {
         fieldSelector: `involvedObject.name=${f.cluster}`,
       })
     ).items
       .map((e) => e.reason)
       .filter((r) => r.startsWith('BackupCronJob'));
   const secretValue = async (t: KubeClient, name: string) => {
-    const s = await t.getOrNull<KubeObject & { data?: Record<string, string> }>(CORE('secrets', 'default', name));
+    const s = await t.getOrNull<KubeObject & { data?: Record<string, string> }>(at(RESOURCES.secret, 'default', name));
     return s ? Buffer.from(s.data!.v!, 'base64').toString() : null;
   };
   const ORDER = [
@@ -82,7 +82,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
   it('brings back the rows of the backup: deleted Secrets return, later ones go, changed ones revert', async () => {
     const t = await f.tenant();
     for (let i = 0; i < 20; i++)
-      await t.create(CORE('secrets', 'default'), {
+      await t.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `s-${i}` },
@@ -91,14 +91,14 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
     const backedUp = await f.backupNow();
 
     // What happens after the backup, and must be undone.
-    for (let i = 0; i < 10; i++) await t.delete(CORE('secrets', 'default', `s-${i}`));
-    await t.create(CORE('secrets', 'default'), {
+    for (let i = 0; i < 10; i++) await t.delete(at(RESOURCES.secret, 'default', `s-${i}`));
+    await t.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'after-backup' },
       stringData: { v: 'new' },
     } as KubeObject);
-    await t.patch(CORE('secrets', 'default', 's-10'), { stringData: { v: 'changed' } }, 'merge');
+    await t.patch(at(RESOURCES.secret, 'default', 's-10'), { stringData: { v: 'changed' } }, 'merge');
     expect(await secretValue(t, 's-10')).toBe('changed');
 
     const started = Date.now();

@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, openBaoAccessNames, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import {
+  KDC_API_VERSION,
+  openBaoAccessNames,
+  isAttached,
+  type KubeObject,
+  type TenantControlPlane,
+  RESOURCES,
+} from '@kdc/shared';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
 const N = Number(process.env.KDC_K8M_STEADY_STATE_N ?? 200);
-const tcpRef = (ns: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-});
+const tcpRef = (ns: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns });
 
 describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`, () => {
   const kube = management();

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   KDC_API_VERSION,
   KMSKEY_API_VERSION,
   OPENBAO_K8S_AUTH_MOUNT,
-  SECURITY_GROUP,
   clusterNames,
   openBaoAccessNames,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { buildEncryptionFields, buildTenantControlPlane, mergeEncryptionFields } from '@kdc/k8-manager';
 import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
@@ -22,20 +22,8 @@ import { createNamespace, kdc, management, openBaoRoot, platform, shardControlle
 type Cluster = KubeObject & {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
-const tcpRef = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
+const tcpRef = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 const configError = (c: Cluster | null) => c?.status?.conditions?.find((x) => x.type === 'EncryptionConfigError');
 const enabled = (etcd: object = {}, rest: object = {}) => ({
   version: 'v1.35.0',
@@ -241,11 +229,11 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
       if (c.reason !== 'AutoKeyConflict')
         expect(await kube.getOrNull(kkey(ns, names.autoEtcdKey)), `${c.cluster} no KMSKey`).toBeNull();
       expect(
-        await kube.getOrNull(CORE('serviceaccounts', ns, names.kmsPluginServiceAccount)),
+        await kube.getOrNull(at(RESOURCES.serviceAccount, ns, names.kmsPluginServiceAccount)),
         `${c.cluster} no SA`,
       ).toBeNull();
       expect(
-        await kube.getOrNull(CORE('secrets', ns, names.encryptionConfigSecret)),
+        await kube.getOrNull(at(RESOURCES.secret, ns, names.encryptionConfigSecret)),
         `${c.cluster} no Secret`,
       ).toBeNull();
       expect(
@@ -259,7 +247,7 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
       expect((await kube.get(kdc(ns, c.cluster))).metadata?.finalizers ?? [], `${c.cluster} no finalizer`).toEqual([]);
     }
     const events = await kube.list<KubeObject & { reason: string; type: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     for (const c of created)
       expect(

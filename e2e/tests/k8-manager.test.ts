@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANNOTATIONS,
-  CORE,
   KDC_API_VERSION,
   KMS_STORED_PREFIX,
   KubeClient,
-  SECURITY_GROUP,
   TCP_PATCH,
   clusterNames,
   transitKeyName,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
@@ -36,20 +36,8 @@ type Cluster = KubeObject & {
     conditions?: { type: string; status: string; reason: string; message: string }[];
   };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
-const tcpRef = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
+const tcpRef = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -139,10 +127,10 @@ describe('k8-manager: an encrypted tenant control plane, end to end', () => {
 
     // A Secret written in the tenant is stored through our plugin.
     const admin = await kube.get<KubeObject & { data: Record<string, string> }>(
-      CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+      at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
     );
     const tenant = KubeClient.fromString(Buffer.from(admin.data['admin.conf']!, 'base64').toString('utf8'));
-    await tenant.create(CORE('secrets', 'default'), {
+    await tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'db-password' },
@@ -155,8 +143,8 @@ describe('k8-manager: an encrypted tenant control plane, end to end', () => {
     expect(raw!.subarray(0, KMS_STORED_PREFIX.length).toString()).toBe(KMS_STORED_PREFIX);
     expect(raw!.includes(Buffer.from('correct horse'))).toBe(false);
     expect(
-      (await tenant.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', 'default', 'db-password'))).data
-        .password,
+      (await tenant.get<KubeObject & { data: Record<string, string> }>(at(RESOURCES.secret, 'default', 'db-password')))
+        .data.password,
     ).toBe(Buffer.from('correct horse battery staple').toString('base64'));
   }, 200_000);
 
@@ -238,8 +226,8 @@ describe('k8-manager: an encrypted tenant control plane, end to end', () => {
       Promise.all([
         kube.get(kdc(ns, cluster)),
         kube.get(kkey(ns, names.autoEtcdKey)),
-        kube.get(CORE('secrets', ns, names.encryptionConfigSecret)),
-        kube.get(CORE('serviceaccounts', ns, names.kmsPluginServiceAccount)),
+        kube.get(at(RESOURCES.secret, ns, names.encryptionConfigSecret)),
+        kube.get(at(RESOURCES.serviceAccount, ns, names.kmsPluginServiceAccount)),
       ]).then((objects) => objects.map((o) => `${o.kind}/${o.metadata?.resourceVersion}`));
     const writes = () => metric(manager.metricsUrl, 'kdc_k8manager_writes_total');
     const before = {

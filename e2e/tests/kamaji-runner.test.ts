@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KubeClient } from '@kdc/shared';
+import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { listRaw } from '../src/etcd-raw.ts';
 import { localImage } from '../src/kamaji-pod.ts';
 import { mergeApiServerArgs, startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
@@ -9,13 +9,7 @@ import { pidAlive } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
 import { createNamespace, management, platform } from './helpers.ts';
 
-const TCP = (namespace: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace,
-  name,
-});
+const TCP = (namespace: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace, name });
 const NODE_IMAGE = 'example.local/node-http';
 
 // A generic native sidecar: a tiny HTTP server that is only ready once the init container's file
@@ -157,12 +151,12 @@ describe('local Kamaji runner', () => {
   it('runs a TenantControlPlane generically: init container, native sidecar, volumes, extraArgs; restarts, rolls and cleans up', async () => {
     const { etcd } = platform();
     const name = 'tenant';
-    await kube.create(CORE('serviceaccounts', namespace), {
+    await kube.create(at(RESOURCES.serviceAccount, namespace), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: 'tenant-sa' },
     });
-    await kube.create(CORE('secrets', namespace), {
+    await kube.create(at(RESOURCES.secret, namespace), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'tenant-audit-policy' },
@@ -186,13 +180,13 @@ describe('local Kamaji runner', () => {
     );
     expect(tcp.status.controlPlaneEndpoint).toBe(`127.0.0.1:${pod.hostPort}`);
     expect(tcp.status.kubernetesResources.version.version).toBe('v1.36.3');
-    const adminSecret = await kube.get<any>(CORE('secrets', namespace, tcp.status.kubeconfig.admin.secretName));
+    const adminSecret = await kube.get<any>(at(RESOURCES.secret, namespace, tcp.status.kubeconfig.admin.secretName));
     const kubeconfigFile = join(pod.dir, 'from-secret.kubeconfig');
     writeFileSync(kubeconfigFile, Buffer.from(adminSecret.data['admin.conf'], 'base64'));
     const tenant = KubeClient.fromFile(kubeconfigFile);
-    const namespaces = await tenant.list<any>(CORE('namespaces'));
+    const namespaces = await tenant.list<any>(RESOURCES.namespace);
     expect(namespaces.items.map((n: any) => n.metadata.name)).toContain('default');
-    await tenant.create(CORE('configmaps', 'default'), {
+    await tenant.create(at(RESOURCES.configMap, 'default'), {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'marker' },
@@ -245,13 +239,13 @@ describe('local Kamaji runner', () => {
     );
 
     // The Pod object in the TCP namespace carries the kubelet's view.
-    const podObject = await kube.get<any>(CORE('pods', namespace, pod.podName));
+    const podObject = await kube.get<any>(at(RESOURCES.pod, namespace, pod.podName));
     expect(podObject.spec.nodeName).toBe('kamaji-local-runner');
     expect(podObject.metadata.labels['kamaji.clastix.io/name']).toBe(name);
     await waitFor(
       'Pod object Ready',
       async () => {
-        const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
+        const p = await kube.get<any>(at(RESOURCES.pod, namespace, pod.podName));
         return (
           p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') &&
           p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.ready === true
@@ -274,7 +268,7 @@ describe('local Kamaji runner', () => {
     await waitFor(
       'restartCount on the Pod object',
       async () => {
-        const p = await kube.get<any>(CORE('pods', namespace, pod.podName));
+        const p = await kube.get<any>(at(RESOURCES.pod, namespace, pod.podName));
         return p.status.initContainerStatuses.find((c: any) => c.name === 'web')?.restartCount === 1;
       },
       { timeoutMs: 10_000 },
@@ -296,16 +290,16 @@ describe('local Kamaji runner', () => {
       });
     await gone([restarted.pid!, apiserver.pid!, pod.sandboxPid!]);
     expect(rolled.hostPort).toBe(pod.hostPort);
-    expect(await kube.getOrNull(CORE('pods', namespace, pod.podName))).toBeNull();
-    expect((await tenant.get<any>(CORE('configmaps', 'default', 'marker'))).data).toEqual({ a: 'b' });
+    expect(await kube.getOrNull(at(RESOURCES.pod, namespace, pod.podName))).toBeNull();
+    expect((await tenant.get<any>(at(RESOURCES.configMap, 'default', 'marker'))).data).toEqual({ a: 'b' });
 
     // Deleting the TCP stops everything and removes what the runner created.
     const pids = [...rolled.containers.map((c) => c.pid).filter((p): p is number => !!p), rolled.sandboxPid!];
     await kube.delete(TCP(namespace, name));
     await runner.waitForNoPod(namespace, name, 30_000);
     await gone(pids);
-    expect((await kube.list<any>(CORE('pods', namespace))).items).toEqual([]);
-    expect(await kube.getOrNull(CORE('secrets', namespace, tcp.status.kubeconfig.admin.secretName))).toBeNull();
+    expect((await kube.list<any>(at(RESOURCES.pod, namespace))).items).toEqual([]);
+    expect(await kube.getOrNull(at(RESOURCES.secret, namespace, tcp.status.kubeconfig.admin.secretName))).toBeNull();
     expect(await listRaw(etcd.endpoint, prefix, 1)).toEqual([]);
   });
 });

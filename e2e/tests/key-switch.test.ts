@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   KMSKEY_API_VERSION,
   OPENBAO_AUDIENCE,
   OPENBAO_K8S_AUTH_MOUNT,
-  SECURITY_GROUP,
   clusterNames,
   openBaoAccessNames,
   type KdcClusterStatus,
@@ -12,6 +10,8 @@ import {
   type KubeObject,
   type PluginKey,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import {
   requestScan,
@@ -48,13 +48,7 @@ const SECRETS = Number(process.env.KDC_SWITCH_SECRETS ?? 200);
 type Cluster = KubeObject & {
   status?: KdcClusterStatus & { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 
 describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () => {
   const kube = management();
@@ -144,8 +138,8 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
       new Map([['kube-dc-kms-plugin', expect.any(Number)]]),
     );
     reader = startReader(async (i) => {
-      await tenant.list(CORE('secrets', 'default'), { limit: 500 });
-      await tenant.get(CORE('secrets', 'default', `s-${i % SECRETS}`));
+      await tenant.list(at(RESOURCES.secret, 'default'), { limit: 500 });
+      await tenant.get(at(RESOURCES.secret, 'default', `s-${i % SECRETS}`));
     });
   }, 600_000);
 
@@ -161,7 +155,7 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
   });
 
   it('keyRef k1 -> k2: read-only beside, promoted, rows moved and proven, then the old plugin and grant go; k3 meanwhile is refused', async () => {
-    const at = new Date().toISOString();
+    const since = new Date().toISOString();
     const phases = new Set<string>();
     const seen = (keys: readonly PluginKey[]) =>
       phases.add(keys.map((k) => `${k.slot}:${k.keyRef}:${k.mode}`).join(','));
@@ -229,7 +223,7 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
     expect([...phases].filter((p) => p.includes(','))).toEqual(
       expect.arrayContaining(['a:k1:write,b:k2:incoming', 'b:k2:write,a:k1:outgoing', 'b:k2:write,a:k1:retiring']),
     );
-    await completed(at);
+    await completed(since);
 
     // Raw etcd: every row under the second plugin's provider and one key_id, the one the scan calls current.
     const raw = await rawRows(etcdctl, prefix, 'secrets');
@@ -256,7 +250,7 @@ describe(`key switch: ${SECRETS} Secrets move from one KMSKey to another`, () =>
     await plugin.revokeSelf();
 
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     const reasons = events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason);
     expect(reasons).toEqual(

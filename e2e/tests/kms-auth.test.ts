@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CORE, OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames } from '@kdc/shared';
+import { OPENBAO_K8S_AUTH_MOUNT, openBaoAccessNames, at, RESOURCES } from '@kdc/shared';
 import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { sleep } from '../src/wait.ts';
 import { openBaoRoot, platform } from './helpers.ts';
@@ -15,7 +15,7 @@ describe('plugin authentication through Kubernetes auth', () => {
   const kms = useKmsTenant('auth');
 
   it('logs in again by itself when its token is revoked mid-run, and keeps serving', async () => {
-    await kms.t.tenant.create(CORE('secrets', 'default'), {
+    await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'a' },
@@ -47,7 +47,7 @@ describe('plugin authentication through Kubernetes auth', () => {
       const { ciphertext, key_id } = await kms.client.encrypt(Buffer.alloc(32, i));
       expect((await kms.client.decrypt({ ciphertext, key_id })).plaintext).toEqual(Buffer.alloc(32, i));
     }
-    await kms.t.tenant.create(CORE('secrets', 'default'), {
+    await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'b' },

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CORE, KubeClient } from '@kdc/shared';
+import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
 import { kmsClient, parseStoredValue, startKmsPlugin, type KmsClient } from '../src/kms.ts';
 import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
@@ -29,7 +29,7 @@ describe('the OpenBao URL changes and the key_id form moves to kdc2: no row is l
     await t?.stop();
   });
 
-  const secretRef = (name?: string) => CORE('secrets', 'default', name);
+  const secretRef = (name?: string) => at(RESOURCES.secret, 'default', name);
   const storedKeyId = async (name: string) =>
     parseStoredValue((await readRaw(platform().etcd.endpoint, etcdKey(t, 'secrets', 'default', name)))!).keyID;
   const status = async () => {

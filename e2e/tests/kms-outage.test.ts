@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KubeClient, OPENBAO_K8S_AUTH_MOUNT } from '@kdc/shared';
+import { KubeClient, OPENBAO_K8S_AUTH_MOUNT, at, RESOURCES } from '@kdc/shared';
 import { kmsClient, type KmsClient } from '../src/kms.ts';
 import { configureKubernetesAuth, startOpenBao, type OpenBaoServer } from '../src/openbao.ts';
 import { createCA } from '../src/pki.ts';
@@ -41,7 +41,7 @@ describe('OpenBao outage under a serving tenant', () => {
   it('60 s without OpenBao: healthz goes not-ok, key_id stays, no crash; back to ok within 30 s after; nothing lost', async () => {
     const secrets = Array.from({ length: 10 }, (_, i) => [`pre-${i}`, `pre-outage-value-${i}`] as const);
     for (const [name, v] of secrets)
-      await t.tenant.create(CORE('secrets', 'default'), {
+      await t.tenant.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name },
@@ -64,7 +64,7 @@ describe('OpenBao outage under a serving tenant', () => {
     while (Date.now() - outageStart < 60_000) {
       for (const [name, v] of secrets) {
         const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
-          CORE('secrets', 'default', name),
+          at(RESOURCES.secret, 'default', name),
         );
         expect(Buffer.from(s.data.v!, 'base64').toString()).toBe(v);
         reads++;
@@ -84,7 +84,7 @@ describe('OpenBao outage under a serving tenant', () => {
     );
     expect((await client.status()).key_id).toBe(before.key_id);
 
-    await t.tenant.create(CORE('secrets', 'default'), {
+    await t.tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'post' },
@@ -92,7 +92,7 @@ describe('OpenBao outage under a serving tenant', () => {
     });
     for (const [name, v] of [...secrets, ['post', 'post-outage'] as const]) {
       const s = await t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
-        CORE('secrets', 'default', name),
+        at(RESOURCES.secret, 'default', name),
       );
       expect(Buffer.from(s.data.v!, 'base64').toString()).toBe(v);
     }

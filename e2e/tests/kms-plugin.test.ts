@@ -3,12 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import {
-  CORE,
   KMS_STORED_PREFIX,
   OPENBAO_AUDIENCE,
   OPENBAO_K8S_AUTH_MOUNT,
   clusterNames,
   openBaoAccessNames,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { auditLinesSince, auditMark, forEachAuditLineSince } from '../src/audit-log.ts';
 import { readRaw } from '../src/etcd-raw.ts';
@@ -27,7 +28,7 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       const name = `s-${i}`;
       const value = secretValue(i);
       written.set(name, value);
-      await kms.t.tenant.create(CORE('secrets', 'default'), {
+      await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name },
@@ -49,7 +50,7 @@ describe('KMS v2 plugin behind a real tenant kube-apiserver', () => {
       expect(envelope.encryptedDEKSource.length).toBeLessThanOrEqual(1024);
       expect(envelope.encryptedDEKSourceType).toBe(1); // HKDF_SHA256_XNONCE_AES_GCM_SEED
       const read = await kms.t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
-        CORE('secrets', 'default', name),
+        at(RESOURCES.secret, 'default', name),
       );
       expect(Buffer.from(read.data.value!, 'base64').toString()).toBe(value);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CORE } from '@kdc/shared';
+import { at, RESOURCES } from '@kdc/shared';
 import { readRaw } from '../src/etcd-raw.ts';
 import { parseStoredValue } from '../src/kms.ts';
 import { waitFor } from '../src/wait.ts';
@@ -13,7 +13,7 @@ describe('KEK rotation seen by a real kube-apiserver', () => {
     parseStoredValue((await readRaw(platform().etcd.endpoint, etcdKey(kms.t, 'secrets', 'default', name)))!).keyID;
 
   it('publishes a new key_id after a Transit rotation; new writes use it within the apiserver poll; old rows still read', async () => {
-    await kms.t.tenant.create(CORE('secrets', 'default'), {
+    await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'before' },
@@ -40,7 +40,7 @@ describe('KEK rotation seen by a real kube-apiserver', () => {
       'a new write to carry the new key_id',
       async () => {
         const name = `after-${n++}`;
-        await kms.t.tenant.create(CORE('secrets', 'default'), {
+        await kms.t.tenant.create(at(RESOURCES.secret, 'default'), {
           apiVersion: 'v1',
           kind: 'Secret',
           metadata: { name },
@@ -57,7 +57,7 @@ describe('KEK rotation seen by a real kube-apiserver', () => {
     // Rows written before still decrypt (v1 stays decryptable) and keep their old key_id.
     expect(await storedKeyId('before')).toBe(first);
     const before = await kms.t.tenant.get<{ data: Record<string, string> } & Record<string, unknown>>(
-      CORE('secrets', 'default', 'before'),
+      at(RESOURCES.secret, 'default', 'before'),
     );
     expect(Buffer.from(before.data.v!, 'base64').toString()).toBe('written-under-v1');
   });

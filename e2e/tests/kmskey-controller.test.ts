@@ -1,24 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CORE,
-  KMSKEY_API_VERSION,
-  OwnershipRegistry,
-  SECURITY_GROUP,
-  transitKeyName,
-  type KubeObject,
-} from '@kdc/shared';
+import { KMSKEY_API_VERSION, OwnershipRegistry, transitKeyName, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { controllerNamespace, createNamespace, management, openBaoRoot, platform } from './helpers.ts';
 
 type Key = KubeObject & { spec: Record<string, any>; status?: Record<string, any> };
-const ref = (namespace: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace,
-  name,
-});
+const ref = (namespace: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace, name });
 const condition = (k: Key | null, type: string) =>
   k?.status?.conditions?.find((c: { type: string }) => c.type === type);
 
@@ -103,9 +90,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
       expect(Date.parse(latest.status!.lastRotatedTime)).toBe(times[3]! * 1000);
       expect(Date.parse(latest.status!.nextRotationTime)).toBe((times[3]! + 30) * 1000);
       const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>({
-        group: '',
-        version: 'v1',
-        plural: 'events',
+        ...RESOURCES.event,
         namespace: ns,
       });
       expect(events.items.filter((e) => e.reason === 'KeyRotated').length).toBeGreaterThanOrEqual(1);
@@ -178,7 +163,7 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
       );
       const task = (n: string) =>
         kube.getOrNull<KubeObject & { data: Record<string, string> }>(
-          CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids[n]}`),
+          at(RESOURCES.configMap, leaseNs, `kdc-cleanup-key-${uids[n]}`),
         );
       expect(JSON.parse((await task('doomed'))!.data['task.json']!)).toMatchObject({
         kind: 'destroyTransitKey',
@@ -191,11 +176,11 @@ describe('KMSKey controller (encryption-reconciler) on the real platform', () =>
       const scheduled = await waitFor('the DeletionScheduled event', async () => {
         const events = await kube.list<
           KubeObject & { reason: string; message: string; involvedObject: { name: string } }
-        >(CORE('events', ns));
+        >(at(RESOURCES.event, ns));
         return events.items.find((e) => e.reason === 'DeletionScheduled' && e.involvedObject.name === 'doomed');
       });
       expect(scheduled.message).toMatch(/delete configmap kdc-cleanup-key-/);
-      await kube.delete(CORE('configmaps', leaseNs, `kdc-cleanup-key-${uids.reprieved}`));
+      await kube.delete(at(RESOURCES.configMap, leaseNs, `kdc-cleanup-key-${uids.reprieved}`));
 
       await waitFor('doomed destroyed', async () => (await bao.readKey(transitKeyName(ns, 'doomed'))) === null, {
         timeoutMs: 60_000,

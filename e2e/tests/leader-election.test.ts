@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { KubeClient } from '@kdc/shared';
+import { KubeClient, RESOURCES } from '@kdc/shared';
 import { startCandidate, type Candidate } from '../src/leader-candidates.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, management, platform } from './helpers.ts';
@@ -41,13 +41,7 @@ describe('leader election on a Lease', () => {
     expect(takeoverMs).toBeLessThanOrEqual((leaseSeconds + 4) * 1000);
     const lease = await new KubeClient(kube.config).get<
       { spec: { holderIdentity: string; leaseTransitions: number } } & Record<string, unknown>
-    >({
-      group: 'coordination.k8s.io',
-      version: 'v1',
-      plural: 'leases',
-      namespace: ns,
-      name: 'kdc-test-lease',
-    });
+    >({ ...RESOURCES.lease, namespace: ns, name: 'kdc-test-lease' });
     expect(lease.spec.holderIdentity).toBe('instance-b');
     expect(lease.spec.leaseTransitions).toBe(1);
   });

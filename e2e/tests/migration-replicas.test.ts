@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject } from '@kdc/shared';
+import { clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import type { KamajiRunner } from '../src/kamaji-runner.ts';
 import { startLifecycleTenant, writeSecrets, type LifecycleTenant } from '../src/lifecycle-tenant.ts';
 import { rawRows, readLedger, tenantPrefix } from '../src/tenant-rows.ts';
@@ -103,7 +103,7 @@ describe('a migration waits for every replica: 2 apiserver replicas, one held ba
     expect(ourRows.count).toBe(SECRETS);
     expect(raw.plaintext).toBeGreaterThanOrEqual(SECRETS);
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     expect(events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason)).not.toContain(
       'MigrationStarted',
@@ -129,7 +129,7 @@ describe('a migration waits for every replica: 2 apiserver replicas, one held ba
     expect(done.status!.encryption!.coverage).toMatchObject({ plaintext: 0, stale: 0 });
     expect((await rawRows(etcdctl, prefix, 'secrets')).plaintext).toBe(0);
     const after = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     expect(after.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason)).toContain(
       'MigrationStarted',

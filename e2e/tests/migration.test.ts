@@ -2,13 +2,21 @@ import { createHash, randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, KubeClient, clusterNames, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
+import {
+  KDC_API_VERSION,
+  KubeClient,
+  clusterNames,
+  type KdcClusterStatus,
+  type KubeObject,
+  at,
+  RESOURCES,
+} from '@kdc/shared';
 import { versionOfKeyId } from '@kdc/shared/etcd';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
 import { startK8Manager, type K8ManagerProcess } from '../src/k8-manager.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
-import { DATASTORE_REF, ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
+import { ETCD_IMAGE, dedicatedEtcdDataStore } from '../src/restore-fixture.ts';
 import {
   dataStoreAccess,
   rawRows as rawResourceRows,
@@ -250,7 +258,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
       'the admin kubeconfig',
       async () =>
         (await kube.getOrNull<KubeObject & { data: Record<string, string> }>(
-          CORE('secrets', ns, `${names.tenantControlPlane}-admin-kubeconfig`),
+          at(RESOURCES.secret, ns, `${names.tenantControlPlane}-admin-kubeconfig`),
         )) ?? undefined,
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
@@ -258,7 +266,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     // Its bootstrap controller creates the default namespace shortly after it serves.
     await waitFor(
       'the tenant apiserver with its default namespace',
-      async () => (await tenant.getOrNull(CORE('namespaces', undefined, 'default')).catch(() => null)) !== null,
+      async () => (await tenant.getOrNull(at(RESOURCES.namespace, undefined, 'default')).catch(() => null)) !== null,
       { timeoutMs: 120_000, intervalMs: 1000 },
     );
     const write = async (i: number) => {
@@ -271,7 +279,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
       // A young apiserver may drop a connection: try again, and take an earlier success as one.
       for (let attempt = 1; ; attempt++) {
         try {
-          return await tenant.create(CORE('secrets', 'default'), body);
+          return await tenant.create(at(RESOURCES.secret, 'default'), body);
         } catch (error) {
           if ((error as { status?: number }).status === 409) return undefined;
           if (attempt === 5) throw error;
@@ -290,7 +298,7 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
   afterAll(async () => {
     await manager?.stop();
     for (const s of stops.reverse()) await s.stop();
-    await kube.delete(DATASTORE_REF(dataStore)).catch(() => undefined);
+    await kube.delete(at(RESOURCES.dataStore, undefined, dataStore)).catch(() => undefined);
   });
 
   it('enable: every existing row is re-written encrypted (kill -9 at a random point resumes from the checkpoint), proven by the scan and by raw etcd; nothing lost or changed', async () => {
@@ -302,23 +310,15 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
     expect(condition(done, 'Encrypted')).toMatchObject({ status: 'True', message: 'All resources encrypted: secrets' });
     await expectAllRowsAt(done, 1);
     kmsKey = done.status!.encryption!.resolvedKeyRef!;
-    transitKey = (
-      await kube.get<KubeObject & { status: { keyId: string } }>({
-        group: 'security.kube-dc.com',
-        version: 'v1alpha1',
-        plural: 'kmskeys',
-        namespace: ns,
-        name: kmsKey,
-      })
-    ).status.keyId
-      .split('/')
+    transitKey = (await kube.get({ ...RESOURCES.kmsKey, namespace: ns, name: kmsKey }))
+      .status!.keyId!.split('/')
       .pop()!;
     expect(await openBaoRoot().transit().readKey(transitKey)).toMatchObject({
       latestVersion: 1,
       minDecryptionVersion: 1,
     });
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', ns),
+      at(RESOURCES.event, ns),
     );
     expect(events.items.filter((e) => e.involvedObject.name === cluster).map((e) => e.reason)).toEqual(
       expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']),

@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   FINALIZERS,
   KDC_API_VERSION,
-  KDC_GROUP,
   OPENBAO_K8S_AUTH_MOUNT,
-  SECURITY_GROUP,
   clusterNames,
   openBaoAccessNames,
   kdcClusterSpecSchema,
@@ -13,6 +10,8 @@ import {
   renderPolicy,
   transitKeyName,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
 import { buildAutoKey } from '@kdc/k8-manager';
@@ -33,20 +32,8 @@ type Cluster = KubeObject & {
   spec: Record<string, any>;
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const kdcRef = (ns: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace: ns,
-  name,
-});
-const keyRef = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kdcRef = (ns: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace: ns, name });
+const keyRef = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const preflight = (c: Cluster | null) => c?.status?.conditions?.find((x) => x.type === 'KMSPreflight');
 const N = Number(process.env.KDC_STEADY_STATE_N ?? 200);
 
@@ -76,7 +63,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       ),
     );
     if (withSa)
-      await kube.create(CORE('serviceaccounts', ns), {
+      await kube.create(at(RESOURCES.serviceAccount, ns), {
         apiVersion: 'v1',
         kind: 'ServiceAccount',
         metadata: { name: names.kmsPluginServiceAccount },
@@ -151,7 +138,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       'an OpenBaoDriftRepaired event',
       async () => {
         const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-          CORE('events', ns),
+          at(RESOURCES.event, ns),
         );
         return events.items.some((e) => e.reason === 'OpenBaoDriftRepaired' && e.involvedObject.name === cluster);
       },
@@ -196,7 +183,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     await root.writePolicy(bao.pluginPolicy, renderPolicy(access.policies[0]!.rules));
     await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole, access.roles[0]!.body);
     expect(await run()).toMatchObject({ ok: false, reason: 'ServiceAccountMissing' });
-    await kube.create(CORE('serviceaccounts', ns), {
+    await kube.create(at(RESOURCES.serviceAccount, ns), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: names.kmsPluginServiceAccount },

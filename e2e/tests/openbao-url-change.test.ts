@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject } from '@kdc/shared';
+import { clusterNames, type KdcClusterStatus, type KubeClient, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
 import {
@@ -95,13 +95,15 @@ describe('the platform moves to another hostname of the same OpenBao: nothing re
     expect(rowsBefore.plaintext).toBe(0);
     const before = await get();
     const migrationEvents = async () =>
-      (await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(CORE('events', ns))).items
+      (
+        await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(at(RESOURCES.event, ns))
+      ).items
         .filter((e) => e.involvedObject.name === cluster && e.reason === 'MigrationStarted')
         .map((e) => e.metadata!.name);
     const eventsBefore = await migrationEvents();
     const podsBefore = stage.runner.pods(ns, names.tenantControlPlane).map((pod) => pod.hash);
     const reader = startReader(async (i) => {
-      await tenant.get(CORE('secrets', 'default', `s-${i % SECRETS}`));
+      await tenant.get(at(RESOURCES.secret, 'default', `s-${i % SECRETS}`));
     });
     const reasons = new Set<string>();
 
@@ -122,19 +124,9 @@ describe('the platform moves to another hostname of the same OpenBao: nothing re
       },
       { timeoutMs: 300_000, intervalMs: 300 },
     );
-    const tcp = await kube.get<
-      KubeObject & {
-        spec: { controlPlane: { deployment: { additionalInitContainers: { name: string; args?: string[] }[] } } };
-      }
-    >({
-      group: 'kamaji.clastix.io',
-      version: 'v1alpha1',
-      plural: 'tenantcontrolplanes',
-      namespace: ns,
-      name: names.tenantControlPlane,
-    });
+    const tcp = await kube.get({ ...RESOURCES.tenantControlPlane, namespace: ns, name: names.tenantControlPlane });
     expect(
-      tcp.spec.controlPlane.deployment.additionalInitContainers.find((c) => c.name === 'kms-plugin')!.args,
+      tcp.spec.controlPlane!.deployment!.additionalInitContainers!.find((c) => c.name === 'kms-plugin')!.args,
     ).toContain(`--openbao-addr=${second}`);
 
     // A scan asked for now proves the coverage, under the key_ids published before the move.

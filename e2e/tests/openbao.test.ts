@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  CORE,
   OPENBAO_AUDIENCE,
   OPENBAO_K8S_AUTH_MOUNT,
   OpenBaoError,
   renderPolicy,
   ciphertextVersion,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { createNamespace, management, openBaoAnonymous, openBaoRoot, serviceAccountToken, unique } from './helpers.ts';
 import { platform } from './helpers.ts';
@@ -94,7 +95,7 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
       token_ttl: '10m',
     });
     expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, policy)).toMatchObject({ token_policies: [policy] });
-    await kube.create(CORE('serviceaccounts', ns), {
+    await kube.create(at(RESOURCES.serviceAccount, ns), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: 'plugin' },
@@ -119,7 +120,7 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
       openBaoAnonymous().loginKubernetes(OPENBAO_K8S_AUTH_MOUNT, policy, wrongAudience),
     ).rejects.toMatchObject({ status: 403 });
     const otherSa = 'intruder';
-    await kube.create(CORE('serviceaccounts', ns), {
+    await kube.create(at(RESOURCES.serviceAccount, ns), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: otherSa },
@@ -131,7 +132,7 @@ describe('Kubernetes auth at k8s-host with a real TokenReview', () => {
 
     // The TokenReview is real: a token of a deleted ServiceAccount no longer logs in.
     // (The apiserver checks the ServiceAccount through its informer cache: allow it to catch up.)
-    await kube.delete(CORE('serviceaccounts', ns, 'plugin'));
+    await kube.delete(at(RESOURCES.serviceAccount, ns, 'plugin'));
     await waitFor(
       "a deleted ServiceAccount's token to be refused",
       async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KubeClient } from '@kdc/shared';
+import { KubeClient, RESOURCES } from '@kdc/shared';
 import { pidAlive } from '../src/process.ts';
 import type { PlatformState } from '../src/platform.ts';
 
@@ -31,11 +31,7 @@ describe('npm run platform -- up|status|down', () => {
     expect(pids.every(pidAlive)).toBe(true);
 
     // The CLI process has exited; the platform it started still serves.
-    const namespaces = await KubeClient.fromFile(state.management.kubeconfig).list({
-      group: '',
-      version: 'v1',
-      plural: 'namespaces',
-    });
+    const namespaces = await KubeClient.fromFile(state.management.kubeconfig).list(RESOURCES.namespace);
     expect(namespaces.items.map((n) => n.metadata?.name)).toContain('kube-system');
 
     const status = await cli('status');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KMSKEY_API_VERSION, SECURITY_GROUP, type KubeClient, type KubeObject } from '@kdc/shared';
+import { KMSKEY_API_VERSION, type KubeClient, type KubeObject, RESOURCES } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { isolatedManagement, type IsolatedManagement } from '../src/isolated.ts';
 import type { OpenBaoServer } from '../src/openbao.ts';
@@ -12,13 +12,7 @@ type Key = KubeObject & {
     conditions?: { type: string; status: string; reason: string; message: string }[];
   };
 };
-const ref = (name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: 'default',
-  name,
-});
+const ref = (name?: string) => ({ ...RESOURCES.kmsKey, namespace: 'default', name });
 const ready = (k: Key | null) => k?.status?.conditions?.find((c) => c.type === 'Ready');
 const errorCount = async (url: string) =>
   Number(

@@ -6,12 +6,12 @@ import {
   EventRecorder,
   Informer,
   KDC_API_VERSION,
-  KDC_GROUP,
   type KubeObject,
   setCondition,
   splitKey,
   updateStatusIfChanged,
-  CORE,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { waitFor } from '../src/wait.ts';
 import { createNamespace, management } from './helpers.ts';
@@ -20,13 +20,7 @@ type Cluster = KubeObject & {
   spec: { version: string };
   status?: { phase?: string; observedGeneration?: number; conditions?: any[] };
 };
-const ref = (namespace?: string, name?: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace,
-  name,
-});
+const ref = (namespace?: string, name?: string) => ({ ...RESOURCES.kdcCluster, namespace, name });
 const logger = createLogger('runtime-test', { level: 'silent' });
 
 describe('controller runtime against the real apiserver', () => {
@@ -142,7 +136,7 @@ describe('controller runtime against the real apiserver', () => {
     // The event follows the status write it reports.
     const messages = async () => {
       const events = await kube.list<KubeObject & { message: string; involvedObject: { name: string } }>(
-        CORE('events', ns),
+        at(RESOURCES.event, ns),
       );
       return events.items
         .filter((e) => e.involvedObject.name === 'b')

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CORE, KubeClient } from '@kdc/shared';
+import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { listRaw, readRaw } from '../src/etcd-raw.ts';
 import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
 import { platform, unique } from './helpers.ts';
@@ -46,13 +46,13 @@ describe('a tenant kube-apiserver from the same code', () => {
     });
     started.push(tenant);
     const kube = KubeClient.fromFile(tenant.kubeconfig);
-    await kube.create(CORE('secrets', 'default'), {
+    await kube.create(at(RESOURCES.secret, 'default'), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'db' },
       stringData: { password: 'tenant-plaintext-marker' },
     });
-    await kube.create(CORE('configmaps', 'default'), {
+    await kube.create(at(RESOURCES.configMap, 'default'), {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'cm' },
@@ -67,13 +67,13 @@ describe('a tenant kube-apiserver from the same code', () => {
     expect(configMap!.includes(Buffer.from('configmaps-stay-plain'))).toBe(true);
 
     const read = await kube.get<{ data: Record<string, string> } & Record<string, unknown>>(
-      CORE('secrets', 'default', 'db'),
+      at(RESOURCES.secret, 'default', 'db'),
     );
     expect(Buffer.from(read.data.password!, 'base64').toString()).toBe('tenant-plaintext-marker');
 
     // The management cluster lives under /registry and never sees the tenant's keys.
     const management = KubeClient.fromFile(platform().management.kubeconfig);
-    expect(await management.getOrNull(CORE('secrets', 'default', 'db'))).toBeNull();
+    expect(await management.getOrNull(at(RESOURCES.secret, 'default', 'db'))).toBeNull();
     expect((await listRaw(etcd.endpoint, `${prefix}/secrets/`)).map((kv) => kv.key)).toEqual([
       `${prefix}/secrets/default/db`,
     ]);

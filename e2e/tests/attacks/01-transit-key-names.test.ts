@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KMSKEY_API_VERSION, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import { KMSKEY_API_VERSION, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { kdcEnv, startKdc } from '../../src/cli-harness.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
@@ -19,13 +19,7 @@ type Key = KubeObject & {
     conditions?: { type: string; status: string; reason: string; message: string }[];
   };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const readyOf = (k: Key | null) => k?.status?.conditions?.find((c) => c.type === 'Ready');
 const transitOf = (k: Key) => k.status!.keyId!.split('/').pop()!;
 
@@ -43,7 +37,7 @@ describe("attack 1: a neighbour cannot reach another tenant's Transit key throug
       leaseNamespace: await controllerNamespace(kube),
     });
     for (const name of [victimNs, neighbourNs])
-      await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   }, 120_000);
   afterAll(async () => {
     await controller?.stop();
@@ -172,7 +166,7 @@ describe("attack 1: a neighbour cannot reach another tenant's Transit key throug
     const owner = unique('legacy');
     const neighbour = `${owner}-x`;
     for (const name of [owner, neighbour])
-      await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     // The KMSKey exists first (here held back by an invalid spec), then "the old controller" creates
     // its key under the old name `<ns>-<kmskey>`, which the neighbour's x-y also maps to.
     await create(owner, 'x-y', { purpose: 'etcd', exportable: true });
@@ -206,7 +200,7 @@ describe("attack 1: a neighbour cannot reach another tenant's Transit key throug
     expect(readyOf(theirs)?.status).toBe('True');
     expect(transitOf(theirs)).toBe(`${neighbour}.y`);
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', owner),
+      at(RESOURCES.event, owner),
     );
     expect(events.items.some((e) => e.reason === 'LegacyKeyMigrated' && e.involvedObject.name === 'x-y')).toBe(true);
   }, 240_000);

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { CORE, KDC_API_VERSION, clusterNames, type KubeObject } from '@kdc/shared';
+import { KDC_API_VERSION, clusterNames, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { LOCAL_IMAGES } from '../../src/images.ts';
 import type { K8ManagerProcess } from '../../src/k8-manager.ts';
 import { startKamajiRunner } from '../../src/kamaji-runner.ts';
@@ -90,7 +90,7 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
       async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'Ready')?.status === 'True',
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
-    const secret = await kube.get<KubeObject & { data: Record<string, string> }>(CORE('secrets', ns, secretName));
+    const secret = await kube.get<KubeObject & { data: Record<string, string> }>(at(RESOURCES.secret, ns, secretName));
     original = Buffer.from(secret.data['admin.conf']!, 'base64').toString('utf8');
     const doc = parse(original) as {
       clusters: { cluster: Record<string, string> }[];
@@ -110,7 +110,7 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
 
   /** What a tenant with write access to Secrets in its namespace does. */
   const overwrite = (cluster: Record<string, unknown>, user: Record<string, unknown>) =>
-    kube.patch(CORE('secrets', ns, secretName), {
+    kube.patch(at(RESOURCES.secret, ns, secretName), {
       data: {
         'admin.conf': b64(
           stringify({
@@ -126,7 +126,8 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
     });
   const availability = async () => condition(await kube.get<Cluster>(kdc(ns, cluster)), 'EncryptionAvailable');
   /** Everything the controller wrote where the tenant (or anybody with read access) can see it. */
-  const visible = async () => JSON.stringify([await kube.get(kdc(ns, cluster)), await kube.list(CORE('events', ns))]);
+  const visible = async () =>
+    JSON.stringify([await kube.get(kdc(ns, cluster)), await kube.list(at(RESOURCES.event, ns))]);
   const managerLog = () => readFileSync(manager.process.logFile, 'utf8');
   /** Reconciles this test's k8-manager made (it serves only this test's cluster). */
   const reconciles = async () =>
@@ -231,7 +232,7 @@ describe('attack 02: a tenant rewrites its admin kubeconfig Secret', () => {
     expect(requests).toEqual([]);
     expect(handshakes).toEqual([]);
     // And the Secret exactly as Kamaji wrote it keeps the cluster Ready.
-    await kube.patch(CORE('secrets', ns, secretName), { data: { 'admin.conf': b64(original) } });
+    await kube.patch(at(RESOURCES.secret, ns, secretName), { data: { 'admin.conf': b64(original) } });
     const before = await reconciles();
     await waitFor('two more reconciles of the cluster', async () => (await reconciles()) >= before + 2, {
       timeoutMs: 30_000,

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   KDC_API_VERSION,
-  KAMAJI_GROUP,
   OPENBAO_AUDIENCE,
   OPENBAO_K8S_AUTH_MOUNT,
   clusterNames,
   type KubeObject,
   type TenantControlPlane,
+  RESOURCES,
 } from '@kdc/shared';
 import { sleep, waitFor } from '../../src/wait.ts';
 import {
@@ -29,13 +29,7 @@ import {
 type Cluster = KubeObject & {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const tcpRef = (ns: string, name: string) => ({
-  group: KAMAJI_GROUP,
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const tcpRef = (ns: string, name: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 const argOf = (args: string[], flag: string) => args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
 
 describe("attack 3: a namesake in another namespace cannot take over, or delete, a cluster's OpenBao policy and role", () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANNOTATIONS, CORE, KDC_API_VERSION, clusterNames, type KubeObject } from '@kdc/shared';
+import { ANNOTATIONS, KDC_API_VERSION, clusterNames, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { STATEFULSET } from '../../src/kamaji-statefulsets.ts';
 import { createCA } from '../../src/pki.ts';
 import { conditionOf, restoreState, startRestoreFixture, type RestoreFixture } from '../../src/restore-fixture.ts';
@@ -83,13 +83,7 @@ describe('attack 04 (restore): the etcd StatefulSet disappears in the middle of 
 type Cluster04 = KubeObject & {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const tcp04 = (ns: string, name?: string) => ({
-  group: 'kamaji.clastix.io',
-  version: 'v1alpha1',
-  plural: 'tenantcontrolplanes',
-  namespace: ns,
-  name,
-});
+const tcp04 = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
 const pem = (text: string) => Buffer.from(text).toString('base64');
 
 describe("attack 04 (grant): a tenant cannot put its control plane on another tenant's DataStore", () => {
@@ -174,7 +168,7 @@ describe("attack 04 (grant): a tenant cannot put its control plane on another te
     for (const name of ['squat', 'ghost'])
       expect(await kube.getOrNull(tcp04(attackerNs, clusterNames(name).tenantControlPlane)), name).toBeNull();
     const events = await kube.list<KubeObject & { reason: string; involvedObject: { name: string } }>(
-      CORE('events', attackerNs),
+      at(RESOURCES.event, attackerNs),
     );
     expect(events.items.some((e) => e.reason === 'EncryptionConfigError' && e.involvedObject.name === 'squat')).toBe(
       true,

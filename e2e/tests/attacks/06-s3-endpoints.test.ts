@@ -5,11 +5,12 @@ import {
   ANNOTATIONS,
   BACKUP_CREDENTIAL_KEYS,
   BACKUP_JOB,
-  CORE,
   KDC_API_VERSION,
   LABELS,
   clusterNames,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { startHostileS3, type HostileS3 } from '../../src/hostile-s3.ts';
 import { CRONJOB, JOB } from '../../src/kamaji-jobs.ts';
@@ -119,7 +120,7 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
         },
       },
     });
-    await kube.create(CORE('secrets', ns), {
+    await kube.create(at(RESOURCES.secret, ns), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'managed-k8s-backups' },
@@ -128,7 +129,7 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
         [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: 'tenant-secret',
       },
     } as KubeObject);
-    await kube.create(CORE('secrets', ns), {
+    await kube.create(at(RESOURCES.secret, ns), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: BACKUP_JOB.datastoreCertsSecret(clusterNames(cluster).tenantControlPlane) },

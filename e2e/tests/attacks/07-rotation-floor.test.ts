@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KMSKEY_API_VERSION, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import { KMSKEY_API_VERSION, type KubeObject, RESOURCES } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
 import { controllerNamespace, createNamespace, management, openBaoRoot, platform, unique } from '../helpers.ts';
@@ -11,13 +11,7 @@ import { controllerNamespace, createNamespace, management, openBaoRoot, platform
 type Key = KubeObject & {
   status?: { keyId?: string; conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const readyOf = (k: Key | null | undefined) => k?.status?.conditions?.find((c) => c.type === 'Ready');
 const N = 150;
 

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANNOTATIONS, CORE, KMSKEY_API_VERSION, KubeClient, SECURITY_GROUP, type KubeObject } from '@kdc/shared';
+import {
+  ANNOTATIONS,
+  KMSKEY_API_VERSION,
+  KubeClient,
+  SECURITY_GROUP,
+  type KubeObject,
+  at,
+  RESOURCES,
+} from '@kdc/shared';
 import { CONTROLLER_RELEASE } from '../../src/chart.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
 import { JOB } from '../../src/kamaji-jobs.ts';
@@ -90,13 +98,7 @@ describe('attack 08 (restore): a tenant writes the restore state annotations', (
 type Key = KubeObject & {
   status?: { keyId?: string; conditions?: { type: string; status: string; reason: string; message: string }[] };
 };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const readyOf = (k: Key | null | undefined) => k?.status?.conditions?.find((c) => c.type === 'Ready');
 
 /** A client that authenticates with `token` to the management apiserver (server and CA from the admin kubeconfig). */
@@ -132,13 +134,13 @@ describe('attack 08 (KMSKey and RBAC): what the controllers decide on is not whe
     // A project owner, bound in their namespace to the chart's tenant role (the controllers' install
     // applied it). In a real cluster it is aggregated into `admin`; this platform runs no
     // kube-controller-manager, which does the aggregating, so the role is bound directly.
-    await kube.create(CORE('serviceaccounts', ns), {
+    await kube.create(at(RESOURCES.serviceAccount, ns), {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: 'owner' },
     });
     await kube.create(
-      { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace: ns },
+      { ...RESOURCES.roleBinding, namespace: ns },
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
@@ -217,7 +219,7 @@ describe('attack 08 (KMSKey and RBAC): what the controllers decide on is not whe
       }),
     ).rejects.toMatchObject({ status: 403 });
     await expect(
-      tenant.create(CORE('configmaps', 'kube-dc-system'), {
+      tenant.create(at(RESOURCES.configMap, 'kube-dc-system'), {
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: { name: 'kdc-cleanup-key-forged' },

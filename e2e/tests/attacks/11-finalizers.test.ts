@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   FINALIZERS,
   KDC_API_VERSION,
   KMSKEY_API_VERSION,
   OPENBAO_K8S_AUTH_MOUNT,
   type KubeClient,
-  SECURITY_GROUP,
   clusterNames,
   kdcClusterSpecSchema,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
@@ -24,15 +24,9 @@ import { kdc, platform, unique } from '../helpers.ts';
 // nothing that need not happen now; what must still happen is recorded and finished later.
 
 type Obj = KubeObject & { status?: { conditions?: { type: string; status: string; reason: string }[] } };
-const kkey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const cleanupTasks = (kube: KubeClient) =>
-  kube.list<KubeObject & { data: Record<string, string> }>(CORE('configmaps', 'kube-dc-system'), {
+  kube.list<KubeObject & { data: Record<string, string> }>(at(RESOURCES.configMap, 'kube-dc-system'), {
     labelSelector: 'kube-dc.com/cleanup',
   });
 const ready = (o: Obj | null) => o?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
@@ -54,7 +48,7 @@ describe('attack 11: deletion never waits on OpenBao or on a countdown', () => {
   beforeAll(async () => {
     own = await isolatedManagement(platform(), unique('attack11'), { openbao: true });
     ({ kube, bao } = own as Required<IsolatedManagement>);
-    await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     // A real 30-day countdown: the KMSKey must not wait for it.
     controller = await startEncryptionReconciler(own.state, {
       name: 'er-attack11',

@@ -3,14 +3,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CORE,
   KDC_API_VERSION,
   KMSKEY_API_VERSION,
   OpenBaoClient,
   type KubeClient,
-  SECURITY_GROUP,
   kdcClusterSpecSchema,
   type KubeObject,
+  RESOURCES,
 } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { controllerKubeconfigs } from '../../src/chart.ts';
@@ -42,13 +41,7 @@ const SHIPPED_POLICY = fileURLToPath(
 const POLICY = 'kdc-encryption-reconciler';
 
 type Obj = KubeObject & { status?: { conditions?: TestCondition[] } };
-const kmsKey = (ns: string, name?: string) => ({
-  group: SECURITY_GROUP,
-  version: 'v1alpha1',
-  plural: 'kmskeys',
-  namespace: ns,
-  name,
-});
+const kmsKey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const root = () => openBaoRoot();
 
 /** The shipped policy, written to the platform's OpenBao under the name the runbook gives it. */
@@ -234,7 +227,7 @@ describe("attack 13: the encryption-reconciler's OpenBao token", () => {
       kube.create(kmsKey(ns), { apiVersion: KMSKEY_API_VERSION, kind: 'KMSKey', metadata: { name }, spec: {} });
     const namespace = async (prefix: string) => {
       const name = unique(prefix);
-      await kube.create(CORE('namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
       return name;
     };
 

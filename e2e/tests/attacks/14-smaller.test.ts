@@ -10,7 +10,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, KDC_API_VERSION, TCP_PATCH, clusterNames, createRegistry, type KubeObject } from '@kdc/shared';
+import { KDC_API_VERSION, TCP_PATCH, clusterNames, createRegistry, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { loadKmsV2 } from '@kdc/kms-plugin';
 import { kmsKeyMetrics } from '@kdc/encryption-reconciler';
 import { renderChart } from '../../src/chart.ts';
@@ -320,7 +320,7 @@ describe('attack 14.3: metrics stay on loopback; the pod network serves only pro
         }[];
       };
     };
-    const pod = await kube.get<Pod>(CORE('pods', ns, info.podName));
+    const pod = await kube.get<Pod>(at(RESOURCES.pod, ns, info.podName));
     podIP = pod.status.podIP;
     const plugin = pod.spec.initContainers.find((c) => c.name === TCP_PATCH.pluginContainer)!;
     const port = plugin.readinessProbe.httpGet.port;

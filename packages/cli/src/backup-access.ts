@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { BackupStore } from '@kdc/backup-envelope';
 import {
   BACKUP_CREDENTIAL_KEYS,
-  CORE,
   DEFAULT_BACKUP_REGION,
   isNotFound,
   kdcClusterSpecSchema,
@@ -13,6 +12,8 @@ import {
   type KdcClusterSpec,
   type KubeClient,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import { flagOrEnv, str, type FlagSpecs } from './args.ts';
 import { failure, usageError } from './errors.ts';
@@ -63,7 +64,7 @@ export async function clusterBackups(
   const secretName = settings.credentialSecret;
   let secret: KubeObject;
   try {
-    secret = await kube.get<KubeObject>(CORE('secrets', namespace, secretName));
+    secret = await kube.get<KubeObject>(at(RESOURCES.secret, namespace, secretName));
   } catch (error) {
     if (isNotFound(error)) {
       throw failure(

@@ -7,11 +7,13 @@ import {
   type KdcClusterStatus,
   type KmsKeyStatus,
   type KubeObject,
+  RESOURCES,
+  at,
 } from '@kdc/shared';
 import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
 import type { CommandContext } from './context.ts';
 import { isoSeconds, plural, table } from './format.ts';
-import { KUBE_FLAGS, kdcClusterRef, kmsKeyRef, kubeAccess, kubeFailure } from './kube.ts';
+import { KUBE_FLAGS, kubeAccess, kubeFailure } from './kube.ts';
 import { OUTPUT_FLAG, outputFormat, render, type Printable } from './output.ts';
 
 export const spec: CommandSpec = {
@@ -214,18 +216,16 @@ export async function execute(args: ParsedArgs, ctx: CommandContext): Promise<nu
   const { kube } = kubeAccess(args.flags, ctx.env);
   const namespace = bool(args.flags, 'all-namespaces') ? undefined : str(args.flags, 'namespace');
   const where = namespace ? `namespace "${namespace}"` : 'every namespace';
-  // kube.ts's refs are per namespace; without one the path lists across all namespaces.
-  const scoped = (ref: ReturnType<typeof kdcClusterRef>) => ({ ...ref, namespace });
   let clusters: FleetCluster[];
   try {
-    clusters = (await kube.list<FleetCluster>(scoped(kdcClusterRef('')))).items;
+    clusters = (await kube.list(at(RESOURCES.kdcCluster, namespace))).items;
   } catch (error) {
     throw kubeFailure(`listing KdcClusters in ${where}`, error);
   }
   let keys: FleetKey[] = [];
   if (clusters.some(isEncrypted)) {
     try {
-      keys = (await kube.list<FleetKey>(scoped(kmsKeyRef('')))).items;
+      keys = (await kube.list(at(RESOURCES.kmsKey, namespace))).items;
     } catch (error) {
       throw kubeFailure(`listing KMSKeys in ${where}`, error);
     }

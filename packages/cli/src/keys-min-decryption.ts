@@ -2,16 +2,14 @@
 // advances a Transit key's min_decryption_version (SPEC 5). Dry run unless --confirm.
 import { listBackups } from '@kdc/backup-envelope';
 import {
-  API_VERSION,
   ENCRYPTABLE_RESOURCES,
-  KAMAJI_GROUP,
-  TENANT_CONTROL_PLANE,
   clusterNames,
   kmsKeyTransitName,
   resolveKeyRefs,
   type KubeClient,
   type KubeObject,
   type TransitKey,
+  RESOURCES,
 } from '@kdc/shared';
 import { scanCoverage, tenantEtcdPrefix, type EtcdConnection } from '@kdc/shared/etcd';
 import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from './args.ts';
@@ -142,13 +140,7 @@ async function etcdInventory(
   let tcp: KubeObject | null = null;
   const tcpName = clusterNames(facts.name).tenantControlPlane;
   try {
-    tcp = await kube.getOrNull<KubeObject>({
-      group: KAMAJI_GROUP,
-      version: API_VERSION,
-      plural: TENANT_CONTROL_PLANE.plural,
-      namespace,
-      name: tcpName,
-    });
+    tcp = await kube.getOrNull<KubeObject>({ ...RESOURCES.tenantControlPlane, namespace, name: tcpName });
   } catch (error) {
     return {
       status: 'unprovable',

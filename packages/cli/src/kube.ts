@@ -1,18 +1,13 @@
 // The user's kubeconfig (as kubectl would use it) and the objects the commands read.
 import {
-  API_VERSION,
-  CORE,
   parseDuration,
-  KDC_CLUSTER,
-  KDC_GROUP,
-  KMS_KEY,
   KubeApiError,
   KubeClient,
   LABELS,
-  SECURITY_GROUP,
   isNotFound,
   type KubeObject,
-  type ResourceRef,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import type { FlagSpecs } from './args.ts';
 import { str } from './args.ts';
@@ -90,20 +85,8 @@ export function requestTimeoutMs(text: string): number | undefined {
   return parsed.seconds === 0 ? undefined : parsed.seconds * 1000;
 }
 
-export const kdcClusterRef = (namespace: string, name?: string): ResourceRef => ({
-  group: KDC_GROUP,
-  version: API_VERSION,
-  plural: KDC_CLUSTER.plural,
-  namespace,
-  ...(name ? { name } : {}),
-});
-export const kmsKeyRef = (namespace: string, name?: string): ResourceRef => ({
-  group: SECURITY_GROUP,
-  version: API_VERSION,
-  plural: KMS_KEY.plural,
-  namespace,
-  ...(name ? { name } : {}),
-});
+export const kdcClusterRef = (namespace: string, name?: string) => at(RESOURCES.kdcCluster, namespace, name);
+export const kmsKeyRef = (namespace: string, name?: string) => at(RESOURCES.kmsKey, namespace, name);
 
 /** Kubernetes API failures as CLI failures that say what was being done. */
 export function kubeFailure(what: string, error: unknown): Error {
@@ -143,7 +126,7 @@ export async function getKmsKey(kube: KubeClient, namespace: string, name: strin
 /** The organisation (OpenBao namespace) of a project namespace; undefined = root namespace. */
 export async function organizationOf(kube: KubeClient, namespace: string): Promise<string | undefined> {
   try {
-    const ns = await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace));
+    const ns = await kube.getOrNull<KubeObject>(at(RESOURCES.namespace, undefined, namespace));
     return ns?.metadata?.labels?.[LABELS.organization] || undefined;
   } catch (error) {
     throw kubeFailure(

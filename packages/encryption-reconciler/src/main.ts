@@ -23,16 +23,12 @@ import {
   serveMetrics,
   splitHostPort,
   tokenKeeperFromEnv,
+  RESOURCES,
 } from '@kdc/shared';
 import { cleanupMetrics, cleanupReconciler } from './cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from './cleanup/tasks.ts';
-import {
-  clusterAccessMetrics,
-  clusterAccessReconciler,
-  KDCCLUSTER_REF,
-  clustersUsingKey,
-} from './cluster/reconciler.ts';
-import { KMSKEY_REF, kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
+import { clusterAccessMetrics, clusterAccessReconciler, clustersUsingKey } from './cluster/reconciler.ts';
+import { kmsKeyMetrics, kmsKeyReconciler } from './kmskey/reconciler.ts';
 
 exitOnVersionFlag('encryption-reconciler');
 const logger = createLogger('encryption-reconciler');
@@ -80,8 +76,8 @@ const openBaoToken = (() => {
 const openbao = new OpenBaoClient({ ...openBaoBase, credentials: openBaoToken });
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
 const recorder = new EventRecorder(kube, 'encryption-reconciler', identity);
-const keys = new Informer(kube, KMSKEY_REF, { logger });
-const clusters = new Informer(kube, KDCCLUSTER_REF, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
+const keys = new Informer(kube, RESOURCES.kmsKey, { logger });
+const clusters = new Informer(kube, RESOURCES.kdcCluster, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
 const workers = Number(env.WORKERS ?? 4);
 const controllerNamespace = env.POD_NAMESPACE ?? 'kube-dc-system';
 const tasks = new Informer(kube, CONFIGMAPS(controllerNamespace), { logger, labelSelector: CLEANUP_LABEL });

@@ -6,7 +6,7 @@ import {
   splitKey,
   updateStatusIfChanged,
   type Condition,
-  type Informer,
+  type Cache,
   type KubeClient,
   type KubeObject,
   type OpenBaoClient,
@@ -30,7 +30,7 @@ type WithConditions = KubeObject & { status?: { conditions?: Condition[] } };
 export function openBaoCredentialsGuard(input: {
   kube: KubeClient;
   openbao: OpenBaoClient;
-  objects: Informer<KubeObject>;
+  objects: Cache<KubeObject>;
   ref: Omit<ResourceRef, 'namespace' | 'name'>;
   type: string;
   now: () => Date;

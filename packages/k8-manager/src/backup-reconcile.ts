@@ -1,7 +1,6 @@
 import {
   ANNOTATIONS,
   BACKUP_JOB,
-  CORE,
   LABELS,
   checkS3Endpoint,
   clusterNames,
@@ -22,12 +21,16 @@ import {
   type Logger,
   type PlatformConfig,
   type TenantControlPlane,
+  at,
+  RESOURCES,
+  type KmsKeyObject,
+  type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
 import { planBackup, type BackupAction, type BackupPlan, type ObservedBackup } from './backup-plan.ts';
 import { jobOutcome, type Job } from './jobs.ts';
-import { CRONJOB_REF, JOB_REF, clusterOwner } from './refs.ts';
+import { clusterOwner } from './refs.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs (stopping at the first
 // blocker, so a cluster that cannot take backups costs a few reads), executes its changes, and
@@ -36,8 +39,8 @@ import { CRONJOB_REF, JOB_REF, clusterOwner } from './refs.ts';
 
 export interface BackupReconcilerDeps {
   kube: KubeClient;
-  tcps: Informer<KubeObject>;
-  keys: Informer<KubeObject>;
+  tcps: Informer<TenantControlPlaneObject>;
+  keys: Informer<KmsKeyObject>;
   recorder: EventRecorder;
   logger: Logger;
   latestBackup: LatestBackupLookup;
@@ -112,7 +115,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       cronJobHash: null,
       restoring: input.restoring,
     };
-    const cronJobRef = { ...CRONJOB_REF, namespace, name: names.backupCronJob };
+    const cronJobRef = { ...RESOURCES.cronJob, namespace, name: names.backupCronJob };
     const hashOf = (cronJob: KubeObject | null) =>
       cronJob ? (cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '') : null;
     if (!o.settings) {
@@ -122,7 +125,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     // What must not run: the CronJob, if any, and Jobs still running.
     const stop = async () => {
       const cronJob = await deps.kube.getOrNull(cronJobRef);
-      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
+      const jobs = await deps.kube.list<Job>({ ...RESOURCES.job, namespace }, { labelSelector: jobSelector(name) });
       o.cronJobHash = hashOf(cronJob);
       o.activeJobs = jobs.items
         .filter((j) => !j.metadata?.deletionTimestamp && !jobOutcome(j).result)
@@ -148,7 +151,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       return stop();
     o.datastoreCertsExists =
       (await deps.kube.getOrNull(
-        CORE('secrets', namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)),
+        at(RESOURCES.secret, namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)),
       )) !== null;
     if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
     const bucket = await readBucketCredentials(deps.kube, namespace, o.settings.credentialSecret);
@@ -156,11 +159,11 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     if (!bucket || bucket.missing.length) return { o, cronJob: null };
     const credentials = bucket.credentials;
     o.serviceAccountExists =
-      (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.backupServiceAccount))) !== null;
+      (await deps.kube.getOrNull(at(RESOURCES.serviceAccount, namespace, names.backupServiceAccount))) !== null;
     const cronJob = await deps.kube.getOrNull(cronJobRef);
     o.cronJobHash = hashOf(cronJob);
     if (cronJob) {
-      const jobs = await deps.kube.list<Job>({ ...JOB_REF, namespace }, { labelSelector: jobSelector(name) });
+      const jobs = await deps.kube.list<Job>({ ...RESOURCES.job, namespace }, { labelSelector: jobSelector(name) });
       const newest = jobs.items
         .sort(
           (a, b) =>
@@ -219,7 +222,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     switch (action.kind) {
       case 'createServiceAccount':
         try {
-          await deps.kube.create(CORE('serviceaccounts', namespace), action.object);
+          await deps.kube.create(at(RESOURCES.serviceAccount, namespace), action.object);
         } catch (error) {
           if (!isAlreadyExists(error)) throw error;
         }
@@ -231,7 +234,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
         } as KubeObject;
         if (cronJob) {
           await deps.kube.replace(
-            { ...CRONJOB_REF, namespace, name: names.backupCronJob },
+            { ...RESOURCES.cronJob, namespace, name: names.backupCronJob },
             { ...object, metadata: { ...object.metadata, resourceVersion: cronJob.metadata!.resourceVersion! } },
           );
           await deps.recorder.record(
@@ -241,7 +244,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
             `updated CronJob ${names.backupCronJob} (schedule "${action.object.spec.schedule}")`,
           );
         } else {
-          await deps.kube.create({ ...CRONJOB_REF, namespace }, object);
+          await deps.kube.create({ ...RESOURCES.cronJob, namespace }, object);
           await deps.recorder.record(
             input.cluster,
             'Normal',
@@ -253,7 +256,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       }
       case 'deleteCronJob':
         await deps.kube
-          .delete({ ...CRONJOB_REF, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' })
+          .delete({ ...RESOURCES.cronJob, namespace, name: names.backupCronJob }, { propagationPolicy: 'Background' })
           .catch((error: unknown) => {
             if (!isNotFound(error)) throw error;
           });
@@ -267,7 +270,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       case 'deleteJobs':
         for (const job of action.names) {
           await deps.kube
-            .delete({ ...JOB_REF, namespace, name: job }, { propagationPolicy: 'Background' })
+            .delete({ ...RESOURCES.job, namespace, name: job }, { propagationPolicy: 'Background' })
             .catch((error: unknown) => {
               if (!isNotFound(error)) throw error;
             });

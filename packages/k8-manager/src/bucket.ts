@@ -9,12 +9,13 @@
 import type * as Envelope from '@kdc/backup-envelope';
 import {
   BACKUP_CREDENTIAL_KEYS,
-  CORE,
   DEFAULT_BACKUP_REGION,
   decodeSecretData,
   rfc3339,
   type KubeClient,
   type KubeObject,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 
 export interface BucketAccess {
@@ -42,7 +43,7 @@ export async function readBucketCredentials(
   secretName: string,
 ): Promise<{ credentials: Record<string, string>; missing: string[] } | null> {
   const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
-    CORE('secrets', namespace, secretName),
+    at(RESOURCES.secret, namespace, secretName),
   );
   if (!secret) return null;
   const credentials = decodeSecretData(secret) ?? {};

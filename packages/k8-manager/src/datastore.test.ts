@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Informer, KubeObject } from '@kdc/shared';
+import type { Informer, KubeObject, TenantControlPlaneObject } from '@kdc/shared';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
 
 const tcp = (ns: string, name: string, dataStore?: string, cluster?: string): KubeObject => ({
   metadata: { namespace: ns, name, ...(cluster ? { labels: { 'k8s.kube-dc.com/kdccluster': cluster } } : {}) },
   ...(dataStore ? { status: { storage: { dataStoreName: dataStore } } } : {}),
 });
-const cache = (items: KubeObject[]) => ({ list: () => items }) as unknown as Informer<KubeObject>;
+const cache = (items: KubeObject[]) => ({ list: () => items }) as unknown as Informer<TenantControlPlaneObject>;
 
 describe('which clusters a TenantControlPlane event concerns (finding 5: a DataStore that becomes shared)', () => {
   const victim = tcp('acme', 'web-cp', 'ds-1', 'web');

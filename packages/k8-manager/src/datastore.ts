@@ -1,8 +1,16 @@
 // The cluster's Kamaji DataStore as backup and restore need it: which one the TCP reports, the
 // object, and which other control planes live on it (a snapshot or a restore of a shared etcd
 // would touch their data too).
-import { LABELS, type Informer, type KubeClient, type KubeObject, type TenantControlPlane } from '@kdc/shared';
-import { DATASTORE_REF } from './refs.ts';
+import {
+  LABELS,
+  type Informer,
+  type KubeClient,
+  type KubeObject,
+  type TenantControlPlane,
+  RESOURCES,
+  at,
+  type TenantControlPlaneObject,
+} from '@kdc/shared';
 
 export type DataStore = KubeObject & { spec?: { driver?: string; endpoints?: string[] } };
 
@@ -20,12 +28,12 @@ const storageOf = (tcp: KubeObject) =>
 
 export async function dataStoreFacts(
   kube: KubeClient,
-  tcps: Informer<KubeObject>,
+  tcps: Informer<TenantControlPlaneObject>,
   tcp: TenantControlPlane,
 ): Promise<DataStoreFacts> {
   const name = storageOf(tcp as unknown as KubeObject);
   if (!name) return { neighbours: [] };
-  const object = await kube.getOrNull<DataStore>(DATASTORE_REF(name));
+  const object = await kube.getOrNull<DataStore>(at(RESOURCES.dataStore, undefined, name));
   const self = `${tcp.metadata.namespace}/${tcp.metadata.name}`;
   const neighbours = tcps
     .list()
@@ -50,7 +58,7 @@ export function clusterOfTcp(tcp: KubeObject): string | undefined {
  * arrives on a DataStore or leaves it, the backups of the others must change at once (a shared
  * etcd is never snapshotted), not at their next resync.
  */
-export function clustersOnDataStore(tcps: Informer<KubeObject>, tcp: KubeObject): string[] {
+export function clustersOnDataStore(tcps: Informer<TenantControlPlaneObject>, tcp: KubeObject): string[] {
   const name = storageOf(tcp);
   if (!name) return [];
   return [

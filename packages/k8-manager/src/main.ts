@@ -24,13 +24,14 @@ import {
   serveMetrics,
   splitHostPort,
   type KubeObject,
+  RESOURCES,
 } from '@kdc/shared';
 import { checkLeasesMain } from './check-leases.ts';
 import { clusterOfTcp, clustersOnDataStore } from './datastore.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './observe-tenant.ts';
-import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
+import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 
 exitOnVersionFlag('k8-manager');
 if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(process.argv.slice(3)));
@@ -70,9 +71,9 @@ const kube = (() => {
 const registry = createRegistry();
 const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
 const recorder = new EventRecorder(kube, 'k8-manager', identity);
-const clusters = new Informer(kube, KDCCLUSTER_REF, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
-const keys = new Informer(kube, KMSKEY_REF, { logger });
-const tcps = new Informer(kube, TCP_REF, { logger });
+const clusters = new Informer(kube, RESOURCES.kdcCluster, { logger, labelSelector: env.CLUSTER_SELECTOR || undefined });
+const keys = new Informer(kube, RESOURCES.kmsKey, { logger });
+const tcps = new Informer(kube, RESOURCES.tenantControlPlane, { logger });
 const informers = [clusters, keys, tcps];
 
 const clusterOf = (object: KubeObject): string[] => {

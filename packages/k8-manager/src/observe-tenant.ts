@@ -1,6 +1,5 @@
 import {
   ANNOTATIONS,
-  CORE,
   KMS_PLUGIN_CONTAINERS,
   LABELS,
   TenantApiClient,
@@ -15,6 +14,8 @@ import {
   type KubeObject,
   type PluginSlot,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import type { TenantObservation } from './status.ts';
 
@@ -80,7 +81,7 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
 
   async function tenantClient(namespace: string, secretName: string, server: URL): Promise<Client | undefined> {
     const secret = await management.getOrNull<KubeObject & { data?: Record<string, string> }>(
-      CORE('secrets', namespace, secretName),
+      at(RESOURCES.secret, namespace, secretName),
     );
     const encoded = secret?.data?.[ADMIN_KUBECONFIG_KEY];
     if (!secret || !encoded) return undefined;
@@ -154,7 +155,7 @@ export function tenantObserver(management: KubeClient, options: TenantObserverOp
       return { ...observation, kmsProvidersHealthy: false, reason: 'TenantKubeconfigRefused', problem: client.refused };
     Object.assign(observation, await kmsProviders(client.client), { client: client.client });
 
-    const pods = await management.list<Pod>(CORE('pods', namespace), {
+    const pods = await management.list<Pod>(at(RESOURCES.pod, namespace), {
       labelSelector: `${LABELS.kamajiName}=${clusterNames(cluster).tenantControlPlane}`,
     });
     if (pods.items.length) {

@@ -1,7 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATIONS,
-  CORE,
   KDC_CLUSTER_CONDITIONS,
   clusterNames,
   dataStoreLookup,
@@ -36,20 +35,24 @@ import {
   type Logger,
   type ReconcileResult,
   type TenantControlPlane,
+  at,
+  RESOURCES,
+  type KdcClusterObject,
+  type KmsKeyObject,
+  type TenantControlPlaneObject,
+  type ResourceRef,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { backupReconciler } from './backup-reconcile.ts';
 import { restoreReconciler } from './restore-reconcile.ts';
 import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './bucket.ts';
-import { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF, clusterOwner } from './refs.ts';
+import { clusterOwner } from './refs.ts';
 import { planCluster, providersOf, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { disableComplete } from './migration/providers.ts';
 import { clusterStatus, type TenantObservation } from './status.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
-
-export { KDCCLUSTER_REF, KMSKEY_REF, TCP_REF } from './refs.ts';
 
 export function k8ManagerMetrics(registry: Registry) {
   return {
@@ -70,9 +73,9 @@ export function k8ManagerMetrics(registry: Registry) {
 
 export interface KdcClusterReconcilerDeps {
   kube: KubeClient;
-  clusters: Informer<KubeObject>;
-  keys: Informer<KubeObject>;
-  tcps: Informer<KubeObject>;
+  clusters: Informer<KdcClusterObject>;
+  keys: Informer<KmsKeyObject>;
+  tcps: Informer<TenantControlPlaneObject>;
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof k8ManagerMetrics>;
@@ -149,7 +152,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
           ...action.object,
           metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(cluster)] },
         };
-        const created = await createOrGet(TCP_REF, namespace, object);
+        const created = await createOrGet(RESOURCES.tenantControlPlane, namespace, object);
         await deps.recorder.record(
           cluster,
           'Normal',
@@ -159,7 +162,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
         return { ...o, tcp: created as TenantControlPlane };
       }
       case 'createKmsKey':
-        await createOrGet(KMSKEY_REF, namespace, action.object);
+        await createOrGet(RESOURCES.kmsKey, namespace, action.object);
         await deps.recorder.record(
           cluster,
           'Normal',
@@ -169,24 +172,24 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
         return { ...o, autoKey: action.object };
       case 'updateKmsKeySpec':
         await deps.kube.patch(
-          { ...KMSKEY_REF, namespace, name: names.autoEtcdKey },
+          { ...RESOURCES.kmsKey, namespace, name: names.autoEtcdKey },
           { spec: { rotation: action.spec.rotation } },
         );
         return { ...o, autoKey: { spec: action.spec } };
       case 'createServiceAccount':
-        await createOrGet(CORE('serviceaccounts'), namespace, action.object);
+        await createOrGet(RESOURCES.serviceAccount, namespace, action.object);
         return { ...o, serviceAccountExists: true };
       case 'writeEncryptionConfig': {
-        const ref = CORE('secrets', namespace, names.encryptionConfigSecret);
+        const ref = at(RESOURCES.secret, namespace, names.encryptionConfigSecret);
         if (action.exists) await deps.kube.replace(ref, action.object);
-        else await createOrGet(CORE('secrets'), namespace, action.object);
+        else await createOrGet(RESOURCES.secret, namespace, action.object);
         return { ...o, secretData: decodeSecretData(action.object) };
       }
       case 'patchTenantControlPlane': {
         const tcp = o.tcp!;
         // The lists have no merge keys: write the whole deployment, guarded by resourceVersion.
         const updated = await deps.kube.replace<TenantControlPlane & KubeObject>(
-          { ...TCP_REF, namespace, name: tcp.metadata.name },
+          { ...RESOURCES.tenantControlPlane, namespace, name: tcp.metadata.name },
           {
             ...tcp,
             spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
@@ -210,11 +213,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     }
   }
 
-  async function createOrGet(
-    ref: { group: string; version: string; plural: string },
-    namespace: string,
-    object: KubeObject,
-  ): Promise<KubeObject> {
+  async function createOrGet(ref: ResourceRef, namespace: string, object: KubeObject): Promise<KubeObject> {
     try {
       return await deps.kube.create({ ...ref, namespace }, object);
     } catch (error) {
@@ -232,7 +231,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
    * reconcile moved meanwhile, is planned again instead.
    */
   async function writeStatus(object: Cluster, status: KdcClusterStatus): Promise<boolean> {
-    const ref = { ...KDCCLUSTER_REF, namespace: object.metadata!.namespace!, name: object.metadata!.name! };
+    const ref = { ...RESOURCES.kdcCluster, namespace: object.metadata!.namespace!, name: object.metadata!.name! };
     try {
       return await updateStatusIfChanged(deps.kube, ref, object, status);
     } catch (error) {
@@ -324,10 +323,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
             : {
                 ...base,
                 serviceAccountExists:
-                  (await deps.kube.getOrNull(CORE('serviceaccounts', namespace, names.kmsPluginServiceAccount))) !==
-                  null,
+                  (await deps.kube.getOrNull(
+                    at(RESOURCES.serviceAccount, namespace, names.kmsPluginServiceAccount),
+                  )) !== null,
                 secretData: decodeSecretData(
-                  await deps.kube.getOrNull(CORE('secrets', namespace, names.encryptionConfigSecret)),
+                  await deps.kube.getOrNull(at(RESOURCES.secret, namespace, names.encryptionConfigSecret)),
                 ),
               },
         plan: planCluster,

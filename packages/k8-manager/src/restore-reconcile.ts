@@ -17,12 +17,14 @@ import {
   type PlatformConfig,
   type RestoreStatus,
   type TenantControlPlane,
+  RESOURCES,
+  type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type BackupInspector } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
 import { etcdLayout, type EtcdStatefulSet } from './etcd-layout.ts';
 import { jobOutcome, type Job } from './jobs.ts';
-import { JOB_REF, KDCCLUSTER_REF, STATEFULSET_REF, TCP_REF, clusterOwner } from './refs.ts';
+import { clusterOwner } from './refs.ts';
 import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction } from './restore-plan.ts';
 import { buildRestoreJob } from './resources/restore-job.ts';
 
@@ -34,7 +36,7 @@ import { buildRestoreJob } from './resources/restore-job.ts';
 
 export interface RestoreReconcilerDeps {
   kube: KubeClient;
-  tcps: Informer<KubeObject>;
+  tcps: Informer<TenantControlPlaneObject>;
   recorder: EventRecorder;
   logger: Logger;
   inspectBackup: BackupInspector;
@@ -165,7 +167,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         `the etcd StatefulSet ${ref} of DataStore ${ds.name} must run in the cluster's namespace ${input.namespace}`,
       );
     const sts = await deps.kube.getOrNull<KubeObject & EtcdStatefulSet>({
-      ...STATEFULSET_REF,
+      ...RESOURCES.statefulSet,
       namespace: stsNamespace,
       name: stsName,
     });
@@ -200,7 +202,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     if (!run) return { fields: previousFields, active: false, cluster: current };
     const key = run.key;
     const names = clusterNames(input.name);
-    const ref = { ...KDCCLUSTER_REF, namespace: input.namespace, name: input.name };
+    const ref = { ...RESOURCES.kdcCluster, namespace: input.namespace, name: input.name };
     let record: RestoreStatus | undefined = run.fresh || !status?.restore ? undefined : status.restore;
 
     /** Shows `r` in the annotations (only what differs). */
@@ -268,7 +270,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         }
         case 'scaleControlPlane':
           await deps.kube.patch(
-            { ...TCP_REF, namespace: input.namespace, name: names.tenantControlPlane },
+            { ...RESOURCES.tenantControlPlane, namespace: input.namespace, name: names.tenantControlPlane },
             { spec: { controlPlane: { deployment: { replicas: action.replicas } } } },
             'merge',
           );
@@ -283,7 +285,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
               failure: `EtcdStatefulSetMissing: ${o.etcd?.missing ?? 'no etcd StatefulSet to scale'}`,
             });
           await deps.kube.patch(
-            { ...STATEFULSET_REF, namespace: input.namespace, name: sts },
+            { ...RESOURCES.statefulSet, namespace: input.namespace, name: sts },
             { spec: { replicas: action.replicas } },
             'merge',
           );
@@ -319,7 +321,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
             allowUnauthenticated: key.endsWith('.db'),
             layout: o.etcd.layout,
           });
-          await deps.kube.create({ ...JOB_REF, namespace: input.namespace }, {
+          await deps.kube.create({ ...RESOURCES.job, namespace: input.namespace }, {
             ...job,
             metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] },
           } as KubeObject);
@@ -327,7 +329,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         }
         case 'deleteRestoreJob':
           await deps.kube.delete(
-            { ...JOB_REF, namespace: input.namespace, name: names.restoreJob },
+            { ...RESOURCES.job, namespace: input.namespace, name: names.restoreJob },
             { propagationPolicy: 'Background' },
           );
           return { ...o, restoreJob: null };
@@ -343,7 +345,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         observe: async () => {
           if (o.state === 'Succeeded' || o.state === 'Failed') return o;
           const job = await deps.kube.getOrNull<Job>({
-            ...JOB_REF,
+            ...RESOURCES.job,
             namespace: input.namespace,
             name: names.restoreJob,
           });

@@ -1,5 +1,4 @@
 import {
-  KDC_GROUP,
   OwnershipRegistry,
   splitKey,
   type Informer,
@@ -8,6 +7,7 @@ import {
   type Logger,
   type OpenBaoClient,
   type ReconcileResult,
+  RESOURCES,
 } from '@kdc/shared';
 import { Gauge, Counter, type Registry } from 'prom-client';
 import { removeClusterAccess } from '../cluster/remove.ts';
@@ -46,13 +46,7 @@ export interface CleanupDeps {
   now?: () => Date;
 }
 
-const KDCCLUSTER = (namespace: string, name: string) => ({
-  group: KDC_GROUP,
-  version: 'v1alpha1',
-  plural: 'kdcclusters',
-  namespace,
-  name,
-});
+const KDCCLUSTER = (namespace: string, name: string) => ({ ...RESOURCES.kdcCluster, namespace, name });
 
 /** Finishes recorded cleanups; each step re-reads OpenBao, so a retry after a crash is safe. */
 export function cleanupReconciler(deps: CleanupDeps) {

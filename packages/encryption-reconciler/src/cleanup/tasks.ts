@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CORE, type KubeObject } from '@kdc/shared';
+import { type KubeObject, at, RESOURCES } from '@kdc/shared';
 
 // OpenBao work that must still happen after a KdcCluster or KMSKey is gone, recorded as a
 // ConfigMap in the controllers' own namespace (tenants have no access there) before the object's
@@ -70,4 +70,4 @@ export function parseCleanupTask(object: KubeObject): ParsedTask {
     : { ok: false, error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
 }
 
-export const CONFIGMAPS = (namespace: string, name?: string) => CORE('configmaps', namespace, name);
+export const CONFIGMAPS = (namespace: string, name?: string) => at(RESOURCES.configMap, namespace, name);

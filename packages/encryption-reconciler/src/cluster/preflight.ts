@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  CORE,
   OPENBAO_AUDIENCE,
   requestServiceAccountToken,
   OPENBAO_K8S_AUTH_MOUNT,
@@ -9,6 +8,8 @@ import {
   openBaoAccessNames,
   type KubeClient,
   type OpenBaoClient,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import type { DesiredAccess } from './access.ts';
 
@@ -43,7 +44,7 @@ export async function runPreflight(input: {
   const names = clusterNames(input.cluster);
   const key = input.access.etcdTransitKey;
   const role = openBaoAccessNames(input.namespace, input.cluster).pluginRole;
-  const sa = await input.kube.getOrNull(CORE('serviceaccounts', input.namespace, names.kmsPluginServiceAccount));
+  const sa = await input.kube.getOrNull(at(RESOURCES.serviceAccount, input.namespace, names.kmsPluginServiceAccount));
   if (!sa)
     return {
       ok: false,

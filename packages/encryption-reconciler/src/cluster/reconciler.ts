@@ -1,11 +1,9 @@
 import {
   FINALIZERS,
-  KAMAJI_GROUP,
   KDC_CLUSTER_CONDITIONS,
   grantedTransitKeys,
   preflightKey,
   dataStoreLookup,
-  KDC_GROUP,
   OPENBAO_K8S_AUTH_MOUNT,
   clusterNames,
   findCondition,
@@ -31,6 +29,9 @@ import {
   type Logger,
   type OpenBaoClient,
   type ReconcileResult,
+  RESOURCES,
+  type KdcClusterObject,
+  type KmsKeyObject,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';
@@ -39,9 +40,6 @@ import { accessFingerprint, runPreflight } from './preflight.ts';
 import { transitKeyLookup, type TransitKeyLookup } from './transit-keys.ts';
 import { openBaoCredentialsGuard } from '../openbao-failure.ts';
 import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
-
-export const KDCCLUSTER_REF = { group: KDC_GROUP, version: 'v1alpha1', plural: 'kdcclusters' };
-const TCP_REF = { group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'tenantcontrolplanes' };
 
 export function clusterAccessMetrics(registry: Registry) {
   return {
@@ -63,8 +61,8 @@ export function clusterAccessMetrics(registry: Registry) {
 export interface ClusterAccessDeps {
   kube: KubeClient;
   openbao: OpenBaoClient;
-  clusters: Informer<KubeObject>;
-  keys: Informer<KubeObject>;
+  clusters: Informer<KdcClusterObject>;
+  keys: Informer<KmsKeyObject>;
   /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
   tasks: Informer<KubeObject>;
   controllerNamespace: string;
@@ -81,7 +79,7 @@ export interface ClusterAccessDeps {
 type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
 
 /** Keys of the clusters in a KMSKey's namespace that use it (its ownership decides their policies). */
-export function clustersUsingKey(clusters: Informer<KubeObject>, key: KubeObject): string[] {
+export function clustersUsingKey(clusters: Informer<KdcClusterObject>, key: KubeObject): string[] {
   const namespace = key.metadata?.namespace;
   return clusters
     .list()
@@ -132,7 +130,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       }
     }
     await deps.kube.patch(
-      { ...KDCCLUSTER_REF, namespace, name },
+      { ...RESOURCES.kdcCluster, namespace, name },
       {
         metadata: {
           finalizers: finalizers.filter((f) => f !== FINALIZERS.openBaoAccess),
@@ -155,7 +153,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     kube: deps.kube,
     openbao: deps.openbao,
     objects: deps.clusters,
-    ref: KDCCLUSTER_REF,
+    ref: RESOURCES.kdcCluster,
     type: KDC_CLUSTER_CONDITIONS.kmsPreflight,
     now,
   });
@@ -167,14 +165,14 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const { namespace, name } = splitKey(key);
     const object = deps.clusters.get(name, namespace) as Cluster | undefined;
     if (!object || !namespace) return {};
-    const ref = { ...KDCCLUSTER_REF, namespace, name };
+    const ref = { ...RESOURCES.kdcCluster, namespace, name };
     const finalizers = object.metadata?.finalizers ?? [];
     const hasFinalizer = finalizers.includes(FINALIZERS.openBaoAccess);
     if (object.metadata?.deletionTimestamp) return hasFinalizer ? releaseDeleted(object, finalizers) : {};
     // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
     // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
     const tcp = await deps.kube.getOrNull<TenantControlPlane & KubeObject>({
-      ...TCP_REF,
+      ...RESOURCES.tenantControlPlane,
       namespace,
       name: clusterNames(name).tenantControlPlane,
     });

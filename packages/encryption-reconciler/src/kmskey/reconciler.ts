@@ -1,7 +1,6 @@
 import {
   FINALIZERS,
   KMSKEY_CONDITIONS,
-  SECURITY_GROUP,
   OwnershipError,
   OwnershipRegistry,
   enableOwnershipMount,
@@ -27,14 +26,14 @@ import {
   type Logger,
   type OpenBaoClient,
   type ReconcileResult,
+  RESOURCES,
+  type KmsKeyObject,
 } from '@kdc/shared';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { planKmsKeyDeletion } from './deletion.ts';
 import { resolveOwnership } from './ownership.ts';
 import { checkSpec, planKmsKey, type KmsKeyAction } from './plan.ts';
-
-export const KMSKEY_REF = { group: SECURITY_GROUP, version: 'v1alpha1', plural: 'kmskeys' };
 
 export function kmsKeyMetrics(registry: Registry) {
   // Next rotation per KMSKey, kept here: the exported gauge is one number, so the metrics name no
@@ -79,7 +78,7 @@ export interface KmsKeyReconcilerDeps {
   kube: KubeClient;
   /** A client with the controller's OpenBao token, root namespace. */
   openbao: OpenBaoClient;
-  keys: Informer<KubeObject>;
+  keys: Informer<KmsKeyObject>;
   /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
   tasks: Informer<KubeObject>;
   controllerNamespace: string;
@@ -108,7 +107,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     bao: OpenBaoClient,
     transitKey: string,
   ): Promise<void> {
-    const ref = { ...KMSKEY_REF, namespace: object.metadata!.namespace, name: object.metadata!.name };
+    const ref = { ...RESOURCES.kmsKey, namespace: object.metadata!.namespace, name: object.metadata!.name };
     switch (action.kind) {
       case 'addFinalizer':
         await deps.kube.patch(ref, {
@@ -159,7 +158,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       },
       deps.controllerNamespace,
     );
-    const ref = { ...KMSKEY_REF, namespace, name };
+    const ref = { ...RESOURCES.kmsKey, namespace, name };
     if (plan.action.kind === 'recordDestruction') {
       const candidates = [
         ...new Set(
@@ -203,7 +202,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const { namespace, name } = splitKey(key);
     const object = deps.keys.get(name, namespace) as KeyObject | undefined;
     if (!object || !namespace) return {};
-    const ref = { ...KMSKEY_REF, namespace, name };
+    const ref = { ...RESOURCES.kmsKey, namespace, name };
     const parsedSpec = kmsKeySpecSchema.safeParse(object.spec ?? {});
     if (object.metadata?.deletionTimestamp)
       return reconcileDeletion(object, parsedSpec.success ? parsedSpec.data : undefined);

@@ -1,10 +1,11 @@
 import {
   BACKUP_JOB,
-  CORE,
   decodeSecretData,
   type KubeClient,
   type KubeObject,
   type TenantControlPlane,
+  at,
+  RESOURCES,
 } from '@kdc/shared';
 import {
   classifyRow,
@@ -18,7 +19,7 @@ import {
   type EtcdConnection,
   type EtcdKvReader,
 } from '@kdc/shared/etcd';
-import { DATASTORE_REF } from '../refs.ts';
+
 import type { RowStore } from './reconcile.ts';
 
 // How k8-manager reads a tenant's rows: from the cluster's Kamaji DataStore (platform-owned: its
@@ -50,12 +51,12 @@ export async function etcdConnectionFor(
 ): Promise<EtcdConnection> {
   const name = (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
   if (!name) throw new CoverageUnavailableError('the TenantControlPlane reports no DataStore yet');
-  const ds = await kube.getOrNull<DataStore>(DATASTORE_REF(name));
+  const ds = await kube.getOrNull<DataStore>(at(RESOURCES.dataStore, undefined, name));
   if (!ds) throw new CoverageUnavailableError(`DataStore ${name} cannot be read, so the stored rows cannot be counted`);
   if (ds.spec?.driver !== 'etcd' || !ds.spec.endpoints?.length)
     throw new CoverageUnavailableError(`DataStore ${name} is not an etcd DataStore with endpoints`);
   const secretName = BACKUP_JOB.datastoreCertsSecret(tcp.metadata.name);
-  const certs = decodeSecretData(await kube.getOrNull(CORE('secrets', namespace, secretName)));
+  const certs = decodeSecretData(await kube.getOrNull(at(RESOURCES.secret, namespace, secretName)));
   if (!certs?.['server.crt'] || !certs['server.key'])
     throw new CoverageUnavailableError(
       `Secret ${secretName} with the control plane's DataStore client certificate does not exist yet`,

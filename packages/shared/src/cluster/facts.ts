@@ -1,7 +1,8 @@
 import { kdcClusterSpecSchema, resolveKeyRefs } from '../api/kdccluster.ts';
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
-import { ANNOTATIONS, KAMAJI_GROUP, LABELS } from '../names.ts';
-import { CORE, type KubeClient, type KubeObject } from '../runtime/kube.ts';
+import { ANNOTATIONS, LABELS } from '../names.ts';
+import { type KubeClient, type KubeObject } from '../runtime/kube.ts';
+import { at, RESOURCES } from '../runtime/resources.ts';
 import { isAttached, kamajiControlPlaneOwner } from './attachment.ts';
 import { resolvePlatformConfig, type PlatformConfigResult } from './platform-config.ts';
 import type { ClusterFacts, KmsKeyView } from './validate.ts';
@@ -78,17 +79,14 @@ export function cachedLookup<T>(load: (key: string) => Promise<T>, ttlMs: number
 
 /** A Kamaji DataStore by name, read through a short cache (DataStores are the platform's, and change rarely). */
 export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string) => Promise<KubeObject | null> {
-  return cachedLookup(
-    (name) => kube.getOrNull<KubeObject>({ group: KAMAJI_GROUP, version: 'v1alpha1', plural: 'datastores', name }),
-    ttlMs,
-  );
+  return cachedLookup((name) => kube.getOrNull<KubeObject>({ ...RESOURCES.dataStore, name }), ttlMs);
 }
 
 /** The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label. */
 export function organizationLookup(kube: KubeClient, ttlMs = 60_000): OrganizationOf {
   return cachedLookup(
     async (namespace) =>
-      (await kube.getOrNull<KubeObject>(CORE('namespaces', undefined, namespace)))?.metadata?.labels?.[
+      (await kube.getOrNull<KubeObject>(at(RESOURCES.namespace, undefined, namespace)))?.metadata?.labels?.[
         LABELS.organization
       ] || undefined,
     ttlMs,
@@ -104,7 +102,7 @@ export function platformConfigLookup(
 ): () => Promise<PlatformConfigResult> {
   const lookup = cachedLookup(async () => {
     const secret = await kube.getOrNull<KubeObject & { data?: Record<string, string> }>(
-      CORE('secrets', namespace, 'master-config'),
+      at(RESOURCES.secret, namespace, 'master-config'),
     );
     return resolvePlatformConfig(env, decodeSecretData(secret) ?? {});
   }, ttlMs);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rfc3339 } from '../conditions.ts';
-import { CORE, type KubeClient, type KubeObject } from './kube.ts';
+import { type KubeClient, type KubeObject } from './kube.ts';
+import { at, RESOURCES } from './resources.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -31,14 +32,14 @@ export class EventRecorder {
       if (seen && now.getTime() - seen.at < 600_000) {
         seen.count += 1;
         seen.at = now.getTime();
-        await this.client.patch(CORE('events', seen.namespace, seen.name), {
+        await this.client.patch(at(RESOURCES.event, seen.namespace, seen.name), {
           count: seen.count,
           lastTimestamp: timestamp,
         });
         return;
       }
       const name = `${md.name}.${randomBytes(8).toString('hex')}`;
-      await this.client.create(CORE('events', namespace), {
+      await this.client.create(at(RESOURCES.event, namespace), {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name, namespace },

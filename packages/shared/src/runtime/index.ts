@@ -1,4 +1,5 @@
 export * from './kube.ts';
+export * from './resources.ts';
 export * from './workqueue.ts';
 export * from './informer.ts';
 export * from './controller.ts';

@@ -1,7 +1,10 @@
 import { ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { type KubeClient, type KubeObject, type ResourceRef, resourcePath } from './kube.ts';
+import { type KubeClient, type KubeObject, type ResourceRef, type TypedRef, resourcePath } from './kube.ts';
 import { backoffDelay } from './workqueue.ts';
+
+/** What a reconcile reads from an informer: its cache, never its event stream (covariant in T). */
+export type Cache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
@@ -21,7 +24,7 @@ export class Informer<T extends KubeObject> {
   private readonly syncWaiters: (() => void)[] = [];
   readonly ref: ResourceRef;
 
-  constructor(client: KubeClient, ref: ResourceRef, options: { labelSelector?: string; logger?: Logger } = {}) {
+  constructor(client: KubeClient, ref: TypedRef<T>, options: { labelSelector?: string; logger?: Logger } = {}) {
     this.ref = ref;
     const path = resourcePath(ref);
     const listFn = async () => {

@@ -45,6 +45,9 @@ export interface ResourceRef {
   subresource?: string;
 }
 
+/** A ResourceRef that may name the type of its objects (see resources.ts), so reads infer it. */
+export type TypedRef<T> = ResourceRef & { readonly object?: T };
+
 export function resourcePath(ref: ResourceRef): string {
   const base = ref.group === '' ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
   const ns = ref.namespace ? `/namespaces/${encodeURIComponent(ref.namespace)}` : '';
@@ -201,11 +204,11 @@ export class KubeClient {
     });
   }
 
-  get<T extends KubeObject>(ref: ResourceRef): Promise<T> {
+  get<T extends KubeObject = KubeObject>(ref: TypedRef<T>): Promise<T> {
     return this.request<T>('GET', resourcePath(ref));
   }
 
-  async getOrNull<T extends KubeObject>(ref: ResourceRef): Promise<T | null> {
+  async getOrNull<T extends KubeObject = KubeObject>(ref: TypedRef<T>): Promise<T | null> {
     try {
       return await this.get<T>(ref);
     } catch (e) {
@@ -214,11 +217,15 @@ export class KubeClient {
     }
   }
 
-  list<T extends KubeObject>(ref: ResourceRef, query: RequestInput['query'] = {}): Promise<KubeList<T>> {
+  list<T extends KubeObject = KubeObject>(ref: TypedRef<T>, query: RequestInput['query'] = {}): Promise<KubeList<T>> {
     return this.request<KubeList<T>>('GET', resourcePath(ref), { query });
   }
 
-  create<T extends KubeObject>(ref: ResourceRef, body: KubeObject, query: RequestInput['query'] = {}): Promise<T> {
+  create<T extends KubeObject = KubeObject>(
+    ref: TypedRef<T>,
+    body: KubeObject,
+    query: RequestInput['query'] = {},
+  ): Promise<T> {
     return this.request<T>('POST', resourcePath({ ...ref, name: undefined }), { body, query });
   }
 
@@ -227,12 +234,12 @@ export class KubeClient {
     return this.request<T>('POST', resourcePath(ref), { body });
   }
 
-  replace<T extends KubeObject>(ref: ResourceRef, body: KubeObject): Promise<T> {
+  replace<T extends KubeObject = KubeObject>(ref: TypedRef<T>, body: KubeObject): Promise<T> {
     return this.request<T>('PUT', resourcePath(ref), { body });
   }
 
-  patch<T extends KubeObject>(
-    ref: ResourceRef,
+  patch<T extends KubeObject = KubeObject>(
+    ref: TypedRef<T>,
     patch: unknown,
     type: PatchType = 'merge',
     query: RequestInput['query'] = {},
@@ -241,7 +248,12 @@ export class KubeClient {
   }
 
   /** Server-side apply with our field manager. */
-  apply<T extends KubeObject>(ref: ResourceRef, body: KubeObject, fieldManager: string, force = true): Promise<T> {
+  apply<T extends KubeObject = KubeObject>(
+    ref: TypedRef<T>,
+    body: KubeObject,
+    fieldManager: string,
+    force = true,
+  ): Promise<T> {
     return this.patch<T>(ref, body, 'apply', { fieldManager, force });
   }
 
@@ -254,6 +266,7 @@ export class KubeClient {
   }
 }
 
+/** A core resource whose plural is chosen at run time; known resources are in RESOURCES. */
 export const CORE = (plural: string, namespace?: string, name?: string): ResourceRef => ({
   group: '',
   version: 'v1',

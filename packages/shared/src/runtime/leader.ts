@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { isConflict, isNotFound, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from './kube.ts';
+import { at, RESOURCES } from './resources.ts';
 
 // Leader election on a coordination.k8s.io/v1 Lease with client-go's semantics. Timestamps in the
 // Lease were written by another machine's clock, so they are never compared with ours: a
@@ -37,13 +38,7 @@ export interface LeaderTimings {
 }
 
 /** Where a Lease lives: what the elector writes and what a check (k8-manager check-leases) reads. */
-export const leaseRef = (namespace: string, name: string): ResourceRef => ({
-  group: 'coordination.k8s.io',
-  version: 'v1',
-  plural: 'leases',
-  namespace,
-  name,
-});
+export const leaseRef = (namespace: string, name: string) => at(RESOURCES.lease, namespace, name);
 
 /** client-go's jitter on a candidate's retry period, so standbys do not poll in lockstep. */
 export const JITTER_FACTOR = 1.2;

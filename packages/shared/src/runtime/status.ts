@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { KubeClient, KubeObject, ResourceRef } from './kube.ts';
+import { type KubeClient, type KubeObject, type ResourceRef, resourcePath } from './kube.ts';
 
 /**
  * Writes `status` through the status subresource only when it differs from what the object
@@ -12,16 +12,10 @@ export async function updateStatusIfChanged(
   status: unknown,
 ): Promise<boolean> {
   if (isDeepStrictEqual(stripUndefined(object.status), stripUndefined(status))) return false;
-  await client.request('PUT', resourcePathWithStatus(ref), {
+  await client.request('PUT', resourcePath({ ...ref, subresource: 'status' }), {
     body: { ...object, status },
   });
   return true;
-}
-
-function resourcePathWithStatus(ref: ResourceRef): string {
-  const base = ref.group === '' ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
-  const ns = ref.namespace ? `/namespaces/${ref.namespace}` : '';
-  return `${base}${ns}/${ref.plural}/${ref.name}/status`;
 }
 
 /** JSON round-trip semantics: undefined fields do not exist on the wire. */
