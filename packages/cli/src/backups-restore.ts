@@ -7,6 +7,7 @@ import {
   KDC_CLUSTER_CONDITIONS,
   RESTORE_STATES,
   isConflict,
+  isRestoreFinished,
   restoreRun,
   type Condition,
   type KdcClusterStatus,
@@ -41,7 +42,6 @@ export const spec: CommandSpec = {
   },
 };
 
-const FINAL_STATES = new Set<string>(['Succeeded', 'Failed']);
 export const DEFAULT_TIMEOUT_SECONDS = 30 * 60;
 export const POLL_MS = 2000;
 
@@ -127,7 +127,7 @@ export function restoreStateOf(cluster: Cluster): string | undefined {
 export function restoreBlocker(cluster: Cluster, name: string, namespace: string): string | null {
   const run = restoreRun(cluster.metadata?.annotations, cluster.status);
   if (!run) return null;
-  if (!run.fresh && !FINAL_STATES.has(run.state ?? '')) {
+  if (!run.fresh && !isRestoreFinished(run.state)) {
     return `a restore from ${run.key} is already running on ${namespace}/${name} (${run.state}): wait for it to reach Succeeded or Failed`;
   }
   if (run.fresh) {
@@ -252,7 +252,7 @@ export async function waitForRestore(
       else ctx.io.out(`${line}\n`);
       last = state;
     }
-    if (state === 'Succeeded' || state === 'Failed' || ctx.now().getTime() >= deadline) bar?.end();
+    if (isRestoreFinished(state) || ctx.now().getTime() >= deadline) bar?.end();
     if (state === 'Succeeded') {
       const status = cluster.status as { latestRestoreKey?: string; latestRestoreTime?: string } | undefined;
       ctx.io.out(

@@ -1,4 +1,4 @@
-import { KDC_CLUSTER_CONDITIONS, type ConditionInput, type RestoreState } from '@kdc/shared';
+import { KDC_CLUSTER_CONDITIONS, isRestoreFinished, type ConditionInput, type RestoreState } from '@kdc/shared';
 import type { JobOutcome } from './backup-plan.ts';
 import type { EtcdLayoutResult } from './etcd-layout.ts';
 
@@ -54,8 +54,6 @@ export type RestoreAction =
   | { kind: 'scaleControlPlane'; replicas: number }
   | { kind: 'scaleEtcd'; replicas: number };
 
-const TERMINAL: readonly (RestoreState | undefined)[] = ['Succeeded', 'Failed'];
-
 /** Ends the restore: there is no StatefulSet to stop or start, and the tenant's control plane stays drained. */
 const missingEtcd = (o: ObservedRestore): RestoreAction => ({
   kind: 'setState',
@@ -64,7 +62,7 @@ const missingEtcd = (o: ObservedRestore): RestoreAction => ({
 });
 
 export function planRestore(o: ObservedRestore): RestoreAction {
-  if (!o.requestedKey || TERMINAL.includes(o.state)) return { kind: 'idle' };
+  if (!o.requestedKey || isRestoreFinished(o.state)) return { kind: 'idle' };
   switch (o.state) {
     case undefined:
       // A Job left from an earlier restore would be mistaken for this one's.

@@ -3,6 +3,7 @@ import {
   BACKUP_CREDENTIAL_KEYS,
   checkS3Endpoint,
   clusterNames,
+  isRestoreFinished,
   rfc3339,
   resolveBackupSettings,
   restoreRun,
@@ -343,7 +344,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
         // Before every step: the Job, the etcd StatefulSet and the backup as they are now (neither is
         // watched), over what the steps of this pass changed. An ended run reads nothing.
         observe: async () => {
-          if (o.state === 'Succeeded' || o.state === 'Failed') return o;
+          if (isRestoreFinished(o.state)) return o;
           const job = await deps.kube.getOrNull<Job>({
             ...RESOURCES.job,
             namespace: input.namespace,
@@ -385,7 +386,7 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     return {
       condition: restoreCondition(key, o.state, o.failure),
       fields,
-      active: o.state !== 'Succeeded' && o.state !== 'Failed',
+      active: !isRestoreFinished(o.state),
       cluster: current,
     };
   };

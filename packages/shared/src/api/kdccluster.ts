@@ -78,6 +78,12 @@ export const RESTORE_STATES = [
 ] as const;
 export type RestoreState = (typeof RESTORE_STATES)[number];
 
+/**
+ * A run in this state has ended: nothing more is done for it, and a new request may start another.
+ * Takes any string because the kube-dc.com/restore-state annotation can say anything.
+ */
+export const isRestoreFinished = (state: string | undefined) => state === 'Succeeded' || state === 'Failed';
+
 // The restore state machine's own record (SPEC 3.1 restore-from). It lives in status, which only
 // the controllers write: the kube-dc.com/restore-* annotations only show it.
 export const restoreStatusSchema = z.object({
@@ -87,8 +93,6 @@ export const restoreStatusSchema = z.object({
   failure: z.string().optional().describe('<Reason>: <detail> of a run that ends Failed once the tenant is back up'),
 });
 export type RestoreStatus = z.output<typeof restoreStatusSchema>;
-
-const isTerminal = (state: string | undefined) => state === 'Succeeded' || state === 'Failed';
 
 /** The restore a KdcCluster is in: `fresh` when a request has not been taken up yet (no state). */
 export type RestoreRun = RestoreStatus & { key: string; fresh: boolean };
@@ -106,18 +110,19 @@ export function restoreRun(
   status: { restore?: RestoreStatus } | undefined,
 ): RestoreRun | undefined {
   const record = status?.restore;
-  if (record?.key && record.state && !isTerminal(record.state)) return { ...record, key: record.key, fresh: false };
+  if (record?.key && record.state && !isRestoreFinished(record.state))
+    return { ...record, key: record.key, fresh: false };
   const requested = annotations?.[ANNOTATIONS.restoreFrom]?.trim();
   if (!requested) return undefined;
   const shown = annotations?.[ANNOTATIONS.restoreState];
   if (record?.key === requested && record.state && shown !== undefined)
     return { ...record, key: requested, fresh: false };
-  if (!record?.key && isTerminal(shown)) return { key: requested, state: shown as RestoreState, fresh: false };
+  if (!record?.key && isRestoreFinished(shown)) return { key: requested, state: shown as RestoreState, fresh: false };
   return { key: requested, fresh: true };
 }
 
 /** A restore was requested and has not ended. */
-export const restoreActive = (run: RestoreRun | undefined) => run !== undefined && !isTerminal(run.state);
+export const restoreActive = (run: RestoreRun | undefined) => run !== undefined && !isRestoreFinished(run.state);
 
 // The migration's checkpoint (k8-manager src/migration): a restarted or newly elected controller
 // resumes the pass here. Written by the controller only (tenants never get */status).
