@@ -4,15 +4,8 @@
 import { isOpenBaoError } from '@kdc/shared/openbao';
 import type { Logger, TransitClient } from '@kdc/shared';
 import { BackupError, describeError } from './errors.ts';
-import {
-  ALGORITHM,
-  DEFAULT_SEGMENT_SIZE,
-  KDF_NAME,
-  SCHEMA_VERSION,
-  checkSegmentSize,
-  kdfInfo,
-  type BoundMetadata,
-} from './format.ts';
+import { kdfInfo, type BoundMetadata } from './format/kdf.ts';
+import { ALGORITHM, DEFAULT_SEGMENT_SIZE, KDF_NAME, SCHEMA_VERSION, checkSegmentSize } from './format/spec.ts';
 import { ParallelEncryptor } from './parallel.ts';
 import { sweepStaleUploads } from './inventory.ts';
 import { ENVELOPE_OBJECTS, envelopePrefix } from './layout.ts';

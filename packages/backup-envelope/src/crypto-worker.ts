@@ -2,12 +2,12 @@
 // thread, so the main thread keeps doing the I/O (source, S3, file) meanwhile. `seal` writes
 // sealed segments straight into the caller's (shared) part buffers; `open` verifies and decrypts
 // a run of segments in place in a transferred buffer. Segment nonces and the final AAD come from
-// segment.ts, the same code the stream encryptor and decryptor use.
+// format/segment.ts, the same code the stream encryptor and decryptor use.
 import { createCipheriv, createDecipheriv, createHash, type KeyObject } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { finalAad, segmentNonce } from './segment.ts';
+import { finalAad, segmentNonce } from './format/segment.ts';
 
 export type WorkerRequest =
   | { id: number; op: 'init'; key: KeyObject; noncePrefix: Uint8Array; header: Uint8Array }

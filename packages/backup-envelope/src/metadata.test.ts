@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ALGORITHM, KDF_NAME, SCHEMA_VERSION, ciphertextSizeFor, kdfInfo, type BoundMetadata } from './format.ts';
+import { kdfInfo, type BoundMetadata } from './format/kdf.ts';
+import { ALGORITHM, KDF_NAME, SCHEMA_VERSION, ciphertextSizeFor } from './format/spec.ts';
 import { parseMetadata, serializeMetadata, withWrappedDek, wrappedVersion, type MetadataV2 } from './metadata.ts';
 
 const bound: BoundMetadata = {

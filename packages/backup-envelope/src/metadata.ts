@@ -2,6 +2,7 @@
 // field the key derivation binds is checked against kdf.info so an edit is named, not guessed.
 import { ciphertextVersion } from '@kdc/shared/openbao';
 import { BackupError } from './errors.ts';
+import { kdfInfo, type BoundMetadata } from './format/kdf.ts';
 import {
   ALGORITHM,
   KDF_INFO_PREFIX,
@@ -10,9 +11,7 @@ import {
   checkPlaintextSize,
   checkSegmentSize,
   ciphertextSizeFor,
-  kdfInfo,
-  type BoundMetadata,
-} from './format.ts';
+} from './format/spec.ts';
 import { V1_ALGORITHM } from './legacy.ts';
 
 export interface MetadataV2 {

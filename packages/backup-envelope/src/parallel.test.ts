@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ALGORITHM, SCHEMA_VERSION, StreamEncryptor, type BoundMetadata } from './format.ts';
+import { StreamEncryptor } from './format/encrypt.ts';
+import type { BoundMetadata } from './format/kdf.ts';
+import { ALGORITHM, SCHEMA_VERSION } from './format/spec.ts';
 import { ParallelEncryptor } from './parallel.ts';
 
 // The worker-thread encryptor must write exactly the bytes of the reference StreamEncryptor

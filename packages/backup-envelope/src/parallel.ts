@@ -1,24 +1,15 @@
 // Encryption and decryption with the crypto on a worker thread (crypto-worker.ts): the bytes
-// are exactly StreamEncryptor's (format.test.ts checks it), produced into reused buffers so
+// are exactly StreamEncryptor's (parallel.test.ts checks it), produced into reused buffers so
 // memory stays fixed whatever the snapshot size.
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './crypto-worker.ts';
-import {
-  HEADER_LENGTH,
-  MAX_SEGMENTS,
-  SALT_LENGTH,
-  TAG_LENGTH,
-  checkSegmentSize,
-  checkTrailer,
-  deriveKeys,
-  encodeHeader,
-  kdfInfo,
-  type EncryptResult,
-  type EncryptorOptions,
-  type TrailerListener,
-} from './format.ts';
-import { NONCE_PREFIX_LENGTH } from './segment.ts';
+import type { EncryptResult, EncryptorOptions } from './format/encrypt.ts';
+import { checkTrailer, type TrailerListener } from './format/hasher.ts';
+import { encodeHeader } from './format/header.ts';
+import { deriveKeys, kdfInfo } from './format/kdf.ts';
+import { NONCE_PREFIX_LENGTH } from './format/segment.ts';
+import { HEADER_LENGTH, MAX_SEGMENTS, SALT_LENGTH, TAG_LENGTH, checkSegmentSize } from './format/spec.ts';
 
 // Sources run with type stripping (`--conditions=source`), builds from dist: the worker file
 // sits beside this one either way.

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type * as GrpcModule from '@grpc/grpc-js';
 import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
 import { BackupError } from './errors.ts';
-import type { TrailerListener } from './format.ts';
+import type { TrailerListener } from './format/hasher.ts';
 
 export interface SourceInfo {
   /** What is being read, for logs and errors. */

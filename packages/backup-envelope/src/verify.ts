@@ -6,7 +6,8 @@
 import type { Logger, TransitClient } from '@kdc/shared';
 import { transitFailure } from './backup.ts';
 import { BackupError, describeError, isBackupError } from './errors.ts';
-import { HEADER_LENGTH, StreamDecryptor } from './format.ts';
+import { StreamDecryptor } from './format/decrypt.ts';
+import { HEADER_LENGTH } from './format/spec.ts';
 import { latestCandidates, type BackupInfo } from './inventory.ts';
 import { ENVELOPE_OBJECTS } from './layout.ts';
 import { boundOf } from './metadata.ts';
