@@ -76,7 +76,7 @@ const notReady = (reason: string, message: string) => ({
   message,
 });
 
-type Blocker = BackupPlan['condition'] & {
+export type Blocker = BackupPlan['condition'] & {
   /**
    * A CronJob must not run at all (it would read a DataStore that is not, or no longer, this
    * tenant's alone, or send the data to an endpoint the platform refuses): it and its running
@@ -85,61 +85,120 @@ type Blocker = BackupPlan['condition'] & {
   unsafe?: boolean;
 };
 
+const unsafe = (reason: string, message: string): Blocker => ({ ...notReady(reason, message), unsafe: true });
+
+/** What the shell reads from the API for a check; each is read once, for the first check that needs it. */
+export type BackupRead = 'dataStore' | 'datastoreCerts' | 'credentials';
+
+export interface BackupCheck {
+  /** Absent: the check judges what the observation starts with (spec, platform, informer caches). */
+  needs?: BackupRead;
+  blocks: (o: ObservedBackup) => Blocker | null;
+}
+
+/**
+ * What backups need, in the order they are judged: the first check that blocks names the
+ * condition. The shell walks the same list and stops reading there, so a cluster that cannot take
+ * backups costs a few reads, and the two cannot disagree on the order.
+ */
+export const BACKUP_CHECKS: readonly BackupCheck[] = [
+  { blocks: (o) => (o.endpointRefusal ? unsafe('S3EndpointNotAllowed', o.endpointRefusal) : null) },
+  {
+    blocks: (o) =>
+      o.image
+        ? null
+        : notReady(
+            'BackupImageMissing',
+            'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)',
+          ),
+  },
+  {
+    needs: 'dataStore',
+    blocks: (o) =>
+      o.dataStoreName
+        ? null
+        : unsafe(
+            'DataStoreUnknown',
+            `waiting for TenantControlPlane ${clusterNames(o.cluster).tenantControlPlane} to report status.storage.dataStoreName`,
+          ),
+  },
+  {
+    needs: 'dataStore',
+    blocks: (o) =>
+      o.dataStore
+        ? null
+        : unsafe(
+            'DataStoreUnknown',
+            `DataStore ${o.dataStoreName} (from TenantControlPlane ${clusterNames(o.cluster).tenantControlPlane}) does not exist`,
+          ),
+  },
+  {
+    needs: 'dataStore',
+    blocks: (o) =>
+      o.dataStore!.driver === 'etcd' && o.dataStore!.endpoints.length > 0
+        ? null
+        : unsafe(
+            'DataStoreUnsupported',
+            `DataStore ${o.dataStoreName} uses driver ${o.dataStore!.driver}${o.dataStore!.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`,
+          ),
+  },
+  {
+    needs: 'dataStore',
+    blocks: (o) => {
+      if (!o.dataStoreNeighbours.length) return null;
+      const shown = o.dataStoreNeighbours.slice(0, 3).join(', ') + (o.dataStoreNeighbours.length > 3 ? ', ...' : '');
+      return unsafe(
+        'SharedDataStore',
+        `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data, and the backup CronJob is removed. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`,
+      );
+    },
+  },
+  {
+    needs: 'datastoreCerts',
+    blocks: (o) =>
+      o.datastoreCertsExists
+        ? null
+        : notReady(
+            'DataStoreUnknown',
+            `Secret ${BACKUP_JOB.datastoreCertsSecret(clusterNames(o.cluster).tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`,
+          ),
+  },
+  {
+    blocks: (o) =>
+      o.backupKey.ready
+        ? null
+        : notReady(
+            'BackupKeyNotReady',
+            `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`,
+          ),
+  },
+  {
+    needs: 'credentials',
+    blocks: (o) =>
+      o.credentialsMissingKeys !== null
+        ? null
+        : notReady(
+            'S3NotAvailable',
+            `Secret ${o.namespace}/${o.settings!.credentialSecret} does not exist: create it with keys ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} for bucket ${o.settings!.bucket}`,
+          ),
+  },
+  {
+    needs: 'credentials',
+    blocks: (o) =>
+      !o.credentialsMissingKeys?.length
+        ? null
+        : notReady(
+            'S3NotAvailable',
+            `Secret ${o.namespace}/${o.settings!.credentialSecret} lacks ${o.credentialsMissingKeys.join(', ')}: add them (the credentials for bucket ${o.settings!.bucket})`,
+          ),
+  },
+];
+
 /** Why backups cannot be taken yet, or null when everything they need is there. */
 function blocker(o: ObservedBackup): Blocker | null {
-  const names = clusterNames(o.cluster);
-  const settings = o.settings!;
-  const unsafe = (reason: string, message: string): Blocker => ({ ...notReady(reason, message), unsafe: true });
-  if (o.endpointRefusal) return unsafe('S3EndpointNotAllowed', o.endpointRefusal);
-  if (!o.image)
-    return notReady(
-      'BackupImageMissing',
-      'no backup job image is configured: set KDC_BACKUP_IMAGE on k8-manager (chart value k8Manager.backupImage)',
-    );
-  if (!o.dataStoreName)
-    return unsafe(
-      'DataStoreUnknown',
-      `waiting for TenantControlPlane ${names.tenantControlPlane} to report status.storage.dataStoreName`,
-    );
-  if (o.dataStore === null || o.dataStore === undefined)
-    return unsafe(
-      'DataStoreUnknown',
-      `DataStore ${o.dataStoreName} (from TenantControlPlane ${names.tenantControlPlane}) does not exist`,
-    );
-  if (o.dataStore.driver !== 'etcd' || o.dataStore.endpoints.length === 0) {
-    return unsafe(
-      'DataStoreUnsupported',
-      `DataStore ${o.dataStoreName} uses driver ${o.dataStore.driver}${o.dataStore.endpoints.length ? '' : ' without endpoints'}: etcd snapshots need an etcd DataStore with endpoints`,
-    );
-  }
-  if (o.dataStoreNeighbours.length) {
-    const shown = o.dataStoreNeighbours.slice(0, 3).join(', ') + (o.dataStoreNeighbours.length > 3 ? ', ...' : '');
-    return unsafe(
-      'SharedDataStore',
-      `DataStore ${o.dataStoreName} also serves ${o.dataStoreNeighbours.length} other control plane(s) (${shown}): an etcd snapshot cannot be limited to one tenant's prefix, so it would carry their data, and the backup CronJob is removed. Give this cluster a dedicated DataStore (spec.dataStore) to take backups`,
-    );
-  }
-  if (!o.datastoreCertsExists)
-    return notReady(
-      'DataStoreUnknown',
-      `Secret ${BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)} (Kamaji's DataStore client certificate) does not exist yet`,
-    );
-  if (!o.backupKey.ready)
-    return notReady(
-      'BackupKeyNotReady',
-      `backup KMSKey ${o.backupKey.name} is not Ready${o.backupKey.message ? `: ${o.backupKey.message}` : ''}`,
-    );
-  if (o.credentialsMissingKeys === null) {
-    return notReady(
-      'S3NotAvailable',
-      `Secret ${o.namespace}/${settings.credentialSecret} does not exist: create it with keys ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and ${BACKUP_CREDENTIAL_KEYS.secretAccessKey} for bucket ${settings.bucket}`,
-    );
-  }
-  if (o.credentialsMissingKeys.length) {
-    return notReady(
-      'S3NotAvailable',
-      `Secret ${o.namespace}/${settings.credentialSecret} lacks ${o.credentialsMissingKeys.join(', ')}: add them (the credentials for bucket ${settings.bucket})`,
-    );
+  for (const check of BACKUP_CHECKS) {
+    const blocked = check.blocks(o);
+    if (blocked) return blocked;
   }
   return null;
 }

@@ -28,12 +28,19 @@ import {
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
 import { dataStoreFacts } from './datastore.ts';
-import { planBackup, type BackupAction, type BackupPlan, type ObservedBackup } from './backup-plan.ts';
+import {
+  BACKUP_CHECKS,
+  planBackup,
+  type BackupAction,
+  type BackupPlan,
+  type BackupRead,
+  type ObservedBackup,
+} from './backup-plan.ts';
 import { jobOutcome, type Job } from './jobs.ts';
 import { clusterOwner } from './refs.ts';
 
-// The imperative shell of the backup half: reads what planBackup needs (stopping at the first
-// blocker, so a cluster that cannot take backups costs a few reads), executes its changes, and
+// The imperative shell of the backup half: reads what planBackup needs, in the order of
+// BACKUP_CHECKS and no further than the first that blocks, executes its changes, and
 // finds the newest backup in the bucket once per finished Job. Where the CronJob must not run
 // (planBackup's unsafe blockers) it also reads the CronJob and the running Jobs, to remove them.
 
@@ -133,31 +140,41 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
         .sort();
       return { o, cronJob };
     };
-    const endpoint = checkS3Endpoint(o.settings.s3Endpoint, platform);
-    if (!endpoint.ok) {
-      o.endpointRefusal = endpoint.message;
-      return stop();
+    const settings = o.settings;
+    const endpoint = checkS3Endpoint(settings.s3Endpoint, platform);
+    if (!endpoint.ok) o.endpointRefusal = endpoint.message;
+    let credentials: Record<string, string> | undefined;
+    const reads: Record<BackupRead, () => Promise<void>> = {
+      dataStore: async () => {
+        const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
+        if (!ds.name) return;
+        o.dataStoreName = ds.name;
+        o.dataStore = ds.object
+          ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] }
+          : null;
+        o.dataStoreNeighbours = ds.neighbours;
+      },
+      datastoreCerts: async () => {
+        o.datastoreCertsExists =
+          (await deps.kube.getOrNull(
+            at(RESOURCES.secret, namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)),
+          )) !== null;
+      },
+      credentials: async () => {
+        const bucket = await readBucketCredentials(deps.kube, namespace, settings.credentialSecret);
+        o.credentialsMissingKeys = bucket?.missing ?? null;
+        credentials = bucket?.credentials;
+      },
+    };
+    const read = new Set<BackupRead>();
+    for (const check of BACKUP_CHECKS) {
+      if (check.needs && !read.has(check.needs)) {
+        read.add(check.needs);
+        await reads[check.needs]();
+      }
+      const blocked = check.blocks(o);
+      if (blocked) return blocked.unsafe ? stop() : { o, cronJob: null };
     }
-    if (!o.image) return { o, cronJob: null };
-    const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
-    if (!ds.name) return stop();
-    o.dataStoreName = ds.name;
-    o.dataStore = ds.object
-      ? { driver: ds.object.spec?.driver ?? '', endpoints: ds.object.spec?.endpoints ?? [] }
-      : null;
-    if (!ds.object) return stop();
-    o.dataStoreNeighbours = ds.neighbours;
-    if (o.dataStoreNeighbours.length || ds.object.spec?.driver !== 'etcd' || !ds.object.spec?.endpoints?.length)
-      return stop();
-    o.datastoreCertsExists =
-      (await deps.kube.getOrNull(
-        at(RESOURCES.secret, namespace, BACKUP_JOB.datastoreCertsSecret(names.tenantControlPlane)),
-      )) !== null;
-    if (!o.datastoreCertsExists || !o.backupKey.ready) return { o, cronJob: null };
-    const bucket = await readBucketCredentials(deps.kube, namespace, o.settings.credentialSecret);
-    o.credentialsMissingKeys = bucket?.missing ?? null;
-    if (!bucket || bucket.missing.length) return { o, cronJob: null };
-    const credentials = bucket.credentials;
     o.serviceAccountExists =
       (await deps.kube.getOrNull(at(RESOURCES.serviceAccount, namespace, names.backupServiceAccount))) !== null;
     const cronJob = await deps.kube.getOrNull(cronJobRef);
