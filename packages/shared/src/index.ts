@@ -1,5 +1,6 @@
 export * from './names.ts';
 export * from './duration.ts';
+export * from './config/index.ts';
 export * from './conditions.ts';
 export * from './api/common.ts';
 export * from './api/kdccluster.ts';

@@ -4,3 +4,4 @@ export * from './transit.ts';
 export * from './policy.ts';
 export * from './failure.ts';
 export * from './token-keeper.ts';
+export * from './auth-config.ts';

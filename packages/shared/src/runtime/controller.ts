@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
-import { type Informer, objectKey } from './informer.ts';
+import { type Cache, type Informer, objectKey } from './informer.ts';
 import type { KubeObject } from './kube.ts';
 import { WorkQueue, namespaceOfKey, type BackoffOptions } from './workqueue.ts';
 
@@ -10,7 +10,11 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
+/**
+ * Reconciles one key. `signal` aborts when the controller stops (shutdown, or leadership lost):
+ * long work (a migration page loop, a wait) should check it and return early.
+ */
+export type Reconciler = (key: string, signal: AbortSignal) => Promise<ReconcileResult | void>;
 
 export interface ControllerOptions {
   name: string;
@@ -33,10 +37,11 @@ export class Controller {
   readonly queue: WorkQueue<string>;
   private readonly options: ControllerOptions;
   private readonly metrics: ControllerMetrics;
-  private readonly primaries: Informer<KubeObject>[] = [];
+  private readonly primaries: Cache<KubeObject>[] = [];
   private running: Promise<void>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private abort = new AbortController();
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -48,7 +53,7 @@ export class Controller {
 
   /** Every event of the primary resource enqueues its own key. */
   watchPrimary<T extends KubeObject>(informer: Informer<T>): this {
-    this.primaries.push(informer as unknown as Informer<KubeObject>);
+    this.primaries.push(informer);
     informer.on((_event, object) => this.enqueue(objectKey(object)));
     return this;
   }
@@ -76,6 +81,7 @@ export class Controller {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.abort = new AbortController();
     for (const informer of this.primaries) for (const object of informer.list()) this.queue.add(objectKey(object));
     const workers = this.options.workers ?? 2;
     this.running = Array.from({ length: workers }, () => this.worker());
@@ -100,7 +106,7 @@ export class Controller {
       this.updateQueueGauges();
       const end = this.metrics.reconcileDuration.startTimer({ controller: this.name });
       try {
-        const result = await this.options.reconcile(key);
+        const result = await this.options.reconcile(key, this.abort.signal);
         this.queue.forget(key);
         if (result?.requeueAfterMs !== undefined) {
           this.queue.addAfter(key, result.requeueAfterMs);
@@ -122,9 +128,10 @@ export class Controller {
     }
   }
 
-  /** Stops taking work and waits for in-flight reconciles to finish. */
+  /** Stops taking work, signals in-flight reconciles to return, and waits for them. */
   async stop(): Promise<void> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.abort.abort(new Error(`controller ${this.name} stopping`));
     this.queue.shutDown();
     await Promise.all(this.running);
     this.started = false;

@@ -7,6 +7,7 @@ export * from './leader.ts';
 export * from './events.ts';
 export * from './status.ts';
 export * from './shutdown.ts';
+export * from './manager.ts';
 export * from './tenant-kubeconfig.ts';
 export * from './tenant-client.ts';
 export * from './steps.ts';

@@ -1,0 +1,101 @@
+// The three controllers registered with the manager (controller-runtime's SetupWithManager): what
+// each reconciles, what it watches, and the loop settings they share.
+import {
+  OpenBaoClient,
+  platformConfigLookup,
+  RESOURCES,
+  tokenKeeperFromEnv,
+  type Informer,
+  type KdcClusterObject,
+  type KmsKeyObject,
+  type KubeObject,
+  type Manager,
+} from '@kdc/shared';
+import { cleanupMetrics, cleanupReconciler } from '../cleanup/reconciler.ts';
+import { CLEANUP_LABEL, CONFIGMAPS } from '../cleanup/tasks.ts';
+import { clusterAccessMetrics, clusterAccessReconciler, clustersUsingKey } from '../cluster/reconciler.ts';
+import { kmsKeyMetrics, kmsKeyReconciler } from '../kmskey/reconciler.ts';
+import type { ReconcilerSettings } from './settings.ts';
+
+interface Shared {
+  mgr: Manager;
+  settings: ReconcilerSettings;
+  openbao: OpenBaoClient;
+  keys: Informer<KmsKeyObject>;
+  clusters: Informer<KdcClusterObject>;
+  tasks: Informer<KubeObject>;
+}
+
+/** An OpenBao client whose token is renewed and re-read from its file while we run (token-keeper.ts). */
+export function openBaoClient(mgr: Manager, settings: ReconcilerSettings): OpenBaoClient {
+  const base = new OpenBaoClient(settings.openBao);
+  const token = mgr.configure(() => tokenKeeperFromEnv(mgr.env, { base, logger: mgr.logger, registry: mgr.registry }));
+  mgr.onBeforeSync(() => token.start());
+  mgr.onStop(() => token.stop());
+  return new OpenBaoClient({ ...settings.openBao, credentials: token });
+}
+
+export function informers(mgr: Manager, settings: ReconcilerSettings) {
+  return {
+    keys: mgr.informer(RESOURCES.kmsKey),
+    clusters: mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector }),
+    tasks: mgr.informer(CONFIGMAPS(mgr.namespace), { labelSelector: CLEANUP_LABEL }),
+  };
+}
+
+// Failures here are mostly OpenBao being away: retry after 0.5 s, 1 s, 2 s ... at most a minute.
+const loop = ({ settings }: Shared) => ({
+  workers: settings.workers,
+  resyncMs: settings.resyncMs,
+  backoff: { baseDelayMs: 500, maxDelayMs: 60_000 },
+});
+const common = ({ mgr, openbao, tasks }: Shared) => ({
+  kube: mgr.kube,
+  openbao,
+  tasks,
+  controllerNamespace: mgr.namespace,
+  logger: mgr.logger,
+  recorder: mgr.recorder,
+});
+
+export function setupKmsKeyController(s: Shared): void {
+  const reconcile = kmsKeyReconciler({
+    ...common(s),
+    keys: s.keys,
+    metrics: kmsKeyMetrics(s.mgr.registry),
+    deletionCountdownSeconds: s.settings.deletionCountdownSeconds,
+    rotationFloor: s.settings.rotationFloorSeconds,
+  });
+  s.mgr
+    .controller({ name: 'kmskey', ...loop(s), reconcile }, s.settings.controllers.has('kmskey'))
+    .watchPrimary(s.keys);
+}
+
+export function setupClusterAccessController(s: Shared): void {
+  const reconcile = clusterAccessReconciler({
+    ...common(s),
+    clusters: s.clusters,
+    keys: s.keys,
+    // The master-config Secret may change while we run: re-read every 30 s.
+    platformConfig: platformConfigLookup(s.mgr.kube, s.mgr.namespace, s.mgr.env),
+    metrics: clusterAccessMetrics(s.mgr.registry),
+  });
+  s.mgr
+    .controller({ name: 'kdccluster-openbao', ...loop(s), reconcile }, s.settings.controllers.has('kdccluster-openbao'))
+    .watchPrimary(s.clusters)
+    .watchSecondary(s.keys, (key) => clustersUsingKey(s.clusters, key));
+}
+
+export function setupCleanupController(s: Shared): void {
+  const reconcile = cleanupReconciler({
+    kube: s.mgr.kube,
+    openbao: s.openbao,
+    tasks: s.tasks,
+    namespace: s.mgr.namespace,
+    logger: s.mgr.logger,
+    metrics: cleanupMetrics(s.mgr.registry),
+  });
+  s.mgr
+    .controller({ name: 'cleanup', ...loop(s), workers: 2, reconcile }, s.settings.controllers.has('cleanup'))
+    .watchPrimary(s.tasks);
+}
