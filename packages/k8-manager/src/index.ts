@@ -1,5 +1,5 @@
 export * from './plan.ts';
-export * from './status.ts';
+export * from './status/cluster-status.ts';
 export * from './observe-tenant.ts';
 export * from './resources/encryption-config.ts';
 export * from './resources/encryption-config-secret.ts';

@@ -4,7 +4,7 @@ import { isAttached, validateCluster } from '@kdc/shared';
 import { planCluster, type ObservedCluster } from './plan.ts';
 import { buildTenantControlPlane } from './resources/tenant-control-plane.ts';
 import { desiredSecretData } from './resources/encryption-config-secret.ts';
-import { clusterStatus } from './status.ts';
+import { clusterStatus } from './status/cluster-status.ts';
 
 const platform = { ok: true as const, config: { kmsPluginImage: 'kms:1', openBaoUrl: 'https://bao' } };
 const spec = (etcd: object | null = {}) => ({

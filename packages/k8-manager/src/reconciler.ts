@@ -43,13 +43,13 @@ import {
   type ResourceRef,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
-import { backupReconciler } from './backup-reconcile.ts';
-import { restoreReconciler } from './restore-reconcile.ts';
-import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './bucket.ts';
+import { backupReconciler } from './backup/reconcile.ts';
+import { restoreReconciler } from './restore/reconcile.ts';
+import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './backup/bucket.ts';
 import { clusterOwner } from './refs.ts';
 import { planCluster, providersOf, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { disableComplete } from './migration/providers.ts';
-import { clusterStatus, type TenantObservation } from './status.ts';
+import { clusterStatus, type TenantObservation } from './status/cluster-status.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';

@@ -1,6 +1,6 @@
 import { BACKUP_JOB, LABELS, clusterNames } from '@kdc/shared';
 import { backupJobEnv, backupJobMounts, backupJobVolumes, type BackupJobAccess } from './backup-job-access.ts';
-import type { EtcdLayout } from '../etcd-layout.ts';
+import type { EtcdLayout } from '../tenant/etcd-layout.ts';
 
 // `<cluster>-etcd-restore` (SPEC 3.1 restore-from), run while the control plane and etcd are
 // stopped. Three steps in one pod, in order:

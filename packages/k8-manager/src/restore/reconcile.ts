@@ -21,13 +21,13 @@ import {
   RESOURCES,
   type TenantControlPlaneObject,
 } from '@kdc/shared';
-import { readBucketCredentials, type BackupInspector } from './bucket.ts';
-import { dataStoreFacts } from './datastore.ts';
-import { etcdLayout, type EtcdStatefulSet } from './etcd-layout.ts';
-import { jobOutcome, type Job } from './jobs.ts';
-import { clusterOwner } from './refs.ts';
-import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction } from './restore-plan.ts';
-import { buildRestoreJob } from './resources/restore-job.ts';
+import { readBucketCredentials, type BackupInspector } from '../backup/bucket.ts';
+import { dataStoreFacts } from '../datastore.ts';
+import { etcdLayout, type EtcdStatefulSet } from '../tenant/etcd-layout.ts';
+import { jobOutcome, type Job } from '../backup/jobs.ts';
+import { clusterOwner } from '../refs.ts';
+import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction } from './plan.ts';
+import { buildRestoreJob } from '../resources/restore-job.ts';
 
 // The imperative shell of the restore state machine: reads what planRestore needs, applies its
 // one change, and records the state in status.restore, which the tenant cannot write (every state

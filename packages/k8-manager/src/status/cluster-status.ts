@@ -9,12 +9,12 @@ import {
   type TenantApiClient,
   type Validation,
 } from '@kdc/shared';
-import type { MigrationOutcome } from './migration/reconcile.ts';
-import { remaining } from './migration/plan.ts';
-import type { ReplicaView } from './migration/rollout.ts';
-import { disableComplete, nextProviderState, type DesiredProviders } from './migration/providers.ts';
-import type { ClusterAction } from './plan.ts';
-import { keySwitchCondition } from './key-switch/keys.ts';
+import type { MigrationOutcome } from '../migration/reconcile.ts';
+import { remaining } from '../migration/plan.ts';
+import type { ReplicaView } from '../migration/rollout.ts';
+import { disableComplete, nextProviderState, type DesiredProviders } from '../migration/providers.ts';
+import type { ClusterAction } from '../plan.ts';
+import { keySwitchCondition } from '../key-switch/keys.ts';
 
 // The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRestore, restoreCondition, type ObservedRestore } from './restore-plan.ts';
+import { planRestore, restoreCondition, type ObservedRestore } from './plan.ts';
 
 const layout = {
   ok: true as const,

@@ -1,5 +1,13 @@
 import type { KubeObject } from '@kdc/shared';
-import type { JobOutcome } from './backup-plan.ts';
+
+export interface JobOutcome {
+  name: string;
+  /** Complete or Failed; undefined while it runs. */
+  result?: 'Succeeded' | 'Failed';
+  reason?: string;
+  message?: string;
+  completionTime?: string;
+}
 
 export type Job = KubeObject & {
   status?: {

@@ -1,6 +1,6 @@
 import { KDC_CLUSTER_CONDITIONS, isRestoreFinished, type ConditionInput, type RestoreState } from '@kdc/shared';
-import type { JobOutcome } from './backup-plan.ts';
-import type { EtcdLayoutResult } from './etcd-layout.ts';
+import type { JobOutcome } from '../backup/jobs.ts';
+import type { EtcdLayoutResult } from '../tenant/etcd-layout.ts';
 
 // The restore of SPEC 3.1 (`kube-dc.com/restore-from`) as one pure function that returns the
 // next single change. States live in status.restore (the kube-dc.com/restore-state annotation

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planBackup, type ObservedBackup } from './backup-plan.ts';
-import type { buildBackupCronJob } from './resources/backup-cronjob.ts';
+import { planBackup, type ObservedBackup } from './plan.ts';
+import type { buildBackupCronJob } from '../resources/backup-cronjob.ts';
 
 const settings = {
   bucket: 'acme-web-managed-k8s-backups',

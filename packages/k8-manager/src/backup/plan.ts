@@ -6,20 +6,12 @@ import {
   type BackupSettings,
   type ConditionInput,
 } from '@kdc/shared';
-import { buildBackupCronJob, buildBackupServiceAccount, type BackupCronJob } from './resources/backup-cronjob.ts';
+import type { JobOutcome } from './jobs.ts';
+import { buildBackupCronJob, buildBackupServiceAccount, type BackupCronJob } from '../resources/backup-cronjob.ts';
 
 // The backup half of a KdcCluster (SPEC 3.3, 6) as pure functions: the next single change
 // (ServiceAccount, CronJob, or removing the CronJob and its running Jobs) and the BackupReady
 // condition. Runs only for a valid, encrypted cluster whose TenantControlPlane exists.
-
-export interface JobOutcome {
-  name: string;
-  /** Complete or Failed; undefined while it runs. */
-  result?: 'Succeeded' | 'Failed';
-  reason?: string;
-  message?: string;
-  completionTime?: string;
-}
 
 export interface ObservedBackup {
   namespace: string;

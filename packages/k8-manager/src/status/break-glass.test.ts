@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateCluster, type ClusterFacts, type Condition } from '@kdc/shared';
-import { clusterStatus } from './status.ts';
+import { clusterStatus } from './cluster-status.ts';
 
 // Break-glass in status (SPEC 3.1, 5): a ForceDisabled condition on every reconcile while KMS is
 // detached and the annotation is still there; Ready says so instead of dropping back to Reconciled.

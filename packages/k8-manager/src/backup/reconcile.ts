@@ -27,7 +27,7 @@ import {
   type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
-import { dataStoreFacts } from './datastore.ts';
+import { dataStoreFacts } from '../datastore.ts';
 import {
   BACKUP_CHECKS,
   planBackup,
@@ -35,9 +35,9 @@ import {
   type BackupPlan,
   type BackupRead,
   type ObservedBackup,
-} from './backup-plan.ts';
+} from './plan.ts';
 import { jobOutcome, type Job } from './jobs.ts';
-import { clusterOwner } from './refs.ts';
+import { clusterOwner } from '../refs.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs, in the order of
 // BACKUP_CHECKS and no further than the first that blocks, executes its changes, and
