@@ -11,7 +11,7 @@ import { sweepStaleUploads } from './inventory.ts';
 import { ENVELOPE_OBJECTS, envelopePrefix } from './layout.ts';
 import { serializeMetadata, type MetadataV2 } from './metadata.ts';
 import type { SourceFactory } from './source.ts';
-import type { BackupStore } from './store.ts';
+import type { BackupStore } from './store/store.ts';
 
 /** 8 MiB x 10,000 parts = 78 GiB objects; memory ~ (queue + 2) x part size. */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;

@@ -8,7 +8,7 @@
 import { BackupError, isBackupError } from './errors.ts';
 import { ENVELOPE_OBJECTS, parseBackupKey } from './layout.ts';
 import { parseMetadata, wrappedVersion, type BackupMetadata } from './metadata.ts';
-import type { BackupStore } from './store.ts';
+import type { BackupStore } from './store/store.ts';
 
 export interface BackupInfo {
   /** `<cluster>/<cluster>-<timestamp>/` (envelope) or `<cluster>/<cluster>-<timestamp>.db` (plaintext). */

@@ -25,7 +25,8 @@ import { BufferPool, CryptoWorker } from './parallel.ts';
 import { ENVELOPE_OBJECTS, parseBackupKey } from './layout.ts';
 import { V1Decryptor } from './legacy.ts';
 import { boundOf, parseMetadata, type BackupMetadata, type MetadataV2 } from './metadata.ts';
-import type { BackupStore, ObjectStream } from './store.ts';
+import type { ObjectStream } from './store/objects.ts';
+import type { BackupStore } from './store/store.ts';
 
 export type RestoreDestination =
   | { kind: 'file'; path: string }

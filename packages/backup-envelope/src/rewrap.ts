@@ -10,7 +10,7 @@ import { describeError } from './errors.ts';
 import { listBackups, type BackupInfo } from './inventory.ts';
 import { ENVELOPE_OBJECTS } from './layout.ts';
 import { serializeMetadata, withWrappedDek } from './metadata.ts';
-import type { BackupStore } from './store.ts';
+import type { BackupStore } from './store/store.ts';
 
 export interface RewrapOptions {
   store: BackupStore;

@@ -12,7 +12,7 @@ import { latestCandidates, type BackupInfo } from './inventory.ts';
 import { ENVELOPE_OBJECTS } from './layout.ts';
 import { boundOf } from './metadata.ts';
 import { checkRestoreTarget } from './restore.ts';
-import type { BackupStore } from './store.ts';
+import type { BackupStore } from './store/store.ts';
 
 export interface Expected {
   cluster: string;
