@@ -1,6 +1,6 @@
 export * from './plan.ts';
 export * from './status/cluster-status.ts';
-export * from './observe-tenant.ts';
+export * from './tenant/observe-tenant.ts';
 export * from './resources/encryption-config.ts';
 export * from './resources/encryption-config-secret.ts';
 export * from './resources/kms-key.ts';

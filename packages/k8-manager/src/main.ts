@@ -5,7 +5,7 @@ import { exitOnVersionFlag, Manager, RESOURCES } from '@kdc/shared';
 import { checkLeasesMain } from './check-leases.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
-import { tenantObserver } from './observe-tenant.ts';
+import { tenantObserver } from './tenant/observe-tenant.ts';
 import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 import { k8ManagerSettings } from './setup/settings.ts';
 import { clustersNamingKey, clustersOfControlPlane } from './setup/watches.ts';

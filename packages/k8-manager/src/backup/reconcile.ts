@@ -27,7 +27,7 @@ import {
   type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
-import { dataStoreFacts } from '../datastore.ts';
+import { dataStoreFacts } from '../tenant/datastore.ts';
 import {
   BACKUP_CHECKS,
   planBackup,

@@ -22,7 +22,7 @@ import {
   type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type BackupInspector } from '../backup/bucket.ts';
-import { dataStoreFacts } from '../datastore.ts';
+import { dataStoreFacts } from '../tenant/datastore.ts';
 import { etcdLayout, type EtcdStatefulSet } from '../tenant/etcd-layout.ts';
 import { jobOutcome, type Job } from '../backup/jobs.ts';
 import { clusterOwner } from '../refs.ts';

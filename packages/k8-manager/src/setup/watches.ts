@@ -9,7 +9,7 @@ import {
   type KubeObject,
   type TenantControlPlaneObject,
 } from '@kdc/shared';
-import { clusterOfTcp, clustersOnDataStore } from '../datastore.ts';
+import { clusterOfTcp, clustersOnDataStore } from '../tenant/datastore.ts';
 
 /** The cluster an object k8-manager labelled belongs to. */
 export function clusterOfLabel(object: KubeObject): string[] {

@@ -17,7 +17,7 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
-import type { TenantObservation } from './status/cluster-status.ts';
+import type { TenantObservation } from '../status/cluster-status.ts';
 
 // The tenant side of a cluster, read the way an operator would check it: the TCP's status, the
 // tenant apiserver's own KMS health check, the sidecar's readiness on the control-plane pods, and
