@@ -170,7 +170,7 @@ export function flagOrEnv(
 }
 
 export const str = (flags: Record<string, string | boolean>, name: string): string | undefined =>
-  typeof flags[name] === 'string' ? (flags[name] as string) : undefined;
+  typeof flags[name] === 'string' ? flags[name] : undefined;
 export const bool = (flags: Record<string, string | boolean>, name: string): boolean => flags[name] === true;
 
 /** A positive integer (1..2^31-1) or null. */

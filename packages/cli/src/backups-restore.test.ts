@@ -133,7 +133,7 @@ describe('restoreBlocker', () => {
       /already running.*StoppingEtcd/,
     ],
   ])('%s', (_, object, expected) => {
-    const blocker = restoreBlocker(object as KubeObject, 'c1', 'ns');
+    const blocker = restoreBlocker(object, 'c1', 'ns');
     if (expected === null) expect(blocker).toBeNull();
     else expect(blocker).toMatch(expected);
   });

@@ -237,7 +237,7 @@ export async function waitForRestore(
       await ctx.sleep(POLL_MS);
       continue;
     }
-    const state = restoreStateOf(cluster as Cluster);
+    const state = restoreStateOf(cluster);
     if (state !== last) {
       const known = state === undefined || (RESTORE_STATES as readonly string[]).includes(state);
       const line = `${isoSeconds(ctx.now())}  restore-state: ${state ?? '(not started)'}${known ? '' : ' (unknown state)'}`;

@@ -9,7 +9,7 @@ if (tooOld) {
   process.exit(1);
 }
 // No top-level await: the single executable's entry is CommonJS (packages/images/src/cli-executable.ts).
-void import('./main.ts')
+void import('./run.ts')
   .then(({ run }) =>
     run(process.argv.slice(2), {
       io: { tty: process.stdout.isTTY, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },

@@ -1,1 +1,1 @@
-export * from './main.ts';
+export * from './run.ts';

@@ -3,14 +3,7 @@
 // and with --wait follows it until a scan of the stored rows, newer than the request, shows none
 // plaintext and none under an older key_id. k8-manager re-writes only after every control-plane
 // replica runs the current config and publishes the same key_id; the proof is the scan.
-import {
-  ANNOTATIONS,
-  KDC_CLUSTER_CONDITIONS,
-  rfc3339,
-  type Condition,
-  type KdcClusterStatus,
-  type KubeObject,
-} from '@kdc/shared';
+import { ANNOTATIONS, KDC_CLUSTER_CONDITIONS, rfc3339, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
 import { bool, str, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
 import type { CommandContext } from './context.ts';
 import { failure } from './errors.ts';
@@ -62,9 +55,7 @@ export function rewrapProgress(status: KdcClusterStatus | undefined, requestedAt
       line: `${c.stale + c.plaintext} of ${c.total} rows still to re-write (scanned ${c.scannedAt})`,
     };
   }
-  const encrypted = (status?.conditions as Condition[] | undefined)?.find(
-    (x) => x.type === KDC_CLUSTER_CONDITIONS.encrypted,
-  );
+  const encrypted = status?.conditions?.find((x) => x.type === KDC_CLUSTER_CONDITIONS.encrypted);
   return { done: false, line: `waiting for k8-manager${encrypted ? `: ${encrypted.message}` : ''}` };
 }
 

@@ -62,7 +62,7 @@ export function openBaoCredentialsGuard(input: {
 
   return async function guard(key: string, reconcile: () => Promise<ReconcileResult>): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const object = input.objects.get(name, namespace) as WithConditions | undefined;
+    const object: WithConditions | undefined = input.objects.get(name, namespace);
     try {
       const rejection = input.openbao.tokenRejection();
       if (rejection)

@@ -113,7 +113,7 @@ export async function buildCliExecutable(
     const stripped = await runTool('strip', ['--strip-all', join(work, 'kubectl-kdc')], { aptPackage: 'binutils' });
     if (stripped.code !== 0) throw new Error(`strip failed:\n${lastLines(stripped.out)}`);
     const { inject } = createRequire(import.meta.url)('postject') as {
-      inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
+      inject: (file: string, name: string, data: Buffer, options: { sentinelFuse: string }) => Promise<void>;
     };
     await inject(join(work, 'kubectl-kdc'), 'NODE_SEA_BLOB', await readFile(join(work, 'sea.blob')), {
       sentinelFuse: SENTINEL,

@@ -73,10 +73,18 @@ export function serveMetrics(
   registry: Registry,
   options: { port: number; host?: string; ready?: () => boolean },
 ): Promise<Server> {
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      res.setHeader('Content-Type', registry.contentType);
-      res.end(await registry.metrics());
+      registry.metrics().then(
+        (text) => {
+          res.setHeader('Content-Type', registry.contentType);
+          res.end(text);
+        },
+        (error: unknown) => {
+          res.statusCode = 500;
+          res.end(`collecting metrics failed: ${(error as Error).message}`);
+        },
+      );
     } else if (req.url === '/healthz') {
       res.end('ok');
     } else if (req.url === '/readyz') {

@@ -87,8 +87,14 @@ export function desiredAccess(
 export function roleMatches(actual: Record<string, unknown> | null, desired: DesiredRole['body']): boolean {
   if (!actual) return false;
   const sameSet = (a: unknown, b: string[]) =>
-    Array.isArray(a) && a.length === b.length && [...a].map(String).sort().join('\n') === [...b].sort().join('\n');
-  const audience = Array.isArray(actual.audience) ? actual.audience.join(',') : String(actual.audience ?? '');
+    Array.isArray(a) &&
+    a.length === b.length &&
+    (a as unknown[]).map(String).sort().join('\n') === [...b].sort().join('\n');
+  const audience = Array.isArray(actual.audience)
+    ? (actual.audience as unknown[]).join(',')
+    : typeof actual.audience === 'string'
+      ? actual.audience
+      : '';
   return (
     sameSet(actual.bound_service_account_names, desired.bound_service_account_names) &&
     sameSet(actual.bound_service_account_namespaces, desired.bound_service_account_namespaces) &&

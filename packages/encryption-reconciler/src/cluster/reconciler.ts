@@ -87,10 +87,10 @@ export function clustersUsingKey(clusters: Informer<KdcClusterObject>, key: Kube
       if (c.metadata?.namespace !== namespace) return false;
       const spec = kdcClusterSpecSchema.safeParse(c.spec);
       if (!spec.success || !spec.data.encryption?.etcd.enabled) return false;
-      const refs = resolveKeyRefs(c.metadata!.name!, spec.data);
+      const refs = resolveKeyRefs(c.metadata.name, spec.data);
       return refs.etcd === key.metadata?.name || refs.backup === key.metadata?.name;
     })
-    .map((c) => `${namespace}/${c.metadata!.name}`);
+    .map((c) => `${namespace}/${c.metadata.name}`);
 }
 
 /**

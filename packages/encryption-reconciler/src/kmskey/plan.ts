@@ -1,5 +1,4 @@
 import {
-  type Condition,
   type ConditionInput,
   type KmsKeySpec,
   type KmsKeyStatus,
@@ -108,7 +107,7 @@ function baseStatus(o: KmsKeyObservation): KmsKeyStatus {
 }
 
 function withConditions(status: KmsKeyStatus, now: Date, inputs: ConditionInput[]): KmsKeyStatus {
-  return { ...status, conditions: setConditions(status.conditions as Condition[] | undefined, inputs, now) };
+  return { ...status, conditions: setConditions(status.conditions, inputs, now) };
 }
 
 export function planKmsKey(o: KmsKeyObservation): KmsKeyPlan {

@@ -381,11 +381,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const legacyNamesakes = legacyKey
       ? deps.keys
           .list()
-          .filter((k) => legacyTransitKeyName(k.metadata!.namespace!, k.metadata!.name!) === legacyName)
+          .filter((k) => legacyTransitKeyName(k.metadata.namespace!, k.metadata.name) === legacyName)
           .map((k) => ({
-            uid: k.metadata!.uid!,
-            namespace: k.metadata!.namespace!,
-            name: k.metadata!.name!,
+            uid: k.metadata.uid!,
+            namespace: k.metadata.namespace!,
+            name: k.metadata.name,
             creationTimestamp: k.metadata?.creationTimestamp,
           }))
       : [];

@@ -140,7 +140,7 @@ export function validateCluster(facts: ClusterFacts): Validation {
 
   if (!facts.platform.ok) errors.push(...facts.platform.missing);
   const keys = new Map(facts.kmsKeys.map((k) => [k.metadata.name, k]));
-  const explicit = etcd!.keyRef;
+  const explicit = etcd.keyRef;
   const etcdKeyRef = explicit || clusterNames(facts.name).autoEtcdKey;
   if (explicit) {
     errors.push(...keyProblems('keyRef', explicit, keys.get(explicit), ['etcd']));
@@ -151,7 +151,7 @@ export function validateCluster(facts: ClusterFacts): Validation {
         message: `KMSKey ${explicit} is already the etcd key of ${users.join(', ')}: use a key of its own, or annotate this cluster with ${ANNOTATIONS.allowSharedEtcdKey} to share it knowingly`,
       });
     }
-    if (etcd!.kekRotation) {
+    if (etcd.kekRotation) {
       warnings.push({
         reason: 'KEKRotationManagedExternally',
         message: `kekRotation is ignored: the rotation of KMSKey ${explicit} is set on that KMSKey, which this cluster does not manage; remove kekRotation or drop keyRef`,
@@ -175,7 +175,7 @@ export function validateCluster(facts: ClusterFacts): Validation {
     }
     errors.push(...rotationProblems(spec));
   }
-  const backupRef = etcd!.backup?.keyRef;
+  const backupRef = etcd.backup?.keyRef;
   if (backupRef && backupRef !== etcdKeyRef)
     errors.push(...keyProblems('backup.keyRef', backupRef, keys.get(backupRef), ['etcd', 'backup']));
 

@@ -86,6 +86,9 @@ export function rangeFailure(endpoint: string, what: string, error: unknown, abo
       break;
     case CODES.CANCELLED:
       return new EtcdReadError('aborted', `${at}: cancelled (${detail})`, { grpcCode: e.code, cause: error });
+    default:
+      // Any other code (or none): the generic failure below.
+      break;
   }
   return new EtcdReadError('failed', `${at}: ${detail}`, { grpcCode: e.code, cause: error });
 }

@@ -46,8 +46,8 @@ function readAuth<F extends FlagSpecs>(
   env: Record<string, string | undefined>,
   options: { methods: readonly OpenBaoAuthMethod[]; defaultRole?: { role?: string; unless: string } },
 ): OpenBaoAuthConfig | undefined {
-  const get = (flag: AuthFlag) => flags.get(flag as keyof F & string);
-  const required = (flag: AuthFlag, why: string) => flags.required(flag as keyof F & string, why);
+  const get = (flag: AuthFlag) => flags.get(flag);
+  const required = (flag: AuthFlag, why: string) => flags.required(flag, why);
   const method = get('auth-method') as OpenBaoAuthMethod;
   const mount = get('auth-mount');
   if (!options.methods.includes(method)) {

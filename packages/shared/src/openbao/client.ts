@@ -165,7 +165,7 @@ export class OpenBaoClient {
       expireTime: (data.expire_time as string | null) ?? null,
       renewable: Boolean(data.renewable),
       policies: (data.policies as string[] | null) ?? [],
-      displayName: String(data.display_name ?? ''),
+      displayName: typeof data.display_name === 'string' ? data.display_name : '',
     };
   }
 
@@ -272,7 +272,7 @@ export class OpenBaoClient {
     return {
       initialized: Boolean(body.initialized),
       sealed: Boolean(body.sealed),
-      version: String(body.version ?? ''),
+      version: typeof body.version === 'string' ? body.version : '',
     };
   }
 }

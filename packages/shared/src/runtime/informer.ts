@@ -37,7 +37,7 @@ export class Informer<T extends KubeObject> {
     this.listWatch = new ListWatch<KubernetesObject>(
       path,
       new Watch(client.config),
-      listFn as never,
+      listFn,
       false,
       options.labelSelector,
     );
@@ -48,7 +48,7 @@ export class Informer<T extends KubeObject> {
       if (this.stopped) return;
       const delay = backoffDelay(this.failures++, { baseDelayMs: 500, maxDelayMs: 30_000 });
       options.logger?.warn(
-        { resource: path, retryInMs: delay, err: String(err?.message ?? err) },
+        { resource: path, retryInMs: delay, err: err instanceof Error ? err.message : String(err) },
         'watch failed; restarting',
       );
       this.restartTimer = setTimeout(() => void this.run(), delay);

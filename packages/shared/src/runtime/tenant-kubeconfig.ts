@@ -74,7 +74,7 @@ function named(list: unknown, kind: string, name: unknown, body: string): Record
   const entry = (Array.isArray(list) ? (list as Entry[]) : []).find((e) => isRecord(e) && e.name === name);
   if (!entry || !isRecord(entry[body]))
     throw new TenantKubeconfigError('NoContext', `the ${kind} of the current context is missing; ${WHAT_TO_DO}`);
-  return entry[body] as Record<string, unknown>;
+  return entry[body];
 }
 
 function checkFields(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { run } from './main.ts';
+import { run } from './run.ts';
 
 describe('kubectl-kdc', () => {
   it('prints usage', async () => {
