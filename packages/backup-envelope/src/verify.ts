@@ -11,7 +11,7 @@ import { HEADER_LENGTH } from './format/spec.ts';
 import { latestCandidates, type BackupInfo } from './inventory.ts';
 import { ENVELOPE_OBJECTS } from './layout.ts';
 import { boundOf } from './metadata.ts';
-import { checkRestoreTarget } from './restore.ts';
+import { checkRestoreTarget } from './restore/locate.ts';
 import type { BackupStore } from './store/store.ts';
 
 export interface Expected {

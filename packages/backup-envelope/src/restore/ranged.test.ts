@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rangePlan } from './restore.ts';
+import { rangePlan } from './ranged.ts';
 
 const MIB = 1024 * 1024;
 
