@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATIONS,
   KDC_CLUSTER_CONDITIONS,
@@ -11,19 +10,14 @@ import {
   restoreRun,
   findCondition,
   gatherClusterFacts,
-  isAlreadyExists,
   isAttached,
-  isConflict,
   organizationLookup,
   platformConfigLookup,
   keySwitchPhase,
   nextPluginKeys,
   refusedKeyChange,
   runPass,
-  setConditions,
   splitKey,
-  stripUndefined,
-  updateStatusIfChanged,
   validateCluster,
   type EventRecorder,
   type KeyChangeInput,
@@ -35,21 +29,23 @@ import {
   type Logger,
   type ReconcileResult,
   type TenantControlPlane,
+  type Validation,
   at,
   RESOURCES,
   type KdcClusterObject,
   type KmsKeyObject,
   type TenantControlPlaneObject,
-  type ResourceRef,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { backupReconciler } from './backup/reconcile.ts';
 import { restoreReconciler } from './restore/reconcile.ts';
 import { s3InspectBackup, s3LatestBackup, type BackupInspector, type LatestBackupLookup } from './backup/bucket.ts';
-import { clusterOwner } from './refs.ts';
+import { clusterExecutor } from './execute.ts';
 import { planCluster, providersOf, type ClusterAction, type ObservedCluster } from './plan.ts';
 import { disableComplete } from './migration/providers.ts';
-import { clusterStatus, type TenantObservation } from './status/cluster-status.ts';
+import { clusterStatus } from './status/cluster-status.ts';
+import { writeClusterStatus } from './status/write.ts';
+import type { TenantObservation } from './tenant/observe-tenant.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
@@ -111,9 +107,6 @@ const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: strin
 const configHashOf = (tcp: TenantControlPlane) =>
   tcp.spec.controlPlane.deployment?.podAdditionalMetadata?.annotations?.[ANNOTATIONS.encryptionConfigHash] ?? '';
 
-/** A restore was requested and has not ended (status.restore; the annotations only show it). */
-const restoreRunning = (cluster: Cluster) => restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));
-
 /** Reads, asks planCluster for the next change until there is none, then writes status if it changed. */
 export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -141,119 +134,16 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     countWrite: (action) => deps.metrics.writes.inc({ action }),
     now,
   });
-
-  async function execute(action: ClusterAction, cluster: Cluster, o: ObservedCluster): Promise<ObservedCluster> {
-    const { namespace, name } = o;
-    const names = clusterNames(name);
-    deps.metrics.writes.inc({ action: action.kind });
-    switch (action.kind) {
-      case 'createTenantControlPlane': {
-        const object = {
-          ...action.object,
-          metadata: { ...action.object.metadata, ownerReferences: [clusterOwner(cluster)] },
-        };
-        const created = await createOrGet(RESOURCES.tenantControlPlane, namespace, object);
-        await deps.recorder.record(
-          cluster,
-          'Normal',
-          'TenantControlPlaneCreated',
-          `created TenantControlPlane ${names.tenantControlPlane}`,
-        );
-        return { ...o, tcp: created as TenantControlPlane };
-      }
-      case 'createKmsKey':
-        await createOrGet(RESOURCES.kmsKey, namespace, action.object);
-        await deps.recorder.record(
-          cluster,
-          'Normal',
-          'KMSKeyCreated',
-          `created KMSKey ${names.autoEtcdKey} (purpose etcd, retained)`,
-        );
-        return { ...o, autoKey: action.object };
-      case 'updateKmsKeySpec':
-        await deps.kube.patch(
-          { ...RESOURCES.kmsKey, namespace, name: names.autoEtcdKey },
-          { spec: { rotation: action.spec.rotation } },
-        );
-        return { ...o, autoKey: { spec: action.spec } };
-      case 'createServiceAccount':
-        await createOrGet(RESOURCES.serviceAccount, namespace, action.object);
-        return { ...o, serviceAccountExists: true };
-      case 'writeEncryptionConfig': {
-        const ref = at(RESOURCES.secret, namespace, names.encryptionConfigSecret);
-        if (action.exists) await deps.kube.replace(ref, action.object);
-        else await createOrGet(RESOURCES.secret, namespace, action.object);
-        return { ...o, secretData: decodeSecretData(action.object) };
-      }
-      case 'patchTenantControlPlane': {
-        const tcp = o.tcp!;
-        // The lists have no merge keys: write the whole deployment, guarded by resourceVersion.
-        const updated = await deps.kube.replace<TenantControlPlane & KubeObject>(
-          { ...RESOURCES.tenantControlPlane, namespace, name: tcp.metadata.name },
-          {
-            ...tcp,
-            spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
-          } as KubeObject,
-        );
-        const verb = {
-          attach: 'attached the KMS plugin to',
-          update: 'updated the KMS fields of',
-          detach: 'detached KMS from',
-        }[action.change];
-        await deps.recorder.record(
-          cluster,
-          action.change === 'detach' ? 'Warning' : 'Normal',
-          'TenantControlPlanePatched',
-          `${verb} TenantControlPlane ${tcp.metadata.name}`,
-        );
-        return { ...o, tcp: updated };
-      }
-      default:
-        return o;
-    }
-  }
-
-  async function createOrGet(ref: ResourceRef, namespace: string, object: KubeObject): Promise<KubeObject> {
-    try {
-      return await deps.kube.create({ ...ref, namespace }, object);
-    } catch (error) {
-      // The cache lagged behind an earlier pass of ours: the object is there, read it.
-      if (!isAlreadyExists(error)) throw error;
-      return deps.kube.get({ ...ref, namespace, name: object.metadata!.name });
-    }
-  }
-
-  /**
-   * The status write, against the copy this reconcile read. The encryption-reconciler writes its
-   * KMSPreflight condition on the same object: when only that conflicts, ours is written once over
-   * the newest copy keeping its condition, so a migration step's checkpoint is not thrown away
-   * with the conflict (the page would be re-written). A changed spec, or a checkpoint another
-   * reconcile moved meanwhile, is planned again instead.
-   */
-  async function writeStatus(object: Cluster, status: KdcClusterStatus): Promise<boolean> {
-    const ref = { ...RESOURCES.kdcCluster, namespace: object.metadata!.namespace!, name: object.metadata!.name! };
-    try {
-      return await updateStatusIfChanged(deps.kube, ref, object, status);
-    } catch (error) {
-      if (!isConflict(error)) throw error;
-      const fresh = await deps.kube.get<Cluster>(ref);
-      // Only a foreign write is written over: if our own fields moved, this reconcile planned from
-      // a stale copy (another reconcile's write not seen yet) and its step is thrown away.
-      if (
-        fresh.metadata?.generation !== object.metadata?.generation ||
-        !isDeepStrictEqual(stripUndefined(fresh.status?.encryption), stripUndefined(object.status?.encryption))
-      )
-        throw error;
-      const theirs = new Map(
-        (fresh.status?.conditions ?? [])
-          .filter((c) => c.type === KDC_CLUSTER_CONDITIONS.kmsPreflight)
-          .map((c) => [c.type, c]),
-      );
-      const conditions = (status.conditions ?? []).map((c) => theirs.get(c.type) ?? c);
-      for (const c of theirs.values()) if (!conditions.some((x) => x.type === c.type)) conditions.push(c);
-      return updateStatusIfChanged(deps.kube, ref, fresh, { ...status, conditions });
-    }
-  }
+  /** The Transit key of the cluster's backup KMSKey: a restore takes only backups wrapped by it. */
+  const backupTransitKey = (namespace: string, name: string, v: Extract<Validation, { ok: true }>) => {
+    const ref = v.backupKeyRef ?? resolveKeyRefs(name, v.spec).backup;
+    return kmsKeyTransitName(namespace, ref, keyIdOf(deps.keys.get(ref, namespace)));
+  };
+  const execute = clusterExecutor({
+    kube: deps.kube,
+    recorder: deps.recorder,
+    countWrite: (action) => deps.metrics.writes.inc({ action }),
+  });
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
@@ -275,6 +165,8 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       }),
     );
     const previousError = findCondition(cluster.status?.conditions, KDC_CLUSTER_CONDITIONS.encryptionConfigError);
+    // status.restore says whether a run is on; the annotations only show it.
+    const restoreRunning = restoreActive(restoreRun(cluster.metadata?.annotations, cluster.status));
 
     // The plugin instances and their keys (plugin-keys.ts): a new keyRef is switched to through
     // two instances side by side, or refused while rows are being migrated.
@@ -396,7 +288,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
         : undefined;
     // One migration step (a scan, or a page of re-writes) per reconcile, never during a restore.
     const migration =
-      validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning(cluster)
+      validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning
         ? await migrate({
             cluster,
             namespace,
@@ -417,12 +309,38 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
             ...keyChange,
             keys: pluginKeys,
             rolledOut: action.kind === 'done' && rollout?.ready === true,
-            proven: migration?.settled === true && !restoreRunning(cluster),
+            proven: migration?.settled === true && !restoreRunning,
           })
         : [];
     for (const event of enabled ? keySwitchEvents(pluginKeys, nextKeys, refusedKey, cluster.status) : [])
       await deps.recorder.record(cluster, event.type, event.reason, event.message);
-    let status = clusterStatus({
+    const backup =
+      enabled && validation.ok && action.kind === 'done' && observed.tcp
+        ? await reconcileBackup({
+            cluster,
+            namespace,
+            name,
+            spec: validation.spec,
+            platform: validation.platform!,
+            organization: observed.organization,
+            tcp: observed.tcp,
+            restoring: restoreRunning,
+          })
+        : undefined;
+    const restore =
+      validation.ok && validation.platform && observed.tcp
+        ? await reconcileRestore({
+            cluster,
+            namespace,
+            name,
+            spec: validation.spec,
+            platform: validation.platform,
+            organization: observed.organization,
+            tcp: observed.tcp,
+            backupTransitKey: backupTransitKey(namespace, name, validation),
+          })
+        : undefined;
+    const status = clusterStatus({
       generation,
       previous: cluster.status,
       validation,
@@ -436,62 +354,12 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       now: now(),
       ...(observed.tcp ? { configHash: configHashOf(observed.tcp) } : {}),
       keys: { current: nextKeys, ...(refusedKey ? { refused: refusedKey } : {}) },
+      ...(backup ? { backup } : {}),
+      ...(restore ? { restore } : {}),
     });
-    if (enabled && validation.ok && action.kind === 'done' && observed.tcp) {
-      const backup = await reconcileBackup({
-        cluster,
-        namespace,
-        name,
-        spec: validation.spec,
-        platform: validation.platform!,
-        organization: observed.organization,
-        tcp: observed.tcp,
-        restoring: restoreRunning(cluster),
-      });
-      status = {
-        ...status,
-        ...backup.fields,
-        conditions: setConditions(status.conditions, [{ ...backup.condition, observedGeneration: generation }], now()),
-      };
-    }
-    let restoring = false;
-    let written: Cluster = cluster;
-    if (validation.ok && validation.platform && observed.tcp) {
-      const backupKeyRef = validation.backupKeyRef ?? resolveKeyRefs(name, validation.spec).backup;
-      const backupTransitKey = kmsKeyTransitName(
-        namespace,
-        backupKeyRef,
-        keyIdOf(deps.keys.get(backupKeyRef, namespace)),
-      );
-      const restore = await reconcileRestore({
-        cluster,
-        namespace,
-        name,
-        spec: validation.spec,
-        platform: validation.platform,
-        organization: observed.organization,
-        tcp: observed.tcp,
-        backupTransitKey,
-      });
-      restoring = restore.active;
-      written = restore.cluster;
-      status = {
-        ...status,
-        ...restore.fields,
-        ...(restore.condition
-          ? {
-              conditions: setConditions(
-                status.conditions,
-                [{ ...restore.condition, observedGeneration: generation }],
-                now(),
-              ),
-            }
-          : {}),
-      };
-    }
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
-    const wrote = await writeStatus(written, status);
-    if (restoring) return { requeueAfterMs: RESTORE_RESYNC_MS };
+    const wrote = await writeClusterStatus(deps.kube, restore?.cluster ?? cluster, status);
+    if (restore?.active) return { requeueAfterMs: RESTORE_RESYNC_MS };
     // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
     if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};
     const resync = status.encryption?.kmsPluginReady ? (deps.observePeriodMs ?? 30_000) : PENDING_RESYNC_MS;

@@ -6,36 +6,20 @@ import {
   type KdcClusterStatus,
   type KmsKeyStatus,
   type PluginKey,
-  type TenantApiClient,
   type Validation,
 } from '@kdc/shared';
+import type { BackupResult } from '../backup/reconcile.ts';
 import type { MigrationOutcome } from '../migration/reconcile.ts';
-import { remaining } from '../migration/plan.ts';
-import type { ReplicaView } from '../migration/rollout.ts';
 import { disableComplete, nextProviderState, type DesiredProviders } from '../migration/providers.ts';
 import type { ClusterAction } from '../plan.ts';
 import { keySwitchCondition } from '../key-switch/keys.ts';
+import type { RestoreResult } from '../restore/reconcile.ts';
+import type { TenantObservation } from '../tenant/observe-tenant.ts';
+import { forceDisabledCondition } from './break-glass.ts';
+import { disableProgress, encryptedCondition, migrationFields } from './encrypted.ts';
 
-// The status of a KdcCluster as a pure function of one reconcile's outcome and observations.
-
-export interface TenantObservation {
-  /** TCP reports its control plane Ready. */
-  controlPlaneReady: boolean;
-  /** The tenant apiserver's /readyz/kms-providers answered ok. */
-  kmsProvidersHealthy?: boolean;
-  /** Every control-plane pod reports the kms-plugin sidecar ready. */
-  sidecarReady?: boolean;
-  /** Transit version behind the plugin's key_id (kms_plugin_key_version). */
-  keyVersion?: number;
-  /** Why the tenant side could not be observed, for the condition message. */
-  problem?: string;
-  /** The condition reason for `problem` when a more precise one than KMSPluginNotReady applies. */
-  reason?: string;
-  /** Each control-plane replica (config hash, sidecar, key_id): the migration waits for all of them. */
-  replicas?: ReplicaView[];
-  /** The tenant apiserver at the platform's address, with the admin credentials (re-writes go through it). */
-  client?: TenantApiClient;
-}
+// The status of a KdcCluster as a pure function of one reconcile's outcome and observations:
+// k8-manager writes no field of it that is not built here.
 
 export interface StatusInput {
   generation: number;
@@ -57,10 +41,35 @@ export interface StatusInput {
   configHash?: string;
   /** The plugin instances after this reconcile (plugin-keys.ts), and why the spec's key is not applied, if it is not. */
   keys?: { current: readonly PluginKey[]; refused?: string };
+  /** What the backup half made of this reconcile (absent when it did not run). */
+  backup?: Pick<BackupResult, 'condition' | 'fields'>;
+  /** What the restore made of this reconcile (absent when it did not run); no condition when none was ever requested. */
+  restore?: Pick<RestoreResult, 'condition' | 'fields'>;
   now: Date;
 }
 
 export function clusterStatus(input: StatusInput): KdcClusterStatus {
+  const status = encryptionStatus(input);
+  const { backup, restore } = input;
+  if (!backup && !restore) return status;
+  const g = { observedGeneration: input.generation };
+  return {
+    ...status,
+    ...backup?.fields,
+    ...restore?.fields,
+    conditions: setConditions(
+      status.conditions,
+      [
+        ...(backup ? [{ ...backup.condition, ...g }] : []),
+        ...(restore?.condition ? [{ ...restore.condition, ...g }] : []),
+      ],
+      input.now,
+    ),
+  };
+}
+
+/** Everything but the backup and restore parts: the spec's verdict, the plugin, the rows, the keys. */
+function encryptionStatus(input: StatusInput): KdcClusterStatus {
   const { validation: v, generation, previous } = input;
   const g = { observedGeneration: generation };
   const conditions: ConditionInput[] = [];
@@ -345,133 +354,5 @@ export function clusterStatus(input: StatusInput): KdcClusterStatus {
         ? disableProgress(migration?.record ?? previous?.encryption?.migration)
         : null,
     },
-  };
-}
-
-/** Encrypted (SPEC 3.1, 5): True only when a scan of the stored rows shows none plaintext and none stale. */
-function encryptedCondition(
-  providers: Pick<DesiredProviders, 'encrypt' | 'decrypt' | 'retained'>,
-  m: MigrationOutcome | undefined,
-  previous: KdcClusterStatus | undefined,
-): Omit<ConditionInput, 'type'> {
-  const resources = providers.encrypt;
-  if (!m) {
-    // The migration did not run in this reconcile (a restore, say): what was proven last stands.
-    const last = previous?.conditions?.find((c) => c.type === C.encrypted);
-    return last
-      ? { status: last.status, reason: last.reason, message: last.message }
-      : { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: 'rows are not counted yet' };
-  }
-  const problem = m.problem ? ` (${m.problem})` : '';
-  const r = m.record;
-  if (r) {
-    const progress = `${r.rewritten}/${r.total} objects re-written${r.pass > 1 ? ` (pass ${r.pass})` : ''}`;
-    if (r.reason === 'decrypt')
-      return {
-        status: 'False',
-        reason: ENCRYPTED_REASONS.decryptionInProgress,
-        message: `decrypting every ${providers.decrypt.join(' and ')} row before KMS leaves them: ${progress}${problem}`,
-      };
-    if (r.reason === 'switch')
-      return {
-        status: 'False',
-        reason: ENCRYPTED_REASONS.rewrapInProgress,
-        message: `moving every row to the new key (key switch): ${progress}${problem}`,
-      };
-    return r.reason === 'rewrap'
-      ? {
-          status: 'False',
-          reason: ENCRYPTED_REASONS.rewrapInProgress,
-          message: `re-wrapping every row under the current key_id: ${progress}${problem}`,
-        }
-      : {
-          status: 'False',
-          reason: ENCRYPTED_REASONS.inProgress,
-          message: `encrypting the rows written before: ${progress}${problem}`,
-        };
-  }
-  const c = m.coverage;
-  if (m.step.kind === 'wait')
-    return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `${m.step.message}${problem}` };
-  if (!c || m.step.kind === 'scan')
-    return { status: 'False', reason: ENCRYPTED_REASONS.inProgress, message: `counting the stored rows${problem}` };
-  const decrypting = providers.decrypt.filter((r) => !m.provenPlaintext.includes(r));
-  if (decrypting.length)
-    return {
-      status: 'False',
-      reason: ENCRYPTED_REASONS.decryptionInProgress,
-      message: `counting the ${decrypting.join(' and ')} rows left to decrypt${problem}`,
-    };
-  if (!resources.length)
-    return {
-      status: 'False',
-      reason: ENCRYPTED_REASONS.decryptionCompleted,
-      message: `every row is proven plaintext; KMS is being detached${problem}`,
-    };
-  const left = remaining(providers, c);
-  if (left.plaintext === 0 && left.stale === 0) {
-    const retained = providers.retained.length
-      ? ` (${providers.retained.join(', ')} stay${providers.retained.length === 1 ? 's' : ''} encrypted although dropped from spec.encryption.etcd.resources: their rows share the KMS provider, so they leave KMS only with the disable migration, disableRequested: true)`
-      : '';
-    return {
-      status: 'True',
-      reason: ENCRYPTED_REASONS.completed,
-      message: `All resources encrypted: ${resources.join(', ')}${retained}`,
-    };
-  }
-  return {
-    status: 'False',
-    reason: ENCRYPTED_REASONS.inProgress,
-    message: `${left.stale} of ${c.total} rows are under an older key_id and automatic re-wrap is off: run kubectl kdc rewrap-etcd${problem}`,
-  };
-}
-
-/** disableMigrationProgress (SPEC 2): 0 when requested, 1..99 while the decrypt pass runs; 100 is set once KMS is detached. */
-function disableProgress(r: { reason: string; rewritten: number; total: number } | undefined): number {
-  if (r?.reason !== 'decrypt' || r.total === 0) return 0;
-  return Math.max(1, Math.min(99, Math.floor((r.rewritten / r.total) * 100)));
-}
-
-function migrationFields(
-  m: MigrationOutcome,
-  previous: KdcClusterStatus | undefined,
-): Partial<NonNullable<KdcClusterStatus['encryption']>> {
-  const { migration: _previous, ...kept } = previous?.encryption ?? {};
-  return {
-    ...(m.coverage ? { coverage: m.coverage } : {}),
-    ...(m.record ? { migration: m.record } : { migration: undefined }),
-    rewrapInProgress: m.record?.reason === 'rewrap' || m.record?.reason === 'switch',
-    history: m.history,
-    ...(m.lastCompletedAt
-      ? { lastRewrapCompleted: m.lastCompletedAt }
-      : kept.lastRewrapCompleted
-        ? { lastRewrapCompleted: kept.lastRewrapCompleted }
-        : {}),
-  };
-}
-
-/**
- * ForceDisabled (SPEC 3.1, 5): True on every reconcile while KMS is detached by break-glass and the
- * annotation is still there. A cluster that never had it gets none; one that had it keeps a False.
- */
-function forceDisabledCondition(
-  forceDisabled: boolean,
-  previous: KdcClusterStatus | undefined,
-): Omit<ConditionInput, 'observedGeneration'> | undefined {
-  if (forceDisabled) {
-    return {
-      type: C.forceDisabled,
-      status: 'True',
-      reason: 'BreakGlassHonoured',
-      message:
-        'KMS was detached by the break-glass annotation without the disable migration: rows still encrypted are unreadable; remove the annotation to end this warning',
-    };
-  }
-  if (!previous?.conditions?.some((c) => c.type === C.forceDisabled)) return undefined;
-  return {
-    type: C.forceDisabled,
-    status: 'False',
-    reason: 'NotForceDisabled',
-    message: 'KMS is attached again, or the break-glass annotation was removed',
   };
 }

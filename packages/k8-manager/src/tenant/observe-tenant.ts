@@ -17,7 +17,7 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
-import type { TenantObservation } from '../status/cluster-status.ts';
+import type { ReplicaView } from '../migration/rollout.ts';
 
 // The tenant side of a cluster, read the way an operator would check it: the TCP's status, the
 // tenant apiserver's own KMS health check, the sidecar's readiness on the control-plane pods, and
@@ -27,6 +27,25 @@ import type { TenantObservation } from '../status/cluster-status.ts';
 // only its inline CA and credentials are used (parseTenantKubeconfig: no exec, no files), and
 // only towards the address Kamaji reports in the TCP status (which the tenant cannot write). What
 // a tenant endpoint answers is never copied into status: only a status code or an error class.
+
+export interface TenantObservation {
+  /** TCP reports its control plane Ready. */
+  controlPlaneReady: boolean;
+  /** The tenant apiserver's /readyz/kms-providers answered ok. */
+  kmsProvidersHealthy?: boolean;
+  /** Every control-plane pod reports the kms-plugin sidecar ready. */
+  sidecarReady?: boolean;
+  /** Transit version behind the plugin's key_id (kms_plugin_key_version). */
+  keyVersion?: number;
+  /** Why the tenant side could not be observed, for the condition message. */
+  problem?: string;
+  /** The condition reason for `problem` when a more precise one than KMSPluginNotReady applies. */
+  reason?: string;
+  /** Each control-plane replica (config hash, sidecar, key_id): the migration waits for all of them. */
+  replicas?: ReplicaView[];
+  /** The tenant apiserver at the platform's address, with the admin credentials (re-writes go through it). */
+  client?: TenantApiClient;
+}
 
 const ADMIN_KUBECONFIG_KEY = 'admin.conf';
 const MAX_READYZ_BYTES = 16 * 1024;
