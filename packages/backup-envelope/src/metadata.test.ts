@@ -25,7 +25,7 @@ const valid: MetadataV2 = {
   ciphertextSize: ciphertextSizeFor(5_000_000, bound.segmentSize),
   kdf: { name: KDF_NAME, salt: 'b'.repeat(64), info: kdfInfo(bound) },
 };
-const edit = (change: Record<string, unknown>) => serializeMetadata({ ...valid, ...change } as MetadataV2);
+const edit = (change: Record<string, unknown>) => serializeMetadata({ ...valid, ...change });
 const code = (text: string) => {
   try {
     parseMetadata(text, 'prod/prod-20260304T050607Z/');

@@ -146,7 +146,7 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
       wrappedDek,
       createdAt,
       ...(typeof sha === 'string' ? { etcdSnapshotSha256: sha.toLowerCase() } : {}),
-    } as MetadataV1;
+    };
   }
 
   if (raw.algorithm !== ALGORITHM)
@@ -206,13 +206,13 @@ export function parseMetadata(text: string, where = ''): BackupMetadata {
     transitKeyVersion: wrappedVersion,
     wrappedDek,
     createdAt,
-    source: { cluster: source.cluster as string, namespace: source.namespace as string },
+    source: { cluster: source.cluster, namespace: source.namespace },
     etcdSnapshotSha256: sha,
     segmentSize,
     plaintextSize,
     ciphertextSize,
     kdf: { name: KDF_NAME, salt: kdf.salt, info: kdf.info },
-    ...(isObject(raw.etcd) ? { etcd: raw.etcd as MetadataV2['etcd'] } : {}),
+    ...(isObject(raw.etcd) ? { etcd: raw.etcd } : {}),
   };
   if (kdf.info !== kdfInfo(boundOf(metadata))) {
     const edited = editedBoundFields(metadata);

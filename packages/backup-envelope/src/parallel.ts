@@ -65,7 +65,7 @@ export class CryptoWorker {
       if (reply.error !== undefined) waiter?.reject(new Error(`crypto worker: ${reply.error}`));
       else waiter?.resolve(reply);
     });
-    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('error', (error: Error) => this.fail(error));
     this.worker.on('exit', () => this.fail(new Error('the crypto worker exited')));
     this.request('init', { key, noncePrefix, header }).catch(() => undefined);
   }
@@ -120,6 +120,7 @@ class AsyncQueue<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the failure as it came, whatever it is
     if (this.error !== undefined) return Promise.reject(this.error);
     const item = this.items.shift();
     if (item !== undefined) return Promise.resolve({ value: item, done: false });
@@ -230,6 +231,7 @@ export class ParallelEncryptor implements TrailerListener {
         let part = open.get(index);
         if (!part) {
           part = { buffer: await pool.take(), written: 0, length: partSize };
+          // eslint-disable-next-line @typescript-eslint/only-throw-error -- the first failure, rethrown as it came
           if (stopped !== undefined) throw stopped;
           open.set(index, part);
         }
@@ -286,6 +288,7 @@ export class ParallelEncryptor implements TrailerListener {
         inflight.catch((error: unknown) => queue.fail(error));
       };
       for await (const input of source) {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- the first failure, rethrown as it came
         if (stopped !== undefined) throw stopped;
         const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
         if (chunk.length === 0) continue;
@@ -322,10 +325,10 @@ export class ParallelEncryptor implements TrailerListener {
           }
           return queue.next();
         },
-        return: async () => {
+        return: () => {
           stopped ??= new Error('the upload stopped');
           queue.fail(stopped);
-          return { value: undefined, done: true };
+          return Promise.resolve({ value: undefined, done: true as const });
         },
       }),
       stop: (error: unknown) => {

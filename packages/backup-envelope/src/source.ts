@@ -87,7 +87,7 @@ const UNAUTHENTICATED = 16;
 
 function grpcFailure(endpoint: string, error: unknown): BackupError {
   if (error instanceof BackupError) return error;
-  const e = error as ServiceError;
+  const e = error as Partial<Pick<ServiceError, 'details' | 'message'>> & { code?: number };
   const detail = (e.details || e.message || String(error)).slice(0, 300);
   let hint = '';
   if (e.code === UNAVAILABLE)

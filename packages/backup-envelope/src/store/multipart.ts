@@ -98,7 +98,8 @@ export async function uploadParts(
       )
     ).UploadId;
     if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-    const ready: UploadPart[] = [first.value, second.value];
+    // `first` is a part here: had it been done, `second` would be done too and we returned above.
+    const ready: UploadPart[] = [first.value as UploadPart, second.value];
     let nextNumber = 1;
     let uploaded = 0;
     const done: { PartNumber: number; ETag: string }[] = [];

@@ -38,7 +38,7 @@ export class BackupStore {
       maxListPages,
       operationTimeoutMs,
       signal,
-    } as Partial<StoreLimits> & { signal?: AbortSignal });
+    });
   }
 
   url(key: string): string {
