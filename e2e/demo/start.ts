@@ -19,7 +19,7 @@ import {
 } from '@kdc/shared';
 import { listRaw } from '../src/etcd-raw.ts';
 import { shippedImages } from '../src/images.ts';
-import { DEPLOYMENT, type DeploymentObject } from '../src/kamaji-deployments.ts';
+import { DEPLOYMENT, type DeploymentObject } from '../src/controllers/deployments.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { startPlatform, type Platform } from '../src/platform.ts';
 import { installProduct, PRODUCT_NAMESPACE } from '../src/product.ts';

@@ -39,24 +39,18 @@ try {
   const names = clusterNames(cluster);
   await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-  stops.push(
-    (
-      await startEncryptionReconciler(platform.state, {
-        name: 'encryption-reconciler',
-        leaseNamespace: 'kube-dc-system',
-      })
-    ).stop,
-  );
-  stops.push(
-    (
-      await startK8Manager(platform.state, {
-        name: 'k8-manager',
-        leaseNamespace: 'kube-dc-system',
-        selector: '',
-        env: { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref },
-      })
-    ).stop,
-  );
+  const reconciler = await startEncryptionReconciler(platform.state, {
+    name: 'encryption-reconciler',
+    leaseNamespace: 'kube-dc-system',
+  });
+  stops.push(() => reconciler.stop());
+  const manager = await startK8Manager(platform.state, {
+    name: 'k8-manager',
+    leaseNamespace: 'kube-dc-system',
+    selector: '',
+    env: { OBSERVE_PERIOD: '3s', KMS_PLUGIN_IMAGE: plugin.ref },
+  });
+  stops.push(() => manager.stop());
   const runner = await startKamajiRunner(platform.state, { images: { ...LOCAL_IMAGES, ...shipped.table } });
   stops.push(() => runner.stop());
 

@@ -44,19 +44,18 @@ try {
   const patchEtcd = (etcd: object) => kube.patch(ref, { spec: { encryption: { etcd } } });
   for (const name of [ns, 'kube-dc-system'])
     await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  stops.push(
-    (await startEncryptionReconciler(p, { name: 'encryption-reconciler', leaseNamespace: 'kube-dc-system' })).stop,
-  );
-  stops.push(
-    (
-      await startK8Manager(p, {
-        name: 'k8-manager',
-        leaseNamespace: 'kube-dc-system',
-        selector: '',
-        env: { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' },
-      })
-    ).stop,
-  );
+  const reconciler = await startEncryptionReconciler(p, {
+    name: 'encryption-reconciler',
+    leaseNamespace: 'kube-dc-system',
+  });
+  stops.push(() => reconciler.stop());
+  const manager = await startK8Manager(p, {
+    name: 'k8-manager',
+    leaseNamespace: 'kube-dc-system',
+    selector: '',
+    env: { OBSERVE_PERIOD: '3s', MIGRATION_RATE: '1000' },
+  });
+  stops.push(() => manager.stop());
   const runner = await startKamajiRunner(p, { images: { ...LOCAL_IMAGES, [ETCD_IMAGE]: [p.binaries.etcd] } });
   stops.push(() => runner.stop());
   const dir = join(p.dir, 'lifecycle');

@@ -160,7 +160,7 @@ export async function bindControllerNamespace(
         metadata: { name, namespace },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
         subjects: [{ kind: 'ServiceAccount', name: identity, namespace: CONTROLLER_RELEASE.namespace }],
-      } as KubeObject,
+      },
       'kdc-e2e',
     );
   }

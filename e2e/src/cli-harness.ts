@@ -41,8 +41,8 @@ export function startKdc(args: string[], env: Record<string, string>, timeoutMs 
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<KdcRun>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { buildImages, unpackImage, unpackedImagesDir, type BuiltImage } from '@kdc/images';
-import type { OciImage } from './kamaji-image.ts';
+import type { OciImage } from './kubelet/image.ts';
 
 // The "registry" of the local Kamaji runner: image references -> what runs for them on this
 // machine. Most tests map our images to the programs' sources (fast, no build); shippedImages()

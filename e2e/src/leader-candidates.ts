@@ -59,7 +59,7 @@ export function startCandidate(input: {
   );
   const events: CandidateEvent[] = [];
   let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     const receivedAt = Date.now();
     buffer += chunk.toString();
     const lines = buffer.split('\n');

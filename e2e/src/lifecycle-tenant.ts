@@ -11,7 +11,7 @@ import {
 } from '@kdc/shared';
 import { LOCAL_IMAGES } from './images.ts';
 import { startKamajiRunner, templateHash, type KamajiRunner } from './kamaji-runner.ts';
-import type { LocalImage } from './kamaji-image.ts';
+import type { LocalImage } from './kubelet/image.ts';
 
 import type { PlatformState } from './platform.ts';
 import { ETCD_IMAGE, TCP, dedicatedEtcdDataStore } from './restore-fixture.ts';

@@ -17,9 +17,9 @@ import {
   RESOURCES,
 } from '@kdc/shared';
 import { BACKUP_IMAGE, BACKUP_MAIN, LOCAL_IMAGES } from './images.ts';
-import { JOB, createJobFromCronJob, type JobObject } from './kamaji-jobs.ts';
+import { JOB, createJobFromCronJob, type JobObject } from './controllers/jobs.ts';
 import { startKamajiRunner, type KamajiRunner } from './kamaji-runner.ts';
-import { STATEFULSET } from './kamaji-statefulsets.ts';
+import { STATEFULSET } from './controllers/statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
 import type { PlatformState } from './platform.ts';
 import { waitFor } from './wait.ts';
@@ -145,8 +145,8 @@ export async function dedicatedEtcdDataStore(input: {
     kind: 'Secret',
     metadata: { name: `${sts}-tls` },
     stringData: { 'ca.crt': ca.certPem, 'server.crt': server.certPem, 'server.key': server.keyPem },
-  } as KubeObject);
-  await kube.create(STATEFULSET(ns), etcdStatefulSet(sts) as unknown as KubeObject);
+  });
+  await kube.create(STATEFULSET(ns), etcdStatefulSet(sts));
   const port = await waitFor(
     'etcd StatefulSet ready',
     async () => {
@@ -216,7 +216,7 @@ export async function startRestoreFixture(
       [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId,
       [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey,
     },
-  } as KubeObject);
+  });
   const runner = await startKamajiRunner(p, {
     // The backup image ships etcdutl, as the product image does.
     images: {

@@ -19,7 +19,7 @@ import {
 } from '../src/encryption-reconciler.ts';
 import { BACKUP_IMAGE, KMS_PLUGIN_IMAGE } from '../src/images.ts';
 import { K8_MANAGER_MAIN, startK8Manager } from '../src/k8-manager.ts';
-import { expandVars } from '../src/kamaji-pod.ts';
+import { expandVars } from '../src/kubelet/env.ts';
 import { freePort } from '../src/ports.ts';
 import { ManagedProcess } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';

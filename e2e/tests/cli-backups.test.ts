@@ -129,7 +129,7 @@ describe('kubectl kdc backups and keys min-decryption', () => {
         kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
         networkProfile: { port: 6443 },
       },
-    } as KubeObject);
+    });
     await kube.patch(
       { ...tcp, name: `${cluster}-cp`, subresource: 'status' },
       { status: { storage: { driver: 'etcd', setup: { schema: prefix.slice(1, -1) } } } },

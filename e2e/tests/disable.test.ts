@@ -230,7 +230,7 @@ describe(`resources and disable: ${SECRETS} Secrets, ${CONFIGMAPS} ConfigMaps`, 
     );
     expect(condition(refused, 'Ready')).toMatchObject({ status: 'False', reason: 'DisableRequiresMigration' });
     const after = await kube.get<TenantControlPlane & KubeObject>(TCP(ns, names.tenantControlPlane));
-    expect(after.metadata!.resourceVersion).toBe(before.metadata!.resourceVersion);
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
     expect(isAttached(after)).toBe(true);
     expect((await rawRows(etcdctl, prefix, 'secrets')).plaintext).toBe(0);
     await patch({ enabled: true });

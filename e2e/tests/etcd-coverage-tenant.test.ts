@@ -12,7 +12,6 @@ import {
   KMSKEY_API_VERSION,
   TENANT_CONTROL_PLANE,
   transitKeyName,
-  type KubeObject,
   at,
   RESOURCES,
 } from '@kdc/shared';
@@ -167,7 +166,7 @@ describe('kubectl kdc keys min-decryption over mutual TLS (a Kamaji-style DataSt
         kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
         networkProfile: { port: 6443 },
       },
-    } as KubeObject);
+    });
     await kube.patch(
       { ...tcpRef(), name: `${cluster}-cp`, subresource: 'status' },
       { status: { storage: { driver: 'etcd', setup: { schema: uid } } } },

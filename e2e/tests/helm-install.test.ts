@@ -7,7 +7,7 @@ import { CHART_DIR } from '../src/chart.ts';
 import { readRaw } from '../src/etcd-raw.ts';
 import { shippedImages, type ShippedImages } from '../src/images.ts';
 import { isolatedManagement, type IsolatedManagement } from '../src/isolated.ts';
-import { DEPLOYMENT, type DeploymentObject } from '../src/kamaji-deployments.ts';
+import { DEPLOYMENT, type DeploymentObject } from '../src/controllers/deployments.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { installProduct, PRODUCT_NAMESPACE as SYSTEM, type ProductRelease } from '../src/product.ts';
 import { waitFor } from '../src/wait.ts';

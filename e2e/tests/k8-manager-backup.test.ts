@@ -23,7 +23,7 @@ import {
 } from '@kdc/shared';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
 import { LOCAL_IMAGES, shippedImages, type ShippedImages } from '../src/images.ts';
-import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/kamaji-jobs.ts';
+import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/controllers/jobs.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { createCA, issueCert } from '../src/pki.ts';
 import { waitFor } from '../src/wait.ts';
@@ -139,7 +139,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
         [BACKUP_CREDENTIAL_KEYS.accessKeyId]: p.s3.accessKeyId,
         [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: p.s3.secretAccessKey,
       },
-    } as KubeObject);
+    });
     // The backup Jobs run the kdc-backup image we ship (the runner's table has no source mapping for it).
     shipped = await shippedImages();
     backupImage = shipped.built['kdc-backup']!.ref;
@@ -213,7 +213,7 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
         kind: 'Secret',
         metadata: { name: `s-${i}` },
         stringData: { v: `value-${i}` },
-      } as KubeObject);
+      });
   }, 240_000);
 
   it('a run uploads an envelope backup of the dedicated etcd, applies retention, and the status names it', async () => {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANNOTATIONS, type KubeClient, type KubeObject, at, RESOURCES } from '@kdc/shared';
 import { kdcEnv, runKdc } from '../src/cli-harness.ts';
-import { CRONJOB } from '../src/kamaji-jobs.ts';
-import { STATEFULSET } from '../src/kamaji-statefulsets.ts';
+import { CRONJOB } from '../src/controllers/jobs.ts';
+import { STATEFULSET } from '../src/controllers/statefulsets.ts';
 import { restoreState, startRestoreFixture, TCP, type RestoreFixture } from '../src/restore-fixture.ts';
 import { waitFor } from '../src/wait.ts';
 import { condition, platform, shardControllers, unique } from './helpers.ts';
@@ -87,7 +87,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
         kind: 'Secret',
         metadata: { name: `s-${i}` },
         stringData: { v: `before-${i}` },
-      } as KubeObject);
+      });
     const backedUp = await f.backupNow();
 
     // What happens after the backup, and must be undone.
@@ -97,7 +97,7 @@ describe('k8-manager: kube-dc.com/restore-from stops the tenant, restores its et
       kind: 'Secret',
       metadata: { name: 'after-backup' },
       stringData: { v: 'new' },
-    } as KubeObject);
+    });
     await t.patch(at(RESOURCES.secret, 'default', 's-10'), { stringData: { v: 'changed' } }, 'merge');
     expect(await secretValue(t, 's-10')).toBe('changed');
 

@@ -61,7 +61,7 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
       { timeoutMs: 60_000, intervalMs: 500 },
     );
   const tcp = async (cluster: string, owner: boolean, attached: boolean) => {
-    const object = buildTenantControlPlane(ns, cluster, { version: 'v1.35.0', controlPlane: { replicas: 1 } } as never);
+    const object = buildTenantControlPlane(ns, cluster, { version: 'v1.35.0', controlPlane: { replicas: 1 } });
     if (attached) {
       object.spec.controlPlane.deployment = mergeEncryptionFields(
         object.spec.controlPlane.deployment,
@@ -87,7 +87,7 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
           },
         ]
       : undefined;
-    await kube.create(tcpRef(ns), { ...object, metadata: { ...object.metadata, ownerReferences } } as KubeObject);
+    await kube.create(tcpRef(ns), { ...object, metadata: { ...object.metadata, ownerReferences } });
   };
 
   const cases: Case[] = [

@@ -127,7 +127,7 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
       ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => console.log('up'))`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    await new Promise((r) => crashed.stdout!.once('data', r));
+    await new Promise((r) => crashed.stdout.once('data', r));
     crashed.kill('SIGKILL');
     await new Promise((r) => crashed.once('exit', r));
     expect(existsSync(socket)).toBe(true);

@@ -126,7 +126,7 @@ describe('the platform moves to another hostname of the same OpenBao: nothing re
     );
     const tcp = await kube.get({ ...RESOURCES.tenantControlPlane, namespace: ns, name: names.tenantControlPlane });
     expect(
-      tcp.spec.controlPlane!.deployment!.additionalInitContainers!.find((c) => c.name === 'kms-plugin')!.args,
+      tcp.spec.controlPlane.deployment!.additionalInitContainers!.find((c) => c.name === 'kms-plugin')!.args,
     ).toContain(`--openbao-addr=${second}`);
 
     // A scan asked for now proves the coverage, under the key_ids published before the move.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANNOTATIONS, KDC_API_VERSION, clusterNames, type KubeObject, at, RESOURCES } from '@kdc/shared';
-import { STATEFULSET } from '../../src/kamaji-statefulsets.ts';
+import { STATEFULSET } from '../../src/controllers/statefulsets.ts';
 import { createCA } from '../../src/pki.ts';
 import { conditionOf, restoreState, startRestoreFixture, type RestoreFixture } from '../../src/restore-fixture.ts';
 import { sleep, waitFor } from '../../src/wait.ts';

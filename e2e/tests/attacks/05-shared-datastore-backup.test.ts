@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKUP_JOB, LABELS, type KubeObject } from '@kdc/shared';
-import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../../src/kamaji-jobs.ts';
+import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../../src/controllers/jobs.ts';
 import { conditionOf, startRestoreFixture, TCP, type RestoreFixture } from '../../src/restore-fixture.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
 import { createNamespace, platform, shardControllers, unique } from '../helpers.ts';
@@ -63,7 +63,7 @@ describe('attack 05: a DataStore that becomes shared keeps being backed up', () 
         kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
         networkProfile: { port: 6443 },
       },
-    } as KubeObject);
+    });
     await f.kube.patch(
       { ...TCP(neighbourNs, neighbour), subresource: 'status' },
       { status: { storage: { driver: 'etcd', dataStoreName: f.dataStore } } },

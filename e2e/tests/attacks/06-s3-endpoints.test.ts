@@ -13,7 +13,7 @@ import {
   RESOURCES,
 } from '@kdc/shared';
 import { startHostileS3, type HostileS3 } from '../../src/hostile-s3.ts';
-import { CRONJOB, JOB } from '../../src/kamaji-jobs.ts';
+import { CRONJOB, JOB } from '../../src/controllers/jobs.ts';
 import type { K8ManagerProcess } from '../../src/k8-manager.ts';
 import { TCP } from '../../src/restore-fixture.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
@@ -128,13 +128,13 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
         [BACKUP_CREDENTIAL_KEYS.accessKeyId]: 'tenant',
         [BACKUP_CREDENTIAL_KEYS.secretAccessKey]: 'tenant-secret',
       },
-    } as KubeObject);
+    });
     await kube.create(at(RESOURCES.secret, ns), {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: BACKUP_JOB.datastoreCertsSecret(clusterNames(cluster).tenantControlPlane) },
       stringData: { 'ca.crt': 'x', 'server.crt': 'x', 'server.key': 'x' },
-    } as KubeObject);
+    });
     await kube.create(kdc(ns), {
       apiVersion: KDC_API_VERSION,
       kind: 'KdcCluster',
@@ -205,10 +205,10 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
         labels: { [LABELS.kdcCluster]: hostile.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component },
       },
       spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'x', image: 'none' }] } } },
-    } as KubeObject);
+    });
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await kube.patch(
-      { ...JOB(hostile.ns, job.metadata!.name!), subresource: 'status' },
+      { ...JOB(hostile.ns, job.metadata!.name), subresource: 'status' },
       {
         status: {
           startTime: now,
@@ -302,7 +302,7 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
       secretAccessKey: 'b',
       maxAttempts: 1,
       operationTimeoutMs: 2_000,
-    } as Parameters<typeof BackupStore.fromSettings>[0]);
+    });
     const started = Date.now();
     const outcome = await Promise.race([
       store.getText('stalled/metadata.json').then(

@@ -10,8 +10,8 @@ import {
 } from '@kdc/shared';
 import { CONTROLLER_RELEASE } from '../../src/chart.ts';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../../src/encryption-reconciler.ts';
-import { JOB } from '../../src/kamaji-jobs.ts';
-import { STATEFULSET } from '../../src/kamaji-statefulsets.ts';
+import { JOB } from '../../src/controllers/jobs.ts';
+import { STATEFULSET } from '../../src/controllers/statefulsets.ts';
 import { conditionOf, restoreState, startRestoreFixture, TCP, type RestoreFixture } from '../../src/restore-fixture.ts';
 import { sleep, waitFor } from '../../src/wait.ts';
 import {
@@ -61,7 +61,7 @@ describe('attack 08 (restore): a tenant writes the restore state annotations', (
     const seen: string[] = [];
     let job = false;
     const deadline = Date.now() + 120_000;
-    let ended;
+    let ended: Awaited<ReturnType<typeof f.get>> | undefined;
     while (Date.now() < deadline) {
       job ||= (await f.kube.getOrNull(JOB(f.ns, f.names.restoreJob))) !== null;
       const c = await f.get();

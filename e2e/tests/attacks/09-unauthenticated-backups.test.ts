@@ -27,7 +27,7 @@ import {
   type BackupAccess,
 } from '../../src/backup-harness.ts';
 import { conditionOf, restoreState, startRestoreFixture, TCP, type RestoreFixture } from '../../src/restore-fixture.ts';
-import { STATEFULSET } from '../../src/kamaji-statefulsets.ts';
+import { STATEFULSET } from '../../src/controllers/statefulsets.ts';
 import { openBaoRoot, platform, shardControllers, unique } from '../helpers.ts';
 
 // Finding 9: anyone who can write to the bucket can add `<cluster>/<cluster>-99991231T235959Z.db`
