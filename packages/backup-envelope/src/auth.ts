@@ -2,12 +2,11 @@
 // backup-<cluster> on mount k8s-host), or a plain token (tests, break-glass). The token is
 // used for a few Transit calls and revoked at the end; it is never logged.
 import { readFile } from 'node:fs/promises';
-import { isOpenBaoError, type OpenBaoClient } from '@kdc/shared/openbao';
+import { isOpenBaoError, type OpenBaoAuthConfig, type OpenBaoClient } from '@kdc/shared/openbao';
 import { BackupError, describeError } from './errors.ts';
 
-export type AuthSettings =
-  | { method: 'kubernetes'; mount: string; role: string; tokenFile: string }
-  | { method: 'token'; token?: string; tokenFile?: string };
+/** The job offers Kubernetes auth (in a cluster) and a token (tests, break-glass). */
+export type AuthSettings = Extract<OpenBaoAuthConfig, { method: 'kubernetes' | 'token' }>;
 
 export interface Session {
   client: OpenBaoClient;
@@ -32,7 +31,7 @@ async function readSecretFile(path: string, what: string): Promise<string> {
 
 export async function openBaoSession(base: OpenBaoClient, auth: AuthSettings): Promise<Session> {
   if (auth.method === 'token') {
-    const token = auth.token ?? (await readSecretFile(auth.tokenFile!, 'OpenBao token'));
+    const token = auth.tokenFile ? await readSecretFile(auth.tokenFile, 'OpenBao token') : auth.token!;
     return { client: base.withToken(token), close: async () => undefined };
   }
   const jwt = await readSecretFile(auth.tokenFile, 'projected ServiceAccount token');

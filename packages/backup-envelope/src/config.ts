@@ -1,8 +1,8 @@
 // The job CLI's flags and environment, parsed into a typed configuration (pure, unit-tested).
 // Flags win over environment variables; every error names the flag and what to do.
-import { parseArgs } from 'node:util';
-import { parseKmsKeyInterval } from '@kdc/shared/duration';
+import { durationMs, flagHelpLines, integer as integerIn, readFlags, type FlagSpec } from '@kdc/shared/config';
 import { OPENBAO_K8S_AUTH_MOUNT, OPENBAO_TRANSIT_MOUNT, openBaoAccessNames } from '@kdc/shared/names';
+import { DEFAULT_TOKEN_FILE, readOpenBaoAuth } from '@kdc/shared/openbao';
 import type { AuthSettings } from './auth.ts';
 import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from './backup.ts';
 import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from './format.ts';
@@ -10,17 +10,10 @@ import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from './form
 export const COMMANDS = ['backup', 'restore', 'rewrap', 'list'] as const;
 export type Command = (typeof COMMANDS)[number];
 
-export const DEFAULT_TOKEN_FILE = '/var/run/secrets/openbao/token';
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 
-type Flag = {
-  type: 'string' | 'boolean';
-  help: string;
-  env?: readonly string[];
-  default?: string;
-  commands: readonly Command[];
-};
+type Flag = FlagSpec & { commands: readonly Command[] };
 const ALL = COMMANDS;
 const BAO: readonly Command[] = ['backup', 'restore', 'rewrap'];
 
@@ -271,44 +264,15 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     };
   }
   const cmd = command as Command;
-  const mine = Object.entries(FLAGS).filter(([, f]) => (f.commands as readonly Command[]).includes(cmd));
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const options = Object.fromEntries(mine.map(([name, f]) => [name, { type: f.type }]));
-    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
-  } catch (error) {
-    const message = (error as Error).message;
-    const unknown = /Unknown option '(.+?)'/.exec(message);
-    return {
-      ok: false,
-      errors: [
-        unknown
-          ? `unknown flag ${unknown[1]} for "${cmd}": run with --help for the list of flags`
-          : message.split('\n')[0]!,
-      ],
-    };
-  }
-  // Flag, else the first environment variable set, else the default.
-  for (const [name, f] of mine) {
-    if (values[name] !== undefined) continue;
-    const variable = ('env' in f ? f.env : []).find((v) => env[v]);
-    if (variable) values[name] = env[variable];
-    else if ('default' in f) values[name] = f.default;
-  }
-  const errors: string[] = [];
-  const get = (flag: FlagName) =>
-    typeof values[flag] === 'string' ? (values[flag] as string).trim() || undefined : undefined;
-  const required = (flag: FlagName, why = '') => {
-    const value = get(flag);
-    if (!value) {
-      const f = FLAGS[flag] as Flag;
-      errors.push(`--${flag}: required${why}${f.env ? ` (or set ${f.env.join(' or ')})` : ''}`);
-    }
-    return value ?? '';
-  };
+  const mine = Object.fromEntries(
+    Object.entries(FLAGS).filter(([, f]) => (f.commands as readonly Command[]).includes(cmd)),
+  ) as Partial<typeof FLAGS>;
+  const read = readFlags(mine as typeof FLAGS, rest, env, { context: cmd });
+  if (!read.ok) return read;
+  const { flags } = read;
+  const errors = flags.errors;
+  const get = (flag: FlagName) => flags.get(flag);
+  const required = (flag: FlagName, why = '') => flags.required(flag, why);
   const size = (flag: FlagName, min: number, max: number) => {
     const text = get(flag)!;
     const value = parseSize(text);
@@ -319,10 +283,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const integer = (flag: FlagName, min: number, max: number) => {
     const text = get(flag);
     if (text === undefined) return undefined;
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max)
-      errors.push(`--${flag}: "${text}" must be an integer in ${min}..${max}`);
-    return value;
+    return flags.check(flag, integerIn(min, max)) ?? Number(text);
   };
 
   const cluster = required('cluster');
@@ -352,26 +313,14 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const openbao = (): OpenBaoConfig => {
     const addr = required('openbao-addr');
     if (addr && !/^https?:\/\/[^/\s]+/.test(addr)) errors.push(`--openbao-addr: "${addr}" is not an http(s) URL`);
-    const method = get('auth-method');
-    let auth: AuthSettings;
-    if (method === 'kubernetes') {
-      const role =
-        get('auth-role') ??
-        (cluster && get('namespace') ? openBaoAccessNames(get('namespace')!, cluster).backupRole : '');
-      if (!role)
-        errors.push(
-          '--auth-role: required with --auth-method=kubernetes unless --namespace names the default role backup-<namespace>.<cluster> (or set OPENBAO_AUTH_ROLE)',
-        );
-      auth = { method, mount: get('auth-mount')!, role, tokenFile: get('token-file') ?? DEFAULT_TOKEN_FILE };
-    } else if (method === 'token') {
-      const token = env.OPENBAO_TOKEN || env.VAULT_TOKEN;
-      const tokenFile = get('token-file');
-      if (!token && !tokenFile) errors.push('--token-file: required with --auth-method=token (or set OPENBAO_TOKEN)');
-      auth = tokenFile ? { method, tokenFile } : { method, ...(token ? { token } : {}) };
-    } else {
-      errors.push(`--auth-method: "${method}" is not kubernetes or token`);
-      auth = { method: 'token' };
-    }
+    const namespace = get('namespace');
+    const auth = readOpenBaoAuth(flags, env, {
+      methods: ['kubernetes', 'token'],
+      defaultRole: {
+        role: cluster && namespace ? openBaoAccessNames(namespace, cluster).backupRole : undefined,
+        unless: 'unless --namespace names the default role backup-<namespace>.<cluster>',
+      },
+    }) ?? { method: 'token' };
     return {
       addr: addr.replace(/\/$/, ''),
       ...(get('openbao-ca-file') ? { caFile: get('openbao-ca-file') } : {}),
@@ -393,9 +342,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       if (endpoint && !/^(https?:\/\/)?[^/\s]+:\d+\/?$/.test(endpoint))
         errors.push(`--etcd-endpoint: "${endpoint}" is not http(s)://host:port`);
       const retentionDays = integer('retention-days', 1, 365);
-      const stale = parseKmsKeyInterval(get('stale-upload-age')!);
-      if (!stale.ok || stale.seconds < 3600)
-        errors.push(`--stale-upload-age: "${get('stale-upload-age')}" must be a duration of at least 1h (e.g. 24h)`);
+      const staleUploadAgeMs = flags.check('stale-upload-age', durationMs(3600, '1h (e.g. 24h)')) ?? 0;
       config = {
         ...common,
         command: 'backup',
@@ -415,7 +362,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         partSize: size('part-size', MIN_PART_SIZE, MAX_PART_SIZE),
         queueSize: integer('upload-concurrency', 1, 16) ?? DEFAULT_QUEUE_SIZE,
         ...(retentionDays !== undefined ? { retentionDays } : {}),
-        staleUploadAgeMs: stale.ok ? stale.seconds * 1000 : 0,
+        staleUploadAgeMs,
       };
       if (Boolean(get('etcd-cert-file')) !== Boolean(get('etcd-key-file')))
         errors.push('--etcd-cert-file and --etcd-key-file go together');
@@ -424,7 +371,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     case 'restore': {
       const namespace = required('namespace', " (a backup of another namespace's cluster is refused)");
       const backup = required('backup', ' (a backup key from "list", or "latest")');
-      const allowUnauthenticated = values['allow-unauthenticated'] === true;
+      const allowUnauthenticated = flags.bool('allow-unauthenticated');
       if (allowUnauthenticated && !backup.endsWith('.db'))
         errors.push(
           '--allow-unauthenticated only applies to a plaintext backup named by --backup (<cluster>/<cluster>-<timestamp>.db)',
@@ -464,11 +411,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         command: 'rewrap',
         openbao: openbao(),
         ...(get('transit-key') ? { transitKey: get('transit-key') } : {}),
-        dryRun: values['dry-run'] === true,
+        dryRun: flags.bool('dry-run'),
       };
       break;
     case 'list':
-      config = { ...common, command: 'list', json: values.json === true };
+      config = { ...common, command: 'list', json: flags.bool('json') };
       break;
   }
   if (errors.length || !config) return { ok: false, errors };
@@ -486,15 +433,9 @@ export function helpText(): string {
     "  list     list the cluster's backups with key versions and sizes",
     '',
     'Flags:',
-    ...Object.entries(FLAGS).map(([name, f]) => {
-      const extra = [
-        'default' in f ? `default ${f.default}` : '',
-        'env' in f ? `env ${f.env.join('|')}` : '',
-        `for ${f.commands.length === COMMANDS.length ? 'all' : f.commands.join(',')}`,
-      ]
-        .filter(Boolean)
-        .join('; ');
-      return `  --${name.padEnd(28)} ${f.help} [${extra}]`;
+    ...flagHelpLines(FLAGS, (name) => {
+      const commands = FLAGS[name as FlagName].commands;
+      return [`for ${commands.length === COMMANDS.length ? 'all' : commands.join(',')}`];
     }),
     '',
     'S3 credentials: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY, else the AWS SDK chain (AWS_ACCESS_KEY_ID, ...).',
