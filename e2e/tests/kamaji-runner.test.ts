@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { listRaw } from '../src/etcd-raw.ts';
-import { localImage } from '../src/kamaji-pod.ts';
+import { localImage } from '../src/kubelet/image.ts';
 import { mergeApiServerArgs, startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
 import { pidAlive } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';

@@ -1,95 +1,19 @@
-// The Kamaji half of the local runner that needs no process: the subset of a TenantControlPlane
-// it reads, and the control-plane Pod that TCP becomes (the kube-apiserver container with
-// Kamaji's flags and mounts, and every additional init container, container, volume, mount and
-// extra argument merged the way Kamaji merges them). Pure; kamaji-runner.ts runs the result.
-import { createHash } from 'node:crypto';
-import type { KubeObject } from '@kdc/shared';
-import type { ContainerSpec, PodObject, ProbeSpec, VolumeMountSpec, VolumeSpec } from './kamaji-pod.ts';
-
-export const NAME_LABEL = 'kamaji.clastix.io/name';
-/** spec.nodeName of every Pod object the runner reports. */
-export const LOCAL_NODE_NAME = 'kamaji-local-runner';
-
-// ---- the TenantControlPlane subset we read ------------------------------------------------------
-
-export interface TcpDeployment {
-  replicas?: number;
-  serviceAccountName?: string;
-  automountServiceAccountToken?: boolean;
-  podSecurityContext?: Record<string, unknown>;
-  containerSecurityContexts?: { apiServer?: Record<string, unknown> };
-  resources?: { apiServer?: Record<string, unknown> };
-  additionalInitContainers?: ContainerSpec[];
-  additionalContainers?: ContainerSpec[];
-  additionalVolumes?: VolumeSpec[];
-  additionalVolumeMounts?: { apiServer?: VolumeMountSpec[] };
-  extraArgs?: { apiServer?: string[] };
-  podAdditionalMetadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
-  registrySettings?: { registry?: string; apiServerImage?: string; tagSuffix?: string };
-  probes?: Record<string, Record<string, Record<string, number> | undefined> | Record<string, number> | undefined>;
-}
-
-export interface TenantControlPlane extends KubeObject {
-  metadata: { name: string; namespace: string; uid?: string; deletionTimestamp?: string };
-  spec: {
-    dataStore?: string;
-    dataStoreSchema?: string;
-    controlPlane?: { deployment?: TcpDeployment };
-    kubernetes?: { version?: string; admissionControllers?: string[]; kubelet?: { preferredAddressTypes?: string[] } };
-    networkProfile?: {
-      port?: number;
-      address?: string;
-      advertiseAddress?: string;
-      certSANs?: string[];
-      serviceCidr?: string;
-      serviceCidrs?: string[];
-    };
-  };
-  status?: Record<string, unknown>;
-}
-
-// ---- Kamaji's pod template ----------------------------------------------------------------------
-
-/** Hash of what rolls Kamaji's deployment: version, deployment (incl. podAdditionalMetadata), networkProfile. */
-export function templateHash(tcp: Pick<TenantControlPlane, 'spec'>): string {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(canonical)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.keys(v)
-              .sort()
-              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-          )
-        : v;
-  const input = JSON.stringify(
-    canonical({
-      version: tcp.spec.kubernetes?.version,
-      deployment: tcp.spec.controlPlane?.deployment ?? {},
-      networkProfile: tcp.spec.networkProfile ?? {},
-    }),
-  );
-  return createHash('sha256').update(input).digest('hex').slice(0, 10);
-}
-
-export const apiServerPort = (tcp: TenantControlPlane) => tcp.spec.networkProfile?.port ?? 6443;
-export const etcdPrefix = (tcp: TenantControlPlane) =>
-  `/${tcp.spec.dataStoreSchema ?? `${tcp.metadata.namespace}_${tcp.metadata.name}`}`;
-
-export function apiServerImage(tcp: TenantControlPlane): string {
-  const r = tcp.spec.controlPlane?.deployment?.registrySettings ?? {};
-  return `${r.registry ?? 'registry.k8s.io'}/${r.apiServerImage ?? 'kube-apiserver'}:${tcp.spec.kubernetes?.version ?? 'v1.36.3'}${r.tagSuffix ?? ''}`;
-}
-
-export const PKI_SECRETS = (tcp: string) => ({
-  ca: `${tcp}-ca`,
-  apiServer: `${tcp}-api-server-certificate`,
-  apiServerKubeletClient: `${tcp}-api-server-kubelet-client-certificate`,
-  frontProxyCA: `${tcp}-front-proxy-ca-certificate`,
-  frontProxyClient: `${tcp}-front-proxy-client-certificate`,
-  sa: `${tcp}-sa-certificate`,
-  adminKubeconfig: `${tcp}-admin-kubeconfig`,
-});
+// The control-plane Pod Kamaji's Deployment makes of a TenantControlPlane (minus
+// controller-manager and scheduler): the kube-apiserver container with Kamaji's flags and mounts,
+// and every additional init container, container, volume, mount and extra argument merged the
+// way Kamaji merges them. Pure; the node binds and runs the result.
+import type { ContainerSpec, PodObject, ProbeSpec } from '../kubelet/pod-spec.ts';
+import {
+  NAME_LABEL,
+  PKI_SECRETS,
+  apiServerImage,
+  apiServerPort,
+  etcdPrefix,
+  pkiPaths,
+  type EtcdTarget,
+  type ProbeKind,
+  type TenantControlPlane,
+} from './tcp.ts';
 
 /**
  * Kamaji's mergeAPIServerArgs: Kamaji-managed flags always win (user duplicates dropped), safe
@@ -112,33 +36,6 @@ export function mergeApiServerArgs(
   ].sort();
   return [...owned, ...extras];
 }
-
-export function firstServiceIp(cidr: string): string | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  if (!m) return undefined;
-  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
-  const ip = (n + 1) >>> 0;
-  return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
-}
-
-export const pkiPaths = {
-  ca: ['ca.crt', 'ca.key'],
-  apiServer: ['apiserver.crt', 'apiserver.key'],
-  apiServerKubeletClient: ['apiserver-kubelet-client.crt', 'apiserver-kubelet-client.key'],
-  frontProxyCA: ['front-proxy-ca.crt', 'front-proxy-ca.key'],
-  frontProxyClient: ['front-proxy-client.crt', 'front-proxy-client.key'],
-  sa: ['sa.pub', 'sa.key'],
-} as const;
-
-/** The Pod Kamaji's Deployment would create for this TCP (minus controller-manager and scheduler). */
-/** Where the tenant apiserver keeps its data: the platform's etcd, or a DataStore over TLS. */
-export interface EtcdTarget {
-  servers: string;
-  /** The `<tcp>-datastore-certs` Secret (ca.crt, server.crt, server.key) for a TLS DataStore. */
-  certsSecret?: string;
-}
-
-export const datastoreCertsSecret = (tcp: string) => `${tcp}-datastore-certs`;
 
 export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget): PodObject {
   const d = tcp.spec.controlPlane?.deployment ?? {};
@@ -191,10 +88,8 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
     '--etcd-prefix': etcdPrefix(tcp),
     '--etcd-compaction-interval': '0',
   };
-  const probes = (d.probes ?? {}) as Record<string, Record<string, number> | undefined> & {
-    apiServer?: Record<string, Record<string, number> | undefined>;
-  };
-  const probe = (path: string, kind: 'liveness' | 'readiness' | 'startup'): ProbeSpec => ({
+  const probes = d.probes ?? {};
+  const probe = (path: string, kind: ProbeKind): ProbeSpec => ({
     httpGet: { path, port, scheme: 'HTTPS' },
     initialDelaySeconds: 0,
     timeoutSeconds: 1,
@@ -262,7 +157,6 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
         : {}),
     },
     spec: {
-      nodeName: LOCAL_NODE_NAME,
       restartPolicy: 'Always',
       terminationGracePeriodSeconds: 30,
       ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : {}),
@@ -302,8 +196,6 @@ export function buildPod(tcp: TenantControlPlane, hash: string, etcd: EtcdTarget
         { name: 'usr-share-ca-certificates', secret: caSecret },
         { name: 'usr-local-share-ca-certificates', secret: caSecret },
       ],
-    } as PodObject['spec'],
+    },
   };
 }
-
-// ---- the runner ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// The "pause" container of a pod run by the local Kamaji runner (kamaji-runner.ts). It runs in
+// The "pause" container of a pod run by the local node (node.ts, network.ts). It runs in
 // the pod's own network namespace (`bwrap --unshare-net`) and holds it open for the pod's
 // containers, which join it with nsenter. Unix sockets are files, so they cross network
 // namespaces: this process bridges TCP ports to Unix sockets in the pod's socket directory.

@@ -1,5 +1,5 @@
-// The Deployment half of the local Kamaji runner: how a TenantControlPlane's control-plane pods
-// follow its template, as one pure "next single change" per call. Kamaji runs the control plane
+// How a TenantControlPlane's control-plane pods follow its template, as one pure "next single
+// change" per call (controllers/deployments.ts rolls Deployments with it too). Kamaji runs the control plane
 // as a Deployment; with several replicas it rolls them one at a time (a new pod first, an old one
 // leaves once the new one is ready), so old and new pods serve side by side for a while. That
 // window is what k8-manager must wait out before it re-writes rows, and a test can widen it at

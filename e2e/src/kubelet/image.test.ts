@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ociArgv, ociEnv, ociUser, type OciImage } from './kamaji-image.ts';
-import { localImage } from './kamaji-pod.ts';
+import { localImage, ociArgv, ociEnv, ociUser, type OciImage } from './image.ts';
 
 const image = (config: OciImage['config']): OciImage => ({ rootfs: '/r', config });
 

@@ -24,6 +24,21 @@ export type LocalImage = string[] | OciImage;
 export const isOciImage = (image: LocalImage | undefined): image is OciImage =>
   image !== undefined && !Array.isArray(image);
 
+/**
+ * What runs for an image reference: the entry for the exact reference, else for it without its
+ * digest, else for its repository (every tag). A reference pinned to a digest never runs an
+ * image of another digest, as a registry would not serve one.
+ */
+export function localImage(images: Record<string, LocalImage>, image: string | undefined): LocalImage | undefined {
+  if (!image) return undefined;
+  const [reference, digest] = image.split('@') as [string, string | undefined];
+  const found = images[image] ?? images[reference] ?? images[reference.replace(/:[^:/]*$/, '')];
+  if (digest && isOciImage(found) && found.digest && found.digest !== digest) {
+    throw new Error(`image ${image}: the local image ${reference} has digest ${found.digest}, not ${digest}`);
+  }
+  return found;
+}
+
 const HELPER_DIR = '/.kdc-runner';
 
 /** Kubernetes: `command` replaces the entrypoint, `args` the cmd; a command without args drops the cmd. */
@@ -69,7 +84,7 @@ function helper() {
 
 /**
  * bwrap arguments that make the image the container's root, with the runner's helper and
- * /etc/hosts. ensureMountPoint (kamaji-pod.ts) makes their mount points in the root first.
+ * /etc/hosts. ensureMountPoint (isolation.ts) makes their mount points in the root first.
  */
 export function ociRootArgs(
   root: string,

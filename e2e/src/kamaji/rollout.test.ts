@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextRolloutStep, type ReplicaView, type RolloutStep } from './kamaji-rollout.ts';
+import { nextRolloutStep, type ReplicaView, type RolloutStep } from './rollout.ts';
 
 const r = (hash: string, ready = true, phase = 'Running'): ReplicaView => ({ hash, ready, phase });
 
