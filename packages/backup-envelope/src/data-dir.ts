@@ -69,3 +69,23 @@ export function runDataDirStep(step: DataDirStep): string {
   renameSync(step.restoring, step.dataDir);
   return `${step.restoring} is now ${step.dataDir}${kept ? `; the data dir before the restore is ${step.previous}` : ''}`;
 }
+
+/** `kdc-backup data-dir <step>`: runs one step; returns the exit code (0 done, 1 refused, 2 bad flags). */
+export function dataDirMain(argv: string[]): number {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DATA_DIR_HELP);
+    return 0;
+  }
+  const parsed = parseDataDirArgs(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`kdc-backup: ${parsed.error}\n`);
+    return 2;
+  }
+  try {
+    process.stderr.write(`kdc-backup data-dir ${parsed.step.step}: ${runDataDirStep(parsed.step)}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`kdc-backup data-dir ${parsed.step.step}: ${(error as Error).message}\n`);
+    return 1;
+  }
+}

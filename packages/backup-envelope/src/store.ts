@@ -1,2 +1,0 @@
-// TEMPORARY (issue #14): main.ts still imports from here until its import line moves to store/.
-export * from './store/store.ts';
