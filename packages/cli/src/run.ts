@@ -1,17 +1,17 @@
 // kubectl-kdc: operator commands (kubectl finds it on PATH as the plugin `kubectl kdc`).
 import { KDC_VERSION } from '@kdc/shared/version';
-import { commandHelp, parseArgs, type CommandSpec, type ParsedArgs } from './args.ts';
-import * as backupsList from './backups-list.ts';
-import * as backupsRestore from './backups-restore.ts';
-import * as backupsRewrap from './backups-rewrap.ts';
-import { COMPLETION_SCRIPTS, completionProtocol, completionSpec, type CommandTable } from './completion.ts';
+import { commandHelp, parseArgs, type CommandSpec, type ParsedArgs } from './terminal/args.ts';
+import * as backupsList from './commands/backups-list.ts';
+import * as backupsRestore from './commands/backups-restore.ts';
+import * as backupsRewrap from './commands/backups-rewrap.ts';
+import { COMPLETION_SCRIPTS, completionProtocol, completionSpec, type CommandTable } from './commands/completion.ts';
 import type { CommandContext, Io } from './context.ts';
 import { CliError, EXIT } from './errors.ts';
-import * as fleet from './fleet.ts';
-import * as keysAdopt from './keys-adopt.ts';
-import * as keysMinDecryption from './keys-min-decryption.ts';
-import * as rewrapEtcd from './rewrap-etcd.ts';
-import * as status from './status.ts';
+import * as fleet from './commands/fleet.ts';
+import * as keysAdopt from './commands/keys-adopt.ts';
+import * as keysMinDecryption from './commands/keys-min-decryption.ts';
+import * as rewrapEtcd from './commands/rewrap-etcd.ts';
+import * as status from './commands/status.ts';
 
 export const USAGE = `kubectl kdc - per-tenant etcd encryption for KdcClusters
 

@@ -10,13 +10,13 @@ import {
   type Inventory,
 } from '@kdc/backup-envelope';
 import type { KdcClusterStatus } from '@kdc/shared';
-import type { CommandSpec, ParsedArgs } from './args.ts';
-import { S3_FLAGS, clusterBackups } from './backup-access.ts';
-import type { CommandContext } from './context.ts';
-import { describe, failure } from './errors.ts';
-import { humanSize, isoSeconds, plural, table } from './format.ts';
-import { KUBE_FLAGS, getKdcCluster, kubeAccess } from './kube.ts';
-import { OUTPUT_FLAG, outputFormat, render } from './output.ts';
+import type { CommandSpec, ParsedArgs } from '../terminal/args.ts';
+import { S3_FLAGS, clusterBackups } from '../clients/backup-access.ts';
+import type { CommandContext } from '../context.ts';
+import { describe, failure } from '../errors.ts';
+import { humanSize, isoSeconds, plural, table } from '../terminal/format.ts';
+import { KUBE_FLAGS, getKdcCluster, kubeAccess } from '../clients/kube.ts';
+import { OUTPUT_FLAG, outputFormat, render } from '../terminal/output.ts';
 
 export const spec: CommandSpec = {
   name: 'backups list',

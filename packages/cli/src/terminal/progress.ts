@@ -1,7 +1,7 @@
 // Long work (a rewrap, a restore, the etcd scan of min-decryption) shows a bar redrawn in place
 // on a terminal, and one line per change anywhere else (a log, CI, a pipe), so a transcript
 // stays readable.
-import type { Io } from './context.ts';
+import type { Io } from '../context.ts';
 
 const WIDTH = 24;
 

@@ -1,11 +1,11 @@
 // kubectl kdc status <cluster>: what an operator asks first — is it encrypted, with which key and
 // version, are backups and restores healthy, and what does each condition say.
 import { ANNOTATIONS, type KubeObject } from '@kdc/shared';
-import type { CommandSpec, ParsedArgs } from './args.ts';
-import type { CommandContext } from './context.ts';
-import { table } from './format.ts';
-import { KUBE_FLAGS, getKdcCluster, kubeAccess } from './kube.ts';
-import { OUTPUT_FLAG, outputFormat, render } from './output.ts';
+import type { CommandSpec, ParsedArgs } from '../terminal/args.ts';
+import type { CommandContext } from '../context.ts';
+import { table } from '../terminal/format.ts';
+import { KUBE_FLAGS, getKdcCluster, kubeAccess } from '../clients/kube.ts';
+import { OUTPUT_FLAG, outputFormat, render } from '../terminal/output.ts';
 
 export const spec: CommandSpec = {
   name: 'status',

@@ -9,9 +9,9 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
-import type { FlagSpecs } from './args.ts';
-import { str } from './args.ts';
-import { failure, usageError } from './errors.ts';
+import type { FlagSpecs } from '../terminal/args.ts';
+import { str } from '../terminal/args.ts';
+import { failure, usageError } from '../errors.ts';
 
 export const KUBE_FLAGS: FlagSpecs = {
   namespace: {

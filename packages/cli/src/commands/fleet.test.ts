@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { parseArgs } from './args.ts';
-import type { CommandContext } from './context.ts';
+import { parseArgs } from '../terminal/args.ts';
+import type { CommandContext } from '../context.ts';
 import {
   execute,
   fleetPrintable,
@@ -17,7 +17,7 @@ import {
   type FleetCluster,
   type FleetKey,
 } from './fleet.ts';
-import { render } from './output.ts';
+import { render } from '../terminal/output.ts';
 
 const now = new Date('2026-06-01T00:00:00Z');
 const ago = (days: number, hours = 0) =>

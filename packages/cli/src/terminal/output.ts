@@ -2,7 +2,7 @@
 // default; wide adds columns; json and yaml print the whole document; name prints kind/name lines.
 import { stringify } from 'yaml';
 import { str, type FlagSpecs } from './args.ts';
-import { usageError } from './errors.ts';
+import { usageError } from '../errors.ts';
 
 export const OUTPUT_FORMATS = ['json', 'yaml', 'wide', 'name'] as const;
 export type OutputFormat = 'table' | (typeof OUTPUT_FORMATS)[number];

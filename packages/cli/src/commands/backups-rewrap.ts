@@ -2,13 +2,13 @@
 // of the cluster's backup Transit key (the data never moves; see @kdc/backup-envelope rewrap).
 import { rewrapBackups, type RewrapOutcome, type RewrapResult } from '@kdc/backup-envelope';
 import { kmsKeyTransitName, resolveKeyRefs, type KubeObject } from '@kdc/shared';
-import { bool, type CommandSpec, type ParsedArgs } from './args.ts';
-import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
-import type { CommandContext } from './context.ts';
-import { describe, failure } from './errors.ts';
-import { plural } from './format.ts';
-import { KUBE_FLAGS, getKdcCluster, kmsKeyRef, kubeAccess } from './kube.ts';
-import { OPENBAO_FLAGS, openBaoFor, openBaoSettings } from './openbao.ts';
+import { bool, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import { S3_FLAGS, clusterBackups, clusterSpec } from '../clients/backup-access.ts';
+import type { CommandContext } from '../context.ts';
+import { describe, failure } from '../errors.ts';
+import { plural } from '../terminal/format.ts';
+import { KUBE_FLAGS, getKdcCluster, kmsKeyRef, kubeAccess } from '../clients/kube.ts';
+import { OPENBAO_FLAGS, openBaoFor, openBaoSettings } from '../clients/openbao.ts';
 
 export const spec: CommandSpec = {
   name: 'backups rewrap',

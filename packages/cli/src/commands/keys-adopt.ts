@@ -11,11 +11,11 @@ import {
   type OwnerRecord,
   type TransitKeyOwner,
 } from '@kdc/shared';
-import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
-import type { CommandContext } from './context.ts';
-import { failure, usageError } from './errors.ts';
-import { KUBE_FLAGS, getKmsKey, kubeAccess } from './kube.ts';
-import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from './openbao.ts';
+import { bool, str, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import type { CommandContext } from '../context.ts';
+import { failure, usageError } from '../errors.ts';
+import { KUBE_FLAGS, getKmsKey, kubeAccess } from '../clients/kube.ts';
+import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from '../clients/openbao.ts';
 
 export const spec: CommandSpec = {
   name: 'keys adopt',

@@ -2,8 +2,8 @@
 // PATH with the words after `kubectl kdc`, and reads cobra's protocol back: one candidate per
 // line, then `:<directive>` (4: no file completion). `kubectl-kdc __complete <words...>` answers
 // that; `kubectl kdc completion bash|zsh|plugin` prints the scripts that call it.
-import type { CommandSpec } from './args.ts';
-import { OUTPUT_FORMATS } from './output.ts';
+import type { CommandSpec } from '../terminal/args.ts';
+import { OUTPUT_FORMATS } from '../terminal/output.ts';
 
 export interface CommandTable {
   commands: readonly string[];

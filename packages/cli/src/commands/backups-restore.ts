@@ -13,13 +13,13 @@ import {
   type KdcClusterStatus,
   type KubeObject,
 } from '@kdc/shared';
-import { bool, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
-import { S3_FLAGS, clusterBackups } from './backup-access.ts';
-import type { CommandContext } from './context.ts';
-import { progressBar } from './progress.ts';
-import { describe, failure, usageError } from './errors.ts';
-import { isoSeconds } from './format.ts';
-import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
+import { bool, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import { S3_FLAGS, clusterBackups } from '../clients/backup-access.ts';
+import type { CommandContext } from '../context.ts';
+import { progressBar } from '../terminal/progress.ts';
+import { describe, failure, usageError } from '../errors.ts';
+import { isoSeconds } from '../terminal/format.ts';
+import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from '../clients/kube.ts';
 
 export const spec: CommandSpec = {
   name: 'backups restore',

@@ -15,8 +15,8 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
-import { flagOrEnv, str, type FlagSpecs } from './args.ts';
-import { failure, usageError } from './errors.ts';
+import { flagOrEnv, str, type FlagSpecs } from '../terminal/args.ts';
+import { failure, usageError } from '../errors.ts';
 import { kubeFailure } from './kube.ts';
 
 export const S3_FLAGS: FlagSpecs = {

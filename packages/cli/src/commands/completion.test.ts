@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { run } from './run.ts';
+import { run } from '../run.ts';
 
 const complete = async (...words: string[]) => (await run(['__complete', ...words])).stdout.split('\n').filter(Boolean);
 

@@ -1,8 +1,8 @@
 // The min_decryption_version pre-flight (SPEC 5), pure: given the Transit key's state and what
 // every backup and etcd row of the namespace's clusters still needs, may version N become the
 // lowest one Transit decrypts with?
-import { plural, table } from './format.ts';
-import type { EtcdRowCounts } from './etcd-rows.ts';
+import { plural, table } from '../terminal/format.ts';
+import type { EtcdRowCounts } from '../clients/etcd-rows.ts';
 
 export interface KeyState {
   transitKey: string;

@@ -10,11 +10,11 @@ import {
   RESOURCES,
   at,
 } from '@kdc/shared';
-import { bool, str, type CommandSpec, type ParsedArgs } from './args.ts';
-import type { CommandContext } from './context.ts';
-import { isoSeconds, plural, table } from './format.ts';
-import { KUBE_FLAGS, kubeAccess, kubeFailure } from './kube.ts';
-import { OUTPUT_FLAG, outputFormat, render, type Printable } from './output.ts';
+import { bool, str, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import type { CommandContext } from '../context.ts';
+import { isoSeconds, plural, table } from '../terminal/format.ts';
+import { KUBE_FLAGS, kubeAccess, kubeFailure } from '../clients/kube.ts';
+import { OUTPUT_FLAG, outputFormat, render, type Printable } from '../terminal/output.ts';
 
 export const spec: CommandSpec = {
   name: 'fleet',

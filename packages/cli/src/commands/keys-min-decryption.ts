@@ -12,14 +12,14 @@ import {
   RESOURCES,
 } from '@kdc/shared';
 import { scanCoverage, tenantEtcdPrefix, type EtcdConnection } from '@kdc/shared/etcd';
-import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from './args.ts';
-import { S3_FLAGS, clusterBackups, clusterSpec } from './backup-access.ts';
-import type { CommandContext } from './context.ts';
-import { describe, failure, usageError } from './errors.ts';
-import { ETCD_FLAGS, etcdSettings } from './etcd.ts';
-import { rowCountsOf } from './etcd-rows.ts';
-import { progressBar } from './progress.ts';
-import { KUBE_FLAGS, getKmsKey, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
+import { bool, parsePositiveInt, str, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import { S3_FLAGS, clusterBackups, clusterSpec } from '../clients/backup-access.ts';
+import type { CommandContext } from '../context.ts';
+import { describe, failure, usageError } from '../errors.ts';
+import { ETCD_FLAGS, etcdSettings } from '../clients/etcd.ts';
+import { rowCountsOf } from '../clients/etcd-rows.ts';
+import { progressBar } from '../terminal/progress.ts';
+import { KUBE_FLAGS, getKmsKey, kdcClusterRef, kubeAccess, kubeFailure } from '../clients/kube.ts';
 import {
   keyStateDecision,
   minDecryptionDecision,
@@ -29,7 +29,7 @@ import {
   type EtcdInventory,
   type KeyState,
 } from './min-decryption.ts';
-import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from './openbao.ts';
+import { OPENBAO_FLAGS, openBaoFailure, openBaoFor, openBaoSettings } from '../clients/openbao.ts';
 
 export const spec: CommandSpec = {
   name: 'keys min-decryption',

@@ -2,8 +2,8 @@
 // bao/vault CLIs use (flags override); the OpenBao namespace is the project's organisation.
 import { readFileSync } from 'node:fs';
 import { OpenBaoClient, OpenBaoError, type KubeClient } from '@kdc/shared';
-import { flagOrEnv, type FlagSpecs } from './args.ts';
-import { failure, usageError } from './errors.ts';
+import { flagOrEnv, type FlagSpecs } from '../terminal/args.ts';
+import { failure, usageError } from '../errors.ts';
 import { organizationOf } from './kube.ts';
 
 export const OPENBAO_FLAGS: FlagSpecs = {

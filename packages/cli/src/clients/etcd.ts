@@ -3,8 +3,8 @@
 // naming the flag, not a TLS failure later.
 import { readFileSync } from 'node:fs';
 import type { EtcdConnection } from '@kdc/shared/etcd';
-import { flagOrEnv, type FlagSpecs } from './args.ts';
-import { usageError } from './errors.ts';
+import { flagOrEnv, type FlagSpecs } from '../terminal/args.ts';
+import { usageError } from '../errors.ts';
 
 export const ETCD_FLAGS: FlagSpecs = {
   'etcd-endpoint': {

@@ -4,11 +4,11 @@
 // plaintext and none under an older key_id. k8-manager re-writes only after every control-plane
 // replica runs the current config and publishes the same key_id; the proof is the scan.
 import { ANNOTATIONS, KDC_CLUSTER_CONDITIONS, rfc3339, type KdcClusterStatus, type KubeObject } from '@kdc/shared';
-import { bool, str, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from './args.ts';
-import type { CommandContext } from './context.ts';
-import { failure } from './errors.ts';
-import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from './kube.ts';
-import { progressBar } from './progress.ts';
+import { bool, str, waitTimeoutSeconds, type CommandSpec, type ParsedArgs } from '../terminal/args.ts';
+import type { CommandContext } from '../context.ts';
+import { failure } from '../errors.ts';
+import { KUBE_FLAGS, getKdcCluster, kdcClusterRef, kubeAccess, kubeFailure } from '../clients/kube.ts';
+import { progressBar } from '../terminal/progress.ts';
 
 export const spec: CommandSpec = {
   name: 'rewrap-etcd',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyCounts, type EtcdRowCounts } from './etcd-rows.ts';
+import { emptyCounts, type EtcdRowCounts } from '../clients/etcd-rows.ts';
 import {
   minDecryptionDecision,
   renderInventory,

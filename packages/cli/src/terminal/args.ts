@@ -2,7 +2,7 @@
 // node:util.parseArgs, with errors that name the flag to fix.
 import { parseArgs as nodeParseArgs } from 'node:util';
 import { parseDuration } from '@kdc/shared';
-import { usageError } from './errors.ts';
+import { usageError } from '../errors.ts';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
