@@ -88,7 +88,7 @@ export function clusterExecutor(deps: ClusterExecutorDeps) {
           {
             ...tcp,
             spec: { ...tcp.spec, controlPlane: { ...tcp.spec.controlPlane, deployment: action.deployment } },
-          } as KubeObject,
+          },
         );
         const verb = {
           attach: 'attached the KMS plugin to',

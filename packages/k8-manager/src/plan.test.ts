@@ -42,7 +42,7 @@ function observed(rawSpec: object, more: Partial<ObservedCluster> = {}): Observe
     name: 'c1',
     generation: 1,
     validation,
-    tcp: buildTenantControlPlane('ns', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 } } as any),
+    tcp: buildTenantControlPlane('ns', 'c1', { version: 'v1.35.0', controlPlane: { replicas: 2 } }),
     autoKey: ownKey,
     serviceAccountExists: true,
     secretData: desiredSecretData({ encrypt: ['secrets'], decrypt: [] }, undefined),

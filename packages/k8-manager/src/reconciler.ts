@@ -151,7 +151,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     if (!cluster || !namespace || cluster.metadata?.deletionTimestamp) return {};
     const names = clusterNames(name);
     const generation = cluster.metadata?.generation ?? 0;
-    const tcp = (deps.tcps.get(names.tenantControlPlane, namespace) as TenantControlPlane | undefined) ?? null;
+    const tcp = deps.tcps.get(names.tenantControlPlane, namespace) ?? null;
     const kmsKeys = deps.keys.list(namespace);
     const validation = validateCluster(
       await gatherClusterFacts({

@@ -108,11 +108,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       hasCaBundle: Boolean(platform.openBaoCaBundle),
       backupKey: {
         name: keyRefs.backup,
-        transitKey: kmsKeyTransitName(
-          namespace,
-          keyRefs.backup,
-          (backupKeyObject?.status as { keyId?: string } | undefined)?.keyId,
-        ),
+        transitKey: kmsKeyTransitName(namespace, keyRefs.backup, backupKeyObject?.status?.keyId),
         ...keyReady(backupKeyObject),
       },
       dataStoreNeighbours: [],

@@ -132,7 +132,7 @@ export function provenPlaintext(o: MigrationObservation): EncryptableResource[] 
   const c = o.coverage;
   if (!o.rollout.ready || !c || !isFresh(o, c, o.rollout.keyIds)) return [];
   return o.decrypt.filter(
-    (r) => c.byResource?.[r] !== undefined && c.byResource[r]!.total === c.byResource[r]!.plaintext,
+    (r) => c.byResource?.[r] !== undefined && c.byResource[r].total === c.byResource[r].plaintext,
   );
 }
 

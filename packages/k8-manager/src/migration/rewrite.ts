@@ -87,7 +87,7 @@ export async function rewritePage(
   const agent = new HttpsAgent({ keepAlive: true, maxSockets: options.concurrency ?? 4 });
   try {
     const query = new URLSearchParams({ limit: String(options.limit), ...(token ? { continue: token } : {}) });
-    const listed = await client.request('GET', `/api/v1/${resource}?${query}`, {
+    const listed = await client.request('GET', `/api/v1/${resource}?${query.toString()}`, {
       timeoutMs: options.timeoutMs,
       maxBytes: PAGE_BYTES,
       agent,

@@ -307,7 +307,7 @@ describe('helpers', () => {
       version: 'v1.35.0',
       controlPlane: { replicas: 2 },
       dataStore: 'etcd-a',
-    } as any);
+    });
     expect(tcp.metadata.name).toBe('c1-cp');
     expect(tcp.spec).toMatchObject({
       dataStore: 'etcd-a',
@@ -316,7 +316,7 @@ describe('helpers', () => {
     });
   });
   it('sees a KamajiControlPlane owner', () => {
-    const tcp = buildTenantControlPlane('ns', 'c', { version: 'v1', controlPlane: { replicas: 1 } } as any);
+    const tcp = buildTenantControlPlane('ns', 'c', { version: 'v1', controlPlane: { replicas: 1 } });
     expect(kamajiControlPlaneOwner(tcp)).toBeUndefined();
     (tcp.metadata as any).ownerReferences = [{ kind: 'KamajiControlPlane', name: 'kcp-1' }];
     expect(kamajiControlPlaneOwner(tcp)).toBe('kcp-1');

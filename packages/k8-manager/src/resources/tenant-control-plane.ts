@@ -320,5 +320,5 @@ function pruneEmpty(deployment: TcpDeployment): TcpDeployment {
       out[key] = Object.fromEntries(Object.entries(value).filter(([, v]) => !emptyValue(v)));
     }
   }
-  return out as TcpDeployment;
+  return out;
 }

@@ -219,10 +219,13 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
     };
     /** Records `r` in status.restore, compare-and-swap on what this pass last read or wrote. */
     const save = async (r: RestoreStatus) => {
-      current = await deps.kube.replace<Cluster>({ ...ref, subresource: 'status' }, {
-        ...current,
-        status: { ...current.status, restore: r },
-      } as KubeObject);
+      current = await deps.kube.replace<Cluster>(
+        { ...ref, subresource: 'status' },
+        {
+          ...current,
+          status: { ...current.status, restore: r },
+        },
+      );
       record = r;
       await show(r);
     };
@@ -322,10 +325,13 @@ export function restoreReconciler(deps: RestoreReconcilerDeps) {
             allowUnauthenticated: key.endsWith('.db'),
             layout: o.etcd.layout,
           });
-          await deps.kube.create({ ...RESOURCES.job, namespace: input.namespace }, {
-            ...job,
-            metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] },
-          } as KubeObject);
+          await deps.kube.create(
+            { ...RESOURCES.job, namespace: input.namespace },
+            {
+              ...job,
+              metadata: { ...job.metadata, ownerReferences: [clusterOwner(current)] },
+            },
+          );
           return { ...o, restoreJob: { name: names.restoreJob } };
         }
         case 'deleteRestoreJob':

@@ -57,7 +57,7 @@ describe('clusterStatus: break-glass', () => {
   });
 
   it('turns False once the annotation is gone, and Ready goes back to Reconciled', () => {
-    const s = status(false, status(true).conditions!);
+    const s = status(false, status(true).conditions);
     expect(find(s.conditions, 'ForceDisabled')).toMatchObject({ status: 'False', reason: 'NotForceDisabled' });
     expect(find(s.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reconciled' });
   });
@@ -65,7 +65,7 @@ describe('clusterStatus: break-glass', () => {
   it('turns False when encryption is enabled again', () => {
     const enabled = validation({}, { version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
     expect(enabled.ok).toBe(true);
-    expect(find(status(false, status(true).conditions!, enabled).conditions, 'ForceDisabled')).toMatchObject({
+    expect(find(status(false, status(true).conditions, enabled).conditions, 'ForceDisabled')).toMatchObject({
       status: 'False',
     });
   });

@@ -294,7 +294,7 @@ function encryptionStatus(input: StatusInput): KdcClusterStatus {
     (!pluginReady || migration?.step.kind === 'wait');
   conditions.push(
     proofHolds
-      ? { type: C.encrypted, status: 'True', reason: lastEncrypted!.reason, message: lastEncrypted!.message, ...g }
+      ? { type: C.encrypted, status: 'True', reason: lastEncrypted.reason, message: lastEncrypted.message, ...g }
       : pluginReady
         ? {
             type: C.encrypted,

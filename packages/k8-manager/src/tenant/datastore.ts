@@ -31,14 +31,14 @@ export async function dataStoreFacts(
   tcps: Informer<TenantControlPlaneObject>,
   tcp: TenantControlPlane,
 ): Promise<DataStoreFacts> {
-  const name = storageOf(tcp as unknown as KubeObject);
+  const name = storageOf(tcp);
   if (!name) return { neighbours: [] };
   const object = await kube.getOrNull<DataStore>(at(RESOURCES.dataStore, undefined, name));
   const self = `${tcp.metadata.namespace}/${tcp.metadata.name}`;
   const neighbours = tcps
     .list()
     .filter((t) => storageOf(t) === name)
-    .map((t) => `${t.metadata!.namespace}/${t.metadata!.name}`)
+    .map((t) => `${t.metadata.namespace}/${t.metadata.name}`)
     .filter((key) => key !== self)
     .sort();
   return { name, object, neighbours };
