@@ -18,8 +18,10 @@ import type { TenantObservation } from '../tenant/observe-tenant.ts';
 import { forceDisabledCondition } from './break-glass.ts';
 import { disableProgress, encryptedCondition, migrationFields } from './encrypted.ts';
 
-// The status of a KdcCluster as a pure function of one reconcile's outcome and observations:
-// k8-manager writes no field of it that is not built here.
+// The status of a KdcCluster as a pure function of one reconcile's outcome and observations, the
+// backup and restore parts included, so that what a reconcile writes is decided in one place (the
+// restore's own compare-and-swap of status.restore, which its state machine needs, is the only
+// write outside it).
 
 export interface StatusInput {
   generation: number;

@@ -9,7 +9,8 @@ import { remaining } from '../migration/plan.ts';
 import type { DesiredProviders } from '../migration/providers.ts';
 
 // What the stored rows show, as the migration last saw them: the Encrypted condition and the
-// migration's fields of status.encryption.
+// migration's fields of status.encryption. Only a scan proves rows, so nothing here reads the
+// plugin or the spec beyond the providers.
 
 /** Encrypted (SPEC 3.1, 5): True only when a scan of the stored rows shows none plaintext and none stale. */
 export function encryptedCondition(
