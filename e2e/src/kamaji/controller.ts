@@ -5,8 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { at, RESOURCES, splitKey, type ReconcileResult, type TenantControlPlaneObject } from '@kdc/shared';
-import type { ControllerContext } from '../controllers/watch.ts';
-import { Watched } from '../controllers/watch.ts';
+import { Watched, type ControllerContext } from '../controllers/watch.ts';
 import { withTimeout } from '../kubelet/node.ts';
 import type { PodRuntime } from '../kubelet/pod.ts';
 import type { PodObject } from '../kubelet/pod-spec.ts';
@@ -153,9 +152,8 @@ export class TcpController {
           tearingDown: false,
         };
         this.tcps.set(key, s);
-        this.creating.delete(key);
         return s;
-      })();
+      })().finally(() => this.creating.delete(key));
       this.creating.set(key, creating);
     }
     return creating;
