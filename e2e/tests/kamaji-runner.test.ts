@@ -161,7 +161,7 @@ describe('local Kamaji runner', () => {
       kind: 'Secret',
       metadata: { name: 'tenant-audit-policy' },
       stringData: { 'policy.yaml': AUDIT_POLICY },
-    } as never);
+    });
     const created = performance.now();
     await kube.create(TCP(namespace), tcpObject(name));
 
@@ -191,7 +191,7 @@ describe('local Kamaji runner', () => {
       kind: 'ConfigMap',
       metadata: { name: 'marker' },
       data: { a: 'b' },
-    } as never);
+    });
 
     // The tenant's rows are in the platform etcd under /<ns>_<tcp>/.
     const prefix = `/${namespace}_${name}/`;
