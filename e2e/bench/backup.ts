@@ -14,7 +14,6 @@ import {
   readFileSync,
   rmSync,
   writeSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -28,7 +27,7 @@ import {
   DEFAULT_QUEUE_SIZE,
   DEFAULT_SEGMENT_SIZE,
 } from '@kdc/backup-envelope';
-import { BACKUP_MAIN, backupStore, rootOpenBao } from '../src/backup-harness.ts';
+import { BACKUP_MAIN, backupStore, cliEnv, rootOpenBao } from '../src/backup-harness.ts';
 import { startPlatform } from '../src/platform.ts';
 import { median, round } from './stats.ts';
 
@@ -119,18 +118,7 @@ try {
   const root = rootOpenBao(p);
   const transitKey = 'bench-backup-key';
   await root.transit().createKey(transitKey);
-  const caFile = join(dir, 'openbao-ca.pem');
-  writeFileSync(caFile, p.openbao.caPem);
-  const env = {
-    S3_ENDPOINT: p.s3.endpoint,
-    S3_BUCKET: p.s3.bucket,
-    S3_REGION: p.s3.region,
-    S3_ACCESS_KEY_ID: p.s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: p.s3.secretAccessKey,
-    OPENBAO_ADDR: p.openbao.url,
-    OPENBAO_CACERT: caFile,
-    OPENBAO_TOKEN: p.openbao.rootToken,
-  };
+  const env = cliEnv(p, dir, { OPENBAO_TOKEN: p.openbao.rootToken });
   const store = backupStore(p);
   const cluster = 'bench';
 
