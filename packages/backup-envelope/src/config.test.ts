@@ -225,7 +225,7 @@ describe('kdc-backup flags', () => {
       /--token-file: required with --auth-method=token/,
     ],
   ])('refuses %j', (argv, message) => {
-    const result = parseCli(argv as string[], env);
+    const result = parseCli(argv, env);
     expect(result.ok).toBe(false);
     expect((result as { errors: string[] }).errors.join('\n')).toMatch(message);
   });
