@@ -145,7 +145,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     countWrite: (action) => deps.metrics.writes.inc({ action }),
   });
 
-  return async function reconcile(key: string): Promise<ReconcileResult> {
+  return async function reconcile(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const cluster = deps.clusters.get(name, namespace) as Cluster | undefined;
     if (!cluster || !namespace || cluster.metadata?.deletionTimestamp) return {};
@@ -227,7 +227,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
         execute: (a, o) => execute(a, cluster, o),
         maxSteps: MAX_STEPS,
       },
-      { onStep: (a) => deps.logger.info({ cluster: key, action: a.kind }, 'reconcile step') },
+      { signal, onStep: (a) => deps.logger.info({ cluster: key, action: a.kind }, 'reconcile step') },
     );
     const { observed, step: action } = pass;
 
@@ -290,6 +290,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const migration =
       validation.ok && providers && rollout && observed.tcp && migrate && !restoreRunning
         ? await migrate({
+            signal,
             cluster,
             namespace,
             spec: validation.spec,

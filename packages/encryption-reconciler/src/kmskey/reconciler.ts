@@ -198,7 +198,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     return {};
   }
 
-  return async function reconcile(key: string): Promise<ReconcileResult> {
+  return async function reconcile(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = deps.keys.get(name, namespace) as KeyObject | undefined;
     if (!object || !namespace) return {};
@@ -292,7 +292,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
           endsPass: () => true,
           maxSteps: 1,
         },
-        { onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
+        { signal, onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
       );
       const plan = pass.observed.plan;
       if (plan.status.nextRotationTime)

@@ -102,6 +102,8 @@ export interface MigrationInput {
   rollout: Rollout;
   /** The tenant apiserver, for re-writes; absent when it cannot be reached. */
   client?: TenantApiClient;
+  /** Aborts when the controller stops: the pass ends between steps. */
+  signal?: AbortSignal;
   coverage?: Coverage;
   record?: MigrationRecord;
   lastCompletedAt?: string;
@@ -175,14 +177,17 @@ export function migrationReconciler(deps: MigrationDeps) {
 
   /** One step per reconcile: its checkpoint is written with the status before the next is planned. */
   return async function migrate(input: MigrationInput): Promise<MigrationOutcome> {
-    const pass = await runPass<{ o: MigrationObservation; outcome?: MigrationOutcome }, MigrationStep>({
-      observe: async () => ({ o: observation(input) }),
-      plan: ({ o }) => planMigration(o),
-      stops: () => false,
-      execute: async (step, { o }) => ({ o, outcome: await executeStep(step, input, o) }),
-      endsPass: () => true,
-      maxSteps: 1,
-    });
+    const pass = await runPass<{ o: MigrationObservation; outcome?: MigrationOutcome }, MigrationStep>(
+      {
+        observe: async () => ({ o: observation(input) }),
+        plan: ({ o }) => planMigration(o),
+        stops: () => false,
+        execute: async (step, { o }) => ({ o, outcome: await executeStep(step, input, o) }),
+        endsPass: () => true,
+        maxSteps: 1,
+      },
+      { signal: input.signal },
+    );
     return pass.observed.outcome!;
   };
 
