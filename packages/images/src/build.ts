@@ -59,7 +59,12 @@ export async function projectVersion(): Promise<string> {
   return (JSON.parse(await readFile(repo('package.json'), 'utf8')) as { version: string }).version;
 }
 
-export async function buildImages(options: BuildOptions = {}): Promise<{ base: BuiltImage; images: BuiltImage[] }> {
+export interface BuildResult {
+  base: BuiltImage;
+  images: BuiltImage[];
+}
+
+export async function buildImages(options: BuildOptions = {}): Promise<BuildResult> {
   const dir = imagesCacheDir(options.cacheDir);
   const log = options.log ?? (() => undefined);
   return withBuildLock(dir, log, () => buildLocked(dir, log, options));
