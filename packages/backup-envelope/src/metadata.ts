@@ -67,6 +67,17 @@ export function boundOf(m: MetadataV2): BoundMetadata {
   };
 }
 
+/** What a decryptor checks a v2 snapshot object against: everything metadata.json binds. */
+export function decryptExpectation(m: MetadataV2) {
+  return {
+    bound: boundOf(m),
+    salt: Buffer.from(m.kdf.salt, 'hex'),
+    sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'),
+    plaintextSize: m.plaintextSize,
+    ciphertextSize: m.ciphertextSize,
+  };
+}
+
 /** Which bound fields differ between kdf.info and the metadata's own fields. */
 function editedBoundFields(m: MetadataV2): string[] {
   let recorded: Record<string, unknown>;

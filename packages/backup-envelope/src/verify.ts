@@ -10,7 +10,7 @@ import { StreamDecryptor } from './format/decrypt.ts';
 import { HEADER_LENGTH } from './format/spec.ts';
 import { latestCandidates, type BackupInfo } from './inventory.ts';
 import { ENVELOPE_OBJECTS } from './layout.ts';
-import { boundOf } from './metadata.ts';
+import { decryptExpectation } from './metadata.ts';
 import { checkRestoreTarget } from './restore/locate.ts';
 import type { BackupStore } from './store/store.ts';
 
@@ -40,13 +40,7 @@ export async function verifyBackup(
   const header = Buffer.alloc(HEADER_LENGTH);
   await store.getRange(backup.key + ENVELOPE_OBJECTS.snapshot, 0, HEADER_LENGTH, header);
   const decryptor = new StreamDecryptor({
-    expect: {
-      bound: boundOf(m),
-      salt: Buffer.from(m.kdf.salt, 'hex'),
-      sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'),
-      plaintextSize: m.plaintextSize,
-      ciphertextSize: m.ciphertextSize,
-    },
+    expect: decryptExpectation(m),
     unwrap: async () => {
       try {
         return await transit.decrypt(m.transitKey, m.wrappedDek);

@@ -105,6 +105,7 @@ const located = (over: Partial<Located> & Pick<Located, 'read'>): Located => ({
 const dir = mkdtempSync(join(tmpdir(), 'decode-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// The ranged path starts crypto worker threads: seconds on a loaded machine, so those tests wait longer.
 describe('decoderFor: the format version to its reader', () => {
   const plaintext = randomBytes(5 * SEG + 10);
 
@@ -141,7 +142,7 @@ describe('decoderFor: the format version to its reader', () => {
     expect(decoder.verified.sha256?.toString('hex')).toBe(metadata.etcdSnapshotSha256);
   });
 
-  it('schemaVersion 2, ranged: verified plaintext at its offsets in the file', async () => {
+  it('schemaVersion 2, ranged: verified plaintext at its offsets in the file', { timeout: 30_000 }, async () => {
     const { file, metadata } = await sealV2(plaintext);
     const { io: deps, unwrap } = io(file);
     const decoder = decoderFor(located({ metadata, storedSize: file.length, read: { ranged: true } }), deps);
@@ -163,7 +164,7 @@ describe('decoderFor: the format version to its reader', () => {
     expect(decoder.progress()).toBe(plaintext.length);
   });
 
-  it('schemaVersion 2, ranged: a failed segment is named by the streaming reader', async () => {
+  it('schemaVersion 2, ranged: a failed segment is named by the streaming reader', { timeout: 30_000 }, async () => {
     const { file, metadata } = await sealV2(plaintext);
     file[HEADER_LENGTH + (SEG + 16) * 2 + 3]! ^= 1;
     const decoder = decoderFor(located({ metadata, storedSize: file.length, read: { ranged: true } }), io(file).io);

@@ -7,7 +7,7 @@ import { transitFailure } from '../backup.ts';
 import { BackupError } from '../errors.ts';
 import { StreamDecryptor, type DecryptorOptions } from '../format/decrypt.ts';
 import { V1Decryptor } from '../legacy.ts';
-import { boundOf, type BackupMetadata, type MetadataV1, type MetadataV2 } from '../metadata.ts';
+import { decryptExpectation, type BackupMetadata, type MetadataV1, type MetadataV2 } from '../metadata.ts';
 import type { ObjectStream } from '../store/objects.ts';
 import type { BackupStore } from '../store/store.ts';
 import { snapshotMissing, type Located } from './locate.ts';
@@ -113,13 +113,7 @@ function singleSealDecoder(m: MetadataV1, object: ObjectStream, unwrap: Unwrap):
 function envelopeDecoder(located: Located, m: MetadataV2, io: DecodeIo): Decoder {
   const { snapshotKey, storedSize, read } = located;
   const options: DecryptorOptions = {
-    expect: {
-      bound: boundOf(m),
-      salt: Buffer.from(m.kdf.salt, 'hex'),
-      sha256: Buffer.from(m.etcdSnapshotSha256, 'hex'),
-      plaintextSize: m.plaintextSize,
-      ciphertextSize: m.ciphertextSize,
-    },
+    expect: decryptExpectation(m),
     unwrap: () => io.unwrap(m),
     ...(storedSize !== undefined ? { storedSize } : {}),
   };
