@@ -276,20 +276,21 @@ describe(`migration: ${N} plaintext Secrets -> enable -> ${ROTATIONS} rotations 
         metadata: { name: `s-${i}` },
         stringData: { value: `migration-plaintext-${i}-${createHash('sha1').update(String(i)).digest('hex')}` },
       };
-      // A young apiserver may drop a connection: try again, and take an earlier success as one.
+      // A young apiserver may drop connections, or be restarted by its liveness probe on a loaded
+      // machine: try again for ~20 s, and take an earlier success as one.
       for (let attempt = 1; ; attempt++) {
         try {
           return await tenant.create(at(RESOURCES.secret, 'default'), body);
         } catch (error) {
           if ((error as { status?: number }).status === 409) return undefined;
-          if (attempt === 5) throw error;
-          await new Promise((r) => setTimeout(r, 500 * attempt));
+          if (attempt === 10) throw error;
+          await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 3000)));
         }
       }
     };
     for (let i = 0; i < N; i += 50)
       await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, j) => write(i + j)));
-    ledger = await readLedger();
+    ledger = await waitFor('the ledger of the Secrets written', () => readLedger(), { timeoutMs: 60_000 });
     expect(ledger.size).toBeGreaterThanOrEqual(N);
     const before = await rawRows();
     expect(before.plaintext).toBe(before.total);
