@@ -1,30 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { kdfInfo, type BoundMetadata } from './format/kdf.ts';
-import { ALGORITHM, KDF_NAME, SCHEMA_VERSION, ciphertextSizeFor } from './format/spec.ts';
-import { parseMetadata, serializeMetadata, withWrappedDek, wrappedVersion, type MetadataV2 } from './metadata.ts';
+import { SAMPLE_V2 } from './metadata.fixture.ts';
+import { ciphertextSizeFor } from './format/spec.ts';
+import { parseMetadata, serializeMetadata, withWrappedDek, wrappedVersion } from './metadata.ts';
 
-const bound: BoundMetadata = {
-  schemaVersion: SCHEMA_VERSION,
-  algorithm: ALGORITHM,
-  transitKey: 'ns-prod-etcd',
-  createdAt: '2026-03-04T05:06:07.890Z',
-  source: { cluster: 'prod', namespace: 'ns' },
-  segmentSize: 1 << 20,
-};
-const valid: MetadataV2 = {
-  schemaVersion: 2,
-  algorithm: ALGORITHM,
-  transitKey: bound.transitKey,
-  transitKeyVersion: 2,
-  wrappedDek: 'vault:v2:QUJD',
-  createdAt: bound.createdAt,
-  source: bound.source,
-  etcdSnapshotSha256: 'a'.repeat(64),
-  segmentSize: bound.segmentSize,
-  plaintextSize: 5_000_000,
-  ciphertextSize: ciphertextSizeFor(5_000_000, bound.segmentSize),
-  kdf: { name: KDF_NAME, salt: 'b'.repeat(64), info: kdfInfo(bound) },
-};
+const valid = SAMPLE_V2;
 const edit = (change: Record<string, unknown>) => serializeMetadata({ ...valid, ...change });
 const code = (text: string) => {
   try {

@@ -1,33 +1,12 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { kdfInfo, type BoundMetadata } from '../format/kdf.ts';
-import { ALGORITHM, KDF_NAME, SCHEMA_VERSION, ciphertextSizeFor } from '../format/spec.ts';
-import { serializeMetadata, type MetadataV1, type MetadataV2 } from '../metadata.ts';
+import { SAMPLE_BOUND, SAMPLE_V2 } from '../metadata.fixture.ts';
+import { serializeMetadata, type MetadataV1 } from '../metadata.ts';
 import { checkBackupKey, checkRestoreTarget, locate, readsRanged, type LocateStore } from './locate.ts';
 
 const KEY = 'prod/prod-20260304T050607Z/';
-const bound: BoundMetadata = {
-  schemaVersion: SCHEMA_VERSION,
-  algorithm: ALGORITHM,
-  transitKey: 'ns-prod-etcd',
-  createdAt: '2026-03-04T05:06:07.890Z',
-  source: { cluster: 'prod', namespace: 'ns' },
-  segmentSize: 1 << 20,
-};
-const v2: MetadataV2 = {
-  schemaVersion: 2,
-  algorithm: ALGORITHM,
-  transitKey: bound.transitKey,
-  transitKeyVersion: 2,
-  wrappedDek: 'vault:v2:QUJD',
-  createdAt: bound.createdAt,
-  source: bound.source,
-  etcdSnapshotSha256: 'a'.repeat(64),
-  segmentSize: bound.segmentSize,
-  plaintextSize: 5_000_000,
-  ciphertextSize: ciphertextSizeFor(5_000_000, bound.segmentSize),
-  kdf: { name: KDF_NAME, salt: 'b'.repeat(64), info: kdfInfo(bound) },
-};
+const bound = SAMPLE_BOUND;
+const v2 = SAMPLE_V2;
 const v1: MetadataV1 = {
   schemaVersion: 1,
   algorithm: 'AES-256-GCM',

@@ -2,6 +2,7 @@
 // message is the whole sentence after "--flag: " (or "NAME: "), quoting the value it refused.
 import { z } from 'zod';
 import { parseKmsKeyInterval } from '../duration.ts';
+import { splitHostPort } from '../metrics.ts';
 
 const HTTP_URL = /^https?:\/\/[^/\s]+/;
 
@@ -11,14 +12,14 @@ export const httpUrl = z
   .refine((v) => HTTP_URL.test(v), { error: (issue) => `"${String(issue.input)}" is not an http(s) URL` })
   .transform((v) => v.replace(/\/$/, ''));
 
-/** `host:port` or `[v6]:port` (the port after the last colon). */
+/** `host:port`, `[v6]:port` or `v6:port`: splitHostPort's rule (the port after the last colon). */
 export const hostPort = z.string().transform((value, ctx) => {
-  const match = /^(?:\[([^\]]+)\]|(.+)):(\d{1,5})$/.exec(value);
-  if (!match || Number(match[3]) > 65535) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port` });
+  try {
+    return splitHostPort(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
     return z.NEVER;
   }
-  return { host: match[1] ?? match[2]!, port: Number(match[3]) };
 });
 
 /** A duration such as 30s, 10m, 7d, in milliseconds, at least `minSeconds` (default: above zero). */
