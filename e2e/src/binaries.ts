@@ -4,8 +4,19 @@ import { fileURLToPath } from 'node:url';
 const SCRIPT = fileURLToPath(new URL('../tools/ensure-binaries.sh', import.meta.url));
 
 export type BinaryName =
-  'etcd' | 'etcdctl' | 'etcdutl' | 'kube-apiserver' | 'kubectl' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'registry';
-export type ToolName = 'etcd' | 'kubernetes' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'registry';
+  | 'etcd'
+  | 'etcdctl'
+  | 'etcdutl'
+  | 'kube-apiserver'
+  | 'kubectl'
+  | 'vault'
+  | 'minio'
+  | 'helm'
+  | 'kms-load'
+  | 'vault-kubernetes-kms'
+  | 'registry';
+export type ToolName =
+  'etcd' | 'kubernetes' | 'vault' | 'minio' | 'helm' | 'kms-load' | 'vault-kubernetes-kms' | 'registry';
 
 /**
  * Paths of the real server binaries: from KDC_BIN_DIR, the cache, or a build from the Go module

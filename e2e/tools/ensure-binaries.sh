@@ -21,12 +21,27 @@ vault|v1.21.0|vault=github.com/hashicorp/vault|
 minio|v0.0.0-20260212201848-7aac2a2c5b7c|minio=github.com/minio/minio|-X github.com/minio/minio/cmd.Version=2026-02-12T20:18:48Z -X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.2026-02-12T20-18-48Z -X github.com/minio/minio/cmd.CommitID=7aac2a2c5b7c -X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c
 helm|v4.3.1|helm=helm.sh/helm/v4/cmd/helm|-X helm.sh/helm/v4/internal/version.version=v4.3.1
 kms-load|v1|kms-load=kdc.local/tools/kms-load|
+vault-kubernetes-kms|c3bc385fd531|vault-kubernetes-kms=github.com/FalcoSuessgott/vault-kubernetes-kms|
 registry|v0.22.1|registry=github.com/google/go-containerregistry/cmd/registry|
 EOF
 }
 
-# Load generators for `npm run bench:*`: never part of the default set, so tests never wait for them.
-bench_only=" kms-load "
+# Load generators and anchors for `npm run bench:*`: never part of the default set, so tests never
+# wait for them.
+bench_only=" kms-load vault-kubernetes-kms "
+
+# Anchors: public third-party code our benchmarks measure against (../shared/anchors, see its
+# README), never shipped and never copied into this repository. Each is built from a throw-away
+# copy of its folder, so the shared folder is never written to; its dependencies come from the Go
+# module proxy like every other tool's.
+anchors=${KDC_ANCHORS_DIR:-$(cd "$here/../../.." && pwd)/shared/anchors}
+# The folder a tool is built in: the wrapper module in e2e/tools/<tool>/ or an anchor's folder.
+source_dir() {
+  case $1 in
+    vault-kubernetes-kms) echo "$anchors/$1" ;;
+    *) echo "$here/$1" ;;
+  esac
+}
 
 log() { printf '[ensure-binaries] %s\n' "$*" >&2; }
 
@@ -60,11 +75,18 @@ build_tool() {
   local tmp="$dir.tmp.$$" start=$SECONDS
   rm -rf "$tmp" && mkdir -p "$tmp"
   log "building $tool $version from the Go module proxy (first build on this machine; later runs use $dir)"
-  local pair name pkg
+  local pair name pkg src
+  src=$(source_dir "$tool")
+  [ -f "$src/go.mod" ] || { log "no Go module for $tool in $src"; return 1; }
+  if [ "$src" != "$here/$tool" ]; then
+    # An anchor: build from a copy (the original stays untouched; go may write go.sum).
+    cp -r "$src" "$tmp/src"
+    src="$tmp/src"
+  fi
   for pair in $bins; do
     name=${pair%%=*} pkg=${pair#*=}
     log "  go build $pkg -> $name"
-    (cd "$here/$tool" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -v -trimpath \
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -v -trimpath \
         -ldflags "-s -w $ldflags" -o "$tmp/$name" "$pkg" 2>&1) |
       awk -v t="$name" '
         /^go: downloading/ { next }
@@ -72,6 +94,7 @@ build_tool() {
         { n++; if (n % 100 == 0) printf("[ensure-binaries]   %s: %d packages compiled\n", t, n) > "/dev/stderr" }'
     [ -x "$tmp/$name" ] || { log "build of $name failed"; rm -rf "$tmp"; return 1; }
   done
+  rm -rf "$tmp/src"
   echo "$version" > "$tmp/VERSION"
   echo "$build_id" > "$tmp/BUILD_ID"
   rm -rf "$dir" && mv "$tmp" "$dir"
@@ -85,7 +108,8 @@ while IFS='|' read -r tool version bins ldflags; do
   if [ ${#wanted[@]} -eq 0 ] && [[ $bench_only =~ " $tool " ]]; then continue; fi
   dir="$cache/$tool-$version"
   # A cached build is reused only if it came from this exact manifest line and wrapper module.
-  build_id=$({ printf '%s|%s|%s\n' "$version" "$bins" "$ldflags"; cat "$here/$tool/go.mod" "$here/$tool/go.sum"; cat "$here/$tool/"*.go 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  src=$(source_dir "$tool")
+  build_id=$({ printf '%s|%s|%s\n' "$version" "$bins" "$ldflags"; cat "$src/go.mod" "$src/go.sum"; if [ "$src" = "$here/$tool" ]; then cat "$src/"*.go 2>/dev/null || true; else (cd "$src" && find . -name '*.go' -type f | LC_ALL=C sort | xargs cat); fi; } | sha256sum | cut -c1-16)
   cached() {
     [ "$(cat "$dir/BUILD_ID" 2>/dev/null)" = "$build_id" ] || return 1
     local pair; for pair in $bins; do [ -x "$dir/${pair%%=*}" ] || return 1; done

@@ -6,6 +6,11 @@
 //	kms-load status          -socket S -n N
 //	kms-load encrypt|decrypt -socket S -c C -duration D
 //	kms-load transit-encrypt|transit-decrypt -addr URL -ca FILE -token-file FILE -mount M -key K -c C -duration D
+//	kms-load serve           -socket S
+//
+// serve is the floor: an empty grpc-go KMS v2 server on the socket (Status answers a fixed
+// response, Encrypt/Decrypt echo), so `status` against it measures grpc-go on both ends and
+// nothing else. It runs until SIGTERM or SIGINT.
 package main
 
 import (
@@ -19,10 +24,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -57,6 +65,9 @@ func main() {
 	_, _ = rand.Read(plaintext)
 	var out result
 	switch mode {
+	case "serve":
+		serve(*socket)
+		return
 	case "status":
 		client := dial(*socket)
 		out = sequential(*n, func(ctx context.Context) error {
@@ -108,6 +119,47 @@ func dial(socket string) kmsapi.KeyManagementServiceClient {
 	_, err = client.Status(context.Background(), &kmsapi.StatusRequest{})
 	check(err)
 	return client
+}
+
+type floorServer struct {
+	kmsapi.UnimplementedKeyManagementServiceServer
+	status *kmsapi.StatusResponse
+}
+
+func (f *floorServer) Status(context.Context, *kmsapi.StatusRequest) (*kmsapi.StatusResponse, error) {
+	return f.status, nil
+}
+
+func (f *floorServer) Encrypt(_ context.Context, r *kmsapi.EncryptRequest) (*kmsapi.EncryptResponse, error) {
+	return &kmsapi.EncryptResponse{Ciphertext: r.Plaintext, KeyId: f.status.KeyId}, nil
+}
+
+func (f *floorServer) Decrypt(_ context.Context, r *kmsapi.DecryptRequest) (*kmsapi.DecryptResponse, error) {
+	return &kmsapi.DecryptResponse{Plaintext: r.Ciphertext}, nil
+}
+
+// serve hosts the empty server until SIGTERM/SIGINT; prints "listening" once the socket accepts.
+func serve(socket string) {
+	if socket == "" {
+		fail("-socket is required")
+	}
+	_ = os.Remove(socket)
+	listener, err := net.Listen("unix", socket)
+	check(err)
+	server := grpc.NewServer()
+	kmsapi.RegisterKeyManagementServiceServer(server, &floorServer{status: &kmsapi.StatusResponse{Version: "v2", Healthz: "ok", KeyId: strings.Repeat("k", 64)}})
+	done := make(chan struct{})
+	go func() {
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		<-signals
+		server.Stop()
+		close(done)
+	}()
+	fmt.Println("listening")
+	_ = server.Serve(listener)
+	<-done
+	_ = os.Remove(socket)
 }
 
 func timed(call func(context.Context) error) float64 {
