@@ -19,12 +19,13 @@ import { startKamajiRunner, type KamajiRunner } from '../../src/kamaji-runner.ts
 import { kmsClient, startKmsPlugin, type KmsClient, type KmsPluginProcess } from '../../src/kms.ts';
 import { freePort } from '../../src/ports.ts';
 import { waitFor } from '../../src/wait.ts';
-import { forEachAuditLineSince } from '../../src/audit-log.ts';
+import { auditLinesSince, auditMark, forEachAuditLineSince } from '../../src/audit-log.ts';
 import {
   condition,
   createNamespace,
   kdc,
   management,
+  openBaoRoot,
   platform,
   shardControllers,
   unique,
@@ -129,6 +130,14 @@ async function stallableProxy(
   };
 }
 
+/** What OpenBao's file audit device writes for `plaintext` sent as base64 (it HMACs string values). */
+async function auditHash(plaintext: Buffer): Promise<string> {
+  const { hash } = await openBaoRoot().request<{ hash: string }>('POST', 'sys/audit-hash/file', {
+    input: plaintext.toString('base64'),
+  });
+  return hash;
+}
+
 /** Encrypt with a deadline of our choosing (the apiserver sets one on every call). */
 function encryptWithDeadline(socket: string) {
   const Ctor = makeGenericClientConstructor(loadKmsV2().service, 'KeyManagementService');
@@ -137,9 +146,9 @@ function encryptWithDeadline(socket: string) {
   }) as Client &
     Record<string, (req: unknown, opts: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void>;
   return {
-    encrypt: (deadlineMs: number) =>
+    encrypt: (deadlineMs: number, plaintext = randomBytes(32)) =>
       new Promise<number>((resolve) =>
-        client.Encrypt!({ plaintext: randomBytes(32), uid: 'a14' }, { deadline: Date.now() + deadlineMs }, (error) =>
+        client.Encrypt!({ plaintext, uid: 'a14' }, { deadline: Date.now() + deadlineMs }, (error) =>
           resolve(error ? error.code : GrpcStatus.OK),
         ),
       ),
@@ -236,20 +245,35 @@ describe('attack 14.2: the group-commit queue is bounded and drops calls whose d
   }, 90_000);
 
   it('a queued call whose deadline passed is not sent to OpenBao (DEADLINE_EXCEEDED), the next one is', async () => {
-    const before = encryptItemsAudited(t.transitKey);
+    const mark = auditMark(platform().openbao.auditLog);
     const blockers = await stallPipe();
-    const expiring = Array.from({ length: 20 }, () => calls.encrypt(600));
+    const full = await batchesSent();
+    const plaintexts = Array.from({ length: 20 }, () => randomBytes(32));
+    const expiring = plaintexts.map((p) => calls.encrypt(600, p));
     expect(new Set(await Promise.all(expiring))).toEqual(new Set([GrpcStatus.DEADLINE_EXCEEDED]));
+    // The premise: all four batches were still in flight, so nothing could leave while the calls waited.
+    expect(await batchesSent(), 'a batch left while the four blockers were stalled').toBe(full);
     proxy.resume();
     expect(await Promise.all(blockers)).toEqual([0, 0, 0, 0]);
     // A later call leaves after anything still queued: once OpenBao has seen it, it has seen everything the plugin sent.
-    expect(await calls.encrypt(5000)).toBe(GrpcStatus.OK);
+    const last = randomBytes(32);
+    expect(await calls.encrypt(5000, last)).toBe(GrpcStatus.OK);
+    // OpenBao's audit log HMACs each plaintext: look for exactly these calls, not a count that
+    // unrelated traffic on the key (a retry after a refused token, say) could move.
+    const [lastHash, ...expiredHashes] = await Promise.all([last, ...plaintexts].map(auditHash));
+    // Only the encrypt requests on this key: asking for a hash is audited with its input too.
+    const path = `"path":"transit/encrypt/${t.transitKey}"`;
+    let lines: string[] = [];
     await waitFor(
-      'the audit log to show the four blockers and the last call',
-      async () => encryptItemsAudited(t.transitKey) >= before + 5,
+      'the audit log to show the last call',
+      async () => {
+        lines = auditLinesSince(platform().openbao.auditLog, mark).filter((line) => line.includes(path));
+        return lines.some((line) => line.includes(lastHash!));
+      },
       { timeoutMs: 10_000 },
     );
-    expect(encryptItemsAudited(t.transitKey) - before).toBe(5);
+    const sent = expiredHashes.filter((hash) => lines.some((line) => line.includes(hash)));
+    expect(sent.length, 'expired calls OpenBao was asked to encrypt').toBe(0);
     expect(await errorsOfClass('deadline_exceeded')).toBe(20);
   }, 90_000);
 });
