@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from './log.ts';
-import { createRegistry, serveMetrics, splitHostPort } from './metrics.ts';
+import { countKubeRequests, createRegistry, kubeResourceOfPath, serveMetrics, splitHostPort } from './metrics.ts';
 import { Controller } from './runtime/controller.ts';
 
 describe('controller metrics', () => {
@@ -54,4 +54,31 @@ describe('splitHostPort', () => {
   it.each(['8080', ':8080', '$(POD_IP):', 'host:http', 'host:70000'])('refuses %j', (address) =>
     expect(() => splitHostPort(address)).toThrow(/is not host:port/),
   );
+});
+
+describe('Kubernetes request metrics', () => {
+  it.each([
+    ['/api/v1/namespaces/tenant-a/secrets/db', 'secrets'],
+    ['/api/v1/namespaces/tenant-a', 'namespaces'],
+    ['/api/v1/namespaces', 'namespaces'],
+    ['/apis/kdc.io/v1alpha1/namespaces/t/kmskeys/k/status', 'kmskeys/status'],
+    ['/apis/kdc.io/v1alpha1/namespaces/t/kmskeys', 'kmskeys'],
+    ['/apis/kdc.io/v1alpha1/kdcclusters?watch=true', 'kdcclusters'],
+    ['/apis/coordination.k8s.io/v1/namespaces/kube-dc-system/leases/x', 'leases'],
+    ['/readyz', 'other'],
+  ])('%s counts as %s (no namespace or object name in a label)', (path, resource) => {
+    expect(kubeResourceOfPath(path)).toBe(resource);
+  });
+
+  it('counts each answer by method, resource and code', async () => {
+    const registry = createRegistry(false);
+    const kube: { onResponse?: (method: string, path: string, status: number) => void } = {};
+    countKubeRequests(kube, registry);
+    kube.onResponse!('PATCH', '/apis/kdc.io/v1alpha1/namespaces/t/kmskeys/k/status', 200);
+    kube.onResponse!('PATCH', '/apis/kdc.io/v1alpha1/namespaces/u/kmskeys/j/status', 200);
+    kube.onResponse!('GET', '/api/v1/namespaces/t/secrets/s', 0);
+    const text = await registry.metrics();
+    expect(text).toContain('kdc_kube_requests_total{method="PATCH",resource="kmskeys/status",code="200"} 2');
+    expect(text).toContain('kdc_kube_requests_total{method="GET",resource="secrets",code="0"} 1');
+  });
 });

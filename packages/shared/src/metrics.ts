@@ -68,6 +68,33 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
   return metrics;
 }
 
+/**
+ * The resource a Kubernetes API path names, with its subresource ("kmskeys/status"): bounded,
+ * unlike the path (namespaces and object names stay out of the labels).
+ */
+export function kubeResourceOfPath(path: string): string {
+  const parts = path.split('?')[0]!.split('/').filter(Boolean);
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : [];
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  if (rest.length === 0) return 'other';
+  return rest[2] ? `${rest[0]}/${rest[2]}` : rest[0]!;
+}
+
+/** kdc_kube_requests_total, as client-go's rest_client_requests_total: what a controller costs the apiserver. */
+export function countKubeRequests(
+  kube: { onResponse?: (method: string, path: string, status: number) => void },
+  registry: Registry,
+): void {
+  const requests = new Counter({
+    name: 'kdc_kube_requests_total',
+    help: 'Kubernetes API requests by method, resource and status code (0: no answer)',
+    labelNames: ['method', 'resource', 'code'],
+    registers: [registry],
+  });
+  kube.onResponse = (method, path, status) =>
+    requests.inc({ method, resource: kubeResourceOfPath(path), code: String(status) });
+}
+
 /** Serves /metrics, /healthz and /readyz on a (loopback by default) port. */
 export function serveMetrics(
   registry: Registry,

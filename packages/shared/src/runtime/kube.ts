@@ -104,6 +104,8 @@ export class KubeClient {
    * controllers keep 0: their work queues back off and retry already.
    */
   tooManyRequestsRetries = 0;
+  /** Told of every answer (status 0: no answer), as client-go's request metrics are. */
+  onResponse?: (method: string, path: string, status: number) => void;
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -181,6 +183,7 @@ export class KubeClient {
             // non-JSON answers (e.g. /readyz) stay text
           }
           const status = res.statusCode ?? 0;
+          this.onResponse?.(method, path, status);
           if (status >= 200 && status < 300) return resolve(body as T);
           const s = body as { reason?: string; message?: string };
           reject(
@@ -194,7 +197,10 @@ export class KubeClient {
         });
         res.on('error', reject);
       });
-      req.on('error', reject);
+      req.on('error', (error) => {
+        this.onResponse?.(method, path, 0);
+        reject(error);
+      });
       if (input.timeoutMs)
         req.setTimeout(input.timeoutMs, () =>
           req.destroy(new Error(`${method} ${path}: timed out after ${input.timeoutMs}ms`)),

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createLogger } from '../log.ts';
-import { controllerMetrics, createRegistry, serveMetrics, splitHostPort } from '../metrics.ts';
+import { controllerMetrics, countKubeRequests, createRegistry, serveMetrics, splitHostPort } from '../metrics.ts';
 import { Controller, type ControllerOptions } from './controller.ts';
 import { EventRecorder } from './events.ts';
 import { Informer } from './informer.ts';
@@ -57,6 +57,7 @@ export class Manager {
     } catch (error) {
       this.fail((error as Error).message);
     }
+    countKubeRequests(this.kube, this.registry);
     this.identity = this.env.POD_NAME ?? `${hostname()}-${process.pid}`;
     this.namespace = this.env.POD_NAMESPACE ?? 'kube-dc-system';
     this.lease = this.env.LEASE_NAME ?? options.defaultLease ?? options.name;
