@@ -93,8 +93,10 @@ export interface KmsKeyReconcilerDeps {
 
 type KeyObject = KubeObject & Pick<KmsKey, 'spec' | 'status'>;
 const OBJECT_ACTIONS = new Set<KmsKeyAction['kind']>(['addFinalizer']);
+/** Enough for the longest chain (both mounts, claim, create, rotate); a loop that makes no progress stops here. */
+const MAX_OPENBAO_STEPS = 5;
 
-/** Reads, plans (pure), executes one action, writes status only when it changed. */
+/** Reads, plans (pure), executes OpenBao actions until none is left, writes status only when it changed. */
 export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const organizationOf = organizationLookup(deps.kube);
@@ -265,8 +267,10 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
     try {
-      // One step per reconcile: its status is written against the copy this reconcile read, and
-      // the next step is planned from a fresh one.
+      // OpenBao steps (mount, claim, create, rotate) follow one another in one pass, each planned
+      // from a fresh read of OpenBao, and the status is written once at the end: a new key costs
+      // one status write, not one per step (and no 409 from writing against a copy the previous
+      // step's write made stale). A change to the object itself ends the pass.
       const pass = await runPass(
         {
           observe: async () => {
@@ -284,13 +288,12 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
           plan: ({ plan }) => plan.action,
           stops: (action: KmsKeyAction) => action.kind === 'none',
           execute: async (action, { plan, transitKey }) => {
-            if (!OBJECT_ACTIONS.has(action.kind)) await updateStatusIfChanged(deps.kube, ref, object, plan.status);
             await execute(action, object, bao, transitKey);
             if (plan.event) await deps.recorder.record(object, plan.event.type, plan.event.reason, plan.event.message);
             return undefined;
           },
-          endsPass: () => true,
-          maxSteps: 1,
+          endsPass: (action) => OBJECT_ACTIONS.has(action.kind),
+          maxSteps: MAX_OPENBAO_STEPS,
         },
         { signal, onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
       );
@@ -307,7 +310,8 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
       if (OBJECT_ACTIONS.has(pass.step.kind)) return {};
-      // OpenBao changed: look again with fresh state, the next step follows at once.
+      // The step bound was reached with work left: say where it stands, and go on at once.
+      await updateStatusIfChanged(deps.kube, ref, object, plan.status);
       return { requeueAfterMs: 0 };
     } catch (error) {
       if (isOpenBaoError(error) || error instanceof OwnershipError) {
