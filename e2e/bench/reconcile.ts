@@ -1,17 +1,31 @@
-// npm run bench:reconcile: 1,000 KMSKeys and 1,000 KdcClusters created at once against the real
-// encryption-reconciler; baseline: the same 1,000 Transit keys created directly, same run.
+// npm run bench:reconcile: BENCH_N KMSKeys and KdcClusters created at once against the real
+// encryption-reconciler (the chart's heap cap, WORKERS workers). Baseline, same run and servers:
+// every write the controllers must make for those objects, issued directly by WORKERS workers
+// (ownership record, Transit key, both policies and roles, the finalizer and one status write per
+// object, and the plugin pre-flight: TokenRequest, login, encrypt, decrypt, capabilities, revoke).
+// Then two steady resyncs: Kubernetes and OpenBao writes, CPU seconds and RSS of the controller.
 // Prints one JSON line last.
+import { readFileSync } from 'node:fs';
 import {
   KDC_API_VERSION,
   KubeClient,
   OpenBaoClient,
+  OwnershipRegistry,
+  enableOwnershipMount,
+  OPENBAO_K8S_AUTH_MOUNT,
   clusterNames,
   kdcClusterSpecSchema,
+  renderPolicy,
+  resolveKeyRefs,
+  transitKeyName,
+  resourcePath,
+  updateStatusIfChanged,
   type KubeObject,
   at,
   RESOURCES,
 } from '@kdc/shared';
 import { buildAutoKey } from '@kdc/k8-manager';
+import { desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
@@ -19,64 +33,118 @@ import { sleep } from '../src/wait.ts';
 import { inParallel, round } from './stats.ts';
 
 const N = Number(process.env.BENCH_N ?? 1_000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 const RESYNC_S = 10;
+/** The chart's NODE_OPTIONS (the heap cap the controllers run with). */
+const NODE_OPTIONS = /^nodeOptions:\s*'([^']*)'/m.exec(
+  readFileSync(new URL('../../charts/kdc-encryption/values.yaml', import.meta.url), 'utf8'),
+)![1]!;
+const SPEC = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
 
 type Obj = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
 const countTrue = (items: Obj[], type: string) =>
   items.filter((o) => o.status?.conditions?.some((c) => c.type === type && c.status === 'True')).length;
 
+/** The KMSKey, its plugin's ServiceAccount and the KdcCluster, as k8-manager and the tenant make them. */
+async function createCluster(kube: KubeClient, namespace: string, name: string) {
+  const key = await kube.create({ ...RESOURCES.kmsKey, namespace }, buildAutoKey(namespace, name, SPEC));
+  await kube.create(at(RESOURCES.serviceAccount, namespace), {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: clusterNames(name).kmsPluginServiceAccount },
+  });
+  const cluster = await kube.create(
+    { ...RESOURCES.kdcCluster, namespace },
+    { apiVersion: KDC_API_VERSION, kind: 'KdcCluster', metadata: { name }, spec: SPEC },
+  );
+  return { key, cluster };
+}
+
+const condition = (type: string, reason: string, message: string) => [
+  { type, status: 'True', reason, message, lastTransitionTime: new Date().toISOString() },
+];
+
 const platform = await startPlatform();
 try {
   const p = platform.state;
   const kube = KubeClient.fromFile(p.management.kubeconfig);
-  const bao = new OpenBaoClient({
+  const root = new OpenBaoClient({
     endpoint: p.openbao.url,
     caBundle: p.openbao.caPem,
     token: p.openbao.rootToken,
     timeoutMs: 30_000,
-  }).transit();
-  let t0 = performance.now();
-  await inParallel(N, CONCURRENCY, (i) => bao.createKey(`baseline-${i}`));
-  const directS = (performance.now() - t0) / 1000;
+  });
+  for (const name of ['kube-dc-system', 'direct', 'bench'])
+    await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
 
-  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
-  await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
+  // The baseline's objects exist before its clock starts: creating them is the tenant's work.
+  const direct = new Array<Awaited<ReturnType<typeof createCluster>>>(N);
+  await inParallel(N, CREATE_CONCURRENCY, async (i) => (direct[i] = await createCluster(kube, 'direct', `d${i}`)));
+  // Once per OpenBao, not per object: the mounts are ready before either clock starts.
+  const mounts = (await root.secretMounts()) as Record<string, unknown>;
+  if (!mounts['transit/']) await root.enableSecretsEngine('transit', 'transit');
+  await enableOwnershipMount(root);
+  const owners = new OwnershipRegistry(root);
+  const baselineMark = auditMark(p.openbao.auditLog);
+  const directMs = await inParallel(N, WORKERS, async (i) => {
+    const { key } = direct[i]!;
+    const name = `d${i}`;
+    const keyName = key.metadata.name;
+    const refs = resolveKeyRefs(name, SPEC);
+    const etcd = transitKeyName('direct', refs.etcd);
+    const keyRef = { ...RESOURCES.kmsKey, namespace: 'direct', name: keyName };
+    const clusterRef = { ...RESOURCES.kdcCluster, namespace: 'direct', name };
+    // A label, not a finalizer: the same merge patch, and deleting the baseline stays instant.
+    const finalized = await kube.patch(keyRef, { metadata: { labels: { 'bench.kdc.io/direct': 'yes' } } });
+    await owners.claim(etcd, {
+      namespace: 'direct',
+      kmsKey: keyName,
+      uid: key.metadata.uid!,
+      purpose: 'etcd',
+      origin: 'created',
+      claimedAt: new Date().toISOString(),
+    });
+    await root.transit().createKey(etcd, { type: 'aes256-gcm96', exportable: false, derived: false });
+    await updateStatusIfChanged(kube, keyRef, finalized, {
+      keyId: `${etcd}:v1`,
+      conditions: condition('Ready', 'KeyReady', `Transit key ${etcd} version 1`),
+    });
+    const withFinalizer = await kube.patch(clusterRef, { metadata: { labels: { 'bench.kdc.io/direct': 'yes' } } });
+    const access = desiredAccess('direct', name, SPEC, { etcd, backup: transitKeyName('direct', refs.backup) });
+    for (const policy of access.policies) await root.writePolicy(policy.name, renderPolicy(policy.rules));
+    for (const role of access.roles) await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name, role.body);
+    const preflight = await runPreflight({
+      kube,
+      anonymous: root.withToken(undefined),
+      namespace: 'direct',
+      cluster: name,
+      access,
+      fingerprint: 'direct',
+    });
+    if (!preflight.ok) throw new Error(`direct pre-flight of ${name}: ${preflight.message}`);
+    await updateStatusIfChanged(kube, clusterRef, withFinalizer, {
+      conditions: condition('KMSPreflight', preflight.reason, preflight.message),
+    });
+  });
+  const directOpenBaoWrites = openBaoWrites(auditLinesSince(p.openbao.auditLog, baselineMark));
+  // Out of the controller's way: it watches every namespace (no finalizers, so gone at once).
+  for (const ref of [RESOURCES.kmsKey, RESOURCES.kdcCluster])
+    await kube.request('DELETE', resourcePath(at(ref, 'direct')));
+
   const controller = await startEncryptionReconciler(p, {
     name: 'encryption-reconciler-bench',
     leaseNamespace: 'kube-dc-system',
-    env: { RESYNC_PERIOD: `${RESYNC_S}s`, LOG_LEVEL: 'warn', WORKERS: '8' },
+    env: { RESYNC_PERIOD: `${RESYNC_S}s`, LOG_LEVEL: 'warn', WORKERS: String(WORKERS), NODE_OPTIONS },
   });
-  t0 = performance.now();
-  await inParallel(N, CONCURRENCY, async (i) => {
-    const names = clusterNames(`c${i}`);
-    await kube.create(
-      { ...RESOURCES.kmsKey, namespace: 'bench' },
-      buildAutoKey(
-        'bench',
-        `c${i}`,
-        kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } }),
-      ),
-    );
-    await kube.create(at(RESOURCES.serviceAccount, 'bench'), {
-      apiVersion: 'v1',
-      kind: 'ServiceAccount',
-      metadata: { name: names.kmsPluginServiceAccount },
-    });
-    await kube.create(
-      { ...RESOURCES.kdcCluster, namespace: 'bench' },
-      {
-        apiVersion: KDC_API_VERSION,
-        kind: 'KdcCluster',
-        metadata: { name: `c${i}` },
-        spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
-      },
-    );
-  });
+  const scrape = async () => metricsOf(await (await fetch(`${controller.metricsUrl}/metrics`)).text());
+  const convergeMark = auditMark(p.openbao.auditLog);
+  const t0 = performance.now();
+  await inParallel(N, CREATE_CONCURRENCY, (i) => createCluster(kube, 'bench', `c${i}`));
   let keysReadyS = 0;
   let policiesReadyS = 0;
   while (!policiesReadyS || !keysReadyS) {
-    await sleep(1_000);
+    await sleep(500);
     const keys = await kube.list<Obj>({ ...RESOURCES.kmsKey, namespace: 'bench' });
     const clusters = await kube.list<Obj>({ ...RESOURCES.kdcCluster, namespace: 'bench' });
     const elapsed = (performance.now() - t0) / 1000;
@@ -87,31 +155,90 @@ try {
     );
     if (elapsed > 1_800) throw new Error('did not converge within 30 minutes');
   }
-  await sleep(RESYNC_S * 1000);
-  const writesSince = (mark: number) =>
-    auditLinesSince(p.openbao.auditLog, mark).filter((l) => {
-      if (!l.includes('"type":"request"')) return false;
-      const op = (JSON.parse(l) as { request: { operation: string } }).request.operation;
-      return op !== 'read' && op !== 'list';
-    }).length;
-  const mark = auditMark(p.openbao.auditLog);
+  const converged = await scrape();
+  const convergeOpenBaoWrites = openBaoWrites(auditLinesSince(p.openbao.auditLog, convergeMark));
+  console.error('controller Kubernetes writes while converging:', JSON.stringify(converged.kubeWrites));
+  console.error('controller OpenBao writes while converging:', JSON.stringify(convergeOpenBaoWrites.byPath));
+  console.error('direct OpenBao writes:', JSON.stringify(directOpenBaoWrites.byPath));
+
+  // Let the last status writes land and one resync pass, then count over two more.
+  await sleep(RESYNC_S * 1000 * 1.5);
+  const before = await scrape();
+  const steadyMark = auditMark(p.openbao.auditLog);
   await sleep(RESYNC_S * 1000 * 2);
-  const steadyWrites = writesSince(mark) / 2;
-  const metrics = await (await fetch(`${controller.metricsUrl}/metrics`)).text();
-  const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
+  const after = await scrape();
+  const steadyOpenBao = openBaoWrites(auditLinesSince(p.openbao.auditLog, steadyMark));
+  const kubeSteady = diff(after.kubeWrites, before.kubeWrites);
+  const reconciles = after.reconciles - before.reconciles;
   await controller.stop();
+  const convergeS = Math.max(keysReadyS, policiesReadyS);
+  const directS = directMs / 1000;
+  const leaseWrites = kubeSteady['leases'] ?? 0;
+  delete kubeSteady['leases'];
+  console.error('steady Kubernetes writes (two resyncs):', JSON.stringify(kubeSteady), `lease renewals ${leaseWrites}`);
+  console.error('steady OpenBao writes (two resyncs):', JSON.stringify(steadyOpenBao.byPath));
   console.log(
     JSON.stringify({
       bench: 'reconcile',
       objects: N,
+      workers: WORKERS,
+      node_options: NODE_OPTIONS,
       kmskeys_ready_s: round(keysReadyS, 1),
       policies_ready_s: round(policiesReadyS, 1),
-      direct_transit_create_s: round(directS, 1),
-      kmskeys_vs_direct_ratio: round(directS / keysReadyS),
-      openbao_writes_per_steady_resync: steadyWrites,
-      controller_rss_mb: Math.round(rss),
+      direct_writes_s: round(directS, 1),
+      direct_openbao_writes: directOpenBaoWrites.total,
+      controller_openbao_writes: convergeOpenBaoWrites.total,
+      controller_kube_writes: sum(converged.kubeWrites),
+      converge_vs_direct_ratio: round(convergeS / directS),
+      openbao_writes_per_steady_resync: steadyOpenBao.total / 2,
+      kube_writes_per_steady_resync: sum(kubeSteady) / 2,
+      lease_writes_per_steady_resync: leaseWrites / 2,
+      reconciles_per_steady_resync: reconciles / 2,
+      steady_resync_cpu_s: round((after.cpuSeconds - before.cpuSeconds) / 2),
+      controller_rss_mb: Math.round(after.rssBytes / 2 ** 20),
     }),
   );
 } finally {
   await platform.stop({ keepLogs: false });
+}
+
+/** OpenBao writes (anything but read and list) in audit lines, by path without its last segment. */
+function openBaoWrites(lines: string[]): { total: number; byPath: Record<string, number> } {
+  const byPath: Record<string, number> = {};
+  let total = 0;
+  for (const line of lines) {
+    if (!line.includes('"type":"request"')) continue;
+    const { operation, path } = (JSON.parse(line) as { request: { operation: string; path: string } }).request;
+    if (operation === 'read' || operation === 'list') continue;
+    const kind = `${operation} ${path.split('/').slice(0, -1).join('/') || path}`;
+    byPath[kind] = (byPath[kind] ?? 0) + 1;
+    total++;
+  }
+  return { total, byPath };
+}
+
+/** The controller's own counters: Kubernetes writes by resource, reconciles, CPU seconds, RSS. */
+function metricsOf(text: string) {
+  const kubeWrites: Record<string, number> = {};
+  for (const m of text.matchAll(/^kdc_kube_requests_total\{method="(\w+)",resource="([^"]+)",code="\d+"\} (\S+)$/gm)) {
+    if (m[1] === 'GET') continue;
+    kubeWrites[m[2]!] = (kubeWrites[m[2]!] ?? 0) + Number(m[3]);
+  }
+  const value = (re: RegExp) => [...text.matchAll(re)].reduce((total, m) => total + Number(m[1]), 0);
+  return {
+    kubeWrites,
+    reconciles: value(/^kdc_reconcile_total\{[^}]*\} (\S+)$/gm),
+    cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/gm),
+    rssBytes: value(/^process_resident_memory_bytes (\S+)$/gm),
+  };
+}
+
+function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a)) if (v - (b[k] ?? 0) !== 0) out[k] = v - (b[k] ?? 0);
+  return out;
 }
