@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { createLogger, OpenBaoClient, serveMetrics, type Logger } from '@kdc/shared';
 import type { PluginConfig } from './config.ts';
+import { unaryServer } from './grpc-server.ts';
 import { KeyState } from './key-state.ts';
 import { pluginMetrics } from './metrics.ts';
 import { serveProbes } from './probes.ts';
@@ -56,12 +56,8 @@ export async function startPlugin(
   const removed = await prepareSocket(config.socket);
   if (removed === 'stale-removed')
     logger.warn({ socket: config.socket }, 'removed a stale socket left by a previous instance');
-  const server = new Server({
-    'grpc.max_receive_message_length': KMS_LIMITS.maxGrpcMessageBytes,
-    'grpc.max_send_message_length': KMS_LIMITS.maxGrpcMessageBytes,
-  });
   const inFlight = { count: 0 };
-  server.addService(
+  const server = unaryServer(
     loadKmsV2().service,
     kmsService({
       state,
@@ -73,15 +69,12 @@ export async function startPlugin(
       inFlight,
       maxQueuedCalls: config.maxQueuedCalls,
     }),
+    { maxReceiveBytes: KMS_LIMITS.maxGrpcMessageBytes },
   );
   // The socket is created with the process umask: tighten it first so it is never world-open.
   const umask = process.umask(0o177);
   try {
-    await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`unix:${config.socket}`, ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
-    );
+    await server.listen(config.socket);
   } finally {
     process.umask(umask);
   }

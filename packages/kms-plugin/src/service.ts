@@ -1,15 +1,11 @@
-import {
-  status as GrpcStatus,
-  type sendUnaryData,
-  type ServerUnaryCall,
-  type UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { isOpenBaoError, type BatchItemResult, type Ciphertext, type Logger } from '@kdc/shared';
 import type { KeyState } from './key-state.ts';
 import { classify } from './key-state.ts';
 import type { PluginMetrics } from './metrics.ts';
 import type { OpenBaoSession } from './session.ts';
 import { BatchItemError, DeadlineExceededError, GroupCommit, QueueFullError } from './group-commit.ts';
+import type { UnaryCall, UnaryCallback, UnaryHandler } from './grpc-server.ts';
 import { KMS_LIMITS } from './proto.ts';
 import {
   checkAnnotations,
@@ -93,12 +89,12 @@ export interface ServiceDeps {
 export const GROUP_COMMIT = { maxBatch: 128, maxInFlight: 4, maxQueued: 1024 };
 
 /** The gRPC deadline of a call as epoch ms (Infinity when the caller set none). */
-function deadlineOf<Req, Res>(call: ServerUnaryCall<Req, Res>): number {
+function deadlineOf<Req>(call: UnaryCall<Req>): number {
   const deadline = call.getDeadline();
   return deadline instanceof Date ? deadline.getTime() : deadline;
 }
 
-export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
+export function kmsService(deps: ServiceDeps): Record<'Status' | 'Encrypt' | 'Decrypt', UnaryHandler> {
   const { state, session, mount, key, metrics, logger } = deps;
   const groupCommit = { ...GROUP_COMMIT, maxQueued: deps.maxQueuedCalls ?? GROUP_COMMIT.maxQueued };
   const timed = <T>(operation: string, call: () => Promise<T>) => {
@@ -134,8 +130,11 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
   encrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'encrypt' }, size);
   decrypts.onBatch = (size) => metrics.batchSize.observe({ operation: 'decrypt' }, size);
 
-  function unary<Req, Res>(operation: string, handler: (request: Req, deadline: number) => Promise<Res> | Res) {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  function unary<Req, Res>(
+    operation: string,
+    handler: (request: Req, deadline: number) => Promise<Res> | Res,
+  ): UnaryHandler {
+    return ((call: UnaryCall<Req>, callback: UnaryCallback<Res>) => {
       const end = metrics.requestDuration.startTimer({ operation });
       deps.inFlight.count++;
       Promise.resolve()
@@ -173,7 +172,7 @@ export function kmsService(deps: ServiceDeps): UntypedServiceImplementation {
           },
         )
         .finally(() => deps.inFlight.count--);
-    };
+    }) as UnaryHandler;
   }
 
   return {
