@@ -1,8 +1,11 @@
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KubeClient, resourcePath } from './kube.ts';
@@ -96,5 +99,72 @@ describe('KubeClient answers of 429', () => {
     );
     expect(twice.seen).toEqual([429, 429]);
     await twice.close();
+  });
+});
+
+describe('KubeClient connections', () => {
+  // A real TLS server on loopback; certificates from the openssl CLI.
+  const dir = mkdtempSync(join(tmpdir(), 'kube-tls-'));
+  const openssl = (...args: string[]) =>
+    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const issue = (name: string, ext: string) => {
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    openssl(
+      'x509',
+      ...['-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-out', `${name}.crt`, '-days', '1'],
+      '-CAcreateserial',
+      ...['-extfile', `${name}.ext`],
+    );
+  };
+
+  it('reuses one TLS connection across requests, and opens a new one when the client certificate file changes', async () => {
+    openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=ca');
+    issue('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
+    for (const user of ['first', 'second']) issue(user, 'extendedKeyUsage=clientAuth');
+    const read = (f: string) => readFileSync(join(dir, f));
+    const clients: string[] = [];
+    let connections = 0;
+    const server = createHttpsServer(
+      { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
+      (req, res) => {
+        clients.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN));
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}');
+      },
+    );
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const use = (user: string) => {
+      copyFileSync(join(dir, `${user}.crt`), join(dir, 'client.crt'));
+      copyFileSync(join(dir, `${user}.key`), join(dir, 'client.key'));
+    };
+    use('first');
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        {
+          name: 'c',
+          server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          caFile: join(dir, 'ca.crt'),
+          skipTLSVerify: false,
+        },
+      ],
+      users: [{ name: 'u', certFile: join(dir, 'client.crt'), keyFile: join(dir, 'client.key') }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const client = new KubeClient(kc);
+    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
+    try {
+      for (let i = 0; i < 3; i++) await client.get(ns);
+      expect({ connections, clients }).toEqual({ connections: 1, clients: ['first', 'first', 'first'] });
+      use('second');
+      await client.get(ns);
+      expect({ connections, clients: clients.slice(3) }).toEqual({ connections: 2, clients: ['second'] });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
@@ -104,6 +105,7 @@ export class KubeClient {
    * controllers keep 0: their work queues back off and retry already.
    */
   tooManyRequestsRetries = 0;
+  private agent: { fingerprint: string; agent: HttpsAgent } | undefined;
   /** Told of every answer (status 0: no answer), as client-go's request metrics are. */
   onResponse?: (method: string, path: string, status: number) => void;
 
@@ -160,6 +162,7 @@ export class KubeClient {
     const signal = input.signal ?? (this.requestTimeoutMs ? AbortSignal.timeout(this.requestTimeoutMs) : undefined);
     const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal };
     await this.config.applyToHTTPSOptions(options);
+    if (url.protocol === 'https:' && options.agent instanceof HttpsAgent) options.agent = this.keepAliveAgent(options);
     const payload =
       input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (payload !== undefined) {
@@ -208,6 +211,35 @@ export class KubeClient {
       if (payload !== undefined) req.write(payload);
       req.end();
     });
+  }
+
+  /**
+   * client-node hands out an https.Agent without keep-alive: every request was a new TLS
+   * connection (a handshake and a new SecureContext: most of a controller's CPU at a resync).
+   * One keep-alive agent per set of TLS credentials instead; they are still read on every
+   * request, so a rotated client certificate gets a new agent.
+   */
+  private keepAliveAgent(options: RequestOptions): HttpsAgent {
+    const tls = {
+      ca: options.ca,
+      cert: options.cert,
+      key: options.key,
+      rejectUnauthorized: options.rejectUnauthorized,
+      servername: options.servername,
+    };
+    const hash = createHash('sha256');
+    for (const value of Object.values(tls))
+      hash
+        .update(Buffer.isBuffer(value) || typeof value === 'string' ? value : JSON.stringify(value ?? null))
+        .update('|');
+    const fingerprint = hash.digest('hex');
+    if (this.agent?.fingerprint !== fingerprint) {
+      // Requests (and watches) on the old connections get a minute to finish.
+      const old = this.agent?.agent;
+      if (old) setTimeout(() => old.destroy(), 60_000).unref();
+      this.agent = { fingerprint, agent: new HttpsAgent({ ...tls, keepAlive: true }) };
+    }
+    return this.agent.agent;
   }
 
   get<T extends KubeObject = KubeObject>(ref: TypedRef<T>): Promise<T> {
