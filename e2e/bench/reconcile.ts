@@ -177,6 +177,9 @@ try {
   delete kubeSteady['leases'];
   console.error('steady Kubernetes writes (two resyncs):', JSON.stringify(kubeSteady), `lease renewals ${leaseWrites}`);
   console.error('steady OpenBao writes (two resyncs):', JSON.stringify(steadyOpenBao.byPath));
+  const steadyReads = openBaoWrites(auditLinesSince(p.openbao.auditLog, steadyMark), true);
+  console.error('steady OpenBao reads (two resyncs):', JSON.stringify(steadyReads.byPath));
+  console.error('steady Kubernetes reads (two resyncs):', JSON.stringify(diff(after.kubeReads, before.kubeReads)));
   console.log(
     JSON.stringify({
       bench: 'reconcile',
@@ -202,14 +205,14 @@ try {
   await platform.stop({ keepLogs: false });
 }
 
-/** OpenBao writes (anything but read and list) in audit lines, by path without its last segment. */
-function openBaoWrites(lines: string[]): { total: number; byPath: Record<string, number> } {
+/** OpenBao writes (anything but read and list; or only those) in audit lines, by path without its last segment. */
+function openBaoWrites(lines: string[], reads = false): { total: number; byPath: Record<string, number> } {
   const byPath: Record<string, number> = {};
   let total = 0;
   for (const line of lines) {
     if (!line.includes('"type":"request"')) continue;
     const { operation, path } = (JSON.parse(line) as { request: { operation: string; path: string } }).request;
-    if (operation === 'read' || operation === 'list') continue;
+    if ((operation === 'read' || operation === 'list') !== reads) continue;
     const kind = `${operation} ${path.split('/').slice(0, -1).join('/') || path}`;
     byPath[kind] = (byPath[kind] ?? 0) + 1;
     total++;
@@ -220,13 +223,15 @@ function openBaoWrites(lines: string[]): { total: number; byPath: Record<string,
 /** The controller's own counters: Kubernetes writes by resource, reconciles, CPU seconds, RSS. */
 function metricsOf(text: string) {
   const kubeWrites: Record<string, number> = {};
+  const kubeReads: Record<string, number> = {};
   for (const m of text.matchAll(/^kdc_kube_requests_total\{method="(\w+)",resource="([^"]+)",code="\d+"\} (\S+)$/gm)) {
-    if (m[1] === 'GET') continue;
-    kubeWrites[m[2]!] = (kubeWrites[m[2]!] ?? 0) + Number(m[3]);
+    const counts = m[1] === 'GET' ? kubeReads : kubeWrites;
+    counts[m[2]!] = (counts[m[2]!] ?? 0) + Number(m[3]);
   }
   const value = (re: RegExp) => [...text.matchAll(re)].reduce((total, m) => total + Number(m[1]), 0);
   return {
     kubeWrites,
+    kubeReads,
     reconciles: value(/^kdc_reconcile_total\{[^}]*\} (\S+)$/gm),
     cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/gm),
     rssBytes: value(/^process_resident_memory_bytes (\S+)$/gm),
