@@ -6,6 +6,7 @@
 // Then two steady resyncs: Kubernetes and OpenBao writes, CPU seconds and RSS of the controller.
 // Prints one JSON line last.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   KDC_API_VERSION,
   KubeClient,
@@ -24,6 +25,7 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
+import { bundle, imageSpec } from '@kdc/images';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
@@ -132,7 +134,12 @@ try {
   for (const ref of [RESOURCES.kmsKey, RESOURCES.kdcCluster])
     await kube.request('DELETE', resourcePath(at(ref, 'direct')));
 
+  // The program the image ships (one bundled module), not the TypeScript source: its memory is the one to measure.
+  const shipped = await bundle(imageSpec('encryption-reconciler'), join(p.dir, 'encryption-reconciler-bundle'), {
+    version: 'bench',
+  });
   const controller = await startEncryptionReconciler(p, {
+    main: join(shipped.dir, 'main.js'),
     name: 'encryption-reconciler-bench',
     leaseNamespace: 'kube-dc-system',
     env: { RESYNC_PERIOD: `${RESYNC_S}s`, LOG_LEVEL: 'warn', WORKERS: String(WORKERS), NODE_OPTIONS },

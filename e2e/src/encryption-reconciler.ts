@@ -76,13 +76,20 @@ export async function controllerOpenBaoToken(
  */
 export async function startEncryptionReconciler(
   p: PlatformState,
-  input: { name: string; leaseNamespace: string; env?: Record<string, string>; tokenFile?: string },
+  input: {
+    name: string;
+    leaseNamespace: string;
+    env?: Record<string, string>;
+    tokenFile?: string;
+    /** The program to run: the source by default, or e.g. the image's bundle. */
+    main?: string;
+  },
 ): Promise<ReconcilerProcess> {
   const tokenFile = input.tokenFile ?? join(p.dir, `${input.name}-openbao-token`);
   if (!input.tokenFile) writeFileSync(tokenFile, await controllerOpenBaoToken(p), { mode: 0o600 });
   const controller = await startControllerProcess(p, {
     name: input.name,
-    main: ENCRYPTION_RECONCILER_MAIN,
+    main: input.main ?? ENCRYPTION_RECONCILER_MAIN,
     identity: 'encryption-reconciler',
     leaseNamespace: input.leaseNamespace,
     env: {

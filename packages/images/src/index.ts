@@ -8,6 +8,7 @@ export {
   unpackedImagesDir,
   type BuiltImage,
 } from './build.ts';
+export { bundle, type Bundle } from './bundle.ts';
 export { readLayoutImage, type ImageConfig, type LayoutImage } from './layout.ts';
 export { sandboxArgs, type SandboxRun } from './sandbox.ts';
 export { unpackImage } from './unpack.ts';
