@@ -11,7 +11,8 @@
 // the order rotating from round to round, so machine noise hits all sides alike.
 //
 // Status floors, measured in the same rounds: an empty grpc-go KMS v2 server (kms-load serve), an
-// empty grpc-js one (the plugin's server library) and node:http2 answering a precomputed frame.
+// empty grpc-js one (the server library the plugin used until it served on node:http2 itself,
+// grpc-server.ts) and bare node:http2 answering a precomputed frame.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -52,7 +53,7 @@ async function drive(mode: string, args: string[]): Promise<Run> {
 const sorted = (runs: Run[]) => runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
 const p = (runs: Run[], q: number) => round(percentile(sorted(runs), q));
 
-/** The gRPC stack alone: an empty Status handler in grpc-js, the plugin's server library. */
+/** An empty Status handler in grpc-js (the plugin's server library before grpc-server.ts). */
 async function grpcJsFloor(socket: string): Promise<() => void> {
   rmSync(socket, { force: true });
   const server = new Server();
