@@ -90,7 +90,13 @@ export function unaryServer(
       return [method.path, { method, handler }] as const;
     }),
   );
-  const server = http2.createServer();
+  // As grpc-js's Server: no session memory cap (Node refuses new streams with ENHANCE_YOUR_CALM
+  // once a session holds 10 MB, which a burst of queued calls can reach; the plugin bounds its
+  // own queue) and no cap on the header block it sends.
+  const server = http2.createServer({
+    maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
