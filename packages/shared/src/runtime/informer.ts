@@ -32,11 +32,12 @@ export class Informer<T extends KubeObject> {
         ref,
         options.labelSelector ? { labelSelector: options.labelSelector } : {},
       );
+      list.items = list.items.map(withoutManagedFields);
       return list as unknown as { metadata: { resourceVersion?: string }; items: KubernetesObject[] };
     };
     this.listWatch = new ListWatch<KubernetesObject>(
       path,
-      new Watch(client.config),
+      new CacheWatch(client.config),
       listFn,
       false,
       options.labelSelector,
@@ -102,6 +103,34 @@ export class Informer<T extends KubeObject> {
     this.stopped = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     await this.listWatch.stop();
+  }
+}
+
+/**
+ * What the cache keeps of an object. managedFields record the apiserver's field ownership: nothing
+ * here reads them, they are often the larger part of an object, and a PUT that omits them leaves
+ * them as they are (controller-runtime's TransformStripManagedFields).
+ */
+export function withoutManagedFields<T extends KubeObject>(object: T): T {
+  if (!object?.metadata?.managedFields) return object;
+  const { managedFields: _dropped, ...metadata } = object.metadata;
+  return { ...object, metadata };
+}
+
+/** A Watch whose events reach the ListWatch's store as the cache keeps them. */
+class CacheWatch extends Watch {
+  override watch(...[path, query, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
+    return super.watch(
+      path,
+      query,
+      (phase, object: unknown, raw: unknown) =>
+        callback(
+          phase,
+          object && typeof object === 'object' ? withoutManagedFields(object as KubeObject) : object,
+          raw,
+        ),
+      done,
+    );
   }
 }
 

@@ -26,6 +26,7 @@ export interface KubeObject {
     creationTimestamp?: string;
     ownerReferences?: unknown[];
     generateName?: string;
+    managedFields?: unknown[];
   };
   [key: string]: unknown;
 }

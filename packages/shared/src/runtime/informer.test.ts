@@ -1,0 +1,75 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { describe, expect, it, vi } from 'vitest';
+import { Informer, withoutManagedFields } from './informer.ts';
+import { KubeClient, type KubeObject } from './kube.ts';
+
+const managed = [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:data': { 'f:a': {} } } }];
+const configMap = (name: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace: 'ns', resourceVersion: '5', labels: { a: 'b' }, managedFields: managed },
+  data: { a: '1' },
+});
+
+describe('withoutManagedFields', () => {
+  it('drops metadata.managedFields and keeps the rest (the input is not changed)', () => {
+    const input = configMap('x');
+    expect(withoutManagedFields(input)).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'x', namespace: 'ns', resourceVersion: '5', labels: { a: 'b' } },
+      data: { a: '1' },
+    });
+    expect(input.metadata?.managedFields).toEqual(managed);
+  });
+});
+
+describe('Informer cache', () => {
+  it('keeps listed and watched objects without managedFields', async () => {
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      if (!req.url?.includes('watch=true')) {
+        res.end(
+          JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [configMap('listed')] }),
+        );
+        return;
+      }
+      // One event, then the stream stays open as a watch does.
+      res.write(
+        `${JSON.stringify({ type: 'ADDED', object: { ...configMap('watched'), metadata: { ...configMap('watched').metadata, resourceVersion: '6' } } })}\n`,
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      ],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const informer = new Informer(new KubeClient(kc), {
+      group: '',
+      version: 'v1',
+      plural: 'configmaps',
+      namespace: 'ns',
+    });
+    try {
+      informer.start();
+      await informer.waitForSync();
+      await vi.waitFor(() => expect(informer.get('watched', 'ns')).toBeDefined(), { timeout: 5000 });
+      for (const name of ['listed', 'watched']) {
+        const cached = informer.get(name, 'ns');
+        expect(cached?.metadata).not.toHaveProperty('managedFields');
+        expect(cached?.data).toEqual({ a: '1' });
+      }
+    } finally {
+      await informer.stop();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
