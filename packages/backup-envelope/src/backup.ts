@@ -6,6 +6,7 @@ import type { Logger, TransitClient } from '@kdc/shared';
 import { BackupError, describeError } from './errors.ts';
 import { kdfInfo, type BoundMetadata } from './format/kdf.ts';
 import { ALGORITHM, DEFAULT_SEGMENT_SIZE, KDF_NAME, SCHEMA_VERSION, checkSegmentSize } from './format/spec.ts';
+import { shrinkHeap } from './gc.ts';
 import { ParallelEncryptor } from './parallel.ts';
 import { sweepStaleUploads } from './inventory.ts';
 import { ENVELOPE_OBJECTS, envelopePrefix } from './layout.ts';
@@ -13,9 +14,13 @@ import { serializeMetadata, type MetadataV2 } from './metadata.ts';
 import type { SourceFactory } from './source.ts';
 import type { BackupStore } from './store/store.ts';
 
-/** 8 MiB x 10,000 parts = 78 GiB objects; memory ~ (queue + 2) x part size. */
+/**
+ * 8 MiB x 10,000 parts = 78 GiB objects; memory ~ (queue + 1) x part size (at least 3 parts). Two
+ * parts in flight hold 16 MiB less than four (issue 15: peak RSS); an S3 far away may want more
+ * (--upload-concurrency).
+ */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-export const DEFAULT_QUEUE_SIZE = 4;
+export const DEFAULT_QUEUE_SIZE = 2;
 
 export interface BackupOptions {
   store: BackupStore;
@@ -218,6 +223,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       throw error;
     }
   }
+  shrinkHeap();
   // The parts in flight and the one being filled: (queue + 1) x part size.
   const parts = encryptor.parts(guarded(), { partSize, parts: queueSize + 1 });
   const cancel = () => {

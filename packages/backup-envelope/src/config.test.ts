@@ -46,7 +46,7 @@ describe('kdc-backup flags', () => {
         source: { kind: 'etcd', endpoint: 'https://etcd:2379', caFile: '/ca', certFile: '/c', keyFile: '/k' },
         segmentSize: 1 << 20,
         partSize: 8 << 20,
-        queueSize: 4,
+        queueSize: 2,
         staleUploadAgeMs: 86_400_000,
       }),
     });

@@ -1,26 +1,39 @@
-// The crypto worker thread: AES-256-GCM per segment and the plaintext SHA-256, off the main
-// thread, so the main thread keeps doing the I/O (source, S3, file) meanwhile. `seal` writes
-// sealed segments straight into the caller's (shared) part buffers; `open` verifies and decrypts
-// a run of segments in place in a transferred buffer. Segment nonces and the final AAD come from
-// format/segment.ts, the same code the stream encryptor and decryptor use.
-import { createCipheriv, createDecipheriv, createHash, type KeyObject } from 'node:crypto';
+// The crypto worker thread: AES-256-GCM per segment, off the main thread, so the main thread keeps
+// doing the I/O (source, S3, file) and the plaintext SHA-256 meanwhile: the two passes of the
+// format run on two cores at once. `seal` writes sealed segments straight into the caller's
+// (shared) part buffers; `open` verifies and decrypts a run of segments in place in a shared
+// range buffer. Segment nonces and the final AAD come with each request, made by format/segment.ts on
+// the main thread, the same code the stream encryptor and decryptor use.
+//
+// This module imports only node: builtins, so that from sources (type stripping) the main thread
+// can hand it over already stripped (parallel.ts): a worker that loads a .ts file loads its own
+// type stripper too (about 9 MB of RSS, measured).
+import { createCipheriv, createDecipheriv, type Cipheriv, type Decipheriv, type KeyObject } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { finalAad, segmentNonce } from './format/segment.ts';
 
 export type WorkerRequest =
-  | { id: number; op: 'init'; key: KeyObject; noncePrefix: Uint8Array; header: Uint8Array }
-  | { id: number; op: 'mark'; at: number }
-  | { id: number; op: 'seal'; plain: Uint8Array; index: number; last: boolean; out: Uint8Array[] }
+  | { id: number; op: 'init'; key: KeyObject; header: Uint8Array }
+  | {
+      id: number;
+      op: 'seal';
+      plain: Uint8Array;
+      nonce: Uint8Array;
+      /** The final segment's AAD (header || SHA-256 || size); every other segment's is the header. */
+      finalAad?: Uint8Array;
+      out: Uint8Array[];
+    }
   | {
       id: number;
       op: 'open';
-      buf: ArrayBuffer;
-      offset: number;
-      length: number;
+      /** A view of a shared range buffer: verified plaintext replaces the ciphertext in place. */
+      data: Uint8Array;
       count: number;
+      /** First segment's index, for the reply's `failed`. */
       index: number;
+      /** `count` nonces of 12 bytes, one per segment; the last one's AAD is `finalAad` when given. */
+      nonces: Uint8Array;
       segmentBytes: number;
       finalAad?: Uint8Array;
     };
@@ -28,120 +41,114 @@ export type WorkerRequest =
 export interface WorkerReply {
   id: number;
   error?: string;
-  sha256?: Uint8Array;
-  databaseDigest?: Uint8Array;
-  size?: number;
   failed?: number;
   plainLength?: number;
-  /** The ArrayBuffer an `open` request transferred, handed back. */
-  buf?: ArrayBuffer;
 }
 
-// Every segment leaves one output buffer behind (Node's cipher API allocates it). Collecting this
-// small heap every few MiB keeps that garbage (otherwise up to V8's external-memory slack, about
-// 64 MiB) out of the job's RSS. Worker execArgv cannot carry V8 flags, hence the runtime flag.
+/**
+ * Bytes per cipher call. Node's cipher API allocates a fresh output buffer per call (garbage
+ * outside the heap, collected every 8 MiB below); one call per MiB costs no more CPU than smaller
+ * pieces (measured: 0.19 against 0.22-0.26 CPU seconds per GiB with 256 KiB pieces).
+ */
+const PIECE = 1024 * 1024;
+
+// A minor GC every 2 MiB of cipher output (see gc.ts, which this module cannot import), and a
+// full one every 64 MiB: each request's views of the shared buffers leave a small wrapper behind
+// that outlives minor GCs, and without a full GC the worker's memory grew with the snapshot size
+// (+7 MB per 600 MiB decrypted, measured; flat with it).
 setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
-const GC_EVERY_BYTES = 8 * 1024 * 1024;
+const gc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
+let garbage = 0;
+let sinceFull = 0;
+function collect(bytes: number): void {
+  garbage += bytes;
+  sinceFull += bytes;
+  if (garbage < 2 * 1024 * 1024) return;
+  garbage = 0;
+  if (sinceFull >= 64 * 1024 * 1024) {
+    sinceFull = 0;
+    gc({ type: 'major' });
+  } else {
+    gc({ type: 'minor' });
+  }
+}
 
 let key: KeyObject;
-let noncePrefix: Buffer;
 let header: Buffer;
-const hash = createHash('sha256');
-let hashed = 0;
-let garbage = 0;
-/** The etcd database size: the hash state is copied there (the snapshot's own trailer check). */
-let mark = -1;
-let markDigest: Buffer | undefined;
 
 const view = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-function collect(bytes: number): void {
-  garbage += bytes;
-  if (garbage < GC_EVERY_BYTES) return;
-  garbage = 0;
-  collectGarbage({ type: 'minor' });
-}
-
-function hashUpdate(bytes: Buffer): void {
-  if (mark >= 0 && markDigest === undefined && hashed + bytes.length >= mark) {
-    const cut = mark - hashed;
-    hash.update(bytes.subarray(0, cut));
-    markDigest = hash.copy().digest();
-    hash.update(bytes.subarray(cut));
-  } else {
-    hash.update(bytes);
-  }
-  hashed += bytes.length;
-}
-
-function seal(m: Extract<WorkerRequest, { op: 'seal' }>): Omit<WorkerReply, 'id'> {
-  const plain = view(m.plain);
-  hashUpdate(plain);
-  const sha = m.last ? hash.digest() : undefined;
-  const cipher = createCipheriv('aes-256-gcm', key, segmentNonce(noncePrefix, m.index, m.last), { authTagLength: 16 });
-  cipher.setAAD(sha ? finalAad(header, sha, hashed) : header);
-  const sealed = [cipher.update(plain), cipher.final(), cipher.getAuthTag()].filter((b) => b.length);
-  collect(sealed[0]?.length ?? 0);
-  // Scatter the sealed bytes over the output views (a segment may straddle two parts).
-  let piece = 0;
+/** Writes consecutive bytes over a list of views (a segment may straddle two parts). */
+function scatter(targets: Buffer[]): (bytes: Buffer) => void {
+  let t = 0;
   let at = 0;
-  for (const target of m.out.map(view)) {
-    for (let filled = 0; filled < target.length;) {
-      const source = sealed[piece]!;
-      const n = source.copy(target, filled, at);
-      filled += n;
+  return (bytes) => {
+    for (let from = 0; from < bytes.length;) {
+      const target = targets[t]!;
+      const n = bytes.copy(target, at, from);
+      from += n;
       at += n;
-      if (at === source.length) {
-        piece++;
+      if (at === target.length) {
+        t++;
         at = 0;
       }
     }
+  };
+}
+
+/** update() in PIECE-sized calls, each output handed to `sink`. */
+function run(cipher: Cipheriv | Decipheriv, input: Buffer, sink: (bytes: Buffer) => void): void {
+  for (let at = 0; at < input.length; at += PIECE) {
+    const out = cipher.update(input.subarray(at, Math.min(input.length, at + PIECE)));
+    sink(out);
+    collect(out.length);
   }
-  return sha ? { sha256: sha, size: hashed, ...(markDigest ? { databaseDigest: markDigest } : {}) } : {};
+}
+
+function seal(m: Extract<WorkerRequest, { op: 'seal' }>): Omit<WorkerReply, 'id'> {
+  const cipher = createCipheriv('aes-256-gcm', key, view(m.nonce), { authTagLength: 16 });
+  cipher.setAAD(m.finalAad ? view(m.finalAad) : header);
+  const write = scatter(m.out.map(view));
+  run(cipher, view(m.plain), write);
+  const rest = cipher.final();
+  if (rest.length) write(rest);
+  write(cipher.getAuthTag());
+  return {};
 }
 
 function open(m: Extract<WorkerRequest, { op: 'open' }>): Omit<WorkerReply, 'id'> {
-  const buf = Buffer.from(m.buf, m.offset, m.length);
+  const buf = view(m.data);
   const lastAad = m.finalAad ? Buffer.from(m.finalAad) : undefined;
   let read = 0;
   let written = 0;
   for (let k = 0; k < m.count; k++) {
     const length = Math.min(m.segmentBytes, buf.length - read);
     const last = lastAad !== undefined && k === m.count - 1;
-    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(noncePrefix, m.index + k, last), {
-      authTagLength: 16,
-    });
+    const nonce = Buffer.from(m.nonces.buffer, m.nonces.byteOffset + 12 * k, 12);
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
     decipher.setAAD(last ? lastAad : header);
-    const plain = decipher.update(buf.subarray(read, read + length - 16));
     decipher.setAuthTag(buf.subarray(read + length - 16, read + length));
+    // In place: each piece's plaintext lands at or before bytes already fed to the decipher.
+    let to = written;
+    run(decipher, buf.subarray(read, read + length - 16), (plain) => (to += plain.copy(buf, to)));
     try {
       decipher.final();
     } catch {
-      plain.fill(0);
-      return { failed: m.index + k, buf: m.buf };
+      // Nothing unverified leaves the worker: the segment's candidate plaintext is zeroed.
+      buf.fill(0, written, read + length);
+      return { failed: m.index + k };
     }
-    hash.update(plain);
-    hashed += plain.length;
-    plain.copy(buf, written);
-    collect(plain.length);
-    written += plain.length;
+    written = to;
     read += length;
   }
-  return lastAad
-    ? { plainLength: written, sha256: hash.digest(), size: hashed, buf: m.buf }
-    : { plainLength: written, buf: m.buf };
+  return { plainLength: written };
 }
 
 function handle(m: WorkerRequest): Omit<WorkerReply, 'id'> {
   switch (m.op) {
     case 'init':
       key = m.key;
-      noncePrefix = Buffer.from(m.noncePrefix);
       header = Buffer.from(m.header);
-      return {};
-    case 'mark':
-      mark = m.at;
       return {};
     case 'seal':
       return seal(m);
@@ -153,7 +160,7 @@ function handle(m: WorkerRequest): Omit<WorkerReply, 'id'> {
 parentPort!.on('message', (m: WorkerRequest) => {
   try {
     const reply = handle(m);
-    parentPort!.postMessage({ id: m.id, ...reply }, reply.buf ? [reply.buf] : []);
+    parentPort!.postMessage({ id: m.id, ...reply });
   } catch (error) {
     parentPort!.postMessage({ id: m.id, error: String((error as Error)?.message ?? error) });
   }

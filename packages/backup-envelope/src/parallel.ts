@@ -2,21 +2,35 @@
 // are exactly StreamEncryptor's (parallel.test.ts checks it), produced into reused buffers so
 // memory stays fixed whatever the snapshot size.
 import { randomBytes, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './crypto-worker.ts';
 import type { EncryptResult, EncryptorOptions } from './format/encrypt.ts';
-import { checkTrailer, type TrailerListener } from './format/hasher.ts';
+import { PlaintextHasher, type TrailerListener } from './format/hasher.ts';
 import { encodeHeader } from './format/header.ts';
 import { deriveKeys, kdfInfo } from './format/kdf.ts';
-import { NONCE_PREFIX_LENGTH } from './format/segment.ts';
+import { NONCE_PREFIX_LENGTH, finalAad, segmentNonce } from './format/segment.ts';
 import { HEADER_LENGTH, MAX_SEGMENTS, SALT_LENGTH, TAG_LENGTH, checkSegmentSize } from './format/spec.ts';
 
-// Sources run with type stripping (`--conditions=source`), builds from dist: the worker file
-// sits beside this one either way.
-const WORKER_URL = new URL(
-  import.meta.url.endsWith('.ts') ? './crypto-worker.ts' : './crypto-worker.js',
-  import.meta.url,
-);
+// Builds run from dist, where the worker file sits beside this one. Sources run with type
+// stripping (`--conditions=source`): there this thread strips crypto-worker.ts (it imports only
+// node: builtins) and starts the worker from that JavaScript, so the worker does not load a type
+// stripper of its own (about 9 MB of RSS).
+let workerUrl: URL | undefined;
+function cryptoWorkerUrl(): URL {
+  if (workerUrl) return workerUrl;
+  if (!import.meta.url.endsWith('.ts')) return (workerUrl = new URL('./crypto-worker.js', import.meta.url));
+  const source = readFileSync(new URL('./crypto-worker.ts', import.meta.url), 'utf8');
+  // stripTypeScriptTypes warns that it is experimental: not a line for the job's JSON log.
+  const emitWarning = Object.getOwnPropertyDescriptor(process, 'emitWarning')!;
+  process.emitWarning = () => undefined;
+  try {
+    return (workerUrl = new URL(`data:text/javascript,${encodeURIComponent(stripTypeScriptTypes(source))}`));
+  } finally {
+    Object.defineProperty(process, 'emitWarning', emitWarning);
+  }
+}
 
 /** A fixed set of equal buffers handed out and back: memory stays at `count x size`. */
 export class BufferPool {
@@ -56,8 +70,15 @@ export class CryptoWorker {
   private nextId = 0;
   private failure: Error | undefined;
 
+  readonly noncePrefix: Buffer;
+  readonly header: Buffer;
+
   constructor(key: KeyObject, noncePrefix: Buffer, header: Buffer) {
-    this.worker = new Worker(WORKER_URL);
+    this.noncePrefix = noncePrefix;
+    this.header = header;
+    // The worker allocates few JS objects (its garbage is cipher output, outside the heap): a small
+    // young generation keeps its heap from growing to the default's tens of MiB.
+    this.worker = new Worker(cryptoWorkerUrl(), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.unref();
     this.worker.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id);
@@ -67,7 +88,7 @@ export class CryptoWorker {
     });
     this.worker.on('error', (error: Error) => this.fail(error));
     this.worker.on('exit', () => this.fail(new Error('the crypto worker exited')));
-    this.request('init', { key, noncePrefix, header }).catch(() => undefined);
+    this.request('init', { key, header }).catch(() => undefined);
   }
 
   private fail(error: Error): void {
@@ -79,13 +100,12 @@ export class CryptoWorker {
   request<Op extends WorkerRequest['op']>(
     op: Op,
     message: Omit<Extract<WorkerRequest, { op: Op }>, 'id' | 'op'>,
-    transfer: ArrayBuffer[] = [],
   ): Promise<WorkerReply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, op, id }, transfer);
+      this.worker.postMessage({ ...message, op, id });
     });
   }
 
@@ -136,9 +156,11 @@ export interface SealedPart {
 
 /**
  * The same bytes as StreamEncryptor, produced for a multipart upload: segments are sealed by a
- * worker thread straight into reused part buffers (`parts` buffers of `partSize`), which are
- * handed out in order as they fill. The plaintext passes through `STAGING_SEGMENTS` reused
- * segment buffers. Memory: (parts + staging) buffers, whatever the snapshot size.
+ * worker thread straight into reused part buffers (`parts` buffers of `partSize`, at least 3),
+ * which are handed out in order as they fill. The plaintext passes through `STAGING_SEGMENTS`
+ * reused segment buffers; the main thread hashes it (SHA-256, and etcd's trailer check) while it
+ * copies it there, and the worker encrypts: the two passes of the format run on two cores.
+ * Memory: (parts + staging) buffers, whatever the snapshot size.
  */
 export class ParallelEncryptor implements TrailerListener {
   readonly header: Buffer;
@@ -146,12 +168,8 @@ export class ParallelEncryptor implements TrailerListener {
   readonly info: string;
   readonly segmentSize: number;
   private readonly worker: CryptoWorker;
+  private readonly hasher = new PlaintextHasher();
   private done: EncryptResult | undefined;
-  private trailerAt: number | undefined;
-  private trailer: Buffer[] = [];
-  private trailerLength = 0;
-  private seenTrailerStart = false;
-  bytesIn = 0;
   segments = 0;
 
   constructor(options: Omit<EncryptorOptions, 'hasher'>) {
@@ -167,31 +185,18 @@ export class ParallelEncryptor implements TrailerListener {
     this.worker = new CryptoWorker(key, noncePrefix, this.header);
   }
 
+  /** Plaintext bytes consumed so far (progress reporting). */
+  get bytesIn(): number {
+    return this.hasher.size;
+  }
+
   get result(): EncryptResult {
     if (!this.done) throw new Error('the encryption has not finished');
     return this.done;
   }
 
   expectTrailerAt(databaseSize: number): void {
-    if (this.bytesIn > databaseSize) throw new Error('expectTrailerAt after the database end went by');
-    this.trailerAt = databaseSize;
-    void this.worker.request('mark', { at: databaseSize }).catch(() => undefined);
-  }
-
-  private track(chunk: Buffer): void {
-    if (this.trailerAt !== undefined) {
-      const start = this.seenTrailerStart
-        ? 0
-        : this.bytesIn + chunk.length >= this.trailerAt
-          ? this.trailerAt - this.bytesIn
-          : -1;
-      if (start >= 0) {
-        this.seenTrailerStart = true;
-        if (this.trailerLength < 64) this.trailer.push(Buffer.from(chunk.subarray(start, start + 64)));
-        this.trailerLength += chunk.length - start;
-      }
-    }
-    this.bytesIn += chunk.length;
+    this.hasher.expectTrailerAt(databaseSize);
   }
 
   close(): Promise<number> {
@@ -206,7 +211,9 @@ export class ParallelEncryptor implements TrailerListener {
     const { partSize } = options;
     if (partSize < HEADER_LENGTH) throw new RangeError('part size below the header size');
     const segmentSize = this.segmentSize;
-    const pool = new BufferPool(partSize, Math.max(2, options.parts), true);
+    // The uploader holds two filled parts before it sends the first, and a segment can straddle
+    // two more: fewer than 3 buffers could wait on each other forever.
+    const pool = new BufferPool(partSize, Math.max(3, options.parts), true);
     const staging = new BufferPool(segmentSize, STAGING_SEGMENTS, true);
     const queue = new AsyncQueue<SealedPart>();
     const open = new Map<number, { buffer: Buffer; written: number; length: number }>();
@@ -258,29 +265,22 @@ export class ParallelEncryptor implements TrailerListener {
       let filled = 0;
       let index = 0;
       let inflight: Promise<void> = Promise.resolve();
-      const seal = async (plain: Buffer, last: boolean) => {
+      const seal = async (plain: Buffer, final?: { sha256: Buffer; size: number }) => {
         if (index >= MAX_SEGMENTS) throw new RangeError('more than 2^32 segments: use a larger segment size');
         const pieces = await reserve(plain.length + TAG_LENGTH);
         const i = index++;
-        const reply = this.worker.request('seal', { plain, index: i, last, out: pieces.map((p) => p.view) });
+        const reply = this.worker.request('seal', {
+          plain,
+          nonce: segmentNonce(this.worker.noncePrefix, i, final !== undefined),
+          ...(final ? { finalAad: finalAad(this.header, final.sha256, final.size) } : {}),
+          out: pieces.map((p) => p.view),
+        });
         const buffer = slot;
-        inflight = reply.then((r) => {
+        inflight = reply.then(() => {
           staging.give(buffer);
           this.segments = i + 1;
-          if (last) {
-            checkTrailer(
-              this.trailerAt,
-              r.size!,
-              r.databaseDigest ? Buffer.from(r.databaseDigest) : undefined,
-              this.trailer,
-              this.trailerLength,
-            );
-            this.done = {
-              sha256: Buffer.from(r.sha256!),
-              plaintextSize: r.size!,
-              ciphertextSize: position,
-              segments: i + 1,
-            };
+          if (final) {
+            this.done = { sha256: final.sha256, plaintextSize: final.size, ciphertextSize: position, segments: i + 1 };
             open.get(Math.floor((position - 1) / partSize))!.length = ((position - 1) % partSize) + 1;
           }
           written(pieces);
@@ -292,21 +292,23 @@ export class ParallelEncryptor implements TrailerListener {
         if (stopped !== undefined) throw stopped;
         const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
         if (chunk.length === 0) continue;
-        this.track(chunk);
         let at = 0;
         while (at < chunk.length) {
           // A full segment is sealed as non-final only once we know more bytes follow it.
           if (filled === segmentSize) {
-            await seal(slot, false);
+            await seal(slot);
             slot = await staging.take();
             filled = 0;
           }
           const n = chunk.copy(slot, filled, at);
+          // Hashed from the staging copy, while it is still in the CPU cache.
+          this.hasher.update(slot.subarray(filled, filled + n));
           filled += n;
           at += n;
         }
       }
-      await seal(slot.subarray(0, filled), true);
+      // Throws SNAPSHOT_CORRUPT (before the final segment is sealed) when etcd's trailer is wrong.
+      await seal(slot.subarray(0, filled), this.hasher.finish());
       await inflight;
       if (!this.done) throw new Error('the final segment was not sealed');
       staging.wipe();

@@ -1,19 +1,23 @@
 // The schemaVersion 2 fast path: ranged GETs in parallel, a worker thread that verifies and
 // decrypts, positional writes, so download, crypto and disk overlap. It only says *that* a segment
 // failed; the streaming reader (format/decrypt.ts) stays the one that names what happened.
+import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError } from '../errors.ts';
 import type { StreamDecryptor } from '../format/decrypt.ts';
-import { finalAad } from '../format/segment.ts';
+import { finalAad, segmentNonce } from '../format/segment.ts';
+import { garbageCollector, shrinkHeap } from '../gc.ts';
 import { HEADER_LENGTH, TAG_LENGTH, segmentCount } from '../format/spec.ts';
 import type { MetadataV2 } from '../metadata.ts';
 import { BufferPool, CryptoWorker } from '../parallel.ts';
 import type { BackupStore } from '../store/store.ts';
 
 /** Ciphertext per ranged GET (whole segments), how many GETs run at once, and the memory they may hold. */
-const RANGE_BYTES = 8 * 1024 * 1024;
-const DOWNLOAD_CONCURRENCY = 4;
-const RANGE_MEMORY = 48 * 1024 * 1024;
+const RANGE_BYTES = 4 * 1024 * 1024;
+const DOWNLOAD_CONCURRENCY = 3;
+const RANGE_MEMORY = 24 * 1024 * 1024;
+/** A minor GC per this many bytes downloaded (see gc.ts). */
+const GC_EVERY_BYTES = 3 * 1024 * 1024;
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
@@ -33,7 +37,8 @@ export function rangePlan(
   const perRange = Math.max(1, Math.floor(RANGE_BYTES / segmentBytes));
   const bufferBytes = Math.min(perRange, count) * segmentBytes;
   // Large segments: fewer buffers, never fewer than two (one downloading while one decrypts).
-  const buffers = Math.max(2, Math.min(DOWNLOAD_CONCURRENCY + 2, Math.floor(RANGE_MEMORY / bufferBytes)));
+  // Downloads in flight, one in the worker, one being hashed and written: DOWNLOAD_CONCURRENCY + 3.
+  const buffers = Math.max(2, Math.min(DOWNLOAD_CONCURRENCY + 3, Math.floor(RANGE_MEMORY / bufferBytes)));
   return { segmentBytes, count, perRange, ranges: Math.ceil(count / perRange), buffers, bufferBytes };
 }
 
@@ -42,7 +47,7 @@ export function rangePlan(
  * First the 85-byte header alone: it is checked against metadata.json and the data key is
  * unwrapped and checked, so nothing is sized from metadata.json before the key authenticated it.
  * Then ranged GETs of whole segments run in parallel into a few reused buffers; a worker thread
- * verifies, decrypts and hashes them in order; each range's verified plaintext is written with one
+ * verifies and decrypts them in order (one range ahead) while this thread hashes the plaintext; each range's verified plaintext is written with one
  * positional write. The last range is written only after the final segment's tag (which covers
  * the whole-plaintext hash) and the hash itself verified. Returns false at the first segment
  * that fails, with nothing of it written: the caller then names the problem.
@@ -72,8 +77,12 @@ export async function restoreRanged(args: {
       end: Math.min(HEADER_LENGTH + (first + n) * segmentBytes, m.ciphertextSize),
     };
   };
-  // Plain (not shared) buffers: each is handed to the worker and back (transferred, not copied).
-  const pool = new BufferPool(plan.bufferBytes, plan.buffers);
+  shrinkHeap();
+  // The socket reads each download copies from are garbage right after (outside the heap).
+  const collect = garbageCollector(GC_EVERY_BYTES);
+  // Shared buffers, as the backup's part buffers: the worker decrypts in place, nothing is copied
+  // or transferred.
+  const pool = new BufferPool(plan.bufferBytes, plan.buffers, true);
   // Only the ranges in flight have a slot: the window is as large as the pool.
   const ready = new Map<number, ReturnType<typeof deferred<{ buffer: Buffer; view: Buffer }>>>();
   const slot = (j: number) => {
@@ -92,49 +101,67 @@ export async function restoreRanged(args: {
       const r = rangeOf(j);
       const view = buffer.subarray(0, r.end - r.start);
       const d = slot(j);
-      store.getRange(key, r.start, r.end, view, controller.signal).then(() => d.resolve({ buffer, view }), d.reject);
+      store
+        .getRange(key, r.start, r.end, view, controller.signal, collect)
+        .then(() => d.resolve({ buffer, view }), d.reject);
     }
   })();
   const worker = new CryptoWorker(opened.key, opened.header.noncePrefix, header);
+  const hash = createHash('sha256');
   let writing: Promise<unknown> = Promise.resolve();
+  /** Range j downloaded, then sent to the worker to verify and decrypt in place. */
+  const openRange = async (j: number) => {
+    const { buffer, view } = await slot(j).promise;
+    ready.delete(j);
+    const r = rangeOf(j);
+    const request = {
+      data: view,
+      count: r.n,
+      index: r.first,
+      nonces: Buffer.concat(
+        Array.from({ length: r.n }, (_, k) =>
+          segmentNonce(opened.header.noncePrefix, r.first + k, j === ranges - 1 && k === r.n - 1),
+        ),
+      ),
+      segmentBytes,
+      ...(j === ranges - 1
+        ? { finalAad: finalAad(header, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) }
+        : {}),
+    };
+    const reply = await worker.request('open', request);
+    return { reply, buffer, r };
+  };
+  // One range ahead: the worker decrypts range j+1 while this thread hashes and writes range j.
+  let next: Promise<Awaited<ReturnType<typeof openRange>>> | undefined;
   try {
     let position = 0;
+    next = openRange(0);
     for (let j = 0; j < ranges; j++) {
       if (args.signal?.aborted) throw new BackupError('IO_FAILED', 'restore cancelled (signal)');
-      const { view } = await slot(j).promise;
-      ready.delete(j);
-      const r = rangeOf(j);
-      const last = j === ranges - 1;
-      const request = {
-        buf: view.buffer as ArrayBuffer,
-        offset: 0,
-        length: view.length,
-        count: r.n,
-        index: r.first,
-        segmentBytes,
-        ...(last ? { finalAad: finalAad(header, Buffer.from(m.etcdSnapshotSha256, 'hex'), m.plaintextSize) } : {}),
-      };
-      const reply = await worker.request('open', request, [request.buf]);
-      const buffer = Buffer.from(reply.buf!);
+      const { reply, buffer, r } = await next!;
+      next = j + 1 < ranges ? openRange(j + 1) : undefined;
+      next?.catch(() => undefined);
       if (reply.failed !== undefined) {
         pool.give(buffer);
         return false;
       }
       const length = reply.plainLength!;
+      const plain = buffer.subarray(0, length);
+      hash.update(plain);
       decryptor.plaintextSize += length;
       decryptor.segments = r.first + r.n;
-      if (
-        last &&
-        (!Buffer.from(reply.sha256!).equals(Buffer.from(m.etcdSnapshotSha256, 'hex')) || reply.size !== m.plaintextSize)
-      ) {
-        buffer.fill(0);
-        throw new BackupError(
-          'SNAPSHOT_CORRUPT',
-          'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty',
-        );
-      }
       const at = position;
       position += length;
+      if (j === ranges - 1) {
+        const sha256 = hash.digest();
+        if (!sha256.equals(Buffer.from(m.etcdSnapshotSha256, 'hex')) || position !== m.plaintextSize) {
+          buffer.fill(0);
+          throw new BackupError(
+            'SNAPSHOT_CORRUPT',
+            'snapshot.db.enc decrypted and authenticated, but its plaintext hash or size differs from the authenticated values: the writer was faulty',
+          );
+        }
+      }
       await writing;
       writing = (async () => {
         for (let done = 0; done < length;)
@@ -149,6 +176,8 @@ export async function restoreRanged(args: {
     controller.abort();
     args.signal?.removeEventListener('abort', onAbort);
     await writing.catch(() => undefined);
+    // A range still in the worker comes back (its plaintext is wiped below) before it stops.
+    await next?.then(({ buffer }) => buffer.fill(0)).catch(() => undefined);
     await worker.close();
     pool.give(Buffer.alloc(0));
     await launcher.catch(() => undefined);

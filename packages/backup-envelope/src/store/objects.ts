@@ -71,7 +71,10 @@ export async function getStream(store: StoreContext, key: string, signal?: Abort
   }
 }
 
-/** Reads bytes `start..end-1` of `key` into `into` (which must hold exactly that many). */
+/**
+ * Reads bytes `start..end-1` of `key` into `into` (which must hold exactly that many);
+ * `onChunk` sees the size of each chunk copied (the socket's buffer is garbage after it).
+ */
 export async function getRange(
   store: StoreContext,
   key: string,
@@ -79,6 +82,7 @@ export async function getRange(
   end: number,
   into: Buffer,
   signal?: AbortSignal,
+  onChunk?: (bytes: number) => void,
 ): Promise<void> {
   let filled = 0;
   try {
@@ -91,6 +95,7 @@ export async function getRange(
       if (filled + bytes.length > into.length)
         throw new Error(`range ${start}-${end - 1} returned more than ${into.length} bytes`);
       filled += bytes.copy(into, filled);
+      onChunk?.(bytes.length);
     }
   } catch (error) {
     throw store.failure('GetObject', key, error);

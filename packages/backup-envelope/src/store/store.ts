@@ -55,8 +55,15 @@ export class BackupStore {
   }
 
   /** Reads bytes `start..end-1` of `key` into `into` (which must hold exactly that many). */
-  getRange(key: string, start: number, end: number, into: Buffer, signal?: AbortSignal): Promise<void> {
-    return objects.getRange(this.context, key, start, end, into, signal);
+  getRange(
+    key: string,
+    start: number,
+    end: number,
+    into: Buffer,
+    signal?: AbortSignal,
+    onChunk?: (bytes: number) => void,
+  ): Promise<void> {
+    return objects.getRange(this.context, key, start, end, into, signal, onChunk);
   }
 
   head(
