@@ -1,9 +1,11 @@
 // npm run bench:backup: a synthetic 1 GiB etcd snapshot (BENCH_BACKUP_GIB=4 for 4 GiB) through
 // the real job CLI against the local MinIO: encrypt+upload vs uploading the same bytes
 // unencrypted with the same multipart settings, restore (download+decrypt+verify to a file) vs
-// a plain download to a file; same run, interleaved rounds, medians. The job's peak RSS is read
-// from /proc while it runs. Then the production source: a real etcd filled with BENCH_ETCD_MIB
-// (256) MiB, streamed over gRPC. Prints one JSON line last.
+// a plain download to a file; same run, interleaved rounds, medians and ranges. The job's peak RSS
+// is read from /proc while it runs. Then the production source: a real etcd filled with
+// BENCH_ETCD_MIB (256) MiB, streamed over gRPC. Then the format's crypto alone, in process, against
+// `openssl speed` for the same two passes (AES-256-GCM and SHA-256), measured side by side.
+// Prints one JSON line last.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -17,11 +19,11 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   ALGORITHM,
   SCHEMA_VERSION,
-  StreamEncryptor,
+  ParallelEncryptor,
   deleteBackup,
   DEFAULT_PART_SIZE,
   DEFAULT_QUEUE_SIZE,
@@ -82,10 +84,15 @@ function syntheticSnapshot(path: string, gib: number): void {
   closeSync(fd);
 }
 
-/** In-process AEAD throughput of the format (encrypt, 1 MiB segments, 1 GiB from memory). */
-async function aeadGibPerSecond(): Promise<number> {
+/**
+ * The format's crypto alone, in process: the job's own encryptor (ParallelEncryptor: SHA-256 of
+ * the plaintext on this thread, AES-256-GCM per 1 MiB segment on its crypto worker, into reused
+ * 8 MiB part buffers released at once) over `gib` GiB from memory. Wall-clock GiB/s, and GiB per
+ * CPU-second of the whole process (both threads).
+ */
+async function aeadGibPerSecond(gib = 2): Promise<{ wall: number; cpu: number }> {
   const chunk = randomBytes(64 * MIB);
-  const enc = new StreamEncryptor({
+  const enc = new ParallelEncryptor({
     dek: randomBytes(32),
     bound: {
       schemaVersion: SCHEMA_VERSION,
@@ -96,13 +103,60 @@ async function aeadGibPerSecond(): Promise<number> {
       segmentSize: DEFAULT_SEGMENT_SIZE,
     },
   });
-  const t0 = performance.now();
   async function* source() {
-    for (let i = 0; i < 16; i++) yield chunk;
+    for (let i = 0; i < gib * 16; i++) yield chunk;
   }
-  for await (const part of enc.encrypt(source())) void part;
-  return 1 / ((performance.now() - t0) / 1000);
+  try {
+    // Warm-up (worker start, JIT), then the timed pass.
+    for await (const part of enc.parts(source(), { partSize: DEFAULT_PART_SIZE, parts: 4 })) part.release();
+  } finally {
+    await enc.close();
+  }
+  const timed = new ParallelEncryptor({
+    dek: randomBytes(32),
+    bound: {
+      schemaVersion: SCHEMA_VERSION,
+      algorithm: ALGORITHM,
+      transitKey: 'bench',
+      createdAt: new Date().toISOString(),
+      source: { cluster: 'bench', namespace: 'bench' },
+      segmentSize: DEFAULT_SEGMENT_SIZE,
+    },
+  });
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for await (const part of timed.parts(source(), { partSize: DEFAULT_PART_SIZE, parts: 4 })) part.release();
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return { wall: gib / seconds, cpu: gib / ((cpu.user + cpu.system) / 1e6) };
+  } finally {
+    await timed.close();
+  }
 }
+
+/**
+ * `openssl speed -bytes 16384 -seconds N [-elapsed] -evp <alg>` in GiB/s. Without -elapsed openssl
+ * divides by its user CPU time (per CPU-second); with it, by wall-clock time like aeadGibPerSecond.
+ */
+function opensslGibPerSecond(alg: 'aes-256-gcm' | 'sha256', elapsed: boolean, seconds = 3): number {
+  const out = execFileSync(
+    'openssl',
+    ['speed', '-bytes', '16384', '-seconds', String(seconds), ...(elapsed ? ['-elapsed'] : []), '-evp', alg],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  // The last line: "<name>   <1000s of bytes per second>k"
+  const match = /\s([\d.]+)k\s*$/.exec(out.trim().split('\n').at(-1) ?? '');
+  if (!match) throw new Error(`cannot parse openssl speed output: ${out.slice(-300)}`);
+  return (Number(match[1]) * 1000) / 2 ** 30;
+}
+
+/** median, min and max of a list, rounded. */
+const spread = (values: number[], digits = 0) => ({
+  median: round(median(values), digits),
+  min: round(Math.min(...values), digits),
+  max: round(Math.max(...values), digits),
+});
 
 const platform = await startPlatform({ installCrds: false });
 try {
@@ -224,7 +278,7 @@ try {
     await store.delete([plainKey]);
     await deleteBackup(store, key);
     console.error(
-      `round ${r + 1}: backup ${Math.round(ours.upload.at(-1)!)} ms vs plain upload ${Math.round(plain.upload.at(-1)!)} ms; restore ${Math.round(ours.restore.at(-1)!)} ms vs plain download ${Math.round(plain.download.at(-1)!)} ms; backup peak RSS ${Math.round(ours.rss.at(-1)!)} MiB`,
+      `round ${r + 1}: backup ${Math.round(ours.upload.at(-1)!)} ms vs plain upload ${Math.round(plain.upload.at(-1)!)} ms; restore ${Math.round(ours.restore.at(-1)!)} ms vs plain download ${Math.round(plain.download.at(-1)!)} ms; peak RSS backup ${Math.round(ours.rss.at(-1)!)} MiB, restore ${Math.round(ours.restoreRss.at(-1)!)} MiB`,
     );
   }
   // The production source: a real etcd with ETCD_MIB MiB of values, streamed over gRPC.
@@ -271,9 +325,21 @@ try {
     `etcd source: ${Math.round(etcdResult.plaintextSize / MIB)} MiB snapshot in ${etcdResult.durationMs} ms, peak RSS ${Math.round(etcdRun.peakRssMb)} MiB`,
   );
 
-  t0 = performance.now();
-  const aead = await aeadGibPerSecond();
-  console.error(`AEAD alone: ${round(aead, 2)} GiB/s (${Math.round(performance.now() - t0)} ms)`);
+  // The format's crypto against openssl, interleaved: openssl (wall), ours, openssl (wall) again.
+  const aeadRounds: { wall: number; cpu: number }[] = [];
+  const opensslWall: number[] = [];
+  const opensslCpu: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    opensslWall.push(Math.min(opensslGibPerSecond('aes-256-gcm', true), opensslGibPerSecond('sha256', true)));
+    aeadRounds.push(await aeadGibPerSecond());
+    opensslCpu.push(Math.min(opensslGibPerSecond('aes-256-gcm', false), opensslGibPerSecond('sha256', false)));
+    console.error(
+      `crypto round ${r + 1}: format ${round(aeadRounds.at(-1)!.wall, 2)} GiB/s (${round(aeadRounds.at(-1)!.cpu, 2)} GiB per CPU-s); openssl min(aes-256-gcm, sha256) ${round(opensslWall.at(-1)!, 2)} GiB/s elapsed, ${round(opensslCpu.at(-1)!, 2)} per CPU-s`,
+    );
+  }
+  const aead = median(aeadRounds.map((a) => a.wall));
+  const aeadCpu = median(aeadRounds.map((a) => a.cpu));
+  const openssl = median(opensslWall);
   store.destroy();
 
   const mibs = (ms: number) => round(bytes / MIB / (ms / 1000), 1);
@@ -289,6 +355,31 @@ try {
         'the same snapshot file uploaded unencrypted (same BackupStore multipart upload, part size and concurrency) and downloaded to a file with one GET, same run',
       timing:
         "ratios compare the job's own duration (its result line: Transit datakey, stream, upload, metadata / unwrap, download, verify, fsync) with the baseline; *_wall_ms add process start and OpenBao login",
+      rounds_detail: {
+        backup_ms: spread(ours.upload),
+        plain_upload_ms: spread(plain.upload),
+        restore_ms: spread(ours.restore),
+        plain_download_ms: spread(plain.download),
+        upload_ratio: spread(
+          ours.upload.map((ms, i) => plain.upload[i]! / ms),
+          3,
+        ),
+        restore_ratio: spread(
+          ours.restore.map((ms, i) => plain.download[i]! / ms),
+          3,
+        ),
+        backup_peak_rss_mb: spread(ours.rss),
+        restore_peak_rss_mb: spread(ours.restoreRss),
+        aead_gib_per_s: spread(
+          aeadRounds.map((a) => a.wall),
+          2,
+        ),
+        openssl_gib_per_s: spread(opensslWall, 2),
+        aead_vs_openssl_ratio: spread(
+          aeadRounds.map((a, i) => a.wall / opensslWall[i]!),
+          3,
+        ),
+      },
       backup_ms: Math.round(median(ours.upload)),
       backup_wall_ms: Math.round(median(ours.uploadWall)),
       plain_upload_ms: Math.round(median(plain.upload)),
@@ -299,9 +390,16 @@ try {
       plain_download_ms: Math.round(median(plain.download)),
       upload_ratio: round(median(plain.upload) / median(ours.upload)),
       restore_ratio: round(median(plain.download) / median(ours.restore)),
-      peak_rss_mb: Math.round(Math.max(...ours.rss)),
+      peak_rss_mb: Math.round(Math.max(...ours.rss, ...ours.restoreRss)),
+      backup_peak_rss_mb: Math.round(Math.max(...ours.rss)),
       restore_peak_rss_mb: Math.round(Math.max(...ours.restoreRss)),
+      aead: "ParallelEncryptor from memory (the job's encryptor: SHA-256 on the main thread, AES-256-GCM on its worker), 2 GiB, wall clock; openssl_gib_per_s = min(openssl speed -bytes 16384 -elapsed -evp aes-256-gcm, sha256), same run, interleaved, medians",
       aead_gib_per_s: round(aead, 2),
+      openssl_gib_per_s: round(openssl, 2),
+      aead_vs_openssl_ratio: round(aead / openssl, 3),
+      aead_cpu_gib_per_s: round(aeadCpu, 2),
+      openssl_cpu_gib_per_s: round(median(opensslCpu), 2),
+      aead_vs_openssl_cpu_ratio: round(aeadCpu / median(opensslCpu), 3),
       etcd_source_snapshot_mib: Math.round(etcdResult.plaintextSize / MIB),
       etcd_source_backup_mib_per_s: round(etcdResult.plaintextSize / MIB / (etcdResult.durationMs / 1000), 1),
       etcd_source_peak_rss_mb: Math.round(etcdRun.peakRssMb),
