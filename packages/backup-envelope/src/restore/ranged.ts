@@ -14,10 +14,10 @@ import type { BackupStore } from '../store/store.ts';
 
 /** Ciphertext per ranged GET (whole segments), how many GETs run at once, and the memory they may hold. */
 const RANGE_BYTES = 4 * 1024 * 1024;
-const DOWNLOAD_CONCURRENCY = 3;
-const RANGE_MEMORY = 24 * 1024 * 1024;
+const DOWNLOAD_CONCURRENCY = 2;
+const RANGE_MEMORY = 20 * 1024 * 1024;
 /** A minor GC per this many bytes downloaded (see gc.ts). */
-const GC_EVERY_BYTES = 3 * 1024 * 1024;
+const GC_EVERY_BYTES = 2 * 1024 * 1024;
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
