@@ -38,10 +38,12 @@ const N = Number(process.env.BENCH_N ?? 1_000);
 const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 const RESYNC_S = 10;
-/** The chart's NODE_OPTIONS (the heap cap the controllers run with). */
-const NODE_OPTIONS = /^nodeOptions:\s*'([^']*)'/m.exec(
-  readFileSync(new URL('../../charts/kdc-encryption/values.yaml', import.meta.url), 'utf8'),
-)![1]!;
+/** The chart's NODE_OPTIONS (the heap cap the controllers run with), unless BENCH_NODE_OPTIONS says otherwise. */
+const NODE_OPTIONS =
+  process.env.BENCH_NODE_OPTIONS ??
+  /^nodeOptions:\s*'([^']*)'/m.exec(
+    readFileSync(new URL('../../charts/kdc-encryption/values.yaml', import.meta.url), 'utf8'),
+  )![1]!;
 const SPEC = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
 
 type Obj = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
@@ -206,6 +208,9 @@ try {
       reconciles_per_steady_resync: reconciles / 2,
       steady_resync_cpu_s: round((after.cpuSeconds - before.cpuSeconds) / 2),
       controller_rss_mb: Math.round(after.rssBytes / 2 ** 20),
+      controller_heap_used_mb: Math.round(after.heapUsedBytes / 2 ** 20),
+      controller_heap_total_mb: Math.round(after.heapTotalBytes / 2 ** 20),
+      controller_external_mb: Math.round(after.externalBytes / 2 ** 20),
     }),
   );
 } finally {
@@ -242,6 +247,9 @@ function metricsOf(text: string) {
     reconciles: value(/^kdc_reconcile_total\{[^}]*\} (\S+)$/gm),
     cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/gm),
     rssBytes: value(/^process_resident_memory_bytes (\S+)$/gm),
+    heapUsedBytes: value(/^nodejs_heap_size_used_bytes (\S+)$/gm),
+    heapTotalBytes: value(/^nodejs_heap_size_total_bytes (\S+)$/gm),
+    externalBytes: value(/^nodejs_external_memory_bytes (\S+)$/gm),
   };
 }
 
