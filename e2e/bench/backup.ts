@@ -92,17 +92,19 @@ function syntheticSnapshot(path: string, gib: number): void {
  */
 async function aeadGibPerSecond(gib = 2): Promise<{ wall: number; cpu: number }> {
   const chunk = randomBytes(64 * MIB);
-  const enc = new ParallelEncryptor({
-    dek: randomBytes(32),
-    bound: {
-      schemaVersion: SCHEMA_VERSION,
-      algorithm: ALGORITHM,
-      transitKey: 'bench',
-      createdAt: new Date().toISOString(),
-      source: { cluster: 'bench', namespace: 'bench' },
-      segmentSize: DEFAULT_SEGMENT_SIZE,
-    },
-  });
+  const encryptor = () =>
+    new ParallelEncryptor({
+      dek: randomBytes(32),
+      bound: {
+        schemaVersion: SCHEMA_VERSION,
+        algorithm: ALGORITHM,
+        transitKey: 'bench',
+        createdAt: new Date().toISOString(),
+        source: { cluster: 'bench', namespace: 'bench' },
+        segmentSize: DEFAULT_SEGMENT_SIZE,
+      },
+    });
+  const enc = encryptor();
   async function* source() {
     for (let i = 0; i < gib * 16; i++) yield chunk;
   }
@@ -112,17 +114,7 @@ async function aeadGibPerSecond(gib = 2): Promise<{ wall: number; cpu: number }>
   } finally {
     await enc.close();
   }
-  const timed = new ParallelEncryptor({
-    dek: randomBytes(32),
-    bound: {
-      schemaVersion: SCHEMA_VERSION,
-      algorithm: ALGORITHM,
-      transitKey: 'bench',
-      createdAt: new Date().toISOString(),
-      source: { cluster: 'bench', namespace: 'bench' },
-      segmentSize: DEFAULT_SEGMENT_SIZE,
-    },
-  });
+  const timed = encryptor();
   try {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
