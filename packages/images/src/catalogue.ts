@@ -23,6 +23,9 @@ export const IMAGES: readonly ImageSpec[] = [
   {
     name: 'k8-manager',
     entry: repo('packages/k8-manager/src/main.ts'),
+    // It reads backup metadata through @kdc/backup-envelope, whose encryptor names this worker:
+    // the bundle holds that code, so the file it would load is there too.
+    workers: { 'crypto-worker': repo('packages/backup-envelope/src/crypto-worker.ts') },
     files: {
       'proto/etcd-kv.proto': repo('packages/shared/src/etcd/proto/etcd-kv.proto'),
       'proto/etcd-maintenance.proto': repo('packages/backup-envelope/src/proto/etcd-maintenance.proto'),
