@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, resourcePath } from './kube.ts';
 import { splitKey } from './informer.ts';
 
@@ -119,11 +119,60 @@ describe('KubeClient connections', () => {
     );
   };
 
-  it('reuses one TLS connection across requests, and opens a new one when the client certificate file changes', async () => {
+  const read = (f: string) => readFileSync(join(dir, f));
+  beforeAll(() => {
     openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=ca');
     issue('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
     for (const user of ['first', 'second']) issue(user, 'extendedKeyUsage=clientAuth');
-    const read = (f: string) => readFileSync(join(dir, f));
+  });
+  const clientOf = (port: number, user: string) => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caFile: join(dir, 'ca.crt'), skipTLSVerify: false }],
+      users: [{ name: 'u', certFile: join(dir, `${user}.crt`), keyFile: join(dir, `${user}.key`) }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return new KubeClient(kc);
+  };
+
+  it('sends a request again when its kept-alive connection turns out closed (an apiserver replica went away)', async () => {
+    let connections = 0;
+    const served: string[] = [];
+    const server = createHttpsServer(
+      { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
+      (req, res) => {
+        const socket = req.socket as TLSSocket & { requests?: number };
+        socket.requests = (socket.requests ?? 0) + 1;
+        // The second request on any connection finds it gone, before any answer.
+        if (socket.requests > 1) return void socket.destroy();
+        served.push(`${req.method} ${req.url}`);
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}');
+      },
+    );
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = clientOf((server.address() as AddressInfo).port, 'first');
+    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
+    try {
+      for (let i = 0; i < 3; i++) await client.get(ns);
+      await client.patch(ns, { metadata: { labels: { a: 'b' } } });
+      expect({ connections, served }).toEqual({
+        connections: 4,
+        served: [
+          'GET /api/v1/namespaces/x',
+          'GET /api/v1/namespaces/x',
+          'GET /api/v1/namespaces/x',
+          'PATCH /api/v1/namespaces/x',
+        ],
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('reuses one TLS connection across requests, and opens a new one when the client certificate file changes', async () => {
     const clients: string[] = [];
     let connections = 0;
     const server = createHttpsServer(

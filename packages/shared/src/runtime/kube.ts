@@ -95,6 +95,14 @@ export interface RequestInput {
   signal?: AbortSignal;
 }
 
+/** A request failed on a reused keep-alive connection before any answer: safe to send again. */
+class StaleConnectionError extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'StaleConnectionError';
+  }
+}
+
 export class KubeClient {
   readonly config: KubeConfig;
   private readonly server: URL;
@@ -146,10 +154,13 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0, stale = 0; ; attempt++) {
       try {
         return await this.send<T>(method, path, input);
       } catch (error) {
+        // A kept-alive connection the server closed meanwhile (an apiserver replica going away):
+        // the request never reached it, so it goes again on a fresh one, as Go's transport does.
+        if (error instanceof StaleConnectionError && stale++ < 3) continue;
         if (!(error instanceof KubeApiError) || error.status !== 429 || attempt >= this.tooManyRequestsRetries)
           throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 2000)));
@@ -201,9 +212,12 @@ export class KubeClient {
         });
         res.on('error', reject);
       });
-      req.on('error', (error) => {
+      let answered = false;
+      req.on('response', () => (answered = true));
+      req.on('error', (error: NodeJS.ErrnoException) => {
         this.onResponse?.(method, path, 0);
-        reject(error);
+        const stale = req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+        reject(stale ? new StaleConnectionError(error) : error);
       });
       if (input.timeoutMs)
         req.setTimeout(input.timeoutMs, () =>
