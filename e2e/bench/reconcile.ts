@@ -131,7 +131,7 @@ try {
       conditions: condition('KMSPreflight', preflight.reason, preflight.message),
     });
   });
-  const directOpenBaoWrites = openBaoWrites(auditLinesSince(p.openbao.auditLog, baselineMark));
+  const directOpenBaoWrites = openBaoRequests(auditLinesSince(p.openbao.auditLog, baselineMark));
   // Out of the controller's way: it watches every namespace (no finalizers, so gone at once).
   for (const ref of [RESOURCES.kmsKey, RESOURCES.kdcCluster])
     await kube.request('DELETE', resourcePath(at(ref, 'direct')));
@@ -165,7 +165,7 @@ try {
     if (elapsed > 1_800) throw new Error('did not converge within 30 minutes');
   }
   const converged = await scrape();
-  const convergeOpenBaoWrites = openBaoWrites(auditLinesSince(p.openbao.auditLog, convergeMark));
+  const convergeOpenBaoWrites = openBaoRequests(auditLinesSince(p.openbao.auditLog, convergeMark));
   console.error('controller Kubernetes writes while converging:', JSON.stringify(converged.kubeWrites));
   console.error('controller OpenBao writes while converging:', JSON.stringify(convergeOpenBaoWrites.byPath));
   console.error('direct OpenBao writes:', JSON.stringify(directOpenBaoWrites.byPath));
@@ -176,7 +176,7 @@ try {
   const steadyMark = auditMark(p.openbao.auditLog);
   await sleep(RESYNC_S * 1000 * 2);
   const after = await scrape();
-  const steadyOpenBao = openBaoWrites(auditLinesSince(p.openbao.auditLog, steadyMark));
+  const steadyOpenBao = openBaoRequests(auditLinesSince(p.openbao.auditLog, steadyMark));
   const kubeSteady = diff(after.kubeWrites, before.kubeWrites);
   const reconciles = after.reconciles - before.reconciles;
   await controller.stop();
@@ -186,7 +186,7 @@ try {
   delete kubeSteady['leases'];
   console.error('steady Kubernetes writes (two resyncs):', JSON.stringify(kubeSteady), `lease renewals ${leaseWrites}`);
   console.error('steady OpenBao writes (two resyncs):', JSON.stringify(steadyOpenBao.byPath));
-  const steadyReads = openBaoWrites(auditLinesSince(p.openbao.auditLog, steadyMark), true);
+  const steadyReads = openBaoRequests(auditLinesSince(p.openbao.auditLog, steadyMark), 'reads');
   console.error('steady OpenBao reads (two resyncs):', JSON.stringify(steadyReads.byPath));
   console.error('steady Kubernetes reads (two resyncs):', JSON.stringify(diff(after.kubeReads, before.kubeReads)));
   console.log(
@@ -217,16 +217,19 @@ try {
   await platform.stop({ keepLogs: false });
 }
 
-/** OpenBao writes (anything but read and list; or only those) in audit lines, by path without its last segment. */
-function openBaoWrites(lines: string[], reads = false): { total: number; byPath: Record<string, number> } {
+/** OpenBao writes (anything but read and list) or reads in audit lines, by path without its last segment. */
+function openBaoRequests(
+  lines: string[],
+  kind: 'writes' | 'reads' = 'writes',
+): { total: number; byPath: Record<string, number> } {
   const byPath: Record<string, number> = {};
   let total = 0;
   for (const line of lines) {
     if (!line.includes('"type":"request"')) continue;
     const { operation, path } = (JSON.parse(line) as { request: { operation: string; path: string } }).request;
-    if ((operation === 'read' || operation === 'list') !== reads) continue;
-    const kind = `${operation} ${path.split('/').slice(0, -1).join('/') || path}`;
-    byPath[kind] = (byPath[kind] ?? 0) + 1;
+    if ((operation === 'read' || operation === 'list') !== (kind === 'reads')) continue;
+    const where = `${operation} ${path.split('/').slice(0, -1).join('/') || path}`;
+    byPath[where] = (byPath[where] ?? 0) + 1;
     total++;
   }
   return { total, byPath };

@@ -1,9 +1,8 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it, vi } from 'vitest';
 import { Informer, withoutManagedFields } from './informer.ts';
-import { KubeClient, type KubeObject } from './kube.ts';
+import type { KubeObject } from './kube.ts';
+import { loopbackKubeClient } from './loopback.fixture.ts';
 
 const managed = [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:data': { 'f:a': {} } } }];
 const configMap = (name: string): KubeObject => ({
@@ -42,16 +41,7 @@ describe('Informer cache', () => {
       );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-      ],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    const informer = new Informer(new KubeClient(kc), {
+    const informer = new Informer(loopbackKubeClient(server), {
       group: '',
       version: 'v1',
       plural: 'configmaps',

@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, resourcePath } from './kube.ts';
+import { loopbackKubeClient } from './loopback.fixture.ts';
 import { splitKey } from './informer.ts';
 
 describe('resourcePath', () => {
@@ -63,16 +64,7 @@ describe('KubeClient answers of 429', () => {
         );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-      ],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    return { client: new KubeClient(kc), seen, close: () => new Promise((r) => server.close(r)) };
+    return { client: loopbackKubeClient(server), seen, close: () => new Promise((r) => server.close(r)) };
   };
 
   it('are sent again when the caller asks for retries (the CLI), up to that many', async () => {
@@ -189,21 +181,7 @@ describe('KubeClient connections', () => {
       copyFileSync(join(dir, `${user}.key`), join(dir, 'client.key'));
     };
     use('first');
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        {
-          name: 'c',
-          server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-          caFile: join(dir, 'ca.crt'),
-          skipTLSVerify: false,
-        },
-      ],
-      users: [{ name: 'u', certFile: join(dir, 'client.crt'), keyFile: join(dir, 'client.key') }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    const client = new KubeClient(kc);
+    const client = clientOf((server.address() as AddressInfo).port, 'client');
     const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
     try {
       for (let i = 0; i < 3; i++) await client.get(ns);
