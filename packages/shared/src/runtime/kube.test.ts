@@ -164,6 +164,40 @@ describe('KubeClient connections', () => {
     }
   });
 
+  it('sends a GET again when a fresh connection is reset before any answer, and never a write', async () => {
+    // Every connection is reset at its first request until `resets` runs out (a replica
+    // shutting down behind a Service): GETs are idempotent, a POST may have landed.
+    let resets = 2;
+    const served: string[] = [];
+    const server = createHttpsServer(
+      { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
+      (req, res) => {
+        if (resets-- > 0) return void req.socket.destroy();
+        served.push(`${req.method} ${req.url}`);
+        res.writeHead(200, { 'Content-Type': 'application/json', Connection: 'close' }).end('{"kind":"Namespace"}');
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = clientOf((server.address() as AddressInfo).port, 'first');
+    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
+    try {
+      await client.get(ns);
+      expect(served).toEqual(['GET /api/v1/namespaces/x']);
+      resets = 1;
+      await expect(client.patch(ns, { metadata: { labels: { a: 'b' } } })).rejects.toMatchObject({
+        code: 'ECONNRESET',
+      });
+      // Past the retries, the GET fails with the reset itself.
+      resets = 10;
+      await expect(client.get(ns)).rejects.toMatchObject({ code: 'ECONNRESET' });
+      expect(resets).toBe(6);
+      expect(served).toEqual(['GET /api/v1/namespaces/x']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('reuses one TLS connection across requests, and opens a new one when the client certificate file changes', async () => {
     const clients: string[] = [];
     let connections = 0;

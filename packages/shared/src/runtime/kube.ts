@@ -95,13 +95,22 @@ export interface RequestInput {
   signal?: AbortSignal;
 }
 
-/** A request failed on a reused keep-alive connection before any answer: safe to send again. */
-class StaleConnectionError extends Error {
-  constructor(cause: Error) {
+/**
+ * A request failed on a reset connection before any answer: on a reused keep-alive connection
+ * (any method: it never reached the server), or a GET on any connection (idempotent).
+ */
+class ResetBeforeAnswerError extends Error {
+  readonly reused: boolean;
+  constructor(cause: Error, reused: boolean) {
     super(cause.message, { cause });
-    this.name = 'StaleConnectionError';
+    this.reused = reused;
+    this.name = 'ResetBeforeAnswerError';
   }
 }
+
+/** How often a request reset before any answer goes again, and after how long (none on a reused connection). */
+const RESET_RETRIES = 3;
+const RESET_BACKOFF_MS = 100;
 
 export class KubeClient {
   readonly config: KubeConfig;
@@ -154,16 +163,21 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
-    for (let attempt = 0, stale = 0; ; attempt++) {
+    for (let tooMany = 0, resets = 0; ;) {
       try {
         return await this.send<T>(method, path, input);
       } catch (error) {
-        // A kept-alive connection the server closed meanwhile (an apiserver replica going away):
-        // the request never reached it, so it goes again on a fresh one, as Go's transport does.
-        if (error instanceof StaleConnectionError && stale++ < 3) continue;
-        if (!(error instanceof KubeApiError) || error.status !== 429 || attempt >= this.tooManyRequestsRetries)
+        // An apiserver replica going away resets its connections: a request on a kept-alive one
+        // never reached it and goes again at once (Go's transport), and a GET goes again after a
+        // short pause, as client-go retries GETs on "connection reset" and EOF.
+        if (error instanceof ResetBeforeAnswerError) {
+          if (resets++ >= RESET_RETRIES) throw error.cause;
+          if (!error.reused) await new Promise((resolve) => setTimeout(resolve, RESET_BACKOFF_MS * 2 ** (resets - 1)));
+          continue;
+        }
+        if (!(error instanceof KubeApiError) || error.status !== 429 || tooMany >= this.tooManyRequestsRetries)
           throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 2000)));
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** tooMany++, 2000)));
       }
     }
   }
@@ -216,8 +230,10 @@ export class KubeClient {
       req.on('response', () => (answered = true));
       req.on('error', (error: NodeJS.ErrnoException) => {
         this.onResponse?.(method, path, 0);
-        const stale = req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
-        reject(stale ? new StaleConnectionError(error) : error);
+        const reset = !answered && !signal?.aborted && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+        if (reset && (req.reusedSocket || method === 'GET'))
+          return reject(new ResetBeforeAnswerError(error, req.reusedSocket));
+        reject(error);
       });
       if (input.timeoutMs)
         req.setTimeout(input.timeoutMs, () =>
