@@ -27,7 +27,7 @@ import { createNamespace, management, platform, unique } from './helpers.ts';
 
 type Container = {
   name: string;
-  env: { name: string }[];
+  env: { name: string; value?: string }[];
   securityContext: Record<string, unknown>;
   livenessProbe?: unknown;
   readinessProbe?: unknown;
@@ -150,6 +150,36 @@ describe('Helm chart kdc-encryption', () => {
         ]),
       );
     }
+    // Each controller has its own heap cap, the top-level nodeOptions where it sets none.
+    const nodeOptions = (rendered: KubeObject[]) =>
+      Object.fromEntries(
+        rendered
+          .filter((o): o is Deployment => o.kind === 'Deployment')
+          .map((d) => d.spec.template.spec.containers[0]!)
+          .map((c) => [c.name, c.env.find((e) => e.name === 'NODE_OPTIONS')?.value]),
+      );
+    expect(nodeOptions(objects)).toEqual({
+      'k8-manager': '--max-old-space-size=192',
+      'encryption-reconciler': '--max-old-space-size=128',
+    });
+    const own = await renderChart({
+      release,
+      namespace: ns,
+      set: { nodeOptions: '--max-old-space-size=300', 'k8Manager.nodeOptions': '--max-old-space-size=100' },
+    });
+    expect(nodeOptions(own)).toEqual({
+      'k8-manager': '--max-old-space-size=100',
+      'encryption-reconciler': '--max-old-space-size=128',
+    });
+    const inherited = await renderChart({
+      release,
+      namespace: ns,
+      set: { nodeOptions: '--max-old-space-size=300', 'encryptionReconciler.nodeOptions': '' },
+    });
+    expect(nodeOptions(inherited)).toEqual({
+      'k8-manager': '--max-old-space-size=300',
+      'encryption-reconciler': '--max-old-space-size=300',
+    });
     // ci/test-values.yaml pins k8-manager by digest; the others take the chart's appVersion as tag.
     const images = Object.fromEntries(
       objects

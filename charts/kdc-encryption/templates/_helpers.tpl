@@ -50,7 +50,6 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- /* Metrics name no tenant, yet only the scraper needs them: bound to the pod IP by default, not every interface. */}}
 - { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
 - { name: METRICS_ADDR, value: "{{ .Values.metricsBindAddress | default "$(POD_IP)" }}:{{ .Values.metricsPort }}" }
-- { name: NODE_OPTIONS, value: {{ .Values.nodeOptions | quote }} }
 {{- end -}}
 
 {{/* Metrics port, probes on it, and the restricted container security context. */}}
