@@ -156,7 +156,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const validation = validateCluster(
       await gatherClusterFacts({
         cluster,
-        clusters: deps.clusters.list(),
+        clusters: deps.clusters.list(namespace),
         kmsKeys,
         tcp,
         platform: await platformConfig(),

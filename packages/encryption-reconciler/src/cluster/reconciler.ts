@@ -11,7 +11,7 @@ import {
   gatherClusterFacts,
   isAlreadyExists,
   isOpenBaoError,
-  kdcClusterSpecSchema,
+  parseKdcClusterSpec,
   organizationLookup,
   policiesEquivalent,
   renderPolicy,
@@ -82,10 +82,10 @@ type Cluster = KubeObject & Pick<KdcCluster, 'spec' | 'status'>;
 export function clustersUsingKey(clusters: Informer<KdcClusterObject>, key: KubeObject): string[] {
   const namespace = key.metadata?.namespace;
   return clusters
-    .list()
+    .list(namespace)
     .filter((c) => {
       if (c.metadata?.namespace !== namespace) return false;
-      const spec = kdcClusterSpecSchema.safeParse(c.spec);
+      const spec = parseKdcClusterSpec(c.spec);
       if (!spec.success || !spec.data.encryption?.etcd.enabled) return false;
       const refs = resolveKeyRefs(c.metadata.name, spec.data);
       return refs.etcd === key.metadata?.name || refs.backup === key.metadata?.name;
@@ -179,7 +179,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const validation = validateCluster(
       await gatherClusterFacts({
         cluster: object,
-        clusters: deps.clusters.list(),
+        clusters: deps.clusters.list(namespace),
         kmsKeys: deps.keys.list(namespace),
         tcp,
         platform: await deps.platformConfig(),

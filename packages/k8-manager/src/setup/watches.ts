@@ -1,7 +1,7 @@
 // Which KdcClusters an event of a secondary object concerns (the controller's watchSecondary maps).
 import {
   LABELS,
-  kdcClusterSpecSchema,
+  parseKdcClusterSpec,
   resolveKeyRefs,
   type Cache,
   type Informer,
@@ -22,7 +22,7 @@ export function clusterOfLabel(object: KubeObject): string[] {
 export function clustersNamingKey(clusters: Cache<KdcClusterObject>, key: KubeObject): string[] {
   const ns = key.metadata?.namespace;
   const users = clusters.list(ns).filter((c) => {
-    const spec = kdcClusterSpecSchema.safeParse(c.spec);
+    const spec = parseKdcClusterSpec(c.spec);
     return spec.success && Object.values(resolveKeyRefs(c.metadata.name, spec.data)).includes(key.metadata!.name!);
   });
   return [...new Set([...clusterOfLabel(key), ...users.map((c) => `${ns}/${c.metadata.name}`)])];

@@ -265,6 +265,20 @@ export const kdcClusterSchema = z.object({
   status: kdcClusterStatusSchema.optional(),
 });
 
+/**
+ * A KdcCluster spec parsed once per spec object. Informer caches hold each version of an object
+ * as a new object, so the spec's identity is its version: the controllers look at every cluster
+ * of a namespace on every reconcile and every KMSKey event, and without this parsed each one
+ * again each time (quadratic in the clusters of a namespace). The result is shared: read it only.
+ */
+export function parseKdcClusterSpec(spec: unknown): z.ZodSafeParseResult<KdcClusterSpec> {
+  if (typeof spec !== 'object' || spec === null) return kdcClusterSpecSchema.safeParse(spec);
+  let parsed = parsedSpecs.get(spec);
+  if (!parsed) parsedSpecs.set(spec, (parsed = kdcClusterSpecSchema.safeParse(spec)));
+  return parsed;
+}
+const parsedSpecs = new WeakMap<object, z.ZodSafeParseResult<KdcClusterSpec>>();
+
 export type KdcClusterSpecInput = z.input<typeof kdcClusterSpecSchema>;
 export type KdcClusterSpec = z.output<typeof kdcClusterSpecSchema>;
 export type KdcClusterStatus = z.output<typeof kdcClusterStatusSchema>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kdcClusterSpecSchema } from './kdccluster.ts';
+import { kdcClusterSpecSchema, parseKdcClusterSpec } from './kdccluster.ts';
 import { kmsKeySpecSchema } from './kmskey.ts';
 import { tenantControlPlaneSchema } from './tenantcontrolplane.ts';
 
@@ -33,6 +33,20 @@ describe('KdcCluster spec schema', () => {
     const result = kdcClusterSpecSchema.safeParse(input);
     expect(result.success).toBe(false);
     expect(result.error?.issues.map((i) => i.path.join('.'))).toContain(path);
+  });
+});
+
+describe('parseKdcClusterSpec', () => {
+  it('parses a spec object once, and each new object (a new version from the cache) again', () => {
+    const spec = { version: 'v1.35.0', encryption: { etcd: { enabled: true } } };
+    const first = parseKdcClusterSpec(spec);
+    expect(first).toEqual(kdcClusterSpecSchema.safeParse(spec));
+    expect(parseKdcClusterSpec(spec)).toBe(first);
+    const next = { ...spec, encryption: { etcd: { enabled: false } } };
+    expect(parseKdcClusterSpec(next)).not.toBe(first);
+    expect(parseKdcClusterSpec(next).data?.encryption?.etcd.enabled).toBe(false);
+    expect(parseKdcClusterSpec({ version: 7 }).success).toBe(false);
+    expect(parseKdcClusterSpec(undefined).success).toBe(false);
   });
 });
 

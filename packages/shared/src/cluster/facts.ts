@@ -1,4 +1,4 @@
-import { kdcClusterSpecSchema, resolveKeyRefs } from '../api/kdccluster.ts';
+import { parseKdcClusterSpec, resolveKeyRefs } from '../api/kdccluster.ts';
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
 import { ANNOTATIONS, LABELS } from '../names.ts';
 import { type KubeClient, type KubeObject } from '../runtime/kube.ts';
@@ -14,7 +14,7 @@ export type OrganizationOf = (namespace: string) => Promise<string | undefined>;
 
 export async function gatherClusterFacts(input: {
   cluster: KubeObject & { spec?: unknown };
-  /** Every KdcCluster the controller sees. */
+  /** The KdcClusters of the cluster's namespace (others are skipped anyway). */
   clusters: readonly KubeObject[];
   /** The KMSKeys of the cluster's namespace. */
   kmsKeys: readonly KubeObject[];
@@ -34,7 +34,7 @@ export async function gatherClusterFacts(input: {
   const otherClusters = input.clusters
     .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
     .flatMap((c) => {
-      const spec = kdcClusterSpecSchema.safeParse(c.spec);
+      const spec = parseKdcClusterSpec(c.spec);
       return spec.success && spec.data.encryption?.etcd.enabled
         ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }]
         : [];

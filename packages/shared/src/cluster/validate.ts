@@ -1,4 +1,4 @@
-import { kdcClusterSpecSchema, type KdcClusterSpec } from '../api/kdccluster.ts';
+import { parseKdcClusterSpec, type KdcClusterSpec } from '../api/kdccluster.ts';
 import { KMSKEY_CONDITIONS } from '../api/kmskey.ts';
 import { isConditionTrue, type Condition } from '../conditions.ts';
 import { DAY_SECONDS, formatDuration, parseDuration } from '../duration.ts';
@@ -84,7 +84,7 @@ export const MAX_CLUSTER_NAME_LENGTH = 40;
 const CLUSTER_NAME = new RegExp(`^[a-z]([-a-z0-9]{0,${MAX_CLUSTER_NAME_LENGTH - 2}}[a-z0-9])?$`);
 
 export function validateCluster(facts: ClusterFacts): Validation {
-  const parsed = kdcClusterSpecSchema.safeParse(facts.spec);
+  const parsed = parseKdcClusterSpec(facts.spec);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
     return {
