@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { clusterNames } from '../names.ts';
 import { gatherClusterFacts } from './facts.ts';
 
 const cluster = (
@@ -14,26 +15,41 @@ const cluster = (
 const noDataStores = async () => null;
 
 describe('gatherClusterFacts', () => {
-  it('finds encrypted neighbours with their keys; namesakes elsewhere do not matter', async () => {
-    const self = cluster('acme-b', 'prod', true);
-    const clusters = [
-      self,
+  it('finds the encrypted neighbours on the etcd key this cluster names; namesakes elsewhere do not matter', async () => {
+    const self = cluster('acme-b', 'prod', true, 'shared');
+    const neighbours = [
       cluster('acme-b', 'dev', true, 'shared'),
-      cluster('acme-b', 'off', false),
-      cluster('acme-a', 'prod', true),
-      cluster('other', 'prod', true),
+      cluster('acme-b', 'mine', true, 'own-key'),
+      cluster('acme-b', 'off', false, 'shared'),
+      cluster('acme-a', 'prod', true, 'shared'),
+      cluster('other', 'qa', true, 'shared'),
     ];
-    const facts = await gatherClusterFacts({
-      cluster: self,
-      clusters,
+    const gather = (own: typeof self) =>
+      gatherClusterFacts({
+        cluster: own,
+        clusters: [own, ...neighbours],
+        kmsKeys: [],
+        tcp: null,
+        platform: { ok: false, missing: [] },
+        dataStoreOf: noDataStores,
+      });
+    const facts = await gather(self);
+    expect(facts.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: 'shared' }]);
+    expect(facts.attached).toBe(false);
+    expect(facts.dataStore).toBeUndefined();
+    // A neighbour's own (automatic) key counts when this cluster names it.
+    const autoKey = clusterNames('dev').autoEtcdKey;
+    const onAuto = await gatherClusterFacts({
+      cluster: cluster('acme-b', 'prod', true, autoKey),
+      clusters: [cluster('acme-b', 'dev', true)],
       kmsKeys: [],
       tcp: null,
       platform: { ok: false, missing: [] },
       dataStoreOf: noDataStores,
     });
-    expect(facts.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: 'shared' }]);
-    expect(facts.attached).toBe(false);
-    expect(facts.dataStore).toBeUndefined();
+    expect(onAuto.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: autoKey }]);
+    // Naming no key, a cluster has its own: no neighbour matters.
+    expect((await gather(cluster('acme-b', 'prod', true))).otherClusters).toEqual([]);
   });
   it("reads the DataStore the spec names, with the platform's grant", async () => {
     const self = cluster('acme-b', 'prod', false, undefined, { dataStore: 'etcd-gold' });

@@ -28,17 +28,22 @@ export async function gatherClusterFacts(input: {
   const { cluster, tcp } = input;
   const namespace = cluster.metadata!.namespace!;
   const name = cluster.metadata!.name!;
-  // Only neighbours (same namespace) matter: OpenBao names are scoped by namespace, so a
-  // namesake elsewhere can never collide (names.ts). Filter before parsing: this runs for every
-  // cluster on every resync.
-  const otherClusters = input.clusters
-    .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
-    .flatMap((c) => {
-      const spec = parseKdcClusterSpec(c.spec);
-      return spec.success && spec.data.encryption?.etcd.enabled
-        ? [{ name: c.metadata!.name!, etcdKeyRef: resolveKeyRefs(c.metadata!.name!, spec.data).etcd }]
-        : [];
-    });
+  // Only neighbours (same namespace) on the etcd key this cluster names matter (KeyRefInUse):
+  // OpenBao names are scoped by namespace, so a namesake elsewhere can never collide (names.ts),
+  // and a cluster naming no key (the common case) needs no scan. This runs for every cluster on
+  // every resync: a scan of every neighbour each time is quadratic in a namespace's clusters.
+  const own = parseKdcClusterSpec(cluster.spec);
+  const explicit = own.success ? own.data.encryption?.etcd.keyRef : undefined;
+  const otherClusters = !explicit
+    ? []
+    : input.clusters
+        .filter((c) => c.metadata?.namespace === namespace && c.metadata?.name !== name)
+        .flatMap((c) => {
+          const spec = parseKdcClusterSpec(c.spec);
+          if (!spec.success || !spec.data.encryption?.etcd.enabled) return [];
+          const etcdKeyRef = resolveKeyRefs(c.metadata!.name!, spec.data).etcd;
+          return etcdKeyRef === explicit ? [{ name: c.metadata!.name!, etcdKeyRef }] : [];
+        });
   const dataStoreName = (cluster.spec as { dataStore?: unknown } | undefined)?.dataStore;
   const dataStore =
     typeof dataStoreName === 'string' && dataStoreName ? await input.dataStoreOf(dataStoreName) : undefined;

@@ -38,7 +38,7 @@ export interface ClusterFacts {
   platform: PlatformConfigResult;
   /** KMSKeys in the cluster's namespace. */
   kmsKeys: readonly KmsKeyView[];
-  /** Other encrypted KdcClusters of the namespace and the etcd key each one uses. */
+  /** Other encrypted KdcClusters of the namespace and the etcd key each one uses (gatherClusterFacts: only those on this cluster's keyRef). */
   otherClusters: readonly { name: string; etcdKeyRef: string }[];
   /** Undefined when the spec names no DataStore (Kamaji's default DataStore is used). */
   dataStore?: DataStoreFact;
