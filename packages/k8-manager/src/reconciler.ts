@@ -152,12 +152,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     const names = clusterNames(name);
     const generation = cluster.metadata?.generation ?? 0;
     const tcp = deps.tcps.get(names.tenantControlPlane, namespace) ?? null;
-    const kmsKeys = deps.keys.list(namespace);
     const validation = validateCluster(
       await gatherClusterFacts({
         cluster,
         clusters: deps.clusters.list(namespace),
-        kmsKeys,
+        kmsKey: (key) => deps.keys.get(key, namespace),
         tcp,
         platform: await platformConfig(),
         dataStoreOf,
@@ -172,9 +171,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     // two instances side by side, or refused while rows are being migrated.
     const enabledNow = validation.ok && validation.spec.encryption?.etcd.enabled === true;
     const desiredEtcdKeyId =
-      validation.ok && validation.etcdKeyRef
-        ? keyIdOf(kmsKeys.find((k) => k.metadata?.name === validation.etcdKeyRef))
-        : undefined;
+      validation.ok && validation.etcdKeyRef ? keyIdOf(deps.keys.get(validation.etcdKeyRef, namespace)) : undefined;
     const keyChange: KeyChangeInput = {
       keys: recordedPluginKeys(cluster.status, tcp, tcp !== null && isAttached(tcp)),
       desired:
@@ -199,7 +196,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       tcp,
       pluginKeys,
       organization: await organizationOf(namespace),
-      autoKey: (kmsKeys.find((k) => k.metadata?.name === names.autoEtcdKey) as ObservedCluster['autoKey']) ?? null,
+      autoKey: (deps.keys.get(names.autoEtcdKey, namespace) as ObservedCluster['autoKey']) ?? null,
       etcdKeyId: desiredEtcdKeyId,
       serviceAccountExists: false,
       secretData: undefined,

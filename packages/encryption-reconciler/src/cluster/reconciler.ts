@@ -180,7 +180,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       await gatherClusterFacts({
         cluster: object,
         clusters: deps.clusters.list(namespace),
-        kmsKeys: deps.keys.list(namespace),
+        kmsKey: (key) => deps.keys.get(key, namespace),
         tcp,
         platform: await deps.platformConfig(),
         dataStoreOf,

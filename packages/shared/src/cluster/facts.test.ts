@@ -28,7 +28,7 @@ describe('gatherClusterFacts', () => {
       gatherClusterFacts({
         cluster: own,
         clusters: [own, ...neighbours],
-        kmsKeys: [],
+        kmsKey: () => undefined,
         tcp: null,
         platform: { ok: false, missing: [] },
         dataStoreOf: noDataStores,
@@ -42,7 +42,7 @@ describe('gatherClusterFacts', () => {
     const onAuto = await gatherClusterFacts({
       cluster: cluster('acme-b', 'prod', true, autoKey),
       clusters: [cluster('acme-b', 'dev', true)],
-      kmsKeys: [],
+      kmsKey: () => undefined,
       tcp: null,
       platform: { ok: false, missing: [] },
       dataStoreOf: noDataStores,
@@ -50,6 +50,27 @@ describe('gatherClusterFacts', () => {
     expect(onAuto.otherClusters).toEqual([{ name: 'dev', etcdKeyRef: autoKey }]);
     // Naming no key, a cluster has its own: no neighbour matters.
     expect((await gather(cluster('acme-b', 'prod', true))).otherClusters).toEqual([]);
+  });
+  it('looks up only the KMSKeys the spec names, or the automatic one', async () => {
+    const key = (name: string) => ({ metadata: { namespace: 'acme-b', name } });
+    const looked: string[] = [];
+    const kmsKey = (name: string) => (looked.push(name), name === 'missing' ? undefined : key(name));
+    const gather = (own: ReturnType<typeof cluster>) =>
+      gatherClusterFacts({
+        cluster: own,
+        clusters: [own],
+        kmsKey,
+        tcp: null,
+        platform: { ok: false, missing: [] },
+        dataStoreOf: noDataStores,
+      });
+    const named = cluster('acme-b', 'prod', true, 'etcd-key', {});
+    (named.spec.encryption.etcd as Record<string, unknown>).backup = { keyRef: 'missing' };
+    expect((await gather(named)).kmsKeys).toEqual([key('etcd-key')]);
+    expect(looked).toEqual(['etcd-key', 'missing']);
+    looked.length = 0;
+    expect((await gather(cluster('acme-b', 'prod', true))).kmsKeys).toEqual([key('prod-etcd')]);
+    expect(looked).toEqual(['prod-etcd']);
   });
   it("reads the DataStore the spec names, with the platform's grant", async () => {
     const self = cluster('acme-b', 'prod', false, undefined, { dataStore: 'etcd-gold' });
@@ -60,7 +81,7 @@ describe('gatherClusterFacts', () => {
     const facts = await gatherClusterFacts({
       cluster: self,
       clusters: [self],
-      kmsKeys: [],
+      kmsKey: () => undefined,
       tcp: null,
       platform: { ok: false, missing: [] },
       dataStoreOf,
@@ -69,7 +90,7 @@ describe('gatherClusterFacts', () => {
     const missing = await gatherClusterFacts({
       cluster: cluster('acme-b', 'x', false, undefined, { dataStore: 'nope' }),
       clusters: [],
-      kmsKeys: [],
+      kmsKey: () => undefined,
       tcp: null,
       platform: { ok: false, missing: [] },
       dataStoreOf,
@@ -84,7 +105,7 @@ describe('gatherClusterFacts', () => {
         await gatherClusterFacts({
           cluster: self,
           clusters: [],
-          kmsKeys: [],
+          kmsKey: () => undefined,
           tcp: null,
           platform: { ok: false, missing: [] },
           dataStoreOf: noDataStores,
@@ -97,7 +118,7 @@ describe('gatherClusterFacts', () => {
       await gatherClusterFacts({
         cluster: self,
         clusters: [],
-        kmsKeys: [],
+        kmsKey: () => undefined,
         tcp: null,
         platform: { ok: false, missing: [] },
         dataStoreOf: noDataStores,

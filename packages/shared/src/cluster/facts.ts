@@ -16,8 +16,8 @@ export async function gatherClusterFacts(input: {
   cluster: KubeObject & { spec?: unknown };
   /** The KdcClusters of the cluster's namespace (others are skipped anyway). */
   clusters: readonly KubeObject[];
-  /** The KMSKeys of the cluster's namespace. */
-  kmsKeys: readonly KubeObject[];
+  /** A KMSKey of the cluster's namespace by name (an informer cache lookup). */
+  kmsKey: (name: string) => KubeObject | undefined;
   tcp: TenantControlPlane | null;
   platform: PlatformConfigResult;
   /** A Kamaji DataStore by name (cluster-scoped; null when it does not exist). */
@@ -53,7 +53,10 @@ export async function gatherClusterFacts(input: {
     spec: cluster.spec,
     annotations: cluster.metadata?.annotations ?? {},
     platform: input.platform,
-    kmsKeys: input.kmsKeys as unknown as KmsKeyView[],
+    // Only the keys the spec names (or the automatic one) are looked at: not every key of the namespace.
+    kmsKeys: (own.success
+      ? [...new Set(Object.values(resolveKeyRefs(name, own.data)))].flatMap((ref) => input.kmsKey(ref) ?? [])
+      : []) as unknown as KmsKeyView[],
     otherClusters,
     kamajiControlPlaneOwner: tcp ? kamajiControlPlaneOwner(tcp) : undefined,
     ...(typeof dataStoreName === 'string' && dataStoreName

@@ -37,6 +37,7 @@ export interface ClusterFacts {
   annotations: Record<string, string>;
   platform: PlatformConfigResult;
   /** KMSKeys in the cluster's namespace. */
+  /** The KMSKeys of the namespace the spec names (gatherClusterFacts: only those). */
   kmsKeys: readonly KmsKeyView[];
   /** Other encrypted KdcClusters of the namespace and the etcd key each one uses (gatherClusterFacts: only those on this cluster's keyRef). */
   otherClusters: readonly { name: string; etcdKeyRef: string }[];
