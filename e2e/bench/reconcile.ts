@@ -3,7 +3,9 @@
 // every write the controllers must make for those objects, issued directly by WORKERS workers
 // (ownership record, Transit key, both policies and roles, the finalizer and one status write per
 // object, and the plugin pre-flight: TokenRequest, login, encrypt, decrypt, capabilities, revoke).
-// Then two steady resyncs: Kubernetes and OpenBao writes, CPU seconds and RSS of the controller.
+// Then two steady resyncs: Kubernetes and OpenBao writes, CPU seconds and RSS of the controller,
+// and the CPU of the same steady reads issued directly (the floor of a resync that verifies
+// every tenant's OpenBao objects with this client library).
 // Prints one JSON line last.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -189,7 +191,34 @@ try {
   console.error('steady OpenBao writes (two resyncs):', JSON.stringify(steadyOpenBao.byPath));
   const steadyReads = openBaoRequests(auditLinesSince(p.openbao.auditLog, steadyMark), 'reads');
   console.error('steady OpenBao reads (two resyncs):', JSON.stringify(steadyReads.byPath));
-  console.error('steady Kubernetes reads (two resyncs):', JSON.stringify(diff(after.kubeReads, before.kubeReads)));
+  const steadyKubeReads = diff(after.kubeReads, before.kubeReads);
+  console.error('steady Kubernetes reads (two resyncs):', JSON.stringify(steadyKubeReads));
+
+  // The floor, side by side: the reads a steady resync makes for each tenant (its ownership
+  // record, Transit key, policies, roles and TenantControlPlane), issued directly by the same
+  // client library with the same number of workers, and nothing else (no informers, planning or
+  // status). What is left over is the controller's own work.
+  const floorMark = auditMark(p.openbao.auditLog);
+  const cpu0 = process.cpuUsage();
+  await inParallel(N, WORKERS, async (i) => {
+    const name = `c${i}`;
+    const refs = resolveKeyRefs(name, SPEC);
+    const etcd = transitKeyName('bench', refs.etcd);
+    await owners.read(etcd);
+    await root.transit().readKey(etcd);
+    const access = desiredAccess('bench', name, SPEC, { etcd, backup: transitKeyName('bench', refs.backup) });
+    for (const policy of access.policies) await root.readPolicy(policy.name);
+    for (const role of access.roles) await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name);
+    await kube.getOrNull({
+      ...RESOURCES.tenantControlPlane,
+      namespace: 'bench',
+      name: clusterNames(name).tenantControlPlane,
+    });
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const floorCpuS = (cpu.user + cpu.system) / 1e6;
+  const floorReads = openBaoRequests(auditLinesSince(p.openbao.auditLog, floorMark), 'reads').total + N;
+  console.error(`direct steady reads: ${floorReads} requests, ${round(floorCpuS)} CPU-s`);
   console.log(
     JSON.stringify({
       bench: 'reconcile',
@@ -208,6 +237,10 @@ try {
       lease_writes_per_steady_resync: leaseWrites / 2,
       reconciles_per_steady_resync: reconciles / 2,
       steady_resync_cpu_s: round((after.cpuSeconds - before.cpuSeconds) / 2),
+      steady_requests_per_resync: (steadyReads.total + sum(steadyKubeReads)) / 2,
+      direct_steady_reads: floorReads,
+      direct_steady_reads_cpu_s: round(floorCpuS),
+      steady_cpu_vs_direct_reads: round((after.cpuSeconds - before.cpuSeconds) / 2 / floorCpuS),
       controller_rss_mb: Math.round(after.rssBytes / 2 ** 20),
       controller_heap_used_mb: Math.round(after.heapUsedBytes / 2 ** 20),
       controller_heap_total_mb: Math.round(after.heapTotalBytes / 2 ** 20),
