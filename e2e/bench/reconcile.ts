@@ -76,6 +76,8 @@ const platform = await startPlatform();
 try {
   const p = platform.state;
   const kube = KubeClient.fromFile(p.management.kubeconfig);
+  // A request that never ends would hang the whole run (one did): fail it instead.
+  kube.requestTimeoutMs = 120_000;
   const root = new OpenBaoClient({
     endpoint: p.openbao.url,
     caBundle: p.openbao.caPem,

@@ -162,24 +162,18 @@ describe('Helm chart kdc-encryption', () => {
       'k8-manager': '--max-old-space-size=192',
       'encryption-reconciler': '--max-old-space-size=128',
     });
-    const own = await renderChart({
-      release,
-      namespace: ns,
-      set: { nodeOptions: '--max-old-space-size=300', 'k8Manager.nodeOptions': '--max-old-space-size=100' },
-    });
-    expect(nodeOptions(own)).toEqual({
-      'k8-manager': '--max-old-space-size=100',
-      'encryption-reconciler': '--max-old-space-size=128',
-    });
-    const inherited = await renderChart({
-      release,
-      namespace: ns,
-      set: { nodeOptions: '--max-old-space-size=300', 'encryptionReconciler.nodeOptions': '' },
-    });
-    expect(nodeOptions(inherited)).toEqual({
-      'k8-manager': '--max-old-space-size=300',
-      'encryption-reconciler': '--max-old-space-size=300',
-    });
+    const cases: [Record<string, string>, Record<string, string>][] = [
+      [
+        { nodeOptions: '--max-old-space-size=300', 'k8Manager.nodeOptions': '--max-old-space-size=100' },
+        { 'k8-manager': '--max-old-space-size=100', 'encryption-reconciler': '--max-old-space-size=128' },
+      ],
+      [
+        { nodeOptions: '--max-old-space-size=300', 'encryptionReconciler.nodeOptions': '' },
+        { 'k8-manager': '--max-old-space-size=300', 'encryption-reconciler': '--max-old-space-size=300' },
+      ],
+    ];
+    for (const [set, want] of cases)
+      expect(nodeOptions(await renderChart({ release, namespace: ns, set })), JSON.stringify(set)).toEqual(want);
     // ci/test-values.yaml pins k8-manager by digest; the others take the chart's appVersion as tag.
     const images = Object.fromEntries(
       objects
