@@ -1,5 +1,10 @@
 // npm run bench:apiserver: a tenant kube-apiserver with the KMS v2 provider vs the same
-// apiserver with identity, side by side on one etcd. Prints one JSON line last.
+// apiserver with identity, side by side on one etcd. Prints one JSON line last. For writes a
+// third side, the same apiserver encrypting with a local aesgcm key (no plugin), shows what
+// encryption at rest costs inside the apiserver whoever holds the key: the floor for KMS, whose
+// v2 writes never call the plugin (a DEK seed per key_id, rotated only when it changes).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { kmsTenant } from '../src/kms-tenant.ts';
@@ -12,12 +17,15 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SIDES = ['kms', 'identity'] as const;
 type Side = (typeof SIDES)[number];
+const WRITE_SIDES = ['kms', 'identity', 'aesgcm'] as const;
+type WriteSide = (typeof WRITE_SIDES)[number];
 
-const decryptCalls = async (metricsUrl: string) => {
+const pluginCalls = async (metricsUrl: string, operation: 'encrypt' | 'decrypt') => {
   const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-  return Number(
-    /kms_plugin_request_duration_seconds_count\{operation="decrypt",code="OK"\} (\d+)/.exec(text)?.[1] ?? 0,
+  const pattern = new RegExp(
+    `kms_plugin_request_duration_seconds_count\\{operation="${operation}",code="OK"\\} (\\d+)`,
   );
+  return Number(pattern.exec(text)?.[1] ?? 0);
 };
 
 const platform = await startPlatform({ installCrds: false });
@@ -35,13 +43,52 @@ try {
       name: 'identity-tenant',
     });
   let identity = await startIdentity();
+  const aesgcmDir = join(p.dir, 'aesgcm-tenant');
+  mkdirSync(aesgcmDir, { recursive: true });
+  const aesgcmConfig = join(aesgcmDir, 'encryption-config.yaml');
+  writeFileSync(
+    aesgcmConfig,
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: EncryptionConfiguration',
+      'resources:',
+      '  - resources: [secrets]',
+      '    providers:',
+      '      - aesgcm:',
+      '          keys:',
+      `            - { name: bench, secret: ${randomBytes(32).toString('base64')} }`,
+      '      - identity: {}',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const aesgcm = await startKubeApiserver({
+    binary: p.binaries['kube-apiserver'],
+    dir: aesgcmDir,
+    logDir: p.logDir,
+    etcdEndpoint: p.etcd.endpoint,
+    etcdPrefix: '/aesgcm-tenant',
+    name: 'aesgcm-tenant',
+    extraArgs: [`--encryption-provider-config=${aesgcmConfig}`],
+  });
+  const encryptsBefore = await pluginCalls(kms.plugin.metricsUrl, 'encrypt');
   // Rounds alternate which side goes first, so neither gets the warm or the cold etcd every time;
   // each round writes its own N Secrets (etcd keeps growing on both sides alike).
-  const rounds: { create: Record<Side, number>; get: Record<Side, number> }[] = [];
+  const rounds: { create: Record<WriteSide, number>; get: Record<WriteSide, number> }[] = [];
+  const writeClients: Record<WriteSide, KubeClient> = {
+    kms: kms.tenant,
+    identity: KubeClient.fromFile(identity.kubeconfig),
+    aesgcm: KubeClient.fromFile(aesgcm.kubeconfig),
+  };
   for (let r = 0; r < ROUNDS; r++) {
-    const round: (typeof rounds)[number] = { create: { kms: 0, identity: 0 }, get: { kms: 0, identity: 0 } };
-    for (const side of r % 2 === 0 ? SIDES : [...SIDES].reverse()) {
-      const c = side === 'kms' ? kms.tenant : KubeClient.fromFile(identity.kubeconfig);
+    const round: (typeof rounds)[number] = {
+      create: { kms: 0, identity: 0, aesgcm: 0 },
+      get: { kms: 0, identity: 0, aesgcm: 0 },
+    };
+    // Each round starts with the next side, so each goes first, second and last alike.
+    const order = WRITE_SIDES.map((_, i) => WRITE_SIDES[(i + r) % WRITE_SIDES.length]!);
+    for (const side of order) {
+      const c = writeClients[side];
       round.create[side] = await inParallel(N, CONCURRENCY, (i) =>
         c.create(at(RESOURCES.secret, 'default'), {
           apiVersion: 'v1',
@@ -57,6 +104,8 @@ try {
     }
     rounds.push(round);
   }
+  const encryptsOnWrites = (await pluginCalls(kms.plugin.metricsUrl, 'encrypt')) - encryptsBefore;
+  await aesgcm.stop();
 
   // Cold restart: a fresh apiserver has no DEK cache; listing every Secret decrypts each seed once.
   const lists: Record<Side, number>[] = [];
@@ -67,7 +116,7 @@ try {
     const list: Record<Side, number> = { kms: 0, identity: 0 };
     for (const side of r % 2 === 0 ? SIDES : [...SIDES].reverse()) {
       if (side === 'kms') {
-        const before = await decryptCalls(kms.plugin.metricsUrl);
+        const before = await pluginCalls(kms.plugin.metricsUrl, 'decrypt');
         await kmsApiserver.stop();
         kmsApiserver = await startKubeApiserver({
           binary: p.binaries['kube-apiserver'],
@@ -83,7 +132,7 @@ try {
           await KubeClient.fromFile(kmsApiserver.kubeconfig).list(at(RESOURCES.secret, 'default'))
         ).items.length;
         list.kms = performance.now() - t0;
-        decrypts.push((await decryptCalls(kms.plugin.metricsUrl)) - before);
+        decrypts.push((await pluginCalls(kms.plugin.metricsUrl, 'decrypt')) - before);
       } else {
         await identity.stop();
         identity = await startIdentity();
@@ -109,11 +158,15 @@ try {
     max: round(Math.max(...values)),
   });
   const createRatios = rounds.map((r) => r.create.identity / r.create.kms);
+  const aesgcmCreateRatios = rounds.map((r) => r.create.identity / r.create.aesgcm);
+  const kmsVsAesgcmRatios = rounds.map((r) => r.create.aesgcm / r.create.kms);
   const getRatios = rounds.map((r) => r.get.identity / r.get.kms);
   const listRatios = lists.map((l) => l.kms / l.identity);
   console.error(
     JSON.stringify({
       create: ratios(createRatios),
+      create_aesgcm: ratios(aesgcmCreateRatios),
+      create_kms_vs_aesgcm: ratios(kmsVsAesgcmRatios),
       get: ratios(getRatios),
       list_kms_over_identity: ratios(listRatios),
     }),
@@ -130,6 +183,16 @@ try {
       create_ratio_kms_vs_identity: round(median(createRatios)),
       create_ratio_range: [round(Math.min(...createRatios)), round(Math.max(...createRatios))],
       get_ratio_kms_vs_identity: round(median(getRatios)),
+      create_ms_aesgcm: Math.round(median(rounds.map((r) => r.create.aesgcm))),
+      // The floor: identity time / local-aesgcm time; and aesgcm time / KMS time (our plugin's share).
+      create_ratio_aesgcm_vs_identity: round(median(aesgcmCreateRatios)),
+      create_ratio_aesgcm_vs_identity_range: [
+        round(Math.min(...aesgcmCreateRatios)),
+        round(Math.max(...aesgcmCreateRatios)),
+      ],
+      create_ratio_kms_vs_aesgcm: round(median(kmsVsAesgcmRatios)),
+      create_ratio_kms_vs_aesgcm_range: [round(Math.min(...kmsVsAesgcmRatios)), round(Math.max(...kmsVsAesgcmRatios))],
+      plugin_encrypt_calls_on_writes: encryptsOnWrites,
       list_after_restart_ms_kms: Math.round(median(lists.map((l) => l.kms))),
       list_after_restart_ms_identity: Math.round(median(lists.map((l) => l.identity))),
       // KMS time / identity time of the first list after a restart (target <= 1.2).
