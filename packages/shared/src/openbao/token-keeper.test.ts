@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_TIMER_MS } from '../runtime/workqueue.ts';
-import { rejectionReason, renewalCapped, renewalDelayMs, tokenSourceHint } from './token-keeper.ts';
+import { rejectionReason, renewalCapped, renewalDelayMs, tokenExpiry, tokenSourceHint } from './token-keeper.ts';
 
 describe('renewalDelayMs', () => {
   it.each([
@@ -52,6 +52,24 @@ describe('rejectionReason', () => {
     ['a token without expiry refused', { expiresAt: null, renewalRefused: false, now: 2_000 }, /^it was revoked$/],
   ])('%s', (_name, input, expected) => {
     expect(rejectionReason(input)).toMatch(expected);
+  });
+});
+
+describe('tokenExpiry', () => {
+  const now = Date.parse('2026-12-06T11:00:00.000Z');
+  it.each([
+    ["OpenBao's expire_time", { ttlSeconds: 19, expireTime: '2026-12-06T11:00:19.750123456Z', now }, now + 19_750],
+    // In its last second a token's ttl reads 0: it still expires, it is not a token without expiry.
+    [
+      'the last second: ttl 0 with an expire_time',
+      { ttlSeconds: 0, expireTime: '2026-12-06T11:00:00.400Z', now },
+      now + 400,
+    ],
+    ['no expire_time: counted from now', { ttlSeconds: 30, expireTime: null, now }, now + 30_000],
+    ['a token without expiry', { ttlSeconds: 0, expireTime: null, now }, null],
+    ['an unreadable expire_time: the ttl', { ttlSeconds: 5, expireTime: 'soon', now }, now + 5_000],
+  ])('%s', (_name, input, expected) => {
+    expect(tokenExpiry(input)).toBe(expected);
   });
 });
 

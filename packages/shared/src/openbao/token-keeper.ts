@@ -50,6 +50,19 @@ export function renewalCapped(grantedSeconds: number, requestedSeconds: number):
   return requestedSeconds > 0 && grantedSeconds < requestedSeconds / 3;
 }
 
+/**
+ * Pure: when a token OpenBao just accepted expires (epoch ms; null: never), from lookup-self's
+ * `ttl` (whole seconds, rounded down) and `expire_time`. OpenBao's own expire_time wins: in a
+ * token's last second the ttl reads 0, which alone would mean "never expires", and counting the
+ * TTL from when the answer arrived would put the expiry late by the answer's latency (a refusal
+ * right at expiry would then read as a revocation).
+ */
+export function tokenExpiry(input: { ttlSeconds: number; expireTime?: string | null; now: number }): number | null {
+  const stated = input.expireTime ? Date.parse(input.expireTime) : NaN;
+  if (Number.isFinite(stated)) return stated;
+  return input.ttlSeconds > 0 ? input.now + input.ttlSeconds * 1000 : null;
+}
+
 /** OpenBao reports a TTL in whole seconds: an expiry we computed may be this much late. */
 const EXPIRY_SLACK_MS = 2_000;
 
@@ -213,32 +226,25 @@ export class TokenKeeper implements TokenProvider {
     }
   }
 
-  /**
-   * `expireTime`: OpenBao's own expiry when it gave one. Counting the TTL from when the answer
-   * arrived would put the expiry late by the answer's latency, and a refusal right at expiry would
-   * then read as a revocation.
-   */
+  /** `expireTime`: OpenBao's own expiry when it gave one (tokenExpiry). */
   private accept(ttlSeconds: number, renewable: boolean, requestSeconds: number, expireTime?: string | null): void {
     if (this.rejection) this.options.logger.info('OpenBao accepts the token again');
     this.rejection = undefined;
     this.renewalRefused = false;
-    const stated = expireTime ? Date.parse(expireTime) : NaN;
-    this.terms = {
-      expiresAt: ttlSeconds > 0 ? (Number.isFinite(stated) ? stated : Date.now() + ttlSeconds * 1000) : null,
-      renewable,
-      requestSeconds,
-    };
+    const now = Date.now();
+    const expiresAt = tokenExpiry({ ttlSeconds, expireTime, now });
+    this.terms = { expiresAt, renewable, requestSeconds };
     this.options.metrics?.valid.set(1);
-    const renewIn = renewalDelayMs(ttlSeconds);
-    if (renewIn === undefined) return;
-    if (renewable) this.schedule(renewIn, () => this.renew());
+    if (expiresAt === null) return;
+    const leftMs = Math.max(0, expiresAt - now);
+    if (renewable) this.schedule(renewalDelayMs(leftMs / 1000) ?? 1_000, () => this.renew());
     else {
       this.options.logger.warn(
         { ttlSeconds },
         `the OpenBao token is not renewable: replace it in ${this.options.replace} before it expires`,
       );
       // Look again when it has expired, so conditions and metrics say so before a call fails.
-      this.schedule(ttlSeconds * 1000 + 1_000, () => this.check());
+      this.schedule(leftMs + 1_000, () => this.check());
     }
   }
 
