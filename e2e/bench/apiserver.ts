@@ -3,10 +3,10 @@
 // third side, the same apiserver encrypting with a local aesgcm key (no plugin), shows what
 // encryption at rest costs inside the apiserver whoever holds the key: the floor for KMS, whose
 // v2 writes never call the plugin (a DEK seed per key_id, rotated only when it changes).
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient, at, RESOURCES } from '@kdc/shared';
+import { writeAesgcmEncryptionConfig } from '../src/kms.ts';
 import { kmsTenant } from '../src/kms-tenant.ts';
 import { startKubeApiserver } from '../src/kube-apiserver.ts';
 import { startPlatform } from '../src/platform.ts';
@@ -46,22 +46,7 @@ try {
   const aesgcmDir = join(p.dir, 'aesgcm-tenant');
   mkdirSync(aesgcmDir, { recursive: true });
   const aesgcmConfig = join(aesgcmDir, 'encryption-config.yaml');
-  writeFileSync(
-    aesgcmConfig,
-    [
-      'apiVersion: apiserver.config.k8s.io/v1',
-      'kind: EncryptionConfiguration',
-      'resources:',
-      '  - resources: [secrets]',
-      '    providers:',
-      '      - aesgcm:',
-      '          keys:',
-      `            - { name: bench, secret: ${randomBytes(32).toString('base64')} }`,
-      '      - identity: {}',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  writeAesgcmEncryptionConfig(aesgcmConfig, 'bench');
   const aesgcm = await startKubeApiserver({
     binary: p.binaries['kube-apiserver'],
     dir: aesgcmDir,

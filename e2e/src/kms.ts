@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +114,26 @@ export function writeKmsEncryptionConfig(file: string, socket: string, resources
       '          timeout: 3s',
       '      - identity: {}',
     ].join('\n'),
+  );
+}
+
+/** An EncryptionConfiguration encrypting Secrets with a new random local aesgcm key `name`: no plugin. */
+export function writeAesgcmEncryptionConfig(file: string, name = 'key1'): void {
+  writeFileSync(
+    file,
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: EncryptionConfiguration',
+      'resources:',
+      '  - resources: [secrets]',
+      '    providers:',
+      '      - aesgcm:',
+      '          keys:',
+      `            - name: ${name}`,
+      `              secret: ${randomBytes(32).toString('base64')}`,
+      '      - identity: {}',
+    ].join('\n'),
+    { mode: 0o600 },
   );
 }
 

@@ -1,10 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KubeClient, at, RESOURCES } from '@kdc/shared';
 import { listRaw, readRaw } from '../src/etcd-raw.ts';
 import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
+import { writeAesgcmEncryptionConfig } from '../src/kms.ts';
 import { platform, unique } from './helpers.ts';
 
 describe('a tenant kube-apiserver from the same code', () => {
@@ -19,21 +19,7 @@ describe('a tenant kube-apiserver from the same code', () => {
     const tenantDir = join(dir, name);
     mkdirSync(tenantDir, { recursive: true });
     const configFile = join(tenantDir, 'encryption-config.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'apiVersion: apiserver.config.k8s.io/v1',
-        'kind: EncryptionConfiguration',
-        'resources:',
-        '  - resources: [secrets]',
-        '    providers:',
-        '      - aesgcm:',
-        '          keys:',
-        `            - name: key1`,
-        `              secret: ${randomBytes(32).toString('base64')}`,
-        '      - identity: {}',
-      ].join('\n'),
-    );
+    writeAesgcmEncryptionConfig(configFile);
     const prefix = `/${name}`;
     const tenant = await startKubeApiserver({
       binary: binaries['kube-apiserver'],
