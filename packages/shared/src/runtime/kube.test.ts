@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -128,11 +128,30 @@ describe('KubeClient connections', () => {
     return new KubeClient(kc);
   };
 
-  it('sends a request again when its kept-alive connection turns out closed (an apiserver replica went away)', async () => {
+  /** Runs `test` against a TLS server on loopback answering with `handler`; counts its connections. */
+  const withServer = async (
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    test: (port: number, connections: () => number) => Promise<void>,
+  ) => {
     let connections = 0;
-    const served: string[] = [];
     const server = createHttpsServer(
       { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
+      handler,
+    );
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      await test((server.address() as AddressInfo).port, () => connections);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  };
+  const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
+
+  it('sends a request again when its kept-alive connection turns out closed (an apiserver replica went away)', async () => {
+    const served: string[] = [];
+    await withServer(
       (req, res) => {
         const socket = req.socket as TLSSocket & { requests?: number };
         socket.requests = (socket.requests ?? 0) + 1;
@@ -141,27 +160,21 @@ describe('KubeClient connections', () => {
         served.push(`${req.method} ${req.url}`);
         res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}');
       },
+      async (port, connections) => {
+        const client = clientOf(port, 'first');
+        for (let i = 0; i < 3; i++) await client.get(ns);
+        await client.patch(ns, { metadata: { labels: { a: 'b' } } });
+        expect({ connections: connections(), served }).toEqual({
+          connections: 4,
+          served: [
+            'GET /api/v1/namespaces/x',
+            'GET /api/v1/namespaces/x',
+            'GET /api/v1/namespaces/x',
+            'PATCH /api/v1/namespaces/x',
+          ],
+        });
+      },
     );
-    server.on('secureConnection', () => connections++);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = clientOf((server.address() as AddressInfo).port, 'first');
-    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
-    try {
-      for (let i = 0; i < 3; i++) await client.get(ns);
-      await client.patch(ns, { metadata: { labels: { a: 'b' } } });
-      expect({ connections, served }).toEqual({
-        connections: 4,
-        served: [
-          'GET /api/v1/namespaces/x',
-          'GET /api/v1/namespaces/x',
-          'GET /api/v1/namespaces/x',
-          'PATCH /api/v1/namespaces/x',
-        ],
-      });
-    } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    }
   });
 
   it('sends a GET again when a fresh connection is reset before any answer, and never a write', async () => {
@@ -169,63 +182,55 @@ describe('KubeClient connections', () => {
     // shutting down behind a Service): GETs are idempotent, a POST may have landed.
     let resets = 2;
     const served: string[] = [];
-    const server = createHttpsServer(
-      { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
+    await withServer(
       (req, res) => {
         if (resets-- > 0) return void req.socket.destroy();
         served.push(`${req.method} ${req.url}`);
         res.writeHead(200, { 'Content-Type': 'application/json', Connection: 'close' }).end('{"kind":"Namespace"}');
       },
+      async (port) => {
+        const client = clientOf(port, 'first');
+        await client.get(ns);
+        expect(served).toEqual(['GET /api/v1/namespaces/x']);
+        resets = 1;
+        await expect(client.patch(ns, { metadata: { labels: { a: 'b' } } })).rejects.toMatchObject({
+          code: 'ECONNRESET',
+        });
+        // Past the retries, the GET fails with the reset itself.
+        resets = 10;
+        await expect(client.get(ns)).rejects.toMatchObject({ code: 'ECONNRESET' });
+        expect(resets).toBe(6);
+        expect(served).toEqual(['GET /api/v1/namespaces/x']);
+      },
     );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = clientOf((server.address() as AddressInfo).port, 'first');
-    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
-    try {
-      await client.get(ns);
-      expect(served).toEqual(['GET /api/v1/namespaces/x']);
-      resets = 1;
-      await expect(client.patch(ns, { metadata: { labels: { a: 'b' } } })).rejects.toMatchObject({
-        code: 'ECONNRESET',
-      });
-      // Past the retries, the GET fails with the reset itself.
-      resets = 10;
-      await expect(client.get(ns)).rejects.toMatchObject({ code: 'ECONNRESET' });
-      expect(resets).toBe(6);
-      expect(served).toEqual(['GET /api/v1/namespaces/x']);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    }
   });
 
   it('reuses one TLS connection across requests, and opens a new one when the client certificate file changes', async () => {
     const clients: string[] = [];
-    let connections = 0;
-    const server = createHttpsServer(
-      { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true },
-      (req, res) => {
-        clients.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN));
-        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}');
-      },
-    );
-    server.on('secureConnection', () => connections++);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const use = (user: string) => {
       copyFileSync(join(dir, `${user}.crt`), join(dir, 'client.crt'));
       copyFileSync(join(dir, `${user}.key`), join(dir, 'client.key'));
     };
     use('first');
-    const client = clientOf((server.address() as AddressInfo).port, 'client');
-    const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
-    try {
-      for (let i = 0; i < 3; i++) await client.get(ns);
-      expect({ connections, clients }).toEqual({ connections: 1, clients: ['first', 'first', 'first'] });
-      use('second');
-      await client.get(ns);
-      expect({ connections, clients: clients.slice(3) }).toEqual({ connections: 2, clients: ['second'] });
-    } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    }
+    await withServer(
+      (req, res) => {
+        clients.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN));
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}');
+      },
+      async (port, connections) => {
+        const client = clientOf(port, 'client');
+        for (let i = 0; i < 3; i++) await client.get(ns);
+        expect({ connections: connections(), clients }).toEqual({
+          connections: 1,
+          clients: ['first', 'first', 'first'],
+        });
+        use('second');
+        await client.get(ns);
+        expect({ connections: connections(), clients: clients.slice(3) }).toEqual({
+          connections: 2,
+          clients: ['second'],
+        });
+      },
+    );
   });
 });

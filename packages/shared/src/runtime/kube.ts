@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
@@ -172,12 +173,12 @@ export class KubeClient {
         // short pause, as client-go retries GETs on "connection reset" and EOF.
         if (error instanceof ResetBeforeAnswerError) {
           if (resets++ >= RESET_RETRIES) throw error.cause;
-          if (!error.reused) await new Promise((resolve) => setTimeout(resolve, RESET_BACKOFF_MS * 2 ** (resets - 1)));
+          if (!error.reused) await delay(RESET_BACKOFF_MS * 2 ** (resets - 1));
           continue;
         }
         if (!(error instanceof KubeApiError) || error.status !== 429 || tooMany >= this.tooManyRequestsRetries)
           throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** tooMany++, 2000)));
+        await delay(Math.min(250 * 2 ** tooMany++, 2000));
       }
     }
   }
