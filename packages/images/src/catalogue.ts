@@ -28,7 +28,6 @@ export const IMAGES: readonly ImageSpec[] = [
     workers: { 'crypto-worker': repo('packages/backup-envelope/src/crypto-worker.ts') },
     files: {
       'proto/etcd-kv.proto': repo('packages/shared/src/etcd/proto/etcd-kv.proto'),
-      'proto/etcd-maintenance.proto': repo('packages/backup-envelope/src/proto/etcd-maintenance.proto'),
     },
   },
   {
@@ -47,7 +46,6 @@ export const IMAGES: readonly ImageSpec[] = [
     // restore --data-dir runs etcdutl snapshot restore (static Go binary, etcd's own release).
     binaries: { 'bin/etcdutl': { tool: 'etcd', binary: 'etcdutl' } },
     files: {
-      'proto/etcd-maintenance.proto': repo('packages/backup-envelope/src/proto/etcd-maintenance.proto'),
       'proto/etcd-kv.proto': repo('packages/shared/src/etcd/proto/etcd-kv.proto'),
     },
   },

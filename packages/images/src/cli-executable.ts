@@ -19,7 +19,6 @@ const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const ASSETS: Record<string, string> = {
   'proto/etcd-kv.proto': repo('packages/shared/src/etcd/proto/etcd-kv.proto'),
-  'proto/etcd-maintenance.proto': repo('packages/backup-envelope/src/proto/etcd-maintenance.proto'),
 };
 export const RELEASES_URL = 'https://github.com/kube-dc/kdc-encryption/releases/download';
 
