@@ -415,6 +415,7 @@ describe('the Deployments run the controller programs', () => {
         'k8Manager.clusterSelector': `kdc-e2e/k8m=${id}`,
         'k8Manager.leaseName': `k8m-${id}`,
         'encryptionReconciler.clusterSelector': `${ISOLATED_LABEL}=${id}`,
+        'encryptionReconciler.leaseName': `er-${id}`,
         'encryptionReconciler.controllers': 'kdccluster-openbao',
       },
       setFile: { 'openBao.caBundle': caFile },
@@ -482,7 +483,7 @@ describe('the Deployments run the controller programs', () => {
         env: { ...env, METRICS_ADDR: `127.0.0.1:${port}`, KUBECONFIG: kubeconfigs[identity] },
       });
       stops.push(() => proc.stop());
-      const lease = identity === 'k8-manager' ? `k8m-${id}` : 'encryption-reconciler';
+      const lease = identity === 'k8-manager' ? `k8m-${id}` : `er-${id}`;
       await waitFor(
         `${podName} to lead`,
         async () => {

@@ -40,6 +40,7 @@ export class Manager {
   readonly namespace: string;
   readonly recorder: EventRecorder;
   readonly lease: string;
+  private readonly metricsAddress: { host: string; port: number };
   private readonly informers: Pick<Informer<KubeObject>, 'start' | 'stop' | 'hasSynced' | 'waitForSync'>[] = [];
   private readonly controllers: Controller[] = [];
   private readonly beforeSync: (() => Promise<void>)[] = [];
@@ -62,6 +63,14 @@ export class Manager {
     this.namespace = this.env.POD_NAMESPACE ?? 'kube-dc-system';
     this.lease = this.env.LEASE_NAME ?? options.defaultLease ?? options.name;
     this.recorder = new EventRecorder(this.kube, options.name, this.identity);
+    const metricsAddr = this.env.METRICS_ADDR ?? options.defaultMetricsAddr;
+    this.metricsAddress = this.configure(() => {
+      try {
+        return splitHostPort(metricsAddr);
+      } catch (error) {
+        throw new ConfigError(`METRICS_ADDR ${(error as Error).message}: set host:port, e.g. 0.0.0.0:8080`);
+      }
+    });
   }
 
   /** Logs what to fix and exits 2. */
@@ -103,12 +112,14 @@ export class Manager {
   }
 
   async start(fields: Record<string, unknown> = {}): Promise<void> {
-    const { host, port } = splitHostPort(this.env.METRICS_ADDR ?? this.options.defaultMetricsAddr);
+    const { host, port } = this.metricsAddress;
     const server = await serveMetrics(this.registry, {
       host,
       port,
       ready: () => this.informers.every((i) => i.hasSynced),
-    });
+    }).catch((error: Error) =>
+      this.fail(`cannot serve metrics and probes on ${host}:${port} (METRICS_ADDR): ${error.message}`),
+    );
     for (const start of this.beforeSync) await start().catch((error: Error) => this.fail(error.message));
     for (const informer of this.informers) informer.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
