@@ -46,10 +46,7 @@ export class Manager {
   private readonly beforeSync: (() => Promise<void>)[] = [];
   private readonly afterStop: (() => void | Promise<void>)[] = [];
 
-  private readonly options: ManagerOptions;
-
   constructor(options: ManagerOptions) {
-    this.options = options;
     this.name = options.name;
     this.env = options.env ?? process.env;
     this.logger = createLogger(options.name);
