@@ -37,7 +37,7 @@ export const IMAGES: readonly ImageSpec[] = [
   {
     name: 'kms-plugin',
     entry: repo('packages/kms-plugin/src/main.ts'),
-    files: { 'proto/kms-v2.proto': repo('packages/kms-plugin/src/proto/kms-v2.proto') },
+    files: { 'proto/kms-v2.proto': repo('packages/kms-plugin/src/transport/proto/kms-v2.proto') },
   },
   {
     name: 'kdc-backup',

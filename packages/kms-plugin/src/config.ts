@@ -12,7 +12,7 @@ import {
   type FlagSpecs,
   type OpenBaoAuthConfig,
 } from '@kdc/shared';
-import { KEY_ID_FORMS, type KeyIdForm } from './keyid.ts';
+import { KEY_ID_FORMS, type KeyIdForm } from './key/keyid.ts';
 
 export interface PluginConfig {
   socket: string;

@@ -3,7 +3,7 @@
 // dispatched before the plugin and its dependencies load: the init container of every encrypted
 // control-plane pod start should cost a chown, not the plugin's start-up.
 import { exitOnVersionFlag } from '@kdc/shared/version';
-import { parseSocketDirArgs, prepareSocketDir, SOCKET_DIR_HELP } from './socket-dir.ts';
+import { parseSocketDirArgs, prepareSocketDir, SOCKET_DIR_HELP } from './transport/socket-dir.ts';
 
 const argv = process.argv.slice(2);
 exitOnVersionFlag('kms-plugin', argv);

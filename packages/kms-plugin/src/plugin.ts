@@ -2,14 +2,14 @@ import { readFile } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createLogger, OpenBaoClient, serveMetrics, type Logger } from '@kdc/shared';
 import type { PluginConfig } from './config.ts';
-import { unaryServer } from './grpc-server.ts';
-import { KeyState } from './key-state.ts';
+import { unaryServer } from './transport/grpc-server.ts';
+import { KeyState } from './key/key-state.ts';
 import { pluginMetrics } from './metrics.ts';
 import { serveProbes } from './probes.ts';
-import { KMS_LIMITS, loadKmsV2 } from './proto.ts';
-import { kmsService } from './service.ts';
-import { OpenBaoSession } from './session.ts';
-import { prepareSocket, removeSocket, restrictSocket } from './socket.ts';
+import { KMS_LIMITS, loadKmsV2 } from './transport/proto.ts';
+import { kmsService } from './service/service.ts';
+import { OpenBaoSession } from './key/session.ts';
+import { prepareSocket, removeSocket, restrictSocket } from './transport/socket.ts';
 
 export interface RunningPlugin {
   logger: Logger;

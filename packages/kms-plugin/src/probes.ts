@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { KeyState } from './key-state.ts';
+import type { KeyState } from './key/key-state.ts';
 
 // The listener kubelet's probes and k8-manager reach over the pod network. It answers only what
 // they need: liveness, readiness (healthz ok), the Transit version behind the published key_id,

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { MAX_TIMER_MS, isOpenBaoError, type AuthResult, type Logger, type OpenBaoClient } from '@kdc/shared';
-import type { PluginConfig } from './config.ts';
-import type { PluginMetrics } from './metrics.ts';
+import type { PluginConfig } from '../config.ts';
+import type { PluginMetrics } from '../metrics.ts';
 
 /**
  * The plugin's OpenBao identity: logs in on demand (one login at a time), renews at two thirds

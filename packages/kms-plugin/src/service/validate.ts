@@ -1,4 +1,4 @@
-import { KMS_LIMITS } from './proto.ts';
+import { KMS_LIMITS } from '../transport/proto.ts';
 
 // Checks on what kube-apiserver (or anything else on the socket) sends, made before any call to
 // OpenBao. Each failure names the field and the rule, and maps to INVALID_ARGUMENT.

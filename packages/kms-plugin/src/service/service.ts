@@ -1,12 +1,12 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { isOpenBaoError, type BatchItemResult, type Ciphertext, type Logger } from '@kdc/shared';
-import type { KeyState } from './key-state.ts';
-import { classify } from './key-state.ts';
-import type { PluginMetrics } from './metrics.ts';
-import type { OpenBaoSession } from './session.ts';
+import type { KeyState } from '../key/key-state.ts';
+import { classify } from '../key/key-state.ts';
+import type { PluginMetrics } from '../metrics.ts';
+import type { OpenBaoSession } from '../key/session.ts';
 import { BatchItemError, DeadlineExceededError, GroupCommit, QueueFullError } from './group-commit.ts';
-import type { UnaryCall, UnaryCallback, UnaryHandler } from './grpc-server.ts';
-import { KMS_LIMITS } from './proto.ts';
+import type { UnaryCall, UnaryCallback, UnaryHandler } from '../transport/grpc-server.ts';
+import { KMS_LIMITS } from '../transport/proto.ts';
 import {
   checkAnnotations,
   checkCiphertext,

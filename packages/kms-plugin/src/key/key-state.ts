@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isOpenBaoError, type Logger, type TransitKey } from '@kdc/shared';
 import { keyIdFor, keyIdHash, legacyKeyIdFor, type KeyIdentity, type KeyIdForm } from './keyid.ts';
-import type { ErrorClass, PluginMetrics } from './metrics.ts';
+import type { ErrorClass, PluginMetrics } from '../metrics.ts';
 import type { OpenBaoSession } from './session.ts';
 
 export interface PublishedKey {
