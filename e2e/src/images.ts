@@ -7,7 +7,7 @@ import type { OciImage } from './kubelet/image.ts';
 // gives the images we ship instead, unpacked, for the tests and proofs that run those.
 
 export const KMS_PLUGIN_IMAGE = 'kdc.local/kms-plugin:dev';
-const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
+export const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
 
 export const BACKUP_IMAGE = 'kdc.local/kdc-backup:dev';
 export const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));

@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { loadKmsV2 } from '@kdc/kms-plugin';
+import { PLUGIN_MAIN } from './images.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
-
-const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
 
 export interface KmsPluginProcess {
   socket: string;

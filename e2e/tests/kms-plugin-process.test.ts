@@ -2,15 +2,13 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderPolicy, transitKeyName } from '@kdc/shared';
 import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
+import { PLUGIN_MAIN } from '../src/images.ts';
 import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { openBaoRoot, platform, unique } from './helpers.ts';
-
-const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
 
 describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () => {
   const ns = unique('proc');
