@@ -1,6 +1,6 @@
 // Garbage collection on demand, for the streaming phases of a backup or restore (the crypto
-// worker has its own copy of the minor-GC counter). The S3 client leaves large short-lived
-// buffers behind (socket reads) whose memory lives outside the V8 heap;
+// worker has its own copy of the minor-GC counter). The S3 client and etcd's gRPC stream leave
+// large short-lived buffers behind (socket reads) whose memory lives outside the V8 heap;
 // V8 only collects them once that external memory has grown by tens of MiB, which shows up as
 // peak RSS. A minor GC every few MiB of such garbage keeps it at that: a scavenge of a young
 // generation that holds only small objects costs well under a millisecond.
@@ -32,8 +32,8 @@ export function shrinkHeap(): void {
   gc({ type: 'major', flavor: 'last-resort' });
 }
 
-/** A counter that runs a minor GC each time `everyBytes` more bytes of garbage were made. */
-export function garbageCollector(everyBytes: number): (bytes: number) => void {
+/** A counter that runs a minor GC each time `everyBytes` (default 2 MiB) more bytes of garbage were made. */
+export function garbageCollector(everyBytes = 2 * 1024 * 1024): (bytes: number) => void {
   const gc = gcFunction();
   let garbage = 0;
   return (bytes: number) => {

@@ -87,7 +87,8 @@ export function etcdSnapshotSource(settings: EtcdSettings): SourceFactory {
       call?.cancel();
       client?.close();
     };
-    const collect = garbageCollector(GC_EVERY_BYTES);
+    // A minor GC per 2 MiB received from etcd (see gc.ts).
+    const collect = garbageCollector();
     async function* chunks(): AsyncGenerator<Buffer> {
       let first = true;
       try {
@@ -138,9 +139,6 @@ export function etcdSnapshotSource(settings: EtcdSettings): SourceFactory {
     return { chunks: chunks(), info, close };
   };
 }
-
-/** A minor GC per this many bytes received from etcd (see gc.ts). */
-const GC_EVERY_BYTES = 2 * 1024 * 1024;
 
 /**
  * An existing snapshot file (e.g. from `etcdctl snapshot save`). Like etcdutl, a size of

@@ -19,6 +19,7 @@ export interface SnapshotResponse {
 
 export class MalformedMessageError extends Error {
   override readonly name = 'MalformedMessageError';
+  readonly kind = 'malformed-message';
 }
 
 // Protobuf wire types.

@@ -16,8 +16,6 @@ import type { BackupStore } from '../store/store.ts';
 const RANGE_BYTES = 4 * 1024 * 1024;
 const DOWNLOAD_CONCURRENCY = 2;
 const RANGE_MEMORY = 20 * 1024 * 1024;
-/** A minor GC per this many bytes downloaded (see gc.ts). */
-const GC_EVERY_BYTES = 2 * 1024 * 1024;
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
@@ -79,7 +77,8 @@ export async function restoreRanged(args: {
   };
   shrinkHeap();
   // The socket reads each download copies from are garbage right after (outside the heap).
-  const collect = garbageCollector(GC_EVERY_BYTES);
+  // A minor GC per 2 MiB downloaded (see gc.ts).
+  const collect = garbageCollector();
   // Shared buffers, as the backup's part buffers: the worker decrypts in place, nothing is copied
   // or transferred.
   const pool = new BufferPool(plan.bufferBytes, plan.buffers, true);

@@ -60,14 +60,11 @@ export class Manager {
     this.namespace = this.env.POD_NAMESPACE ?? 'kube-dc-system';
     this.lease = this.env.LEASE_NAME ?? options.defaultLease ?? options.name;
     this.recorder = new EventRecorder(this.kube, options.name, this.identity);
-    const metricsAddr = this.env.METRICS_ADDR ?? options.defaultMetricsAddr;
-    this.metricsAddress = this.configure(() => {
-      try {
-        return splitHostPort(metricsAddr);
-      } catch (error) {
-        throw new ConfigError(`METRICS_ADDR ${(error as Error).message}: set host:port, e.g. 0.0.0.0:8080`);
-      }
-    });
+    try {
+      this.metricsAddress = splitHostPort(this.env.METRICS_ADDR ?? options.defaultMetricsAddr);
+    } catch (error) {
+      this.fail(`METRICS_ADDR ${(error as Error).message}: set host:port, e.g. 0.0.0.0:8080`);
+    }
   }
 
   /** Logs what to fix and exits 2. */
