@@ -19,22 +19,22 @@ import {
   OPENBAO_K8S_AUTH_MOUNT,
   clusterNames,
   kdcClusterSpecSchema,
-  renderPolicy,
   resolveKeyRefs,
   transitKeyName,
   resourcePath,
-  updateStatusIfChanged,
   type KubeObject,
   at,
   RESOURCES,
 } from '@kdc/shared';
 import { bundle, imageSpec } from '@kdc/images';
 import { buildAutoKey } from '@kdc/k8-manager';
-import { desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
+import { desiredAccess } from '@kdc/encryption-reconciler';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
+import { directAccessWrites, directKeyWrites } from './direct-writes.ts';
+import { diff, metricsOf, openBaoRequests, sum } from './controller-metrics.ts';
 import { inParallel, round } from './stats.ts';
 
 const N = Number(process.env.BENCH_N ?? 1_000);
@@ -73,10 +73,6 @@ async function createCluster(kube: KubeClient, namespace: string, name: string) 
   return { key, cluster };
 }
 
-const condition = (type: string, reason: string, message: string) => [
-  { type, status: 'True', reason, message, lastTransitionTime: new Date().toISOString() },
-];
-
 const platform = await startPlatform();
 try {
   const p = platform.state;
@@ -99,47 +95,12 @@ try {
   const mounts = (await root.secretMounts()) as Record<string, unknown>;
   if (!mounts['transit/']) await root.enableSecretsEngine('transit', 'transit');
   await enableOwnershipMount(root);
-  const owners = new OwnershipRegistry(root);
   const baselineMark = auditMark(p.openbao.auditLog);
+  const d = { kube, root, owners: new OwnershipRegistry(root) };
   const directMs = await inParallel(N, WORKERS, async (i) => {
-    const { key } = direct[i]!;
-    const name = `d${i}`;
-    const keyName = key.metadata.name;
-    const refs = resolveKeyRefs(name, SPEC);
-    const etcd = transitKeyName('direct', refs.etcd);
-    const keyRef = { ...RESOURCES.kmsKey, namespace: 'direct', name: keyName };
-    const clusterRef = { ...RESOURCES.kdcCluster, namespace: 'direct', name };
-    // A label, not a finalizer: the same merge patch, and deleting the baseline stays instant.
-    const finalized = await kube.patch(keyRef, { metadata: { labels: { 'bench.kdc.io/direct': 'yes' } } });
-    await owners.claim(etcd, {
-      namespace: 'direct',
-      kmsKey: keyName,
-      uid: key.metadata.uid!,
-      purpose: 'etcd',
-      origin: 'created',
-      claimedAt: new Date().toISOString(),
-    });
-    await root.transit().createKey(etcd, { type: 'aes256-gcm96', exportable: false, derived: false });
-    await updateStatusIfChanged(kube, keyRef, finalized, {
-      keyId: `${etcd}:v1`,
-      conditions: condition('Ready', 'KeyReady', `Transit key ${etcd} version 1`),
-    });
-    const withFinalizer = await kube.patch(clusterRef, { metadata: { labels: { 'bench.kdc.io/direct': 'yes' } } });
-    const access = desiredAccess('direct', name, SPEC, { etcd, backup: transitKeyName('direct', refs.backup) });
-    for (const policy of access.policies) await root.writePolicy(policy.name, renderPolicy(policy.rules));
-    for (const role of access.roles) await root.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name, role.body);
-    const preflight = await runPreflight({
-      kube,
-      anonymous: root.withToken(undefined),
-      namespace: 'direct',
-      cluster: name,
-      access,
-      fingerprint: 'direct',
-    });
-    if (!preflight.ok) throw new Error(`direct pre-flight of ${name}: ${preflight.message}`);
-    await updateStatusIfChanged(kube, clusterRef, withFinalizer, {
-      conditions: condition('KMSPreflight', preflight.reason, preflight.message),
-    });
+    const { key, cluster } = direct[i]!;
+    await directKeyWrites(d, key, `d${i}`, SPEC);
+    await directAccessWrites(d, cluster, SPEC);
   });
   const directOpenBaoWrites = openBaoRequests(auditLinesSince(p.openbao.auditLog, baselineMark));
   // Out of the controller's way: it watches every namespace (no finalizers, so gone at once).
@@ -220,7 +181,7 @@ try {
     const name = `c${i}`;
     const refs = resolveKeyRefs(name, SPEC);
     const etcd = transitKeyName('bench', refs.etcd);
-    await owners.read(etcd);
+    await d.owners.read(etcd);
     await root.transit().readKey(etcd);
     const access = desiredAccess('bench', name, SPEC, { etcd, backup: transitKeyName('bench', refs.backup) });
     for (const policy of access.policies) await root.readPolicy(policy.name);
@@ -267,53 +228,4 @@ try {
   );
 } finally {
   await platform.stop({ keepLogs: false });
-}
-
-/** OpenBao writes (anything but read and list) or reads in audit lines, by path without its last segment. */
-function openBaoRequests(
-  lines: string[],
-  kind: 'writes' | 'reads' = 'writes',
-): { total: number; byPath: Record<string, number> } {
-  const byPath: Record<string, number> = {};
-  let total = 0;
-  for (const line of lines) {
-    if (!line.includes('"type":"request"')) continue;
-    const { operation, path } = (JSON.parse(line) as { request: { operation: string; path: string } }).request;
-    if ((operation === 'read' || operation === 'list') !== (kind === 'reads')) continue;
-    const where = `${operation} ${path.split('/').slice(0, -1).join('/') || path}`;
-    byPath[where] = (byPath[where] ?? 0) + 1;
-    total++;
-  }
-  return { total, byPath };
-}
-
-/** The controller's own counters: Kubernetes writes by resource, reconciles, CPU seconds, RSS. */
-function metricsOf(text: string) {
-  const kubeWrites: Record<string, number> = {};
-  const kubeReads: Record<string, number> = {};
-  for (const m of text.matchAll(/^kdc_kube_requests_total\{method="(\w+)",resource="([^"]+)",code="\d+"\} (\S+)$/gm)) {
-    const counts = m[1] === 'GET' ? kubeReads : kubeWrites;
-    counts[m[2]!] = (counts[m[2]!] ?? 0) + Number(m[3]);
-  }
-  const value = (re: RegExp) => [...text.matchAll(re)].reduce((total, m) => total + Number(m[1]), 0);
-  return {
-    kubeWrites,
-    kubeReads,
-    reconciles: value(/^kdc_reconcile_total\{[^}]*\} (\S+)$/gm),
-    cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/gm),
-    rssBytes: value(/^process_resident_memory_bytes (\S+)$/gm),
-    heapUsedBytes: value(/^nodejs_heap_size_used_bytes (\S+)$/gm),
-    heapTotalBytes: value(/^nodejs_heap_size_total_bytes (\S+)$/gm),
-    externalBytes: value(/^nodejs_external_memory_bytes (\S+)$/gm),
-  };
-}
-
-function sum(counts: Record<string, number>): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
-function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(a)) if (v - (b[k] ?? 0) !== 0) out[k] = v - (b[k] ?? 0);
-  return out;
 }

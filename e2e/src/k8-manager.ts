@@ -12,11 +12,18 @@ export type K8ManagerProcess = ControllerProcess;
  */
 export async function startK8Manager(
   p: PlatformState,
-  input: { name: string; leaseNamespace: string; selector: string; env?: Record<string, string> },
+  input: {
+    name: string;
+    leaseNamespace: string;
+    selector: string;
+    env?: Record<string, string>;
+    /** The program to run: the source by default, or e.g. the image's bundle. */
+    main?: string;
+  },
 ): Promise<K8ManagerProcess> {
   return startControllerProcess(p, {
     name: input.name,
-    main: K8_MANAGER_MAIN,
+    main: input.main ?? K8_MANAGER_MAIN,
     identity: 'k8-manager',
     leaseNamespace: input.leaseNamespace,
     env: {

@@ -49,6 +49,7 @@ import type { TenantObservation } from './tenant/observe-tenant.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
+import { requeueAfter } from './requeue.ts';
 
 export function k8ManagerMetrics(registry: Registry) {
   return {
@@ -97,9 +98,6 @@ export interface KdcClusterReconcilerDeps {
 
 type Cluster = KubeObject & { spec?: unknown; status?: KdcClusterStatus };
 const MAX_STEPS = 10;
-const PENDING_RESYNC_MS = 5_000;
-/** A running restore is looked at this often (StatefulSets and Jobs are not watched). */
-const RESTORE_RESYNC_MS = 2_000;
 
 const keyIdOf = (key: KubeObject | undefined) => (key?.status as { keyId?: string } | undefined)?.keyId;
 
@@ -357,14 +355,15 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     });
     // Written against the copy we read (or the restore last wrote): if the other controller wrote meanwhile, this conflicts and retries.
     const wrote = await writeClusterStatus(deps.kube, restore?.cluster ?? cluster, status);
-    if (restore?.active) return { requeueAfterMs: RESTORE_RESYNC_MS };
-    // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
-    if (!enabled) return forceDisabled ? { requeueAfterMs: deps.observePeriodMs ?? 30_000 } : {};
-    const resync = status.encryption?.kmsPluginReady ? (deps.observePeriodMs ?? 30_000) : PENDING_RESYNC_MS;
-    // The next migration step follows at once, but after a status write it waits for that write's
-    // watch event: planning from the cache before it arrived would start from the old checkpoint
-    // (and the next status write would conflict).
-    const next = migration?.requeueAfterMs === 0 && wrote ? resync : (migration?.requeueAfterMs ?? resync);
-    return { requeueAfterMs: Math.min(resync, next) };
+    return requeueAfter({
+      restoreActive: restore?.active === true,
+      enabled,
+      forceDisabled,
+      kmsPluginReady: status.encryption?.kmsPluginReady === true,
+      controlPlaneReady: tenant?.controlPlaneReady,
+      migrationRequeueMs: migration?.requeueAfterMs,
+      statusWritten: wrote,
+      observePeriodMs: deps.observePeriodMs ?? 30_000,
+    });
   };
 }

@@ -1,0 +1,36 @@
+import type { ReconcileResult } from '@kdc/shared';
+
+/** A cluster still coming up is looked at this often for what no watch reports (sidecars, the tenant's readyz). */
+export const PENDING_RESYNC_MS = 5_000;
+/** A running restore is looked at this often (StatefulSets and Jobs are not watched). */
+export const RESTORE_RESYNC_MS = 2_000;
+
+export interface RequeueInput {
+  restoreActive: boolean;
+  enabled: boolean;
+  forceDisabled: boolean;
+  kmsPluginReady: boolean;
+  /** What the tenant observation said; undefined when this reconcile did not look (a step is pending). */
+  controlPlaneReady: boolean | undefined;
+  /** The migration's own next step (0: at once), if one ran. */
+  migrationRequeueMs: number | undefined;
+  /** This reconcile wrote the cluster's status. */
+  statusWritten: boolean;
+  observePeriodMs: number;
+}
+
+/** When this cluster is reconciled again without a watch event. */
+export function requeueAfter(r: RequeueInput): ReconcileResult {
+  if (r.restoreActive) return { requeueAfterMs: RESTORE_RESYNC_MS };
+  // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
+  if (!r.enabled) return r.forceDisabled ? { requeueAfterMs: r.observePeriodMs } : {};
+  // A control plane Kamaji has not reported Ready comes back through the watch on its
+  // TenantControlPlane when it does: polling it every few seconds only burns CPU (a platform
+  // starting thousands of tenants at once polled each every 5 s).
+  const resync = r.kmsPluginReady || r.controlPlaneReady === false ? r.observePeriodMs : PENDING_RESYNC_MS;
+  // The next migration step follows at once, but after a status write it waits for that write's
+  // watch event: planning from the cache before it arrived would start from the old checkpoint
+  // (and the next status write would conflict).
+  const next = r.migrationRequeueMs === 0 && r.statusWritten ? resync : (r.migrationRequeueMs ?? resync);
+  return { requeueAfterMs: Math.min(resync, next) };
+}
