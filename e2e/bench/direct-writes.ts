@@ -3,6 +3,8 @@
 // controllers against. Labels stand in for finalizers: the same merge patch, and deleting the
 // baseline's objects stays instant.
 import {
+  KubeClient,
+  OpenBaoClient,
   OPENBAO_K8S_AUTH_MOUNT,
   RESOURCES,
   renderPolicy,
@@ -10,17 +12,30 @@ import {
   transitKeyName,
   updateStatusIfChanged,
   type KdcClusterSpec,
-  type KubeClient,
   type KubeObject,
-  type OpenBaoClient,
   type OwnershipRegistry,
 } from '@kdc/shared';
 import { desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
+import type { PlatformState } from '../src/platform.ts';
 
 export interface DirectDeps {
   kube: KubeClient;
   root: OpenBaoClient;
   owners: OwnershipRegistry;
+}
+
+/** The bench's own clients: the management apiserver as admin and OpenBao as root. */
+export function benchClients(p: PlatformState) {
+  const kube = KubeClient.fromFile(p.management.kubeconfig);
+  // A request that never ends would hang the whole run (one did): fail it instead.
+  kube.requestTimeoutMs = 120_000;
+  const root = new OpenBaoClient({
+    endpoint: p.openbao.url,
+    caBundle: p.openbao.caPem,
+    token: p.openbao.rootToken,
+    timeoutMs: 30_000,
+  });
+  return { kube, root };
 }
 
 const DIRECT_LABEL = { metadata: { labels: { 'bench.kdc.io/direct': 'yes' } } };

@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import {
   KDC_API_VERSION,
-  KubeClient,
-  OpenBaoClient,
+  type KubeClient,
   OwnershipRegistry,
   enableOwnershipMount,
   OPENBAO_K8S_AUTH_MOUNT,
@@ -33,7 +32,7 @@ import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
-import { directAccessWrites, directKeyWrites } from './direct-writes.ts';
+import { benchClients, directAccessWrites, directKeyWrites } from './direct-writes.ts';
 import { diff, metricsOf, openBaoRequests, sum } from './controller-metrics.ts';
 import { inParallel, round } from './stats.ts';
 
@@ -76,15 +75,7 @@ async function createCluster(kube: KubeClient, namespace: string, name: string) 
 const platform = await startPlatform();
 try {
   const p = platform.state;
-  const kube = KubeClient.fromFile(p.management.kubeconfig);
-  // A request that never ends would hang the whole run (one did): fail it instead.
-  kube.requestTimeoutMs = 120_000;
-  const root = new OpenBaoClient({
-    endpoint: p.openbao.url,
-    caBundle: p.openbao.caPem,
-    token: p.openbao.rootToken,
-    timeoutMs: 30_000,
-  });
+  const { kube, root } = benchClients(p);
   for (const name of ['kube-dc-system', 'direct', 'bench'])
     await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
 

@@ -8,7 +8,7 @@ import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './tenant/observe-tenant.ts';
 import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 import { k8ManagerSettings } from './setup/settings.ts';
-import { clustersNamingKey, clustersOfControlPlane } from './setup/watches.ts';
+import { clustersNamingKey, controlPlaneEvents, ownedBy } from './setup/watches.ts';
 
 exitOnVersionFlag('k8-manager');
 if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(process.argv.slice(3)));
@@ -18,6 +18,8 @@ const { kube, logger, recorder, registry } = mgr;
 const clusters = mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector });
 const keys = mgr.informer(RESOURCES.kmsKey);
 const tcps = mgr.informer(RESOURCES.tenantControlPlane);
+const owned = ownedBy(clusters);
+const tcpEvents = controlPlaneEvents(tcps);
 const deps = { kube, logger, recorder, clusters, keys, tcps, env: settings.env, controllerNamespace: mgr.namespace };
 mgr
   .controller({
@@ -34,6 +36,6 @@ mgr
     }),
   })
   .watchPrimary(clusters)
-  .watchSecondary(keys, (key) => clustersNamingKey(clusters, key))
-  .watchSecondary(tcps, (tcp) => clustersOfControlPlane(tcps, tcp));
+  .watchSecondary(keys, (key) => owned(clustersNamingKey(clusters, key)))
+  .watchSecondary(tcps, (tcp, event) => owned(tcpEvents(tcp, event)));
 await mgr.start({ selector: settings.clusterSelector ?? '' });

@@ -361,6 +361,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       forceDisabled,
       kmsPluginReady: status.encryption?.kmsPluginReady === true,
       controlPlaneReady: tenant?.controlPlaneReady,
+      waitingForPreflight: action.kind === 'waitForPreflight',
       migrationRequeueMs: migration?.requeueAfterMs,
       statusWritten: wrote,
       observePeriodMs: deps.observePeriodMs ?? 30_000,

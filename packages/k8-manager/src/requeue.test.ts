@@ -8,6 +8,7 @@ const base: RequeueInput = {
   forceDisabled: false,
   kmsPluginReady: false,
   controlPlaneReady: undefined,
+  waitingForPreflight: false,
   migrationRequeueMs: undefined,
   statusWritten: false,
   observePeriodMs: OBSERVE,
@@ -25,6 +26,7 @@ describe('requeueAfter', () => {
       PENDING_RESYNC_MS,
     ],
     ['control plane not Ready: its TCP watch brings it back', { controlPlaneReady: false }, OBSERVE],
+    ['waiting for the pre-flight: the KdcCluster watch brings it back', { waitingForPreflight: true }, OBSERVE],
     ['plugin Ready: the observe period', { controlPlaneReady: true, kmsPluginReady: true }, OBSERVE],
     ['a migration step next, nothing written: at once', { controlPlaneReady: true, migrationRequeueMs: 0 }, 0],
     [

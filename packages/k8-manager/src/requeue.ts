@@ -12,6 +12,8 @@ export interface RequeueInput {
   kmsPluginReady: boolean;
   /** What the tenant observation said; undefined when this reconcile did not look (a step is pending). */
   controlPlaneReady: boolean | undefined;
+  /** The plan waits for the encryption-reconciler's KMSPreflight condition on the KdcCluster. */
+  waitingForPreflight: boolean;
   /** The migration's own next step (0: at once), if one ran. */
   migrationRequeueMs: number | undefined;
   /** This reconcile wrote the cluster's status. */
@@ -24,10 +26,12 @@ export function requeueAfter(r: RequeueInput): ReconcileResult {
   if (r.restoreActive) return { requeueAfterMs: RESTORE_RESYNC_MS };
   // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
   if (!r.enabled) return r.forceDisabled ? { requeueAfterMs: r.observePeriodMs } : {};
-  // A control plane Kamaji has not reported Ready comes back through the watch on its
-  // TenantControlPlane when it does: polling it every few seconds only burns CPU (a platform
-  // starting thousands of tenants at once polled each every 5 s).
-  const resync = r.kmsPluginReady || r.controlPlaneReady === false ? r.observePeriodMs : PENDING_RESYNC_MS;
+  // What is watched needs no poll: a control plane Kamaji has not reported Ready comes back
+  // through its TenantControlPlane's watch event when it is, a pre-flight through the KdcCluster's
+  // own (its condition is written there). Polling them every 5 s made a platform starting
+  // thousands of tenants at once spend its CPU on clusters that could not move yet.
+  const watched = r.controlPlaneReady === false || r.waitingForPreflight;
+  const resync = r.kmsPluginReady || watched ? r.observePeriodMs : PENDING_RESYNC_MS;
   // The next migration step follows at once, but after a status write it waits for that write's
   // watch event: planning from the cache before it arrived would start from the old checkpoint
   // (and the next status write would conflict).

@@ -3,13 +3,14 @@ import {
   LABELS,
   parseKdcClusterSpec,
   resolveKeyRefs,
+  splitKey,
   type Cache,
-  type Informer,
+  type InformerEvent,
   type KdcClusterObject,
   type KubeObject,
   type TenantControlPlaneObject,
 } from '@kdc/shared';
-import { clusterOfTcp, clustersOnDataStore } from '../tenant/datastore.ts';
+import { clusterOfTcp, dataStoreNeighbours } from '../tenant/datastore.ts';
 
 /** The cluster an object k8-manager labelled belongs to. */
 export function clusterOfLabel(object: KubeObject): string[] {
@@ -28,8 +29,23 @@ export function clustersNamingKey(clusters: Cache<KdcClusterObject>, key: KubeOb
   return [...new Set([...clusterOfLabel(key), ...users.map((c) => `${ns}/${c.metadata.name}`)])];
 }
 
-/** A control plane arriving on (or leaving) a DataStore changes the backups of every cluster on it. */
-export function clustersOfControlPlane(tcps: Informer<TenantControlPlaneObject>, tcp: KubeObject): string[] {
-  const own = clusterOfTcp(tcp);
-  return [...new Set([...(own ? [own] : []), ...clustersOnDataStore(tcps, tcp)])];
+/** A control plane's own cluster, and every cluster on a DataStore it arrived on or left (dataStoreNeighbours). */
+export function controlPlaneEvents(tcps: Cache<TenantControlPlaneObject>) {
+  const neighbours = dataStoreNeighbours(tcps);
+  return (tcp: KubeObject, event: InformerEvent): string[] => {
+    const own = clusterOfTcp(tcp);
+    return [...new Set([...(own ? [own] : []), ...neighbours(tcp, event)])];
+  };
+}
+
+/**
+ * Only the clusters this instance reconciles: a sharded k8-manager watches every KMSKey and
+ * TenantControlPlane, and another shard's cluster would cost a turn of the queue to find nothing.
+ */
+export function ownedBy(clusters: Cache<KdcClusterObject>) {
+  return (keys: string[]): string[] =>
+    keys.filter((key) => {
+      const { namespace, name } = splitKey(key);
+      return clusters.get(name, namespace) !== undefined;
+    });
 }

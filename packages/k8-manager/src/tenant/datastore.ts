@@ -3,7 +3,9 @@
 // would touch their data too).
 import {
   LABELS,
+  type Cache,
   type Informer,
+  type InformerEvent,
   type KubeClient,
   type KubeObject,
   type TenantControlPlane,
@@ -53,21 +55,32 @@ export function clusterOfTcp(tcp: KubeObject): string | undefined {
   return owner ? `${ns}/${owner}` : name.endsWith('-cp') ? `${ns}/${name.slice(0, -3)}` : undefined;
 }
 
+/** Every cluster whose control plane reports DataStore `name`. */
+function clustersOn(tcps: Cache<TenantControlPlaneObject>, name: string): string[] {
+  return tcps
+    .list()
+    .filter((t) => storageOf(t) === name)
+    .map(clusterOfTcp)
+    .filter((k): k is string => k !== undefined);
+}
+
 /**
- * Every cluster whose control plane reports the same DataStore as `tcp`: when a control plane
- * arrives on a DataStore or leaves it, the backups of the others must change at once (a shared
- * etcd is never snapshotted), not at their next resync.
+ * The clusters to tell of a TenantControlPlane event because of its DataStore: when a control
+ * plane arrives on a DataStore or leaves it, the backups of the others there must change at once
+ * (a shared etcd is never snapshotted), not at their next resync. Only a change of membership
+ * tells them: Kamaji writes a control plane's status often, and telling every neighbour of every
+ * write made each one a reconcile of every cluster on a shared DataStore (thousands on Kamaji's
+ * default one). Remembers where each control plane was last seen, so one instance per watch.
  */
-export function clustersOnDataStore(tcps: Informer<TenantControlPlaneObject>, tcp: KubeObject): string[] {
-  const name = storageOf(tcp);
-  if (!name) return [];
-  return [
-    ...new Set(
-      tcps
-        .list()
-        .filter((t) => storageOf(t) === name)
-        .map(clusterOfTcp)
-        .filter((k): k is string => k !== undefined),
-    ),
-  ];
+export function dataStoreNeighbours(tcps: Cache<TenantControlPlaneObject>) {
+  const seenOn = new Map<string, string>();
+  return (tcp: KubeObject, event: InformerEvent): string[] => {
+    const key = `${tcp.metadata?.namespace}/${tcp.metadata?.name}`;
+    const before = seenOn.get(key);
+    const now = event === 'delete' ? undefined : storageOf(tcp);
+    if (now) seenOn.set(key, now);
+    else seenOn.delete(key);
+    if (before === now) return [];
+    return [...new Set([before, now].flatMap((name) => (name ? clustersOn(tcps, name) : [])))];
+  };
 }

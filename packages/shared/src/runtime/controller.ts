@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
-import { type Cache, type Informer, objectKey } from './informer.ts';
+import { type Cache, type Informer, type InformerEvent, objectKey } from './informer.ts';
 import type { KubeObject } from './kube.ts';
 import { WorkQueue, namespaceOfKey, type BackoffOptions } from './workqueue.ts';
 
@@ -59,8 +59,11 @@ export class Controller {
   }
 
   /** Events of a secondary resource enqueue the primary keys it maps to. */
-  watchSecondary<T extends KubeObject>(informer: Informer<T>, toKeys: (object: T) => string[]): this {
-    informer.on((_event, object) => toKeys(object).forEach((key) => this.enqueue(key)));
+  watchSecondary<T extends KubeObject>(
+    informer: Informer<T>,
+    toKeys: (object: T, event: InformerEvent) => string[],
+  ): this {
+    informer.on((event, object) => toKeys(object, event).forEach((key) => this.enqueue(key)));
     return this;
   }
 
