@@ -7,9 +7,7 @@
 // and the CPU of the same steady reads issued directly (the floor of a resync that verifies
 // every tenant's OpenBao objects with this client library).
 // Prints one JSON line last.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import {
   KDC_API_VERSION,
   type KubeClient,
@@ -29,6 +27,7 @@ import { bundle, imageSpec } from '@kdc/images';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { desiredAccess } from '@kdc/encryption-reconciler';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
+import { chartNodeOptions } from '../src/chart.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startPlatform } from '../src/platform.ts';
 import { sleep } from '../src/wait.ts';
@@ -46,11 +45,7 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
  */
 const RESYNC_S = Number(process.env.BENCH_RESYNC_S ?? Math.max(10, Math.ceil(N / 100)));
 /** The encryption-reconciler's NODE_OPTIONS as the chart sets them (its heap cap), unless BENCH_NODE_OPTIONS says otherwise. */
-const CHART_VALUES = parse(
-  readFileSync(new URL('../../charts/kdc-encryption/values.yaml', import.meta.url), 'utf8'),
-) as { nodeOptions: string; encryptionReconciler: { nodeOptions: string } };
-const NODE_OPTIONS =
-  process.env.BENCH_NODE_OPTIONS ?? (CHART_VALUES.encryptionReconciler.nodeOptions || CHART_VALUES.nodeOptions);
+const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions('encryptionReconciler');
 const SPEC = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
 
 type Obj = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };

@@ -14,9 +14,7 @@
 // TenantControlPlane carries the KMS plugin, k8-manager's last write before the tenant side. Then
 // two resync periods: writes (Kubernetes per process, OpenBao in all), CPU and RSS per process.
 // Prints one JSON line last.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import {
   KDC_API_VERSION,
   KDC_CLUSTER_CONDITIONS,
@@ -37,8 +35,9 @@ import {
   type TenantControlPlane,
 } from '@kdc/shared';
 import { bundle, imageSpec } from '@kdc/images';
-import { planCluster, type ObservedCluster } from '@kdc/k8-manager';
+import { clusterOwner, planCluster, type ObservedCluster } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
+import { chartNodeOptions } from '../src/chart.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { KMS_PLUGIN_IMAGE } from '../src/images.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
@@ -56,16 +55,11 @@ const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 /** One pass of a shard must fit in a period (see bench:reconcile): about 50 tenants per second per shard here. */
 const RESYNC_S = Number(process.env.BENCH_RESYNC_S ?? Math.max(10, Math.ceil(N / SHARDS / 50)));
 const SHARD_LABEL = 'bench.kdc.io/shard';
-const CHART = parse(readFileSync(new URL('../../charts/kdc-encryption/values.yaml', import.meta.url), 'utf8')) as {
-  nodeOptions: string;
-  k8Manager: { nodeOptions: string };
-  encryptionReconciler: { nodeOptions: string };
-};
 /** BENCH_PROFILE_DIR: each controller writes a V8 CPU profile there when it stops. */
 const PROFILE = process.env.BENCH_PROFILE_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}` : '';
 const NODE_OPTIONS = {
-  k8Manager: (CHART.k8Manager.nodeOptions || CHART.nodeOptions) + PROFILE,
-  encryptionReconciler: (CHART.encryptionReconciler.nodeOptions || CHART.nodeOptions) + PROFILE,
+  k8Manager: chartNodeOptions('k8Manager') + PROFILE,
+  encryptionReconciler: chartNodeOptions('encryptionReconciler') + PROFILE,
 };
 const SPEC = kdcClusterSpecSchema.parse({ version: 'v1.35.0', encryption: { etcd: { enabled: true } } });
 const CLUSTER = (name: string, labels: Record<string, string> = {}) => ({
@@ -128,14 +122,7 @@ try {
       secretData: undefined,
       preflight: undefined,
     };
-    const owner = {
-      apiVersion: KDC_API_VERSION,
-      kind: 'KdcCluster',
-      name,
-      uid: cluster.metadata!.uid!,
-      controller: true,
-      blockOwnerDeletion: true,
-    };
+    const owner = clusterOwner(cluster);
     for (let step = 0; step < 10; step++) {
       const action = planCluster(o);
       switch (action.kind) {

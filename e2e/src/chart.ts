@@ -181,3 +181,11 @@ function kubeconfig(adminKubeconfig: string, user: string, token: string): strin
     'current-context': user,
   });
 }
+
+/** NODE_OPTIONS the chart's default values give a component: its own `nodeOptions`, else the shared one. */
+export function chartNodeOptions(component: 'k8Manager' | 'encryptionReconciler'): string {
+  const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as {
+    nodeOptions: string;
+  } & Record<typeof component, { nodeOptions: string }>;
+  return values[component].nodeOptions || values.nodeOptions;
+}

@@ -1,4 +1,5 @@
 export * from './plan.ts';
+export { clusterOwner } from './refs.ts';
 export * from './status/cluster-status.ts';
 export * from './tenant/observe-tenant.ts';
 export * from './resources/encryption-config.ts';
