@@ -13,10 +13,15 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
-import { accessFingerprint, desiredAccess, runPreflight } from '@kdc/encryption-reconciler';
+import {
+  WAITING_FOR_KEY_SAFETY_NET_MS,
+  accessFingerprint,
+  desiredAccess,
+  runPreflight,
+} from '@kdc/encryption-reconciler';
 import { buildAutoKey } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
-import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
+import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import {
   controllerNamespace,
@@ -211,6 +216,56 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       audience: 'not-openbao',
     });
     expect(await run()).toMatchObject({ ok: false, reason: 'LoginFailed', message: expect.stringMatching(/403/) });
+  });
+
+  it('a cluster waiting for its KMSKey is written as soon as the key is, through the KMSKey watch (no poll, no resync)', async () => {
+    // Its own controller for this cluster: a 10-minute resync, so only the watch can bring it back
+    // before the 120 s safety net (the file's controller resyncs every 5 s).
+    const id = unique('wfk');
+    const waiter = await startEncryptionReconciler(platform(), {
+      name: `er-${id}`,
+      leaseNamespace: await createNamespace(kube, 'lease'),
+      env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', RESYNC_PERIOD: '10m' },
+    });
+    try {
+      const ns = await createNamespace(kube, 'wfk');
+      const cluster = unique('c');
+      const names = clusterNames(cluster);
+      await kube.create(at(RESOURCES.serviceAccount, ns), {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: names.kmsPluginServiceAccount },
+      });
+      const spec = { version: 'v1.35.0', encryption: { etcd: { enabled: true } } };
+      await kube.create(kdcRef(ns), {
+        apiVersion: KDC_API_VERSION,
+        kind: 'KdcCluster',
+        metadata: { name: cluster, labels: { [ISOLATED_LABEL]: id } },
+        spec,
+      });
+      const waiting = await waitFor(
+        `${cluster} WaitingForKey`,
+        async () => {
+          const c = await kube.getOrNull<Cluster>(kdcRef(ns, cluster));
+          return preflight(c)?.reason === 'WaitingForKey' ? preflight(c) : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+      expect(waiting!.message).toContain(`KMSKey ${names.autoEtcdKey} has no Transit key`);
+
+      await kube.create(keyRef(ns), buildAutoKey(ns, cluster, kdcClusterSpecSchema.parse(spec)));
+      const budgetMs = 30_000;
+      expect(budgetMs).toBeLessThan(WAITING_FOR_KEY_SAFETY_NET_MS / 2); // only the watch can meet it
+      const since = Date.now();
+      await waitFor(
+        `${cluster} pre-flight after its key`,
+        async () => preflight(await kube.getOrNull<Cluster>(kdcRef(ns, cluster)))?.status === 'True',
+        { timeoutMs: budgetMs, intervalMs: 250 },
+      );
+      expect(Date.now() - since).toBeLessThan(budgetMs);
+    } finally {
+      await waiter.stop();
+    }
   });
 
   it(`steady state: ${N} KMSKeys and ${N} KdcClusters, two resync periods, zero OpenBao writes (counted in the audit log)`, async () => {
