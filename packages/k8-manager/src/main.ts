@@ -9,6 +9,7 @@ import { tenantObserver } from './tenant/observe-tenant.ts';
 import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 import { k8ManagerSettings } from './setup/settings.ts';
 import { clustersNamingKey, controlPlaneEvents, ownedBy } from './setup/watches.ts';
+import { storageOf } from './tenant/datastore.ts';
 
 exitOnVersionFlag('k8-manager');
 if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(process.argv.slice(3)));
@@ -19,8 +20,19 @@ const clusters = mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.cl
 const keys = mgr.informer(RESOURCES.kmsKey);
 const tcps = mgr.informer(RESOURCES.tenantControlPlane);
 const owned = ownedBy(clusters);
-const tcpEvents = controlPlaneEvents(tcps);
-const deps = { kube, logger, recorder, clusters, keys, tcps, env: settings.env, controllerNamespace: mgr.namespace };
+const tcpsOnDataStore = tcps.index(storageOf);
+const tcpEvents = controlPlaneEvents(tcpsOnDataStore);
+const deps = {
+  kube,
+  logger,
+  recorder,
+  clusters,
+  keys,
+  tcps,
+  tcpsOnDataStore,
+  env: settings.env,
+  controllerNamespace: mgr.namespace,
+};
 mgr
   .controller({
     name: 'kdccluster',

@@ -46,6 +46,7 @@ import { disableComplete } from './migration/providers.ts';
 import { clusterStatus } from './status/cluster-status.ts';
 import { writeClusterStatus } from './status/write.ts';
 import type { TenantObservation } from './tenant/observe-tenant.ts';
+import type { TcpsByDataStore } from './tenant/datastore.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
@@ -73,6 +74,8 @@ export interface KdcClusterReconcilerDeps {
   clusters: Informer<KdcClusterObject>;
   keys: Informer<KmsKeyObject>;
   tcps: Informer<TenantControlPlaneObject>;
+  /** The same informer indexed by DataStore (`tcps.index(storageOf)`): backups and restores ask who shares one. */
+  tcpsOnDataStore: TcpsByDataStore;
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof k8ManagerMetrics>;
@@ -116,7 +119,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const dataStoreOf = dataStoreLookup(deps.kube);
   const reconcileBackup = backupReconciler({
     kube: deps.kube,
-    tcps: deps.tcps,
+    tcpsOnDataStore: deps.tcpsOnDataStore,
     keys: deps.keys,
     recorder: deps.recorder,
     logger: deps.logger,
@@ -125,7 +128,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   });
   const reconcileRestore = restoreReconciler({
     kube: deps.kube,
-    tcps: deps.tcps,
+    tcpsOnDataStore: deps.tcpsOnDataStore,
     recorder: deps.recorder,
     logger: deps.logger,
     inspectBackup: deps.inspectBackup ?? s3InspectBackup,

@@ -24,10 +24,9 @@ import {
   at,
   RESOURCES,
   type KmsKeyObject,
-  type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type LatestBackupLookup } from './bucket.ts';
-import { dataStoreFacts } from '../tenant/datastore.ts';
+import { dataStoreFacts, type TcpsByDataStore } from '../tenant/datastore.ts';
 import {
   BACKUP_CHECKS,
   planBackup,
@@ -46,7 +45,7 @@ import { clusterOwner } from '../refs.ts';
 
 export interface BackupReconcilerDeps {
   kube: KubeClient;
-  tcps: Informer<TenantControlPlaneObject>;
+  tcpsOnDataStore: TcpsByDataStore;
   keys: Informer<KmsKeyObject>;
   recorder: EventRecorder;
   logger: Logger;
@@ -142,7 +141,7 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
     let credentials: Record<string, string> | undefined;
     const reads: Record<BackupRead, () => Promise<void>> = {
       dataStore: async () => {
-        const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
+        const ds = await dataStoreFacts(deps.kube, deps.tcpsOnDataStore, input.tcp);
         if (!ds.name) return;
         o.dataStoreName = ds.name;
         o.dataStore = ds.object

@@ -3,14 +3,12 @@ import {
   BACKUP_CREDENTIAL_KEYS,
   checkS3Endpoint,
   resolveBackupSettings,
-  type Informer,
   type KubeClient,
   type KubeObject,
   RESOURCES,
-  type TenantControlPlaneObject,
 } from '@kdc/shared';
 import { readBucketCredentials, type BackupInspector } from '../backup/bucket.ts';
-import { dataStoreFacts } from '../tenant/datastore.ts';
+import { dataStoreFacts, type TcpsByDataStore } from '../tenant/datastore.ts';
 import { etcdLayout, type EtcdStatefulSet } from '../tenant/etcd-layout.ts';
 import type { ObservedRestore } from './plan.ts';
 import type { RestoreInput } from './reconcile.ts';
@@ -21,7 +19,7 @@ import type { RestoreInput } from './reconcile.ts';
 
 export interface RestoreObserverDeps {
   kube: KubeClient;
-  tcps: Informer<TenantControlPlaneObject>;
+  tcpsOnDataStore: TcpsByDataStore;
   inspectBackup: BackupInspector;
 }
 
@@ -108,7 +106,7 @@ export function restoreObserver(deps: RestoreObserverDeps) {
       runningReplicas: 0,
       readyReplicas: 0,
     });
-    const ds = await dataStoreFacts(deps.kube, deps.tcps, input.tcp);
+    const ds = await dataStoreFacts(deps.kube, deps.tcpsOnDataStore, input.tcp);
     if (!ds.name || !ds.object)
       return none('DataStoreUnknown', `the DataStore of TenantControlPlane ${input.tcp.metadata.name} is not known`);
     const ref = ds.object.metadata?.annotations?.[ANNOTATIONS.etcdStatefulSet];

@@ -8,7 +8,6 @@ import {
   restoreRun,
   runPass,
   type EventRecorder,
-  type Informer,
   type KdcClusterSpec,
   type KdcClusterStatus,
   type KubeClient,
@@ -18,7 +17,6 @@ import {
   type RestoreStatus,
   type TenantControlPlane,
   RESOURCES,
-  type TenantControlPlaneObject,
 } from '@kdc/shared';
 import type { BackupInspector } from '../backup/bucket.ts';
 import { jobOutcome, type Job } from '../backup/jobs.ts';
@@ -26,6 +24,7 @@ import { clusterOwner } from '../refs.ts';
 import { planRestore, restoreCondition, type ObservedRestore, type RestoreAction } from './plan.ts';
 import { buildRestoreJob } from '../resources/restore-job.ts';
 import { restoreObserver } from './observe.ts';
+import type { TcpsByDataStore } from '../tenant/datastore.ts';
 
 // The imperative shell of the restore state machine: reads what planRestore needs, applies its
 // one change, and records the state in status.restore, which the tenant cannot write (every state
@@ -35,7 +34,7 @@ import { restoreObserver } from './observe.ts';
 
 export interface RestoreReconcilerDeps {
   kube: KubeClient;
-  tcps: Informer<TenantControlPlaneObject>;
+  tcpsOnDataStore: TcpsByDataStore;
   recorder: EventRecorder;
   logger: Logger;
   inspectBackup: BackupInspector;

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Cache, KdcClusterObject, KubeObject, TenantControlPlaneObject } from '@kdc/shared';
+import {
+  ObjectIndex,
+  type Cache,
+  type KdcClusterObject,
+  type KubeObject,
+  type TenantControlPlaneObject,
+} from '@kdc/shared';
+import { storageOf } from '../tenant/datastore.ts';
 import { controlPlaneEvents, ownedBy } from './watches.ts';
 
 const clusters = (keys: string[]) =>
@@ -18,7 +25,9 @@ describe('secondary events of a sharded k8-manager', () => {
       { metadata: { namespace: 'a', name: 'web-cp' }, status: { storage: { dataStoreName: 'ds' } } },
       { metadata: { namespace: 'b', name: 'db-cp' }, status: { storage: { dataStoreName: 'ds' } } },
     ];
-    const events = controlPlaneEvents({ list: () => items } as unknown as Cache<TenantControlPlaneObject>);
+    const onDataStore = new ObjectIndex<TenantControlPlaneObject>(storageOf);
+    for (const t of items) onDataStore.apply('add', t as TenantControlPlaneObject);
+    const events = controlPlaneEvents(onDataStore);
     expect(events(items[1]!, 'add').sort()).toEqual(['a/web', 'b/db']);
     expect(events(items[1]!, 'update')).toEqual(['b/db']);
   });

@@ -8,9 +8,8 @@ import {
   type InformerEvent,
   type KdcClusterObject,
   type KubeObject,
-  type TenantControlPlaneObject,
 } from '@kdc/shared';
-import { clusterOfTcp, dataStoreNeighbours } from '../tenant/datastore.ts';
+import { clusterOfTcp, dataStoreNeighbours, type TcpsByDataStore } from '../tenant/datastore.ts';
 
 /** The cluster an object k8-manager labelled belongs to. */
 export function clusterOfLabel(object: KubeObject): string[] {
@@ -30,8 +29,8 @@ export function clustersNamingKey(clusters: Cache<KdcClusterObject>, key: KubeOb
 }
 
 /** A control plane's own cluster, and every cluster on a DataStore it arrived on or left (dataStoreNeighbours). */
-export function controlPlaneEvents(tcps: Cache<TenantControlPlaneObject>) {
-  const neighbours = dataStoreNeighbours(tcps);
+export function controlPlaneEvents(tcpsOnDataStore: TcpsByDataStore) {
+  const neighbours = dataStoreNeighbours(tcpsOnDataStore);
   return (tcp: KubeObject, event: InformerEvent): string[] => {
     const own = clusterOfTcp(tcp);
     return [...new Set([...(own ? [own] : []), ...neighbours(tcp, event)])];

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { Cache, KubeObject, TenantControlPlaneObject } from '@kdc/shared';
-import { clusterOfTcp, dataStoreNeighbours } from './datastore.ts';
+import type { KubeObject, TenantControlPlaneObject } from '@kdc/shared';
+import { clusterOfTcp, dataStoreNeighbours, storageOf, type TcpsByDataStore } from './datastore.ts';
 
 const tcp = (ns: string, name: string, dataStore?: string, cluster?: string): KubeObject => ({
   metadata: { namespace: ns, name, ...(cluster ? { labels: { 'k8s.kube-dc.com/kdccluster': cluster } } : {}) },
   ...(dataStore ? { status: { storage: { dataStoreName: dataStore } } } : {}),
 });
-const cache = (items: KubeObject[]) => ({ list: () => items }) as unknown as Cache<TenantControlPlaneObject>;
+/** What the informer's DataStore index answers for these objects (it is current before a mapper runs). */
+const cache = (items: KubeObject[]): TcpsByDataStore => ({
+  get: (name) => items.filter((t) => storageOf(t) === name) as TenantControlPlaneObject[],
+});
 
 describe('which clusters a TenantControlPlane event concerns (finding 5: a DataStore that becomes shared)', () => {
   const victim = tcp('acme', 'web-cp', 'ds-1', 'web');

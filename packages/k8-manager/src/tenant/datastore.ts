@@ -3,11 +3,10 @@
 // would touch their data too).
 import {
   LABELS,
-  type Cache,
-  type Informer,
   type InformerEvent,
   type KubeClient,
   type KubeObject,
+  type ObjectIndex,
   type TenantControlPlane,
   RESOURCES,
   at,
@@ -25,21 +24,24 @@ export interface DataStoreFacts {
   neighbours: string[];
 }
 
-const storageOf = (tcp: KubeObject) =>
+/** The DataStore a control plane reports (TCP status.storage.dataStoreName): what the TCP informer is indexed by. */
+export const storageOf = (tcp: KubeObject) =>
   (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
+
+/** The TCP informer's index by DataStore (`tcps.index(storageOf)`). */
+export type TcpsByDataStore = Pick<ObjectIndex<TenantControlPlaneObject>, 'get'>;
 
 export async function dataStoreFacts(
   kube: KubeClient,
-  tcps: Informer<TenantControlPlaneObject>,
+  onDataStore: TcpsByDataStore,
   tcp: TenantControlPlane,
 ): Promise<DataStoreFacts> {
   const name = storageOf(tcp);
   if (!name) return { neighbours: [] };
   const object = await kube.getOrNull<DataStore>(at(RESOURCES.dataStore, undefined, name));
   const self = `${tcp.metadata.namespace}/${tcp.metadata.name}`;
-  const neighbours = tcps
-    .list()
-    .filter((t) => storageOf(t) === name)
+  const neighbours = onDataStore
+    .get(name)
     .map((t) => `${t.metadata.namespace}/${t.metadata.name}`)
     .filter((key) => key !== self)
     .sort();
@@ -56,10 +58,9 @@ export function clusterOfTcp(tcp: KubeObject): string | undefined {
 }
 
 /** Every cluster whose control plane reports DataStore `name`. */
-function clustersOn(tcps: Cache<TenantControlPlaneObject>, name: string): string[] {
-  return tcps
-    .list()
-    .filter((t) => storageOf(t) === name)
+function clustersOn(onDataStore: TcpsByDataStore, name: string): string[] {
+  return onDataStore
+    .get(name)
     .map(clusterOfTcp)
     .filter((k): k is string => k !== undefined);
 }
@@ -72,7 +73,7 @@ function clustersOn(tcps: Cache<TenantControlPlaneObject>, name: string): string
  * write made each one a reconcile of every cluster on a shared DataStore (thousands on Kamaji's
  * default one). Remembers where each control plane was last seen, so one instance per watch.
  */
-export function dataStoreNeighbours(tcps: Cache<TenantControlPlaneObject>) {
+export function dataStoreNeighbours(onDataStore: TcpsByDataStore) {
   const seenOn = new Map<string, string>();
   return (tcp: KubeObject, event: InformerEvent): string[] => {
     const key = `${tcp.metadata?.namespace}/${tcp.metadata?.name}`;
@@ -81,6 +82,6 @@ export function dataStoreNeighbours(tcps: Cache<TenantControlPlaneObject>) {
     if (now) seenOn.set(key, now);
     else seenOn.delete(key);
     if (before === now) return [];
-    return [...new Set([before, now].flatMap((name) => (name ? clustersOn(tcps, name) : [])))];
+    return [...new Set([before, now].flatMap((name) => (name ? clustersOn(onDataStore, name) : [])))];
   };
 }

@@ -2,6 +2,7 @@ export * from './kube.ts';
 export * from './resources.ts';
 export * from './workqueue.ts';
 export * from './informer.ts';
+export * from './object-index.ts';
 export * from './controller.ts';
 export * from './leader.ts';
 export * from './events.ts';

@@ -26,7 +26,7 @@ describe('withoutManagedFields', () => {
 });
 
 describe('Informer cache', () => {
-  it('keeps listed and watched objects without managedFields', async () => {
+  it('keeps listed and watched objects without managedFields, and indexes them', async () => {
     const server = createServer((req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       if (!req.url?.includes('watch=true')) {
@@ -47,10 +47,18 @@ describe('Informer cache', () => {
       plural: 'configmaps',
       namespace: 'ns',
     });
+    const byValue = informer.index((o) => (o as { data?: { a?: string } }).data?.a);
     try {
       informer.start();
       await informer.waitForSync();
       await vi.waitFor(() => expect(informer.get('watched', 'ns')).toBeDefined(), { timeout: 5000 });
+      // The index heard the list and the watch as the cache did.
+      expect(
+        byValue
+          .get('1')
+          .map((o) => o.metadata?.name)
+          .sort(),
+      ).toEqual(['listed', 'watched']);
       for (const name of ['listed', 'watched']) {
         const cached = informer.get(name, 'ns');
         expect(cached?.metadata).not.toHaveProperty('managedFields');

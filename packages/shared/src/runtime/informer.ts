@@ -2,6 +2,7 @@ import { ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node
 import type { Logger } from 'pino';
 import { type KubeClient, type KubeObject, type ResourceRef, type TypedRef, resourcePath } from './kube.ts';
 import { backoffDelay } from './workqueue.ts';
+import { ObjectIndex } from './object-index.ts';
 
 /** What a reconcile reads from an informer: its cache, never its event stream (covariant in T). */
 export type Cache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
@@ -17,6 +18,7 @@ export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
 export class Informer<T extends KubeObject> {
   private readonly listWatch: ListWatch<KubernetesObject>;
   private readonly handlers: InformerHandler<T>[] = [];
+  private readonly indexes: ObjectIndex<T>[] = [];
   private failures = 0;
   private stopped = false;
   private synced = false;
@@ -60,7 +62,16 @@ export class Informer<T extends KubeObject> {
     this.handlers.push(handler);
   }
 
+  /** An index over this cache, current before any handler hears of an event (so mappers may read it). */
+  index(valueOf: (object: T) => string | undefined): ObjectIndex<T> {
+    const index = new ObjectIndex(valueOf);
+    for (const object of this.list()) index.apply('add', object);
+    this.indexes.push(index);
+    return index;
+  }
+
   private emit(event: InformerEvent, object: T): void {
+    for (const index of this.indexes) index.apply(event, object);
     for (const handler of this.handlers) handler(event, object);
   }
 
