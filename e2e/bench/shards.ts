@@ -1,8 +1,9 @@
 // npm run bench:shards: BENCH_N encrypted KdcClusters (default 5,000), one namespace each, split by
 // label over BENCH_SHARDS releases (default 3) as the chart allows: each release a k8-manager and
-// an encryption-reconciler with that release's CLUSTER_SELECTOR and Lease, the first one also
-// running the unshardable KMSKey and cleanup controllers. Programs as the images ship them (the
-// bundles), heap caps as the chart sets them.
+// an encryption-reconciler with that release's CLUSTER_SELECTOR and Lease. KMSKeys are split by
+// KMSKEY_SHARD (a hash of the namespace), one share per release; BENCH_KMSKEY_SHARDED=0 runs the
+// KMSKey controller in the first release alone, as before KMSKEY_SHARD. The first release also
+// runs cleanup. Programs as the images ship them (the bundles), heap caps as the chart sets them.
 //
 // Baseline, same run and servers: every write both controllers make for a cluster (the
 // TenantControlPlane, KMSKey, ServiceAccount and EncryptionConfiguration Secret with their Events,
@@ -51,6 +52,7 @@ import { inParallel, round } from './stats.ts';
 const N = Number(process.env.BENCH_N ?? 5_000);
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 3);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
+const KMSKEY_SHARDED = process.env.BENCH_KMSKEY_SHARDED !== '0';
 const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 /** One pass of a shard must fit in a period (see bench:reconcile): about 50 tenants per second per shard here. */
 const RESYNC_S = Number(process.env.BENCH_RESYNC_S ?? Math.max(10, Math.ceil(N / SHARDS / 50)));
@@ -213,7 +215,12 @@ try {
         NODE_OPTIONS: NODE_OPTIONS.encryptionReconciler,
         LEASE_NAME: `er-${shard}`,
         CLUSTER_SELECTOR: selector,
-        CONTROLLERS: shard === 0 ? 'kmskey,kdccluster-openbao,cleanup' : 'kdccluster-openbao',
+        ...(KMSKEY_SHARDED
+          ? {
+              CONTROLLERS: shard === 0 ? 'kmskey,kdccluster-openbao,cleanup' : 'kmskey,kdccluster-openbao',
+              KMSKEY_SHARD: `${shard}/${SHARDS}`,
+            }
+          : { CONTROLLERS: shard === 0 ? 'kmskey,kdccluster-openbao,cleanup' : 'kdccluster-openbao' }),
         KMSKEY_DELETION_COUNTDOWN: '30d',
         KMSKEY_MIN_ROTATION: '1h',
         KMSKEY_MIN_ROTATION_ETCD: '7d',
@@ -316,6 +323,7 @@ try {
       clusters: N,
       shards: SHARDS,
       workers_per_controller: WORKERS,
+      kmskey_sharded: KMSKEY_SHARDED,
       direct_workers: directWorkers,
       node_options: NODE_OPTIONS,
       resync_period_s: RESYNC_S,

@@ -15,6 +15,7 @@ import { cleanupMetrics, cleanupReconciler } from '../cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { clusterAccessMetrics, clusterAccessReconciler, clustersUsingKey } from '../cluster/reconciler.ts';
 import { kmsKeyMetrics, kmsKeyReconciler } from '../kmskey/reconciler.ts';
+import { ownsKmsKey } from '../kmskey/shard.ts';
 import type { ReconcilerSettings } from './settings.ts';
 
 interface Shared {
@@ -68,7 +69,10 @@ export function setupKmsKeyController(s: Shared): void {
   });
   s.mgr
     .controller({ name: 'kmskey', ...loop(s), reconcile }, s.settings.controllers.has('kmskey'))
-    .watchPrimary(s.keys);
+    .watchPrimary(s.keys, ownsKmsKey(s.settings.kmsKeyShard));
+  const { index, count } = s.settings.kmsKeyShard;
+  if (count > 1 && s.settings.controllers.has('kmskey'))
+    s.mgr.logger.info({ kmsKeyShard: `${index}/${count}` }, 'KMSKey controller: the keys of this shard only');
 }
 
 export function setupClusterAccessController(s: Shared): void {

@@ -2,10 +2,11 @@
 // OPENBAO_URL, OPENBAO_TOKEN_FILE (re-read: rotate the Secret) or OPENBAO_TOKEN, OPENBAO_TOKEN_SECRET (named
 // in conditions), OPENBAO_CA_BUNDLE (PEM file), KMS_PLUGIN_IMAGE, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD,
 // WORKERS, CLUSTER_SELECTOR (label selector for KdcClusters), CONTROLLERS (default kmskey,kdccluster-openbao,
-// cleanup), KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h) and KMSKEY_MIN_ROTATION_ETCD
+// cleanup), KMSKEY_SHARD (<index>/<count>: this release's share of the KMSKeys, kmskey/shard.ts), KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h) and KMSKEY_MIN_ROTATION_ETCD
 // (purpose etcd, default 7d).
 import { readFileSync } from 'node:fs';
 import { EnvSettings } from '@kdc/shared';
+import { parseKmsKeyShard, type KmsKeyShard } from '../kmskey/shard.ts';
 
 export const CONTROLLERS = ['kmskey', 'kdccluster-openbao', 'cleanup'] as const;
 
@@ -16,6 +17,7 @@ export interface ReconcilerSettings {
   workers: number;
   clusterSelector?: string;
   controllers: Set<string>;
+  kmsKeyShard: KmsKeyShard;
   rotationFloorSeconds: (purpose: string) => number;
 }
 
@@ -41,6 +43,7 @@ export function reconcilerSettings(env: Record<string, string | undefined>): Rec
     workers: settings.positiveInt('WORKERS', 4),
     clusterSelector: settings.optional('CLUSTER_SELECTOR'),
     controllers,
+    kmsKeyShard: parseKmsKeyShard(settings.optional('KMSKEY_SHARD')),
     rotationFloorSeconds: (purpose) => (purpose === 'etcd' ? floor.etcd : floor.other),
   };
 }

@@ -37,7 +37,7 @@ export class Controller {
   readonly queue: WorkQueue<string>;
   private readonly options: ControllerOptions;
   private readonly metrics: ControllerMetrics;
-  private readonly primaries: Cache<KubeObject>[] = [];
+  private readonly primaries: { cache: Cache<KubeObject>; owns: (object: KubeObject) => boolean }[] = [];
   private running: Promise<void>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -51,10 +51,15 @@ export class Controller {
     this.metrics = controllerMetrics(options.registry);
   }
 
-  /** Every event of the primary resource enqueues its own key. */
-  watchPrimary<T extends KubeObject>(informer: Informer<T>): this {
-    this.primaries.push(informer);
-    informer.on((_event, object) => this.enqueue(objectKey(object)));
+  /**
+   * Every event of the primary resource enqueues its own key; with `owns`, only the objects this
+   * instance is responsible for (a shard), on events, at start and at every resync alike.
+   */
+  watchPrimary<T extends KubeObject>(informer: Informer<T>, owns: (object: T) => boolean = () => true): this {
+    this.primaries.push({ cache: informer, owns: owns as (object: KubeObject) => boolean });
+    informer.on((_event, object) => {
+      if (owns(object)) this.enqueue(objectKey(object));
+    });
     return this;
   }
 
@@ -85,13 +90,15 @@ export class Controller {
     if (this.started) return;
     this.started = true;
     this.abort = new AbortController();
-    for (const informer of this.primaries) for (const object of informer.list()) this.queue.add(objectKey(object));
+    for (const { cache, owns } of this.primaries)
+      for (const object of cache.list()) if (owns(object)) this.queue.add(objectKey(object));
     const workers = this.options.workers ?? 2;
     this.running = Array.from({ length: workers }, () => this.worker());
     if (this.options.resyncMs) {
       this.resyncTimer = setInterval(() => {
-        for (const informer of this.primaries) {
-          for (const object of informer.list()) {
+        for (const { cache, owns } of this.primaries) {
+          for (const object of cache.list()) {
+            if (!owns(object)) continue;
             const key = objectKey(object);
             // A key backing off after failures keeps its backoff: a resync must not defeat it.
             if (this.queue.numRequeues(key) === 0) this.enqueue(key);
