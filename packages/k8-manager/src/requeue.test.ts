@@ -26,7 +26,11 @@ describe('requeueAfter', () => {
       PENDING_RESYNC_MS,
     ],
     ['control plane not Ready: its TCP watch brings it back', { controlPlaneReady: false }, OBSERVE],
-    ['waiting for the pre-flight: the KdcCluster watch brings it back', { waitingForPreflight: true }, OBSERVE],
+    [
+      'waiting for the pre-flight: no poll, the KdcCluster watch brings it back',
+      { waitingForPreflight: true },
+      undefined,
+    ],
     ['plugin Ready: the observe period', { controlPlaneReady: true, kmsPluginReady: true }, OBSERVE],
     ['a migration step next, nothing written: at once', { controlPlaneReady: true, migrationRequeueMs: 0 }, 0],
     [

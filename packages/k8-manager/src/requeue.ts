@@ -26,11 +26,18 @@ export function requeueAfter(r: RequeueInput): ReconcileResult {
   if (r.restoreActive) return { requeueAfterMs: RESTORE_RESYNC_MS };
   // A force-disabled cluster is looked at again so its warning repeats, at the observe period, not in a hot loop.
   if (!r.enabled) return r.forceDisabled ? { requeueAfterMs: r.observePeriodMs } : {};
-  // What is watched needs no poll: a control plane Kamaji has not reported Ready comes back
-  // through its TenantControlPlane's watch event when it is, a pre-flight through the KdcCluster's
-  // own (its condition is written there). Polling them every 5 s made a platform starting
+  // The plan waits on the KMSPreflight condition of this very KdcCluster and its generation, and
+  // nothing else can change that verdict: only a write to the object does, and its watch event
+  // comes back to us (the resync is the safety net). A timed poll here filled the queue at 5,000
+  // tenants: 1,667 waiting clusters per shard polled every 30 s is 55 reconciles/s against
+  // k8-manager's ~5/s while the apiserver is busy creating them, and a cluster whose pre-flight
+  // had passed waited behind the polls.
+  if (r.waitingForPreflight && r.migrationRequeueMs === undefined) return {};
+  // A control plane Kamaji has not reported Ready comes back through its TenantControlPlane's
+  // watch event when it is; the observe period stays as the net for a tenant apiserver that stops
+  // answering while its TCP still says Ready. Polling every 5 s made a platform starting
   // thousands of tenants at once spend its CPU on clusters that could not move yet.
-  const watched = r.controlPlaneReady === false || r.waitingForPreflight;
+  const watched = r.controlPlaneReady === false;
   const resync = r.kmsPluginReady || watched ? r.observePeriodMs : PENDING_RESYNC_MS;
   // The next migration step follows at once, but after a status write it waits for that write's
   // watch event: planning from the cache before it arrived would start from the old checkpoint
