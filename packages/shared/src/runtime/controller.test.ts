@@ -58,4 +58,31 @@ describe('Controller', () => {
     await controller.stop();
     expect(new Set(seen)).toEqual(new Set(['mine-1/k', 'mine-2/k']));
   });
+
+  it("an event's reconcile goes before the backlog a resync sweep queued", async () => {
+    const objects = Array.from({ length: 50 }, (_, i) => ({ metadata: { namespace: `t${i}`, name: 'k' } }));
+    const handlers: Handler[] = [];
+    const seen: string[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const controller = new Controller({
+      name: 'priority',
+      logger: pino({ level: 'silent' }),
+      registry: createRegistry(false),
+      workers: 1,
+      reconcile: async (key) => {
+        seen.push(key);
+        await gate; // the first reconcile holds the only worker while the rest queue up
+      },
+    }).watchPrimary(fakeInformer(objects, handlers));
+    controller.start(); // the initial list: 50 keys, low priority
+    await expect.poll(() => seen.length).toBe(1);
+    for (const h of handlers) h('add', { metadata: { namespace: 'new', name: 'tenant' } });
+    release();
+    await expect.poll(() => seen.length).toBe(51);
+    await controller.stop();
+    expect(seen[1]).toBe('new/tenant');
+    // Positive control: the sweep's keys all ran, in their order.
+    expect(seen.slice(2)).toEqual(objects.slice(1).map((o) => `${o.metadata.namespace}/k`));
+  });
 });

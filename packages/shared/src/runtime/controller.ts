@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
 import { type Cache, type Informer, type InformerEvent, objectKey } from './informer.ts';
 import type { KubeObject } from './kube.ts';
-import { WorkQueue, namespaceOfKey, type BackoffOptions } from './workqueue.ts';
+import { WorkQueue, namespaceOfKey, type BackoffOptions, type Priority } from './workqueue.ts';
 
 export interface ReconcileResult {
   /** Reconcile again after this long even if nothing changes (e.g. the next rotation). */
@@ -72,9 +72,9 @@ export class Controller {
     return this;
   }
 
-  enqueue(key: string): void {
+  enqueue(key: string, priority: Priority = 'normal'): void {
     if (!this.started) return;
-    this.queue.add(key);
+    this.queue.add(key, priority);
     this.updateQueueGauges();
   }
 
@@ -91,7 +91,7 @@ export class Controller {
     this.started = true;
     this.abort = new AbortController();
     for (const { cache, owns } of this.primaries)
-      for (const object of cache.list()) if (owns(object)) this.queue.add(objectKey(object));
+      for (const object of cache.list()) if (owns(object)) this.queue.add(objectKey(object), 'low');
     const workers = this.options.workers ?? 2;
     this.running = Array.from({ length: workers }, () => this.worker());
     if (this.options.resyncMs) {
@@ -101,7 +101,7 @@ export class Controller {
             if (!owns(object)) continue;
             const key = objectKey(object);
             // A key backing off after failures keeps its backoff: a resync must not defeat it.
-            if (this.queue.numRequeues(key) === 0) this.enqueue(key);
+            if (this.queue.numRequeues(key) === 0) this.enqueue(key, 'low');
           }
         }
       }, this.options.resyncMs);

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_TIMER_MS, backoffDelay, WorkQueue, FairKeys, namespaceOfKey } from './workqueue.ts';
+import { DEFAULT_BACKOFF, MAX_TIMER_MS, backoffDelay, WorkQueue, FairKeys, namespaceOfKey } from './workqueue.ts';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,6 +27,55 @@ describe('WorkQueue', () => {
     q.done(key!);
     await tick();
     expect(second).toBe('a');
+  });
+
+  it('keys a sweep added (low priority) wait behind keys something happened to, whatever the order', async () => {
+    const q = new WorkQueue();
+    q.add('swept-1', 'low');
+    q.add('swept-2', 'low');
+    q.add('event');
+    expect(q.length).toBe(3);
+    expect(q.lowPriorityLength).toBe(2);
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['event', 'swept-1', 'swept-2']);
+  });
+
+  it('a swept key that gets an event moves up once, and is never served twice', async () => {
+    const q = new WorkQueue();
+    for (const k of ['s1', 's2', 's3']) q.add(k, 'low');
+    q.add('s3');
+    q.add('s3', 'low'); // a later sweep does not move it back down
+    expect(q.length).toBe(3);
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['s3', 's1', 's2']);
+    expect(q.length).toBe(0);
+  });
+
+  it('a key re-added while processing keeps the highest priority it was asked with', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    const a = await q.get();
+    q.add('a', 'low');
+    q.add('b', 'low');
+    q.done(a!);
+    // Only a sweep asked again: it joins the low keys after b.
+    expect([await q.get(), await q.get()]).toEqual(['b', 'a']);
+    q.done('b');
+    q.done('a');
+    q.add('a');
+    const again = await q.get();
+    q.add('a', 'low');
+    q.add('a'); // an event during processing: normal after done
+    q.add('c', 'low');
+    q.done(again!);
+    expect([await q.get(), await q.get()]).toEqual(['a', 'c']);
+  });
+
+  it('fair order holds within each priority', async () => {
+    const q = new WorkQueue(DEFAULT_BACKOFF, namespaceOfKey);
+    for (const k of ['t1/a', 't1/b', 't1/c', 't2/a']) q.add(k, 'low');
+    q.add('t1/c'); // moves up, out of t1's low turn
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) order.push((await q.get())!);
+    expect(order).toEqual(['t1/c', 't1/a', 't2/a', 't1/b']);
   });
 
   it('addAfter keeps the earliest due time', async () => {

@@ -3,6 +3,10 @@
 // exponentially per key, and delayed adds keep only the earliest due time. Unlike client-go's
 // FIFO, ready keys may be served round-robin across groups (tenant namespaces): one tenant with
 // hundreds of busy objects then delays every other tenant by at most one key per turn.
+// Two priorities, as controller-runtime's priority queue has them: keys added by the initial list
+// and by a resync sweep wait behind keys something happened to (an event, a requeue), and a
+// waiting key that gets such an add moves up. A resync of thousands of objects then no longer
+// delays a new tenant's first reconcile by a whole sweep.
 
 export interface BackoffOptions {
   baseDelayMs: number;
@@ -23,6 +27,8 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 interface ReadyKeys<K> {
   push(key: K): void;
   shift(): K | undefined;
+  /** Takes a waiting key out of turn (it moves to another priority). */
+  remove(key: K): void;
   clear(): void;
   readonly length: number;
   /** Groups with keys waiting, and the most keys one group has waiting (fair order only). */
@@ -36,6 +42,10 @@ class FifoKeys<K> implements ReadyKeys<K> {
   }
   shift(): K | undefined {
     return this.keys.shift();
+  }
+  remove(key: K): void {
+    const index = this.keys.indexOf(key);
+    if (index >= 0) this.keys.splice(index, 1);
   }
   clear(): void {
     this.keys.length = 0;
@@ -83,6 +93,18 @@ export class FairKeys<K> implements ReadyKeys<K> {
     return key;
   }
 
+  remove(key: K): void {
+    const group = this.groupOf(key);
+    const keys = this.byGroup.get(group);
+    const index = keys?.indexOf(key) ?? -1;
+    if (!keys || index < 0) return;
+    keys.splice(index, 1);
+    this.size--;
+    if (keys.length) return;
+    this.byGroup.delete(group);
+    this.turns.splice(this.turns.indexOf(group), 1);
+  }
+
   clear(): void {
     this.byGroup.clear();
     this.turns.length = 0;
@@ -106,8 +128,15 @@ export const namespaceOfKey = (key: string): string => {
   return slash < 0 ? '' : key.slice(0, slash);
 };
 
+/** Normal: something happened to the object. Low: a sweep (initial list, resync) found it. */
+export type Priority = 'normal' | 'low';
+
 export class WorkQueue<K = string> {
   private readonly queue: ReadyKeys<K>;
+  /** Keys only a sweep asked for, served when `queue` is empty. */
+  private readonly background: ReadyKeys<K>;
+  /** Keys waiting in `background`, and keys being processed whose only re-adds were low. */
+  private readonly low = new Set<K>();
   private readonly dirty = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly waiters: ((key: K | null) => void)[] = [];
@@ -120,17 +149,31 @@ export class WorkQueue<K = string> {
   constructor(backoff: BackoffOptions = DEFAULT_BACKOFF, fairBy?: (key: K) => string) {
     this.backoff = backoff;
     this.queue = fairBy ? new FairKeys(fairBy) : new FifoKeys();
+    this.background = fairBy ? new FairKeys(fairBy) : new FifoKeys();
   }
 
-  add(key: K): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: K, priority: Priority = 'normal'): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      // Already waiting: a normal add moves a key a sweep queued up to the normal keys.
+      if (priority === 'low' || !this.low.delete(key)) return;
+      if (!this.processing.has(key)) {
+        this.background.remove(key);
+        this.queue.push(key);
+      }
+      return;
+    }
     this.dirty.add(key);
+    if (priority === 'low') this.low.add(key);
     if (this.processing.has(key)) return;
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
+      this.low.delete(key);
       this.processing.add(key);
       waiter(key);
+    } else if (priority === 'low') {
+      this.background.push(key);
     } else {
       this.queue.push(key);
     }
@@ -175,9 +218,10 @@ export class WorkQueue<K = string> {
 
   /** Resolves with the next key, or null once the queue is shut down and drained. */
   get(): Promise<K | null> {
-    const key = this.queue.shift();
+    const key = this.queue.shift() ?? this.background.shift();
     if (key !== undefined) {
       this.dirty.delete(key);
+      this.low.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
     }
@@ -189,21 +233,27 @@ export class WorkQueue<K = string> {
     this.processing.delete(key);
     if (this.dirty.has(key)) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(key, this.low.delete(key) ? 'low' : 'normal');
     }
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queue.length + this.background.length;
+  }
+
+  /** Keys waiting that only a sweep asked for. */
+  get lowPriorityLength(): number {
+    return this.background.length;
   }
 
   get inFlight(): number {
     return this.processing.size;
   }
 
-  /** How many groups have keys waiting, and the largest group's count (fair order). */
+  /** How many groups have keys waiting (at least: the larger of the two priorities' counts), and the largest group's count. */
   get waitingGroups(): { waiting: number; largest: number } {
-    return this.queue.groups;
+    const [a, b] = [this.queue.groups, this.background.groups];
+    return { waiting: Math.max(a.waiting, b.waiting), largest: Math.max(a.largest, b.largest) };
   }
 
   shutDown(): void {
@@ -211,6 +261,8 @@ export class WorkQueue<K = string> {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.queue.clear();
+    this.background.clear();
+    this.low.clear();
     this.dirty.clear();
     for (const waiter of this.waiters.splice(0)) waiter(null);
   }
