@@ -251,7 +251,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
         },
         { timeoutMs: 30_000, intervalMs: 250 },
       );
-      expect(waiting!.message).toContain(`KMSKey ${names.autoEtcdKey} has no Transit key`);
+      expect(waiting.message).toContain(`KMSKey ${names.autoEtcdKey} has no Transit key`);
 
       await kube.create(keyRef(ns), buildAutoKey(ns, cluster, kdcClusterSpecSchema.parse(spec)));
       const budgetMs = 30_000;
