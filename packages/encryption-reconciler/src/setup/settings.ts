@@ -2,8 +2,9 @@
 // OPENBAO_URL, OPENBAO_TOKEN_FILE (re-read: rotate the Secret) or OPENBAO_TOKEN, OPENBAO_TOKEN_SECRET (named
 // in conditions), OPENBAO_CA_BUNDLE (PEM file), KMS_PLUGIN_IMAGE, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD,
 // WORKERS, CLUSTER_SELECTOR (label selector for KdcClusters), CONTROLLERS (default kmskey,kdccluster-openbao,
-// cleanup), KMSKEY_SHARD (<index>/<count>: this release's share of the KMSKeys, kmskey/shard.ts), KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h) and KMSKEY_MIN_ROTATION_ETCD
-// (purpose etcd, default 7d).
+// cleanup), KMSKEY_SHARD (<index>/<count>: this release's share of the KMSKeys, kmskey/shard.ts),
+// KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h) and KMSKEY_MIN_ROTATION_ETCD (purpose
+// etcd, default 7d).
 import { readFileSync } from 'node:fs';
 import { EnvSettings } from '@kdc/shared';
 import { parseKmsKeyShard, type KmsKeyShard } from '../kmskey/shard.ts';
