@@ -222,12 +222,11 @@ try {
         NODE_OPTIONS: NODE_OPTIONS.encryptionReconciler,
         LEASE_NAME: `er-${shard}`,
         CLUSTER_SELECTOR: selector,
-        ...(KMSKEY_SHARDED
-          ? {
-              CONTROLLERS: shard === 0 ? 'kmskey,kdccluster-openbao,cleanup' : 'kmskey,kdccluster-openbao',
-              KMSKEY_SHARD: `${shard}/${SHARDS}`,
-            }
-          : { CONTROLLERS: shard === 0 ? 'kmskey,kdccluster-openbao,cleanup' : 'kdccluster-openbao' }),
+        // cleanup in the first release; kmskey in every release with its share, or in the first alone.
+        CONTROLLERS: [KMSKEY_SHARDED || shard === 0 ? 'kmskey' : '', 'kdccluster-openbao', shard === 0 ? 'cleanup' : '']
+          .filter(Boolean)
+          .join(','),
+        ...(KMSKEY_SHARDED ? { KMSKEY_SHARD: `${shard}/${SHARDS}` } : {}),
         KMSKEY_DELETION_COUNTDOWN: '30d',
         KMSKEY_MIN_ROTATION: '1h',
         KMSKEY_MIN_ROTATION_ETCD: '7d',

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { controllerMetrics, type ControllerMetrics } from '../metrics.ts';
-import { type Cache, type Informer, type InformerEvent, objectKey } from './informer.ts';
+import type { Cache, Informer, InformerEvent } from './informer.ts';
+import { objectKey } from './object-key.ts';
 import type { KubeObject } from './kube.ts';
 import { WorkQueue, namespaceOfKey, type BackoffOptions, type Priority } from './workqueue.ts';
 

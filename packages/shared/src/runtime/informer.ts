@@ -4,6 +4,8 @@ import { type KubeClient, type KubeObject, type ResourceRef, type TypedRef, reso
 import { backoffDelay } from './workqueue.ts';
 import { ObjectIndex } from './object-index.ts';
 
+export { objectKey, splitKey } from './object-key.ts';
+
 /** What a reconcile reads from an informer: its cache, never its event stream (covariant in T). */
 export type Cache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
 
@@ -143,14 +145,4 @@ class CacheWatch extends Watch {
       done,
     );
   }
-}
-
-export function objectKey(object: KubeObject): string {
-  const { namespace, name } = object.metadata ?? {};
-  return namespace ? `${namespace}/${name}` : `${name}`;
-}
-
-export function splitKey(key: string): { namespace?: string; name: string } {
-  const index = key.indexOf('/');
-  return index < 0 ? { name: key } : { namespace: key.slice(0, index), name: key.slice(index + 1) };
 }

@@ -1,8 +1,7 @@
 import type { KubeObject } from './kube.ts';
+import { objectKey } from './object-key.ts';
 
 type IndexEvent = 'add' | 'update' | 'delete';
-
-const keyOf = (object: KubeObject) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name}`;
 
 /**
  * client-go's Indexer for one index: an informer's objects grouped by a value each yields (the
@@ -22,7 +21,7 @@ export class ObjectIndex<T extends KubeObject> {
   }
 
   apply(event: IndexEvent, object: T): void {
-    const key = keyOf(object);
+    const key = objectKey(object);
     const before = this.filedUnder.get(key);
     if (before !== undefined) {
       const bucket = this.buckets.get(before)!;
