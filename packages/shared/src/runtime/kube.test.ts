@@ -177,6 +177,33 @@ describe('KubeClient connections', () => {
     );
   });
 
+  it('a replica gone with several kept-alive connections: the request goes again on a new one, not the next dead one', async () => {
+    let gone = false;
+    const connectionsAtGone = new Set<unknown>();
+    let served = 0;
+    await withServer(
+      (req, res) => {
+        // Connections that were open when the replica went away fail at their next request.
+        if (gone && connectionsAtGone.has(req.socket)) return void req.socket.destroy();
+        if (!gone) connectionsAtGone.add(req.socket);
+        served++;
+        // Held a moment, so that four requests at once open four kept-alive connections.
+        setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"kind":"Namespace"}'), 50);
+      },
+      async (port, connections) => {
+        const client = clientOf(port, 'first');
+        await Promise.all(Array.from({ length: 4 }, () => client.get(ns)));
+        expect(connections()).toBe(4);
+        gone = true;
+        await expect(client.get(ns)).resolves.toMatchObject({ kind: 'Namespace' });
+        await expect(client.patch(ns, { metadata: { labels: { a: 'b' } } })).resolves.toMatchObject({
+          kind: 'Namespace',
+        });
+        expect(served).toBe(6);
+      },
+    );
+  });
+
   it('sends a GET again when a fresh connection is reset before any answer, and never a write', async () => {
     // Every connection is reset at its first request until `resets` runs out (a replica
     // shutting down behind a Service): GETs are idempotent, a POST may have landed.

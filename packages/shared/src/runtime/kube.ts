@@ -164,16 +164,20 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
-    for (let tooMany = 0, resets = 0; ;) {
+    for (let tooMany = 0, resets = 0, fresh = false; ;) {
       try {
-        return await this.send<T>(method, path, input);
+        return await this.send<T>(method, path, input, fresh);
       } catch (error) {
         // An apiserver replica going away resets its connections: a request on a kept-alive one
         // never reached it and goes again at once (Go's transport), and a GET goes again after a
-        // short pause, as client-go retries GETs on "connection reset" and EOF.
+        // short pause, as client-go retries GETs on "connection reset" and EOF. The one sent again
+        // after a kept-alive connection failed goes on a new connection: every other connection
+        // kept alive to that replica is dead too, and the pool would hand them out one by one
+        // before their closes are read (the e2e rollout reader lost a GET so: 4 resets in 1 ms).
         if (error instanceof ResetBeforeAnswerError) {
           if (resets++ >= RESET_RETRIES) throw error.cause;
           if (!error.reused) await delay(RESET_BACKOFF_MS * 2 ** (resets - 1));
+          fresh = fresh || error.reused;
           continue;
         }
         if (!(error instanceof KubeApiError) || error.status !== 429 || tooMany >= this.tooManyRequestsRetries)
@@ -183,13 +187,16 @@ export class KubeClient {
     }
   }
 
-  private async send<T>(method: string, path: string, input: RequestInput): Promise<T> {
+  /** fresh: on a connection of its own, not one kept alive (nor kept alive after it). */
+  private async send<T>(method: string, path: string, input: RequestInput, fresh = false): Promise<T> {
     const url = new URL(this.server.pathname.replace(/\/$/, '') + path, this.server);
     for (const [k, v] of Object.entries(input.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const signal = input.signal ?? (this.requestTimeoutMs ? AbortSignal.timeout(this.requestTimeoutMs) : undefined);
     const options: RequestOptions = { method, headers: { Accept: input.accept ?? 'application/json' }, signal };
     await this.config.applyToHTTPSOptions(options);
-    if (url.protocol === 'https:' && options.agent instanceof HttpsAgent) options.agent = this.keepAliveAgent(options);
+    if (fresh) options.agent = false;
+    else if (url.protocol === 'https:' && options.agent instanceof HttpsAgent)
+      options.agent = this.keepAliveAgent(options);
     const payload =
       input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (payload !== undefined) {
