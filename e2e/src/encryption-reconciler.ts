@@ -96,6 +96,8 @@ export async function startEncryptionReconciler(
       OPENBAO_TOKEN_FILE: tokenFile,
       // Test processes share one Lease: whichever leads must behave the same, with test timings.
       RESYNC_PERIOD: '5s',
+      // Drift is read back at most every 5 s (not on every event): tests of repair wait a resync.
+      OPENBAO_DRIFT_CHECK_PERIOD: '5s',
       KMSKEY_DELETION_COUNTDOWN: '20s',
       // Rotation tests rotate every 30 s; the production floors (1h, 7d for etcd keys) are the
       // subject of attacks/07, which still finds a 1 s interval refused here.

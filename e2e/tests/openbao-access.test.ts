@@ -56,7 +56,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     await controller?.stop();
   });
 
-  async function encryptedCluster(ns: string, cluster: string, withSa = true) {
+  async function encryptedCluster(ns: string, cluster: string, withSa = true, labels: Record<string, string> = {}) {
     const names = clusterNames(cluster);
     // The auto key as k8-manager makes it (labels tie it to the cluster; validation checks them).
     await kube.create(
@@ -76,7 +76,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     await kube.create(kdcRef(ns), {
       apiVersion: KDC_API_VERSION,
       kind: 'KdcCluster',
-      metadata: { name: cluster },
+      metadata: { name: cluster, labels },
       spec: { version: 'v1.35.0', encryption: { etcd: { enabled: true } } },
     });
   }
@@ -265,6 +265,61 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       expect(Date.now() - since).toBeLessThan(budgetMs);
     } finally {
       await waiter.stop();
+    }
+  });
+
+  it('reads the policies and roles back on the drift clock, not on every resync; a deleted policy returns after the period', async () => {
+    // Its own controller: resync every 2 s, read-back every 20 s. Resyncs that trust the last
+    // read-back are counted (the positive control: they happen) while the audit log shows no read.
+    const id = unique('drift');
+    const driftMs = 20_000;
+    const clock = await startEncryptionReconciler(platform(), {
+      name: `er-${id}`,
+      leaseNamespace: await createNamespace(kube, 'lease'),
+      env: {
+        CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`,
+        CONTROLLERS: 'kdccluster-openbao',
+        RESYNC_PERIOD: '2s',
+        OPENBAO_DRIFT_CHECK_PERIOD: `${driftMs / 1000}s`,
+      },
+    });
+    const skipped = async () => {
+      const text = await (await fetch(`${clock.metricsUrl}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('kdc_openbao_drift_checks_total{') && l.includes('result="skipped"'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    try {
+      const ns = await createNamespace(kube, 'drift');
+      const cluster = unique('c');
+      const bao = openBaoAccessNames(ns, cluster);
+      await encryptedCluster(ns, cluster, true, { [ISOLATED_LABEL]: id });
+      await preflightOk(ns, cluster);
+      const verifiedBy = Date.now();
+      const mark = auditMark(platform().openbao.auditLog);
+      const before = await skipped();
+      await waitFor('three resyncs that trust the read-back', async () => (await skipped()) >= before + 3, {
+        timeoutMs: 15_000,
+        intervalMs: 250,
+      });
+      const reads = auditLinesSince(platform().openbao.auditLog, mark).filter(
+        (l) =>
+          l.includes('"type":"request"') && (l.includes(`/${bao.pluginPolicy}"`) || l.includes(`/${bao.pluginRole}"`)),
+      );
+      expect(Date.now() - verifiedBy).toBeLessThan(driftMs); // the window is inside one period
+      expect(reads).toEqual([]);
+
+      await root.deletePolicy(bao.pluginPolicy);
+      const restored = await waitFor(
+        'the policy written again after the drift period',
+        async () => ((await root.readPolicy(bao.pluginPolicy)) !== null ? Date.now() : undefined),
+        { timeoutMs: driftMs + 25_000, intervalMs: 250 },
+      );
+      // Not before the period was over (verified at most ~1 s before verifiedBy; 2 s resync after it).
+      expect(restored - verifiedBy).toBeGreaterThan(driftMs - 2_000);
+    } finally {
+      await clock.stop();
     }
   });
 

@@ -18,6 +18,7 @@ import {
   setConditions,
   splitKey,
   updateStatusIfChanged,
+  DriftClock,
   validateCluster,
   type PlatformConfigResult,
   type TenantControlPlane,
@@ -73,6 +74,10 @@ export interface ClusterAccessDeps {
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof clusterAccessMetrics>;
+  /** When the policies and roles are read back while nothing changed (default: on every reconcile). */
+  driftClock?: DriftClock;
+  /** Counts reconciles that read the policies and roles back (checked) or trusted the last read (skipped). */
+  countDriftCheck?: (result: 'checked' | 'skipped') => void;
   now?: () => Date;
 }
 
@@ -106,6 +111,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   const organizationOf = organizationLookup(deps.kube);
   const dataStoreOf = dataStoreLookup(deps.kube);
   const transitKeyOf = deps.transitKeyOf ?? transitKeyLookup(deps.openbao);
+  const driftClock = deps.driftClock ?? new DriftClock(0);
 
   async function removeAccess(bao: OpenBaoClient, namespace: string, cluster: string): Promise<void> {
     const count = (object: 'role' | 'policy') => deps.metrics.writes.inc({ object, kind: 'delete' });
@@ -167,6 +173,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   async function reconcileAccess(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = deps.clusters.get(name, namespace) as Cluster | undefined;
+    if (!object || !namespace || object.metadata?.deletionTimestamp) driftClock.forget(key);
     if (!object || !namespace) return {};
     const ref = { ...RESOURCES.kdcCluster, namespace, name };
     const finalizers = object.metadata?.finalizers ?? [];
@@ -196,6 +203,7 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     const wanted = Boolean(spec.encryption?.etcd.enabled);
 
     if (!wanted) {
+      driftClock.forget(key);
       if (!hasFinalizer) return {};
       await removeAccess(bao, namespace, name);
       await deps.kube.patch(ref, {
@@ -279,7 +287,12 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       backup: backupKey,
     });
     const repaired: string[] = [];
-    for (const policy of access.policies) {
+    // Written by us and checked within the drift period for this very access: not read again.
+    const fingerprint = accessFingerprint(namespace, name, access);
+    const verified = `${organization ?? ''}:${fingerprint}`;
+    const skipCheck = driftClock.recall(key, verified) !== undefined;
+    deps.countDriftCheck?.(skipCheck ? 'skipped' : 'checked');
+    for (const policy of skipCheck ? [] : access.policies) {
       const current = await bao.readPolicy(policy.name);
       const text = renderPolicy(policy.rules);
       if (current !== null && policiesEquivalent(current, text)) continue;
@@ -287,13 +300,14 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
       deps.metrics.writes.inc({ object: 'policy', kind: current === null ? 'create' : 'drift' });
       if (current !== null) repaired.push(`policy ${policy.name}`);
     }
-    for (const role of access.roles) {
+    for (const role of skipCheck ? [] : access.roles) {
       const current = await bao.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name);
       if (roleMatches(current, role.body)) continue;
       await bao.writeAuthRole(OPENBAO_K8S_AUTH_MOUNT, role.name, role.body);
       deps.metrics.writes.inc({ object: 'role', kind: current === null ? 'create' : 'drift' });
       if (current !== null) repaired.push(`role ${role.name}`);
     }
+    if (!skipCheck) driftClock.remember(key, verified, true);
     if (repaired.length) {
       deps.logger.warn({ cluster: key, repaired }, 'repaired OpenBao drift');
       await deps.recorder.record(
@@ -305,7 +319,6 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     }
 
     // The pre-flight runs when what it proved may have changed, never at steady state.
-    const fingerprint = accessFingerprint(namespace, name, access);
     const previous = findCondition(object.status?.conditions, KDC_CLUSTER_CONDITIONS.kmsPreflight);
     const proven =
       previous?.status === 'True' && previous.message.includes(`(access ${fingerprint})`) && repaired.length === 0;

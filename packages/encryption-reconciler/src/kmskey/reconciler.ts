@@ -14,6 +14,7 @@ import {
   runPass,
   setConditions,
   splitKey,
+  DriftClock,
   transitKeyFromKeyId,
   transitKeyName,
   updateStatusIfChanged,
@@ -33,7 +34,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { buildCleanupTask, cleanupTaskName, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { planKmsKeyDeletion } from './deletion.ts';
 import { resolveOwnership } from './ownership.ts';
-import { checkSpec, planKmsKey, type KmsKeyAction } from './plan.ts';
+import { checkSpec, planKmsKey, type KmsKeyAction, type KmsKeyObservation, type KmsKeyPlan } from './plan.ts';
 
 export function kmsKeyMetrics(registry: Registry) {
   // Next rotation per KMSKey, kept here: the exported gauge is one number, so the metrics name no
@@ -88,8 +89,15 @@ export interface KmsKeyReconcilerDeps {
   deletionCountdownSeconds: number;
   /** The platform's shortest rotation interval for a purpose (seconds). */
   rotationFloor: (purpose: KmsKeySpec['purpose']) => number;
+  /** When a key's Transit key and ownership record are read back while nothing changed (default: every reconcile). */
+  driftClock?: DriftClock<OpenBaoView>;
+  /** Counts reconciles that read OpenBao back (checked) or trusted the last read (skipped). */
+  countDriftCheck?: (result: 'checked' | 'skipped') => void;
   now?: () => Date;
 }
+
+/** What a KMSKey's plan reads from OpenBao: the mounts, the ownership of the name, the Transit key. */
+type OpenBaoView = Pick<KmsKeyObservation, 'mounts' | 'transitKeyName' | 'ownership' | 'transit'>;
 
 type KeyObject = KubeObject & Pick<KmsKey, 'spec' | 'status'>;
 const OBJECT_ACTIONS = new Set<KmsKeyAction['kind']>(['addFinalizer']);
@@ -102,6 +110,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const organizationOf = organizationLookup(deps.kube);
   /** Organisation -> until when both mounts are known to exist (see mountsOf). */
   const mountedUntil = new Map<string, number>();
+  const driftClock = deps.driftClock ?? new DriftClock<OpenBaoView>(0);
 
   async function execute(
     action: KmsKeyAction,
@@ -203,6 +212,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   return async function reconcile(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = deps.keys.get(name, namespace) as KeyObject | undefined;
+    if (!object || !namespace || object.metadata?.deletionTimestamp) driftClock.forget(key);
     if (!object || !namespace) return {};
     const ref = { ...RESOURCES.kmsKey, namespace, name };
     const parsedSpec = kmsKeySpecSchema.safeParse(object.spec ?? {});
@@ -266,6 +276,18 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     }
     const organization = await organizationOf(namespace);
     const bao = deps.openbao.withNamespace(organization);
+    // Read within the drift period for this very object: if that view asks for no change, it is
+    // trusted (a rotation that falls due, a new spec or another organisation reads OpenBao again).
+    const fingerprint = `${observed.uid}:${observed.generation}:${organization ?? ''}`;
+    const recalled = driftClock.recall(key, fingerprint);
+    if (recalled) {
+      const plan = planKmsKey({ ...observed, organization, ...recalled });
+      if (plan.action.kind === 'none') {
+        deps.countDriftCheck?.('skipped');
+        return settle(ref, object, plan);
+      }
+    }
+    deps.countDriftCheck?.('checked');
     try {
       // OpenBao steps (mount, claim, create, rotate) follow one another in one pass, each planned
       // from a fresh read of OpenBao, and the status is written once at the end: a new key costs
@@ -280,9 +302,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
                 ? await resolve(bao, object)
                 : { transitKeyName: transitKeyName(namespace, name), ownership: { kind: 'unclaimed' as const } };
             const transit = mounted.transit ? await bao.transit().readKey(resolved.transitKeyName) : null;
+            const view: OpenBaoView = { mounts: mounted, ...resolved, transit };
             return {
               transitKey: resolved.transitKeyName,
-              plan: planKmsKey({ ...observed, organization, mounts: mounted, ...resolved, transit }),
+              view,
+              plan: planKmsKey({ ...observed, organization, ...view }),
             };
           },
           plan: ({ plan }) => plan.action,
@@ -298,15 +322,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
         { signal, onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
       );
       const plan = pass.observed.plan;
-      if (plan.status.nextRotationTime)
-        deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
-      else deps.metrics.nextRotation.remove({ namespace, name });
       if (pass.step.kind === 'none') {
-        const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
-        if (ready?.status === 'False') deps.metrics.refused.inc({ reason: ready.reason });
-        await updateStatusIfChanged(deps.kube, ref, object, plan.status);
-        return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+        driftClock.remember(key, fingerprint, pass.observed.view);
+        return await settle(ref, object, plan);
       }
+      setNextRotation(namespace, name, plan);
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
       if (OBJECT_ACTIONS.has(pass.step.kind)) return {};
@@ -343,6 +363,25 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       throw error;
     }
   };
+
+  function setNextRotation(namespace: string, name: string, plan: KmsKeyPlan): void {
+    if (plan.status.nextRotationTime)
+      deps.metrics.nextRotation.set({ namespace, name }, Date.parse(plan.status.nextRotationTime) / 1000);
+    else deps.metrics.nextRotation.remove({ namespace, name });
+  }
+
+  /** Nothing left to change in OpenBao: show the plan's status and come back when a rotation is due. */
+  async function settle(
+    ref: { namespace: string; name: string } & typeof RESOURCES.kmsKey,
+    object: KeyObject,
+    plan: KmsKeyPlan,
+  ): Promise<ReconcileResult> {
+    setNextRotation(ref.namespace, ref.name, plan);
+    const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
+    if (ready?.status === 'False') deps.metrics.refused.inc({ reason: ready.reason });
+    await updateStatusIfChanged(deps.kube, ref, object, plan.status);
+    return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+  }
 
   /**
    * Whether `transit/` and the registry are mounted in an organisation's OpenBao namespace (and

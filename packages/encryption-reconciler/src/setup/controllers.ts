@@ -1,6 +1,7 @@
 // The three controllers registered with the manager (controller-runtime's SetupWithManager): what
 // each reconciles, what it watches, and the loop settings they share.
 import {
+  DriftClock,
   OpenBaoClient,
   platformConfigLookup,
   RESOURCES,
@@ -16,24 +17,49 @@ import { CLEANUP_LABEL, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { clusterAccessMetrics, clusterAccessReconciler, clustersUsingKey } from '../cluster/reconciler.ts';
 import { kmsKeyMetrics, kmsKeyReconciler } from '../kmskey/reconciler.ts';
 import { ownsKmsKey } from '../kmskey/shard.ts';
+import { Counter, type Registry } from 'prom-client';
 import type { ReconcilerSettings } from './settings.ts';
 
 interface Shared {
   mgr: Manager;
   settings: ReconcilerSettings;
   openbao: OpenBaoClient;
+  /** A drift clock per controller, trusted while the controller's token is (openBaoClient). */
+  driftClock: <T>() => DriftClock<T>;
   keys: Informer<KmsKeyObject>;
   clusters: Informer<KdcClusterObject>;
   tasks: Informer<KubeObject>;
+  /** Reconciles that read OpenBao back or trusted the drift clock (driftCheckMetric). */
+  driftChecks: Counter<'controller' | 'result'>;
 }
 
-/** An OpenBao client whose token is renewed and re-read from its file while we run (token-keeper.ts). */
-export function openBaoClient(mgr: Manager, settings: ReconcilerSettings): OpenBaoClient {
+export function driftCheckMetric(registry: Registry): Counter<'controller' | 'result'> {
+  return new Counter({
+    name: 'kdc_openbao_drift_checks_total',
+    help: 'Reconciles that read OpenBao back (checked) or trusted the last read within OPENBAO_DRIFT_CHECK_PERIOD (skipped)',
+    labelNames: ['controller', 'result'],
+    registers: [registry],
+  });
+}
+
+/**
+ * An OpenBao client whose token is renewed and re-read from its file while we run (token-keeper.ts),
+ * and looked up at least every 30 s (each resync when shorter): the drift clocks trust what they
+ * verified only while OpenBao accepts the token.
+ */
+export function openBaoClient(mgr: Manager, settings: ReconcilerSettings) {
   const base = new OpenBaoClient(settings.openBao);
-  const token = mgr.configure(() => tokenKeeperFromEnv(mgr.env, { base, logger: mgr.logger, registry: mgr.registry }));
+  const checkEveryMs = Math.min(30_000, settings.resyncMs);
+  const token = mgr.configure(() =>
+    tokenKeeperFromEnv(mgr.env, { base, logger: mgr.logger, registry: mgr.registry, checkEveryMs }),
+  );
   mgr.onBeforeSync(() => token.start());
   mgr.onStop(() => token.stop());
-  return new OpenBaoClient({ ...settings.openBao, credentials: token });
+  return {
+    openbao: new OpenBaoClient({ ...settings.openBao, credentials: token }),
+    driftClock: <T>() =>
+      new DriftClock<T>(settings.driftCheckMs, { trusted: () => token.token() !== undefined && !token.rejected() }),
+  };
 }
 
 export function informers(mgr: Manager, settings: ReconcilerSettings) {
@@ -64,6 +90,8 @@ export function setupKmsKeyController(s: Shared): void {
     ...common(s),
     keys: s.keys,
     metrics: kmsKeyMetrics(s.mgr.registry),
+    driftClock: s.driftClock(),
+    countDriftCheck: (result) => s.driftChecks.inc({ controller: 'kmskey', result }),
     deletionCountdownSeconds: s.settings.deletionCountdownSeconds,
     rotationFloor: s.settings.rotationFloorSeconds,
   });
@@ -83,6 +111,8 @@ export function setupClusterAccessController(s: Shared): void {
     // The master-config Secret may change while we run: re-read every 30 s.
     platformConfig: platformConfigLookup(s.mgr.kube, s.mgr.namespace, s.mgr.env),
     metrics: clusterAccessMetrics(s.mgr.registry),
+    driftClock: s.driftClock(),
+    countDriftCheck: (result) => s.driftChecks.inc({ controller: 'kdccluster-openbao', result }),
   });
   s.mgr
     .controller({ name: 'kdccluster-openbao', ...loop(s), reconcile }, s.settings.controllers.has('kdccluster-openbao'))

@@ -3,8 +3,9 @@
 // in conditions), OPENBAO_CA_BUNDLE (PEM file), KMS_PLUGIN_IMAGE, KMSKEY_DELETION_COUNTDOWN, RESYNC_PERIOD,
 // WORKERS, CLUSTER_SELECTOR (label selector for KdcClusters), CONTROLLERS (default kmskey,kdccluster-openbao,
 // cleanup), KMSKEY_SHARD (<index>/<count>: this release's share of the KMSKeys, kmskey/shard.ts),
-// KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h) and KMSKEY_MIN_ROTATION_ETCD (purpose
-// etcd, default 7d).
+// KMSKEY_MIN_ROTATION (shortest rotation interval, default 1h), KMSKEY_MIN_ROTATION_ETCD (purpose
+// etcd, default 7d) and OPENBAO_DRIFT_CHECK_PERIOD (how often what we wrote in OpenBao is read back
+// when nothing changed, default 1h; 0s: on every reconcile).
 import { readFileSync } from 'node:fs';
 import { EnvSettings } from '@kdc/shared';
 import { parseKmsKeyShard, type KmsKeyShard } from '../kmskey/shard.ts';
@@ -15,6 +16,7 @@ export interface ReconcilerSettings {
   openBao: { endpoint: string; caBundle?: string; timeoutMs: number };
   deletionCountdownSeconds: number;
   resyncMs: number;
+  driftCheckMs: number;
   workers: number;
   clusterSelector?: string;
   controllers: Set<string>;
@@ -41,6 +43,7 @@ export function reconcilerSettings(env: Record<string, string | undefined>): Rec
     },
     deletionCountdownSeconds: settings.durationSeconds('KMSKEY_DELETION_COUNTDOWN', '30d'),
     resyncMs: settings.durationMs('RESYNC_PERIOD', '10m'),
+    driftCheckMs: settings.durationMs('OPENBAO_DRIFT_CHECK_PERIOD', '1h', 0),
     workers: settings.positiveInt('WORKERS', 4),
     clusterSelector: settings.optional('CLUSTER_SELECTOR'),
     controllers,

@@ -76,8 +76,9 @@ export class EnvSettings {
     return value;
   }
 
-  durationMs(name: string, fallback: string): number {
-    return this.parse(name, durationMs(), this.string(name, fallback));
+  /** minSeconds: the shortest accepted (default: anything above zero; 0 lets "0s" through). */
+  durationMs(name: string, fallback: string, minSeconds?: number): number {
+    return this.parse(name, durationMs(minSeconds), this.string(name, fallback));
   }
 
   durationSeconds(name: string, fallback: string): number {

@@ -96,6 +96,8 @@ export interface TokenKeeperOptions {
   replace: string;
   logger: Logger;
   metrics?: OpenBaoTokenMetrics;
+  /** How often the token is looked up even when nothing uses it (absent: only at start, renewal and refusals). */
+  checkEveryMs?: number;
   /** How often the token file is re-read. */
   fileCheckMs?: number;
 }
@@ -116,6 +118,7 @@ export class TokenKeeper implements TokenProvider {
   private checking: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private fileTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(options: TokenKeeperOptions) {
@@ -146,12 +149,23 @@ export class TokenKeeper implements TokenProvider {
       this.fileTimer = setInterval(() => void this.reload(), this.options.fileCheckMs ?? 10_000);
       this.fileTimer.unref();
     }
+    // A controller that trusts its drift clock may not call OpenBao for an hour: a revoked token
+    // must still show (metrics, and the conditions of the objects, which stop trusting the clock).
+    const every = this.options.checkEveryMs;
+    if (every) {
+      this.checkTimer = setInterval(() => {
+        if (Date.now() - this.checkedAt < every) return;
+        this.checking ??= this.check().finally(() => (this.checking = undefined));
+      }, every);
+      this.checkTimer.unref();
+    }
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.fileTimer) clearInterval(this.fileTimer);
+    if (this.checkTimer) clearInterval(this.checkTimer);
   }
 
   async refused(): Promise<TokenRejection | undefined> {
@@ -312,7 +326,7 @@ export class TokenKeeper implements TokenProvider {
  */
 export function tokenKeeperFromEnv(
   env: Record<string, string | undefined>,
-  deps: { base: OpenBaoClient; logger: Logger; registry: Registry },
+  deps: { base: OpenBaoClient; logger: Logger; registry: Registry; checkEveryMs?: number },
 ): TokenKeeper {
   if (!env.OPENBAO_TOKEN && !env.OPENBAO_TOKEN_FILE) throw new Error('set OPENBAO_TOKEN_FILE (or OPENBAO_TOKEN)');
   return new TokenKeeper({
@@ -322,5 +336,6 @@ export function tokenKeeperFromEnv(
     replace: tokenSourceHint(env),
     logger: deps.logger,
     metrics: openBaoTokenMetrics(deps.registry),
+    ...(deps.checkEveryMs ? { checkEveryMs: deps.checkEveryMs } : {}),
   });
 }

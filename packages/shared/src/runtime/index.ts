@@ -12,3 +12,4 @@ export * from './manager.ts';
 export * from './tenant-kubeconfig.ts';
 export * from './tenant-client.ts';
 export * from './steps.ts';
+export * from './drift-clock.ts';
