@@ -38,7 +38,7 @@ import {
 import { bundle, imageSpec } from '@kdc/images';
 import { clusterOwner, planCluster, type ObservedCluster } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
-import { chartNodeOptions } from '../src/chart.ts';
+import { chartDriftCheckPeriod, chartNodeOptions } from '../src/chart.ts';
 import { startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { KMS_PLUGIN_IMAGE } from '../src/images.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
@@ -230,6 +230,7 @@ try {
         KMSKEY_DELETION_COUNTDOWN: '30d',
         KMSKEY_MIN_ROTATION: '1h',
         KMSKEY_MIN_ROTATION_ETCD: '7d',
+        OPENBAO_DRIFT_CHECK_PERIOD: chartDriftCheckPeriod(),
       },
     });
     const manager = await startK8Manager(p, {

@@ -189,3 +189,11 @@ export function chartNodeOptions(component: 'k8Manager' | 'encryptionReconciler'
   } & Record<typeof component, { nodeOptions: string }>;
   return values[component].nodeOptions || values.nodeOptions;
 }
+
+/** The encryption-reconciler's OPENBAO_DRIFT_CHECK_PERIOD as the chart's default values set it (benches run it). */
+export function chartDriftCheckPeriod(): string {
+  const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as {
+    encryptionReconciler: { openBaoDriftCheckPeriod: string };
+  };
+  return values.encryptionReconciler.openBaoDriftCheckPeriod;
+}
