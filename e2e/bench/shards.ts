@@ -321,6 +321,8 @@ try {
   for (const r of releases) await Promise.all([r.manager.stop(), r.reconciler.stop()]);
   console.error('per process:', JSON.stringify(perProcess));
   console.error('steady OpenBao writes (two resyncs):', JSON.stringify(steadyOpenBao.byPath));
+  const steadyReads = openBaoRequests(steadyLines, 'reads');
+  console.error('steady OpenBao reads (two resyncs):', JSON.stringify(steadyReads.byPath));
   const directS = directMs / 1000;
   const max = (field: keyof (typeof perProcess)[number], prefix: string) =>
     Math.max(...perProcess.filter((x) => x.name.startsWith(prefix)).map((x) => Number(x[field])));
@@ -341,6 +343,7 @@ try {
       direct_openbao_writes: directOpenBaoWrites.total,
       controller_openbao_writes: convergeOpenBaoWrites.total,
       openbao_writes_per_steady_resync: steadyOpenBao.total / 2,
+      openbao_reads_per_steady_resync: steadyReads.total / 2,
       kube_writes_per_steady_resync: perProcess.reduce((s, x) => s + x.kube_writes_per_steady_resync, 0),
       k8m_max_rss_mb: max('rss_mb', 'k8m'),
       er_max_rss_mb: max('rss_mb', 'er'),

@@ -19,6 +19,8 @@ const { kube, logger, recorder, registry } = mgr;
 const clusters = mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector });
 const keys = mgr.informer(RESOURCES.kmsKey);
 const tcps = mgr.informer(RESOURCES.tenantControlPlane);
+// For the organisation label only: an observe period of thousands of tenants then reads no Namespace.
+const namespaces = mgr.informer(RESOURCES.namespace);
 const owned = ownedBy(clusters);
 const tcpsOnDataStore = tcps.index(storageOf);
 const tcpEvents = controlPlaneEvents(tcpsOnDataStore);
@@ -30,6 +32,7 @@ const deps = {
   keys,
   tcps,
   tcpsOnDataStore,
+  namespaces,
   env: settings.env,
   controllerNamespace: mgr.namespace,
 };

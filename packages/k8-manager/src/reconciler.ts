@@ -76,6 +76,8 @@ export interface KdcClusterReconcilerDeps {
   tcps: Informer<TenantControlPlaneObject>;
   /** The same informer indexed by DataStore (`tcps.index(storageOf)`): backups and restores ask who shares one. */
   tcpsOnDataStore: TcpsByDataStore;
+  /** Namespaces, for their organisation label (absent: read through a short cache). */
+  namespaces?: Informer<KubeObject>;
   recorder: EventRecorder;
   logger: Logger;
   metrics: ReturnType<typeof k8ManagerMetrics>;
@@ -115,7 +117,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
   const migrate = deps.migration
     ? migrationReconciler({ ...deps.migration, recorder: deps.recorder, logger: deps.logger, now })
     : undefined;
-  const organizationOf = organizationLookup(deps.kube);
+  const organizationOf = organizationLookup(deps.kube, { namespaces: deps.namespaces });
   const dataStoreOf = dataStoreLookup(deps.kube);
   const reconcileBackup = backupReconciler({
     kube: deps.kube,

@@ -66,6 +66,8 @@ export interface ClusterAccessDeps {
   keys: Informer<KmsKeyObject>;
   /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
   tasks: Informer<KubeObject>;
+  /** Namespaces, for their organisation label (absent: read through a short cache). */
+  namespaces?: Informer<KubeObject>;
   controllerNamespace: string;
   /** The Transit key a KMSKey owns (default: the ownership registry through `openbao`). */
   transitKeyOf?: TransitKeyLookup;
@@ -108,7 +110,7 @@ export function clustersUsingKey(clusters: Informer<KdcClusterObject>, key: Kube
  */
 export function clusterAccessReconciler(deps: ClusterAccessDeps) {
   const now = deps.now ?? (() => new Date());
-  const organizationOf = organizationLookup(deps.kube);
+  const organizationOf = organizationLookup(deps.kube, { namespaces: deps.namespaces });
   const dataStoreOf = dataStoreLookup(deps.kube);
   const transitKeyOf = deps.transitKeyOf ?? transitKeyLookup(deps.openbao);
   const driftClock = deps.driftClock ?? new DriftClock(0);

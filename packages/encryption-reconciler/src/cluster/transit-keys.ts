@@ -9,8 +9,10 @@ import {
 
 // The Transit key a cluster's policy may grant for one of its KMSKeys: the name the ownership
 // registry gives to that KMSKey's uid, never a name taken from the KMSKey's (tenant-writable)
-// status. Positive answers are cached a few minutes: a record changes hands only by an admin's
-// hand-over, and the cache keeps the steady-state resync of a thousand clusters cheap.
+// status. An answer that confirms what is asked is cached (ttlMs: the drift period, at least a few
+// minutes): a record changes hands only by an admin's hand-over, and the cache keeps the
+// steady-state resync of a thousand clusters cheap. One that does not confirm it is read again
+// every time, so a hand-over to the asking KMSKey is seen at its next reconcile.
 
 export type TransitKeyLookup = ((organization: string | undefined, kmsKey: KubeObject) => Promise<string | null>) & {
   /**
@@ -30,15 +32,15 @@ export function transitKeyLookup(
   async function owner(
     organization: string | undefined,
     name: string,
+    confirms: (owner: { uid: string; namespace: string }) => boolean,
   ): Promise<{ uid: string; namespace: string } | undefined> {
     const cacheKey = `${organization ?? ''}\n${name}`;
     const hit = owners.get(cacheKey);
-    if (hit && now() - hit.at < ttlMs) return hit;
+    if (hit && now() - hit.at < ttlMs && confirms(hit)) return hit;
     const record = await new OwnershipRegistry(openbao.withNamespace(organization)).read(name);
     if (record) owners.set(cacheKey, { uid: record.owner.uid, namespace: record.owner.namespace, at: now() });
     return record?.owner;
   }
-  const ownerUid = async (organization: string | undefined, name: string) => (await owner(organization, name))?.uid;
 
   const lookup: TransitKeyLookup = async (organization, kmsKey) => {
     const { namespace, name, uid } = kmsKey.metadata as { namespace: string; name: string; uid: string };
@@ -50,10 +52,11 @@ export function transitKeyLookup(
         ),
       ),
     ];
-    for (const candidate of candidates) if ((await ownerUid(organization, candidate)) === uid) return candidate;
+    for (const candidate of candidates)
+      if ((await owner(organization, candidate, (o) => o.uid === uid))?.uid === uid) return candidate;
     return null;
   };
   lookup.ownedByNamespace = async (organization, transitKey, namespace) =>
-    (await owner(organization, transitKey))?.namespace === namespace;
+    (await owner(organization, transitKey, (o) => o.namespace === namespace))?.namespace === namespace;
   return lookup;
 }

@@ -82,6 +82,8 @@ export interface KmsKeyReconcilerDeps {
   keys: Informer<KmsKeyObject>;
   /** Cleanup tasks (ConfigMaps) in the controllers' namespace. */
   tasks: Informer<KubeObject>;
+  /** Namespaces, for their organisation label (absent: read through a short cache). */
+  namespaces?: Informer<KubeObject>;
   controllerNamespace: string;
   recorder: EventRecorder;
   logger: Logger;
@@ -107,7 +109,7 @@ const MAX_OPENBAO_STEPS = 5;
 /** Reads, plans (pure), executes OpenBao actions until none is left, writes status only when it changed. */
 export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
-  const organizationOf = organizationLookup(deps.kube);
+  const organizationOf = organizationLookup(deps.kube, { namespaces: deps.namespaces });
   /** Organisation -> until when both mounts are known to exist (see mountsOf). */
   const mountedUntil = new Map<string, number>();
   const driftClock = deps.driftClock ?? new DriftClock<OpenBaoView>(0);

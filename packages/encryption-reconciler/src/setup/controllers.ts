@@ -15,6 +15,7 @@ import {
 import { cleanupMetrics, cleanupReconciler } from '../cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from '../cleanup/tasks.ts';
 import { clusterAccessMetrics, clusterAccessReconciler, clustersUsingKey } from '../cluster/reconciler.ts';
+import { transitKeyLookup } from '../cluster/transit-keys.ts';
 import { kmsKeyMetrics, kmsKeyReconciler } from '../kmskey/reconciler.ts';
 import { ownsKmsKey } from '../kmskey/shard.ts';
 import { Counter, type Registry } from 'prom-client';
@@ -29,6 +30,7 @@ interface Shared {
   keys: Informer<KmsKeyObject>;
   clusters: Informer<KdcClusterObject>;
   tasks: Informer<KubeObject>;
+  namespaces: Informer<KubeObject>;
   /** Reconciles that read OpenBao back or trusted the drift clock (driftCheckMetric). */
   driftChecks: Counter<'controller' | 'result'>;
 }
@@ -67,6 +69,8 @@ export function informers(mgr: Manager, settings: ReconcilerSettings) {
     keys: mgr.informer(RESOURCES.kmsKey),
     clusters: mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector }),
     tasks: mgr.informer(CONFIGMAPS(mgr.namespace), { labelSelector: CLEANUP_LABEL }),
+    // For the organisation label only: a resync of thousands of tenants then reads no Namespace.
+    namespaces: mgr.informer(RESOURCES.namespace),
   };
 }
 
@@ -76,10 +80,11 @@ const loop = ({ settings }: Shared) => ({
   resyncMs: settings.resyncMs,
   backoff: { baseDelayMs: 500, maxDelayMs: 60_000 },
 });
-const common = ({ mgr, openbao, tasks }: Shared) => ({
+const common = ({ mgr, openbao, tasks, namespaces }: Shared) => ({
   kube: mgr.kube,
   openbao,
   tasks,
+  namespaces,
   controllerNamespace: mgr.namespace,
   logger: mgr.logger,
   recorder: mgr.recorder,
@@ -110,6 +115,9 @@ export function setupClusterAccessController(s: Shared): void {
     keys: s.keys,
     // The master-config Secret may change while we run: re-read every 30 s.
     platformConfig: platformConfigLookup(s.mgr.kube, s.mgr.namespace, s.mgr.env),
+    // Ownership records are OpenBao state like the policies: read again after the drift period
+    // (at least every 5 minutes), not on every resync.
+    transitKeyOf: transitKeyLookup(s.openbao, Math.max(300_000, s.settings.driftCheckMs)),
     metrics: clusterAccessMetrics(s.mgr.registry),
     driftClock: s.driftClock(),
     countDriftCheck: (result) => s.driftChecks.inc({ controller: 'kdccluster-openbao', result }),

@@ -43,6 +43,18 @@ describe('EncryptionConfiguration', () => {
     ).toThrow(/named in two entries/);
   });
 
+  it('renders each distinct input once: the same text again, another text for other providers or slots, refusals every time', () => {
+    const first = renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['a', 'b']);
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['a', 'b'])).toBe(first);
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: ['configmaps'] }, ['a'])).not.toBe(first);
+    expect(renderEncryptionConfiguration({ encrypt: ['secrets', 'configmaps'], decrypt: [] }, ['a', 'b'])).not.toBe(
+      first,
+    );
+    const clash = { encrypt: ['secrets'], decrypt: ['configmaps'], shared: ['configmaps', 'secrets'] };
+    expect(() => renderEncryptionConfiguration(clash)).toThrow(/named in two entries/);
+    expect(() => renderEncryptionConfiguration(clash)).toThrow(/named in two entries/);
+  });
+
   it('renders an encrypt-only config byte for byte as before decrypting existed (no rollout on upgrade)', () => {
     expect(renderEncryptionConfiguration({ encrypt: ['secrets'], decrypt: [] })).toBe(
       'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - kms:\n          apiVersion: v2\n          name: kube-dc-kms-plugin\n          endpoint: unix:///var/run/kmsplugin/kms.sock\n          timeout: 3s\n      - identity: {}\n',

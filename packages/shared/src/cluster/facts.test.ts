@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { clusterNames } from '../names.ts';
-import { gatherClusterFacts } from './facts.ts';
+import { LABELS } from '../names.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube.ts';
+import { gatherClusterFacts, organizationLookup } from './facts.ts';
 
 const cluster = (
   namespace: string,
@@ -126,5 +128,53 @@ describe('gatherClusterFacts', () => {
     ).now.getTime();
     expect(wall).toBeGreaterThanOrEqual(before);
     expect(wall).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe('organizationLookup', () => {
+  const ns = (name: string, organization?: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, ...(organization ? { labels: { [LABELS.organization]: organization } } : {}) },
+  });
+  /** A KubeClient that answers namespace GETs from `objects`, counting them. */
+  const kubeOf = (objects: Record<string, KubeObject>) => {
+    const reads: string[] = [];
+    const kube = {
+      getOrNull: async (ref: { name?: string }) => {
+        reads.push(ref.name!);
+        return objects[ref.name!] ?? null;
+      },
+    } as unknown as KubeClient;
+    return { kube, reads };
+  };
+
+  it('answers from the Namespace cache without a request, and sees a changed label at once', async () => {
+    const cache = new Map([['t1', ns('t1', 'acme')]]);
+    const { kube, reads } = kubeOf({ t1: ns('t1', 'stale') });
+    const organizationOf = organizationLookup(kube, { namespaces: { get: (name) => cache.get(name) } });
+    expect(await organizationOf('t1')).toBe('acme');
+    cache.set('t1', ns('t1', 'globex'));
+    expect(await organizationOf('t1')).toBe('globex');
+    cache.set('t1', ns('t1'));
+    expect(await organizationOf('t1')).toBeUndefined();
+    expect(reads).toEqual([]);
+  });
+
+  it('reads a namespace the cache has not seen yet, every time, instead of guessing "no organisation"', async () => {
+    const { kube, reads } = kubeOf({ new: ns('new', 'acme') });
+    const organizationOf = organizationLookup(kube, { namespaces: { get: () => undefined } });
+    expect(await organizationOf('new')).toBe('acme');
+    expect(await organizationOf('new')).toBe('acme');
+    expect(await organizationOf('gone')).toBeUndefined();
+    expect(reads).toEqual(['new', 'new', 'gone']);
+  });
+
+  it('without a cache, reads through a TTL cache (the positive control: the second ask is not a request)', async () => {
+    const { kube, reads } = kubeOf({ t1: ns('t1', 'acme') });
+    const organizationOf = organizationLookup(kube, { ttlMs: 60_000 });
+    expect(await organizationOf('t1')).toBe('acme');
+    expect(await organizationOf('t1')).toBe('acme');
+    expect(reads).toEqual(['t1']);
   });
 });

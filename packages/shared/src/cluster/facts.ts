@@ -1,6 +1,7 @@
 import { parseKdcClusterSpec, resolveKeyRefs } from '../api/kdccluster.ts';
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
 import { ANNOTATIONS, LABELS } from '../names.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { type KubeClient, type KubeObject } from '../runtime/kube.ts';
 import { at, RESOURCES } from '../runtime/resources.ts';
 import { isAttached, kamajiControlPlaneOwner } from './attachment.ts';
@@ -90,15 +91,27 @@ export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string
   return cachedLookup((name) => kube.getOrNull<KubeObject>({ ...RESOURCES.dataStore, name }), ttlMs);
 }
 
-/** The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label. */
-export function organizationLookup(kube: KubeClient, ttlMs = 60_000): OrganizationOf {
-  return cachedLookup(
-    async (namespace) =>
-      (await kube.getOrNull<KubeObject>(at(RESOURCES.namespace, undefined, namespace)))?.metadata?.labels?.[
-        LABELS.organization
-      ] || undefined,
-    ttlMs,
-  );
+/**
+ * The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label.
+ * With the controller's Namespace cache (`namespaces`: a watch, so a changed label is seen at once
+ * and a steady resync asks nothing); a namespace the cache has not seen yet is read, not guessed
+ * (its KdcCluster's event can come before the Namespace's, and no label would mean the root
+ * OpenBao namespace). Without a cache, read through one of `ttlMs`.
+ */
+export function organizationLookup(
+  kube: KubeClient,
+  options: { namespaces?: Pick<Informer<KubeObject>, 'get'>; ttlMs?: number } = {},
+): OrganizationOf {
+  const labelOf = (namespace: KubeObject | null | undefined) =>
+    namespace?.metadata?.labels?.[LABELS.organization] || undefined;
+  const read = async (namespace: string) =>
+    labelOf(await kube.getOrNull<KubeObject>(at(RESOURCES.namespace, undefined, namespace)));
+  const { namespaces } = options;
+  if (!namespaces) return cachedLookup(read, options.ttlMs ?? 60_000);
+  return async (namespace) => {
+    const cached = namespaces.get(namespace);
+    return cached ? labelOf(cached) : read(namespace);
+  };
 }
 
 /** Platform prerequisites (SPEC 7) from the environment and the `master-config` Secret, re-read every 30 s. */
