@@ -18,7 +18,6 @@ import {
   setConditions,
   splitKey,
   updateStatusIfChanged,
-  DriftClock,
   validateCluster,
   type PlatformConfigResult,
   type TenantControlPlane,
@@ -33,6 +32,7 @@ import {
   RESOURCES,
   type KdcClusterObject,
   type KmsKeyObject,
+  DriftClock,
 } from '@kdc/shared';
 import { Counter, type Registry } from 'prom-client';
 import { desiredAccess, roleMatches } from './access.ts';

@@ -325,7 +325,11 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
       );
       const plan = pass.observed.plan;
       if (pass.step.kind === 'none') {
-        driftClock.remember(key, fingerprint, pass.observed.view);
+        // Only a Ready key is trusted: a refused one (a name owned by another KMSKey, say) reads
+        // again at every reconcile, so an admin's hand-over or repair shows at once.
+        const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready)?.status === 'True';
+        if (ready) driftClock.remember(key, fingerprint, pass.observed.view);
+        else driftClock.forget(key);
         return await settle(ref, object, plan);
       }
       setNextRotation(namespace, name, plan);
