@@ -47,6 +47,49 @@ describe('KubeClient.fromDefault', () => {
   });
 });
 
+describe('KubeClient answers of 503 from a replica shutting down', () => {
+  const serve = async (answers: { status: number; retryAfter?: string }[]) => {
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      const answer = answers[seen.length] ?? { status: 200 };
+      seen.push(`${req.method} ${answer.status}`);
+      res
+        .writeHead(answer.status, {
+          'Content-Type': 'application/json',
+          ...(answer.retryAfter ? { 'Retry-After': answer.retryAfter } : {}),
+        })
+        .end(JSON.stringify(answer.status === 200 ? { kind: 'Namespace' } : { message: 'apiserver is shutting down' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { client: loopbackKubeClient(server), seen, close: () => new Promise((r) => server.close(r)) };
+  };
+  const ns = { group: '', version: 'v1', plural: 'namespaces', name: 'x' };
+
+  it('a GET told to retry after 0-1 s goes again (as client-go), a write does not, nor a 503 without Retry-After', async () => {
+    const shutting = { status: 503, retryAfter: '0' };
+    const get = await serve([shutting, shutting, { status: 200 }]);
+    await expect(get.client.get(ns)).resolves.toMatchObject({ kind: 'Namespace' });
+    expect(get.seen).toEqual(['GET 503', 'GET 503', 'GET 200']);
+    await get.close();
+    const write = await serve([shutting, { status: 200 }]);
+    await expect(write.client.patch(ns, { metadata: { labels: { a: 'b' } } })).rejects.toMatchObject({ status: 503 });
+    expect(write.seen).toEqual(['PATCH 503']);
+    await write.close();
+    const plain = await serve([{ status: 503 }, { status: 200 }]);
+    await expect(plain.client.get(ns)).rejects.toMatchObject({ status: 503 });
+    expect(plain.seen).toEqual(['GET 503']);
+    await plain.close();
+  });
+
+  it('gives up after three, with the answer itself', async () => {
+    const shutting = { status: 503, retryAfter: '0' };
+    const always = await serve([shutting, shutting, shutting, shutting, shutting]);
+    await expect(always.client.get(ns)).rejects.toThrow(/503 apiserver is shutting down/);
+    expect(always.seen).toHaveLength(4);
+    await always.close();
+  });
+});
+
 describe('KubeClient answers of 429', () => {
   const serve = async (answers: number[]) => {
     const seen: number[] = [];

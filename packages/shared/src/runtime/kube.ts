@@ -63,12 +63,15 @@ export class KubeApiError extends Error {
   readonly status: number;
   readonly reason: string;
   readonly body: unknown;
-  constructor(status: number, reason: string, message: string, body: unknown) {
+  /** The answer's Retry-After, in seconds, when it had one. */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, reason: string, message: string, body: unknown, retryAfterSeconds?: number) {
     super(message);
     this.name = 'KubeApiError';
     this.status = status;
     this.reason = reason;
     this.body = body;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -111,6 +114,8 @@ class ResetBeforeAnswerError extends Error {
 
 /** How often a request reset before any answer goes again, and after how long (none on a reused connection). */
 const RESET_RETRIES = 3;
+/** How often a GET answered 503 with Retry-After (a replica shutting down) is asked again. */
+const UNAVAILABLE_RETRIES = 3;
 const RESET_BACKOFF_MS = 100;
 
 export class KubeClient {
@@ -164,7 +169,7 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
-    for (let tooMany = 0, resets = 0, fresh = false; ;) {
+    for (let tooMany = 0, resets = 0, unavailable = 0, fresh = false; ;) {
       try {
         return await this.send<T>(method, path, input, fresh);
       } catch (error) {
@@ -178,6 +183,20 @@ export class KubeClient {
           if (resets++ >= RESET_RETRIES) throw error.cause;
           if (!error.reused) await delay(RESET_BACKOFF_MS * 2 ** (resets - 1));
           fresh = fresh || error.reused;
+          continue;
+        }
+        // An apiserver replica shutting down answers what it has not started with 503 and
+        // Retry-After (its WithWaitGroup filter); client-go waits that long and asks again, on a
+        // new connection here, which the Service sends to a replica that is not going away.
+        if (
+          error instanceof KubeApiError &&
+          error.status === 503 &&
+          error.retryAfterSeconds !== undefined &&
+          method === 'GET' &&
+          unavailable++ < UNAVAILABLE_RETRIES
+        ) {
+          await delay(Math.min(error.retryAfterSeconds, 2) * 1000);
+          fresh = true;
           continue;
         }
         if (!(error instanceof KubeApiError) || error.status !== 429 || tooMany >= this.tooManyRequestsRetries)
@@ -223,12 +242,16 @@ export class KubeClient {
           this.onResponse?.(method, path, status);
           if (status >= 200 && status < 300) return resolve(body as T);
           const s = body as { reason?: string; message?: string };
+          const retryAfter = Number(res.headers['retry-after']);
           reject(
             new KubeApiError(
               status,
               s?.reason ?? '',
               `${method} ${path}: ${status} ${s?.message ?? text.slice(0, 300)}`,
               body,
+              res.headers['retry-after'] !== undefined && Number.isFinite(retryAfter) && retryAfter >= 0
+                ? retryAfter
+                : undefined,
             ),
           );
         });
