@@ -29,17 +29,18 @@ export function transitKeyLookup(
 ): TransitKeyLookup {
   const owners = new Map<string, { uid: string; namespace: string; at: number }>();
 
-  async function owner(
+  /** Whether the registry's record of `name` confirms what is asked of its owner (cached when it does). */
+  async function confirmed(
     organization: string | undefined,
     name: string,
     confirms: (owner: { uid: string; namespace: string }) => boolean,
-  ): Promise<{ uid: string; namespace: string } | undefined> {
+  ): Promise<boolean> {
     const cacheKey = `${organization ?? ''}\n${name}`;
     const hit = owners.get(cacheKey);
-    if (hit && now() - hit.at < ttlMs && confirms(hit)) return hit;
+    if (hit && now() - hit.at < ttlMs && confirms(hit)) return true;
     const record = await new OwnershipRegistry(openbao.withNamespace(organization)).read(name);
     if (record) owners.set(cacheKey, { uid: record.owner.uid, namespace: record.owner.namespace, at: now() });
-    return record?.owner;
+    return record !== null && confirms(record.owner);
   }
 
   const lookup: TransitKeyLookup = async (organization, kmsKey) => {
@@ -53,10 +54,10 @@ export function transitKeyLookup(
       ),
     ];
     for (const candidate of candidates)
-      if ((await owner(organization, candidate, (o) => o.uid === uid))?.uid === uid) return candidate;
+      if (await confirmed(organization, candidate, (o) => o.uid === uid)) return candidate;
     return null;
   };
   lookup.ownedByNamespace = async (organization, transitKey, namespace) =>
-    (await owner(organization, transitKey, (o) => o.namespace === namespace))?.namespace === namespace;
+    confirmed(organization, transitKey, (o) => o.namespace === namespace);
   return lookup;
 }

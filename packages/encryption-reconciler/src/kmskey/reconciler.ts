@@ -324,14 +324,7 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
         { signal, onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
       );
       const plan = pass.observed.plan;
-      if (pass.step.kind === 'none') {
-        // Only a Ready key is trusted: a refused one (a name owned by another KMSKey, say) reads
-        // again at every reconcile, so an admin's hand-over or repair shows at once.
-        const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready)?.status === 'True';
-        if (ready) driftClock.remember(key, fingerprint, pass.observed.view);
-        else driftClock.forget(key);
-        return await settle(ref, object, plan);
-      }
+      if (pass.step.kind === 'none') return await settle(ref, object, plan, { fingerprint, view: pass.observed.view });
       setNextRotation(namespace, name, plan);
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
@@ -376,15 +369,24 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     else deps.metrics.nextRotation.remove({ namespace, name });
   }
 
-  /** Nothing left to change in OpenBao: show the plan's status and come back when a rotation is due. */
+  /**
+   * Nothing left to change in OpenBao: show the plan's status and come back when a rotation is due.
+   * `read`: what OpenBao was just read to be (absent when a remembered view was planned). Only a
+   * Ready key's view is remembered: a refused one (a name owned by another KMSKey, say) reads again
+   * at every reconcile, so an admin's hand-over or repair shows at once.
+   */
   async function settle(
     ref: { namespace: string; name: string } & typeof RESOURCES.kmsKey,
     object: KeyObject,
     plan: KmsKeyPlan,
+    read?: { fingerprint: string; view: OpenBaoView },
   ): Promise<ReconcileResult> {
     setNextRotation(ref.namespace, ref.name, plan);
     const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
     if (ready?.status === 'False') deps.metrics.refused.inc({ reason: ready.reason });
+    const key = `${ref.namespace}/${ref.name}`;
+    if (read && ready?.status === 'True') driftClock.remember(key, read.fingerprint, read.view);
+    else if (read) driftClock.forget(key);
     await updateStatusIfChanged(deps.kube, ref, object, plan.status);
     return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
   }

@@ -43,8 +43,4 @@ export class DriftClock<T = true> {
   forget(key: string): void {
     this.verified.delete(key);
   }
-
-  get size(): number {
-    return this.verified.size;
-  }
 }

@@ -91,13 +91,16 @@ describe('KubeClient answers of 503 from a replica shutting down', () => {
 });
 
 describe('KubeClient answers of 429', () => {
-  const serve = async (answers: number[]) => {
+  const serve = async (answers: number[], retryAfter?: string) => {
     const seen: number[] = [];
     const server = createServer((req, res) => {
       const status = answers[seen.length] ?? 200;
       seen.push(status);
       res
-        .writeHead(status, { 'Content-Type': 'application/json' })
+        .writeHead(status, {
+          'Content-Type': 'application/json',
+          ...(retryAfter && status === 429 ? { 'Retry-After': retryAfter } : {}),
+        })
         .end(
           JSON.stringify(
             status === 200
@@ -117,6 +120,16 @@ describe('KubeClient answers of 429', () => {
       kind: 'Namespace',
     });
     expect(seen).toEqual([429, 429, 200]);
+    await close();
+  });
+
+  it('wait the Retry-After the apiserver sends instead of the backoff (0 s here: the backoff would be 750 ms)', async () => {
+    const { client, seen, close } = await serve([429, 429, 200], '0');
+    client.tooManyRequestsRetries = 5;
+    const started = performance.now();
+    await client.get({ group: '', version: 'v1', plural: 'namespaces', name: 'x' });
+    expect(seen).toEqual([429, 429, 200]);
+    expect(performance.now() - started).toBeLessThan(500);
     await close();
   });
 

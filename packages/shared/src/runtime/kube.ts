@@ -169,7 +169,7 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, input: RequestInput = {}): Promise<T> {
-    for (let tooMany = 0, resets = 0, unavailable = 0, fresh = false; ;) {
+    for (let told = 0, resets = 0, fresh = false; ;) {
       try {
         return await this.send<T>(method, path, input, fresh);
       } catch (error) {
@@ -185,25 +185,33 @@ export class KubeClient {
           fresh = fresh || error.reused;
           continue;
         }
-        // An apiserver replica shutting down answers what it has not started with 503 and
-        // Retry-After (its WithWaitGroup filter); client-go waits that long and asks again, on a
-        // new connection here, which the Service sends to a replica that is not going away.
-        if (
-          error instanceof KubeApiError &&
-          error.status === 503 &&
-          error.retryAfterSeconds !== undefined &&
-          method === 'GET' &&
-          unavailable++ < UNAVAILABLE_RETRIES
-        ) {
-          await delay(Math.min(error.retryAfterSeconds, 2) * 1000);
-          fresh = true;
-          continue;
-        }
-        if (!(error instanceof KubeApiError) || error.status !== 429 || tooMany >= this.tooManyRequestsRetries)
-          throw error;
-        await delay(Math.min(250 * 2 ** tooMany++, 2000));
+        if (!(error instanceof KubeApiError)) throw error;
+        const waitMs = this.serverAsksAgain(error, method, told++);
+        if (waitMs === undefined) throw error;
+        await delay(waitMs);
+        // A 503 comes from a replica going away: the Service sends a new connection elsewhere.
+        fresh = fresh || error.status === 503;
       }
     }
+  }
+
+  /**
+   * The one rule for answers that say "try again" (client-go's checkWait): how long to wait before
+   * asking again, or undefined to fail now. Retry-After is honoured, at most 2 s.
+   * - 429 (too many requests, storage initializing): as often as the caller asked
+   *   (tooManyRequestsRetries), any method, since the request was refused before it ran; without
+   *   Retry-After, a backoff from 250 ms.
+   * - 503 with Retry-After (a replica shutting down: its WithWaitGroup filter): a GET, up to 3 times.
+   *   A write is not repeated (it may have run), nor a 503 without Retry-After (a real outage).
+   */
+  private serverAsksAgain(error: KubeApiError, method: string, told: number): number | undefined {
+    const retryAfterMs =
+      error.retryAfterSeconds === undefined ? undefined : Math.min(error.retryAfterSeconds, 2) * 1000;
+    if (error.status === 429 && told < this.tooManyRequestsRetries)
+      return retryAfterMs ?? Math.min(250 * 2 ** told, 2000);
+    if (error.status === 503 && method === 'GET' && retryAfterMs !== undefined && told < UNAVAILABLE_RETRIES)
+      return retryAfterMs;
+    return undefined;
   }
 
   /** fresh: on a connection of its own, not one kept alive (nor kept alive after it). */
