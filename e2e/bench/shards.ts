@@ -63,6 +63,9 @@ const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const RESYNC_S = Number(process.env.BENCH_RESYNC_S ?? 600);
 /** Before the steady window: the converge's last status writes and their watch events land. */
 const SETTLE_S = Math.min(RESYNC_S * 1.5, 90);
+/** The idle window (no tenant yet), after the controllers' start has settled. */
+const IDLE_S = Math.min(RESYNC_S, 120);
+const IDLE_SETTLE_S = 20;
 const SHARD_LABEL = 'bench.kdc.io/shard';
 /** BENCH_PROFILE_DIR: each controller writes a V8 CPU profile there when it stops. */
 const PROFILE = process.env.BENCH_PROFILE_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}` : '';
@@ -253,6 +256,15 @@ try {
       ),
     );
 
+  // The same processes before any KdcCluster exists: what they spend per second whatever the
+  // tenants (Lease renewals, the token check, watches, timers). The steady figures are shown with
+  // it and without it, so a long resync period does not pass that off as per-tenant work.
+  await sleep(IDLE_SETTLE_S * 1000);
+  const idleBefore = await scrapeAll();
+  await sleep(IDLE_S * 1000);
+  const idleAfter = await scrapeAll();
+  const idleCpuPerS = (name: string) => (idleAfter[name]!.cpuSeconds - idleBefore[name]!.cpuSeconds) / IDLE_S;
+
   // Watched, not listed over and over: a list of thousands of TenantControlPlanes every few
   // seconds was a load of its own on the apiserver the controllers share.
   const tcps = new Informer(kube, RESOURCES.tenantControlPlane);
@@ -304,6 +316,7 @@ try {
     const leases = writes['leases'] ?? 0;
     delete writes['leases'];
     const cpuS = (after[name]!.cpuSeconds - before[name]!.cpuSeconds) / 2;
+    const idleS = idleCpuPerS(name) * RESYNC_S;
     return {
       name,
       kube_writes_per_steady_resync: sum(writes) / 2,
@@ -313,6 +326,9 @@ try {
       steady_resync_cpu_s: round(cpuS),
       // The target is per 1,000 clusters: each shard holds N / SHARDS.
       steady_resync_cpu_s_per_1000: round((cpuS * 1000 * SHARDS) / N),
+      // The same process with no tenant, over as long as a resync period (measured over IDLE_S).
+      idle_cpu_s_per_resync_period: round(idleS),
+      steady_resync_cpu_s_per_1000_net_of_idle: round(((cpuS - idleS) * 1000 * SHARDS) / N),
       rss_mb: Math.round(after[name]!.rssBytes / 2 ** 20),
       heap_used_mb: Math.round(after[name]!.heapUsedBytes / 2 ** 20),
       converge_kube_writes: sum(converged[name]!.kubeWrites),
@@ -349,6 +365,9 @@ try {
       er_max_rss_mb: max('rss_mb', 'er'),
       k8m_max_steady_resync_cpu_s: max('steady_resync_cpu_s', 'k8m'),
       er_max_steady_resync_cpu_s: max('steady_resync_cpu_s', 'er'),
+      idle_window_s: IDLE_S,
+      er_max_idle_cpu_s_per_resync_period: max('idle_cpu_s_per_resync_period', 'er'),
+      er_max_steady_resync_cpu_s_per_1000_net_of_idle: max('steady_resync_cpu_s_per_1000_net_of_idle', 'er'),
       per_process: perProcess,
     }),
   );
