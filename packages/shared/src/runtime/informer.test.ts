@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
-import { Informer, withoutManagedFields } from './informer.ts';
+import { Informer, WATCH_TIMING, withoutManagedFields } from './informer.ts';
 import type { KubeObject } from './kube.ts';
 import { loopbackKubeClient } from './loopback.fixture.ts';
 
@@ -68,6 +68,68 @@ describe('Informer cache', () => {
       await informer.stop();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('Informer watch timing', () => {
+  /** A server that lists nothing and answers each watch with headers, then silence. */
+  const silentServer = async () => {
+    const watches: URLSearchParams[] = [];
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      const query = new URL(req.url ?? '/', 'http://x').searchParams;
+      if (query.get('watch') !== 'true') {
+        res.end(JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [] }));
+        return;
+      }
+      watches.push(query);
+      res.flushHeaders();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      watches,
+      informer: (watchTiming?: { minTimeoutSeconds: number; inactivityMs: number }) =>
+        new Informer(
+          loopbackKubeClient(server),
+          { group: '', version: 'v1', plural: 'configmaps', namespace: 'ns' },
+          { watchTiming },
+        ),
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  };
+
+  it("asks the server to end each watch after 5-10 minutes and to send bookmarks (client-go's reflector)", async () => {
+    const { watches, informer, close } = await silentServer();
+    const quiet = informer();
+    try {
+      quiet.start();
+      await vi.waitFor(() => expect(watches).toHaveLength(1), { timeout: 5000 });
+      const timeout = Number(watches[0]!.get('timeoutSeconds'));
+      expect(timeout).toBeGreaterThanOrEqual(WATCH_TIMING.minTimeoutSeconds);
+      expect(timeout).toBeLessThan(2 * WATCH_TIMING.minTimeoutSeconds);
+      expect(watches[0]!.get('allowWatchBookmarks')).toBe('true');
+      expect(watches[0]!.get('resourceVersion')).toBe('5');
+      expect(WATCH_TIMING.inactivityMs).toBeGreaterThan(120_000);
+    } finally {
+      await quiet.stop();
+      await close();
+    }
+  });
+
+  it('starts a watch again from its resourceVersion once it was silent for the inactivity time', async () => {
+    const { watches, informer, close } = await silentServer();
+    const quiet = informer({ minTimeoutSeconds: 300, inactivityMs: 400 });
+    try {
+      quiet.start();
+      await vi.waitFor(() => expect(watches.length).toBeGreaterThanOrEqual(3), { timeout: 5000 });
+      expect(watches.every((w) => w.get('resourceVersion') === '5')).toBe(true);
+    } finally {
+      await quiet.stop();
+      await close();
     }
   });
 });

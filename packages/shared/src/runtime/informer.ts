@@ -28,7 +28,11 @@ export class Informer<T extends KubeObject> {
   private readonly syncWaiters: (() => void)[] = [];
   readonly ref: ResourceRef;
 
-  constructor(client: KubeClient, ref: TypedRef<T>, options: { labelSelector?: string; logger?: Logger } = {}) {
+  constructor(
+    client: KubeClient,
+    ref: TypedRef<T>,
+    options: { labelSelector?: string; logger?: Logger; watchTiming?: WatchTiming } = {},
+  ) {
     this.ref = ref;
     const path = resourcePath(ref);
     const listFn = async () => {
@@ -41,7 +45,7 @@ export class Informer<T extends KubeObject> {
     };
     this.listWatch = new ListWatch<KubernetesObject>(
       path,
-      new CacheWatch(client.config),
+      new CacheWatch(client.config, options.watchTiming ?? WATCH_TIMING),
       listFn,
       false,
       options.labelSelector,
@@ -130,12 +134,42 @@ export function withoutManagedFields<T extends KubeObject>(object: T): T {
   return { ...object, metadata };
 }
 
-/** A Watch whose events reach the ListWatch's store as the cache keeps them. */
+/** How long a watch lives and how long it may stay silent (Informer options; defaults below). */
+export interface WatchTiming {
+  /** The server ends each watch after this many seconds, picked at random in [min, 2 * min). */
+  minTimeoutSeconds: number;
+  /** A watch that received nothing (not even a bookmark) for this long is taken as dead. */
+  inactivityMs: number;
+}
+
+/**
+ * client-go's reflector: the server ends a watch after 5-10 minutes (random, so watches do not all
+ * renew at once), and bookmarks (about one a minute from the watch cache) keep a quiet one alive and
+ * its resourceVersion fresh. client-node's own watch instead gives up on any stream quiet for 30 s:
+ * every informer on a quiet resource reconnected, with a new TLS handshake, twice a minute; that was
+ * most of an idle controller's CPU (about 1.3 core-seconds per 2 minutes, with no tenant at all).
+ * 150 s of silence is two and a half missed bookmarks: the connection is dead (or the server sends no
+ * bookmarks), and the watch starts again from its resourceVersion.
+ */
+export const WATCH_TIMING: WatchTiming = { minTimeoutSeconds: 300, inactivityMs: 150_000 };
+
+/** A Watch whose events reach the ListWatch's store as the cache keeps them, on client-go's timing. */
 class CacheWatch extends Watch {
+  private readonly timing: WatchTiming;
+  constructor(config: ConstructorParameters<typeof Watch>[0], timing: WatchTiming) {
+    super(config);
+    this.timing = timing;
+    // client-node's field (private in its types; informer.test.ts fails if it stops being read),
+    // counted from the request (the answer's headers must come within it too) and again from each
+    // chunk received.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = timing.inactivityMs;
+  }
+
   override watch(...[path, query, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
+    const timeoutSeconds = Math.floor(this.timing.minTimeoutSeconds * (1 + Math.random()));
     return super.watch(
       path,
-      query,
+      { ...query, timeoutSeconds, allowWatchBookmarks: true },
       (phase, object: unknown, raw: unknown) =>
         callback(
           phase,
