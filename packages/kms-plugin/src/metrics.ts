@@ -19,7 +19,14 @@ export type ErrorClass =
   | 'deadline_exceeded'
   | 'status_stale';
 
-export function pluginMetrics(registry: Registry = createRegistry()) {
+/**
+ * One plugin runs in every tenant's control plane, so its idle cost is paid thousands of times: the
+ * event loop is sampled once a second (~0 ms of CPU per second, against 0.8 at the controllers'
+ * 100 ms). What a stall costs the apiserver shows in the request-duration histograms anyway.
+ */
+export const PLUGIN_EVENT_LOOP_SAMPLE_MS = 1000;
+
+export function pluginMetrics(registry: Registry = createRegistry(true, PLUGIN_EVENT_LOOP_SAMPLE_MS)) {
   const hooks: { beforeScrape?: () => void } = {};
   return {
     registry,

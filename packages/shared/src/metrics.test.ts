@@ -1,7 +1,16 @@
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import type * as PerfHooks from 'node:perf_hooks';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from './log.ts';
-import { countKubeRequests, createRegistry, kubeResourceOfPath, serveMetrics, splitHostPort } from './metrics.ts';
+import {
+  EVENT_LOOP_SAMPLE_MS,
+  countKubeRequests,
+  createRegistry,
+  kubeResourceOfPath,
+  serveMetrics,
+  splitHostPort,
+} from './metrics.ts';
 import { Controller } from './runtime/controller.ts';
 
 describe('controller metrics', () => {
@@ -80,5 +89,23 @@ describe('Kubernetes request metrics', () => {
     const text = await registry.metrics();
     expect(text).toContain('kdc_kube_requests_total{method="PATCH",resource="kmskeys/status",code="200"} 2');
     expect(text).toContain('kdc_kube_requests_total{method="GET",resource="secrets",code="0"} 1');
+  });
+});
+
+describe('default metrics', () => {
+  it('sample the event loop every 100 ms, not every 10 ms (100 wake-ups a second of an idle process)', async () => {
+    // prom-client takes perf_hooks through require, at the moment it registers its collectors.
+    const perfHooks = createRequire(import.meta.url)('node:perf_hooks') as typeof PerfHooks;
+    const monitor = vi.spyOn(perfHooks, 'monitorEventLoopDelay');
+    try {
+      const registry = createRegistry();
+      const plugin = createRegistry(true, 1000);
+      expect(monitor.mock.calls.map(([options]) => options?.resolution)).toEqual([EVENT_LOOP_SAMPLE_MS, 1000]);
+      expect(EVENT_LOOP_SAMPLE_MS).toBe(100);
+      expect(await registry.getSingleMetricAsString('nodejs_eventloop_lag_p99_seconds')).toMatch(/^# HELP/);
+      for (const r of [registry, plugin]) r.clear();
+    } finally {
+      monitor.mockRestore();
+    }
   });
 });

@@ -4,9 +4,17 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 // Labels carry only bounded, non-secret values: controller names and result classes. Never key
 // ids, error texts or object names of tenants' secrets.
 
-export function createRegistry(defaults = true): Registry {
+/**
+ * How often the event loop's delay is sampled (the nodejs_eventloop_lag_* metrics). prom-client's
+ * default, 10 ms, woke an idle process 100 times a second: 6.5 ms of CPU per second, most of what a
+ * controller with no work spent (0.8 of its 1.3 core-seconds per 2 minutes). Every 100 ms costs
+ * 0.8 ms per second and still records every stall longer than 100 ms.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 100;
+
+export function createRegistry(defaults = true, eventLoopSampleMs = EVENT_LOOP_SAMPLE_MS): Registry {
   const registry = new Registry();
-  if (defaults) collectDefaultMetrics({ register: registry });
+  if (defaults) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: eventLoopSampleMs });
   return registry;
 }
 
