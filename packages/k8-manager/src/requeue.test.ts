@@ -25,7 +25,12 @@ describe('requeueAfter', () => {
       { controlPlaneReady: true },
       PENDING_RESYNC_MS,
     ],
-    ['control plane not Ready: its TCP watch brings it back', { controlPlaneReady: false }, OBSERVE],
+    ['control plane not Ready: no poll, its TCP watch brings it back', { controlPlaneReady: false }, undefined],
+    [
+      'control plane not Ready with a migration step paced: the pace, at most the observe period',
+      { controlPlaneReady: false, migrationRequeueMs: 60_000 },
+      OBSERVE,
+    ],
     [
       'waiting for the pre-flight: no poll, the KdcCluster watch brings it back',
       { waitingForPreflight: true },
