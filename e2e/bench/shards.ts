@@ -14,6 +14,7 @@
 // No tenant control plane runs (5,000 apiservers do not fit here): a cluster has converged when its
 // TenantControlPlane carries the KMS plugin, k8-manager's last write before the tenant side. Then
 // two resync periods: writes (Kubernetes per process, OpenBao in all), CPU and RSS per process.
+// Before any KdcCluster exists, each process's CPU with no tenant (idle_cpu_s_per_resync_period).
 // Prints one JSON line last.
 import { join } from 'node:path';
 import {
