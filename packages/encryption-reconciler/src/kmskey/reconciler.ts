@@ -324,7 +324,8 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
         { signal, onStep: (action) => deps.logger.info({ kmskey: key, action: action.kind }, 'KMSKey action') },
       );
       const plan = pass.observed.plan;
-      if (pass.step.kind === 'none') return await settle(ref, object, plan, { fingerprint, view: pass.observed.view });
+      if (pass.step.kind === 'none')
+        return await settle(ref, object, plan, { key, fingerprint, view: pass.observed.view });
       setNextRotation(namespace, name, plan);
       // A change to the KMSKey object comes back as a watch event once the cache has it; reacting
       // to that event (not requeueing now) avoids planning from a stale copy and a 409.
@@ -379,14 +380,13 @@ export function kmsKeyReconciler(deps: KmsKeyReconcilerDeps) {
     ref: { namespace: string; name: string } & typeof RESOURCES.kmsKey,
     object: KeyObject,
     plan: KmsKeyPlan,
-    read?: { fingerprint: string; view: OpenBaoView },
+    read?: { key: string; fingerprint: string; view: OpenBaoView },
   ): Promise<ReconcileResult> {
     setNextRotation(ref.namespace, ref.name, plan);
     const ready = plan.status.conditions?.find((c) => c.type === KMSKEY_CONDITIONS.ready);
     if (ready?.status === 'False') deps.metrics.refused.inc({ reason: ready.reason });
-    const key = `${ref.namespace}/${ref.name}`;
-    if (read && ready?.status === 'True') driftClock.remember(key, read.fingerprint, read.view);
-    else if (read) driftClock.forget(key);
+    if (read && ready?.status === 'True') driftClock.remember(read.key, read.fingerprint, read.view);
+    else if (read) driftClock.forget(read.key);
     await updateStatusIfChanged(deps.kube, ref, object, plan.status);
     return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
   }

@@ -118,6 +118,12 @@ const RESET_RETRIES = 3;
 const UNAVAILABLE_RETRIES = 3;
 const RESET_BACKOFF_MS = 100;
 
+/** Retry-After in seconds (the apiserver sends whole seconds, never a date); undefined when absent or unreadable. */
+function retryAfterSeconds(header: string | undefined): number | undefined {
+  const seconds = Number(header);
+  return header !== undefined && Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
 export class KubeClient {
   readonly config: KubeConfig;
   private readonly server: URL;
@@ -250,16 +256,13 @@ export class KubeClient {
           this.onResponse?.(method, path, status);
           if (status >= 200 && status < 300) return resolve(body as T);
           const s = body as { reason?: string; message?: string };
-          const retryAfter = Number(res.headers['retry-after']);
           reject(
             new KubeApiError(
               status,
               s?.reason ?? '',
               `${method} ${path}: ${status} ${s?.message ?? text.slice(0, 300)}`,
               body,
-              res.headers['retry-after'] !== undefined && Number.isFinite(retryAfter) && retryAfter >= 0
-                ? retryAfter
-                : undefined,
+              retryAfterSeconds(res.headers['retry-after']),
             ),
           );
         });
