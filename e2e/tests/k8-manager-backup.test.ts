@@ -21,6 +21,7 @@ import {
   at,
   RESOURCES,
 } from '@kdc/shared';
+import { buildTenantControlPlane } from '@kdc/k8-manager';
 import { startEtcd, type EtcdServer } from '../src/etcd.ts';
 import { LOCAL_IMAGES, shippedImages, type ShippedImages } from '../src/images.ts';
 import { CRONJOB, JOB, createJobFromCronJob, type JobObject } from '../src/controllers/jobs.ts';
@@ -277,13 +278,16 @@ describe('k8-manager: the etcd backup CronJob of an encrypted cluster on its own
     expect((await listBackups(store, cluster)).backups).toHaveLength(1);
   }, 240_000);
 
-  it('a second control plane on the same DataStore stops backups: a snapshot would carry both tenants', async () => {
-    await kube.create(kdc(ns), {
-      apiVersion: KDC_API_VERSION,
-      kind: 'KdcCluster',
-      metadata: { name: 'neighbour', labels },
-      spec: { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore },
-    });
+  it('a second control plane on the same DataStore, of another shard, stops backups: a snapshot would carry both tenants', async () => {
+    // As another shard's k8-manager makes it (its shard's label): this k8-manager's TCP cache, selected
+    // by its own shard label, never holds it; only the placement of every TCP says who shares the DataStore.
+    const neighbour = buildTenantControlPlane(
+      ns,
+      'neighbour',
+      { version: 'v1.35.0', controlPlane: { replicas: 1 }, dataStore },
+      { 'kdc-e2e/k8m': `${id}-other` },
+    );
+    await kube.create(at(RESOURCES.tenantControlPlane, ns), neighbour);
     const c = await waitCluster(
       'SharedDataStore',
       (x) => condition(x, 'BackupReady')?.reason === 'SharedDataStore',

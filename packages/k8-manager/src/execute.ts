@@ -56,6 +56,13 @@ export function clusterExecutor(deps: ClusterExecutorDeps) {
         );
         return { ...o, tcp: created as TenantControlPlane };
       }
+      case 'labelTenantControlPlane': {
+        const tcp = await deps.kube.patch<TenantControlPlane & KubeObject>(
+          { ...RESOURCES.tenantControlPlane, namespace, name: o.tcp!.metadata.name },
+          { metadata: { labels: action.labels } },
+        );
+        return { ...o, tcp };
+      }
       case 'createKmsKey':
         await createOrGet(RESOURCES.kmsKey, namespace, action.object);
         await deps.recorder.record(

@@ -1,29 +1,42 @@
 #!/usr/bin/env node
 // k8-manager: reconciles KdcClusters into encrypted tenant control planes, leader-elected.
 // Settings: setup/settings.ts; the process (informers, election, metrics, shutdown): the shared Manager.
-import { exitOnVersionFlag, Manager, RESOURCES } from '@kdc/shared';
+import {
+  exitOnVersionFlag,
+  Manager,
+  organizationView,
+  RESOURCES,
+  type InformerEvent,
+  type KubeObject,
+} from '@kdc/shared';
 import { checkLeasesMain } from './check-leases.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './tenant/observe-tenant.ts';
 import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 import { k8ManagerSettings } from './setup/settings.ts';
-import { clustersNamingKey, controlPlaneEvents, ownedBy } from './setup/watches.ts';
-import { storageOf } from './tenant/datastore.ts';
+import { clustersNamingKey, controlPlaneEvents, ownCluster, ownedBy } from './setup/watches.ts';
+import { storageOf, tcpPlacement } from './tenant/datastore.ts';
 
 exitOnVersionFlag('k8-manager');
 if (process.argv[2] === 'check-leases') process.exit(await checkLeasesMain(process.argv.slice(3)));
 const mgr = new Manager({ name: 'k8-manager', defaultMetricsAddr: '127.0.0.1:8081' });
 const settings = mgr.configure(() => k8ManagerSettings(mgr.env));
 const { kube, logger, recorder, registry } = mgr;
-const clusters = mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector });
+const shard = settings.clusterSelector;
+const clusters = mgr.informer(RESOURCES.kdcCluster, { labelSelector: shard?.text });
 const keys = mgr.informer(RESOURCES.kmsKey);
-const tcps = mgr.informer(RESOURCES.tenantControlPlane);
+// A shard caches its own control planes whole (they carry its labels: shardLabels) and every other
+// one as a placement only: who shares a DataStore crosses shards, and a shard's memory should
+// follow its shard, not the platform.
+const tcps = mgr.informer(RESOURCES.tenantControlPlane, { labelSelector: shard?.text });
+const placements = shard ? mgr.informer(RESOURCES.tenantControlPlane, { transform: tcpPlacement }) : undefined;
 // For the organisation label only: an observe period of thousands of tenants then reads no Namespace.
-const namespaces = mgr.informer(RESOURCES.namespace);
+const namespaces = mgr.informer(RESOURCES.namespace, { transform: organizationView });
 const owned = ownedBy(clusters);
-const tcpsOnDataStore = tcps.index(storageOf);
+const tcpsOnDataStore = placements ? placements.index(storageOf) : tcps.index(storageOf);
 const tcpEvents = controlPlaneEvents(tcpsOnDataStore);
+const onTcp = (tcp: KubeObject, event: InformerEvent) => owned(tcpEvents(tcp, event));
 const deps = {
   kube,
   logger,
@@ -31,12 +44,14 @@ const deps = {
   clusters,
   keys,
   tcps,
+  placements,
+  shard,
   tcpsOnDataStore,
   namespaces,
   env: settings.env,
   controllerNamespace: mgr.namespace,
 };
-mgr
+const controller = mgr
   .controller({
     name: 'kdccluster',
     workers: settings.workers,
@@ -51,6 +66,11 @@ mgr
     }),
   })
   .watchPrimary(clusters)
-  .watchSecondary(keys, (key) => owned(clustersNamingKey(clusters, key)))
-  .watchSecondary(tcps, (tcp, event) => owned(tcpEvents(tcp, event)));
-await mgr.start({ selector: settings.clusterSelector ?? '' });
+  .watchSecondary(keys, (key) => owned(clustersNamingKey(clusters, key)));
+if (!placements) controller.watchSecondary(tcps, onTcp);
+else {
+  controller.watchSecondary(placements, onTcp);
+  // The shard's own TCP cache can move after the placements did: its cluster hears that too.
+  controller.watchSecondary(tcps, (tcp) => owned(ownCluster(tcp)));
+}
+await mgr.start({ selector: shard?.text ?? '' });

@@ -95,6 +95,29 @@ describe('planCluster: one change at a time, in order', () => {
     expect(isAttached(o.tcp)).toBe(true);
   });
 
+  it('a sharded release makes the TCP with its shard labels, and labels one that lacks them before anything else', () => {
+    const shard = { shard: 'a', legacy: null };
+    const created = planCluster(observed(spec(), { tcp: null, shardLabels: shard }));
+    expect(created.kind).toBe('createTenantControlPlane');
+    expect(created.kind === 'createTenantControlPlane' && created.object.metadata.labels).toEqual({
+      shard: 'a',
+      'k8s.kube-dc.com/kdccluster': 'c1',
+    });
+    // Made before sharding (no labels of the shard), and a cluster moved here from shard b: labelled first.
+    const unlabelled = observed(spec(), { shardLabels: shard, serviceAccountExists: false });
+    expect(planCluster(unlabelled)).toEqual({ kind: 'labelTenantControlPlane', labels: { shard: 'a' } });
+    const moved = observed(spec(), { shardLabels: shard });
+    moved.tcp!.metadata.labels = { ...moved.tcp!.metadata.labels, shard: 'b', legacy: 'x', kamaji: 'keep' };
+    expect(planCluster(moved)).toEqual({ kind: 'labelTenantControlPlane', labels: { shard: 'a', legacy: null } });
+    // Labelled: the plan goes on (positive control: the same observation without the shard asks nothing of labels).
+    const labelled = observed(spec(), { shardLabels: shard });
+    labelled.tcp!.metadata.labels = { ...labelled.tcp!.metadata.labels, shard: 'a' };
+    expect(planCluster(labelled).kind).toBe('patchTenantControlPlane');
+    expect(planCluster(observed(spec())).kind).toBe('patchTenantControlPlane');
+    // An unencrypted cluster's TCP is labelled too: the shard's cache must hold it all the same.
+    expect(planCluster(observed(spec(null), { shardLabels: shard })).kind).toBe('labelTenantControlPlane');
+  });
+
   it('changes nothing for an invalid spec', () => {
     expect(
       planCluster(observed(spec({ kekRotation: { enabled: true, interval: '2w' } }), { tcp: null, autoKey: null })),

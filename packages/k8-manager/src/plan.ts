@@ -21,6 +21,7 @@ import {
   buildTenantControlPlane,
   legacyOpenBaoUrls,
   mergeEncryptionFields,
+  shardLabelDrift,
 } from './resources/tenant-control-plane.ts';
 
 // The next single change for one KdcCluster, as a pure function of what was observed. The
@@ -34,6 +35,8 @@ export interface ObservedCluster {
   validation: Validation;
   organization?: string;
   tcp: TenantControlPlane | null;
+  /** The labels its release's CLUSTER_SELECTOR reads, as the cluster carries them (shardLabels): the TCP must match. */
+  shardLabels?: Readonly<Record<string, string | null>>;
   /** `status.keyId` of the etcd KMSKey: the Transit key its controller resolved (a migrated key keeps a legacy name). */
   etcdKeyId?: string;
   /** The KMSKey named `<cluster>-etcd`, if any. */
@@ -51,6 +54,7 @@ export interface ObservedCluster {
 export type ClusterAction =
   | { kind: 'invalid' }
   | { kind: 'createTenantControlPlane'; object: TenantControlPlane }
+  | { kind: 'labelTenantControlPlane'; labels: Record<string, string | null> }
   | { kind: 'createKmsKey'; object: ReturnType<typeof buildAutoKey> }
   | { kind: 'updateKmsKeySpec'; spec: KmsKeySpecInput }
   | { kind: 'createServiceAccount'; object: ReturnType<typeof buildPluginServiceAccount> }
@@ -62,7 +66,13 @@ export type ClusterAction =
 export function planCluster(o: ObservedCluster): ClusterAction {
   const v = o.validation;
   if (!v.ok) return { kind: 'invalid' };
-  if (!o.tcp) return { kind: 'createTenantControlPlane', object: buildTenantControlPlane(o.namespace, o.name, v.spec) };
+  if (!o.tcp)
+    return {
+      kind: 'createTenantControlPlane',
+      object: buildTenantControlPlane(o.namespace, o.name, v.spec, o.shardLabels),
+    };
+  const labels = shardLabelDrift(o.tcp, o.shardLabels);
+  if (labels) return { kind: 'labelTenantControlPlane', labels };
   const current = o.tcp.spec.controlPlane.deployment;
 
   if (!v.spec.encryption?.etcd.enabled) {

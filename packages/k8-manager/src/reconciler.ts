@@ -17,9 +17,12 @@ import {
   nextPluginKeys,
   refusedKeyChange,
   runPass,
+  shardLabels,
   splitKey,
   validateCluster,
+  type Cache,
   type EventRecorder,
+  type LabelSelector,
   type KeyChangeInput,
   type PluginSlot,
   type Informer,
@@ -46,7 +49,8 @@ import { disableComplete } from './migration/providers.ts';
 import { clusterStatus } from './status/cluster-status.ts';
 import { writeClusterStatus } from './status/write.ts';
 import type { TenantObservation } from './tenant/observe-tenant.ts';
-import type { TcpsByDataStore } from './tenant/datastore.ts';
+import { controlPlaneOf } from './tenant/control-plane.ts';
+import type { TcpPlacement, TcpsByDataStore } from './tenant/datastore.ts';
 import { migrationReconciler, migrationState, type MigrationDeps } from './migration/reconcile.ts';
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
@@ -73,9 +77,14 @@ export interface KdcClusterReconcilerDeps {
   kube: KubeClient;
   clusters: Informer<KdcClusterObject>;
   keys: Informer<KmsKeyObject>;
-  tcps: Informer<TenantControlPlaneObject>;
-  /** The same informer indexed by DataStore (`tcps.index(storageOf)`): backups and restores ask who shares one. */
+  /** This release's TenantControlPlanes, whole (selected by `shard` when sharded). */
+  tcps: Cache<TenantControlPlaneObject>;
+  /** Every TenantControlPlane's placement when sharded (absent: `tcps` holds them all). */
+  placements?: Cache<TcpPlacement>;
+  /** Placements indexed by DataStore (`placements.index(storageOf)`): backups and restores ask who shares one. */
   tcpsOnDataStore: TcpsByDataStore;
+  /** CLUSTER_SELECTOR: the TCPs made or adopted carry the labels it reads (shardLabels). */
+  shard?: LabelSelector;
   /** Namespaces, for their organisation label (absent: read through a short cache). */
   namespaces?: Informer<KubeObject>;
   recorder: EventRecorder;
@@ -154,7 +163,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     if (!cluster || !namespace || cluster.metadata?.deletionTimestamp) return {};
     const names = clusterNames(name);
     const generation = cluster.metadata?.generation ?? 0;
-    const tcp = deps.tcps.get(names.tenantControlPlane, namespace) ?? null;
+    const tcp = await controlPlaneOf(deps, names.tenantControlPlane, namespace);
     const validation = validateCluster(
       await gatherClusterFacts({
         cluster,
@@ -197,6 +206,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
       generation,
       validation,
       tcp,
+      shardLabels: shardLabels(deps.shard, cluster.metadata?.labels),
       pluginKeys,
       organization: await organizationOf(namespace),
       autoKey: (deps.keys.get(names.autoEtcdKey, namespace) as ObservedCluster['autoKey']) ?? null,

@@ -3,6 +3,7 @@
 import {
   DriftClock,
   OpenBaoClient,
+  organizationView,
   platformConfigLookup,
   RESOURCES,
   tokenKeeperFromEnv,
@@ -70,7 +71,7 @@ export function informers(mgr: Manager, settings: ReconcilerSettings) {
     clusters: mgr.informer(RESOURCES.kdcCluster, { labelSelector: settings.clusterSelector }),
     tasks: mgr.informer(CONFIGMAPS(mgr.namespace), { labelSelector: CLEANUP_LABEL }),
     // For the organisation label only: a resync of thousands of tenants then reads no Namespace.
-    namespaces: mgr.informer(RESOURCES.namespace),
+    namespaces: mgr.informer(RESOURCES.namespace, { transform: organizationView }),
   };
 }
 

@@ -45,7 +45,7 @@ export function reconcilerSettings(env: Record<string, string | undefined>): Rec
     resyncMs: settings.durationMs('RESYNC_PERIOD', '10m'),
     driftCheckMs: settings.durationMs('OPENBAO_DRIFT_CHECK_PERIOD', '1h', 0),
     workers: settings.positiveInt('WORKERS', 4),
-    clusterSelector: settings.optional('CLUSTER_SELECTOR'),
+    clusterSelector: settings.labelSelector('CLUSTER_SELECTOR')?.text,
     controllers,
     kmsKeyShard: parseKmsKeyShard(settings.optional('KMSKEY_SHARD')),
     rotationFloorSeconds: (purpose) => (purpose === 'etcd' ? floor.etcd : floor.other),

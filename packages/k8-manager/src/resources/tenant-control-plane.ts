@@ -25,11 +25,25 @@ import {
 // the encryption fields we merge into whatever is there. Kamaji's lists have no merge keys, so
 // the merge is ours: by name, keeping every entry somebody else put there, in place.
 
-export function buildTenantControlPlane(namespace: string, cluster: string, spec: KdcClusterSpec): TenantControlPlane {
+/**
+ * `shard`: the cluster's values of the labels its release's CLUSTER_SELECTOR reads (shardLabels),
+ * so that the release's TCP informer, selecting with it, sees this object.
+ */
+export function buildTenantControlPlane(
+  namespace: string,
+  cluster: string,
+  spec: KdcClusterSpec,
+  shard: Readonly<Record<string, string | null>> = {},
+): TenantControlPlane {
+  const shardValues = Object.entries(shard).filter((entry): entry is [string, string] => entry[1] !== null);
   return {
     apiVersion: KAMAJI_API_VERSION,
     kind: TENANT_CONTROL_PLANE.kind,
-    metadata: { name: clusterNames(cluster).tenantControlPlane, namespace, labels: { [LABELS.kdcCluster]: cluster } },
+    metadata: {
+      name: clusterNames(cluster).tenantControlPlane,
+      namespace,
+      labels: { ...Object.fromEntries(shardValues), [LABELS.kdcCluster]: cluster },
+    },
     spec: {
       ...(spec.dataStore ? { dataStore: spec.dataStore } : {}),
       controlPlane: { deployment: { replicas: spec.controlPlane.replicas }, service: { serviceType: 'ClusterIP' } },
@@ -38,6 +52,20 @@ export function buildTenantControlPlane(namespace: string, cluster: string, spec
       networkProfile: { port: 6443 },
     },
   };
+}
+
+/**
+ * The shard labels a TCP lacks or carries wrongly (a merge patch of metadata.labels: null removes),
+ * or undefined when it carries them all. A TCP made before its release was sharded, made by
+ * someone else, or whose cluster moved here from another shard.
+ */
+export function shardLabelDrift(
+  tcp: TenantControlPlane,
+  shard: Readonly<Record<string, string | null>> = {},
+): Record<string, string | null> | undefined {
+  const labels = tcp.metadata.labels ?? {};
+  const drift = Object.entries(shard).filter(([key, value]) => (labels[key] ?? null) !== value);
+  return drift.length ? Object.fromEntries(drift) : undefined;
 }
 
 export interface EncryptionFieldsInput {

@@ -4,7 +4,7 @@
 // tenant is looked at), WORKERS, CLUSTER_SELECTOR (shard the clusters), MIGRATION_PAGE_SIZE (objects
 // re-written per step) and MIGRATION_RATE (writes per second into one tenant apiserver).
 import { readFileSync } from 'node:fs';
-import { EnvSettings } from '@kdc/shared';
+import { EnvSettings, type LabelSelector } from '@kdc/shared';
 
 export interface K8ManagerSettings {
   /** The environment with OPENBAO_CA_BUNDLE resolved to the PEM itself. */
@@ -12,7 +12,8 @@ export interface K8ManagerSettings {
   resyncMs: number;
   observePeriodMs: number;
   workers: number;
-  clusterSelector?: string;
+  /** CLUSTER_SELECTOR: the KdcClusters this release reconciles, and (by the labels it copies) their TenantControlPlanes. */
+  clusterSelector?: LabelSelector;
   migration: { pageSize: number; ratePerSecond: number };
 }
 
@@ -27,7 +28,7 @@ export function k8ManagerSettings(processEnv: Record<string, string | undefined>
     resyncMs: settings.durationMs('RESYNC_PERIOD', '10m'),
     observePeriodMs: settings.durationMs('OBSERVE_PERIOD', '30s'),
     workers: settings.positiveInt('WORKERS', 4),
-    clusterSelector: settings.optional('CLUSTER_SELECTOR'),
+    clusterSelector: settings.labelSelector('CLUSTER_SELECTOR'),
     migration: {
       pageSize: settings.positiveInt('MIGRATION_PAGE_SIZE', 200),
       ratePerSecond: settings.positiveInt('MIGRATION_RATE', 100),

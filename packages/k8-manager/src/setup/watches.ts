@@ -28,13 +28,18 @@ export function clustersNamingKey(clusters: Cache<KdcClusterObject>, key: KubeOb
   return [...new Set([...clusterOfLabel(key), ...users.map((c) => `${ns}/${c.metadata.name}`)])];
 }
 
+/** A control plane's own cluster (none for a TCP no cluster made or names). */
+export function ownCluster(tcp: KubeObject): string[] {
+  const own = clusterOfTcp(tcp);
+  return own ? [own] : [];
+}
+
 /** A control plane's own cluster, and every cluster on a DataStore it arrived on or left (dataStoreNeighbours). */
 export function controlPlaneEvents(tcpsOnDataStore: TcpsByDataStore) {
   const neighbours = dataStoreNeighbours(tcpsOnDataStore);
-  return (tcp: KubeObject, event: InformerEvent): string[] => {
-    const own = clusterOfTcp(tcp);
-    return [...new Set([...(own ? [own] : []), ...neighbours(tcp, event)])];
-  };
+  return (tcp: KubeObject, event: InformerEvent): string[] => [
+    ...new Set([...ownCluster(tcp), ...neighbours(tcp, event)]),
+  ];
 }
 
 /**

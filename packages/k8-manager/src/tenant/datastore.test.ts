@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject, TenantControlPlaneObject } from '@kdc/shared';
-import { clusterOfTcp, dataStoreNeighbours, storageOf, type TcpsByDataStore } from './datastore.ts';
+import {
+  clusterOfTcp,
+  dataStoreNeighbours,
+  storageOf,
+  tcpPlacement,
+  type TcpPlacement,
+  type TcpsByDataStore,
+} from './datastore.ts';
 
 const tcp = (ns: string, name: string, dataStore?: string, cluster?: string): KubeObject => ({
   metadata: { namespace: ns, name, ...(cluster ? { labels: { 'k8s.kube-dc.com/kdccluster': cluster } } : {}) },
@@ -8,7 +15,7 @@ const tcp = (ns: string, name: string, dataStore?: string, cluster?: string): Ku
 });
 /** What the informer's DataStore index answers for these objects (it is current before a mapper runs). */
 const cache = (items: KubeObject[]): TcpsByDataStore => ({
-  get: (name) => items.filter((t) => storageOf(t) === name) as TenantControlPlaneObject[],
+  get: (name) => items.filter((t) => storageOf(t) === name) as TcpPlacement[],
 });
 
 describe('which clusters a TenantControlPlane event concerns (finding 5: a DataStore that becomes shared)', () => {
@@ -46,4 +53,41 @@ describe('which clusters a TenantControlPlane event concerns (finding 5: a DataS
     [tcp('acme', 'web-cp'), 'acme/web'],
     [tcp('acme', 'other'), undefined],
   ])('clusterOfTcp %#', (object, expected) => expect(clusterOfTcp(object)).toBe(expected));
+});
+
+describe('tcpPlacement: what a sharded k8-manager keeps of every other control plane', () => {
+  it('keeps name, namespace, resourceVersion, uid, the cluster label and the DataStore; nothing else', () => {
+    const full = {
+      apiVersion: 'kamaji.clastix.io/v1alpha1',
+      kind: 'TenantControlPlane',
+      metadata: {
+        name: 'web-cp',
+        namespace: 'acme',
+        uid: 'u1',
+        resourceVersion: '42',
+        labels: { 'k8s.kube-dc.com/kdccluster': 'web', shard: 'b' },
+        annotations: { big: 'x'.repeat(4096) },
+      },
+      spec: { controlPlane: { deployment: { replicas: 3 } } },
+      status: { storage: { dataStoreName: 'ds-1', certificate: 'pem' }, kubernetesResources: { version: {} } },
+    } as unknown as TenantControlPlaneObject;
+    const placement = tcpPlacement(full);
+    expect(placement).toEqual({
+      metadata: {
+        name: 'web-cp',
+        namespace: 'acme',
+        uid: 'u1',
+        resourceVersion: '42',
+        labels: { 'k8s.kube-dc.com/kdccluster': 'web' },
+      },
+      status: { storage: { dataStoreName: 'ds-1' } },
+    });
+    expect(JSON.stringify(placement).length).toBeLessThan(JSON.stringify(full).length / 20);
+    // What the watches and the DataStore index read of it is what they read of the whole object.
+    expect(clusterOfTcp(placement)).toBe(clusterOfTcp(full));
+    expect(storageOf(placement)).toBe(storageOf(full));
+    const bare = tcpPlacement({ metadata: { name: 'x-cp', namespace: 'evil' } } as TenantControlPlaneObject);
+    expect(bare).toEqual({ metadata: { name: 'x-cp', namespace: 'evil' } });
+    expect(clusterOfTcp(bare)).toBe('evil/x');
+  });
 });

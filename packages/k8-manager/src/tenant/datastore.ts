@@ -28,8 +28,30 @@ export interface DataStoreFacts {
 export const storageOf = (tcp: KubeObject) =>
   (tcp.status as { storage?: { dataStoreName?: string } } | undefined)?.storage?.dataStoreName;
 
-/** The TCP informer's index by DataStore (`tcps.index(storageOf)`). */
-export type TcpsByDataStore = Pick<ObjectIndex<TenantControlPlaneObject>, 'get'>;
+/** What k8-manager keeps of every TenantControlPlane of the platform: where it lives and whose it is. */
+export type TcpPlacement = KubeObject & {
+  metadata: NonNullable<KubeObject['metadata']>;
+  status?: { storage?: { dataStoreName?: string } };
+};
+
+/**
+ * The placement of a control plane (the transform of the platform-wide TCP informer): name,
+ * namespace, resourceVersion, the cluster label and the DataStore. Who shares a DataStore crosses
+ * shards, so a sharded k8-manager sees every control plane, but keeps a few hundred bytes of each
+ * instead of the whole object (a TCP with Kamaji's status runs to kilobytes).
+ */
+export function tcpPlacement(tcp: TenantControlPlaneObject): TcpPlacement {
+  const { name, namespace, resourceVersion, uid, labels } = tcp.metadata ?? {};
+  const owner = labels?.[LABELS.kdcCluster];
+  const dataStoreName = storageOf(tcp);
+  return {
+    metadata: { name, namespace, resourceVersion, uid, ...(owner ? { labels: { [LABELS.kdcCluster]: owner } } : {}) },
+    ...(dataStoreName ? { status: { storage: { dataStoreName } } } : {}),
+  };
+}
+
+/** The placement informer's index by DataStore (`placements.index(storageOf)`). */
+export type TcpsByDataStore = Pick<ObjectIndex<TcpPlacement>, 'get'>;
 
 export async function dataStoreFacts(
   kube: KubeClient,

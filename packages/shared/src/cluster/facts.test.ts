@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { clusterNames } from '../names.ts';
 import { LABELS } from '../names.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube.ts';
-import { gatherClusterFacts, organizationLookup } from './facts.ts';
+import { gatherClusterFacts, organizationLookup, organizationView } from './facts.ts';
 
 const cluster = (
   namespace: string,
@@ -128,6 +128,35 @@ describe('gatherClusterFacts', () => {
     ).now.getTime();
     expect(wall).toBeGreaterThanOrEqual(before);
     expect(wall).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe('organizationView: what a Namespace cache keeps', () => {
+  it('the name, resourceVersion, uid and the organisation label; the lookup reads the same answer from it', async () => {
+    const full: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 't1',
+        uid: 'u',
+        resourceVersion: '7',
+        labels: { [LABELS.organization]: 'acme', 'kubernetes.io/metadata.name': 't1' },
+        annotations: { note: 'x'.repeat(1000) },
+      },
+      spec: { finalizers: ['kubernetes'] },
+      status: { phase: 'Active' },
+    };
+    const view = organizationView(full);
+    expect(view).toEqual({
+      metadata: { name: 't1', uid: 'u', resourceVersion: '7', labels: { [LABELS.organization]: 'acme' } },
+    });
+    const unlabelled = organizationView({ metadata: { name: 't2', resourceVersion: '8' } });
+    expect(unlabelled).toEqual({ metadata: { name: 't2', resourceVersion: '8' } });
+    const lookup = organizationLookup({} as KubeClient, {
+      namespaces: { get: (name) => (name === 't1' ? view : unlabelled) },
+    });
+    expect(await lookup('t1')).toBe('acme');
+    expect(await lookup('t2')).toBeUndefined();
   });
 });
 

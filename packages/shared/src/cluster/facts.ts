@@ -92,6 +92,23 @@ export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string
 }
 
 /**
+ * What a controller's Namespace cache keeps (the informer's transform): the name and the
+ * organisation label, nothing of the platform's other labels, annotations and status.
+ */
+export function organizationView(namespace: KubeObject): KubeObject {
+  const { name, resourceVersion, uid, labels } = namespace.metadata ?? {};
+  const organization = labels?.[LABELS.organization];
+  return {
+    metadata: {
+      name,
+      resourceVersion,
+      uid,
+      ...(organization !== undefined ? { labels: { [LABELS.organization]: organization } } : {}),
+    },
+  };
+}
+
+/**
  * The organisation (OpenBao namespace) of a project namespace: its `kube-dc.com/organization` label.
  * With the controller's Namespace cache (`namespaces`: a watch, so a changed label is seen at once
  * and a steady resync asks nothing); a namespace the cache has not seen yet is read, not guessed

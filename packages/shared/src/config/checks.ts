@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parseKmsKeyInterval } from '../duration.ts';
 import { splitHostPort } from '../metrics.ts';
+import { parseLabelSelector, type LabelSelector } from '../runtime/label-selector.ts';
 
 const HTTP_URL = /^https?:\/\/[^/\s]+/;
 
@@ -91,6 +92,17 @@ export class EnvSettings {
       integer(1, Number.MAX_SAFE_INTEGER, (v) => `"${v}" is not a whole number above 0`),
       this.string(name, String(fallback)),
     );
+  }
+
+  /** A label selector (`shard=a`); undefined when unset. Throws naming the variable and the fix. */
+  labelSelector(name: string): LabelSelector | undefined {
+    const value = this.optional(name);
+    if (value === undefined) return undefined;
+    try {
+      return parseLabelSelector(value);
+    } catch (error) {
+      throw new Error(`${name}: ${(error as Error).message}`);
+    }
   }
 
   list(name: string, fallback: string): string[] {

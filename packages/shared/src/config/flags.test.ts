@@ -103,4 +103,11 @@ describe('EnvSettings: a controller reads its environment, every refusal names t
       'OPENBAO_URL is not set: point it at OpenBao',
     );
   });
+  it('reads a label selector at start-up, naming the variable when it is not one', () => {
+    const selectors = new EnvSettings({ GOOD: ' shard in (a,b) ', BAD: 'shard=a,,tier' });
+    expect(selectors.labelSelector('GOOD')?.keys).toEqual(['shard']);
+    expect(selectors.labelSelector('GOOD')?.text).toBe('shard in (a,b)');
+    expect(selectors.labelSelector('UNSET')).toBeUndefined();
+    expect(() => selectors.labelSelector('BAD')).toThrow('BAD: label selector "shard=a,,tier": an empty requirement');
+  });
 });

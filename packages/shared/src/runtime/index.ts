@@ -13,3 +13,4 @@ export * from './tenant-kubeconfig.ts';
 export * from './tenant-client.ts';
 export * from './steps.ts';
 export * from './drift-clock.ts';
+export * from './label-selector.ts';

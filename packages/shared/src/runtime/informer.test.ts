@@ -72,6 +72,65 @@ describe('Informer cache', () => {
   });
 });
 
+describe('Informer transform', () => {
+  it('keeps what the transform returns of listed and watched objects; bookmarks and errors pass it by', async () => {
+    const watched = (rv: string, a: string) => ({
+      ...configMap('watched'),
+      metadata: { ...configMap('watched').metadata, resourceVersion: rv },
+      data: { a },
+    });
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      if (!req.url?.includes('watch=true')) {
+        res.end(
+          JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [configMap('listed')] }),
+        );
+        return;
+      }
+      const events = [
+        { type: 'ADDED', object: watched('6', '1') },
+        { type: 'BOOKMARK', object: { kind: 'ConfigMap', metadata: { resourceVersion: '7' } } },
+        { type: 'MODIFIED', object: watched('8', '2') },
+      ];
+      res.write(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const seen: string[] = [];
+    const informer = new Informer(
+      loopbackKubeClient(server),
+      { group: '', version: 'v1', plural: 'configmaps', namespace: 'ns' },
+      {
+        transform: (o) => {
+          seen.push(`${o.metadata?.name}@${o.metadata?.resourceVersion}`);
+          const { name, namespace, resourceVersion } = o.metadata ?? {};
+          return { metadata: { name, namespace, resourceVersion }, a: (o as { data?: { a?: string } }).data?.a };
+        },
+      },
+    );
+    try {
+      informer.start();
+      await informer.waitForSync();
+      await vi.waitFor(() => expect(informer.get('watched', 'ns')?.metadata?.resourceVersion).toBe('8'), {
+        timeout: 5000,
+      });
+      expect(informer.get('listed', 'ns')).toEqual({
+        metadata: { name: 'listed', namespace: 'ns', resourceVersion: '5' },
+        a: '1',
+      });
+      expect(informer.get('watched', 'ns')).toEqual({
+        metadata: { name: 'watched', namespace: 'ns', resourceVersion: '8' },
+        a: '2',
+      });
+      // The bookmark (no name) never reached the transform.
+      expect(seen).toEqual(['listed@5', 'watched@6', 'watched@8']);
+    } finally {
+      await informer.stop();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('Informer watch timing', () => {
   /** A server that lists nothing and answers each watch with headers, then silence. */
   const silentServer = async () => {

@@ -12,6 +12,17 @@ export type Cache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
 
+export interface InformerOptions {
+  labelSelector?: string;
+  logger?: Logger;
+  watchTiming?: WatchTiming;
+  /**
+   * What the cache keeps of each listed or watched object (client-go's SetTransform); default: all
+   * but managedFields. It must keep metadata.name, namespace and resourceVersion.
+   */
+  transform?: (object: KubeObject) => KubeObject;
+}
+
 /**
  * An informer-backed cache of one resource: list, then watch from the list's resourceVersion,
  * with client-node's ListWatch doing the bookkeeping. ListWatch stops on errors; we restart it
@@ -28,24 +39,21 @@ export class Informer<T extends KubeObject> {
   private readonly syncWaiters: (() => void)[] = [];
   readonly ref: ResourceRef;
 
-  constructor(
-    client: KubeClient,
-    ref: TypedRef<T>,
-    options: { labelSelector?: string; logger?: Logger; watchTiming?: WatchTiming } = {},
-  ) {
+  constructor(client: KubeClient, ref: TypedRef<T>, options: InformerOptions = {}) {
     this.ref = ref;
     const path = resourcePath(ref);
+    const keep = options.transform ?? withoutManagedFields;
     const listFn = async () => {
       const list = await client.list<KubeObject>(
         ref,
         options.labelSelector ? { labelSelector: options.labelSelector } : {},
       );
-      list.items = list.items.map(withoutManagedFields);
+      list.items = list.items.map((item) => keep(item));
       return list as unknown as { metadata: { resourceVersion?: string }; items: KubernetesObject[] };
     };
     this.listWatch = new ListWatch<KubernetesObject>(
       path,
-      new CacheWatch(client.config, options.watchTiming ?? WATCH_TIMING),
+      new CacheWatch(client.config, options.watchTiming ?? WATCH_TIMING, keep),
       listFn,
       false,
       options.labelSelector,
@@ -153,12 +161,21 @@ export interface WatchTiming {
  */
 export const WATCH_TIMING: WatchTiming = { minTimeoutSeconds: 300, inactivityMs: 150_000 };
 
+/** The watch events that carry an object of the resource (ERROR carries a Status, BOOKMARK only a resourceVersion). */
+const OBJECT_PHASES = new Set(['ADDED', 'MODIFIED', 'DELETED']);
+
 /** A Watch whose events reach the ListWatch's store as the cache keeps them, on client-go's timing. */
 class CacheWatch extends Watch {
   private readonly timing: WatchTiming;
-  constructor(config: ConstructorParameters<typeof Watch>[0], timing: WatchTiming) {
+  private readonly keep: (object: KubeObject) => KubeObject;
+  constructor(
+    config: ConstructorParameters<typeof Watch>[0],
+    timing: WatchTiming,
+    keep: (object: KubeObject) => KubeObject,
+  ) {
     super(config);
     this.timing = timing;
+    this.keep = keep;
     // client-node's field (private in its types; informer.test.ts fails if it stops being read),
     // counted from the request (the answer's headers must come within it too) and again from each
     // chunk received.
@@ -171,11 +188,7 @@ class CacheWatch extends Watch {
       path,
       { ...query, timeoutSeconds, allowWatchBookmarks: true },
       (phase, object: unknown, raw: unknown) =>
-        callback(
-          phase,
-          object && typeof object === 'object' ? withoutManagedFields(object as KubeObject) : object,
-          raw,
-        ),
+        callback(phase, OBJECT_PHASES.has(phase) && object ? this.keep(object as KubeObject) : object, raw),
       done,
     );
   }

@@ -10,7 +10,7 @@ import { controllerMetrics, countKubeRequests, createRegistry, serveMetrics, spl
 import { Controller, type ControllerOptions } from './controller.ts';
 import { EventRecorder } from './events.ts';
 import { Informer } from './informer.ts';
-import { KubeClient, type KubeObject, type TypedRef } from './kube.ts';
+import { KubeClient, type KubeObject, type ResourceRef, type TypedRef } from './kube.ts';
 import { LeaderElector } from './leader.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -82,8 +82,24 @@ export class Manager {
     }
   }
 
-  informer<T extends KubeObject>(ref: TypedRef<T>, options: { labelSelector?: string } = {}): Informer<T> {
-    const informer = new Informer<T>(this.kube, ref, { logger: this.logger, ...options });
+  informer<T extends KubeObject>(ref: TypedRef<T>, options?: { labelSelector?: string }): Informer<T>;
+  /** An informer whose cache keeps `transform(object)` of each object (a slim view of a large or numerous resource). */
+  informer<S extends KubeObject, T extends KubeObject>(
+    ref: TypedRef<S>,
+    options: { labelSelector?: string; transform: (object: S) => T },
+  ): Informer<T>;
+  informer<S extends KubeObject, T extends KubeObject>(
+    ref: TypedRef<S>,
+    options: { labelSelector?: string; transform?: (object: S) => T } = {},
+  ): Informer<T> {
+    const { transform } = options;
+    const resource: ResourceRef = ref; // the cache's type is T, the transform's output
+    const informer = new Informer<T>(this.kube, resource, {
+      logger: this.logger,
+      labelSelector: options.labelSelector,
+      // The apiserver sends objects of the resource: S is what they are.
+      ...(transform ? { transform: (object: KubeObject) => transform(object as S) } : {}),
+    });
     this.informers.push(informer);
     return informer;
   }
