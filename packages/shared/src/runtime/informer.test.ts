@@ -12,6 +12,22 @@ const configMap = (name: string): KubeObject => ({
   data: { a: '1' },
 });
 
+/** Lists ConfigMap `listed` at resourceVersion 5, then answers the watch with `events` and stays open as a watch does. */
+async function listAndWatchServer(events: object[]) {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (!req.url?.includes('watch=true')) {
+      res.end(
+        JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [configMap('listed')] }),
+      );
+      return;
+    }
+    res.write(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
 describe('withoutManagedFields', () => {
   it('drops metadata.managedFields and keeps the rest (the input is not changed)', () => {
     const input = configMap('x');
@@ -27,20 +43,12 @@ describe('withoutManagedFields', () => {
 
 describe('Informer cache', () => {
   it('keeps listed and watched objects without managedFields, and indexes them', async () => {
-    const server = createServer((req, res) => {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      if (!req.url?.includes('watch=true')) {
-        res.end(
-          JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [configMap('listed')] }),
-        );
-        return;
-      }
-      // One event, then the stream stays open as a watch does.
-      res.write(
-        `${JSON.stringify({ type: 'ADDED', object: { ...configMap('watched'), metadata: { ...configMap('watched').metadata, resourceVersion: '6' } } })}\n`,
-      );
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const server = await listAndWatchServer([
+      {
+        type: 'ADDED',
+        object: { ...configMap('watched'), metadata: { ...configMap('watched').metadata, resourceVersion: '6' } },
+      },
+    ]);
     const informer = new Informer(loopbackKubeClient(server), {
       group: '',
       version: 'v1',
@@ -73,28 +81,17 @@ describe('Informer cache', () => {
 });
 
 describe('Informer transform', () => {
-  it('keeps what the transform returns of listed and watched objects; bookmarks and errors pass it by', async () => {
+  it('keeps what the transform returns of listed and watched objects; a bookmark passes it by', async () => {
     const watched = (rv: string, a: string) => ({
       ...configMap('watched'),
       metadata: { ...configMap('watched').metadata, resourceVersion: rv },
       data: { a },
     });
-    const server = createServer((req, res) => {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      if (!req.url?.includes('watch=true')) {
-        res.end(
-          JSON.stringify({ kind: 'ConfigMapList', metadata: { resourceVersion: '5' }, items: [configMap('listed')] }),
-        );
-        return;
-      }
-      const events = [
-        { type: 'ADDED', object: watched('6', '1') },
-        { type: 'BOOKMARK', object: { kind: 'ConfigMap', metadata: { resourceVersion: '7' } } },
-        { type: 'MODIFIED', object: watched('8', '2') },
-      ];
-      res.write(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const server = await listAndWatchServer([
+      { type: 'ADDED', object: watched('6', '1') },
+      { type: 'BOOKMARK', object: { kind: 'ConfigMap', metadata: { resourceVersion: '7' } } },
+      { type: 'MODIFIED', object: watched('8', '2') },
+    ]);
     const seen: string[] = [];
     const informer = new Informer(
       loopbackKubeClient(server),
