@@ -328,6 +328,9 @@ try {
       kube_writes_per_steady_resync: sum(writes) / 2,
       lease_writes_per_steady_resync: leases / 2,
       kube_reads_per_steady_resync: sum(diff(after[name]!.kubeReads, before[name]!.kubeReads)) / 2,
+      kube_reads_by_resource_per_steady_resync: Object.fromEntries(
+        Object.entries(diff(after[name]!.kubeReads, before[name]!.kubeReads)).map(([r, n]) => [r, n / 2]),
+      ),
       reconciles_per_steady_resync: (after[name]!.reconciles - before[name]!.reconciles) / 2,
       steady_resync_cpu_s: round(cpuS),
       // The target is per 1,000 clusters: each shard holds N / SHARDS.
