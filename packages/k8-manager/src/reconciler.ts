@@ -81,7 +81,7 @@ export interface KdcClusterReconcilerDeps {
   tcps: Cache<TenantControlPlaneObject>;
   /** Every TenantControlPlane's placement when sharded (absent: `tcps` holds them all). */
   placements?: Cache<TcpPlacement>;
-  /** Placements indexed by DataStore (`placements.index(storageOf)`): backups and restores ask who shares one. */
+  /** Every TCP (`placements`, or `tcps` unsharded) indexed by DataStore: backups and restores ask who shares one. */
   tcpsOnDataStore: TcpsByDataStore;
   /** CLUSTER_SELECTOR: the TCPs made or adopted carry the labels it reads (shardLabels). */
   shard?: LabelSelector;
