@@ -1,7 +1,11 @@
-/** Polls `check` until it returns a value other than undefined/false, or fails with `what`. */
+/**
+ * Polls `check` until it returns a value other than undefined, null or false, or fails with `what`.
+ * null is "not yet" too: a `getOrNull` of an object still to be made must wait for it, not return
+ * its absence (attack 04 failed on exactly that when a refusal came before the TCP it then read).
+ */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined | false>,
+  check: () => Promise<T | undefined | null | false>,
   options: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
@@ -9,7 +13,7 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const value = await check();
-      if (value !== undefined && value !== false) return value;
+      if (value !== undefined && value !== null && value !== false) return value;
     } catch (error) {
       lastError = error;
     }
