@@ -319,6 +319,7 @@ try {
   const steadyOpenBao = openBaoRequests(steadyLines);
   const perProcess = processes.map(({ name }) => {
     const writes = diff(after[name]!.kubeWrites, before[name]!.kubeWrites);
+    const reads = diff(after[name]!.kubeReads, before[name]!.kubeReads);
     const leases = writes['leases'] ?? 0;
     delete writes['leases'];
     const cpuS = (after[name]!.cpuSeconds - before[name]!.cpuSeconds) / 2;
@@ -327,9 +328,9 @@ try {
       name,
       kube_writes_per_steady_resync: sum(writes) / 2,
       lease_writes_per_steady_resync: leases / 2,
-      kube_reads_per_steady_resync: sum(diff(after[name]!.kubeReads, before[name]!.kubeReads)) / 2,
+      kube_reads_per_steady_resync: sum(reads) / 2,
       kube_reads_by_resource_per_steady_resync: Object.fromEntries(
-        Object.entries(diff(after[name]!.kubeReads, before[name]!.kubeReads)).map(([r, n]) => [r, n / 2]),
+        Object.entries(reads).map(([resource, n]) => [resource, n / 2]),
       ),
       reconciles_per_steady_resync: (after[name]!.reconciles - before[name]!.reconciles) / 2,
       steady_resync_cpu_s: round(cpuS),

@@ -2,6 +2,7 @@
 // object, and which other control planes live on it (a snapshot or a restore of a shared etcd
 // would touch their data too).
 import {
+  identityWithLabels,
   LABELS,
   type InformerEvent,
   type KubeClient,
@@ -41,11 +42,9 @@ export type TcpPlacement = KubeObject & {
  * instead of the whole object (a TCP with Kamaji's status runs to kilobytes).
  */
 export function tcpPlacement(tcp: TenantControlPlaneObject): TcpPlacement {
-  const { name, namespace, resourceVersion, uid, labels } = tcp.metadata ?? {};
-  const owner = labels?.[LABELS.kdcCluster];
   const dataStoreName = storageOf(tcp);
   return {
-    metadata: { name, namespace, resourceVersion, uid, ...(owner ? { labels: { [LABELS.kdcCluster]: owner } } : {}) },
+    metadata: identityWithLabels(tcp, [LABELS.kdcCluster]),
     ...(dataStoreName ? { status: { storage: { dataStoreName } } } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import { parseKdcClusterSpec, resolveKeyRefs } from '../api/kdccluster.ts';
 import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
 import { ANNOTATIONS, LABELS } from '../names.ts';
-import type { Informer } from '../runtime/informer.ts';
+import { identityWithLabels, type Informer } from '../runtime/informer.ts';
 import { type KubeClient, type KubeObject } from '../runtime/kube.ts';
 import { at, RESOURCES } from '../runtime/resources.ts';
 import { isAttached, kamajiControlPlaneOwner } from './attachment.ts';
@@ -96,16 +96,7 @@ export function dataStoreLookup(kube: KubeClient, ttlMs = 30_000): (name: string
  * organisation label, nothing of the platform's other labels, annotations and status.
  */
 export function organizationView(namespace: KubeObject): KubeObject {
-  const { name, resourceVersion, uid, labels } = namespace.metadata ?? {};
-  const organization = labels?.[LABELS.organization];
-  return {
-    metadata: {
-      name,
-      resourceVersion,
-      uid,
-      ...(organization !== undefined ? { labels: { [LABELS.organization]: organization } } : {}),
-    },
-  };
+  return { metadata: identityWithLabels(namespace, [LABELS.organization]) };
 }
 
 /**

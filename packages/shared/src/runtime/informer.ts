@@ -142,6 +142,25 @@ export function withoutManagedFields<T extends KubeObject>(object: T): T {
   return { ...object, metadata };
 }
 
+/**
+ * For a transform that keeps a slim view: the object's identity (name, namespace, resourceVersion,
+ * uid) and only the labels named, none of the rest of its metadata.
+ */
+export function identityWithLabels(
+  object: KubeObject,
+  labelKeys: readonly string[],
+): NonNullable<KubeObject['metadata']> {
+  const { name, namespace, resourceVersion, uid, labels } = object.metadata ?? {};
+  const kept = Object.entries(labels ?? {}).filter(([key]) => labelKeys.includes(key));
+  return {
+    name,
+    ...(namespace !== undefined ? { namespace } : {}),
+    resourceVersion,
+    uid,
+    ...(kept.length ? { labels: Object.fromEntries(kept) } : {}),
+  };
+}
+
 /** How long a watch lives and how long it may stay silent (Informer options; defaults below). */
 export interface WatchTiming {
   /** The server ends each watch after this many seconds, picked at random in [min, 2 * min). */

@@ -96,23 +96,6 @@ export function parseLabelSelector(text: string): LabelSelector {
   return { text: trimmed, requirements, keys: [...new Set(requirements.map((r) => r.key))].sort() };
 }
 
-/** Whether labels satisfy every requirement (what the apiserver decides for a list with this selector). */
-export function selectorMatches(selector: LabelSelector, labels: Record<string, string> | undefined): boolean {
-  return selector.requirements.every(({ key, operator, values }) => {
-    const value = labels?.[key];
-    switch (operator) {
-      case 'exists':
-        return value !== undefined;
-      case 'notExists':
-        return value === undefined;
-      case 'in':
-        return value !== undefined && values.includes(value);
-      case 'notIn':
-        return value === undefined || !values.includes(value);
-    }
-  });
-}
-
 /**
  * The labels an object made for a cluster should carry so that `selector` picks it exactly when it
  * picks the cluster: the cluster's value of each key the selector reads, or null where the cluster
