@@ -274,6 +274,6 @@ describe('k8-manager: invalid specs and missing prerequisites change nothing', (
       () => kube.getOrNull<KubeObject & { spec: { rotation?: { interval?: string } } }>(kkey(ns, 'bad-1-etcd')),
       { timeoutMs: 30_000, intervalMs: 500 },
     );
-    expect(created!.spec.rotation).toEqual({ enabled: true, interval: '30d' });
+    expect(created.spec.rotation).toEqual({ enabled: true, interval: '30d' });
   }, 60_000);
 });

@@ -101,7 +101,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       reason: 'PreflightSucceeded',
       message: expect.stringMatching(/rotate is denied/),
     });
-    expect(ready!.metadata?.finalizers).toContain(FINALIZERS.openBaoAccess);
+    expect(ready.metadata?.finalizers).toContain(FINALIZERS.openBaoAccess);
     const key = transitKeyName(ns, names.autoEtcdKey);
     expect(parsePolicy((await root.readPolicy(bao.pluginPolicy))!).map((r) => r.path)).toEqual([
       `transit/encrypt/${key}`,

@@ -162,7 +162,7 @@ describe("attack 04 (grant): a tenant cannot put its control plane on another te
           ),
         { timeoutMs: 60_000 },
       );
-      expect(created!.spec.dataStore).toBe(name === 'own' ? dedicated : pool);
+      expect(created.spec.dataStore).toBe(name === 'own' ? dedicated : pool);
     }
     await sleep(6_000); // a resync of every controller (RESYNC_PERIOD=5s): still nothing
     for (const name of ['squat', 'ghost'])
