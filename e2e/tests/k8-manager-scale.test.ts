@@ -62,13 +62,18 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
       const [c, t] = await Promise.all([kube.list<KubeObject>(kdc(ns)), kube.list<KubeObject>(tcpRef(ns))]);
       return [...c.items, ...t.items].map((o) => `${o.kind}/${o.metadata?.name}@${o.metadata?.resourceVersion}`).sort();
     };
-    const writes = async () => {
+    const counter = async (prefix: string) => {
       const text = await (await fetch(`${manager.metricsUrl}/metrics`)).text();
       return text
         .split('\n')
-        .filter((l) => l.startsWith('kdc_k8manager_writes_total'))
+        .filter((l) => l.startsWith(prefix))
         .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
     };
+    const writes = () => counter('kdc_k8manager_writes_total');
+    const ownedReads = async () => ({
+      cache: await counter('kdc_k8manager_owned_reads_total{source="cache"}'),
+      apiserver: await counter('kdc_k8manager_owned_reads_total{source="apiserver"}'),
+    });
     const openBaoWrites = (lines: string[]) =>
       lines.filter((line) => {
         if (!line.includes('"type":"request"')) return false;
@@ -78,11 +83,20 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
           ? !['read', 'list'].includes(req.operation)
           : false;
       }).length;
-    const before = { objects: await snapshot(), writes: await writes(), bao: auditMark(platform().openbao.auditLog) };
+    const before = {
+      objects: await snapshot(),
+      writes: await writes(),
+      reads: await ownedReads(),
+      bao: auditMark(platform().openbao.auditLog),
+    };
     expect(before.objects.length).toBe(2 * N);
     await sleep(2 * 5_000 + 2_000); // two resync periods (RESYNC_PERIOD=5s)
     expect(await snapshot()).toEqual(before.objects);
     expect(await writes()).toBe(before.writes);
     expect(openBaoWrites(auditLinesSince(platform().openbao.auditLog, before.bao))).toBe(0);
+    // Its plugin ServiceAccount and backup CronJob were read every resync, from its caches, none from the apiserver.
+    const reads = await ownedReads();
+    expect(reads.cache - before.reads.cache).toBeGreaterThanOrEqual(2 * N);
+    expect(reads.apiserver).toBe(before.reads.apiserver);
   }, 420_000);
 });

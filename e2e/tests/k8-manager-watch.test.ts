@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { KDC_API_VERSION, RESOURCES, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
+import { KDC_API_VERSION, LABELS, RESOURCES, isAttached, type KubeObject, type TenantControlPlane } from '@kdc/shared';
 import { ISOLATED_LABEL, startEncryptionReconciler } from '../src/encryption-reconciler.ts';
 import { startK8Manager } from '../src/k8-manager.ts';
 import { waitFor } from '../src/wait.ts';
@@ -76,5 +76,22 @@ describe('k8-manager waits for the pre-flight through the KdcCluster watch', () 
       { timeoutMs: 30_000, intervalMs: 250 },
     );
     expect(Date.now() - passed).toBeLessThan(30_000); // the resync and observe period are 10 minutes
+
+    // What it made for the cluster is watched too (its label-selected caches): the plugin's
+    // ServiceAccount, deleted, is back within seconds, carrying the shard's label, not at a resync.
+    const saRef = { ...RESOURCES.serviceAccount, namespace: ns, name: `${name}-kms-plugin` };
+    const sa = await kube.get<KubeObject>(saRef);
+    expect(sa.metadata?.labels).toEqual({ [ISOLATED_LABEL]: id, [LABELS.kdcCluster]: name });
+    await kube.delete(saRef);
+    const deleted = Date.now();
+    await waitFor(
+      'the plugin ServiceAccount made again',
+      async () => {
+        const again = await kube.getOrNull<KubeObject>(saRef);
+        return again && again.metadata?.uid !== sa.metadata?.uid ? again : null;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    expect(Date.now() - deleted).toBeLessThan(30_000);
   });
 });

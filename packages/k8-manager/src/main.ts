@@ -9,13 +9,14 @@ import {
   type InformerEvent,
   type KubeObject,
 } from '@kdc/shared';
+import { OWNED_RESOURCES, OwnedReads, ownedSelector, ownedView } from './owned/owned-reads.ts';
 import { checkLeasesMain } from './check-leases.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
 import { tenantObserver } from './tenant/observe-tenant.ts';
 import { k8ManagerMetrics, kdcClusterReconciler } from './reconciler.ts';
 import { k8ManagerSettings } from './setup/settings.ts';
-import { clustersNamingKey, controlPlaneEvents, ownCluster, ownedBy } from './setup/watches.ts';
+import { clusterOfLabel, clustersNamingKey, controlPlaneEvents, ownCluster, ownedBy } from './setup/watches.ts';
 import { storageOf, tcpPlacement } from './tenant/datastore.ts';
 
 exitOnVersionFlag('k8-manager');
@@ -33,6 +34,23 @@ const tcps = mgr.informer(RESOURCES.tenantControlPlane, { labelSelector: shard?.
 const placements = shard ? mgr.informer(RESOURCES.tenantControlPlane, { transform: tcpPlacement }) : undefined;
 // For the organisation label only: an observe period of thousands of tenants then reads no Namespace.
 const namespaces = mgr.informer(RESOURCES.namespace, { transform: organizationView });
+// What k8-manager makes for its clusters (ServiceAccounts, backup CronJobs and Jobs), slim and
+// label-selected like the TCPs: a steady resync reads them here, not from the apiserver.
+const ownedInformer = (ref: (typeof OWNED_RESOURCES)[number]) =>
+  mgr.informer(ref, { labelSelector: ownedSelector(shard?.text), transform: ownedView });
+const serviceAccounts = ownedInformer(RESOURCES.serviceAccount);
+const cronJobs = ownedInformer(RESOURCES.cronJob);
+const jobs = ownedInformer(RESOURCES.job);
+const metrics = k8ManagerMetrics(registry);
+const ownedReads = new OwnedReads(
+  kube,
+  { serviceAccounts, cronJobs, jobsByCluster: jobs.index((job) => clusterOfLabel(job)[0]) },
+  (source) => metrics.ownedReads.inc({ source }),
+);
+kube.onWrite = (ref) => {
+  if (!ref.subresource && OWNED_RESOURCES.some((r) => r.group === ref.group && r.plural === ref.plural))
+    ownedReads.forget(ref.namespace);
+};
 const owned = ownedBy(clusters);
 const tcpsOnDataStore = placements ? placements.index(storageOf) : tcps.index(storageOf);
 const tcpEvents = controlPlaneEvents(tcpsOnDataStore);
@@ -48,6 +66,7 @@ const deps = {
   shard,
   tcpsOnDataStore,
   namespaces,
+  owned: ownedReads,
   env: settings.env,
   controllerNamespace: mgr.namespace,
 };
@@ -60,13 +79,20 @@ const controller = mgr
     reconcile: kdcClusterReconciler({
       ...deps,
       observeTenant: tenantObserver(kube),
-      metrics: k8ManagerMetrics(registry),
+      metrics,
       observePeriodMs: settings.observePeriodMs,
       migration: { ...settings.migration, rows: dataStoreRows(kube), metrics: migrationMetrics(registry) },
     }),
   })
   .watchPrimary(clusters)
   .watchSecondary(keys, (key) => owned(clustersNamingKey(clusters, key)));
+// A ServiceAccount, CronJob or Job of a cluster changed: its cluster looks again, and after a delete
+// (or the object leaving the selection) reads its namespace directly until the caches agree again.
+for (const informer of [serviceAccounts, cronJobs, jobs])
+  controller.watchSecondary(informer, (object, event) => {
+    if (event === 'delete') ownedReads.forget(object.metadata?.namespace);
+    return owned(clusterOfLabel(object));
+  });
 if (!placements) controller.watchSecondary(tcps, onTcp);
 else {
   controller.watchSecondary(placements, onTcp);

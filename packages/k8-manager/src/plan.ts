@@ -104,7 +104,7 @@ export function planCluster(o: ObservedCluster): ClusterAction {
       return { kind: 'updateKmsKeySpec', spec: desiredAutoKeySpec(v.spec) };
   }
   if (!o.serviceAccountExists)
-    return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name) };
+    return { kind: 'createServiceAccount', object: buildPluginServiceAccount(o.namespace, o.name, o.shardLabels) };
   const platform = v.platform!;
   const plugins = configuredKeys(o.pluginKeys ?? []);
   const instances = plugins.length

@@ -55,6 +55,7 @@ import { migrationReconciler, migrationState, type MigrationDeps } from './migra
 import { judgeRollout } from './migration/rollout.ts';
 import { keySwitchEvents, recordedPluginKeys } from './key-switch/keys.ts';
 import { requeueAfter } from './requeue.ts';
+import { directReads, type OwnedReader } from './owned/owned-reads.ts';
 
 export function k8ManagerMetrics(registry: Registry) {
   return {
@@ -68,6 +69,12 @@ export function k8ManagerMetrics(registry: Registry) {
       name: 'kdc_k8manager_invalid_specs_total',
       help: 'Reconciles that refused a spec, by reason',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    ownedReads: new Counter({
+      name: 'kdc_k8manager_owned_reads_total',
+      help: 'Reads of the ServiceAccounts, CronJobs and Jobs made for clusters, by source (cache, or apiserver until the cache is seen to agree)',
+      labelNames: ['source'],
       registers: [registry],
     }),
   };
@@ -106,6 +113,8 @@ export interface KdcClusterReconcilerDeps {
   latestBackup?: LatestBackupLookup;
   /** What a restore-from key names in the bucket (default: read through S3). */
   inspectBackup?: BackupInspector;
+  /** The ServiceAccounts, CronJob and Jobs made for a cluster, read through caches (default: directReads). */
+  owned?: OwnedReader;
   /** Re-writing rows until a scan proves them all current (absent: no migration runs). */
   migration?: Omit<MigrationDeps, 'recorder' | 'logger' | 'now'>;
 }
@@ -128,9 +137,11 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
     : undefined;
   const organizationOf = organizationLookup(deps.kube, { namespaces: deps.namespaces });
   const dataStoreOf = dataStoreLookup(deps.kube);
+  const owned = deps.owned ?? directReads(deps.kube);
   const reconcileBackup = backupReconciler({
     kube: deps.kube,
     tcpsOnDataStore: deps.tcpsOnDataStore,
+    owned,
     keys: deps.keys,
     recorder: deps.recorder,
     logger: deps.logger,
@@ -225,9 +236,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
             : {
                 ...base,
                 serviceAccountExists:
-                  (await deps.kube.getOrNull(
-                    at(RESOURCES.serviceAccount, namespace, names.kmsPluginServiceAccount),
-                  )) !== null,
+                  (await owned.get('serviceAccount', namespace, names.kmsPluginServiceAccount)) !== null,
                 secretData: decodeSecretData(
                   await deps.kube.getOrNull(at(RESOURCES.secret, namespace, names.encryptionConfigSecret)),
                 ),
@@ -335,6 +344,7 @@ export function kdcClusterReconciler(deps: KdcClusterReconcilerDeps) {
             platform: validation.platform!,
             organization: observed.organization,
             tcp: observed.tcp,
+            shardLabels: observed.shardLabels,
             restoring: restoreRunning,
           })
         : undefined;

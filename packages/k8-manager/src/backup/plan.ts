@@ -47,6 +47,8 @@ export interface ObservedBackup {
   endpointRefusal?: string;
   /** A restore of this cluster is running: the CronJob is suspended meanwhile. */
   restoring?: boolean;
+  /** The cluster's shard labels (shardLabels): on the ServiceAccount, the CronJob and its Jobs. */
+  shardLabels?: Readonly<Record<string, string | null>>;
 }
 
 export type BackupAction =
@@ -249,7 +251,10 @@ export function planBackup(o: ObservedBackup): BackupPlan {
   if (blocked) return { action: { kind: 'done' }, condition: blocked };
   if (!o.serviceAccountExists)
     return {
-      action: { kind: 'createServiceAccount', object: buildBackupServiceAccount(o.namespace, o.cluster) },
+      action: {
+        kind: 'createServiceAccount',
+        object: buildBackupServiceAccount(o.namespace, o.cluster, o.shardLabels),
+      },
       condition: readyCondition(o),
     };
   const cronJob = buildBackupCronJob({
@@ -263,6 +268,7 @@ export function planBackup(o: ObservedBackup): BackupPlan {
     transitKey: o.backupKey.transitKey,
     etcdEndpoints: o.dataStore!.endpoints,
     ...(o.restoring ? { suspend: true } : {}),
+    ...(o.shardLabels ? { shard: o.shardLabels } : {}),
   });
   const hash = cronJob.metadata.annotations['kube-dc.com/spec-hash'];
   if (o.cronJobHash !== hash)

@@ -1,7 +1,6 @@
 import {
   ANNOTATIONS,
   BACKUP_JOB,
-  LABELS,
   checkS3Endpoint,
   clusterNames,
   findCondition,
@@ -35,8 +34,9 @@ import {
   type BackupRead,
   type ObservedBackup,
 } from './plan.ts';
-import { jobOutcome, type Job } from './jobs.ts';
+import { jobOutcome } from './jobs.ts';
 import { clusterOwner } from '../refs.ts';
+import type { OwnedReader } from '../owned/owned-reads.ts';
 
 // The imperative shell of the backup half: reads what planBackup needs, in the order of
 // BACKUP_CHECKS and no further than the first that blocks, executes its changes, and
@@ -46,6 +46,8 @@ import { clusterOwner } from '../refs.ts';
 export interface BackupReconcilerDeps {
   kube: KubeClient;
   tcpsOnDataStore: TcpsByDataStore;
+  /** The backup ServiceAccount, CronJob and Jobs (owned-reads.ts). */
+  owned: OwnedReader;
   keys: Informer<KmsKeyObject>;
   recorder: EventRecorder;
   logger: Logger;
@@ -61,6 +63,8 @@ export interface BackupInput {
   platform: PlatformConfig;
   organization?: string;
   tcp: TenantControlPlane;
+  /** The cluster's values of the labels its shard's selector reads: on what the backup makes. */
+  shardLabels?: Readonly<Record<string, string | null>>;
   /** A restore is running (the CronJob is suspended meanwhile). */
   restoring: boolean;
 }
@@ -81,9 +85,6 @@ const keyReady = (key: KubeObject | undefined): { ready: boolean; message?: stri
 };
 
 type Observation = { o: ObservedBackup; cronJob: KubeObject | null; credentials?: Record<string, string> };
-
-const jobSelector = (cluster: string) =>
-  `${LABELS.kdcCluster}=${cluster},${BACKUP_JOB.componentLabel}=${BACKUP_JOB.component}`;
 
 export function backupReconciler(deps: BackupReconcilerDeps) {
   /** Per cluster: the Job whose completion the newest listing already reflects, or why it failed. */
@@ -116,20 +117,20 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       serviceAccountExists: false,
       cronJobHash: null,
       restoring: input.restoring,
+      ...(input.shardLabels ? { shardLabels: input.shardLabels } : {}),
     };
-    const cronJobRef = { ...RESOURCES.cronJob, namespace, name: names.backupCronJob };
     const hashOf = (cronJob: KubeObject | null) =>
       cronJob ? (cronJob.metadata?.annotations?.[ANNOTATIONS.specHash] ?? '') : null;
     if (!o.settings) {
-      const cronJob = await deps.kube.getOrNull(cronJobRef);
+      const cronJob = await deps.owned.get('cronJob', namespace, names.backupCronJob);
       return { o: { ...o, cronJobHash: hashOf(cronJob) }, cronJob };
     }
     // What must not run: the CronJob, if any, and Jobs still running.
     const stop = async () => {
-      const cronJob = await deps.kube.getOrNull(cronJobRef);
-      const jobs = await deps.kube.list<Job>({ ...RESOURCES.job, namespace }, { labelSelector: jobSelector(name) });
+      const cronJob = await deps.owned.get('cronJob', namespace, names.backupCronJob);
+      const jobs = await deps.owned.backupJobs(namespace, name);
       o.cronJobHash = hashOf(cronJob);
-      o.activeJobs = jobs.items
+      o.activeJobs = jobs
         .filter((j) => !j.metadata?.deletionTimestamp && !jobOutcome(j).result)
         .map((j) => j.metadata!.name!)
         .sort();
@@ -170,13 +171,12 @@ export function backupReconciler(deps: BackupReconcilerDeps) {
       const blocked = check.blocks(o);
       if (blocked) return blocked.unsafe ? stop() : { o, cronJob: null };
     }
-    o.serviceAccountExists =
-      (await deps.kube.getOrNull(at(RESOURCES.serviceAccount, namespace, names.backupServiceAccount))) !== null;
-    const cronJob = await deps.kube.getOrNull(cronJobRef);
+    o.serviceAccountExists = (await deps.owned.get('serviceAccount', namespace, names.backupServiceAccount)) !== null;
+    const cronJob = await deps.owned.get('cronJob', namespace, names.backupCronJob);
     o.cronJobHash = hashOf(cronJob);
     if (cronJob) {
-      const jobs = await deps.kube.list<Job>({ ...RESOURCES.job, namespace }, { labelSelector: jobSelector(name) });
-      const newest = jobs.items
+      const jobs = await deps.owned.backupJobs(namespace, name);
+      const newest = jobs
         .sort(
           (a, b) =>
             (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? '') ||

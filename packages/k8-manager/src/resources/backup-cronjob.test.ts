@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildBackupCronJob } from './backup-cronjob.ts';
+import { LABELS } from '@kdc/shared';
+import { buildBackupCronJob, buildBackupServiceAccount } from './backup-cronjob.ts';
 
 const input = {
   namespace: 'acme-web',
@@ -69,5 +70,16 @@ describe('buildBackupCronJob', () => {
     expect(buildBackupCronJob({ ...input, hasCaBundle: false }).metadata.annotations).not.toEqual(
       cj.metadata.annotations,
     );
+  });
+  it('carries a sharded cluster its shard labels on itself and on every Job it makes; unsharded, the same hash as before', () => {
+    const sharded = buildBackupCronJob({ ...input, shard: { shard: 'b', tier: null } });
+    const wanted = { shard: 'b', [LABELS.kdcCluster]: 'prod' };
+    expect(sharded.metadata.labels).toMatchObject(wanted);
+    expect(sharded.spec.jobTemplate.metadata.labels).toMatchObject(wanted);
+    expect(sharded.spec.jobTemplate.spec.template.metadata.labels).toMatchObject(wanted);
+    expect(Object.keys(sharded.metadata.labels)).not.toContain('tier');
+    expect(sharded.metadata.annotations).not.toEqual(cj.metadata.annotations);
+    expect(buildBackupCronJob({ ...input, shard: {} }).metadata.annotations).toEqual(cj.metadata.annotations);
+    expect(buildBackupServiceAccount('acme-web', 'prod', { shard: 'b' }).metadata.labels).toEqual(wanted);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ANNOTATIONS, BACKUP_JOB, LABELS, clusterNames } from '@kdc/shared';
+import { ANNOTATIONS, BACKUP_JOB, LABELS, clusterNames, presentShardLabels } from '@kdc/shared';
 import { backupJobEnv, backupJobMounts, backupJobVolumes, type BackupJobAccess } from './backup-job-access.ts';
 
 // `<cluster>-etcd-backup` (SPEC 3.3): the kdc-backup job on the cluster's schedule. It streams a
@@ -13,6 +13,8 @@ export interface BackupCronJobInput extends BackupJobAccess {
   etcdEndpoints: string[];
   /** A restore is running: no snapshot of an etcd that is being stopped and replaced. */
   suspend?: boolean;
+  /** The cluster's shard labels (shardLabels), on the CronJob and its Jobs, for a sharded release's caches. */
+  shard?: Readonly<Record<string, string | null>>;
 }
 
 const SIX_HOURS = 6 * 3600;
@@ -20,7 +22,11 @@ const SIX_HOURS = 6 * 3600;
 export function buildBackupCronJob(input: BackupCronJobInput) {
   const names = clusterNames(input.cluster);
   const { settings } = input;
-  const labels = { [LABELS.kdcCluster]: input.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component };
+  const labels = {
+    ...presentShardLabels(input.shard),
+    [LABELS.kdcCluster]: input.cluster,
+    [BACKUP_JOB.componentLabel]: BACKUP_JOB.component,
+  };
   const certs = `${BACKUP_JOB.etcdCertsDir}`;
   const env = [
     ...backupJobEnv(input),
@@ -107,11 +113,19 @@ export function specHash(spec: unknown): string {
 }
 
 /** `<cluster>-etcd-backup`: the job's identity towards OpenBao (role backup-<namespace>.<cluster>). */
-export function buildBackupServiceAccount(namespace: string, cluster: string) {
+export function buildBackupServiceAccount(
+  namespace: string,
+  cluster: string,
+  shard: Readonly<Record<string, string | null>> = {},
+) {
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
-    metadata: { name: clusterNames(cluster).backupServiceAccount, namespace, labels: { [LABELS.kdcCluster]: cluster } },
+    metadata: {
+      name: clusterNames(cluster).backupServiceAccount,
+      namespace,
+      labels: { ...presentShardLabels(shard), [LABELS.kdcCluster]: cluster },
+    },
     // The job needs no Kubernetes API access; its token is only presented to OpenBao.
     automountServiceAccountToken: false,
   };

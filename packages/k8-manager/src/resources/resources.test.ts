@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { autoKeyRotationDrift, buildAutoKey } from './kms-key.ts';
-import { decodeSecretData } from '@kdc/shared';
+import { LABELS, decodeSecretData } from '@kdc/shared';
 import { buildEncryptionConfigSecret, desiredSecretData } from './encryption-config-secret.ts';
 import { buildPluginServiceAccount } from './service-account.ts';
 
@@ -57,6 +57,12 @@ describe('plugin ServiceAccount', () => {
     expect(buildPluginServiceAccount('ns', 'c1')).toMatchObject({
       metadata: { name: 'c1-kms-plugin' },
       automountServiceAccountToken: false,
+    });
+  });
+  it("carries its shard's labels (a null is a label the cluster lacks: left off)", () => {
+    expect(buildPluginServiceAccount('ns', 'c1', { shard: 'a', zone: null }).metadata.labels).toEqual({
+      shard: 'a',
+      [LABELS.kdcCluster]: 'c1',
     });
   });
 });

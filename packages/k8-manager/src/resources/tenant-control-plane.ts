@@ -12,6 +12,7 @@ import {
   TCP_PATCH,
   TENANT_CONTROL_PLANE,
   clusterNames,
+  presentShardLabels,
   openBaoAccessNames,
   type KdcClusterSpec,
   type PluginSlot,
@@ -35,14 +36,13 @@ export function buildTenantControlPlane(
   spec: KdcClusterSpec,
   shard: Readonly<Record<string, string | null>> = {},
 ): TenantControlPlane {
-  const shardValues = Object.entries(shard).filter((entry): entry is [string, string] => entry[1] !== null);
   return {
     apiVersion: KAMAJI_API_VERSION,
     kind: TENANT_CONTROL_PLANE.kind,
     metadata: {
       name: clusterNames(cluster).tenantControlPlane,
       namespace,
-      labels: { ...Object.fromEntries(shardValues), [LABELS.kdcCluster]: cluster },
+      labels: { ...presentShardLabels(shard), [LABELS.kdcCluster]: cluster },
     },
     spec: {
       ...(spec.dataStore ? { dataStore: spec.dataStore } : {}),

@@ -90,6 +90,44 @@ describe('KubeClient answers of 503 from a replica shutting down', () => {
   });
 });
 
+describe('KubeClient.onWrite', () => {
+  it('hears every write once answered, refused ones too, and no read', async () => {
+    const server = createServer((req, res) => {
+      const refused = req.url!.endsWith('/refused');
+      res
+        .writeHead(refused ? 409 : 200, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify(refused ? { message: 'conflict' } : { kind: 'ServiceAccount' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = loopbackKubeClient(server);
+    const heard: string[] = [];
+    client.onWrite = (ref) =>
+      heard.push(`${ref.plural}/${ref.name ?? ''}${ref.subresource ? `/${ref.subresource}` : ''}`);
+    const sa = (name?: string) => ({ group: '', version: 'v1', plural: 'serviceaccounts', namespace: 'ns', name });
+    try {
+      await client.get(sa('a'));
+      await client.list(sa());
+      expect(heard).toEqual([]); // the positive control: reads are not writes
+      await client.create(sa(), { metadata: { name: 'a' } });
+      await client.replace(sa('a'), { metadata: { name: 'a' } });
+      await client.patch(sa('a'), { metadata: { labels: {} } });
+      await client.delete(sa('a'));
+      await client.post({ ...sa('a'), subresource: 'token' }, {});
+      await expect(client.replace(sa('refused'), { metadata: { name: 'refused' } })).rejects.toThrow(/conflict/);
+      expect(heard).toEqual([
+        'serviceaccounts/',
+        'serviceaccounts/a',
+        'serviceaccounts/a',
+        'serviceaccounts/a',
+        'serviceaccounts/a/token',
+        'serviceaccounts/refused',
+      ]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('KubeClient answers of 429', () => {
   const serve = async (answers: number[], retryAfter?: string) => {
     const seen: number[] = [];

@@ -138,6 +138,8 @@ export class KubeClient {
   private agent: { fingerprint: string; agent: HttpsAgent } | undefined;
   /** Told of every answer (status 0: no answer), as client-go's request metrics are. */
   onResponse?: (method: string, path: string, status: number) => void;
+  /** Told of every write (create, post, replace, patch, delete) once it is answered or failed: caches of its own objects a caller keeps may be behind. */
+  onWrite?: (ref: ResourceRef) => void;
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -337,16 +339,16 @@ export class KubeClient {
     body: KubeObject,
     query: RequestInput['query'] = {},
   ): Promise<T> {
-    return this.request<T>('POST', resourcePath({ ...ref, name: undefined }), { body, query });
+    return this.writing(ref, this.request<T>('POST', resourcePath({ ...ref, name: undefined }), { body, query }));
   }
 
   /** POST to the exact path of `ref`, e.g. a subresource such as serviceaccounts/<sa>/token. */
   post<T>(ref: ResourceRef, body: unknown): Promise<T> {
-    return this.request<T>('POST', resourcePath(ref), { body });
+    return this.writing(ref, this.request<T>('POST', resourcePath(ref), { body }));
   }
 
   replace<T extends KubeObject = KubeObject>(ref: TypedRef<T>, body: KubeObject): Promise<T> {
-    return this.request<T>('PUT', resourcePath(ref), { body });
+    return this.writing(ref, this.request<T>('PUT', resourcePath(ref), { body }));
   }
 
   patch<T extends KubeObject = KubeObject>(
@@ -355,7 +357,10 @@ export class KubeClient {
     type: PatchType = 'merge',
     query: RequestInput['query'] = {},
   ): Promise<T> {
-    return this.request<T>('PATCH', resourcePath(ref), { body: patch, contentType: PATCH_CONTENT_TYPE[type], query });
+    return this.writing(
+      ref,
+      this.request<T>('PATCH', resourcePath(ref), { body: patch, contentType: PATCH_CONTENT_TYPE[type], query }),
+    );
   }
 
   /** Server-side apply with our field manager. */
@@ -370,9 +375,17 @@ export class KubeClient {
 
   async delete(ref: ResourceRef, query: RequestInput['query'] = {}): Promise<void> {
     try {
-      await this.request('DELETE', resourcePath(ref), { query });
+      await this.writing(ref, this.request('DELETE', resourcePath(ref), { query }));
     } catch (e) {
       if (!isNotFound(e)) throw e;
+    }
+  }
+
+  private async writing<T>(ref: ResourceRef, answer: Promise<T>): Promise<T> {
+    try {
+      return await answer;
+    } finally {
+      this.onWrite?.(ref);
     }
   }
 }

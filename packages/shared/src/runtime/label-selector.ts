@@ -107,3 +107,8 @@ export function shardLabels(
 ): Record<string, string | null> {
   return Object.fromEntries((selector?.keys ?? []).map((key) => [key, clusterLabels?.[key] ?? null]));
 }
+
+/** The labels of `shardLabels` an object is created with (a null is a label it must not have). */
+export function presentShardLabels(shard: Readonly<Record<string, string | null>> = {}): Record<string, string> {
+  return Object.fromEntries(Object.entries(shard).filter((entry): entry is [string, string] => entry[1] !== null));
+}
