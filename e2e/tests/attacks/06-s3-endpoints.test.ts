@@ -197,13 +197,20 @@ describe('attack 06: a tenant points its backups at an S3 endpoint it controls',
       'the backup CronJob',
       async () => (await kube.getOrNull(CRONJOB(hostile.ns, names.backupCronJob))) !== null,
     );
+    // Labelled as the CronJob controller labels the Jobs it makes: from the CronJob's jobTemplate
+    // (the cluster and component labels, and a sharded release's shard labels).
+    const cronJob = await kube.get<
+      KubeObject & { spec: { jobTemplate: { metadata: { labels: Record<string, string> } } } }
+    >(CRONJOB(hostile.ns, names.backupCronJob));
+    const jobLabels = cronJob.spec.jobTemplate.metadata.labels;
+    expect(jobLabels).toMatchObject({
+      [LABELS.kdcCluster]: hostile.cluster,
+      [BACKUP_JOB.componentLabel]: BACKUP_JOB.component,
+    });
     const job = await kube.create<KubeObject>(JOB(hostile.ns), {
       apiVersion: 'batch/v1',
       kind: 'Job',
-      metadata: {
-        name: `${names.backupCronJob}-done`,
-        labels: { [LABELS.kdcCluster]: hostile.cluster, [BACKUP_JOB.componentLabel]: BACKUP_JOB.component },
-      },
+      metadata: { name: `${names.backupCronJob}-done`, labels: jobLabels },
       spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'x', image: 'none' }] } } },
     });
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
