@@ -9,7 +9,7 @@ import {
   type InformerEvent,
   type KubeObject,
 } from '@kdc/shared';
-import { OWNED_RESOURCES, OwnedReads, ownedSelector, ownedView } from './owned/owned-reads.ts';
+import { OwnedReads, ownedSelector, ownedView, type OWNED_RESOURCES } from './owned/owned-reads.ts';
 import { checkLeasesMain } from './check-leases.ts';
 import { dataStoreRows } from './migration/etcd-access.ts';
 import { migrationMetrics } from './migration/reconcile.ts';
@@ -47,10 +47,7 @@ const ownedReads = new OwnedReads(
   { serviceAccounts, cronJobs, jobsByCluster: jobs.index((job) => clusterOfLabel(job)[0]) },
   (source) => metrics.ownedReads.inc({ source }),
 );
-kube.onWrite = (ref) => {
-  if (!ref.subresource && OWNED_RESOURCES.some((r) => r.group === ref.group && r.plural === ref.plural))
-    ownedReads.forget(ref.namespace);
-};
+kube.onWrite = (ref) => ownedReads.wrote(ref);
 const owned = ownedBy(clusters);
 const tcpsOnDataStore = placements ? placements.index(storageOf) : tcps.index(storageOf);
 const tcpEvents = controlPlaneEvents(tcpsOnDataStore);

@@ -105,6 +105,22 @@ describe('OwnedReads', () => {
     expect(w.sources).toEqual(['apiserver', 'cache', 'apiserver', 'apiserver', 'cache']);
   });
 
+  it('ends trust in a namespace on a write of ours to an owned kind there, not on other writes', async () => {
+    const w = world();
+    const trusted = async () => {
+      const asked = w.asked.length;
+      await w.reads.get('serviceAccount', 'ns', 'c1-kms-plugin');
+      return w.asked.length === asked;
+    };
+    await w.reads.get('serviceAccount', 'ns', 'c1-kms-plugin');
+    w.reads.wrote({ group: '', version: 'v1', plural: 'secrets', namespace: 'ns' });
+    w.reads.wrote({ group: '', version: 'v1', plural: 'serviceaccounts', namespace: 'ns', subresource: 'token' });
+    w.reads.wrote({ group: 'batch', version: 'v1', plural: 'jobs', namespace: 'other' });
+    expect(await trusted()).toBe(true);
+    w.reads.wrote({ group: 'batch', version: 'v1', plural: 'cronjobs', namespace: 'ns', name: 'c1-etcd-backup' });
+    expect(await trusted()).toBe(false);
+  });
+
   it("lists a cluster's backup Jobs from the cache once it holds the same ones, other components left out", async () => {
     const w = world();
     w.put('jobs', job('c1-etcd-backup-1'), { apiserver: true, cache: true });

@@ -18,6 +18,7 @@ import {
   type KubeClient,
   type KubeObject,
   type ObjectIndex,
+  type ResourceRef,
 } from '@kdc/shared';
 import type { Job } from '../backup/jobs.ts';
 
@@ -75,6 +76,9 @@ export function directReads(kube: Pick<KubeClient, 'getOrNull' | 'list'>): Owned
   };
 }
 
+const isOwnedResource = (ref: ResourceRef) =>
+  !ref.subresource && OWNED_RESOURCES.some((r) => r.group === ref.group && r.plural === ref.plural);
+
 export interface OwnedCaches {
   serviceAccounts: Cache<KubeObject>;
   cronJobs: Cache<KubeObject>;
@@ -93,7 +97,7 @@ function sameVersions(direct: readonly KubeObject[], cached: readonly KubeObject
 export class OwnedReads implements OwnedReader {
   /** Per namespace, the reads (kind/name, or jobs/cluster) the caches answer. */
   private readonly trusted = new Map<string, Set<string>>();
-  private readonly kube: Pick<KubeClient, 'getOrNull' | 'list'>;
+  private readonly direct: OwnedReader;
   private readonly caches: OwnedCaches;
   private readonly counted: (source: 'cache' | 'apiserver') => void;
 
@@ -102,46 +106,59 @@ export class OwnedReads implements OwnedReader {
     caches: OwnedCaches,
     counted: (source: 'cache' | 'apiserver') => void = () => {},
   ) {
-    this.kube = kube;
+    this.direct = directReads(kube);
     this.caches = caches;
     this.counted = counted;
   }
 
   async get(kind: OwnedKind, namespace: string, name: string): Promise<KubeObject | null> {
     const cache = kind === 'serviceAccount' ? this.caches.serviceAccounts : this.caches.cronJobs;
-    const key = `${kind}/${name}`;
-    if (this.trusted.get(namespace)?.has(key)) {
-      this.counted('cache');
-      return cache.get(name, namespace) ?? null;
-    }
-    this.counted('apiserver');
-    const direct = await this.kube.getOrNull(at(RESOURCES[kind], namespace, name));
-    const cached = cache.get(name, namespace);
-    if (sameVersions(direct ? [direct] : [], cached ? [cached] : [])) this.trust(namespace, key);
-    return direct;
+    const found = await this.readThrough(
+      namespace,
+      `${kind}/${name}`,
+      () => [cache.get(name, namespace)].filter((o) => o !== undefined),
+      async () => [await this.direct.get(kind, namespace, name)].filter((o) => o !== null),
+    );
+    return found[0] ?? null;
   }
 
-  async backupJobs(namespace: string, cluster: string): Promise<Job[]> {
-    const key = `jobs/${cluster}`;
-    const cached = () =>
-      this.caches.jobsByCluster
-        .get(`${namespace}/${cluster}`)
-        .filter((job) => job.metadata?.labels?.[BACKUP_JOB.componentLabel] === BACKUP_JOB.component);
-    if (this.trusted.get(namespace)?.has(key)) {
-      this.counted('cache');
-      return cached();
-    }
-    this.counted('apiserver');
-    const direct = (
-      await this.kube.list<Job>(at(RESOURCES.job, namespace), { labelSelector: backupJobSelector(cluster) })
-    ).items;
-    if (sameVersions(direct, cached())) this.trust(namespace, key);
-    return direct;
+  backupJobs(namespace: string, cluster: string): Promise<Job[]> {
+    return this.readThrough(
+      namespace,
+      `jobs/${cluster}`,
+      () =>
+        this.caches.jobsByCluster
+          .get(`${namespace}/${cluster}`)
+          .filter((job) => job.metadata?.labels?.[BACKUP_JOB.componentLabel] === BACKUP_JOB.component),
+      () => this.direct.backupJobs(namespace, cluster),
+    );
+  }
+
+  /** KubeClient.onWrite: a write of ours to an owned kind ends trust in its namespace. */
+  wrote(ref: ResourceRef): void {
+    if (isOwnedResource(ref)) this.forget(ref.namespace);
   }
 
   /** A write of ours to an owned kind in `namespace`, or a delete a cache heard: read directly there again. */
   forget(namespace: string | undefined): void {
     if (namespace !== undefined) this.trusted.delete(namespace);
+  }
+
+  /** The cache's answer once trusted; until then the apiserver's, trusting the cache when they agree. */
+  private async readThrough<T extends KubeObject>(
+    namespace: string,
+    key: string,
+    cached: () => T[],
+    direct: () => Promise<T[]>,
+  ): Promise<T[]> {
+    if (this.trusted.get(namespace)?.has(key)) {
+      this.counted('cache');
+      return cached();
+    }
+    this.counted('apiserver');
+    const answer = await direct();
+    if (sameVersions(answer, cached())) this.trust(namespace, key);
+    return answer;
   }
 
   private trust(namespace: string, key: string): void {
