@@ -24,6 +24,7 @@ import { BACKUP_MAIN } from './images.ts';
 
 export { BACKUP_MAIN };
 import type { PlatformState } from './platform.ts';
+import { compileCacheEnv, nodeProgram } from './programs.ts';
 
 export const uniqueName = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 
@@ -86,8 +87,13 @@ export function runBackupCli(
 ): Promise<CliRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', ...(options.nodeArgs ?? []), BACKUP_MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...nodeProgram(BACKUP_MAIN), ...args], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/root',
+        ...compileCacheEnv(),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openBaoCaFile } from './backup-harness.ts';
 import type { PlatformState } from './platform.ts';
+import { compileCacheEnv, nodeProgram } from './programs.ts';
 
 export const KDC_BIN = fileURLToPath(new URL('../../packages/cli/src/bin.ts', import.meta.url));
 
@@ -35,8 +36,8 @@ export interface KdcProcess {
 
 /** Starts `kubectl-kdc <args>` (Node 24 from node_modules, TypeScript sources). */
 export function startKdc(args: string[], env: Record<string, string>, timeoutMs = 120_000): KdcProcess {
-  const child = spawn(process.execPath, ['--conditions=source', KDC_BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
+  const child = spawn(process.execPath, [...nodeProgram(KDC_BIN), ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...compileCacheEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

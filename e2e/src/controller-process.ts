@@ -6,6 +6,7 @@ import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import type { PlatformState } from './platform.ts';
 import { waitFor } from './wait.ts';
+import { nodeProgram } from './programs.ts';
 
 export interface ControllerProcess {
   process: ManagedProcess;
@@ -37,7 +38,7 @@ export async function startControllerProcess(
   const process = ManagedProcess.start({
     name: input.name,
     binary: globalThis.process.execPath,
-    args: ['--conditions=source', input.main],
+    args: nodeProgram(input.main),
     logFile: join(p.logDir, `${input.name}.log`),
     env: {
       KUBECONFIG: kubeconfig,

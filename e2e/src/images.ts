@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { buildImages, unpackImage, unpackedImagesDir, type BuiltImage } from '@kdc/images';
 import type { OciImage } from './kubelet/image.ts';
+import { nodeProgram } from './programs.ts';
 
 // The "registry" of the local Kamaji runner: image references -> what runs for them on this
 // machine. Most tests map our images to the programs' sources (fast, no build); shippedImages()
@@ -13,8 +14,8 @@ export const BACKUP_IMAGE = 'kdc.local/kdc-backup:dev';
 export const BACKUP_MAIN = fileURLToPath(new URL('../../packages/backup-envelope/src/main.ts', import.meta.url));
 
 export const LOCAL_IMAGES: Record<string, string[]> = {
-  [KMS_PLUGIN_IMAGE]: [process.execPath, '--conditions=source', '--max-old-space-size=96', PLUGIN_MAIN],
-  [BACKUP_IMAGE]: [process.execPath, '--conditions=source', BACKUP_MAIN],
+  [KMS_PLUGIN_IMAGE]: [process.execPath, '--max-old-space-size=96', ...nodeProgram(PLUGIN_MAIN)],
+  [BACKUP_IMAGE]: [process.execPath, ...nodeProgram(BACKUP_MAIN)],
 };
 
 export interface ShippedImages {

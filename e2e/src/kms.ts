@@ -8,6 +8,7 @@ import { PLUGIN_MAIN } from './images.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
+import { nodeProgram } from './programs.ts';
 
 export interface KmsPluginProcess {
   socket: string;
@@ -31,9 +32,8 @@ export async function startKmsPlugin(input: {
     name: input.name,
     binary: globalThis.process.execPath,
     args: [
-      '--conditions=source',
       ...(globalThis.process.env.KDC_PLUGIN_NODE_OPTIONS ?? '--max-old-space-size=64').split(' ').filter(Boolean),
-      PLUGIN_MAIN,
+      ...nodeProgram(PLUGIN_MAIN),
       `--socket=${socket}`,
       `--metrics-addr=127.0.0.1:${metricsPort}`,
       ...input.args,

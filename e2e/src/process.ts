@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { sleep } from './wait.ts';
+import { compileCacheEnv } from './programs.ts';
 
 const live = new Set<ManagedProcess>();
 
@@ -57,7 +58,12 @@ export class ManagedProcess {
     const fd = openSync(options.logFile, 'a');
     const child = spawn(options.binary, options.args, {
       cwd: options.cwd,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...options.env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/root',
+        ...compileCacheEnv(),
+        ...options.env,
+      },
       stdio: ['ignore', fd, fd],
       detached: true,
     });

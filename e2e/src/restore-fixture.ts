@@ -23,6 +23,7 @@ import { STATEFULSET } from './controllers/statefulsets.ts';
 import { createCA, issueCert } from './pki.ts';
 import type { PlatformState } from './platform.ts';
 import { waitFor } from './wait.ts';
+import { nodeProgram } from './programs.ts';
 
 export type FixtureCondition = { type: string; status: string; reason: string; message: string };
 export type RestoreCluster = KubeObject & {
@@ -222,13 +223,7 @@ export async function startRestoreFixture(
     images: {
       ...LOCAL_IMAGES,
       [ETCD_IMAGE]: [p.binaries.etcd],
-      [BACKUP_IMAGE]: [
-        '/usr/bin/env',
-        `ETCDUTL=${p.binaries.etcdutl}`,
-        process.execPath,
-        '--conditions=source',
-        BACKUP_MAIN,
-      ],
+      [BACKUP_IMAGE]: ['/usr/bin/env', `ETCDUTL=${p.binaries.etcdutl}`, process.execPath, ...nodeProgram(BACKUP_MAIN)],
     },
     namespaces: [ns],
   });

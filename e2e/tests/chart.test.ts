@@ -24,6 +24,7 @@ import { freePort } from '../src/ports.ts';
 import { ManagedProcess } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
 import { createNamespace, management, platform, unique } from './helpers.ts';
+import { nodeProgram } from '../src/programs.ts';
 
 type Container = {
   name: string;
@@ -478,7 +479,7 @@ describe('the Deployments run the controller programs', () => {
       const proc = ManagedProcess.start({
         name: podName,
         binary: process.execPath,
-        args: ['--conditions=source', mains[identity]],
+        args: nodeProgram(mains[identity]),
         logFile: join(p.logDir, `${podName}.log`),
         env: { ...env, METRICS_ADDR: `127.0.0.1:${port}`, KUBECONFIG: kubeconfigs[identity] },
       });

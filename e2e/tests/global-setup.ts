@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { KubeClient } from '@kdc/shared';
 import { startPlatform, type PlatformState } from '../src/platform.ts';
+import { bundlePrograms } from '../src/program-bundles.ts';
+import { BUNDLES_ENV } from '../src/programs.ts';
 import { dumpClusterState, filesUnder, scanFile, TEST_PLAINTEXTS } from '../src/secret-scan.ts';
 
 declare module 'vitest' {
@@ -11,7 +15,12 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  const platform = await startPlatform();
+  // Our programs are bundled while the servers start; test workers, forked after this, inherit
+  // both variables, and so does every Node process a test starts with process.env.
+  const programs = mkdtempSync(join(tmpdir(), 'kdc-e2e-programs-'));
+  process.env.NODE_COMPILE_CACHE = join(programs, 'node-compile-cache');
+  const [platform, manifest] = await Promise.all([startPlatform(), bundlePrograms(programs)]);
+  process.env[BUNDLES_ENV] = manifest;
   const { state } = platform;
   project.provide('platform', state);
   console.log(`platform ready in ${platform.state.readyMs.total} ms; logs in ${platform.state.logDir}`);
@@ -22,6 +31,7 @@ export default async function setup(project: TestProject) {
       join(state.logDir, 'cluster-state.jsonl'),
     ).catch((error: Error) => console.error(`cannot dump events and statuses: ${error.message}`));
     await platform.stop({ keepLogs: true });
+    rmSync(programs, { recursive: true, force: true });
     const literals = [
       { kind: 'the OpenBao root token', value: state.openbao.rootToken },
       { kind: 'the S3 secret key', value: state.s3.secretAccessKey },

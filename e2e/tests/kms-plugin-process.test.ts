@@ -9,6 +9,7 @@ import { kmsPluginPolicyRules } from '@kdc/encryption-reconciler';
 import { PLUGIN_MAIN } from '../src/images.ts';
 import { kmsClient, startKmsPlugin } from '../src/kms.ts';
 import { openBaoRoot, platform, unique } from './helpers.ts';
+import { nodeProgram } from '../src/programs.ts';
 
 describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () => {
   const ns = unique('proc');
@@ -110,8 +111,7 @@ describe('kms-plugin as a process: auth methods, socket hygiene, shutdown', () =
     const squatter = createServer(() => undefined);
     await new Promise<void>((r) => squatter.listen(socket, r));
     const refused = await promisify(execFile)(process.execPath, [
-      '--conditions=source',
-      PLUGIN_MAIN,
+      ...nodeProgram(PLUGIN_MAIN),
       `--socket=${socket}`,
       '--metrics-addr=127.0.0.1:0',
       ...args,
