@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -18,6 +18,8 @@ export default async function setup(project: TestProject) {
   // Our programs are bundled while the servers start; test workers, forked after this, inherit
   // both variables, and so does every Node process a test starts with process.env.
   const programs = mkdtempSync(join(tmpdir(), 'kdc-e2e-programs-'));
+  // Pods run them as their own users (the plugin as 65532): mkdtemp's 0700 would hide them.
+  chmodSync(programs, 0o755);
   process.env.NODE_COMPILE_CACHE = join(programs, 'node-compile-cache');
   const [platform, manifest] = await Promise.all([startPlatform(), bundlePrograms(programs)]);
   process.env[BUNDLES_ENV] = manifest;

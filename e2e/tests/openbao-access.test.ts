@@ -12,6 +12,7 @@ import {
   type KubeObject,
   at,
   RESOURCES,
+  TCP_PATCH,
 } from '@kdc/shared';
 import {
   WAITING_FOR_KEY_SAFETY_NET_MS,
@@ -265,6 +266,74 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       expect(Date.now() - since).toBeLessThan(budgetMs);
     } finally {
       await waiter.stop();
+    }
+  });
+
+  it('reads the TCP from its cache: attached, enabled: false removes nothing (DisableRequiresMigration); detached, a live read confirms it and the access goes', async () => {
+    // Its own controller, selecting only this test's objects, so its reconcile count is this
+    // cluster's. The TCP carries the selector's label, as k8-manager gives it its own.
+    const id = unique('tcp');
+    const er = await startEncryptionReconciler(platform(), {
+      name: `er-${id}`,
+      leaseNamespace: await createNamespace(kube, 'lease'),
+      env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', RESYNC_PERIOD: '2s' },
+    });
+    const metric = async (pattern: RegExp) =>
+      Number(pattern.exec(await (await fetch(`${er.metricsUrl}/metrics`)).text())?.[1] ?? 0);
+    const tcpReads = (source: 'cache' | 'apiserver') =>
+      metric(new RegExp(`kdc_encryption_reconciler_tcp_reads_total\\{source="${source}"\\} (\\d+)`));
+    const reconciles = () => metric(/kdc_reconcile_total\{controller="kdccluster-openbao",result="success"\} (\d+)/);
+    try {
+      const ns = await createNamespace(kube, 'tcp-cache');
+      const cluster = unique('c');
+      const bao = openBaoAccessNames(ns, cluster);
+      const tcp = at(RESOURCES.tenantControlPlane, ns, clusterNames(cluster).tenantControlPlane);
+      const apiServerArgs = (attached: boolean) => [
+        '--v=2',
+        ...(attached ? [`${TCP_PATCH.encryptionProviderFlag}=/etc/kubernetes/encryption/config.yaml`] : []),
+      ];
+      await kube.create(at(RESOURCES.tenantControlPlane, ns), {
+        apiVersion: 'kamaji.clastix.io/v1alpha1',
+        kind: 'TenantControlPlane',
+        metadata: { name: tcp.name, labels: { [ISOLATED_LABEL]: id } },
+        spec: {
+          controlPlane: {
+            deployment: { replicas: 1, extraArgs: { apiServer: apiServerArgs(true) } },
+            service: { serviceType: 'ClusterIP' },
+          },
+          kubernetes: { version: 'v1.35.0', kubelet: { cgroupfs: 'systemd' } },
+          networkProfile: { port: 6443 },
+        },
+      });
+      await encryptedCluster(ns, cluster, true, { [ISOLATED_LABEL]: id });
+      await preflightOk(ns, cluster);
+      expect(await tcpReads('cache')).toBeGreaterThan(0);
+      expect(await tcpReads('apiserver')).toBe(0);
+
+      await kube.patch(kdcRef(ns, cluster), { spec: { encryption: { etcd: { enabled: false } } } });
+      const before = await reconciles();
+      await waitFor('three reconciles of the disabled cluster', async () => (await reconciles()) >= before + 3, {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      });
+      expect(await root.readPolicy(bao.pluginPolicy)).not.toBeNull();
+      expect(await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)).not.toBeNull();
+      expect(await tcpReads('apiserver')).toBe(0);
+
+      // k8-manager's disable migration ends by detaching: then the access goes, after a live read.
+      await kube.patch(tcp, {
+        spec: { controlPlane: { deployment: { extraArgs: { apiServer: apiServerArgs(false) } } } },
+      });
+      await waitFor(
+        'access removed',
+        async () =>
+          (await root.readAuthRole(OPENBAO_K8S_AUTH_MOUNT, bao.pluginRole)) === null &&
+          (await root.readPolicy(bao.pluginPolicy)) === null,
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+      expect(await tcpReads('apiserver')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await er.stop();
     }
   });
 

@@ -20,7 +20,9 @@ import {
   updateStatusIfChanged,
   validateCluster,
   type PlatformConfigResult,
-  type TenantControlPlane,
+  type TcpAttachment,
+  type TenantControlPlaneObject,
+  at,
   type EventRecorder,
   type Informer,
   type KdcCluster,
@@ -56,6 +58,12 @@ export function clusterAccessMetrics(registry: Registry) {
       labelNames: ['result'],
       registers: [registry],
     }),
+    tcpReads: new Counter({
+      name: 'kdc_encryption_reconciler_tcp_reads_total',
+      help: 'TenantControlPlane reads of the cluster rules, by source (cache: the slim TCP informer; apiserver: not in it, or confirmed before removing access)',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -68,6 +76,8 @@ export interface ClusterAccessDeps {
   tasks: Informer<KubeObject>;
   /** Namespaces, for their organisation label (absent: read through a short cache). */
   namespaces?: Informer<KubeObject>;
+  /** TCPs as tcpAttachmentView keeps them (absent, or a TCP not in it: read from the apiserver). */
+  tcps?: Pick<Informer<TcpAttachment & KubeObject>, 'get'>;
   controllerNamespace: string;
   /** The Transit key a KMSKey owns (default: the ownership registry through `openbao`). */
   transitKeyOf?: TransitKeyLookup;
@@ -183,21 +193,25 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     if (object.metadata?.deletionTimestamp) return hasFinalizer ? releaseDeleted(object, finalizers) : {};
     // The same validation k8-manager runs: an invalid spec (k8-manager reports it) changes
     // nothing here either, neither a write nor a removal that would strand an encrypted tenant.
-    const tcp = await deps.kube.getOrNull<TenantControlPlane & KubeObject>({
-      ...RESOURCES.tenantControlPlane,
-      namespace,
-      name: clusterNames(name).tenantControlPlane,
-    });
-    const validation = validateCluster(
-      await gatherClusterFacts({
-        cluster: object,
-        clusters: deps.clusters.list(namespace),
-        kmsKey: (key) => deps.keys.get(key, namespace),
-        tcp,
-        platform: await deps.platformConfig(),
-        dataStoreOf,
-      }),
-    );
+    const tcpName = clusterNames(name).tenantControlPlane;
+    const liveTcp = () => {
+      deps.metrics.tcpReads.inc({ source: 'apiserver' });
+      return deps.kube.getOrNull<TenantControlPlaneObject>(at(RESOURCES.tenantControlPlane, namespace, tcpName));
+    };
+    const validate = async (tcp: TcpAttachment | null) =>
+      validateCluster(
+        await gatherClusterFacts({
+          cluster: object,
+          clusters: deps.clusters.list(namespace),
+          kmsKey: (key) => deps.keys.get(key, namespace),
+          tcp,
+          platform: await deps.platformConfig(),
+          dataStoreOf,
+        }),
+      );
+    const cached = deps.tcps?.get(tcpName, namespace);
+    if (cached) deps.metrics.tcpReads.inc({ source: 'cache' });
+    const validation = await validate(cached ?? (await liveTcp()));
     if (!validation.ok) return {};
     const spec = validation.spec;
     const organization = await organizationOf(namespace);
@@ -207,6 +221,9 @@ export function clusterAccessReconciler(deps: ClusterAccessDeps) {
     if (!wanted) {
       driftClock.forget(key);
       if (!hasFinalizer) return {};
+      // Removing access while the tenant is attached strands its encrypted rows
+      // (DisableRequiresMigration): a cache a moment behind k8-manager's attach must not decide it.
+      if (cached && !(await validate(await liveTcp())).ok) return {};
       await removeAccess(bao, namespace, name);
       await deps.kube.patch(ref, {
         metadata: {

@@ -6,12 +6,14 @@ import {
   organizationView,
   platformConfigLookup,
   RESOURCES,
+  tcpAttachmentView,
   tokenKeeperFromEnv,
   type Informer,
   type KdcClusterObject,
   type KmsKeyObject,
   type KubeObject,
   type Manager,
+  type TcpAttachment,
 } from '@kdc/shared';
 import { cleanupMetrics, cleanupReconciler } from '../cleanup/reconciler.ts';
 import { CLEANUP_LABEL, CONFIGMAPS } from '../cleanup/tasks.ts';
@@ -32,6 +34,7 @@ interface Shared {
   clusters: Informer<KdcClusterObject>;
   tasks: Informer<KubeObject>;
   namespaces: Informer<KubeObject>;
+  tcps: Informer<TcpAttachment & KubeObject>;
   /** Reconciles that read OpenBao back or trusted the drift clock (driftCheckMetric). */
   driftChecks: Counter<'controller' | 'result'>;
 }
@@ -72,6 +75,13 @@ export function informers(mgr: Manager, settings: ReconcilerSettings) {
     tasks: mgr.informer(CONFIGMAPS(mgr.namespace), { labelSelector: CLEANUP_LABEL }),
     // For the organisation label only: a resync of thousands of tenants then reads no Namespace.
     namespaces: mgr.informer(RESOURCES.namespace, { transform: organizationView }),
+    // The cluster rules read whether a TCP is attached and who owns it: kept slim, a steady
+    // resync reads no TCP. With the cluster selector: k8-manager gives the TCPs it makes or adopts
+    // its own selector's labels, and a TCP outside this selection is read from the apiserver.
+    tcps: mgr.informer(RESOURCES.tenantControlPlane, {
+      labelSelector: settings.clusterSelector,
+      transform: tcpAttachmentView,
+    }),
   };
 }
 
@@ -114,6 +124,7 @@ export function setupClusterAccessController(s: Shared): void {
     ...common(s),
     clusters: s.clusters,
     keys: s.keys,
+    tcps: s.tcps,
     // The master-config Secret may change while we run: re-read every 30 s.
     platformConfig: platformConfigLookup(s.mgr.kube, s.mgr.namespace, s.mgr.env),
     // Ownership records are OpenBao state like the policies: read again after the drift period

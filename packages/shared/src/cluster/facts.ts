@@ -1,10 +1,9 @@
 import { parseKdcClusterSpec, resolveKeyRefs } from '../api/kdccluster.ts';
-import type { TenantControlPlane } from '../api/tenantcontrolplane.ts';
 import { ANNOTATIONS, LABELS } from '../names.ts';
 import { identityWithLabels, type Informer } from '../runtime/informer.ts';
 import { type KubeClient, type KubeObject } from '../runtime/kube.ts';
 import { at, RESOURCES } from '../runtime/resources.ts';
-import { isAttached, kamajiControlPlaneOwner } from './attachment.ts';
+import { isAttached, kamajiControlPlaneOwner, type TcpAttachment } from './attachment.ts';
 import { resolvePlatformConfig, type PlatformConfigResult } from './platform-config.ts';
 import type { ClusterFacts, KmsKeyView } from './validate.ts';
 
@@ -19,7 +18,8 @@ export async function gatherClusterFacts(input: {
   clusters: readonly KubeObject[];
   /** A KMSKey of the cluster's namespace by name (an informer cache lookup). */
   kmsKey: (name: string) => KubeObject | undefined;
-  tcp: TenantControlPlane | null;
+  /** The cluster's TCP (whole, or its tcpAttachmentView), null when there is none. */
+  tcp: TcpAttachment | null;
   platform: PlatformConfigResult;
   /** A Kamaji DataStore by name (cluster-scoped; null when it does not exist). */
   dataStoreOf: (name: string) => Promise<KubeObject | null>;
