@@ -34,7 +34,7 @@ export interface KdcProcess {
   done: Promise<KdcRun>;
 }
 
-/** Starts `kubectl-kdc <args>` (Node 24 from node_modules, TypeScript sources). */
+/** Starts `kubectl-kdc <args>` (Node 24 from node_modules; the run's bundle, or the sources). */
 export function startKdc(args: string[], env: Record<string, string>, timeoutMs = 120_000): KdcProcess {
   const child = spawn(process.execPath, [...nodeProgram(KDC_BIN), ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...compileCacheEnv(), ...env },

@@ -4,8 +4,9 @@ import type { OciImage } from './kubelet/image.ts';
 import { nodeProgram } from './programs.ts';
 
 // The "registry" of the local Kamaji runner: image references -> what runs for them on this
-// machine. Most tests map our images to the programs' sources (fast, no build); shippedImages()
-// gives the images we ship instead, unpacked, for the tests and proofs that run those.
+// machine. Most tests map our images to the programs (the run's bundles, programs.ts: fast, no
+// image build); shippedImages() gives the images we ship instead, unpacked, for the tests and
+// proofs that run those.
 
 export const KMS_PLUGIN_IMAGE = 'kdc.local/kms-plugin:dev';
 export const PLUGIN_MAIN = fileURLToPath(new URL('../../packages/kms-plugin/src/main.ts', import.meta.url));
