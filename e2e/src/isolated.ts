@@ -8,7 +8,7 @@ import { createCA } from './pki.ts';
 import { reviewerToken, type PlatformState } from './platform.ts';
 
 /**
- * A management apiserver (on its own etcd prefix, with our CRDs and the controllers' namespace)
+ * A management apiserver (on its own etcd prefix, with the CRDs and the controllers' namespace)
  * and, if asked, an OpenBao of its own with Kubernetes auth against it: for tests that stop,
  * stall or own these servers without disturbing the test files running beside them. `state` is
  * the platform with both swapped in, for the process starters.
@@ -22,8 +22,9 @@ export interface IsolatedManagement {
 }
 
 /**
- * `crds`: which CRDs it serves from the start; default ours only. A test that installs ours with
- * the chart asks for Kamaji's alone.
+ * `crds`: which CRDs it serves from the start; default ours and Kamaji's, as on a management
+ * cluster (both controllers watch TenantControlPlanes). A test that installs ours with the chart
+ * asks for Kamaji's alone.
  */
 export async function isolatedManagement(
   p: PlatformState,
@@ -50,7 +51,7 @@ export async function isolatedManagement(
   const kube = KubeClient.fromFile(api.kubeconfig);
   await applyCrds(kube, [
     ...((options.crds?.kdc ?? true) ? platformCrds() : []),
-    ...(options.crds?.kamaji ? kamajiCrds() : []),
+    ...((options.crds?.kamaji ?? true) ? kamajiCrds() : []),
   ]);
   await kube.create(RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-dc-system' } });
   if (bao)
