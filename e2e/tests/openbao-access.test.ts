@@ -91,6 +91,14 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       { timeoutMs: 60_000, intervalMs: 500 },
     );
 
+  /** A controller of its own (the cluster controller only), selecting only objects labelled for `id`. */
+  const ownReconciler = async (id: string, env: Record<string, string>) =>
+    startEncryptionReconciler(platform(), {
+      name: `er-${id}`,
+      leaseNamespace: await createNamespace(kube, 'lease'),
+      env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', ...env },
+    });
+
   it("writes the policy and role, proves them with the plugin's credentials, repairs drift, removes them on disable", async () => {
     const ns = await createNamespace(kube, 'access');
     const cluster = unique('c');
@@ -223,11 +231,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     // Its own controller for this cluster: a 10-minute resync, so only the watch can bring it back
     // before the 120 s safety net (the file's controller resyncs every 5 s).
     const id = unique('wfk');
-    const waiter = await startEncryptionReconciler(platform(), {
-      name: `er-${id}`,
-      leaseNamespace: await createNamespace(kube, 'lease'),
-      env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', RESYNC_PERIOD: '10m' },
-    });
+    const waiter = await ownReconciler(id, { RESYNC_PERIOD: '10m' });
     try {
       const ns = await createNamespace(kube, 'wfk');
       const cluster = unique('c');
@@ -273,11 +277,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     // Its own controller, selecting only this test's objects, so its reconcile count is this
     // cluster's. The TCP carries the selector's label, as k8-manager gives it its own.
     const id = unique('tcp');
-    const er = await startEncryptionReconciler(platform(), {
-      name: `er-${id}`,
-      leaseNamespace: await createNamespace(kube, 'lease'),
-      env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', RESYNC_PERIOD: '2s' },
-    });
+    const er = await ownReconciler(id, { RESYNC_PERIOD: '2s' });
     const metric = async (pattern: RegExp) =>
       Number(pattern.exec(await (await fetch(`${er.metricsUrl}/metrics`)).text())?.[1] ?? 0);
     const tcpReads = (source: 'cache' | 'apiserver') =>
@@ -342,15 +342,9 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     // read-back are counted (the positive control: they happen) while the audit log shows no read.
     const id = unique('drift');
     const driftMs = 20_000;
-    const clock = await startEncryptionReconciler(platform(), {
-      name: `er-${id}`,
-      leaseNamespace: await createNamespace(kube, 'lease'),
-      env: {
-        CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`,
-        CONTROLLERS: 'kdccluster-openbao',
-        RESYNC_PERIOD: '2s',
-        OPENBAO_DRIFT_CHECK_PERIOD: `${driftMs / 1000}s`,
-      },
+    const clock = await ownReconciler(id, {
+      RESYNC_PERIOD: '2s',
+      OPENBAO_DRIFT_CHECK_PERIOD: `${driftMs / 1000}s`,
     });
     const skipped = async () => {
       const text = await (await fetch(`${clock.metricsUrl}/metrics`)).text();
