@@ -27,6 +27,7 @@ import { startPlatform } from '../src/platform.ts';
 import { freePort } from '../src/ports.ts';
 import { ManagedProcess } from '../src/process.ts';
 import { waitFor } from '../src/wait.ts';
+import { startGrpcGoFloor } from './kms-floor.ts';
 import { median, percentile, round } from './stats.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -96,21 +97,6 @@ async function http2Floor(socket: string): Promise<() => void> {
   return () => server.close();
 }
 
-/** The grpc-go floor: kms-load's own empty KMS v2 server, in its own process like a plugin. */
-async function grpcGoFloor(socket: string, logDir: string): Promise<() => Promise<void>> {
-  const server = ManagedProcess.start({
-    name: 'bench-grpc-go-floor',
-    binary: kmsLoad,
-    args: ['serve', '-socket', socket],
-    logFile: join(logDir, 'bench-grpc-go-floor.log'),
-  });
-  await waitFor('the grpc-go floor server to listen', () => {
-    if (!server.running) throw new Error(`kms-load serve exited:\n${server.tail()}`);
-    return Promise.resolve(readFileSync(server.logFile, 'utf8').includes('listening'));
-  });
-  return () => server.stop();
-}
-
 const platform = await startPlatform({ installCrds: false });
 try {
   const { state } = platform;
@@ -163,7 +149,7 @@ try {
     await grpcJsFloor(join(tenant.dir, 'floor-grpc-js.sock')),
     await http2Floor(join(tenant.dir, 'floor-h2.sock')),
   ];
-  const stopGoFloor = await grpcGoFloor(join(tenant.dir, 'floor-grpc-go.sock'), state.logDir);
+  const goFloor = await startGrpcGoFloor(kmsLoad, join(tenant.dir, 'floor-grpc-go.sock'), state.logDir);
 
   const sides = {
     ours: ['-socket', tenant.plugin.socket],
@@ -221,7 +207,7 @@ try {
       0,
     );
   for (const stop of stops) stop();
-  await stopGoFloor();
+  await goFloor.stop();
   await anchor.stop();
   await tenant.stop();
   const med = (o: Record<Side, number[]>) => ({ ours: median(o.ours), anchor: median(o.anchor), raw: median(o.raw) });

@@ -28,7 +28,7 @@ import { kmsTenant } from '../src/kms-tenant.ts';
 import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
 import { startPlatform } from '../src/platform.ts';
 import { waitFor } from '../src/wait.ts';
-import { inParallel, median, round } from './stats.ts';
+import { cpuSeconds, inParallel, median, round } from './stats.ts';
 
 const N = Number(process.env.BENCH_N ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -40,14 +40,6 @@ const IN_FLIGHT = 4;
 const RATE = 100_000;
 const CREATE_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const RATIO_TARGET = 0.8;
-
-/** CPU seconds (user + system) the process has used, from /proc (100 ticks a second). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    .replace(/^.*\) /s, '')
-    .split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new Error(`bench:rewrap: ${message}`);
