@@ -24,6 +24,13 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BLOCK = Number(process.env.BENCH_BLOCK ?? 250);
 /** Cold restarts of each side, the first side rotating. */
 const RESTARTS = Number(process.env.BENCH_RESTARTS ?? 5);
+/**
+ * The free plugin's rows: its ciphertext is the DEK seed (32 bytes) plus FLOOR_PAD, its key_id
+ * FLOOR_KEY_ID_BYTES long (ours: 89 and 40, so BENCH_FLOOR_PAD=57 BENCH_FLOOR_KEY_ID_BYTES=40 stores
+ * rows the size ours are).
+ */
+const FLOOR_PAD = Number(process.env.BENCH_FLOOR_PAD ?? 0);
+const FLOOR_KEY_ID_BYTES = Number(process.env.BENCH_FLOOR_KEY_ID_BYTES ?? 64);
 const SIDES = ['kms', 'identity', 'aesgcm', 'floor'] as const;
 type Side = (typeof SIDES)[number];
 type PerSide = Record<Side, number>;
@@ -54,7 +61,12 @@ try {
   writeAesgcmEncryptionConfig(aesgcmConfig, 'bench');
   const floorDir = join(p.dir, 'floor-tenant');
   mkdirSync(floorDir, { recursive: true });
-  const floorPlugin = await startGrpcGoFloor(kmsLoad, join(floorDir, 'kms.sock'), p.logDir, 'bench-floor-plugin');
+  const floorPlugin = await startGrpcGoFloor(kmsLoad, join(floorDir, 'kms.sock'), p.logDir, 'bench-floor-plugin', [
+    '-pad',
+    String(FLOOR_PAD),
+    '-key-id-bytes',
+    String(FLOOR_KEY_ID_BYTES),
+  ]);
   const floorConfig = join(floorDir, 'encryption-config.yaml');
   writeKmsEncryptionConfig(floorConfig, join(floorDir, 'kms.sock'));
   const settings: Record<Side, { dir: string; prefix: string; extraArgs: string[] }> = {
@@ -204,6 +216,8 @@ try {
       rounds: ROUNDS,
       block: BLOCK,
       restarts: RESTARTS,
+      floor_ciphertext_bytes: 32 + FLOOR_PAD,
+      floor_key_id_bytes: FLOOR_KEY_ID_BYTES,
       create_ms_kms: msOf(creates, 'kms'),
       create_ms_identity: msOf(creates, 'identity'),
       create_ms_aesgcm: msOf(creates, 'aesgcm'),

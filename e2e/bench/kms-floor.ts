@@ -12,11 +12,13 @@ export async function startGrpcGoFloor(
   socket: string,
   logDir: string,
   name = 'bench-grpc-go-floor',
+  /** e.g. `-pad 57 -key-id-bytes 41`: rows the size another plugin's make. */
+  extraArgs: string[] = [],
 ): Promise<ManagedProcess> {
   const server = ManagedProcess.start({
     name,
     binary: kmsLoad,
-    args: ['serve', '-socket', socket],
+    args: ['serve', '-socket', socket, ...extraArgs],
     logFile: join(logDir, `${name}.log`),
   });
   await waitFor('the grpc-go floor server to listen', () => {

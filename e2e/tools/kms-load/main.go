@@ -6,11 +6,13 @@
 //	kms-load status          -socket S -n N
 //	kms-load encrypt|decrypt -socket S -c C -duration D
 //	kms-load transit-encrypt|transit-decrypt -addr URL -ca FILE -token-file FILE -mount M -key K -c C -duration D
-//	kms-load serve           -socket S
+//	kms-load serve           -socket S [-pad BYTES] [-key-id-bytes BYTES]
 //
 // serve is the floor: an empty grpc-go KMS v2 server on the socket (Status answers a fixed
 // response, Encrypt/Decrypt echo), so `status` against it measures grpc-go on both ends and
-// nothing else. It runs until SIGTERM or SIGINT.
+// nothing else. It runs until SIGTERM or SIGINT. -pad lengthens each ciphertext (Decrypt strips it)
+// and -key-id-bytes sets the key_id's length, so a kube-apiserver using it stores rows of the same
+// size as with another plugin.
 package main
 
 import (
@@ -59,6 +61,8 @@ func main() {
 	tokenFile := fs.String("token-file", "", "file holding the OpenBao token")
 	mount := fs.String("mount", "transit", "Transit mount")
 	key := fs.String("key", "", "Transit key")
+	pad := fs.Int("pad", 0, "serve: bytes appended to each ciphertext")
+	keyIDBytes := fs.Int("key-id-bytes", 64, "serve: length of the key_id")
 	_ = fs.Parse(os.Args[2:])
 
 	plaintext := make([]byte, *size)
@@ -66,7 +70,7 @@ func main() {
 	var out result
 	switch mode {
 	case "serve":
-		serve(*socket)
+		serve(*socket, *pad, *keyIDBytes)
 		return
 	case "status":
 		client := dial(*socket)
@@ -124,6 +128,7 @@ func dial(socket string) kmsapi.KeyManagementServiceClient {
 type floorServer struct {
 	kmsapi.UnimplementedKeyManagementServiceServer
 	status *kmsapi.StatusResponse
+	pad    int
 }
 
 func (f *floorServer) Status(context.Context, *kmsapi.StatusRequest) (*kmsapi.StatusResponse, error) {
@@ -131,15 +136,18 @@ func (f *floorServer) Status(context.Context, *kmsapi.StatusRequest) (*kmsapi.St
 }
 
 func (f *floorServer) Encrypt(_ context.Context, r *kmsapi.EncryptRequest) (*kmsapi.EncryptResponse, error) {
-	return &kmsapi.EncryptResponse{Ciphertext: r.Plaintext, KeyId: f.status.KeyId}, nil
+	return &kmsapi.EncryptResponse{Ciphertext: append(bytes.Clone(r.Plaintext), make([]byte, f.pad)...), KeyId: f.status.KeyId}, nil
 }
 
 func (f *floorServer) Decrypt(_ context.Context, r *kmsapi.DecryptRequest) (*kmsapi.DecryptResponse, error) {
-	return &kmsapi.DecryptResponse{Plaintext: r.Ciphertext}, nil
+	if len(r.Ciphertext) < f.pad {
+		return nil, fmt.Errorf("ciphertext shorter than the padding")
+	}
+	return &kmsapi.DecryptResponse{Plaintext: r.Ciphertext[:len(r.Ciphertext)-f.pad]}, nil
 }
 
 // serve hosts the empty server until SIGTERM/SIGINT; prints "listening" once the socket accepts.
-func serve(socket string) {
+func serve(socket string, pad, keyIDBytes int) {
 	if socket == "" {
 		fail("-socket is required")
 	}
@@ -147,7 +155,7 @@ func serve(socket string) {
 	listener, err := net.Listen("unix", socket)
 	check(err)
 	server := grpc.NewServer()
-	kmsapi.RegisterKeyManagementServiceServer(server, &floorServer{status: &kmsapi.StatusResponse{Version: "v2", Healthz: "ok", KeyId: strings.Repeat("k", 64)}})
+	kmsapi.RegisterKeyManagementServiceServer(server, &floorServer{status: &kmsapi.StatusResponse{Version: "v2", Healthz: "ok", KeyId: strings.Repeat("k", keyIDBytes)}, pad: pad})
 	done := make(chan struct{})
 	go func() {
 		signals := make(chan os.Signal, 1)
