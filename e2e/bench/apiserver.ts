@@ -182,6 +182,7 @@ try {
   const slower = (rows: PerSide[], a: Side, b: Side) => rows.map((r) => r[a] / r[b]);
   const creates = rounds.map((r) => r.create);
   const blockCreates = blocks.map((b) => b.create);
+  const gets = rounds.map((r) => r.get);
   const createRatios = speed(creates, 'kms', 'identity');
   const listRatios = slower(lists, 'kms', 'identity');
   const cpuMsPerCreate = (seconds: number) => round((seconds * 1000) / (N * ROUNDS), 4);
@@ -194,13 +195,7 @@ try {
       create_aesgcm_blocks: summary(speed(blockCreates, 'aesgcm', 'identity')),
       create_floor: summary(speed(creates, 'floor', 'identity')),
       create_kms_vs_floor: summary(speed(creates, 'kms', 'floor')),
-      get: summary(
-        speed(
-          rounds.map((r) => r.get),
-          'kms',
-          'identity',
-        ),
-      ),
+      get: summary(speed(gets, 'kms', 'identity')),
       list_kms_over_identity: summary(listRatios),
       list_aesgcm_over_identity: summary(slower(lists, 'aesgcm', 'identity')),
       list_floor_over_identity: summary(slower(lists, 'floor', 'identity')),
@@ -208,6 +203,12 @@ try {
     }),
   );
   const msOf = (rows: PerSide[], side: Side) => Math.round(median(rows.map((r) => r[side])));
+  const withRange = (name: string, values: number[]) => ({
+    [name]: medianOf(values),
+    [`${name}_range`]: range(values),
+  });
+  const bySide = (prefix: string, value: (side: Side) => number) =>
+    Object.fromEntries(SIDES.map((side) => [`${prefix}${side}`, value(side)]));
   console.log(
     JSON.stringify({
       bench: 'apiserver',
@@ -218,33 +219,20 @@ try {
       restarts: RESTARTS,
       floor_ciphertext_bytes: 32 + FLOOR_PAD,
       floor_key_id_bytes: FLOOR_KEY_ID_BYTES,
-      create_ms_kms: msOf(creates, 'kms'),
-      create_ms_identity: msOf(creates, 'identity'),
-      create_ms_aesgcm: msOf(creates, 'aesgcm'),
-      create_ms_floor: msOf(creates, 'floor'),
+      ...bySide('create_ms_', (side) => msOf(creates, side)),
       // identity time / KMS time, median of the rounds (target >= 0.95).
       create_ratio_kms_vs_identity: medianOf(createRatios),
       create_ratio_range: range(createRatios),
       // The same per block: the spread the machine adds between two sides' turns.
       create_ratio_blocks_median: medianOf(speed(blockCreates, 'kms', 'identity')),
       create_ratio_blocks_range: range(speed(blockCreates, 'kms', 'identity')),
-      get_ratio_kms_vs_identity: medianOf(
-        speed(
-          rounds.map((r) => r.get),
-          'kms',
-          'identity',
-        ),
-      ),
+      get_ratio_kms_vs_identity: medianOf(speed(gets, 'kms', 'identity')),
       // The floors, side by side: a local key, and KMS v2 with a plugin that costs nothing.
-      create_ratio_aesgcm_vs_identity: medianOf(speed(creates, 'aesgcm', 'identity')),
-      create_ratio_aesgcm_vs_identity_range: range(speed(creates, 'aesgcm', 'identity')),
-      create_ratio_floor_vs_identity: medianOf(speed(creates, 'floor', 'identity')),
-      create_ratio_floor_vs_identity_range: range(speed(creates, 'floor', 'identity')),
+      ...withRange('create_ratio_aesgcm_vs_identity', speed(creates, 'aesgcm', 'identity')),
+      ...withRange('create_ratio_floor_vs_identity', speed(creates, 'floor', 'identity')),
       // What our plugin costs a write beyond KMS v2 itself (1 = nothing).
-      create_ratio_kms_vs_floor: medianOf(speed(creates, 'kms', 'floor')),
-      create_ratio_kms_vs_floor_range: range(speed(creates, 'kms', 'floor')),
-      create_ratio_kms_vs_aesgcm: medianOf(speed(creates, 'kms', 'aesgcm')),
-      create_ratio_kms_vs_aesgcm_range: range(speed(creates, 'kms', 'aesgcm')),
+      ...withRange('create_ratio_kms_vs_floor', speed(creates, 'kms', 'floor')),
+      ...withRange('create_ratio_kms_vs_aesgcm', speed(creates, 'kms', 'aesgcm')),
       // CPU per create over every round (ms): each apiserver, and our plugin during the KMS turns.
       create_cpu_ms_kms_apiserver: cpuMsPerCreate(cpu.kms),
       create_cpu_ms_kms_plugin: cpuMsPerCreate(cpu.plugin),
@@ -255,23 +243,15 @@ try {
       create_cpu_ratio_floor_vs_identity: round(cpu.identity / cpu.floor),
       create_cpu_ratio_aesgcm_vs_identity: round(cpu.identity / cpu.aesgcm),
       plugin_encrypt_calls_on_writes: encryptsOnWrites,
-      list_after_restart_ms_kms: msOf(lists, 'kms'),
-      list_after_restart_ms_identity: msOf(lists, 'identity'),
-      list_after_restart_ms_aesgcm: msOf(lists, 'aesgcm'),
-      list_after_restart_ms_floor: msOf(lists, 'floor'),
+      ...bySide('list_after_restart_ms_', (side) => msOf(lists, side)),
       // KMS time / identity time of the first list after a restart (target <= 1.2), and the floors.
       list_after_restart_ratio: medianOf(listRatios),
       list_after_restart_range: range(listRatios),
       list_after_restart_ratio_aesgcm: medianOf(slower(lists, 'aesgcm', 'identity')),
-      list_after_restart_ratio_floor: medianOf(slower(lists, 'floor', 'identity')),
-      list_after_restart_ratio_floor_range: range(slower(lists, 'floor', 'identity')),
+      ...withRange('list_after_restart_ratio_floor', slower(lists, 'floor', 'identity')),
       // What our plugin costs a cold list beyond KMS v2 itself (1 = nothing).
-      list_after_restart_ratio_kms_vs_floor: medianOf(slower(lists, 'kms', 'floor')),
-      list_after_restart_ratio_kms_vs_floor_range: range(slower(lists, 'kms', 'floor')),
-      listed_kms: listed.kms,
-      listed_identity: listed.identity,
-      listed_aesgcm: listed.aesgcm,
-      listed_floor: listed.floor,
+      ...withRange('list_after_restart_ratio_kms_vs_floor', slower(lists, 'kms', 'floor')),
+      ...bySide('listed_', (side) => listed[side]),
       decrypt_calls_on_restart: Math.max(...decrypts),
     }),
   );
