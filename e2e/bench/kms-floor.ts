@@ -12,7 +12,7 @@ export async function startGrpcGoFloor(
   socket: string,
   logDir: string,
   name = 'bench-grpc-go-floor',
-  /** e.g. `-pad 57 -key-id-bytes 41`: rows the size another plugin's make. */
+  /** e.g. `-pad 57 -key-id-bytes 40`: rows the size another plugin's make. */
   extraArgs: string[] = [],
 ): Promise<ManagedProcess> {
   const server = ManagedProcess.start({
