@@ -13,6 +13,7 @@ import { ensureBinaries } from '../src/binaries.ts';
 import { writeAesgcmEncryptionConfig, writeKmsEncryptionConfig } from '../src/kms.ts';
 import { kmsTenant } from '../src/kms-tenant.ts';
 import { startKubeApiserver, type KubeApiserver } from '../src/kube-apiserver.ts';
+import { metricValue } from '../src/metrics.ts';
 import { startPlatform } from '../src/platform.ts';
 import { startGrpcGoFloor } from './kms-floor.ts';
 import { cpuSeconds, inParallel, median, round } from './stats.ts';
@@ -40,15 +41,12 @@ const zero = (): PerSide => ({ kms: 0, identity: 0, aesgcm: 0, floor: 0 });
 /** The sides in turn `turn`: each goes first, second and last alike. */
 const inTurn = (turn: number) => SIDES.map((_, i) => SIDES[(i + turn) % SIDES.length]!);
 const range = (values: number[]) => [round(Math.min(...values)), round(Math.max(...values))];
-const summary = (values: number[]) => ({ median: round(median(values)), range: range(values) });
 
-const pluginCalls = async (metricsUrl: string, operation: 'encrypt' | 'decrypt') => {
-  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-  const pattern = new RegExp(
-    `kms_plugin_request_duration_seconds_count\\{operation="${operation}",code="OK"\\} (\\d+)`,
+const pluginCalls = (metricsUrl: string, operation: 'encrypt' | 'decrypt') =>
+  metricValue(
+    metricsUrl,
+    new RegExp(`kms_plugin_request_duration_seconds_count\\{operation="${operation}",code="OK"\\} (\\d+)`),
   );
-  return Number(pattern.exec(text)?.[1] ?? 0);
-};
 
 const { 'kms-load': kmsLoad } = await ensureBinaries(['kms-load']);
 const platform = await startPlatform({ installCrds: false });
@@ -187,21 +185,6 @@ try {
   const listRatios = slower(lists, 'kms', 'identity');
   const cpuMsPerCreate = (seconds: number) => round((seconds * 1000) / (N * ROUNDS), 4);
   const medianOf = (values: number[]) => round(median(values));
-  console.error(
-    JSON.stringify({
-      create: summary(createRatios),
-      create_blocks: summary(speed(blockCreates, 'kms', 'identity')),
-      create_aesgcm: summary(speed(creates, 'aesgcm', 'identity')),
-      create_aesgcm_blocks: summary(speed(blockCreates, 'aesgcm', 'identity')),
-      create_floor: summary(speed(creates, 'floor', 'identity')),
-      create_kms_vs_floor: summary(speed(creates, 'kms', 'floor')),
-      get: summary(speed(gets, 'kms', 'identity')),
-      list_kms_over_identity: summary(listRatios),
-      list_aesgcm_over_identity: summary(slower(lists, 'aesgcm', 'identity')),
-      list_floor_over_identity: summary(slower(lists, 'floor', 'identity')),
-      list_kms_over_floor: summary(slower(lists, 'kms', 'floor')),
-    }),
-  );
   const msOf = (rows: PerSide[], side: Side) => Math.round(median(rows.map((r) => r[side])));
   const withRange = (name: string, values: number[]) => ({
     [name]: medianOf(values),

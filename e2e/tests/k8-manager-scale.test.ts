@@ -9,6 +9,7 @@ import {
 } from '@kdc/shared';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
+import { metricSum } from '../src/metrics.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { createNamespace, kdc, management, platform, shardControllers, unique } from './helpers.ts';
 
@@ -62,13 +63,7 @@ describe(`k8-manager at scale: ${N} encrypted KdcClusters (no running tenants)`,
       const [c, t] = await Promise.all([kube.list<KubeObject>(kdc(ns)), kube.list<KubeObject>(tcpRef(ns))]);
       return [...c.items, ...t.items].map((o) => `${o.kind}/${o.metadata?.name}@${o.metadata?.resourceVersion}`).sort();
     };
-    const counter = async (prefix: string) => {
-      const text = await (await fetch(`${manager.metricsUrl}/metrics`)).text();
-      return text
-        .split('\n')
-        .filter((l) => l.startsWith(prefix))
-        .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
-    };
+    const counter = (prefix: string) => metricSum(manager.metricsUrl, prefix);
     const writes = () => counter('kdc_k8manager_writes_total');
     const ownedReads = async () => ({
       cache: await counter('kdc_k8manager_owned_reads_total{source="cache"}'),

@@ -16,6 +16,7 @@ import { readRaw } from '../src/etcd-raw.ts';
 import { LOCAL_IMAGES } from '../src/images.ts';
 import type { K8ManagerProcess } from '../src/k8-manager.ts';
 import { startKamajiRunner, type KamajiRunner } from '../src/kamaji-runner.ts';
+import { metricSum } from '../src/metrics.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import {
   condition,
@@ -38,14 +39,6 @@ type Cluster = KubeObject & {
 };
 const kkey = (ns: string, name?: string) => ({ ...RESOURCES.kmsKey, namespace: ns, name });
 const tcpRef = (ns: string, name?: string) => ({ ...RESOURCES.tenantControlPlane, namespace: ns, name });
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(name))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
 
 describe('k8-manager: an encrypted tenant control plane, end to end', () => {
   const kube = management();
@@ -229,7 +222,7 @@ describe('k8-manager: an encrypted tenant control plane, end to end', () => {
         kube.get(at(RESOURCES.secret, ns, names.encryptionConfigSecret)),
         kube.get(at(RESOURCES.serviceAccount, ns, names.kmsPluginServiceAccount)),
       ]).then((objects) => objects.map((o) => `${o.kind}/${o.metadata?.resourceVersion}`));
-    const writes = () => metric(manager.metricsUrl, 'kdc_k8manager_writes_total');
+    const writes = () => metricSum(manager.metricsUrl, 'kdc_k8manager_writes_total');
     const before = {
       versions: await versions(),
       writes: await writes(),

@@ -23,6 +23,7 @@ import {
 import { buildAutoKey } from '@kdc/k8-manager';
 import { auditLinesSince, auditMark } from '../src/audit-log.ts';
 import { ISOLATED_LABEL, startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
+import { metricValue } from '../src/metrics.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import {
   controllerNamespace,
@@ -98,9 +99,6 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
       leaseNamespace: await createNamespace(kube, 'lease'),
       env: { CLUSTER_SELECTOR: `${ISOLATED_LABEL}=${id}`, CONTROLLERS: 'kdccluster-openbao', ...env },
     });
-  /** The first number a controller's /metrics shows for `pattern` (its one capture group); 0 when absent. */
-  const metric = async (metricsUrl: string, pattern: RegExp) =>
-    Number(pattern.exec(await (await fetch(`${metricsUrl}/metrics`)).text())?.[1] ?? 0);
   const accessRemoved = (bao: ReturnType<typeof openBaoAccessNames>, intervalMs: number) =>
     waitFor(
       'access removed',
@@ -284,9 +282,12 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     const id = unique('tcp');
     const er = await ownReconciler(id, { RESYNC_PERIOD: '2s' });
     const tcpReads = (source: 'cache' | 'apiserver') =>
-      metric(er.metricsUrl, new RegExp(`kdc_encryption_reconciler_tcp_reads_total\\{source="${source}"\\} (\\d+)`));
+      metricValue(
+        er.metricsUrl,
+        new RegExp(`kdc_encryption_reconciler_tcp_reads_total\\{source="${source}"\\} (\\d+)`),
+      );
     const reconciles = () =>
-      metric(er.metricsUrl, /kdc_reconcile_total\{controller="kdccluster-openbao",result="success"\} (\d+)/);
+      metricValue(er.metricsUrl, /kdc_reconcile_total\{controller="kdccluster-openbao",result="success"\} (\d+)/);
     try {
       const ns = await createNamespace(kube, 'tcp-cache');
       const cluster = unique('c');
@@ -346,7 +347,7 @@ describe('per-cluster OpenBao policy and role (KdcClusterEncryptionReconciler)',
     });
     // Only the cluster controller runs there: its line is the one with result="skipped".
     const skipped = () =>
-      metric(clock.metricsUrl, /kdc_openbao_drift_checks_total\{[^}]*result="skipped"[^}]*\} (\d+)/);
+      metricValue(clock.metricsUrl, /kdc_openbao_drift_checks_total\{[^}]*result="skipped"[^}]*\} (\d+)/);
     try {
       const ns = await createNamespace(kube, 'drift');
       const cluster = unique('c');

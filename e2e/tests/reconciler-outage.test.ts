@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KMSKEY_API_VERSION, type KubeClient, type KubeObject, RESOURCES } from '@kdc/shared';
 import { startEncryptionReconciler, type ReconcilerProcess } from '../src/encryption-reconciler.ts';
 import { isolatedManagement, type IsolatedManagement } from '../src/isolated.ts';
+import { metricValue } from '../src/metrics.ts';
 import type { OpenBaoServer } from '../src/openbao.ts';
 import { sleep, waitFor } from '../src/wait.ts';
 import { platform, unique } from './helpers.ts';
@@ -14,12 +15,7 @@ type Key = KubeObject & {
 };
 const ref = (name?: string) => ({ ...RESOURCES.kmsKey, namespace: 'default', name });
 const ready = (k: Key | null) => k?.status?.conditions?.find((c) => c.type === 'Ready');
-const errorCount = async (url: string) =>
-  Number(
-    /kdc_reconcile_total\{controller="kmskey",result="error"\} (\d+)/.exec(
-      await (await fetch(`${url}/metrics`)).text(),
-    )?.[1] ?? 0,
-  );
+const errorCount = (url: string) => metricValue(url, /kdc_reconcile_total\{controller="kmskey",result="error"\} (\d+)/);
 
 describe('encryption-reconciler while OpenBao is unreachable', () => {
   // Its own management apiserver and OpenBao, so the outage and this controller disturb no other test.
